@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The token layer: the only code in keymgr that speaks Cryptoki.
+ *
+ * A km_token_t is one logged-in token of one PKCS#11 module, with a pool of long-lived
+ * sessions for signing and a cache of object handles so signing never searches. Generation
+ * and destruction are serialized (SoftHSM 2.6.1 fails under concurrent generation).
+ * km_token_sign() may be called from several threads at once.
+ *
+ * Key identity (see docs/token-layer.md): every key pair keymgr creates carries
+ *   CKA_ID    = "KMGR" (4 bytes) || 16 random bytes            (KM_TOKEN_ID_LEN = 20)
+ *   CKA_LABEL = the caller's label, conventionally "keymgr:ENV/KEYSET"
+ * on both the private and the public object. The CKA_ID is stored in the key's record and is
+ * how the store finds the token objects again; the magic prefix lets reconciliation tell
+ * keymgr's objects from foreign ones.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keymgr/common/alg.h"
+#include "keymgr/common/pubkey.h"
+
+#define KM_TOKEN_ID_MAGIC "KMGR"
+#define KM_TOKEN_ID_MAGIC_LEN 4
+#define KM_TOKEN_ID_LEN 20
+#define KM_TOKEN_LABEL_MAX 32  /* CK_TOKEN_INFO label width */
+#define KM_TOKEN_SERIAL_MAX 16
+
+typedef struct km_token km_token_t;
+
+typedef struct {
+	const char *module_path;   /* required: path of the PKCS#11 module */
+	const char *token_label;   /* label, or NULL when token_serial is given */
+	const char *token_serial;  /* serial, or NULL */
+	/*
+	 * Where the user PIN comes from:
+	 *   "file:PATH"  a file, mode 0600 or stricter, owned by the caller; the first line is the PIN
+	 *   "env:NAME"   an environment variable, read with secure_getenv()
+	 *   "prompt"     asked on the controlling terminal without echo
+	 * NULL opens the token without logging in (enough for reading token info only).
+	 */
+	const char *pin_source;
+	unsigned sessions;         /* signing session pool size; 0 = default (4) */
+} km_token_cfg_t;
+
+typedef struct {
+	char label[KM_TOKEN_LABEL_MAX + 1];      /* trailing spaces removed */
+	char serial[KM_TOKEN_SERIAL_MAX + 1];
+	char manufacturer[33];
+	char model[17];
+	unsigned long slot_id;                  /* informational only; never used to find a token */
+} km_token_info_t;
+
+/* A key pair known to the token, as km_token_list_keys() reports it. */
+typedef struct {
+	uint8_t id[KM_TOKEN_ID_LEN];
+	size_t id_len;                          /* foreign keys may have other lengths (<= 64) */
+	char label[129];
+	bool has_private;
+	bool has_public;
+	bool keymgr_id;                         /* CKA_ID carries keymgr's magic prefix */
+	km_kty_t kty;
+} km_token_key_info_t;
+
+/*
+ * Loads the module, initialises it (CKF_OS_LOCKING_OK; an already-initialised module is
+ * accepted), finds exactly one token by label or serial, and logs in as user with the PIN
+ * from cfg->pin_source. The PIN is wiped right after C_Login.
+ * On failure, if errbuf is given, writes a message naming the module/token and the operation
+ * (never the PIN). Returns KM_EOK, KM_P11_EMODULE, KM_P11_ENOTOKEN, KM_P11_EAMBIGUOUS,
+ * KM_P11_ELOGIN, KM_P11_EPINLOCKED, KM_P11_EPINSOURCE, KM_P11_EPINPERM, ...
+ * *ret is set only on success and must be freed with km_token_free().
+ */
+int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, size_t errlen);
+
+/* Logs out, closes sessions, finalizes the module if this process initialised it. NULL ok. */
+void km_token_free(km_token_t *t);
+
+/* Copies the token's identity. */
+void km_token_get_info(const km_token_t *t, km_token_info_t *ret);
+
+/*
+ * Generates a key pair for alg inside the token. rsa_bits is used for RS and PS algorithms
+ * (2048, 3072 or 4096; others give KM_EKEYSIZE) and ignored otherwise.
+ * The private key is CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, !CKA_EXTRACTABLE, CKA_SIGN only,
+ * with CKA_ALLOWED_MECHANISMS limited to alg's mechanism where the token accepts it.
+ * Writes the new CKA_ID into id_out (KM_TOKEN_ID_LEN bytes) and the public key into *pub.
+ * Serialised against other generate/destroy calls on this token.
+ */
+int km_token_generate(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char *label,
+                      uint8_t id_out[KM_TOKEN_ID_LEN], km_pubkey_t *pub);
+
+/*
+ * Like km_token_generate() but with a CKA_ID chosen by the caller (which must have been
+ * made by km_token_new_id()), so that the store can record the ID before the token creates
+ * the objects (intent first, confirmation after).
+ */
+int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char *label,
+                              const uint8_t id[KM_TOKEN_ID_LEN], km_pubkey_t *pub);
+
+/* Fills id with the magic prefix and 16 random bytes (OpenSSL RAND_bytes). */
+int km_token_new_id(uint8_t id[KM_TOKEN_ID_LEN]);
+
+/* Reads the public key of the pair with this CKA_ID. KM_P11_ENOKEY if absent. */
+int km_token_get_public(km_token_t *t, const uint8_t *id, size_t id_len, km_pubkey_t *pub);
+
+/*
+ * Signs data as JWS algorithm alg with the private key of this CKA_ID and writes the JOSE
+ * signature (RSA: modulus-sized; EC: r||s at fixed width; EdDSA: 64 bytes) into sig,
+ * which holds *sig_len bytes; *sig_len is set to the length written.
+ * The handle is found once and cached; later calls do no C_FindObjects.
+ * Thread-safe: uses a session from the pool.
+ * KM_P11_ENOKEY if absent, KM_EALG if the key's type does not fit alg, KM_ERANGE if sig is
+ * too small.
+ */
+int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
+                  const uint8_t *data, size_t data_len, uint8_t *sig, size_t *sig_len);
+
+/* Destroys both objects of the pair and drops cached handles. KM_P11_ENOKEY if absent. */
+int km_token_destroy(km_token_t *t, const uint8_t *id, size_t id_len);
+
+/*
+ * Lists every key pair on the token (private and/or public key objects grouped by CKA_ID).
+ * This searches the token: never call it on a hot path. *ret is malloc'd; free() it.
+ */
+int km_token_list_keys(km_token_t *t, km_token_key_info_t **ret, size_t *count);
+
+/*
+ * Creates a token in a SoftHSM-style free slot: C_InitToken with so_pin, then C_InitPIN
+ * with user_pin. For development tokens only (keymgr token init).
+ * PINs are read from the given pin sources, never passed as literals by callers that got
+ * them from argv.
+ */
+int km_token_init_dev(const char *module_path, const char *label, const char *so_pin_source,
+                      const char *user_pin_source, char *errbuf, size_t errlen);

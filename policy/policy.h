@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Rotation policy as plain data (after Knot DNS kasp/policy.h), and its validation.
+ * No I/O. The YAML parser (keymgr/config.c) feeds values in as strings through
+ * km_policy_set()/km_policy_set_list(); this module parses and checks them, so the rules live
+ * in one place. All times are seconds.
+ *
+ * See docs/timing.md for the model and the reasoning behind each rule.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keymgr/common/alg.h"
+
+#define KM_POLICY_MAX_LIST 32
+
+/* Where an effective value came from, for `keymgr policy show`. */
+typedef enum {
+	KM_POLICY_SRC_BUILTIN = 0,   /* compiled-in default for the environment class */
+	KM_POLICY_SRC_ENV,           /* environments.ENV.policy in the config */
+	KM_POLICY_SRC_KEYSET,        /* keysets.NAME.policy override */
+} km_policy_src_t;
+
+typedef enum {
+	KM_POLICY_F_ALGORITHMS = 0,
+	KM_POLICY_F_MIN_RSA_BITS,
+	KM_POLICY_F_ROTATION_PERIOD,
+	KM_POLICY_F_JWKS_MAX_AGE,
+	KM_POLICY_F_MAX_TOKEN_TTL,
+	KM_POLICY_F_CLOCK_SKEW,
+	KM_POLICY_F_PUBLISH_LEAD,
+	KM_POLICY_F_RETIRE_RETENTION,
+	KM_POLICY_F_DESTROY_AFTER,
+	KM_POLICY_F_STANDBY,
+	KM_POLICY_F_OWNERS,
+	KM_POLICY_F_PURPOSES,
+	KM_POLICY_F_REQUIRE_DISTINCT_PURPOSE,
+	KM_POLICY_F_COUNT
+} km_policy_field_t;
+
+typedef struct {
+	uint32_t algorithms;         /* bit (1u << km_alg_t) per allowed algorithm */
+	unsigned min_rsa_bits;
+	int64_t rotation_period;     /* R */
+	int64_t jwks_max_age;        /* M */
+	int64_t max_token_ttl;       /* T */
+	int64_t clock_skew;          /* S */
+	int64_t publish_lead;        /* P */
+	int64_t retire_retention;    /* Ret */
+	int64_t destroy_after;       /* D */
+	bool standby;
+	/* Allowed owners: exact names or fnmatch(3) patterns. Empty list: any non-empty owner. */
+	char owners[KM_POLICY_MAX_LIST][64];
+	size_t n_owners;
+	/* Allowed purposes. Empty list: the built-in token classes. */
+	char purposes[KM_POLICY_MAX_LIST][64];
+	size_t n_purposes;
+	bool require_distinct_purpose;
+	km_policy_src_t src[KM_POLICY_F_COUNT];
+} km_policy_t;
+
+/* YAML name of a field ("rotation_period"), or NULL. */
+const char *km_policy_field_name(km_policy_field_t f);
+
+/*
+ * Fills p with the built-in defaults for an environment. "production" gets the strict set
+ * (min_rsa_bits 3072, ...); every other name the development set. See docs/policy.md.
+ */
+void km_policy_defaults(km_policy_t *p, const char *env_name);
+
+/*
+ * Sets one scalar field from its YAML text: durations like "30d", "12h", "90s", "1w";
+ * booleans "true"/"false"; integers. On error writes "FIELD: why" into err.
+ * Returns KM_EOK or KM_CONFIG_EINVAL.
+ */
+int km_policy_set(km_policy_t *p, const char *field, const char *value, km_policy_src_t src,
+                  char *err, size_t errlen);
+
+/* Sets a list field (algorithms, owners, purposes). Same contract as km_policy_set(). */
+int km_policy_set_list(km_policy_t *p, const char *field, const char *const *items, size_t n,
+                       km_policy_src_t src, char *err, size_t errlen);
+
+/*
+ * Checks the timing rules (docs/timing.md). On the first violation writes a message naming
+ * the rule and the numbers, e.g.
+ *   "publish_lead (1h) must be >= jwks_max_age (1h) + clock_skew (5m) = 1h5m"
+ * and returns KM_POLICY_EUNSAFE.
+ */
+int km_policy_validate(const km_policy_t *p, char *err, size_t errlen);
+
+/* Parses a duration ("90s", "12h", "30d", "2w", "1d12h"); KM_EOK or KM_EINVAL. */
+int km_duration_parse(const char *s, int64_t *ret);
+
+/* Formats seconds compactly ("1d12h", "90s", "0s"). Returns buf. */
+char *km_duration_format(int64_t secs, char *buf, size_t len);
+
+/* True if owner is allowed by p (non-empty and matching the list when the list is set). */
+bool km_policy_owner_allowed(const km_policy_t *p, const char *owner);
+
+/* True if purpose is allowed by p. */
+bool km_policy_purpose_allowed(const km_policy_t *p, const char *purpose);
+
+/* True if alg (with rsa_bits for RSA) is allowed by p. */
+bool km_policy_alg_allowed(const km_policy_t *p, km_alg_t alg, unsigned rsa_bits);
