@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/common/b64url.h"
+#include "keymgr/common/error.h"
+#include "keymgr/jose/jws.h"
+
+/* Appends base64url(in) to buf at *pos; buf is large enough by construction. */
+static void append_b64(char *buf, size_t *pos, const void *in, size_t len)
+{
+	*pos += km_b64url_encode(in, len, buf + *pos);
+}
+
+static json_t *make_header(const km_jws_signer_t *s)
+{
+	json_t *h = json_object();
+	if (h == NULL)
+		return NULL;
+	if (json_object_set_new(h, "alg", json_string(km_alg_name(s->alg))) < 0 ||
+	    json_object_set_new(h, "kid", json_string(s->kid)) < 0 ||
+	    (s->typ != NULL && json_object_set_new(h, "typ", json_string(s->typ)) < 0)) {
+		json_decref(h);
+		return NULL;
+	}
+	return h;
+}
+
+int km_jws_sign_claims(const km_jws_signer_t *signer, const json_t *claims, char **ret)
+{
+	const km_alg_info_t *info = km_alg_info(signer->alg);
+	json_t *header = NULL;
+	char *hjson = NULL, *cjson = NULL, *out = NULL;
+	uint8_t sig[KM_JWS_SIG_MAX];
+	size_t sig_len = sizeof(sig), hlen, clen, cap, pos = 0;
+	int r = KM_ENOMEM;
+
+	if (info == NULL)
+		return KM_EALG;
+	if (!json_is_object(claims) || signer->kid == NULL || signer->kid[0] == '\0' ||
+	    signer->sign == NULL)
+		return KM_EINVAL;
+	if ((header = make_header(signer)) == NULL)
+		goto out;
+	if ((hjson = json_dumps(header, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL ||
+	    (cjson = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
+		goto out;
+	hlen = strlen(hjson);
+	clen = strlen(cjson);
+	cap = km_b64url_encoded_len(hlen) + 1 + km_b64url_encoded_len(clen) + 1 +
+	      km_b64url_encoded_len(KM_JWS_SIG_MAX) + 1;
+	if ((out = malloc(cap)) == NULL)
+		goto out;
+	append_b64(out, &pos, hjson, hlen);
+	out[pos++] = '.';
+	append_b64(out, &pos, cjson, clen);
+	/* The signing input is everything so far: header "." payload. */
+	if ((r = signer->sign(signer->sign_ctx, (const uint8_t *)out, pos, sig, &sig_len)) < 0)
+		goto out;
+	if (sig_len == 0 || sig_len > sizeof(sig) || (info->sig_len != 0 && sig_len != info->sig_len)) {
+		r = KM_ECRYPTO;
+		goto out;
+	}
+	out[pos++] = '.';
+	append_b64(out, &pos, sig, sig_len);
+	*ret = out;
+	out = NULL;
+	r = KM_EOK;
+out:
+	free(out);
+	free(hjson);
+	free(cjson);
+	json_decref(header);
+	return r;
+}
+
+int km_jws_sign_text(const km_jws_signer_t *signer, const char *claims_json, char **ret,
+                     char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *claims;
+	int r;
+
+	claims = json_loads(claims_json, JSON_REJECT_DUPLICATES, &jerr);
+	if (claims == NULL) {
+		if (err != NULL)
+			snprintf(err, errlen, "claims are not valid JSON: %s (line %d, column %d)",
+			         jerr.text, jerr.line, jerr.column);
+		return KM_EMALFORMED;
+	}
+	if (!json_is_object(claims)) {
+		if (err != NULL)
+			snprintf(err, errlen, "claims must be a JSON object, not %s",
+			         json_is_array(claims) ? "an array" : "a scalar");
+		json_decref(claims);
+		return KM_EMALFORMED;
+	}
+	r = km_jws_sign_claims(signer, claims, ret);
+	json_decref(claims);
+	return r;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Compact JWS / JWT signing (RFC 7515 section 7.1, RFC 7519).
+ *
+ *   BASE64URL(header) "." BASE64URL(claims) "." BASE64URL(signature)
+ *
+ * The header is {"alg":...,"kid":...,"typ":...} (typ optional) in that order. The signature
+ * comes from a callback, so this code never sees Cryptoki: the CLI and the daemon pass a
+ * wrapper around km_token_sign().
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keymgr/common/alg.h"
+
+/* Largest JOSE signature keymgr produces: RSA-4096. */
+#define KM_JWS_SIG_MAX 512
+
+/*
+ * Signs data[0..len) (the JWS signing input) and writes the JOSE signature into sig, which
+ * holds *sig_len bytes; sets *sig_len to the length written. Returns a KM_* code.
+ */
+typedef int (*km_jws_sign_fn)(void *ctx, const uint8_t *data, size_t len, uint8_t *sig,
+                              size_t *sig_len);
+
+typedef struct {
+	km_alg_t alg;           /* header "alg" */
+	const char *kid;        /* header "kid", required */
+	const char *typ;        /* header "typ", or NULL to leave it out */
+	km_jws_sign_fn sign;
+	void *sign_ctx;
+} km_jws_signer_t;
+
+/*
+ * Signs claims (must be a JSON object) and returns the compact JWS in *ret (malloc'd,
+ * caller frees). The payload is the claims serialised compactly in their insertion order.
+ * Returns KM_EOK, KM_EINVAL (claims not an object, missing kid or callback), KM_EALG,
+ * KM_ECRYPTO (signature of the wrong length), KM_ENOMEM, or the callback's code.
+ */
+int km_jws_sign_claims(const km_jws_signer_t *signer, const json_t *claims, char **ret);
+
+/*
+ * Parses claims_json (a JSON object, duplicate names refused) and signs it as above.
+ * On malformed JSON, writes jansson's message with line and column into err and returns
+ * KM_EMALFORMED; a JSON value that is not an object gives KM_EMALFORMED too.
+ */
+int km_jws_sign_text(const km_jws_signer_t *signer, const char *claims_json, char **ret,
+                     char *err, size_t errlen);
