@@ -26,6 +26,7 @@
 #define KM_TOKEN_ID_MAGIC "KMGR"
 #define KM_TOKEN_ID_MAGIC_LEN 4
 #define KM_TOKEN_ID_LEN 20
+#define KM_TOKEN_ID_MAX 64     /* longest CKA_ID km_token_list_keys() reports (foreign keys) */
 #define KM_TOKEN_LABEL_MAX 32  /* CK_TOKEN_INFO label width */
 #define KM_TOKEN_SERIAL_MAX 16
 
@@ -56,7 +57,7 @@ typedef struct {
 
 /* A key pair known to the token, as km_token_list_keys() reports it. */
 typedef struct {
-	uint8_t id[KM_TOKEN_ID_LEN];
+	uint8_t id[KM_TOKEN_ID_MAX];
 	size_t id_len;                          /* foreign keys may have other lengths (<= 64) */
 	char label[129];
 	bool has_private;
@@ -78,6 +79,13 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 
 /* Logs out, closes sessions, finalizes the module if this process initialised it. NULL ok. */
 void km_token_free(km_token_t *t);
+
+/*
+ * The message of the last failure on this token (generate, sign, destroy, list, ...): it
+ * names the token and the operation, never a PIN. The string is a copy private to the
+ * calling thread, valid until that thread calls this function again. "" when none.
+ */
+const char *km_token_last_error(const km_token_t *t);
 
 /* Copies the token's identity. */
 void km_token_get_info(const km_token_t *t, km_token_info_t *ret);

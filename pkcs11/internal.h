@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private to pkcs11/: the definition of struct km_token and the helpers the files of this
+ * folder share. This is the only header in keymgr that includes <p11-kit/pkcs11.h>; nothing
+ * outside pkcs11/ (except tests and the benchmark) may include it.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <p11-kit/pkcs11.h>
+
+#include "pkcs11/token.h"
+
+#define KM_P11_ID_MAX 64            /* longest CKA_ID we handle (foreign keys included) */
+#define KM_P11_ERR_MAX 512
+#define KM_P11_DEFAULT_SESSIONS 4
+#define KM_P11_MAX_ALLOWED_MECHS 8
+
+/* --- module.c: process-wide registry of loaded modules ------------------------------- */
+
+typedef struct km_p11_module km_p11_module_t;
+
+/*
+ * Loads (or re-uses) the module at path and makes sure it is initialised. Every successful
+ * call must be paired with km_p11_module_put(). Returns KM_EOK or KM_P11_EMODULE.
+ */
+int km_p11_module_get(const char *path, km_p11_module_t **ret, CK_FUNCTION_LIST **fl_ret,
+                      char *errbuf, size_t errlen);
+
+/* Drops one reference; the last one finalizes the module if this process initialised it. */
+void km_p11_module_put(km_p11_module_t *m);
+
+/*
+ * Counts the km_token_t objects logged in to one slot of a module, so that only the last
+ * one logs out (the login state is shared by every session of the process).
+ * login_ref returns the count before the increment; login_unref the count after.
+ */
+unsigned km_p11_module_login_ref(km_p11_module_t *m, CK_SLOT_ID slot);
+unsigned km_p11_module_login_unref(km_p11_module_t *m, CK_SLOT_ID slot);
+
+/* --- ckrv.c: the one place where CK_RV becomes a KM code ----------------------------- */
+
+/* KM code for a Cryptoki return value (CKR_OK -> KM_EOK). */
+int km_p11_rv_code(CK_RV rv);
+
+/* Symbolic name ("CKR_PIN_INCORRECT"), or "CKR_0x..." in a static per-thread buffer. */
+const char *km_p11_rv_name(CK_RV rv);
+
+/*
+ * Writes "<who>: <op> failed: <CKR_NAME>: <explanation>" into buf (if given) and returns
+ * km_p11_rv_code(rv). who names the token or module, op the operation.
+ */
+int km_p11_format_rv(char *buf, size_t len, CK_RV rv, const char *who, const char *op);
+
+/* --- slot.c: finding tokens -------------------------------------------------------- */
+
+/* Copies a blank-padded Cryptoki string into a C string without the trailing blanks. */
+void km_p11_unpad(char *dst, size_t dstlen, const unsigned char *src, size_t srclen);
+
+/* Writes src into a blank-padded field of len bytes (truncates silently; check first). */
+void km_p11_pad(unsigned char *dst, size_t len, const char *src);
+
+/*
+ * Finds the one initialised token whose label (and/or serial) matches. Returns KM_EOK,
+ * KM_P11_ENOTOKEN, KM_P11_EAMBIGUOUS, KM_EINVAL or a translated CK_RV; writes a message.
+ */
+int km_p11_find_token(CK_FUNCTION_LIST *fl, const char *module_path, const char *label,
+                      const char *serial, CK_SLOT_ID *slot_ret, CK_TOKEN_INFO *info_ret,
+                      char *errbuf, size_t errlen);
+
+/* --- pool.c: long-lived signing sessions -------------------------------------------- */
+
+typedef struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	CK_SESSION_HANDLE *sessions;   /* all sessions, opened once after login */
+	unsigned *free_idx;            /* stack of indexes into sessions[] */
+	unsigned n;                    /* capacity */
+	unsigned n_open;               /* sessions[0..n_open) are open */
+	unsigned n_free;
+	bool initialised;
+} km_p11_pool_t;
+
+int km_p11_pool_init(km_p11_pool_t *p, unsigned n);
+/* Adds an opened session to the pool (during km_token_open only). */
+void km_p11_pool_add(km_p11_pool_t *p, CK_SESSION_HANDLE s);
+/* Blocks until a session is free; returns its index. */
+unsigned km_p11_pool_acquire(km_p11_pool_t *p);
+void km_p11_pool_release(km_p11_pool_t *p, unsigned idx);
+/* Frees the pool's memory; the caller has closed the sessions. */
+void km_p11_pool_destroy(km_p11_pool_t *p);
+
+/* --- cache.c: object handles per CKA_ID --------------------------------------------- */
+
+typedef struct km_p11_key {
+	uint8_t id[KM_P11_ID_MAX];
+	size_t id_len;
+	CK_OBJECT_HANDLE priv;           /* CK_INVALID_HANDLE when the token has none */
+	CK_OBJECT_HANDLE pub;
+	km_kty_t kty;                    /* 0 for key types keymgr does not know */
+	km_crv_t crv;
+	unsigned rsa_bits;
+	CK_MECHANISM_TYPE allowed[KM_P11_MAX_ALLOWED_MECHS];
+	size_t n_allowed;
+	bool allowed_known;              /* the token reported CKA_ALLOWED_MECHANISMS */
+	struct km_p11_key *next;
+} km_p11_key_t;
+
+#define KM_P11_CACHE_BUCKETS 256
+
+typedef struct {
+	pthread_rwlock_t lock;
+	km_p11_key_t *buckets[KM_P11_CACHE_BUCKETS];
+	uint64_t generation;             /* bumped by every drop; guards racing inserts */
+	bool initialised;
+} km_p11_cache_t;
+
+int km_p11_cache_init(km_p11_cache_t *c);
+void km_p11_cache_destroy(km_p11_cache_t *c);
+/* Copies the entry for id into *ret (next = NULL). Returns true when found. */
+bool km_p11_cache_get(km_p11_cache_t *c, const uint8_t *id, size_t id_len, km_p11_key_t *ret);
+/* Current generation, to pass to km_p11_cache_put after a lookup outside the lock. */
+uint64_t km_p11_cache_generation(km_p11_cache_t *c);
+/*
+ * Inserts or replaces a copy of *k, unless an entry was dropped since generation was read
+ * (then the lookup may have raced a destroy, and the entry is not stored). KM_EOK/KM_ENOMEM.
+ */
+int km_p11_cache_put(km_p11_cache_t *c, const km_p11_key_t *k, uint64_t generation);
+void km_p11_cache_drop(km_p11_cache_t *c, const uint8_t *id, size_t id_len);
+
+/* --- the token itself ---------------------------------------------------------------- */
+
+struct km_token {
+	km_p11_module_t *mod;
+	CK_FUNCTION_LIST *fl;
+	CK_SLOT_ID slot;
+	km_token_info_t info;
+	char who[64];                    /* "token 'LABEL'" for messages */
+	bool logged_in;
+
+	/* Generation, destruction and listing run one at a time on this RW session. */
+	pthread_mutex_t admin_lock;
+	CK_SESSION_HANDLE admin;
+	bool admin_open;
+
+	km_p11_pool_t pool;
+	km_p11_cache_t cache;
+
+	pthread_mutex_t err_lock;
+	char last_error[KM_P11_ERR_MAX];
+};
+
+/* Stores a formatted message as the token's last error. */
+void km_p11_set_error(km_token_t *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Stores "<token>: <op> failed: <CKR>..." as the last error; returns the KM code. */
+int km_p11_fail(km_token_t *t, CK_RV rv, const char *op);
+
+/* Notes that a session or the login was lost (see pool.c: recovery goes there). */
+void km_p11_note_session_lost(km_token_t *t, CK_RV rv);
+
+/* --- keys.c: finding objects and reading attributes --------------------------------- */
+
+/* True for CK_RVs meaning the cached object handle no longer exists. */
+bool km_p11_rv_is_stale_handle(CK_RV rv);
+
+/*
+ * Searches the token for the private and public key objects with this CKA_ID and fills
+ * *ret with their handles and key properties. KM_P11_ENOKEY when neither exists.
+ */
+int km_p11_key_lookup(km_token_t *t, CK_SESSION_HANDLE s, const uint8_t *id, size_t id_len,
+                      km_p11_key_t *ret);
+
+/* Returns the cached entry, or searches with session s and caches the result. */
+int km_p11_key_resolve(km_token_t *t, CK_SESSION_HANDLE s, const uint8_t *id, size_t id_len,
+                       km_p11_key_t *ret);
+
+/* Finds up to max objects matching the template. Writes the count. */
+CK_RV km_p11_find(km_token_t *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                  CK_OBJECT_HANDLE *objs, CK_ULONG max, CK_ULONG *count);
+
+/* Maps CKA_EC_PARAMS to a curve; KM_CRV_NONE if unknown. */
+km_crv_t km_p11_curve_from_params(const uint8_t *der, size_t len);
+
+/* DER of the named-curve OID for a curve (static), or NULL. */
+const uint8_t *km_p11_curve_params(km_crv_t crv, size_t *len);
+
+/* --- pubkey.c ------------------------------------------------------------------------ */
+
+/* Reads the public key object pub of the given type into *ret (JOSE raw form). */
+int km_p11_read_public(km_token_t *t, CK_SESSION_HANDLE s, const km_p11_key_t *k,
+                       km_pubkey_t *ret);
+
+/* The signing mechanism for alg (CKM_SHA256_RSA_PKCS, ..., CKM_ECDSA, CKM_EDDSA). */
+CK_MECHANISM_TYPE km_p11_alg_mechanism(km_alg_t alg);

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Loading PKCS#11 modules. A module is initialised once per process, however many
+ * km_token_t objects (or km_token_init_dev calls) use it: the registry below counts users,
+ * keyed by the dlopen handle (so two spellings of one path share an entry), and the last
+ * user finalizes the module if this process initialised it.
+ */
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "keymgr/common/error.h"
+#include "pkcs11/internal.h"
+
+#define MAX_SLOT_LOGINS 16
+
+struct km_p11_module {
+	struct km_p11_module *next;
+	void *dl;
+	CK_FUNCTION_LIST *fl;
+	unsigned refs;
+	bool initialised_here;          /* false when someone else in the process did C_Initialize */
+	struct {
+		CK_SLOT_ID slot;
+		unsigned users;
+	} logins[MAX_SLOT_LOGINS];
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static km_p11_module_t *registry;
+
+__attribute__((format(printf, 3, 4)))
+static void err(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf == NULL || len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+int km_p11_module_get(const char *path, km_p11_module_t **ret, CK_FUNCTION_LIST **fl_ret,
+                      char *errbuf, size_t errlen)
+{
+	int r = KM_P11_EMODULE;
+	void *dl = NULL;
+	km_p11_module_t *m = NULL;
+
+	if (path == NULL || path[0] == '\0') {
+		err(errbuf, errlen, "no PKCS#11 module path given");
+		return KM_P11_EMODULE;
+	}
+
+	pthread_mutex_lock(&registry_lock);
+	/*
+	 * RTLD_NODELETE: modules register thread-local destructors and atexit handlers (SoftHSM
+	 * does, through its OpenSSL backend); unmapping them while those are pending crashes at
+	 * exit. It also keeps the module's symbols for valgrind's leak report.
+	 */
+	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+	if (dl == NULL) {
+		const char *why = dlerror();
+		err(errbuf, errlen, "cannot load PKCS#11 module: %s", why ? why : path);
+		goto out;
+	}
+	for (km_p11_module_t *e = registry; e != NULL; e = e->next) {
+		if (e->dl == dl) {
+			e->refs++;
+			dlclose(dl);      /* the entry keeps its own reference */
+			dl = NULL;
+			m = e;
+			r = KM_EOK;
+			goto out;
+		}
+	}
+
+	CK_C_GetFunctionList get = NULL;
+	*(void **)&get = dlsym(dl, "C_GetFunctionList");
+	if (get == NULL) {
+		err(errbuf, errlen, "PKCS#11 module %s has no C_GetFunctionList", path);
+		goto out;
+	}
+	CK_FUNCTION_LIST *fl = NULL;
+	CK_RV rv = get(&fl);
+	if (rv != CKR_OK || fl == NULL) {
+		err(errbuf, errlen, "PKCS#11 module %s: C_GetFunctionList failed: %s", path,
+		    km_p11_rv_name(rv));
+		goto out;
+	}
+
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+	rv = fl->C_Initialize(&args);
+	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		char op[300];
+		snprintf(op, sizeof(op), "PKCS#11 module %s", path);
+		km_p11_format_rv(errbuf, errlen, rv, op, "C_Initialize");
+		goto out;
+	}
+
+	m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		if (rv == CKR_OK)
+			fl->C_Finalize(NULL);
+		r = KM_ENOMEM;
+		goto out;
+	}
+	m->dl = dl;
+	dl = NULL;
+	m->fl = fl;
+	m->refs = 1;
+	m->initialised_here = (rv == CKR_OK);
+	m->next = registry;
+	registry = m;
+	r = KM_EOK;
+out:
+	pthread_mutex_unlock(&registry_lock);
+	if (dl != NULL)
+		dlclose(dl);
+	if (r == KM_EOK) {
+		*fl_ret = m->fl;
+		*ret = m;
+	}
+	return r;
+}
+
+void km_p11_module_put(km_p11_module_t *m)
+{
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&registry_lock);
+	if (--m->refs > 0) {
+		pthread_mutex_unlock(&registry_lock);
+		return;
+	}
+	for (km_p11_module_t **pp = &registry; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == m) {
+			*pp = m->next;
+			break;
+		}
+	}
+	if (m->initialised_here)
+		m->fl->C_Finalize(NULL);
+	dlclose(m->dl);
+	free(m);
+	pthread_mutex_unlock(&registry_lock);
+}
+
+unsigned km_p11_module_login_ref(km_p11_module_t *m, CK_SLOT_ID slot)
+{
+	unsigned before = 0;
+	int empty = -1;
+
+	pthread_mutex_lock(&registry_lock);
+	for (int i = 0; i < MAX_SLOT_LOGINS; i++) {
+		if (m->logins[i].users > 0 && m->logins[i].slot == slot) {
+			before = m->logins[i].users++;
+			goto out;
+		}
+		if (m->logins[i].users == 0 && empty < 0)
+			empty = i;
+	}
+	/* With more than MAX_SLOT_LOGINS tokens, extra ones are simply not counted. */
+	if (empty >= 0) {
+		m->logins[empty].slot = slot;
+		m->logins[empty].users = 1;
+	}
+out:
+	pthread_mutex_unlock(&registry_lock);
+	return before;
+}
+
+unsigned km_p11_module_login_unref(km_p11_module_t *m, CK_SLOT_ID slot)
+{
+	unsigned after = 0;
+
+	pthread_mutex_lock(&registry_lock);
+	for (int i = 0; i < MAX_SLOT_LOGINS; i++) {
+		if (m->logins[i].users > 0 && m->logins[i].slot == slot) {
+			after = --m->logins[i].users;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return after;
+}

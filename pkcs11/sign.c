@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Signing with the JWS algorithm's mechanism:
+ *   RS*: CKM_SHA{256,384,512}_RSA_PKCS over the message
+ *   PS*: CKM_SHA{256,384,512}_RSA_PKCS_PSS, MGF1 with the same hash, salt = hash length
+ *   ES*: the message hashed here (SoftHSM 2.6.1 has no CKM_ECDSA_SHA*), then CKM_ECDSA;
+ *        the result is r||s, each half left-padded to the field width
+ *   EdDSA: CKM_EDDSA over the message
+ * The hot path takes a pooled session and a cached handle: no C_FindObjects.
+ */
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "keymgr/common/error.h"
+#include "pkcs11/internal.h"
+
+#define SIG_BUF_MAX 1024        /* RSA-8192; our own keys stop at 4096 */
+
+static CK_MECHANISM_TYPE hash_mech(km_hash_t h)
+{
+	switch (h) {
+	case KM_HASH_SHA256: return CKM_SHA256;
+	case KM_HASH_SHA384: return CKM_SHA384;
+	default: return CKM_SHA512;
+	}
+}
+
+static CK_RSA_PKCS_MGF_TYPE hash_mgf(km_hash_t h)
+{
+	switch (h) {
+	case KM_HASH_SHA256: return CKG_MGF1_SHA256;
+	case KM_HASH_SHA384: return CKG_MGF1_SHA384;
+	default: return CKG_MGF1_SHA512;
+	}
+}
+
+static const EVP_MD *hash_md(km_hash_t h)
+{
+	switch (h) {
+	case KM_HASH_SHA256: return EVP_sha256();
+	case KM_HASH_SHA384: return EVP_sha384();
+	default: return EVP_sha512();
+	}
+}
+
+/* KM_EOK when key k may sign as alg; otherwise stores a message and returns KM_EALG. */
+static int check_key_fits(km_token_t *t, const km_p11_key_t *k, const km_alg_info_t *ai)
+{
+	CK_MECHANISM_TYPE mech = km_p11_alg_mechanism(ai->alg);
+
+	if (k->priv == CK_INVALID_HANDLE) {
+		km_p11_set_error(t, "%s: the key pair has no private key object", t->who);
+		return KM_P11_ENOKEY;
+	}
+	if (k->kty != ai->kty || (ai->kty != KM_KTY_RSA && k->crv != ai->crv)) {
+		const char *have = k->kty == KM_KTY_RSA ? "an RSA key" :
+		                   k->crv != KM_CRV_NONE ? km_crv_name(k->crv) : "an unsupported key";
+		km_p11_set_error(t, "%s: cannot sign %s with %s", t->who, ai->name, have);
+		return KM_EALG;
+	}
+	if (ai->kty == KM_KTY_RSA && k->rsa_bits < KM_RSA_MIN_BITS) {
+		km_p11_set_error(t, "%s: RSA key of %u bits is below the %d-bit minimum", t->who,
+		                 k->rsa_bits, KM_RSA_MIN_BITS);
+		return KM_EKEYSIZE;
+	}
+	if (k->allowed_known) {
+		for (size_t i = 0; i < k->n_allowed; i++)
+			if (k->allowed[i] == mech)
+				return KM_EOK;
+		km_p11_set_error(t, "%s: the key's CKA_ALLOWED_MECHANISMS do not permit %s", t->who,
+		                 ai->name);
+		return KM_EALG;
+	}
+	return KM_EOK;
+}
+
+/* One C_SignInit/C_Sign on session s. */
+static CK_RV sign_once(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
+                       const km_alg_info_t *ai, const uint8_t *in, size_t in_len, uint8_t *out,
+                       CK_ULONG *out_len)
+{
+	CK_RSA_PKCS_PSS_PARAMS pss = {
+		.hashAlg = hash_mech(ai->hash),
+		.mgf = hash_mgf(ai->hash),
+		.sLen = km_hash_len(ai->hash),
+	};
+	CK_MECHANISM mech = { km_p11_alg_mechanism(ai->alg), NULL, 0 };
+	CK_RV rv;
+
+	if (ai->pss) {
+		mech.pParameter = &pss;
+		mech.ulParameterLen = sizeof(pss);
+	}
+	rv = t->fl->C_SignInit(s, &mech, key);
+	if (rv != CKR_OK)
+		return rv;
+	return t->fl->C_Sign(s, (CK_BYTE *)in, in_len, out, out_len);
+}
+
+int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
+                  const uint8_t *data, size_t data_len, uint8_t *sig, size_t *sig_len)
+{
+	int r = KM_ERROR;
+	const km_alg_info_t *ai = km_alg_info(alg);
+	km_p11_key_t k;
+	uint8_t digest[EVP_MAX_MD_SIZE];
+	const uint8_t *in = data;
+	size_t in_len = data_len, want;
+	uint8_t out[SIG_BUF_MAX];
+	CK_ULONG out_len = sizeof(out);
+	CK_RV rv;
+	bool held = false;
+	unsigned idx = 0;
+
+	if (ai == NULL) {
+		km_p11_set_error(t, "%s: sign: unknown algorithm %d", t->who, (int)alg);
+		return KM_EALG;
+	}
+	if (sig == NULL || sig_len == NULL || (data == NULL && data_len > 0)) {
+		km_p11_set_error(t, "%s: sign: missing buffer", t->who);
+		return KM_EINVAL;
+	}
+
+	idx = km_p11_pool_acquire(&t->pool);
+	held = true;
+	CK_SESSION_HANDLE s = t->pool.sessions[idx];
+
+	if ((r = km_p11_key_resolve(t, s, id, id_len, &k)) != KM_EOK)
+		goto out;
+	if ((r = check_key_fits(t, &k, ai)) != KM_EOK)
+		goto out;
+	want = ai->kty == KM_KTY_RSA ? (k.rsa_bits + 7) / 8 : ai->sig_len;
+	if (*sig_len < want) {
+		km_p11_set_error(t, "%s: sign: a %s signature needs %zu bytes, the buffer holds %zu",
+		                 t->who, ai->name, want, *sig_len);
+		r = KM_ERANGE;
+		goto out;
+	}
+	if (ai->kty == KM_KTY_EC) {
+		unsigned dl = 0;
+		if (EVP_Digest(data, data_len, digest, &dl, hash_md(ai->hash), NULL) != 1) {
+			km_p11_set_error(t, "%s: sign: hashing the message for %s failed", t->who,
+			                 ai->name);
+			r = KM_ECRYPTO;
+			goto out;
+		}
+		in = digest;
+		in_len = dl;
+	}
+
+	rv = sign_once(t, s, k.priv, ai, in, in_len, out, &out_len);
+	if (km_p11_rv_is_stale_handle(rv)) {
+		/* Destroyed (perhaps by another process) since we cached it: look again once. */
+		km_p11_cache_drop(&t->cache, id, id_len);
+		if ((r = km_p11_key_resolve(t, s, id, id_len, &k)) != KM_EOK)
+			goto out;
+		if ((r = check_key_fits(t, &k, ai)) != KM_EOK)
+			goto out;
+		out_len = sizeof(out);
+		rv = sign_once(t, s, k.priv, ai, in, in_len, out, &out_len);
+	}
+	if (rv != CKR_OK) {
+		char op[64];
+		snprintf(op, sizeof(op), "C_Sign (%s)", ai->name);
+		r = km_p11_fail(t, rv, op);
+		if (km_p11_rv_is_stale_handle(rv))
+			km_p11_cache_drop(&t->cache, id, id_len);
+		goto out;
+	}
+	km_p11_pool_release(&t->pool, idx);
+	held = false;
+
+	if (ai->kty == KM_KTY_EC) {
+		/* r||s; a token may drop leading zeros of each half: pad them back. */
+		size_t field = ai->sig_len / 2, half = out_len / 2;
+		if (out_len % 2 != 0 || half > field || half == 0) {
+			km_p11_set_error(t, "%s: CKM_ECDSA returned %lu bytes for %s", t->who,
+			                 (unsigned long)out_len, ai->name);
+			r = KM_ECRYPTO;
+			goto out;
+		}
+		memset(sig, 0, ai->sig_len);
+		memcpy(sig + (field - half), out, half);
+		memcpy(sig + field + (field - half), out + half, half);
+		*sig_len = ai->sig_len;
+	} else {
+		if (out_len != want) {
+			km_p11_set_error(t, "%s: C_Sign returned %lu bytes for %s, expected %zu", t->who,
+			                 (unsigned long)out_len, ai->name, want);
+			r = KM_ECRYPTO;
+			goto out;
+		}
+		memcpy(sig, out, out_len);
+		*sig_len = out_len;
+	}
+	r = KM_EOK;
+out:
+	if (held)
+		km_p11_pool_release(&t->pool, idx);
+	return r;
+}

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Opening and closing a token: module, token lookup, login, sessions; the last error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/common/secret.h"
+#include "pkcs11/internal.h"
+#include "pkcs11/pin.h"
+
+void km_p11_set_error(km_token_t *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&t->err_lock);
+	va_start(ap, fmt);
+	vsnprintf(t->last_error, sizeof(t->last_error), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&t->err_lock);
+}
+
+int km_p11_fail(km_token_t *t, CK_RV rv, const char *op)
+{
+	char msg[KM_P11_ERR_MAX];
+	int code = km_p11_format_rv(msg, sizeof(msg), rv, t->who, op);
+
+	km_p11_set_error(t, "%s", msg);
+	if (code == KM_P11_ESESSION || code == KM_P11_ENOTLOGGEDIN)
+		km_p11_note_session_lost(t, rv);
+	return code;
+}
+
+void km_p11_note_session_lost(km_token_t *t, CK_RV rv)
+{
+	/*
+	 * RECOVERY HOOK. A session handle became invalid or the login was lost (token
+	 * re-plugged, module restarted its slot, another process logged out on a token that
+	 * shares login state). Today the error is reported to the caller as
+	 * KM_P11_ESESSION / KM_P11_ENOTLOGGEDIN and the session stays in the pool.
+	 * The planned recovery (re-open the sessions and log in again, with backoff, while
+	 * holding every pool session so that no signer uses a half-rebuilt pool) belongs
+	 * here; the PIN source is kept by the caller's configuration for that purpose.
+	 */
+	(void)t;
+	(void)rv;
+}
+
+const char *km_token_last_error(const km_token_t *t)
+{
+	static __thread char copy[KM_P11_ERR_MAX];
+
+	if (t == NULL)
+		return "";
+	pthread_mutex_lock((pthread_mutex_t *)&t->err_lock);
+	memcpy(copy, t->last_error, sizeof(copy));
+	pthread_mutex_unlock((pthread_mutex_t *)&t->err_lock);
+	return copy;
+}
+
+static void copy_err(char *errbuf, size_t errlen, const char *msg)
+{
+	if (errbuf != NULL && errlen > 0)
+		snprintf(errbuf, errlen, "%s", msg);
+}
+
+int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, size_t errlen)
+{
+	int r = KM_ERROR;
+	km_token_t *t = NULL;
+	CK_TOKEN_INFO ti;
+	char msg[KM_P11_ERR_MAX] = "";
+	char *pin = NULL;
+	CK_RV rv;
+
+	if (cfg == NULL || ret == NULL) {
+		copy_err(errbuf, errlen, "km_token_open: no configuration given");
+		return KM_EINVAL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return KM_ENOMEM;
+	pthread_mutex_init(&t->admin_lock, NULL);
+	pthread_mutex_init(&t->err_lock, NULL);
+	if ((r = km_p11_cache_init(&t->cache)) != KM_EOK)
+		goto out;
+	unsigned n_sessions = cfg->sessions ? cfg->sessions : KM_P11_DEFAULT_SESSIONS;
+	if (n_sessions > 256) {
+		snprintf(msg, sizeof(msg), "session pool of %u is too large (at most 256)",
+		         n_sessions);
+		r = KM_EINVAL;
+		goto out;
+	}
+	if ((r = km_p11_pool_init(&t->pool, n_sessions)) != KM_EOK)
+		goto out;
+
+	r = km_p11_module_get(cfg->module_path, &t->mod, &t->fl, msg, sizeof(msg));
+	if (r != KM_EOK)
+		goto out;
+	r = km_p11_find_token(t->fl, cfg->module_path, cfg->token_label, cfg->token_serial,
+	                      &t->slot, &ti, msg, sizeof(msg));
+	if (r != KM_EOK)
+		goto out;
+	km_p11_unpad(t->info.label, sizeof(t->info.label), ti.label, sizeof(ti.label));
+	km_p11_unpad(t->info.serial, sizeof(t->info.serial), ti.serialNumber,
+	             sizeof(ti.serialNumber));
+	km_p11_unpad(t->info.manufacturer, sizeof(t->info.manufacturer), ti.manufacturerID,
+	             sizeof(ti.manufacturerID));
+	km_p11_unpad(t->info.model, sizeof(t->info.model), ti.model, sizeof(ti.model));
+	t->info.slot_id = t->slot;
+	snprintf(t->who, sizeof(t->who), "token '%s'", t->info.label);
+
+	rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+	                          &t->admin);
+	if (rv != CKR_OK) {
+		r = km_p11_format_rv(msg, sizeof(msg), rv, t->who, "C_OpenSession");
+		goto out;
+	}
+	t->admin_open = true;
+
+	if (cfg->pin_source != NULL) {
+		r = km_pin_read(cfg->pin_source, &pin, msg, sizeof(msg));
+		if (r != KM_EOK)
+			goto out;
+		km_p11_module_login_ref(t->mod, t->slot);
+		rv = t->fl->C_Login(t->admin, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
+		km_secret_free(pin);
+		pin = NULL;
+		/* ALREADY_LOGGED_IN: another km_token_t of this process shares the login. */
+		if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+			km_p11_module_login_unref(t->mod, t->slot);
+			r = km_p11_format_rv(msg, sizeof(msg), rv, t->who, "C_Login as user");
+			goto out;
+		}
+		t->logged_in = true;
+	}
+
+	for (unsigned i = 0; i < n_sessions; i++) {
+		CK_SESSION_HANDLE s;
+		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+		if (rv != CKR_OK) {
+			r = km_p11_format_rv(msg, sizeof(msg), rv, t->who,
+			                     "C_OpenSession (signing pool)");
+			goto out;
+		}
+		km_p11_pool_add(&t->pool, s);
+	}
+	r = KM_EOK;
+out:
+	km_secret_free(pin);
+	if (r != KM_EOK) {
+		if (msg[0] == '\0')
+			snprintf(msg, sizeof(msg), "opening the token failed: %s", km_strerror(r));
+		copy_err(errbuf, errlen, msg);
+		km_token_free(t);
+		return r;
+	}
+	*ret = t;
+	return KM_EOK;
+}
+
+void km_token_free(km_token_t *t)
+{
+	if (t == NULL)
+		return;
+	/* The login is shared by the whole process: only the last user of the slot logs out. */
+	if (t->logged_in && km_p11_module_login_unref(t->mod, t->slot) == 0 && t->admin_open)
+		t->fl->C_Logout(t->admin);
+	for (unsigned i = 0; i < t->pool.n_open; i++)
+		t->fl->C_CloseSession(t->pool.sessions[i]);
+	if (t->admin_open)
+		t->fl->C_CloseSession(t->admin);
+	km_p11_pool_destroy(&t->pool);
+	km_p11_cache_destroy(&t->cache);
+	km_p11_module_put(t->mod);
+	pthread_mutex_destroy(&t->admin_lock);
+	pthread_mutex_destroy(&t->err_lock);
+	free(t);
+}
+
+void km_token_get_info(const km_token_t *t, km_token_info_t *ret)
+{
+	*ret = t->info;
+}
