@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "keymgr/http/http_verifiers.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/common/error.h"
+
+#define NIL UINT32_MAX
+
+enum { LIST_UNNAMED = 0, LIST_NAMED = 1 };
+
+struct row {
+	km_http_verifier_t v;
+	uint64_t hash;
+	uint32_t hnext;         /* next row in the same hash bucket */
+	uint32_t prev, next;    /* recency list (head = least recently seen) */
+	bool used;
+};
+
+struct lru {
+	uint32_t head, tail;
+};
+
+struct km_http_vtab {
+	pthread_mutex_t lock;
+	struct row *rows;
+	uint32_t cap, used;
+	uint32_t *buckets;
+	uint32_t nbuckets;      /* power of two */
+	uint32_t free_head;     /* unused rows, chained through next */
+	struct lru lists[2];
+};
+
+static uint64_t row_hash(const char *id, bool named, const char *path)
+{
+	uint64_t hsh = 1469598103934665603ULL;   /* FNV-1a */
+	const char *s;
+
+	hsh = (hsh ^ (named ? 1u : 0u)) * 1099511628211ULL;
+	for (s = id; *s != '\0'; s++)
+		hsh = (hsh ^ (unsigned char)*s) * 1099511628211ULL;
+	hsh = (hsh ^ 0xffu) * 1099511628211ULL;
+	for (s = path; *s != '\0'; s++)
+		hsh = (hsh ^ (unsigned char)*s) * 1099511628211ULL;
+	return hsh;
+}
+
+int km_http_vtab_create(size_t cap, km_http_vtab_t **ret)
+{
+	km_http_vtab_t *t = NULL;
+	uint32_t i;
+	int r = KM_ENOMEM;
+
+	if (cap == 0 || cap > (1u << 24))
+		return KM_EINVAL;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		goto out;
+	t->cap = (uint32_t)cap;
+	t->nbuckets = 16;
+	while (t->nbuckets < 2 * t->cap)
+		t->nbuckets <<= 1;
+	t->rows = calloc(t->cap, sizeof(*t->rows));
+	t->buckets = malloc(t->nbuckets * sizeof(*t->buckets));
+	if (t->rows == NULL || t->buckets == NULL)
+		goto out;
+	for (i = 0; i < t->nbuckets; i++)
+		t->buckets[i] = NIL;
+	for (i = 0; i < t->cap; i++)
+		t->rows[i].next = (i + 1 < t->cap) ? i + 1 : NIL;
+	t->free_head = 0;
+	t->lists[0].head = t->lists[0].tail = NIL;
+	t->lists[1].head = t->lists[1].tail = NIL;
+	if (pthread_mutex_init(&t->lock, NULL) != 0)
+		goto out;
+	*ret = t;
+	t = NULL;
+	r = KM_EOK;
+out:
+	if (t != NULL) {
+		free(t->rows);
+		free(t->buckets);
+		free(t);
+	}
+	return r;
+}
+
+void km_http_vtab_free(km_http_vtab_t *t)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_destroy(&t->lock);
+	free(t->rows);
+	free(t->buckets);
+	free(t);
+}
+
+static void lru_unlink(km_http_vtab_t *t, uint32_t i)
+{
+	struct row *rw = &t->rows[i];
+	struct lru *l = &t->lists[rw->v.named ? LIST_NAMED : LIST_UNNAMED];
+
+	if (rw->prev != NIL)
+		t->rows[rw->prev].next = rw->next;
+	else
+		l->head = rw->next;
+	if (rw->next != NIL)
+		t->rows[rw->next].prev = rw->prev;
+	else
+		l->tail = rw->prev;
+	rw->prev = rw->next = NIL;
+}
+
+static void lru_append(km_http_vtab_t *t, uint32_t i)
+{
+	struct row *rw = &t->rows[i];
+	struct lru *l = &t->lists[rw->v.named ? LIST_NAMED : LIST_UNNAMED];
+
+	rw->prev = l->tail;
+	rw->next = NIL;
+	if (l->tail != NIL)
+		t->rows[l->tail].next = i;
+	else
+		l->head = i;
+	l->tail = i;
+}
+
+static void hash_unlink(km_http_vtab_t *t, uint32_t i)
+{
+	uint32_t *link = &t->buckets[t->rows[i].hash & (t->nbuckets - 1)];
+
+	while (*link != NIL && *link != i)
+		link = &t->rows[*link].hnext;
+	if (*link == i)
+		*link = t->rows[i].hnext;
+	t->rows[i].hnext = NIL;
+}
+
+/* Returns a free row index, evicting the least recently seen row if the table is full. */
+static uint32_t take_row(km_http_vtab_t *t)
+{
+	uint32_t i;
+
+	if (t->free_head != NIL) {
+		i = t->free_head;
+		t->free_head = t->rows[i].next;
+		t->used++;
+		return i;
+	}
+	i = t->lists[LIST_UNNAMED].head;
+	if (i == NIL)
+		i = t->lists[LIST_NAMED].head;
+	lru_unlink(t, i);
+	hash_unlink(t, i);
+	return i;
+}
+
+static void copy_cut(char *dst, const char *src, size_t max)
+{
+	size_t n = strnlen(src, max);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+void km_http_vtab_record(km_http_vtab_t *t, const char *id, bool named, const char *path,
+                         int64_t serial, time_t now, bool by_304)
+{
+	char idc[KM_HTTP_VERIFIER_ID_MAX + 1];
+	char pathc[KM_HTTP_PATH_MAX + 1];
+	uint64_t hsh;
+	uint32_t i;
+	struct row *rw;
+
+	copy_cut(idc, id, KM_HTTP_VERIFIER_ID_MAX);
+	copy_cut(pathc, path, KM_HTTP_PATH_MAX);
+	hsh = row_hash(idc, named, pathc);
+
+	pthread_mutex_lock(&t->lock);
+	for (i = t->buckets[hsh & (t->nbuckets - 1)]; i != NIL; i = t->rows[i].hnext) {
+		rw = &t->rows[i];
+		if (rw->hash == hsh && rw->v.named == named && strcmp(rw->v.id, idc) == 0 &&
+		    strcmp(rw->v.path, pathc) == 0)
+			break;
+	}
+	if (i == NIL) {
+		i = take_row(t);
+		rw = &t->rows[i];
+		memset(&rw->v, 0, sizeof(rw->v));
+		memcpy(rw->v.id, idc, sizeof(idc));
+		memcpy(rw->v.path, pathc, sizeof(pathc));
+		rw->v.named = named;
+		rw->hash = hsh;
+		rw->used = true;
+		rw->hnext = t->buckets[hsh & (t->nbuckets - 1)];
+		t->buckets[hsh & (t->nbuckets - 1)] = i;
+	} else {
+		rw = &t->rows[i];
+		lru_unlink(t, i);
+	}
+	rw->v.serial = serial;
+	rw->v.last_seen = now;
+	rw->v.by_304 = by_304;
+	rw->v.fetches++;
+	lru_append(t, i);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static int cmp_rows(const void *a, const void *b)
+{
+	const km_http_verifier_t *x = a, *y = b;
+	int c;
+
+	if (x->named != y->named)
+		return x->named ? -1 : 1;
+	if ((c = strcmp(x->id, y->id)) != 0)
+		return c;
+	return strcmp(x->path, y->path);
+}
+
+int km_http_vtab_snapshot(km_http_vtab_t *t, const char *path, km_http_verifier_t **ret,
+                          size_t *count)
+{
+	km_http_verifier_t *out = NULL;
+	size_t n = 0;
+	uint32_t i;
+	int r = KM_ENOMEM;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->used > 0 && (out = malloc(t->used * sizeof(*out))) == NULL)
+		goto out;
+	for (i = 0; i < t->cap; i++) {
+		if (!t->rows[i].used)
+			continue;
+		if (path != NULL && strcmp(t->rows[i].v.path, path) != 0)
+			continue;
+		out[n++] = t->rows[i].v;
+	}
+	r = KM_EOK;
+out:
+	pthread_mutex_unlock(&t->lock);
+	if (r != KM_EOK)
+		return r;
+	if (n == 0) {
+		free(out);
+		out = NULL;
+	} else {
+		qsort(out, n, sizeof(*out), cmp_rows);
+	}
+	*ret = out;
+	*count = n;
+	return KM_EOK;
+}
+
+size_t km_http_vtab_size(km_http_vtab_t *t)
+{
+	size_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->used;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The verifier table: per (verifier, path), the last serial the verifier is known to hold.
+ * Bounded; when full, the least recently seen unnamed row is evicted (a named one only when
+ * no unnamed row is left). O(1) per record. Internally locked.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "keymgr/http/http_server.h"
+
+typedef struct km_http_vtab km_http_vtab_t;
+
+/* Creates an empty table of cap rows (cap >= 1). Free with km_http_vtab_free(). KM_EOK,
+ * KM_EINVAL or KM_ENOMEM. */
+int km_http_vtab_create(size_t cap, km_http_vtab_t **ret);
+
+/* Accepts NULL. */
+void km_http_vtab_free(km_http_vtab_t *t);
+
+/*
+ * Records that verifier id (named or an address) holds serial at path, proven at now by a
+ * 200 or (by_304) a 304. id is cut to KM_HTTP_VERIFIER_ID_MAX bytes, path to
+ * KM_HTTP_PATH_MAX.
+ */
+void km_http_vtab_record(km_http_vtab_t *t, const char *id, bool named, const char *path,
+                         int64_t serial, time_t now, bool by_304);
+
+/* Copies the rows (for path, or all when NULL), sorted by id, named first, then path.
+ * *ret is malloc'd (NULL when empty). KM_EOK or KM_ENOMEM. */
+int km_http_vtab_snapshot(km_http_vtab_t *t, const char *path, km_http_verifier_t **ret,
+                          size_t *count);
+
+/* Number of rows in use. */
+size_t km_http_vtab_size(km_http_vtab_t *t);
