@@ -17,6 +17,13 @@
 
 #define KM_POLICY_MAX_LIST 32
 
+/* Longest accepted duration: 100 years. Sums of a few durations and a unix time stay far from
+ * INT64_MAX, so the planner's arithmetic cannot overflow. */
+#define KM_DURATION_MAX ((int64_t)100 * 365 * 86400)
+
+/* Most keys the JWKS may hold in steady state (see the jwks_size rule in docs/timing.md). */
+#define KM_POLICY_MAX_JWKS_KEYS 10
+
 /* Where an effective value came from, for `keymgr policy show`. */
 typedef enum {
 	KM_POLICY_SRC_BUILTIN = 0,   /* compiled-in default for the environment class */
@@ -94,7 +101,14 @@ int km_policy_validate(const km_policy_t *p, char *err, size_t errlen);
 /* Parses a duration ("90s", "12h", "30d", "2w", "1d12h"); KM_EOK or KM_EINVAL. */
 int km_duration_parse(const char *s, int64_t *ret);
 
-/* Formats seconds compactly ("1d12h", "90s", "0s"). Returns buf. */
+/*
+ * Same as km_duration_parse(), and on error writes why into err (may be NULL): "empty",
+ * "missing unit", "unknown unit 'y'", "units out of order", "out of range (max 36500d)", ...
+ */
+int km_duration_parse_err(const char *s, int64_t *ret, char *err, size_t errlen);
+
+/* Formats seconds compactly with the units d, h, m, s ("1d12h", "1m30s", "0s"; negative values
+ * get a leading '-'). Returns buf. */
 char *km_duration_format(int64_t secs, char *buf, size_t len);
 
 /* True if owner is allowed by p (non-empty and matching the list when the list is set). */
@@ -105,3 +119,10 @@ bool km_policy_purpose_allowed(const km_policy_t *p, const char *purpose);
 
 /* True if alg (with rsa_bits for RSA) is allowed by p. */
 bool km_policy_alg_allowed(const km_policy_t *p, km_alg_t alg, unsigned rsa_bits);
+
+/*
+ * The most keys the JWKS holds in steady state under p: one active key, one successor (two
+ * with standby: the ready standby and the next one), and ceil(retire_retention /
+ * rotation_period) retired keys.
+ */
+unsigned km_policy_jwks_keys(const km_policy_t *p);
