@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The configuration file (keymgr.yaml(5)): environments, their tokens, stores, HTTP paths,
+ * snapshot files and rotation policies, plus the daemon's listener.
+ *
+ * Loading parses the YAML with libfyaml, rejects unknown keys and wrong types, resolves
+ * relative paths against the directory of the file, computes every effective policy
+ * (built-in defaults, then defaults.policy, then environments.ENV.policy, then
+ * keysets.NAME.policy) and validates it, and enforces the environment wall: no two
+ * environments share a token, a store, an HTTP path or a snapshot file. Every error message
+ * starts with "FILE:LINE:COL: " (or "FILE: " when there is no position). A PIN never
+ * appears: the config only holds pin SOURCES.
+ *
+ * A loaded km_config_t is read-only; everything it hands out stays valid until
+ * km_config_free().
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pkcs11/token.h"
+#include "policy/policy.h"
+
+#define KM_CONFIG_DEFAULT_PATH "/etc/keymgr/keymgr.yaml"
+#define KM_CONFIG_ENV_VAR "KEYMGR_CONFIG"
+#define KM_CONFIG_VERSION 1
+
+#define KM_CONFIG_MAX_ENVS 64
+#define KM_CONFIG_MAX_KEYSETS 128       /* per environment */
+#define KM_CONFIG_MAX_SNAPSHOTS 8       /* per environment */
+#define KM_CONFIG_MAX_AUDIENCES 16      /* per key set */
+#define KM_CONFIG_MAX_INCLUDES 16
+#define KM_CONFIG_MAX_SESSIONS 64
+
+#define KM_CONFIG_DEFAULT_LISTEN "127.0.0.1"
+#define KM_CONFIG_DEFAULT_PORT 8080
+#define KM_CONFIG_DEFAULT_CONTROL_SOCKET "/run/keymgr/control.sock"
+#define KM_CONFIG_DEFAULT_SESSIONS 4
+
+typedef struct km_config km_config_t;
+
+/* environments.ENV.keysets.NAME */
+typedef struct {
+	const char *name;
+	const char *issuer;                              /* NULL when not set */
+	const char *audiences[KM_CONFIG_MAX_AUDIENCES];
+	size_t n_audiences;
+	km_policy_t policy;                              /* effective: env policy + overrides */
+} km_keyset_cfg_t;
+
+/* environments.ENV */
+typedef struct {
+	const char *name;
+	/*
+	 * Ready for km_token_open(). pin_source is a SOURCE ("file:/abs/path", "env:NAME" or
+	 * "prompt"), never a PIN; relative pin files are already absolute.
+	 */
+	km_token_cfg_t token;
+	const char *store;                               /* absolute path of the SQLite file */
+	const char *http_path;                           /* "/production"; default "/ENV" */
+	const char *snapshots[KM_CONFIG_MAX_SNAPSHOTS];  /* absolute paths */
+	size_t n_snapshots;
+	km_policy_t policy;                              /* effective environment policy */
+	const km_keyset_cfg_t *keysets[KM_CONFIG_MAX_KEYSETS];
+	size_t n_keysets;
+} km_env_cfg_t;
+
+/* daemon */
+typedef struct {
+	const char *listen;                              /* IP address literal */
+	unsigned port;
+	const char *control_socket;                      /* absolute path */
+} km_daemon_cfg_t;
+
+/*
+ * Picks the configuration file: cli_path (from -c) if not NULL, else $KEYMGR_CONFIG (read
+ * with secure_getenv, ignored when empty), else KM_CONFIG_DEFAULT_PATH. Does not check that
+ * the file exists (km_config_load() reports that). Writes the path into out.
+ * Returns KM_EOK, KM_EINVAL (cli_path empty) or KM_ERANGE (out too small).
+ */
+int km_config_locate(const char *cli_path, char *out, size_t len);
+
+/*
+ * Loads and validates the file at path (and the files it includes). On failure writes one
+ * message "FILE:LINE:COL: what" into err and returns KM_ENOENT (missing file), KM_EACCES
+ * (unreadable), KM_CONFIG_EPARSE (YAML syntax), KM_CONFIG_EINVAL (schema, names, wall),
+ * KM_POLICY_EUNSAFE (a policy fails its timing rules) or KM_ENOMEM. *ret is set only on
+ * success and must be released with km_config_free().
+ */
+int km_config_load(const char *path, km_config_t **ret, char *err, size_t errlen);
+
+/* Releases a loaded configuration. Accepts NULL. */
+void km_config_free(km_config_t *cfg);
+
+/* Absolute path of the loaded file (owned by cfg). */
+const char *km_config_path(const km_config_t *cfg);
+
+/* Number of environments, and the i-th in file order (NULL when out of range). */
+size_t km_config_env_count(const km_config_t *cfg);
+const km_env_cfg_t *km_config_env_at(const km_config_t *cfg, size_t i);
+
+/* The environment called name, or NULL (also for NULL or invalid names). Owned by cfg. */
+const km_env_cfg_t *km_config_env(const km_config_t *cfg, const char *name);
+
+/*
+ * Writes the environment names in file order, comma separated ("production, staging,
+ * development"), into buf (truncated with "..." when too small). Returns buf.
+ */
+char *km_config_env_names(const km_config_t *cfg, char *buf, size_t len);
+
+/*
+ * Like km_config_env() but for user input: on failure writes "unknown environment 'x'
+ * (known: production, staging)" or a message about an invalid name into err.
+ * Returns KM_EOK (sets *ret), KM_ENAME or KM_ENOENT.
+ */
+int km_config_env_lookup(const km_config_t *cfg, const char *name, const km_env_cfg_t **ret,
+                         char *err, size_t errlen);
+
+/* The configured key set env/keyset, or NULL when the config does not mention it. */
+const km_keyset_cfg_t *km_config_keyset(const km_config_t *cfg, const char *env,
+                                        const char *keyset);
+
+/*
+ * Effective policy of key set keyset in env: the key set's configured policy, or the
+ * environment policy when the config has no entry for it. src[] tells where each value
+ * came from. Returns KM_EOK (writes *out), KM_ENOENT (unknown env) or KM_ENAME (invalid
+ * key set name).
+ */
+int km_config_keyset_policy(const km_config_t *cfg, const char *env, const char *keyset,
+                            km_policy_t *out);
+
+/* The daemon section (defaults filled in). Owned by cfg. */
+const km_daemon_cfg_t *km_config_daemon(const km_config_t *cfg);

@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libfyaml access for the config loader: reading a file into a document with syntax errors
+ * captured as "FILE:LINE:COL: message" (nothing goes to stderr), and typed access to nodes
+ * that reports the position of whatever is wrong.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libfyaml.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/config/config_int.h"
+
+#define CFG_FILE_MAX (1024 * 1024)
+
+static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len)
+{
+	(void)diag;
+	(void)user;
+	(void)buf;
+	(void)len;
+}
+
+static int read_file(const char *file, const char *display, char **ret, size_t *ret_len,
+                     cfg_err_t *e)
+{
+	cfg_loc_t at = { display, 0, 0 };
+	char *buf = NULL;
+	size_t len = 0;
+	int r = KM_ERROR;
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		int err = errno;
+		cfg_errorf(e, at, "cannot open: %s", strerror(err));
+		r = err == ENOENT || err == ENOTDIR ? KM_ENOENT
+		    : err == EACCES || err == EPERM ? KM_EACCES : KM_EIO;
+		goto out;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		cfg_errorf(e, at, "cannot stat: %s", strerror(errno));
+		r = KM_EIO;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		cfg_errorf(e, at, "not a regular file");
+		r = KM_CONFIG_EINVAL;
+		goto out;
+	}
+	if (st.st_size > CFG_FILE_MAX) {
+		cfg_errorf(e, at, "file too large (more than %d bytes)", CFG_FILE_MAX);
+		r = KM_CONFIG_EINVAL;
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		r = KM_ENOMEM;
+		goto out;
+	}
+	while (len <= (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+			cfg_errorf(e, at, "cannot read: %s", strerror(err));
+			r = err == EACCES || err == EPERM ? KM_EACCES : KM_EIO;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > (size_t)st.st_size) {
+		cfg_errorf(e, at, "file changed while being read");
+		r = KM_EIO;
+		goto out;
+	}
+	if (memchr(buf, '\0', len) != NULL) {
+		cfg_errorf(e, at, "file contains a NUL byte");
+		r = KM_CONFIG_EPARSE;
+		goto out;
+	}
+	*ret = buf;
+	*ret_len = len;
+	buf = NULL;
+	r = KM_EOK;
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* Only blank lines and comments: libfyaml reports no document (sometimes as an error). */
+static bool only_comments(const char *s, size_t len)
+{
+	bool line_start = true, in_comment = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '\n') {
+			line_start = true;
+			in_comment = false;
+		} else if (in_comment || c == ' ' || c == '\t' || c == '\r') {
+			continue;
+		} else if (c == '#' && line_start) {
+			in_comment = true;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+static void report_diag(struct fy_diag *diag, const char *display, cfg_err_t *e)
+{
+	void *it = NULL;
+	struct fy_diag_error *de;
+	while ((de = fy_diag_errors_iterate(diag, &it)) != NULL) {
+		if (de->type < FYET_ERROR)
+			continue;
+		cfg_loc_t at = { display, de->line > 0 ? de->line : 0, de->column };
+		cfg_errorf(e, at, "YAML syntax error: %s", de->msg ? de->msg : "unknown");
+		return;
+	}
+	cfg_loc_t at = { display, 0, 0 };
+	cfg_errorf(e, at, "YAML syntax error");
+}
+
+int cfg_yaml_load(const char *file, const char *display, struct fy_document **ret, cfg_err_t *e)
+{
+	struct fy_diag *diag = NULL;
+	struct fy_parser *fyp = NULL;
+	struct fy_document *doc = NULL, *extra = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	cfg_loc_t at = { display, 0, 0 };
+	int r = read_file(file, display, &buf, &len, e);
+	if (r != KM_EOK)
+		goto out;
+
+	if (only_comments(buf, len)) {
+		cfg_errorf(e, at, "empty configuration (no YAML document)");
+		r = KM_CONFIG_EINVAL;
+		goto out;
+	}
+
+	struct fy_diag_cfg dc;
+	fy_diag_cfg_default(&dc);
+	dc.fp = NULL;
+	dc.output_fn = diag_discard;
+	dc.colorize = false;
+	diag = fy_diag_create(&dc);
+	if (diag == NULL) {
+		r = KM_ENOMEM;
+		goto out;
+	}
+	fy_diag_set_collect_errors(diag, true);
+
+	struct fy_parse_cfg pc = {
+		.flags = FYPCF_QUIET | FYPCF_RESOLVE_DOCUMENT | FYPCF_DISABLE_MMAP_OPT,
+		.diag = diag,
+	};
+	/* A document built by a parser has to be destroyed before the parser; building from a
+	 * string through fy_document_build_from_malloc_string() avoids that coupling, and a
+	 * second parser pass below detects extra documents. */
+	char *copy = malloc(len + 1);
+	if (copy == NULL) {
+		r = KM_ENOMEM;
+		goto out;
+	}
+	memcpy(copy, buf, len);
+	copy[len] = '\0';
+	doc = fy_document_build_from_malloc_string(&pc, copy, len);
+	if (doc == NULL) {
+		if (fy_diag_got_error(diag)) {
+			report_diag(diag, display, e);
+			r = KM_CONFIG_EPARSE;
+		} else {
+			cfg_errorf(e, at, "empty configuration (no YAML document)");
+			r = KM_CONFIG_EINVAL;
+		}
+		goto out;
+	}
+	if (fy_document_root(doc) == NULL) {
+		cfg_errorf(e, at, "empty configuration (no YAML document)");
+		r = KM_CONFIG_EINVAL;
+		goto out;
+	}
+
+	/* More than one document ("---"): the rest would be silently ignored. */
+	fyp = fy_parser_create(&pc);
+	if (fyp == NULL || fy_parser_set_malloc_string(fyp, buf, len) != 0) {
+		r = KM_ENOMEM;
+		goto out;
+	}
+	buf = NULL;      /* owned by the parser now */
+	struct fy_document *first = fy_parse_load_document(fyp);
+	if (first != NULL) {
+		extra = fy_parse_load_document(fyp);
+		fy_parse_document_destroy(fyp, first);
+	}
+	if (extra != NULL) {
+		struct fy_node *root = fy_document_root(extra);
+		cfg_loc_t xat = cfg_yaml_loc(root, at);
+		cfg_errorf(e, xat, "more than one YAML document ('---'); keymgr reads exactly one");
+		fy_parse_document_destroy(fyp, extra);
+		r = KM_CONFIG_EINVAL;
+		goto out;
+	}
+
+	*ret = doc;
+	doc = NULL;
+	r = KM_EOK;
+out:
+	fy_document_destroy(doc);
+	fy_parser_destroy(fyp);
+	if (diag != NULL)
+		fy_diag_destroy(diag);
+	free(buf);
+	return r;
+}
+
+cfg_loc_t cfg_yaml_loc(struct fy_node *n, cfg_loc_t fallback)
+{
+	if (n == NULL || fy_node_get_type(n) != FYNT_SCALAR)
+		return fallback;
+	struct fy_token *t = fy_node_get_scalar_token(n);
+	const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
+	if (m == NULL)
+		return fallback;
+	cfg_loc_t at = { fallback.file, m->line + 1, m->column + 1 };
+	return at;
+}
+
+static const char *type_name(struct fy_node *n)
+{
+	switch (fy_node_get_type(n)) {
+	case FYNT_SCALAR: return "a scalar";
+	case FYNT_SEQUENCE: return "a list";
+	case FYNT_MAPPING: return "a mapping";
+	}
+	return "something else";
+}
+
+static bool scalar_is_null(struct fy_node *n, const char *s)
+{
+	if (fy_node_get_style(n) != FYNS_PLAIN)
+		return false;
+	return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+	       strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+static int check_tag(struct fy_node *n, cfg_loc_t at, const char *what, cfg_err_t *e)
+{
+	if (fy_node_get_tag(n, NULL) != NULL) {
+		cfg_errorf(e, at, "%s: YAML tags are not supported (use the top-level 'include' to "
+		           "read another file)", what);
+		return KM_CONFIG_EINVAL;
+	}
+	return KM_EOK;
+}
+
+int cfg_yaml_scalar(struct fy_node *n, cfg_loc_t at, const char *what, const char **ret,
+                    cfg_err_t *e)
+{
+	at = cfg_yaml_loc(n, at);
+	if (n == NULL) {
+		cfg_errorf(e, at, "%s: missing value", what);
+		return KM_CONFIG_EINVAL;
+	}
+	if (check_tag(n, at, what, e) != KM_EOK)
+		return KM_CONFIG_EINVAL;
+	if (fy_node_get_type(n) != FYNT_SCALAR) {
+		cfg_errorf(e, at, "%s: expected a scalar, got %s", what, type_name(n));
+		return KM_CONFIG_EINVAL;
+	}
+	size_t len = 0;
+	const char *raw = fy_node_get_scalar(n, &len);
+	const char *s = fy_node_get_scalar0(n);
+	if (raw == NULL || s == NULL) {
+		cfg_errorf(e, at, "%s: missing value", what);
+		return KM_CONFIG_EINVAL;
+	}
+	if (strlen(s) != len) {
+		cfg_errorf(e, at, "%s: value contains a NUL character", what);
+		return KM_CONFIG_EINVAL;
+	}
+	if (scalar_is_null(n, s)) {
+		cfg_errorf(e, at, "%s: missing value", what);
+		return KM_CONFIG_EINVAL;
+	}
+	*ret = s;
+	return KM_EOK;
+}
+
+static int expect_type(struct fy_node *n, enum fy_node_type want, const char *want_name,
+                       cfg_loc_t at, const char *what, cfg_err_t *e)
+{
+	at = cfg_yaml_loc(n, at);
+	if (n == NULL) {
+		cfg_errorf(e, at, "%s: missing value (expected %s)", what, want_name);
+		return KM_CONFIG_EINVAL;
+	}
+	if (check_tag(n, at, what, e) != KM_EOK)
+		return KM_CONFIG_EINVAL;
+	if (fy_node_get_type(n) != want) {
+		const char *s = fy_node_get_type(n) == FYNT_SCALAR ? fy_node_get_scalar0(n) : NULL;
+		if (s != NULL && scalar_is_null(n, s))
+			cfg_errorf(e, at, "%s: missing value (expected %s)", what, want_name);
+		else
+			cfg_errorf(e, at, "%s: expected %s, got %s", what, want_name, type_name(n));
+		return KM_CONFIG_EINVAL;
+	}
+	return KM_EOK;
+}
+
+int cfg_yaml_expect_map(struct fy_node *n, cfg_loc_t at, const char *what, cfg_err_t *e)
+{
+	return expect_type(n, FYNT_MAPPING, "a mapping", at, what, e);
+}
+
+int cfg_yaml_expect_seq(struct fy_node *n, cfg_loc_t at, const char *what, cfg_err_t *e)
+{
+	return expect_type(n, FYNT_SEQUENCE, "a list", at, what, e);
+}
+
+/* Copies s for an error message: at most 64 characters, control characters as '?'. */
+static const char *printable(const char *s, char buf[80])
+{
+	size_t i = 0;
+	for (; s[i] != '\0' && i < 64; i++)
+		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+	if (s[i] != '\0') {
+		memcpy(buf + i, "...", 3);
+		i += 3;
+	}
+	buf[i] = '\0';
+	return buf;
+}
+
+int cfg_yaml_next_pair(struct fy_node *map, void **iter, cfg_loc_t map_loc, const char **key,
+                       cfg_loc_t *key_loc, struct fy_node **val, cfg_err_t *e)
+{
+	struct fy_node_pair *p = fy_node_mapping_iterate(map, iter);
+	if (p == NULL)
+		return 0;
+	struct fy_node *k = fy_node_pair_key(p);
+	cfg_loc_t at = cfg_yaml_loc(k, map_loc);
+	if (k == NULL || fy_node_get_type(k) != FYNT_SCALAR) {
+		cfg_errorf(e, at, "keys must be plain names, not %s", k ? type_name(k) : "empty");
+		return KM_CONFIG_EINVAL;
+	}
+	const char *s = NULL;
+	int r = cfg_yaml_scalar(k, at, "key", &s, e);
+	if (r != KM_EOK)
+		return r;
+	*key = s;
+	*key_loc = at;
+	*val = fy_node_pair_value(p);
+	return 1;
+}
+
+int cfg_yaml_unknown_key(cfg_err_t *e, cfg_loc_t at, const char *key, const char *where,
+                         const char *expected)
+{
+	char buf[80];
+	cfg_errorf(e, at, "unknown key '%s' in %s (expected one of: %s)", printable(key, buf),
+	           where, expected);
+	return KM_CONFIG_EINVAL;
+}
