@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The per-environment store: key sets, keys, their lifecycle and history.
+ *
+ * One store holds exactly one environment; the environment name is written into the store
+ * when it is created, and opening it as another environment fails (the environment wall).
+ * The interface is backend-neutral: no database types appear here. SQLite is the embedded
+ * backend (store_sqlite.c); see docs/store.md for the schema, the migration policy, the
+ * transaction rules and the crash-safe ordering of token work and store work.
+ *
+ * Every function that changes more than one row runs in one transaction. When the caller has
+ * opened a transaction with km_store_begin(), the change joins it (as a savepoint, so a failed
+ * call leaves nothing behind); otherwise the call runs in its own write transaction.
+ *
+ * Times are seconds since the Unix epoch; KM_STORE_TIME_NONE means "never".
+ * Error messages are written into (err, errlen) when err is not NULL.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keymgr/common/alg.h"
+#include "keymgr/common/lifecycle.h"
+#include "keymgr/common/name.h"
+
+#define KM_STORE_TIME_NONE INT64_C(-1)
+#define KM_STORE_DESC_MAX 255
+#define KM_STORE_TEXT_MAX 255          /* reasons */
+#define KM_STORE_WHO_MAX 128
+#define KM_STORE_LABELS_MAX 16
+#define KM_STORE_LABEL_MAX 319         /* "k=v": 63 + 1 + 255 */
+#define KM_STORE_TOKEN_LABEL_MAX 32
+#define KM_STORE_TOKEN_SERIAL_MAX 16
+#define KM_STORE_CKA_ID_MAX 64
+#define KM_STORE_JWK_MAX 2047          /* public JWK JSON text (RSA-4096 needs ~750) */
+#define KM_STORE_BUSY_TIMEOUT_MS 5000
+
+/* Bit of a state in a km_store_key_filter_t.states mask. */
+#define KM_STORE_STATE_BIT(s) (1u << (s))
+
+typedef struct km_store km_store_t;
+
+typedef struct {
+	int64_t id;                                   /* store-assigned */
+	char env[KM_ENV_NAME_MAX + 1];
+	char name[KM_KEYSET_NAME_MAX + 1];
+	km_alg_t alg;
+	unsigned rsa_bits;                            /* RSA only, else 0 */
+	char owner[KM_OWNER_MAX + 1];
+	char purpose[KM_PURPOSE_MAX + 1];
+	char description[KM_STORE_DESC_MAX + 1];
+	char labels[KM_STORE_LABELS_MAX][KM_STORE_LABEL_MAX + 1]; /* "k=v", sorted by k */
+	size_t n_labels;
+	int64_t created_at;
+	char created_by[KM_STORE_WHO_MAX + 1];
+} km_store_keyset_t;
+
+/* NULL members match anything. label is one "k=v" the key set must carry. */
+typedef struct {
+	const char *owner;
+	const char *purpose;
+	const char *label;
+} km_store_keyset_filter_t;
+
+/* One owner or purpose change of a key set. */
+typedef struct {
+	int64_t id;
+	char keyset[KM_KEYSET_NAME_MAX + 1];
+	char field[16];                               /* "owner" or "purpose" */
+	char old_value[KM_OWNER_MAX + 1];
+	char new_value[KM_OWNER_MAX + 1];
+	char who[KM_STORE_WHO_MAX + 1];
+	int64_t at;
+	char reason[KM_STORE_TEXT_MAX + 1];
+} km_store_change_t;
+
+typedef struct {
+	int64_t id;                                   /* store-assigned */
+	char kid[KM_KID_MAX + 1];                     /* "" while pending (or abandoned) */
+	int64_t keyset_id;
+	char keyset[KM_KEYSET_NAME_MAX + 1];
+	km_alg_t alg;
+	unsigned rsa_bits;
+	char token_label[KM_STORE_TOKEN_LABEL_MAX + 1];
+	char token_serial[KM_STORE_TOKEN_SERIAL_MAX + 1];
+	uint8_t cka_id[KM_STORE_CKA_ID_MAX];
+	size_t cka_id_len;
+	char owner[KM_OWNER_MAX + 1];                 /* at creation */
+	char purpose[KM_PURPOSE_MAX + 1];             /* at creation */
+	km_state_t state;
+	bool pending;                                 /* intent recorded, token work unconfirmed */
+	int64_t state_at[KM_STATE_COUNT];             /* when each state was entered, or NONE */
+	char revoke_reason[KM_STORE_TEXT_MAX + 1];
+	char jwk[KM_STORE_JWK_MAX + 1];               /* public JWK JSON, "" while pending */
+} km_store_key_t;
+
+typedef enum {
+	KM_STORE_PENDING_ANY = 0,
+	KM_STORE_PENDING_ONLY,                        /* intents not yet confirmed */
+	KM_STORE_PENDING_NONE,                        /* confirmed (and abandoned) rows */
+} km_store_pending_t;
+
+/* Zero-initialised means "every key". */
+typedef struct {
+	const char *keyset;                           /* key set name */
+	unsigned states;                              /* KM_STORE_STATE_BIT() mask; 0 = any */
+	const char *owner;
+	const char *purpose;
+	km_store_pending_t pending;
+} km_store_key_filter_t;
+
+/* One entry of a key's history: intent, confirm, abandon or a state transition. */
+typedef struct {
+	int64_t id;
+	int64_t key_id;
+	char kid[KM_KID_MAX + 1];
+	char what[16];                                /* "intent" "confirm" "abandon" "transition" */
+	km_state_t from;
+	km_state_t to;
+	int64_t at;
+	char reason[KM_STORE_TEXT_MAX + 1];
+} km_store_event_t;
+
+/* The schema version this program writes (PRAGMA user_version for SQLite). */
+int km_store_schema_version(void);
+
+/*
+ * Opens the store at path for environment env_name, creating it (mode 0600, whatever the
+ * umask) and bringing its schema up to date. Refuses a store whose schema is newer than this
+ * program (KM_STORE_ESCHEMA, message gives both versions, file untouched), a store of another
+ * environment (KM_EWRONGENV), a file writable by group or others (KM_EACCES), a symlink or a
+ * file that is not a keymgr store (KM_STORE_EOPEN). Also KM_ENAME, KM_STORE_EBUSY,
+ * KM_STORE_EIO, KM_ENOMEM. *ret is owned by the caller: km_store_free().
+ */
+int km_store_open(const char *path, const char *env_name, km_store_t **ret, char *err,
+                  size_t errlen);
+
+/* Closes the store (rolling back an open transaction). Accepts NULL. */
+void km_store_free(km_store_t *s);
+
+/* The environment the store belongs to. Owned by s. */
+const char *km_store_env(const km_store_t *s);
+
+/*
+ * Starts a write transaction (BEGIN IMMEDIATE: the write lock is taken now, so a
+ * read-modify-write inside it cannot lose an update). Waits up to KM_STORE_BUSY_TIMEOUT_MS for
+ * another writer, then KM_STORE_EBUSY. KM_EINVAL if a transaction is already open.
+ */
+int km_store_begin(km_store_t *s, char *err, size_t errlen);
+
+/* Commits the open transaction; on failure it is rolled back. KM_EINVAL if none is open. */
+int km_store_commit(km_store_t *s, char *err, size_t errlen);
+
+/* Rolls back the open transaction. KM_EINVAL if none is open. */
+int km_store_rollback(km_store_t *s, char *err, size_t errlen);
+
+/*
+ * Creates a key set from ks (id is ignored; env must be the store's or empty). Validates every
+ * field. Writes the new id into *id_out (may be NULL). KM_EEXIST for a duplicate name,
+ * KM_EWRONGENV, KM_ENAME, KM_EALG, KM_EKEYSIZE, KM_EOWNER, KM_EPURPOSE, KM_EINVAL, store codes.
+ */
+int km_store_keyset_create(km_store_t *s, const km_store_keyset_t *ks, int64_t *id_out,
+                           char *err, size_t errlen);
+
+/* Reads a key set by name into *ret. KM_ENOENT if there is none. */
+int km_store_keyset_get(km_store_t *s, const char *name, km_store_keyset_t *ret, char *err,
+                        size_t errlen);
+
+/*
+ * Lists key sets matching f (NULL: all), ordered by name. *ret (may be NULL when *count is 0)
+ * is owned by the caller: km_store_keysets_free().
+ */
+int km_store_keyset_list(km_store_t *s, const km_store_keyset_filter_t *f,
+                         km_store_keyset_t **ret, size_t *count, char *err, size_t errlen);
+
+void km_store_keysets_free(km_store_keyset_t *list);
+
+/*
+ * Changes a key set's owner (or purpose) and records a history row (who, at, old, new,
+ * reason; reason may be NULL) in the same transaction. Setting the current value changes
+ * nothing and returns KM_EOK. KM_ENOENT, KM_EOWNER / KM_EPURPOSE, KM_EINVAL, store codes.
+ */
+int km_store_keyset_set_owner(km_store_t *s, const char *name, const char *owner,
+                              const char *who, int64_t at, const char *reason, char *err,
+                              size_t errlen);
+int km_store_keyset_set_purpose(km_store_t *s, const char *name, const char *purpose,
+                                const char *who, int64_t at, const char *reason, char *err,
+                                size_t errlen);
+
+/* The owner/purpose history of a key set, oldest first. Free with km_store_changes_free(). */
+int km_store_keyset_changes(km_store_t *s, const char *name, km_store_change_t **ret,
+                            size_t *count, char *err, size_t errlen);
+
+void km_store_changes_free(km_store_change_t *list);
+
+/*
+ * Step 1 of key creation: records the intent to create a key BEFORE the token creates it.
+ * From k, reads: keyset, cka_id/cka_id_len, token_label, token_serial, alg (KM_ALG_NONE: the
+ * key set's; anything else must equal it), rsa_bits (0: the key set's), owner and purpose
+ * ("": the key set's), state_at[KM_STATE_GENERATED] (required). The row is 'generated' and
+ * pending, with no kid. Writes the row id into *id_out (may be NULL).
+ * KM_ENOENT (no such key set), KM_EEXIST (CKA_ID already recorded), KM_EALG, KM_EKEYSIZE,
+ * KM_EINVAL, store codes.
+ */
+int km_store_key_intent(km_store_t *s, const km_store_key_t *k, int64_t *id_out, char *err,
+                        size_t errlen);
+
+/*
+ * Step 2: the token created the key. Sets kid and the public JWK JSON on the pending row with
+ * this CKA_ID and clears pending. KM_ENOENT (no such row), KM_EINVAL (row not pending, bad kid
+ * or JWK), KM_EEXIST (kid already used in this store), store codes.
+ */
+int km_store_key_confirm(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len,
+                         const char *kid, const char *jwk, int64_t at, char *err,
+                         size_t errlen);
+
+/*
+ * The token failed to create the key: the pending row becomes 'revoked' with the reason, is
+ * no longer pending and is kept. (Reconciliation may still find and destroy a token object
+ * with this CKA_ID.) KM_ENOENT, KM_EINVAL (not pending, no reason), store codes.
+ */
+int km_store_key_abandon(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len, int64_t at,
+                         const char *reason, char *err, size_t errlen);
+
+/*
+ * The one way a key changes state. Validates from -> to with the lifecycle table
+ * (KM_ETRANSITION, with its message), keeps at most one active key per key set (KM_EACTIVE),
+ * requires a reason for 'revoked' (KM_EINVAL), refuses pending keys (KM_EINVAL), and records
+ * the time the state was entered plus a history event. A refused transition changes nothing.
+ * KM_ENOENT for an unknown kid, store codes.
+ */
+int km_store_key_transition(km_store_t *s, const char *kid, km_state_t to, int64_t at,
+                            const char *reason, char *err, size_t errlen);
+
+/* Reads the key with this kid into *ret. KM_ENOENT if there is none. */
+int km_store_key_get(km_store_t *s, const char *kid, km_store_key_t *ret, char *err,
+                     size_t errlen);
+
+/* Reads the key with this CKA_ID into *ret (pending rows included). KM_ENOENT. */
+int km_store_key_get_by_cka_id(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len,
+                               km_store_key_t *ret, char *err, size_t errlen);
+
+/* Reads the active key of a key set into *ret. KM_ENOACTIVE if it has none, KM_ENOENT. */
+int km_store_key_active(km_store_t *s, const char *keyset, km_store_key_t *ret, char *err,
+                        size_t errlen);
+
+/*
+ * Lists keys matching f (NULL: all), oldest first. *ret (may be NULL when *count is 0) is
+ * owned by the caller: km_store_keys_free().
+ */
+int km_store_keys_query(km_store_t *s, const km_store_key_filter_t *f, km_store_key_t **ret,
+                        size_t *count, char *err, size_t errlen);
+
+void km_store_keys_free(km_store_key_t *list);
+
+/*
+ * Sets *ret to whether any key in this store (any state) has this kid. Callers enforce
+ * uniqueness across environments by asking every other environment's store too.
+ */
+int km_store_kid_exists(km_store_t *s, const char *kid, bool *ret, char *err, size_t errlen);
+
+/* A key's history, oldest first. Free with km_store_events_free(). KM_ENOENT. */
+int km_store_key_events(km_store_t *s, const char *kid, km_store_event_t **ret, size_t *count,
+                        char *err, size_t errlen);
+
+void km_store_events_free(km_store_event_t *list);
+
+/* Increments the store's JWKS serial and writes the new value (1, 2, ...) into *ret. */
+int km_store_jwks_serial_next(km_store_t *s, uint64_t *ret, char *err, size_t errlen);

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The private table of store backend functions (after Knot DNS keystore/internal.h).
+ *
+ * store.c validates every argument, runs the lifecycle rules and wraps each public call in a
+ * transaction; a backend only moves rows. Backends receive validated input and return KM_*
+ * codes with a message in (err, errlen). Conventions every backend follows:
+ *   - a violated UNIQUE constraint returns KM_EEXIST, any other constraint
+ *     KM_STORE_ECONSTRAINT; a lock wait that timed out KM_STORE_EBUSY;
+ *   - query results are arrays allocated with malloc (NULL when empty);
+ *   - key_update is a compare-and-set on (state, pending) of `old` and returns KM_ERROR when
+ *     the row no longer matches.
+ */
+#pragma once
+
+#include "keymgr/store/store.h"
+
+typedef enum {
+	KM_STORE_TX_BEGIN = 0,     /* write transaction, write lock taken at once */
+	KM_STORE_TX_COMMIT,
+	KM_STORE_TX_ROLLBACK,
+	KM_STORE_TX_SAVEPOINT,     /* nested scope inside an open transaction */
+	KM_STORE_TX_RELEASE,
+	KM_STORE_TX_ROLLBACK_TO,
+} km_store_tx_t;
+
+/* A key lookup: the public filter plus exact kid / CKA_ID matches (NULL: any). */
+typedef struct {
+	km_store_key_filter_t f;
+	const char *kid;
+	const uint8_t *cka_id;
+	size_t cka_id_len;
+} km_store_key_query_t;
+
+typedef struct km_store_backend {
+	const char *name;
+	int (*schema_version)(void);    /* the version this program writes */
+	/* Opens or creates the store, migrates it, and checks/records the environment. */
+	int (*open)(const char *path, const char *env, void **ctx, char *err, size_t errlen);
+	void (*close)(void *ctx);
+	int (*tx)(void *ctx, km_store_tx_t op, char *err, size_t errlen);
+
+	int (*keyset_insert)(void *ctx, const km_store_keyset_t *ks, int64_t *id, char *err,
+	                     size_t errlen);
+	/* name != NULL: that key set only; otherwise every key set matching f (may be NULL). */
+	int (*keyset_query)(void *ctx, const char *name, const km_store_keyset_filter_t *f,
+	                    km_store_keyset_t **ret, size_t *count, char *err, size_t errlen);
+	/* field is "owner" or "purpose". */
+	int (*keyset_update)(void *ctx, int64_t id, const char *field, const char *value,
+	                     char *err, size_t errlen);
+	int (*change_insert)(void *ctx, int64_t keyset_id, const km_store_change_t *c, char *err,
+	                     size_t errlen);
+	int (*change_query)(void *ctx, int64_t keyset_id, km_store_change_t **ret, size_t *count,
+	                    char *err, size_t errlen);
+
+	/* Inserts k (keyset_id set, kid "" while pending). */
+	int (*key_insert)(void *ctx, const km_store_key_t *k, int64_t *id, char *err,
+	                  size_t errlen);
+	int (*key_query)(void *ctx, const km_store_key_query_t *q, km_store_key_t **ret,
+	                 size_t *count, char *err, size_t errlen);
+	/* Writes kid, jwk, pending, state, state_at[] and revoke_reason of nk over old. */
+	int (*key_update)(void *ctx, const km_store_key_t *old, const km_store_key_t *nk,
+	                  char *err, size_t errlen);
+	int (*event_insert)(void *ctx, const km_store_event_t *e, char *err, size_t errlen);
+	int (*event_query)(void *ctx, int64_t key_id, km_store_event_t **ret, size_t *count,
+	                   char *err, size_t errlen);
+
+	/* Increments a named counter and returns its new value. */
+	int (*counter_next)(void *ctx, const char *name, uint64_t *ret, char *err, size_t errlen);
+} km_store_backend_t;
+
+extern const km_store_backend_t km_store_backend_sqlite;

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Two processes rotate the same key set at once, as the daemon and the CLI may. Each child
+ * opens its own handle and, 50 times, inside one BEGIN IMMEDIATE transaction: reads the active
+ * key, records and confirms a successor, publishes it, retires the active key, activates the
+ * successor, and bumps the JWKS serial. At the end there must be exactly one active key and a
+ * history with no lost update: every rotation retired a different key.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/store/store.h"
+#include "tests/store/fixture.h"
+
+#define ROTATIONS 50
+#define CHILDREN 2
+
+/* One rotation in one transaction. Returns KM_EOK or the failing code (message in err). */
+static int rotate(km_store_t *s, int child, int i, char *err, size_t errlen)
+{
+	km_store_key_t cur, k = { 0 };
+	char kid[32], jwk[128];
+	int64_t t = 10000 + i;
+	int r = km_store_begin(s, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if ((r = km_store_key_active(s, "api", &cur, err, errlen)) != KM_EOK)
+		goto out;
+	snprintf(kid, sizeof(kid), "c%d-r%d", child, i);
+	snprintf(k.keyset, sizeof(k.keyset), "api");
+	snprintf(k.token_label, sizeof(k.token_label), "dev-token");
+	store_fx_cka_id(kid, k.cka_id);
+	k.cka_id_len = 20;
+	k.state_at[KM_STATE_GENERATED] = t;
+	if ((r = km_store_key_intent(s, &k, NULL, err, errlen)) != KM_EOK)
+		goto out;
+	snprintf(jwk, sizeof(jwk), "{\"kty\":\"EC\",\"kid\":\"%s\"}", kid);
+	if ((r = km_store_key_confirm(s, k.cka_id, 20, kid, jwk, t, err, errlen)) != KM_EOK)
+		goto out;
+	if ((r = km_store_key_transition(s, kid, KM_STATE_PUBLISHED, t, NULL, err, errlen)))
+		goto out;
+	if ((r = km_store_key_transition(s, cur.kid, KM_STATE_RETIRED, t, NULL, err, errlen)))
+		goto out;
+	if ((r = km_store_key_transition(s, kid, KM_STATE_ACTIVE, t, NULL, err, errlen)))
+		goto out;
+	uint64_t serial;
+	r = km_store_jwks_serial_next(s, &serial, err, errlen);
+out:
+	if (r != KM_EOK) {
+		km_store_rollback(s, NULL, 0);
+		return r;
+	}
+	return km_store_commit(s, err, errlen);
+}
+
+static int child_main(const char *path, int child)
+{
+	char err[512] = "";
+	km_store_t *s = NULL;
+	int r = km_store_open(path, "dev", &s, err, sizeof(err));
+	for (int i = 0; r == KM_EOK && i < ROTATIONS; i++)
+		r = rotate(s, child, i, err, sizeof(err));
+	if (r != KM_EOK)
+		fprintf(stderr, "child %d: %s (%s)\n", child, err, km_strerror(r));
+	km_store_free(s);
+	return r == KM_EOK ? 0 : 1;
+}
+
+static void test_concurrency_two_processes_rotate_without_lost_updates(void **state)
+{
+	store_fx_t *fx = *state;
+	char err[512] = "";
+	pid_t pids[CHILDREN];
+	km_store_key_t *list = NULL;
+	size_t n = 0;
+
+	store_fx_keyset(fx->s, "api");
+	store_fx_key(fx->s, "api", "first", 9000);
+	assert_int_equal(km_store_key_transition(fx->s, "first", KM_STATE_PUBLISHED, 9001, NULL,
+	                 err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_key_transition(fx->s, "first", KM_STATE_ACTIVE, 9002, NULL,
+	                 err, sizeof(err)), KM_EOK);
+	/* No SQLite connection may cross a fork: close ours, let each child open its own. */
+	km_store_free(fx->s);
+	fx->s = NULL;
+	for (int c = 0; c < CHILDREN; c++) {
+		fflush(NULL);
+		pids[c] = fork();
+		assert_true(pids[c] >= 0);
+		if (pids[c] == 0)
+			_exit(child_main(fx->path, c));
+	}
+	for (int c = 0; c < CHILDREN; c++) {
+		int status = 0;
+		assert_int_equal(waitpid(pids[c], &status, 0), pids[c]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+
+	assert_int_equal(km_store_open(fx->path, "dev", &fx->s, err, sizeof(err)), KM_EOK);
+	km_store_key_filter_t f = { .keyset = "api" };
+	assert_int_equal(km_store_keys_query(fx->s, &f, &list, &n, err, sizeof(err)), KM_EOK);
+	assert_int_equal(n, 1 + CHILDREN * ROTATIONS);
+	size_t active = 0, retired = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].state == KM_STATE_ACTIVE)
+			active++;
+		if (list[i].state == KM_STATE_RETIRED) {
+			retired++;
+			/* each retired key was active once, and retired after it activated */
+			assert_true(list[i].state_at[KM_STATE_ACTIVE] != KM_STORE_TIME_NONE);
+		}
+		assert_false(list[i].pending);
+	}
+	assert_int_equal(active, 1);
+	assert_int_equal(retired, CHILDREN * ROTATIONS);
+	km_store_keys_free(list);
+
+	/* the serial counted every rotation: no increment was lost either */
+	uint64_t serial = 0;
+	assert_int_equal(km_store_jwks_serial_next(fx->s, &serial, err, sizeof(err)), KM_EOK);
+	assert_int_equal(serial, CHILDREN * ROTATIONS + 1);
+
+	/* and every key's history has exactly one activation and at most one retirement */
+	assert_int_equal(km_store_keys_query(fx->s, &f, &list, &n, err, sizeof(err)), KM_EOK);
+	for (size_t i = 0; i < n; i++) {
+		km_store_event_t *ev = NULL;
+		size_t ne = 0, act = 0, ret = 0;
+		assert_int_equal(km_store_key_events(fx->s, list[i].kid, &ev, &ne, err, sizeof(err)),
+		                 KM_EOK);
+		for (size_t j = 0; j < ne; j++) {
+			act += ev[j].to == KM_STATE_ACTIVE && strcmp(ev[j].what, "transition") == 0;
+			ret += ev[j].to == KM_STATE_RETIRED;
+		}
+		assert_int_equal(act, 1);
+		assert_int_equal(ret, list[i].state == KM_STATE_RETIRED ? 1 : 0);
+		km_store_events_free(ev);
+	}
+	km_store_keys_free(list);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			test_concurrency_two_processes_rotate_without_lost_updates,
+			store_fx_setup, store_fx_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
