@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdbool.h>
+#include <string.h>
+
+#include "keymgr/cli/args.h"
+
+/* True when the long option named by arg ("--name" or "--name=value") needs the next word. */
+static bool takes_next_word(const char *arg, const struct option *opts)
+{
+	const char *name = arg + 2;
+	if (strchr(name, '=') != NULL)
+		return false;
+	for (const struct option *o = opts; o->name != NULL; o++)
+		if (strcmp(o->name, name) == 0)
+			return o->has_arg == required_argument;
+	return false;
+}
+
+int km_cli_take_positionals(int *argc, char **argv, const struct option *opts, char **pos,
+                            int max)
+{
+	int n = 0, out = 1;
+	bool rest = false;
+	for (int i = 1; i < *argc; i++) {
+		char *a = argv[i];
+		if (!rest && strcmp(a, "--") == 0) {
+			rest = true;
+			continue;
+		}
+		if (rest || a[0] != '-' || a[1] == '\0') {
+			if (n == max)
+				return -1;
+			pos[n++] = a;
+			continue;
+		}
+		argv[out++] = a;
+		if (a[1] == '-' && takes_next_word(a, opts) && i + 1 < *argc)
+			argv[out++] = argv[++i];
+	}
+	argv[out] = NULL;
+	*argc = out;
+	return n;
+}

@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keymgr keyset create|list|show|set-owner */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/cli/args.h"
+#include "keymgr/cli/cli.h"
+#include "keymgr/cli/commands.h"
+#include "keymgr/cli/envcmd.h"
+#include "keymgr/common/error.h"
+#include "keymgr/core/keyops.h"
+
+#define CREATE_HELP                                                                        \
+	"Usage: keymgr [-c FILE] keyset create ENV/NAME --alg ALG --owner OWNER\n"             \
+	"                 --purpose PURPOSE [--bits N] [--description TEXT] [--label k=v]...\n" \
+	"                 [--json]\n"                                                        \
+	"\n"                                                                                 \
+	"Creates a key set: one algorithm, one owner, one purpose. No key is made yet; run\n" \
+	"'keymgr rotate ENV/NAME' for the first key.\n"                                      \
+	"  --alg ALG         RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA\n"   \
+	"  --bits N          RSA modulus size: 2048, 3072 or 4096 (default 3072; the policy's\n" \
+	"                    min_rsa_bits may require more)\n"                                \
+	"  --owner OWNER     the team or person accountable for the keys (required)\n"       \
+	"  --purpose P       access-token, id-token, refresh-token, logout-token,\n"          \
+	"                    security-event-token, or a custom lowercase slug\n"              \
+	"  --description T   free text (at most 255 characters)\n"                           \
+	"  --label k=v       free label; repeat for several (at most 16)\n"
+
+static const char create_help[] = CREATE_HELP;
+
+static const char list_help[] =
+	"Usage: keymgr [-c FILE] keyset list [ENV] [--owner OWNER] [--purpose PURPOSE] [--json]\n"
+	"\n"
+	"Lists the key sets of one environment, or of every environment.\n";
+
+static const char show_help[] =
+	"Usage: keymgr [-c FILE] keyset show ENV/NAME [--json]\n"
+	"\n"
+	"Shows a key set, its keys and its owner/purpose history.\n";
+
+static const char set_owner_help[] =
+	"Usage: keymgr [-c FILE] keyset set-owner ENV/NAME OWNER --reason TEXT [--json]\n"
+	"\n"
+	"Changes the owner of a key set. The change is recorded with who made it, when, the\n"
+	"old and new owner and the reason.\n";
+
+enum { OPT_ALG = 1, OPT_BITS, OPT_OWNER, OPT_PURPOSE, OPT_DESC, OPT_LABEL, OPT_REASON };
+
+static int keyset_create(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "alg", required_argument, NULL, OPT_ALG },
+		{ "bits", required_argument, NULL, OPT_BITS },
+		{ "owner", required_argument, NULL, OPT_OWNER },
+		{ "purpose", required_argument, NULL, OPT_PURPOSE },
+		{ "description", required_argument, NULL, OPT_DESC },
+		{ "label", required_argument, NULL, OPT_LABEL },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr keyset create";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	km_store_keyset_t ks;
+	const char *alg = NULL, *bits = NULL, *owner = NULL, *purpose = NULL, *desc = "";
+	int o;
+
+	memset(&ks, 0, sizeof(ks));
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		switch (o) {
+		case OPT_ALG: alg = optarg; break;
+		case OPT_BITS: bits = optarg; break;
+		case OPT_OWNER: owner = optarg; break;
+		case OPT_PURPOSE: purpose = optarg; break;
+		case OPT_DESC: desc = optarg; break;
+		case OPT_LABEL:
+			if (ks.n_labels == KM_STORE_LABELS_MAX)
+				return km_cli_usage_error(cmd, "at most %d labels", KM_STORE_LABELS_MAX);
+			if (!km_name_label_valid(optarg))
+				return km_cli_usage_error(cmd, "invalid label: expected k=v with k of "
+				                          "[a-z0-9._/-] and a printable value");
+			snprintf(ks.labels[ks.n_labels++], KM_STORE_LABEL_MAX + 1, "%s", optarg);
+			break;
+		default: return KM_CLI_EXIT_USAGE;
+		}
+	}
+	if (c.help)
+		return km_cli_help(create_help);
+	if (npos != 1)
+		return km_cli_usage_error(cmd, "expected exactly one ENV/NAME");
+	char env_name[KM_ENV_NAME_MAX + 1], err[1024] = "";
+	int r = km_name_split(pos[0], false, env_name, ks.name, err, sizeof(err));
+	if (r != KM_EOK)
+		return km_cli_usage_error(cmd, "%s", err);
+	if (alg == NULL)
+		return km_cli_usage_error(cmd, "missing --alg");
+	if (km_alg_from_name(alg, &ks.alg) != KM_EOK)
+		return km_cli_usage_error(cmd, "unknown algorithm '%.32s': use RS256, RS384, RS512, "
+		                          "PS256, PS384, PS512, ES256, ES384, ES512 or EdDSA", alg);
+	if (km_alg_info(ks.alg)->kty == KM_KTY_RSA) {
+		char *end = NULL;
+		unsigned long b = bits ? strtoul(bits, &end, 10) : KM_RSA_DEFAULT_BITS;
+		if (bits != NULL && (end == bits || *end != '\0' || b > 65536))
+			return km_cli_usage_error(cmd, "--bits must be 2048, 3072 or 4096");
+		if (b < KM_RSA_MIN_BITS)
+			return km_cli_usage_error(cmd, "RSA keys below %d bits are refused (got %lu)",
+			                          KM_RSA_MIN_BITS, b);
+		if (!km_rsa_bits_valid((unsigned)b))
+			return km_cli_usage_error(cmd, "--bits must be 2048, 3072 or 4096");
+		ks.rsa_bits = (unsigned)b;
+	} else if (bits != NULL) {
+		return km_cli_usage_error(cmd, "--bits applies to RS* and PS* algorithms only");
+	}
+	if (owner == NULL)
+		return km_cli_usage_error(cmd, "missing --owner: every key set needs an owner");
+	if (purpose == NULL)
+		return km_cli_usage_error(cmd, "missing --purpose");
+	if (strlen(desc) > KM_STORE_DESC_MAX)
+		return km_cli_usage_error(cmd, "--description is longer than %d characters",
+		                          KM_STORE_DESC_MAX);
+	snprintf(ks.owner, sizeof(ks.owner), "%s", owner);
+	snprintf(ks.purpose, sizeof(ks.purpose), "%s", purpose);
+	snprintf(ks.description, sizeof(ks.description), "%s", desc);
+	if (strlen(owner) > KM_OWNER_MAX || strlen(purpose) > KM_PURPOSE_MAX)
+		return km_cli_usage_error(cmd, "--owner or --purpose is too long");
+
+	km_config_t *cfg = NULL;
+	km_env_t *env = NULL;
+	int rc = km_cli_env_open(env_name, &cfg, &env);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	char who[256];
+	r = km_keyset_create(env, &ks, km_env_actor(who, sizeof(who)), km_cli_now(), err,
+	                     sizeof(err));
+	if (r != KM_EOK) {
+		rc = km_cli_fail(r, err);
+	} else if (km_store_keyset_get(km_env_store(env), ks.name, &ks, err, sizeof(err)) == KM_EOK &&
+	           c.json) {
+		json_t *j = km_cli_keyset_json(&ks);
+		rc = km_cli_print_json(j);
+		json_decref(j);
+	} else {
+		printf("created key set %s/%s (%s, owner %s, purpose %s)\n", env_name, ks.name,
+		       km_alg_name(ks.alg), ks.owner, ks.purpose);
+	}
+	km_cli_env_close(cfg, env);
+	return rc;
+}
+
+/* Prints the key sets of one open environment; appends to arr in JSON mode. */
+static int list_env(km_env_t *env, const km_store_keyset_filter_t *f, json_t *arr)
+{
+	km_store_keyset_t *list = NULL;
+	size_t n = 0;
+	char err[512] = "";
+	int r = km_store_keyset_list(km_env_store(env), f, &list, &n, err, sizeof(err));
+	if (r != KM_EOK)
+		return km_cli_fail(r, err);
+	for (size_t i = 0; i < n; i++) {
+		if (arr != NULL) {
+			json_array_append_new(arr, km_cli_keyset_json(&list[i]));
+			continue;
+		}
+		km_store_key_t active;
+		const char *kid = "-";
+		if (km_store_key_active(km_env_store(env), list[i].name, &active, NULL, 0) == KM_EOK)
+			kid = active.kid;
+		char ref[KM_ENV_NAME_MAX + KM_KEYSET_NAME_MAX + 2];
+		snprintf(ref, sizeof(ref), "%s/%s", list[i].env, list[i].name);
+		printf("%-32s %-6s %-20s %-22s %s\n", ref, km_alg_name(list[i].alg), list[i].owner,
+		       list[i].purpose, kid);
+	}
+	km_store_keysets_free(list);
+	return KM_CLI_EXIT_OK;
+}
+
+static int keyset_list(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "owner", required_argument, NULL, OPT_OWNER },
+		{ "purpose", required_argument, NULL, OPT_PURPOSE },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr keyset list";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	km_store_keyset_filter_t f = { 0 };
+	int o;
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		switch (o) {
+		case OPT_OWNER: f.owner = optarg; break;
+		case OPT_PURPOSE: f.purpose = optarg; break;
+		default: return KM_CLI_EXIT_USAGE;
+		}
+	}
+	if (c.help)
+		return km_cli_help(list_help);
+	if (npos > 1)
+		return km_cli_usage_error(cmd, "expected at most one ENV");
+	if (npos == 1 && !km_name_env_valid(pos[0]))
+		return km_cli_usage_error(cmd, "invalid environment name: expected a lowercase slug");
+
+	km_config_t *cfg = NULL;
+	int rc = km_cli_config_load(&cfg);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	json_t *arr = c.json ? json_array() : NULL;
+	if (!c.json)
+		printf("%-32s %-6s %-20s %-22s %s\n", "KEY SET", "ALG", "OWNER", "PURPOSE",
+		       "ACTIVE KID");
+	for (size_t i = 0; rc == KM_CLI_EXIT_OK && i < km_config_env_count(cfg); i++) {
+		const km_env_cfg_t *e = km_config_env_at(cfg, i);
+		if (npos == 1 && strcmp(e->name, pos[0]) != 0)
+			continue;
+		km_env_t *env = NULL;
+		char err[1024] = "";
+		int r = km_env_open(cfg, e->name, &env, err, sizeof(err));
+		if (r != KM_EOK) {
+			rc = km_cli_fail(r, err);
+			break;
+		}
+		rc = list_env(env, &f, arr);
+		km_env_free(env);
+	}
+	if (npos == 1 && km_config_env(cfg, pos[0]) == NULL && rc == KM_CLI_EXIT_OK) {
+		char err[1024];
+		const km_env_cfg_t *unused;
+		rc = km_cli_fail(km_config_env_lookup(cfg, pos[0], &unused, err, sizeof(err)), err);
+	}
+	if (c.json && rc == KM_CLI_EXIT_OK)
+		rc = km_cli_print_json(arr);
+	json_decref(arr);
+	km_config_free(cfg);
+	return rc;
+}
+
+/* Opens ENV/NAME given as the first positional; prints errors. */
+static int open_ref(const char *cmd, const char *ref, km_config_t **cfg, km_env_t **env,
+                    char name[KM_KEYSET_NAME_MAX + 1])
+{
+	char env_name[KM_ENV_NAME_MAX + 1], err[512];
+	if (km_name_split(ref, false, env_name, name, err, sizeof(err)) != KM_EOK)
+		return km_cli_usage_error(cmd, "%s", err);
+	return km_cli_env_open(env_name, cfg, env);
+}
+
+static int keyset_show(int argc, char **argv)
+{
+	static const struct option opts[] = { KM_CLI_OPTS_COMMON, { NULL, 0, NULL, 0 } };
+	const char *cmd = "keymgr keyset show";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	km_cli_common_init(&c);
+	if (km_cli_getopt(argc, argv, cmd, opts, &c) != -1)
+		return KM_CLI_EXIT_USAGE;
+	if (c.help)
+		return km_cli_help(show_help);
+	if (npos != 1)
+		return km_cli_usage_error(cmd, "expected exactly one ENV/NAME");
+
+	km_config_t *cfg = NULL;
+	km_env_t *env = NULL;
+	char name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
+	int rc = open_ref(cmd, pos[0], &cfg, &env, name);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	km_store_t *s = km_env_store(env);
+	km_store_keyset_t ks;
+	km_store_key_t *keys = NULL;
+	km_store_change_t *changes = NULL;
+	size_t nkeys = 0, nchanges = 0;
+	km_store_key_filter_t f = { .keyset = name };
+	int r = km_store_keyset_get(s, name, &ks, err, sizeof(err));
+	if (r == KM_ENOENT)
+		snprintf(err, sizeof(err), "unknown key set %s/%s", km_env_name(env), name);
+	if (r == KM_EOK)
+		r = km_store_keys_query(s, &f, &keys, &nkeys, err, sizeof(err));
+	if (r == KM_EOK)
+		r = km_store_keyset_changes(s, name, &changes, &nchanges, err, sizeof(err));
+	if (r != KM_EOK) {
+		rc = km_cli_fail(r, err);
+		goto out;
+	}
+	char t[32];
+	if (c.json) {
+		json_t *j = km_cli_keyset_json(&ks), *jk = json_array(), *jc = json_array();
+		for (size_t i = 0; i < nkeys; i++)
+			json_array_append_new(jk, km_cli_key_json(&keys[i]));
+		for (size_t i = 0; i < nchanges; i++)
+			json_array_append_new(jc, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
+			        "field", changes[i].field, "old", changes[i].old_value,
+			        "new", changes[i].new_value, "who", changes[i].who,
+			        "at", km_cli_iso8601(changes[i].at, t, sizeof(t)),
+			        "reason", changes[i].reason));
+		json_object_set_new(j, "keys", jk);
+		json_object_set_new(j, "history", jc);
+		rc = km_cli_print_json(j);
+		json_decref(j);
+		goto out;
+	}
+	printf("key set      %s/%s\nalgorithm    %s", ks.env, ks.name, km_alg_name(ks.alg));
+	if (ks.rsa_bits)
+		printf(" (RSA %u)", ks.rsa_bits);
+	printf("\nowner        %s\npurpose      %s\ndescription  %s\ncreated      %s by %s\n",
+	       ks.owner, ks.purpose, ks.description,
+	       km_cli_iso8601(ks.created_at, t, sizeof(t)), ks.created_by);
+	for (size_t i = 0; i < ks.n_labels; i++)
+		printf("label        %s\n", ks.labels[i]);
+	printf("\n%-44s %-10s %s\n", "KID", "STATE", "SINCE");
+	for (size_t i = 0; i < nkeys; i++)
+		printf("%-44s %-10s %s\n", keys[i].pending ? "(pending)" : keys[i].kid,
+		       km_state_name(keys[i].state),
+		       km_cli_iso8601(keys[i].state_at[keys[i].state], t, sizeof(t)));
+	for (size_t i = 0; i < nchanges; i++)
+		printf("%s %s changed %s -> %s by %s: %s\n",
+		       km_cli_iso8601(changes[i].at, t, sizeof(t)), changes[i].field,
+		       changes[i].old_value, changes[i].new_value, changes[i].who, changes[i].reason);
+out:
+	km_store_keys_free(keys);
+	km_store_changes_free(changes);
+	km_cli_env_close(cfg, env);
+	return rc;
+}
+
+static int keyset_set_owner(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "reason", required_argument, NULL, OPT_REASON },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr keyset set-owner";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	const char *reason = NULL;
+	int o;
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		if (o != OPT_REASON)
+			return KM_CLI_EXIT_USAGE;
+		reason = optarg;
+	}
+	if (c.help)
+		return km_cli_help(set_owner_help);
+	if (npos != 2)
+		return km_cli_usage_error(cmd, "expected ENV/NAME and OWNER");
+	if (reason == NULL || reason[0] == '\0')
+		return km_cli_usage_error(cmd, "missing --reason: ownership changes are recorded "
+		                          "with a reason");
+	if (!km_name_owner_valid(pos[1]))
+		return km_cli_usage_error(cmd, "invalid owner: use 1 to %d of letters, digits and "
+		                          ". _ @ + : -", KM_OWNER_MAX);
+	km_config_t *cfg = NULL;
+	km_env_t *env = NULL;
+	char name[KM_KEYSET_NAME_MAX + 1], err[1024] = "", who[256];
+	int rc = open_ref(cmd, pos[0], &cfg, &env, name);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	km_policy_t pol;
+	int r = km_env_keyset_policy(env, name, &pol);
+	if (r == KM_EOK && !km_policy_owner_allowed(&pol, pos[1])) {
+		snprintf(err, sizeof(err), "owner '%s' is not allowed by the policy of environment "
+		         "'%s'", pos[1], km_env_name(env));
+		r = KM_EOWNER;
+	}
+	if (r == KM_EOK)
+		r = km_store_keyset_set_owner(km_env_store(env), name, pos[1],
+		                              km_env_actor(who, sizeof(who)), km_cli_now(), reason,
+		                              err, sizeof(err));
+	if (r == KM_ENOENT)
+		snprintf(err, sizeof(err), "unknown key set %s/%s", km_env_name(env), name);
+	if (r != KM_EOK)
+		rc = km_cli_fail(r, err);
+	else if (c.json)
+		printf("{\"keyset\":\"%s/%s\",\"owner\":\"%s\"}\n", km_env_name(env), name, pos[1]);
+	else
+		printf("owner of %s/%s is now %s\n", km_env_name(env), name, pos[1]);
+	km_cli_env_close(cfg, env);
+	return rc;
+}
+
+static const km_cli_command_t keyset_commands[] = {
+	{ "create", keyset_create, "create a key set (algorithm, owner, purpose)" },
+	{ "list", keyset_list, "list key sets" },
+	{ "show", keyset_show, "show a key set, its keys and its history" },
+	{ "set-owner", keyset_set_owner, "change the owner of a key set, with a reason" },
+	{ NULL, NULL, NULL },
+};
+
+int km_cmd_keyset(int argc, char **argv)
+{
+	return km_cli_dispatch(keyset_commands, "keymgr keyset", NULL, argc - 1, argv + 1);
+}

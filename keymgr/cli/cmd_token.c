@@ -1,0 +1,486 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keymgr token init|keygen|jwks|sign: low-level verbs on one token named by flags.
+ * No store, no lifecycle: the algorithm of each key lives in its CKA_LABEL (token_keys.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/cli/cli.h"
+#include "keymgr/cli/commands.h"
+#include "keymgr/cli/token_keys.h"
+#include "keymgr/common/error.h"
+#include "keymgr/jose/jwk.h"
+#include "keymgr/jose/jwks.h"
+#include "keymgr/jose/jws.h"
+#include "pkcs11/token.h"
+
+#define TOKEN_FLAGS_HELP                                                                   \
+	"Token options (also from the environment):\n"                                     \
+	"  --module PATH       PKCS#11 module ($KEYMGR_MODULE;\n"                           \
+	"                      default " KM_CLI_DEFAULT_MODULE ")\n"                       \
+	"  --token LABEL       token label ($KEYMGR_TOKEN)\n"                               \
+	"  --pin-source SRC    where the user PIN comes from ($KEYMGR_PIN_SOURCE):\n"       \
+	"                      file:PATH (mode 0600 or stricter), env:NAME, or prompt.\n"   \
+	"                      There is no --pin option: a PIN never goes on a command line.\n"
+
+#define LABEL_SCHEME_HELP                                                                  \
+	"Keys made by 'keymgr token keygen' carry CKA_LABEL \"keymgr:<ALG>\" or\n"         \
+	"\"keymgr:<ALG>:<TEXT>\": the token does not record a key's JOSE algorithm, so the\n" \
+	"label does. Other keys on the token (including keys managed through the key store,\n" \
+	"labelled \"keymgr:<env>/<keyset>\") are ignored by the raw verbs.\n"
+
+#define EXIT_HELP "Exit status: 0 success, 1 refused or failed, 2 usage error.\n"
+
+/* Size limit of --claims (inline or @FILE). */
+#define CLAIMS_MAX (64 * 1024)
+
+/*
+ * Prints a token-layer failure: the layer's detail (which names the module or token and the
+ * operation), or the generic meaning when there is none. A wrong PIN always says so plainly.
+ */
+static int token_failed(int r, const char *detail)
+{
+	bool has_detail = detail != NULL && detail[0] != '\0';
+	if (r == KM_P11_ELOGIN && has_detail)
+		km_cli_error("%s (%s)", km_strerror(r), detail);
+	else
+		km_cli_error("%s", has_detail ? detail : km_strerror(r));
+	return KM_CLI_EXIT_REFUSED;
+}
+
+/* Opens and logs in to the token named by c. Returns an exit code; *ret on success. */
+static int open_token(const km_cli_common_t *c, km_token_t **ret)
+{
+	char err[512] = "";
+	km_token_cfg_t cfg = {
+		.module_path = c->module,
+		.token_label = c->token,
+		.pin_source = c->pin_source,
+		.sessions = 1,
+	};
+	int r = km_token_open(&cfg, ret, err, sizeof(err));
+	if (r < 0)
+		return token_failed(r, err);
+	return KM_CLI_EXIT_OK;
+}
+
+/* ---- token init ------------------------------------------------------------------------ */
+
+static const char init_help[] =
+	"Usage: keymgr token init --token LABEL --so-pin-source SRC --pin-source SRC\n"
+	"                         [--module PATH] [--json]\n"
+	"\n"
+	"Initialises a development token with LABEL in a free slot of the module (SoftHSM),\n"
+	"setting its security officer PIN and user PIN from the two PIN sources.\n"
+	"If a token with LABEL already exists, says so and succeeds without changing it.\n"
+	"\n"
+	"  --so-pin-source SRC  where the security officer PIN comes from (file:, env:, prompt)\n"
+	"  --json               print {\"token\":LABEL,\"created\":true|false}\n"
+	"\n" TOKEN_FLAGS_HELP "\n" EXIT_HELP;
+
+static int token_init(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON, KM_CLI_OPTS_TOKEN,
+		{ "so-pin-source", required_argument, NULL, KM_OPT_SO_PIN_SOURCE },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr token init";
+	km_cli_common_t c;
+	char err[512] = "";
+	int o, rc;
+
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1)
+		return KM_CLI_EXIT_USAGE; /* no command-specific options; -2 already printed */
+	if (c.help)
+		return km_cli_help(init_help);
+	if ((rc = km_cli_check_token_flags(&c, cmd, true)) != 0)
+		return rc;
+	if (c.so_pin_source == NULL)
+		return km_cli_usage_error(cmd, "missing security officer PIN source: give "
+		                               "--so-pin-source SRC");
+	if (!km_cli_pin_source_ok(c.so_pin_source))
+		return km_cli_usage_error(cmd, "--so-pin-source must be file:PATH, env:NAME or "
+		                               "prompt");
+
+	int r = km_token_init_dev(c.module, c.token, c.so_pin_source, c.pin_source, err,
+	                          sizeof(err));
+	if (r < 0 && r != KM_EEXIST)
+		return token_failed(r, err);
+	if (c.json) {
+		json_t *j = json_pack("{s:s, s:b}", "token", c.token, "created", r == KM_EOK);
+		rc = j != NULL ? km_cli_print_json(j) : KM_CLI_EXIT_REFUSED;
+		json_decref(j);
+		return rc;
+	}
+	if (r == KM_EEXIST)
+		printf("token '%s' already exists; nothing changed\n", c.token);
+	else
+		printf("initialised token '%s'\n", c.token);
+	return KM_CLI_EXIT_OK;
+}
+
+/* ---- token keygen ---------------------------------------------------------------------- */
+
+static const char keygen_help[] =
+	"Usage: keymgr token keygen --token LABEL --pin-source SRC --alg ALG [--bits N]\n"
+	"                           [--label TEXT] [--module PATH] [--json]\n"
+	"\n"
+	"Generates a signing key pair for one JOSE algorithm inside the token (private key\n"
+	"sensitive, not extractable, sign only) and prints its public JWK, whose kid is the\n"
+	"RFC 7638 thumbprint.\n"
+	"\n"
+	"  --alg ALG     RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA\n"
+	"  --bits N      RSA modulus size: 2048, 3072 or 4096 (default 3072; RS*/PS* only)\n"
+	"  --label TEXT  free text (1..64 printable characters) appended to the key's label\n"
+	"  --json        print only the public JWK as one line of JSON\n"
+	"\n" LABEL_SCHEME_HELP "\n" TOKEN_FLAGS_HELP "\n" EXIT_HELP;
+
+enum { OPT_ALG = 1000, OPT_BITS, OPT_LABEL, OPT_OUTPUT, OPT_KID, OPT_CLAIMS, OPT_TYP };
+
+static int parse_alg(const char *cmd, const char *name, km_alg_t *ret)
+{
+	if (km_alg_from_name(name, ret) == KM_EOK)
+		return 0;
+	return km_cli_usage_error(cmd, "unknown algorithm '%.32s' (one of RS256, RS384, RS512, "
+	                               "PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)", name);
+}
+
+static int parse_bits(const char *cmd, const char *text, unsigned *ret)
+{
+	char *end = NULL;
+	unsigned long v = strtoul(text, &end, 10);
+	if (text[0] < '0' || text[0] > '9' || *end != '\0' || v > 65536)
+		return km_cli_usage_error(cmd, "--bits needs a number, e.g. 3072");
+	if (v < KM_RSA_MIN_BITS)
+		return km_cli_usage_error(cmd, "RSA key size %lu is below the minimum of %d bits", v,
+		                          KM_RSA_MIN_BITS);
+	if (!km_rsa_bits_valid((unsigned)v))
+		return km_cli_usage_error(cmd, "RSA key size %lu is not supported (2048, 3072 or "
+		                               "4096)", v);
+	*ret = (unsigned)v;
+	return 0;
+}
+
+static int token_keygen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON, KM_CLI_OPTS_TOKEN,
+		{ "alg", required_argument, NULL, OPT_ALG },
+		{ "bits", required_argument, NULL, OPT_BITS },
+		{ "label", required_argument, NULL, OPT_LABEL },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr token keygen";
+	const char *alg_name = NULL, *bits_text = NULL, *text = NULL;
+	km_cli_common_t c;
+	km_alg_t alg = KM_ALG_NONE;
+	unsigned bits = KM_RSA_DEFAULT_BITS;
+	char label[129];
+	uint8_t id[KM_TOKEN_ID_LEN];
+	km_pubkey_t pub;
+	km_token_t *t = NULL;
+	json_t *jwk = NULL;
+	int o, r, rc;
+
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		switch (o) {
+		case OPT_ALG: alg_name = optarg; break;
+		case OPT_BITS: bits_text = optarg; break;
+		case OPT_LABEL: text = optarg; break;
+		default: return KM_CLI_EXIT_USAGE;
+		}
+	}
+	if (c.help)
+		return km_cli_help(keygen_help);
+	/* Everything that can be checked without the token is checked before opening it. */
+	if (alg_name == NULL)
+		return km_cli_usage_error(cmd, "missing --alg");
+	if ((rc = parse_alg(cmd, alg_name, &alg)) != 0)
+		return rc;
+	if (bits_text != NULL) {
+		if (km_alg_info(alg)->kty != KM_KTY_RSA)
+			return km_cli_usage_error(cmd, "--bits applies to RS* and PS* algorithms only");
+		if ((rc = parse_bits(cmd, bits_text, &bits)) != 0)
+			return rc;
+	}
+	if (text != NULL && !km_raw_label_text_valid(text))
+		return km_cli_usage_error(cmd, "--label must be 1..%d printable ASCII characters",
+		                          KM_RAW_TEXT_MAX);
+	if (km_raw_label_make(alg, text, label, sizeof(label)) < 0)
+		return km_cli_usage_error(cmd, "--label is too long");
+	if ((rc = km_cli_check_token_flags(&c, cmd, true)) != 0)
+		return rc;
+
+	if ((rc = open_token(&c, &t)) != 0)
+		return rc;
+	r = km_token_generate(t, alg, bits, label, id, &pub);
+	if (r < 0) {
+		rc = token_failed(r, km_token_last_error(t));
+		goto out;
+	}
+	if ((r = km_jwk_from_pubkey(&pub, alg, &jwk)) < 0) {
+		rc = token_failed(r, "building the JWK of the new key");
+		goto out;
+	}
+	if (c.json) {
+		rc = km_cli_print_json(jwk);
+		goto out;
+	}
+	printf("kid:   %s\n", json_string_value(json_object_get(jwk, "kid")));
+	printf("alg:   %s\n", km_alg_name(alg));
+	printf("label: %s\n", label);
+	printf("jwk:   ");
+	rc = km_cli_print_json(jwk);
+out:
+	json_decref(jwk);
+	km_token_free(t);
+	return rc;
+}
+
+/* ---- token jwks ------------------------------------------------------------------------ */
+
+static const char jwks_help[] =
+	"Usage: keymgr token jwks --token LABEL --pin-source SRC [--output FILE]\n"
+	"                         [--module PATH]\n"
+	"\n"
+	"Prints the JWK Set {\"keys\":[...]} of every key pair on the token that was made by\n"
+	"'keymgr token keygen', sorted by kid. Only public members are ever written.\n"
+	"\n"
+	"  --output FILE  write the JWKS to FILE atomically (temporary file in the same\n"
+	"                 directory, fsync, rename; mode 0644) instead of standard output\n"
+	"\n" LABEL_SCHEME_HELP "\n" TOKEN_FLAGS_HELP "\n" EXIT_HELP;
+
+static int token_jwks(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON, KM_CLI_OPTS_TOKEN,
+		{ "output", required_argument, NULL, OPT_OUTPUT },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr token jwks";
+	const char *output = NULL;
+	km_cli_common_t c;
+	km_token_t *t = NULL;
+	km_raw_key_t *keys = NULL;
+	km_jwks_t *jwks = NULL;
+	char *text = NULL;
+	size_t n = 0, skipped = 0, len = 0;
+	int o, r, rc;
+
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		switch (o) {
+		case OPT_OUTPUT: output = optarg; break;
+		default: return KM_CLI_EXIT_USAGE;
+		}
+	}
+	if (c.help)
+		return km_cli_help(jwks_help);
+	if (output != NULL && output[0] == '\0')
+		return km_cli_usage_error(cmd, "--output needs a file name");
+	if ((rc = km_cli_check_token_flags(&c, cmd, true)) != 0)
+		return rc;
+
+	if ((rc = open_token(&c, &t)) != 0)
+		return rc;
+	rc = KM_CLI_EXIT_REFUSED;
+	if ((r = km_raw_keys_list(t, &keys, &n, &skipped)) < 0) {
+		token_failed(r, km_token_last_error(t));
+		goto out;
+	}
+	if ((r = km_jwks_create(&jwks)) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++)
+		if ((r = km_jwks_add(jwks, &keys[i].pub, keys[i].alg, NULL)) < 0)
+			goto fail;
+	if ((r = km_jwks_render(jwks, &text, &len)) < 0)
+		goto fail;
+	if (skipped > 0)
+		fprintf(stderr, "keymgr: note: left out %zu keymgr key pair(s) whose label records "
+		                "no algorithm\n", skipped);
+	if (output == NULL) {
+		printf("%s\n", text);
+		rc = KM_CLI_EXIT_OK;
+		goto out;
+	}
+	/* The file gets the exact document plus a newline, like standard output. */
+	text[len] = '\n';
+	if ((r = km_cli_write_atomic(output, text, len + 1, 0644)) < 0) {
+		km_cli_error("cannot write '%s': %s", output, km_strerror(r));
+		goto out;
+	}
+	rc = KM_CLI_EXIT_OK;
+	goto out;
+fail:
+	km_cli_error("cannot build the JWKS: %s", km_strerror(r));
+out:
+	free(text);
+	km_jwks_free(jwks);
+	free(keys);
+	km_token_free(t);
+	return rc;
+}
+
+/* ---- token sign ------------------------------------------------------------------------ */
+
+static const char sign_help[] =
+	"Usage: keymgr token sign --token LABEL --pin-source SRC --kid KID\n"
+	"                         --claims JSON|@FILE [--typ TYP] [--module PATH] [--json]\n"
+	"\n"
+	"Signs the claims with the token key whose kid (RFC 7638 thumbprint) is KID, using the\n"
+	"algorithm recorded in its label, and prints the compact JWT. The header is\n"
+	"{\"alg\":ALG,\"kid\":KID,\"typ\":TYP} (typ only when given).\n"
+	"\n"
+	"  --kid KID         the key, as printed by 'keymgr token keygen' or in the JWKS\n"
+	"  --claims JSON     the claims: a JSON object, inline, or @FILE, or @- for stdin\n"
+	"  --typ TYP         header typ, e.g. JWT or at+jwt (RFC 8725: one per kind of token)\n"
+	"  --json            print {\"jwt\":...,\"kid\":...,\"alg\":...}\n"
+	"\n" LABEL_SCHEME_HELP "\n" TOKEN_FLAGS_HELP "\n" EXIT_HELP;
+
+typedef struct {
+	km_token_t *t;
+	const km_raw_key_t *key;
+} sign_ctx_t;
+
+static int sign_with_token(void *ctx, const uint8_t *data, size_t len, uint8_t *sig,
+                           size_t *sig_len)
+{
+	const sign_ctx_t *s = ctx;
+	return km_token_sign(s->t, s->key->id, s->key->id_len, s->key->alg, data, len, sig,
+	                     sig_len);
+}
+
+static bool typ_valid(const char *typ)
+{
+	size_t n = strlen(typ);
+	if (n == 0 || n > 64)
+		return false;
+	for (const char *p = typ; *p; p++)
+		if (*p <= 0x20 || *p > 0x7e)
+			return false;
+	return true;
+}
+
+static int token_sign(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON, KM_CLI_OPTS_TOKEN,
+		{ "kid", required_argument, NULL, OPT_KID },
+		{ "claims", required_argument, NULL, OPT_CLAIMS },
+		{ "typ", required_argument, NULL, OPT_TYP },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr token sign";
+	const char *kid = NULL, *claims_arg = NULL, *typ = NULL;
+	km_cli_common_t c;
+	km_token_t *t = NULL;
+	km_raw_key_t *keys = NULL;
+	const km_raw_key_t *key = NULL;
+	char *claims_text = NULL, *jwt = NULL, err[512] = "";
+	json_t *claims = NULL;
+	json_error_t jerr;
+	size_t n = 0;
+	int o, r, rc;
+
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		switch (o) {
+		case OPT_KID: kid = optarg; break;
+		case OPT_CLAIMS: claims_arg = optarg; break;
+		case OPT_TYP: typ = optarg; break;
+		default: return KM_CLI_EXIT_USAGE;
+		}
+	}
+	if (c.help)
+		return km_cli_help(sign_help);
+	if (kid == NULL)
+		return km_cli_usage_error(cmd, "missing --kid");
+	if (!km_name_kid_valid(kid))
+		return km_cli_usage_error(cmd, "--kid must be 1..%d base64url characters",
+		                          KM_KID_MAX);
+	if (claims_arg == NULL)
+		return km_cli_usage_error(cmd, "missing --claims");
+	if (typ != NULL && !typ_valid(typ))
+		return km_cli_usage_error(cmd, "--typ must be 1..64 printable characters without "
+		                               "spaces");
+	if ((rc = km_cli_check_token_flags(&c, cmd, true)) != 0)
+		return rc;
+
+	/* The claims are read and checked before the token is touched. */
+	rc = KM_CLI_EXIT_REFUSED;
+	if ((r = km_cli_read_arg(claims_arg, CLAIMS_MAX, &claims_text, err, sizeof(err))) < 0) {
+		km_cli_error("cannot read the claims: %s", err);
+		goto out;
+	}
+	claims = json_loads(claims_text, JSON_REJECT_DUPLICATES, &jerr);
+	if (claims == NULL) {
+		km_cli_error("malformed claims JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+		             jerr.column);
+		goto out;
+	}
+	if (!json_is_object(claims)) {
+		km_cli_error("malformed claims: the claims must be a JSON object");
+		goto out;
+	}
+
+	if ((rc = open_token(&c, &t)) != 0)
+		goto out;
+	rc = KM_CLI_EXIT_REFUSED;
+	if ((r = km_raw_keys_list(t, &keys, &n, NULL)) < 0) {
+		token_failed(r, km_token_last_error(t));
+		goto out;
+	}
+	for (size_t i = 0; i < n && key == NULL; i++)
+		if (strcmp(keys[i].kid, kid) == 0)
+			key = &keys[i];
+	if (key == NULL) {
+		km_cli_error("unknown kid '%s': no key made by 'keymgr token keygen' on token '%s' "
+		             "has it", kid, c.token);
+		goto out;
+	}
+	sign_ctx_t ctx = { t, key };
+	km_jws_signer_t signer = { key->alg, key->kid, typ, sign_with_token, &ctx };
+	if ((r = km_jws_sign_claims(&signer, claims, &jwt)) < 0) {
+		token_failed(r, km_token_last_error(t));
+		goto out;
+	}
+	if (c.json) {
+		json_t *j = json_pack("{s:s, s:s, s:s}", "jwt", jwt, "kid", key->kid, "alg",
+		                      km_alg_name(key->alg));
+		rc = j != NULL ? km_cli_print_json(j) : KM_CLI_EXIT_REFUSED;
+		json_decref(j);
+		goto out;
+	}
+	printf("%s\n", jwt);
+	rc = KM_CLI_EXIT_OK;
+out:
+	free(jwt);
+	json_decref(claims);
+	free(claims_text);
+	free(keys);
+	km_token_free(t);
+	return rc;
+}
+
+/* ---- the group ------------------------------------------------------------------------- */
+
+static const km_cli_command_t verbs[] = {
+	{ "init", token_init, "initialise a development token (idempotent)" },
+	{ "keygen", token_keygen, "generate a key pair for one algorithm; print its JWK" },
+	{ "jwks", token_jwks, "print or write the JWKS of the token's keymgr keys" },
+	{ "sign", token_sign, "sign JSON claims as a compact JWT with the key of a kid" },
+	{ NULL, NULL, NULL },
+};
+
+int km_cmd_token(int argc, char **argv)
+{
+	return km_cli_dispatch(verbs, "keymgr token",
+	                       "Low-level verbs on one PKCS#11 token named by flags (no key "
+	                       "store, no lifecycle).\n",
+	                       argc - 1, argv + 1);
+}

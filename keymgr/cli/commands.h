@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Entry points of the top-level command groups, one per file (cmd_<group>.c). Each takes
+ * argv[0] = its own name and returns an exit code (see cli.h). To add a group: declare it
+ * here, add one line to the table in main.c, add the file to keymgr/cli/meson.build.
+ */
+#pragma once
+
+int km_cmd_token(int argc, char **argv);

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "keymgr/cli/cli.h"
+#include "keymgr/cli/envcmd.h"
+#include "keymgr/common/error.h"
+
+static const char *config_path;
+
+void km_cli_set_config_path(const char *path)
+{
+	config_path = path;
+}
+
+int km_cli_config_load(km_config_t **ret)
+{
+	char path[PATH_MAX], err[1024] = "";
+	int r = km_config_locate(config_path, path, sizeof(path));
+	if (r != KM_EOK) {
+		km_cli_error("cannot locate the configuration file: %s", km_strerror(r));
+		return KM_CLI_EXIT_USAGE;
+	}
+	r = km_config_load(path, ret, err, sizeof(err));
+	if (r != KM_EOK) {
+		km_cli_error("%s", err[0] ? err : km_strerror(r));
+		return KM_CLI_EXIT_REFUSED;
+	}
+	return KM_CLI_EXIT_OK;
+}
+
+int km_cli_env_open(const char *name, km_config_t **cfg, km_env_t **env)
+{
+	char err[1024] = "";
+	int rc = km_cli_config_load(cfg);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	int r = km_env_open(*cfg, name, env, err, sizeof(err));
+	if (r != KM_EOK) {
+		km_config_free(*cfg);
+		*cfg = NULL;
+		return km_cli_fail(r, err);
+	}
+	return KM_CLI_EXIT_OK;
+}
+
+void km_cli_env_close(km_config_t *cfg, km_env_t *env)
+{
+	km_env_free(env);
+	km_config_free(cfg);
+}
+
+int km_cli_fail(int r, const char *msg)
+{
+	km_cli_error("%s", msg != NULL && msg[0] ? msg : km_strerror(r));
+	return r == KM_ENAME ? KM_CLI_EXIT_USAGE : KM_CLI_EXIT_REFUSED;
+}
+
+int64_t km_cli_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+const char *km_cli_iso8601(int64_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	if (t == KM_STORE_TIME_NONE || gmtime_r(&tt, &tm) == NULL)
+		snprintf(buf, len, "-");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+int km_cli_parse_time(const char *s, int64_t *ret)
+{
+	struct tm tm;
+	char *end = NULL;
+	if (s == NULL)
+		return KM_EINVAL;
+	if (strcmp(s, "now") == 0) {
+		*ret = km_cli_now();
+		return KM_EOK;
+	}
+	if (s[0] == '@') {
+		long long v = strtoll(s + 1, &end, 10);
+		if (end == s + 1 || *end != '\0' || v < 0)
+			return KM_EINVAL;
+		*ret = (int64_t)v;
+		return KM_EOK;
+	}
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end != NULL && (strcmp(end, "Z") == 0 || strcmp(end, "+00:00") == 0 || *end == '\0')) {
+		*ret = (int64_t)timegm(&tm);
+		return KM_EOK;
+	}
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%d", &tm);
+	if (end != NULL && *end == '\0') {
+		*ret = (int64_t)timegm(&tm);
+		return KM_EOK;
+	}
+	return KM_EINVAL;
+}
+
+json_t *km_cli_keyset_json(const km_store_keyset_t *ks)
+{
+	char t[32];
+	json_t *labels = json_object();
+	for (size_t i = 0; labels != NULL && i < ks->n_labels; i++) {
+		const char *eq = strchr(ks->labels[i], '=');
+		if (eq == NULL)
+			continue;
+		char key[64];
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - ks->labels[i]), ks->labels[i]);
+		json_object_set_new(labels, key, json_string(eq + 1));
+	}
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}",
+	                      "env", ks->env, "name", ks->name, "alg", km_alg_name(ks->alg),
+	                      "owner", ks->owner, "purpose", ks->purpose,
+	                      "description", ks->description, "labels", labels,
+	                      "created_at", km_cli_iso8601(ks->created_at, t, sizeof(t)),
+	                      "created_by", ks->created_by);
+	if (j != NULL && ks->rsa_bits > 0)
+		json_object_set_new(j, "rsa_bits", json_integer(ks->rsa_bits));
+	return j;
+}
+
+json_t *km_cli_key_json(const km_store_key_t *k)
+{
+	char t[32], hex[2 * KM_STORE_CKA_ID_MAX + 1];
+	for (size_t i = 0; i < k->cka_id_len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", k->cka_id[i]);
+	hex[2 * k->cka_id_len] = '\0';
+	json_t *times = json_object();
+	for (int s = 0; times != NULL && s < KM_STATE_COUNT; s++)
+		if (k->state_at[s] != KM_STORE_TIME_NONE)
+			json_object_set_new(times, km_state_name((km_state_t)s),
+			                    json_string(km_cli_iso8601(k->state_at[s], t, sizeof(t))));
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:o, s:b}",
+	                      "kid", k->kid, "keyset", k->keyset, "alg", km_alg_name(k->alg),
+	                      "state", km_state_name(k->state), "owner", k->owner,
+	                      "purpose", k->purpose, "token", "label", k->token_label,
+	                      "serial", k->token_serial, "cka_id", hex, "times", times,
+	                      "pending", k->pending);
+	if (j != NULL && k->rsa_bits > 0)
+		json_object_set_new(j, "rsa_bits", json_integer(k->rsa_bits));
+	if (j != NULL && k->revoke_reason[0])
+		json_object_set_new(j, "revoke_reason", json_string(k->revoke_reason));
+	return j;
+}
+
+const char *km_cli_purpose_typ(const char *purpose)
+{
+	static const struct { const char *purpose, *typ; } map[] = {
+		{ "access-token", "at+jwt" },          /* RFC 9068 */
+		{ "logout-token", "logout+jwt" },      /* OIDC Back-Channel Logout */
+		{ "security-event-token", "secevent+jwt" }, /* RFC 8417 */
+		{ "refresh-token", "rt+jwt" },
+		{ "id-token", "JWT" },
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i].purpose, purpose) == 0)
+			return map[i].typ;
+	return "JWT";
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Helpers of the commands that work on configured environments (env, keyset, key, rotate,
+ * revoke, destroy, jwks, sign, plan, apply, policy): loading the configuration, opening one
+ * environment, mapping KM_* codes to exit codes, and the stable JSON/table renderings.
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "keymgr/config/config.h"
+#include "keymgr/core/env.h"
+#include "keymgr/store/store.h"
+
+/* The -c/--config value given before the command (NULL: $KEYMGR_CONFIG, then the default). */
+void km_cli_set_config_path(const char *path);
+
+/*
+ * Locates and loads the configuration. Prints the error and returns an exit code on failure;
+ * 0 and *ret (free with km_config_free()) on success.
+ */
+int km_cli_config_load(km_config_t **ret);
+
+/*
+ * Loads the configuration and opens environment name. Prints the error and returns an exit
+ * code on failure; 0 on success with *cfg and *env set (release with km_cli_env_close()).
+ */
+int km_cli_env_open(const char *name, km_config_t **cfg, km_env_t **env);
+void km_cli_env_close(km_config_t *cfg, km_env_t *env);
+
+/*
+ * Prints "keymgr: msg" (or km_strerror(r) when msg is empty) and returns the exit code for r:
+ * KM_CLI_EXIT_USAGE for malformed names, KM_CLI_EXIT_REFUSED otherwise.
+ */
+int km_cli_fail(int r, const char *msg);
+
+/* Current time (seconds since the epoch). */
+int64_t km_cli_now(void);
+
+/* "2026-11-28T17:00:00Z", or "-" for KM_STORE_TIME_NONE. Returns buf (at least 32 bytes). */
+const char *km_cli_iso8601(int64_t t, char *buf, size_t len);
+
+/*
+ * Parses a time given by a user: ISO 8601 UTC ("2026-11-28T17:00:00Z", "2026-11-28"),
+ * "@UNIXSECONDS", or "now". KM_EOK or KM_EINVAL.
+ */
+int km_cli_parse_time(const char *s, int64_t *ret);
+
+/* Stable JSON renderings (new references). */
+json_t *km_cli_keyset_json(const km_store_keyset_t *ks);
+json_t *km_cli_key_json(const km_store_key_t *k);
+
+/* typ header for a purpose: at+jwt, logout+jwt, secevent+jwt, ... ("JWT" for others). */
+const char *km_cli_purpose_typ(const char *purpose);

@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keymgr/cli/cli.h"
+#include "keymgr/common/error.h"
+
+void km_cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("keymgr: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int km_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("keymgr: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help'.\n", cmd);
+	return KM_CLI_EXIT_USAGE;
+}
+
+int km_cli_help(const char *text)
+{
+	fputs(text, stdout);
+	return KM_CLI_EXIT_OK;
+}
+
+/* Prints the usage of a command group to out (stdout for --help, stderr for an error). */
+static void print_table(FILE *out, const km_cli_command_t *table, const char *prog,
+                        const char *intro)
+{
+	fprintf(out, "Usage: %s COMMAND [OPTIONS]\n\n", prog);
+	if (intro != NULL)
+		fprintf(out, "%s\n", intro);
+	fprintf(out, "Commands:\n");
+	for (const km_cli_command_t *c = table; c->name != NULL; c++)
+		fprintf(out, "  %-10s %s\n", c->name, c->summary);
+	fprintf(out, "\nRun '%s COMMAND --help' for the options of a command.\n", prog);
+}
+
+int km_cli_dispatch(const km_cli_command_t *table, const char *prog, const char *intro,
+                    int argc, char **argv)
+{
+	if (argc < 1) {
+		fprintf(stderr, "keymgr: missing command\n");
+		print_table(stderr, table, prog, intro);
+		return KM_CLI_EXIT_USAGE;
+	}
+	const char *name = argv[0];
+	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+		print_table(stdout, table, prog, intro);
+		return KM_CLI_EXIT_OK;
+	}
+	for (const km_cli_command_t *c = table; c->name != NULL; c++)
+		if (strcmp(c->name, name) == 0)
+			return c->run(argc, argv);
+	if (name[0] == '-')
+		return km_cli_usage_error(prog, "expected a command before options");
+	return km_cli_usage_error(prog, "unknown command '%.64s'", name);
+}
+
+void km_cli_common_init(km_cli_common_t *c)
+{
+	const char *v;
+	memset(c, 0, sizeof(*c));
+	c->module = KM_CLI_DEFAULT_MODULE;
+	if ((v = secure_getenv("KEYMGR_MODULE")) != NULL && v[0] != '\0')
+		c->module = v;
+	if ((v = secure_getenv("KEYMGR_TOKEN")) != NULL && v[0] != '\0')
+		c->token = v;
+	if ((v = secure_getenv("KEYMGR_PIN_SOURCE")) != NULL && v[0] != '\0')
+		c->pin_source = v;
+	optind = 0; /* full re-initialisation of GNU getopt for this command's argv */
+}
+
+/* Name of the long option whose val is v, for messages. */
+static const char *long_name(const struct option *opts, int v)
+{
+	for (const struct option *o = opts; o->name != NULL; o++)
+		if (o->val == v)
+			return o->name;
+	return "?";
+}
+
+/* Prints an option as typed, without any "=value" part (the value could be a secret). */
+static int bad_option(const char *cmd, const char *arg)
+{
+	size_t n = strcspn(arg, "=");
+	if (n > 64)
+		n = 64;
+	return km_cli_usage_error(cmd, "unknown or ambiguous option '%.*s'", (int)n, arg);
+}
+
+int km_cli_getopt(int argc, char **argv, const char *cmd, const struct option *opts,
+                  km_cli_common_t *c)
+{
+	for (;;) {
+		/* "-": positional arguments come back as 1; ":": missing values as ':'. */
+		int o = getopt_long(argc, argv, "-:h", opts, NULL);
+		switch (o) {
+		case -1:
+			return -1;
+		case 'h':
+		case KM_OPT_HELP:
+			c->help = true;
+			return -1;
+		case KM_OPT_JSON:
+			c->json = true;
+			break;
+		case KM_OPT_MODULE:
+			c->module = optarg;
+			break;
+		case KM_OPT_TOKEN:
+			c->token = optarg;
+			break;
+		case KM_OPT_PIN_SOURCE:
+			c->pin_source = optarg;
+			break;
+		case KM_OPT_SO_PIN_SOURCE:
+			c->so_pin_source = optarg;
+			break;
+		case KM_OPT_FORBIDDEN_PIN:
+			km_cli_usage_error(cmd, "a PIN is never accepted on the command line; use "
+			                        "--pin-source file:PATH, env:NAME or prompt instead");
+			return -2;
+		case 1:
+			/* Not echoed: a stray word on the command line could be a PIN. */
+			km_cli_usage_error(cmd, "unexpected argument at position %d (this command "
+			                        "takes options only)", optind - 1);
+			return -2;
+		case ':':
+			if (optopt > 0 && optopt < 0x80)
+				km_cli_usage_error(cmd, "option '-%c' needs a value", optopt);
+			else
+				km_cli_usage_error(cmd, "option '--%s' needs a value",
+				                   long_name(opts, optopt));
+			return -2;
+		case '?':
+			if (optopt > 0 && optopt < 0x80) {
+				km_cli_usage_error(cmd, "unknown option '-%c'", optopt);
+				return -2;
+			}
+			bad_option(cmd, argv[optind - 1]);
+			return -2;
+		default:
+			return o;
+		}
+	}
+}
+
+bool km_cli_pin_source_ok(const char *src)
+{
+	if (src == NULL)
+		return false;
+	if (strncmp(src, "file:", 5) == 0)
+		return src[5] != '\0';
+	if (strncmp(src, "env:", 4) == 0)
+		return src[4] != '\0';
+	return strcmp(src, "prompt") == 0;
+}
+
+int km_cli_check_token_flags(const km_cli_common_t *c, const char *cmd, bool need_pin)
+{
+	if (c->token == NULL || c->token[0] == '\0')
+		return km_cli_usage_error(cmd, "missing token label: give --token LABEL or set "
+		                               "KEYMGR_TOKEN");
+	if (strlen(c->token) > 32)
+		return km_cli_usage_error(cmd, "token label is longer than 32 characters");
+	if (c->module == NULL || c->module[0] == '\0')
+		return km_cli_usage_error(cmd, "missing module: give --module PATH");
+	if (!need_pin)
+		return 0;
+	if (c->pin_source == NULL)
+		return km_cli_usage_error(cmd, "missing PIN source: give --pin-source SRC or set "
+		                               "KEYMGR_PIN_SOURCE");
+	/* The value is not echoed: someone may have typed the PIN itself here. */
+	if (!km_cli_pin_source_ok(c->pin_source))
+		return km_cli_usage_error(cmd, "--pin-source must be file:PATH, env:NAME or prompt");
+	return 0;
+}
+
+int km_cli_print_json(const json_t *json)
+{
+	if (json_dumpf(json, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0) {
+		km_cli_error("cannot write JSON output");
+		return KM_CLI_EXIT_REFUSED;
+	}
+	fputc('\n', stdout);
+	return KM_CLI_EXIT_OK;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return KM_EOK;
+}
+
+int km_cli_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+	char *dcopy = NULL, *bcopy = NULL, *tmp = NULL;
+	int fd = -1, dfd = -1, r;
+
+	if ((dcopy = strdup(path)) == NULL || (bcopy = strdup(path)) == NULL) {
+		r = KM_ENOMEM;
+		goto out;
+	}
+	const char *dir = dirname(dcopy), *base = basename(bcopy);
+	if (asprintf(&tmp, "%s/.%s.XXXXXX", dir, base) < 0) {
+		tmp = NULL;
+		r = KM_ENOMEM;
+		goto out;
+	}
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+		r = -errno;
+		free(tmp);
+		tmp = NULL; /* nothing to unlink */
+		goto out;
+	}
+	if (fchmod(fd, (mode_t)mode) < 0 || (r = write_all(fd, data, len)) < 0 || fsync(fd) < 0) {
+		r = errno != 0 ? -errno : KM_EIO;
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		r = -errno;
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	/* Make the rename itself durable. */
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	r = KM_EOK;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (tmp != NULL) {
+		unlink(tmp);
+		free(tmp);
+	}
+	free(dcopy);
+	free(bcopy);
+	return r;
+}
+
+int km_cli_read_arg(const char *arg, size_t max, char **ret, char *err, size_t errlen)
+{
+	FILE *f = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if (arg[0] != '@') {
+		if (strlen(arg) > max) {
+			snprintf(err, errlen, "value is larger than %zu bytes", max);
+			return KM_ERANGE;
+		}
+		if ((buf = strdup(arg)) == NULL)
+			return KM_ENOMEM;
+		*ret = buf;
+		return KM_EOK;
+	}
+	const char *path = arg + 1;
+	bool is_stdin = strcmp(path, "-") == 0;
+	if ((f = is_stdin ? stdin : fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+		return KM_EIO;
+	}
+	if ((buf = malloc(max + 2)) == NULL) {
+		r = KM_ENOMEM;
+		goto out;
+	}
+	len = fread(buf, 1, max + 1, f);
+	if (ferror(f)) {
+		snprintf(err, errlen, "cannot read '%s'", path);
+		r = KM_EIO;
+		goto out;
+	}
+	if (len > max) {
+		snprintf(err, errlen, "'%s' is larger than %zu bytes", path, max);
+		r = KM_ERANGE;
+		goto out;
+	}
+	buf[len] = '\0';
+	if (memchr(buf, '\0', len) != NULL) {
+		snprintf(err, errlen, "'%s' contains a NUL byte", path);
+		r = KM_EMALFORMED;
+		goto out;
+	}
+	*ret = buf;
+	buf = NULL;
+	r = KM_EOK;
+out:
+	free(buf);
+	if (f != NULL && !is_stdin)
+		fclose(f);
+	return r;
+}
