@@ -46,7 +46,6 @@ typedef struct {
 	km_keyset_cfg_t pub;
 	cfg_pblock_t pol;
 	cfg_loc_t loc;
-	bool declared;           /* mentioned in the main file (not only in an include) */
 } cfg_keyset_t;
 
 typedef struct {

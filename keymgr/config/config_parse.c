@@ -367,8 +367,6 @@ static int parse_keyset(walk_t *w, cfg_env_t *env, const char *name, struct fy_n
 	cfg_keyset_t *ks = keyset_get(w, env, name, at);
 	if (ks == NULL)
 		return w->e->set ? KM_CONFIG_EINVAL : KM_ENOMEM;
-	if (w->main)
-		ks->declared = true;
 	void *it = NULL;
 	const char *key;
 	cfg_loc_t kat;
