@@ -82,6 +82,8 @@ km_plan_action_t *km_plan_push_action(km_plan_t *plan)
 		plan->actions = a;
 		plan->cap_actions = cap;
 	}
+	/* Zeroed so that equal plans compare equal byte for byte (determinism tests). */
+	memset(&plan->actions[plan->n_actions], 0, sizeof(plan->actions[0]));
 	return &plan->actions[plan->n_actions++];
 }
 
@@ -95,6 +97,7 @@ km_plan_warning_t *km_plan_push_warning(km_plan_t *plan)
 		plan->warnings = w;
 		plan->cap_warnings = cap;
 	}
+	memset(&plan->warnings[plan->n_warnings], 0, sizeof(plan->warnings[0]));
 	return &plan->warnings[plan->n_warnings++];
 }
 
