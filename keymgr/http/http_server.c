@@ -628,6 +628,9 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 		MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 		/* the pool holds the request line and headers plus our response headers */
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, max_header + (size_t)2048,
+		/* refuse sloppy syntax (no Host in HTTP/1.1, space in the URI, space before
+		 * a colon): a JWKS endpoint usually sits behind a proxy or CDN */
+		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
 		MHD_OPTION_URI_LOG_CALLBACK, &uri_logged, h,
 		MHD_OPTION_NOTIFY_COMPLETED, &request_completed, h,
 		MHD_OPTION_END);
