@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keymgr/common/error.h"
@@ -21,6 +22,7 @@
 
 typedef struct {
 	sqlite3 *db;
+	struct timespec busy_since;     /* when the current lock wait began */
 	char path[512];
 } sq_t;
 
@@ -145,6 +147,27 @@ out:
 }
 
 /* ---- open ---- */
+
+/*
+ * Waits for another writer's lock in 1 ms steps for up to KM_STORE_BUSY_TIMEOUT_MS.
+ * SQLite's own busy timeout backs off to 100 ms sleeps, so a short CLI command could keep
+ * missing the gaps between a busy daemon's transactions; polling every millisecond gives
+ * both a fair chance.
+ */
+static int busy_wait(void *arg, int tries)
+{
+	sq_t *q = arg;
+	struct timespec now, step = { .tv_sec = 0, .tv_nsec = 1000000 };
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (tries == 0)
+		q->busy_since = now;
+	int64_t waited_ms = (int64_t)(now.tv_sec - q->busy_since.tv_sec) * 1000 +
+	                    (now.tv_nsec - q->busy_since.tv_nsec) / 1000000;
+	if (waited_ms >= KM_STORE_BUSY_TIMEOUT_MS)
+		return 0;
+	nanosleep(&step, NULL);
+	return 1;
+}
 
 /* Creates the file with mode 0600 whatever the umask, and checks an existing one. */
 static int prepare_file(const char *path, char *err, size_t errlen)
@@ -277,7 +300,7 @@ static int sq_open(const char *path, const char *env, void **ctx, char *err, siz
 		goto out;
 	}
 	sqlite3_extended_result_codes(q->db, 1);
-	sqlite3_busy_timeout(q->db, KM_STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(q->db, busy_wait, q);
 
 	/* Nothing is written before the version is known to be one we understand. */
 	if ((r = pragma_int(q->db, "PRAGMA user_version", &have, err, errlen)) != KM_EOK) {
