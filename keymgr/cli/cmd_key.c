@@ -37,7 +37,7 @@ static const char remove_help[] =
 	"kept until retire_retention has passed since its retirement, so that every token it\n"
 	"signed can still be verified; --force removes it earlier.\n";
 
-enum { OPT_STATE = 1, OPT_OWNER, OPT_PURPOSE, OPT_ENV, OPT_FORCE };
+enum { OPT_STATE = 0x10, OPT_OWNER, OPT_PURPOSE, OPT_ENV, OPT_FORCE };
 
 static void print_key_row(const km_store_key_t *k, const char *env)
 {

@@ -45,7 +45,7 @@ static const char set_owner_help[] =
 	"Changes the owner of a key set. The change is recorded with who made it, when, the\n"
 	"old and new owner and the reason.\n";
 
-enum { OPT_ALG = 1, OPT_BITS, OPT_OWNER, OPT_PURPOSE, OPT_DESC, OPT_LABEL, OPT_REASON };
+enum { OPT_ALG = 0x10, OPT_BITS, OPT_OWNER, OPT_PURPOSE, OPT_DESC, OPT_LABEL, OPT_REASON };
 
 static int keyset_create(int argc, char **argv)
 {

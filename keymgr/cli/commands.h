@@ -7,3 +7,11 @@
 #pragma once
 
 int km_cmd_token(int argc, char **argv);
+int km_cmd_env(int argc, char **argv);
+int km_cmd_keyset(int argc, char **argv);
+int km_cmd_key(int argc, char **argv);
+int km_cmd_rotate(int argc, char **argv);
+int km_cmd_revoke(int argc, char **argv);
+int km_cmd_destroy(int argc, char **argv);
+int km_cmd_jwks(int argc, char **argv);
+int km_cmd_sign(int argc, char **argv);

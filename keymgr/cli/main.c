@@ -5,15 +5,26 @@
 
 #include "keymgr/cli/cli.h"
 #include "keymgr/cli/commands.h"
+#include "keymgr/cli/envcmd.h"
 
 /* One line per command group, in the order --help lists them. */
 static const km_cli_command_t commands[] = {
+	{ "env", km_cmd_env, "list the configured environments" },
+	{ "keyset", km_cmd_keyset, "create, list and show key sets; change their owner" },
+	{ "key", km_cmd_key, "list and show keys; retire or remove one by hand" },
+	{ "rotate", km_cmd_rotate, "generate and publish a successor key for a key set" },
+	{ "revoke", km_cmd_revoke, "take a key out of service at once" },
+	{ "destroy", km_cmd_destroy, "delete a removed or revoked key from the token" },
+	{ "jwks", km_cmd_jwks, "print or write the JWKS of an environment or key set" },
+	{ "sign", km_cmd_sign, "sign claims into a JWT with a key set's active key" },
 	{ "token", km_cmd_token, "low-level verbs on a PKCS#11 token named by flags" },
 	{ NULL, NULL, NULL },
 };
 
 static const char intro[] =
 	"Manages JWT signing keys inside PKCS#11 tokens.\n"
+	"  -c, --config FILE   configuration file (default: $KEYMGR_CONFIG, then\n"
+	"                      /etc/keymgr/keymgr.yaml)\n"
 	"Exit status: 0 success, 1 refused operation or failed check, 2 usage error.\n";
 
 int main(int argc, char **argv)
@@ -22,5 +33,20 @@ int main(int argc, char **argv)
 		printf("keymgr %s\n", KEYMGR_VERSION);
 		return KM_CLI_EXIT_OK;
 	}
-	return km_cli_dispatch(commands, "keymgr", intro, argc - 1, argv + 1);
+	/* Global options come before the command. */
+	int i = 1;
+	while (i < argc) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)) {
+			if (i + 1 >= argc)
+				return km_cli_usage_error("keymgr", "option '%s' needs a FILE", argv[i]);
+			km_cli_set_config_path(argv[i + 1]);
+			i += 2;
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			km_cli_set_config_path(argv[i] + 9);
+			i++;
+		} else {
+			break;
+		}
+	}
+	return km_cli_dispatch(commands, "keymgr", intro, argc - i, argv + i);
 }

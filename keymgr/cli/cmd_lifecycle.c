@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keymgr rotate | revoke | destroy: the lifecycle verbs security teams run by hand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "keymgr/cli/args.h"
+#include "keymgr/cli/cli.h"
+#include "keymgr/cli/commands.h"
+#include "keymgr/cli/envcmd.h"
+#include "keymgr/common/error.h"
+#include "keymgr/core/keyops.h"
+
+static const char rotate_help[] =
+	"Usage: keymgr [-c FILE] rotate ENV/NAME [--now --force] [--json]\n"
+	"\n"
+	"Generates a successor key in the environment's token and publishes it in the JWKS.\n"
+	"A key set without an active key (a new one, or after a revocation) activates it at\n"
+	"once. Otherwise the successor activates once it has been published for the policy's\n"
+	"publish_lead, when 'keymgr apply' or keymgrd runs, and the current key is retired then.\n"
+	"  --now --force   activate the successor immediately and retire the current key.\n"
+	"                  Verifiers that cached the JWKS less than jwks_max_age ago do not\n"
+	"                  know the new kid yet and will reject its tokens until they refetch.\n";
+
+static const char revoke_help[] =
+	"Usage: keymgr [-c FILE] revoke KID --env ENV --reason TEXT [--json]\n"
+	"\n"
+	"Takes a key out of service at once: out of the JWKS and never signing again, whatever\n"
+	"its state. Revoking the active key leaves the key set without one: run\n"
+	"'keymgr rotate ENV/NAME' (or let keymgrd promote its standby). Verifiers that cached\n"
+	"the JWKS keep accepting the key until their cache expires (at most jwks_max_age).\n";
+
+static const char destroy_help[] =
+	"Usage: keymgr [-c FILE] destroy KID --env ENV [--json]\n"
+	"\n"
+	"Deletes a removed or revoked key's objects from the token. The key's record stays in\n"
+	"the store forever, in state 'destroyed'. Any other state is refused.\n";
+
+enum { OPT_NOW = 0x10, OPT_FORCE, OPT_ENV, OPT_REASON };
+
+static int rotate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "now", no_argument, NULL, OPT_NOW },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr rotate";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	bool now_flag = false, force = false;
+	int o;
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		if (o == OPT_NOW)
+			now_flag = true;
+		else if (o == OPT_FORCE)
+			force = true;
+		else
+			return KM_CLI_EXIT_USAGE;
+	}
+	if (c.help)
+		return km_cli_help(rotate_help);
+	if (npos != 1)
+		return km_cli_usage_error(cmd, "expected exactly one ENV/NAME");
+	if (now_flag && !force)
+		return km_cli_usage_error(cmd, "--now skips the publish lead and can make verifiers "
+		                          "reject tokens: add --force to confirm");
+	if (force && !now_flag)
+		return km_cli_usage_error(cmd, "--force only goes with --now");
+
+	char env_name[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
+	if (km_name_split(pos[0], false, env_name, name, err, sizeof(err)) != KM_EOK)
+		return km_cli_usage_error(cmd, "%s", err);
+	km_config_t *cfg = NULL;
+	km_env_t *env = NULL;
+	int rc = km_cli_env_open(env_name, &cfg, &env);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	km_store_keyset_t ks;
+	km_store_key_t k, prev;
+	int r = km_store_keyset_get(km_env_store(env), name, &ks, err, sizeof(err));
+	if (r == KM_ENOENT)
+		snprintf(err, sizeof(err), "unknown key set %s/%s", env_name, name);
+	bool had_active = r == KM_EOK &&
+	                  km_store_key_active(km_env_store(env), name, &prev, NULL, 0) == KM_EOK;
+	if (r == KM_EOK)
+		r = km_keyset_rotate(env, name, now_flag, km_cli_now(), &k, err, sizeof(err));
+	if (r != KM_EOK) {
+		rc = km_cli_fail(r, err);
+		goto out;
+	}
+	km_policy_t pol;
+	km_env_keyset_policy(env, name, &pol);
+	if (now_flag && had_active) {
+		char d[32];
+		fprintf(stderr, "keymgr: warning: %s activated without publish lead; verifiers that "
+		        "fetched the JWKS in the last %s reject its tokens until they refetch\n",
+		        k.kid, km_duration_format(pol.jwks_max_age, d, sizeof(d)));
+	}
+	if (c.json) {
+		json_t *j = km_cli_key_json(&k);
+		json_object_set_new(j, "env", json_string(env_name));
+		if (k.state != KM_STATE_ACTIVE)
+			json_object_set_new(j, "activates_at", json_integer(
+			        k.state_at[KM_STATE_PUBLISHED] + pol.publish_lead));
+		rc = km_cli_print_json(j);
+		json_decref(j);
+	} else if (k.state == KM_STATE_ACTIVE) {
+		printf("%s/%s: new key %s is active%s\n", env_name, name, k.kid,
+		       had_active ? " (previous key retired)" : "");
+	} else {
+		char t[32];
+		printf("%s/%s: new key %s is published; it activates at %s (after publish_lead)\n",
+		       env_name, name, k.kid,
+		       km_cli_iso8601(k.state_at[KM_STATE_PUBLISHED] + pol.publish_lead, t, sizeof(t)));
+	}
+out:
+	km_cli_env_close(cfg, env);
+	return rc;
+}
+
+/* Parses "KID --env ENV [--reason TEXT]" for revoke and destroy; opens the environment. */
+static int kid_verb(int argc, char **argv, const char *cmd, const char *help, bool want_reason,
+                    km_config_t **cfg, km_env_t **env, const char **kid, const char **reason,
+                    bool *json)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "env", required_argument, NULL, OPT_ENV },
+		{ "reason", required_argument, NULL, OPT_REASON },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	const char *env_name = NULL;
+	int o;
+	km_cli_common_init(&c);
+	*reason = NULL;
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		if (o == OPT_ENV)
+			env_name = optarg;
+		else if (o == OPT_REASON && want_reason)
+			*reason = optarg;
+		else
+			return KM_CLI_EXIT_USAGE;
+	}
+	if (c.help)
+		return -1;
+	(void)help;
+	if (npos != 1)
+		return km_cli_usage_error(cmd, "expected exactly one KID");
+	if (!km_name_kid_valid(pos[0]))
+		return km_cli_usage_error(cmd, "invalid kid: expected 1 to %d base64url characters",
+		                          KM_KID_MAX);
+	if (env_name == NULL)
+		return km_cli_usage_error(cmd, "missing --env ENV: every change names its "
+		                          "environment");
+	if (want_reason && (*reason == NULL || (*reason)[0] == '\0'))
+		return km_cli_usage_error(cmd, "missing --reason TEXT");
+	*kid = pos[0];
+	*json = c.json;
+	return km_cli_env_open(env_name, cfg, env);
+}
+
+static int revoke(int argc, char **argv)
+{
+	km_config_t *cfg = NULL;
+	km_env_t *env = NULL;
+	const char *kid = NULL, *reason = NULL;
+	bool json = false;
+	char err[1024] = "";
+	int rc = kid_verb(argc, argv, "keymgr revoke", revoke_help, true, &cfg, &env, &kid,
+	                  &reason, &json);
+	if (rc < 0)
+		return km_cli_help(revoke_help);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	km_store_key_t k;
+	int r = km_key_lookup(env, kid, &k, err, sizeof(err));
+	if (r == KM_EOK)
+		r = km_key_set_state(env, kid, KM_STATE_REVOKED, km_cli_now(), reason, err, sizeof(err));
+	if (r != KM_EOK) {
+		rc = km_cli_fail(r, err);
+	} else {
+		km_policy_t pol;
+		char d[32];
+		km_env_keyset_policy(env, k.keyset, &pol);
+		if (json)
+			printf("{\"kid\":\"%s\",\"state\":\"revoked\",\"was\":\"%s\","
+			       "\"exposure_seconds\":%lld}\n", kid, km_state_name(k.state),
+			       (long long)pol.jwks_max_age);
+		else
+			printf("key %s revoked (was %s); verifiers may keep accepting it until their "
+			       "cached JWKS expires, at most %s from now\n", kid, km_state_name(k.state),
+			       km_duration_format(pol.jwks_max_age, d, sizeof(d)));
+		if (k.state == KM_STATE_ACTIVE)
+			fprintf(stderr, "keymgr: warning: %s/%s has no active key now; run 'keymgr "
+			        "rotate %s/%s'\n", km_env_name(env), k.keyset, km_env_name(env), k.keyset);
+	}
+	km_cli_env_close(cfg, env);
+	return rc;
+}
+
+static int destroy(int argc, char **argv)
+{
+	km_config_t *cfg = NULL;
+	km_env_t *env = NULL;
+	const char *kid = NULL, *reason = NULL;
+	bool json = false;
+	char err[1024] = "";
+	int rc = kid_verb(argc, argv, "keymgr destroy", destroy_help, false, &cfg, &env, &kid,
+	                  &reason, &json);
+	if (rc < 0)
+		return km_cli_help(destroy_help);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	int r = km_key_destroy(env, kid, km_cli_now(), err, sizeof(err));
+	if (r != KM_EOK)
+		rc = km_cli_fail(r, err);
+	else if (json)
+		printf("{\"kid\":\"%s\",\"state\":\"destroyed\"}\n", kid);
+	else
+		printf("key %s destroyed in the token; its record is kept\n", kid);
+	km_cli_env_close(cfg, env);
+	return rc;
+}
+
+int km_cmd_rotate(int argc, char **argv)
+{
+	return rotate(argc, argv);
+}
+
+int km_cmd_revoke(int argc, char **argv)
+{
+	return revoke(argc, argv);
+}
+
+int km_cmd_destroy(int argc, char **argv)
+{
+	return destroy(argc, argv);
+}

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/core/env.h"
+
+struct km_env {
+	const km_config_t *cfg;
+	const km_env_cfg_t *ecfg;
+	km_store_t *store;
+	km_token_t *token;
+};
+
+int km_env_open(const km_config_t *cfg, const char *name, km_env_t **ret, char *err,
+                size_t errlen)
+{
+	const km_env_cfg_t *ecfg = NULL;
+	int r = km_config_env_lookup(cfg, name, &ecfg, err, errlen);
+	if (r != KM_EOK)
+		return r;
+
+	km_env_t *env = calloc(1, sizeof(*env));
+	if (env == NULL)
+		return KM_ENOMEM;
+	env->cfg = cfg;
+	env->ecfg = ecfg;
+	r = km_store_open(ecfg->store, ecfg->name, &env->store, err, errlen);
+	if (r != KM_EOK) {
+		free(env);
+		return r;
+	}
+	*ret = env;
+	return KM_EOK;
+}
+
+void km_env_free(km_env_t *env)
+{
+	if (env == NULL)
+		return;
+	km_token_free(env->token);
+	km_store_free(env->store);
+	free(env);
+}
+
+const char *km_env_name(const km_env_t *env)
+{
+	return env->ecfg->name;
+}
+
+const km_env_cfg_t *km_env_cfg(const km_env_t *env)
+{
+	return env->ecfg;
+}
+
+const km_config_t *km_env_config(const km_env_t *env)
+{
+	return env->cfg;
+}
+
+km_store_t *km_env_store(km_env_t *env)
+{
+	return env->store;
+}
+
+int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
+{
+	if (env->token == NULL) {
+		char msg[512] = "";
+		int r = km_token_open(&env->ecfg->token, &env->token, msg, sizeof(msg));
+		if (r != KM_EOK) {
+			snprintf(err, errlen, "environment '%s': %s", env->ecfg->name,
+			         msg[0] ? msg : km_strerror(r));
+			env->token = NULL;
+			return r;
+		}
+	}
+	*ret = env->token;
+	return KM_EOK;
+}
+
+int km_env_keyset_policy(const km_env_t *env, const char *keyset, km_policy_t *ret)
+{
+	return km_config_keyset_policy(env->cfg, env->ecfg->name, keyset, ret);
+}
+
+/*
+ * Calls fn for every other environment whose store file exists and opens. Stops when fn
+ * returns non-zero and returns that value.
+ */
+static int each_other_store(km_env_t *env, int (*fn)(const km_env_cfg_t *, km_store_t *, void *),
+                            void *ctx)
+{
+	for (size_t i = 0; i < km_config_env_count(env->cfg); i++) {
+		const km_env_cfg_t *other = km_config_env_at(env->cfg, i);
+		struct stat st;
+		if (other == env->ecfg || stat(other->store, &st) != 0)
+			continue;
+		km_store_t *s = NULL;
+		char ignored[256];
+		if (km_store_open(other->store, other->name, &s, ignored, sizeof(ignored)) != KM_EOK)
+			continue;
+		int r = fn(other, s, ctx);
+		km_store_free(s);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+typedef struct {
+	const char *kid;
+	const char *found_in;
+} kid_search_t;
+
+static int find_kid(const km_env_cfg_t *other, km_store_t *s, void *ctx)
+{
+	kid_search_t *q = ctx;
+	bool exists = false;
+	char ignored[256];
+	if (km_store_kid_exists(s, q->kid, &exists, ignored, sizeof(ignored)) != KM_EOK || !exists)
+		return 0;
+	q->found_in = other->name;
+	return 1;
+}
+
+int km_env_explain_unknown_kid(km_env_t *env, const char *kid, char *err, size_t errlen)
+{
+	if (!km_name_kid_valid(kid)) {
+		snprintf(err, errlen, "invalid kid: expected 1 to %d base64url characters",
+		         KM_KID_MAX);
+		return KM_EINVAL;
+	}
+	kid_search_t q = { kid, NULL };
+	each_other_store(env, find_kid, &q);
+	if (q.found_in != NULL) {
+		snprintf(err, errlen, "kid %s belongs to environment '%s', not '%s': refused",
+		         kid, q.found_in, env->ecfg->name);
+		return KM_EWRONGENV;
+	}
+	snprintf(err, errlen, "unknown kid %s in environment '%s'", kid, env->ecfg->name);
+	return KM_ENOENT;
+}
+
+int km_env_kid_unique(km_env_t *env, const char *kid, char *err, size_t errlen)
+{
+	kid_search_t q = { kid, NULL };
+	each_other_store(env, find_kid, &q);
+	if (q.found_in != NULL) {
+		snprintf(err, errlen, "kid %s already exists in environment '%s': kids must be "
+		         "unique across environments", kid, q.found_in);
+		return KM_EEXIST;
+	}
+	return KM_EOK;
+}
+
+const char *km_env_actor(char *buf, size_t len)
+{
+	uid_t uid = getuid();
+	struct passwd *pw = getpwuid(uid);
+	char host[64] = "";
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		strcpy(host, "unknown");
+	snprintf(buf, len, "%s(%u)@%s", pw ? pw->pw_name : "uid", (unsigned)uid, host);
+	return buf;
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One environment opened for work: its configuration, its store and (on demand) its token.
+ *
+ * This is the environment wall in code: a km_env_t opens exactly one environment's store and
+ * one token, both named by that environment's configuration, and every key it touches must
+ * carry the identity (serial) of that token. Operations on keys live in keyops.h; they all
+ * take a km_env_t.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keymgr/config/config.h"
+#include "keymgr/store/store.h"
+#include "pkcs11/token.h"
+
+typedef struct km_env km_env_t;
+
+/*
+ * Opens environment name of cfg: looks it up (unknown names list the known ones) and opens
+ * its store. The token is opened later, by the first operation that needs it.
+ * *ret must be freed with km_env_free(). Codes of km_config_env_lookup() and km_store_open().
+ */
+int km_env_open(const km_config_t *cfg, const char *name, km_env_t **ret, char *err,
+                size_t errlen);
+
+/* Closes token and store. NULL ok. */
+void km_env_free(km_env_t *env);
+
+const char *km_env_name(const km_env_t *env);
+const km_env_cfg_t *km_env_cfg(const km_env_t *env);
+const km_config_t *km_env_config(const km_env_t *env);
+km_store_t *km_env_store(km_env_t *env);
+
+/*
+ * The environment's token, logged in with the environment's PIN source (opened on first
+ * call). Returns KM_EOK and sets *ret (owned by env), or the token layer's code with its
+ * message in err.
+ */
+int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
+
+/*
+ * Effective policy of a key set of this environment (environment policy plus the key set's
+ * overrides in the config).
+ */
+int km_env_keyset_policy(const km_env_t *env, const char *keyset, km_policy_t *ret);
+
+/*
+ * Explains where a kid that is unknown here lives: looks it up in the other environments'
+ * stores that exist and can be opened, and writes "kid K belongs to environment 'staging',
+ * not 'production'" (KM_EWRONGENV) or "unknown kid K in environment 'production'"
+ * (KM_ENOENT) into err. Never opens another environment's token.
+ */
+int km_env_explain_unknown_kid(km_env_t *env, const char *kid, char *err, size_t errlen);
+
+/*
+ * Checks that no other environment's store holds kid (kids are unique across environments).
+ * KM_EOK, or KM_EEXIST with a message naming the other environment.
+ */
+int km_env_kid_unique(km_env_t *env, const char *kid, char *err, size_t errlen);
+
+/* "user(uid)@host" of the calling process, for history records. Returns buf. */
+const char *km_env_actor(char *buf, size_t len);

@@ -1,0 +1,397 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/core/keyops.h"
+#include "keymgr/jose/jwk.h"
+#include "keymgr/jose/jwks.h"
+#include "keymgr/jose/jws.h"
+
+int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who, int64_t now,
+                     char *err, size_t errlen)
+{
+	km_policy_t pol;
+	int r = km_env_keyset_policy(env, ks->name, &pol);
+	if (r != KM_EOK) {
+		snprintf(err, errlen, "invalid key set name '%s'", ks->name);
+		return r;
+	}
+	const km_alg_info_t *info = km_alg_info(ks->alg);
+	if (info == NULL) {
+		snprintf(err, errlen, "unknown algorithm");
+		return KM_EALG;
+	}
+	if (info->kty == KM_KTY_RSA && !km_rsa_bits_valid(ks->rsa_bits)) {
+		snprintf(err, errlen, "RSA key size %u is not supported: use 2048, 3072 or 4096",
+		         ks->rsa_bits);
+		return KM_EKEYSIZE;
+	}
+	if (!km_policy_alg_allowed(&pol, ks->alg, ks->rsa_bits)) {
+		if (info->kty == KM_KTY_RSA && ks->rsa_bits < pol.min_rsa_bits)
+			snprintf(err, errlen, "policy of environment '%s' requires RSA keys of at "
+			         "least %u bits, not %u", km_env_name(env), pol.min_rsa_bits,
+			         ks->rsa_bits);
+		else
+			snprintf(err, errlen, "policy of environment '%s' does not allow algorithm %s",
+			         km_env_name(env), info->name);
+		return info->kty == KM_KTY_RSA && ks->rsa_bits < pol.min_rsa_bits ? KM_EKEYSIZE
+		                                                                     : KM_EALG;
+	}
+	if (ks->owner[0] == '\0') {
+		snprintf(err, errlen, "an owner is required (--owner TEAM)");
+		return KM_EOWNER;
+	}
+	if (!km_name_owner_valid(ks->owner)) {
+		snprintf(err, errlen, "invalid owner '%.64s': use letters, digits and . _ @ + : -",
+		         ks->owner);
+		return KM_EOWNER;
+	}
+	if (!km_policy_owner_allowed(&pol, ks->owner)) {
+		snprintf(err, errlen, "owner '%s' is not allowed by the policy of environment '%s'",
+		         ks->owner, km_env_name(env));
+		return KM_EOWNER;
+	}
+	if (!km_name_purpose_valid(ks->purpose)) {
+		snprintf(err, errlen, "unknown purpose '%.64s': use access-token, id-token, "
+		         "refresh-token, logout-token, security-event-token or a custom lowercase slug",
+		         ks->purpose);
+		return KM_EPURPOSE;
+	}
+	if (!km_policy_purpose_allowed(&pol, ks->purpose)) {
+		snprintf(err, errlen, "purpose '%s' is not allowed by the policy of environment '%s'",
+		         ks->purpose, km_env_name(env));
+		return KM_EPURPOSE;
+	}
+
+	km_store_t *s = km_env_store(env);
+	if ((r = km_store_begin(s, err, errlen)) != KM_EOK)
+		return r;
+	if (pol.require_distinct_purpose) {
+		km_store_keyset_filter_t f = { .purpose = ks->purpose };
+		km_store_keyset_t *same = NULL;
+		size_t n = 0;
+		r = km_store_keyset_list(s, &f, &same, &n, err, errlen);
+		if (r == KM_EOK && n > 0) {
+			snprintf(err, errlen, "key set %s/%s already has purpose '%s' and the policy "
+			         "requires a distinct purpose per key set", km_env_name(env),
+			         same[0].name, ks->purpose);
+			r = KM_POLICY_EDENIED;
+		}
+		km_store_keysets_free(same);
+		if (r != KM_EOK)
+			goto fail;
+	}
+	km_store_keyset_t rec = *ks;
+	snprintf(rec.env, sizeof(rec.env), "%s", km_env_name(env));
+	snprintf(rec.created_by, sizeof(rec.created_by), "%s", who);
+	rec.created_at = now;
+	if ((r = km_store_keyset_create(s, &rec, NULL, err, errlen)) != KM_EOK)
+		goto fail;
+	return km_store_commit(s, err, errlen);
+fail:
+	km_store_rollback(s, NULL, 0);
+	return r;
+}
+
+int km_key_lookup(km_env_t *env, const char *kid, km_store_key_t *ret, char *err,
+                  size_t errlen)
+{
+	if (!km_name_kid_valid(kid))
+		return km_env_explain_unknown_kid(env, kid, err, errlen);
+	int r = km_store_key_get(km_env_store(env), kid, ret, err, errlen);
+	if (r == KM_ENOENT)
+		return km_env_explain_unknown_kid(env, kid, err, errlen);
+	return r;
+}
+
+/* The token of env, and a check that a key recorded in env lives in that very token. */
+static int key_token(km_env_t *env, const km_store_key_t *k, km_token_t **ret, char *err,
+                     size_t errlen)
+{
+	km_token_t *t = NULL;
+	int r = km_env_token(env, &t, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	km_token_info_t info;
+	km_token_get_info(t, &info);
+	if (k != NULL && k->token_serial[0] != '\0' && strcmp(k->token_serial, info.serial) != 0) {
+		snprintf(err, errlen, "key %s was made in token serial %s, but environment '%s' "
+		         "uses token serial %s: refused", k->kid, k->token_serial, km_env_name(env),
+		         info.serial);
+		return KM_EWRONGENV;
+	}
+	*ret = t;
+	return KM_EOK;
+}
+
+int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key_t *ret,
+                    char *err, size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	km_store_keyset_t ks;
+	int r = km_store_keyset_get(s, keyset, &ks, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	km_policy_t pol;
+	if ((r = km_env_keyset_policy(env, keyset, &pol)) != KM_EOK)
+		return r;
+	if (!km_policy_alg_allowed(&pol, ks.alg, ks.rsa_bits)) {
+		snprintf(err, errlen, "the policy of %s/%s no longer allows %s%s: refusing to "
+		         "generate a key", km_env_name(env), keyset, km_alg_name(ks.alg),
+		         km_alg_info(ks.alg)->kty == KM_KTY_RSA ? " at this size" : "");
+		return KM_POLICY_EDENIED;
+	}
+
+	km_token_t *t = NULL;
+	if ((r = key_token(env, NULL, &t, err, errlen)) != KM_EOK)
+		return r;
+	km_token_info_t info;
+	km_token_get_info(t, &info);
+
+	/* 1. intent: the CKA_ID is on record before the token holds anything. */
+	km_store_key_t k;
+	memset(&k, 0, sizeof(k));
+	snprintf(k.keyset, sizeof(k.keyset), "%s", keyset);
+	snprintf(k.token_label, sizeof(k.token_label), "%s", info.label);
+	snprintf(k.token_serial, sizeof(k.token_serial), "%s", info.serial);
+	if ((r = km_token_new_id(k.cka_id)) != KM_EOK) {
+		snprintf(err, errlen, "cannot draw a random key ID");
+		return r;
+	}
+	k.cka_id_len = KM_TOKEN_ID_LEN;
+	for (int i = 0; i < KM_STATE_COUNT; i++)
+		k.state_at[i] = KM_STORE_TIME_NONE;
+	k.state_at[KM_STATE_GENERATED] = now;
+	if ((r = km_store_key_intent(s, &k, NULL, err, errlen)) != KM_EOK)
+		return r;
+
+	/* 2. the token creates the pair. */
+	char label[128];
+	snprintf(label, sizeof(label), "keymgr:%s/%s", km_env_name(env), keyset);
+	km_pubkey_t pub;
+	r = km_token_generate_with_id(t, ks.alg, ks.rsa_bits, label, k.cka_id, &pub);
+	if (r != KM_EOK) {
+		const char *why = km_token_last_error(t);
+		snprintf(err, errlen, "environment '%s': key generation failed: %s",
+		         km_env_name(env), why && why[0] ? why : km_strerror(r));
+		km_store_key_abandon(s, k.cka_id, k.cka_id_len, now, "token failed to generate the key",
+		                     NULL, 0);
+		return r;
+	}
+
+	/* 3. kid and public JWK, then confirmation. */
+	json_t *jwk = NULL;
+	char *jwk_text = NULL;
+	if ((r = km_jwk_from_pubkey(&pub, ks.alg, &jwk)) != KM_EOK) {
+		snprintf(err, errlen, "the token returned a public key keymgr cannot encode");
+		goto undo;
+	}
+	const char *kid = json_string_value(json_object_get(jwk, "kid"));
+	jwk_text = json_dumps(jwk, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (kid == NULL || jwk_text == NULL) {
+		r = KM_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto undo;
+	}
+	if ((r = km_env_kid_unique(env, kid, err, errlen)) != KM_EOK)
+		goto undo;
+	if ((r = km_store_key_confirm(s, k.cka_id, k.cka_id_len, kid, jwk_text, now, err,
+	                              errlen)) != KM_EOK)
+		goto undo;
+	if (ret != NULL)
+		r = km_store_key_get(s, kid, ret, err, errlen);
+	json_decref(jwk);
+	free(jwk_text);
+	return r;
+undo:
+	km_token_destroy(t, k.cka_id, k.cka_id_len);
+	km_store_key_abandon(s, k.cka_id, k.cka_id_len, now, "generated key could not be recorded",
+	                     NULL, 0);
+	json_decref(jwk);
+	free(jwk_text);
+	return r;
+}
+
+int km_key_set_state(km_env_t *env, const char *kid, km_state_t to, int64_t now,
+                     const char *reason, char *err, size_t errlen)
+{
+	km_store_key_t k;
+	int r = km_key_lookup(env, kid, &k, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if (to == KM_STATE_ACTIVE)
+		return km_key_activate(env, kid, now, err, errlen);
+	if (to == KM_STATE_DESTROYED)
+		return km_key_destroy(env, kid, now, err, errlen);
+	return km_store_key_transition(km_env_store(env), kid, to, now, reason, err, errlen);
+}
+
+int km_key_activate(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	km_store_key_t k, cur;
+	int r = km_key_lookup(env, kid, &k, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if ((r = km_store_begin(s, err, errlen)) != KM_EOK)
+		return r;
+	/* Re-read inside the write transaction: another process may have moved it. */
+	if ((r = km_store_key_get(s, kid, &k, err, errlen)) != KM_EOK)
+		goto fail;
+	if (k.state != KM_STATE_PUBLISHED) {
+		r = km_state_check_transition(k.state, KM_STATE_ACTIVE, err, (unsigned)errlen);
+		if (r == KM_EOK) {
+			snprintf(err, errlen, "key %s is %s, not published", kid, km_state_name(k.state));
+			r = KM_ETRANSITION;
+		}
+		goto fail;
+	}
+	r = km_store_key_active(s, k.keyset, &cur, err, errlen);
+	if (r == KM_EOK) {
+		r = km_store_key_transition(s, cur.kid, KM_STATE_RETIRED, now,
+		                            "superseded by a new active key", err, errlen);
+		if (r != KM_EOK)
+			goto fail;
+	} else if (r != KM_ENOACTIVE) {
+		goto fail;
+	}
+	if ((r = km_store_key_transition(s, kid, KM_STATE_ACTIVE, now, NULL, err, errlen)) != KM_EOK)
+		goto fail;
+	return km_store_commit(s, err, errlen);
+fail:
+	km_store_rollback(s, NULL, 0);
+	return r;
+}
+
+int km_key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen)
+{
+	km_store_key_t k;
+	int r = km_key_lookup(env, kid, &k, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if (!km_state_transition_ok(k.state, KM_STATE_DESTROYED)) {
+		km_state_check_transition(k.state, KM_STATE_DESTROYED, err, (unsigned)errlen);
+		return KM_ETRANSITION;
+	}
+	km_token_t *t = NULL;
+	if ((r = key_token(env, &k, &t, err, errlen)) != KM_EOK)
+		return r;
+	r = km_token_destroy(t, k.cka_id, k.cka_id_len);
+	if (r != KM_EOK && r != KM_P11_ENOKEY) {
+		const char *why = km_token_last_error(t);
+		snprintf(err, errlen, "environment '%s': cannot destroy key %s in the token: %s",
+		         km_env_name(env), kid, why && why[0] ? why : km_strerror(r));
+		return r;
+	}
+	return km_store_key_transition(km_env_store(env), kid, KM_STATE_DESTROYED, now,
+	                               r == KM_P11_ENOKEY ? "token objects were already gone" : NULL,
+	                               err, errlen);
+}
+
+int km_keyset_rotate(km_env_t *env, const char *keyset, bool immediate, int64_t now,
+                     km_store_key_t *ret, char *err, size_t errlen)
+{
+	km_store_key_t k;
+	int r = km_key_generate(env, keyset, now, &k, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	km_store_t *s = km_env_store(env);
+	if ((r = km_store_key_transition(s, k.kid, KM_STATE_PUBLISHED, now, NULL, err,
+	                                 errlen)) != KM_EOK)
+		return r;
+	km_store_key_t cur;
+	r = km_store_key_active(s, keyset, &cur, err, errlen);
+	if (r == KM_ENOACTIVE || (r == KM_EOK && immediate))
+		r = km_key_activate(env, k.kid, now, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if (ret != NULL)
+		r = km_store_key_get(s, k.kid, ret, err, errlen);
+	return r;
+}
+
+int km_env_jwks(km_env_t *env, const char *keyset, char **ret, size_t *len, char *err,
+                size_t errlen)
+{
+	km_store_key_filter_t f = {
+		.keyset = keyset,
+		.states = KM_STORE_STATE_BIT(KM_STATE_PUBLISHED) | KM_STORE_STATE_BIT(KM_STATE_ACTIVE) |
+		          KM_STORE_STATE_BIT(KM_STATE_RETIRED),
+		.pending = KM_STORE_PENDING_NONE,
+	};
+	km_store_key_t *keys = NULL;
+	size_t n = 0;
+	km_jwks_t *jwks = NULL;
+	int r = km_store_keys_query(km_env_store(env), &f, &keys, &n, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if ((r = km_jwks_create(&jwks)) != KM_EOK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		json_error_t jerr;
+		json_t *jwk = json_loads(keys[i].jwk, 0, &jerr);
+		km_pubkey_t pub;
+		km_alg_t alg = KM_ALG_NONE;
+		char kid[KM_JWK_THUMBPRINT_LEN + 1];
+		r = jwk ? km_jwk_to_pubkey(jwk, &pub, &alg, NULL, 0, NULL, 0) : KM_EMALFORMED;
+		json_decref(jwk);
+		if (r == KM_EOK)
+			r = km_jwks_add(jwks, &pub, keys[i].alg, kid);
+		if (r == KM_EOK && strcmp(kid, keys[i].kid) != 0)
+			r = KM_EMALFORMED;
+		if (r != KM_EOK) {
+			snprintf(err, errlen, "stored public key of %s does not match its kid: the "
+			         "store may have been altered", keys[i].kid);
+			goto out;
+		}
+	}
+	r = km_jwks_render(jwks, ret, len);
+out:
+	km_jwks_free(jwks);
+	km_store_keys_free(keys);
+	return r;
+}
+
+typedef struct {
+	km_token_t *token;
+	const km_store_key_t *key;
+} sign_ctx_t;
+
+static int sign_with_token(void *ctx, const uint8_t *data, size_t len, uint8_t *sig,
+                           size_t *sig_len)
+{
+	sign_ctx_t *c = ctx;
+	return km_token_sign(c->token, c->key->cka_id, c->key->cka_id_len, c->key->alg, data, len,
+	                     sig, sig_len);
+}
+
+int km_keyset_sign(km_env_t *env, const char *keyset, const char *claims_json, const char *typ,
+                   char **ret, char *err, size_t errlen)
+{
+	km_store_key_t k;
+	int r = km_store_key_active(km_env_store(env), keyset, &k, err, errlen);
+	if (r == KM_ENOACTIVE) {
+		snprintf(err, errlen, "key set %s/%s has no active key (rotate it first)",
+		         km_env_name(env), keyset);
+		return r;
+	}
+	if (r != KM_EOK)
+		return r;
+	km_token_t *t = NULL;
+	if ((r = key_token(env, &k, &t, err, errlen)) != KM_EOK)
+		return r;
+	sign_ctx_t ctx = { t, &k };
+	km_jws_signer_t signer = {
+		.alg = k.alg, .kid = k.kid, .typ = typ, .sign = sign_with_token, .sign_ctx = &ctx,
+	};
+	r = km_jws_sign_text(&signer, claims_json, ret, err, errlen);
+	if (r != KM_EOK && r != KM_EMALFORMED) {
+		const char *why = km_token_last_error(t);
+		snprintf(err, errlen, "environment '%s': signing with %s failed: %s", km_env_name(env),
+		         k.kid, why && why[0] ? why : km_strerror(r));
+	}
+	return r;
+}

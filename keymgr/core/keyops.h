@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Key set and key operations of one environment: the thin glue between the store, the
+ * token, JOSE and the policy. The CLI, `keymgr apply` and keymgrd all change keys through
+ * these functions and nothing else.
+ *
+ * Ordering of token work and store work (docs/store.md): a new key is recorded as a pending
+ * 'generated' row with its CKA_ID before the token creates it, and confirmed with its kid and
+ * public JWK afterwards; a key is destroyed in the token before its row becomes 'destroyed'.
+ * A crash between the two steps leaves a pending row or a removed/revoked row whose objects
+ * are gone, both detectable by reconciliation.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keymgr/core/env.h"
+#include "keymgr/store/store.h"
+
+/*
+ * Creates key set ks->name after checking it against the environment's policy: algorithm
+ * and RSA size allowed, owner given and allowed, purpose known and allowed, and, with
+ * require_distinct_purpose, no other key set with the same purpose.
+ * KM_EALG, KM_EKEYSIZE, KM_EOWNER, KM_EPURPOSE, KM_POLICY_EDENIED, and the store's codes.
+ */
+int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who, int64_t now,
+                     char *err, size_t errlen);
+
+/*
+ * Generates a key for keyset in the environment's token (intent, token, confirm) and leaves
+ * it 'generated'. Copies the stored record into *ret (may be NULL). If the token fails, the
+ * intent is abandoned (recorded as revoked with the token's error) and the code returned.
+ */
+int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key_t *ret,
+                    char *err, size_t errlen);
+
+/*
+ * Reads a key of this environment. An unknown kid is explained: KM_EWRONGENV when it belongs
+ * to another environment, KM_ENOENT otherwise, KM_EINVAL for a malformed kid.
+ */
+int km_key_lookup(km_env_t *env, const char *kid, km_store_key_t *ret, char *err,
+                  size_t errlen);
+
+/*
+ * Moves key kid to state to (published, retired, removed, revoked). Activation goes through
+ * km_key_activate() and destruction through km_key_destroy(). reason is required for revoked.
+ */
+int km_key_set_state(km_env_t *env, const char *kid, km_state_t to, int64_t now,
+                     const char *reason, char *err, size_t errlen);
+
+/*
+ * Activates published key kid and, in the same transaction, retires the key set's current
+ * active key (if any), so that exactly one key signs at every instant.
+ */
+int km_key_activate(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen);
+
+/*
+ * Destroys a removed or revoked key: deletes its token objects, then records 'destroyed'
+ * (the record stays). Refuses any other state with the lifecycle's message, and a key whose
+ * token serial differs from the environment's token (KM_EWRONGENV). A key whose objects are
+ * already gone from the token is recorded as destroyed.
+ */
+int km_key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen);
+
+/*
+ * Rotates keyset by hand: generates a successor and publishes it. With no active key (a new
+ * key set, or after a revocation) the successor is activated at once: nothing can verify yet,
+ * or the old key is already gone. With immediate, it is activated at once and the current
+ * key retired, skipping the publish lead (the caller warns about the verification risk).
+ * Otherwise it activates once published for publish_lead, by `keymgr apply` or keymgrd.
+ * Copies the new key into *ret (may be NULL).
+ */
+int km_keyset_rotate(km_env_t *env, const char *keyset, bool immediate, int64_t now,
+                     km_store_key_t *ret, char *err, size_t errlen);
+
+/*
+ * Renders the JWKS of the environment (keyset NULL) or of one key set: every published,
+ * active and retired key, from the public JWKs in the store (each checked against its kid).
+ * *ret is malloc'd (caller frees), *len optional.
+ */
+int km_env_jwks(km_env_t *env, const char *keyset, char **ret, size_t *len, char *err,
+                size_t errlen);
+
+/*
+ * Signs claims_json (a JSON object) with the active key of keyset. The header carries alg,
+ * kid and typ (typ may be NULL). *ret is malloc'd (caller frees).
+ * KM_ENOACTIVE, KM_EMALFORMED (claims), the token's codes.
+ */
+int km_keyset_sign(km_env_t *env, const char *keyset, const char *claims_json, const char *typ,
+                   char **ret, char *err, size_t errlen);
