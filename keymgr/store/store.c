@@ -60,7 +60,7 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
                   size_t errlen)
 {
 	if (path == NULL || *path == '\0' || ret == NULL)
-		return fail(err, errlen, KM_EINVAL, "store path missing");
+		return fail(err, errlen, KM_EINVAL, "store path (or result pointer) missing");
 	if (!km_name_env_valid(env_name))
 		return fail(err, errlen, KM_ENAME, "invalid environment name '%.40s': use lowercase "
 		            "letters, digits and single '-', starting with a letter",

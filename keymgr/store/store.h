@@ -14,6 +14,8 @@
  *
  * Times are seconds since the Unix epoch; KM_STORE_TIME_NONE means "never".
  * Error messages are written into (err, errlen) when err is not NULL.
+ * A km_store_t is used by one thread at a time and never across fork(); open one per
+ * process (or per thread). Several processes may open the same store at once.
  */
 #pragma once
 
