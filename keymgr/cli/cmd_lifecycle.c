@@ -8,6 +8,7 @@
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
+#include "keymgr/core/apply.h"
 #include "keymgr/core/keyops.h"
 
 static const char rotate_help[] =
@@ -25,9 +26,12 @@ static const char revoke_help[] =
 	"Usage: keymgr [-c FILE] revoke KID --env ENV --reason TEXT [--json]\n"
 	"\n"
 	"Takes a key out of service at once: out of the JWKS and never signing again, whatever\n"
-	"its state. Revoking the active key leaves the key set without one: run\n"
-	"'keymgr rotate ENV/NAME' (or let keymgrd promote its standby). Verifiers that cached\n"
-	"the JWKS keep accepting the key until their cache expires (at most jwks_max_age).\n";
+	"its state (emergency revocation). When it was the active key, a standby key published\n"
+	"for at least publish_lead is activated in its place (no verifier fails); without one,\n"
+	"a new key is generated and activated at once, and verifiers that do not refetch the\n"
+	"JWKS on an unknown kid may reject its tokens for up to jwks_max_age (the gap is\n"
+	"printed). Verifiers that cached the JWKS keep accepting the revoked key until their\n"
+	"cache expires, at most jwks_max_age (the exposure is printed).\n";
 
 static const char destroy_help[] =
 	"Usage: keymgr [-c FILE] destroy KID --env ENV [--json]\n"
@@ -179,24 +183,40 @@ static int revoke(int argc, char **argv)
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	km_store_key_t k;
+	int64_t gap = 0, exposure = 0, now = km_cli_now();
 	int r = km_key_lookup(env, kid, &k, err, sizeof(err));
 	if (r == KM_EOK)
-		r = km_key_set_state(env, kid, KM_STATE_REVOKED, km_cli_now(), reason, err, sizeof(err));
+		r = km_apply_revoke(env, kid, reason, now, NULL, &gap, &exposure, err, sizeof(err));
+	km_store_key_t cur;
+	bool replaced = r == KM_EOK && k.state == KM_STATE_ACTIVE &&
+	                km_store_key_active(km_env_store(env), k.keyset, &cur, NULL, 0) == KM_EOK;
 	if (r != KM_EOK) {
 		rc = km_cli_fail(r, err);
+	} else if (json) {
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s?, s:I, s:s?}", "kid", kid,
+		                      "state", "revoked", "was", km_state_name(k.state),
+		                      "replaced_by", replaced ? cur.kid : NULL, "gap_seconds",
+		                      (json_int_t)gap, "exposure_until", NULL);
+		char t[32];
+		if (exposure > 0)
+			json_object_set_new(j, "exposure_until",
+			                    json_string(km_cli_iso8601(exposure, t, sizeof(t))));
+		rc = km_cli_print_json(j);
+		json_decref(j);
 	} else {
-		km_policy_t pol;
-		char d[32];
-		km_env_keyset_policy(env, k.keyset, &pol);
-		if (json)
-			printf("{\"kid\":\"%s\",\"state\":\"revoked\",\"was\":\"%s\","
-			       "\"exposure_seconds\":%lld}\n", kid, km_state_name(k.state),
-			       (long long)pol.jwks_max_age);
-		else
-			printf("key %s revoked (was %s); verifiers may keep accepting it until their "
-			       "cached JWKS expires, at most %s from now\n", kid, km_state_name(k.state),
-			       km_duration_format(pol.jwks_max_age, d, sizeof(d)));
-		if (k.state == KM_STATE_ACTIVE)
+		char t[32], d[32];
+		printf("key %s revoked (was %s) and removed from the JWKS\n", kid,
+		       km_state_name(k.state));
+		if (exposure > 0)
+			printf("exposure: verifiers that cached the JWKS may accept it until %s\n",
+			       km_cli_iso8601(exposure, t, sizeof(t)));
+		if (replaced && gap == 0)
+			printf("standby key %s is now active: no verification gap\n", cur.kid);
+		else if (replaced)
+			printf("new key %s is active; verifiers that do not refetch the JWKS on an "
+			       "unknown kid may reject its tokens for up to %s\n", cur.kid,
+			       km_duration_format(gap, d, sizeof(d)));
+		else if (k.state == KM_STATE_ACTIVE)
 			fprintf(stderr, "keymgr: warning: %s/%s has no active key now; run 'keymgr "
 			        "rotate %s/%s'\n", km_env_name(env), k.keyset, km_env_name(env), k.keyset);
 	}

@@ -15,3 +15,6 @@ int km_cmd_revoke(int argc, char **argv);
 int km_cmd_destroy(int argc, char **argv);
 int km_cmd_jwks(int argc, char **argv);
 int km_cmd_sign(int argc, char **argv);
+int km_cmd_plan(int argc, char **argv);
+int km_cmd_apply(int argc, char **argv);
+int km_cmd_policy(int argc, char **argv);

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keymgr plan | apply: the planner's schedule, and carrying out what is due. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/cli/args.h"
+#include "keymgr/cli/cli.h"
+#include "keymgr/cli/commands.h"
+#include "keymgr/cli/envcmd.h"
+#include "keymgr/common/error.h"
+#include "keymgr/core/apply.h"
+
+static const char plan_help[] =
+	"Usage: keymgr [-c FILE] plan [ENV[/NAME]] [--horizon DURATION] [--at TIME] [--json]\n"
+	"\n"
+	"Shows the upcoming lifecycle events of every key set (or of one environment or key\n"
+	"set) as the planner schedules them from the policy: generate, publish, activate,\n"
+	"retire, remove, destroy, each with its time and reason, and any warning (overdue\n"
+	"rotation, missing standby). Changes nothing.\n"
+	"  --horizon D   how far ahead to look (default 90d; e.g. 12h, 30d, 1y is 365d)\n"
+	"  --at TIME     plan as if it were TIME: ISO 8601 UTC (2026-12-01T00:00:00Z),\n"
+	"                a date (2026-12-01) or @UNIXSECONDS (default: now)\n";
+
+static const char apply_help[] =
+	"Usage: keymgr [-c FILE] apply [ENV[/NAME]] [--dry-run] [--json]\n"
+	"\n"
+	"Carries out every lifecycle action that is due now, exactly as keymgrd does on its\n"
+	"ticks: generate and publish successors, activate them once published for\n"
+	"publish_lead, retire, remove after retire_retention, destroy after destroy_after.\n"
+	"Safe to run from cron at any interval: a late run never activates a key early.\n"
+	"  --dry-run   print what is due without doing it\n"
+	"Exit status 1 if any action failed (the others are still applied).\n";
+
+enum { OPT_HORIZON = 0x10, OPT_AT, OPT_DRY_RUN };
+
+/* Calls fn for each targeted key set of each targeted environment. */
+typedef int (*keyset_fn)(km_env_t *env, const char *keyset, void *ctx);
+
+static int each_keyset(km_config_t *cfg, const char *env_only, const char *keyset_only,
+                       keyset_fn fn, void *ctx)
+{
+	int rc = KM_CLI_EXIT_OK;
+	char err[1024] = "";
+	for (size_t i = 0; i < km_config_env_count(cfg); i++) {
+		const km_env_cfg_t *e = km_config_env_at(cfg, i);
+		if (env_only != NULL && strcmp(e->name, env_only) != 0)
+			continue;
+		km_env_t *env = NULL;
+		int r = km_env_open(cfg, e->name, &env, err, sizeof(err));
+		if (r != KM_EOK) {
+			rc = km_cli_fail(r, err);
+			continue;
+		}
+		km_store_keyset_t *list = NULL;
+		size_t n = 0;
+		if (keyset_only != NULL) {
+			km_store_keyset_t ks;
+			r = km_store_keyset_get(km_env_store(env), keyset_only, &ks, err, sizeof(err));
+			if (r == KM_ENOENT)
+				snprintf(err, sizeof(err), "unknown key set %s/%s", e->name, keyset_only);
+			if (r == KM_EOK)
+				r = fn(env, keyset_only, ctx);
+			else
+				rc = km_cli_fail(r, err);
+			if (r != KM_EOK)
+				rc = KM_CLI_EXIT_REFUSED;
+		} else if ((r = km_store_keyset_list(km_env_store(env), NULL, &list, &n, err,
+		                                     sizeof(err))) != KM_EOK) {
+			rc = km_cli_fail(r, err);
+		}
+		for (size_t j = 0; j < n; j++)
+			if (fn(env, list[j].name, ctx) != KM_EOK)
+				rc = KM_CLI_EXIT_REFUSED;
+		km_store_keysets_free(list);
+		km_env_free(env);
+	}
+	return rc;
+}
+
+/* Parses [ENV[/NAME]] and checks the environment exists. */
+static int target(const char *cmd, int npos, char **pos, km_config_t *cfg,
+                  char env[KM_ENV_NAME_MAX + 1], char name[KM_KEYSET_NAME_MAX + 1])
+{
+	char err[1024];
+	env[0] = name[0] = '\0';
+	if (npos > 1)
+		return km_cli_usage_error(cmd, "expected at most one ENV or ENV/NAME");
+	if (npos == 0)
+		return KM_CLI_EXIT_OK;
+	if (km_name_split(pos[0], true, env, name, err, sizeof(err)) != KM_EOK)
+		return km_cli_usage_error(cmd, "%s", err);
+	const km_env_cfg_t *e;
+	int r = km_config_env_lookup(cfg, env, &e, err, sizeof(err));
+	return r == KM_EOK ? KM_CLI_EXIT_OK : km_cli_fail(r, err);
+}
+
+typedef struct {
+	int64_t now, horizon;
+	json_t *json;       /* array, or NULL for text */
+} plan_ctx_t;
+
+static int plan_one(km_env_t *env, const char *keyset, void *vctx)
+{
+	plan_ctx_t *c = vctx;
+	km_policy_t pol;
+	km_plan_key_t *keys = NULL;
+	km_store_key_t *recs = NULL;
+	km_plan_t *plan = NULL;
+	size_t n = 0;
+	char err[1024] = "", t[32];
+	int r = km_env_keyset_policy(env, keyset, &pol);
+	if (r == KM_EOK)
+		r = km_apply_load_keys(env, keyset, &keys, &recs, &n, err, sizeof(err));
+	if (r == KM_EOK)
+		r = km_plan_create(&plan);
+	if (r == KM_EOK)
+		r = km_plan_upcoming(plan, keys, n, &pol, c->now, c->horizon);
+	if (r != KM_EOK) {
+		km_cli_fail(r, err[0] ? err : km_strerror(r));
+		goto out;
+	}
+	json_t *ja = c->json ? json_array() : NULL, *jw = c->json ? json_array() : NULL;
+	if (!c->json)
+		printf("%s/%s\n", km_env_name(env), keyset);
+	for (size_t i = 0; i < km_plan_n_actions(plan); i++) {
+		const km_plan_action_t *a = km_plan_action(plan, i);
+		char who[KM_KID_MAX + 16];
+		if (a->key < n)
+			snprintf(who, sizeof(who), "%s", recs[a->key].kid);
+		else
+			snprintf(who, sizeof(who), "new key #%zu", a->key - n + 1);
+		const char *when = km_cli_iso8601(a->at, t, sizeof(t));
+		if (c->json)
+			json_array_append_new(ja, json_pack("{s:s, s:s, s:s, s:b, s:s}", "at", when,
+			        "action", km_plan_op_name(a->op), "key", who, "due", a->at <= c->now,
+			        "reason", a->reason));
+		else
+			printf("  %s%s %-9s %-44s %s\n", when, a->at <= c->now ? " (due)" : "",
+			       km_plan_op_name(a->op), who, a->reason);
+	}
+	if (!c->json && km_plan_n_actions(plan) == 0)
+		printf("  nothing scheduled within the horizon\n");
+	for (size_t i = 0; i < km_plan_n_warnings(plan); i++) {
+		const km_plan_warning_t *w = km_plan_warning(plan, i);
+		if (c->json)
+			json_array_append_new(jw, json_pack("{s:s, s:s}", "warning",
+			        km_plan_warn_name(w->code), "message", w->msg));
+		else
+			printf("  warning: %s: %s\n", km_plan_warn_name(w->code), w->msg);
+	}
+	if (c->json) {
+		int64_t wake = km_plan_next_wake(plan);
+		json_array_append_new(c->json, json_pack("{s:s, s:s, s:o, s:o, s:s?}",
+		        "env", km_env_name(env), "keyset", keyset, "events", ja, "warnings", jw,
+		        "next_wake", wake == INT64_MAX ? NULL : km_cli_iso8601(wake, t, sizeof(t))));
+	}
+out:
+	km_plan_free(plan);
+	km_store_keys_free(recs);
+	free(keys);
+	return r;
+}
+
+static int plan(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "horizon", required_argument, NULL, OPT_HORIZON },
+		{ "at", required_argument, NULL, OPT_AT },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr plan";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	plan_ctx_t ctx = { km_cli_now(), 90 * 86400, NULL };
+	int o;
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		if (o == OPT_HORIZON) {
+			if (km_duration_parse(optarg, &ctx.horizon) != KM_EOK || ctx.horizon <= 0 ||
+			    ctx.horizon > 20 * 365 * 86400LL)
+				return km_cli_usage_error(cmd, "invalid --horizon: expected a duration "
+				                          "such as 12h, 30d or 2w, at most 20 years");
+		} else if (o == OPT_AT) {
+			if (km_cli_parse_time(optarg, &ctx.now) != KM_EOK)
+				return km_cli_usage_error(cmd, "invalid --at: expected ISO 8601 UTC "
+				                          "(2026-12-01T00:00:00Z), a date or @UNIXSECONDS");
+		} else {
+			return KM_CLI_EXIT_USAGE;
+		}
+	}
+	if (c.help)
+		return km_cli_help(plan_help);
+	km_config_t *cfg = NULL;
+	int rc = km_cli_config_load(&cfg);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
+	if ((rc = target(cmd, npos, pos, cfg, env, name)) == KM_CLI_EXIT_OK) {
+		ctx.json = c.json ? json_array() : NULL;
+		rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, plan_one, &ctx);
+		if (c.json && rc == KM_CLI_EXIT_OK)
+			rc = km_cli_print_json(ctx.json);
+		json_decref(ctx.json);
+	}
+	km_config_free(cfg);
+	return rc;
+}
+
+typedef struct {
+	int64_t now;
+	bool dry_run;
+	json_t *json;
+	unsigned applied, failed;
+} apply_ctx_t;
+
+static void report(void *vctx, const km_apply_event_t *ev)
+{
+	apply_ctx_t *c = vctx;
+	if (ev->result == KM_EOK && !c->dry_run)
+		c->applied++;
+	else if (ev->result != KM_EOK)
+		c->failed++;
+	if (c->json != NULL) {
+		json_array_append_new(c->json, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?}",
+		        "env", ev->env, "keyset", ev->keyset, "action", km_plan_op_name(ev->action->op),
+		        "kid", ev->kid, "result", ev->result == KM_EOK ?
+		                (c->dry_run ? "planned" : "done") : "failed",
+		        "error", ev->result == KM_EOK ? NULL : ev->error));
+		return;
+	}
+	printf("%s/%s: %s %s%s%s%s\n", ev->env, ev->keyset, km_plan_op_name(ev->action->op),
+	       ev->kid[0] ? ev->kid : "(new key)",
+	       c->dry_run ? " (dry run: " : (ev->result == KM_EOK ? " done (" : " FAILED: "),
+	       ev->result == KM_EOK ? ev->action->reason : ev->error,
+	       ev->result == KM_EOK ? ")" : "");
+}
+
+static void warn(void *vctx, const char *keyset, const km_plan_warning_t *w)
+{
+	(void)vctx;
+	fprintf(stderr, "keymgr: warning: %s: %s: %s\n", keyset, km_plan_warn_name(w->code), w->msg);
+}
+
+static int apply_one(km_env_t *env, const char *keyset, void *vctx)
+{
+	apply_ctx_t *c = vctx;
+	km_apply_opts_t o = { c->dry_run, report, warn, c };
+	char err[1024] = "";
+	int r = km_apply_keyset(env, keyset, c->now, &o, NULL, err, sizeof(err));
+	if (r != KM_EOK && c->json == NULL)
+		km_cli_error("%s", err);
+	return r;
+}
+
+static int apply(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr apply";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	apply_ctx_t ctx = { km_cli_now(), false, NULL, 0, 0 };
+	int o;
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		if (o != OPT_DRY_RUN)
+			return KM_CLI_EXIT_USAGE;
+		ctx.dry_run = true;
+	}
+	if (c.help)
+		return km_cli_help(apply_help);
+	km_config_t *cfg = NULL;
+	int rc = km_cli_config_load(&cfg);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
+	if ((rc = target(cmd, npos, pos, cfg, env, name)) == KM_CLI_EXIT_OK) {
+		ctx.json = c.json ? json_array() : NULL;
+		rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, apply_one, &ctx);
+		if (c.json) {
+			json_t *j = json_pack("{s:o, s:i, s:i, s:b}", "actions", json_incref(ctx.json),
+			                      "applied", ctx.applied, "failed", ctx.failed,
+			                      "dry_run", ctx.dry_run);
+			km_cli_print_json(j);
+			json_decref(j);
+		} else if (ctx.applied == 0 && ctx.failed == 0 && !ctx.dry_run) {
+			printf("nothing due\n");
+		}
+		json_decref(ctx.json);
+	}
+	km_config_free(cfg);
+	return rc;
+}
+
+int km_cmd_plan(int argc, char **argv)
+{
+	return plan(argc, argv);
+}
+
+int km_cmd_apply(int argc, char **argv)
+{
+	return apply(argc, argv);
+}

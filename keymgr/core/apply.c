@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/core/apply.h"
+#include "keymgr/core/keyops.h"
+
+int km_apply_load_keys(km_env_t *env, const char *keyset, km_plan_key_t **keys,
+                       km_store_key_t **recs, size_t *n, char *err, size_t errlen)
+{
+	km_store_key_filter_t f = { .keyset = keyset, .pending = KM_STORE_PENDING_NONE };
+	km_store_key_t *list = NULL;
+	size_t count = 0;
+	int r = km_store_keys_query(km_env_store(env), &f, &list, &count, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	km_plan_key_t *pk = calloc(count ? count : 1, sizeof(*pk));
+	if (pk == NULL) {
+		km_store_keys_free(list);
+		return KM_ENOMEM;
+	}
+	for (size_t i = 0; i < count; i++) {
+		pk[i].id = (uint64_t)list[i].id;
+		pk[i].state = list[i].state;
+		for (int s = 0; s < KM_STATE_COUNT; s++)
+			pk[i].at[s] = list[i].state_at[s] == KM_STORE_TIME_NONE ? 0 : list[i].state_at[s];
+	}
+	*keys = pk;
+	*recs = list;
+	*n = count;
+	return KM_EOK;
+}
+
+/* Does the plan activate a key at or after position i? Then a RETIRE of the active key is
+ * left to km_key_activate(), which retires it in the same transaction: never zero signers. */
+static bool activates_later(const km_plan_t *plan, size_t i)
+{
+	for (size_t j = i + 1; j < km_plan_n_actions(plan); j++)
+		if (km_plan_action(plan, j)->op == KM_PLAN_ACTIVATE)
+			return true;
+	return false;
+}
+
+static int apply_action(km_env_t *env, const char *keyset, const km_plan_t *plan, size_t i,
+                        const km_store_key_t *recs, size_t n, char (*new_kids)[KM_KID_MAX + 1],
+                        int64_t now, char *kid_out, char *err, size_t errlen)
+{
+	const km_plan_action_t *a = km_plan_action(plan, i);
+	const char *kid;
+	if (a->op == KM_PLAN_GENERATE) {
+		km_store_key_t k;
+		int r = km_key_generate(env, keyset, now, &k, err, errlen);
+		if (r == KM_EOK) {
+			snprintf(new_kids[a->key - n], KM_KID_MAX + 1, "%s", k.kid);
+			snprintf(kid_out, KM_KID_MAX + 1, "%s", k.kid);
+		}
+		return r;
+	}
+	kid = a->key < n ? recs[a->key].kid : new_kids[a->key - n];
+	snprintf(kid_out, KM_KID_MAX + 1, "%s", kid);
+	if (kid[0] == '\0') {
+		snprintf(err, errlen, "planner named a key that was not generated");
+		return KM_EINVAL;
+	}
+	km_store_t *s = km_env_store(env);
+	switch (a->op) {
+	case KM_PLAN_PUBLISH:
+		return km_store_key_transition(s, kid, KM_STATE_PUBLISHED, now, a->reason, err, errlen);
+	case KM_PLAN_ACTIVATE:
+		return km_key_activate(env, kid, now, err, errlen);
+	case KM_PLAN_RETIRE: {
+		km_store_key_t k;
+		int r = km_store_key_get(s, kid, &k, err, errlen);
+		if (r != KM_EOK)
+			return r;
+		if (k.state == KM_STATE_ACTIVE && activates_later(plan, i))
+			return KM_EOK; /* done by the ACTIVATE below, atomically */
+		if (k.state == KM_STATE_RETIRED)
+			return KM_EOK;
+		return km_store_key_transition(s, kid, KM_STATE_RETIRED, now, a->reason, err, errlen);
+	}
+	case KM_PLAN_REMOVE:
+		return km_store_key_transition(s, kid, KM_STATE_REMOVED, now, a->reason, err, errlen);
+	case KM_PLAN_DESTROY:
+		return km_key_destroy(env, kid, now, err, errlen);
+	case KM_PLAN_REVOKE: {
+		km_store_key_t k;
+		int r = km_store_key_get(s, kid, &k, err, errlen);
+		if (r != KM_EOK || k.state == KM_STATE_REVOKED)
+			return r; /* km_apply_revoke() records it first, with the operator's reason */
+		return km_store_key_transition(s, kid, KM_STATE_REVOKED, now, a->reason, err, errlen);
+	}
+	default:
+		snprintf(err, errlen, "unknown planner action");
+		return KM_EINVAL;
+	}
+}
+
+/* Applies (or reports, in a dry run) every action of a computed plan. */
+static int apply_plan(km_env_t *env, const char *keyset, const km_plan_t *plan,
+                      const km_store_key_t *recs, size_t n, int64_t now,
+                      const km_apply_opts_t *o, char *err, size_t errlen)
+{
+	size_t n_new = km_plan_n_new_keys(plan);
+	char (*new_kids)[KM_KID_MAX + 1] = calloc(n_new ? n_new : 1, KM_KID_MAX + 1);
+	if (new_kids == NULL)
+		return KM_ENOMEM;
+	int r = KM_EOK;
+	for (size_t i = 0; i < km_plan_n_warnings(plan); i++)
+		if (o != NULL && o->warn != NULL)
+			o->warn(o->ctx, keyset, km_plan_warning(plan, i));
+	for (size_t i = 0; i < km_plan_n_actions(plan); i++) {
+		const km_plan_action_t *a = km_plan_action(plan, i);
+		char kid[KM_KID_MAX + 1] = "";
+		char msg[512] = "";
+		if (o != NULL && o->dry_run) {
+			if (a->key < n)
+				snprintf(kid, sizeof(kid), "%s", recs[a->key].kid);
+		} else {
+			r = apply_action(env, keyset, plan, i, recs, n, new_kids, now, kid, msg,
+			                 sizeof(msg));
+		}
+		if (o != NULL && o->report != NULL) {
+			km_apply_event_t ev = { km_env_name(env), keyset, a, kid, r, msg };
+			o->report(o->ctx, &ev);
+		}
+		if (r != KM_EOK) {
+			snprintf(err, errlen, "%s/%s: %s of %s failed: %s", km_env_name(env), keyset,
+			         km_plan_op_name(a->op), kid[0] ? kid : "a new key",
+			         msg[0] ? msg : km_strerror(r));
+			break;
+		}
+	}
+	free(new_kids);
+	return r;
+}
+
+int km_apply_keyset(km_env_t *env, const char *keyset, int64_t now, const km_apply_opts_t *o,
+                    int64_t *next_wake, char *err, size_t errlen)
+{
+	km_policy_t pol;
+	km_plan_key_t *keys = NULL;
+	km_store_key_t *recs = NULL;
+	km_plan_t *plan = NULL;
+	size_t n = 0;
+	int r = km_env_keyset_policy(env, keyset, &pol);
+	if (r != KM_EOK) {
+		snprintf(err, errlen, "no policy for key set %s/%s", km_env_name(env), keyset);
+		return r;
+	}
+	if ((r = km_apply_load_keys(env, keyset, &keys, &recs, &n, err, errlen)) != KM_EOK)
+		return r;
+	if ((r = km_plan_create(&plan)) != KM_EOK)
+		goto out;
+	if ((r = km_plan_compute(plan, keys, n, &pol, now)) != KM_EOK) {
+		snprintf(err, errlen, "%s/%s: planning failed: %s", km_env_name(env), keyset,
+		         km_strerror(r));
+		goto out;
+	}
+	r = apply_plan(env, keyset, plan, recs, n, now, o, err, errlen);
+	if (next_wake != NULL)
+		*next_wake = r == KM_EOK ? km_plan_next_wake(plan) : now;
+out:
+	km_plan_free(plan);
+	km_store_keys_free(recs);
+	free(keys);
+	return r;
+}
+
+int km_apply_env(km_env_t *env, const char *keyset, int64_t now, const km_apply_opts_t *o,
+                 int64_t *next_wake, char *err, size_t errlen)
+{
+	if (keyset != NULL)
+		return km_apply_keyset(env, keyset, now, o, next_wake, err, errlen);
+	km_store_keyset_t *list = NULL;
+	size_t n = 0;
+	int r = km_store_keyset_list(km_env_store(env), NULL, &list, &n, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	int first = KM_EOK;
+	int64_t wake = INT64_MAX;
+	for (size_t i = 0; i < n; i++) {
+		int64_t w = INT64_MAX;
+		char msg[1024] = "";
+		r = km_apply_keyset(env, list[i].name, now, o, &w, msg, sizeof(msg));
+		if (r != KM_EOK && first == KM_EOK) {
+			first = r;
+			snprintf(err, errlen, "%s", msg);
+		}
+		if (w < wake)
+			wake = w;
+	}
+	km_store_keysets_free(list);
+	if (next_wake != NULL)
+		*next_wake = wake;
+	return first;
+}
+
+int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t now,
+                    const km_apply_opts_t *o, int64_t *gap, int64_t *exposure_until, char *err,
+                    size_t errlen)
+{
+	km_store_key_t k;
+	km_policy_t pol;
+	km_plan_key_t *keys = NULL;
+	km_store_key_t *recs = NULL;
+	km_plan_t *plan = NULL;
+	size_t n = 0, idx;
+	int r = km_key_lookup(env, kid, &k, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if ((r = km_env_keyset_policy(env, k.keyset, &pol)) != KM_EOK)
+		return r;
+	if ((r = km_apply_load_keys(env, k.keyset, &keys, &recs, &n, err, errlen)) != KM_EOK)
+		return r;
+	for (idx = 0; idx < n && strcmp(recs[idx].kid, kid) != 0; idx++)
+		;
+	if (idx == n) {
+		snprintf(err, errlen, "key %s is not a confirmed key of %s/%s", kid, km_env_name(env),
+		         k.keyset);
+		r = KM_ENOENT;
+		goto out;
+	}
+	if ((r = km_plan_create(&plan)) != KM_EOK)
+		goto out;
+	r = km_plan_emergency(plan, keys, n, &pol, now, idx);
+	if (r == KM_ETRANSITION) {
+		km_state_check_transition(k.state, KM_STATE_REVOKED, err, (unsigned)errlen);
+		goto out;
+	}
+	if (r != KM_EOK) {
+		snprintf(err, errlen, "planning the revocation failed: %s", km_strerror(r));
+		goto out;
+	}
+	/* The revocation itself carries the operator's reason. */
+	if ((r = km_store_key_transition(km_env_store(env), kid, KM_STATE_REVOKED, now, reason, err,
+	                                 errlen)) != KM_EOK)
+		goto out;
+	recs[idx].state = KM_STATE_REVOKED;
+	/* The rest of the emergency plan (its REVOKE is already done, with the reason). */
+	r = apply_plan(env, k.keyset, plan, recs, n, now, o, err, errlen);
+	if (r == KM_EOK) {
+		if (gap != NULL)
+			*gap = km_plan_gap(plan);
+		if (exposure_until != NULL)
+			*exposure_until = km_plan_exposure_until(plan);
+	}
+out:
+	km_plan_free(plan);
+	km_store_keys_free(recs);
+	free(keys);
+	return r;
+}

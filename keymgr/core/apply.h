@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Carrying out the planner's decisions: the one code path shared by `keymgr apply`,
+ * `keymgr revoke` and keymgrd's ticks. Reads the key set's keys from the store, asks the pure
+ * planner (policy/planner.h) what is due at `now`, and applies each action through keyops.h.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keymgr/core/env.h"
+#include "policy/planner.h"
+
+/* One applied (or, in a dry run, planned) action, for reporting and logging. */
+typedef struct {
+	const char *env;
+	const char *keyset;
+	const km_plan_action_t *action;
+	const char *kid;        /* "" for a GENERATE in a dry run */
+	int result;             /* KM_EOK, or the code the action failed with */
+	const char *error;      /* message when result != KM_EOK */
+} km_apply_event_t;
+
+typedef void (*km_apply_report_fn)(void *ctx, const km_apply_event_t *ev);
+
+/* A warning the planner raised for a key set (overdue rotation, missing standby, ...). */
+typedef void (*km_apply_warn_fn)(void *ctx, const char *keyset, const km_plan_warning_t *w);
+
+typedef struct {
+	bool dry_run;               /* plan only; change nothing */
+	km_apply_report_fn report;  /* may be NULL */
+	km_apply_warn_fn warn;      /* may be NULL */
+	void *ctx;
+} km_apply_opts_t;
+
+/*
+ * Plans key set keyset at now and applies every due action in order. Stops at the first
+ * failed action (the next run plans again from the state reached). *next_wake (may be NULL)
+ * receives the planner's next wake-up time. Returns KM_EOK or the failing action's code, with
+ * its message in err.
+ */
+int km_apply_keyset(km_env_t *env, const char *keyset, int64_t now, const km_apply_opts_t *o,
+                    int64_t *next_wake, char *err, size_t errlen);
+
+/*
+ * Applies every key set of the environment (keyset NULL) or one key set. Continues with the
+ * other key sets after a failure and returns the first failure's code. *next_wake receives
+ * the earliest wake-up of all key sets.
+ */
+int km_apply_env(km_env_t *env, const char *keyset, int64_t now, const km_apply_opts_t *o,
+                 int64_t *next_wake, char *err, size_t errlen);
+
+/*
+ * Emergency revocation of kid at now: the key leaves the JWKS at once; if it was the active
+ * key, the planner promotes a standby published >= publish_lead ago or generates and
+ * activates a new key immediately. *gap receives how long verifiers that do not refetch on an
+ * unknown kid may reject the new key's tokens (0 with a standby), *exposure_until until when
+ * verifiers' caches may still hold the revoked key. Both may be NULL.
+ */
+int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t now,
+                    const km_apply_opts_t *o, int64_t *gap, int64_t *exposure_until, char *err,
+                    size_t errlen);
+
+/*
+ * Loads the keys of keyset in planner form. *keys (malloc'd, caller frees) and *recs
+ * (km_store_keys_free) are parallel arrays of *n entries; pending intents are left out.
+ */
+int km_apply_load_keys(km_env_t *env, const char *keyset, km_plan_key_t **keys,
+                       km_store_key_t **recs, size_t *n, char *err, size_t errlen);
