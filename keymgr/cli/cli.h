@@ -107,12 +107,6 @@ int km_cli_help(const char *text);
 /* Prints json compactly plus a newline to stdout. Returns 0 or KM_CLI_EXIT_REFUSED. */
 int km_cli_print_json(const json_t *json);
 
-/*
- * Writes data[0..len) to path atomically: a temporary file in the same directory, fsync,
- * chmod mode, rename over path, fsync of the directory. On failure path is untouched and
- * no temporary file is left behind. Returns a KM_* code.
- */
-int km_cli_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
 
 /*
  * Reads a value that is either literal text or "@FILE" ("@-" for stdin), at most max bytes.

@@ -6,6 +6,7 @@
 
 #include "keymgr/cli/args.h"
 #include "keymgr/cli/cli.h"
+#include "keymgr/common/atomic_file.h"
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
@@ -74,7 +75,7 @@ static int jwks(int argc, char **argv)
 	if (r != KM_EOK) {
 		rc = km_cli_fail(r, err);
 	} else if (output != NULL) {
-		r = km_cli_write_atomic(output, doc, len, 0644);
+		r = km_file_write_atomic(output, doc, len, 0644);
 		if (r != KM_EOK)
 			rc = km_cli_fail(r, NULL);
 	} else {

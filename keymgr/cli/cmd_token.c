@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "keymgr/cli/cli.h"
+#include "keymgr/common/atomic_file.h"
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/token_keys.h"
 #include "keymgr/common/error.h"
@@ -310,7 +311,7 @@ static int token_jwks(int argc, char **argv)
 	}
 	/* The file gets the exact document plus a newline, like standard output. */
 	text[len] = '\n';
-	if ((r = km_cli_write_atomic(output, text, len + 1, 0644)) < 0) {
+	if ((r = km_file_write_atomic(output, text, len + 1, 0644)) < 0) {
 		km_cli_error("cannot write '%s': %s", output, km_strerror(r));
 		goto out;
 	}
