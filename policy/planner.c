@@ -162,16 +162,6 @@ const char *km_plan_warn_name(km_plan_warn_t w)
 
 #define DUR(v, buf) km_duration_format((v), (buf), sizeof(buf))
 
-/* "key #3", or "new key #0" for keys this plan makes. */
-static const char *key_name(const ctx_t *c, size_t key, char *buf, size_t len)
-{
-	if (key >= c->n)
-		snprintf(buf, len, "new key #%zu", key - c->n);
-	else
-		snprintf(buf, len, "key #%zu", key);
-	return buf;
-}
-
 __attribute__((format(printf, 6, 7)))
 static void act(ctx_t *c, km_plan_op_t op, size_t key, int64_t at, bool early, const char *fmt,
                 ...)
@@ -221,10 +211,9 @@ static int64_t entered(ctx_t *c, size_t i, km_state_t s, bool report)
 	if (t > 0 && t <= c->now)
 		return t;
 	if (report) {
-		char k[32];
-		warn(c, KM_PLAN_W_BAD_RECORD, i, 0, "%s is %s but its %s time (%lld) is %s; treated "
-		     "as now", key_name(c, i, k, sizeof(k)), km_state_name(s), km_state_name(s),
-		     (long long)t, t <= 0 ? "missing" : "in the future");
+		warn(c, KM_PLAN_W_BAD_RECORD, i, 0, "the key is %s but its %s time (%lld) is %s; "
+		     "treated as now", km_state_name(s), km_state_name(s), (long long)t,
+		     t <= 0 ? "missing" : "in the future");
 	}
 	return c->now;
 }
@@ -273,13 +262,12 @@ static int scan(ctx_t *c)
 		if (i == c->revoke)
 			continue;
 		int64_t t;
-		char kn[32];
 		switch (k->state) {
 		case KM_STATE_GENERATED:
 			/* Left over from an interrupted GENERATE/PUBLISH pair. */
 			t = k->at[KM_STATE_GENERATED];
 			act(c, KM_PLAN_PUBLISH, i, t > 0 && t <= c->now ? t : c->now, false,
-			    "%s was generated but never published", key_name(c, i, kn, sizeof(kn)));
+			    "the key was generated but never published");
 			pub_add(c, i, c->now);
 			break;
 		case KM_STATE_PUBLISHED:
@@ -317,14 +305,13 @@ static int scan(ctx_t *c)
 
 static void retire_extra_actives(ctx_t *c)
 {
-	char kn[32];
 	for (size_t i = 0; i < c->n; i++) {
 		if (c->keys[i].state != KM_STATE_ACTIVE || i == c->active || i == c->revoke)
 			continue;
-		warn(c, KM_PLAN_W_MULTI_ACTIVE, i, 0, "%s is active next to a newer active key; "
-		     "retiring it", key_name(c, i, kn, sizeof(kn)));
+		warn(c, KM_PLAN_W_MULTI_ACTIVE, i, 0, "the key is active next to a newer active key; "
+		     "retiring it");
 		act(c, KM_PLAN_RETIRE, i, c->now, false, "more than one active key: keep the newest, "
-		    "retire %s", key_name(c, i, kn, sizeof(kn)));
+		    "retire the others");
 		wake_at(c, c->now + c->p->retire_retention);
 	}
 }
@@ -333,7 +320,7 @@ static void retire_extra_actives(ctx_t *c)
 static void activate_now(ctx_t *c, bool emergency)
 {
 	const km_policy_t *p = c->p;
-	char kn[32], a[32], b[32];
+	char a[32], b[32], d[32];
 	const char *why = !c->ever_active ? "bootstrap" : emergency ? "emergency" : "no active key";
 	size_t k;
 	int64_t published;
@@ -350,25 +337,23 @@ static void activate_now(ctx_t *c, bool emergency)
 	int64_t age = c->now - published;
 	bool early = age < p->publish_lead;
 	if (early) {
-		act(c, KM_PLAN_ACTIVATE, k, c->now, true, "%s: activate %s at once, published %s ago "
-		    "(publish_lead %s)", why, key_name(c, k, kn, sizeof(kn)), DUR(age, a),
-		    DUR(p->publish_lead, b));
+		act(c, KM_PLAN_ACTIVATE, k, c->now, true, "%s: activate at once, published %s ago "
+		    "(publish_lead %s)", why, DUR(age, a), DUR(p->publish_lead, b));
 		int64_t gap = published + p->jwks_max_age - c->now;
 		if (gap < 0)
 			gap = 0;
 		c->plan->gap = gap;
-		warn(c, KM_PLAN_W_EARLY, k, c->now + gap, "%s: %s signs %s after publication, before "
-		     "publish_lead (%s): verifiers that do not refetch on an unknown kid may reject its "
-		     "tokens for up to %s", why, key_name(c, k, kn, sizeof(kn)), DUR(age, a),
-		     DUR(p->publish_lead, b), DUR(gap, a));
+		warn(c, KM_PLAN_W_EARLY, k, c->now + gap, "%s: the new signing key was published %s "
+		     "ago, less than publish_lead (%s): verifiers that do not refetch on an unknown "
+		     "kid may reject its tokens for up to %s", why, DUR(age, a),
+		     DUR(p->publish_lead, b), DUR(gap, d));
 	} else {
-		act(c, KM_PLAN_ACTIVATE, k, c->now, false, "%s: activate %s, published %s ago "
-		    "(publish_lead %s)", why, key_name(c, k, kn, sizeof(kn)), DUR(age, a),
-		    DUR(p->publish_lead, b));
+		act(c, KM_PLAN_ACTIVATE, k, c->now, false, "%s: activate the oldest published key, "
+		    "published %s ago (publish_lead %s)", why, DUR(age, a), DUR(p->publish_lead, b));
 	}
 	if (c->ever_active && !emergency)
-		warn(c, KM_PLAN_W_NO_ACTIVE, NONE, 0, "the key set had no active key; activated %s",
-		     key_name(c, k, kn, sizeof(kn)));
+		warn(c, KM_PLAN_W_NO_ACTIVE, k, 0, "the key set had no active key; activating the "
+		     "oldest published one");
 	c->active = k;
 	c->t_act = c->now;
 }
@@ -377,7 +362,7 @@ static void activate_now(ctx_t *c, bool emergency)
 static bool rotate(ctx_t *c)
 {
 	const km_policy_t *p = c->p;
-	char kn[32], kn2[32], a[32], b[32];
+	char a[32], b[32];
 	int64_t t_rot = c->t_act + p->rotation_period;
 	if (c->now < t_rot)
 		return false;
@@ -385,11 +370,10 @@ static bool rotate(ctx_t *c)
 		return true;
 	int64_t at = t_rot > c->pub[0].t + p->publish_lead ? t_rot : c->pub[0].t + p->publish_lead;
 	size_t next = c->pub[0].idx;
-	act(c, KM_PLAN_RETIRE, c->active, at, false, "rotation: %s has signed for rotation_period "
-	    "(%s)", key_name(c, c->active, kn, sizeof(kn)), DUR(p->rotation_period, a));
-	act(c, KM_PLAN_ACTIVATE, next, at, false, "rotation: successor %s published %s ago "
-	    "(publish_lead %s)", key_name(c, next, kn2, sizeof(kn2)), DUR(c->now - c->pub[0].t, a),
-	    DUR(p->publish_lead, b));
+	act(c, KM_PLAN_RETIRE, c->active, at, false, "rotation: the active key has signed for "
+	    "rotation_period (%s)", DUR(p->rotation_period, a));
+	act(c, KM_PLAN_ACTIVATE, next, at, false, "rotation: the successor was published %s ago "
+	    "(publish_lead %s)", DUR(c->now - c->pub[0].t, a), DUR(p->publish_lead, b));
 	wake_at(c, c->now + p->retire_retention);
 	pub_pop(c);
 	c->active = next;
@@ -402,7 +386,7 @@ static bool rotate(ctx_t *c)
 static void refill(ctx_t *c)
 {
 	const km_policy_t *p = c->p;
-	char kn[32], a[32];
+	char a[32];
 	int64_t t_succ = c->t_act + p->rotation_period - p->publish_lead;
 	size_t standby = p->standby ? 1 : 0;
 	size_t need = standby + (c->now >= t_succ ? 1 : 0);
@@ -411,14 +395,13 @@ static void refill(ctx_t *c)
 		if (c->n_pub < standby) {
 			act(c, KM_PLAN_GENERATE, k, c->now, false, "standby: keep one key published "
 			    "ahead");
-			act(c, KM_PLAN_PUBLISH, k, c->now, false, "standby: publish %s",
-			    key_name(c, k, kn, sizeof(kn)));
+			act(c, KM_PLAN_PUBLISH, k, c->now, false, "standby: in the JWKS at least "
+			    "publish_lead before an emergency may need it");
 		} else {
 			act(c, KM_PLAN_GENERATE, k, t_succ, false, "successor: the active key's period "
 			    "ends in %s or less", DUR(p->publish_lead, a));
-			act(c, KM_PLAN_PUBLISH, k, t_succ, false, "successor: publish %s publish_lead "
-			    "(%s) before it signs", key_name(c, k, kn, sizeof(kn)),
-			    DUR(p->publish_lead, a));
+			act(c, KM_PLAN_PUBLISH, k, t_succ, false, "successor: in the JWKS publish_lead "
+			    "(%s) before it signs", DUR(p->publish_lead, a));
 		}
 		pub_add(c, k, c->now);
 	}
@@ -429,7 +412,7 @@ static void refill(ctx_t *c)
 static void cleanup(ctx_t *c)
 {
 	const km_policy_t *p = c->p;
-	char kn[32], a[32];
+	char a[32];
 	for (size_t i = 0; i < c->n && c->n_cleanup > 0; i++) {
 		const km_plan_key_t *k = &c->keys[i];
 		if (i == c->revoke)
@@ -439,9 +422,8 @@ static void cleanup(ctx_t *c)
 			if (due > c->now)
 				continue;
 			c->n_cleanup--;
-			act(c, KM_PLAN_REMOVE, i, due, false, "%s retired retire_retention (%s) ago: "
-			    "no token it signed is valid any more", key_name(c, i, kn, sizeof(kn)),
-			    DUR(p->retire_retention, a));
+			act(c, KM_PLAN_REMOVE, i, due, false, "retired retire_retention (%s) ago: no "
+			    "token it signed is valid any more", DUR(p->retire_retention, a));
 			if (p->destroy_after == 0)
 				act(c, KM_PLAN_DESTROY, i, c->now, false, "destroy_after is 0s");
 			else
@@ -451,9 +433,8 @@ static void cleanup(ctx_t *c)
 			if (due > c->now)
 				continue;
 			c->n_cleanup--;
-			act(c, KM_PLAN_DESTROY, i, due, false, "%s %s destroy_after (%s) ago",
-			    key_name(c, i, kn, sizeof(kn)), km_state_name(k->state),
-			    DUR(p->destroy_after, a));
+			act(c, KM_PLAN_DESTROY, i, due, false, "%s destroy_after (%s) ago",
+			    km_state_name(k->state), DUR(p->destroy_after, a));
 		}
 	}
 }
@@ -463,16 +444,16 @@ static void cleanup(ctx_t *c)
 static void revoke_first(ctx_t *c)
 {
 	const km_policy_t *p = c->p;
-	char kn[32], a[32];
+	char a[32];
 	size_t k = c->revoke;
 	km_state_t s = c->keys[k].state;
-	act(c, KM_PLAN_REVOKE, k, c->now, false, "emergency: %s (%s) is compromised; out of the "
-	    "JWKS now", key_name(c, k, kn, sizeof(kn)), km_state_name(s));
+	act(c, KM_PLAN_REVOKE, k, c->now, false, "emergency: the %s key is compromised; out of "
+	    "the JWKS now", km_state_name(s));
 	if (km_state_in_jwks(s)) {
 		c->plan->exposure_until = c->now + p->jwks_max_age;
-		warn(c, KM_PLAN_W_EXPOSURE, k, c->plan->exposure_until, "%s revoked: verifiers that "
-		     "cached the JWKS may accept tokens forged with it for up to jwks_max_age (%s)",
-		     key_name(c, k, kn, sizeof(kn)), DUR(p->jwks_max_age, a));
+		warn(c, KM_PLAN_W_EXPOSURE, k, c->plan->exposure_until, "revoked: verifiers that "
+		     "cached the JWKS may accept tokens forged with this key for up to jwks_max_age "
+		     "(%s)", DUR(p->jwks_max_age, a));
 	}
 }
 
@@ -515,15 +496,14 @@ static int run(km_plan_t *plan, const km_plan_key_t *keys, size_t n, const km_po
 	refill(&c);
 
 	/* What the key set looks like once the plan is applied. */
-	char kn[32], a[32], b[32], d[32];
+	char a[32], b[32], d[32];
 	const km_policy_t *pp = p;
 	int64_t t_rot = c.t_act + pp->rotation_period;
 	int64_t ready = c.n_pub > 0 ? c.pub[0].t + pp->publish_lead : 0;
 	if (overdue)
-		warn(&c, KM_PLAN_W_OVERDUE, c.active, ready, "%s is past rotation_period (%s) by %s: "
-		     "its successor is not ready (publish_lead %s)", key_name(&c, c.active, kn,
-		     sizeof(kn)), DUR(pp->rotation_period, a), DUR(now - t_rot, b),
-		     DUR(pp->publish_lead, d));
+		warn(&c, KM_PLAN_W_OVERDUE, c.active, ready, "the active key is past rotation_period "
+		     "(%s) by %s: its successor is not ready (publish_lead %s)",
+		     DUR(pp->rotation_period, a), DUR(now - t_rot, b), DUR(pp->publish_lead, d));
 	if (pp->standby && (c.n_pub == 0 || ready > now))
 		warn(&c, KM_PLAN_W_NO_STANDBY, c.n_pub ? c.pub[0].idx : NONE, ready, "no standby "
 		     "key published for publish_lead (%s) yet: an emergency now would leave a "
