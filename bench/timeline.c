@@ -178,7 +178,10 @@ int main(int argc, char **argv)
 		if (c + n < (int)sizeof(axis) - 1)
 			memcpy(axis + c, lab, (size_t)n);
 	}
-	axis[width + 12 < (int)sizeof(axis) ? width + 12 : (int)sizeof(axis) - 1] = '\0';
+	int end = width + 12 < (int)sizeof(axis) ? width + 12 : (int)sizeof(axis) - 1;
+	axis[end] = '\0';
+	while (end > 0 && axis[end - 1] == ' ')
+		axis[--end] = '\0';
 	printf("%-8s %s\n", "", axis);
 	for (size_t k = 0; k < n_keys; k++) {
 		char line[512];
@@ -189,7 +192,10 @@ int main(int argc, char **argv)
 			line[c] = state_char(s);
 			any |= s != KM_STATE_COUNT;
 		}
-		line[width] = '\0';
+		int last = width;
+		while (last > 0 && line[last - 1] == ' ')
+			last--;
+		line[last] = '\0';
 		if (any)
 			printf("key %-4zu %s\n", k, line);
 	}
@@ -208,7 +214,7 @@ int main(int argc, char **argv)
 			       km_plan_op_name(a->op), a->key, a->reason, a->early ? "  [early]" : "");
 		}
 	}
-	for (size_t i = 0; i < km_plan_n_warnings(plan); i++)
+	for (size_t i = 0; from == 0 && i < km_plan_n_warnings(plan); i++)
 		printf("%swarning at bootstrap: %s\n", i ? "" : "\n", km_plan_warning(plan, i)->msg);
 	km_plan_free(plan);
 	return 0;

@@ -397,9 +397,14 @@ static void refill(ctx_t *c)
 			    "ahead");
 			act(c, KM_PLAN_PUBLISH, k, c->now, false, "standby: in the JWKS at least "
 			    "publish_lead before an emergency may need it");
+		} else if (p->standby) {
+			act(c, KM_PLAN_GENERATE, k, t_succ, false, "next standby: the active key's period "
+			    "ends in publish_lead (%s) or less", DUR(p->publish_lead, a));
+			act(c, KM_PLAN_PUBLISH, k, t_succ, false, "next standby: ready when the standby "
+			    "activates, so a ready standby always remains");
 		} else {
 			act(c, KM_PLAN_GENERATE, k, t_succ, false, "successor: the active key's period "
-			    "ends in %s or less", DUR(p->publish_lead, a));
+			    "ends in publish_lead (%s) or less", DUR(p->publish_lead, a));
 			act(c, KM_PLAN_PUBLISH, k, t_succ, false, "successor: in the JWKS publish_lead "
 			    "(%s) before it signs", DUR(p->publish_lead, a));
 		}
