@@ -991,6 +991,43 @@ static void test_start_refuses_bad_config(void **state)
 	km_http_free(NULL);
 }
 
+static void test_ipv6_loopback_tracks_address(void **state)
+{
+	km_http_cfg_t cfg = { .listen_addr = "::1" };
+	km_http_verifier_t *v = NULL;
+	km_http_t *h = NULL;
+	CURL *c;
+	char err[256], url[128];
+	long code = 0;
+	size_t n = 0;
+	FILE *null;
+
+	if (km_http_start(&cfg, &h, err, sizeof(err)) != KM_EOK) {
+		print_message("no IPv6 loopback here (%s): skipped\n", err);
+		skip();
+	}
+	assert_int_equal(km_http_publish(h, P1, DOC1, strlen(DOC1), 1, 60, LM), KM_EOK);
+	snprintf(url, sizeof(url), "http://[::1]:%u" P1, km_http_port(h));
+	c = curl_easy_init();
+	null = fopen("/dev/null", "w");
+	assert_non_null(c);
+	assert_non_null(null);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, null);
+	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	assert_int_equal(code, 200);
+	curl_easy_cleanup(c);
+	fclose(null);
+	assert_int_equal(km_http_verifiers(h, P1, &v, &n), KM_EOK);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, "::1");
+	assert_false(v[0].named);
+	free(v);
+	km_http_free(h);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1017,6 +1054,7 @@ int main(void)
 		T(test_verifiers_named_unnamed_and_304),
 		T(test_verifiers_invalid_name_is_unnamed),
 		T(test_start_refuses_bad_config),
+		cmocka_unit_test(test_ipv6_loopback_tracks_address),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
