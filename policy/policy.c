@@ -31,6 +31,8 @@ static const char *const field_names[KM_POLICY_F_COUNT] = {
 	[KM_POLICY_F_OWNERS] = "owners",
 	[KM_POLICY_F_PURPOSES] = "purposes",
 	[KM_POLICY_F_REQUIRE_DISTINCT_PURPOSE] = "require_distinct_purpose",
+	[KM_POLICY_F_ACTIVATE_WHEN_SEEN_BY] = "activate_when_seen_by",
+	[KM_POLICY_F_ACTIVATE_WHEN_SEEN_CEILING] = "activate_when_seen_ceiling",
 };
 
 const char *km_policy_field_name(km_policy_field_t f)
@@ -88,6 +90,7 @@ void km_policy_defaults(km_policy_t *p, const char *env_name)
 		p->standby = false;
 		p->require_distinct_purpose = false;
 	}
+	p->activate_when_seen_ceiling = 1 * HOUR_;  /* only used with activate_when_seen_by */
 	for (unsigned i = 0; i < KM_POLICY_F_COUNT; i++)
 		p->src[i] = KM_POLICY_SRC_BUILTIN;
 }
@@ -102,13 +105,15 @@ static int64_t *duration_field(km_policy_t *p, km_policy_field_t f)
 	case KM_POLICY_F_PUBLISH_LEAD: return &p->publish_lead;
 	case KM_POLICY_F_RETIRE_RETENTION: return &p->retire_retention;
 	case KM_POLICY_F_DESTROY_AFTER: return &p->destroy_after;
+	case KM_POLICY_F_ACTIVATE_WHEN_SEEN_CEILING: return &p->activate_when_seen_ceiling;
 	default: return NULL;
 	}
 }
 
 static bool is_list_field(km_policy_field_t f)
 {
-	return f == KM_POLICY_F_ALGORITHMS || f == KM_POLICY_F_OWNERS || f == KM_POLICY_F_PURPOSES;
+	return f == KM_POLICY_F_ALGORITHMS || f == KM_POLICY_F_OWNERS || f == KM_POLICY_F_PURPOSES ||
+	       f == KM_POLICY_F_ACTIVATE_WHEN_SEEN_BY;
 }
 
 /* YAML 1.2 core schema booleans. */
@@ -192,6 +197,43 @@ int km_policy_set(km_policy_t *p, const char *field, const char *value, km_polic
 			p->require_distinct_purpose = b;
 	}
 	p->src[f] = src;
+	return KM_EOK;
+}
+
+/* A verifier name as sent in Keymgr-Verifier: 1..64 of [A-Za-z0-9._-]. */
+static bool verifier_name_valid(const char *s)
+{
+	size_t len = s ? strlen(s) : 0;
+	if (len == 0 || len > KM_POLICY_VERIFIER_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || strchr("._-", s[i]) != NULL))
+			return false;
+	return true;
+}
+
+static int set_verifiers(km_policy_t *p, const char *field, const char *const *items, size_t n,
+                         char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!verifier_name_valid(items[i])) {
+			snprintf(err, errlen, "%s: '%.64s' is not a valid verifier name (1 to %d of A-Z "
+			         "a-z 0-9 . _ -)", field, items[i] ? items[i] : "(null)",
+			         KM_POLICY_VERIFIER_MAX);
+			return KM_CONFIG_EINVAL;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(items[j], items[i]) == 0) {
+				snprintf(err, errlen, "%s: '%s' is listed twice", field, items[i]);
+				return KM_CONFIG_EINVAL;
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		snprintf(p->activate_when_seen_by[i], sizeof(p->activate_when_seen_by[i]), "%s",
+		         items[i]);
+	p->n_activate_when_seen_by = n;
 	return KM_EOK;
 }
 
@@ -290,6 +332,8 @@ int km_policy_set_list(km_policy_t *p, const char *field, const char *const *ite
 			return KM_CONFIG_EINVAL;
 		}
 		r = set_algorithms(p, items, n, err, errlen);
+	} else if (f == KM_POLICY_F_ACTIVATE_WHEN_SEEN_BY) {
+		r = set_verifiers(p, field, items, n, err, errlen);
 	} else if (f == KM_POLICY_F_OWNERS) {
 		r = set_names(p->owners, &p->n_owners, field, true, items, n, err, errlen);
 	} else {

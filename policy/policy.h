@@ -24,6 +24,9 @@
 /* Most keys the JWKS may hold in steady state (see the jwks_size rule in docs/timing.md). */
 #define KM_POLICY_MAX_JWKS_KEYS 10
 
+/* Longest verifier name in activate_when_seen_by (a Keymgr-Verifier header value). */
+#define KM_POLICY_VERIFIER_MAX 64
+
 /* Where an effective value came from, for `keymgr policy show`. */
 typedef enum {
 	KM_POLICY_SRC_BUILTIN = 0,   /* compiled-in default for the environment class */
@@ -45,6 +48,8 @@ typedef enum {
 	KM_POLICY_F_OWNERS,
 	KM_POLICY_F_PURPOSES,
 	KM_POLICY_F_REQUIRE_DISTINCT_PURPOSE,
+	KM_POLICY_F_ACTIVATE_WHEN_SEEN_BY,
+	KM_POLICY_F_ACTIVATE_WHEN_SEEN_CEILING,
 	KM_POLICY_F_COUNT
 } km_policy_field_t;
 
@@ -66,6 +71,15 @@ typedef struct {
 	char purposes[KM_POLICY_MAX_LIST][64];
 	size_t n_purposes;
 	bool require_distinct_purpose;
+	/*
+	 * Propagation gating (enforced by keymgrd, not by the pure planner): a rotation's
+	 * ACTIVATE waits until every named verifier (1..64 of [A-Za-z0-9._-]) has fetched a JWKS
+	 * holding the key, or until activate_when_seen_ceiling after the activation was due.
+	 * Empty list: no gating.
+	 */
+	char activate_when_seen_by[KM_POLICY_MAX_LIST][KM_POLICY_VERIFIER_MAX + 1];
+	size_t n_activate_when_seen_by;
+	int64_t activate_when_seen_ceiling;
 	km_policy_src_t src[KM_POLICY_F_COUNT];
 } km_policy_t;
 

@@ -247,7 +247,7 @@ static void warn(void *vctx, const char *keyset, const km_plan_warning_t *w)
 static int apply_one(km_env_t *env, const char *keyset, void *vctx)
 {
 	apply_ctx_t *c = vctx;
-	km_apply_opts_t o = { c->dry_run, report, warn, c };
+	km_apply_opts_t o = { c->dry_run, report, warn, c, NULL };
 	char err[1024] = "";
 	int r = km_apply_keyset(env, keyset, c->now, &o, NULL, err, sizeof(err));
 	if (r != KM_EOK && c->json == NULL)

@@ -94,6 +94,7 @@ int km_config_load(const char *path, km_config_t **ret, char *err, size_t errlen
 	cfg->daemon.listen = KM_CONFIG_DEFAULT_LISTEN;
 	cfg->daemon.port = KM_CONFIG_DEFAULT_PORT;
 	cfg->daemon.control_socket = KM_CONFIG_DEFAULT_CONTROL_SOCKET;
+	cfg->daemon.poll_interval = KM_CONFIG_DEFAULT_POLL_INTERVAL;
 
 	if ((r = load_file(cfg, cfg->path, display, true, &e)) != KM_EOK)
 		goto out;

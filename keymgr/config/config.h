@@ -37,6 +37,7 @@
 #define KM_CONFIG_DEFAULT_PORT 8080
 #define KM_CONFIG_DEFAULT_CONTROL_SOCKET "/run/keymgr/control.sock"
 #define KM_CONFIG_DEFAULT_SESSIONS 4
+#define KM_CONFIG_DEFAULT_POLL_INTERVAL 5
 
 typedef struct km_config km_config_t;
 
@@ -71,6 +72,11 @@ typedef struct {
 	const char *listen;                              /* IP address literal */
 	unsigned port;
 	const char *control_socket;                      /* absolute path */
+	const char *control_group;                       /* group of the socket; NULL: keep */
+	unsigned threads;                                /* HTTP thread pool; 0 = default */
+	unsigned connection_limit;                       /* concurrent HTTP connections; 0 = default */
+	unsigned timeout;                                /* idle HTTP connection seconds; 0 = default */
+	unsigned poll_interval;                          /* seconds between store checks */
 } km_daemon_cfg_t;
 
 /*

@@ -585,9 +585,20 @@ static int parse_daemon(walk_t *w, struct fy_node *map, cfg_loc_t at)
 				           sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 				r = KM_CONFIG_EINVAL;
 			}
+		} else if (strcmp(key, "control_group") == 0) {
+			r = get_text(w, val, kat, "daemon.control_group", 32, &d->control_group);
+		} else if (strcmp(key, "threads") == 0) {
+			r = get_uint(w, val, kat, "daemon.threads", 1, 64, &d->threads);
+		} else if (strcmp(key, "connection_limit") == 0) {
+			r = get_uint(w, val, kat, "daemon.connection_limit", 1, 65536, &d->connection_limit);
+		} else if (strcmp(key, "timeout") == 0) {
+			r = get_uint(w, val, kat, "daemon.timeout", 1, 3600, &d->timeout);
+		} else if (strcmp(key, "poll_interval") == 0) {
+			r = get_uint(w, val, kat, "daemon.poll_interval", 1, 3600, &d->poll_interval);
 		} else {
-			r = cfg_yaml_unknown_key(w->e, kat, key, "daemon",
-			                         "listen, port, control_socket");
+			r = cfg_yaml_unknown_key(w->e, kat, key, "daemon", "listen, port, control_socket, "
+			                         "control_group, threads, connection_limit, timeout, "
+			                         "poll_interval");
 		}
 		if (r != KM_EOK)
 			return r;

@@ -17,7 +17,8 @@ static bool field_is_list(const char *field)
 {
 	return strcmp(field, km_policy_field_name(KM_POLICY_F_ALGORITHMS)) == 0 ||
 	       strcmp(field, km_policy_field_name(KM_POLICY_F_OWNERS)) == 0 ||
-	       strcmp(field, km_policy_field_name(KM_POLICY_F_PURPOSES)) == 0;
+	       strcmp(field, km_policy_field_name(KM_POLICY_F_PURPOSES)) == 0 ||
+	       strcmp(field, km_policy_field_name(KM_POLICY_F_ACTIVATE_WHEN_SEEN_BY)) == 0;
 }
 
 static bool field_known(const char *field)

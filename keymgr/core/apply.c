@@ -21,15 +21,22 @@ int km_apply_load_keys(km_env_t *env, const char *keyset, km_plan_key_t **keys,
 		km_store_keys_free(list);
 		return KM_ENOMEM;
 	}
+	size_t kept = 0;
 	for (size_t i = 0; i < count; i++) {
-		pk[i].id = (uint64_t)list[i].id;
-		pk[i].state = list[i].state;
+		if (list[i].kid[0] == '\0')
+			continue; /* an abandoned intent: the token never made the key */
+		if (kept != i)
+			list[kept] = list[i];
+		pk[kept].id = (uint64_t)list[kept].id;
+		pk[kept].state = list[kept].state;
 		for (int s = 0; s < KM_STATE_COUNT; s++)
-			pk[i].at[s] = list[i].state_at[s] == KM_STORE_TIME_NONE ? 0 : list[i].state_at[s];
+			pk[kept].at[s] = list[kept].state_at[s] == KM_STORE_TIME_NONE ? 0
+			                                                              : list[kept].state_at[s];
+		kept++;
 	}
 	*keys = pk;
 	*recs = list;
-	*n = count;
+	*n = kept;
 	return KM_EOK;
 }
 
@@ -99,9 +106,28 @@ static int apply_action(km_env_t *env, const char *keyset, const km_plan_t *plan
 }
 
 /* Applies (or reports, in a dry run) every action of a computed plan. */
+/* Asks the gate about action i. */
+static km_apply_verdict_t ask_gate(const km_apply_opts_t *o, const char *keyset,
+                                   const km_plan_t *plan, size_t i, const km_store_key_t *recs,
+                                   size_t n, char (*new_kids)[KM_KID_MAX + 1], int64_t now,
+                                   int64_t *recheck)
+{
+	if (o == NULL || o->gate == NULL || o->dry_run)
+		return KM_APPLY_GO;
+	const km_plan_action_t *a = km_plan_action(plan, i);
+	const char *kid = a->key < n ? recs[a->key].kid : new_kids[a->key - n];
+	int64_t again = INT64_MAX;
+	km_apply_verdict_t v = o->gate(o->ctx, keyset, a, kid, now, &again);
+	if (v == KM_APPLY_DEFER && a->op != KM_PLAN_ACTIVATE)
+		v = KM_APPLY_GO;
+	if (v == KM_APPLY_DEFER && again < *recheck)
+		*recheck = again > now ? again : now + 1;
+	return v;
+}
+
 static int apply_plan(km_env_t *env, const char *keyset, const km_plan_t *plan,
                       const km_store_key_t *recs, size_t n, int64_t now,
-                      const km_apply_opts_t *o, char *err, size_t errlen)
+                      const km_apply_opts_t *o, int64_t *recheck, char *err, size_t errlen)
 {
 	size_t n_new = km_plan_n_new_keys(plan);
 	char (*new_kids)[KM_KID_MAX + 1] = calloc(n_new ? n_new : 1, KM_KID_MAX + 1);
@@ -115,6 +141,13 @@ static int apply_plan(km_env_t *env, const char *keyset, const km_plan_t *plan,
 		const km_plan_action_t *a = km_plan_action(plan, i);
 		char kid[KM_KID_MAX + 1] = "";
 		char msg[512] = "";
+		km_apply_verdict_t v = ask_gate(o, keyset, plan, i, recs, n, new_kids, now, recheck);
+		if (v == KM_APPLY_STOP) {
+			*recheck = now;
+			break;
+		}
+		if (v == KM_APPLY_DEFER)
+			continue; /* the RETIRE before it was left to km_key_activate(): nothing done */
 		if (o != NULL && o->dry_run) {
 			if (a->key < n)
 				snprintf(kid, sizeof(kid), "%s", recs[a->key].kid);
@@ -159,9 +192,12 @@ int km_apply_keyset(km_env_t *env, const char *keyset, int64_t now, const km_app
 		         km_strerror(r));
 		goto out;
 	}
-	r = apply_plan(env, keyset, plan, recs, n, now, o, err, errlen);
-	if (next_wake != NULL)
-		*next_wake = r == KM_EOK ? km_plan_next_wake(plan) : now;
+	int64_t recheck = INT64_MAX;
+	r = apply_plan(env, keyset, plan, recs, n, now, o, &recheck, err, errlen);
+	if (next_wake != NULL) {
+		int64_t w = km_plan_next_wake(plan);
+		*next_wake = r != KM_EOK ? now : recheck < w ? recheck : w;
+	}
 out:
 	km_plan_free(plan);
 	km_store_keys_free(recs);
@@ -240,7 +276,8 @@ int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t 
 		goto out;
 	recs[idx].state = KM_STATE_REVOKED;
 	/* The rest of the emergency plan (its REVOKE is already done, with the reason). */
-	r = apply_plan(env, k.keyset, plan, recs, n, now, o, err, errlen);
+	int64_t recheck = INT64_MAX;
+	r = apply_plan(env, k.keyset, plan, recs, n, now, o, &recheck, err, errlen);
 	if (r == KM_EOK) {
 		if (gap != NULL)
 			*gap = km_plan_gap(plan);

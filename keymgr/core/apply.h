@@ -27,17 +27,37 @@ typedef void (*km_apply_report_fn)(void *ctx, const km_apply_event_t *ev);
 /* A warning the planner raised for a key set (overdue rotation, missing standby, ...). */
 typedef void (*km_apply_warn_fn)(void *ctx, const char *keyset, const km_plan_warning_t *w);
 
+/* What a gate says about the next action (see km_apply_gate_fn). */
+typedef enum {
+	KM_APPLY_GO = 0,   /* apply it */
+	KM_APPLY_DEFER,    /* ACTIVATE only: skip it for now (the current key keeps signing) */
+	KM_APPLY_STOP,     /* apply nothing more in this run (e.g. the daemon is stopping) */
+} km_apply_verdict_t;
+
+/*
+ * Asked before each action that is not a dry run (kid is "" for a key not generated yet).
+ * DEFER on an ACTIVATE leaves the key published and the active key active; the gate sets
+ * *recheck_at (unix seconds) to when it wants to be asked again, and km_apply_keyset() folds
+ * it into *next_wake. DEFER on any other action counts as GO. The planner stays pure: the
+ * gate is the caller's policy (keymgrd's propagation gating), applied on top of the plan.
+ */
+typedef km_apply_verdict_t (*km_apply_gate_fn)(void *ctx, const char *keyset,
+                                               const km_plan_action_t *a, const char *kid,
+                                               int64_t now, int64_t *recheck_at);
+
 typedef struct {
 	bool dry_run;               /* plan only; change nothing */
 	km_apply_report_fn report;  /* may be NULL */
 	km_apply_warn_fn warn;      /* may be NULL */
 	void *ctx;
+	km_apply_gate_fn gate;      /* may be NULL (always GO) */
 } km_apply_opts_t;
 
 /*
  * Plans key set keyset at now and applies every due action in order. Stops at the first
- * failed action (the next run plans again from the state reached). *next_wake (may be NULL)
- * receives the planner's next wake-up time. Returns KM_EOK or the failing action's code, with
+ * failed action (the next run plans again from the state reached), and at a gate's STOP
+ * (KM_EOK, *next_wake = now). *next_wake (may be NULL) receives the planner's next wake-up
+ * time, or a deferring gate's recheck time when that is earlier. Returns KM_EOK or the failing action's code, with
  * its message in err.
  */
 int km_apply_keyset(km_env_t *env, const char *keyset, int64_t now, const km_apply_opts_t *o,
@@ -64,7 +84,8 @@ int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t 
 
 /*
  * Loads the keys of keyset in planner form. *keys (malloc'd, caller frees) and *recs
- * (km_store_keys_free) are parallel arrays of *n entries; pending intents are left out.
+ * (km_store_keys_free) are parallel arrays of *n entries; pending intents and abandoned
+ * intents (no kid: nothing was created in the token) are left out.
  */
 int km_apply_load_keys(km_env_t *env, const char *keyset, km_plan_key_t **keys,
                        km_store_key_t **recs, size_t *n, char *err, size_t errlen);
