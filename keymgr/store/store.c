@@ -7,18 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
 #include "keymgr/store/store.h"
 #include "keymgr/store/store_backend.h"
-
-struct km_store {
-	const km_store_backend_t *be;
-	void *ctx;
-	char env[KM_ENV_NAME_MAX + 1];
-	bool in_tx;                 /* the caller opened a transaction with km_store_begin() */
-};
+#include "keymgr/store/store_int.h"
 
 __attribute__((format(printf, 4, 5)))
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
@@ -51,6 +46,121 @@ static bool time_ok(int64_t at)
 	return at >= 0;
 }
 
+/* ---- audit event texts (canonical JSON, members in byte order) ---- */
+
+static void cka_hex(const uint8_t *id, size_t len, char *out)
+{
+	for (size_t i = 0; i < len && i < KM_STORE_CKA_ID_MAX; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+	out[2 * (len < KM_STORE_CKA_ID_MAX ? len : KM_STORE_CKA_ID_MAX)] = '\0';
+}
+
+/* Emits one event whose before/after were built in b1/b2 (freed here). */
+static int emit_built(km_store_t *s, const char *action, const char *keyset, const char *kid,
+                      km_jb_t *b1, km_jb_t *b2, const char *reason, int64_t at, char *err,
+                      size_t errlen)
+{
+	char *before = b1 ? km_jb_take(b1) : NULL;
+	char *after = b2 ? km_jb_take(b2) : NULL;
+	int r;
+	if ((b1 && before == NULL) || (b2 && after == NULL))
+		r = fail(err, errlen, KM_ENOMEM, "out of memory");
+	else
+		r = km_store__audit_emit(s, action, keyset, kid, before, after, reason, at, err,
+		                         errlen);
+	free(before);
+	free(after);
+	return r;
+}
+
+static int audit_keyset_create(km_store_t *s, const km_store_keyset_t *ks, char *err,
+                               size_t errlen)
+{
+	km_jb_t b;
+	km_jb_init(&b);
+	km_jb_open(&b, '{');
+	km_jb_kv_str(&b, "alg", km_alg_name(ks->alg));
+	km_jb_kv_str(&b, "created_by", ks->created_by);
+	km_jb_kv_str(&b, "description", ks->description);
+	km_jb_key(&b, "labels");
+	km_jb_open(&b, '[');
+	for (size_t i = 0; i < ks->n_labels; i++)
+		km_jb_item_str(&b, ks->labels[i]);
+	km_jb_close(&b, ']');
+	km_jb_kv_str(&b, "owner", ks->owner);
+	km_jb_kv_str(&b, "purpose", ks->purpose);
+	km_jb_kv_int(&b, "rsa_bits", ks->rsa_bits);
+	km_jb_close(&b, '}');
+	return emit_built(s, "keyset.create", ks->name, NULL, NULL, &b, NULL, ks->created_at, err,
+	                  errlen);
+}
+
+static int audit_keyset_set(km_store_t *s, const char *name, const km_store_change_t *c,
+                            char *err, size_t errlen)
+{
+	km_jb_t b1, b2;
+	char action[32];
+	km_jb_init(&b1);
+	km_jb_open(&b1, '{');
+	km_jb_kv_str(&b1, c->field, c->old_value);
+	km_jb_close(&b1, '}');
+	km_jb_init(&b2);
+	km_jb_open(&b2, '{');
+	km_jb_kv_str(&b2, c->field, c->new_value);
+	km_jb_close(&b2, '}');
+	snprintf(action, sizeof(action), "keyset.%s", c->field);
+	return emit_built(s, action, name, NULL, &b1, &b2, c->reason, c->at, err, errlen);
+}
+
+/* A key event: before/after carry the CKA_ID (the key's identity from intent on), the state
+ * and pending flag, plus for confirm the kid and the public JWK. */
+static void key_state_json(km_jb_t *b, const km_store_key_t *k, bool with_jwk)
+{
+	char hex[2 * KM_STORE_CKA_ID_MAX + 1];
+	cka_hex(k->cka_id, k->cka_id_len, hex);
+	km_jb_init(b);
+	km_jb_open(b, '{');
+	km_jb_kv_str(b, "cka_id", hex);
+	if (with_jwk) {
+		km_jb_kv_str(b, "jwk", k->jwk);
+		km_jb_kv_str(b, "kid", k->kid);
+	}
+	km_jb_kv_bool(b, "pending", k->pending);
+	km_jb_kv_str(b, "state", km_state_name(k->state));
+	km_jb_close(b, '}');
+}
+
+static int audit_key_intent(km_store_t *s, const km_store_key_t *k, char *err, size_t errlen)
+{
+	char hex[2 * KM_STORE_CKA_ID_MAX + 1];
+	km_jb_t b;
+	cka_hex(k->cka_id, k->cka_id_len, hex);
+	km_jb_init(&b);
+	km_jb_open(&b, '{');
+	km_jb_kv_str(&b, "alg", km_alg_name(k->alg));
+	km_jb_kv_str(&b, "cka_id", hex);
+	km_jb_kv_str(&b, "owner", k->owner);
+	km_jb_kv_bool(&b, "pending", true);
+	km_jb_kv_str(&b, "purpose", k->purpose);
+	km_jb_kv_int(&b, "rsa_bits", k->rsa_bits);
+	km_jb_kv_str(&b, "state", km_state_name(k->state));
+	km_jb_kv_str(&b, "token_label", k->token_label);
+	km_jb_kv_str(&b, "token_serial", k->token_serial);
+	km_jb_close(&b, '}');
+	return emit_built(s, "key.intent", k->keyset, NULL, NULL, &b, NULL,
+	                  k->state_at[KM_STATE_GENERATED], err, errlen);
+}
+
+static int audit_key_change(km_store_t *s, const char *action, const km_store_key_t *old,
+                            const km_store_key_t *nk, bool with_jwk, int64_t at,
+                            const char *reason, char *err, size_t errlen)
+{
+	km_jb_t b1, b2;
+	key_state_json(&b1, old, false);
+	key_state_json(&b2, nk, with_jwk);
+	return emit_built(s, action, nk->keyset, nk->kid, &b1, &b2, reason, at, err, errlen);
+}
+
 int km_store_schema_version(void)
 {
 	return km_store_backend_sqlite.schema_version();
@@ -71,9 +181,15 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
 	/* One backend today; a later issue dispatches on the path (postgresql://...). */
 	s->be = &km_store_backend_sqlite;
 	snprintf(s->env, sizeof(s->env), "%s", env_name);
+	km_store_actor_self(&s->actor, "process");
 	int r = s->be->open(path, env_name, &s->ctx, err, errlen);
 	if (r != KM_EOK) {
 		free(s);
+		return r;
+	}
+	/* A new store starts its audit chain; a migrated one records what it already held. */
+	if ((r = km_store__audit_bootstrap(s, err, errlen)) != KM_EOK) {
+		km_store_free(s);
 		return r;
 	}
 	*ret = s;
@@ -87,6 +203,7 @@ void km_store_free(km_store_t *s)
 	if (s->in_tx)
 		s->be->tx(s->ctx, KM_STORE_TX_ROLLBACK, NULL, 0);
 	s->be->close(s->ctx);
+	km_store__pending_free(s);
 	free(s);
 }
 
@@ -113,6 +230,7 @@ int km_store_commit(km_store_t *s, char *err, size_t errlen)
 	if (r != KM_EOK)
 		s->be->tx(s->ctx, KM_STORE_TX_ROLLBACK, NULL, 0);
 	s->in_tx = false;
+	km_store__pending_tx(s, KM_STORE_TX_COMMIT, r);
 	return r;
 }
 
@@ -121,34 +239,43 @@ int km_store_rollback(km_store_t *s, char *err, size_t errlen)
 	if (!s->in_tx)
 		return fail(err, errlen, KM_EINVAL, "no store transaction is open");
 	s->in_tx = false;
+	km_store__pending_tx(s, KM_STORE_TX_ROLLBACK, KM_EOK);
 	return s->be->tx(s->ctx, KM_STORE_TX_ROLLBACK, err, errlen);
 }
 
 /* Opens the scope of one public call: a savepoint inside the caller's transaction, or a
  * write transaction of its own. */
-static int op_enter(km_store_t *s, char *err, size_t errlen)
+int km_store__op_enter(km_store_t *s, char *err, size_t errlen)
 {
-	return s->be->tx(s->ctx, s->in_tx ? KM_STORE_TX_SAVEPOINT : KM_STORE_TX_BEGIN, err,
-	                 errlen);
+	km_store_tx_t op = s->in_tx ? KM_STORE_TX_SAVEPOINT : KM_STORE_TX_BEGIN;
+	int r = s->be->tx(s->ctx, op, err, errlen);
+	if (r == KM_EOK)
+		km_store__pending_tx(s, op, r);
+	return r;
 }
 
-/* Closes the scope opened by op_enter(): keeps its work when r is KM_EOK, undoes it
+/* Closes the scope opened by km_store__op_enter(): keeps its work when r is KM_EOK, undoes it
  * otherwise. Returns r, or the commit failure. */
-static int op_leave(km_store_t *s, int r, char *err, size_t errlen)
+int km_store__op_leave(km_store_t *s, int r, char *err, size_t errlen)
 {
 	if (s->in_tx) {
-		if (r != KM_EOK)
+		if (r != KM_EOK) {
 			s->be->tx(s->ctx, KM_STORE_TX_ROLLBACK_TO, NULL, 0);
+			km_store__pending_tx(s, KM_STORE_TX_ROLLBACK_TO, r);
+		}
 		int r2 = s->be->tx(s->ctx, KM_STORE_TX_RELEASE, r == KM_EOK ? err : NULL,
 		                   r == KM_EOK ? errlen : 0);
 		return r != KM_EOK ? r : r2;
 	}
 	if (r == KM_EOK) {
 		r = s->be->tx(s->ctx, KM_STORE_TX_COMMIT, err, errlen);
-		if (r == KM_EOK)
+		if (r == KM_EOK) {
+			km_store__pending_tx(s, KM_STORE_TX_COMMIT, r);
 			return KM_EOK;
+		}
 	}
 	s->be->tx(s->ctx, KM_STORE_TX_ROLLBACK, NULL, 0);
+	km_store__pending_tx(s, KM_STORE_TX_ROLLBACK, r);
 	return r;
 }
 
@@ -210,12 +337,14 @@ int km_store_keyset_create(km_store_t *s, const km_store_keyset_t *ks, int64_t *
 	int r = check_keyset(s, ks, err, errlen);
 	if (r != KM_EOK)
 		return r;
-	if ((r = op_enter(s, err, errlen)) != KM_EOK)
+	if ((r = km_store__op_enter(s, err, errlen)) != KM_EOK)
 		return r;
 	r = s->be->keyset_insert(s->ctx, ks, &id, err, errlen);
 	if (r == KM_EEXIST)
 		fail(err, errlen, r, "key set %s/%s already exists", s->env, ks->name);
-	if ((r = op_leave(s, r, err, errlen)) != KM_EOK)
+	if (r == KM_EOK)
+		r = audit_keyset_create(s, ks, err, errlen);
+	if ((r = km_store__op_leave(s, r, err, errlen)) != KM_EOK)
 		return r;
 	if (id_out != NULL)
 		*id_out = id;
@@ -285,7 +414,7 @@ static int keyset_set(km_store_t *s, const char *name, const char *field, const 
 		            "than %d bytes", KM_STORE_TEXT_MAX);
 	if (!time_ok(at))
 		return fail(err, errlen, KM_EINVAL, "time of the %s change is missing", field);
-	int r = op_enter(s, err, errlen);
+	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		return r;
 	if ((r = keyset_get(s, name, &ks, err, errlen)) != KM_EOK)
@@ -301,9 +430,11 @@ static int keyset_set(km_store_t *s, const char *name, const char *field, const 
 	c.at = at;
 	if ((r = s->be->keyset_update(s->ctx, ks.id, field, value, err, errlen)) != KM_EOK)
 		goto out;
-	r = s->be->change_insert(s->ctx, ks.id, &c, err, errlen);
+	if ((r = s->be->change_insert(s->ctx, ks.id, &c, err, errlen)) != KM_EOK)
+		goto out;
+	r = audit_keyset_set(s, ks.name, &c, err, errlen);
 out:
-	return op_leave(s, r, err, errlen);
+	return km_store__op_leave(s, r, err, errlen);
 }
 
 int km_store_keyset_set_owner(km_store_t *s, const char *name, const char *owner,
@@ -442,7 +573,7 @@ int km_store_key_intent(km_store_t *s, const km_store_key_t *k, int64_t *id_out,
 	km_store_keyset_t ks;
 	km_store_key_t nk, existing;
 	int64_t id = 0;
-	int r = op_enter(s, err, errlen);
+	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		return r;
 	if ((r = keyset_get(s, k->keyset, &ks, err, errlen)) != KM_EOK)
@@ -462,8 +593,10 @@ int km_store_key_intent(km_store_t *s, const km_store_key_t *k, int64_t *id_out,
 	nk.id = id;
 	r = key_event(s, &nk, "intent", KM_STATE_GENERATED, KM_STATE_GENERATED,
 	              nk.state_at[KM_STATE_GENERATED], NULL, err, errlen);
+	if (r == KM_EOK)
+		r = audit_key_intent(s, &nk, err, errlen);
 out:
-	if ((r = op_leave(s, r, err, errlen)) != KM_EOK)
+	if ((r = km_store__op_leave(s, r, err, errlen)) != KM_EOK)
 		return r;
 	if (id_out != NULL)
 		*id_out = id;
@@ -494,7 +627,7 @@ int km_store_key_confirm(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len
 		            "most %d bytes", kid, KM_STORE_JWK_MAX);
 	if (!time_ok(at))
 		return fail(err, errlen, KM_EINVAL, "confirmation time is missing");
-	int r = op_enter(s, err, errlen);
+	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		return r;
 	if ((r = key_by_cka_id(s, cka_id, cka_id_len, &k, err, errlen)) != KM_EOK)
@@ -521,8 +654,10 @@ int km_store_key_confirm(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len
 	if ((r = s->be->key_update(s->ctx, &k, &nk, err, errlen)) != KM_EOK)
 		goto out;
 	r = key_event(s, &nk, "confirm", k.state, nk.state, at, NULL, err, errlen);
+	if (r == KM_EOK)
+		r = audit_key_change(s, "key.confirm", &k, &nk, true, at, NULL, err, errlen);
 out:
-	return op_leave(s, r, err, errlen);
+	return km_store__op_leave(s, r, err, errlen);
 }
 
 int km_store_key_abandon(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len, int64_t at,
@@ -537,7 +672,7 @@ int km_store_key_abandon(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len
 		            "bytes, no control characters)", KM_STORE_TEXT_MAX);
 	if (!time_ok(at))
 		return fail(err, errlen, KM_EINVAL, "time of abandon is missing");
-	int r = op_enter(s, err, errlen);
+	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		return r;
 	if ((r = key_by_cka_id(s, cka_id, cka_id_len, &k, err, errlen)) != KM_EOK)
@@ -555,8 +690,10 @@ int km_store_key_abandon(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len
 	if ((r = s->be->key_update(s->ctx, &k, &nk, err, errlen)) != KM_EOK)
 		goto out;
 	r = key_event(s, &nk, "abandon", k.state, nk.state, at, reason, err, errlen);
+	if (r == KM_EOK)
+		r = audit_key_change(s, "key.abandon", &k, &nk, false, at, reason, err, errlen);
 out:
-	return op_leave(s, r, err, errlen);
+	return km_store__op_leave(s, r, err, errlen);
 }
 
 int km_store_key_transition(km_store_t *s, const char *kid, km_state_t to, int64_t at,
@@ -574,7 +711,7 @@ int km_store_key_transition(km_store_t *s, const char *kid, km_state_t to, int64
 		return fail(err, errlen, KM_EINVAL, to == KM_STATE_REVOKED ?
 		            "revoking key %s needs a reason (at most 255 bytes)" :
 		            "reason for key %s has control characters or is too long", kid);
-	int r = op_enter(s, err, errlen);
+	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		return r;
 	km_store_key_query_t q = { .kid = kid };
@@ -612,9 +749,16 @@ int km_store_key_transition(km_store_t *s, const char *kid, km_state_t to, int64
 		         s->env, k.keyset);
 	if (r != KM_EOK)
 		goto out;
-	r = key_event(s, &nk, "transition", k.state, to, at, reason, err, errlen);
+	if ((r = key_event(s, &nk, "transition", k.state, to, at, reason, err, errlen)) != KM_EOK)
+		goto out;
+	if ((r = audit_key_change(s, "key.transition", &k, &nk, false, at, reason, err,
+	                          errlen)) != KM_EOK)
+		goto out;
+	/* Into or out of the JWKS: record the new published set as a JWKS version. */
+	if (km_state_in_jwks(k.state) != km_state_in_jwks(to))
+		r = km_store__jwks_track(s, at, false, NULL, err, errlen);
 out:
-	return op_leave(s, r, err, errlen);
+	return km_store__op_leave(s, r, err, errlen);
 }
 
 int km_store_key_get(km_store_t *s, const char *kid, km_store_key_t *ret, char *err,
@@ -714,11 +858,11 @@ void km_store_events_free(km_store_event_t *list)
 int km_store_jwks_serial_next(km_store_t *s, uint64_t *ret, char *err, size_t errlen)
 {
 	uint64_t v = 0;
-	int r = op_enter(s, err, errlen);
+	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		return r;
-	r = s->be->counter_next(s->ctx, "jwks_serial", &v, err, errlen);
-	if ((r = op_leave(s, r, err, errlen)) != KM_EOK)
+	r = km_store__jwks_track(s, (int64_t)time(NULL), true, &v, err, errlen);
+	if ((r = km_store__op_leave(s, r, err, errlen)) != KM_EOK)
 		return r;
 	*ret = v;
 	return KM_EOK;

@@ -269,5 +269,190 @@ int km_store_key_events(km_store_t *s, const char *kid, km_store_event_t **ret, 
 
 void km_store_events_free(km_store_event_t *list);
 
-/* Increments the store's JWKS serial and writes the new value (1, 2, ...) into *ret. */
+/*
+ * Increments the store's JWKS serial and writes the new value (1, 2, ...) into *ret, recording
+ * the currently published kid set as a new JWKS version (with its jwks.publish event). The
+ * serial also advances by itself whenever a transition changes the published kid set.
+ */
 int km_store_jwks_serial_next(km_store_t *s, uint64_t *ret, char *err, size_t errlen);
+
+/* ---- audit trail (docs/auditor-guide.md) ----
+ *
+ * Every function above that changes something appends exactly one event to the store's
+ * append-only audit chain, in the same transaction as the change:
+ *   keyset.create, keyset.owner, keyset.purpose,
+ *   key.intent, key.confirm, key.abandon, key.transition,
+ *   jwks.publish (whenever the set of published kids changes, and on km_store_jwks_serial_next),
+ *   audit.key.create (km_store_audit_key_add), store.create / store.baseline (first open),
+ * plus the events callers add with km_store_audit_append() (policy.load, sign.denied,
+ * config.reload, ...). Each event is hashed into the chain:
+ *   hash = SHA-256(prev_hash (32 bytes) || canonical event), prev_hash of seq 1 = 32 zero bytes,
+ * where the canonical event is the RFC 8785 (JCS) serialization of
+ *   {"action","actor":{"host","pid","uid","user","via"},"after","at","before","env","keyset",
+ *    "kid","policy_hash","reason","seq","v":1}
+ * (before/after are strings holding canonical JSON text, "" for none).
+ */
+#define KM_STORE_HASH_HEX 64
+#define KM_STORE_ACTOR_USER_MAX 64
+#define KM_STORE_ACTOR_HOST_MAX 64
+#define KM_STORE_ACTOR_VIA_MAX 16
+#define KM_STORE_ACTION_MAX 32
+#define KM_STORE_SIG_MAX 1024          /* base64url signature text */
+
+/* Who changes the store through a handle. */
+typedef struct {
+	char user[KM_STORE_ACTOR_USER_MAX + 1];       /* Unix user name ("" unknown) */
+	int64_t uid;                                  /* Unix uid (SO_PEERCRED for daemon requests) */
+	char host[KM_STORE_ACTOR_HOST_MAX + 1];
+	char via[KM_STORE_ACTOR_VIA_MAX + 1];         /* "cli", "daemon", "signing", "process" */
+	int64_t pid;                                  /* acting process (peer pid for the daemon) */
+} km_store_actor_t;
+
+/* One event of the audit chain. */
+typedef struct {
+	int64_t seq;                                  /* 1, 2, ... */
+	int64_t at;
+	km_store_actor_t actor;
+	char action[KM_STORE_ACTION_MAX + 1];
+	char keyset[KM_KEYSET_NAME_MAX + 1];          /* "" when none */
+	char kid[KM_KID_MAX + 1];                     /* "" when none */
+	char *before;                                 /* canonical JSON text or ""; owned by the list */
+	char *after;
+	char reason[KM_STORE_TEXT_MAX + 1];
+	char policy_hash[KM_STORE_HASH_HEX + 1];      /* hex, "" when unknown */
+	char prev_hash[KM_STORE_HASH_HEX + 1];        /* hex */
+	char hash[KM_STORE_HASH_HEX + 1];             /* hex */
+} km_store_audit_event_t;
+
+/* Zero-initialised means "every event". */
+typedef struct {
+	int64_t from_seq;                             /* 0: from the first */
+	int64_t to_seq;                               /* 0: to the last */
+	int64_t since;                                /* at >= since (0: unbounded) */
+	int64_t until;                                /* at <= until (0: unbounded) */
+	const char *keyset;
+	const char *kid;
+	const char *action;
+} km_store_audit_filter_t;
+
+/* One recorded version of the environment's JWKS. */
+typedef struct {
+	uint64_t serial;
+	int64_t at;
+	int64_t event_seq;                            /* its jwks.publish audit event */
+	char *kids;                                   /* JSON array of kids in JWKS order; owned */
+} km_store_jwks_version_t;
+
+/* A dedicated audit (checkpoint-signing) key; never part of a key set or a JWKS. */
+typedef struct {
+	int64_t id;
+	char kid[KM_KID_MAX + 1];                     /* RFC 7638 thumbprint of jwk */
+	km_alg_t alg;
+	char token_label[KM_STORE_TOKEN_LABEL_MAX + 1];
+	char token_serial[KM_STORE_TOKEN_SERIAL_MAX + 1];
+	uint8_t cka_id[KM_STORE_CKA_ID_MAX];
+	size_t cka_id_len;
+	char jwk[KM_STORE_JWK_MAX + 1];               /* public JWK JSON */
+	int64_t created_at;
+	bool active;
+} km_store_audit_key_t;
+
+/* A signed chain head. */
+typedef struct {
+	int64_t id;
+	int64_t seq;
+	char hash[KM_STORE_HASH_HEX + 1];
+	int64_t at;
+	char key_kid[KM_KID_MAX + 1];                 /* the audit key that signed */
+	char signature[KM_STORE_SIG_MAX + 1];         /* base64url */
+} km_store_checkpoint_t;
+
+/* Called after COMMIT for every event the transaction appended (streaming to a SIEM). */
+typedef void (*km_store_audit_sink_fn)(void *ctx, const char *env,
+                                       const km_store_audit_event_t *e);
+
+/* Fills a with the calling process's identity (getuid, user name, host name, pid). */
+void km_store_actor_self(km_store_actor_t *a, const char *via);
+
+/*
+ * Sets who acts through s from now on (copied; text fields are truncated to their limits and
+ * control characters replaced by '?'). A new handle acts as km_store_actor_self("process").
+ */
+void km_store_set_actor(km_store_t *s, const km_store_actor_t *a);
+
+/* The actor currently set on s. */
+const km_store_actor_t *km_store_actor(const km_store_t *s);
+
+/* Sets the policy hash (hex SHA-256, or "" / NULL) recorded in every later event. */
+void km_store_set_policy_hash(km_store_t *s, const char *hex);
+
+/* Installs the streaming sink (NULL: none). */
+void km_store_set_audit_sink(km_store_t *s, km_store_audit_sink_fn fn, void *ctx);
+
+/*
+ * Appends an event that has no other row (policy.load, sign.denied, config.reload, ...).
+ * action: 1 to KM_STORE_ACTION_MAX characters of [a-z0-9.-]; the store's own actions
+ * (keyset.*, key.*, jwks.*, audit.key.*, store.*) are refused (KM_EINVAL). keyset, kid and
+ * reason may be NULL; before/after are JSON texts (objects) or NULL. *seq (may be NULL) gets
+ * the event's sequence number. KM_EINVAL, store codes.
+ */
+int km_store_audit_append(km_store_t *s, const char *action, const char *keyset,
+                          const char *kid, const char *before, const char *after,
+                          const char *reason, int64_t at, int64_t *seq, char *err,
+                          size_t errlen);
+
+/*
+ * Events matching f (NULL: all), in sequence order, read as stored (no checking: that is
+ * keymgr/audit's job). Free with km_store_audit_events_free(list, count).
+ */
+int km_store_audit_query(km_store_t *s, const km_store_audit_filter_t *f,
+                         km_store_audit_event_t **ret, size_t *count, char *err,
+                         size_t errlen);
+
+void km_store_audit_events_free(km_store_audit_event_t *list, size_t count);
+
+/* The chain head: last sequence number (0 when empty) and its hash ("" when empty). */
+int km_store_audit_head(km_store_t *s, int64_t *seq, char hash[KM_STORE_HASH_HEX + 1],
+                        char *err, size_t errlen);
+
+/*
+ * The canonical serialization of e in environment env (see above); *ret is malloc'd and
+ * NUL-terminated, *len its length (may be NULL). KM_ENOMEM.
+ */
+int km_store_audit_canonical(const char *env, const km_store_audit_event_t *e, char **ret,
+                             size_t *len);
+
+/* hash = SHA-256(prev_hash || canonical(e)) as lowercase hex, from e->prev_hash.
+ * KM_EINVAL when e->prev_hash is not 64 hex digits, KM_ENOMEM, KM_ECRYPTO. */
+int km_store_audit_hash(const char *env, const km_store_audit_event_t *e,
+                        char out[KM_STORE_HASH_HEX + 1]);
+
+/* Every recorded JWKS version, oldest first. Free with km_store_jwks_versions_free(). */
+int km_store_jwks_versions(km_store_t *s, km_store_jwks_version_t **ret, size_t *count,
+                           char *err, size_t errlen);
+
+void km_store_jwks_versions_free(km_store_jwks_version_t *list, size_t count);
+
+/*
+ * Records a new audit key (public JWK, token location, CKA_ID) as the active one, retires the
+ * previous one, and appends an audit.key.create event. KM_EEXIST (CKA_ID or kid known),
+ * KM_EINVAL, store codes.
+ */
+int km_store_audit_key_add(km_store_t *s, const km_store_audit_key_t *k, char *err,
+                           size_t errlen);
+
+/* Every audit key, oldest first (malloc'd array; free()). */
+int km_store_audit_keys(km_store_t *s, km_store_audit_key_t **ret, size_t *count, char *err,
+                        size_t errlen);
+
+/* Sets *ret to whether cka_id is the CKA_ID of an audit key (which must never sign JWTs). */
+int km_store_audit_key_is(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len, bool *ret,
+                          char *err, size_t errlen);
+
+/* Stores a signed checkpoint (id ignored). KM_EINVAL, store codes. */
+int km_store_checkpoint_add(km_store_t *s, const km_store_checkpoint_t *c, char *err,
+                            size_t errlen);
+
+/* Every checkpoint, oldest first (malloc'd array; free()). */
+int km_store_checkpoints(km_store_t *s, km_store_checkpoint_t **ret, size_t *count, char *err,
+                         size_t errlen);

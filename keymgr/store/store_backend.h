@@ -67,6 +67,27 @@ typedef struct km_store_backend {
 
 	/* Increments a named counter and returns its new value. */
 	int (*counter_next)(void *ctx, const char *name, uint64_t *ret, char *err, size_t errlen);
+
+	/* The audit chain (schema v2). audit_head: *seq 0 and hash "" when empty. */
+	int (*audit_insert)(void *ctx, const km_store_audit_event_t *e, char *err, size_t errlen);
+	int (*audit_head)(void *ctx, int64_t *seq, char hash[KM_STORE_HASH_HEX + 1], char *err,
+	                  size_t errlen);
+	int (*audit_query)(void *ctx, const km_store_audit_filter_t *f,
+	                   km_store_audit_event_t **ret, size_t *count, char *err, size_t errlen);
+	/* latest_only: at most the newest version. */
+	int (*jwks_version_insert)(void *ctx, const km_store_jwks_version_t *v, char *err,
+	                           size_t errlen);
+	int (*jwks_version_query)(void *ctx, bool latest_only, km_store_jwks_version_t **ret,
+	                          size_t *count, char *err, size_t errlen);
+	/* Inserts k as the active audit key and marks every other one inactive. */
+	int (*audit_key_insert)(void *ctx, const km_store_audit_key_t *k, int64_t *id, char *err,
+	                        size_t errlen);
+	int (*audit_key_query)(void *ctx, km_store_audit_key_t **ret, size_t *count, char *err,
+	                       size_t errlen);
+	int (*checkpoint_insert)(void *ctx, const km_store_checkpoint_t *c, char *err,
+	                         size_t errlen);
+	int (*checkpoint_query)(void *ctx, km_store_checkpoint_t **ret, size_t *count, char *err,
+	                        size_t errlen);
 } km_store_backend_t;
 
 extern const km_store_backend_t km_store_backend_sqlite;

@@ -873,6 +873,344 @@ out:
 	return r;
 }
 
+/* ---- audit trail (schema v2) ---- */
+
+static int sq_audit_insert(void *ctx, const km_store_audit_event_t *e, char *err, size_t errlen)
+{
+	sq_t *q = ctx;
+	sqlite3_stmt *st = NULL;
+	const char *what = "cannot append the audit event";
+	int r = prep(q->db, "INSERT INTO audit_events(seq, at, actor_user, actor_uid, actor_host,"
+	             " actor_via, actor_pid, action, keyset, kid, before, after, reason,"
+	             " policy_hash, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+	             " ?10, ?11, ?12, ?13, ?14, ?15, ?16)", &st, what, err, errlen);
+	if (r != KM_EOK)
+		goto out;
+	sqlite3_bind_int64(st, 1, e->seq);
+	sqlite3_bind_int64(st, 2, e->at);
+	sqlite3_bind_text(st, 3, e->actor.user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, e->actor.uid);
+	sqlite3_bind_text(st, 5, e->actor.host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, e->actor.via, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, e->actor.pid);
+	sqlite3_bind_text(st, 8, e->action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, e->keyset, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, e->kid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, e->before ? e->before : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, e->after ? e->after : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 13, e->reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 14, e->policy_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, e->prev_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 16, e->hash, -1, SQLITE_STATIC);
+	r = run(q->db, st, what, err, errlen);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_audit_head(void *ctx, int64_t *seq, char hash[KM_STORE_HASH_HEX + 1], char *err,
+                         size_t errlen)
+{
+	sq_t *q = ctx;
+	sqlite3_stmt *st = NULL;
+	const char *what = "cannot read the audit chain head";
+	int r = prep(q->db, "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1", &st,
+	             what, err, errlen);
+	if (r != KM_EOK)
+		goto out;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(st, 0);
+		col_text(st, 1, hash, KM_STORE_HASH_HEX + 1);
+	} else if (rc == SQLITE_DONE) {
+		*seq = 0;
+		hash[0] = '\0';
+	} else {
+		r = sq_fail(q->db, rc, what, err, errlen);
+	}
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return strdup(t ? (const char *)t : "");
+}
+
+static int sq_audit_query(void *ctx, const km_store_audit_filter_t *f,
+                          km_store_audit_event_t **ret, size_t *count, char *err,
+                          size_t errlen)
+{
+	sq_t *q = ctx;
+	sqlite3_stmt *st = NULL;
+	km_store_audit_event_t *list = NULL;
+	size_t n = 0, cap = 0;
+	const char *what = "cannot read the audit log";
+	int rc, r = prep(q->db, "SELECT seq, at, actor_user, actor_uid, actor_host, actor_via,"
+	                 " actor_pid, action, keyset, kid, before, after, reason, policy_hash,"
+	                 " prev_hash, hash FROM audit_events"
+	                 " WHERE (?1 = 0 OR seq >= ?1) AND (?2 = 0 OR seq <= ?2)"
+	                 " AND (?3 = 0 OR at >= ?3) AND (?4 = 0 OR at <= ?4)"
+	                 " AND (?5 IS NULL OR keyset = ?5) AND (?6 IS NULL OR kid = ?6)"
+	                 " AND (?7 IS NULL OR action = ?7) ORDER BY seq", &st, what, err, errlen);
+	if (r != KM_EOK)
+		goto out;
+	km_store_audit_filter_t none = { 0 };
+	if (f == NULL)
+		f = &none;
+	sqlite3_bind_int64(st, 1, f->from_seq);
+	sqlite3_bind_int64(st, 2, f->to_seq);
+	sqlite3_bind_int64(st, 3, f->since);
+	sqlite3_bind_int64(st, 4, f->until);
+	bind_text_or_null(st, 5, f->keyset);
+	bind_text_or_null(st, 6, f->kid);
+	bind_text_or_null(st, 7, f->action);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = grow((void **)&list, &cap, n, sizeof(*list))) != KM_EOK) {
+			fail(err, errlen, r, "out of memory");
+			goto out;
+		}
+		km_store_audit_event_t *e = &list[n];
+		memset(e, 0, sizeof(*e));
+		e->seq = sqlite3_column_int64(st, 0);
+		e->at = sqlite3_column_int64(st, 1);
+		col_text(st, 2, e->actor.user, sizeof(e->actor.user));
+		e->actor.uid = sqlite3_column_int64(st, 3);
+		col_text(st, 4, e->actor.host, sizeof(e->actor.host));
+		col_text(st, 5, e->actor.via, sizeof(e->actor.via));
+		e->actor.pid = sqlite3_column_int64(st, 6);
+		col_text(st, 7, e->action, sizeof(e->action));
+		col_text(st, 8, e->keyset, sizeof(e->keyset));
+		col_text(st, 9, e->kid, sizeof(e->kid));
+		e->before = col_dup(st, 10);
+		e->after = col_dup(st, 11);
+		n++;
+		if (e->before == NULL || e->after == NULL) {
+			r = fail(err, errlen, KM_ENOMEM, "out of memory");
+			goto out;
+		}
+		col_text(st, 12, e->reason, sizeof(e->reason));
+		col_text(st, 13, e->policy_hash, sizeof(e->policy_hash));
+		col_text(st, 14, e->prev_hash, sizeof(e->prev_hash));
+		col_text(st, 15, e->hash, sizeof(e->hash));
+	}
+	if (rc != SQLITE_DONE) {
+		r = sq_fail(q->db, rc, what, err, errlen);
+		goto out;
+	}
+	*ret = list;
+	*count = n;
+	list = NULL;
+	n = 0;
+out:
+	km_store_audit_events_free(list, n);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_jwks_version_insert(void *ctx, const km_store_jwks_version_t *v, char *err,
+                                  size_t errlen)
+{
+	sq_t *q = ctx;
+	sqlite3_stmt *st = NULL;
+	const char *what = "cannot record the JWKS version";
+	int r = prep(q->db, "INSERT INTO jwks_versions(serial, at, kids, event_seq)"
+	             " VALUES (?1, ?2, ?3, ?4)", &st, what, err, errlen);
+	if (r != KM_EOK)
+		goto out;
+	sqlite3_bind_int64(st, 1, (int64_t)v->serial);
+	sqlite3_bind_int64(st, 2, v->at);
+	sqlite3_bind_text(st, 3, v->kids, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, v->event_seq);
+	r = run(q->db, st, what, err, errlen);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_jwks_version_query(void *ctx, bool latest_only, km_store_jwks_version_t **ret,
+                                 size_t *count, char *err, size_t errlen)
+{
+	sq_t *q = ctx;
+	sqlite3_stmt *st = NULL;
+	km_store_jwks_version_t *list = NULL;
+	size_t n = 0, cap = 0;
+	const char *what = "cannot read the JWKS history";
+	int rc, r = prep(q->db, latest_only ?
+	                 "SELECT serial, at, kids, event_seq FROM jwks_versions"
+	                 " ORDER BY serial DESC LIMIT 1" :
+	                 "SELECT serial, at, kids, event_seq FROM jwks_versions ORDER BY serial",
+	                 &st, what, err, errlen);
+	if (r != KM_EOK)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = grow((void **)&list, &cap, n, sizeof(*list))) != KM_EOK) {
+			fail(err, errlen, r, "out of memory");
+			goto out;
+		}
+		km_store_jwks_version_t *v = &list[n++];
+		v->serial = (uint64_t)sqlite3_column_int64(st, 0);
+		v->at = sqlite3_column_int64(st, 1);
+		v->kids = col_dup(st, 2);
+		v->event_seq = sqlite3_column_int64(st, 3);
+		if (v->kids == NULL) {
+			r = fail(err, errlen, KM_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		r = sq_fail(q->db, rc, what, err, errlen);
+		goto out;
+	}
+	*ret = list;
+	*count = n;
+	list = NULL;
+	n = 0;
+out:
+	km_store_jwks_versions_free(list, n);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_audit_key_insert(void *ctx, const km_store_audit_key_t *k, int64_t *id,
+                               char *err, size_t errlen)
+{
+	sq_t *q = ctx;
+	sqlite3_stmt *st = NULL;
+	const char *what = "cannot record the audit key";
+	int r = exec(q->db, "UPDATE audit_keys SET active = 0 WHERE active = 1", what, err,
+	             errlen);
+	if (r != KM_EOK)
+		return r;
+	if ((r = prep(q->db, "INSERT INTO audit_keys(kid, alg, token_label, token_serial, cka_id,"
+	              " public_jwk, created_at, active) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
+	              &st, what, err, errlen)) != KM_EOK)
+		goto out;
+	sqlite3_bind_text(st, 1, k->kid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, km_alg_name(k->alg), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, k->token_label, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, k->token_serial, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, k->cka_id, (int)k->cka_id_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, k->jwk, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, k->created_at);
+	if ((r = run(q->db, st, what, err, errlen)) != KM_EOK)
+		goto out;
+	*id = sqlite3_last_insert_rowid(q->db);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_audit_key_query(void *ctx, km_store_audit_key_t **ret, size_t *count, char *err,
+                              size_t errlen)
+{
+	sq_t *q = ctx;
+	sqlite3_stmt *st = NULL;
+	km_store_audit_key_t *list = NULL;
+	size_t n = 0, cap = 0;
+	const char *what = "cannot read the audit keys";
+	int rc, r = prep(q->db, "SELECT id, kid, alg, token_label, token_serial, cka_id,"
+	                 " public_jwk, created_at, active FROM audit_keys ORDER BY id", &st, what,
+	                 err, errlen);
+	if (r != KM_EOK)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = grow((void **)&list, &cap, n, sizeof(*list))) != KM_EOK) {
+			fail(err, errlen, r, "out of memory");
+			goto out;
+		}
+		km_store_audit_key_t *k = &list[n++];
+		memset(k, 0, sizeof(*k));
+		k->id = sqlite3_column_int64(st, 0);
+		col_text(st, 1, k->kid, sizeof(k->kid));
+		(void)km_alg_from_name((const char *)sqlite3_column_text(st, 2), &k->alg);
+		col_text(st, 3, k->token_label, sizeof(k->token_label));
+		col_text(st, 4, k->token_serial, sizeof(k->token_serial));
+		int len = sqlite3_column_bytes(st, 5);
+		const void *blob = sqlite3_column_blob(st, 5);
+		if (blob != NULL && len > 0 && len <= KM_STORE_CKA_ID_MAX) {
+			memcpy(k->cka_id, blob, (size_t)len);
+			k->cka_id_len = (size_t)len;
+		}
+		col_text(st, 6, k->jwk, sizeof(k->jwk));
+		k->created_at = sqlite3_column_int64(st, 7);
+		k->active = sqlite3_column_int(st, 8) != 0;
+	}
+	if (rc != SQLITE_DONE) {
+		r = sq_fail(q->db, rc, what, err, errlen);
+		goto out;
+	}
+	*ret = list;
+	*count = n;
+	list = NULL;
+out:
+	free(list);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_checkpoint_insert(void *ctx, const km_store_checkpoint_t *c, char *err,
+                                size_t errlen)
+{
+	sq_t *q = ctx;
+	sqlite3_stmt *st = NULL;
+	const char *what = "cannot record the checkpoint";
+	int r = prep(q->db, "INSERT INTO audit_checkpoints(seq, hash, at, key_kid, signature)"
+	             " VALUES (?1, ?2, ?3, ?4, ?5)", &st, what, err, errlen);
+	if (r != KM_EOK)
+		goto out;
+	sqlite3_bind_int64(st, 1, c->seq);
+	sqlite3_bind_text(st, 2, c->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, c->at);
+	sqlite3_bind_text(st, 4, c->key_kid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, c->signature, -1, SQLITE_STATIC);
+	r = run(q->db, st, what, err, errlen);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_checkpoint_query(void *ctx, km_store_checkpoint_t **ret, size_t *count,
+                               char *err, size_t errlen)
+{
+	sq_t *q = ctx;
+	sqlite3_stmt *st = NULL;
+	km_store_checkpoint_t *list = NULL;
+	size_t n = 0, cap = 0;
+	const char *what = "cannot read the checkpoints";
+	int rc, r = prep(q->db, "SELECT id, seq, hash, at, key_kid, signature"
+	                 " FROM audit_checkpoints ORDER BY id", &st, what, err, errlen);
+	if (r != KM_EOK)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = grow((void **)&list, &cap, n, sizeof(*list))) != KM_EOK) {
+			fail(err, errlen, r, "out of memory");
+			goto out;
+		}
+		km_store_checkpoint_t *c = &list[n++];
+		memset(c, 0, sizeof(*c));
+		c->id = sqlite3_column_int64(st, 0);
+		c->seq = sqlite3_column_int64(st, 1);
+		col_text(st, 2, c->hash, sizeof(c->hash));
+		c->at = sqlite3_column_int64(st, 3);
+		col_text(st, 4, c->key_kid, sizeof(c->key_kid));
+		col_text(st, 5, c->signature, sizeof(c->signature));
+	}
+	if (rc != SQLITE_DONE) {
+		r = sq_fail(q->db, rc, what, err, errlen);
+		goto out;
+	}
+	*ret = list;
+	*count = n;
+	list = NULL;
+out:
+	free(list);
+	sqlite3_finalize(st);
+	return r;
+}
+
 const km_store_backend_t km_store_backend_sqlite = {
 	.name = "sqlite",
 	.schema_version = km_store_sqlite_schema_version,
@@ -890,4 +1228,13 @@ const km_store_backend_t km_store_backend_sqlite = {
 	.event_insert = sq_event_insert,
 	.event_query = sq_event_query,
 	.counter_next = sq_counter_next,
+	.audit_insert = sq_audit_insert,
+	.audit_head = sq_audit_head,
+	.audit_query = sq_audit_query,
+	.jwks_version_insert = sq_jwks_version_insert,
+	.jwks_version_query = sq_jwks_version_query,
+	.audit_key_insert = sq_audit_key_insert,
+	.audit_key_query = sq_audit_key_query,
+	.checkpoint_insert = sq_checkpoint_insert,
+	.checkpoint_query = sq_checkpoint_query,
 };

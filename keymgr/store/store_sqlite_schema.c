@@ -118,9 +118,92 @@ static int migrate_0_to_1(sqlite3 *db, char *err, size_t errlen)
 	return KM_EOK;
 }
 
+/*
+ * v2: the audit trail. An append-only hash chain of events (UPDATE and DELETE refused by
+ * triggers), the recorded JWKS versions, the audit keys that sign checkpoints, and the signed
+ * checkpoints. docs/auditor-guide.md describes what each proves.
+ */
+static const char schema_v2[] =
+	"CREATE TABLE audit_events ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  actor_user TEXT NOT NULL,"
+	"  actor_uid INTEGER NOT NULL,"
+	"  actor_host TEXT NOT NULL,"
+	"  actor_via TEXT NOT NULL,"
+	"  actor_pid INTEGER NOT NULL,"
+	"  action TEXT NOT NULL,"
+	"  keyset TEXT NOT NULL DEFAULT '',"
+	"  kid TEXT NOT NULL DEFAULT '',"
+	"  before TEXT NOT NULL DEFAULT '',"
+	"  after TEXT NOT NULL DEFAULT '',"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  policy_hash TEXT NOT NULL DEFAULT '',"
+	"  prev_hash TEXT NOT NULL,"
+	"  hash TEXT NOT NULL"
+	") STRICT;"
+	"CREATE INDEX audit_events_by_kid ON audit_events(kid);"
+	"CREATE INDEX audit_events_by_keyset ON audit_events(keyset);"
+	"CREATE TRIGGER audit_events_never_deleted BEFORE DELETE ON audit_events BEGIN"
+	"  SELECT RAISE(ABORT, 'the audit log is append-only');"
+	"END;"
+	"CREATE TRIGGER audit_events_never_updated BEFORE UPDATE ON audit_events BEGIN"
+	"  SELECT RAISE(ABORT, 'the audit log is append-only');"
+	"END;"
+
+	"CREATE TABLE jwks_versions ("
+	"  serial INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  kids TEXT NOT NULL,"                              /* JSON array, JWKS order */
+	"  event_seq INTEGER NOT NULL REFERENCES audit_events(seq)"
+	") STRICT;"
+	"CREATE TRIGGER jwks_versions_never_deleted BEFORE DELETE ON jwks_versions BEGIN"
+	"  SELECT RAISE(ABORT, 'history is never deleted');"
+	"END;"
+
+	"CREATE TABLE audit_keys ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kid TEXT NOT NULL UNIQUE,"
+	"  alg TEXT NOT NULL,"
+	"  token_label TEXT NOT NULL,"
+	"  token_serial TEXT NOT NULL DEFAULT '',"
+	"  cka_id BLOB NOT NULL UNIQUE,"
+	"  public_jwk TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  active INTEGER NOT NULL CHECK (active IN (0, 1))"
+	") STRICT;"
+	"CREATE UNIQUE INDEX audit_keys_one_active ON audit_keys(active) WHERE active = 1;"
+	"CREATE TRIGGER audit_keys_never_deleted BEFORE DELETE ON audit_keys BEGIN"
+	"  SELECT RAISE(ABORT, 'audit keys are never deleted');"
+	"END;"
+
+	"CREATE TABLE audit_checkpoints ("
+	"  id INTEGER PRIMARY KEY,"
+	"  seq INTEGER NOT NULL,"
+	"  hash TEXT NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  key_kid TEXT NOT NULL,"
+	"  signature TEXT NOT NULL"
+	") STRICT;"
+	"CREATE TRIGGER audit_checkpoints_never_deleted BEFORE DELETE ON audit_checkpoints BEGIN"
+	"  SELECT RAISE(ABORT, 'checkpoints are never deleted');"
+	"END;";
+
+static int migrate_1_to_2(sqlite3 *db, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, schema_v2, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "store schema v2: %s", msg ? msg : "failed");
+		sqlite3_free(msg);
+		return KM_STORE_EIO;
+	}
+	return KM_EOK;
+}
+
 /* migrations[i] takes the schema from version i to i + 1. Append only. */
 static int (*const migrations[])(sqlite3 *db, char *err, size_t errlen) = {
 	migrate_0_to_1,
+	migrate_1_to_2,
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
