@@ -1,0 +1,258 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the keymgr CLI prints: the --json output of every listing verb (parseable, the same
+members every time, identical across runs), --help on every verb, `jwks --output`, and the
+man page docs/keymgr.1 against --help (every verb and every option documented).
+
+Usage: /usr/bin/python3 test_outputs.py PATH-TO-KEYMGR
+"""
+import json
+import os
+import re
+import stat
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture  # noqa: E402
+from fixture import InstallationTest  # noqa: E402
+
+MAN_PAGE = os.path.join(fixture.HERE, "..", "..", "docs", "keymgr.1")
+
+KEYSET_MEMBERS = {"env", "name", "alg", "owner", "purpose", "description", "labels",
+                  "created_at", "created_by"}
+KEY_MEMBERS = {"kid", "keyset", "alg", "state", "owner", "purpose", "token", "times",
+               "pending", "env"}
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+# Verbs every version of this test knows; more are found from the "Commands:" sections.
+KNOWN_VERBS = [
+    ["env", "list"], ["keyset", "create"], ["keyset", "list"], ["keyset", "show"],
+    ["keyset", "set-owner"], ["key", "list"], ["key", "show"], ["key", "retire"],
+    ["key", "remove"], ["rotate"], ["revoke"], ["destroy"], ["jwks"], ["sign"],
+    ["token", "init"], ["token", "keygen"], ["token", "jwks"], ["token", "sign"],
+]
+
+
+def all_verbs(inst):
+    """[] and every command path, from `keymgr --help` down through each group's --help."""
+    found, todo = [], [[]]
+    while todo:
+        verb = todo.pop(0)
+        found.append(verb)
+        out = inst.run(*verb, "--help", config=False).stdout
+        if "\nCommands:\n" not in out:
+            continue
+        section = out.split("\nCommands:\n", 1)[1].split("\n\n", 1)[0]
+        for line in section.splitlines():
+            m = re.match(r"^  ([a-z][a-z-]*) ", line)
+            if m:
+                todo.append(verb + [m.group(1)])
+    return found
+
+
+class JsonOutputTest(InstallationTest):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        inst = cls.inst
+        inst.json("keyset", "create", "production/json-one", "--alg", "ES256", "--owner",
+                  "team-a", "--purpose", "json-one", "--description", "first",
+                  "--label", "tier=gold", "--label", "app=api")
+        inst.create_keyset("production/json-two", "json-two", alg="EdDSA")
+        inst.create_keyset("staging/api", "access-token", alg="ES384")
+        for ref in ("production/json-one", "production/json-two", "staging/api"):
+            inst.rotate(ref)
+        inst.rotate("production/json-one")  # a published successor
+        inst.run("keyset", "set-owner", "production/json-one", "team-b", "--reason",
+                 "reorganisation", ok=True)
+
+    def twice(self, *args):
+        """Runs a --json verb twice: the outputs must be byte-identical."""
+        args = list(args)
+        args.insert(args.index("--") if "--" in args else len(args), "--json")
+        a = self.inst.run(*args, ok=True).stdout
+        b = self.inst.run(*args, ok=True).stdout
+        self.assertEqual(a, b, f"{args}: output differs between two runs")
+        self.assertTrue(a.endswith("\n") and a.count("\n") == 1, f"{args}: not one line")
+        return json.loads(a)
+
+    def check_key(self, k):
+        self.assertEqual(set(k) - {"rsa_bits", "revoke_reason", "activates_at"}, KEY_MEMBERS)
+        self.assertEqual(set(k["token"]), {"label", "serial", "cka_id"})
+        self.assertRegex(k["token"]["cka_id"], r"^[0-9a-f]{40}$")
+        self.assertRegex(k["kid"], r"^[A-Za-z0-9_-]{43}$")
+        self.assertIsInstance(k["pending"], bool)
+        for state, t in k["times"].items():
+            self.assertIn(state, ("generated", "published", "active", "retired", "removed",
+                                  "destroyed", "revoked"))
+            self.assertRegex(t, ISO)
+        self.assertIn(k["state"], k["times"])
+
+    def test_env_list_json(self):
+        envs = self.twice("env", "list")
+        self.assertEqual([e["name"] for e in envs], list(fixture.ENVS))
+        for e in envs:
+            self.assertEqual(set(e), {"name", "token", "store", "http_path"})
+            self.assertEqual(e["token"]["label"], "keymgr-" + e["name"])
+            self.assertEqual(e["token"]["module"], fixture.MODULE)
+            # The kind of pin source only: not even the file's path.
+            self.assertEqual(e["token"]["pin_source"], "file")
+            self.assertEqual(e["store"], self.inst.store(e["name"]))
+            self.assertEqual(e["http_path"], "/" + e["name"])
+
+    def test_keyset_list_json(self):
+        all_sets = self.twice("keyset", "list")
+        self.assertEqual([(k["env"], k["name"]) for k in all_sets],
+                         [("production", "json-one"), ("production", "json-two"),
+                          ("staging", "api")])
+        for ks in all_sets:
+            self.assertEqual(set(ks) - {"rsa_bits"}, KEYSET_MEMBERS)
+            self.assertRegex(ks["created_at"], ISO)
+        one = all_sets[0]
+        self.assertEqual((one["owner"], one["description"], one["labels"]),
+                         ("team-b", "first", {"app": "api", "tier": "gold"}))
+        self.assertEqual([k["name"] for k in self.twice("keyset", "list", "staging")], ["api"])
+        self.assertEqual([k["name"] for k in self.twice("keyset", "list", "--owner",
+                                                        "team-b")], ["json-one"])
+        self.assertEqual([k["name"] for k in self.twice("keyset", "list", "--purpose",
+                                                        "json-two")], ["json-two"])
+        self.assertEqual(self.twice("keyset", "list", "development"), [])
+
+    def test_keyset_show_json(self):
+        ks = self.twice("keyset", "show", "production/json-one")
+        self.assertEqual(set(ks), KEYSET_MEMBERS | {"keys", "history"})
+        self.assertEqual([k["state"] for k in ks["keys"]], ["active", "published"])
+        for k in ks["keys"]:
+            self.check_key(dict(k, env="production"))
+        self.assertEqual(len(ks["history"]), 1)
+        h = ks["history"][0]
+        self.assertEqual(set(h), {"field", "old", "new", "who", "at", "reason"})
+        self.assertEqual((h["field"], h["old"], h["new"], h["reason"]),
+                         ("owner", "team-a", "team-b", "reorganisation"))
+        self.assertRegex(h["at"], ISO)
+
+    def test_key_list_json(self):
+        keys = self.twice("key", "list")
+        self.assertEqual(len(keys), 4)
+        for k in keys:
+            self.check_key(k)
+        self.assertEqual(sorted((k["env"], k["keyset"], k["state"]) for k in keys),
+                         [("production", "json-one", "active"),
+                          ("production", "json-one", "published"),
+                          ("production", "json-two", "active"),
+                          ("staging", "api", "active")])
+        self.assertEqual(len(self.twice("key", "list", "production")), 3)
+        self.assertEqual(len(self.twice("key", "list", "production/json-one", "--state",
+                                        "published")), 1)
+        self.assertEqual(len(self.twice("key", "list", "--state", "active", "--state",
+                                        "published")), 4)
+        self.assertEqual(len(self.twice("key", "list", "--owner", "team-a")), 2)
+        self.assertEqual(self.twice("key", "list", "--state", "destroyed"), [])
+
+    def test_key_show_json(self):
+        for k in self.twice("key", "list"):
+            shown = self.twice("key", "show", "--env", k["env"], "--", k["kid"])
+            self.check_key(shown)
+            self.assertEqual(shown, k)
+            self.assertEqual(self.twice("key", "show", "--", k["kid"]), k)
+        one = self.twice("key", "list", "production/json-one")
+        # owner and purpose are those at creation: the owner change came later.
+        self.assertEqual({k["owner"] for k in one}, {"team-a"})
+
+    def test_text_outputs_have_headers(self):
+        for args, header in ((["env", "list"], "ENVIRONMENT"), (["keyset", "list"], "KEY SET"),
+                             (["key", "list"], "KID")):
+            out = self.inst.run(*args, ok=True).stdout
+            self.assertTrue(out.startswith(header), out)
+
+
+class HelpTest(InstallationTest):
+    def test_help_on_every_verb(self):
+        verbs = all_verbs(self.inst)
+        for v in KNOWN_VERBS:
+            self.assertIn(v, verbs)
+        print(f"  {len(verbs)} commands and groups", flush=True)
+        for verb in verbs:
+            for flag in ("--help", "-h"):
+                p = self.inst.run(*verb, flag, config=False)
+                with self.subTest(verb=" ".join(verb), flag=flag):
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    self.assertTrue(p.stdout.startswith("Usage: keymgr"), p.stdout[:80])
+                    self.assertEqual(p.stderr, "")
+        # No command at all is a usage error on stderr.
+        p = self.inst.run(config=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("Usage: keymgr", p.stderr)
+        p = self.inst.run("--version", config=False)
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout, r"^keymgr \d+\.\d+\.\d+\n$")
+
+    def test_man_page_matches_help(self):
+        with open(MAN_PAGE) as f:
+            man = f.read()
+        # roff escapes: "\-" is a '-' in the rendered page.
+        text = man.replace("\\-", "-").replace("\\(em", "-")
+        for verb in all_verbs(self.inst)[1:]:
+            out = self.inst.run(*verb, "--help", config=False).stdout
+            with self.subTest(verb=" ".join(verb)):
+                self.assertTrue(" ".join(verb) in text, "verb missing from keymgr.1")
+            for opt in sorted(set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", out))):
+                with self.subTest(verb=" ".join(verb), option=opt):
+                    self.assertTrue(opt in text, "option missing from keymgr.1")
+        for word in ("KEYMGR_CONFIG", "SOFTHSM2_CONF", "KEYMGR_MODULE", "KEYMGR_TOKEN",
+                     "KEYMGR_PIN_SOURCE", "EXIT STATUS", "ENVIRONMENT", "FILES", "SECURITY",
+                     "EXAMPLES", "keymgr.yaml"):
+            self.assertIn(word, text)
+
+
+class JwksOutputTest(InstallationTest):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.inst.create_keyset("development/api", "access-token")
+        cls.inst.rotate("development/api")
+
+    def test_jwks_output_file(self):
+        inst = self.inst
+        outdir = os.path.join(inst.dir, "public")
+        os.mkdir(outdir, 0o755)
+        path = os.path.join(outdir, "jwks.json")
+        expected = inst.run("jwks", "development", ok=True).stdout
+        # Whatever the umask, the file is 0644: web servers must read it.
+        p = inst.run("jwks", "development", "--output", path, ok=True, umask=0o077)
+        self.assertEqual(p.stdout, "")
+        st = os.stat(path)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o644)
+        with open(path) as f:
+            got = f.read()
+        self.assertEqual(json.loads(got), json.loads(expected))
+        self.assertEqual(os.listdir(outdir), ["jwks.json"])  # no temporary file left
+        # Rewriting replaces the file (a new inode: readers never see a torn file).
+        inst.rotate("development/api", now=True)
+        inst.run("jwks", "development", "--output", path, ok=True)
+        self.assertNotEqual(os.stat(path).st_ino, st.st_ino)
+        with open(path) as f:
+            self.assertEqual(len(json.load(f)["keys"]), 2)
+        self.assertEqual(os.listdir(outdir), ["jwks.json"])
+        # One key set only.
+        one = os.path.join(outdir, "api.json")
+        inst.run("jwks", "development/api", "--output", one, ok=True)
+        self.assertEqual(sorted(os.listdir(outdir)), ["api.json", "jwks.json"])
+
+    def test_jwks_output_unwritable(self):
+        inst = self.inst
+        bad = os.path.join(inst.dir, "no-such-dir", "jwks.json")
+        p = inst.run("jwks", "development", "--output", bad)
+        self.assertRefused(p, 1, bad)
+        self.assertFalse(os.path.exists(os.path.dirname(bad)))
+        # A directory in the way: refused, the directory and its parent are left as they were.
+        target = os.path.join(inst.dir, "adir")
+        os.mkdir(target)
+        before = sorted(os.listdir(inst.dir))
+        p = inst.run("jwks", "development", "--output", target)
+        self.assertRefused(p, 1, target)
+        self.assertEqual(sorted(os.listdir(inst.dir)), before)
+        self.assertTrue(os.path.isdir(target))
+
+
+if __name__ == "__main__":
+    fixture.main()
