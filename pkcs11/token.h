@@ -144,3 +144,15 @@ int km_token_list_keys(km_token_t *t, km_token_key_info_t **ret, size_t *count);
  */
 int km_token_init_dev(const char *module_path, const char *label, const char *so_pin_source,
                       const char *user_pin_source, char *errbuf, size_t errlen);
+
+/*
+ * Formats the RFC 7512 URI of the private key with CKA_ID id on the token with this label
+ * and/or serial (either may be NULL, not both):
+ *   pkcs11:serial=...;token=...;id=%4B%4D...;type=private
+ * Every byte of the id, and any reserved character of the label, is percent-encoded
+ * (p11-kit's formatter). The URI names the key, never a PIN: an issuer adds its own
+ * pin-source. *ret is malloc'd (caller frees). KM_EOK, KM_EINVAL (empty or too long label or
+ * serial, empty id), KM_ENOMEM.
+ */
+int km_token_uri(const char *label, const char *serial, const uint8_t *id, size_t id_len,
+                 char **ret);

@@ -9,6 +9,7 @@
 #include "keymgr/common/atomic_file.h"
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
+#include "keymgr/claims/claims.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/keyops.h"
 
@@ -21,13 +22,17 @@ static const char jwks_help[] =
 	"                  reader never sees a torn document\n";
 
 static const char sign_help[] =
-	"Usage: keymgr [-c FILE] sign ENV/NAME --claims JSON|@FILE\n"
+	"Usage: keymgr [-c FILE] sign ENV/NAME --claims JSON|@FILE [--ttl DURATION]\n"
 	"\n"
 	"Signs the claims (a JSON object; @FILE reads a file, @- standard input) into a compact\n"
 	"JWT with the key set's active key. The header carries alg, kid and the typ of the key\n"
-	"set's purpose (at+jwt for access tokens, logout+jwt, secevent+jwt, ...).\n";
+	"set's purpose (at+jwt for access tokens, logout+jwt, secevent+jwt, ...).\n"
+	"The claims policy of the key set's class applies (docs/claims.md): iss is the key set's\n"
+	"configured issuer, aud must be among its audiences, exp is required and at most\n"
+	"max_token_ttl away (or give --ttl DURATION and keymgr sets exp), iat, nbf and jti are\n"
+	"set by keymgr, and claims of other token classes are refused.\n";
 
-enum { OPT_OUTPUT = 0x10, OPT_CLAIMS };
+enum { OPT_OUTPUT = 0x10, OPT_CLAIMS, OPT_TTL };
 
 #define CLAIMS_MAX (64 * 1024)
 
@@ -93,19 +98,24 @@ static int sign(int argc, char **argv)
 	static const struct option opts[] = {
 		KM_CLI_OPTS_COMMON,
 		{ "claims", required_argument, NULL, OPT_CLAIMS },
+		{ "ttl", required_argument, NULL, OPT_TTL },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd = "keymgr sign";
 	char *pos[KM_CLI_MAX_POSITIONAL];
 	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	const char *claims_arg = NULL;
+	const char *claims_arg = NULL, *ttl_arg = NULL;
+	int64_t ttl = 0;
 	int o;
 	km_cli_common_init(&c);
 	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o != OPT_CLAIMS)
+		if (o == OPT_CLAIMS)
+			claims_arg = optarg;
+		else if (o == OPT_TTL)
+			ttl_arg = optarg;
+		else
 			return KM_CLI_EXIT_USAGE;
-		claims_arg = optarg;
 	}
 	if (c.help)
 		return km_cli_help(sign_help);
@@ -116,6 +126,9 @@ static int sign(int argc, char **argv)
 	char env_name[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
 	if (km_name_split(pos[0], false, env_name, name, err, sizeof(err)) != KM_EOK)
 		return km_cli_usage_error(cmd, "%s", err);
+	if (ttl_arg != NULL && (km_duration_parse_err(ttl_arg, &ttl, err, sizeof(err)) != KM_EOK ||
+	                        ttl <= 0))
+		return km_cli_usage_error(cmd, "--ttl: %s", err[0] ? err : "must be positive");
 	char *claims = NULL;
 	int r = km_cli_read_arg(claims_arg, CLAIMS_MAX, &claims, err, sizeof(err));
 	if (r != KM_EOK)
@@ -128,14 +141,8 @@ static int sign(int argc, char **argv)
 		free(claims);
 		return rc;
 	}
-	km_store_keyset_t ks;
 	char *jwt = NULL;
-	r = km_store_keyset_get(km_env_store(env), name, &ks, err, sizeof(err));
-	if (r == KM_ENOENT)
-		snprintf(err, sizeof(err), "unknown key set %s/%s", env_name, name);
-	if (r == KM_EOK)
-		r = km_keyset_sign(env, name, claims, km_cli_purpose_typ(ks.purpose), &jwt, err,
-		                   sizeof(err));
+	r = km_claims_sign(env, name, claims, km_cli_now(), ttl, &jwt, err, sizeof(err));
 	if (r == KM_EMALFORMED)
 		rc = km_cli_fail(r, err[0] ? err : "malformed claims JSON");
 	else if (r != KM_EOK)

@@ -153,18 +153,3 @@ json_t *km_cli_key_json(const km_store_key_t *k)
 		json_object_set_new(j, "revoke_reason", json_string(k->revoke_reason));
 	return j;
 }
-
-const char *km_cli_purpose_typ(const char *purpose)
-{
-	static const struct { const char *purpose, *typ; } map[] = {
-		{ "access-token", "at+jwt" },          /* RFC 9068 */
-		{ "logout-token", "logout+jwt" },      /* OIDC Back-Channel Logout */
-		{ "security-event-token", "secevent+jwt" }, /* RFC 8417 */
-		{ "refresh-token", "rt+jwt" },
-		{ "id-token", "JWT" },
-	};
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(map[i].purpose, purpose) == 0)
-			return map[i].typ;
-	return "JWT";
-}

@@ -50,6 +50,3 @@ int km_cli_parse_time(const char *s, int64_t *ret);
 /* Stable JSON renderings (new references). */
 json_t *km_cli_keyset_json(const km_store_keyset_t *ks);
 json_t *km_cli_key_json(const km_store_key_t *k);
-
-/* typ header for a purpose: at+jwt, logout+jwt, secevent+jwt, ... ("JWT" for others). */
-const char *km_cli_purpose_typ(const char *purpose);

@@ -20,6 +20,7 @@ static const km_cli_command_t commands[] = {
 	{ "policy", km_cmd_policy, "show the effective policy; check compliance" },
 	{ "jwks", km_cmd_jwks, "print or write the JWKS of an environment or key set" },
 	{ "sign", km_cmd_sign, "sign claims into a JWT with a key set's active key" },
+	{ "verify", km_cmd_verify, "verify a JWT strictly against a JWKS (the reference verifier)" },
 	{ "token", km_cmd_token, "low-level verbs on a PKCS#11 token named by flags" },
 	{ NULL, NULL, NULL },
 };

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Private to keymgr/claims/: the token classes and their per-class rules (class.c). */
+#pragma once
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "keymgr/claims/claims.h"
+
+/* One bit per token class; custom purposes share CLAIMS_CUSTOM. */
+enum {
+	CLAIMS_ACCESS = 1u << 0,     /* access-token, RFC 9068 */
+	CLAIMS_ID = 1u << 1,         /* id-token, OIDC Core */
+	CLAIMS_LOGOUT = 1u << 2,     /* logout-token, OIDC Back-Channel Logout */
+	CLAIMS_SET = 1u << 3,        /* security-event-token, RFC 8417 */
+	CLAIMS_REFRESH = 1u << 4,    /* refresh-token (keymgr's own typ) */
+	CLAIMS_CUSTOM = 1u << 5,     /* any other purpose */
+};
+
+/* The class bit of a purpose. */
+unsigned km_claims_class_of(const char *purpose);
+
+/*
+ * Refuses a claim reserved for other classes and checks the class's required claims and
+ * their shape. Writes one line into err. KM_EOK or KM_POLICY_EDENIED.
+ */
+int km_claims_check_class(const km_claims_policy_t *pol, const json_t *claims, char *err,
+                          size_t errlen);
