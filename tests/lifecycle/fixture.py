@@ -30,6 +30,12 @@ MODULE = os.environ.get("KEYMGR_TEST_SOFTHSM_MODULE") or "/usr/lib/softhsm/libso
 ENVS = ("production", "staging", "development")
 KEYMGR = None  # set by main()
 
+# Issuers of the key sets that sign (environments.ENV.keysets.NAME.issuer).
+ISSUER = {"production": "https://auth.example.com", "staging": "https://auth.staging.example.com"}
+AUDIENCE = "api.example.com"
+# Claims every token class of the tests accepts (RFC 9068 wants sub and client_id).
+CLAIMS = {"sub": "alice", "client_id": "lifecycle-tests", "aud": AUDIENCE}
+
 # The production policy of the test configuration (seconds), for timing assertions.
 PROD_PUBLISH_LEAD = 2 * 3600
 PROD_RETIRE_RETENTION = 24 * 3600
@@ -61,6 +67,11 @@ environments:
       purposes: [ access-token, id-token, refresh-token, logout-token,
                   security-event-token, life, successor, conc, names, wall, json-one,
                   json-two ]
+    keysets:
+      api: {{ issuer: "{prod_iss}", audiences: [ api.example.com ] }}
+      life: {{ issuer: "{prod_iss}", audiences: [ api.example.com ] }}
+      successor: {{ issuer: "{prod_iss}", audiences: [ api.example.com ] }}
+      wall: {{ issuer: "{prod_iss}", audiences: [ api.example.com ] }}
   staging:
     token:
       module: {module}
@@ -73,6 +84,10 @@ environments:
       rotation_period: 14d
       jwks_max_age: 10m
       publish_lead: 30m
+    keysets:
+      api: {{ issuer: "{staging_iss}", audiences: [ api.example.com ] }}
+      revoked: {{ issuer: "{staging_iss}", audiences: [ api.example.com ] }}
+      wall: {{ issuer: "{staging_iss}", audiences: [ api.example.com ] }}
   development:
     token:
       module: {module}
@@ -131,8 +146,10 @@ class Installation:
 
     def config_text(self, absolute_paths=False):
         if absolute_paths:
-            return CONFIG.format(module=MODULE, pins=self.pins_dir, root=self.dir + "/")
-        return CONFIG.format(module=MODULE, pins="./pins", root="./")
+            return CONFIG.format(module=MODULE, pins=self.pins_dir, root=self.dir + "/",
+                                 prod_iss=ISSUER["production"], staging_iss=ISSUER["staging"])
+        return CONFIG.format(module=MODULE, pins="./pins", root="./",
+                             prod_iss=ISSUER["production"], staging_iss=ISSUER["staging"])
 
     def write_config(self, name, text=None, absolute_paths=False):
         """Writes a configuration file (default: the standard one) into the temp dir."""
@@ -202,6 +219,13 @@ class Installation:
 
     def rotate(self, ref, now=False):
         return self.json("rotate", ref, *(["--now", "--force"] if now else []))
+
+    def sign_args(self, ref, claims=None):
+        """keymgr sign arguments for ref with valid claims (exp set by keymgr: --ttl)."""
+        return ["sign", ref, "--claims", json.dumps(claims or CLAIMS), "--ttl", "10m"]
+
+    def sign(self, ref, claims=None):
+        return self.run(*self.sign_args(ref, claims), ok=True).stdout.strip()
 
     def jwks(self, ref):
         p = self.run("jwks", ref, ok=True)

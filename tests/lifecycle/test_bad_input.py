@@ -133,7 +133,7 @@ class BadInputTest(InstallationTest):
     def test_pin_on_command_line_refused(self):
         pin = self.inst.pins["production"]
         for opt in ("--pin", "--so-pin", "--user-pin"):
-            p = self.inst.run("sign", "production/api", "--claims", "{}", f"{opt}={pin}")
+            p = self.inst.run(*self.inst.sign_args("production/api"), f"{opt}={pin}")
             with self.subTest(opt=opt):
                 self.assertRefused(p, 2, "never accepted on the command line")
         # A stray word is refused without being echoed: it could be a PIN.

@@ -125,8 +125,7 @@ class KeyLifeTest(InstallationTest):
         self.assertUnchanged(before, "refused operations on a destroyed key")
 
         # The new key still signs, and its JWT verifies against the JWKS.
-        jwt_text = inst.run("sign", "production/life", "--claims", '{"sub":"alice"}',
-                            ok=True).stdout.strip()
+        jwt_text = inst.sign("production/life")
         self.assertEqual(jwt.get_unverified_header(jwt_text)["kid"], new)
 
     def test_plain_rotate_publishes_successor(self):
@@ -144,8 +143,7 @@ class KeyLifeTest(InstallationTest):
         self.assertEqual(inst.db_key("production", nxt["kid"])["state"], "published")
         self.assertEqual(inst.jwks_kids("production/successor"),
                          sorted([first["kid"], nxt["kid"]]))
-        jwt_text = inst.run("sign", "production/successor", "--claims", '{"sub":"a"}',
-                            ok=True).stdout.strip()
+        jwt_text = inst.sign("production/successor")
         self.assertEqual(jwt.get_unverified_header(jwt_text)["kid"], first["kid"])
         # Text output says when it activates, in ISO 8601.
         p = inst.run("rotate", "production/successor", ok=True)
@@ -168,8 +166,8 @@ class KeyLifeTest(InstallationTest):
         self.assertEqual((shown["state"], shown["revoke_reason"]),
                          ("revoked", "compromise drill"))
         self.assertEqual(inst.db_key("staging", k["kid"])["state"], "revoked")
-        jwt_text = inst.run("sign", "staging/revoked", "--claims", "{}", ok=True).stdout
-        self.assertEqual(jwt.get_unverified_header(jwt_text.strip())["kid"], new)
+        jwt_text = inst.sign("staging/revoked")
+        self.assertEqual(jwt.get_unverified_header(jwt_text)["kid"], new)
         # A revoked key may be destroyed at once.
         inst.json("destroy", "--env", "staging", "--", k["kid"])
         self.assertNotIn(k["token"]["cka_id"], inst.token_ids("staging"))
@@ -186,8 +184,7 @@ class SignVerifyTest(InstallationTest):
         for env in ("production", "staging"):
             inst.create_keyset(env + "/api", "access-token")
             inst.rotate(env + "/api")
-        claims = {"sub": "alice", "aud": "api.example.com", "iss": "https://auth.example.com",
-                  "exp": int(time.time()) + 600}
+        claims = dict(fixture.CLAIMS, exp=int(time.time()) + 600)
         token = inst.run("sign", "production/api", "--claims", json.dumps(claims),
                          ok=True).stdout.strip()
         header = jwt.get_unverified_header(token)
@@ -196,8 +193,11 @@ class SignVerifyTest(InstallationTest):
 
         prod = jwt.PyJWKSet.from_dict(inst.jwks("production"))
         got = jwt.decode(token, prod[prod_kid].key, algorithms=["ES256"],
-                         audience="api.example.com")
-        self.assertEqual(got, claims)
+                         audience="api.example.com", issuer=fixture.ISSUER["production"])
+        # keymgr adds iss (the key set's issuer), iat, nbf and jti; the rest is ours.
+        self.assertEqual({k: got[k] for k in claims}, claims)
+        self.assertEqual(got["iss"], fixture.ISSUER["production"])
+        self.assertTrue({"iat", "nbf", "jti"} <= set(got))
 
         staging = jwt.PyJWKSet.from_dict(inst.jwks("staging"))
         self.assertNotIn(prod_kid, [k.key_id for k in staging.keys])
@@ -213,16 +213,15 @@ class SignVerifyTest(InstallationTest):
             path = os.path.join(inst.dir, f"verify-{env}.json")
             inst.run("jwks", env, "--output", path, ok=True)
             p = inst.run("verify", "--jwks", path, "--alg", "ES256", "--iss",
-                         "https://auth.example.com", "--aud", "api.example.com", "--typ",
+                         fixture.ISSUER["production"], "--aud", "api.example.com", "--typ",
                          "at+jwt", "-", config=False, stdin=token + "\n")
             self.assertEqual(p.returncode, want, p.stderr)
             if want == 0:
-                self.assertEqual(json.loads(p.stdout), claims)
+                self.assertEqual(json.loads(p.stdout), got)
             else:
                 self.assertIn(prod_kid, p.stderr)
         # And a staging JWT does not verify with the production key.
-        st_token = inst.run("sign", "staging/api", "--claims", json.dumps(claims),
-                            ok=True).stdout.strip()
+        st_token = inst.sign("staging/api")
         with self.assertRaises(jwt.InvalidSignatureError):
             jwt.decode(st_token, prod[prod_kid].key, algorithms=["ES256"],
                        audience="api.example.com")

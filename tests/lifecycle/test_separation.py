@@ -74,7 +74,7 @@ class WallTest(InstallationTest):
                           "--purpose", "names"],
                          ["keyset", "show", ref], ["rotate", ref],
                          ["rotate", ref, "--now", "--force"],
-                         ["sign", ref, "--claims", "{}"], ["key", "list", ref],
+                         inst.sign_args(ref), ["key", "list", ref],
                          ["jwks", ref]):
                 p = inst.run(*args)
                 with self.subTest(ref=ref, verb=args[0]):
@@ -96,7 +96,7 @@ class WallTest(InstallationTest):
         swapped = inst.write_config("swapped.yaml", text)
         before = inst.snapshot()
 
-        p = inst.run("sign", "production/wall", "--claims", '{"sub":"mallory"}', config=swapped)
+        p = inst.run(*inst.sign_args("production/wall"), config=swapped)
         self.assertRefused(p, 1, "production", "keymgr-production", "C_Login",
                            "PIN_INCORRECT")
         self.assertEqual(p.stdout, "")
@@ -119,7 +119,7 @@ class WallTest(InstallationTest):
         self.assertEqual(oct(os.stat(inst.store("production")).st_mode & 0o777), "0o600")
 
         # The staging token itself still works with its own PIN in the same configuration.
-        p = inst.run("sign", "staging/wall", "--claims", "{}", config=swapped, ok=True)
+        p = inst.run(*inst.sign_args("staging/wall"), config=swapped, ok=True)
         self.assertEqual(p.stdout.count("."), 2)
 
     def test_config_with_shared_resources_is_refused(self):
