@@ -2,6 +2,7 @@
 /* keymgr key list|show|retire|remove */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "keymgr/cli/args.h"
 #include "keymgr/cli/cli.h"
@@ -158,7 +159,10 @@ static int open_key_env(const char *cmd, const char *kid, const char *env_name,
 		return rc;
 	for (size_t i = 0; i < km_config_env_count(*cfg); i++) {
 		const km_env_cfg_t *e = km_config_env_at(*cfg, i);
-		if (km_env_open(*cfg, e->name, env, err, sizeof(err)) != KM_EOK)
+		struct stat st;
+		/* A search reads: it must not create the store of an environment never used. */
+		if (stat(e->store, &st) != 0 || km_env_open(*cfg, e->name, env, err,
+		                                            sizeof(err)) != KM_EOK)
 			continue;
 		if (km_store_key_get(km_env_store(*env), kid, k, err, sizeof(err)) == KM_EOK)
 			return KM_CLI_EXIT_OK;
@@ -301,6 +305,7 @@ static const km_cli_command_t key_commands[] = {
 	{ "show", key_show, "show one key and its dates" },
 	{ "retire", key_retire, "stop an active key from signing (it stays in the JWKS)" },
 	{ "remove", key_remove, "take a retired key out of the JWKS" },
+	{ "current", km_cmd_key_current, "print the active key's kid or PKCS#11 URI" },
 	{ NULL, NULL, NULL },
 };
 

@@ -12,24 +12,35 @@
 #include "keymgr/cli/cli.h"
 #include "keymgr/common/error.h"
 
+/*
+ * Prints "keymgr: <message>" to stderr with control characters shown as '?': messages echo
+ * user input (names, kids, paths), and an escape sequence in it must not reach a terminal.
+ */
+static void print_message(const char *fmt, va_list ap)
+{
+	char buf[2048];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	for (unsigned char *p = (unsigned char *)buf; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	fprintf(stderr, "keymgr: %s\n", buf);
+}
+
 void km_cli_error(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("keymgr: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	print_message(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int km_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
-	fputs("keymgr: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	print_message(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry '%s --help'.\n", cmd);
+	fprintf(stderr, "Try '%s --help'.\n", cmd);
 	return KM_CLI_EXIT_USAGE;
 }
 
@@ -151,7 +162,9 @@ int km_cli_getopt(int argc, char **argv, const char *cmd, const struct option *o
 			return -2;
 		case '?':
 			if (optopt > 0 && optopt < 0x80) {
-				km_cli_usage_error(cmd, "unknown option '-%c'", optopt);
+				/* A kid is base64url: one in 64 starts with '-'. */
+				km_cli_usage_error(cmd, "unknown option '-%c' (a KID starting with '-' "
+				                   "goes after '--')", optopt);
 				return -2;
 			}
 			bad_option(cmd, argv[optind - 1]);

@@ -69,6 +69,13 @@ int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who
 	km_store_t *s = km_env_store(env);
 	if ((r = km_store_begin(s, err, errlen)) != KM_EOK)
 		return r;
+	/* A duplicate is reported as such, not as a clash of purposes with itself. */
+	km_store_keyset_t existing;
+	if (km_store_keyset_get(s, ks->name, &existing, NULL, 0) == KM_EOK) {
+		snprintf(err, errlen, "key set %s/%s already exists", km_env_name(env), ks->name);
+		r = KM_EEXIST;
+		goto fail;
+	}
 	if (pol.require_distinct_purpose) {
 		km_store_keyset_filter_t f = { .purpose = ks->purpose };
 		km_store_keyset_t *same = NULL;
