@@ -2,6 +2,7 @@
 /* keymgr key list|show|retire|remove */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "keymgr/cli/args.h"
@@ -108,6 +109,8 @@ static int key_list(int argc, char **argv)
 		km_env_t *env = NULL;
 		km_store_key_t *keys = NULL;
 		size_t n = 0;
+		if (only == NULL && access(e->store, F_OK) != 0)
+			continue; /* never used: nothing to list, and listing creates no store */
 		int r = km_env_open(cfg, e->name, &env, err, sizeof(err));
 		if (r == KM_EOK)
 			r = km_store_keys_query(km_env_store(env), &f, &keys, &n, err, sizeof(err));

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keymgr/cli/args.h"
 #include "keymgr/cli/cli.h"
@@ -220,6 +221,8 @@ static int keyset_list(int argc, char **argv)
 			continue;
 		km_env_t *env = NULL;
 		char err[1024] = "";
+		if (npos == 0 && access(e->store, F_OK) != 0)
+			continue; /* never used: nothing to list, and listing creates no store */
 		int r = km_env_open(cfg, e->name, &env, err, sizeof(err));
 		if (r != KM_EOK) {
 			rc = km_cli_fail(r, err);

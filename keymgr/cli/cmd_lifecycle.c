@@ -106,9 +106,10 @@ static int rotate(int argc, char **argv)
 	if (c.json) {
 		json_t *j = km_cli_key_json(&k);
 		json_object_set_new(j, "env", json_string(env_name));
+		char t[32];
 		if (k.state != KM_STATE_ACTIVE)
-			json_object_set_new(j, "activates_at", json_integer(
-			        k.state_at[KM_STATE_PUBLISHED] + pol.publish_lead));
+			json_object_set_new(j, "activates_at", json_string(km_cli_iso8601(
+			        k.state_at[KM_STATE_PUBLISHED] + pol.publish_lead, t, sizeof(t))));
 		rc = km_cli_print_json(j);
 		json_decref(j);
 	} else if (k.state == KM_STATE_ACTIVE) {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keymgr/cli/args.h"
 #include "keymgr/cli/cli.h"
@@ -47,6 +48,8 @@ static int each_keyset(km_config_t *cfg, const char *env_only, const char *keyse
 		if (env_only != NULL && strcmp(e->name, env_only) != 0)
 			continue;
 		km_env_t *env = NULL;
+		if (env_only == NULL && access(e->store, F_OK) != 0)
+			continue; /* never used: no key sets, and planning creates no store */
 		int r = km_env_open(cfg, e->name, &env, err, sizeof(err));
 		if (r != KM_EOK) {
 			rc = km_cli_fail(r, err);

@@ -67,8 +67,10 @@ int km_state_check_transition(km_state_t from, km_state_t to, char *msg, unsigne
 					used += (size_t)n;
 			}
 		}
-		snprintf(msg, msg_len, "a %s key cannot become %s (allowed from %s: %s)",
-		         km_state_name(from), km_state_name(to), km_state_name(from),
+		const char *from_name = km_state_name(from);
+		snprintf(msg, msg_len, "%s %s key cannot become %s (allowed from %s: %s)",
+		         strchr("aeiou", from_name[0]) != NULL ? "an" : "a", from_name,
+		         km_state_name(to), from_name,
 		         used ? allowed : "none");
 	}
 	return KM_ETRANSITION;

@@ -136,8 +136,8 @@ class KeyLifeTest(InstallationTest):
         self.assertEqual(nxt["state"], "published")
         self.assertNotIn("active", nxt["times"])
         published = iso(nxt["times"]["published"])
-        self.assertIsInstance(nxt["activates_at"], int)
-        self.assertEqual(nxt["activates_at"], published + fixture.PROD_PUBLISH_LEAD)
+        self.assertIsInstance(nxt["activates_at"], str)
+        self.assertEqual(iso(nxt["activates_at"]), published + fixture.PROD_PUBLISH_LEAD)
         # The current key keeps signing; both are in the JWKS.
         self.assertEqual(inst.key(first["kid"], "production")["state"], "active")
         self.assertEqual(inst.db_key("production", nxt["kid"])["state"], "published")
