@@ -21,3 +21,6 @@ int km_cmd_policy(int argc, char **argv);
 int km_cmd_verify(int argc, char **argv);
 /* keymgr key current: its own file, listed in cmd_key.c's table. */
 int km_cmd_key_current(int argc, char **argv);
+int km_cmd_status(int argc, char **argv);
+int km_cmd_reload(int argc, char **argv);
+int km_cmd_tick(int argc, char **argv);

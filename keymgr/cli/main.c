@@ -21,6 +21,9 @@ static const km_cli_command_t commands[] = {
 	{ "jwks", km_cmd_jwks, "print or write the JWKS of an environment or key set" },
 	{ "sign", km_cmd_sign, "sign claims into a JWT with a key set's active key" },
 	{ "verify", km_cmd_verify, "verify a JWT strictly against a JWKS (the reference verifier)" },
+	{ "status", km_cmd_status, "ask the running keymgrd: keys, next events, propagation" },
+	{ "reload", km_cmd_reload, "make keymgrd reload its configuration (like SIGHUP)" },
+	{ "tick", km_cmd_tick, "wake keymgrd now: re-read the stores and apply what is due" },
 	{ "token", km_cmd_token, "low-level verbs on a PKCS#11 token named by flags" },
 	{ NULL, NULL, NULL },
 };

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keymgr status | reload | tick: the client side of keymgrd's control socket
+ * (docs/control-protocol.md). The socket is --socket PATH, else $KEYMGR_CONTROL_SOCKET, else
+ * daemon.control_socket of the configuration. Every other command works without a daemon.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/cli/args.h"
+#include "keymgr/cli/cli.h"
+#include "keymgr/cli/commands.h"
+#include "keymgr/cli/envcmd.h"
+#include "keymgr/common/error.h"
+#include "keymgr/common/name.h"
+#include "keymgr/daemon/control_proto.h"
+#include "policy/policy.h"
+
+#define CLIENT_TIMEOUT_MS 120000  /* a tick may generate keys: RSA-4096 takes seconds */
+
+static const char status_help[] =
+	"Usage: keymgr [-c FILE] status [ENV[/NAME]] [--socket PATH] [--json]\n"
+	"\n"
+	"Asks the running keymgrd what it is doing: per key set the active key, the next\n"
+	"event and its time, failures and retries, and for every pending key (published, not\n"
+	"active yet) which verifiers have fetched a JWKS holding it and which have not\n"
+	"(propagation evidence, from the Keymgr-Verifier header or the client address).\n"
+	"  --socket PATH   control socket (default: $KEYMGR_CONTROL_SOCKET, then\n"
+	"                  daemon.control_socket of the configuration)\n"
+	"Exit status 1 if no daemon answers.\n";
+
+static const char reload_help[] =
+	"Usage: keymgr [-c FILE] reload [--socket PATH]\n"
+	"\n"
+	"Makes keymgrd load its configuration and policies again (like SIGHUP) and says\n"
+	"whether it accepted them. A configuration with errors is refused, with the error, and\n"
+	"the daemon keeps running the previous one (exit status 1).\n";
+
+static const char tick_help[] =
+	"Usage: keymgr [-c FILE] tick [ENV[/NAME]] [--socket PATH]\n"
+	"\n"
+	"Wakes keymgrd at once: it reads the stores again (picking up changes made with the\n"
+	"command line), plans every key set (or the one given) and applies what is due, retrying\n"
+	"failed key sets without waiting for their backoff. Answers when done.\n"
+	"Exit status 1 if a key set failed (see keymgr status).\n";
+
+enum { OPT_SOCKET = 0x10 };
+
+/* Parses options and [ENV[/NAME]]; returns -1 to go on, or an exit code. */
+static int parse(int argc, char **argv, const char *cmd, const char *help, bool takes_target,
+                 km_cli_common_t *c, const char **socket, char env[KM_ENV_NAME_MAX + 1],
+                 char name[KM_KEYSET_NAME_MAX + 1])
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	int o;
+	km_cli_common_init(c);
+	*socket = NULL;
+	env[0] = name[0] = '\0';
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, c)) != -1) {
+		if (o == OPT_SOCKET)
+			*socket = optarg;
+		else
+			return KM_CLI_EXIT_USAGE;
+	}
+	if (c->help)
+		return km_cli_help(help);
+	if (npos < 0 || npos > (takes_target ? 1 : 0))
+		return km_cli_usage_error(cmd, takes_target ? "expected at most one ENV or ENV/NAME"
+		                                            : "takes no arguments");
+	if (npos == 1) {
+		char err[256];
+		if (km_name_split(pos[0], true, env, name, err, sizeof(err)) != KM_EOK)
+			return km_cli_usage_error(cmd, "%s", err);
+	}
+	return -1;
+}
+
+/* Sends {"op":op,...} and returns the reply, or prints the error and returns NULL. */
+static json_t *call(const char *socket, json_t *req, int *rc)
+{
+	char path[4096], err[1024];
+	km_config_t *cfg = NULL;
+	if (socket == NULL)
+		socket = secure_getenv("KEYMGR_CONTROL_SOCKET");
+	if (socket == NULL || socket[0] == '\0') {
+		if ((*rc = km_cli_config_load(&cfg)) != KM_CLI_EXIT_OK) {
+			json_decref(req);
+			return NULL;
+		}
+		snprintf(path, sizeof(path), "%s", km_config_daemon(cfg)->control_socket);
+		km_config_free(cfg);
+		socket = path;
+	}
+	json_t *reply = NULL;
+	int r = km_ctl_call(socket, req, CLIENT_TIMEOUT_MS, &reply, err, sizeof(err));
+	json_decref(req);
+	if (r != KM_EOK) {
+		km_cli_error("%s", err);
+		*rc = KM_CLI_EXIT_REFUSED;
+		return NULL;
+	}
+	*rc = KM_CLI_EXIT_OK;
+	return reply;
+}
+
+static json_t *target_request(const char *op, const char *env, const char *name)
+{
+	json_t *req = json_pack("{s:s}", "op", op);
+	if (env[0])
+		json_object_set_new(req, "env", json_string(env));
+	if (name[0])
+		json_object_set_new(req, "keyset", json_string(name));
+	return req;
+}
+
+static bool reply_ok(json_t *reply)
+{
+	if (json_is_true(json_object_get(reply, "ok")))
+		return true;
+	const char *e = json_string_value(json_object_get(reply, "error"));
+	km_cli_error("keymgrd: %s", e ? e : "request refused");
+	return false;
+}
+
+static const char *when(json_t *t, char *buf, size_t len)
+{
+	return json_is_integer(t) && json_integer_value(t) > 0
+	       ? km_cli_iso8601((int64_t)json_integer_value(t), buf, len) : "-";
+}
+
+static const char *dur(json_int_t s, char *buf, size_t len)
+{
+	return km_duration_format((int64_t)s, buf, len);
+}
+
+static void join(json_t *arr, char *buf, size_t len)
+{
+	size_t used = 0, i;
+	json_t *v;
+	buf[0] = '\0';
+	json_array_foreach(arr, i, v) {
+		int w = snprintf(buf + used, used < len ? len - used : 0, "%s%s", i ? ", " : "",
+		                 json_string_value(v));
+		if (w > 0)
+			used += (size_t)w;
+	}
+	if (used == 0)
+		snprintf(buf, len, "(none)");
+}
+
+static void print_keyset(const char *env, json_t *ks, int64_t now)
+{
+	char t[32], d[32], list[1024];
+	printf("%s/%s\n", env, json_string_value(json_object_get(ks, "name")));
+	json_t *a = json_object_get(ks, "active");
+	if (json_is_object(a))
+		printf("  active   %s (since %s, %s)\n", json_string_value(json_object_get(a, "kid")),
+		       when(json_object_get(a, "since"), t, sizeof(t)),
+		       dur(json_integer_value(json_object_get(a, "age")), d, sizeof(d)));
+	else
+		printf("  active   (none)\n");
+	json_t *ne = json_object_get(ks, "next_event");
+	if (json_is_object(ne)) {
+		json_int_t at = json_integer_value(json_object_get(ne, "at"));
+		const char *kid = json_string_value(json_object_get(ne, "kid"));
+		printf("  next     %s %s at %s (%s%s)\n", json_string_value(json_object_get(ne, "action")),
+		       kid && kid[0] ? kid : "a new key", when(json_object_get(ne, "at"), t, sizeof(t)),
+		       at <= now ? "due" : "in ", at <= now ? "" : dur(at - now, d, sizeof(d)));
+	} else {
+		printf("  next     nothing scheduled\n");
+	}
+	const char *err = json_string_value(json_object_get(ks, "error"));
+	if (err != NULL)
+		printf("  FAILING  %s (%lld failures, retry at %s)\n", err,
+		       (long long)json_integer_value(json_object_get(ks, "failures")),
+		       when(json_object_get(ks, "retry_at"), t, sizeof(t)));
+	if (json_is_true(json_object_get(ks, "deferred")))
+		printf("  waiting  activation held back until the verifiers have the key\n");
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(ks, "pending"), i, p) {
+		printf("  pending  %s (published %s, first served in JWKS serial %lld)\n",
+		       json_string_value(json_object_get(p, "kid")),
+		       when(json_object_get(p, "published_at"), t, sizeof(t)),
+		       (long long)json_integer_value(json_object_get(p, "first_serial")));
+		join(json_object_get(p, "required"), list, sizeof(list));
+		if (json_array_size(json_object_get(p, "required")) > 0)
+			printf("           required:    %s\n", list);
+		join(json_object_get(p, "seen_by"), list, sizeof(list));
+		printf("           seen by:     %s\n", list);
+		join(json_object_get(p, "not_seen_by"), list, sizeof(list));
+		printf("           not seen by: %s\n", list);
+	}
+}
+
+static int status(int argc, char **argv)
+{
+	const char *cmd = "keymgr status", *socket;
+	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], t[32];
+	km_cli_common_t c;
+	int rc = parse(argc, argv, cmd, status_help, true, &c, &socket, env, name);
+	if (rc >= 0)
+		return rc;
+	json_t *reply = call(socket, target_request("status", env, name), &rc);
+	if (reply == NULL)
+		return rc;
+	if (!reply_ok(reply)) {
+		json_decref(reply);
+		return KM_CLI_EXIT_REFUSED;
+	}
+	if (c.json) {
+		rc = km_cli_print_json(reply);
+		json_decref(reply);
+		return rc;
+	}
+	int64_t now = (int64_t)json_integer_value(json_object_get(reply, "now"));
+	printf("keymgrd pid %lld, %s, last successful tick %s\n",
+	       (long long)json_integer_value(json_object_get(reply, "pid")),
+	       json_is_true(json_object_get(reply, "healthy")) ? "healthy" : "UNHEALTHY",
+	       when(json_object_get(reply, "last_tick_ok"), t, sizeof(t)));
+	size_t i, j;
+	json_t *e, *ks;
+	json_array_foreach(json_object_get(reply, "environments"), i, e) {
+		const char *en = json_string_value(json_object_get(e, "name"));
+		const char *te = json_string_value(json_object_get(e, "token_error"));
+		const char *re = json_string_value(json_object_get(e, "refresh_error"));
+		printf("\n== %s: JWKS %s (serial %lld)%s%s\n", en,
+		       json_string_value(json_object_get(e, "jwks_path")),
+		       (long long)json_integer_value(json_object_get(e, "serial")),
+		       te ? ", token: " : "", te ? te : "");
+		if (re != NULL)
+			printf("   publishing: %s\n", re);
+		json_array_foreach(json_object_get(e, "keysets"), j, ks)
+			print_keyset(en, ks, now);
+	}
+	json_decref(reply);
+	return KM_CLI_EXIT_OK;
+}
+
+static int simple(int argc, char **argv, const char *op, const char *cmd, const char *help,
+                  bool takes_target)
+{
+	const char *socket;
+	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
+	km_cli_common_t c;
+	int rc = parse(argc, argv, cmd, help, takes_target, &c, &socket, env, name);
+	if (rc >= 0)
+		return rc;
+	json_t *reply = call(socket, target_request(op, env, name), &rc);
+	if (reply == NULL)
+		return rc;
+	if (c.json) {
+		km_cli_print_json(reply);
+		rc = json_is_true(json_object_get(reply, "ok")) ? KM_CLI_EXIT_OK : KM_CLI_EXIT_REFUSED;
+	} else if (!reply_ok(reply)) {
+		rc = KM_CLI_EXIT_REFUSED;
+	} else if (strcmp(op, "reload") == 0) {
+		printf("keymgrd reloaded %s\n", json_string_value(json_object_get(reply, "config")));
+	} else {
+		printf("keymgrd planned %lld key set(s); none failed\n",
+		       (long long)json_integer_value(json_object_get(reply, "planned")));
+	}
+	json_decref(reply);
+	return rc;
+}
+
+int km_cmd_status(int argc, char **argv)
+{
+	return status(argc, argv);
+}
+
+int km_cmd_reload(int argc, char **argv)
+{
+	return simple(argc, argv, "reload", "keymgr reload", reload_help, false);
+}
+
+int km_cmd_tick(int argc, char **argv)
+{
+	return simple(argc, argv, "tick", "keymgr tick", tick_help, true);
+}

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The control socket (docs/control-protocol.md): a Unix stream socket, mode 0660 and the
+ * configured group, answered on the main thread between passes. One request per connection,
+ * each read and write bounded by KM_CTL_TIMEOUT_MS, so a stuck client delays the daemon by
+ * at most that. Every request is logged with the peer's SO_PEERCRED identity.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/common/name.h"
+#include "keymgr/daemon/control_proto.h"
+#include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/log.h"
+
+/* A socket file left by a daemon that died: nothing accepts on it. */
+static bool stale_socket(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	bool stale = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno == ECONNREFUSED;
+	close(fd);
+	return stale;
+}
+
+int kd_control_open(kd_daemon_t *d, const char *path, const char *group, char *err,
+                    size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	gid_t gid = (gid_t)-1;
+	d->ctl_fd = -1;
+	if (strlen(path) >= sizeof(sa.sun_path) || strlen(path) >= sizeof(d->ctl_path)) {
+		snprintf(err, errlen, "control socket path %s is too long", path);
+		return KM_EINVAL;
+	}
+	if (group != NULL) {
+		struct group *g = getgrnam(group);
+		if (g == NULL) {
+			snprintf(err, errlen, "daemon.control_group: unknown group '%s'", group);
+			return KM_EINVAL;
+		}
+		gid = g->gr_gid;
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket: refusing to replace it", path);
+			return KM_EEXIST;
+		}
+		if (!stale_socket(path)) {
+			snprintf(err, errlen, "another keymgrd is listening on %s", path);
+			return KM_EBUSY;
+		}
+		unlink(path);
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return KM_EIO;
+	}
+	mode_t old = umask(0117);   /* never a moment with a wider mode than 0660 */
+	int rb = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	int e = errno;
+	umask(old);
+	if (rb != 0 || chmod(path, 0660) != 0 ||
+	    (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) != 0) || listen(fd, 16) != 0) {
+		if (rb == 0)
+			e = errno;
+		snprintf(err, errlen, "control socket %s: %s", path, strerror(e));
+		if (rb == 0)
+			unlink(path);
+		close(fd);
+		return KM_EIO;
+	}
+	d->ctl_fd = fd;
+	snprintf(d->ctl_path, sizeof(d->ctl_path), "%s", path);
+	return KM_EOK;
+}
+
+void kd_control_close(kd_daemon_t *d)
+{
+	if (d->ctl_fd < 0)
+		return;
+	close(d->ctl_fd);
+	d->ctl_fd = -1;
+	unlink(d->ctl_path);
+}
+
+__attribute__((format(printf, 1, 2)))
+static json_t *error_reply(const char *fmt, ...)
+{
+	char msg[KD_ERROR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+/* Optional string member; false (with *reply set) when present but not a valid name. */
+static bool opt_name(json_t *req, const char *key, bool (*valid)(const char *), const char **ret,
+                     json_t **reply)
+{
+	json_t *v = json_object_get(req, key);
+	*ret = NULL;
+	if (v == NULL || json_is_null(v))
+		return true;
+	if (!json_is_string(v) || !valid(json_string_value(v))) {
+		*reply = error_reply("'%s' must be a valid name", key);
+		return false;
+	}
+	*ret = json_string_value(v);
+	return true;
+}
+
+static json_t *dispatch(kd_daemon_t *d, json_t *req, const char *who, const char **op_out)
+{
+	json_t *reply = NULL;
+	const char *op = json_string_value(json_object_get(req, "op"));
+	const char *env = NULL, *keyset = NULL;
+	*op_out = op ? op : "-";
+	if (op == NULL)
+		return error_reply("%s", "missing \"op\" (expected status, reload or tick)");
+	if (!opt_name(req, "env", km_name_env_valid, &env, &reply) ||
+	    !opt_name(req, "keyset", km_name_keyset_valid, &keyset, &reply))
+		return reply;
+	if (env != NULL) {
+		bool known = false;
+		for (size_t i = 0; i < d->n_envs; i++)
+			known = known || strcmp(d->envs[i].name, env) == 0;
+		if (!known)
+			return error_reply("environment '%s' is not served by this keymgrd", env);
+	}
+	if (strcmp(op, "status") == 0)
+		return kd_status_json(d, env, keyset, (int64_t)time(NULL));
+	if (strcmp(op, "tick") == 0) {
+		size_t failed = 0;
+		size_t planned = kd_run_once(d, true, env, keyset, &failed);
+		reply = json_pack("{s:b, s:I, s:I}", "ok", failed == 0, "planned",
+		                  (json_int_t)planned, "failed", (json_int_t)failed);
+		if (reply != NULL && failed > 0)
+			json_object_set_new(reply, "error", json_string("some key sets failed: see "
+			                    "`keymgr status` and the daemon's log"));
+		return reply;
+	}
+	if (strcmp(op, "reload") == 0) {
+		char err[2048] = "";
+		if (kd_reload(d, who, err, sizeof(err)) != KM_EOK)
+			return json_pack("{s:b, s:s}", "ok", 0, "error", err);
+		return json_pack("{s:b, s:s}", "ok", 1, "config", km_config_path(d->cfg));
+	}
+	return error_reply("unknown op '%.32s' (expected status, reload or tick)", op);
+}
+
+void kd_control_handle(kd_daemon_t *d)
+{
+	int fd = accept4(d->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct timeval tv = { KM_CTL_TIMEOUT_MS / 1000, (KM_CTL_TIMEOUT_MS % 1000) * 1000 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	socklen_t cl = sizeof(cred);
+	getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
+	char uid[16], gid[16], pid[16], who[64];
+	snprintf(uid, sizeof(uid), "%d", (int)cred.uid);
+	snprintf(gid, sizeof(gid), "%d", (int)cred.gid);
+	snprintf(pid, sizeof(pid), "%d", (int)cred.pid);
+	snprintf(who, sizeof(who), "uid=%d pid=%d", (int)cred.uid, (int)cred.pid);
+
+	json_t *req = NULL, *reply = NULL;
+	char err[256] = "";
+	const char *op = "-";
+	int r = km_ctl_read(fd, KM_CTL_MAX_REQUEST, &req, err, sizeof(err));
+	if (r == KM_EOK)
+		reply = dispatch(d, req, who, &op);
+	else if (r != KM_EIO)
+		reply = error_reply("bad request: %s", err);
+	bool ok = reply != NULL && json_is_true(json_object_get(reply, "ok"));
+	const char *why = reply ? json_string_value(json_object_get(reply, "error")) : err;
+	kd_log(ok ? KD_LOG_INFO : KD_LOG_WARNING, "control", "op", op, "peer_uid", uid, "peer_gid",
+	       gid, "peer_pid", pid, "result", ok ? "ok" : "refused", "error", ok ? NULL : why,
+	       NULL);
+	if (reply != NULL && km_ctl_write(fd, reply) != KM_EOK)
+		kd_log(KD_LOG_WARNING, "control", "op", op, "peer_pid", pid, "result",
+		       "reply not delivered", NULL);
+	json_decref(reply);
+	json_decref(req);
+	close(fd);
+}

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keymgrd: rotates keys on schedule, serves the JWKS over HTTP and proves propagation.
+ * See docs/keymgrd.8. This file: options, startup, the main loop and reload.
+ *
+ * The loop sleeps (poll(2)) until the earliest of: a key set's next wake-up from the planner,
+ * a retry after a failure, the next store check (daemon.poll_interval), a signal, or a
+ * control-socket request. Each pass reads the stores (publishing changed documents), applies
+ * what is due, and publishes again what that changed.
+ */
+#include <getopt.h>
+#include <malloc.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/daemon/control_proto.h"
+#include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/log.h"
+#include "keymgr/daemon/notify.h"
+#include "keymgr/daemon/signals.h"
+
+#ifndef KEYMGR_VERSION
+#define KEYMGR_VERSION "unknown"
+#endif
+
+static const char usage[] =
+	"Usage: keymgrd [-c FILE] [--env NAME]... [--listen ADDR] [--port N]\n"
+	"               [--control-socket PATH] [--foreground] [--verbose]\n"
+	"\n"
+	"Rotates the keys of the configured environments on schedule (the planner's actions,\n"
+	"applied as `keymgr apply` does), serves their JWKS over HTTP, and records which\n"
+	"verifiers fetched which version. Runs in the foreground (systemd Type=notify).\n"
+	"  -c, --config FILE        configuration (default: $KEYMGR_CONFIG, then\n"
+	"                           /etc/keymgr/keymgr.yaml)\n"
+	"  -e, --env NAME           serve only this environment (repeat for more; default:\n"
+	"                           every environment of the configuration)\n"
+	"  -l, --listen ADDR        HTTP address (default: daemon.listen, 127.0.0.1)\n"
+	"  -p, --port N             HTTP port, 0 for any free port (default: daemon.port)\n"
+	"  -s, --control-socket P   control socket (default: daemon.control_socket)\n"
+	"  -f, --foreground         accepted for clarity: keymgrd never forks\n"
+	"  -v, --verbose            also log debug events (each action as it starts)\n"
+	"  -h, --help, -V, --version\n"
+	"Signals: SIGHUP reloads the configuration (a bad one is refused and the running one\n"
+	"kept); SIGTERM/SIGINT finish the action in flight and exit 0.\n"
+	"Exit status: 0 after SIGTERM, 1 startup failure, 2 usage error.\n";
+
+static int parse_args(kd_daemon_t *d, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "control-socket", required_argument, NULL, 's' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:e:l:p:s:fvhV", opts, NULL)) != -1) {
+		char *end;
+		long v;
+		switch (c) {
+		case 'c': d->config_arg = optarg; break;
+		case 'e':
+			if (!km_name_env_valid(optarg)) {
+				fprintf(stderr, "keymgrd: --env: invalid environment name\n");
+				return 2;
+			}
+			if (d->n_only == KM_CONFIG_MAX_ENVS) {
+				fprintf(stderr, "keymgrd: --env given too often\n");
+				return 2;
+			}
+			d->only[d->n_only++] = optarg;
+			break;
+		case 'l': d->listen = optarg; break;
+		case 'p':
+			v = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || v < 0 || v > 65535) {
+				fprintf(stderr, "keymgrd: --port: expected 0 to 65535\n");
+				return 2;
+			}
+			d->port = (int)v;
+			break;
+		case 's': d->control_socket = optarg; break;
+		case 'f': break;
+		case 'v': kd_log_set_level(KD_LOG_DEBUG); break;
+		case 'h': fputs(usage, stdout); return 0;
+		case 'V': printf("keymgrd %s\n", KEYMGR_VERSION); return 0;
+		case ':':
+			fprintf(stderr, "keymgrd: option '%s' needs a value\nTry 'keymgrd --help'.\n",
+			        argv[optind - 1]);
+			return 2;
+		default:
+			/* Never echo the argument: a stray word could be a secret. */
+			fprintf(stderr, "keymgrd: unknown option\nTry 'keymgrd --help'.\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "keymgrd: unexpected argument (keymgrd takes options only)\n"
+		        "Try 'keymgrd --help'.\n");
+		return 2;
+	}
+	return -1;
+}
+
+size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keyset,
+                   size_t *failed)
+{
+	size_t planned = 0, fails = 0;
+	for (size_t i = 0; i < d->n_envs; i++)
+		if (env == NULL || strcmp(env, d->envs[i].name) == 0)
+			kd_publish_env(d, &d->envs[i], (int64_t)time(NULL));
+	int64_t now = (int64_t)time(NULL);
+	for (size_t i = 0; i < d->n_envs && !kd_signals_stop_requested(); i++)
+		if (env == NULL || strcmp(env, d->envs[i].name) == 0)
+			planned += kd_tick_env(d, &d->envs[i], now, force, keyset, &fails);
+	if (planned > 0)
+		for (size_t i = 0; i < d->n_envs; i++)
+			if (env == NULL || strcmp(env, d->envs[i].name) == 0)
+				kd_publish_env(d, &d->envs[i], (int64_t)time(NULL));
+	for (size_t i = 0; i < d->n_envs; i++)
+		if (d->envs[i].refresh_error != NULL)
+			fails++;
+	kd_metrics_update(d, (int64_t)time(NULL));
+	if (failed != NULL)
+		*failed += fails;
+	return planned;
+}
+
+int kd_reload(kd_daemon_t *d, const char *who, char *err, size_t errlen)
+{
+	kd_notify("RELOADING=1");
+	int r = kd_state_reload(d, err, errlen);
+	if (r != KM_EOK) {
+		d->reloads_failed++;
+		kd_log(KD_LOG_ERROR, "reload", "by", who, "result", "refused", "error", err,
+		       "config", km_config_path(d->cfg), NULL);
+	} else {
+		d->reloads_ok++;
+		d->config_loaded_at = (int64_t)time(NULL);
+		kd_log(KD_LOG_INFO, "reload", "by", who, "result", "ok", "config",
+		       km_config_path(d->cfg), NULL);
+		kd_run_once(d, false, NULL, NULL, NULL);
+	}
+	kd_metrics_update(d, (int64_t)time(NULL));
+	kd_notify("READY=1");
+	return r;
+}
+
+static int start_http(kd_daemon_t *d, char *err, size_t errlen)
+{
+	const km_daemon_cfg_t *dc = km_config_daemon(d->cfg);
+	km_http_cfg_t hc = {
+		.listen_addr = d->listen ? d->listen : dc->listen,
+		.port = (uint16_t)(d->port >= 0 ? d->port : (int)dc->port),
+		.threads = dc->threads,
+		.conn_limit = dc->connection_limit,
+		.conn_timeout = dc->timeout,
+	};
+	return km_http_start(&hc, &d->http, err, errlen);
+}
+
+/* Milliseconds until unix second t (0 if past), at most cap_s seconds. */
+static int wait_ms(int64_t t, unsigned cap_s)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t cap = (int64_t)cap_s * 1000;
+	int64_t ms = t >= INT64_MAX / 2000 ? cap : t * 1000 - now_ms;
+	if (ms < 0)
+		ms = 0;
+	return (int)(ms < cap ? ms : cap);
+}
+
+static void loop(kd_daemon_t *d, int sig_fd)
+{
+	int64_t last_pass = (int64_t)time(NULL);   /* main() has just run one */
+	while (!kd_signals_stop_requested()) {
+		int64_t now = (int64_t)time(NULL);
+		int64_t wake = last_pass + d->poll_interval;   /* the store check */
+		for (size_t i = 0; i < d->n_envs; i++) {
+			int64_t w = kd_env_next_wake(&d->envs[i]);
+			if (w < wake)
+				wake = w;
+		}
+		/* At most one pass per second: times are whole seconds, so nothing planned in a
+		 * pass is due again within the same second, and the loop can never spin. */
+		if (wake <= now && last_pass < now) {
+			kd_run_once(d, false, NULL, NULL, NULL);
+			last_pass = now;
+			continue;
+		}
+		if (wake <= now)
+			wake = now + 1;
+		struct pollfd fds[2] = {
+			{ .fd = sig_fd, .events = POLLIN },
+			{ .fd = d->ctl_fd, .events = POLLIN },
+		};
+		int n = poll(fds, 2, wait_ms(wake, d->poll_interval));
+		if (n <= 0)
+			continue;
+		if (fds[0].revents & POLLIN)
+			kd_signals_drain();
+		if (kd_signals_take_reload()) {
+			char err[2048];
+			kd_reload(d, "SIGHUP", err, sizeof(err));
+		}
+		if (!kd_signals_stop_requested() && (fds[1].revents & POLLIN))
+			kd_control_handle(d);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	/* Large transient arrays (a refresh of 1,000 key sets) go back to the system at once,
+	 * and the HTTP threads share few malloc arenas: keeps the resident size small. */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+	mallopt(M_ARENA_MAX, 2);
+
+	kd_daemon_t d = { .port = -1, .ctl_fd = -1 };
+	int rc = parse_args(&d, argc, argv);
+	if (rc >= 0)
+		return rc;
+	char err[2048] = "", port[16];
+	int sig_fd = kd_signals_init();
+	if (sig_fd < 0) {
+		fprintf(stderr, "keymgrd: cannot install signal handlers\n");
+		return 1;
+	}
+	d.started = (int64_t)time(NULL);
+	d.config_loaded_at = d.started;
+	rc = 1;
+	if (kd_state_load(&d, err, sizeof(err)) != KM_EOK) {
+		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
+		goto out;
+	}
+	if (start_http(&d, err, sizeof(err)) != KM_EOK) {
+		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
+		goto out;
+	}
+	const km_daemon_cfg_t *dc = km_config_daemon(d.cfg);
+	if (kd_control_open(&d, d.control_socket ? d.control_socket : dc->control_socket,
+	                    dc->control_group, err, sizeof(err)) != KM_EOK) {
+		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
+		goto out;
+	}
+	snprintf(port, sizeof(port), "%u", (unsigned)km_http_port(d.http));
+	char envs[1024] = "";
+	for (size_t i = 0; i < d.n_envs; i++)
+		snprintf(envs + strlen(envs), sizeof(envs) - strlen(envs), "%s%s", i ? "," : "",
+		         d.envs[i].name);
+	kd_log(KD_LOG_INFO, "start", "version", KEYMGR_VERSION, "config", km_config_path(d.cfg),
+	       "envs", envs, "listen", d.listen ? d.listen : dc->listen, "port", port,
+	       "control_socket", d.ctl_path, NULL);
+	kd_run_once(&d, false, NULL, NULL, NULL);
+	kd_notify("READY=1");
+	loop(&d, sig_fd);
+	kd_notify("STOPPING=1");
+	kd_log(KD_LOG_INFO, "stop", "result", "ok", NULL);
+	rc = 0;
+out:
+	kd_control_close(&d);
+	km_http_free(d.http);
+	kd_state_free(&d);
+	return rc;
+}

@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The publisher: reads an environment's key sets and keys from its store, and when the set
+ * of kids in a JWKS changed, renders that document (km_env_jwks), compares its bytes with
+ * what is served, and swaps the changed documents into km_http under ONE new serial from the
+ * store (km_store_jwks_serial_next). The environment's document is also written to its
+ * snapshot files. Serving never waits for any of this: km_http keeps answering with the
+ * previous version until the swap.
+ *
+ * The same read tells the scheduler about changes made by someone else (the CLI): a key set
+ * whose keys changed although the daemon did not touch it is planned again at once.
+ */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/common/atomic_file.h"
+#include "keymgr/common/error.h"
+#include "keymgr/core/keyops.h"
+#include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/log.h"
+
+#define FNV_INIT UINT64_C(14695981039346656037)
+
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * UINT64_C(1099511628211);
+	return h;
+}
+
+static void sha256(const char *body, size_t len, uint8_t out[32])
+{
+	unsigned int n = 32;
+	if (EVP_Digest(body, len, out, &n, EVP_sha256(), NULL) != 1)
+		memset(out, 0, 32);  /* never equal to a real digest in practice: republishes */
+}
+
+static int cmp_keyset(const void *a, const void *b)
+{
+	return strcmp(((const kd_keyset_t *)a)->name, ((const kd_keyset_t *)b)->name);
+}
+
+static unsigned keyset_max_age(const kd_env_t *e, const char *name)
+{
+	km_policy_t p;
+	if (km_env_keyset_policy(e->env, name, &p) != KM_EOK)
+		p = e->cfg->policy;
+	return p.jwks_max_age > 0 && p.jwks_max_age < 86400 * 365 ? (unsigned)p.jwks_max_age : 1;
+}
+
+/* Makes e->ks the store's key sets (state of known ones kept; new ones due at once). */
+static int sync_keysets(kd_env_t *e, char *err, size_t errlen)
+{
+	km_store_keyset_t *list = NULL;
+	size_t n = 0;
+	int r = km_store_keyset_list(km_env_store(e->env), NULL, &list, &n, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	kd_keyset_t *ks = calloc(n ? n : 1, sizeof(*ks));
+	if (ks == NULL) {
+		km_store_keysets_free(list);
+		return KM_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		kd_keyset_t *old = kd_env_keyset(e, list[i].name);
+		if (old != NULL) {
+			ks[i] = *old;
+			memset(old, 0, sizeof(*old));   /* moved */
+		} else {
+			snprintf(ks[i].name, sizeof(ks[i].name), "%s", list[i].name);
+			kd_log(KD_LOG_INFO, "keyset-found", "env", e->name, "keyset", list[i].name, NULL);
+		}
+		if (ks[i].max_age == 0)
+			ks[i].max_age = keyset_max_age(e, ks[i].name);
+	}
+	for (size_t i = 0; i < e->n_ks; i++) {
+		free(e->ks[i].error);
+		free(e->ks[i].keys);
+	}
+	free(e->ks);
+	qsort(ks, n, sizeof(*ks), cmp_keyset);
+	e->ks = ks;
+	e->n_ks = n;
+	km_store_keysets_free(list);
+	return KM_EOK;
+}
+
+static const kd_key_t *find_key(const kd_keyset_t *ks, const char *kid)
+{
+	for (size_t i = 0; i < ks->n_keys; i++)
+		if (strcmp(ks->keys[i].kid, kid) == 0)
+			return &ks->keys[i];
+	return NULL;
+}
+
+/*
+ * Replaces every key set's keys[] with the store's, carrying the serving history of known
+ * kids over. new_kids_fp[i] receives the fingerprint of key set i's JWKS kids.
+ */
+static int sync_keys(kd_env_t *e, int64_t now, uint64_t *new_kids_fp, char *err, size_t errlen)
+{
+	km_store_key_filter_t f = {
+		.states = ~KM_STORE_STATE_BIT(KM_STATE_DESTROYED) &
+		          ((1u << KM_STATE_COUNT) - 1),
+		.pending = KM_STORE_PENDING_NONE,
+	};
+	km_store_key_t *keys = NULL;
+	size_t n = 0;
+	int r = km_store_keys_query(km_env_store(e->env), &f, &keys, &n, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	size_t *owner = malloc((n ? n : 1) * sizeof(*owner));
+	size_t *count = calloc(e->n_ks ? e->n_ks : 1, sizeof(*count));
+	kd_key_t **fresh = calloc(e->n_ks ? e->n_ks : 1, sizeof(*fresh));
+	if (owner == NULL || count == NULL || fresh == NULL) {
+		r = KM_ENOMEM;
+		goto out;
+	}
+	for (size_t j = 0; j < n; j++) {
+		kd_keyset_t *ks = keys[j].kid[0] ? kd_env_keyset(e, keys[j].keyset) : NULL;
+		owner[j] = ks ? (size_t)(ks - e->ks) : SIZE_MAX;  /* a key set created meanwhile */
+		if (ks != NULL)
+			count[owner[j]]++;
+	}
+	for (size_t i = 0; i < e->n_ks; i++) {
+		if (count[i] > 0 && (fresh[i] = calloc(count[i], sizeof(kd_key_t))) == NULL) {
+			r = KM_ENOMEM;
+			goto out;
+		}
+		count[i] = 0;
+	}
+	for (size_t i = 0; i < e->n_ks; i++)
+		new_kids_fp[i] = FNV_INIT;
+	uint64_t *fp = calloc(e->n_ks ? e->n_ks : 1, sizeof(*fp));
+	if (fp == NULL) {
+		r = KM_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < e->n_ks; i++)
+		fp[i] = FNV_INIT;
+	for (size_t j = 0; j < n; j++) {
+		if (owner[j] == SIZE_MAX)
+			continue;
+		size_t i = owner[j];
+		kd_key_t *k = &fresh[i][count[i]++];
+		const km_store_key_t *s = &keys[j];
+		snprintf(k->kid, sizeof(k->kid), "%s", s->kid);
+		k->state = s->state;
+		k->state_at = s->state_at[s->state];
+		const kd_key_t *old = find_key(&e->ks[i], s->kid);
+		if (old != NULL) {
+			k->first_serial = old->first_serial;
+			k->served_at = old->served_at;
+			k->deferral_logged = old->deferral_logged;
+		}
+		fp[i] = fnv(fp[i], k->kid, strlen(k->kid) + 1);
+		fp[i] = fnv(fp[i], &k->state, sizeof(k->state));
+		fp[i] = fnv(fp[i], &k->state_at, sizeof(k->state_at));
+		if (km_state_in_jwks(k->state))
+			new_kids_fp[i] = fnv(new_kids_fp[i], k->kid, strlen(k->kid) + 1);
+	}
+	for (size_t i = 0; i < e->n_ks; i++) {
+		kd_keyset_t *ks = &e->ks[i];
+		if (ks->fp_known && ks->fp != fp[i] && !ks->fp_ours) {
+			kd_log(KD_LOG_INFO, "store-change", "env", e->name, "keyset", ks->name,
+			       "result", "planning again", NULL);
+			ks->next_wake = now;
+			ks->retry_at = 0;
+		}
+		ks->fp = fp[i];
+		ks->fp_known = true;
+		ks->fp_ours = false;
+		free(ks->keys);
+		ks->keys = fresh[i];
+		ks->n_keys = count[i];
+		fresh[i] = NULL;
+	}
+	free(fp);
+	r = KM_EOK;
+out:
+	for (size_t i = 0; fresh != NULL && i < e->n_ks; i++)
+		free(fresh[i]);
+	free(fresh);
+	free(count);
+	free(owner);
+	km_store_keys_free(keys);
+	return r;
+}
+
+typedef struct {
+	char *body;
+	size_t len;
+	uint8_t digest[32];
+	bool bytes_changed;
+} doc_t;
+
+static int render(kd_env_t *e, const char *keyset, const uint8_t *old, bool was_published,
+                  doc_t *doc, char *err, size_t errlen)
+{
+	int r = km_env_jwks(e->env, keyset, &doc->body, &doc->len, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	sha256(doc->body, doc->len, doc->digest);
+	doc->bytes_changed = !was_published || memcmp(doc->digest, old, 32) != 0;
+	return KM_EOK;
+}
+
+static void write_snapshots(kd_env_t *e, const doc_t *doc, int64_t serial)
+{
+	char num[32];
+	snprintf(num, sizeof(num), "%lld", (long long)serial);
+	for (size_t i = 0; i < e->cfg->n_snapshots; i++) {
+		const char *path = e->cfg->snapshots[i];
+		char side[4200], line[32];
+		snprintf(side, sizeof(side), "%s.serial", path);
+		int len = snprintf(line, sizeof(line), "%lld\n", (long long)serial);
+		int r = km_file_write_atomic(path, doc->body, doc->len, 0644);
+		if (r == KM_EOK)
+			r = km_file_write_atomic(side, line, (size_t)len, 0644);
+		if (r != KM_EOK) {
+			char msg[KD_ERROR_MAX];
+			snprintf(msg, sizeof(msg), "snapshot %s: %s", path, km_strerror(r));
+			kd_log(KD_LOG_ERROR, "snapshot", "env", e->name, "file", path, "serial", num,
+			       "result", "failed", "error", km_strerror(r), NULL);
+			kd_env_set_error(&e->refresh_error, msg);
+		} else {
+			kd_log(KD_LOG_INFO, "snapshot", "env", e->name, "file", path, "serial", num,
+			       "result", "ok", NULL);
+		}
+	}
+}
+
+int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
+{
+	char err[1024] = "";
+	uint64_t *kids_fp = NULL;
+	doc_t *docs = NULL;
+	doc_t env_doc = { 0 };
+	bool want_env = false, any = false, bytes = false;
+	int r = sync_keysets(e, err, sizeof(err));
+	if (r != KM_EOK)
+		goto out;
+	kids_fp = calloc(e->n_ks ? e->n_ks : 1, sizeof(*kids_fp));
+	docs = calloc(e->n_ks ? e->n_ks : 1, sizeof(*docs));
+	if (kids_fp == NULL || docs == NULL) {
+		r = KM_ENOMEM;
+		goto out;
+	}
+	if ((r = sync_keys(e, now, kids_fp, err, sizeof(err))) != KM_EOK)
+		goto out;
+
+	unsigned env_max_age = 0;
+	for (size_t i = 0; i < e->n_ks; i++) {
+		kd_keyset_t *ks = &e->ks[i];
+		if (env_max_age == 0 || ks->max_age < env_max_age)
+			env_max_age = ks->max_age;
+		if (ks->published && ks->kids_fp == kids_fp[i] && ks->published_max_age == ks->max_age)
+			continue;
+		if ((r = render(e, ks->name, ks->digest, ks->published, &docs[i], err,
+		                sizeof(err))) != KM_EOK)
+			goto out;
+		want_env = true;
+		if (!docs[i].bytes_changed && ks->published_max_age == ks->max_age) {
+			free(docs[i].body);   /* same bytes: nothing to swap */
+			docs[i].body = NULL;
+			ks->kids_fp = kids_fp[i];
+			continue;
+		}
+		any = true;
+		bytes = bytes || docs[i].bytes_changed;
+	}
+	if (env_max_age == 0) {
+		int64_t m = e->cfg->policy.jwks_max_age;
+		env_max_age = m > 0 && m < 86400 * 365 ? (unsigned)m : 1;
+	}
+	if (want_env)
+		e->stale = true;
+	if (e->stale || !e->published || e->published_max_age != env_max_age) {
+		if ((r = render(e, NULL, e->digest, e->published, &env_doc, err, sizeof(err))) != KM_EOK)
+			goto out;
+		if (env_doc.bytes_changed || e->published_max_age != env_max_age) {
+			any = true;
+			bytes = bytes || env_doc.bytes_changed;
+		} else {
+			free(env_doc.body);
+			env_doc.body = NULL;
+			e->stale = false;
+		}
+	}
+	if (!any) {
+		r = KM_EOK;
+		goto out;
+	}
+
+	int64_t serial = e->serial;
+	if (bytes || serial == 0) {
+		uint64_t s = 0;
+		if ((r = km_store_jwks_serial_next(km_env_store(e->env), &s, err, sizeof(err))) != KM_EOK)
+			goto out;
+		serial = (int64_t)s;
+	}
+	char path[KM_HTTP_PATH_MAX + 1], num[32];
+	snprintf(num, sizeof(num), "%lld", (long long)serial);
+	for (size_t i = 0; i < e->n_ks; i++) {
+		kd_keyset_t *ks = &e->ks[i];
+		if (docs[i].body == NULL)
+			continue;
+		kd_keyset_path(e, ks->name, path, sizeof(path));
+		if ((r = km_http_publish(d->http, path, docs[i].body, docs[i].len, serial, ks->max_age,
+		                         (time_t)now)) != KM_EOK) {
+			snprintf(err, sizeof(err), "publishing %s: %s", path, km_strerror(r));
+			goto out;
+		}
+		ks->published = true;
+		ks->published_max_age = ks->max_age;
+		ks->kids_fp = kids_fp[i];
+		memcpy(ks->digest, docs[i].digest, 32);
+		for (size_t k = 0; k < ks->n_keys; k++) {
+			if (km_state_in_jwks(ks->keys[k].state) && ks->keys[k].first_serial == 0) {
+				ks->keys[k].first_serial = serial;
+				ks->keys[k].served_at = now;
+			}
+		}
+		kd_log(KD_LOG_DEBUG, "publish", "env", e->name, "keyset", ks->name, "path", path,
+		       "serial", num, NULL);
+	}
+	if (env_doc.body != NULL) {
+		if ((r = km_http_publish(d->http, e->path, env_doc.body, env_doc.len, serial,
+		                         env_max_age, (time_t)now)) != KM_EOK) {
+			snprintf(err, sizeof(err), "publishing %s: %s", e->path, km_strerror(r));
+			goto out;
+		}
+		bool changed = env_doc.bytes_changed;
+		e->published = true;
+		e->stale = false;
+		e->published_max_age = env_max_age;
+		memcpy(e->digest, env_doc.digest, 32);
+		char bytes_s[32], age_s[16];
+		snprintf(bytes_s, sizeof(bytes_s), "%zu", env_doc.len);
+		snprintf(age_s, sizeof(age_s), "%u", env_max_age);
+		kd_log(KD_LOG_INFO, "publish", "env", e->name, "path", e->path, "serial", num,
+		       "bytes", bytes_s, "max_age", age_s, "result", changed ? "changed" : "headers",
+		       NULL);
+		if (changed) {
+			e->changed_at = now;
+			kd_env_set_error(&e->refresh_error, NULL);
+			write_snapshots(e, &env_doc, serial);
+		}
+	}
+	e->serial = serial;
+	r = KM_EOK;
+out:
+	if (r != KM_EOK) {
+		if (err[0] == '\0')
+			snprintf(err, sizeof(err), "%s", km_strerror(r));
+		kd_log(KD_LOG_ERROR, "refresh", "env", e->name, "result", "failed", "error", err, NULL);
+		kd_env_set_error(&e->refresh_error, err);
+	} else if (e->refresh_error != NULL && strncmp(e->refresh_error, "snapshot ", 9) != 0) {
+		kd_env_set_error(&e->refresh_error, NULL);
+	}
+	for (size_t i = 0; docs != NULL && i < e->n_ks; i++)
+		free(docs[i].body);
+	free(docs);
+	free(env_doc.body);
+	free(kids_fp);
+	return r;
+}
+
+void kd_unpublish_env(kd_daemon_t *d, kd_env_t *e)
+{
+	char path[KM_HTTP_PATH_MAX + 1];
+	if (d->http == NULL)
+		return;
+	km_http_unpublish(d->http, e->path);
+	for (size_t i = 0; i < e->n_ks; i++) {
+		kd_keyset_path(e, e->ks[i].name, path, sizeof(path));
+		km_http_unpublish(d->http, path);
+		e->ks[i].published = false;
+	}
+	e->published = false;
+}

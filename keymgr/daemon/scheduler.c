@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The scheduler: plans and applies every due key set through km_apply_keyset(), the code path
+ * `keymgr apply` uses, with three additions of the daemon's own:
+ *   - backoff: a failed key set is retried after 1 s, 2 s, 4 s, ... up to 5 min, never in a
+ *     hot loop, and reported in the log, /metrics and /healthz until it succeeds;
+ *   - stopping: after SIGTERM the action in flight finishes and nothing more is started;
+ *   - gating of a rotation's ACTIVATE (km_apply's gate): the key must have been SERVED by this
+ *     daemon for publish_lead (not only recorded as published), and, with the policy's
+ *     activate_when_seen_by, every named verifier must have fetched a JWKS holding it, or the
+ *     activate_when_seen_ceiling must have passed (logged as a warning, counted in /metrics).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/core/apply.h"
+#include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/log.h"
+#include "keymgr/daemon/signals.h"
+
+#define MAX_WARNINGS 8
+
+int64_t kd_backoff(unsigned n)
+{
+	int64_t s = KD_BACKOFF_MIN;
+	for (unsigned i = 1; i < n && s < KD_BACKOFF_MAX; i++)
+		s *= 2;
+	return s < KD_BACKOFF_MAX ? s : KD_BACKOFF_MAX;
+}
+
+int64_t kd_env_next_wake(const kd_env_t *e)
+{
+	int64_t w = INT64_MAX;
+	if (!e->token_ok)
+		return e->token_retry_at;
+	for (size_t i = 0; i < e->n_ks; i++) {
+		int64_t t = e->ks[i].next_wake > e->ks[i].retry_at ? e->ks[i].next_wake
+		                                                     : e->ks[i].retry_at;
+		if (t < w)
+			w = t;
+	}
+	return w;
+}
+
+typedef struct {
+	kd_daemon_t *d;
+	kd_env_t *e;
+	kd_keyset_t *ks;
+	km_plan_warning_t warnings[MAX_WARNINGS];
+	size_t n_warnings;
+} run_ctx_t;
+
+static const char *fmt_i64(int64_t v, char *buf, size_t len)
+{
+	snprintf(buf, len, "%lld", (long long)v);
+	return buf;
+}
+
+static void on_report(void *vctx, const km_apply_event_t *ev)
+{
+	run_ctx_t *c = vctx;
+	km_plan_op_t op = ev->action->op;
+	bool ok = ev->result == KM_EOK;
+	if ((unsigned)op < KM_PLAN_OP_COUNT)
+		c->e->actions[op][ok ? 0 : 1]++;
+	kd_log(ok ? KD_LOG_INFO : KD_LOG_ERROR, "action", "env", ev->env, "keyset", ev->keyset,
+	       "kid", ev->kid[0] ? ev->kid : "-", "action", km_plan_op_name(op), "result",
+	       ok ? "ok" : "failed", "error", ok ? NULL : (ev->error && ev->error[0] ? ev->error
+	       : km_strerror(ev->result)), "reason", ev->action->reason, NULL);
+}
+
+static void on_warn(void *vctx, const char *keyset, const km_plan_warning_t *w)
+{
+	run_ctx_t *c = vctx;
+	(void)keyset;
+	if (c->n_warnings < MAX_WARNINGS)
+		c->warnings[c->n_warnings++] = *w;
+}
+
+static kd_key_t *find_key(kd_keyset_t *ks, const char *kid)
+{
+	for (size_t i = 0; i < ks->n_keys; i++)
+		if (strcmp(ks->keys[i].kid, kid) == 0)
+			return &ks->keys[i];
+	return NULL;
+}
+
+/* Has the named verifier fetched (200 or 304) a document of e or ks at serial >= min? */
+static bool seen_by(const km_http_verifier_t *rows, size_t n, const char *name, int64_t min)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].named && strcmp(rows[i].id, name) == 0 && rows[i].serial >= min)
+			return true;
+	return false;
+}
+
+/* Comma-separated names of the listed verifiers that have not seen serial min. */
+static size_t missing(const km_policy_t *p, const km_http_verifier_t *a, size_t na,
+                      const km_http_verifier_t *b, size_t nb, int64_t min, char *buf, size_t len)
+{
+	size_t n = 0, used = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < p->n_activate_when_seen_by; i++) {
+		const char *name = p->activate_when_seen_by[i];
+		if (seen_by(a, na, name, min) || seen_by(b, nb, name, min))
+			continue;
+		int w = snprintf(buf + used, used < len ? len - used : 0, "%s%s", n ? "," : "", name);
+		if (w > 0)
+			used += (size_t)w;
+		n++;
+	}
+	return n;
+}
+
+static km_apply_verdict_t on_gate(void *vctx, const char *keyset, const km_plan_action_t *a,
+                                  const char *kid, int64_t now, int64_t *recheck_at)
+{
+	run_ctx_t *c = vctx;
+	char t1[32], t2[32];
+	if (kd_signals_stop_requested())
+		return KM_APPLY_STOP;
+	kd_log(KD_LOG_DEBUG, "action-start", "env", c->e->name, "keyset", keyset, "kid",
+	       kid[0] ? kid : "-", "action", km_plan_op_name(a->op), NULL);
+	if (a->op != KM_PLAN_ACTIVATE || a->early)
+		return KM_APPLY_GO;  /* bootstrap and emergencies are never held back */
+	km_policy_t p;
+	if (km_env_keyset_policy(c->e->env, keyset, &p) != KM_EOK)
+		return KM_APPLY_GO;
+	kd_key_t *k = find_key(c->ks, kid);
+	if (k == NULL || k->first_serial == 0) {
+		/* Not served yet (published by this very pass, or the refresh failed). */
+		*recheck_at = now + 1;
+		c->ks->deferred = true;
+		return KM_APPLY_DEFER;
+	}
+	/* Published while this daemon runs: count publish_lead from when it was really served. */
+	if (k->state_at >= c->d->started && k->served_at + p.publish_lead > now) {
+		*recheck_at = k->served_at + p.publish_lead;
+		c->ks->deferred = true;
+		kd_log(KD_LOG_DEBUG, "activation-deferred", "env", c->e->name, "keyset", keyset,
+		       "kid", kid, "reason", "served for less than publish_lead", "until",
+		       fmt_i64(*recheck_at, t1, sizeof(t1)), NULL);
+		return KM_APPLY_DEFER;
+	}
+	if (p.n_activate_when_seen_by == 0) {
+		c->ks->deferred = false;
+		return KM_APPLY_GO;
+	}
+	char ks_path[KM_HTTP_PATH_MAX + 1], names[KM_POLICY_MAX_LIST * (KM_POLICY_VERIFIER_MAX + 1)];
+	kd_keyset_path(c->e, keyset, ks_path, sizeof(ks_path));
+	km_http_verifier_t *ra = NULL, *rb = NULL;
+	size_t na = 0, nb = 0;
+	if (km_http_verifiers(c->d->http, c->e->path, &ra, &na) != KM_EOK)
+		na = 0;
+	if (km_http_verifiers(c->d->http, ks_path, &rb, &nb) != KM_EOK)
+		nb = 0;
+	size_t n_missing = missing(&p, ra, na, rb, nb, k->first_serial, names, sizeof(names));
+	free(ra);
+	free(rb);
+	int64_t deadline = a->at + p.activate_when_seen_ceiling;
+	fmt_i64(k->first_serial, t2, sizeof(t2));
+	if (n_missing == 0) {
+		kd_log(KD_LOG_INFO, "activation-gate", "env", c->e->name, "keyset", keyset, "kid", kid,
+		       "result", "seen-by-all", "serial", t2, NULL);
+		c->ks->deferred = false;
+		return KM_APPLY_GO;
+	}
+	if (now >= deadline) {
+		c->ks->ceiling_total++;
+		c->ks->deferred = false;
+		kd_log(KD_LOG_WARNING, "activation-ceiling", "env", c->e->name, "keyset", keyset,
+		       "kid", kid, "result", "activating without propagation evidence",
+		       "not_seen_by", names, "serial", t2, NULL);
+		return KM_APPLY_GO;
+	}
+	*recheck_at = deadline < now + 1 ? deadline : now + 1;
+	c->ks->deferred = true;
+	if (!k->deferral_logged) {
+		k->deferral_logged = true;
+		kd_log(KD_LOG_INFO, "activation-deferred", "env", c->e->name, "keyset", keyset,
+		       "kid", kid, "reason", "waiting for verifiers", "not_seen_by", names, "serial", t2,
+		       "ceiling_at", fmt_i64(deadline, t1, sizeof(t1)), NULL);
+	}
+	return KM_APPLY_DEFER;
+}
+
+static uint64_t warnings_fp(const run_ctx_t *c)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+	for (size_t i = 0; i < c->n_warnings; i++) {
+		const unsigned char *p = (const unsigned char *)&c->warnings[i].code;
+		for (size_t j = 0; j < sizeof(c->warnings[i].code); j++)
+			h = (h ^ p[j]) * UINT64_C(1099511628211);
+	}
+	return h;
+}
+
+static bool ensure_token(kd_env_t *e, int64_t now, bool force)
+{
+	if (e->token_ok)
+		return true;
+	if (!force && now < e->token_retry_at)
+		return false;
+	km_token_t *t = NULL;
+	char err[1024] = "", retry[32];
+	int r = km_env_token(e->env, &t, err, sizeof(err));
+	if (r == KM_EOK) {
+		e->token_ok = true;
+		e->token_failures = 0;
+		e->token_retry_at = 0;
+		kd_env_set_error(&e->token_error, NULL);
+		kd_log(KD_LOG_INFO, "token", "env", e->name, "result", "ok", NULL);
+		return true;
+	}
+	e->token_failures++;
+	int64_t delay = kd_backoff(e->token_failures);
+	e->token_retry_at = now + delay;
+	kd_env_set_error(&e->token_error, err[0] ? err : km_strerror(r));
+	kd_log(KD_LOG_ERROR, "token", "env", e->name, "result", "failed", "error", e->token_error,
+	       "retry_in", fmt_i64(delay, retry, sizeof(retry)), NULL);
+	return false;
+}
+
+static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now)
+{
+	run_ctx_t c = { .d = d, .e = e, .ks = ks };
+	km_apply_opts_t o = { .report = on_report, .warn = on_warn, .ctx = &c, .gate = on_gate };
+	char err[1024] = "", num[32], n2[32];
+	int64_t w = INT64_MAX;
+	int r = km_apply_keyset(e->env, ks->name, now, &o, &w, err, sizeof(err));
+	ks->fp_ours = true;
+	/* Warnings: logged when they change, not at every (possibly 1 s) recheck. */
+	uint64_t wfp = warnings_fp(&c);
+	if (wfp != ks->warn_fp) {
+		ks->warn_fp = wfp;
+		for (size_t i = 0; i < c.n_warnings; i++)
+			kd_log(KD_LOG_WARNING, "plan-warning", "env", e->name, "keyset", ks->name,
+			       "warning", km_plan_warn_name(c.warnings[i].code), "message",
+			       c.warnings[i].msg, NULL);
+	}
+	if (r == KM_EOK) {
+		if (ks->failures > 0)
+			kd_log(KD_LOG_INFO, "keyset-recovered", "env", e->name, "keyset", ks->name,
+			       "failures", fmt_i64(ks->failures, num, sizeof(num)), NULL);
+		ks->failures = 0;
+		ks->retry_at = 0;
+		kd_env_set_error(&ks->error, NULL);
+		ks->next_wake = w;
+		return true;
+	}
+	ks->failures++;
+	int64_t delay = kd_backoff(ks->failures);
+	ks->retry_at = now + delay;
+	ks->next_wake = ks->retry_at;
+	kd_env_set_error(&ks->error, err[0] ? err : km_strerror(r));
+	kd_log(KD_LOG_ERROR, "keyset-failed", "env", e->name, "keyset", ks->name, "result", "failed",
+	       "error", ks->error, "failures", fmt_i64(ks->failures, num, sizeof(num)), "retry_in",
+	       fmt_i64(delay, n2, sizeof(n2)), NULL);
+	return false;
+}
+
+size_t kd_tick_env(kd_daemon_t *d, kd_env_t *e, int64_t now, bool force, const char *only_keyset,
+                   size_t *failed)
+{
+	size_t planned = 0;
+	if (!ensure_token(e, now, force)) {
+		if (failed != NULL && force)
+			(*failed)++;
+		return 0;
+	}
+	for (size_t i = 0; i < e->n_ks && !kd_signals_stop_requested(); i++) {
+		kd_keyset_t *ks = &e->ks[i];
+		if (only_keyset != NULL && strcmp(ks->name, only_keyset) != 0)
+			continue;
+		if (!force && (ks->next_wake > now || ks->retry_at > now))
+			continue;
+		planned++;
+		if (!run_keyset(d, e, ks, now) && failed != NULL)
+			(*failed)++;
+	}
+	if (planned > 0)
+		d->last_tick = now;
+	return planned;
+}

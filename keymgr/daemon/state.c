@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The environments keymgrd serves: loading the configuration, opening each selected
+ * environment's store (its token is opened later, by the first tick: after any fork, and only
+ * for the selected environments), and reloading: a new configuration is loaded and every
+ * store opened BEFORE anything of the old one is released, so a bad configuration changes
+ * nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/log.h"
+
+void kd_env_set_error(char **slot, const char *msg)
+{
+	free(*slot);
+	*slot = msg ? strdup(msg) : NULL;
+}
+
+kd_keyset_t *kd_env_keyset(kd_env_t *e, const char *name)
+{
+	size_t lo = 0, hi = e->n_ks;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(e->ks[mid].name, name);
+		if (c == 0)
+			return &e->ks[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+void kd_keyset_path(const kd_env_t *e, const char *keyset, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s/jwks.json", e->cfg->http_path, keyset);
+}
+
+static void keyset_clear(kd_keyset_t *k)
+{
+	free(k->error);
+	free(k->keys);
+}
+
+static void env_free(kd_env_t *e)
+{
+	for (size_t i = 0; i < e->n_ks; i++)
+		keyset_clear(&e->ks[i]);
+	free(e->ks);
+	free(e->token_error);
+	free(e->refresh_error);
+	km_env_free(e->env);
+}
+
+static bool selected(const kd_daemon_t *d, const char *name)
+{
+	if (d->n_only == 0)
+		return true;
+	for (size_t i = 0; i < d->n_only; i++)
+		if (strcmp(d->only[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Loads the configuration and opens the selected environments' stores into *envs. */
+static int open_all(kd_daemon_t *d, km_config_t **cfg_ret, kd_env_t **envs_ret, size_t *n_ret,
+                    char *err, size_t errlen)
+{
+	char path[4096];
+	km_config_t *cfg = NULL;
+	kd_env_t *envs = NULL;
+	size_t n = 0;
+	int r = km_config_locate(d->config_arg, path, sizeof(path));
+	if (r != KM_EOK) {
+		snprintf(err, errlen, "cannot locate the configuration file: %s", km_strerror(r));
+		return r;
+	}
+	if ((r = km_config_load(path, &cfg, err, errlen)) != KM_EOK)
+		return r;
+	for (size_t i = 0; i < d->n_only; i++) {
+		const km_env_cfg_t *ec;
+		if ((r = km_config_env_lookup(cfg, d->only[i], &ec, err, errlen)) != KM_EOK)
+			goto out;
+	}
+	envs = calloc(km_config_env_count(cfg) + 1, sizeof(*envs));
+	if (envs == NULL) {
+		r = KM_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < km_config_env_count(cfg); i++) {
+		const km_env_cfg_t *ec = km_config_env_at(cfg, i);
+		if (!selected(d, ec->name))
+			continue;
+		kd_env_t *e = &envs[n];
+		snprintf(e->name, sizeof(e->name), "%s", ec->name);
+		e->cfg = ec;
+		snprintf(e->path, sizeof(e->path), "%s/.well-known/jwks.json", ec->http_path);
+		char msg[1024] = "";
+		if ((r = km_env_open(cfg, ec->name, &e->env, msg, sizeof(msg))) != KM_EOK) {
+			snprintf(err, errlen, "environment '%s': %s", ec->name, msg);
+			goto out;
+		}
+		n++;
+	}
+	if (n == 0) {
+		snprintf(err, errlen, "no environment to serve");
+		r = KM_EINVAL;
+		goto out;
+	}
+	*cfg_ret = cfg;
+	*envs_ret = envs;
+	*n_ret = n;
+	return KM_EOK;
+out:
+	for (size_t i = 0; envs != NULL && i < n; i++)
+		env_free(&envs[i]);
+	free(envs);
+	km_config_free(cfg);
+	return r;
+}
+
+int kd_state_load(kd_daemon_t *d, char *err, size_t errlen)
+{
+	int r = open_all(d, &d->cfg, &d->envs, &d->n_envs, err, errlen);
+	if (r == KM_EOK)
+		d->poll_interval = km_config_daemon(d->cfg)->poll_interval;
+	return r;
+}
+
+int kd_state_reload(kd_daemon_t *d, char *err, size_t errlen)
+{
+	km_config_t *cfg = NULL;
+	kd_env_t *envs = NULL;
+	size_t n = 0;
+	int r = open_all(d, &cfg, &envs, &n, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	/* Carry each surviving environment's state over (what was served, counters, ...). */
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < d->n_envs; j++) {
+			kd_env_t *old = &d->envs[j];
+			if (old->env == NULL || strcmp(old->name, envs[i].name) != 0)
+				continue;
+			kd_env_t fresh = envs[i];
+			if (strcmp(old->path, fresh.path) != 0)
+				kd_unpublish_env(d, old);
+			km_env_free(old->env);  /* its token too: the next tick logs in again */
+			old->env = NULL;
+			envs[i] = *old;
+			envs[i].env = fresh.env;
+			envs[i].cfg = fresh.cfg;
+			memcpy(envs[i].path, fresh.path, sizeof(fresh.path));
+			envs[i].token_ok = false;
+			envs[i].token_retry_at = 0;
+			for (size_t k = 0; k < envs[i].n_ks; k++) {
+				envs[i].ks[k].next_wake = 0;       /* plan again under the new policy */
+				envs[i].ks[k].retry_at = 0;
+				envs[i].ks[k].max_age = 0;         /* recomputed by the next refresh */
+			}
+			memset(old, 0, sizeof(*old));
+			break;
+		}
+	}
+	for (size_t j = 0; j < d->n_envs; j++) {
+		if (d->envs[j].env != NULL) {
+			kd_log(KD_LOG_INFO, "env-removed", "env", d->envs[j].name, NULL);
+			kd_unpublish_env(d, &d->envs[j]);
+			env_free(&d->envs[j]);
+		}
+	}
+	const km_daemon_cfg_t *od = km_config_daemon(d->cfg), *nd = km_config_daemon(cfg);
+	if (strcmp(od->listen, nd->listen) != 0 || od->port != nd->port ||
+	    strcmp(od->control_socket, nd->control_socket) != 0 || od->threads != nd->threads ||
+	    od->connection_limit != nd->connection_limit || od->timeout != nd->timeout)
+		kd_log(KD_LOG_WARNING, "reload", "result", "partial", "error",
+		       "daemon.listen, port, control_socket, threads, connection_limit and timeout "
+		       "take effect at the next restart", NULL);
+	free(d->envs);
+	km_config_free(d->cfg);
+	d->cfg = cfg;
+	d->envs = envs;
+	d->n_envs = n;
+	d->poll_interval = nd->poll_interval;
+	return KM_EOK;
+}
+
+void kd_state_free(kd_daemon_t *d)
+{
+	for (size_t i = 0; i < d->n_envs; i++)
+		env_free(&d->envs[i]);
+	free(d->envs);
+	d->envs = NULL;
+	d->n_envs = 0;
+	km_config_free(d->cfg);
+	d->cfg = NULL;
+}
