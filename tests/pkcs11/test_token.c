@@ -496,7 +496,7 @@ typedef struct {
 static void *sign_thread(void *arg)
 {
 	sign_job_t *job = arg;
-	uint8_t data[32], sig[132];
+	uint8_t data[32] = { 0 }, sig[132];
 
 	for (int i = 0; i < 100; i++) {
 		size_t sig_len = sizeof(sig);
