@@ -276,6 +276,13 @@ int km_verify_jwt(const km_verify_opts_t *opts, const char *token, size_t len,
 	    (r = check_header(opts, hdr, &kid, err, errlen)) != KM_EOK ||
 	    (r = find_key(opts, kid, keys, n, &key, err, errlen)) != KM_EOK)
 		goto out;
+	const km_alg_info_t *ai = km_alg_info(opts->alg);
+	size_t want = ai->kty == KM_KTY_RSA ? key->pub.n_len : ai->sig_len;
+	if (key->pub.kty == ai->kty && p.raw_len[2] != want) {
+		r = fail(KM_ECRYPTO, err, errlen, "signature: %zu bytes, expected %zu for %s",
+		         p.raw_len[2], want, km_alg_name(opts->alg));
+		goto out;
+	}
 	/* The signing input is the two encoded segments as they appear in the token. */
 	r = km_verify_signature(&key->pub, opts->alg, (const uint8_t *)token,
 	                        p.seg_len[0] + 1 + p.seg_len[1], p.raw[2], p.raw_len[2]);
