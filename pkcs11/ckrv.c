@@ -113,7 +113,7 @@ int km_p11_format_rv(char *buf, size_t len, CK_RV rv, const char *who, const cha
 		/* The PIN cases get their own wording: the user must learn the PIN was wrong. */
 		const char *why;
 		if (rv == CKR_PIN_INCORRECT)
-			why = "the PIN was incorrect";
+			why = "incorrect PIN";
 		else
 			why = km_strerror(code == KM_EOK ? KM_P11_EFAIL : code);
 		snprintf(buf, len, "%s: %s failed: %s: %s", who, op, km_p11_rv_name(rv), why);

@@ -34,7 +34,7 @@ static void test_ckrv_message_names_token_and_operation(void **state)
 	assert_int_equal(km_p11_format_rv(buf, sizeof(buf), CKR_PIN_INCORRECT, "token 'dev'",
 	                                  "C_Login as user"), KM_P11_ELOGIN);
 	assert_string_equal(buf, "token 'dev': C_Login as user failed: CKR_PIN_INCORRECT: "
-	                         "the PIN was incorrect");
+	                         "incorrect PIN");
 	km_p11_format_rv(buf, sizeof(buf), 0x7ffffff0UL, "token 'dev'", "C_Sign (ES256)");
 	assert_non_null(strstr(buf, "C_Sign (ES256) failed: CKR_0x7ffffff0"));
 	assert_string_equal(km_p11_rv_name(CKR_SESSION_HANDLE_INVALID),

@@ -202,7 +202,7 @@ static void test_token_open_wrong_pin_refused(void **state)
 
 	assert_int_equal(km_token_open(&cfg, &t, err, sizeof(err)), KM_P11_ELOGIN);
 	assert_null(t);
-	assert_non_null(strstr(err, "PIN was incorrect"));
+	assert_non_null(strstr(err, "incorrect PIN"));
 	assert_non_null(strstr(err, "token 'other'"));
 	assert_non_null(strstr(err, "C_Login"));
 	assert_null(strstr(err, WRONG_PIN));
