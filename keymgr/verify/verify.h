@@ -67,6 +67,7 @@ int km_verify_jwt(const km_verify_opts_t *opts, const char *token, size_t len,
  * redirects never followed, no other scheme ever used. *ret is malloc'd and NUL-terminated
  * (caller frees), *len its length. On failure writes why into err and returns KM_EINVAL
  * (not an http(s) url), KM_ETIMEDOUT, KM_ERANGE (too large), KM_EIO (transfer or status),
- * KM_ENOMEM.
+ * KM_ENOMEM. Calls curl_global_init()/curl_global_cleanup() itself, so it is meant for
+ * single-threaded callers (the CLI); a threaded caller must own libcurl's global state.
  */
 int km_verify_fetch(const char *url, char **ret, size_t *len, char *err, size_t errlen);
