@@ -6,6 +6,7 @@
 
 #include "keymgr/cli/args.h"
 #include "keymgr/cli/cli.h"
+#include "keymgr/cli/cmd_audit.h"
 #include "keymgr/common/atomic_file.h"
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
@@ -15,6 +16,7 @@
 
 static const char jwks_help[] =
 	"Usage: keymgr [-c FILE] jwks ENV[/NAME] [--output FILE]\n"
+	"       keymgr [-c FILE] jwks history ENV | jwks show ENV --serial N | --at TIME\n"
 	"\n"
 	"Prints the JWKS of an environment, or of one key set: every published, active and\n"
 	"retired key. Opens no token: the public keys come from the store.\n"
@@ -157,6 +159,11 @@ static int sign(int argc, char **argv)
 
 int km_cmd_jwks(int argc, char **argv)
 {
+	/* keymgr jwks history|show ENV: the recorded versions (cmd_audit_report.c). */
+	if (argc > 1 && strcmp(argv[1], "history") == 0)
+		return km_cmd_jwks_history(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "show") == 0)
+		return km_cmd_jwks_show(argc - 1, argv + 1);
 	return jwks(argc, argv);
 }
 

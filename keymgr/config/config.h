@@ -65,6 +65,9 @@ typedef struct {
 	km_policy_t policy;                              /* effective environment policy */
 	const km_keyset_cfg_t *keysets[KM_CONFIG_MAX_KEYSETS];
 	size_t n_keysets;
+	/* environments.ENV.audit: where audit events are streamed besides the store */
+	const char *audit_jsonl;                         /* JSON lines file (absolute) or NULL */
+	bool audit_syslog;                               /* syslog(3), facility LOG_AUTHPRIV */
 } km_env_cfg_t;
 
 /* daemon */

@@ -304,6 +304,41 @@ static int parse_http(walk_t *w, cfg_env_t *env, struct fy_node *map, cfg_loc_t 
 	return r < 0 ? r : KM_EOK;
 }
 
+/* --- audit streaming --- */
+
+static int parse_audit(walk_t *w, cfg_env_t *env, struct fy_node *map, cfg_loc_t at)
+{
+	char where[WHERE_MAX], what[WHERE_MAX + 16];
+	snprintf(where, sizeof(where), "environments.%s.audit", env->pub.name);
+	int r = cfg_yaml_expect_map(map, at, where, w->e);
+	if (r != KM_EOK)
+		return r;
+	void *it = NULL;
+	const char *key;
+	cfg_loc_t kat;
+	struct fy_node *val;
+	while ((r = cfg_yaml_next_pair(map, &it, at, &key, &kat, &val, w->e)) == 1) {
+		snprintf(what, sizeof(what), "%s.%s", where, key);
+		if (strcmp(key, "jsonl") == 0) {
+			r = get_path(w, val, kat, what, &env->pub.audit_jsonl);
+		} else if (strcmp(key, "syslog") == 0) {
+			const char *s = NULL;
+			r = cfg_yaml_scalar(val, kat, what, &s, w->e);
+			if (r == KM_EOK && strcmp(s, "true") != 0 && strcmp(s, "false") != 0) {
+				cfg_errorf(w->e, cfg_yaml_loc(val, kat), "%s: expected true or false", what);
+				r = KM_CONFIG_EINVAL;
+			}
+			if (r == KM_EOK)
+				env->pub.audit_syslog = strcmp(s, "true") == 0;
+		} else {
+			r = cfg_yaml_unknown_key(w->e, kat, key, where, "jsonl, syslog");
+		}
+		if (r != KM_EOK)
+			return r;
+	}
+	return r < 0 ? r : KM_EOK;
+}
+
 /* --- key sets --- */
 
 static cfg_keyset_t *keyset_get(walk_t *w, cfg_env_t *env, const char *name, cfg_loc_t at)
@@ -476,9 +511,11 @@ static int parse_env(walk_t *w, const char *name, struct fy_node *map, cfg_loc_t
 			env->store_loc = cfg_yaml_loc(val, kat);
 		} else if (w->main && strcmp(key, "http") == 0) {
 			r = parse_http(w, env, val, kat);
+		} else if (w->main && strcmp(key, "audit") == 0) {
+			r = parse_audit(w, env, val, kat);
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, where,
-			                         w->main ? "token, store, http, policy, keysets"
+			                         w->main ? "token, store, http, audit, policy, keysets"
 			                                 : "policy, keysets (in an included file)");
 		}
 		if (r != KM_EOK)

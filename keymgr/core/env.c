@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/env.h"
 
@@ -14,6 +15,7 @@ struct km_env {
 	const km_env_cfg_t *ecfg;
 	km_store_t *store;
 	km_token_t *token;
+	void *audit;                /* km_audit_env_attach() state */
 };
 
 int km_env_open(const km_config_t *cfg, const char *name, km_env_t **ret, char *err,
@@ -34,6 +36,11 @@ int km_env_open(const km_config_t *cfg, const char *name, km_env_t **ret, char *
 		free(env);
 		return r;
 	}
+	/* Policy hash and audit streaming for every change made through this environment. */
+	if ((r = km_audit_env_attach(env, &env->audit, err, errlen)) != KM_EOK) {
+		km_env_free(env);
+		return r;
+	}
 	*ret = env;
 	return KM_EOK;
 }
@@ -44,6 +51,7 @@ void km_env_free(km_env_t *env)
 		return;
 	km_token_free(env->token);
 	km_store_free(env->store);
+	km_audit_env_detach(env->audit);
 	free(env);
 }
 

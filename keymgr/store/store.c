@@ -181,7 +181,7 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
 	/* One backend today; a later issue dispatches on the path (postgresql://...). */
 	s->be = &km_store_backend_sqlite;
 	snprintf(s->env, sizeof(s->env), "%s", env_name);
-	km_store_actor_self(&s->actor, "process");
+	km_store_actor_self(&s->actor, km_store__default_via());
 	int r = s->be->open(path, env_name, &s->ctx, err, errlen);
 	if (r != KM_EOK) {
 		free(s);

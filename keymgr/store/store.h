@@ -284,8 +284,8 @@ int km_store_jwks_serial_next(km_store_t *s, uint64_t *ret, char *err, size_t er
  *   key.intent, key.confirm, key.abandon, key.transition,
  *   jwks.publish (whenever the set of published kids changes, and on km_store_jwks_serial_next),
  *   audit.key.create (km_store_audit_key_add), store.create / store.baseline (first open),
- * plus the events callers add with km_store_audit_append() (policy.load, sign.denied,
- * config.reload, ...). Each event is hashed into the chain:
+ *   policy.load (before the first change under a new policy, see km_store_set_policy),
+ * plus the events callers add with km_store_audit_append() (sign.denied, config.reload, ...). Each event is hashed into the chain:
  *   hash = SHA-256(prev_hash (32 bytes) || canonical event), prev_hash of seq 1 = 32 zero bytes,
  * where the canonical event is the RFC 8785 (JCS) serialization of
  *   {"action","actor":{"host","pid","uid","user","via"},"after","at","before","env","keyset",
@@ -383,8 +383,18 @@ void km_store_set_actor(km_store_t *s, const km_store_actor_t *a);
 /* The actor currently set on s. */
 const km_store_actor_t *km_store_actor(const km_store_t *s);
 
-/* Sets the policy hash (hex SHA-256, or "" / NULL) recorded in every later event. */
-void km_store_set_policy_hash(km_store_t *s, const char *hex);
+/*
+ * Sets the policy in force for changes made through s: its hash (hex SHA-256, recorded in
+ * every later event) and its canonical JSON text (an object). The first change made under a
+ * policy whose hash differs from the chain head's is preceded, in the same transaction, by a
+ * policy.load event carrying {"policy": text, "policy_hash": hex}. NULL/"" clears it.
+ * KM_EINVAL (hash not 64 hex digits, text not an object), KM_ENOMEM.
+ */
+int km_store_set_policy(km_store_t *s, const char *hex, const char *text);
+
+/* Makes every handle opened later in this process act with this "via" by default
+ * ("cli" for the command line, "daemon" for keymgrd). */
+void km_store_set_default_via(const char *via);
 
 /* Installs the streaming sink (NULL: none). */
 void km_store_set_audit_sink(km_store_t *s, km_store_audit_sink_fn fn, void *ctx);

@@ -283,9 +283,37 @@ const km_store_actor_t *km_store_actor(const km_store_t *s)
 	return &s->actor;
 }
 
-void km_store_set_policy_hash(km_store_t *s, const char *hex)
+int km_store_set_policy(km_store_t *s, const char *hex, const char *text)
 {
-	clean_copy(s->policy_hash, sizeof(s->policy_hash), hex);
+	if (hex == NULL || *hex == '\0') {
+		s->policy_hash[0] = '\0';
+		free(s->policy_text);
+		s->policy_text = NULL;
+		return KM_EOK;
+	}
+	size_t tl = text ? strlen(text) : 0;
+	if (strlen(hex) != KM_STORE_HASH_HEX || strspn(hex, "0123456789abcdef") != KM_STORE_HASH_HEX ||
+	    tl < 2 || text[0] != '{' || text[tl - 1] != '}')
+		return KM_EINVAL;
+	char *copy = strdup(text);
+	if (copy == NULL)
+		return KM_ENOMEM;
+	free(s->policy_text);
+	s->policy_text = copy;
+	snprintf(s->policy_hash, sizeof(s->policy_hash), "%s", hex);
+	return KM_EOK;
+}
+
+static char default_via[KM_STORE_ACTOR_VIA_MAX + 1] = "process";
+
+void km_store_set_default_via(const char *via)
+{
+	clean_copy(default_via, sizeof(default_via), via);
+}
+
+const char *km_store__default_via(void)
+{
+	return default_via;
 }
 
 void km_store_set_audit_sink(km_store_t *s, km_store_audit_sink_fn fn, void *ctx)
@@ -311,6 +339,8 @@ static void pending_truncate(km_store_t *s, size_t n)
 
 void km_store__pending_free(km_store_t *s)
 {
+	free(s->policy_text);
+	s->policy_text = NULL;
 	pending_truncate(s, 0);
 	free(s->pending);
 	s->pending = NULL;
@@ -365,6 +395,41 @@ static int pending_push(km_store_t *s, const km_store_audit_event_t *e)
 
 /* ---- appending ---- */
 
+/* Whether the chain head (seq head) was written under the policy now set on s. */
+static int head_policy_is(km_store_t *s, int64_t head, bool *same, char *err, size_t errlen)
+{
+	km_store_audit_filter_t f = { .from_seq = head, .to_seq = head };
+	km_store_audit_event_t *ev = NULL;
+	size_t n = 0;
+	*same = false;
+	if (head == 0)
+		return KM_EOK;
+	int r = s->be->audit_query(s->ctx, &f, &ev, &n, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	*same = n == 1 && strcmp(ev[0].policy_hash, s->policy_hash) == 0;
+	km_store_audit_events_free(ev, n);
+	return KM_EOK;
+}
+
+static int emit_policy_load(km_store_t *s, int64_t at, char *err, size_t errlen)
+{
+	km_jb_t b;
+	km_jb_init(&b);
+	km_jb_open(&b, '{');
+	km_jb_key(&b, "policy");
+	km_jb_raw(&b, s->policy_text);
+	km_jb_kv_str(&b, "policy_hash", s->policy_hash);
+	km_jb_close(&b, '}');
+	char *after = km_jb_take(&b);
+	if (after == NULL)
+		return fail(err, errlen, KM_ENOMEM, "out of memory");
+	int r = km_store__audit_emit(s, "policy.load", NULL, NULL, NULL, after,
+	                             "first change under this policy", at, err, errlen);
+	free(after);
+	return r;
+}
+
 int km_store__audit_emit(km_store_t *s, const char *action, const char *keyset,
                          const char *kid, const char *before, const char *after,
                          const char *reason, int64_t at, char *err, size_t errlen)
@@ -376,6 +441,17 @@ int km_store__audit_emit(km_store_t *s, const char *action, const char *keyset,
 	int r = s->be->audit_head(s->ctx, &head, head_hash, err, errlen);
 	if (r != KM_EOK)
 		return r;
+	if (s->policy_text != NULL && strcmp(action, "policy.load") != 0) {
+		bool same = false;
+		if ((r = head_policy_is(s, head, &same, err, errlen)) != KM_EOK)
+			return r;
+		if (!same) {
+			if ((r = emit_policy_load(s, at, err, errlen)) != KM_EOK)
+				return r;
+			if ((r = s->be->audit_head(s->ctx, &head, head_hash, err, errlen)) != KM_EOK)
+				return r;
+		}
+	}
 	e.seq = head + 1;
 	e.at = at;
 	e.actor = s->actor;
@@ -410,7 +486,7 @@ static bool action_ok(const char *a)
 		      a[i] == '-'))
 			return false;
 	static const char *const reserved[] = { "keyset.", "key.", "jwks.", "audit.key.",
-	                                        "store." };
+	                                        "store.", "policy.load" };
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
 		if (strncmp(a, reserved[i], strlen(reserved[i])) == 0)
 			return false;
@@ -446,7 +522,8 @@ int km_store_audit_append(km_store_t *s, const char *action, const char *keyset,
 	char hash[KM_STORE_HASH_HEX + 1];
 	if (!action_ok(action))
 		return fail(err, errlen, KM_EINVAL, "invalid audit action '%.40s': use [a-z0-9.-], "
-		            "outside the store's own keyset./key./jwks./audit.key./store. actions",
+		            "outside the store's own actions (keyset.*, key.*, jwks.*, audit.key.*, "
+		            "store.*, policy.load)",
 		            action ? action : "");
 	if ((keyset && *keyset && !km_name_keyset_valid(keyset)) ||
 	    (kid && *kid && !km_name_kid_valid(kid)))
@@ -812,6 +889,10 @@ int km_store__audit_bootstrap(km_store_t *s, char *err, size_t errlen)
 	char hash[KM_STORE_HASH_HEX + 1];
 	char *after = NULL;
 	bool empty = true;
+	/* Only a store created or migrated by this open starts a chain: an empty chain in a
+	 * store that already had one is evidence (of deletion) and is left for verification. */
+	if (s->be->found_version(s->ctx) >= 2)
+		return KM_EOK;
 	int r = s->be->audit_head(s->ctx, &head, hash, err, errlen);
 	if (r != KM_EOK || head > 0)
 		return r;

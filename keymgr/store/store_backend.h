@@ -68,6 +68,9 @@ typedef struct km_store_backend {
 	/* Increments a named counter and returns its new value. */
 	int (*counter_next)(void *ctx, const char *name, uint64_t *ret, char *err, size_t errlen);
 
+	/* Schema version the file had when open() found it (0: new file). */
+	int (*found_version)(void *ctx);
+
 	/* The audit chain (schema v2). audit_head: *seq 0 and hash "" when empty. */
 	int (*audit_insert)(void *ctx, const km_store_audit_event_t *e, char *err, size_t errlen);
 	int (*audit_head)(void *ctx, int64_t *seq, char hash[KM_STORE_HASH_HEX + 1], char *err,

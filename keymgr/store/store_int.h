@@ -21,6 +21,7 @@ struct km_store {
 	/* Audit context: who acts through this handle, under which policy. */
 	km_store_actor_t actor;
 	char policy_hash[KM_STORE_HASH_HEX + 1];
+	char *policy_text;          /* canonical JSON object, or NULL */
 	/* Events appended in the open transaction, handed to the sink after COMMIT. */
 	km_store_audit_event_t *pending;
 	size_t n_pending, cap_pending;
@@ -60,6 +61,9 @@ void km_store__pending_tx(km_store_t *s, km_store_tx_t op, int result);
 /* Appends the genesis event of a new store, or a baseline snapshot of a store that held
  * rows before it had an audit chain (a store migrated from schema v1). */
 int km_store__audit_bootstrap(km_store_t *s, char *err, size_t errlen);
+
+/* The via of new handles (km_store_set_default_via). */
+const char *km_store__default_via(void);
 
 /* Frees queued events. */
 void km_store__pending_free(km_store_t *s);

@@ -24,6 +24,7 @@ typedef struct {
 	sqlite3 *db;
 	struct timespec busy_since;     /* when the current lock wait began */
 	char path[512];
+	int found_version;              /* PRAGMA user_version before any migration */
 } sq_t;
 
 __attribute__((format(printf, 4, 5)))
@@ -340,6 +341,7 @@ static int sq_open(const char *path, const char *env, void **ctx, char *err, siz
 	              "cannot configure the store", err, errlen)) != KM_EOK)
 		goto out;
 
+	q->found_version = have;
 	if (have < km_store_sqlite_schema_version())
 		r = migrate(q, env, err, errlen);
 	else
@@ -362,6 +364,11 @@ static void sq_close(void *ctx)
 		return;
 	sqlite3_close(q->db);
 	free(q);
+}
+
+static int sq_found_version(void *ctx)
+{
+	return ((const sq_t *)ctx)->found_version;
 }
 
 static int sq_tx(void *ctx, km_store_tx_t op, char *err, size_t errlen)
@@ -1228,6 +1235,7 @@ const km_store_backend_t km_store_backend_sqlite = {
 	.event_insert = sq_event_insert,
 	.event_query = sq_event_query,
 	.counter_next = sq_counter_next,
+	.found_version = sq_found_version,
 	.audit_insert = sq_audit_insert,
 	.audit_head = sq_audit_head,
 	.audit_query = sq_audit_query,

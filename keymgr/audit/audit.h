@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The auditor's side of the store's audit chain (keymgr/store/store.h): attaching the policy
+ * and the streaming outputs to an environment, signed checkpoints of the chain head,
+ * verification (offline: it needs the store file only), replay of the log into the state it
+ * describes, and the JWKS history. docs/auditor-guide.md explains what each proves.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "keymgr/core/env.h"
+#include "keymgr/store/store.h"
+
+#define KM_AUDIT_KEY_LABEL_PREFIX "keymgr-audit:"
+#define KM_AUDIT_CHECKPOINT_TYPE "keymgr-audit-checkpoint"
+
+/*
+ * Prepares an opened environment for auditing: sets the policy hash and text of the
+ * environment's effective policies on its store (so the first change under a new policy is
+ * preceded by a policy.load event), and installs the streaming sink configured in
+ * environments.ENV.audit (JSON lines file, syslog). Called by km_env_open(), which keeps
+ * *state (NULL when nothing streams) and passes it to km_audit_env_detach() after closing
+ * the store. KM_ENOMEM, KM_EIO (the JSON lines file cannot be opened; the message names it).
+ */
+int km_audit_env_attach(km_env_t *env, void **state, char *err, size_t errlen);
+
+/* Releases what km_audit_env_attach() set up. NULL ok. */
+void km_audit_env_detach(void *state);
+
+/*
+ * Canonical JSON of the effective policies of env_cfg (environment policy plus every configured
+ * key set's) and its SHA-256 in hex. *text is malloc'd. KM_ENOMEM, KM_ECRYPTO.
+ */
+int km_audit_policy_canonical(const km_config_t *cfg, const km_env_cfg_t *ecfg, char **text,
+                              char hash[KM_STORE_HASH_HEX + 1]);
+
+/*
+ * Records an event with no other row: sign.denied, config.reload, ... at now, with the
+ * environment's actor. See km_store_audit_append() for the arguments and codes.
+ */
+int km_audit_record(km_env_t *env, const char *action, const char *keyset, const char *kid,
+                    const char *after, const char *reason, int64_t now, char *err,
+                    size_t errlen);
+
+/* The canonical text a checkpoint signs. *ret is malloc'd. KM_ENOMEM. */
+int km_audit_checkpoint_payload(const char *env, const km_store_checkpoint_t *c, char **ret);
+
+/*
+ * Signs the chain head with the environment's audit key (an ES256 pair in the environment's
+ * token, CKA_LABEL "keymgr-audit:ENV", created on first use and recorded in the store; it is
+ * in no key set and never signs a JWT) and stores the checkpoint. Without force, a head that
+ * the latest checkpoint already covers is not signed again (*ret is that checkpoint). This
+ * is what keymgrd calls regularly. *ret may be NULL. KM_ENOENT (empty log), the token's
+ * codes (message in err), store codes.
+ */
+int km_audit_checkpoint(km_env_t *env, int64_t now, bool force, km_store_checkpoint_t *ret,
+                        char *err, size_t errlen);
+
+typedef struct {
+	const char *pin_kid;       /* every checkpoint must be signed by this audit key (or NULL) */
+} km_audit_verify_opts_t;
+
+typedef struct {
+	bool ok;
+	int64_t first_bad_seq;     /* 0 when ok */
+	char problem[512];         /* what is wrong at first_bad_seq */
+	int64_t events;            /* events read */
+	int64_t head_seq;
+	char head_hash[KM_STORE_HASH_HEX + 1];
+	size_t checkpoints;        /* checkpoints read (all verified when ok) */
+	int64_t checkpoint_seq;    /* highest signed sequence number, 0 when none */
+	int64_t checkpoint_at;
+	char checkpoint_kid[KM_KID_MAX + 1];
+} km_audit_verify_t;
+
+/*
+ * Verifies the audit trail of an open store, with no token: recomputes the hash chain,
+ * checks every checkpoint's signature against the audit key's stored public JWK (OpenSSL),
+ * checks that each checkpoint's (seq, hash) is in the chain (a shorter chain or a different
+ * hash means truncation or rewriting), and that the key sets, keys, JWKS versions and audit
+ * keys in the store are exactly what a replay of the log gives. Tampering is a result
+ * (res->ok false, first_bad_seq, problem), not an error code: returns KM_EOK, or a store or
+ * KM_ENOMEM code when the store cannot be read.
+ */
+int km_audit_verify(km_store_t *s, const km_audit_verify_opts_t *o, km_audit_verify_t *res,
+                    char *err, size_t errlen);
+
+/* ---- replay ---- */
+
+typedef struct {
+	char cka_id[2 * KM_STORE_CKA_ID_MAX + 1];   /* hex: a key's identity from its intent on */
+	char kid[KM_KID_MAX + 1];
+	char keyset[KM_KEYSET_NAME_MAX + 1];
+	km_state_t state;
+	bool pending;
+	int64_t at[KM_STATE_COUNT];                 /* KM_STORE_TIME_NONE when never */
+	int64_t first_seq, last_seq;
+} km_audit_key_state_t;
+
+typedef struct {
+	char name[KM_KEYSET_NAME_MAX + 1];
+	char alg[16];
+	char owner[KM_OWNER_MAX + 1];
+	char purpose[KM_PURPOSE_MAX + 1];
+	int64_t created_at;
+	int64_t last_seq;
+} km_audit_keyset_state_t;
+
+typedef struct {
+	km_audit_key_state_t *keys;
+	size_t n_keys;
+	km_audit_keyset_state_t *keysets;
+	size_t n_keysets;
+} km_audit_replay_t;
+
+/*
+ * Replays events (in sequence order) up to and including time until (0: all) into *out.
+ * An event that contradicts the state before it (unknown key, wrong prior state, malformed
+ * before/after) stops the replay: KM_EMALFORMED with its seq in *bad_seq (may be NULL) and a
+ * message. Free *out with km_audit_replay_free().
+ */
+int km_audit_replay(const km_store_audit_event_t *ev, size_t n, int64_t until,
+                    km_audit_replay_t *out, int64_t *bad_seq, char *err, size_t errlen);
+
+void km_audit_replay_free(km_audit_replay_t *r);
+
+/* The kid of a replayed key whose state at that point is served in the JWKS. */
+bool km_audit_key_trusted(const km_audit_key_state_t *k);
+
+/* ---- JWKS history ---- */
+
+/*
+ * The JWKS version in force at time at (the newest one recorded at or before it), or the one
+ * with this serial (serial != 0). *ret's kids is owned by the caller (free()). KM_ENOENT when
+ * there is none.
+ */
+int km_audit_jwks_version(km_store_t *s, uint64_t serial, int64_t at,
+                          km_store_jwks_version_t *ret, char *err, size_t errlen);
+
+/*
+ * Renders the JWKS document of a kid list (a JSON array text as stored in a version) from the
+ * stored public JWKs, exactly as the environment's JWKS is rendered. *ret is malloc'd.
+ */
+int km_audit_jwks_render(km_store_t *s, const char *kids_json, char **ret, size_t *len,
+                         char *err, size_t errlen);
+
+/* ---- the ownership report ---- */
+
+typedef struct {
+	int64_t now;               /* reference time for durations of keys still active */
+	bool has_at;
+	int64_t at;                /* --at: states and trusted keys at this time */
+} km_audit_report_opts_t;
+
+/*
+ * Builds the ownership review of an environment as JSON (schema in docs/auditor-guide.md):
+ * every key set (owner, purpose, algorithm, policy, owner history, compliance) and key (state,
+ * every date, who did what, rotation compliance, and with has_at its state at `at` and whether
+ * verifiers trusted it), the chain verification summary and, with has_at, the JWKS serial and
+ * kids trusted at `at`. *ret is a new reference.
+ */
+int km_audit_report(km_env_t *env, const km_audit_report_opts_t *o, json_t **ret, char *err,
+                    size_t errlen);
+
+/* The JSON form of an event (as streamed and as `audit log --json` prints it). New ref. */
+json_t *km_audit_event_json(const char *env, const km_store_audit_event_t *e);

@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keymgr audit log | verify | checkpoint | report: the auditor's verbs (docs/auditor-guide.md). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "keymgr/audit/audit.h"
+#include "keymgr/cli/args.h"
+#include "keymgr/cli/cli.h"
+#include "keymgr/cli/cmd_audit.h"
+#include "keymgr/cli/commands.h"
+#include "keymgr/cli/envcmd.h"
+#include "keymgr/common/error.h"
+
+static const char log_help[] =
+	"Usage: keymgr [-c FILE] audit log [ENV] [--kid KID] [--keyset NAME] [--since TIME]\n"
+	"                                  [--until TIME] [--json]\n"
+	"\n"
+	"Prints the audit log of one environment (or of every environment with a store):\n"
+	"sequence number, time, actor (user(uid)@host and how: cli, daemon, signing), action,\n"
+	"subject, change and reason. --kid includes the key's intent, recorded before it had a\n"
+	"kid. TIME is ISO 8601 UTC (2026-11-28T17:00:00Z, 2026-11-28), @UNIXSECONDS or now.\n"
+	"--json prints one JSON array of events (the format also streamed to the JSON lines file).\n";
+
+static const char verify_help[] =
+	"Usage: keymgr [-c FILE] audit verify [ENV] [--store FILE] [--audit-kid KID] [--json]\n"
+	"\n"
+	"Verifies the audit trail without the token: recomputes the hash chain, checks every\n"
+	"signed checkpoint against the audit key's public key, and checks that the key sets,\n"
+	"keys and JWKS history in the store are exactly what the log records. Exit status 1 and\n"
+	"the first bad sequence number on any tampering.\n"
+	"  --store FILE     verify a copy of ENV's store (offline; no configuration needed)\n"
+	"  --audit-kid KID  require every checkpoint to be signed by this audit key (the kid you\n"
+	"                   recorded out of band), so a store whose audit key was replaced fails\n";
+
+static const char checkpoint_help[] =
+	"Usage: keymgr [-c FILE] audit checkpoint [ENV] [--json]\n"
+	"\n"
+	"Signs the head of the audit log now with the environment's audit key (an ES256 key in\n"
+	"the environment's token, label keymgr-audit:ENV, created on first use; it is in no key\n"
+	"set and never signs a JWT) and stores the checkpoint. keymgrd does this regularly.\n";
+
+static const char audit_intro[] =
+	"The audit trail: every change to an environment is one event in an append-only hash\n"
+	"chain in its store, with signed checkpoints (docs/auditor-guide.md).\n";
+
+enum { OPT_KID = 0x10, OPT_KEYSET, OPT_SINCE, OPT_UNTIL, OPT_STORE, OPT_AUDIT_KID };
+
+int km_cli_audit_open(const km_config_t *cfg, const char *name, km_env_t **env)
+{
+	const km_env_cfg_t *e = NULL;
+	char err[1024] = "";
+	struct stat st;
+	int r = km_config_env_lookup(cfg, name, &e, err, sizeof(err));
+	if (r != KM_EOK)
+		return km_cli_fail(r, err);
+	if (stat(e->store, &st) != 0) {
+		km_cli_error("environment '%s' has no store yet (%s): nothing was recorded", name,
+		             e->store);
+		return KM_CLI_EXIT_REFUSED;
+	}
+	if ((r = km_env_open(cfg, name, env, err, sizeof(err))) != KM_EOK)
+		return km_cli_fail(r, err);
+	return KM_CLI_EXIT_OK;
+}
+
+void km_cli_audit_puts(FILE *out, const char *s)
+{
+	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++)
+		fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, out);
+}
+
+/* Parses ENV given as the only (optional) positional. */
+static int env_arg(const char *cmd, int npos, char **pos, const char **env)
+{
+	if (npos > 1)
+		return km_cli_usage_error(cmd, "expected at most one ENV");
+	if (npos == 1 && !km_name_env_valid(pos[0]))
+		return km_cli_usage_error(cmd, "invalid environment name: expected a lowercase slug");
+	*env = npos == 1 ? pos[0] : NULL;
+	return KM_CLI_EXIT_OK;
+}
+
+/* The environments a verb without ENV works on: those whose store exists. */
+static bool store_exists(const km_env_cfg_t *e)
+{
+	struct stat st;
+	return stat(e->store, &st) == 0;
+}
+
+/* ---- log ---- */
+
+static const char *member(const char *json_text, const char *name, char *buf, size_t len)
+{
+	json_t *j = json_text && json_text[0] ? json_loads(json_text, 0, NULL) : NULL;
+	json_t *v = json_object_get(j, name);
+	buf[0] = '\0';
+	if (json_is_string(v))
+		snprintf(buf, len, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+	else if (json_is_array(v))
+		snprintf(buf, len, "%zu kids", json_array_size(v));
+	json_decref(j);
+	return buf;
+}
+
+/* "from -> to" for the member that changed (state, owner, purpose), or the serial. */
+static void change_text(const km_store_audit_event_t *e, char *out, size_t len)
+{
+	static const char *const fields[] = { "state", "owner", "purpose", NULL };
+	char a[160], b[160], k[32];
+	out[0] = '\0';
+	if (strcmp(e->action, "jwks.publish") == 0) {
+		snprintf(out, len, "serial %s: %s", member(e->after, "serial", a, sizeof(a)),
+		         member(e->after, "kids", k, sizeof(k)));
+		return;
+	}
+	for (int i = 0; fields[i] != NULL; i++) {
+		member(e->before, fields[i], a, sizeof(a));
+		member(e->after, fields[i], b, sizeof(b));
+		if (b[0] != '\0' && strcmp(a, b) != 0) {
+			snprintf(out, len, "%s%s%s", a, a[0] ? " -> " : "", b);
+			return;
+		}
+	}
+	if (strcmp(e->action, "key.confirm") == 0)
+		snprintf(out, len, "kid assigned");
+}
+
+/* The CKA_ID (hex) of kid, to find its intent; "" when unknown. */
+static void kid_cka(km_store_t *s, const char *kid, char *hex)
+{
+	km_store_key_t k;
+	hex[0] = '\0';
+	if (km_store_key_get(s, kid, &k, NULL, 0) != KM_EOK)
+		return;
+	for (size_t i = 0; i < k.cka_id_len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", k.cka_id[i]);
+}
+
+static bool kid_matches(const km_store_audit_event_t *e, const char *kid, const char *hex)
+{
+	char pat[2 * KM_STORE_CKA_ID_MAX + 16];
+	if (strcmp(e->kid, kid) == 0)
+		return true;
+	snprintf(pat, sizeof(pat), "\"cka_id\":\"%s\"", hex);
+	return hex[0] != '\0' && strncmp(e->action, "key.", 4) == 0 && strstr(e->after, pat) != NULL;
+}
+
+static int log_env(km_env_t *env, const km_store_audit_filter_t *f, const char *kid,
+                   json_t *arr)
+{
+	km_store_t *s = km_env_store(env);
+	km_store_audit_event_t *ev = NULL;
+	size_t n = 0;
+	char err[512] = "", hex[2 * KM_STORE_CKA_ID_MAX + 1] = "";
+	int r = km_store_audit_query(s, f, &ev, &n, err, sizeof(err));
+	if (r != KM_EOK)
+		return km_cli_fail(r, err);
+	if (kid != NULL)
+		kid_cka(s, kid, hex);
+	for (size_t i = 0; i < n; i++) {
+		const km_store_audit_event_t *e = &ev[i];
+		if (kid != NULL && !kid_matches(e, kid, hex))
+			continue;
+		if (arr != NULL) {
+			json_array_append_new(arr, km_audit_event_json(km_env_name(env), e));
+			continue;
+		}
+		char t[32], who[160], subject[KM_KEYSET_NAME_MAX + KM_KID_MAX + 4], change[400];
+		snprintf(who, sizeof(who), "%s(%lld)@%s", e->actor.user[0] ? e->actor.user : "?",
+		         (long long)e->actor.uid, e->actor.host);
+		snprintf(subject, sizeof(subject), "%s%s%s", e->keyset, e->keyset[0] && e->kid[0] ?
+		         " " : "", e->kid);
+		change_text(e, change, sizeof(change));
+		char line[2048];
+		snprintf(line, sizeof(line), "%-6lld %-20s %-10s %-24s %-7s %-16s %-30s %s %s",
+		         (long long)e->seq, km_cli_iso8601(e->at, t, sizeof(t)), km_env_name(env), who,
+		         e->actor.via, e->action, subject[0] ? subject : "-", change[0] ? change : "-",
+		         e->reason);
+		km_cli_audit_puts(stdout, line);
+		fputc('\n', stdout);
+	}
+	km_store_audit_events_free(ev, n);
+	return KM_CLI_EXIT_OK;
+}
+
+static int audit_log(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "kid", required_argument, NULL, OPT_KID },
+		{ "keyset", required_argument, NULL, OPT_KEYSET },
+		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr audit log";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	km_store_audit_filter_t f = { 0 };
+	const char *kid = NULL, *env_name = NULL;
+	int o;
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		switch (o) {
+		case OPT_KID:
+			if (!km_name_kid_valid(optarg))
+				return km_cli_usage_error(cmd, "invalid --kid: 1 to %d base64url characters",
+				                          KM_KID_MAX);
+			kid = optarg;
+			break;
+		case OPT_KEYSET:
+			if (!km_name_keyset_valid(optarg))
+				return km_cli_usage_error(cmd, "invalid --keyset name");
+			f.keyset = optarg;
+			break;
+		case OPT_SINCE:
+		case OPT_UNTIL: {
+			int64_t t = 0;
+			if (km_cli_parse_time(optarg, &t) != KM_EOK)
+				return km_cli_usage_error(cmd, "--%s: expected ISO 8601 UTC "
+				                          "(2026-11-28T17:00:00Z), @UNIXSECONDS or now",
+				                          o == OPT_SINCE ? "since" : "until");
+			if (o == OPT_SINCE)
+				f.since = t;
+			else
+				f.until = t;
+			break;
+		}
+		default: return KM_CLI_EXIT_USAGE;
+		}
+	}
+	if (c.help)
+		return km_cli_help(log_help);
+	if (npos < 0)
+		return km_cli_usage_error(cmd, "too many arguments");
+	int rc = env_arg(cmd, npos, pos, &env_name);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	if (f.since && f.until && f.since > f.until)
+		return km_cli_usage_error(cmd, "--since is after --until");
+	km_config_t *cfg = NULL;
+	if ((rc = km_cli_config_load(&cfg)) != KM_CLI_EXIT_OK)
+		return rc;
+	json_t *arr = c.json ? json_array() : NULL;
+	if (!c.json)
+		printf("%-6s %-20s %-10s %-24s %-7s %-16s %-30s %s %s\n", "SEQ", "TIME", "ENV",
+		       "ACTOR", "VIA", "ACTION", "SUBJECT", "CHANGE", "REASON");
+	for (size_t i = 0; rc == KM_CLI_EXIT_OK && i < km_config_env_count(cfg); i++) {
+		const km_env_cfg_t *e = km_config_env_at(cfg, i);
+		if (env_name != NULL ? strcmp(e->name, env_name) != 0 : !store_exists(e))
+			continue;
+		km_env_t *env = NULL;
+		if ((rc = km_cli_audit_open(cfg, e->name, &env)) != KM_CLI_EXIT_OK)
+			break;
+		rc = log_env(env, &f, kid, arr);
+		km_env_free(env);
+	}
+	if (env_name != NULL && km_config_env(cfg, env_name) == NULL && rc == KM_CLI_EXIT_OK) {
+		km_env_t *unused = NULL;
+		rc = km_cli_audit_open(cfg, env_name, &unused);
+	}
+	if (c.json && rc == KM_CLI_EXIT_OK)
+		rc = km_cli_print_json(arr);
+	json_decref(arr);
+	km_config_free(cfg);
+	return rc;
+}
+
+/* ---- verify ---- */
+
+static int verify_store(km_store_t *s, const km_audit_verify_opts_t *vo, json_t *arr)
+{
+	km_audit_verify_t v;
+	char err[512] = "", t[32];
+	int r = km_audit_verify(s, vo, &v, err, sizeof(err));
+	if (r != KM_EOK)
+		return km_cli_fail(r, err);
+	if (arr != NULL) {
+		json_array_append_new(arr, json_pack(
+			"{s:s, s:b, s:o, s:s, s:I, s:s, s:I, s:I, s:s, s:I}", "env", km_store_env(s),
+			"ok", v.ok, "first_bad_seq", v.ok ? json_null() : json_integer(v.first_bad_seq),
+			"problem", v.problem, "events", (json_int_t)v.events, "head_hash", v.head_hash,
+			"checkpoints", (json_int_t)v.checkpoints, "checkpoint_seq",
+			(json_int_t)v.checkpoint_seq, "audit_kid", v.checkpoint_kid, "unsigned_events",
+			(json_int_t)(v.head_seq - v.checkpoint_seq)));
+	} else if (v.ok) {
+		printf("audit verify %s: OK, %lld events, head %s\n", km_store_env(s),
+		       (long long)v.events, v.head_hash);
+		if (v.checkpoint_seq > 0)
+			printf("  signed up to seq %lld at %s by audit key %s; %lld later events not yet "
+			       "signed\n", (long long)v.checkpoint_seq,
+			       km_cli_iso8601(v.checkpoint_at, t, sizeof(t)), v.checkpoint_kid,
+			       (long long)(v.head_seq - v.checkpoint_seq));
+	} else {
+		printf("audit verify %s: FAILED at seq %lld: ", km_store_env(s),
+		       (long long)v.first_bad_seq);
+		km_cli_audit_puts(stdout, v.problem);
+		fputc('\n', stdout);
+	}
+	if (v.ok && v.checkpoint_seq == 0)
+		fprintf(stderr, "keymgr: warning: %s has no signed checkpoint: removal of the last "
+		        "events cannot be detected (run 'keymgr audit checkpoint %s')\n",
+		        km_store_env(s), km_store_env(s));
+	return v.ok ? KM_CLI_EXIT_OK : KM_CLI_EXIT_REFUSED;
+}
+
+static int audit_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "store", required_argument, NULL, OPT_STORE },
+		{ "audit-kid", required_argument, NULL, OPT_AUDIT_KID },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr audit verify";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	km_audit_verify_opts_t vo = { 0 };
+	const char *store = NULL, *env_name = NULL;
+	int o;
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		if (o == OPT_STORE) {
+			store = optarg;
+		} else if (o == OPT_AUDIT_KID) {
+			if (!km_name_kid_valid(optarg))
+				return km_cli_usage_error(cmd, "invalid --audit-kid");
+			vo.pin_kid = optarg;
+		} else {
+			return KM_CLI_EXIT_USAGE;
+		}
+	}
+	if (c.help)
+		return km_cli_help(verify_help);
+	if (npos < 0)
+		return km_cli_usage_error(cmd, "too many arguments");
+	int rc = env_arg(cmd, npos, pos, &env_name);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	json_t *arr = c.json ? json_array() : NULL;
+	if (store != NULL) {
+		/* Offline: a copy of the store, no configuration. */
+		struct stat st;
+		km_store_t *s = NULL;
+		char err[1024] = "";
+		if (env_name == NULL)
+			rc = km_cli_usage_error(cmd, "--store needs the ENV the store belongs to");
+		else if (stat(store, &st) != 0)
+			rc = km_cli_fail(KM_ENOENT, "the --store file does not exist");
+		else if ((rc = km_store_open(store, env_name, &s, err, sizeof(err))) != KM_EOK)
+			rc = km_cli_fail(rc, err);
+		else
+			rc = verify_store(s, &vo, arr);
+		km_store_free(s);
+	} else {
+		km_config_t *cfg = NULL;
+		if ((rc = km_cli_config_load(&cfg)) != KM_CLI_EXIT_OK) {
+			json_decref(arr);
+			return rc;
+		}
+		int worst = KM_CLI_EXIT_OK;
+		bool any = false;
+		for (size_t i = 0; i < km_config_env_count(cfg); i++) {
+			const km_env_cfg_t *e = km_config_env_at(cfg, i);
+			if (env_name != NULL ? strcmp(e->name, env_name) != 0 : !store_exists(e))
+				continue;
+			km_env_t *env = NULL;
+			any = true;
+			if ((rc = km_cli_audit_open(cfg, e->name, &env)) == KM_CLI_EXIT_OK)
+				rc = verify_store(km_env_store(env), &vo, arr);
+			km_env_free(env);
+			if (rc != KM_CLI_EXIT_OK && worst == KM_CLI_EXIT_OK)
+				worst = rc;
+		}
+		if (env_name != NULL && !any) {
+			km_env_t *unused = NULL;
+			worst = km_cli_audit_open(cfg, env_name, &unused);
+		}
+		rc = worst;
+		km_config_free(cfg);
+	}
+	if (arr != NULL && json_array_size(arr) > 0)
+		km_cli_print_json(arr);
+	json_decref(arr);
+	return rc;
+}
+
+/* ---- checkpoint ---- */
+
+static int checkpoint_env(km_env_t *env, json_t *arr)
+{
+	km_store_checkpoint_t cp;
+	char err[1024] = "", t[32];
+	int r = km_audit_checkpoint(env, km_cli_now(), true, &cp, err, sizeof(err));
+	if (r != KM_EOK)
+		return km_cli_fail(r, err);
+	if (arr != NULL)
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:s, s:s, s:s, s:s}", "env",
+		                      km_env_name(env), "seq", (json_int_t)cp.seq, "hash", cp.hash,
+		                      "time", km_cli_iso8601(cp.at, t, sizeof(t)), "audit_kid",
+		                      cp.key_kid, "signature", cp.signature));
+	else
+		printf("%s: signed seq %lld (hash %s) at %s with audit key %s\n", km_env_name(env),
+		       (long long)cp.seq, cp.hash, km_cli_iso8601(cp.at, t, sizeof(t)), cp.key_kid);
+	return KM_CLI_EXIT_OK;
+}
+
+static int audit_checkpoint(int argc, char **argv)
+{
+	static const struct option opts[] = { KM_CLI_OPTS_COMMON, { NULL, 0, NULL, 0 } };
+	const char *cmd = "keymgr audit checkpoint";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	const char *env_name = NULL;
+	km_cli_common_init(&c);
+	if (km_cli_getopt(argc, argv, cmd, opts, &c) != -1)
+		return KM_CLI_EXIT_USAGE;
+	if (c.help)
+		return km_cli_help(checkpoint_help);
+	if (npos < 0)
+		return km_cli_usage_error(cmd, "too many arguments");
+	int rc = env_arg(cmd, npos, pos, &env_name);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	km_config_t *cfg = NULL;
+	if ((rc = km_cli_config_load(&cfg)) != KM_CLI_EXIT_OK)
+		return rc;
+	json_t *arr = c.json ? json_array() : NULL;
+	bool any = false;
+	for (size_t i = 0; rc == KM_CLI_EXIT_OK && i < km_config_env_count(cfg); i++) {
+		const km_env_cfg_t *e = km_config_env_at(cfg, i);
+		if (env_name != NULL ? strcmp(e->name, env_name) != 0 : !store_exists(e))
+			continue;
+		km_env_t *env = NULL;
+		any = true;
+		if ((rc = km_cli_audit_open(cfg, e->name, &env)) == KM_CLI_EXIT_OK)
+			rc = checkpoint_env(env, arr);
+		km_env_free(env);
+	}
+	if (env_name != NULL && !any) {
+		km_env_t *unused = NULL;
+		rc = km_cli_audit_open(cfg, env_name, &unused);
+	}
+	if (c.json && rc == KM_CLI_EXIT_OK)
+		rc = km_cli_print_json(arr);
+	json_decref(arr);
+	km_config_free(cfg);
+	return rc;
+}
+
+static const km_cli_command_t audit_commands[] = {
+	{ "log", audit_log, "print the audit log (filter by kid, key set, time)" },
+	{ "verify", audit_verify, "check the hash chain, the signed checkpoints and the tables" },
+	{ "checkpoint", audit_checkpoint, "sign the head of the log now with the audit key" },
+	{ "report", km_cmd_audit_report, "ownership review: owners, dates, who did what, "
+	  "compliance, keys trusted at a time" },
+	{ NULL, NULL, NULL },
+};
+
+int km_cmd_audit(int argc, char **argv)
+{
+	return km_cli_dispatch(audit_commands, "keymgr audit", audit_intro, argc - 1, argv + 1);
+}

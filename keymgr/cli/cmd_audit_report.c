@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keymgr audit report (table, CSV, JSON) and keymgr jwks history | show. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/audit/audit.h"
+#include "keymgr/cli/args.h"
+#include "keymgr/cli/cli.h"
+#include "keymgr/cli/cmd_audit.h"
+#include "keymgr/cli/envcmd.h"
+#include "keymgr/common/error.h"
+
+static const char report_help[] =
+	"Usage: keymgr [-c FILE] audit report [ENV] [--format table|csv|json] [--at TIME]\n"
+	"\n"
+	"The ownership review, built from the audit log (verified first; a failed verification\n"
+	"is shown and makes the exit status 1). For each key set: owner, purpose, algorithm,\n"
+	"policy, owner/purpose history and compliance findings. For each key: state, every\n"
+	"date, who did what (user(uid)@host, via, reason), how long it signed against the\n"
+	"policy's rotation_period.\n"
+	"  --at TIME      also each key's state at TIME and whether verifiers trusted it (it was\n"
+	"                 in the JWKS), with the JWKS serial in force then\n"
+	"  --format csv   one header row, one row per key, RFC 4180 quoting, CRLF line ends,\n"
+	"                 ISO 8601 UTC dates; free text starting with = + - @ gets a leading '\n";
+
+static const char history_help[] =
+	"Usage: keymgr [-c FILE] jwks history ENV [--json]\n"
+	"\n"
+	"Every JWKS version the environment published: serial, time, and the kids in it.\n"
+	"A new version is recorded whenever a key enters or leaves the JWKS.\n";
+
+static const char show_help[] =
+	"Usage: keymgr [-c FILE] jwks show ENV --serial N | --at TIME\n"
+	"\n"
+	"Prints the JWKS document of a recorded version: the one with serial N, or the one in\n"
+	"force at TIME (ISO 8601 UTC, @UNIXSECONDS or now), i.e. exactly the keys that were\n"
+	"published then.\n";
+
+enum { OPT_FORMAT = 0x10, OPT_AT, OPT_SERIAL };
+
+/* ---- report rendering ---- */
+
+static const char *s_of(json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+	return v ? v : "";
+}
+
+/* A CSV field: quoted when it holds a comma, quote, CR or LF (RFC 4180); free text that a
+ * spreadsheet would take for a formula is prefixed with a quote. */
+static void csv_field(const char *v, bool free_text, bool last)
+{
+	bool formula = free_text && strchr("=+-@\t\r", v[0]) != NULL && v[0] != '\0';
+	bool quote = formula || strpbrk(v, ",\"\r\n") != NULL;
+	if (quote)
+		fputc('"', stdout);
+	if (formula)
+		fputc('\'', stdout);
+	for (const char *c = v; *c != '\0'; c++) {
+		if (*c == '"')
+			fputc('"', stdout);
+		fputc(*c, stdout);
+	}
+	if (quote)
+		fputc('"', stdout);
+	fputs(last ? "\r\n" : ",", stdout);
+}
+
+static void history_text(json_t *hist, char *out, size_t len)
+{
+	size_t used = 0;
+	size_t i;
+	json_t *h;
+	out[0] = '\0';
+	json_array_foreach(hist, i, h) {
+		const char *from = s_of(h, "from"), *to = s_of(h, "to"), *reason = s_of(h, "reason");
+		int n = snprintf(out + used, used < len ? len - used : 0, "%s%s %s %s%s%s by %s via %s%s%s%s",
+		                 used ? "; " : "", s_of(h, "time"), s_of(h, "action"), from,
+		                 from[0] && to[0] ? " -> " : "", to, s_of(h, "by"), s_of(h, "via"),
+		                 reason[0] ? " (" : "", reason, reason[0] ? ")" : "");
+		if (n > 0)
+			used += (size_t)n;
+	}
+}
+
+static void csv_report(json_t *rep, bool has_at)
+{
+	static const char *const dates[] = { "generated", "published", "activated", "retired",
+	                                     "removed", "destroyed", "revoked" };
+	const char *header[] = { "env", "keyset", "owner", "purpose", "alg", "keyset_compliant",
+	                         "kid", "cka_id", "state", "generated", "published", "activated",
+	                         "retired", "removed", "destroyed", "revoked", "revoke_reason",
+	                         "signed_for", "rotation", "history", "state_at", "trusted_at" };
+	size_t n_cols = has_at ? 22 : 20;
+	for (size_t i = 0; i < n_cols; i++)
+		csv_field(header[i], false, i + 1 == n_cols);
+	size_t i, j;
+	json_t *ks, *k;
+	static char hist[65536];
+	json_array_foreach(json_object_get(rep, "keysets"), i, ks) {
+		json_t *keys = json_object_get(ks, "keys");
+		const char *comp = json_is_true(json_object_get(ks, "compliant")) ? "yes" : "no";
+		if (json_array_size(keys) == 0) {
+			const char *row[] = { s_of(rep, "env"), s_of(ks, "name"), s_of(ks, "owner"),
+			                      s_of(ks, "purpose"), s_of(ks, "alg"), comp };
+			for (size_t c = 0; c < n_cols; c++)
+				csv_field(c < 6 ? row[c] : "", false, c + 1 == n_cols);
+			continue;
+		}
+		json_array_foreach(keys, j, k) {
+			json_t *times = json_object_get(k, "times");
+			history_text(json_object_get(k, "history"), hist, sizeof(hist));
+			const char *fixed[] = { s_of(rep, "env"), s_of(ks, "name"), s_of(ks, "owner"),
+			                        s_of(ks, "purpose"), s_of(ks, "alg"), comp, s_of(k, "kid"),
+			                        s_of(k, "cka_id"), s_of(k, "state") };
+			for (size_t c = 0; c < 9; c++)
+				csv_field(fixed[c], false, false);
+			for (size_t d = 0; d < 7; d++)
+				csv_field(s_of(times, dates[d]), false, false);
+			csv_field(s_of(k, "revoke_reason"), true, false);
+			csv_field(s_of(k, "signed_for"), false, false);
+			csv_field(s_of(k, "rotation"), false, false);
+			csv_field(hist, true, !has_at);
+			if (has_at) {
+				csv_field(s_of(k, "state_at"), false, false);
+				csv_field(json_is_true(json_object_get(k, "trusted_at")) ? "yes" : "no", false,
+				          true);
+			}
+		}
+	}
+}
+
+static void out(const char *s)
+{
+	km_cli_audit_puts(stdout, s);
+}
+
+static void table_report(json_t *rep, bool has_at)
+{
+	json_t *audit = json_object_get(rep, "audit");
+	printf("Audit report of environment %s, generated %s\n", s_of(rep, "env"),
+	       s_of(rep, "generated_at"));
+	if (json_is_true(json_object_get(audit, "verified")))
+		printf("Audit log: verified, %lld events, signed up to seq %lld%s%s\n",
+		       (long long)json_integer_value(json_object_get(audit, "events")),
+		       (long long)json_integer_value(json_object_get(audit, "checkpoint_seq")),
+		       json_is_string(json_object_get(audit, "checkpoint_at")) ? " at " : "",
+		       s_of(audit, "checkpoint_at"));
+	else {
+		printf("Audit log: VERIFICATION FAILED at seq %lld: ",
+		       (long long)json_integer_value(json_object_get(audit, "first_bad_seq")));
+		out(s_of(audit, "problem"));
+		printf("\n");
+	}
+	json_t *trusted = json_object_get(rep, "trusted_at");
+	if (has_at && trusted != NULL) {
+		printf("Trusted by verifiers at %s (JWKS serial ", s_of(trusted, "at"));
+		if (json_is_integer(json_object_get(trusted, "jwks_serial")))
+			printf("%lld", (long long)json_integer_value(json_object_get(trusted, "jwks_serial")));
+		else
+			printf("none");
+		printf("):");
+		size_t i;
+		json_t *kid;
+		json_array_foreach(json_object_get(trusted, "kids"), i, kid)
+			printf(" %s", json_string_value(kid));
+		printf("\n");
+	}
+	size_t i, j;
+	json_t *ks, *k;
+	json_array_foreach(json_object_get(rep, "keysets"), i, ks) {
+		json_t *pol = json_object_get(ks, "policy");
+		printf("\nKey set %s/%s  %s  owner %s  purpose %s  compliant: %s\n", s_of(rep, "env"),
+		       s_of(ks, "name"), s_of(ks, "alg"), s_of(ks, "owner"), s_of(ks, "purpose"),
+		       json_is_true(json_object_get(ks, "compliant")) ? "yes" : "NO");
+		printf("  created %s by %s; rotation_period %s, publish_lead %s, retire_retention %s\n",
+		       s_of(ks, "created_at"), s_of(ks, "created_by"), s_of(pol, "rotation_period"),
+		       s_of(pol, "publish_lead"), s_of(pol, "retire_retention"));
+		json_t *h;
+		json_array_foreach(json_object_get(ks, "history"), j, h) {
+			if (strcmp(s_of(h, "action"), "keyset.create") == 0)
+				continue;
+			printf("  %s %s: %s -> %s by %s via %s ", s_of(h, "time"), s_of(h, "action") + 7,
+			       s_of(h, "from"), s_of(h, "to"), s_of(h, "by"), s_of(h, "via"));
+			out(s_of(h, "reason"));
+			printf("\n");
+		}
+		json_t *f;
+		json_array_foreach(json_object_get(ks, "findings"), j, f) {
+			printf("  finding: ");
+			out(json_string_value(f));
+			printf("\n");
+		}
+		printf("  %-44s %-9s %-20s %-20s %-20s %-20s %-10s%s\n", "KID", "STATE", "PUBLISHED",
+		       "ACTIVATED", "RETIRED", "REMOVED/REVOKED", "ROTATION", has_at ? " AT --at" : "");
+		json_array_foreach(json_object_get(ks, "keys"), j, k) {
+			json_t *t = json_object_get(k, "times");
+			const char *gone = s_of(t, "revoked")[0] ? s_of(t, "revoked") : s_of(t, "removed");
+			printf("  %-44s %-9s %-20s %-20s %-20s %-20s %-10s", s_of(k, "kid")[0] ?
+			       s_of(k, "kid") : "(no kid)", s_of(k, "state"), s_of(t, "published")[0] ?
+			       s_of(t, "published") : "-", s_of(t, "activated")[0] ? s_of(t, "activated")
+			       : "-", s_of(t, "retired")[0] ? s_of(t, "retired") : "-", gone[0] ? gone :
+			       "-", s_of(k, "rotation"));
+			if (has_at)
+				printf(" %s%s", s_of(k, "state_at")[0] ? s_of(k, "state_at") : "-",
+				       json_is_true(json_object_get(k, "trusted_at")) ? " (trusted)" : "");
+			printf("\n");
+			size_t x;
+			json_array_foreach(json_object_get(k, "history"), x, h) {
+				printf("      %s %-14s %s%s%s by %s via %s ", s_of(h, "time"), s_of(h, "action"),
+				       s_of(h, "from"), s_of(h, "from")[0] ? " -> " : "", s_of(h, "to"),
+				       s_of(h, "by"), s_of(h, "via"));
+				out(s_of(h, "reason"));
+				printf("\n");
+			}
+		}
+	}
+}
+
+int km_cmd_audit_report(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "at", required_argument, NULL, OPT_AT },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr audit report";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	km_audit_report_opts_t ro = { .now = km_cli_now() };
+	const char *format = "table";
+	int o;
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		if (o == OPT_FORMAT) {
+			format = optarg;
+		} else if (o == OPT_AT) {
+			if (km_cli_parse_time(optarg, &ro.at) != KM_EOK)
+				return km_cli_usage_error(cmd, "--at: expected ISO 8601 UTC "
+				                          "(2026-11-28T17:00:00Z), @UNIXSECONDS or now");
+			ro.has_at = true;
+		} else {
+			return KM_CLI_EXIT_USAGE;
+		}
+	}
+	if (c.help)
+		return km_cli_help(report_help);
+	if (c.json)
+		format = "json";
+	if (strcmp(format, "table") != 0 && strcmp(format, "csv") != 0 &&
+	    strcmp(format, "json") != 0)
+		return km_cli_usage_error(cmd, "--format must be table, csv or json");
+	if (npos < 0 || npos > 1)
+		return km_cli_usage_error(cmd, "expected at most one ENV");
+	if (npos == 1 && !km_name_env_valid(pos[0]))
+		return km_cli_usage_error(cmd, "invalid environment name: expected a lowercase slug");
+	km_config_t *cfg = NULL;
+	int rc = km_cli_config_load(&cfg);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	const char *name = npos == 1 ? pos[0] : NULL;
+	if (name == NULL && km_config_env_count(cfg) == 1)
+		name = km_config_env_at(cfg, 0)->name;
+	if (name == NULL) {
+		km_config_free(cfg);
+		return km_cli_usage_error(cmd, "several environments are configured: name one");
+	}
+	km_env_t *env = NULL;
+	json_t *rep = NULL;
+	char err[1024] = "";
+	if ((rc = km_cli_audit_open(cfg, name, &env)) != KM_CLI_EXIT_OK)
+		goto out;
+	int r = km_audit_report(env, &ro, &rep, err, sizeof(err));
+	if (r != KM_EOK) {
+		rc = km_cli_fail(r, err);
+		goto out;
+	}
+	if (strcmp(format, "json") == 0)
+		rc = km_cli_print_json(rep);
+	else if (strcmp(format, "csv") == 0)
+		csv_report(rep, ro.has_at);
+	else
+		table_report(rep, ro.has_at);
+	json_t *audit = json_object_get(rep, "audit");
+	if (!json_is_true(json_object_get(audit, "verified"))) {
+		km_cli_error("the audit log of %s failed verification at seq %lld: this report "
+		             "cannot be trusted", name,
+		             (long long)json_integer_value(json_object_get(audit, "first_bad_seq")));
+		rc = KM_CLI_EXIT_REFUSED;
+	}
+out:
+	json_decref(rep);
+	km_env_free(env);
+	km_config_free(cfg);
+	return rc;
+}
+
+/* ---- jwks history | show ---- */
+
+/* Opens the single ENV positional of a jwks verb. */
+static int jwks_env(const char *cmd, int npos, char **pos, km_config_t **cfg, km_env_t **env)
+{
+	if (npos != 1)
+		return km_cli_usage_error(cmd, "expected exactly one ENV");
+	if (!km_name_env_valid(pos[0]))
+		return km_cli_usage_error(cmd, "invalid environment name: expected a lowercase slug");
+	int rc = km_cli_config_load(cfg);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	if ((rc = km_cli_audit_open(*cfg, pos[0], env)) != KM_CLI_EXIT_OK) {
+		km_config_free(*cfg);
+		*cfg = NULL;
+	}
+	return rc;
+}
+
+int km_cmd_jwks_history(int argc, char **argv)
+{
+	static const struct option opts[] = { KM_CLI_OPTS_COMMON, { NULL, 0, NULL, 0 } };
+	const char *cmd = "keymgr jwks history";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	km_cli_common_init(&c);
+	if (km_cli_getopt(argc, argv, cmd, opts, &c) != -1)
+		return KM_CLI_EXIT_USAGE;
+	if (c.help)
+		return km_cli_help(history_help);
+	km_config_t *cfg = NULL;
+	km_env_t *env = NULL;
+	int rc = jwks_env(cmd, npos, pos, &cfg, &env);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	km_store_jwks_version_t *v = NULL;
+	size_t n = 0;
+	char err[512] = "", t[32];
+	int r = km_store_jwks_versions(km_env_store(env), &v, &n, err, sizeof(err));
+	if (r != KM_EOK) {
+		rc = km_cli_fail(r, err);
+		goto out;
+	}
+	json_t *arr = c.json ? json_array() : NULL;
+	if (!c.json)
+		printf("%-7s %-20s %-6s %s\n", "SERIAL", "TIME", "KEYS", "KIDS");
+	for (size_t i = 0; i < n; i++) {
+		json_t *kids = json_loads(v[i].kids, 0, NULL);
+		if (arr != NULL) {
+			json_array_append_new(arr, json_pack("{s:I, s:s, s:I, s:o}", "serial",
+			                      (json_int_t)v[i].serial, "time",
+			                      km_cli_iso8601(v[i].at, t, sizeof(t)), "at",
+			                      (json_int_t)v[i].at, "kids", kids ? kids : json_array()));
+			continue;
+		}
+		printf("%-7llu %-20s %-6zu", (unsigned long long)v[i].serial,
+		       km_cli_iso8601(v[i].at, t, sizeof(t)), json_array_size(kids));
+		size_t j;
+		json_t *kid;
+		json_array_foreach(kids, j, kid)
+			printf(" %s", json_string_value(kid));
+		printf("\n");
+		json_decref(kids);
+	}
+	if (arr != NULL)
+		rc = km_cli_print_json(arr);
+	json_decref(arr);
+	km_store_jwks_versions_free(v, n);
+out:
+	km_cli_env_close(cfg, env);
+	return rc;
+}
+
+int km_cmd_jwks_show(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "serial", required_argument, NULL, OPT_SERIAL },
+		{ "at", required_argument, NULL, OPT_AT },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr jwks show";
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	km_cli_common_t c;
+	uint64_t serial = 0;
+	int64_t at = 0;
+	bool has_at = false;
+	int o;
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		if (o == OPT_SERIAL) {
+			char *end = NULL;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (optarg[0] < '1' || optarg[0] > '9' || end == optarg || *end != '\0')
+				return km_cli_usage_error(cmd, "--serial must be a positive integer");
+			serial = (uint64_t)v;
+		} else if (o == OPT_AT) {
+			if (km_cli_parse_time(optarg, &at) != KM_EOK)
+				return km_cli_usage_error(cmd, "--at: expected ISO 8601 UTC "
+				                          "(2026-11-28T17:00:00Z), @UNIXSECONDS or now");
+			has_at = true;
+		} else {
+			return KM_CLI_EXIT_USAGE;
+		}
+	}
+	if (c.help)
+		return km_cli_help(show_help);
+	if ((serial != 0) == has_at)
+		return km_cli_usage_error(cmd, "give exactly one of --serial N and --at TIME");
+	km_config_t *cfg = NULL;
+	km_env_t *env = NULL;
+	int rc = jwks_env(cmd, npos, pos, &cfg, &env);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	km_store_jwks_version_t v = { 0 };
+	char err[1024] = "", *doc = NULL;
+	size_t len = 0;
+	int r = km_audit_jwks_version(km_env_store(env), serial, at, &v, err, sizeof(err));
+	if (r == KM_EOK)
+		r = km_audit_jwks_render(km_env_store(env), v.kids, &doc, &len, err, sizeof(err));
+	if (r != KM_EOK)
+		rc = km_cli_fail(r, err);
+	else
+		printf("%s\n", doc);
+	free(doc);
+	free(v.kids);
+	km_cli_env_close(cfg, env);
+	return rc;
+}
