@@ -6,6 +6,7 @@
 #include "keymgr/cli/cli.h"
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
+#include "keymgr/store/store.h"
 
 /* One line per command group, in the order --help lists them. */
 static const km_cli_command_t commands[] = {
@@ -18,12 +19,14 @@ static const km_cli_command_t commands[] = {
 	{ "plan", km_cmd_plan, "show upcoming lifecycle events from the policy" },
 	{ "apply", km_cmd_apply, "carry out every lifecycle action due now (cron-friendly)" },
 	{ "policy", km_cmd_policy, "show the effective policy; check compliance" },
-	{ "jwks", km_cmd_jwks, "print or write the JWKS of an environment or key set" },
+	{ "jwks", km_cmd_jwks, "print or write the JWKS of an environment or key set; "
+	  "its history" },
 	{ "sign", km_cmd_sign, "sign claims into a JWT with a key set's active key" },
 	{ "verify", km_cmd_verify, "verify a JWT strictly against a JWKS (the reference verifier)" },
 	{ "status", km_cmd_status, "ask the running keymgrd: keys, next events, propagation" },
 	{ "reload", km_cmd_reload, "make keymgrd reload its configuration (like SIGHUP)" },
 	{ "tick", km_cmd_tick, "wake keymgrd now: re-read the stores and apply what is due" },
+	{ "audit", km_cmd_audit, "audit log, verification, signed checkpoints, ownership report" },
 	{ "token", km_cmd_token, "low-level verbs on a PKCS#11 token named by flags" },
 	{ NULL, NULL, NULL },
 };
@@ -40,6 +43,8 @@ int main(int argc, char **argv)
 		printf("keymgr %s\n", KEYMGR_VERSION);
 		return KM_CLI_EXIT_OK;
 	}
+	/* Every change this process makes is recorded in the audit log as made via the CLI. */
+	km_store_set_default_via("cli");
 	/* Global options come before the command. */
 	int i = 1;
 	while (i < argc) {
