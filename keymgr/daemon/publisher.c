@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keymgr/common/atomic_file.h"
 #include "keymgr/common/error.h"
@@ -36,6 +37,15 @@ static void sha256(const char *body, size_t len, uint8_t out[32])
 	unsigned int n = 32;
 	if (EVP_Digest(body, len, out, &n, EVP_sha256(), NULL) != 1)
 		memset(out, 0, 32);  /* never equal to a real digest in practice: republishes */
+}
+
+/* Now, rounded UP to a whole second: a key counts as served from the next second on, so that
+ * "served for publish_lead" in whole seconds is never less than publish_lead in reality. */
+static int64_t served_time(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec + (ts.tv_nsec > 0 ? 1 : 0);
 }
 
 static int cmp_keyset(const void *a, const void *b)
@@ -321,7 +331,7 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 		for (size_t k = 0; k < ks->n_keys; k++) {
 			if (km_state_in_jwks(ks->keys[k].state) && ks->keys[k].first_serial == 0) {
 				ks->keys[k].first_serial = serial;
-				ks->keys[k].served_at = now;
+				ks->keys[k].served_at = served_time();
 			}
 		}
 		kd_log(KD_LOG_DEBUG, "publish", "env", e->name, "keyset", ks->name, "path", path,

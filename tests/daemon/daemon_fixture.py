@@ -60,7 +60,7 @@ class Setup:
     """Tokens, PINs, stores and a configuration in one temporary directory."""
 
     def __init__(self, keymgr, keymgrd, envs=("dev",), policy=None, keyset_policy=None,
-                 extra_daemon=""):
+                 extra_daemon="", keysets=("api",), missing_tokens=()):
         self.keymgr_bin = keymgr
         self.keymgrd_bin = keymgrd
         self.module = os.environ.get("KEYMGR_TEST_SOFTHSM_MODULE",
@@ -70,6 +70,9 @@ class Setup:
         self.envs = list(envs)
         self.policy = dict(FAST_POLICY, **(policy or {}))
         self.keyset_policy = keyset_policy or {}
+        # Key sets named in the config (issuer and audience, for keymgr sign), per environment.
+        self.keysets = list(keysets) + [k for k in self.keyset_policy if k not in keysets]
+        self.missing_tokens = set(missing_tokens)
         self.extra_daemon = extra_daemon
         self.pins = {}
         tokens = os.path.join(self.dir, "tokens")
@@ -88,6 +91,8 @@ class Setup:
         for e in self.envs:
             user = self._pin(f"{e}.pin")
             so = self._pin(f"{e}.so.pin")
+            if e in self.missing_tokens:
+                continue
             self.run("token", "init", "--module", self.module, "--token", f"kd-{e}",
                      "--so-pin-source", "file:" + so, "--pin-source", "file:" + user)
         self.write_config()
@@ -111,10 +116,14 @@ class Setup:
                       f"    store: {self.dir}/{e}.db", "    http:",
                       f"      snapshots: [ {self.dir}/snap/{e}.json ]", "    policy:"]
             lines += [f"      {k}: {v}" for k, v in policy.items()]
-            if keyset_policy:
+            if self.keysets:
                 lines += ["    keysets:"]
-                for ks, pol in keyset_policy.items():
-                    lines += [f"      {ks}:", "        policy:"]
+            for ks in self.keysets:
+                lines += [f"      {ks}:", "        issuer: https://issuer.test",
+                          "        audiences: [ api.test ]"]
+                pol = keyset_policy.get(ks)
+                if pol:
+                    lines += ["        policy:"]
                     for k, v in pol.items():
                         if isinstance(v, list):
                             v = "[ " + ", ".join(v) + " ]"
@@ -144,6 +153,10 @@ class Setup:
             raise Failure(f"keymgr {' '.join(args)} exited {p.returncode} (expected {expect}):"
                           f" {p.stderr.strip()}")
         return p
+
+    def sign(self, ref, ttl="2s"):
+        claims = '{"sub":"alice","aud":"api.test","client_id":"test-client"}'
+        return self.run("sign", ref, "--claims", claims, "--ttl", ttl).stdout.strip()
 
     def keyset_create(self, ref, alg="ES256", *extra):
         self.run("keyset", "create", ref, "--alg", alg, "--owner", "platform-security",
