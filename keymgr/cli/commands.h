@@ -18,6 +18,7 @@ int km_cmd_sign(int argc, char **argv);
 int km_cmd_plan(int argc, char **argv);
 int km_cmd_apply(int argc, char **argv);
 int km_cmd_policy(int argc, char **argv);
+int km_cmd_reconcile(int argc, char **argv);
 int km_cmd_audit(int argc, char **argv);
 int km_cmd_verify(int argc, char **argv);
 /* keymgr key current: its own file, listed in cmd_key.c's table. */

@@ -27,6 +27,8 @@ static const km_cli_command_t commands[] = {
 	{ "reload", km_cmd_reload, "make keymgrd reload its configuration (like SIGHUP)" },
 	{ "tick", km_cmd_tick, "wake keymgrd now: re-read the stores and apply what is due" },
 	{ "audit", km_cmd_audit, "audit log, verification, signed checkpoints, ownership report" },
+	{ "reconcile", km_cmd_reconcile, "compare store and token; repair what a crash left "
+	  "half done" },
 	{ "token", km_cmd_token, "low-level verbs on a PKCS#11 token named by flags" },
 	{ NULL, NULL, NULL },
 };

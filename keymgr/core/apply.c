@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/faultpoint.h"
 #include "keymgr/core/apply.h"
 #include "keymgr/core/keyops.h"
 
@@ -154,6 +155,8 @@ static int apply_plan(km_env_t *env, const char *keyset, const km_plan_t *plan,
 		} else {
 			r = apply_action(env, keyset, plan, i, recs, n, new_kids, now, kid, msg,
 			                 sizeof(msg));
+			if (r == KM_EOK)
+				KM_FAULT_POINT("apply.after_action");
 		}
 		if (o != NULL && o->report != NULL) {
 			km_apply_event_t ev = { km_env_name(env), keyset, a, kid, r, msg };
@@ -275,6 +278,7 @@ int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t 
 	                                 errlen)) != KM_EOK)
 		goto out;
 	recs[idx].state = KM_STATE_REVOKED;
+	KM_FAULT_POINT("revoke.after_record");
 	/* The rest of the emergency plan (its REVOKE is already done, with the reason). */
 	int64_t recheck = INT64_MAX;
 	r = apply_plan(env, k.keyset, plan, recs, n, now, o, &recheck, err, errlen);

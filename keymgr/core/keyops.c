@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/faultpoint.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/jose/jwk.h"
 #include "keymgr/jose/jwks.h"
@@ -174,6 +175,7 @@ int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key
 	k.state_at[KM_STATE_GENERATED] = now;
 	if ((r = km_store_key_intent(s, &k, NULL, err, errlen)) != KM_EOK)
 		return r;
+	KM_FAULT_POINT("generate.after_intent");
 
 	/* 2. the token creates the pair. */
 	char label[128];
@@ -189,6 +191,7 @@ int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key
 		return r;
 	}
 
+	KM_FAULT_POINT("generate.after_token");
 	/* 3. kid and public JWK, then confirmation. */
 	json_t *jwk = NULL;
 	char *jwk_text = NULL;
@@ -208,6 +211,7 @@ int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key
 	if ((r = km_store_key_confirm(s, k.cka_id, k.cka_id_len, kid, jwk_text, now, err,
 	                              errlen)) != KM_EOK)
 		goto undo;
+	KM_FAULT_POINT("generate.after_confirm");
 	if (ret != NULL)
 		r = km_store_key_get(s, kid, ret, err, errlen);
 	json_decref(jwk);
@@ -267,7 +271,11 @@ int km_key_activate(km_env_t *env, const char *kid, int64_t now, char *err, size
 	}
 	if ((r = km_store_key_transition(s, kid, KM_STATE_ACTIVE, now, NULL, err, errlen)) != KM_EOK)
 		goto fail;
-	return km_store_commit(s, err, errlen);
+	KM_FAULT_POINT("activate.before_commit");
+	if ((r = km_store_commit(s, err, errlen)) != KM_EOK)
+		return r;
+	KM_FAULT_POINT("activate.after_commit");
+	return KM_EOK;
 fail:
 	km_store_rollback(s, NULL, 0);
 	return r;
@@ -293,6 +301,7 @@ int km_key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, size_
 		         km_env_name(env), kid, why && why[0] ? why : km_strerror(r));
 		return r;
 	}
+	KM_FAULT_POINT("destroy.after_token");
 	return km_store_key_transition(km_env_store(env), kid, KM_STATE_DESTROYED, now,
 	                               r == KM_P11_ENOKEY ? "token objects were already gone" : NULL,
 	                               err, errlen);
@@ -306,9 +315,11 @@ int km_keyset_rotate(km_env_t *env, const char *keyset, bool immediate, int64_t 
 	if (r != KM_EOK)
 		return r;
 	km_store_t *s = km_env_store(env);
+	KM_FAULT_POINT("rotate.after_generate");
 	if ((r = km_store_key_transition(s, k.kid, KM_STATE_PUBLISHED, now, NULL, err,
 	                                 errlen)) != KM_EOK)
 		return r;
+	KM_FAULT_POINT("rotate.after_publish");
 	km_store_key_t cur;
 	r = km_store_key_active(s, keyset, &cur, err, errlen);
 	if (r == KM_ENOACTIVE || (r == KM_EOK && immediate))

@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/core/keyops.h"
+#include "keymgr/core/reconcile.h"
+#include "keymgr/jose/jwk.h"
+
+static const char *const kind_names[] = {
+	[KM_RECON_ADOPT] = "adopt",
+	[KM_RECON_ABANDON] = "abandon",
+	[KM_RECON_DESTROYED] = "destroyed",
+	[KM_RECON_PURGE] = "purge",
+	[KM_RECON_REVOKE_MISSING] = "revoke-missing",
+	[KM_RECON_MISSING] = "missing",
+	[KM_RECON_QUARANTINE] = "quarantine",
+};
+
+const char *km_recon_kind_name(km_recon_kind_t kind)
+{
+	if ((unsigned)kind >= sizeof(kind_names) / sizeof(kind_names[0]))
+		return "unknown";
+	return kind_names[kind];
+}
+
+#define REASON_MISSING "missing from token (reconcile)"
+
+/* Everything one run needs. */
+typedef struct {
+	km_env_t *env;
+	km_store_t *store;
+	km_token_t *token;
+	int64_t now;
+	const km_recon_opts_t *o;
+	km_recon_summary_t sum;
+} recon_t;
+
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* Reports one finding and counts it. */
+static void report(recon_t *c, km_recon_kind_t kind, const km_store_key_t *k,
+                   const uint8_t *id, size_t id_len, bool applied, int result,
+                   const char *detail)
+{
+	char idhex[2 * KM_TOKEN_ID_MAX + 1];
+	hex(id, id_len, idhex);
+	bool attention = kind == KM_RECON_MISSING || kind == KM_RECON_QUARANTINE;
+	km_recon_event_t ev = {
+		.env = km_env_name(c->env),
+		.kind = kind,
+		.keyset = k ? k->keyset : "",
+		.kid = k ? k->kid : "",
+		.cka_id = idhex,
+		.state = k ? km_state_name(k->state) : "",
+		.detail = detail,
+		.repair = !attention,
+		.attention = attention,
+		.applied = applied,
+		.result = result,
+	};
+	if (attention)
+		c->sum.attention++;
+	else if (result != KM_EOK)
+		c->sum.failed++;
+	else
+		c->sum.repaired++;
+	if (c->o != NULL && c->o->report != NULL)
+		c->o->report(c->o->ctx, &ev);
+}
+
+static const km_token_key_info_t *find_obj(const km_token_key_info_t *objs, size_t n,
+                                           const uint8_t *id, size_t id_len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (objs[i].id_len == id_len && memcmp(objs[i].id, id, id_len) == 0)
+			return &objs[i];
+	return NULL;
+}
+
+static bool dry(const recon_t *c)
+{
+	return c->o != NULL && c->o->dry_run;
+}
+
+/* A pending intent whose pair exists: compute kid and JWK from the token's public key. */
+static void adopt(recon_t *c, const km_store_key_t *k)
+{
+	char msg[512] = "", detail[1536];
+	km_pubkey_t pub;
+	json_t *jwk = NULL;
+	char *text = NULL;
+	const char *kid = NULL;
+	int r = km_token_get_public(c->token, k->cka_id, k->cka_id_len, &pub);
+	if (r != KM_EOK) {
+		const char *why = km_token_last_error(c->token);
+		snprintf(msg, sizeof(msg), "cannot read its public key: %s",
+		         why && why[0] ? why : km_strerror(r));
+		goto out;
+	}
+	if ((r = km_jwk_from_pubkey(&pub, k->alg, &jwk)) != KM_EOK) {
+		snprintf(msg, sizeof(msg), "the token's key does not fit algorithm %s: %s",
+		         km_alg_name(k->alg), km_strerror(r));
+		goto out;
+	}
+	kid = json_string_value(json_object_get(jwk, "kid"));
+	text = json_dumps(jwk, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (kid == NULL || text == NULL) {
+		r = KM_ENOMEM;
+		snprintf(msg, sizeof(msg), "out of memory");
+		goto out;
+	}
+	if ((r = km_env_kid_unique(c->env, kid, msg, sizeof(msg))) != KM_EOK)
+		goto out;
+	if (!dry(c))
+		r = km_store_key_confirm(c->store, k->cka_id, k->cka_id_len, kid, text, c->now, msg,
+		                         sizeof(msg));
+out:;
+	km_store_key_t shown = *k;
+	if (kid != NULL)
+		snprintf(shown.kid, sizeof(shown.kid), "%s", kid);
+	if (r == KM_EOK)
+		snprintf(detail, sizeof(detail), "pending intent of %s: the token holds the key "
+		         "pair, %s as kid %s (state generated)", k->keyset,
+		         dry(c) ? "would confirm it" : "confirmed it", kid);
+	else
+		snprintf(detail, sizeof(detail), "pending intent of %s: the token holds the key "
+		         "pair, but it cannot be adopted: %s", k->keyset, msg);
+	report(c, KM_RECON_ADOPT, &shown, k->cka_id, k->cka_id_len, r == KM_EOK && !dry(c), r,
+	       detail);
+	json_decref(jwk);
+	free(text);
+}
+
+/* A pending intent the token never acted on. */
+static void abandon(recon_t *c, const km_store_key_t *k)
+{
+	char msg[512] = "", detail[1536];
+	int r = KM_EOK;
+	if (!dry(c))
+		r = km_store_key_abandon(c->store, k->cka_id, k->cka_id_len, c->now,
+		                         "reconcile: the token has no object with this CKA_ID",
+		                         msg, sizeof(msg));
+	if (r == KM_EOK)
+		snprintf(detail, sizeof(detail), "pending intent of %s: the token has no object "
+		         "with its CKA_ID, %s", k->keyset,
+		         dry(c) ? "would abandon it" : "abandoned it");
+	else
+		snprintf(detail, sizeof(detail), "pending intent of %s: cannot abandon it: %s",
+		         k->keyset, msg);
+	report(c, KM_RECON_ABANDON, k, k->cka_id, k->cka_id_len, r == KM_EOK && !dry(c), r,
+	       detail);
+}
+
+/* Records 'destroyed' for a row whose objects are gone (revoking first when needed). */
+static void record_gone(recon_t *c, const km_store_key_t *k, km_recon_kind_t kind)
+{
+	char msg[512] = "", detail[1536];
+	int r = KM_EOK;
+	if (!dry(c) && kind == KM_RECON_REVOKE_MISSING)
+		r = km_store_key_transition(c->store, k->kid, KM_STATE_REVOKED, c->now, REASON_MISSING,
+		                            msg, sizeof(msg));
+	if (!dry(c) && r == KM_EOK)
+		r = km_store_key_transition(c->store, k->kid, KM_STATE_DESTROYED, c->now,
+		                            "token objects were already gone (reconcile)", msg,
+		                            sizeof(msg));
+	const char *done = kind == KM_RECON_REVOKE_MISSING
+	                   ? (dry(c) ? "would revoke it (never to be activated) and record it "
+	                               "destroyed" : "revoked it (never to be activated) and "
+	                               "recorded it destroyed")
+	                   : (dry(c) ? "would record it destroyed" : "recorded it destroyed");
+	if (r == KM_EOK)
+		snprintf(detail, sizeof(detail), "%s key %s of %s: its token objects are gone, %s",
+		         km_state_name(k->state), k->kid, k->keyset, done);
+	else
+		snprintf(detail, sizeof(detail), "%s key %s of %s: its token objects are gone, but "
+		         "the store could not be updated: %s", km_state_name(k->state), k->kid,
+		         k->keyset, msg);
+	report(c, kind, k, k->cka_id, k->cka_id_len, r == KM_EOK && !dry(c), r, detail);
+}
+
+/* Destroys objects that a destroyed or abandoned row says must not exist. */
+static void purge(recon_t *c, const km_store_key_t *k)
+{
+	char detail[1536];
+	int r = KM_EOK;
+	if (!dry(c)) {
+		r = km_token_destroy(c->token, k->cka_id, k->cka_id_len);
+		if (r == KM_P11_ENOKEY)
+			r = KM_EOK;
+	}
+	const char *what = k->kid[0] ? "destroyed key" : "abandoned intent";
+	if (r == KM_EOK)
+		snprintf(detail, sizeof(detail), "%s %s of %s still has token objects: %s", what,
+		         k->kid[0] ? k->kid : "(no kid)", k->keyset,
+		         dry(c) ? "would destroy them" : "destroyed them");
+	else
+		snprintf(detail, sizeof(detail), "%s %s of %s still has token objects that cannot "
+		         "be destroyed: %s", what, k->kid[0] ? k->kid : "(no kid)", k->keyset,
+		         km_token_last_error(c->token));
+	report(c, KM_RECON_PURGE, k, k->cka_id, k->cka_id_len, r == KM_EOK && !dry(c), r, detail);
+}
+
+static void missing(recon_t *c, const km_store_key_t *k)
+{
+	char detail[1536];
+	if (k->state == KM_STATE_ACTIVE)
+		snprintf(detail, sizeof(detail), "ACTIVE key %s of %s is missing from the token: "
+		         "signing with %s fails until it is replaced; run `keymgr rotate %s/%s "
+		         "--immediate` (it retires the key, which keeps verifying, and activates a "
+		         "new one)", k->kid, k->keyset, k->keyset, km_env_name(c->env), k->keyset);
+	else
+		snprintf(detail, sizeof(detail), "retired key %s of %s is missing from the token: "
+		         "it signs nothing and its public key (kept in the store) still verifies; "
+		         "left as it is", k->kid, k->keyset);
+	report(c, KM_RECON_MISSING, k, k->cka_id, k->cka_id_len, false, KM_EOK, detail);
+}
+
+/* Decides what one row needs, given whether the token holds its objects. */
+static void check_row(recon_t *c, const km_store_key_t *k, const km_token_key_info_t *obj)
+{
+	bool present = obj != NULL && (obj->has_private || obj->has_public);
+	bool signable = obj != NULL && obj->has_private;
+	if (k->pending) {
+		if (present)
+			adopt(c, k);
+		else
+			abandon(c, k);
+		return;
+	}
+	if (k->kid[0] == '\0' || k->state == KM_STATE_DESTROYED) {
+		if (present)
+			purge(c, k);
+		return;
+	}
+	if (signable)
+		return;
+	switch (k->state) {
+	case KM_STATE_REMOVED:
+	case KM_STATE_REVOKED:
+		record_gone(c, k, KM_RECON_DESTROYED);
+		break;
+	case KM_STATE_GENERATED:
+	case KM_STATE_PUBLISHED:
+		record_gone(c, k, KM_RECON_REVOKE_MISSING);
+		break;
+	default:
+		missing(c, k);
+		break;
+	}
+}
+
+int km_reconcile_env(km_env_t *env, int64_t now, const km_recon_opts_t *o,
+                     km_recon_summary_t *sum, char *err, size_t errlen)
+{
+	recon_t c = { .env = env, .store = km_env_store(env), .now = now, .o = o };
+	km_store_key_t *rows = NULL;
+	km_token_key_info_t *objs = NULL;
+	size_t n_rows = 0, n_objs = 0;
+	int r = km_env_token(env, &c.token, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	km_token_info_t info;
+	km_token_get_info(c.token, &info);
+	if ((r = km_store_keys_query(c.store, NULL, &rows, &n_rows, err, errlen)) != KM_EOK)
+		goto out;
+	if ((r = km_token_list_keys(c.token, &objs, &n_objs)) != KM_EOK) {
+		const char *why = km_token_last_error(c.token);
+		snprintf(err, errlen, "environment '%s': cannot list the token's keys: %s",
+		         km_env_name(env), why && why[0] ? why : km_strerror(r));
+		goto out;
+	}
+	for (size_t i = 0; i < n_rows; i++) {
+		const km_store_key_t *k = &rows[i];
+		if (k->token_serial[0] != '\0' && strcmp(k->token_serial, info.serial) != 0)
+			continue; /* another token's key: not ours to judge */
+		check_row(&c, k, find_obj(objs, n_objs, k->cka_id, k->cka_id_len));
+	}
+	for (size_t i = 0; i < n_objs; i++) {
+		if (!objs[i].keymgr_id)
+			continue; /* foreign objects are none of keymgr's business */
+		km_store_key_t k;
+		if (km_store_key_get_by_cka_id(c.store, objs[i].id, objs[i].id_len, &k, NULL, 0) ==
+		    KM_EOK)
+			continue;
+		bool audit_key = false;
+		if (km_store_audit_key_is(c.store, objs[i].id, objs[i].id_len, &audit_key, NULL, 0) ==
+		    KM_EOK && audit_key)
+			continue; /* the environment's audit (checkpoint) key, tracked by the audit log */
+		char detail[1024];
+		snprintf(detail, sizeof(detail), "the token holds a keymgr key pair (label '%s') "
+		         "that no record of environment '%s' knows: quarantined (kept, reported on "
+		         "every run); inspect it and destroy it by hand if it is not needed",
+		         objs[i].label, km_env_name(env));
+		report(&c, KM_RECON_QUARANTINE, NULL, objs[i].id, objs[i].id_len, false, KM_EOK,
+		       detail);
+	}
+	r = KM_EOK;
+	if (sum != NULL)
+		*sum = c.sum;
+out:
+	free(objs);
+	km_store_keys_free(rows);
+	return r;
+}

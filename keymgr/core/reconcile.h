@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Reconciliation: compares an environment's store with its token and completes or rolls back
+ * the changes a crash left half done (docs/reconcile.md). Used by `keymgr reconcile` and at
+ * keymgrd's start. Every finding is reported through a callback, applied or (dry run) not.
+ *
+ * What it finds and does, by the CKA_ID that ties a row to its token objects:
+ *   pending intent, token holds the pair      ADOPT: read the public key, confirm kid + JWK
+ *   pending intent, token holds nothing        ABANDON: the intent becomes an abandoned row
+ *   removed/revoked row, objects already gone  DESTROYED: record 'destroyed' (crash between
+ *                                              the token destroy and the store update)
+ *   destroyed or abandoned row, objects exist  PURGE: destroy the objects (the record says
+ *                                              they must not exist; they never signed since)
+ *   generated/published row, objects missing   REVOKE_MISSING: revoke ("missing from token")
+ *                                              and record destroyed, so it is never activated
+ *   active row, objects missing                MISSING (attention): signing fails; nothing
+ *                                              is changed, the operator replaces the key with
+ *                                              `keymgr rotate ENV/KS --immediate`
+ *   retired row, objects missing               MISSING (attention): it signs nothing and its
+ *                                              public JWK (in the store) still verifies;
+ *                                              nothing is changed
+ *   keymgr CKA_ID in the token, no row at all  QUARANTINE (attention): reported on every run,
+ *                                              never deleted, nothing recorded
+ * Rows of another token (serial differs) are left alone, and so are the environment's audit
+ * (checkpoint-signing) keys, which the audit log tracks. Run it while no other process
+ * changes the environment (keymgrd runs it at start, before its first tick): a pending
+ * intent of a generation still in progress elsewhere would be adopted or abandoned under it.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keymgr/core/env.h"
+
+typedef enum {
+	KM_RECON_ADOPT = 0,
+	KM_RECON_ABANDON,
+	KM_RECON_DESTROYED,
+	KM_RECON_PURGE,
+	KM_RECON_REVOKE_MISSING,
+	KM_RECON_MISSING,
+	KM_RECON_QUARANTINE,
+} km_recon_kind_t;
+
+/* One finding. Strings are owned by the reconciler and valid during the callback only. */
+typedef struct {
+	const char *env;
+	km_recon_kind_t kind;
+	const char *keyset;       /* "" when unknown (QUARANTINE) */
+	const char *kid;          /* "" when none (pending, abandoned, QUARANTINE) */
+	const char *cka_id;       /* lowercase hex */
+	const char *state;        /* the row's state before the repair, "" for QUARANTINE */
+	const char *detail;       /* one sentence: what was found and what was done */
+	bool repair;              /* a repair (applied, or planned in a dry run) */
+	bool attention;           /* needs an operator: MISSING, QUARANTINE */
+	bool applied;             /* the repair was carried out */
+	int result;               /* KM_EOK, or the code the repair failed with */
+} km_recon_event_t;
+
+typedef void (*km_recon_report_fn)(void *ctx, const km_recon_event_t *ev);
+
+typedef struct {
+	bool dry_run;             /* report only; change neither store nor token */
+	km_recon_report_fn report; /* may be NULL */
+	void *ctx;
+} km_recon_opts_t;
+
+typedef struct {
+	size_t repaired;          /* repairs applied (or planned, in a dry run) */
+	size_t attention;         /* findings that need an operator */
+	size_t failed;            /* repairs that failed */
+} km_recon_summary_t;
+
+/* Stable lowercase name of a kind ("adopt", "abandon", ...). */
+const char *km_recon_kind_name(km_recon_kind_t kind);
+
+/*
+ * Reconciles environment env at now (see above). Opens the token; reads every row of the
+ * store and every key of the token once. *sum (may be NULL) receives the counts.
+ * Returns KM_EOK when the comparison could be made (even if repairs failed or findings need
+ * attention: see *sum), or the token's / the store's code with its message in err.
+ */
+int km_reconcile_env(km_env_t *env, int64_t now, const km_recon_opts_t *o,
+                     km_recon_summary_t *sum, char *err, size_t errlen);

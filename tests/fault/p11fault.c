@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keymgr-p11fault: a loadable PKCS#11 module for tests that wraps a real module (SoftHSM)
+ * and injects faults. It dlopens the real module, copies its function list (so every C_*
+ * call is forwarded), and puts a fault check in front of the calls keymgr makes.
+ *
+ * Configuration (read on every wrapped call; the file is re-read when it changes):
+ *   KEYMGR_P11FAULT_MODULE  the real module (default /usr/lib/softhsm/libsofthsm2.so)
+ *   KEYMGR_P11FAULT         rules, separated by ';' or newlines
+ *   KEYMGR_P11FAULT_FILE    a file holding rules (a test rewrites it to change them mid-run)
+ *   KEYMGR_P11FAULT_LOG     a file to which every injected fault appends one line
+ * A rule is FUNC:ACTION[:after=N][:count=M]:
+ *   FUNC    C_Sign, C_Login, ... or '*' for every wrapped call
+ *   ACTION  a CKR_ name (CKR_DEVICE_ERROR, CKR_SESSION_HANDLE_INVALID, CKR_USER_NOT_LOGGED_IN,
+ *           CKR_PIN_LOCKED, CKR_TOKEN_NOT_PRESENT, CKR_DEVICE_REMOVED, ... or 0xHEX) returned
+ *           instead of calling the module, or KILL (raise SIGKILL: crash at call N)
+ *   after=N the first N matching calls pass (default 0); count=M only M calls fail, then
+ *           calls pass again (default: all later calls fail)
+ * Calls are counted per rule, from the moment the rule text was (re)loaded.
+ * Example: KEYMGR_P11FAULT="C_Sign:CKR_DEVICE_ERROR:after=3"
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <p11-kit/pkcs11.h>
+
+#define MAX_RULES 16
+#define RULES_MAX 4096
+
+typedef struct {
+	char func[48];
+	bool kill;
+	CK_RV rv;
+	unsigned long after;
+	unsigned long count;       /* 0: unlimited */
+	unsigned long calls;       /* matching calls seen */
+} rule_t;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static CK_FUNCTION_LIST *real;
+static CK_FUNCTION_LIST wrapped;
+static rule_t rules[MAX_RULES];
+static size_t n_rules;
+static char loaded[RULES_MAX];      /* the text the rules came from */
+
+static const struct {
+	const char *name;
+	CK_RV rv;
+} rv_names[] = {
+	{ "CKR_GENERAL_ERROR", CKR_GENERAL_ERROR },
+	{ "CKR_DEVICE_ERROR", CKR_DEVICE_ERROR },
+	{ "CKR_DEVICE_MEMORY", CKR_DEVICE_MEMORY },
+	{ "CKR_DEVICE_REMOVED", CKR_DEVICE_REMOVED },
+	{ "CKR_TOKEN_NOT_PRESENT", CKR_TOKEN_NOT_PRESENT },
+	{ "CKR_SESSION_HANDLE_INVALID", CKR_SESSION_HANDLE_INVALID },
+	{ "CKR_SESSION_CLOSED", CKR_SESSION_CLOSED },
+	{ "CKR_USER_NOT_LOGGED_IN", CKR_USER_NOT_LOGGED_IN },
+	{ "CKR_PIN_LOCKED", CKR_PIN_LOCKED },
+	{ "CKR_PIN_INCORRECT", CKR_PIN_INCORRECT },
+	{ "CKR_KEY_HANDLE_INVALID", CKR_KEY_HANDLE_INVALID },
+	{ "CKR_OBJECT_HANDLE_INVALID", CKR_OBJECT_HANDLE_INVALID },
+	{ "CKR_FUNCTION_FAILED", CKR_FUNCTION_FAILED },
+	{ "CKR_HOST_MEMORY", CKR_HOST_MEMORY },
+	{ "CKR_CRYPTOKI_NOT_INITIALIZED", CKR_CRYPTOKI_NOT_INITIALIZED },
+};
+
+/* Parses rule text into rules[] (bad rules are reported on stderr and skipped). */
+static void parse_rules(const char *text)
+{
+	char buf[RULES_MAX];
+	snprintf(buf, sizeof(buf), "%s", text);
+	n_rules = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ";\n", &save); tok != NULL && n_rules < MAX_RULES;
+	     tok = strtok_r(NULL, ";\n", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		if (*tok == '\0' || *tok == '#')
+			continue;
+		rule_t r = { 0 };
+		char *fs = NULL, *f = strtok_r(tok, ":", &fs), *act = strtok_r(NULL, ":", &fs);
+		if (f == NULL || act == NULL) {
+			fprintf(stderr, "p11fault: bad rule '%s'\n", tok);
+			continue;
+		}
+		snprintf(r.func, sizeof(r.func), "%s", f);
+		bool ok = false;
+		if (strcmp(act, "KILL") == 0) {
+			r.kill = ok = true;
+		} else if (strncmp(act, "0x", 2) == 0) {
+			r.rv = strtoul(act, NULL, 16);
+			ok = true;
+		} else {
+			for (size_t i = 0; i < sizeof(rv_names) / sizeof(rv_names[0]); i++)
+				if (strcmp(act, rv_names[i].name) == 0) {
+					r.rv = rv_names[i].rv;
+					ok = true;
+				}
+		}
+		for (char *o = strtok_r(NULL, ":", &fs); o != NULL; o = strtok_r(NULL, ":", &fs)) {
+			if (strncmp(o, "after=", 6) == 0)
+				r.after = strtoul(o + 6, NULL, 10);
+			else if (strncmp(o, "count=", 6) == 0)
+				r.count = strtoul(o + 6, NULL, 10);
+			else
+				ok = false;
+		}
+		if (!ok) {
+			fprintf(stderr, "p11fault: bad rule for %s\n", r.func);
+			continue;
+		}
+		rules[n_rules++] = r;
+	}
+}
+
+/* Current rule text: the environment variable, then the file. */
+static void current_text(char *out, size_t len)
+{
+	const char *env = getenv("KEYMGR_P11FAULT");
+	size_t used = (size_t)snprintf(out, len, "%s", env ? env : "");
+	const char *file = getenv("KEYMGR_P11FAULT_FILE");
+	if (file == NULL || used + 2 >= len)
+		return;
+	FILE *f = fopen(file, "r");
+	if (f == NULL)
+		return;
+	out[used++] = '\n';
+	size_t n = fread(out + used, 1, len - used - 1, f);
+	out[used + n] = '\0';
+	fclose(f);
+}
+
+static void log_fault(const char *func, const rule_t *r)
+{
+	const char *path = getenv("KEYMGR_P11FAULT_LOG");
+	if (path == NULL)
+		return;
+	FILE *f = fopen(path, "a");
+	if (f == NULL)
+		return;
+	fprintf(f, "%s %s call %lu\n", func, r->kill ? "KILL" : "fault", r->calls);
+	fclose(f);
+}
+
+/* Decides whether call func fails; if so writes the CK_RV into *rv (or kills). */
+static bool fault(const char *func, CK_RV *rv)
+{
+	char text[RULES_MAX];
+	bool hit = false;
+	current_text(text, sizeof(text));
+	pthread_mutex_lock(&lock);
+	if (strcmp(text, loaded) != 0) {
+		snprintf(loaded, sizeof(loaded), "%s", text);
+		parse_rules(text);
+	}
+	for (size_t i = 0; i < n_rules && !hit; i++) {
+		rule_t *r = &rules[i];
+		if (strcmp(r->func, "*") != 0 && strcmp(r->func, func) != 0)
+			continue;
+		unsigned long n = ++r->calls;
+		if (n <= r->after || (r->count != 0 && n > r->after + r->count))
+			continue;
+		log_fault(func, r);
+		if (r->kill)
+			raise(SIGKILL);
+		*rv = r->rv;
+		hit = true;
+	}
+	pthread_mutex_unlock(&lock);
+	return hit;
+}
+
+#define WRAP(name, params, args)                                   \
+	static CK_RV w_##name params                               \
+	{                                                          \
+		CK_RV rv;                                          \
+		if (fault(#name, &rv))                             \
+			return rv;                                 \
+		return real->name args;                            \
+	}
+
+WRAP(C_GetSlotList, (CK_BBOOL p, CK_SLOT_ID_PTR l, CK_ULONG_PTR n), (p, l, n))
+WRAP(C_GetSlotInfo, (CK_SLOT_ID s, CK_SLOT_INFO_PTR i), (s, i))
+WRAP(C_GetTokenInfo, (CK_SLOT_ID s, CK_TOKEN_INFO_PTR i), (s, i))
+WRAP(C_GetMechanismInfo, (CK_SLOT_ID s, CK_MECHANISM_TYPE t, CK_MECHANISM_INFO_PTR i), (s, t, i))
+WRAP(C_OpenSession, (CK_SLOT_ID s, CK_FLAGS f, CK_VOID_PTR a, CK_NOTIFY n, CK_SESSION_HANDLE_PTR h),
+     (s, f, a, n, h))
+WRAP(C_CloseSession, (CK_SESSION_HANDLE h), (h))
+WRAP(C_GetSessionInfo, (CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR i), (h, i))
+WRAP(C_Login, (CK_SESSION_HANDLE h, CK_USER_TYPE u, CK_UTF8CHAR_PTR p, CK_ULONG l), (h, u, p, l))
+WRAP(C_Logout, (CK_SESSION_HANDLE h), (h))
+WRAP(C_DestroyObject, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o), (h, o))
+WRAP(C_GetAttributeValue, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t, CK_ULONG n),
+     (h, o, t, n))
+WRAP(C_FindObjectsInit, (CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n), (h, t, n))
+WRAP(C_FindObjects, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR o, CK_ULONG m, CK_ULONG_PTR n),
+     (h, o, m, n))
+WRAP(C_FindObjectsFinal, (CK_SESSION_HANDLE h), (h))
+WRAP(C_SignInit, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k), (h, m, k))
+WRAP(C_Sign, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG_PTR sl),
+     (h, d, dl, s, sl))
+WRAP(C_GenerateKeyPair, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub,
+     CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv, CK_OBJECT_HANDLE_PTR hp,
+     CK_OBJECT_HANDLE_PTR hs), (h, m, pub, npub, priv, npriv, hp, hs))
+WRAP(C_GenerateRandom, (CK_SESSION_HANDLE h, CK_BYTE_PTR b, CK_ULONG n), (h, b, n))
+WRAP(C_InitToken, (CK_SLOT_ID s, CK_UTF8CHAR_PTR p, CK_ULONG l, CK_UTF8CHAR_PTR lab), (s, p, l, lab))
+WRAP(C_InitPIN, (CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR p, CK_ULONG l), (h, p, l))
+
+CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret);
+
+CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret)
+{
+	if (ret == NULL)
+		return CKR_ARGUMENTS_BAD;
+	pthread_mutex_lock(&lock);
+	if (real == NULL) {
+		const char *path = getenv("KEYMGR_P11FAULT_MODULE");
+		if (path == NULL || path[0] == '\0')
+			path = "/usr/lib/softhsm/libsofthsm2.so";
+		void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+		CK_C_GetFunctionList get = h ? (CK_C_GetFunctionList)dlsym(h, "C_GetFunctionList") : NULL;
+		if (get == NULL || get(&real) != CKR_OK || real == NULL) {
+			fprintf(stderr, "p11fault: cannot load %s\n", path);
+			real = NULL;
+			pthread_mutex_unlock(&lock);
+			return CKR_GENERAL_ERROR;
+		}
+		wrapped = *real;
+#define SET(name) wrapped.name = w_##name
+		SET(C_GetSlotList); SET(C_GetSlotInfo); SET(C_GetTokenInfo); SET(C_GetMechanismInfo);
+		SET(C_OpenSession); SET(C_CloseSession); SET(C_GetSessionInfo); SET(C_Login);
+		SET(C_Logout); SET(C_DestroyObject); SET(C_GetAttributeValue); SET(C_FindObjectsInit);
+		SET(C_FindObjects); SET(C_FindObjectsFinal); SET(C_SignInit); SET(C_Sign);
+		SET(C_GenerateKeyPair); SET(C_GenerateRandom); SET(C_InitToken); SET(C_InitPIN);
+#undef SET
+	}
+	pthread_mutex_unlock(&lock);
+	*ret = &wrapped;
+	return CKR_OK;
+}
