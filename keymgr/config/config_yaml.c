@@ -117,6 +117,52 @@ static bool only_comments(const char *s, size_t len)
 	return true;
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence at s[0..len) (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or 0. libfyaml 0.7.12 loops forever on a directive
+ * ('%') followed by a malformed sequence (found by fuzz/fuzz_config), so the loader checks
+ * the encoding itself before parsing.
+ */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+	         : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	if (n == 0 || n > len)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
+	    (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+/* Checks that buf is UTF-8 text; otherwise reports where the first bad byte is. */
+static int check_utf8(const char *buf, size_t len, const char *display, cfg_err_t *e)
+{
+	int line = 1, col = 1;
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq((const unsigned char *)buf + i, len - i);
+		if (n == 0) {
+			cfg_loc_t at = { display, line, col };
+			cfg_errorf(e, at, "not valid UTF-8 text (byte 0x%02x)", (unsigned char)buf[i]);
+			return KM_CONFIG_EPARSE;
+		}
+		if (buf[i] == '\n') {
+			line++;
+			col = 1;
+		} else {
+			col++;
+		}
+		i += n;
+	}
+	return KM_EOK;
+}
+
 static void report_diag(struct fy_diag *diag, const char *display, cfg_err_t *e)
 {
 	void *it = NULL;
@@ -144,6 +190,8 @@ int cfg_yaml_load(const char *file, const char *display, struct fy_document **re
 	if (r != KM_EOK)
 		goto out;
 
+	if ((r = check_utf8(buf, len, display, e)) != KM_EOK)
+		goto out;
 	if (only_comments(buf, len)) {
 		cfg_errorf(e, at, "empty configuration (no YAML document)");
 		r = KM_CONFIG_EINVAL;
