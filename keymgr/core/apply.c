@@ -53,7 +53,7 @@ static bool activates_later(const km_plan_t *plan, size_t i)
 
 static int apply_action(km_env_t *env, const char *keyset, const km_plan_t *plan, size_t i,
                         const km_store_key_t *recs, size_t n, char (*new_kids)[KM_KID_MAX + 1],
-                        int64_t now, char *kid_out, char *err, size_t errlen)
+                        int64_t now, char *kid_out, bool *delegated, char *err, size_t errlen)
 {
 	const km_plan_action_t *a = km_plan_action(plan, i);
 	const char *kid;
@@ -83,8 +83,10 @@ static int apply_action(km_env_t *env, const char *keyset, const km_plan_t *plan
 		int r = km_store_key_get(s, kid, &k, err, errlen);
 		if (r != KM_EOK)
 			return r;
-		if (k.state == KM_STATE_ACTIVE && activates_later(plan, i))
+		if (k.state == KM_STATE_ACTIVE && activates_later(plan, i)) {
+			*delegated = true;
 			return KM_EOK; /* done by the ACTIVATE below, atomically */
+		}
 		if (k.state == KM_STATE_RETIRED)
 			return KM_EOK;
 		return km_store_key_transition(s, kid, KM_STATE_RETIRED, now, a->reason, err, errlen);
@@ -135,6 +137,10 @@ static int apply_plan(km_env_t *env, const char *keyset, const km_plan_t *plan,
 	if (new_kids == NULL)
 		return KM_ENOMEM;
 	int r = KM_EOK;
+	/* A RETIRE left to the ACTIVATE below is reported just before that ACTIVATE, once it
+	 * happened (not at all when a gate defers the ACTIVATE). */
+	size_t held = SIZE_MAX;
+	char held_kid[KM_KID_MAX + 1] = "";
 	for (size_t i = 0; i < km_plan_n_warnings(plan); i++)
 		if (o != NULL && o->warn != NULL)
 			o->warn(o->ctx, keyset, km_plan_warning(plan, i));
@@ -147,16 +153,31 @@ static int apply_plan(km_env_t *env, const char *keyset, const km_plan_t *plan,
 			*recheck = now;
 			break;
 		}
-		if (v == KM_APPLY_DEFER)
-			continue; /* the RETIRE before it was left to km_key_activate(): nothing done */
+		if (v == KM_APPLY_DEFER) {
+			held = SIZE_MAX; /* the RETIRE before it was left to km_key_activate() */
+			continue;
+		}
+		bool delegated = false;
 		if (o != NULL && o->dry_run) {
 			if (a->key < n)
 				snprintf(kid, sizeof(kid), "%s", recs[a->key].kid);
 		} else {
-			r = apply_action(env, keyset, plan, i, recs, n, new_kids, now, kid, msg,
-			                 sizeof(msg));
+			r = apply_action(env, keyset, plan, i, recs, n, new_kids, now, kid, &delegated,
+			                 msg, sizeof(msg));
 			if (r == KM_EOK)
 				KM_FAULT_POINT("apply.after_action");
+			if (delegated) {
+				held = i;
+				snprintf(held_kid, sizeof(held_kid), "%s", kid);
+				continue;
+			}
+		}
+		if (o != NULL && o->report != NULL && held != SIZE_MAX && a->op == KM_PLAN_ACTIVATE &&
+		    r == KM_EOK) {
+			km_apply_event_t hev = { km_env_name(env), keyset, km_plan_action(plan, held),
+			                         held_kid, KM_EOK, "" };
+			o->report(o->ctx, &hev);
+			held = SIZE_MAX;
 		}
 		if (o != NULL && o->report != NULL) {
 			km_apply_event_t ev = { km_env_name(env), keyset, a, kid, r, msg };
