@@ -61,31 +61,31 @@ static void check_chain(const char *env, const km_store_audit_event_t *ev, size_
 	}
 }
 
-/* The audit.key.create event that recorded kid, if any. */
-static const km_store_audit_event_t *key_event(const km_store_audit_event_t *ev, size_t n,
-                                               const char *kid)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(ev[i].action, "audit.key.create") == 0 && strcmp(ev[i].kid, kid) == 0)
-			return &ev[i];
-	return NULL;
-}
-
+/* The audit keys table must hold exactly the keys the log's audit.key.create events
+ * recorded, with the same public JWK: a replaced audit key shows at its event. */
 static void check_audit_keys(const km_store_audit_event_t *ev, size_t n,
                              const km_store_audit_key_t *keys, size_t n_keys,
                              km_audit_verify_t *res)
 {
-	for (size_t i = 0; i < n_keys; i++) {
-		const km_store_audit_event_t *e = key_event(ev, n, keys[i].kid);
-		json_t *after = e ? json_loads(e->after, 0, NULL) : NULL;
+	size_t recorded = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(ev[i].action, "audit.key.create") != 0)
+			continue;
+		recorded++;
+		json_t *after = json_loads(ev[i].after, 0, NULL);
 		const char *jwk = json_string_value(json_object_get(after, "jwk"));
-		if (e == NULL)
-			problem(res, n + 1, "audit key %s is not recorded in the log", keys[i].kid);
-		else if (jwk == NULL || strcmp(jwk, keys[i].jwk) != 0)
-			problem(res, e->seq, "the stored public key of audit key %s differs from the one "
-			        "the log recorded", keys[i].kid);
+		const km_store_audit_key_t *k = NULL;
+		for (size_t j = 0; j < n_keys && k == NULL; j++)
+			if (strcmp(keys[j].kid, ev[i].kid) == 0)
+				k = &keys[j];
+		if (k == NULL || jwk == NULL || strcmp(jwk, k->jwk) != 0)
+			problem(res, ev[i].seq, "the stored audit key %s differs from the one the log "
+			        "recorded (replaced or removed)", ev[i].kid);
 		json_decref(after);
 	}
+	if (n_keys != recorded)
+		problem(res, (int64_t)n + 1, "the store holds %zu audit keys, the log recorded %zu",
+		        n_keys, recorded);
 }
 
 static const km_store_audit_key_t *find_key(const km_store_audit_key_t *keys, size_t n,

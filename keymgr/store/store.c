@@ -588,6 +588,16 @@ int km_store_key_intent(km_store_t *s, const km_store_key_t *k, int64_t *id_out,
 	}
 	if (r != KM_ENOENT)
 		goto out;
+	/* The audit key signs checkpoints only: its CKA_ID never becomes a key set's key. */
+	bool audit_key = false;
+	if ((r = km_store_audit_key_is(s, nk.cka_id, nk.cka_id_len, &audit_key, err,
+	                               errlen)) != KM_EOK)
+		goto out;
+	if (audit_key) {
+		r = fail(err, errlen, KM_EEXIST, "this CKA_ID belongs to the environment's audit "
+		         "key, which never signs JWTs");
+		goto out;
+	}
 	if ((r = s->be->key_insert(s->ctx, &nk, &id, err, errlen)) != KM_EOK)
 		goto out;
 	nk.id = id;

@@ -736,10 +736,19 @@ int km_store_audit_key_add(km_store_t *s, const km_store_audit_key_t *k, char *e
 	char *after = km_jb_take(&b);
 	if (after == NULL)
 		return fail(err, errlen, KM_ENOMEM, "out of memory");
+	km_store_key_query_t q = { .cka_id = k->cka_id, .cka_id_len = k->cka_id_len };
+	km_store_key_t *same = NULL;
+	size_t n_same = 0;
 	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		goto out;
-	r = s->be->audit_key_insert(s->ctx, k, &id, err, errlen);
+	/* A key set's key is never an audit key (nor the other way round). */
+	if ((r = s->be->key_query(s->ctx, &q, &same, &n_same, err, errlen)) == KM_EOK && n_same)
+		r = fail(err, errlen, KM_EEXIST, "this CKA_ID belongs to a key of key set %s",
+		         same[0].keyset);
+	free(same);
+	if (r == KM_EOK)
+		r = s->be->audit_key_insert(s->ctx, k, &id, err, errlen);
 	if (r == KM_EEXIST)
 		fail(err, errlen, r, "audit key %s (or its CKA_ID) is already recorded", k->kid);
 	if (r == KM_EOK)

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Fixture of the audit tests: a real SoftHSM token in a temp directory, a keymgr.yaml with
+ * one environment ("development", store DIR/development.db, audit JSON lines DIR/audit.jsonl)
+ * and a short policy (rotation 30d, so a year is about a dozen keys), the loaded config and
+ * the open environment. Helpers run the keymgr executable with unbounded output capture,
+ * run sqlite3 / python on copies of the store, and count audit events.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keymgr/config/config.h"
+#include "keymgr/core/env.h"
+#include "tests/common/softhsm.h"
+
+#define AUDIT_FX_ENV "development"
+
+typedef struct {
+	km_test_softhsm_t hsm;
+	char config[320];          /* DIR/keymgr.yaml */
+	char store[320];           /* DIR/development.db */
+	char jsonl[320];           /* DIR/audit.jsonl */
+	km_config_t *cfg;
+	km_env_t *env;
+} audit_fx_t;
+
+/* Output of one child process (malloc'd, NUL-terminated). */
+typedef struct {
+	int status;                /* exit code, or 128 + signal */
+	char *out;
+	char *err;
+} audit_run_t;
+
+/* Creates everything and opens the environment. 0 or -1 (reason on stderr). */
+int audit_fx_create(audit_fx_t *fx);
+
+/* Closes the environment and removes the directory. */
+void audit_fx_destroy(audit_fx_t *fx);
+
+/* Closes and reopens the environment (after a child process changed the store). */
+void audit_fx_reopen(audit_fx_t *fx);
+
+/* Runs argv (NULL-terminated; argv[0] is the program) with KEYMGR_CONFIG set to the fixture's
+ * config. 0 or -1. Free with audit_run_free(). */
+int audit_fx_run(audit_fx_t *fx, const char *const *argv, audit_run_t *r);
+
+void audit_run_free(audit_run_t *r);
+
+/* Runs an SQL script on a database file with the sqlite3 CLI; returns its exit status. */
+int audit_fx_sql(const char *db, const char *sql);
+
+/* Copies the store (closed or not: the WAL is checkpointed first) to path, mode 0600. */
+int audit_fx_copy_store(audit_fx_t *fx, const char *path);
+
+/* Number of audit events with this action (NULL: all) in the open environment's store. */
+size_t audit_fx_count(audit_fx_t *fx, const char *action);
+
+/* The source directory of tests/audit (for the Python helpers): argv[2] of each test. */
+void audit_fx_set_srcdir(const char *dir);
+const char *audit_fx_srcdir(void);
