@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/faultpoint.h"
@@ -398,6 +399,20 @@ int km_keyset_sign(km_env_t *env, const char *keyset, const char *claims_json, c
 	}
 	if (r != KM_EOK)
 		return r;
+	/* Defence in depth: the audit key signs checkpoints only, never a JWT, even if a
+	 * tampered store listed its CKA_ID as a key set's key. The refusal is recorded. */
+	bool audit_key = false;
+	if ((r = km_store_audit_key_is(km_env_store(env), k.cka_id, k.cka_id_len, &audit_key, err,
+	                               errlen)) != KM_EOK)
+		return r;
+	if (audit_key) {
+		km_store_audit_append(km_env_store(env), "sign.denied", keyset, k.kid, NULL, NULL,
+		                      "the audit key never signs JWTs", (int64_t)time(NULL), NULL, NULL,
+		                      0);
+		snprintf(err, errlen, "key %s of %s/%s is the environment's audit key: it never signs "
+		         "a JWT (refused and recorded)", k.kid, km_env_name(env), keyset);
+		return KM_POLICY_EDENIED;
+	}
 	km_token_t *t = NULL;
 	if ((r = key_token(env, &k, &t, err, errlen)) != KM_EOK)
 		return r;
