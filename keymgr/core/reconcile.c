@@ -162,12 +162,25 @@ static void abandon(recon_t *c, const km_store_key_t *k)
 	       detail);
 }
 
-/* Records 'destroyed' for a row whose objects are gone (revoking first when needed). */
-static void record_gone(recon_t *c, const km_store_key_t *k, km_recon_kind_t kind)
+/*
+ * Records 'destroyed' for a row whose private key is gone (revoking first when needed).
+ * Leftovers (a public key whose private key was destroyed by a crash between the two
+ * C_DestroyObject calls) are destroyed first.
+ */
+static void record_gone(recon_t *c, const km_store_key_t *k, km_recon_kind_t kind,
+                        bool leftovers)
 {
 	char msg[512] = "", detail[1536];
 	int r = KM_EOK;
-	if (!dry(c) && kind == KM_RECON_REVOKE_MISSING)
+	if (!dry(c) && leftovers) {
+		r = km_token_destroy(c->token, k->cka_id, k->cka_id_len);
+		if (r == KM_P11_ENOKEY)
+			r = KM_EOK;
+		if (r != KM_EOK)
+			snprintf(msg, sizeof(msg), "cannot destroy its leftover objects: %s",
+			         km_token_last_error(c->token));
+	}
+	if (!dry(c) && r == KM_EOK && kind == KM_RECON_REVOKE_MISSING)
 		r = km_store_key_transition(c->store, k->kid, KM_STATE_REVOKED, c->now, REASON_MISSING,
 		                            msg, sizeof(msg));
 	if (!dry(c) && r == KM_EOK)
@@ -180,11 +193,12 @@ static void record_gone(recon_t *c, const km_store_key_t *k, km_recon_kind_t kin
 	                               "recorded it destroyed")
 	                   : (dry(c) ? "would record it destroyed" : "recorded it destroyed");
 	if (r == KM_EOK)
-		snprintf(detail, sizeof(detail), "%s key %s of %s: its token objects are gone, %s",
-		         km_state_name(k->state), k->kid, k->keyset, done);
+		snprintf(detail, sizeof(detail), "%s key %s of %s: its private key is gone from the "
+		         "token%s, %s", km_state_name(k->state), k->kid, k->keyset,
+		         leftovers ? " (leftover public key destroyed)" : "", done);
 	else
-		snprintf(detail, sizeof(detail), "%s key %s of %s: its token objects are gone, but "
-		         "the store could not be updated: %s", km_state_name(k->state), k->kid,
+		snprintf(detail, sizeof(detail), "%s key %s of %s: its private key is gone from the "
+		         "token, but the repair failed: %s", km_state_name(k->state), k->kid,
 		         k->keyset, msg);
 	report(c, kind, k, k->cka_id, k->cka_id_len, r == KM_EOK && !dry(c), r, detail);
 }
@@ -248,11 +262,11 @@ static void check_row(recon_t *c, const km_store_key_t *k, const km_token_key_in
 	switch (k->state) {
 	case KM_STATE_REMOVED:
 	case KM_STATE_REVOKED:
-		record_gone(c, k, KM_RECON_DESTROYED);
+		record_gone(c, k, KM_RECON_DESTROYED, present);
 		break;
 	case KM_STATE_GENERATED:
 	case KM_STATE_PUBLISHED:
-		record_gone(c, k, KM_RECON_REVOKE_MISSING);
+		record_gone(c, k, KM_RECON_REVOKE_MISSING, present);
 		break;
 	default:
 		missing(c, k);
