@@ -21,7 +21,7 @@ static const char show_help[] =
 	"or keyset (environments.ENV.keysets.NAME.policy).\n";
 
 static const char check_help[] =
-	"Usage: keymgr [-c FILE] policy check [ENV] [--json]\n"
+	"Usage: keymgr [-c FILE] policy check [ENV] [--at TIME] [--json]\n"
 	"\n"
 	"Compliance report. Finds: key sets overdue for rotation; keys active past\n"
 	"rotation_period; keys whose algorithm or size the policy no longer allows; missing or\n"
@@ -29,6 +29,8 @@ static const char check_help[] =
 	"require_distinct_purpose; keys in the token unknown to the store, and store keys\n"
 	"missing from the token; environments sharing a token; missing standby keys.\n"
 	"Opens each environment's token (with its PIN) to compare it with the store.\n"
+	"  --at TIME   judge the timing rules as of TIME (ISO 8601 UTC, a date or\n"
+	"              @UNIXSECONDS) instead of now, e.g. to see what will be overdue\n"
 	"Exit status 1 on any violation.\n";
 
 static const char *src_name(km_policy_src_t s)
@@ -321,16 +323,29 @@ static void check_shared_tokens(const km_config_t *cfg, report_t *rep)
 	free(serials);
 }
 
+enum { OPT_AT = 0x10 };
+
 static int policy_check(int argc, char **argv)
 {
-	static const struct option opts[] = { KM_CLI_OPTS_COMMON, { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "at", required_argument, NULL, OPT_AT },
+		{ NULL, 0, NULL, 0 },
+	};
 	const char *cmd = "keymgr policy check";
 	char *pos[KM_CLI_MAX_POSITIONAL];
 	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
+	int64_t now = km_cli_now();
+	int o;
 	km_cli_common_init(&c);
-	if (km_cli_getopt(argc, argv, cmd, opts, &c) != -1)
-		return KM_CLI_EXIT_USAGE;
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		if (o != OPT_AT)
+			return KM_CLI_EXIT_USAGE;
+		if (km_cli_parse_time(optarg, &now) != KM_EOK)
+			return km_cli_usage_error(cmd, "invalid --at: expected ISO 8601 UTC "
+			                          "(2026-12-01T00:00:00Z), a date or @UNIXSECONDS");
+	}
 	if (c.help)
 		return km_cli_help(check_help);
 	if (npos > 1)
@@ -351,7 +366,6 @@ static int policy_check(int argc, char **argv)
 		}
 	}
 	report_t rep = { c.json ? json_array() : NULL, 0 };
-	int64_t now = km_cli_now();
 	if (only == NULL)
 		check_shared_tokens(cfg, &rep);
 	for (size_t i = 0; i < km_config_env_count(cfg); i++) {

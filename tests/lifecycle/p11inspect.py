@@ -5,7 +5,9 @@ Plain ctypes on the module's exported C_* functions: no keymgr code, no extra pa
 The user PIN is read from a file (never a command line); it is used for C_Login only, so
 that private objects are listed too.
 
-Usage: /usr/bin/python3 p11inspect.py MODULE TOKEN-LABEL PIN-FILE
+Usage: /usr/bin/python3 p11inspect.py MODULE TOKEN-LABEL PIN-FILE [--destroy-id HEX]
+With --destroy-id, every object whose CKA_ID is HEX is destroyed first (a change made
+behind keymgr's back, for the compliance tests), then the remaining objects are listed.
 Prints one JSON document: {"label":..., "serial":..., "objects":[{"class":"private"|
 "public"|..., "id":HEX, "label":TEXT}, ...]} and exits 0; exits 1 with a message on stderr
 (the C_* function and its CK_RV, never the PIN) when the token cannot be opened or logged in.
@@ -16,6 +18,7 @@ import sys
 
 CK_ULONG = ctypes.c_ulong
 CKF_SERIAL_SESSION = 0x4
+CKF_RW_SESSION = 0x2
 CKU_USER = 1
 CKA_CLASS = 0x0
 CKA_LABEL = 0x3
@@ -63,14 +66,14 @@ def find_slot(lib, label):
     raise P11Error(f"no token labelled '{label}'")
 
 
-def inspect(module, label, pin_file):
+def inspect(module, label, pin_file, destroy_id=None):
     lib = ctypes.CDLL(module)
     call(lib.C_Initialize, "C_Initialize", None)
     try:
         slot, serial = find_slot(lib, label)
         session = CK_ULONG(0)
-        call(lib.C_OpenSession, "C_OpenSession", CK_ULONG(slot), CK_ULONG(CKF_SERIAL_SESSION),
-             None, None, ctypes.byref(session))
+        call(lib.C_OpenSession, "C_OpenSession", CK_ULONG(slot),
+             CK_ULONG(CKF_SERIAL_SESSION | CKF_RW_SESSION), None, None, ctypes.byref(session))
         with open(pin_file, "rb") as f:
             pin = f.read().rstrip(b"\r\n")
         call(lib.C_Login, "C_Login", session, CK_ULONG(CKU_USER), ctypes.c_char_p(pin),
@@ -87,6 +90,14 @@ def inspect(module, label, pin_file):
                 break
             handles.extend(batch[i] for i in range(n.value))
         call(lib.C_FindObjectsFinal, "C_FindObjectsFinal", session)
+        if destroy_id is not None:
+            kept = []
+            for h in handles:
+                if read_attr(lib, session, h, CKA_ID).hex() == destroy_id:
+                    call(lib.C_DestroyObject, "C_DestroyObject", session, CK_ULONG(h))
+                else:
+                    kept.append(h)
+            handles = kept
         objects = []
         for h in handles:
             cls = int.from_bytes(read_attr(lib, session, h, CKA_CLASS), sys.byteorder)
@@ -103,11 +114,17 @@ def inspect(module, label, pin_file):
 
 
 def main():
-    if len(sys.argv) != 4:
-        print("usage: p11inspect.py MODULE TOKEN-LABEL PIN-FILE", file=sys.stderr)
+    args = sys.argv[1:]
+    destroy_id = None
+    if len(args) == 5 and args[3] == "--destroy-id":
+        destroy_id = args[4].lower()
+        args = args[:3]
+    if len(args) != 3:
+        print("usage: p11inspect.py MODULE TOKEN-LABEL PIN-FILE [--destroy-id HEX]",
+              file=sys.stderr)
         return 2
     try:
-        print(json.dumps(inspect(*sys.argv[1:])))
+        print(json.dumps(inspect(*args, destroy_id=destroy_id)))
     except (P11Error, OSError) as e:
         print(f"p11inspect: {e}", file=sys.stderr)
         return 1
