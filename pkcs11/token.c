@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/secret.h"
@@ -99,6 +100,24 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 		goto out;
 	r = km_p11_find_token(t->fl, cfg->module_path, cfg->token_label, cfg->token_serial,
 	                      &t->slot, &ti, msg, sizeof(msg));
+	/*
+	 * SoftHSM reads its token directory at C_Initialize. If another process was rewriting
+	 * the token's files at that moment, the token stays invisible to this process until the
+	 * module is initialised again. So before reporting "no such token", look again with a
+	 * fresh initialisation (which only happens when no other user in this process holds
+	 * the module), a few times over about half a second.
+	 */
+	for (int again = 1; r == KM_P11_ENOTOKEN && again <= 3; again++) {
+		struct timespec pause = { 0, 50000000L * again };
+		km_p11_module_put(t->mod);
+		t->mod = NULL;
+		nanosleep(&pause, NULL);
+		if ((r = km_p11_module_get(cfg->module_path, &t->mod, &t->fl, msg,
+		                           sizeof(msg))) != KM_EOK)
+			goto out;
+		r = km_p11_find_token(t->fl, cfg->module_path, cfg->token_label, cfg->token_serial,
+		                      &t->slot, &ti, msg, sizeof(msg));
+	}
 	if (r != KM_EOK)
 		goto out;
 	km_p11_unpad(t->info.label, sizeof(t->info.label), ti.label, sizeof(ti.label));
