@@ -444,6 +444,14 @@ int km_store_jwks_versions(km_store_t *s, km_store_jwks_version_t **ret, size_t 
 void km_store_jwks_versions_free(km_store_jwks_version_t *list, size_t count);
 
 /*
+ * The newest recorded JWKS version (its kids are owned by the caller: free()). A publisher
+ * serves this serial when the published kid set changed (the store already recorded it) and
+ * calls km_store_jwks_serial_next() only for changes the store cannot see. KM_ENOENT when
+ * nothing was ever published.
+ */
+int km_store_jwks_latest(km_store_t *s, km_store_jwks_version_t *ret, char *err, size_t errlen);
+
+/*
  * Records a new audit key (public JWK, token location, CKA_ID) as the active one, retires the
  * previous one, and appends an audit.key.create event. KM_EEXIST (CKA_ID or kid known),
  * KM_EINVAL, store codes.

@@ -609,6 +609,23 @@ int km_store_jwks_versions(km_store_t *s, km_store_jwks_version_t **ret, size_t 
 	return KM_EOK;
 }
 
+int km_store_jwks_latest(km_store_t *s, km_store_jwks_version_t *ret, char *err, size_t errlen)
+{
+	km_store_jwks_version_t *list = NULL;
+	size_t n = 0;
+	int r = s->be->jwks_version_query(s->ctx, true, &list, &n, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if (n == 0) {
+		free(list);
+		return fail(err, errlen, KM_ENOENT, "environment '%s' has published no JWKS yet",
+		            s->env);
+	}
+	*ret = list[0];
+	free(list);
+	return KM_EOK;
+}
+
 /* The kids the environment's JWKS serves now (published, active, retired), in key order,
  * as a canonical JSON array. */
 static int published_kids(km_store_t *s, char **ret, char *err, size_t errlen)

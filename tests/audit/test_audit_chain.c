@@ -171,6 +171,8 @@ static void test_new_store_starts_its_chain(void **state)
 	assert_string_equal(ev[0].prev_hash, "000000000000000000000000000000000000000000000000"
 	                    "0000000000000000");
 	km_store_audit_events_free(ev, n);
+	km_store_jwks_version_t v;
+	assert_int_equal(km_store_jwks_latest(fx->s, &v, err, sizeof(err)), KM_ENOENT);
 	/* reopening does not add another */
 	km_store_free(fx->s);
 	assert_int_equal(km_store_open(fx->path, "dev", &fx->s, err, sizeof(err)), KM_EOK);
@@ -243,6 +245,11 @@ static void test_jwks_versions_follow_the_published_set(void **state)
 	assert_int_equal(v[2].at, 105);
 	assert_string_equal(v[3].kids, "[\"k2\"]");
 	km_store_jwks_versions_free(v, n);
+	km_store_jwks_version_t last;
+	assert_int_equal(km_store_jwks_latest(s, &last, err, sizeof(err)), KM_EOK);
+	assert_int_equal(last.serial, 4);
+	assert_string_equal(last.kids, "[\"k2\"]");
+	free(last.kids);
 	expect_verified(s);
 }
 
