@@ -132,6 +132,9 @@ size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keys
 		if (d->envs[i].refresh_error != NULL)
 			fails++;
 	kd_metrics_update(d, (int64_t)time(NULL));
+	/* Give the pages freed by this pass (store rows, rendered documents, key generation)
+	 * back to the system: the resident size stays that of what is kept. */
+	malloc_trim(0);
 	if (failed != NULL)
 		*failed += fails;
 	return planned;

@@ -226,6 +226,7 @@ static bool ensure_token(kd_env_t *e, int64_t now, bool force)
 static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now)
 {
 	run_ctx_t c = { .d = d, .e = e, .ks = ks };
+	ks->deferred = false;   /* set again by the gate if it still holds an activation back */
 	km_apply_opts_t o = { .report = on_report, .warn = on_warn, .ctx = &c, .gate = on_gate };
 	char err[1024] = "", num[32], n2[32];
 	int64_t w = INT64_MAX;
