@@ -73,6 +73,16 @@ static void field_text(const km_policy_t *p, km_policy_field_t f, char *buf, siz
 			snprintf(buf, len, "%s", f == KM_POLICY_F_OWNERS ? "(any)" : "(built-in classes)");
 		break;
 	}
+	case KM_POLICY_F_ACTIVATE_WHEN_SEEN_BY:
+		for (size_t i = 0; i < p->n_activate_when_seen_by; i++)
+			used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s%s",
+			                         i ? "," : "", p->activate_when_seen_by[i]);
+		if (p->n_activate_when_seen_by == 0)
+			snprintf(buf, len, "(none)");
+		break;
+	case KM_POLICY_F_ACTIVATE_WHEN_SEEN_CEILING:
+		km_duration_format(p->activate_when_seen_ceiling, buf, len);
+		break;
 	default: break;
 	}
 }
