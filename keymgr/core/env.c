@@ -91,6 +91,14 @@ int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
 	return KM_EOK;
 }
 
+void km_env_close_token(km_env_t *env)
+{
+	if (env == NULL)
+		return;
+	km_token_free(env->token);
+	env->token = NULL;
+}
+
 int km_env_keyset_policy(const km_env_t *env, const char *keyset, km_policy_t *ret)
 {
 	return km_config_keyset_policy(env->cfg, env->ecfg->name, keyset, ret);

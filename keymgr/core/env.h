@@ -42,6 +42,14 @@ km_store_t *km_env_store(km_env_t *env);
 int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
 
 /*
+ * Closes the environment's token if it is open (logs out; the module is finalized when no
+ * other token of this process uses it). The next operation that needs the token opens it
+ * again. For long-running processes that use their token rarely (keymgrd): no session stays
+ * logged in between uses, and a software token's copy of its objects is released.
+ */
+void km_env_close_token(km_env_t *env);
+
+/*
  * Effective policy of a key set of this environment (environment policy plus the key set's
  * overrides in the config).
  */

@@ -26,6 +26,7 @@
 #define KD_BACKOFF_MIN 1     /* seconds before the first retry of a failed key set */
 #define KD_BACKOFF_MAX 300   /* cap of the exponential backoff */
 #define KD_ERROR_MAX 512
+#define KD_TOKEN_CHECK 300   /* seconds between reachability checks of an idle token */
 
 /* One key of a key set as the daemon last saw it in the store (destroyed keys left out). */
 typedef struct {
@@ -72,6 +73,7 @@ typedef struct {
 	int64_t serial;            /* serial of the current documents (0: none yet) */
 	int64_t changed_at;        /* when the environment document last changed */
 	bool token_ok;
+	int64_t token_checked_at;  /* last successful open (the token is closed between passes) */
 	unsigned token_failures;
 	int64_t token_retry_at;
 	char *token_error;         /* malloc'd; NULL when the token is reachable */

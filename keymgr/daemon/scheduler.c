@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keymgr/common/error.h"
 #include "keymgr/core/apply.h"
@@ -197,23 +198,32 @@ static uint64_t warnings_fp(const run_ctx_t *c)
 	return h;
 }
 
+/*
+ * The token is opened by the actions that need it and closed after every pass (see
+ * kd_tick_env), so it is checked here: at start, after a failure (with backoff), and every
+ * KD_TOKEN_CHECK seconds, for /healthz.
+ */
 static bool ensure_token(kd_env_t *e, int64_t now, bool force)
 {
-	if (e->token_ok)
+	if (e->token_ok && now < e->token_checked_at + KD_TOKEN_CHECK)
 		return true;
-	if (!force && now < e->token_retry_at)
+	if (!e->token_ok && !force && now < e->token_retry_at)
 		return false;
 	km_token_t *t = NULL;
 	char err[1024] = "", retry[32];
 	int r = km_env_token(e->env, &t, err, sizeof(err));
 	if (r == KM_EOK) {
+		bool was_ok = e->token_ok;
 		e->token_ok = true;
+		e->token_checked_at = now;
 		e->token_failures = 0;
 		e->token_retry_at = 0;
 		kd_env_set_error(&e->token_error, NULL);
-		kd_log(KD_LOG_INFO, "token", "env", e->name, "result", "ok", NULL);
+		if (!was_ok)
+			kd_log(KD_LOG_INFO, "token", "env", e->name, "result", "ok", NULL);
 		return true;
 	}
+	e->token_ok = false;
 	e->token_failures++;
 	int64_t delay = kd_backoff(e->token_failures);
 	e->token_retry_at = now + delay;
@@ -271,6 +281,7 @@ size_t kd_tick_env(kd_daemon_t *d, kd_env_t *e, int64_t now, bool force, const c
 			(*failed)++;
 		return 0;
 	}
+	int64_t last_publish = (int64_t)time(NULL);
 	for (size_t i = 0; i < e->n_ks && !kd_signals_stop_requested(); i++) {
 		kd_keyset_t *ks = &e->ks[i];
 		if (only_keyset != NULL && strcmp(ks->name, only_keyset) != 0)
@@ -278,9 +289,28 @@ size_t kd_tick_env(kd_daemon_t *d, kd_env_t *e, int64_t now, bool force, const c
 		if (!force && (ks->next_wake > now || ks->retry_at > now))
 			continue;
 		planned++;
+		char name[KM_KEYSET_NAME_MAX + 1];
+		snprintf(name, sizeof(name), "%s", ks->name);
 		if (!run_keyset(d, e, ks, now) && failed != NULL)
 			(*failed)++;
+		/* A long pass (a bootstrap of many key sets) publishes what it did every second,
+		 * so that served documents follow the store closely. The refresh may re-sort the
+		 * key sets (one created meanwhile): find our place again by name. */
+		if ((int64_t)time(NULL) > last_publish) {
+			kd_publish_env(d, e, (int64_t)time(NULL));
+			last_publish = (int64_t)time(NULL);
+			for (i = 0; i < e->n_ks && strcmp(e->ks[i].name, name) < 0; i++)
+				;
+			if (i < e->n_ks && strcmp(e->ks[i].name, name) == 0)
+				continue;
+			i--;   /* our key set vanished: the loop's i++ lands on the next one */
+		}
 	}
+
+	/* keymgrd never signs: the token is only needed by the actions of a pass. Closing it
+	 * keeps no session logged in between passes and releases a software token's in-memory
+	 * copy of its objects (SoftHSM holds every object of the token: ~8 KiB each). */
+	km_env_close_token(e->env);
 	if (planned > 0)
 		d->last_tick = now;
 	return planned;
