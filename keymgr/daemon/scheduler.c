@@ -297,6 +297,10 @@ size_t kd_tick_env(kd_daemon_t *d, kd_env_t *e, int64_t now, bool force, const c
 		 * so that served documents follow the store closely. The refresh may re-sort the
 		 * key sets (one created meanwhile): find our place again by name. */
 		if ((int64_t)time(NULL) > last_publish) {
+			/* Close the token first: its memory is freed before the documents are
+			 * allocated, which then fill those holes instead of interleaving with the
+			 * token's objects (keeps the heap from fragmenting during a long pass). */
+			km_env_close_token(e->env);
 			kd_publish_env(d, e, (int64_t)time(NULL));
 			last_publish = (int64_t)time(NULL);
 			for (i = 0; i < e->n_ks && strcmp(e->ks[i].name, name) < 0; i++)
