@@ -10,6 +10,7 @@
  * The same read tells the scheduler about changes made by someone else (the CLI): a key set
  * whose keys changed although the daemon did not touch it is planned again at once.
  */
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,6 +244,59 @@ static void write_snapshots(kd_env_t *e, const doc_t *doc, int64_t serial)
 	}
 }
 
+/* Is every kid of the JSON array text in e's JWKS (and as many)? */
+static bool same_kids(const kd_env_t *e, const char *kids_json)
+{
+	json_error_t je;
+	json_t *arr = kids_json ? json_loads(kids_json, 0, &je) : NULL;
+	size_t n = 0;
+	bool same = json_is_array(arr);
+	for (size_t i = 0; same && i < e->n_ks; i++) {
+		for (size_t k = 0; same && k < e->ks[i].n_keys; k++) {
+			const kd_key_t *key = &e->ks[i].keys[k];
+			if (!km_state_in_jwks(key->state))
+				continue;
+			n++;
+			bool found = false;
+			size_t j;
+			json_t *v;
+			json_array_foreach(arr, j, v)
+				found = found || (json_is_string(v) && strcmp(json_string_value(v), key->kid) == 0);
+			same = found;
+		}
+	}
+	same = same && json_array_size(arr) == n;
+	json_decref(arr);
+	return same;
+}
+
+/*
+ * The serial of a new version: the store records a JWKS version itself whenever a transition
+ * changes the published kid set, so that one is used when it describes what is about to be
+ * served; any other change (the first publication, a kid set the store did not record) gets
+ * km_store_jwks_serial_next(). Serials only grow.
+ */
+static int next_serial(kd_env_t *e, int64_t *serial, char *err, size_t errlen)
+{
+	km_store_jwks_version_t v;
+	memset(&v, 0, sizeof(v));
+	int r = km_store_jwks_latest(km_env_store(e->env), &v, err, errlen);
+	if (r != KM_EOK && r != KM_ENOENT)
+		return r;
+	bool reuse = r == KM_EOK && (int64_t)v.serial > e->serial && same_kids(e, v.kids);
+	int64_t latest = (int64_t)v.serial;
+	free(v.kids);
+	if (reuse) {
+		*serial = latest;
+		return KM_EOK;
+	}
+	uint64_t s = 0;
+	if ((r = km_store_jwks_serial_next(km_env_store(e->env), &s, err, errlen)) != KM_EOK)
+		return r;
+	*serial = (int64_t)s;
+	return KM_EOK;
+}
+
 int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 {
 	char err[1024] = "";
@@ -307,10 +361,8 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 
 	int64_t serial = e->serial;
 	if (bytes || serial == 0) {
-		uint64_t s = 0;
-		if ((r = km_store_jwks_serial_next(km_env_store(e->env), &s, err, sizeof(err))) != KM_EOK)
+		if ((r = next_serial(e, &serial, err, sizeof(err))) != KM_EOK)
 			goto out;
-		serial = (int64_t)s;
 	}
 	char path[KM_HTTP_PATH_MAX + 1], num[32];
 	snprintf(num, sizeof(num), "%lld", (long long)serial);
