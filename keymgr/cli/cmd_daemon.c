@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "keymgr/cli/args.h"
 #include "keymgr/cli/cli.h"
@@ -284,4 +285,24 @@ int km_cmd_reload(int argc, char **argv)
 int km_cmd_tick(int argc, char **argv)
 {
 	return simple(argc, argv, "tick", "keymgr tick", tick_help, true);
+}
+
+void km_cli_wake_daemon(const km_config_t *cfg, const char *env, const char *keyset)
+{
+	const char *socket = secure_getenv("KEYMGR_CONTROL_SOCKET");
+	struct stat st;
+	if (socket == NULL || socket[0] == '\0')
+		socket = km_config_daemon(cfg)->control_socket;
+	if (socket == NULL || stat(socket, &st) != 0 || !S_ISSOCK(st.st_mode))
+		return; /* no daemon here: nothing serves a stale JWKS */
+	json_t *reply = NULL, *req = target_request("tick", env, keyset ? keyset : "");
+	char err[512];
+	int r = req ? km_ctl_call(socket, req, CLIENT_TIMEOUT_MS, &reply, err, sizeof(err))
+	            : KM_ENOMEM;
+	json_decref(req);
+	if (r != KM_EOK && r != KM_ENOENT)
+		fprintf(stderr, "keymgr: note: keymgrd was not told of this change (%s); it "
+		        "notices within its poll interval, or run 'keymgr tick'\n",
+		        r == KM_ENOMEM ? "out of memory" : err);
+	json_decref(reply);
 }

@@ -283,6 +283,8 @@ static int key_move(int argc, char **argv, km_state_t to, const char *cmd, const
 	}
 	if (r == KM_EOK)
 		r = km_key_set_state(env, k.kid, to, now, NULL, err, sizeof(err));
+	if (r == KM_EOK)
+		km_cli_wake_daemon(cfg, km_env_name(env), k.keyset);
 	if (r != KM_EOK)
 		rc = km_cli_fail(r, err);
 	else if (c.json)

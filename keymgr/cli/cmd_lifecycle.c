@@ -121,6 +121,7 @@ static int rotate(int argc, char **argv)
 		       env_name, name, k.kid,
 		       km_cli_iso8601(k.state_at[KM_STATE_PUBLISHED] + pol.publish_lead, t, sizeof(t)));
 	}
+	km_cli_wake_daemon(cfg, env_name, name);
 out:
 	km_cli_env_close(cfg, env);
 	return rc;
@@ -191,6 +192,8 @@ static int revoke(int argc, char **argv)
 	km_store_key_t cur;
 	bool replaced = r == KM_EOK && k.state == KM_STATE_ACTIVE &&
 	                km_store_key_active(km_env_store(env), k.keyset, &cur, NULL, 0) == KM_EOK;
+	if (r == KM_EOK)
+		km_cli_wake_daemon(cfg, km_env_name(env), k.keyset); /* out of the served JWKS now */
 	if (r != KM_EOK) {
 		rc = km_cli_fail(r, err);
 	} else if (json) {

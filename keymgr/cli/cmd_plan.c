@@ -287,6 +287,8 @@ static int apply(int argc, char **argv)
 	if ((rc = target(cmd, npos, pos, cfg, env, name)) == KM_CLI_EXIT_OK) {
 		ctx.json = c.json ? json_array() : NULL;
 		rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, apply_one, &ctx);
+		if (ctx.applied > 0)
+			km_cli_wake_daemon(cfg, env, name);
 		if (c.json) {
 			json_t *j = json_pack("{s:o, s:i, s:i, s:b}", "actions", json_incref(ctx.json),
 			                      "applied", ctx.applied, "failed", ctx.failed,

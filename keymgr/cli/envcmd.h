@@ -47,6 +47,15 @@ const char *km_cli_iso8601(int64_t t, char *buf, size_t len);
  */
 int km_cli_parse_time(const char *s, int64_t *ret);
 
+/*
+ * Tells a running keymgrd (its control socket from $KEYMGR_CONTROL_SOCKET or the
+ * configuration) that the CLI changed env (keyset may be NULL), so it re-reads the store,
+ * plans and republishes the JWKS now rather than at its next poll: a revoked key leaves the
+ * served JWKS when `keymgr revoke` returns. Silent when no daemon runs; a note on stderr when
+ * one runs but cannot be told.
+ */
+void km_cli_wake_daemon(const km_config_t *cfg, const char *env, const char *keyset);
+
 /* Stable JSON renderings (new references). */
 json_t *km_cli_keyset_json(const km_store_keyset_t *ks);
 json_t *km_cli_key_json(const km_store_key_t *k);

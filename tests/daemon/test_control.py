@@ -3,7 +3,8 @@
 
   - the socket is mode 0660; a second keymgrd on the same socket refuses to start;
   - `keymgr status` (text and --json) and `keymgr tick` talk to the daemon;
-  - a change made with the CLI (`keymgr rotate`) is served right after `keymgr tick`;
+  - a change made with the CLI (`keymgr rotate`) is served right after `keymgr tick`, and a
+    `keymgr revoke` takes the key out of the served JWKS before it returns;
   - raw frames: unknown op, missing op, invalid JSON, a non-object, an oversized length,
     an unknown environment: each gets {"ok":false,"error":...} (or a closed connection for a
     truncated frame) and the daemon keeps answering;
@@ -75,6 +76,13 @@ def run(keymgr, keymgrd):
         check("planned" in out, f"tick: {out}")
         check(new in d.kids("/dev/.well-known/jwks.json"), "rotated key not served after tick")
         check(d.events("store-change", keyset="api"), "the CLI change was not noticed")
+
+        # The CLI tells the daemon itself: when `keymgr revoke` returns, the revoked key is
+        # already out of the served JWKS (no tick, no poll interval in between).
+        check(new in d.kids("/dev/.well-known/jwks.json"), "successor not served")
+        s.run("revoke", "--env", "dev", "--reason", "test: compromised", "--", new)
+        check(new not in d.kids("/dev/.well-known/jwks.json"),
+              "revoked key still served right after keymgr revoke returned")
 
         for payload, what in ((b'{"op":"bogus"}', "unknown op"),
                               (b'{"nop":1}', 'missing "op"'),
