@@ -163,6 +163,48 @@ static int check_utf8(const char *buf, size_t len, const char *display, cfg_err_
 	return KM_EOK;
 }
 
+/*
+ * Refuses YAML's explicit-key indicator ("? key"). keymgr.yaml never needs complex keys, and
+ * libfyaml 0.7.12 dereferences NULL while cleaning up after some malformed complex keys
+ * ("? ?:<TAB>:", found by fuzz/fuzz_config). A '?' counts as the indicator when a blank or
+ * the end of the line follows it and nothing but blanks or one of { [ , - : ? precedes it
+ * on its line; comments are skipped.
+ */
+static int check_no_complex_keys(const char *buf, size_t len, const char *display,
+                                 cfg_err_t *e)
+{
+	int line = 1, col = 0;
+	char prev = '\0';       /* last non-blank character of the line so far */
+	bool comment = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = buf[i];
+		col++;
+		if (c == '\n') {
+			line++;
+			col = 0;
+			prev = '\0';
+			comment = false;
+			continue;
+		}
+		if (comment || c == ' ' || c == '\t' || c == '\r')
+			continue;
+		if (c == '#' && (i == 0 || buf[i - 1] == ' ' || buf[i - 1] == '\t' ||
+		                 buf[i - 1] == '\n')) {
+			comment = true;
+			continue;
+		}
+		char next = i + 1 < len ? buf[i + 1] : '\n';
+		if (c == '?' && (next == ' ' || next == '\t' || next == '\n' || next == '\r') &&
+		    (prev == '\0' || strchr("{[,-:?", prev) != NULL)) {
+			cfg_loc_t at = { display, line, col };
+			cfg_errorf(e, at, "explicit mapping keys ('? KEY') are not supported");
+			return KM_CONFIG_EPARSE;
+		}
+		prev = c;
+	}
+	return KM_EOK;
+}
+
 static void report_diag(struct fy_diag *diag, const char *display, cfg_err_t *e)
 {
 	void *it = NULL;
@@ -191,6 +233,8 @@ int cfg_yaml_load(const char *file, const char *display, struct fy_document **re
 		goto out;
 
 	if ((r = check_utf8(buf, len, display, e)) != KM_EOK)
+		goto out;
+	if ((r = check_no_complex_keys(buf, len, display, e)) != KM_EOK)
 		goto out;
 	if (only_comments(buf, len)) {
 		cfg_errorf(e, at, "empty configuration (no YAML document)");
