@@ -25,12 +25,14 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "keymgr/common/name.h"
 #include "keymgr/config/config.h"
 #include "keymgr/core/env.h"
+#include "keymgr/store/store.h"
 
 /* Longest typ: a custom purpose slug plus "+jwt". */
 #define KM_CLAIMS_TYP_MAX (KM_PURPOSE_MAX + 4)
@@ -91,11 +93,56 @@ int km_claims_policy_from_env(km_env_t *env, const char *keyset, km_claims_polic
                               char *err, size_t errlen);
 
 /*
+ * What km_claims_sign() reads from the store for one key set, resolved once, so that a
+ * long-running signer (keymgrd) can sign many requests with no store access: the claims
+ * policy (or why there is none), the active key (or why it may not sign). The refusals are
+ * kept as code and message and given by km_claims_sign_resolved() in the same order and with
+ * the same words as km_claims_sign(). pol's strings are borrowed from the configuration.
+ */
+#define KM_CLAIMS_ERR_MAX 512
+typedef struct {
+	km_claims_policy_t pol;
+	int pol_r;                               /* KM_EOK, or why the key set signs nothing */
+	char pol_err[KM_CLAIMS_ERR_MAX];
+	int key_r;                               /* KM_EOK, KM_ENOACTIVE, KM_POLICY_EDENIED, ... */
+	char key_err[KM_CLAIMS_ERR_MAX];
+	bool audit_key;                          /* key_r refuses the environment's audit key */
+	char kid[KM_KID_MAX + 1];
+	km_alg_t alg;
+	uint8_t cka_id[KM_STORE_CKA_ID_MAX];
+	size_t cka_id_len;
+	char token_serial[KM_STORE_TOKEN_SERIAL_MAX + 1];
+} km_claims_key_t;
+
+/*
+ * Resolves key set keyset of env into *ret (always written: failures are recorded in it, as
+ * above). Reads the store only. Returns KM_EOK, or KM_EINVAL for NULL arguments.
+ */
+int km_claims_resolve(km_env_t *env, const char *keyset, km_claims_key_t *ret);
+
+/* Gives the token to sign with (opened on demand): KM_EOK or a token code with err set. */
+typedef int (*km_claims_token_fn)(void *ctx, km_token_t **ret, char *err, size_t errlen);
+
+/*
+ * km_claims_sign() on a resolved key set: the policy refusal, the claims check
+ * (km_claims_prepare with now and ttl), the key refusal, the token (asked for only when
+ * everything else passed), its serial against the key's, and the signature. Thread-safe
+ * when the token callback is. *audit_denied (may be NULL) is set true when the refusal is the
+ * audit key's, which the caller records as a sign.denied audit event. *ret (the compact JWT)
+ * is malloc'd, set only on success. Codes of km_claims_sign().
+ */
+int km_claims_sign_resolved(const km_claims_key_t *k, km_claims_token_fn token, void *token_ctx,
+                            const char *claims_json, int64_t now, int64_t ttl, char **ret,
+                            bool *audit_denied, char *err, size_t errlen);
+
+/*
  * The one signing path of the CLI and the daemon: builds the key set's claims policy,
  * prepares the claims (km_claims_prepare with now and ttl) and signs them with the key set's
- * active key, with the class's typ in the header. *ret (the compact JWT) is malloc'd, set
- * only on success. Returns KM_EOK, the codes of km_claims_policy_from_env(),
- * km_claims_prepare() and km_keyset_sign() (KM_ENOACTIVE, token codes).
+ * active key, with the class's typ in the header (km_claims_resolve, then
+ * km_claims_sign_resolved with the environment's token; a refused audit key is recorded).
+ * *ret (the compact JWT) is malloc'd, set only on success. Returns KM_EOK, the codes of
+ * km_claims_policy_from_env(), km_claims_prepare() and km_keyset_sign() (KM_ENOACTIVE, token
+ * codes).
  */
 int km_claims_sign(km_env_t *env, const char *keyset, const char *claims_json, int64_t now,
                    int64_t ttl, char **ret, char *err, size_t errlen);

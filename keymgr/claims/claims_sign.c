@@ -7,6 +7,7 @@
 #include "keymgr/claims/claims.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/keyops.h"
+#include "keymgr/jose/jws.h"
 
 int km_claims_policy_from_env(km_env_t *env, const char *keyset, km_claims_policy_t *pol,
                               char *err, size_t errlen)
@@ -32,39 +33,149 @@ int km_claims_policy_from_env(km_env_t *env, const char *keyset, km_claims_polic
 	return r;
 }
 
-int km_claims_sign(km_env_t *env, const char *keyset, const char *claims_json, int64_t now,
-                   int64_t ttl, char **ret, char *err, size_t errlen)
+int km_claims_resolve(km_env_t *env, const char *keyset, km_claims_key_t *ret)
 {
-	char typ[KM_CLAIMS_TYP_MAX + 1];
-	km_claims_policy_t pol;
 	km_store_key_t k;
-	json_t *claims = NULL;
-	char *text = NULL;
-	int r;
-
-	if ((r = km_claims_policy_from_env(env, keyset, &pol, err, errlen)) != KM_EOK)
-		return r;
-	if ((r = km_claims_prepare(&pol, claims_json, now, ttl, &claims, err, errlen)) != KM_EOK)
-		return r;
+	km_claims_key_t *c = ret;
+	if (env == NULL || keyset == NULL || ret == NULL)
+		return KM_EINVAL;
+	memset(c, 0, sizeof(*c));
+	c->pol_r = km_claims_policy_from_env(env, keyset, &c->pol, c->pol_err, sizeof(c->pol_err));
+	if (c->pol_r != KM_EOK)
+		return KM_EOK;
 	/* A key signs the class it was made for (RFC 8725 3.12): after a purpose change the key
 	 * set must rotate before it signs the new class. */
-	r = km_store_key_active(km_env_store(env), keyset, &k, err, errlen);
-	if (r == KM_EOK && strcmp(k.purpose, pol.purpose) != 0) {
-		snprintf(err, errlen, "the active key %s of %s/%s was made for %s tokens, and the "
-		         "key set now signs %s tokens: rotate it first", k.kid, pol.env, pol.keyset,
-		         k.purpose, pol.purpose);
-		r = KM_POLICY_EDENIED;
+	c->key_r = km_store_key_active(km_env_store(env), keyset, &k, c->key_err,
+	                               sizeof(c->key_err));
+	if (c->key_r == KM_ENOACTIVE) {
+		snprintf(c->key_err, sizeof(c->key_err), "key set %s/%s has no active key (rotate "
+		         "it first)", km_env_name(env), keyset);
+		return KM_EOK;
+	}
+	if (c->key_r != KM_EOK)
+		return KM_EOK;
+	if (strcmp(k.purpose, c->pol.purpose) != 0) {
+		snprintf(c->key_err, sizeof(c->key_err), "the active key %s of %s/%s was made for "
+		         "%s tokens, and the key set now signs %s tokens: rotate it first", k.kid,
+		         c->pol.env, c->pol.keyset, k.purpose, c->pol.purpose);
+		c->key_r = KM_POLICY_EDENIED;
+		return KM_EOK;
+	}
+	/* Defence in depth: the audit key signs checkpoints only, never a JWT, even if a
+	 * tampered store listed its CKA_ID as a key set's key. */
+	bool audit_key = false;
+	c->key_r = km_store_audit_key_is(km_env_store(env), k.cka_id, k.cka_id_len, &audit_key,
+	                                 c->key_err, sizeof(c->key_err));
+	if (c->key_r != KM_EOK)
+		return KM_EOK;
+	snprintf(c->kid, sizeof(c->kid), "%s", k.kid);
+	if (audit_key) {
+		c->audit_key = true;
+		c->key_r = KM_POLICY_EDENIED;
+		snprintf(c->key_err, sizeof(c->key_err), "key %s of %s/%s is the environment's audit "
+		         "key: it never signs a JWT (refused and recorded)", k.kid, km_env_name(env),
+		         keyset);
+		return KM_EOK;
+	}
+	c->alg = k.alg;
+	memcpy(c->cka_id, k.cka_id, k.cka_id_len);
+	c->cka_id_len = k.cka_id_len;
+	snprintf(c->token_serial, sizeof(c->token_serial), "%s", k.token_serial);
+	return KM_EOK;
+}
+
+typedef struct {
+	km_token_t *token;
+	const km_claims_key_t *key;
+} sign_ctx_t;
+
+static int sign_with_token(void *ctx, const uint8_t *data, size_t len, uint8_t *sig,
+                           size_t *sig_len)
+{
+	sign_ctx_t *c = ctx;
+	return km_token_sign(c->token, c->key->cka_id, c->key->cka_id_len, c->key->alg, data, len,
+	                     sig, sig_len);
+}
+
+int km_claims_sign_resolved(const km_claims_key_t *k, km_claims_token_fn token, void *token_ctx,
+                            const char *claims_json, int64_t now, int64_t ttl, char **ret,
+                            bool *audit_denied, char *err, size_t errlen)
+{
+	char typ[KM_CLAIMS_TYP_MAX + 1];
+	json_t *claims = NULL;
+	char *text = NULL;
+	km_token_t *t = NULL;
+	int r;
+
+	if (k == NULL || token == NULL || ret == NULL)
+		return KM_EINVAL;
+	if (audit_denied != NULL)
+		*audit_denied = false;
+	if (k->pol_r != KM_EOK) {
+		snprintf(err, errlen, "%s", k->pol_err);
+		return k->pol_r;
+	}
+	if ((r = km_claims_prepare(&k->pol, claims_json, now, ttl, &claims, err, errlen)) != KM_EOK)
+		return r;
+	if (k->key_r != KM_EOK) {
+		snprintf(err, errlen, "%s", k->key_err);
+		if (audit_denied != NULL)
+			*audit_denied = k->audit_key;
+		r = k->key_r;
 		goto out;
 	}
-	if (r != KM_EOK && r != KM_ENOACTIVE)
-		goto out;
 	if ((text = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL) {
 		r = KM_ENOMEM;
 		goto out;
 	}
-	r = km_keyset_sign(env, keyset, text, km_claims_typ(pol.purpose, typ), ret, err, errlen);
+	if ((r = token(token_ctx, &t, err, errlen)) != KM_EOK)
+		goto out;
+	km_token_info_t info;
+	km_token_get_info(t, &info);
+	if (k->token_serial[0] != '\0' && strcmp(k->token_serial, info.serial) != 0) {
+		snprintf(err, errlen, "key %s was made in token serial %s, but environment '%s' "
+		         "uses token serial %s: refused", k->kid, k->token_serial, k->pol.env,
+		         info.serial);
+		r = KM_EWRONGENV;
+		goto out;
+	}
+	sign_ctx_t ctx = { t, k };
+	km_jws_signer_t signer = {
+		.alg = k->alg, .kid = k->kid, .typ = km_claims_typ(k->pol.purpose, typ),
+		.sign = sign_with_token, .sign_ctx = &ctx,
+	};
+	r = km_jws_sign_text(&signer, text, ret, err, errlen);
+	if (r != KM_EOK && r != KM_EMALFORMED) {
+		const char *why = km_token_last_error(t);
+		snprintf(err, errlen, "environment '%s': signing with %s failed: %s", k->pol.env,
+		         k->kid, why && why[0] ? why : km_strerror(r));
+	}
 out:
 	free(text);
 	json_decref(claims);
+	return r;
+}
+
+static int env_token(void *ctx, km_token_t **ret, char *err, size_t errlen)
+{
+	return km_env_token(ctx, ret, err, errlen);
+}
+
+int km_claims_sign(km_env_t *env, const char *keyset, const char *claims_json, int64_t now,
+                   int64_t ttl, char **ret, char *err, size_t errlen)
+{
+	km_claims_key_t *k = malloc(sizeof(*k));
+	bool audit_denied = false;
+	int r;
+
+	if (k == NULL)
+		return KM_ENOMEM;
+	if ((r = km_claims_resolve(env, keyset, k)) == KM_EOK)
+		r = km_claims_sign_resolved(k, env_token, env, claims_json, now, ttl, ret,
+		                            &audit_denied, err, errlen);
+	if (audit_denied)
+		km_store_audit_append(km_env_store(env), "sign.denied", keyset, k->kid, NULL, NULL,
+		                      "the audit key never signs JWTs", now, NULL, NULL, 0);
+	free(k);
 	return r;
 }

@@ -13,6 +13,7 @@
 #include "keymgr/claims/claims.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/keyops.h"
+#include "keymgr/daemon/control_proto.h"
 
 static const char jwks_help[] =
 	"Usage: keymgr [-c FILE] jwks ENV[/NAME] [--output FILE]\n"
@@ -25,6 +26,7 @@ static const char jwks_help[] =
 
 static const char sign_help[] =
 	"Usage: keymgr [-c FILE] sign ENV/NAME --claims JSON|@FILE [--ttl DURATION]\n"
+	"                        [--via auto|daemon|token] [--socket PATH]\n"
 	"\n"
 	"Signs the claims (a JSON object; @FILE reads a file, @- standard input) into a compact\n"
 	"JWT with the key set's active key. The header carries alg, kid and the typ of the key\n"
@@ -32,9 +34,18 @@ static const char sign_help[] =
 	"The claims policy of the key set's class applies (docs/claims.md): iss is the key set's\n"
 	"configured issuer, aud must be among its audiences, exp is required and at most\n"
 	"max_token_ttl away (or give --ttl DURATION and keymgr sets exp), iat, nbf and jti are\n"
-	"set by keymgr, and claims of other token classes are refused.\n";
+	"set by keymgr, and claims of other token classes are refused.\n"
+	"When keymgrd answers on its control socket (--socket, else $KEYMGR_CONTROL_SOCKET,\n"
+	"else daemon.control_socket), it signs, and its signers list decides who may;\n"
+	"otherwise keymgr signs with the token itself. Output, errors and exit status are the\n"
+	"same either way.\n"
+	"  --via auto      the daemon if it answers and signs for ENV, else the token (default)\n"
+	"  --via daemon    only through keymgrd (exit 1 if it does not answer)\n"
+	"  --via token     only with the token (needs its PIN source)\n";
 
-enum { OPT_OUTPUT = 0x10, OPT_CLAIMS, OPT_TTL };
+enum { OPT_OUTPUT = 0x10, OPT_CLAIMS, OPT_TTL, OPT_VIA, OPT_SOCKET };
+
+#define SIGN_TIMEOUT_MS 30000
 
 #define CLAIMS_MAX (64 * 1024)
 
@@ -95,20 +106,86 @@ static int jwks(int argc, char **argv)
 	return rc;
 }
 
+typedef enum { VIA_AUTO, VIA_DAEMON, VIA_TOKEN } via_t;
+
+/* The result of asking keymgrd. */
+typedef enum { ASKED_DONE, ASKED_UNAVAILABLE } asked_t;
+
+/*
+ * Asks keymgrd to sign (docs/control-protocol.md). The claims travel as the text the user
+ * gave, so that the daemon parses exactly what the token path would. Sets *rc and prints like
+ * the token path; ASKED_UNAVAILABLE (nothing printed) when no daemon answers on the socket or
+ * it does not sign for this environment, and via is auto.
+ */
+static asked_t ask_daemon(const km_config_t *cfg, const char *socket, via_t via,
+                          const char *ref, const char *claims, int64_t ttl, int *rc)
+{
+	char err[1024] = "";
+	if (socket == NULL || socket[0] == '\0')
+		socket = secure_getenv("KEYMGR_CONTROL_SOCKET");
+	if (socket == NULL || socket[0] == '\0')
+		socket = km_config_daemon(cfg)->control_socket;
+	json_t *req = json_pack("{s:s, s:s, s:s}", "op", "sign", "keyset", ref, "claims", claims);
+	json_t *reply = NULL;
+	if (req == NULL) {
+		/* Not UTF-8, so not JSON text: the words the claims check uses for it. */
+		json_error_t jerr;
+		json_t *j = json_loads(claims, JSON_REJECT_DUPLICATES, &jerr);
+		json_decref(j);
+		snprintf(err, sizeof(err), "claims are not valid JSON: %s (line %d, column %d)",
+		         jerr.text, jerr.line, jerr.column);
+		*rc = km_cli_fail(KM_EMALFORMED, j == NULL ? err : "out of memory");
+		return ASKED_DONE;
+	}
+	if (ttl > 0)
+		json_object_set_new(req, "ttl", json_integer((json_int_t)ttl));
+	if (ttl > 0)
+		json_object_set_new(req, "ttl", json_integer((json_int_t)ttl));
+	int r = km_ctl_call(socket, req, SIGN_TIMEOUT_MS, &reply, err, sizeof(err));
+	json_decref(req);
+	if (r == KM_ENOENT || r == KM_EACCES) {
+		if (via == VIA_AUTO)
+			return ASKED_UNAVAILABLE;
+		*rc = km_cli_fail(r, err);
+		return ASKED_DONE;
+	}
+	if (r != KM_EOK) {
+		*rc = km_cli_fail(r, err[0] ? err : NULL);
+		return ASKED_DONE;
+	}
+	const char *jwt = json_string_value(json_object_get(reply, "jwt"));
+	const char *code = json_string_value(json_object_get(reply, "code"));
+	const char *msg = json_string_value(json_object_get(reply, "error"));
+	if (json_is_true(json_object_get(reply, "ok")) && jwt != NULL) {
+		printf("%s\n", jwt);
+		*rc = KM_CLI_EXIT_OK;
+	} else if (via == VIA_AUTO && code != NULL && strcmp(code, "not_served") == 0) {
+		json_decref(reply);
+		return ASKED_UNAVAILABLE;
+	} else {
+		*rc = km_cli_fail(km_ctl_code_value(code), msg ? msg : "keymgrd refused the request");
+	}
+	json_decref(reply);
+	return ASKED_DONE;
+}
+
 static int sign(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		KM_CLI_OPTS_COMMON,
 		{ "claims", required_argument, NULL, OPT_CLAIMS },
 		{ "ttl", required_argument, NULL, OPT_TTL },
+		{ "via", required_argument, NULL, OPT_VIA },
+		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd = "keymgr sign";
 	char *pos[KM_CLI_MAX_POSITIONAL];
 	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	const char *claims_arg = NULL, *ttl_arg = NULL;
+	const char *claims_arg = NULL, *ttl_arg = NULL, *via_arg = NULL, *socket = NULL;
 	int64_t ttl = 0;
+	via_t via = VIA_AUTO;
 	int o;
 	km_cli_common_init(&c);
 	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
@@ -116,6 +193,10 @@ static int sign(int argc, char **argv)
 			claims_arg = optarg;
 		else if (o == OPT_TTL)
 			ttl_arg = optarg;
+		else if (o == OPT_VIA)
+			via_arg = optarg;
+		else if (o == OPT_SOCKET)
+			socket = optarg;
 		else
 			return KM_CLI_EXIT_USAGE;
 	}
@@ -125,6 +206,16 @@ static int sign(int argc, char **argv)
 		return km_cli_usage_error(cmd, "expected exactly one ENV/NAME");
 	if (claims_arg == NULL)
 		return km_cli_usage_error(cmd, "missing --claims JSON|@FILE");
+	if (via_arg != NULL) {
+		if (strcmp(via_arg, "auto") == 0)
+			via = VIA_AUTO;
+		else if (strcmp(via_arg, "daemon") == 0)
+			via = VIA_DAEMON;
+		else if (strcmp(via_arg, "token") == 0)
+			via = VIA_TOKEN;
+		else
+			return km_cli_usage_error(cmd, "--via: expected auto, daemon or token");
+	}
 	char env_name[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
 	if (km_name_split(pos[0], false, env_name, name, err, sizeof(err)) != KM_EOK)
 		return km_cli_usage_error(cmd, "%s", err);
@@ -138,10 +229,22 @@ static int sign(int argc, char **argv)
 
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
-	int rc = km_cli_env_open(env_name, &cfg, &env);
+	const km_env_cfg_t *ecfg = NULL;
+	int rc = km_cli_config_load(&cfg);
 	if (rc != KM_CLI_EXIT_OK) {
 		free(claims);
 		return rc;
+	}
+	/* The same check, and message, as opening the environment below. */
+	if ((r = km_config_env_lookup(cfg, env_name, &ecfg, err, sizeof(err))) != KM_EOK) {
+		rc = km_cli_fail(r, err);
+		goto out;
+	}
+	if (via != VIA_TOKEN && ask_daemon(cfg, socket, via, pos[0], claims, ttl, &rc) == ASKED_DONE)
+		goto out;
+	if ((r = km_env_open(cfg, env_name, &env, err, sizeof(err))) != KM_EOK) {
+		rc = km_cli_fail(r, err);
+		goto out;
 	}
 	char *jwt = NULL;
 	r = km_claims_sign(env, name, claims, km_cli_now(), ttl, &jwt, err, sizeof(err));
@@ -152,6 +255,7 @@ static int sign(int argc, char **argv)
 	else
 		printf("%s\n", jwt);
 	free(jwt);
+out:
 	free(claims);
 	km_cli_env_close(cfg, env);
 	return rc;

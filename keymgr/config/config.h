@@ -30,6 +30,8 @@
 #define KM_CONFIG_MAX_KEYSETS 128       /* per environment */
 #define KM_CONFIG_MAX_SNAPSHOTS 8       /* per environment */
 #define KM_CONFIG_MAX_AUDIENCES 16      /* per key set */
+#define KM_CONFIG_MAX_SIGNERS 32        /* users, and groups, per key set */
+#define KM_CONFIG_UNIX_NAME_MAX 32      /* a Unix user or group name */
 #define KM_CONFIG_MAX_INCLUDES 16
 #define KM_CONFIG_MAX_SESSIONS 64
 
@@ -48,6 +50,11 @@ typedef struct {
 	const char *audiences[KM_CONFIG_MAX_AUDIENCES];
 	size_t n_audiences;
 	km_policy_t policy;                              /* effective: env policy + overrides */
+	/* signers: who may sign through keymgrd (docs/keymgrd.8); nobody when both are empty */
+	const char *signer_users[KM_CONFIG_MAX_SIGNERS];  /* Unix user names */
+	size_t n_signer_users;
+	const char *signer_groups[KM_CONFIG_MAX_SIGNERS]; /* Unix group names */
+	size_t n_signer_groups;
 } km_keyset_cfg_t;
 
 /* environments.ENV */

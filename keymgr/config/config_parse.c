@@ -380,6 +380,70 @@ static int parse_audiences(walk_t *w, cfg_keyset_t *ks, struct fy_node *seq, cfg
 	return r;
 }
 
+/* A Unix user or group name as useradd(8) accepts it: [a-z_][a-z0-9_-]*, at most 32. */
+static bool unix_name_valid(const char *s)
+{
+	if (!((*s >= 'a' && *s <= 'z') || *s == '_') || strlen(s) > KM_CONFIG_UNIX_NAME_MAX)
+		return false;
+	for (s++; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+static int parse_unix_names(walk_t *w, struct fy_node *seq, cfg_loc_t at, const char *what,
+                            const char **out, size_t *n)
+{
+	int r = cfg_yaml_expect_seq(seq, at, what, w->e);
+	void *it = NULL;
+	struct fy_node *item;
+	while (r == KM_EOK && (item = fy_node_sequence_iterate(seq, &it)) != NULL) {
+		cfg_loc_t iat = cfg_yaml_loc(item, at);
+		if (*n == KM_CONFIG_MAX_SIGNERS) {
+			cfg_errorf(w->e, iat, "%s: more than %d names", what, KM_CONFIG_MAX_SIGNERS);
+			return KM_CONFIG_EINVAL;
+		}
+		const char *name = NULL;
+		if ((r = get_text(w, item, at, what, KM_CONFIG_UNIX_NAME_MAX, &name)) != KM_EOK)
+			return r;
+		if (!unix_name_valid(name)) {
+			cfg_errorf(w->e, iat, "%s: '%s' is not a valid Unix user or group name", what,
+			           name);
+			return KM_CONFIG_EINVAL;
+		}
+		out[(*n)++] = name;
+	}
+	return r;
+}
+
+/* keysets.NAME.signers: { users: [...], groups: [...] } */
+static int parse_signers(walk_t *w, cfg_keyset_t *ks, struct fy_node *map, cfg_loc_t at,
+                         const char *where)
+{
+	char what[WHERE_MAX + 32];
+	int r = cfg_yaml_expect_map(map, at, where, w->e);
+	if (r != KM_EOK)
+		return r;
+	void *it = NULL;
+	const char *key;
+	cfg_loc_t kat;
+	struct fy_node *val;
+	while ((r = cfg_yaml_next_pair(map, &it, at, &key, &kat, &val, w->e)) == 1) {
+		snprintf(what, sizeof(what), "%s.%s", where, key);
+		if (strcmp(key, "users") == 0)
+			r = parse_unix_names(w, val, kat, what, ks->pub.signer_users,
+			                     &ks->pub.n_signer_users);
+		else if (strcmp(key, "groups") == 0)
+			r = parse_unix_names(w, val, kat, what, ks->pub.signer_groups,
+			                     &ks->pub.n_signer_groups);
+		else
+			r = cfg_yaml_unknown_key(w->e, kat, key, where, "users, groups");
+		if (r != KM_EOK)
+			return r;
+	}
+	return r < 0 ? r : KM_EOK;
+}
+
 static int parse_keyset(walk_t *w, cfg_env_t *env, const char *name, struct fy_node *map,
                         cfg_loc_t at)
 {
@@ -414,9 +478,11 @@ static int parse_keyset(walk_t *w, cfg_env_t *env, const char *name, struct fy_n
 			r = get_text(w, val, kat, what, 255, &ks->pub.issuer);
 		} else if (w->main && strcmp(key, "audiences") == 0) {
 			r = parse_audiences(w, ks, val, kat, what);
+		} else if (w->main && strcmp(key, "signers") == 0) {
+			r = parse_signers(w, ks, val, kat, what);
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, where,
-			                         w->main ? "policy, issuer, audiences"
+			                         w->main ? "policy, issuer, audiences, signers"
 			                                 : "policy (in an included file)");
 		}
 		if (r != KM_EOK)

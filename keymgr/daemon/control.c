@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The control socket (docs/control-protocol.md): a Unix stream socket, mode 0660 and the
- * configured group, answered on the main thread between passes. One request per connection,
- * each read and write bounded by KM_CTL_TIMEOUT_MS, so a stuck client delays the daemon by
- * at most that. Every request is logged with the peer's SO_PEERCRED identity.
+ * configured group. Connections are served by threads (ctl_server.c): sign requests there,
+ * at once, even during a pass; status, reload and tick are handed to the main thread and
+ * answered here between passes (kd_control_dispatch). Every one of those is logged with the
+ * peer's SO_PEERCRED identity, and state-changing ones (reload, tick) act in the store as
+ * that peer (the audit log's actor).
  */
 #include <errno.h>
 #include <grp.h>
@@ -20,6 +22,7 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
+#include "keymgr/audit/audit.h"
 #include "keymgr/daemon/control_proto.h"
 #include "keymgr/daemon/daemon.h"
 #include "keymgr/daemon/log.h"
@@ -109,7 +112,7 @@ static json_t *error_reply(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+	return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "code", "bad_request");
 }
 
 /* Optional string member; false (with *reply set) when present but not a valid name. */
@@ -128,14 +131,27 @@ static bool opt_name(json_t *req, const char *key, bool (*valid)(const char *), 
 	return true;
 }
 
-static json_t *dispatch(kd_daemon_t *d, json_t *req, const char *who, const char **op_out)
+/* Every store acts as the peer (via daemon) for a state-changing request, or as keymgrd. */
+static void set_actors(kd_daemon_t *d, const kd_peer_t *p)
 {
+	km_store_actor_t a;
+	if (p != NULL)
+		kd_peer_actor(p, "daemon", &a);
+	else
+		km_store_actor_self(&a, "daemon");
+	for (size_t i = 0; i < d->n_envs; i++)
+		km_store_set_actor(km_env_store(d->envs[i].env), &a);
+}
+
+static json_t *dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer, const char **op_out)
+{
+	const char *who = peer->who;
 	json_t *reply = NULL;
 	const char *op = json_string_value(json_object_get(req, "op"));
 	const char *env = NULL, *keyset = NULL;
 	*op_out = op ? op : "-";
 	if (op == NULL)
-		return error_reply("%s", "missing \"op\" (expected status, reload or tick)");
+		return error_reply("%s", "missing \"op\" (expected sign, status, reload or tick)");
 	if (!opt_name(req, "env", km_name_env_valid, &env, &reply) ||
 	    !opt_name(req, "keyset", km_name_keyset_valid, &keyset, &reply))
 		return reply;
@@ -150,7 +166,9 @@ static json_t *dispatch(kd_daemon_t *d, json_t *req, const char *who, const char
 		return kd_status_json(d, env, keyset, (int64_t)time(NULL));
 	if (strcmp(op, "tick") == 0) {
 		size_t failed = 0;
+		set_actors(d, peer);
 		size_t planned = kd_run_once(d, true, env, keyset, &failed);
+		set_actors(d, NULL);
 		reply = json_pack("{s:b, s:I, s:I}", "ok", failed == 0, "planned",
 		                  (json_int_t)planned, "failed", (json_int_t)failed);
 		if (reply != NULL && failed > 0)
@@ -160,47 +178,28 @@ static json_t *dispatch(kd_daemon_t *d, json_t *req, const char *who, const char
 	}
 	if (strcmp(op, "reload") == 0) {
 		char err[2048] = "";
-		if (kd_reload(d, who, err, sizeof(err)) != KM_EOK)
+		if (kd_reload(d, who, peer, err, sizeof(err)) != KM_EOK)
 			return json_pack("{s:b, s:s}", "ok", 0, "error", err);
 		return json_pack("{s:b, s:s}", "ok", 1, "config", km_config_path(d->cfg));
 	}
-	return error_reply("unknown op '%.32s' (expected status, reload or tick)", op);
+	return error_reply("unknown op '%.32s' (expected sign, status, reload or tick)", op);
 }
 
-void kd_control_handle(kd_daemon_t *d)
+json_t *kd_control_dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer)
 {
-	int fd = accept4(d->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	struct timeval tv = { KM_CTL_TIMEOUT_MS / 1000, (KM_CTL_TIMEOUT_MS % 1000) * 1000 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	socklen_t cl = sizeof(cred);
-	getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
-	char uid[16], gid[16], pid[16], who[64];
-	snprintf(uid, sizeof(uid), "%d", (int)cred.uid);
-	snprintf(gid, sizeof(gid), "%d", (int)cred.gid);
-	snprintf(pid, sizeof(pid), "%d", (int)cred.pid);
-	snprintf(who, sizeof(who), "uid=%d pid=%d", (int)cred.uid, (int)cred.pid);
-
-	json_t *req = NULL, *reply = NULL;
-	char err[256] = "";
 	const char *op = "-";
-	int r = km_ctl_read(fd, KM_CTL_MAX_REQUEST, &req, err, sizeof(err));
-	if (r == KM_EOK)
-		reply = dispatch(d, req, who, &op);
-	else if (r != KM_EIO)
-		reply = error_reply("bad request: %s", err);
+	json_t *reply = dispatch(d, req, peer, &op);
 	bool ok = reply != NULL && json_is_true(json_object_get(reply, "ok"));
-	const char *why = reply ? json_string_value(json_object_get(reply, "error")) : err;
+	const char *why = reply ? json_string_value(json_object_get(reply, "error")) : "out of memory";
+	char uid[16], gid[16], pid[16];
+	snprintf(uid, sizeof(uid), "%d", (int)peer->uid);
+	snprintf(gid, sizeof(gid), "%d", (int)peer->gid);
+	snprintf(pid, sizeof(pid), "%d", (int)peer->pid);
 	kd_log(ok ? KD_LOG_INFO : KD_LOG_WARNING, "control", "op", op, "peer_uid", uid, "peer_gid",
 	       gid, "peer_pid", pid, "result", ok ? "ok" : "refused", "error", ok ? NULL : why,
 	       NULL);
-	if (reply != NULL && km_ctl_write(fd, reply) != KM_EOK)
-		kd_log(KD_LOG_WARNING, "control", "op", op, "peer_pid", pid, "result",
-		       "reply not delivered", NULL);
-	json_decref(reply);
-	json_decref(req);
-	close(fd);
+	if (reply != NULL && !ok && json_object_get(reply, "code") == NULL)
+		json_object_set_new(reply, "code", json_string("bad_request"));
+	return reply;
 }
+

@@ -143,3 +143,42 @@ int km_ctl_call(const char *path, const json_t *req, int timeout_ms, json_t **re
 	close(fd);
 	return r;
 }
+
+static const struct {
+	int code;
+	const char *name;
+} codes[] = {
+	{ KM_POLICY_EDENIED, "policy_denied" },
+	{ KM_EMALFORMED, "malformed" },
+	{ KM_ENOENT, "unknown_keyset" },
+	{ KM_ENOACTIVE, "no_active_key" },
+	{ KM_ENAME, "invalid_name" },
+	{ KM_EWRONGENV, "wrong_env" },
+	{ KM_EINVAL, "bad_request" },
+	{ KM_ENOTSUP, "not_served" },
+	{ KM_EBUSY, "busy" },
+	{ KM_EACCES, "denied" },
+	{ KM_P11_EFAIL, "token_error" },
+	{ KM_STORE_EIO, "store_error" },
+	{ KM_ERROR, "internal" },
+};
+
+const char *km_ctl_code_name(int km_code)
+{
+	if (km_code <= KM_P11_EMODULE && km_code >= KM_P11_EFAIL)
+		return "token_error";
+	if (km_code <= KM_STORE_EOPEN && km_code >= KM_STORE_EIO)
+		return "store_error";
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (codes[i].code == km_code)
+			return codes[i].name;
+	return "internal";
+}
+
+int km_ctl_code_value(const char *code)
+{
+	for (size_t i = 0; code != NULL && i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strcmp(codes[i].name, code) == 0)
+			return codes[i].code;
+	return KM_ERROR;
+}

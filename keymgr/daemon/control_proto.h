@@ -29,6 +29,17 @@ int km_ctl_write(int fd, const json_t *msg);
 int km_ctl_read(int fd, size_t max, json_t **ret, char *err, size_t errlen);
 
 /*
+ * The "code" member of a refused reply, for programs (docs/control-protocol.md): a stable
+ * lowercase word per KM code (policy_denied, malformed, unknown_keyset, no_active_key,
+ * invalid_name, wrong_env, bad_request, not_served, busy, denied, token_error, store_error,
+ * internal). Never NULL.
+ */
+const char *km_ctl_code_name(int km_code);
+
+/* The KM code a reply's code stands for (KM_ERROR for unknown or NULL codes). */
+int km_ctl_code_value(const char *code);
+
+/*
  * Client side: connects to the daemon's socket at path, sends req and reads the reply
  * (timeout timeout_ms for connecting and for each read/write; 0 = none). *reply receives a
  * new reference. Returns KM_EOK, KM_ENOENT (no daemon listening there), KM_EACCES (no

@@ -5,18 +5,25 @@
  *   state.c      environments and key sets held by the daemon; reload
  *   scheduler.c  ticks: applying due actions through km_apply, backoff, propagation gating
  *   publisher.c  rendering the JWKS documents, swapping them into km_http, snapshot files
- *   control.c    the control socket (docs/control-protocol.md)
+ *   control.c    the control socket (docs/control-protocol.md): status, reload, tick
+ *   ctl_server.c its connections: acceptor and per-connection threads, the main-thread queue
+ *   signer.c     the signing service: per environment a signing token and the key sets'
+ *                resolved keys and signers, swapped under a rwlock
+ *   authz.c      the peer's identity (SO_PEERCRED, SO_PEERGROUPS) and the signers' lists
  *   status.c     the status reply
  *   metrics.c    the /metrics text and /healthz state
  *
- * Threads: everything here runs on the main thread. The HTTP pool only calls km_http, which
- * never touches the store or a token; the store and the tokens are used by this thread only.
+ * Threads: the scheduler, the publisher, the stores and the scheduler's token handles belong
+ * to the main thread. The HTTP pool only calls km_http, which never touches the store or a
+ * token. Control connections run on their own threads: they sign (signer.c: its own token
+ * handles and data, under its rwlock) and hand every other request to the main thread.
  */
 #pragma once
 
 #include <stdbool.h>
 #include <jansson.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "keymgr/config/config.h"
 #include "keymgr/core/env.h"
@@ -27,6 +34,33 @@
 #define KD_BACKOFF_MAX 300   /* cap of the exponential backoff */
 #define KD_ERROR_MAX 512
 #define KD_TOKEN_CHECK 300   /* seconds between reachability checks of an idle token */
+#define KD_CHECKPOINT_INTERVAL 300   /* seconds between signed audit checkpoints */
+#define KD_CTL_MAX_CONNECTIONS 64    /* concurrent control connections (threads) */
+#define KD_CTL_IDLE_MS 60000         /* idle time before a control connection is closed */
+#define KD_PEER_GROUPS 64            /* supplementary groups of a peer that are checked */
+
+typedef struct kd_signing kd_signing_t;   /* signer.c */
+typedef struct kd_ctl kd_ctl_t;           /* ctl_server.c */
+
+/* The peer of a control connection, from the kernel at connect time. */
+typedef struct {
+	bool known;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	gid_t groups[KD_PEER_GROUPS];  /* supplementary groups (SO_PEERGROUPS) */
+	size_t n_groups;
+	char user[KM_STORE_ACTOR_USER_MAX + 1];   /* user name, or "uid-N" */
+	char who[64];                  /* "uid=N pid=N" for logs */
+} kd_peer_t;
+
+/* Who may sign with one key set: its signers resolved to ids. */
+typedef struct {
+	uid_t *uids;
+	size_t n_uids;
+	gid_t *gids;
+	size_t n_gids;
+} kd_allow_t;
 
 /* One key of a key set as the daemon last saw it in the store (destroyed keys left out). */
 typedef struct {
@@ -76,6 +110,7 @@ typedef struct {
 	int64_t token_checked_at;  /* last successful open (the token is closed between passes) */
 	unsigned token_failures;
 	int64_t token_retry_at;
+	int64_t checkpoint_at;     /* last audit checkpoint attempt */
 	char *token_error;         /* malloc'd; NULL when the token is reachable */
 	char *refresh_error;       /* malloc'd; NULL when the last refresh succeeded */
 	uint64_t actions[KM_PLAN_OP_COUNT][2]; /* [op][0] applied, [op][1] failed */
@@ -96,6 +131,8 @@ typedef struct {
 	km_http_t *http;
 	int ctl_fd;
 	char ctl_path[108];
+	kd_ctl_t *ctl;             /* the control connections' threads */
+	kd_signing_t *signing;     /* the signing service */
 
 	int64_t started;
 	int64_t last_tick;         /* last time any key set was planned */
@@ -147,14 +184,67 @@ void kd_metrics_update(kd_daemon_t *d, int64_t now);
 /* Creates the control socket at path. */
 int kd_control_open(kd_daemon_t *d, const char *path, const char *group, char *err,
                     size_t errlen);
-/* Accepts and answers one connection (the listening socket is readable). */
-void kd_control_handle(kd_daemon_t *d);
 void kd_control_close(kd_daemon_t *d);
 /* One pass of the loop's work, as after a wake-up (used by tick and reload requests too). */
 size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keyset,
                    size_t *failed);
-/* Reload and log it (SIGHUP and the control socket). */
-int kd_reload(kd_daemon_t *d, const char *who, char *err, size_t errlen);
+/*
+ * Reload and log it (SIGHUP: peer NULL; the control socket: the peer, who acts in the stores
+ * and is named by the config.reload audit event).
+ */
+int kd_reload(kd_daemon_t *d, const char *who, const kd_peer_t *peer, char *err, size_t errlen);
+/* Answers a status, reload or tick request on the main thread, and logs it. New reference. */
+json_t *kd_control_dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer);
+
+/* --- ctl_server.c --- */
+/* Starts the acceptor thread on d->ctl_fd. KM_EOK or KM_EIO (message in err). */
+int kd_ctl_start(kd_daemon_t *d, char *err, size_t errlen);
+/* The eventfd the main loop polls: readable when requests wait for the main thread. */
+int kd_ctl_wake_fd(const kd_daemon_t *d);
+/* Main thread: answers the queued requests, records queued audit events. */
+void kd_ctl_process(kd_daemon_t *d);
+/* Stops accepting, ends every connection and waits for their threads. NULL-safe. */
+void kd_ctl_stop(kd_daemon_t *d);
+
+/* --- authz.c --- */
+/* Fills *p with fd's peer: uid, gid, pid, supplementary groups and user name. */
+void kd_peer_get(int fd, kd_peer_t *p);
+/* An audit actor for the peer (via "daemon" or "signing"). */
+void kd_peer_actor(const kd_peer_t *p, const char *via, km_store_actor_t *a);
+/* Resolves kc's signers to ids (unknown names are logged and left out). KM_EOK/KM_ENOMEM. */
+int kd_allow_resolve(const km_keyset_cfg_t *kc, const char *env, kd_allow_t *ret);
+void kd_allow_clear(kd_allow_t *a);
+/* Whether p's uid is listed, or its gid or a supplementary group is. */
+bool kd_allow_check(const kd_allow_t *a, const kd_peer_t *p);
+bool kd_allow_equal(const kd_allow_t *x, const kd_allow_t *y);
+
+/* --- signer.c --- */
+int kd_signing_create(kd_signing_t **ret);
+/* Closes the signing tokens. The control threads must be stopped. NULL ok. */
+void kd_signing_free(kd_signing_t *s);
+/* The eventfd to write when audit events are queued (-1: none). */
+void kd_signing_set_wake(kd_signing_t *s, int fd);
+/* Whether some key set of e lists signers. */
+bool kd_signing_configured(const kd_env_t *e);
+/* Whether env has a signing context (its scheduler token then stays open too). */
+bool kd_signing_env_open(kd_daemon_t *d, const char *env);
+/* Main thread: creates/drops contexts, opens tokens (with backoff), swaps in changed keys. */
+void kd_signing_sync(kd_daemon_t *d, int64_t now);
+/* Main thread: the write lock, held across a change of the active key and its swap. */
+void kd_signing_write_lock(kd_daemon_t *d);
+void kd_signing_write_unlock(kd_daemon_t *d);
+/* With the write lock held: re-resolves e's key sets from its store and configuration. */
+void kd_signing_refresh_locked(kd_daemon_t *d, kd_env_t *e);
+/* With the write lock held, after a successful reload: contexts follow the new config. */
+void kd_signing_reloaded_locked(kd_daemon_t *d);
+/* Without the lock: looks kid up in e's signing token, so its handle is cached. */
+void kd_signing_warm_kid(kd_daemon_t *d, kd_env_t *e, const char *kid);
+/* Main thread: records the queued sign.denied events. */
+void kd_signing_flush_audit(kd_daemon_t *d);
+/* Control thread: answers {"op":"sign",...} for peer p. New reference. */
+json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req);
+/* Requests signed, refused by policy, denied to the caller, failed in the token. */
+void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4]);
 
 /* --- status.c --- */
 /* The status reply {"ok":true,...}, for env (NULL: all) and keyset (NULL: all). */

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
 #include "keymgr/daemon/control_proto.h"
 #include "keymgr/daemon/daemon.h"
@@ -113,6 +114,30 @@ static int parse_args(kd_daemon_t *d, int argc, char **argv)
 	return -1;
 }
 
+/*
+ * Signs the head of each environment's audit chain every KD_CHECKPOINT_INTERVAL seconds
+ * (km_audit_checkpoint without force: a head already covered is not signed again).
+ */
+static void checkpoint(kd_daemon_t *d, int64_t now)
+{
+	for (size_t i = 0; i < d->n_envs && !kd_signals_stop_requested(); i++) {
+		kd_env_t *e = &d->envs[i];
+		char err[1024] = "";
+		if (!e->token_ok || (e->checkpoint_at != 0 && now < e->checkpoint_at +
+		                     KD_CHECKPOINT_INTERVAL))
+			continue;
+		e->checkpoint_at = now;
+		int r = km_audit_checkpoint(e->env, now, false, NULL, err, sizeof(err));
+		if (r != KM_EOK && r != KM_ENOENT)
+			kd_log(KD_LOG_ERROR, "audit-checkpoint", "env", e->name, "result", "failed",
+			       "error", err[0] ? err : km_strerror(r), NULL);
+		else if (r == KM_EOK)
+			kd_log(KD_LOG_DEBUG, "audit-checkpoint", "env", e->name, "result", "ok", NULL);
+		if (!kd_signing_env_open(d, e->name))
+			km_env_close_token(e->env);
+	}
+}
+
 size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keyset,
                    size_t *failed)
 {
@@ -131,6 +156,10 @@ size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keys
 	for (size_t i = 0; i < d->n_envs; i++)
 		if (d->envs[i].refresh_error != NULL)
 			fails++;
+	/* The signing service follows what this pass (or the CLI, or a reload) changed. */
+	kd_signing_sync(d, (int64_t)time(NULL));
+	kd_signing_flush_audit(d);
+	checkpoint(d, (int64_t)time(NULL));
 	kd_metrics_update(d, (int64_t)time(NULL));
 	/* Give the pages freed by this pass (store rows, rendered documents, key generation)
 	 * back to the system: the resident size stays that of what is kept. */
@@ -140,10 +169,40 @@ size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keys
 	return planned;
 }
 
-int kd_reload(kd_daemon_t *d, const char *who, char *err, size_t errlen)
+/* config.reload in every environment's audit log, by the peer (or keymgrd for SIGHUP). */
+static void record_reload(kd_daemon_t *d, const char *who, const kd_peer_t *peer)
+{
+	char reason[KM_STORE_TEXT_MAX + 1], err[512];
+	km_store_actor_t a;
+	snprintf(reason, sizeof(reason), "keymgrd reloaded %.160s (by %.40s)",
+	         km_config_path(d->cfg), who);
+	if (peer != NULL)
+		kd_peer_actor(peer, "daemon", &a);
+	else
+		km_store_actor_self(&a, "daemon");
+	for (size_t i = 0; i < d->n_envs; i++) {
+		km_store_t *s = km_env_store(d->envs[i].env);
+		km_store_actor_t self = *km_store_actor(s);
+		km_store_set_actor(s, &a);
+		if (km_audit_record(d->envs[i].env, "config.reload", NULL, NULL, NULL, reason,
+		                    (int64_t)time(NULL), err, sizeof(err)) != KM_EOK)
+			kd_log(KD_LOG_ERROR, "audit", "env", d->envs[i].name, "action", "config.reload",
+			       "result", "failed", "error", err, NULL);
+		km_store_set_actor(s, &self);
+	}
+}
+
+int kd_reload(kd_daemon_t *d, const char *who, const kd_peer_t *peer, char *err, size_t errlen)
 {
 	kd_notify("RELOADING=1");
+	/* Signers wait while the configuration their key sets borrow from is swapped. */
+	kd_signing_write_lock(d);
 	int r = kd_state_reload(d, err, errlen);
+	if (r == KM_EOK)
+		kd_signing_reloaded_locked(d);
+	kd_signing_write_unlock(d);
+	if (r == KM_EOK)
+		record_reload(d, who, peer);
 	if (r != KM_EOK) {
 		d->reloads_failed++;
 		kd_log(KD_LOG_ERROR, "reload", "by", who, "result", "refused", "error", err,
@@ -208,7 +267,7 @@ static void loop(kd_daemon_t *d, int sig_fd)
 			wake = now + 1;
 		struct pollfd fds[2] = {
 			{ .fd = sig_fd, .events = POLLIN },
-			{ .fd = d->ctl_fd, .events = POLLIN },
+			{ .fd = kd_ctl_wake_fd(d), .events = POLLIN },
 		};
 		int n = poll(fds, 2, wait_ms(wake, d->poll_interval));
 		if (n <= 0)
@@ -217,10 +276,10 @@ static void loop(kd_daemon_t *d, int sig_fd)
 			kd_signals_drain();
 		if (kd_signals_take_reload()) {
 			char err[2048];
-			kd_reload(d, "SIGHUP", err, sizeof(err));
+			kd_reload(d, "SIGHUP", NULL, err, sizeof(err));
 		}
 		if (!kd_signals_stop_requested() && (fds[1].revents & POLLIN))
-			kd_control_handle(d);
+			kd_ctl_process(d);
 	}
 }
 
@@ -235,6 +294,7 @@ int main(int argc, char **argv)
 	int rc = parse_args(&d, argc, argv);
 	if (rc >= 0)
 		return rc;
+	km_store_set_default_via("daemon");   /* the audit log's actor of everything we do */
 	char err[2048] = "", port[16];
 	int sig_fd = kd_signals_init();
 	if (sig_fd < 0) {
@@ -244,6 +304,10 @@ int main(int argc, char **argv)
 	d.started = (int64_t)time(NULL);
 	d.config_loaded_at = d.started;
 	rc = 1;
+	if (kd_signing_create(&d.signing) != KM_EOK) {
+		fprintf(stderr, "keymgrd: out of memory\n");
+		return 1;
+	}
 	if (kd_state_load(&d, err, sizeof(err)) != KM_EOK) {
 		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
 		goto out;
@@ -254,7 +318,8 @@ int main(int argc, char **argv)
 	}
 	const km_daemon_cfg_t *dc = km_config_daemon(d.cfg);
 	if (kd_control_open(&d, d.control_socket ? d.control_socket : dc->control_socket,
-	                    dc->control_group, err, sizeof(err)) != KM_EOK) {
+	                    dc->control_group, err, sizeof(err)) != KM_EOK ||
+	    kd_ctl_start(&d, err, sizeof(err)) != KM_EOK) {
 		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
 		goto out;
 	}
@@ -273,8 +338,10 @@ int main(int argc, char **argv)
 	kd_log(KD_LOG_INFO, "stop", "result", "ok", NULL);
 	rc = 0;
 out:
+	kd_ctl_stop(&d);
 	kd_control_close(&d);
 	km_http_free(d.http);
+	kd_signing_free(d.signing);
 	kd_state_free(&d);
 	return rc;
 }

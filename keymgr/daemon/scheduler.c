@@ -51,7 +51,18 @@ typedef struct {
 	kd_keyset_t *ks;
 	km_plan_warning_t warnings[MAX_WARNINGS];
 	size_t n_warnings;
+	bool sign_locked;          /* holding the signing service's write lock (see on_gate) */
 } run_ctx_t;
+
+/* The signers see the key set's new state and may sign again. */
+static void sign_unlock(run_ctx_t *c)
+{
+	if (!c->sign_locked)
+		return;
+	kd_signing_refresh_locked(c->d, c->e);
+	kd_signing_write_unlock(c->d);
+	c->sign_locked = false;
+}
 
 static const char *fmt_i64(int64_t v, char *buf, size_t len)
 {
@@ -62,6 +73,7 @@ static const char *fmt_i64(int64_t v, char *buf, size_t len)
 static void on_report(void *vctx, const km_apply_event_t *ev)
 {
 	run_ctx_t *c = vctx;
+	sign_unlock(c);
 	km_plan_op_t op = ev->action->op;
 	bool ok = ev->result == KM_EOK;
 	if ((unsigned)op < KM_PLAN_OP_COUNT)
@@ -115,8 +127,8 @@ static size_t missing(const km_policy_t *p, const km_http_verifier_t *a, size_t 
 	return n;
 }
 
-static km_apply_verdict_t on_gate(void *vctx, const char *keyset, const km_plan_action_t *a,
-                                  const char *kid, int64_t now, int64_t *recheck_at)
+static km_apply_verdict_t gate(void *vctx, const char *keyset, const km_plan_action_t *a,
+                               const char *kid, int64_t now, int64_t *recheck_at)
 {
 	run_ctx_t *c = vctx;
 	char t1[32], t2[32];
@@ -187,6 +199,28 @@ static km_apply_verdict_t on_gate(void *vctx, const char *keyset, const km_plan_
 	return KM_APPLY_DEFER;
 }
 
+/*
+ * An action that can change which key signs (ACTIVATE, and a RETIRE or REVOKE of the active
+ * key) runs with the signing service's write lock held, from before its store transaction
+ * until its report (or the end of the run) has swapped the signers' key: no request signs
+ * with a key once another is active. The new key's handle is looked up in the signing token
+ * first, outside the lock, so the swap costs the signers no token search.
+ */
+static km_apply_verdict_t on_gate(void *vctx, const char *keyset, const km_plan_action_t *a,
+                                  const char *kid, int64_t now, int64_t *recheck_at)
+{
+	run_ctx_t *c = vctx;
+	km_apply_verdict_t v = gate(vctx, keyset, a, kid, now, recheck_at);
+	if (v != KM_APPLY_GO || c->sign_locked || !kd_signing_env_open(c->d, c->e->name) ||
+	    (a->op != KM_PLAN_ACTIVATE && a->op != KM_PLAN_RETIRE && a->op != KM_PLAN_REVOKE))
+		return v;
+	if (a->op == KM_PLAN_ACTIVATE)
+		kd_signing_warm_kid(c->d, c->e, kid);
+	kd_signing_write_lock(c->d);
+	c->sign_locked = true;
+	return v;
+}
+
 static uint64_t warnings_fp(const run_ctx_t *c)
 {
 	uint64_t h = UINT64_C(14695981039346656037);
@@ -241,6 +275,7 @@ static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now
 	char err[1024] = "", num[32], n2[32];
 	int64_t w = INT64_MAX;
 	int r = km_apply_keyset(e->env, ks->name, now, &o, &w, err, sizeof(err));
+	sign_unlock(&c);
 	ks->fp_ours = true;
 	/* Warnings: logged when they change, not at every (possibly 1 s) recheck. */
 	uint64_t wfp = warnings_fp(&c);
@@ -300,7 +335,9 @@ size_t kd_tick_env(kd_daemon_t *d, kd_env_t *e, int64_t now, bool force, const c
 			/* Close the token first: its memory is freed before the documents are
 			 * allocated, which then fill those holes instead of interleaving with the
 			 * token's objects (keeps the heap from fragmenting during a long pass). */
-			km_env_close_token(e->env);
+			if (!kd_signing_env_open(d, e->name))
+				km_env_close_token(e->env);
+			kd_signing_flush_audit(d);
 			kd_publish_env(d, e, (int64_t)time(NULL));
 			last_publish = (int64_t)time(NULL);
 			for (i = 0; i < e->n_ks && strcmp(e->ks[i].name, name) < 0; i++)
@@ -311,10 +348,14 @@ size_t kd_tick_env(kd_daemon_t *d, kd_env_t *e, int64_t now, bool force, const c
 		}
 	}
 
-	/* keymgrd never signs: the token is only needed by the actions of a pass. Closing it
-	 * keeps no session logged in between passes and releases a software token's in-memory
-	 * copy of its objects (SoftHSM holds every object of the token: ~8 KiB each). */
-	km_env_close_token(e->env);
+	/* Without signers the token is only needed by the actions of a pass. Closing it keeps no
+	 * session logged in between passes and releases a software token's in-memory copy of its
+	 * objects (SoftHSM holds every object of the token: ~8 KiB each). An environment that
+	 * signs keeps its signing token logged in anyway, so there is nothing to save; and
+	 * closing sessions while signers use the same module can crash SoftHSM 2.6.1
+	 * (softhsm/SoftHSMv2#688): its scheduler token stays open too. */
+	if (!kd_signing_env_open(d, e->name))
+		km_env_close_token(e->env);
 	if (planned > 0)
 		d->last_tick = now;
 	return planned;

@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The control socket's connections: an acceptor thread and one thread per connection, at
+ * most KD_CTL_MAX_CONNECTIONS at once (one more is answered {"code":"busy"} and closed).
+ * A connection carries any number of requests, one after the other, each answered before the
+ * next is read (a client may send the next one early: they are read in order).
+ *
+ *   sign                  answered by the connection's thread (signer.c), concurrently with
+ *                         the scheduler's pass and with other connections;
+ *   status, reload, tick  handed to the main thread (they use the stores and the daemon's
+ *                         state, which only it touches) through a queue and an eventfd that
+ *                         its poll(2) watches; answered between passes.
+ *
+ * Reads inside a frame and every write are bounded by KM_CTL_TIMEOUT_MS; a connection idle
+ * for KD_CTL_IDLE_MS between requests is closed.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/daemon/control_proto.h"
+#include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/log.h"
+
+#define STACK_SIZE (512 * 1024)
+
+/* A request waiting for the main thread. */
+typedef struct pending {
+	struct pending *next;
+	json_t *req;
+	const kd_peer_t *peer;
+	json_t *reply;
+	bool done;
+} pending_t;
+
+struct kd_ctl {
+	int listen_fd;
+	int stop_fd;                    /* eventfd: wakes the acceptor to stop */
+	int wake_fd;                    /* eventfd: wakes the main thread */
+	kd_signing_t *signing;
+	pthread_t acceptor;
+	bool acceptor_started;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;            /* a pending request is done, or a connection ended */
+	int conns[KD_CTL_MAX_CONNECTIONS];
+	size_t n_conns;
+	bool stopping;
+	pending_t *head, *tail;
+};
+
+static void wake(int fd)
+{
+	uint64_t one = 1;
+	ssize_t w = write(fd, &one, sizeof(one));
+	(void)w;
+}
+
+/* Hands req to the main thread and waits for its reply (NULL when the daemon stops). */
+static json_t *forward(kd_ctl_t *c, json_t *req, const kd_peer_t *p)
+{
+	pending_t pr = { .req = req, .peer = p };
+	pthread_mutex_lock(&c->lock);
+	if (c->stopping) {
+		pthread_mutex_unlock(&c->lock);
+		return NULL;
+	}
+	if (c->tail != NULL)
+		c->tail->next = &pr;
+	else
+		c->head = &pr;
+	c->tail = &pr;
+	wake(c->wake_fd);
+	while (!pr.done)
+		pthread_cond_wait(&c->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	return pr.reply;
+}
+
+void kd_ctl_process(kd_daemon_t *d)
+{
+	kd_ctl_t *c = d->ctl;
+	uint64_t v;
+	if (c == NULL)
+		return;
+	ssize_t rd = read(c->wake_fd, &v, sizeof(v));   /* non-blocking: drains the count */
+	(void)rd;
+	kd_signing_flush_audit(d);
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		pending_t *p = c->head;
+		if (p != NULL) {
+			c->head = p->next;
+			if (c->head == NULL)
+				c->tail = NULL;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (p == NULL)
+			break;
+		json_t *reply = kd_control_dispatch(d, p->req, p->peer);
+		pthread_mutex_lock(&c->lock);
+		p->reply = reply;
+		p->done = true;
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+	}
+	kd_signing_flush_audit(d);
+}
+
+static json_t *stopping_reply(void)
+{
+	return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "keymgrd is stopping", "code",
+	                 "unavailable");
+}
+
+/* Waits until fd is readable (a request) or the idle time passes. */
+static bool wait_request(int fd, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	for (;;) {
+		int n = poll(&pfd, 1, ms);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n > 0 && (pfd.revents & (POLLIN | POLLHUP)) != 0;
+	}
+}
+
+typedef struct {
+	kd_ctl_t *c;
+	int fd;
+} conn_arg_t;
+
+static void conn_end(kd_ctl_t *c, int fd)
+{
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->n_conns; i++) {
+		if (c->conns[i] == fd) {
+			c->conns[i] = c->conns[--c->n_conns];
+			break;
+		}
+	}
+	close(fd);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *conn_main(void *arg)
+{
+	conn_arg_t a = *(conn_arg_t *)arg;
+	kd_ctl_t *c = a.c;
+	int fd = a.fd;
+	kd_peer_t peer;
+	free(arg);
+	struct timeval tv = { KM_CTL_TIMEOUT_MS / 1000, (KM_CTL_TIMEOUT_MS % 1000) * 1000 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	kd_peer_get(fd, &peer);
+	for (bool first = true;; first = false) {
+		json_t *req = NULL, *reply = NULL;
+		char err[256] = "";
+		if (!first && !wait_request(fd, KD_CTL_IDLE_MS))
+			break;
+		int r = km_ctl_read(fd, KM_CTL_MAX_REQUEST, &req, err, sizeof(err));
+		if (r == KM_EIO)
+			break;   /* closed (the usual end), or timed out inside a frame */
+		if (r != KM_EOK) {
+			/* After an oversized length the stream is out of step: answer, then close. */
+			reply = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "", "code", "bad_request");
+			char msg[300];
+			snprintf(msg, sizeof(msg), "bad request: %s", err);
+			json_object_set_new(reply, "error", json_string(msg));
+			kd_log(KD_LOG_WARNING, "control", "op", "-", "peer", peer.who, "result",
+			       "refused", "error", msg, NULL);
+			km_ctl_write(fd, reply);
+			json_decref(reply);
+			break;
+		}
+		const char *op = json_string_value(json_object_get(req, "op"));
+		if (op != NULL && strcmp(op, "sign") == 0)
+			reply = kd_signing_request(c->signing, &peer, req);
+		else if ((reply = forward(c, req, &peer)) == NULL)
+			reply = stopping_reply();
+		json_decref(req);
+		bool sent = reply != NULL && km_ctl_write(fd, reply) == KM_EOK;
+		json_decref(reply);
+		if (!sent)
+			break;
+	}
+	conn_end(c, fd);
+	return NULL;
+}
+
+static void busy(int fd)
+{
+	struct timeval tv = { 0, 100000 };
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	json_t *reply = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "keymgrd is serving its "
+	                          "maximum number of control connections: try again", "code", "busy");
+	if (reply != NULL)
+		km_ctl_write(fd, reply);
+	json_decref(reply);
+	close(fd);
+}
+
+static void *acceptor_main(void *arg)
+{
+	kd_ctl_t *c = arg;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, STACK_SIZE);
+	for (;;) {
+		struct pollfd fds[2] = {
+			{ .fd = c->listen_fd, .events = POLLIN },
+			{ .fd = c->stop_fd, .events = POLLIN },
+		};
+		if (poll(fds, 2, -1) < 0)
+			continue;
+		if (fds[1].revents & POLLIN)
+			break;
+		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		pthread_mutex_lock(&c->lock);
+		bool full = c->stopping || c->n_conns == KD_CTL_MAX_CONNECTIONS;
+		if (!full)
+			c->conns[c->n_conns++] = fd;
+		pthread_mutex_unlock(&c->lock);
+		if (full) {
+			busy(fd);
+			continue;
+		}
+		conn_arg_t *ca = malloc(sizeof(*ca));
+		pthread_t th;
+		if (ca != NULL) {
+			*ca = (conn_arg_t){ c, fd };
+			if (pthread_create(&th, &attr, conn_main, ca) == 0)
+				continue;
+			free(ca);
+		}
+		kd_log(KD_LOG_ERROR, "control", "result", "connection dropped", "error",
+		       "cannot start a thread for it", NULL);
+		conn_end(c, fd);
+	}
+	pthread_attr_destroy(&attr);
+	return NULL;
+}
+
+int kd_ctl_start(kd_daemon_t *d, char *err, size_t errlen)
+{
+	kd_ctl_t *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return KM_ENOMEM;
+	c->listen_fd = d->ctl_fd;
+	c->signing = d->signing;
+	c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	if (c->stop_fd < 0 || c->wake_fd < 0 ||
+	    pthread_create(&c->acceptor, NULL, acceptor_main, c) != 0) {
+		snprintf(err, errlen, "control socket: cannot start its threads: %s", strerror(errno));
+		d->ctl = c;
+		kd_ctl_stop(d);
+		return KM_EIO;
+	}
+	c->acceptor_started = true;
+	kd_signing_set_wake(d->signing, c->wake_fd);
+	d->ctl = c;
+	return KM_EOK;
+}
+
+int kd_ctl_wake_fd(const kd_daemon_t *d)
+{
+	return d->ctl != NULL ? d->ctl->wake_fd : -1;
+}
+
+void kd_ctl_stop(kd_daemon_t *d)
+{
+	kd_ctl_t *c = d->ctl;
+	if (c == NULL)
+		return;
+	if (c->acceptor_started) {
+		wake(c->stop_fd);
+		pthread_join(c->acceptor, NULL);
+	}
+	pthread_mutex_lock(&c->lock);
+	c->stopping = true;
+	/* Requests still waiting for the main thread: it will not answer them now. */
+	for (pending_t *p = c->head; p != NULL; p = p->next) {
+		p->reply = NULL;
+		p->done = true;
+	}
+	c->head = c->tail = NULL;
+	pthread_cond_broadcast(&c->cond);
+	/* Wake the connections' threads (reads return end of stream) and wait for them. */
+	for (size_t i = 0; i < c->n_conns; i++)
+		shutdown(c->conns[i], SHUT_RDWR);
+	while (c->n_conns > 0)
+		pthread_cond_wait(&c->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	if (d->signing != NULL)
+		kd_signing_set_wake(d->signing, -1);
+	if (c->stop_fd >= 0)
+		close(c->stop_fd);
+	if (c->wake_fd >= 0)
+		close(c->wake_fd);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	d->ctl = NULL;
+}

@@ -1,0 +1,724 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The signing service of keymgrd (docs/control-protocol.md, "Signing"): issuers ask for JWTs
+ * over the control socket; each request is authorized (authz.c), checked and signed through
+ * km_claims_sign_resolved(), the code path of `keymgr sign`, with the key set's active key.
+ *
+ * Per environment whose configuration lists signers, a signing context holds:
+ *   - its own token handle (km_token_t, a pool of config `sessions` sessions), opened once by
+ *     the main thread and kept open, unlike the scheduler's, which is opened per pass;
+ *   - per key set with signers, the resolved claims policy and active key (km_claims_key_t:
+ *     kid, CKA_ID, alg) and the allowed uids and gids. The key's object handle is looked up
+ *     in the token (km_token_get_public warms km_token's handle cache) BEFORE it is swapped
+ *     in, so signing never runs C_FindObjects.
+ *
+ * One writer-preferring rwlock guards all of it. Signers hold it in read mode for a whole
+ * request, from finding the key to the end of C_Sign; the main thread takes it in write mode
+ * to swap what changed: across every scheduler action that can change which key is active
+ * (the ACTIVATE's store transaction and the cache swap, scheduler.c), around a reload, and to
+ * swap in what a refresh of the store found (a rotation made with the CLI). So no request
+ * signs with a key after the daemon has made another one active, and a request never sees a
+ * half-swapped key.
+ *
+ * Refused audit keys and denied callers are recorded as sign.denied audit events. The store
+ * belongs to the main thread: signers queue the events and wake it (kd_signing_flush_audit).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keymgr/audit/audit.h"
+#include "keymgr/claims/claims.h"
+#include "keymgr/common/error.h"
+#include "keymgr/common/name.h"
+#include "keymgr/daemon/control_proto.h"
+#include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/log.h"
+#include "keymgr/store/store.h"
+#include "policy/policy.h"
+
+#define QUEUE_MAX 256
+#define TOKEN_ERR_MAX 512
+
+typedef struct {
+	char name[KM_KEYSET_NAME_MAX + 1];
+	km_claims_key_t key;
+	kd_allow_t allow;
+} sk_keyset_t;
+
+typedef struct {
+	char env[KM_ENV_NAME_MAX + 1];
+	/* Our copy of the token configuration: survives the configuration it came from. */
+	char *module, *label, *serial, *pin;
+	unsigned sessions;
+	km_token_t *token;              /* NULL until opened */
+	int token_r;                    /* why not, when NULL */
+	char token_err[TOKEN_ERR_MAX];
+	unsigned failures;
+	int64_t retry_at;
+	atomic_bool reopen;             /* a signer lost its session or the device */
+	sk_keyset_t *ks;                /* sorted by name */
+	size_t n_ks;
+} sk_env_t;
+
+typedef struct {
+	char env[KM_ENV_NAME_MAX + 1];
+	char keyset[KM_KEYSET_NAME_MAX + 1];
+	char kid[KM_KID_MAX + 1];
+	char reason[KM_STORE_TEXT_MAX + 1];
+	kd_peer_t peer;
+	int64_t at;
+} sk_denial_t;
+
+struct kd_signing {
+	pthread_rwlock_t lock;
+	sk_env_t **envs;
+	size_t n_envs;
+	int wake_fd;
+
+	pthread_mutex_t q_lock;
+	sk_denial_t q[QUEUE_MAX];
+	size_t q_n;
+	uint64_t q_dropped;
+
+	atomic_uint_fast64_t n_ok, n_refused, n_denied, n_failed;
+};
+
+int kd_signing_create(kd_signing_t **ret)
+{
+	kd_signing_t *s = calloc(1, sizeof(*s));
+	pthread_rwlockattr_t attr;
+	if (s == NULL)
+		return KM_ENOMEM;
+	/* Writer-preferring: a stream of signers must never starve a rotation. */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&s->q_lock, NULL);
+	s->wake_fd = -1;
+	*ret = s;
+	return KM_EOK;
+}
+
+static void keysets_free(sk_keyset_t *ks, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		kd_allow_clear(&ks[i].allow);
+	free(ks);
+}
+
+static void env_free(sk_env_t *se)
+{
+	if (se == NULL)
+		return;
+	km_token_free(se->token);
+	keysets_free(se->ks, se->n_ks);
+	free(se->module);
+	free(se->label);
+	free(se->serial);
+	free(se->pin);
+	free(se);
+}
+
+void kd_signing_free(kd_signing_t *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n_envs; i++)
+		env_free(s->envs[i]);
+	free(s->envs);
+	pthread_rwlock_destroy(&s->lock);
+	pthread_mutex_destroy(&s->q_lock);
+	free(s);
+}
+
+void kd_signing_set_wake(kd_signing_t *s, int fd)
+{
+	s->wake_fd = fd;
+}
+
+void kd_signing_write_lock(kd_daemon_t *d)
+{
+	if (d->signing != NULL)
+		pthread_rwlock_wrlock(&d->signing->lock);
+}
+
+void kd_signing_write_unlock(kd_daemon_t *d)
+{
+	if (d->signing != NULL)
+		pthread_rwlock_unlock(&d->signing->lock);
+}
+
+static sk_env_t *find_env(const kd_signing_t *s, const char *env)
+{
+	for (size_t i = 0; i < s->n_envs; i++)
+		if (strcmp(s->envs[i]->env, env) == 0)
+			return s->envs[i];
+	return NULL;
+}
+
+static sk_keyset_t *find_keyset(const sk_env_t *se, const char *name)
+{
+	size_t lo = 0, hi = se->n_ks;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(se->ks[mid].name, name);
+		if (c == 0)
+			return &se->ks[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static bool has_signers(const km_keyset_cfg_t *kc)
+{
+	return kc->n_signer_users > 0 || kc->n_signer_groups > 0;
+}
+
+bool kd_signing_configured(const kd_env_t *e)
+{
+	for (size_t i = 0; i < e->cfg->n_keysets; i++)
+		if (has_signers(e->cfg->keysets[i]))
+			return true;
+	return false;
+}
+
+bool kd_signing_env_open(kd_daemon_t *d, const char *env)
+{
+	return d->signing != NULL && find_env(d->signing, env) != NULL;
+}
+
+/* ---- the main thread's side: building and swapping ---- */
+
+static bool same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool token_cfg_same(const sk_env_t *se, const km_token_cfg_t *t)
+{
+	return same_str(se->module, t->module_path) && same_str(se->label, t->token_label) &&
+	       same_str(se->serial, t->token_serial) && same_str(se->pin, t->pin_source) &&
+	       se->sessions == t->sessions;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+static int token_cfg_copy(sk_env_t *se, const km_token_cfg_t *t)
+{
+	free(se->module);
+	free(se->label);
+	free(se->serial);
+	free(se->pin);
+	se->module = dup_or_null(t->module_path);
+	se->label = dup_or_null(t->token_label);
+	se->serial = dup_or_null(t->token_serial);
+	se->pin = dup_or_null(t->pin_source);
+	se->sessions = t->sessions;
+	if ((t->module_path && !se->module) || (t->token_label && !se->label) ||
+	    (t->token_serial && !se->serial) || (t->pin_source && !se->pin))
+		return KM_ENOMEM;
+	return KM_EOK;
+}
+
+static int cmp_keyset(const void *a, const void *b)
+{
+	return strcmp(((const sk_keyset_t *)a)->name, ((const sk_keyset_t *)b)->name);
+}
+
+/* Makes sure the signing token has the handle of each usable key cached (no C_FindObjects
+ * when signing). Safe while signers run: km_token is thread-safe. */
+static void warm(sk_env_t *se, const sk_keyset_t *ks, size_t n)
+{
+	if (se->token == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		km_pubkey_t pub;
+		if (ks[i].key.key_r != KM_EOK)
+			continue;
+		if (km_token_get_public(se->token, ks[i].key.cka_id, ks[i].key.cka_id_len, &pub)
+		    != KM_EOK)
+			kd_log(KD_LOG_WARNING, "signing-key", "env", se->env, "keyset", ks[i].name,
+			       "kid", ks[i].key.kid, "result", "not found in the signing token",
+			       "error", km_token_last_error(se->token), NULL);
+	}
+}
+
+/* The key sets of e that list signers, resolved from e's store and configuration. */
+static int build_keysets(kd_env_t *e, sk_keyset_t **ret, size_t *n_ret)
+{
+	size_t n = 0;
+	sk_keyset_t *ks = calloc(e->cfg->n_keysets + 1, sizeof(*ks));
+	if (ks == NULL)
+		return KM_ENOMEM;
+	for (size_t i = 0; i < e->cfg->n_keysets; i++) {
+		const km_keyset_cfg_t *kc = e->cfg->keysets[i];
+		if (!has_signers(kc))
+			continue;
+		snprintf(ks[n].name, sizeof(ks[n].name), "%s", kc->name);
+		km_claims_resolve(e->env, kc->name, &ks[n].key);
+		if (kd_allow_resolve(kc, e->name, &ks[n].allow) != KM_EOK) {
+			keysets_free(ks, n);
+			return KM_ENOMEM;
+		}
+		n++;
+	}
+	qsort(ks, n, sizeof(*ks), cmp_keyset);
+	*ret = ks;
+	*n_ret = n;
+	return KM_EOK;
+}
+
+static bool keysets_equal(const sk_keyset_t *a, size_t na, const sk_keyset_t *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i].name, b[i].name) != 0 ||
+		    memcmp(&a[i].key, &b[i].key, sizeof(a[i].key)) != 0 ||
+		    !kd_allow_equal(&a[i].allow, &b[i].allow))
+			return false;
+	return true;
+}
+
+static void log_changes(const sk_env_t *se, const sk_keyset_t *ks, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const sk_keyset_t *old = find_keyset(se, ks[i].name);
+		const char *kid = ks[i].key.key_r == KM_EOK ? ks[i].key.kid : "-";
+		if (old != NULL && strcmp(old->key.kid, ks[i].key.kid) == 0 &&
+		    old->key.key_r == ks[i].key.key_r)
+			continue;
+		kd_log(KD_LOG_INFO, "signing-key", "env", se->env, "keyset", ks[i].name, "kid", kid,
+		       "result", ks[i].key.pol_r == KM_EOK && ks[i].key.key_r == KM_EOK ? "ok"
+		       : "refusing", "error", ks[i].key.pol_r != KM_EOK ? ks[i].key.pol_err
+		       : ks[i].key.key_r != KM_EOK ? ks[i].key.key_err : NULL, NULL);
+	}
+}
+
+/* Rebuilds se's key sets from e; swaps them in (taking the lock unless the caller holds it)
+ * when anything differs. */
+static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
+{
+	sk_keyset_t *ks = NULL;
+	size_t n = 0;
+	if (build_keysets(e, &ks, &n) != KM_EOK) {
+		kd_log(KD_LOG_ERROR, "signing", "env", e->name, "result", "failed", "error",
+		       "out of memory", NULL);
+		return;
+	}
+	if (keysets_equal(se->ks, se->n_ks, ks, n)) {
+		keysets_free(ks, n);
+		return;
+	}
+	if (!locked)
+		warm(se, ks, n);
+	log_changes(se, ks, n);
+	if (!locked)
+		pthread_rwlock_wrlock(&s->lock);
+	sk_keyset_t *old = se->ks;
+	size_t n_old = se->n_ks;
+	se->ks = ks;
+	se->n_ks = n;
+	if (!locked)
+		pthread_rwlock_unlock(&s->lock);
+	keysets_free(old, n_old);
+}
+
+/* Opens (or reopens) se's token when due. Called without the lock. */
+static void open_token(kd_signing_t *s, sk_env_t *se, int64_t now)
+{
+	if (atomic_exchange(&se->reopen, false) && se->token != NULL) {
+		kd_log(KD_LOG_WARNING, "signing-token", "env", se->env, "result", "reopening",
+		       "error", "a signer lost its session or the device", NULL);
+		pthread_rwlock_wrlock(&s->lock);
+		km_token_t *old = se->token;
+		se->token = NULL;
+		se->token_r = KM_P11_ESESSION;
+		snprintf(se->token_err, sizeof(se->token_err), "environment '%s': the signing token "
+		         "is being reopened", se->env);
+		pthread_rwlock_unlock(&s->lock);
+		km_token_free(old);   /* nobody holds it: signers hold the lock while they use it */
+		se->retry_at = 0;
+	}
+	if (se->token != NULL || now < se->retry_at)
+		return;
+	km_token_cfg_t cfg = { .module_path = se->module, .token_label = se->label,
+	                       .token_serial = se->serial, .pin_source = se->pin,
+	                       .sessions = se->sessions };
+	km_token_t *t = NULL;
+	char err[TOKEN_ERR_MAX - 64] = "", num[32];
+	int r = km_token_open(&cfg, &t, err, sizeof(err));
+	pthread_rwlock_wrlock(&s->lock);
+	if (r == KM_EOK) {
+		se->token = t;
+		se->token_r = KM_EOK;
+		se->token_err[0] = '\0';
+		se->failures = 0;
+	} else {
+		se->token_r = r;
+		snprintf(se->token_err, sizeof(se->token_err), "environment '%s': %s", se->env,
+		         err[0] ? err : km_strerror(r));
+		se->failures++;
+		se->retry_at = now + kd_backoff(se->failures);
+	}
+	pthread_rwlock_unlock(&s->lock);
+	snprintf(num, sizeof(num), "%u", se->sessions);
+	if (r == KM_EOK)
+		kd_log(KD_LOG_INFO, "signing-token", "env", se->env, "result", "ok", "sessions", num,
+		       NULL);
+	else
+		kd_log(KD_LOG_ERROR, "signing-token", "env", se->env, "result", "failed", "error",
+		       se->token_err, NULL);
+}
+
+static int add_env(kd_signing_t *s, const kd_env_t *e, sk_env_t **ret)
+{
+	sk_env_t *se = calloc(1, sizeof(*se));
+	sk_env_t **grown = realloc(s->envs, (s->n_envs + 1) * sizeof(*grown));
+	if (se == NULL || grown == NULL) {
+		free(se);
+		if (grown != NULL)
+			s->envs = grown;
+		return KM_ENOMEM;
+	}
+	s->envs = grown;
+	snprintf(se->env, sizeof(se->env), "%s", e->name);
+	se->token_r = KM_P11_ENOTOKEN;
+	snprintf(se->token_err, sizeof(se->token_err), "environment '%s': the signing token is "
+	         "not open yet", e->name);
+	if (token_cfg_copy(se, &e->cfg->token) != KM_EOK) {
+		env_free(se);
+		return KM_ENOMEM;
+	}
+	s->envs[s->n_envs++] = se;
+	*ret = se;
+	return KM_EOK;
+}
+
+static kd_env_t *daemon_env(kd_daemon_t *d, const char *name)
+{
+	for (size_t i = 0; i < d->n_envs; i++)
+		if (strcmp(d->envs[i].name, name) == 0)
+			return &d->envs[i];
+	return NULL;
+}
+
+/* Drops signing contexts whose environment is gone or lists no signers any more, and closes
+ * tokens whose configuration changed. */
+static void prune(kd_signing_t *s, kd_daemon_t *d, bool locked)
+{
+	for (size_t i = 0; i < s->n_envs;) {
+		sk_env_t *se = s->envs[i];
+		kd_env_t *e = daemon_env(d, se->env);
+		if (e != NULL && kd_signing_configured(e)) {
+			if (!token_cfg_same(se, &e->cfg->token)) {
+				if (!locked)
+					pthread_rwlock_wrlock(&s->lock);
+				km_token_free(se->token);
+				se->token = NULL;
+				se->token_r = KM_P11_ENOTOKEN;
+				snprintf(se->token_err, sizeof(se->token_err), "environment '%s': the "
+				         "signing token is not open yet", se->env);
+				se->retry_at = 0;
+				se->failures = 0;
+				token_cfg_copy(se, &e->cfg->token);
+				if (!locked)
+					pthread_rwlock_unlock(&s->lock);
+			}
+			i++;
+			continue;
+		}
+		if (!locked)
+			pthread_rwlock_wrlock(&s->lock);
+		s->envs[i] = s->envs[--s->n_envs];
+		if (!locked)
+			pthread_rwlock_unlock(&s->lock);
+		kd_log(KD_LOG_INFO, "signing", "env", se->env, "result", "stopped", NULL);
+		env_free(se);
+	}
+}
+
+void kd_signing_sync(kd_daemon_t *d, int64_t now)
+{
+	kd_signing_t *s = d->signing;
+	if (s == NULL)
+		return;
+	prune(s, d, false);
+	for (size_t i = 0; i < d->n_envs; i++) {
+		kd_env_t *e = &d->envs[i];
+		if (!kd_signing_configured(e))
+			continue;
+		sk_env_t *se = find_env(s, e->name);
+		if (se == NULL) {
+			pthread_rwlock_wrlock(&s->lock);
+			int r = add_env(s, e, &se);
+			pthread_rwlock_unlock(&s->lock);
+			if (r != KM_EOK)
+				continue;
+		}
+		bool was_open = se->token != NULL;
+		open_token(s, se, now);
+		if (!was_open && se->token != NULL)
+			warm(se, se->ks, se->n_ks);
+		rebuild(s, e, se, false);
+	}
+}
+
+void kd_signing_reloaded_locked(kd_daemon_t *d)
+{
+	kd_signing_t *s = d->signing;
+	if (s == NULL)
+		return;
+	prune(s, d, true);
+	for (size_t i = 0; i < s->n_envs; i++) {
+		kd_env_t *e = daemon_env(d, s->envs[i]->env);
+		if (e != NULL)
+			rebuild(s, e, s->envs[i], true);
+	}
+}
+
+void kd_signing_warm_kid(kd_daemon_t *d, kd_env_t *e, const char *kid)
+{
+	sk_env_t *se = d->signing ? find_env(d->signing, e->name) : NULL;
+	km_store_key_t k;
+	km_pubkey_t pub;
+	char err[256];
+	if (se == NULL || se->token == NULL || kid == NULL || kid[0] == '\0' ||
+	    km_store_key_get(km_env_store(e->env), kid, &k, err, sizeof(err)) != KM_EOK)
+		return;
+	(void)km_token_get_public(se->token, k.cka_id, k.cka_id_len, &pub);
+}
+
+void kd_signing_refresh_locked(kd_daemon_t *d, kd_env_t *e)
+{
+	sk_env_t *se = d->signing ? find_env(d->signing, e->name) : NULL;
+	if (se != NULL)
+		rebuild(d->signing, e, se, true);
+}
+
+/* ---- audit events of refusals: queued by signers, recorded by the main thread ---- */
+
+static void queue_denial(kd_signing_t *s, const char *env, const char *keyset, const char *kid,
+                         const char *reason, const kd_peer_t *p)
+{
+	pthread_mutex_lock(&s->q_lock);
+	if (s->q_n < QUEUE_MAX) {
+		sk_denial_t *q = &s->q[s->q_n++];
+		snprintf(q->env, sizeof(q->env), "%s", env);
+		snprintf(q->keyset, sizeof(q->keyset), "%s", keyset);
+		snprintf(q->kid, sizeof(q->kid), "%s", kid ? kid : "");
+		snprintf(q->reason, sizeof(q->reason), "%s", reason);
+		q->peer = *p;
+		q->at = (int64_t)time(NULL);
+	} else {
+		s->q_dropped++;
+	}
+	pthread_mutex_unlock(&s->q_lock);
+	if (s->wake_fd >= 0) {
+		uint64_t one = 1;
+		ssize_t w = write(s->wake_fd, &one, sizeof(one));
+		(void)w;
+	}
+}
+
+static void record(kd_daemon_t *d, const sk_denial_t *q, const char *reason)
+{
+	kd_env_t *e = daemon_env(d, q->env);
+	km_store_actor_t a, self;
+	char err[512];
+	if (e == NULL)
+		return;
+	self = *km_store_actor(km_env_store(e->env));
+	kd_peer_actor(&q->peer, "signing", &a);
+	km_store_set_actor(km_env_store(e->env), &a);
+	if (km_audit_record(e->env, "sign.denied", q->keyset, q->kid[0] ? q->kid : NULL, NULL,
+	                    reason, q->at, err, sizeof(err)) != KM_EOK)
+		kd_log(KD_LOG_ERROR, "audit", "env", q->env, "action", "sign.denied", "result",
+		       "failed", "error", err, NULL);
+	km_store_set_actor(km_env_store(e->env), &self);
+}
+
+void kd_signing_flush_audit(kd_daemon_t *d)
+{
+	kd_signing_t *s = d->signing;
+	sk_denial_t *batch;
+	size_t n;
+	uint64_t dropped;
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->q_lock);
+	n = s->q_n;
+	dropped = s->q_dropped;
+	batch = n > 0 ? malloc(n * sizeof(*batch)) : NULL;
+	if (batch != NULL)
+		memcpy(batch, s->q, n * sizeof(*batch));
+	else
+		dropped += n;
+	s->q_n = 0;
+	s->q_dropped = 0;
+	pthread_mutex_unlock(&s->q_lock);
+	for (size_t i = 0; batch != NULL && i < n; i++)
+		record(d, &batch[i], batch[i].reason);
+	if (dropped > 0 && n > 0 && batch != NULL) {
+		char why[KM_STORE_TEXT_MAX + 1];
+		snprintf(why, sizeof(why), "%llu more sign.denied events not recorded one by one "
+		         "(queue full); see keymgrd's log", (unsigned long long)dropped);
+		record(d, &batch[n - 1], why);
+	}
+	free(batch);
+}
+
+/* ---- the signers' side (control connection threads) ---- */
+
+static int signing_token(void *ctx, km_token_t **ret, char *err, size_t errlen)
+{
+	sk_env_t *se = ctx;
+	if (se->token == NULL) {
+		snprintf(err, errlen, "%s", se->token_err);
+		return se->token_r != KM_EOK ? se->token_r : KM_P11_ENOTOKEN;
+	}
+	*ret = se->token;
+	return KM_EOK;
+}
+
+static json_t *refusal(int r, const char *code, const char *msg)
+{
+	/* Same words as `keymgr sign` when the claims layer gave none. */
+	if ((msg == NULL || msg[0] == '\0') && r == KM_EMALFORMED)
+		msg = "malformed claims JSON";
+	return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg && msg[0] ? msg : km_strerror(r),
+	                 "code", code ? code : km_ctl_code_name(r));
+}
+
+/* ttl: a duration string ("10m") or positive whole seconds; absent = 0 (claims carry exp). */
+static bool parse_ttl(json_t *v, int64_t *ttl, char *err, size_t errlen)
+{
+	*ttl = 0;
+	if (v == NULL || json_is_null(v))
+		return true;
+	if (json_is_integer(v) && json_integer_value(v) > 0) {
+		*ttl = (int64_t)json_integer_value(v);
+		return true;
+	}
+	char why[256] = "";
+	if (json_is_string(v) &&
+	    km_duration_parse_err(json_string_value(v), ttl, why, sizeof(why)) == KM_EOK &&
+	    *ttl > 0)
+		return true;
+	snprintf(err, errlen, "\"ttl\": %s", why[0] ? why : "expected a positive duration (\"10m\") "
+	         "or a positive number of seconds");
+	return false;
+}
+
+json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req)
+{
+	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
+	const char *ref = json_string_value(json_object_get(req, "keyset"));
+	json_t *cv = json_object_get(req, "claims");
+	int64_t ttl = 0;
+	if (ref == NULL)
+		return refusal(KM_EINVAL, "bad_request", "sign: missing \"keyset\": \"ENV/NAME\"");
+	if (km_name_split(ref, false, env, name, err, sizeof(err)) != KM_EOK)
+		return refusal(KM_ENAME, "invalid_name", err);
+	if (cv == NULL || !(json_is_object(cv) || json_is_string(cv)))
+		return refusal(KM_EINVAL, "bad_request", "sign: missing \"claims\" (a JSON object, "
+		               "or a string holding one)");
+	if (!parse_ttl(json_object_get(req, "ttl"), &ttl, err, sizeof(err)))
+		return refusal(KM_EINVAL, "bad_request", err);
+
+	/* The claims as text: a string is passed on as given (so that its parse errors read
+	 * exactly as `keymgr sign` reports them); an object is serialised in its order. */
+	char *owned = json_is_object(cv) ? json_dumps(cv, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	const char *claims = json_is_object(cv) ? owned : json_string_value(cv);
+	if (claims == NULL)
+		return refusal(KM_ENOMEM, "internal", NULL);
+
+	json_t *reply = NULL;
+	char *jwt = NULL;
+	char kid[KM_KID_MAX + 1] = "";
+	bool audit_denied = false;
+	int r;
+	pthread_rwlock_rdlock(&s->lock);
+	sk_env_t *se = find_env(s, env);
+	sk_keyset_t *ks = se ? find_keyset(se, name) : NULL;
+	if (se == NULL) {
+		pthread_rwlock_unlock(&s->lock);
+		snprintf(err, sizeof(err), "keymgrd does not sign for environment '%s' (none of its "
+		         "key sets lists signers, or it is not served here)", env);
+		free(owned);
+		return refusal(KM_ENOTSUP, "not_served", err);
+	}
+	if (ks == NULL || !kd_allow_check(&ks->allow, p)) {
+		pthread_rwlock_unlock(&s->lock);
+		atomic_fetch_add(&s->n_denied, 1);
+		snprintf(err, sizeof(err), "%s (uid %d) may not sign with %s/%s: not listed in "
+		         "environments.%s.keysets.%s.signers", p->user, (int)p->uid, env, name, env,
+		         name);
+		char uid[16], pid[16];
+		snprintf(uid, sizeof(uid), "%d", (int)p->uid);
+		snprintf(pid, sizeof(pid), "%d", (int)p->pid);
+		kd_log(KD_LOG_WARNING, "sign-denied", "env", env, "keyset", name, "peer_uid", uid,
+		       "peer_user", p->user, "peer_pid", pid, "reason", "not an allowed signer", NULL);
+		char why[KM_STORE_TEXT_MAX + 1];
+		snprintf(why, sizeof(why), "%.64s (uid %d, pid %d) is not an allowed signer", p->user,
+		         (int)p->uid, (int)p->pid);
+		queue_denial(s, env, name, NULL, why, p);
+		free(owned);
+		return refusal(KM_POLICY_EDENIED, "denied", err);
+	}
+	r = km_claims_sign_resolved(&ks->key, signing_token, se, claims, (int64_t)time(NULL), ttl,
+	                            &jwt, &audit_denied, err, sizeof(err));
+	snprintf(kid, sizeof(kid), "%s", ks->key.kid);
+	if (r == KM_P11_ESESSION || r == KM_P11_ENOTLOGGEDIN || r == KM_P11_EDEVICE)
+		atomic_store(&se->reopen, true);
+	pthread_rwlock_unlock(&s->lock);
+	free(owned);
+
+	if (r == KM_EOK) {
+		atomic_fetch_add(&s->n_ok, 1);
+		if (kd_log_enabled(KD_LOG_DEBUG)) {
+			char uid[16];
+			snprintf(uid, sizeof(uid), "%d", (int)p->uid);
+			kd_log(KD_LOG_DEBUG, "sign", "env", env, "keyset", name, "kid", kid, "peer_uid",
+			       uid, "result", "ok", NULL);
+		}
+		reply = json_pack("{s:b, s:s}", "ok", 1, "jwt", jwt);
+		free(jwt);
+		return reply;
+	}
+	char uid[16];
+	snprintf(uid, sizeof(uid), "%d", (int)p->uid);
+	bool token_failure = r <= KM_P11_EMODULE && r >= KM_P11_EFAIL;
+	atomic_fetch_add(token_failure ? &s->n_failed : &s->n_refused, 1);
+	kd_log(token_failure ? KD_LOG_ERROR : KD_LOG_INFO, "sign", "env", env, "keyset", name,
+	       "peer_uid", uid, "result", token_failure ? "failed" : "refused", "error", err, NULL);
+	if (audit_denied)
+		queue_denial(s, env, name, kid, "the audit key never signs JWTs", p);
+	if (token_failure && s->wake_fd >= 0) {
+		uint64_t one = 1;
+		ssize_t w = write(s->wake_fd, &one, sizeof(one));
+		(void)w;
+	}
+	return refusal(r, NULL, err);
+}
+
+void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4])
+{
+	kd_signing_t *s = d->signing;
+	out[0] = s ? atomic_load(&s->n_ok) : 0;
+	out[1] = s ? atomic_load(&s->n_refused) : 0;
+	out[2] = s ? atomic_load(&s->n_denied) : 0;
+	out[3] = s ? atomic_load(&s->n_failed) : 0;
+}
