@@ -108,7 +108,6 @@ static int apply_action(km_env_t *env, const char *keyset, const km_plan_t *plan
 	}
 }
 
-/* Applies (or reports, in a dry run) every action of a computed plan. */
 /* Asks the gate about action i. */
 static km_apply_verdict_t ask_gate(const km_apply_opts_t *o, const char *keyset,
                                    const km_plan_t *plan, size_t i, const km_store_key_t *recs,
@@ -128,6 +127,7 @@ static km_apply_verdict_t ask_gate(const km_apply_opts_t *o, const char *keyset,
 	return v;
 }
 
+/* Applies (or reports, in a dry run) every action of a computed plan. */
 static int apply_plan(km_env_t *env, const char *keyset, const km_plan_t *plan,
                       const km_store_key_t *recs, size_t n, int64_t now,
                       const km_apply_opts_t *o, int64_t *recheck, char *err, size_t errlen)
