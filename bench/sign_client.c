@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench-sign-client: JWT signing requests through keymgrd's control socket, next to the peer
+ * that bounds them: a bare Cryptoki loop (C_SignInit + C_Sign; ES256 hashes with OpenSSL
+ * first, as keymgr does for SoftHSM 2.6.1) on the same token and the same key, in this
+ * process, with its own sessions. Both run in the same run, on N threads, in alternating
+ * rounds so that machine noise hits both alike. bench/sign drives it.
+ *
+ *   bench-sign-client SOCKET ENV/NAME ALG CKA_ID_HEX MODULE TOKEN_LABEL PIN_SOURCE
+ *                     THREADS SECONDS [PIPELINE]
+ *
+ * Daemon path: one persistent connection per thread, the same request every time
+ * ({"op":"sign","keyset":...,"claims":{...},"ttl":60}, framed: 4-byte big-endian length +
+ * JSON), each reply read and checked for "ok":true before the next request is sent
+ * (PIPELINE > 1: that many requests in flight per connection, answered in order).
+ * Raw path: per thread one session; the token is logged in through km_token_open (the login
+ * is shared by the process's sessions). Latency is per request / per C_Sign.
+ * Prints: path, threads, signs/s, p50 and p99 latency in microseconds; then the ratio.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <p11-kit/pkcs11.h>
+
+#include "keymgr/common/error.h"
+#include "pkcs11/token.h"
+
+#define MAX_THREADS 8
+#define MAX_SAMPLES 4000000
+
+/* The JWS signing input of a typical access token (same size as keymgrd's). */
+static const uint8_t input[] =
+	"eyJhbGciOiJFUzI1NiIsImtpZCI6IjFkN0xWQ2ZQNUlLYklIeHBaVXpBTE5uQkxQS2tpYlZ5cGZRT2dzRnlqdTAi"
+	"LCJ0eXAiOiJhdCtqd3QifQ.eyJpc3MiOiJodHRwczovL2lzc3Vlci5iZW5jaCIsInN1YiI6ImJlbmNoIiwiYXVkI"
+	"joiYXBpLmJlbmNoIiwiY2xpZW50X2lkIjoiYmVuY2giLCJleHAiOjE3OTU4ODk4NDMsImlhdCI6MTc5NTg4OTc4M"
+	"ywibmJmIjoxNzk1ODg5NzgzLCJqdGkiOiJKTWVKcXJPdjdqX2Y3T2Z4QXZmQ1p3In0";
+
+static const char *sock_path;
+static uint8_t *frame;
+static size_t frame_len;
+static int pipeline = 1;
+
+static CK_FUNCTION_LIST *fl;
+static CK_SESSION_HANDLE raw_sessions[MAX_THREADS];
+static CK_OBJECT_HANDLE raw_key;
+static bool rsa;
+static atomic_bool stop;
+
+typedef struct {
+	int idx;
+	bool raw;
+	int fd;                 /* daemon path: the thread's connection */
+	unsigned long ops, errors;
+	double *lat;            /* microseconds */
+	size_t n_lat, cap_lat;
+	char last_error[256];
+} worker_t;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sample(worker_t *w, double us)
+{
+	if (w->n_lat < w->cap_lat)
+		w->lat[w->n_lat++] = us;
+}
+
+static int connect_daemon(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool read_n(int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return true;
+}
+
+/* Reads one reply; true when it says "ok":true. */
+static bool read_reply(worker_t *w)
+{
+	uint8_t hdr[4], body[8192];
+	if (!read_n(w->fd, hdr, 4)) {
+		snprintf(w->last_error, sizeof(w->last_error), "connection closed");
+		return false;
+	}
+	size_t len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+	if (len >= sizeof(body) || !read_n(w->fd, body, len)) {
+		snprintf(w->last_error, sizeof(w->last_error), "bad reply frame");
+		return false;
+	}
+	body[len] = '\0';
+	if (strstr((char *)body, "\"ok\":true") == NULL || strstr((char *)body, "\"jwt\"") == NULL) {
+		snprintf(w->last_error, sizeof(w->last_error), "%.200s", (char *)body);
+		return false;
+	}
+	return true;
+}
+
+static bool send_frame(int fd)
+{
+	size_t off = 0;
+	while (off < frame_len) {
+		ssize_t r = send(fd, frame + off, frame_len - off, MSG_NOSIGNAL);
+		if (r <= 0)
+			return false;
+		off += (size_t)r;
+	}
+	return true;
+}
+
+static void daemon_loop(worker_t *w)
+{
+	double sent_at[64];
+	int inflight = 0;
+	unsigned head = 0;
+	while (!atomic_load_explicit(&stop, memory_order_relaxed) || inflight > 0) {
+		while (inflight < pipeline && !atomic_load_explicit(&stop, memory_order_relaxed)) {
+			sent_at[(head + (unsigned)inflight) % 64] = now_s();
+			if (!send_frame(w->fd)) {
+				w->errors++;
+				snprintf(w->last_error, sizeof(w->last_error), "send failed");
+				return;
+			}
+			inflight++;
+		}
+		if (inflight == 0)
+			break;
+		bool ok = read_reply(w);
+		double t = now_s();
+		sample(w, (t - sent_at[head % 64]) * 1e6);
+		head++;
+		inflight--;
+		if (ok) {
+			w->ops++;
+		} else {
+			w->errors++;
+			if (strcmp(w->last_error, "connection closed") == 0)
+				return;
+		}
+	}
+}
+
+static void raw_loop(worker_t *w)
+{
+	uint8_t sig[1024], digest[32];
+	CK_SESSION_HANDLE s = raw_sessions[w->idx];
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		double t0 = now_s();
+		CK_MECHANISM mech = { rsa ? CKM_SHA256_RSA_PKCS : CKM_ECDSA, NULL, 0 };
+		CK_ULONG sl = sizeof(sig);
+		const uint8_t *in = input;
+		CK_ULONG in_len = sizeof(input) - 1;
+		if (!rsa) {
+			unsigned dl = 0;
+			if (EVP_Digest(input, sizeof(input) - 1, digest, &dl, EVP_sha256(), NULL) != 1) {
+				w->errors++;
+				continue;
+			}
+			in = digest;
+			in_len = dl;
+		}
+		if (fl->C_SignInit(s, &mech, raw_key) != CKR_OK ||
+		    fl->C_Sign(s, (CK_BYTE *)in, in_len, sig, &sl) != CKR_OK) {
+			w->errors++;
+			continue;
+		}
+		sample(w, (now_s() - t0) * 1e6);
+		w->ops++;
+	}
+}
+
+static void *worker(void *arg)
+{
+	worker_t *w = arg;
+	if (w->raw)
+		raw_loop(w);
+	else
+		daemon_loop(w);
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+typedef struct {
+	unsigned long ops;
+	double elapsed;
+	double *lat;
+	size_t n_lat;
+} result_t;
+
+/* One round of one path on n threads; appends to res. */
+static int run_round(bool raw, int n, double seconds, const int *fds, result_t *res)
+{
+	pthread_t th[MAX_THREADS];
+	worker_t w[MAX_THREADS];
+	struct timespec d = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
+	atomic_store(&stop, false);
+	double t0 = now_s();
+	for (int i = 0; i < n; i++) {
+		w[i] = (worker_t){ .idx = i, .raw = raw, .fd = raw ? -1 : fds[i] };
+		w[i].cap_lat = MAX_SAMPLES / 64;
+		w[i].lat = malloc(w[i].cap_lat * sizeof(double));
+		if (w[i].lat == NULL || pthread_create(&th[i], NULL, worker, &w[i]) != 0)
+			return -1;
+	}
+	nanosleep(&d, NULL);
+	atomic_store(&stop, true);
+	int rc = 0;
+	for (int i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		res->ops += w[i].ops;
+		if (w[i].errors > 0) {
+			fprintf(stderr, "%s path: %lu errors (last: %s)\n", raw ? "raw" : "keymgrd",
+			        w[i].errors, w[i].last_error[0] ? w[i].last_error : "C_Sign failed");
+			rc = -1;
+		}
+		double *grown = realloc(res->lat, (res->n_lat + w[i].n_lat) * sizeof(double));
+		if (grown != NULL) {
+			memcpy(grown + res->n_lat, w[i].lat, w[i].n_lat * sizeof(double));
+			res->lat = grown;
+			res->n_lat += w[i].n_lat;
+		}
+		free(w[i].lat);
+	}
+	res->elapsed += now_s() - t0;
+	return rc;
+}
+
+static double pct(result_t *r, double p)
+{
+	if (r->n_lat == 0)
+		return 0;
+	qsort(r->lat, r->n_lat, sizeof(double), cmp_double);
+	size_t i = (size_t)(p * (double)(r->n_lat - 1));
+	return r->lat[i];
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The raw peer: the module's function list, its own sessions, its own key search. */
+static int raw_setup(const char *module, km_token_t *tok, const uint8_t *id, size_t id_len,
+                     int n)
+{
+	void *dl = dlopen(module, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+	CK_C_GetFunctionList get = NULL;
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+	CK_SLOT_ID slots[64];
+	CK_ULONG ns = 64, found = 0;
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) },
+	                        { CKA_ID, (void *)id, id_len } };
+	km_token_info_t info;
+	if (dl == NULL)
+		return -1;
+	*(void **)&get = dlsym(dl, "C_GetFunctionList");
+	if (get == NULL || get(&fl) != CKR_OK)
+		return -1;
+	CK_RV rv = fl->C_Initialize(&args);   /* keymgr initialised it already: confirms it */
+	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
+		return -1;
+	km_token_get_info(tok, &info);
+	if (fl->C_GetSlotList(CK_TRUE, slots, &ns) != CKR_OK)
+		return -1;
+	for (CK_ULONG i = 0; i < ns; i++) {
+		CK_TOKEN_INFO ti;
+		char label[33];
+		if (fl->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
+			continue;
+		memcpy(label, ti.label, 32);
+		for (label[32] = '\0'; strlen(label) > 0 && label[strlen(label) - 1] == ' ';)
+			label[strlen(label) - 1] = '\0';
+		if (strcmp(label, info.label) != 0)
+			continue;
+		for (int t = 0; t < n; t++)
+			if (fl->C_OpenSession(slots[i], CKF_SERIAL_SESSION, NULL, NULL,
+			                      &raw_sessions[t]) != CKR_OK)
+				return -1;
+		if (fl->C_FindObjectsInit(raw_sessions[0], tmpl, 2) != CKR_OK ||
+		    fl->C_FindObjects(raw_sessions[0], &raw_key, 1, &found) != CKR_OK ||
+		    fl->C_FindObjectsFinal(raw_sessions[0]) != CKR_OK || found != 1)
+			return -1;
+		return 0;
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 10 || argc > 11) {
+		fprintf(stderr, "usage: %s SOCKET ENV/NAME ALG CKA_ID_HEX MODULE TOKEN_LABEL "
+		        "PIN_SOURCE THREADS SECONDS [PIPELINE]\n", argv[0]);
+		return 2;
+	}
+	sock_path = argv[1];
+	const char *keyset = argv[2], *alg = argv[3], *hex = argv[4];
+	int threads = atoi(argv[8]);
+	double seconds = atof(argv[9]);
+	pipeline = argc > 10 ? atoi(argv[10]) : 1;
+	if (threads < 1 || threads > MAX_THREADS || seconds <= 0 || pipeline < 1 || pipeline > 32) {
+		fprintf(stderr, "bad THREADS (1..%d), SECONDS or PIPELINE (1..32)\n", MAX_THREADS);
+		return 2;
+	}
+	rsa = strcmp(alg, "RS256") == 0;
+	uint8_t id[64];
+	size_t id_len = strlen(hex) / 2;
+	if (strlen(hex) % 2 != 0 || id_len == 0 || id_len > sizeof(id))
+		return 2;
+	for (size_t i = 0; i < id_len; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return 2;
+		id[i] = (uint8_t)(hi << 4 | lo);
+	}
+	char req[512];
+	int rl = snprintf(req, sizeof(req), "{\"op\":\"sign\",\"keyset\":\"%s\",\"claims\":{\"sub\":"
+	                  "\"bench\",\"aud\":\"api.bench\",\"client_id\":\"bench\"},\"ttl\":60}",
+	                  keyset);
+	frame_len = 4 + (size_t)rl;
+	frame = malloc(frame_len);
+	if (frame == NULL)
+		return 1;
+	frame[0] = (uint8_t)(rl >> 24);
+	frame[1] = (uint8_t)(rl >> 16);
+	frame[2] = (uint8_t)(rl >> 8);
+	frame[3] = (uint8_t)rl;
+	memcpy(frame + 4, req, (size_t)rl);
+
+	km_token_cfg_t cfg = { .module_path = argv[5], .token_label = argv[6],
+	                       .pin_source = argv[7], .sessions = 1 };
+	km_token_t *tok = NULL;
+	char err[512];
+	int rc = 1;
+	int fds[MAX_THREADS];
+	for (int i = 0; i < threads; i++)
+		fds[i] = -1;
+	if (km_token_open(&cfg, &tok, err, sizeof(err)) != KM_EOK) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (raw_setup(argv[5], tok, id, id_len, threads) != 0) {
+		fprintf(stderr, "raw Cryptoki setup failed (key not found?)\n");
+		goto out;
+	}
+	for (int i = 0; i < threads; i++)
+		if ((fds[i] = connect_daemon()) < 0) {
+			fprintf(stderr, "cannot connect to %s\n", sock_path);
+			goto out;
+		}
+	result_t res[2] = { { 0 }, { 0 } };   /* 0 = keymgrd, 1 = raw */
+	result_t warm = { 0 };
+	if (run_round(false, threads, 0.3, fds, &warm) != 0 ||
+	    run_round(true, threads, 0.3, fds, &warm) != 0)
+		goto out;
+	free(warm.lat);
+	int rounds = seconds < 0.5 ? 1 : (int)(seconds / 0.25);
+	for (int r = 0; r < rounds; r++)
+		for (int k = 0; k < 2; k++) {
+			int path = (r + k) % 2;
+			if (run_round(path == 1, threads, seconds / rounds, fds, &res[path]) != 0)
+				goto out;
+		}
+	double km = (double)res[0].ops / res[0].elapsed, raw = (double)res[1].ops / res[1].elapsed;
+	printf("%s %d keymgrd %.0f %.0f %.0f\n", alg, threads, km, pct(&res[0], 0.5),
+	       pct(&res[0], 0.99));
+	printf("%s %d raw %.0f %.0f %.0f\n", alg, threads, raw, pct(&res[1], 0.5),
+	       pct(&res[1], 0.99));
+	printf("%s %d ratio %.3f\n", alg, threads, km / raw);
+	free(res[0].lat);
+	free(res[1].lat);
+	rc = 0;
+out:
+	for (int i = 0; i < threads; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		if (fl != NULL && raw_sessions[i] != 0)
+			fl->C_CloseSession(raw_sessions[i]);
+	}
+	km_token_free(tok);
+	free(frame);
+	return rc;
+}
