@@ -114,6 +114,22 @@ out:
 	return r;
 }
 
+void km_p11_cache_clear(km_p11_cache_t *c)
+{
+	pthread_rwlock_wrlock(&c->lock);
+	c->generation++;
+	for (unsigned b = 0; b < KM_P11_CACHE_BUCKETS; b++) {
+		km_p11_key_t *k = c->buckets[b];
+		while (k != NULL) {
+			km_p11_key_t *next = k->next;
+			free(k);
+			k = next;
+		}
+		c->buckets[b] = NULL;
+	}
+	pthread_rwlock_unlock(&c->lock);
+}
+
 void km_p11_cache_drop(km_p11_cache_t *c, const uint8_t *id, size_t id_len)
 {
 	pthread_rwlock_wrlock(&c->lock);

@@ -91,6 +91,10 @@ void km_p11_pool_add(km_p11_pool_t *p, CK_SESSION_HANDLE s);
 /* Blocks until a session is free; returns its index. */
 unsigned km_p11_pool_acquire(km_p11_pool_t *p);
 void km_p11_pool_release(km_p11_pool_t *p, unsigned idx);
+/* Takes every open session (waits for borrowers to give theirs back): nobody can sign. */
+void km_p11_pool_drain(km_p11_pool_t *p);
+/* Gives every session back after km_p11_pool_drain(). */
+void km_p11_pool_refill(km_p11_pool_t *p);
 /* Frees the pool's memory; the caller has closed the sessions. */
 void km_p11_pool_destroy(km_p11_pool_t *p);
 
@@ -131,6 +135,29 @@ uint64_t km_p11_cache_generation(km_p11_cache_t *c);
  */
 int km_p11_cache_put(km_p11_cache_t *c, const km_p11_key_t *k, uint64_t generation);
 void km_p11_cache_drop(km_p11_cache_t *c, const uint8_t *id, size_t id_len);
+/*
+ * Drops every entry and bumps the generation (after the sessions were re-opened, every
+ * handle is stale; a lookup that raced the re-open cannot insert its result).
+ */
+void km_p11_cache_clear(km_p11_cache_t *c);
+
+/* --- recover.c: re-opening lost sessions ------------------------------------------ */
+
+#define KM_P11_BACKOFF_MIN_MS 100u      /* first wait after a failed or repeated re-open */
+#define KM_P11_BACKOFF_MAX_MS 30000u    /* the wait never grows beyond this */
+
+typedef struct {
+	pthread_mutex_t lock;            /* short sections only: never held across a token call */
+	int lost;                        /* read without the lock (__atomic) on every operation */
+	CK_RV lost_rv;                   /* what the failing call returned */
+	int code;                        /* KM code reported while lost */
+	char why[KM_P11_ERR_MAX];        /* message reported while lost */
+	uint64_t next_attempt_ms;        /* CLOCK_MONOTONIC ms before which nothing is tried */
+	unsigned delay_ms;               /* current backoff (0: retry on the next call) */
+	unsigned long recoveries;        /* successful re-opens */
+	unsigned long failed_attempts;
+	uint64_t epoch;                  /* bumped by each successful re-open */
+} km_p11_recovery_t;
 
 /* --- the token itself ---------------------------------------------------------------- */
 
@@ -152,6 +179,12 @@ struct km_token {
 
 	pthread_mutex_t err_lock;
 	char last_error[KM_P11_ERR_MAX];
+
+	/* recover.c: what a re-open needs (copies of the caller's configuration). */
+	char *module_path;
+	char *pin_source;                /* NULL: opened without login */
+	bool sessions_open;              /* admin and pool sessions are open handles */
+	km_p11_recovery_t rec;
 };
 
 /* Stores a formatted message as the token's last error. */
@@ -161,8 +194,36 @@ void km_p11_set_error(km_token_t *t, const char *fmt, ...)
 /* Stores "<token>: <op> failed: <CKR>..." as the last error; returns the KM code. */
 int km_p11_fail(km_token_t *t, CK_RV rv, const char *op);
 
-/* Notes that a session or the login was lost (see pool.c: recovery goes there). */
+/* True for the CK_RVs after which the sessions are re-opened and the login repeated. */
+bool km_p11_rv_is_session_lost(CK_RV rv);
+
+/*
+ * Notes that a session or the login was lost (rv is one of km_p11_rv_is_session_lost()).
+ * The caller still fails; a later operation re-opens the sessions (km_p11_ready).
+ */
 void km_p11_note_session_lost(km_token_t *t, CK_RV rv);
+
+/* An operation succeeded on the current sessions: the re-open backoff starts over. */
+void km_p11_note_ok(km_token_t *t);
+
+/*
+ * Makes sure the token's sessions are usable before an operation: when they were lost,
+ * re-opens them (taking admin_lock and every pool session) if the backoff allows, else
+ * returns at once. KM_EOK, or the code of the loss / of the failed re-open (message stored
+ * as the last error). km_p11_ready_locked() is for callers already holding admin_lock.
+ */
+int km_p11_ready(km_token_t *t);
+int km_p11_ready_locked(km_token_t *t);
+
+/*
+ * Borrows a pool session for one operation, after km_p11_ready(); fails (nothing borrowed)
+ * when the sessions are lost. Release with km_p11_pool_release().
+ */
+int km_p11_session_get(km_token_t *t, unsigned *idx);
+
+/* Initialises/destroys t->rec (km_token_open / km_token_free). */
+void km_p11_recovery_init(km_token_t *t);
+void km_p11_recovery_destroy(km_token_t *t);
 
 /* --- keys.c: finding objects and reading attributes --------------------------------- */
 

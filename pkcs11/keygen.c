@@ -172,7 +172,8 @@ int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, co
 		return KM_EINVAL;
 	}
 	pthread_mutex_lock(&t->admin_lock);
-	r = generate_locked(t, ai, rsa_bits, label, id, pub);
+	if ((r = km_p11_ready_locked(t)) == KM_EOK)
+		r = generate_locked(t, ai, rsa_bits, label, id, pub);
 	pthread_mutex_unlock(&t->admin_lock);
 	return r;
 }

@@ -11,14 +11,15 @@ int km_token_get_public(km_token_t *t, const uint8_t *id, size_t id_len, km_pubk
 	km_p11_key_t k;
 	km_pubkey_t p;
 	int r;
-	unsigned idx = km_p11_pool_acquire(&t->pool);
-	CK_SESSION_HANDLE s = t->pool.sessions[idx];
+	unsigned idx;
 
 	if (pub == NULL) {
 		km_p11_set_error(t, "%s: get public key: no output given", t->who);
-		r = KM_EINVAL;
-		goto out;
+		return KM_EINVAL;
 	}
+	if ((r = km_p11_session_get(t, &idx)) != KM_EOK)
+		return r;
+	CK_SESSION_HANDLE s = t->pool.sessions[idx];
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if ((r = km_p11_key_resolve(t, s, id, id_len, &k)) != KM_EOK)
 			goto out;
@@ -46,6 +47,10 @@ int km_token_destroy(km_token_t *t, const uint8_t *id, size_t id_len)
 		return KM_EINVAL;
 	}
 	pthread_mutex_lock(&t->admin_lock);
+	if ((r = km_p11_ready_locked(t)) != KM_EOK) {
+		pthread_mutex_unlock(&t->admin_lock);
+		return r;
+	}
 	/* Drop first: a signer that races us then fails cleanly instead of re-caching. */
 	km_p11_cache_drop(&t->cache, id, id_len);
 	for (size_t c = 0; c < 2; c++) {
@@ -130,6 +135,8 @@ int km_token_list_keys(km_token_t *t, km_token_key_info_t **ret, size_t *count)
 	CK_RV rv;
 
 	pthread_mutex_lock(&t->admin_lock);
+	if ((r = km_p11_ready_locked(t)) != KM_EOK)
+		goto out;
 	if ((rv = collect(t, CKO_PRIVATE_KEY, &objs, &n_obj, &cap)) != CKR_OK) {
 		r = km_p11_fail(t, rv, "C_FindObjects (list private keys)");
 		goto out;

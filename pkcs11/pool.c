@@ -4,6 +4,8 @@
  * km_token_free(), when no other thread can be using them (SoftHSM 2.6.1 can crash when
  * sessions are closed under concurrency, softhsm/SoftHSMv2#688). A thread borrows one
  * session for one sign operation; with all sessions busy it waits on the condition variable.
+ * A re-open after a lost session (recover.c) first drains the pool: it holds every session
+ * while it replaces them, so no signer ever uses a half-rebuilt pool.
  */
 #include <stdlib.h>
 
@@ -54,6 +56,25 @@ void km_p11_pool_release(km_p11_pool_t *p, unsigned idx)
 	pthread_mutex_lock(&p->lock);
 	p->free_idx[p->n_free++] = idx;
 	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void km_p11_pool_drain(km_p11_pool_t *p)
+{
+	pthread_mutex_lock(&p->lock);
+	while (p->n_free < p->n_open)
+		pthread_cond_wait(&p->cond, &p->lock);
+	p->n_free = 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void km_p11_pool_refill(km_p11_pool_t *p)
+{
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < p->n_open; i++)
+		p->free_idx[i] = i;
+	p->n_free = p->n_open;
+	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 }
 

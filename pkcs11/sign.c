@@ -6,7 +6,8 @@
  *   ES*: the message hashed here (SoftHSM 2.6.1 has no CKM_ECDSA_SHA*), then CKM_ECDSA;
  *        the result is r||s, each half left-padded to the field width
  *   EdDSA: CKM_EDDSA over the message
- * The hot path takes a pooled session and a cached handle: no C_FindObjects.
+ * The hot path takes a pooled session and a cached handle: no C_FindObjects. After the
+ * sessions were re-opened (recover.c) the cache is empty and the key is searched once again.
  */
 #include <string.h>
 
@@ -122,7 +123,9 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
 		return KM_EINVAL;
 	}
 
-	idx = km_p11_pool_acquire(&t->pool);
+	/* Re-opens lost sessions first (recover.c); fails at once during its backoff. */
+	if ((r = km_p11_session_get(t, &idx)) != KM_EOK)
+		return r;
 	held = true;
 	CK_SESSION_HANDLE s = t->pool.sessions[idx];
 
@@ -168,6 +171,7 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
 			km_p11_cache_drop(&t->cache, id, id_len);
 		goto out;
 	}
+	km_p11_note_ok(t);
 	km_p11_pool_release(&t->pool, idx);
 	held = false;
 

@@ -27,24 +27,10 @@ int km_p11_fail(km_token_t *t, CK_RV rv, const char *op)
 	int code = km_p11_format_rv(msg, sizeof(msg), rv, t->who, op);
 
 	km_p11_set_error(t, "%s", msg);
-	if (code == KM_P11_ESESSION || code == KM_P11_ENOTLOGGEDIN)
+	/* Lost sessions or login: re-opened by a later call (recover.c). */
+	if (km_p11_rv_is_session_lost(rv))
 		km_p11_note_session_lost(t, rv);
 	return code;
-}
-
-void km_p11_note_session_lost(km_token_t *t, CK_RV rv)
-{
-	/*
-	 * RECOVERY HOOK. A session handle became invalid or the login was lost (token
-	 * re-plugged, module restarted its slot, another process logged out on a token that
-	 * shares login state). Today the error is reported to the caller as
-	 * KM_P11_ESESSION / KM_P11_ENOTLOGGEDIN and the session stays in the pool.
-	 * The planned recovery (re-open the sessions and log in again, with backoff, while
-	 * holding every pool session so that no signer uses a half-rebuilt pool) belongs
-	 * here; the PIN source is kept by the caller's configuration for that purpose.
-	 */
-	(void)t;
-	(void)rv;
 }
 
 const char *km_token_last_error(const km_token_t *t)
@@ -83,6 +69,16 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 		return KM_ENOMEM;
 	pthread_mutex_init(&t->admin_lock, NULL);
 	pthread_mutex_init(&t->err_lock, NULL);
+	km_p11_recovery_init(t);
+	/* Kept for re-opening lost sessions (recover.c): the module and the PIN's source. */
+	if (cfg->module_path != NULL && (t->module_path = strdup(cfg->module_path)) == NULL) {
+		r = KM_ENOMEM;
+		goto out;
+	}
+	if (cfg->pin_source != NULL && (t->pin_source = strdup(cfg->pin_source)) == NULL) {
+		r = KM_ENOMEM;
+		goto out;
+	}
 	if ((r = km_p11_cache_init(&t->cache)) != KM_EOK)
 		goto out;
 	unsigned n_sessions = cfg->sessions ? cfg->sessions : KM_P11_DEFAULT_SESSIONS;
@@ -154,6 +150,7 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 		t->logged_in = true;
 	}
 
+	t->sessions_open = true;        /* pool.sessions[0..n_open) are open handles */
 	for (unsigned i = 0; i < n_sessions; i++) {
 		CK_SESSION_HANDLE s;
 		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
@@ -185,7 +182,8 @@ void km_token_free(km_token_t *t)
 	/* The login is shared by the whole process: only the last user of the slot logs out. */
 	if (t->logged_in && km_p11_module_login_unref(t->mod, t->slot) == 0 && t->admin_open)
 		t->fl->C_Logout(t->admin);
-	for (unsigned i = 0; i < t->pool.n_open; i++)
+	/* A failed re-open (recover.c) leaves no pool session open. */
+	for (unsigned i = 0; t->sessions_open && i < t->pool.n_open; i++)
 		t->fl->C_CloseSession(t->pool.sessions[i]);
 	if (t->admin_open)
 		t->fl->C_CloseSession(t->admin);
@@ -194,6 +192,9 @@ void km_token_free(km_token_t *t)
 	km_p11_module_put(t->mod);
 	pthread_mutex_destroy(&t->admin_lock);
 	pthread_mutex_destroy(&t->err_lock);
+	km_p11_recovery_destroy(t);
+	free(t->module_path);
+	free(t->pin_source);
 	free(t);
 }
 

@@ -87,6 +87,24 @@ void km_token_free(km_token_t *t);
  */
 const char *km_token_last_error(const km_token_t *t);
 
+/* The state of a token's sessions (see docs/token-layer.md, "Lost sessions"). */
+typedef struct {
+	bool lost;                     /* sessions or login lost; re-opened by a later call */
+	unsigned long recoveries;      /* successful re-opens since km_token_open() */
+	unsigned long failed_attempts; /* re-opens that failed (token gone, PIN refused, ...) */
+	unsigned retry_in_ms;          /* while lost: wait before the next attempt (0: next call) */
+} km_token_health_t;
+
+/*
+ * Re-opens the token's sessions and logs in again now if they were lost and the backoff
+ * allows (every operation does this by itself first). KM_EOK when the token is usable;
+ * otherwise the code of the loss or of the failed re-open, message in km_token_last_error().
+ */
+int km_token_recover(km_token_t *t);
+
+/* Copies the state of the token's sessions into *ret. */
+void km_token_get_health(km_token_t *t, km_token_health_t *ret);
+
 /* Copies the token's identity. */
 void km_token_get_info(const km_token_t *t, km_token_info_t *ret);
 

@@ -16,6 +16,8 @@ int km_token_get_private_attrs(km_token_t *t, const uint8_t *id, size_t id_len,
 	int r;
 
 	pthread_mutex_lock(&t->admin_lock);
+	if ((r = km_p11_ready_locked(t)) != KM_EOK)
+		goto out;
 	if ((r = km_p11_key_lookup(t, t->admin, id, id_len, &k)) != KM_EOK)
 		goto out;
 	if (k.priv == CK_INVALID_HANDLE) {

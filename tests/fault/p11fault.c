@@ -9,11 +9,18 @@
  *   KEYMGR_P11FAULT         rules, separated by ';' or newlines
  *   KEYMGR_P11FAULT_FILE    a file holding rules (a test rewrites it to change them mid-run)
  *   KEYMGR_P11FAULT_LOG     a file to which every injected fault appends one line
+ *   KEYMGR_P11FAULT_CALLS   a file to which every wrapped call appends one line, after the
+ *                           call: "FUNC rv=CKR session=H" plus "key=H" (C_SignInit),
+ *                           "found=H,H" (C_FindObjects), "opened=H" (C_OpenSession),
+ *                           "FAULT" when the call was injected
  * A rule is FUNC:ACTION[:after=N][:count=M]:
  *   FUNC    C_Sign, C_Login, ... or '*' for every wrapped call
  *   ACTION  a CKR_ name (CKR_DEVICE_ERROR, CKR_SESSION_HANDLE_INVALID, CKR_USER_NOT_LOGGED_IN,
  *           CKR_PIN_LOCKED, CKR_TOKEN_NOT_PRESENT, CKR_DEVICE_REMOVED, ... or 0xHEX) returned
- *           instead of calling the module, or KILL (raise SIGKILL: crash at call N)
+ *           instead of calling the module, or KILL (raise SIGKILL: crash at call N), or
+ *           DROP (the token is "re-plugged": every real session of the call's slot is closed
+ *           with C_CloseAllSessions, which also logs out, and the call returns
+ *           CKR_SESSION_HANDLE_INVALID; only for calls that take a session)
  *   after=N the first N matching calls pass (default 0); count=M only M calls fail, then
  *           calls pass again (default: all later calls fail)
  * Calls are counted per rule, from the moment the rule text was (re)loaded.
@@ -37,6 +44,7 @@
 typedef struct {
 	char func[48];
 	bool kill;
+	bool drop;
 	CK_RV rv;
 	unsigned long after;
 	unsigned long count;       /* 0: unlimited */
@@ -94,6 +102,9 @@ static void parse_rules(const char *text)
 		bool ok = false;
 		if (strcmp(act, "KILL") == 0) {
 			r.kill = ok = true;
+		} else if (strcmp(act, "DROP") == 0) {
+			r.drop = ok = true;
+			r.rv = CKR_SESSION_HANDLE_INVALID;
 		} else if (strncmp(act, "0x", 2) == 0) {
 			r.rv = strtoul(act, NULL, 16);
 			ok = true;
@@ -150,7 +161,7 @@ static void log_fault(const char *func, const rule_t *r)
 }
 
 /* Decides whether call func fails; if so writes the CK_RV into *rv (or kills). */
-static bool fault(const char *func, CK_RV *rv)
+static bool fault(const char *func, CK_RV *rv, bool *drop)
 {
 	char text[RULES_MAX];
 	bool hit = false;
@@ -171,47 +182,149 @@ static bool fault(const char *func, CK_RV *rv)
 		if (r->kill)
 			raise(SIGKILL);
 		*rv = r->rv;
+		*drop = r->drop;
 		hit = true;
 	}
 	pthread_mutex_unlock(&lock);
 	return hit;
 }
 
+static pthread_mutex_t calls_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Appends one line to KEYMGR_P11FAULT_CALLS (if set): func, rv, session, extra. */
+static void log_call(const char *func, CK_RV rv, CK_SESSION_HANDLE h, bool injected,
+                     const char *extra)
+{
+	const char *path = getenv("KEYMGR_P11FAULT_CALLS");
+	if (path == NULL || path[0] == '\0')
+		return;
+	pthread_mutex_lock(&calls_lock);
+	FILE *f = fopen(path, "a");
+	if (f != NULL) {
+		fprintf(f, "%s rv=0x%lx session=%lu%s%s%s\n", func, (unsigned long)rv,
+		        (unsigned long)h, extra[0] ? " " : "", extra, injected ? " FAULT" : "");
+		fclose(f);
+	}
+	pthread_mutex_unlock(&calls_lock);
+}
+
+/* DROP: closes every real session of h's slot (as a re-plugged token would). */
+static void drop_sessions(CK_SESSION_HANDLE h)
+{
+	CK_SESSION_INFO si;
+	if (real->C_GetSessionInfo(h, &si) == CKR_OK)
+		real->C_CloseAllSessions(si.slotID);
+}
+
+/* The fault check in front of a call whose first argument is not a session. */
+static bool pre(const char *func, CK_RV *rv)
+{
+	bool drop = false;
+	if (!fault(func, rv, &drop))
+		return false;
+	log_call(func, *rv, 0, true, "");
+	return true;
+}
+
+/* The fault check in front of a call on session h (DROP closes the slot's sessions). */
+static bool pre_s(const char *func, CK_SESSION_HANDLE h, CK_RV *rv)
+{
+	bool drop = false;
+	if (!fault(func, rv, &drop))
+		return false;
+	if (drop)
+		drop_sessions(h);
+	log_call(func, *rv, h, true, "");
+	return true;
+}
+
 #define WRAP(name, params, args)                                   \
 	static CK_RV w_##name params                               \
 	{                                                          \
 		CK_RV rv;                                          \
-		if (fault(#name, &rv))                             \
+		if (pre(#name, &rv))                               \
 			return rv;                                 \
-		return real->name args;                            \
+		rv = real->name args;                              \
+		log_call(#name, rv, 0, false, "");                 \
+		return rv;                                         \
+	}
+
+/* Same for calls whose first argument is the session h. */
+#define WRAP_S(name, params, args)                                 \
+	static CK_RV w_##name params                               \
+	{                                                          \
+		CK_RV rv;                                          \
+		if (pre_s(#name, h, &rv))                          \
+			return rv;                                 \
+		rv = real->name args;                              \
+		log_call(#name, rv, h, false, "");                 \
+		return rv;                                         \
 	}
 
 WRAP(C_GetSlotList, (CK_BBOOL p, CK_SLOT_ID_PTR l, CK_ULONG_PTR n), (p, l, n))
 WRAP(C_GetSlotInfo, (CK_SLOT_ID s, CK_SLOT_INFO_PTR i), (s, i))
 WRAP(C_GetTokenInfo, (CK_SLOT_ID s, CK_TOKEN_INFO_PTR i), (s, i))
 WRAP(C_GetMechanismInfo, (CK_SLOT_ID s, CK_MECHANISM_TYPE t, CK_MECHANISM_INFO_PTR i), (s, t, i))
-WRAP(C_OpenSession, (CK_SLOT_ID s, CK_FLAGS f, CK_VOID_PTR a, CK_NOTIFY n, CK_SESSION_HANDLE_PTR h),
-     (s, f, a, n, h))
-WRAP(C_CloseSession, (CK_SESSION_HANDLE h), (h))
-WRAP(C_GetSessionInfo, (CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR i), (h, i))
-WRAP(C_Login, (CK_SESSION_HANDLE h, CK_USER_TYPE u, CK_UTF8CHAR_PTR p, CK_ULONG l), (h, u, p, l))
-WRAP(C_Logout, (CK_SESSION_HANDLE h), (h))
-WRAP(C_DestroyObject, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o), (h, o))
-WRAP(C_GetAttributeValue, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t, CK_ULONG n),
-     (h, o, t, n))
-WRAP(C_FindObjectsInit, (CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n), (h, t, n))
-WRAP(C_FindObjects, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR o, CK_ULONG m, CK_ULONG_PTR n),
-     (h, o, m, n))
-WRAP(C_FindObjectsFinal, (CK_SESSION_HANDLE h), (h))
-WRAP(C_SignInit, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k), (h, m, k))
-WRAP(C_Sign, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG_PTR sl),
-     (h, d, dl, s, sl))
-WRAP(C_GenerateKeyPair, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub,
-     CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv, CK_OBJECT_HANDLE_PTR hp,
-     CK_OBJECT_HANDLE_PTR hs), (h, m, pub, npub, priv, npriv, hp, hs))
-WRAP(C_GenerateRandom, (CK_SESSION_HANDLE h, CK_BYTE_PTR b, CK_ULONG n), (h, b, n))
+WRAP_S(C_CloseSession, (CK_SESSION_HANDLE h), (h))
+WRAP_S(C_GetSessionInfo, (CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR i), (h, i))
+WRAP_S(C_Login, (CK_SESSION_HANDLE h, CK_USER_TYPE u, CK_UTF8CHAR_PTR p, CK_ULONG l), (h, u, p, l))
+WRAP_S(C_Logout, (CK_SESSION_HANDLE h), (h))
+WRAP_S(C_DestroyObject, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o), (h, o))
+WRAP_S(C_GetAttributeValue, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t,
+       CK_ULONG n), (h, o, t, n))
+WRAP_S(C_FindObjectsInit, (CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n), (h, t, n))
+WRAP_S(C_FindObjectsFinal, (CK_SESSION_HANDLE h), (h))
+WRAP_S(C_Sign, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG_PTR sl),
+       (h, d, dl, s, sl))
+WRAP_S(C_GenerateKeyPair, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub,
+       CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv, CK_OBJECT_HANDLE_PTR hp,
+       CK_OBJECT_HANDLE_PTR hs), (h, m, pub, npub, priv, npriv, hp, hs))
+WRAP_S(C_GenerateRandom, (CK_SESSION_HANDLE h, CK_BYTE_PTR b, CK_ULONG n), (h, b, n))
 WRAP(C_InitToken, (CK_SLOT_ID s, CK_UTF8CHAR_PTR p, CK_ULONG l, CK_UTF8CHAR_PTR lab), (s, p, l, lab))
-WRAP(C_InitPIN, (CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR p, CK_ULONG l), (h, p, l))
+WRAP_S(C_InitPIN, (CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR p, CK_ULONG l), (h, p, l))
+
+/* The three calls whose log line carries a handle: the session opened, the key signed
+ * with, the objects found (a test checks that no stale handle is used after a re-open). */
+static CK_RV w_C_OpenSession(CK_SLOT_ID s, CK_FLAGS f, CK_VOID_PTR a, CK_NOTIFY n,
+                             CK_SESSION_HANDLE_PTR h)
+{
+	CK_RV rv;
+	char extra[48] = "";
+	if (pre("C_OpenSession", &rv))
+		return rv;
+	rv = real->C_OpenSession(s, f, a, n, h);
+	if (rv == CKR_OK && h != NULL)
+		snprintf(extra, sizeof(extra), "opened=%lu", (unsigned long)*h);
+	log_call("C_OpenSession", rv, 0, false, extra);
+	return rv;
+}
+
+static CK_RV w_C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
+{
+	CK_RV rv;
+	char extra[48];
+	snprintf(extra, sizeof(extra), "key=%lu", (unsigned long)k);
+	if (pre_s("C_SignInit", h, &rv))
+		return rv;
+	rv = real->C_SignInit(h, m, k);
+	log_call("C_SignInit", rv, h, false, extra);
+	return rv;
+}
+
+static CK_RV w_C_FindObjects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR o, CK_ULONG m,
+                             CK_ULONG_PTR n)
+{
+	CK_RV rv;
+	char extra[256] = "found=";
+	if (pre_s("C_FindObjects", h, &rv))
+		return rv;
+	rv = real->C_FindObjects(h, o, m, n);
+	for (CK_ULONG i = 0; rv == CKR_OK && n != NULL && i < *n && strlen(extra) < 200; i++)
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "%s%lu",
+		         i ? "," : "", (unsigned long)o[i]);
+	log_call("C_FindObjects", rv, h, false, extra);
+	return rv;
+}
 
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret);
 

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Re-opening lost sessions. When a call returns CKR_SESSION_HANDLE_INVALID,
+ * CKR_SESSION_CLOSED, CKR_USER_NOT_LOGGED_IN, CKR_DEVICE_REMOVED or CKR_TOKEN_NOT_PRESENT,
+ * the failing operation returns its error at once and the token is marked lost. The next
+ * operation on the token (or km_token_recover) re-opens it, on the caller's thread:
+ *
+ *   1. take admin_lock, then every pool session (signers in flight finish first; new ones
+ *      wait), so nobody uses a session while it is replaced;
+ *   2. close the old sessions (errors ignored: they are usually gone already);
+ *   3. find the token again by its label and serial (it may come back in another slot),
+ *      open the admin session, log in with the PIN read again from the pin source (wiped
+ *      right after C_Login), open the pool sessions;
+ *   4. clear the handle cache (its generation moves on): every handle found before is stale,
+ *      keys are searched again on first use.
+ *
+ * Backoff: the first re-open after a loss is tried on the next call. A failed re-open, or a
+ * loss soon after a re-open (no operation succeeded in between), doubles the wait, from
+ * 100 ms up to 30 s; during the wait operations fail at once without touching the token, so
+ * a caller retrying in a loop never makes the module spin. A successful operation resets it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/common/secret.h"
+#include "pkcs11/internal.h"
+#include "pkcs11/pin.h"
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static unsigned next_delay(unsigned d)
+{
+	if (d == 0)
+		return KM_P11_BACKOFF_MIN_MS;
+	return d >= KM_P11_BACKOFF_MAX_MS / 2 ? KM_P11_BACKOFF_MAX_MS : d * 2;
+}
+
+static bool is_lost(km_token_t *t)
+{
+	return __atomic_load_n(&t->rec.lost, __ATOMIC_ACQUIRE) != 0;
+}
+
+bool km_p11_rv_is_session_lost(CK_RV rv)
+{
+	return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
+	       rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_REMOVED ||
+	       rv == CKR_TOKEN_NOT_PRESENT;
+}
+
+void km_p11_recovery_init(km_token_t *t)
+{
+	t->rec = (km_p11_recovery_t){ 0 };
+	pthread_mutex_init(&t->rec.lock, NULL);
+}
+
+void km_p11_recovery_destroy(km_token_t *t)
+{
+	pthread_mutex_destroy(&t->rec.lock);
+}
+
+void km_p11_note_session_lost(km_token_t *t, CK_RV rv)
+{
+	km_p11_recovery_t *rec = &t->rec;
+
+	pthread_mutex_lock(&rec->lock);
+	if (rec->lost == 0) {
+		rec->lost_rv = rv;
+		rec->code = km_p11_rv_code(rv);
+		snprintf(rec->why, sizeof(rec->why), "%s: the sessions were lost (%s); they are "
+		         "re-opened and the login repeated by a later call", t->who,
+		         km_p11_rv_name(rv));
+		/* A loss right after a re-open waits for the backoff; the first one does not. */
+		rec->next_attempt_ms = now_ms() + rec->delay_ms;
+		__atomic_store_n(&rec->lost, 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&rec->lock);
+}
+
+void km_p11_note_ok(km_token_t *t)
+{
+	if (__atomic_load_n(&t->rec.delay_ms, __ATOMIC_RELAXED) == 0)
+		return;
+	pthread_mutex_lock(&t->rec.lock);
+	if (t->rec.lost == 0)
+		__atomic_store_n(&t->rec.delay_ms, 0u, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&t->rec.lock);
+}
+
+/* Closes every session this token has open (admin_lock held, pool drained). */
+static void close_sessions(km_token_t *t)
+{
+	if (t->sessions_open)
+		for (unsigned i = 0; i < t->pool.n_open; i++)
+			t->fl->C_CloseSession(t->pool.sessions[i]);
+	t->sessions_open = false;
+	if (t->admin_open)
+		t->fl->C_CloseSession(t->admin);
+	t->admin_open = false;
+}
+
+/* Logs in on the admin session with the PIN read again from its source. */
+static int login_again(km_token_t *t, char *msg, size_t len)
+{
+	char *pin = NULL;
+	CK_RV rv;
+	int r;
+
+	if (strcmp(t->pin_source, "prompt") == 0) {
+		snprintf(msg, len, "%s: cannot log in again: the PIN came from a prompt (use a "
+		         "file: or env: PIN source for long-running processes)", t->who);
+		return KM_P11_EPINSOURCE;
+	}
+	if ((r = km_pin_read(t->pin_source, &pin, msg, len)) != KM_EOK)
+		return r;
+	rv = t->fl->C_Login(t->admin, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
+	km_secret_free(pin);
+	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
+		return km_p11_format_rv(msg, len, rv, t->who, "C_Login as user (re-open)");
+	return KM_EOK;
+}
+
+/* Steps 2 and 3 above. On failure no session is left open and msg says why. */
+static int reopen(km_token_t *t, char *msg, size_t len)
+{
+	CK_TOKEN_INFO ti;
+	CK_SLOT_ID slot;
+	unsigned opened = 0;
+	CK_RV rv;
+	int r;
+
+	close_sessions(t);
+	r = km_p11_find_token(t->fl, t->module_path, t->info.label,
+	                      t->info.serial[0] ? t->info.serial : NULL, &slot, &ti, msg, len);
+	if (r != KM_EOK)
+		return r;
+	if (slot != t->slot && t->logged_in) {
+		/* The process-wide login count follows the token to its new slot. */
+		km_p11_module_login_unref(t->mod, t->slot);
+		km_p11_module_login_ref(t->mod, slot);
+	}
+	t->slot = slot;
+	t->info.slot_id = slot;
+
+	rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+	                          &t->admin);
+	if (rv != CKR_OK)
+		return km_p11_format_rv(msg, len, rv, t->who, "C_OpenSession (re-open)");
+	t->admin_open = true;
+	if (t->logged_in && (r = login_again(t, msg, len)) != KM_EOK)
+		goto out;
+	for (; opened < t->pool.n_open; opened++) {
+		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL,
+		                          &t->pool.sessions[opened]);
+		if (rv != CKR_OK) {
+			r = km_p11_format_rv(msg, len, rv, t->who, "C_OpenSession (re-open, pool)");
+			goto out;
+		}
+	}
+	t->sessions_open = true;
+	r = KM_EOK;
+out:
+	if (r != KM_EOK) {
+		for (unsigned i = 0; i < opened; i++)
+			t->fl->C_CloseSession(t->pool.sessions[i]);
+		t->fl->C_CloseSession(t->admin);
+		t->admin_open = false;
+	}
+	return r;
+}
+
+int km_p11_ready_locked(km_token_t *t)
+{
+	km_p11_recovery_t *rec = &t->rec;
+	char msg[KM_P11_ERR_MAX] = "";
+	uint64_t now;
+	int r;
+
+	if (!is_lost(t))
+		return KM_EOK;
+	pthread_mutex_lock(&rec->lock);
+	now = now_ms();
+	if (rec->lost == 0) {
+		pthread_mutex_unlock(&rec->lock);
+		return KM_EOK;          /* another thread re-opened it meanwhile */
+	}
+	if (now < rec->next_attempt_ms) {
+		r = rec->code;
+		snprintf(msg, sizeof(msg), "%.400s (next re-open attempt in %llu ms)", rec->why,
+		         (unsigned long long)(rec->next_attempt_ms - now));
+		pthread_mutex_unlock(&rec->lock);
+		km_p11_set_error(t, "%s", msg);
+		return r;
+	}
+	pthread_mutex_unlock(&rec->lock);
+
+	km_p11_pool_drain(&t->pool);
+	r = reopen(t, msg, sizeof(msg));
+	if (r == KM_EOK)
+		km_p11_cache_clear(&t->cache);
+
+	pthread_mutex_lock(&rec->lock);
+	rec->delay_ms = next_delay(rec->delay_ms);
+	if (r == KM_EOK) {
+		rec->recoveries++;
+		rec->epoch++;
+		rec->why[0] = '\0';
+		__atomic_store_n(&rec->lost, 0, __ATOMIC_RELEASE);
+	} else {
+		rec->failed_attempts++;
+		rec->code = r;
+		rec->next_attempt_ms = now_ms() + rec->delay_ms;
+		snprintf(rec->why, sizeof(rec->why), "%.400s", msg);
+		snprintf(msg, sizeof(msg), "%.400s (re-open failed; next attempt in %u ms)",
+		         rec->why, rec->delay_ms);
+	}
+	pthread_mutex_unlock(&rec->lock);
+	km_p11_pool_refill(&t->pool);
+	if (r != KM_EOK)
+		km_p11_set_error(t, "%s", msg);
+	return r;
+}
+
+int km_p11_ready(km_token_t *t)
+{
+	int r;
+
+	if (!is_lost(t))
+		return KM_EOK;
+	pthread_mutex_lock(&t->admin_lock);
+	r = km_p11_ready_locked(t);
+	pthread_mutex_unlock(&t->admin_lock);
+	return r;
+}
+
+int km_p11_session_get(km_token_t *t, unsigned *idx)
+{
+	int r = km_p11_ready(t);
+	unsigned i;
+
+	if (r != KM_EOK)
+		return r;
+	i = km_p11_pool_acquire(&t->pool);
+	if (is_lost(t)) {
+		/* Lost while we waited: the session may be closed by now (or soon). */
+		char why[KM_P11_ERR_MAX];
+		km_p11_pool_release(&t->pool, i);
+		pthread_mutex_lock(&t->rec.lock);
+		r = t->rec.code != KM_EOK ? t->rec.code : KM_P11_ESESSION;
+		memcpy(why, t->rec.why, sizeof(why));
+		pthread_mutex_unlock(&t->rec.lock);
+		km_p11_set_error(t, "%s", why);
+		return r;
+	}
+	*idx = i;
+	return KM_EOK;
+}
+
+int km_token_recover(km_token_t *t)
+{
+	return km_p11_ready(t);
+}
+
+void km_token_get_health(km_token_t *t, km_token_health_t *ret)
+{
+	km_token_health_t h = { 0 };
+	uint64_t now = now_ms();
+
+	pthread_mutex_lock(&t->rec.lock);
+	h.lost = t->rec.lost != 0;
+	h.recoveries = t->rec.recoveries;
+	h.failed_attempts = t->rec.failed_attempts;
+	if (h.lost && t->rec.next_attempt_ms > now)
+		h.retry_in_ms = (unsigned)(t->rec.next_attempt_ms - now);
+	pthread_mutex_unlock(&t->rec.lock);
+	*ret = h;
+}
