@@ -18,6 +18,9 @@
  * loss soon after a re-open (no operation succeeded in between), doubles the wait, from
  * 100 ms up to 30 s; during the wait operations fail at once without touching the token, so
  * a caller retrying in a loop never makes the module spin. A successful operation resets it.
+ * A PIN the token refuses (CKR_PIN_INCORRECT) is never tried again by itself: a real token
+ * locks its PIN after a few wrong ones. Only km_token_recover() (an explicit request, which
+ * ignores the wait) tries again, with the PIN read anew from its source.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,7 +180,8 @@ out:
 	return r;
 }
 
-int km_p11_ready_locked(km_token_t *t)
+/* The re-open itself; force ignores the backoff (km_token_recover). */
+static int ready_locked(km_token_t *t, bool force)
 {
 	km_p11_recovery_t *rec = &t->rec;
 	char msg[KM_P11_ERR_MAX] = "";
@@ -192,10 +196,14 @@ int km_p11_ready_locked(km_token_t *t)
 		pthread_mutex_unlock(&rec->lock);
 		return KM_EOK;          /* another thread re-opened it meanwhile */
 	}
-	if (now < rec->next_attempt_ms) {
+	if (now < rec->next_attempt_ms && !force) {
 		r = rec->code;
-		snprintf(msg, sizeof(msg), "%.400s (next re-open attempt in %llu ms)", rec->why,
-		         (unsigned long long)(rec->next_attempt_ms - now));
+		if (rec->next_attempt_ms == UINT64_MAX)
+			snprintf(msg, sizeof(msg), "%.400s (the PIN was refused: not tried again until "
+			         "an explicit recovery)", rec->why);
+		else
+			snprintf(msg, sizeof(msg), "%.400s (next re-open attempt in %llu ms)", rec->why,
+			         (unsigned long long)(rec->next_attempt_ms - now));
 		pthread_mutex_unlock(&rec->lock);
 		km_p11_set_error(t, "%s", msg);
 		return r;
@@ -217,16 +225,27 @@ int km_p11_ready_locked(km_token_t *t)
 	} else {
 		rec->failed_attempts++;
 		rec->code = r;
-		rec->next_attempt_ms = now_ms() + rec->delay_ms;
 		snprintf(rec->why, sizeof(rec->why), "%.400s", msg);
-		snprintf(msg, sizeof(msg), "%.400s (re-open failed; next attempt in %u ms)",
-		         rec->why, rec->delay_ms);
+		if (r == KM_P11_ELOGIN) {
+			rec->next_attempt_ms = UINT64_MAX;
+			snprintf(msg, sizeof(msg), "%.400s (re-open failed; a refused PIN is not "
+			         "tried again automatically)", rec->why);
+		} else {
+			rec->next_attempt_ms = now_ms() + rec->delay_ms;
+			snprintf(msg, sizeof(msg), "%.400s (re-open failed; next attempt in %u ms)",
+			         rec->why, rec->delay_ms);
+		}
 	}
 	pthread_mutex_unlock(&rec->lock);
 	km_p11_pool_refill(&t->pool);
 	if (r != KM_EOK)
 		km_p11_set_error(t, "%s", msg);
 	return r;
+}
+
+int km_p11_ready_locked(km_token_t *t)
+{
+	return ready_locked(t, false);
 }
 
 int km_p11_ready(km_token_t *t)
@@ -236,7 +255,7 @@ int km_p11_ready(km_token_t *t)
 	if (!is_lost(t))
 		return KM_EOK;
 	pthread_mutex_lock(&t->admin_lock);
-	r = km_p11_ready_locked(t);
+	r = ready_locked(t, false);
 	pthread_mutex_unlock(&t->admin_lock);
 	return r;
 }
@@ -266,7 +285,46 @@ int km_p11_session_get(km_token_t *t, unsigned *idx)
 
 int km_token_recover(km_token_t *t)
 {
-	return km_p11_ready(t);
+	int r;
+
+	if (!is_lost(t))
+		return KM_EOK;
+	pthread_mutex_lock(&t->admin_lock);
+	r = ready_locked(t, true);
+	pthread_mutex_unlock(&t->admin_lock);
+	return r;
+}
+
+int km_token_check(km_token_t *t)
+{
+	CK_TOKEN_INFO ti;
+	CK_SESSION_INFO si;
+	CK_RV rv;
+	int r;
+
+	pthread_mutex_lock(&t->admin_lock);
+	if ((r = ready_locked(t, false)) != KM_EOK)
+		goto out;
+	if ((rv = t->fl->C_GetTokenInfo(t->slot, &ti)) != CKR_OK) {
+		r = km_p11_fail(t, rv, "C_GetTokenInfo (check)");
+		goto out;
+	}
+	if ((rv = t->fl->C_GetSessionInfo(t->admin, &si)) != CKR_OK) {
+		r = km_p11_fail(t, rv, "C_GetSessionInfo (check)");
+		goto out;
+	}
+	if (t->logged_in && si.state != CKS_RW_USER_FUNCTIONS && si.state != CKS_RO_USER_FUNCTIONS) {
+		/* Logged out behind our back (another process, a token reset). */
+		km_p11_note_session_lost(t, CKR_USER_NOT_LOGGED_IN);
+		km_p11_set_error(t, "%s: the login was lost (session state %lu); it is repeated "
+		                 "by a later call", t->who, (unsigned long)si.state);
+		r = KM_P11_ENOTLOGGEDIN;
+		goto out;
+	}
+	r = KM_EOK;
+out:
+	pthread_mutex_unlock(&t->admin_lock);
+	return r;
 }
 
 void km_token_get_health(km_token_t *t, km_token_health_t *ret)

@@ -96,11 +96,19 @@ typedef struct {
 } km_token_health_t;
 
 /*
- * Re-opens the token's sessions and logs in again now if they were lost and the backoff
- * allows (every operation does this by itself first). KM_EOK when the token is usable;
- * otherwise the code of the loss or of the failed re-open, message in km_token_last_error().
+ * Re-opens the token's sessions and logs in again now if they were lost, without waiting for
+ * the backoff (every operation does this by itself first, within the backoff; a refused PIN
+ * is only tried again through this call). KM_EOK when the token is usable; otherwise the
+ * code of the loss or of the failed re-open, message in km_token_last_error().
  */
 int km_token_recover(km_token_t *t);
+
+/*
+ * A cheap health check that reaches the token (C_GetTokenInfo, C_GetSessionInfo; no object
+ * search): re-opens lost sessions when due, and notices a lost session or login. KM_EOK, or
+ * the token's error (message in km_token_last_error()).
+ */
+int km_token_check(km_token_t *t);
 
 /* Copies the state of the token's sessions into *ret. */
 void km_token_get_health(km_token_t *t, km_token_health_t *ret);

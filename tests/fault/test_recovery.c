@@ -409,6 +409,55 @@ static void test_recovery_pin_locked_at_login(void **state)
 	sign_ok(tok);
 }
 
+/*
+ * A refused PIN at the re-login (CKR_PIN_INCORRECT) is not tried again by later calls, even
+ * after the backoff would have allowed it (a real token locks the PIN after a few wrong
+ * ones); km_token_recover() tries again.
+ */
+static void test_recovery_refused_pin_not_retried(void **state)
+{
+	uint8_t sig[64];
+	size_t len;
+	(void)state;
+	sign_ok(tok);
+	rules("C_Sign:CKR_USER_NOT_LOGGED_IN:count=1\nC_Login:CKR_PIN_INCORRECT");
+	assert_int_equal(sign_once(tok, sig, &len), KM_P11_ENOTLOGGEDIN);
+	assert_int_equal(sign_once(tok, sig, &len), KM_P11_ELOGIN);
+	assert_non_null(strstr(km_token_last_error(tok), "not tried again automatically"));
+	char *log = calls_read();
+	size_t logins = count_lines(log, "C_Login ");
+	free(log);
+	assert_int_equal(logins, 1);
+	/* Ten times the first backoff step passes, calls keep coming: no new login. */
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(sign_once(tok, sig, &len), KM_P11_ELOGIN);
+		usleep(50 * 1000);
+	}
+	log = calls_read();
+	assert_int_equal(count_lines(log, "C_Login "), logins);
+	free(log);
+	rules("");
+	assert_int_equal(km_token_recover(tok), KM_EOK);
+	sign_ok(tok);
+}
+
+/* km_token_check reaches the token and notices sessions dropped behind our back. */
+static void test_recovery_check_notices_loss(void **state)
+{
+	km_token_health_t h;
+	(void)state;
+	assert_int_equal(km_token_check(tok), KM_EOK);
+	rules("C_GetSessionInfo:DROP:count=1");
+	assert_int_equal(km_token_check(tok), KM_P11_ESESSION);
+	assert_non_null(strstr(km_token_last_error(tok), "C_GetSessionInfo (check)"));
+	km_token_get_health(tok, &h);
+	assert_true(h.lost);
+	assert_int_equal(km_token_check(tok), KM_EOK);   /* re-opened by the check itself */
+	km_token_get_health(tok, &h);
+	assert_false(h.lost);
+	sign_ok(tok);
+}
+
 typedef struct {
 	int ok, lost, other;
 } worker_t;
@@ -474,6 +523,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_recovery_not_logged_in_admin_operations, test_setup),
 		cmocka_unit_test_setup(test_recovery_backoff_while_token_gone, test_setup),
 		cmocka_unit_test_setup(test_recovery_pin_locked_at_login, test_setup),
+		cmocka_unit_test_setup(test_recovery_refused_pin_not_retried, test_setup),
+		cmocka_unit_test_setup(test_recovery_check_notices_loss, test_setup),
 		cmocka_unit_test_setup(test_recovery_concurrent_signers, test_setup),
 	};
 	return cmocka_run_group_tests_name("recovery", tests, group_setup, group_teardown);
