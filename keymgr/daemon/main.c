@@ -156,11 +156,13 @@ size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keys
 	for (size_t i = 0; i < d->n_envs; i++)
 		if (d->envs[i].refresh_error != NULL)
 			fails++;
-	/* The signing service follows what this pass (or the CLI, or a reload) changed. */
+	kd_metrics_update(d, (int64_t)time(NULL));
+	/* The signing service follows what this pass (or the CLI, or a reload) changed; then
+	 * the audit log's head is signed when due (after the metrics: /metrics and the snapshot
+	 * files describe the same serial as soon as possible). */
 	kd_signing_sync(d, (int64_t)time(NULL));
 	kd_signing_flush_audit(d);
 	checkpoint(d, (int64_t)time(NULL));
-	kd_metrics_update(d, (int64_t)time(NULL));
 	/* Give the pages freed by this pass (store rows, rendered documents, key generation)
 	 * back to the system: the resident size stays that of what is kept. */
 	malloc_trim(0);
