@@ -167,6 +167,13 @@ int64_t kd_env_next_wake(const kd_env_t *e);
 /* Seconds to wait after the n-th consecutive failure (n >= 1). */
 int64_t kd_backoff(unsigned n);
 
+/* --- token_check.c --- */
+/*
+ * Opens e's token if needed and probes it (km_token_check); with force, first retries a
+ * lost token at once (km_token_recover). KM_EOK, or the token's code with err set.
+ */
+int kd_env_token_check(kd_env_t *e, bool force, char *err, size_t errlen);
+
 /* --- publisher.c --- */
 /*
  * Reads e's key sets and keys, publishes every document whose bytes changed under a new

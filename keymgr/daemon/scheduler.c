@@ -239,13 +239,13 @@ static uint64_t warnings_fp(const run_ctx_t *c)
  */
 static bool ensure_token(kd_env_t *e, int64_t now, bool force)
 {
-	if (e->token_ok && now < e->token_checked_at + KD_TOKEN_CHECK)
+	/* A tick (keymgr tick, or a CLI change) checks the token now, whatever its state. */
+	if (e->token_ok && !force && now < e->token_checked_at + KD_TOKEN_CHECK)
 		return true;
 	if (!e->token_ok && !force && now < e->token_retry_at)
 		return false;
-	km_token_t *t = NULL;
 	char err[1024] = "", retry[32];
-	int r = km_env_token(e->env, &t, err, sizeof(err));
+	int r = kd_env_token_check(e, force, err, sizeof(err));
 	if (r == KM_EOK) {
 		bool was_ok = e->token_ok;
 		e->token_ok = true;
@@ -262,6 +262,14 @@ static bool ensure_token(kd_env_t *e, int64_t now, bool force)
 	int64_t delay = kd_backoff(e->token_failures);
 	e->token_retry_at = now + delay;
 	kd_env_set_error(&e->token_error, err[0] ? err : km_strerror(r));
+	if (r == KM_P11_ELOGIN) {
+		/* Never retried by itself: a token locks its PIN after a few wrong ones. */
+		e->token_retry_at = INT64_MAX;
+		kd_log(KD_LOG_ERROR, "token", "env", e->name, "result", "failed", "error",
+		       e->token_error, "retry", "after the PIN source is fixed: keymgr tick or reload",
+		       NULL);
+		return false;
+	}
 	kd_log(KD_LOG_ERROR, "token", "env", e->name, "result", "failed", "error", e->token_error,
 	       "retry_in", fmt_i64(delay, retry, sizeof(retry)), NULL);
 	return false;
@@ -314,6 +322,8 @@ size_t kd_tick_env(kd_daemon_t *d, kd_env_t *e, int64_t now, bool force, const c
 	if (!ensure_token(e, now, force)) {
 		if (failed != NULL && force)
 			(*failed)++;
+		if (!kd_signing_env_open(d, e->name))
+			km_env_close_token(e->env);   /* opened by the check, or left by a pass */
 		return 0;
 	}
 	int64_t last_publish = (int64_t)time(NULL);
