@@ -46,6 +46,14 @@ static const char set_owner_help[] =
 	"Changes the owner of a key set. The change is recorded with who made it, when, the\n"
 	"old and new owner and the reason.\n";
 
+static const char set_purpose_help[] =
+	"Usage: keymgr [-c FILE] keyset set-purpose ENV/NAME PURPOSE --reason TEXT [--json]\n"
+	"\n"
+	"Changes the purpose (token class) of a key set. The change is recorded with who made\n"
+	"it, when, the old and new purpose and the reason. Keys remember the purpose they were\n"
+	"made for: a key made for another purpose never signs the new class, so rotate the key\n"
+	"set afterwards (one key per token class, RFC 8725).\n";
+
 enum { OPT_ALG = 0x10, OPT_BITS, OPT_OWNER, OPT_PURPOSE, OPT_DESC, OPT_LABEL, OPT_REASON };
 
 static int keyset_create(int argc, char **argv)
@@ -332,62 +340,100 @@ out:
 	return rc;
 }
 
-static int keyset_set_owner(int argc, char **argv)
+/* What `keyset set-owner` and `keyset set-purpose` change: one field, with a recorded reason. */
+typedef struct {
+	const char *cmd, *help, *field, *usage_value;
+	bool (*valid)(const char *);
+	const char *invalid_msg;
+	bool (*allowed)(const km_policy_t *, const char *);
+	int refused_code;
+	int (*set)(km_store_t *, const char *, const char *, const char *, int64_t, const char *,
+	           char *, size_t);
+} field_change_t;
+
+static int keyset_set_field(int argc, char **argv, const field_change_t *f)
 {
 	static const struct option opts[] = {
 		KM_CLI_OPTS_COMMON,
 		{ "reason", required_argument, NULL, OPT_REASON },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr keyset set-owner";
 	char *pos[KM_CLI_MAX_POSITIONAL];
 	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	const char *reason = NULL;
 	int o;
 	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+	while ((o = km_cli_getopt(argc, argv, f->cmd, opts, &c)) != -1) {
 		if (o != OPT_REASON)
 			return KM_CLI_EXIT_USAGE;
 		reason = optarg;
 	}
 	if (c.help)
-		return km_cli_help(set_owner_help);
+		return km_cli_help(f->help);
 	if (npos != 2)
-		return km_cli_usage_error(cmd, "expected ENV/NAME and OWNER");
+		return km_cli_usage_error(f->cmd, "expected ENV/NAME and %s", f->usage_value);
 	if (reason == NULL || reason[0] == '\0')
-		return km_cli_usage_error(cmd, "missing --reason: ownership changes are recorded "
-		                          "with a reason");
-	if (!km_name_owner_valid(pos[1]))
-		return km_cli_usage_error(cmd, "invalid owner: use 1 to %d of letters, digits and "
-		                          ". _ @ + : -", KM_OWNER_MAX);
+		return km_cli_usage_error(f->cmd, "missing --reason: %s changes are recorded with a "
+		                          "reason", f->field);
+	if (!f->valid(pos[1]))
+		return km_cli_usage_error(f->cmd, "%s", f->invalid_msg);
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
 	char name[KM_KEYSET_NAME_MAX + 1], err[1024] = "", who[256];
-	int rc = open_ref(cmd, pos[0], &cfg, &env, name);
+	int rc = open_ref(f->cmd, pos[0], &cfg, &env, name);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	km_policy_t pol;
 	int r = km_env_keyset_policy(env, name, &pol);
-	if (r == KM_EOK && !km_policy_owner_allowed(&pol, pos[1])) {
-		snprintf(err, sizeof(err), "owner '%s' is not allowed by the policy of environment "
-		         "'%s'", pos[1], km_env_name(env));
-		r = KM_EOWNER;
+	if (r == KM_EOK && !f->allowed(&pol, pos[1])) {
+		snprintf(err, sizeof(err), "%s '%s' is not allowed by the policy of environment "
+		         "'%s'", f->field, pos[1], km_env_name(env));
+		r = f->refused_code;
 	}
 	if (r == KM_EOK)
-		r = km_store_keyset_set_owner(km_env_store(env), name, pos[1],
-		                              km_env_actor(who, sizeof(who)), km_cli_now(), reason,
-		                              err, sizeof(err));
+		r = f->set(km_env_store(env), name, pos[1], km_env_actor(who, sizeof(who)),
+		           km_cli_now(), reason, err, sizeof(err));
 	if (r == KM_ENOENT)
 		snprintf(err, sizeof(err), "unknown key set %s/%s", km_env_name(env), name);
 	if (r != KM_EOK)
 		rc = km_cli_fail(r, err);
 	else if (c.json)
-		printf("{\"keyset\":\"%s/%s\",\"owner\":\"%s\"}\n", km_env_name(env), name, pos[1]);
+		printf("{\"keyset\":\"%s/%s\",\"%s\":\"%s\"}\n", km_env_name(env), name, f->field,
+		       pos[1]);
 	else
-		printf("owner of %s/%s is now %s\n", km_env_name(env), name, pos[1]);
+		printf("%s of %s/%s is now %s\n", f->field, km_env_name(env), name, pos[1]);
+	km_store_key_t active;
+	if (r == KM_EOK && strcmp(f->field, "purpose") == 0 &&
+	    km_store_key_active(km_env_store(env), name, &active, NULL, 0) == KM_EOK &&
+	    strcmp(active.purpose, pos[1]) != 0)
+		fprintf(stderr, "keymgr: warning: the active key %s was made for purpose '%s' and "
+		        "will not sign '%s' tokens: rotate %s/%s (one key per token class)\n",
+		        active.kid, active.purpose, pos[1], km_env_name(env), name);
 	km_cli_env_close(cfg, env);
 	return rc;
+}
+
+static int keyset_set_owner(int argc, char **argv)
+{
+	static const field_change_t f = {
+		"keymgr keyset set-owner", set_owner_help, "owner", "OWNER", km_name_owner_valid,
+		"invalid owner: use 1 to 128 of letters, digits and . _ @ + : -",
+		km_policy_owner_allowed, KM_EOWNER, km_store_keyset_set_owner,
+	};
+	return keyset_set_field(argc, argv, &f);
+}
+
+static int keyset_set_purpose(int argc, char **argv)
+{
+	static const field_change_t f = {
+		"keymgr keyset set-purpose", set_purpose_help, "purpose", "PURPOSE",
+		km_name_purpose_valid,
+		"unknown purpose: use access-token, id-token, refresh-token, logout-token, "
+		"security-event-token or a custom lowercase slug",
+		km_policy_purpose_allowed, KM_EPURPOSE, km_store_keyset_set_purpose,
+	};
+	return keyset_set_field(argc, argv, &f);
 }
 
 static const km_cli_command_t keyset_commands[] = {
@@ -395,6 +441,7 @@ static const km_cli_command_t keyset_commands[] = {
 	{ "list", keyset_list, "list key sets" },
 	{ "show", keyset_show, "show a key set, its keys and its history" },
 	{ "set-owner", keyset_set_owner, "change the owner of a key set, with a reason" },
+	{ "set-purpose", keyset_set_purpose, "change the purpose of a key set, with a reason" },
 	{ NULL, NULL, NULL },
 };
 

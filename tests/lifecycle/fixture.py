@@ -72,6 +72,7 @@ environments:
       life: {{ issuer: "{prod_iss}", audiences: [ api.example.com ] }}
       successor: {{ issuer: "{prod_iss}", audiences: [ api.example.com ] }}
       wall: {{ issuer: "{prod_iss}", audiences: [ api.example.com ] }}
+      json-three: {{ issuer: "{prod_iss}", audiences: [ api.example.com ] }}
   staging:
     token:
       module: {module}

@@ -26,7 +26,7 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # Verbs every version of this test knows; more are found from the "Commands:" sections.
 KNOWN_VERBS = [
     ["env", "list"], ["keyset", "create"], ["keyset", "list"], ["keyset", "show"],
-    ["keyset", "set-owner"], ["key", "list"], ["key", "show"], ["key", "retire"],
+    ["keyset", "set-owner"], ["keyset", "set-purpose"], ["key", "list"], ["key", "show"], ["key", "retire"],
     ["key", "remove"], ["rotate"], ["revoke"], ["destroy"], ["jwks"], ["sign"],
     ["token", "init"], ["token", "keygen"], ["token", "jwks"], ["token", "sign"],
 ]
@@ -64,6 +64,27 @@ class JsonOutputTest(InstallationTest):
         inst.rotate("production/json-one")  # a published successor
         inst.run("keyset", "set-owner", "production/json-one", "team-b", "--reason",
                  "reorganisation", ok=True)
+
+    def test_purpose_change_is_recorded_and_stops_the_old_key(self):
+        inst = self.inst
+        inst.create_keyset("production/json-three", "access-token")
+        kid = inst.rotate("production/json-three")["kid"]
+        p = inst.run("keyset", "set-purpose", "production/json-three", "Bad Purpose",
+                     "--reason", "x")
+        self.assertRefused(p, 2, "unknown purpose")
+        p = inst.run("keyset", "set-purpose", "production/json-three", "id-token")
+        self.assertRefused(p, 2, "missing --reason")
+        p = inst.run("keyset", "set-purpose", "production/json-three", "id-token",
+                     "--reason", "now signs ID tokens", ok=True)
+        self.assertIn(f"the active key {kid} was made for purpose 'access-token'", p.stderr)
+        show = inst.json("keyset", "show", "production/json-three")
+        self.assertEqual(show["purpose"], "id-token")
+        self.assertEqual([(h["field"], h["old"], h["new"], h["reason"]) for h in show["history"]],
+                         [("purpose", "access-token", "id-token", "now signs ID tokens")])
+        # The key made for access tokens does not sign ID tokens.
+        p = inst.run(*inst.sign_args("production/json-three"))
+        self.assertRefused(p, 1, f"the active key {kid}", "was made for access-token tokens",
+                           "rotate it first")
 
     def twice(self, *args):
         """Runs a --json verb twice: the outputs must be byte-identical."""
