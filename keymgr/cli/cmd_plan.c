@@ -132,7 +132,7 @@ static int plan_one(km_env_t *env, const char *keyset, void *vctx)
 		if (a->key < n)
 			snprintf(who, sizeof(who), "%s", recs[a->key].kid);
 		else
-			snprintf(who, sizeof(who), "new key #%zu", a->key - n + 1);
+			snprintf(who, sizeof(who), "new key #%zu", a->key - n); /* numbered like the planner's reasons */
 		const char *when = km_cli_iso8601(a->at, t, sizeof(t));
 		if (c->json)
 			json_array_append_new(ja, json_pack("{s:s, s:s, s:s, s:b, s:s}", "at", when,
