@@ -136,6 +136,19 @@ static int key_token(km_env_t *env, const km_store_key_t *k, km_token_t **ret, c
 	return KM_EOK;
 }
 
+/*
+ * A failed generation whose intent could not be abandoned either (the store became unwritable
+ * in between, e.g. its disk filled up): the row stays pending, which reconcile recognises.
+ */
+static void note_left_pending(km_env_t *env, char *err, size_t errlen)
+{
+	size_t used = strlen(err);
+	if (used < errlen)
+		snprintf(err + used, errlen - used, " (its intent stays pending in the store: "
+		         "`keymgr reconcile %s` abandons it once the store is writable)",
+		         km_env_name(env));
+}
+
 int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key_t *ret,
                     char *err, size_t errlen)
 {
@@ -187,8 +200,9 @@ int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key
 		const char *why = km_token_last_error(t);
 		snprintf(err, errlen, "environment '%s': key generation failed: %s",
 		         km_env_name(env), why && why[0] ? why : km_strerror(r));
-		km_store_key_abandon(s, k.cka_id, k.cka_id_len, now, "token failed to generate the key",
-		                     NULL, 0);
+		if (km_store_key_abandon(s, k.cka_id, k.cka_id_len, now,
+		                         "token failed to generate the key", NULL, 0) != KM_EOK)
+			note_left_pending(env, err, errlen);
 		return r;
 	}
 
@@ -220,8 +234,9 @@ int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key
 	return r;
 undo:
 	km_token_destroy(t, k.cka_id, k.cka_id_len);
-	km_store_key_abandon(s, k.cka_id, k.cka_id_len, now, "generated key could not be recorded",
-	                     NULL, 0);
+	if (km_store_key_abandon(s, k.cka_id, k.cka_id_len, now,
+	                         "generated key could not be recorded", NULL, 0) != KM_EOK)
+		note_left_pending(env, err, errlen);
 	json_decref(jwk);
 	free(jwk_text);
 	return r;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,14 +40,42 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 	return code;
 }
 
-/* Maps an SQLite result code to a KM_* code and writes "what: sqlite message". */
+/* The store's file name for messages ("the store" when SQLite does not know it). */
+static const char *db_name(sqlite3 *db)
+{
+	const char *f = db ? sqlite3_db_filename(db, "main") : NULL;
+	return f != NULL && f[0] != '\0' ? f : "(unknown file)";
+}
+
+/* Whether the directory holding path is on a read-only file system. */
+static bool dir_readonly(const char *path)
+{
+	char dir[1024];
+	struct statvfs sv;
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash == path ? 1 : slash - path), path);
+	return statvfs(dir, &sv) == 0 && (sv.f_flag & ST_RDONLY) != 0;
+}
+
+/*
+ * Maps an SQLite result code to a KM_* code and writes "what: why". Lock, full disk, read-only
+ * and I/O failures name the store's file and, where the OS said why, its reason (errno), so
+ * that "disk I/O error" never stands alone.
+ */
 static int sq_fail(sqlite3 *db, int rc, const char *what, char *err, size_t errlen)
 {
+	int sys = db ? sqlite3_system_errno(db) : 0;
+
 	switch (rc & 0xff) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		return fail(err, errlen, KM_STORE_EBUSY, "%s: the store is locked by another "
-		            "writer (waited %d ms); try again", what, KM_STORE_BUSY_TIMEOUT_MS);
+		return fail(err, errlen, KM_STORE_EBUSY, "%s: the store %s is locked by another "
+		            "writer (its write lock was held for the %d ms we waited); try again", what,
+		            db_name(db), KM_STORE_BUSY_TIMEOUT_MS);
 	case SQLITE_CONSTRAINT:
 		if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 			return fail(err, errlen, KM_EEXIST, "%s: %s", what, sqlite3_errmsg(db));
@@ -55,6 +84,30 @@ static int sq_fail(sqlite3 *db, int rc, const char *what, char *err, size_t errl
 		return fail(err, errlen, KM_ENOMEM, "%s: out of memory", what);
 	case SQLITE_NOTADB:
 		return fail(err, errlen, KM_STORE_EOPEN, "%s: not an SQLite database", what);
+	case SQLITE_FULL:
+		return fail(err, errlen, KM_STORE_EIO, "%s: the file system holding the store %s is "
+		            "full", what, db_name(db));
+	case SQLITE_READONLY:
+		if (dir_readonly(db_name(db)))
+			return fail(err, errlen, KM_STORE_EIO, "%s: the store %s is on a read-only "
+			            "file system", what, db_name(db));
+		return fail(err, errlen, KM_STORE_EIO, "%s: the store %s is read-only (%s%s%s)",
+		            what, db_name(db), sqlite3_errmsg(db),
+		            sys ? ": " : "", sys ? strerror(sys) : "");
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+		if (dir_readonly(db_name(db)))
+			return fail(err, errlen, KM_STORE_EIO, "%s: the store %s is on a read-only file "
+			            "system (SQLite writes its -wal and -shm files next to it)", what,
+			            db_name(db));
+		if (sys == ENOSPC)
+			return fail(err, errlen, KM_STORE_EIO, "%s: the file system holding the store "
+			            "%s is full (%s)", what, db_name(db), strerror(sys));
+		if (sys == EROFS || sys == EPERM || sys == EACCES)
+			return fail(err, errlen, KM_STORE_EIO, "%s: the store %s cannot be written "
+			            "(%s)", what, db_name(db), strerror(sys));
+		return fail(err, errlen, KM_STORE_EIO, "%s: %s (store %s%s%s)", what,
+		            sqlite3_errmsg(db), db_name(db), sys ? ": " : "", sys ? strerror(sys) : "");
 	default:
 		return fail(err, errlen, KM_STORE_EIO, "%s: %s", what, sqlite3_errmsg(db));
 	}
