@@ -16,6 +16,15 @@
  * Raw path: per thread one session; the token is logged in through km_token_open (the login
  * is shared by the process's sessions). Latency is per request / per C_Sign.
  * Prints: path, threads, signs/s, p50 and p99 latency in microseconds; then the ratio.
+ *
+ *   bench-sign-client --soak SOCKET ENV/NAME THREADS SECONDS [SAMPLE_FILE]
+ *
+ * Soak mode (bench/soak): only the daemon path, for SECONDS, counting failures instead of
+ * stopping at the first one: an error reply is counted and the next request sent; a closed
+ * connection or a bad frame is counted and the thread reconnects. Every 1000th token a
+ * thread gets is appended to SAMPLE_FILE (one per line) for verification. Prints
+ * "progress SECONDS OPS ERRORS" every 10 s, then "soak OPS ERRORS SECONDS SIGNS/S P50_US
+ * P99_US MAX_US" and, on stderr, the last error.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -63,6 +72,7 @@ typedef struct {
 	double *lat;            /* microseconds */
 	size_t n_lat, cap_lat;
 	char last_error[256];
+	char *reply;            /* soak mode: the last reply's body, when not NULL */
 } worker_t;
 
 static double now_s(void)
@@ -117,6 +127,8 @@ static bool read_reply(worker_t *w)
 		return false;
 	}
 	body[len] = '\0';
+	if (w->reply != NULL)
+		memcpy(w->reply, body, len + 1);
 	if (strstr((char *)body, "\"ok\":true") == NULL || strstr((char *)body, "\"jwt\"") == NULL) {
 		snprintf(w->last_error, sizeof(w->last_error), "%.200s", (char *)body);
 		return false;
@@ -320,8 +332,177 @@ static int raw_setup(const char *module, km_token_t *tok, const uint8_t *id, siz
 	return -1;
 }
 
+/* Soak mode: latency histogram in 10-microsecond buckets up to 2 s, plus the maximum. */
+#define SOAK_BUCKETS 200000
+#define SOAK_SAMPLE_EVERY 1000
+
+static FILE *soak_samples;
+static pthread_mutex_t soak_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_ulong soak_ops, soak_errors;
+static double soak_deadline;
+
+typedef struct {
+	worker_t w;
+	uint32_t *hist;
+	double max_us;
+	char body[8192];
+} soak_worker_t;
+
+static void soak_fail(soak_worker_t *s)
+{
+	s->w.errors++;
+	atomic_fetch_add_explicit(&soak_errors, 1, memory_order_relaxed);
+}
+
+static void *soak_loop(void *arg)
+{
+	soak_worker_t *s = arg;
+	worker_t *w = &s->w;
+	s->w.reply = s->body;
+	while (now_s() < soak_deadline) {
+		if (w->fd < 0 && (w->fd = connect_daemon()) < 0) {
+			soak_fail(s);
+			snprintf(w->last_error, sizeof(w->last_error), "cannot connect");
+			struct timespec d = { 0, 10000000 };
+			nanosleep(&d, NULL);
+			continue;
+		}
+		double t0 = now_s();
+		bool ok = send_frame(w->fd);
+		if (!ok)
+			snprintf(w->last_error, sizeof(w->last_error), "send failed");
+		else
+			ok = read_reply(w);
+		double us = (now_s() - t0) * 1e6;
+		size_t b = (size_t)(us / 10);
+		s->hist[b < SOAK_BUCKETS ? b : SOAK_BUCKETS - 1]++;
+		if (us > s->max_us)
+			s->max_us = us;
+		if (!ok) {
+			soak_fail(s);
+			if (strcmp(w->last_error, "connection closed") == 0 ||
+			    strcmp(w->last_error, "bad reply frame") == 0 ||
+			    strcmp(w->last_error, "send failed") == 0) {
+				close(w->fd);
+				w->fd = -1;
+			}
+			continue;
+		}
+		w->ops++;
+		atomic_fetch_add_explicit(&soak_ops, 1, memory_order_relaxed);
+		if (soak_samples != NULL && w->ops % SOAK_SAMPLE_EVERY == 1) {
+			char *jwt = strstr(s->body, "\"jwt\":\"");
+			char *end = jwt != NULL ? strchr(jwt + 7, '"') : NULL;
+			if (end != NULL) {
+				pthread_mutex_lock(&soak_lock);
+				fprintf(soak_samples, "%.*s\n", (int)(end - jwt - 7), jwt + 7);
+				pthread_mutex_unlock(&soak_lock);
+			}
+		}
+	}
+	if (w->fd >= 0)
+		close(w->fd);
+	return NULL;
+}
+
+/* bench-sign-client --soak SOCKET ENV/NAME THREADS SECONDS [SAMPLE_FILE] */
+static int soak_main(int argc, char **argv)
+{
+	if (argc < 6 || argc > 7) {
+		fprintf(stderr, "usage: %s --soak SOCKET ENV/NAME THREADS SECONDS [SAMPLE_FILE]\n",
+		        argv[0]);
+		return 2;
+	}
+	sock_path = argv[2];
+	int threads = atoi(argv[4]);
+	double seconds = atof(argv[5]);
+	if (threads < 1 || threads > MAX_THREADS || seconds <= 0) {
+		fprintf(stderr, "bad THREADS (1..%d) or SECONDS\n", MAX_THREADS);
+		return 2;
+	}
+	char req[512];
+	int rl = snprintf(req, sizeof(req), "{\"op\":\"sign\",\"keyset\":\"%s\",\"claims\":{\"sub\":"
+	                  "\"bench\",\"aud\":\"api.bench\",\"client_id\":\"bench\"},\"ttl\":60}",
+	                  argv[3]);
+	uint8_t buf[4 + sizeof(req)];
+	buf[0] = (uint8_t)(rl >> 24);
+	buf[1] = (uint8_t)(rl >> 16);
+	buf[2] = (uint8_t)(rl >> 8);
+	buf[3] = (uint8_t)rl;
+	memcpy(buf + 4, req, (size_t)rl);
+	frame = buf;
+	frame_len = 4 + (size_t)rl;
+	if (argc > 6 && (soak_samples = fopen(argv[6], "a")) == NULL) {
+		perror(argv[6]);
+		return 1;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	pthread_t th[MAX_THREADS];
+	soak_worker_t *s = calloc((size_t)threads, sizeof(*s));
+	int rc = 1, started = 0;
+	double t0 = now_s();
+	soak_deadline = t0 + seconds;
+	for (; s != NULL && started < threads; started++) {
+		s[started].w = (worker_t){ .idx = started, .fd = -1 };
+		s[started].hist = calloc(SOAK_BUCKETS, sizeof(uint32_t));
+		if (s[started].hist == NULL ||
+		    pthread_create(&th[started], NULL, soak_loop, &s[started]) != 0)
+			break;
+	}
+	if (s != NULL && started == threads) {
+		for (double next = t0 + 10; now_s() < soak_deadline; next += 10) {
+			while (now_s() < next && now_s() < soak_deadline) {
+				struct timespec d = { 0, 100000000 };
+				nanosleep(&d, NULL);
+			}
+			printf("progress %.0f %lu %lu\n", now_s() - t0, atomic_load(&soak_ops),
+			       atomic_load(&soak_errors));
+		}
+		rc = 0;
+	} else {
+		fprintf(stderr, "cannot start %d threads\n", threads);
+		soak_deadline = 0;
+	}
+	unsigned long total = 0;
+	double max_us = 0;
+	for (int i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		if (s[i].w.errors > 0)
+			fprintf(stderr, "thread %d: %lu errors (last: %s)\n", i, s[i].w.errors,
+			        s[i].w.last_error);
+		if (s[i].max_us > max_us)
+			max_us = s[i].max_us;
+		for (size_t b = 0; b < SOAK_BUCKETS; b++) {
+			if (i > 0)
+				s[0].hist[b] += s[i].hist[b];
+			total += s[i].hist[b];
+		}
+	}
+	double elapsed = now_s() - t0, p[2] = { 0, 0 }, want[2] = { 0.5, 0.99 };
+	for (int k = 0; k < 2 && total > 0; k++) {
+		unsigned long acc = 0;
+		for (size_t b = 0; b < SOAK_BUCKETS; b++)
+			if ((acc += s[0].hist[b]) > (unsigned long)(want[k] * (double)(total - 1))) {
+				p[k] = (double)b * 10 + 5;
+				break;
+			}
+	}
+	if (rc == 0)
+		printf("soak %lu %lu %.1f %.0f %.0f %.0f %.0f\n", atomic_load(&soak_ops),
+		       atomic_load(&soak_errors), elapsed, (double)atomic_load(&soak_ops) / elapsed,
+		       p[0], p[1], max_us);
+	for (int i = 0; s != NULL && i < threads; i++)
+		free(s[i].hist);
+	free(s);
+	if (soak_samples != NULL)
+		fclose(soak_samples);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "--soak") == 0)
+		return soak_main(argc, argv);
 	if (argc < 10 || argc > 11) {
 		fprintf(stderr, "usage: %s SOCKET ENV/NAME ALG CKA_ID_HEX MODULE TOKEN_LABEL "
 		        "PIN_SOURCE THREADS SECONDS [PIPELINE]\n", argv[0]);
