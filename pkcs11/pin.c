@@ -3,6 +3,11 @@
  * PIN sources. Messages name the source (a path, a variable name) and never its content.
  * An unrecognised source string is not echoed either: a user who typed the PIN itself where
  * a source was expected must not see it printed back into a log.
+ *
+ * Memory: the PIN returned lives alone in a page-aligned page, locked in RAM (mlock) and
+ * excluded from core dumps (MADV_DONTDUMP) where the system allows it; the read buffers on
+ * the stack are locked while they hold it. km_secret_free() wipes it and unlocks the page.
+ * EPERM/ENOMEM from mlock (RLIMIT_MEMLOCK) are ignored: locking is a hardening, not a need.
  */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -10,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -33,6 +39,40 @@ static void err(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Locks [p, p+len) in RAM if allowed (quietly not otherwise). */
+static void lock_mem(void *p, size_t len)
+{
+	(void)mlock(p, len);
+}
+
+/* Wipes and unlocks [p, p+len). */
+static void wipe_unlock(void *p, size_t len)
+{
+	km_secret_wipe(p, len);
+	(void)munlock(p, len);
+}
+
+/*
+ * A copy of the len bytes at s, NUL-terminated, in a page of its own, locked and left out
+ * of core dumps where allowed. NULL when out of memory. Freed with km_secret_free().
+ */
+static char *secret_copy(const char *s, size_t len)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t size = page > 0 ? (size_t)page : 4096;
+	void *p = NULL;
+
+	while (size < len + 1)
+		size *= 2;
+	if (posix_memalign(&p, size, size) != 0)
+		return NULL;
+	lock_mem(p, size);
+	(void)madvise(p, size, MADV_DONTDUMP);
+	memcpy(p, s, len);
+	((char *)p)[len] = '\0';
+	return p;
+}
+
 /* Cuts the PIN at the first line end. Returns its length. */
 static size_t first_line(char *s, size_t len)
 {
@@ -53,8 +93,10 @@ static int pin_from_file(const char *path, char **ret, char *errbuf, size_t errl
 	size_t len = 0;
 	char *pin = NULL;
 
+	lock_mem(buf, sizeof(buf));
 	if (path[0] == '\0') {
 		err(errbuf, errlen, "PIN source 'file:' has no path");
+		wipe_unlock(buf, sizeof(buf));
 		return KM_P11_EPINSOURCE;
 	}
 	/* O_NONBLOCK: a FIFO must not hang us before the regular-file check below. */
@@ -104,14 +146,14 @@ static int pin_from_file(const char *path, char **ret, char *errbuf, size_t errl
 		err(errbuf, errlen, "PIN file %s: first line longer than %d bytes", path, PIN_MAX);
 		goto out;
 	}
-	pin = strndup(buf, len);
+	pin = secret_copy(buf, len);
 	if (pin == NULL) {
 		r = KM_ENOMEM;
 		goto out;
 	}
 	r = KM_EOK;
 out:
-	km_secret_wipe(buf, sizeof(buf));
+	wipe_unlock(buf, sizeof(buf));
 	if (fd >= 0)
 		close(fd);
 	if (r == KM_EOK)
@@ -143,7 +185,7 @@ static int pin_from_env(const char *name, char **ret, char *errbuf, size_t errle
 		    PIN_MAX);
 		return KM_P11_EPINSOURCE;
 	}
-	pin = strdup(v);
+	pin = secret_copy(v, strlen(v));
 	if (pin == NULL)
 		return KM_ENOMEM;
 	*ret = pin;
@@ -161,10 +203,12 @@ static int pin_from_prompt(char **ret, char *errbuf, size_t errlen)
 	size_t len = 0;
 	char *pin = NULL;
 
+	lock_mem(buf, sizeof(buf));
 	fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		err(errbuf, errlen, "cannot prompt for the PIN: no controlling terminal (%s)",
 		    strerror(errno));
+		wipe_unlock(buf, sizeof(buf));
 		return KM_P11_EPINSOURCE;
 	}
 	if (tcgetattr(fd, &old) != 0) {
@@ -200,14 +244,14 @@ static int pin_from_prompt(char **ret, char *errbuf, size_t errlen)
 		err(errbuf, errlen, "no PIN typed at the prompt");
 		goto out;
 	}
-	pin = strndup(buf, len);
+	pin = secret_copy(buf, len);
 	if (pin == NULL) {
 		r = KM_ENOMEM;
 		goto out;
 	}
 	r = KM_EOK;
 out:
-	km_secret_wipe(buf, sizeof(buf));
+	wipe_unlock(buf, sizeof(buf));
 	if (restore) {
 		tcsetattr(fd, TCSAFLUSH, &old);
 		if (write(fd, "\n", 1) < 0) {

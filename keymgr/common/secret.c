@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "keymgr/common/secret.h"
 
@@ -14,6 +15,9 @@ void km_secret_free(char *s)
 {
 	if (s == NULL)
 		return;
-	km_secret_wipe(s, strlen(s));
+	size_t len = strlen(s);
+	km_secret_wipe(s, len);
+	/* PINs are locked in RAM (pkcs11/pin.c); unlocking a page never locked is harmless. */
+	(void)munlock(s, len + 1);
 	free(s);
 }

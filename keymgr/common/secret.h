@@ -7,5 +7,5 @@
 /* Wipes len bytes at p; the compiler may not elide it. */
 void km_secret_wipe(void *p, size_t len);
 
-/* Wipes strlen(s) bytes and frees s. Accepts NULL. */
+/* Wipes strlen(s) bytes, unlocks its page (see pkcs11/pin.c) and frees s. Accepts NULL. */
 void km_secret_free(char *s);

@@ -21,6 +21,7 @@
 #include "keymgr/common/error.h"
 #include "keymgr/daemon/control_proto.h"
 #include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/harden.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/notify.h"
 #include "keymgr/daemon/signals.h"
@@ -298,6 +299,11 @@ int main(int argc, char **argv)
 		return rc;
 	km_store_set_default_via("daemon");   /* the audit log's actor of everything we do */
 	char err[2048] = "", port[16];
+	/* Before any PIN is read: no core dumps, no ptrace or /proc/PID/mem for the same uid. */
+	if (kd_harden(err, sizeof(err)) != KM_EOK) {
+		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
+		return 1;
+	}
 	int sig_fd = kd_signals_init();
 	if (sig_fd < 0) {
 		fprintf(stderr, "keymgrd: cannot install signal handlers\n");

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Process hardening of keymgrd (issue 8). PINs pass through its memory at every login: no
+ * core dump may capture them, and no other process of the same user may read its memory.
+ * The PIN buffers themselves are locked in RAM where allowed (pkcs11/pin.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/daemon/harden.h"
+
+int kd_harden(char *err, size_t errlen)
+{
+	struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) != 0) {
+		snprintf(err, errlen, "cannot disable core dumps (setrlimit RLIMIT_CORE): %s",
+		         strerror(errno));
+		return KM_EIO;
+	}
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		snprintf(err, errlen, "cannot make the process non-dumpable (prctl): %s",
+		         strerror(errno));
+		return KM_EIO;
+	}
+	return KM_EOK;
+}
