@@ -158,6 +158,8 @@ size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keys
 		if (d->envs[i].refresh_error != NULL)
 			fails++;
 	kd_metrics_update(d, (int64_t)time(NULL));
+	/* An environment whose token was away at start is reconciled once it is back. */
+	kd_startup_reconcile_retry(d);
 	/* The signing service follows what this pass (or the CLI, or a reload) changed; then
 	 * the audit log's head is signed when due (after the metrics: /metrics and the snapshot
 	 * files describe the same serial as soon as possible). */
@@ -339,6 +341,8 @@ int main(int argc, char **argv)
 	kd_log(KD_LOG_INFO, "start", "version", KEYMGR_VERSION, "config", km_config_path(d.cfg),
 	       "envs", envs, "listen", d.listen ? d.listen : dc->listen, "port", port,
 	       "control_socket", d.ctl_path, NULL);
+	/* Repair what a crash left half done before anything is planned or published. */
+	kd_startup_reconcile(&d);
 	kd_run_once(&d, false, NULL, NULL, NULL);
 	kd_notify("READY=1");
 	loop(&d, sig_fd);
