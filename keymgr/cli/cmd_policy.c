@@ -278,6 +278,12 @@ static void check_token(km_env_t *env, report_t *rep)
 		for (size_t j = 0; j < ns && !known; j++)
 			known = sk[j].cka_id_len == tk[i].id_len &&
 			        memcmp(sk[j].cka_id, tk[i].id, tk[i].id_len) == 0;
+		/* The environment's audit key (keymgr-audit:ENV) is known to the store's audit
+		 * tables, not to the key sets. */
+		bool audit_key = false;
+		if (!known && km_store_audit_key_is(km_env_store(env), tk[i].id, tk[i].id_len,
+		                                    &audit_key, NULL, 0) == KM_EOK && audit_key)
+			known = true;
 		if (!known) {
 			char hex[2 * 64 + 1] = "";
 			for (size_t b = 0; b < tk[i].id_len && b < 64; b++)
