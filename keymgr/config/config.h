@@ -87,6 +87,12 @@ typedef struct {
 	unsigned connection_limit;                       /* concurrent HTTP connections; 0 = default */
 	unsigned timeout;                                /* idle HTTP connection seconds; 0 = default */
 	unsigned poll_interval;                          /* seconds between store checks */
+	unsigned per_ip_limit;                           /* HTTP connections per address; 0 = default */
+	unsigned rate_limit;                             /* HTTP requests/s per address; 0 = none */
+	unsigned rate_burst;                             /* HTTP burst per address; 0 = 2 * rate */
+	unsigned control_per_peer;                       /* control connections per uid; 0 = default */
+	unsigned control_rate_limit;                     /* control requests/s per uid; 0 = none */
+	unsigned control_rate_burst;                     /* control burst per uid; 0 = 2 * rate */
 } km_daemon_cfg_t;
 
 /*

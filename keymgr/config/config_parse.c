@@ -698,10 +698,27 @@ static int parse_daemon(walk_t *w, struct fy_node *map, cfg_loc_t at)
 			r = get_uint(w, val, kat, "daemon.timeout", 1, 3600, &d->timeout);
 		} else if (strcmp(key, "poll_interval") == 0) {
 			r = get_uint(w, val, kat, "daemon.poll_interval", 1, 3600, &d->poll_interval);
+		} else if (strcmp(key, "per_ip_limit") == 0) {
+			r = get_uint(w, val, kat, "daemon.per_ip_limit", 1, 65536, &d->per_ip_limit);
+		} else if (strcmp(key, "rate_limit") == 0) {
+			r = get_uint(w, val, kat, "daemon.rate_limit", 0, 1000000, &d->rate_limit);
+		} else if (strcmp(key, "rate_burst") == 0) {
+			r = get_uint(w, val, kat, "daemon.rate_burst", 0, 1000000, &d->rate_burst);
+		} else if (strcmp(key, "control_per_peer") == 0) {
+			r = get_uint(w, val, kat, "daemon.control_per_peer", 1, 1024,
+			             &d->control_per_peer);
+		} else if (strcmp(key, "control_rate_limit") == 0) {
+			r = get_uint(w, val, kat, "daemon.control_rate_limit", 0, 1000000,
+			             &d->control_rate_limit);
+		} else if (strcmp(key, "control_rate_burst") == 0) {
+			r = get_uint(w, val, kat, "daemon.control_rate_burst", 0, 1000000,
+			             &d->control_rate_burst);
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, "daemon", "listen, port, control_socket, "
 			                         "control_group, threads, connection_limit, timeout, "
-			                         "poll_interval");
+			                         "poll_interval, per_ip_limit, rate_limit, rate_burst, "
+			                         "control_per_peer, control_rate_limit, "
+			                         "control_rate_burst");
 		}
 		if (r != KM_EOK)
 			return r;

@@ -233,6 +233,9 @@ static int start_http(kd_daemon_t *d, char *err, size_t errlen)
 		.threads = dc->threads,
 		.conn_limit = dc->connection_limit,
 		.conn_timeout = dc->timeout,
+		.per_ip_limit = dc->per_ip_limit,
+		.rate_limit = dc->rate_limit,
+		.rate_burst = dc->rate_burst,
 	};
 	return km_http_start(&hc, &d->http, err, errlen);
 }

@@ -176,10 +176,14 @@ int kd_state_reload(kd_daemon_t *d, char *err, size_t errlen)
 	const km_daemon_cfg_t *od = km_config_daemon(d->cfg), *nd = km_config_daemon(cfg);
 	if (strcmp(od->listen, nd->listen) != 0 || od->port != nd->port ||
 	    strcmp(od->control_socket, nd->control_socket) != 0 || od->threads != nd->threads ||
-	    od->connection_limit != nd->connection_limit || od->timeout != nd->timeout)
+	    od->connection_limit != nd->connection_limit || od->timeout != nd->timeout ||
+	    od->per_ip_limit != nd->per_ip_limit || od->rate_limit != nd->rate_limit ||
+	    od->rate_burst != nd->rate_burst || od->control_per_peer != nd->control_per_peer ||
+	    od->control_rate_limit != nd->control_rate_limit ||
+	    od->control_rate_burst != nd->control_rate_burst)
 		kd_log(KD_LOG_WARNING, "reload", "result", "partial", "error",
-		       "daemon.listen, port, control_socket, threads, connection_limit and timeout "
-		       "take effect at the next restart", NULL);
+		       "daemon.listen, port, control_socket, threads, connection_limit, timeout and "
+		       "the rate and per-peer limits take effect at the next restart", NULL);
 	free(d->envs);
 	km_config_free(d->cfg);
 	d->cfg = cfg;

@@ -26,6 +26,7 @@
 #include <microhttpd.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/ratelimit.h"
 #include "keymgr/http/http_util.h"
 #include "keymgr/http/http_verifiers.h"
 
@@ -60,8 +61,9 @@ struct km_http {
 	unsigned health_code;
 	char *extra_metrics;
 
-	struct MHD_Response *r404, *r405, *r413;
+	struct MHD_Response *r404, *r405, *r413, *r429;
 	km_http_vtab_t *vtab;
+	km_ratelimit_t *rate;               /* per client address; NULL: no limit */
 
 	atomic_uint_fast64_t codes[MAX_CODE];
 	atomic_uint_fast64_t rejected;
@@ -429,6 +431,24 @@ static enum MHD_Result serve_doc(km_http_t *h, struct MHD_Connection *c, const c
 	return ret;
 }
 
+/* Takes one request from the client address's bucket (rate_limit, rate_burst). */
+static bool rate_ok(km_http_t *h, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || (sa = ci->client_addr) == NULL)
+		return true;
+	if (sa->sa_family == AF_INET)
+		return km_ratelimit_take(h->rate, &((const struct sockaddr_in *)(const void *)sa)->
+					 sin_addr, 4, km_ratelimit_now_ms(), NULL);
+	if (sa->sa_family == AF_INET6)
+		return km_ratelimit_take(h->rate, &((const struct sockaddr_in6 *)(const void *)sa)->
+					 sin6_addr, 16, km_ratelimit_now_ms(), NULL);
+	return true;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **req_cls)
@@ -444,6 +464,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	 * its connection stays alive. */
 	if (*req_cls != &mark_answered) {
 		*req_cls = &mark_answered;
+		if (h->rate != NULL && !rate_ok(h, c))
+			return queue(h, c, MHD_HTTP_TOO_MANY_REQUESTS, h->r429);
 		head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 		if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
 			return queue(h, c, MHD_HTTP_METHOD_NOT_ALLOWED, h->r405);
@@ -606,7 +628,11 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 	h->r404 = static_response("{\"error\":\"not found\"}\n", CT_JSON);
 	h->r405 = static_response("{\"error\":\"method not allowed\"}\n", CT_JSON);
 	h->r413 = static_response("{\"error\":\"request body not allowed\"}\n", CT_JSON);
-	if (h->r404 == NULL || h->r405 == NULL || h->r413 == NULL ||
+	h->r429 = static_response("{\"error\":\"too many requests from this address\"}\n",
+				  CT_JSON);
+	if (h->r404 == NULL || h->r405 == NULL || h->r413 == NULL || h->r429 == NULL ||
+	    MHD_add_response_header(h->r429, "Retry-After", "1") != MHD_YES ||
+	    MHD_add_response_header(h->r429, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES ||
 	    MHD_add_response_header(h->r405, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES ||
 	    MHD_add_response_header(h->r413, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
 		goto nomem;
@@ -614,6 +640,9 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 		goto nomem;
 	h->health_code = MHD_HTTP_SERVICE_UNAVAILABLE;
 	if (km_http_vtab_create(max_verifiers, &h->vtab) != KM_EOK)
+		goto nomem;
+	if (cfg->rate_limit != 0 &&
+	    km_ratelimit_create(cfg->rate_limit, cfg->rate_burst, max_verifiers, &h->rate) != KM_EOK)
 		goto nomem;
 
 	flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
@@ -673,6 +702,9 @@ void km_http_free(km_http_t *h)
 		MHD_destroy_response(h->r405);
 	if (h->r413 != NULL)
 		MHD_destroy_response(h->r413);
+	if (h->r429 != NULL)
+		MHD_destroy_response(h->r429);
+	km_ratelimit_free(h->rate);
 	free(h->extra_metrics);
 	km_http_vtab_free(h->vtab);
 	pthread_rwlock_destroy(&h->lock);

@@ -32,6 +32,9 @@ typedef struct {
 	unsigned conn_timeout;    /* idle seconds before a connection is closed; 0 = 10 */
 	size_t max_header_size;   /* request line + headers, bytes (approximate); 0 = 8192 */
 	size_t max_verifiers;     /* rows in the verifier table; 0 = 4096 */
+	unsigned rate_limit;      /* requests per second per client address; 0 = no limit.
+	                           * Over it: 429 with Retry-After, and the connection closed */
+	unsigned rate_burst;      /* requests a client may send at once; 0 = 2 * rate_limit */
 } km_http_cfg_t;
 
 /* One row of the verifier table: the last serial a verifier is known to hold at a path. */

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Resource limits of the control socket (ctl_limits.c), used by ctl_server.c:
+ *   - per peer (uid, from SO_PEERCRED) at most `per_peer` concurrent connections, so that
+ *     one local user cannot take all KD_CTL_MAX_CONNECTIONS;
+ *   - every request frame must arrive whole within KM_CTL_TIMEOUT_MS of its first byte (and
+ *     the first one within KM_CTL_TIMEOUT_MS of the connection): a client trickling one byte
+ *     at a time (slowloris) is cut off; the acceptor's watchdog shuts the reading side of
+ *     late connections down, so their thread sees the end of the stream;
+ *   - optionally a request rate per peer (token bucket), refused with {"code":"busy"}.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define KD_CTL_WATCH_MS 200           /* how often the acceptor checks frame deadlines */
+#define KD_CTL_PER_PEER_DEFAULT 48    /* of KD_CTL_MAX_CONNECTIONS (64) */
+
+typedef struct kd_ctl_limits kd_ctl_limits_t;
+
+/*
+ * Limits for up to max_conns connections: per_peer connections per uid (0: default), rate
+ * requests per second per uid with bursts of burst (rate 0: no rate limit).
+ * KM_EOK or KM_ENOMEM.
+ */
+int kd_ctl_limits_create(size_t max_conns, unsigned per_peer, unsigned rate, unsigned burst,
+                         kd_ctl_limits_t **ret);
+void kd_ctl_limits_free(kd_ctl_limits_t *l);
+
+/* The uid of fd's peer (SO_PEERCRED), or (uid_t)-1. */
+uid_t kd_ctl_peer_uid(int fd);
+
+/*
+ * Registers connection fd of uid and arms its first frame's deadline. False (nothing
+ * registered) when uid already holds per_peer connections or the table is full.
+ */
+bool kd_ctl_limits_admit(kd_ctl_limits_t *l, int fd, uid_t uid);
+
+/* Forgets fd: call before closing it (the watchdog must never touch a reused number). */
+void kd_ctl_limits_leave(kd_ctl_limits_t *l, int fd);
+
+/* A frame is read on fd now: it must be complete within KM_CTL_TIMEOUT_MS (a deadline
+ * already armed, the connection's first, is kept). frame_end disarms it. */
+void kd_ctl_limits_frame_begin(kd_ctl_limits_t *l, int fd);
+void kd_ctl_limits_frame_end(kd_ctl_limits_t *l, int fd);
+
+/* Shuts down the reading side of the connections past their deadline. Returns how many. */
+size_t kd_ctl_limits_expire(kd_ctl_limits_t *l);
+
+/* Takes one request of uid from its bucket; false (with *retry_ms) when over the rate. */
+bool kd_ctl_limits_rate_ok(kd_ctl_limits_t *l, uid_t uid, unsigned *retry_ms);
+
+/* Answers {"ok":false,"code":"busy","error":msg} and closes fd (a refused connection). */
+void kd_ctl_limits_refuse(int fd, const char *msg);
