@@ -84,6 +84,8 @@ bool kd_ctl_limits_admit(kd_ctl_limits_t *l, int fd, uid_t uid)
 {
 	conn_t *slot = NULL;
 	unsigned held = 0;
+	if (l == NULL)
+		return true;
 	pthread_mutex_lock(&l->lock);
 	for (size_t i = 0; i < l->n; i++) {
 		if (l->conns[i].fd < 0) {
@@ -102,6 +104,8 @@ bool kd_ctl_limits_admit(kd_ctl_limits_t *l, int fd, uid_t uid)
 
 void kd_ctl_limits_leave(kd_ctl_limits_t *l, int fd)
 {
+	if (l == NULL)
+		return;
 	pthread_mutex_lock(&l->lock);
 	conn_t *c = find(l, fd);
 	if (c != NULL)
@@ -111,6 +115,8 @@ void kd_ctl_limits_leave(kd_ctl_limits_t *l, int fd)
 
 void kd_ctl_limits_frame_begin(kd_ctl_limits_t *l, int fd)
 {
+	if (l == NULL)
+		return;
 	pthread_mutex_lock(&l->lock);
 	conn_t *c = find(l, fd);
 	if (c != NULL && c->deadline_ms == 0)
@@ -120,6 +126,8 @@ void kd_ctl_limits_frame_begin(kd_ctl_limits_t *l, int fd)
 
 void kd_ctl_limits_frame_end(kd_ctl_limits_t *l, int fd)
 {
+	if (l == NULL)
+		return;
 	pthread_mutex_lock(&l->lock);
 	conn_t *c = find(l, fd);
 	if (c != NULL)
@@ -131,6 +139,8 @@ size_t kd_ctl_limits_expire(kd_ctl_limits_t *l)
 {
 	size_t n = 0;
 	uint64_t now = km_ratelimit_now_ms();
+	if (l == NULL)
+		return 0;
 	pthread_mutex_lock(&l->lock);
 	for (size_t i = 0; i < l->n; i++) {
 		conn_t *c = &l->conns[i];
@@ -154,9 +164,17 @@ size_t kd_ctl_limits_expire(kd_ctl_limits_t *l)
 
 bool kd_ctl_limits_rate_ok(kd_ctl_limits_t *l, uid_t uid, unsigned *retry_ms)
 {
-	if (l->rate == NULL)
+	if (l == NULL || l->rate == NULL)
 		return true;
 	return km_ratelimit_take(l->rate, &uid, sizeof(uid), km_ratelimit_now_ms(), retry_ms);
+}
+
+json_t *kd_ctl_limits_rate_reply(unsigned retry_ms)
+{
+	char msg[128];
+	snprintf(msg, sizeof(msg), "too many requests from your user (daemon.control_rate_limit): "
+	         "retry in %u ms", retry_ms);
+	return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "code", "busy");
 }
 
 void kd_ctl_limits_refuse(int fd, const char *msg)

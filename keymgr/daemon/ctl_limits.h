@@ -8,6 +8,7 @@
  *     at a time (slowloris) is cut off; the acceptor's watchdog shuts the reading side of
  *     late connections down, so their thread sees the end of the stream;
  *   - optionally a request rate per peer (token bucket), refused with {"code":"busy"}.
+ * Every function accepts a NULL limits handle (no limits).
  */
 #pragma once
 
@@ -15,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include <jansson.h>
 
 #define KD_CTL_WATCH_MS 200           /* how often the acceptor checks frame deadlines */
 #define KD_CTL_PER_PEER_DEFAULT 48    /* of KD_CTL_MAX_CONNECTIONS (64) */
@@ -52,6 +55,9 @@ size_t kd_ctl_limits_expire(kd_ctl_limits_t *l);
 
 /* Takes one request of uid from its bucket; false (with *retry_ms) when over the rate. */
 bool kd_ctl_limits_rate_ok(kd_ctl_limits_t *l, uid_t uid, unsigned *retry_ms);
+
+/* The reply to a request over the rate: {"ok":false,"code":"busy",...}. New reference. */
+json_t *kd_ctl_limits_rate_reply(unsigned retry_ms);
 
 /* Answers {"ok":false,"code":"busy","error":msg} and closes fd (a refused connection). */
 void kd_ctl_limits_refuse(int fd, const char *msg);

@@ -28,6 +28,7 @@
 #include "keymgr/common/error.h"
 #include "keymgr/daemon/control_proto.h"
 #include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/ctl_limits.h"
 #include "keymgr/daemon/log.h"
 
 #define STACK_SIZE (512 * 1024)
@@ -46,6 +47,7 @@ struct kd_ctl {
 	int stop_fd;                    /* eventfd: wakes the acceptor to stop */
 	int wake_fd;                    /* eventfd: wakes the main thread */
 	kd_signing_t *signing;
+	kd_ctl_limits_t *limits;        /* per-peer limits, frame deadlines (ctl_limits.c) */
 	pthread_t acceptor;
 	bool acceptor_started;
 
@@ -147,6 +149,7 @@ static void conn_end(kd_ctl_t *c, int fd)
 			break;
 		}
 	}
+	kd_ctl_limits_leave(c->limits, fd);   /* before close: the number may be reused */
 	close(fd);
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
@@ -168,7 +171,9 @@ static void *conn_main(void *arg)
 		char err[256] = "";
 		if (!first && !wait_request(fd, KD_CTL_IDLE_MS))
 			break;
+		kd_ctl_limits_frame_begin(c->limits, fd);   /* whole within KM_CTL_TIMEOUT_MS */
 		int r = km_ctl_read(fd, KM_CTL_MAX_REQUEST, &req, err, sizeof(err));
+		kd_ctl_limits_frame_end(c->limits, fd);
 		if (r == KM_EIO)
 			break;   /* closed (the usual end), or timed out inside a frame */
 		if (r != KM_EOK) {
@@ -184,7 +189,10 @@ static void *conn_main(void *arg)
 			break;
 		}
 		const char *op = json_string_value(json_object_get(req, "op"));
-		if (op != NULL && strcmp(op, "sign") == 0)
+		unsigned retry_ms = 0;
+		if (!kd_ctl_limits_rate_ok(c->limits, peer.uid, &retry_ms))
+			reply = kd_ctl_limits_rate_reply(retry_ms);
+		else if (op != NULL && strcmp(op, "sign") == 0)
 			reply = kd_signing_request(c->signing, &peer, req);
 		else if ((reply = forward(c, req, &peer)) == NULL)
 			reply = stopping_reply();
@@ -222,19 +230,28 @@ static void *acceptor_main(void *arg)
 			{ .fd = c->listen_fd, .events = POLLIN },
 			{ .fd = c->stop_fd, .events = POLLIN },
 		};
-		if (poll(fds, 2, -1) < 0)
+		/* Wakes every KD_CTL_WATCH_MS to cut off connections whose frame is late. */
+		int np = poll(fds, 2, KD_CTL_WATCH_MS);
+		kd_ctl_limits_expire(c->limits);
+		if (np <= 0)
 			continue;
 		if (fds[1].revents & POLLIN)
 			break;
 		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
+		if (!kd_ctl_limits_admit(c->limits, fd, kd_ctl_peer_uid(fd))) {
+			kd_ctl_limits_refuse(fd, "too many control connections from your user "
+			                     "(daemon.control_per_peer): close some and try again");
+			continue;
+		}
 		pthread_mutex_lock(&c->lock);
 		bool full = c->stopping || c->n_conns == KD_CTL_MAX_CONNECTIONS;
 		if (!full)
 			c->conns[c->n_conns++] = fd;
 		pthread_mutex_unlock(&c->lock);
 		if (full) {
+			kd_ctl_limits_leave(c->limits, fd);
 			busy(fd);
 			continue;
 		}
@@ -261,6 +278,13 @@ int kd_ctl_start(kd_daemon_t *d, char *err, size_t errlen)
 		return KM_ENOMEM;
 	c->listen_fd = d->ctl_fd;
 	c->signing = d->signing;
+	const km_daemon_cfg_t *dc = km_config_daemon(d->cfg);
+	if (kd_ctl_limits_create(KD_CTL_MAX_CONNECTIONS, dc->control_per_peer,
+	                         dc->control_rate_limit, dc->control_rate_burst,
+	                         &c->limits) != KM_EOK) {
+		free(c);
+		return KM_ENOMEM;
+	}
 	c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&c->lock, NULL);
@@ -315,6 +339,7 @@ void kd_ctl_stop(kd_daemon_t *d)
 		close(c->wake_fd);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
+	kd_ctl_limits_free(c->limits);
 	free(c);
 	d->ctl = NULL;
 }

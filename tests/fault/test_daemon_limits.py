@@ -181,30 +181,39 @@ for _ in range(n):
 body = json.dumps({"op": "status"}).encode()
 frame = struct.pack(">I", len(body)) + body
 state = ["open"] * n
+
+
+def look(s):
+    # What the server did to s so far: a 'busy' reply, 'cut' (end of stream), or None.
+    s.setblocking(False)
+    try:
+        data = s.recv(65536)
+        return "busy" if b'"busy"' in data else ("cut" if data == b"" else "answered")
+    except BlockingIOError:
+        return None
+    except OSError:
+        return "cut"
+    finally:
+        s.setblocking(True)
+
+
+time.sleep(0.3)
 for i in range(6):
     for k, s in enumerate(socks):
         if state[k] != "open":
             continue
-        try:
-            s.send(frame[i:i + 1])
-        except OSError:
-            state[k] = "cut"
-            continue
-        s.setblocking(False)
-        try:
-            data = s.recv(65536)
-            if data == b"":
-                state[k] = "cut"
-            elif b'"busy"' in data:
-                state[k] = "busy"
-            else:
-                state[k] = "answered"
-        except BlockingIOError:
-            pass
-        except OSError:
-            state[k] = "cut"
-        s.setblocking(True)
+        seen = look(s)
+        if seen is None:
+            try:
+                s.send(frame[i:i + 1])
+            except OSError:
+                seen = look(s) or "cut"
+        if seen is not None:
+            state[k] = seen
     time.sleep(1)
+for k, s in enumerate(socks):
+    if state[k] == "open":
+        state[k] = look(s) or "open"
 print(json.dumps(state))
 """
 
