@@ -192,31 +192,24 @@ static int check_common(const km_claims_policy_t *pol, const json_t *in, int64_t
 	return km_claims_check_class(pol, in, err, errlen);
 }
 
-int km_claims_prepare(const km_claims_policy_t *pol, const char *claims_json, int64_t now,
-                      int64_t ttl, json_t **out, char *err, size_t errlen)
+int km_claims_prepare_object(const km_claims_policy_t *pol, const json_t *in, int64_t now,
+                             int64_t ttl, json_t **out, char *err, size_t errlen)
 {
 	char dummy[1], jti[KM_CLAIMS_JTI_BYTES * 2];
-	json_error_t jerr;
-	json_t *in = NULL, *res = NULL, *v;
+	json_t *res = NULL, *v;
 	const char *k;
 	int64_t exp = 0;
-	int r = KM_EINVAL;
+	int r;
 
 	if (err == NULL) {
 		err = dummy;
 		errlen = sizeof(dummy);
 	}
-	if (pol == NULL || claims_json == NULL || out == NULL || ttl < 0 || now < 0)
+	if (pol == NULL || in == NULL || out == NULL || ttl < 0 || now < 0)
 		return KM_EINVAL;
-	in = json_loads(claims_json, JSON_REJECT_DUPLICATES, &jerr);
-	if (in == NULL || !json_is_object(in)) {
-		if (in == NULL)
-			snprintf(err, errlen, "claims are not valid JSON: %s (line %d, column %d)",
-			         jerr.text, jerr.line, jerr.column);
-		else
-			snprintf(err, errlen, "claims must be a JSON object");
-		r = KM_EMALFORMED;
-		goto out;
+	if (!json_is_object(in)) {
+		snprintf(err, errlen, "claims must be a JSON object");
+		return KM_EMALFORMED;
 	}
 	if ((r = check_common(pol, in, now, ttl, &exp, err, errlen)) != KM_EOK)
 		goto out;
@@ -228,7 +221,7 @@ int km_claims_prepare(const km_claims_policy_t *pol, const char *claims_json, in
 	if ((res = json_object()) == NULL ||
 	    json_object_set_new(res, "iss", json_string(pol->issuer)) < 0)
 		goto out;
-	json_object_foreach(in, k, v) {
+	json_object_foreach((json_t *)in, k, v) {
 		if (strcmp(k, "iss") != 0 && json_object_set(res, k, v) < 0)
 			goto out;
 	}
@@ -242,6 +235,30 @@ int km_claims_prepare(const km_claims_policy_t *pol, const char *claims_json, in
 	r = KM_EOK;
 out:
 	json_decref(res);
+	return r;
+}
+
+int km_claims_prepare(const km_claims_policy_t *pol, const char *claims_json, int64_t now,
+                      int64_t ttl, json_t **out, char *err, size_t errlen)
+{
+	char dummy[1];
+	json_error_t jerr;
+	json_t *in;
+	int r;
+
+	if (err == NULL) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	if (pol == NULL || claims_json == NULL || out == NULL || ttl < 0 || now < 0)
+		return KM_EINVAL;
+	in = json_loads(claims_json, JSON_REJECT_DUPLICATES, &jerr);
+	if (in == NULL) {
+		snprintf(err, errlen, "claims are not valid JSON: %s (line %d, column %d)",
+		         jerr.text, jerr.line, jerr.column);
+		return KM_EMALFORMED;
+	}
+	r = km_claims_prepare_object(pol, in, now, ttl, out, err, errlen);
 	json_decref(in);
 	return r;
 }

@@ -85,6 +85,14 @@ int km_claims_prepare(const km_claims_policy_t *pol, const char *claims_json, in
                       int64_t ttl, json_t **out, char *err, size_t errlen);
 
 /*
+ * km_claims_prepare() on claims already parsed (a JSON object; its duplicate members were
+ * refused by whoever parsed it): same checks, result, messages and codes. in stays the
+ * caller's; *out may share values with it (references).
+ */
+int km_claims_prepare_object(const km_claims_policy_t *pol, const json_t *in, int64_t now,
+                             int64_t ttl, json_t **out, char *err, size_t errlen);
+
+/*
  * Fills *pol for key set keyset of env: its purpose from the store, issuer and audiences
  * from the configuration, max_token_ttl from its effective policy.
  * Returns KM_EOK, KM_ENOENT (unknown key set, err says which), the store's codes.
@@ -134,6 +142,16 @@ typedef int (*km_claims_token_fn)(void *ctx, km_token_t **ret, char *err, size_t
 int km_claims_sign_resolved(const km_claims_key_t *k, km_claims_token_fn token, void *token_ctx,
                             const char *claims_json, int64_t now, int64_t ttl, char **ret,
                             bool *audit_denied, char *err, size_t errlen);
+
+/*
+ * km_claims_sign_resolved() on claims already parsed (a JSON object, borrowed): the same
+ * checks, order, messages and codes, and the same JWT as for its compact text, without
+ * printing and parsing the claims again (keymgrd's signing socket).
+ */
+int km_claims_sign_resolved_object(const km_claims_key_t *k, km_claims_token_fn token,
+                                   void *token_ctx, const json_t *claims, int64_t now,
+                                   int64_t ttl, char **ret, bool *audit_denied, char *err,
+                                   size_t errlen);
 
 /*
  * The one signing path of the CLI and the daemon: builds the key set's claims policy,

@@ -97,14 +97,52 @@ static int sign_with_token(void *ctx, const uint8_t *data, size_t len, uint8_t *
 	                     sig, sig_len);
 }
 
+/* The rest of km_claims_sign_resolved() once the claims passed km_claims_prepare*(): the key
+ * refusal, the token, its serial, the signature over the prepared claims (not printed and
+ * parsed again: km_jws_sign_claims prints them once, in their order). */
+static int sign_prepared(const km_claims_key_t *k, km_claims_token_fn token, void *token_ctx,
+                         const json_t *claims, char **ret, bool *audit_denied, char *err,
+                         size_t errlen)
+{
+	char typ[KM_CLAIMS_TYP_MAX + 1];
+	km_token_t *t = NULL;
+	km_token_info_t info;
+	int r;
+
+	if (k->key_r != KM_EOK) {
+		snprintf(err, errlen, "%s", k->key_err);
+		if (audit_denied != NULL)
+			*audit_denied = k->audit_key;
+		return k->key_r;
+	}
+	if ((r = token(token_ctx, &t, err, errlen)) != KM_EOK)
+		return r;
+	km_token_get_info(t, &info);
+	if (k->token_serial[0] != '\0' && strcmp(k->token_serial, info.serial) != 0) {
+		snprintf(err, errlen, "key %s was made in token serial %s, but environment '%s' "
+		         "uses token serial %s: refused", k->kid, k->token_serial, k->pol.env,
+		         info.serial);
+		return KM_EWRONGENV;
+	}
+	sign_ctx_t ctx = { t, k };
+	km_jws_signer_t signer = {
+		.alg = k->alg, .kid = k->kid, .typ = km_claims_typ(k->pol.purpose, typ),
+		.sign = sign_with_token, .sign_ctx = &ctx,
+	};
+	r = km_jws_sign_claims(&signer, claims, ret);
+	if (r != KM_EOK) {
+		const char *why = km_token_last_error(t);
+		snprintf(err, errlen, "environment '%s': signing with %s failed: %s", k->pol.env,
+		         k->kid, why && why[0] ? why : km_strerror(r));
+	}
+	return r;
+}
+
 int km_claims_sign_resolved(const km_claims_key_t *k, km_claims_token_fn token, void *token_ctx,
                             const char *claims_json, int64_t now, int64_t ttl, char **ret,
                             bool *audit_denied, char *err, size_t errlen)
 {
-	char typ[KM_CLAIMS_TYP_MAX + 1];
 	json_t *claims = NULL;
-	char *text = NULL;
-	km_token_t *t = NULL;
 	int r;
 
 	if (k == NULL || token == NULL || ret == NULL)
@@ -117,42 +155,32 @@ int km_claims_sign_resolved(const km_claims_key_t *k, km_claims_token_fn token, 
 	}
 	if ((r = km_claims_prepare(&k->pol, claims_json, now, ttl, &claims, err, errlen)) != KM_EOK)
 		return r;
-	if (k->key_r != KM_EOK) {
-		snprintf(err, errlen, "%s", k->key_err);
-		if (audit_denied != NULL)
-			*audit_denied = k->audit_key;
-		r = k->key_r;
-		goto out;
-	}
-	if ((text = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL) {
-		r = KM_ENOMEM;
-		goto out;
-	}
-	if ((r = token(token_ctx, &t, err, errlen)) != KM_EOK)
-		goto out;
-	km_token_info_t info;
-	km_token_get_info(t, &info);
-	if (k->token_serial[0] != '\0' && strcmp(k->token_serial, info.serial) != 0) {
-		snprintf(err, errlen, "key %s was made in token serial %s, but environment '%s' "
-		         "uses token serial %s: refused", k->kid, k->token_serial, k->pol.env,
-		         info.serial);
-		r = KM_EWRONGENV;
-		goto out;
-	}
-	sign_ctx_t ctx = { t, k };
-	km_jws_signer_t signer = {
-		.alg = k->alg, .kid = k->kid, .typ = km_claims_typ(k->pol.purpose, typ),
-		.sign = sign_with_token, .sign_ctx = &ctx,
-	};
-	r = km_jws_sign_text(&signer, text, ret, err, errlen);
-	if (r != KM_EOK && r != KM_EMALFORMED) {
-		const char *why = km_token_last_error(t);
-		snprintf(err, errlen, "environment '%s': signing with %s failed: %s", k->pol.env,
-		         k->kid, why && why[0] ? why : km_strerror(r));
-	}
-out:
-	free(text);
+	r = sign_prepared(k, token, token_ctx, claims, ret, audit_denied, err, errlen);
 	json_decref(claims);
+	return r;
+}
+
+int km_claims_sign_resolved_object(const km_claims_key_t *k, km_claims_token_fn token,
+                                   void *token_ctx, const json_t *claims, int64_t now,
+                                   int64_t ttl, char **ret, bool *audit_denied, char *err,
+                                   size_t errlen)
+{
+	json_t *prepared = NULL;
+	int r;
+
+	if (k == NULL || token == NULL || claims == NULL || ret == NULL)
+		return KM_EINVAL;
+	if (audit_denied != NULL)
+		*audit_denied = false;
+	if (k->pol_r != KM_EOK) {
+		snprintf(err, errlen, "%s", k->pol_err);
+		return k->pol_r;
+	}
+	if ((r = km_claims_prepare_object(&k->pol, claims, now, ttl, &prepared, err, errlen))
+	    != KM_EOK)
+		return r;
+	r = sign_prepared(k, token, token_ctx, prepared, ret, audit_denied, err, errlen);
+	json_decref(prepared);
 	return r;
 }
 

@@ -7,23 +7,34 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "keymgr/common/error.h"
 #include "keymgr/daemon/control_proto.h"
 
-static int write_all(int fd, const void *buf, size_t len)
+/* Sends the concatenation of iov[0..n) with as few sendmsg(2) calls as the socket allows:
+ * one, usually, so that the peer wakes once per frame. iov is consumed. */
+static int send_iov(int fd, struct iovec *iov, size_t n)
 {
-	const uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+	while (n > 0) {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = n };
+		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return KM_EIO;
-		p += w;
-		len -= (size_t)w;
+		size_t left = (size_t)w;
+		while (n > 0 && left >= iov->iov_len) {
+			left -= iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + left;
+			iov->iov_len -= left;
+		}
 	}
 	return KM_EOK;
 }
@@ -46,22 +57,46 @@ static ssize_t read_all(int fd, void *buf, size_t len)
 	return (ssize_t)got;
 }
 
+int km_ctl_write_parts(int fd, const struct iovec *parts, size_t n)
+{
+	struct iovec iov[KM_CTL_MAX_PARTS + 1];
+	size_t len = 0;
+	if (n > KM_CTL_MAX_PARTS)
+		return KM_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		len += parts[i].iov_len;
+		iov[i + 1] = parts[i];
+	}
+	if (len > KM_CTL_MAX_REPLY)
+		return KM_ERANGE;
+	uint8_t hdr[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+	                   (uint8_t)len };
+	iov[0] = (struct iovec){ hdr, sizeof(hdr) };
+	return send_iov(fd, iov, n + 1);
+}
+
 int km_ctl_write(int fd, const json_t *msg)
 {
 	char *text = json_dumps(msg, JSON_COMPACT);
 	if (text == NULL)
 		return KM_ENOMEM;
-	size_t len = strlen(text);
-	int r = KM_ERANGE;
-	if (len <= KM_CTL_MAX_REPLY) {
-		uint8_t hdr[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
-		                   (uint8_t)len };
-		r = write_all(fd, hdr, sizeof(hdr));
-		if (r == KM_EOK)
-			r = write_all(fd, text, len);
-	}
+	struct iovec part = { text, strlen(text) };
+	int r = km_ctl_write_parts(fd, &part, 1);
 	free(text);
 	return r;
+}
+
+/* The JSON object of one frame's body (len bytes, no NUL), or NULL with err set. */
+static json_t *parse_body(const char *buf, size_t len, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *j = memchr(buf, '\0', len) ? NULL : json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+	if (j == NULL || !json_is_object(j)) {
+		snprintf(err, errlen, "frame is not a JSON object");
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }
 
 int km_ctl_read(int fd, size_t max, json_t **ret, char *err, size_t errlen)
@@ -87,15 +122,126 @@ int km_ctl_read(int fd, size_t max, json_t **ret, char *err, size_t errlen)
 		free(buf);
 		return KM_EIO;
 	}
-	buf[len] = '\0';
-	json_error_t je;
-	json_t *j = memchr(buf, '\0', len) ? NULL : json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+	json_t *j = parse_body(buf, len, err, errlen);
 	free(buf);
-	if (j == NULL || !json_is_object(j)) {
-		snprintf(err, errlen, "frame is not a JSON object");
-		json_decref(j);
+	if (j == NULL)
 		return KM_EMALFORMED;
+	*ret = j;
+	return KM_EOK;
+}
+
+/* ---- the server's reader: frames from a buffer filled by as few recv(2) calls as possible */
+
+#define READER_MIN 4096
+
+struct km_ctl_reader {
+	int fd;
+	size_t max;
+	uint8_t *buf;
+	size_t cap, start, end;         /* unread bytes: buf[start..end) */
+};
+
+int km_ctl_reader_create(int fd, size_t max, km_ctl_reader_t **ret)
+{
+	km_ctl_reader_t *r = calloc(1, sizeof(*r));
+	if (r == NULL || (r->buf = malloc(READER_MIN)) == NULL) {
+		free(r);
+		return KM_ENOMEM;
 	}
+	r->fd = fd;
+	r->max = max;
+	r->cap = READER_MIN;
+	*ret = r;
+	return KM_EOK;
+}
+
+void km_ctl_reader_free(km_ctl_reader_t *r)
+{
+	if (r == NULL)
+		return;
+	free(r->buf);
+	free(r);
+}
+
+static size_t frame_len(const uint8_t *h)
+{
+	return (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+}
+
+bool km_ctl_reader_has_frame(const km_ctl_reader_t *r)
+{
+	size_t have = r->end - r->start;
+	return have >= 4 && have - 4 >= frame_len(r->buf + r->start);
+}
+
+/* Makes buf[start..] hold at least need bytes, reading what the socket has (perhaps more). */
+static int fill(km_ctl_reader_t *r, size_t need, bool *eof)
+{
+	*eof = false;
+	while (r->end - r->start < need) {
+		if (r->cap - r->start < need) {
+			size_t have = r->end - r->start;
+			memmove(r->buf, r->buf + r->start, have);
+			r->start = 0;
+			r->end = have;
+			if (r->cap < need) {
+				uint8_t *grown = realloc(r->buf, need);
+				if (grown == NULL)
+					return KM_ENOMEM;
+				r->buf = grown;
+				r->cap = need;
+			}
+		}
+		ssize_t n = recv(r->fd, r->buf + r->end, r->cap - r->end, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return KM_EIO;
+		if (n == 0) {
+			*eof = true;
+			return KM_EIO;
+		}
+		r->end += (size_t)n;
+	}
+	return KM_EOK;
+}
+
+int km_ctl_reader_next(km_ctl_reader_t *r, json_t **ret, char *err, size_t errlen)
+{
+	bool eof;
+	int rc = fill(r, 4, &eof);
+	if (rc == KM_ENOMEM)
+		return rc;
+	if (rc != KM_EOK) {
+		snprintf(err, errlen, eof ? "connection closed before a complete frame header"
+		                          : "reading the frame header failed or timed out");
+		return KM_EIO;
+	}
+	size_t len = frame_len(r->buf + r->start);
+	if (len > r->max) {
+		snprintf(err, errlen, "frame of %zu bytes is over the limit of %zu", len, r->max);
+		return KM_ERANGE;
+	}
+	if ((rc = fill(r, 4 + len, &eof)) != KM_EOK) {
+		if (rc == KM_ENOMEM)
+			return rc;
+		snprintf(err, errlen, "connection closed or timed out inside a frame");
+		return KM_EIO;
+	}
+	json_t *j = parse_body((const char *)r->buf + r->start + 4, len, err, errlen);
+	r->start += 4 + len;
+	if (r->start == r->end) {
+		r->start = r->end = 0;
+		if (r->cap > 4 * READER_MIN) {   /* after a large request: give the memory back */
+			uint8_t *small = realloc(r->buf, READER_MIN);
+			if (small != NULL) {
+				r->buf = small;
+				r->cap = READER_MIN;
+			}
+		}
+	}
+	if (j == NULL)
+		return KM_EMALFORMED;
 	*ret = j;
 	return KM_EOK;
 }

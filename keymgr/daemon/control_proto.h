@@ -8,7 +8,9 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/uio.h>
 
 #define KM_CTL_MAX_REQUEST (64 * 1024)          /* bytes of a request frame's JSON */
 #define KM_CTL_MAX_REPLY (16 * 1024 * 1024)     /* bytes of a reply frame's JSON */
@@ -20,6 +22,17 @@
  */
 int km_ctl_write(int fd, const json_t *msg);
 
+/* Most parts km_ctl_write_parts() takes. */
+#define KM_CTL_MAX_PARTS 8
+
+/*
+ * Writes the concatenation of parts[0..n) (the text of one JSON object, which the caller
+ * vouches for) as one frame, header and body in one sendmsg(2) when the socket takes it, so
+ * the peer wakes once. Returns KM_EOK, KM_EINVAL (more than KM_CTL_MAX_PARTS parts),
+ * KM_ERANGE (over KM_CTL_MAX_REPLY) or KM_EIO.
+ */
+int km_ctl_write_parts(int fd, const struct iovec *parts, size_t n);
+
 /*
  * Reads one frame of at most max bytes and parses it. *ret receives a new reference to a
  * JSON object. On failure writes why into err: KM_EIO (closed, short or timed out),
@@ -27,6 +40,24 @@ int km_ctl_write(int fd, const json_t *msg);
  * JSON object), KM_ENOMEM.
  */
 int km_ctl_read(int fd, size_t max, json_t **ret, char *err, size_t errlen);
+
+/*
+ * A connection's frame reader (the server side): reads what the socket holds into its own
+ * buffer, so that a frame usually costs one recv(2), and frames a client sent early are
+ * kept for the next call. fd stays the caller's (not closed by free). KM_EOK or KM_ENOMEM.
+ */
+typedef struct km_ctl_reader km_ctl_reader_t;
+int km_ctl_reader_create(int fd, size_t max, km_ctl_reader_t **ret);
+void km_ctl_reader_free(km_ctl_reader_t *r);
+
+/* True when a whole frame is already buffered (the next call reads nothing from fd). */
+bool km_ctl_reader_has_frame(const km_ctl_reader_t *r);
+
+/*
+ * The next frame, as km_ctl_read() (same codes and messages): *ret receives a new reference.
+ * After KM_ERANGE the stream is out of step: answer and close.
+ */
+int km_ctl_reader_next(km_ctl_reader_t *r, json_t **ret, char *err, size_t errlen);
 
 /*
  * The "code" member of a refused reply, for programs (docs/control-protocol.md): a stable

@@ -23,6 +23,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "keymgr/common/error.h"
@@ -155,26 +156,47 @@ static void conn_end(kd_ctl_t *c, int fd)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Sends a signed JWT as {"ok":true,"jwt":"..."}: built in place (a compact JWS holds only
+ * base64url characters and dots, nothing to escape), one frame in one sendmsg. */
+static bool send_jwt(int fd, const char *jwt)
+{
+	static const char pre[] = "{\"ok\":true,\"jwt\":\"", post[] = "\"}";
+	struct iovec parts[3] = {
+		{ (void *)pre, sizeof(pre) - 1 },
+		{ (void *)jwt, strlen(jwt) },
+		{ (void *)post, sizeof(post) - 1 },
+	};
+	return km_ctl_write_parts(fd, parts, 3) == KM_EOK;
+}
+
 static void *conn_main(void *arg)
 {
 	conn_arg_t a = *(conn_arg_t *)arg;
 	kd_ctl_t *c = a.c;
 	int fd = a.fd;
 	kd_peer_t peer;
+	km_ctl_reader_t *rd = NULL;
 	free(arg);
 	struct timeval tv = { KM_CTL_TIMEOUT_MS / 1000, (KM_CTL_TIMEOUT_MS % 1000) * 1000 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	kd_peer_get(fd, &peer);
+	if (km_ctl_reader_create(fd, KM_CTL_MAX_REQUEST, &rd) != KM_EOK) {
+		kd_log(KD_LOG_ERROR, "control", "peer", peer.who, "result", "connection dropped",
+		       "error", "out of memory", NULL);
+		conn_end(c, fd);
+		return NULL;
+	}
 	for (bool first = true;; first = false) {
 		json_t *req = NULL, *reply = NULL;
-		char err[256] = "";
-		if (!first && !wait_request(fd, KD_CTL_IDLE_MS))
+		char err[256] = "", *jwt = NULL;
+		/* A frame the client sent early is answered at once, without waiting. */
+		if (!first && !km_ctl_reader_has_frame(rd) && !wait_request(fd, KD_CTL_IDLE_MS))
 			break;
 		kd_ctl_limits_frame_begin(c->limits, fd);   /* whole within KM_CTL_TIMEOUT_MS */
-		int r = km_ctl_read(fd, KM_CTL_MAX_REQUEST, &req, err, sizeof(err));
+		int r = km_ctl_reader_next(rd, &req, err, sizeof(err));
 		kd_ctl_limits_frame_end(c->limits, fd);
-		if (r == KM_EIO)
+		if (r == KM_EIO || r == KM_ENOMEM)
 			break;   /* closed (the usual end), or timed out inside a frame */
 		if (r != KM_EOK) {
 			/* After an oversized length the stream is out of step: answer, then close. */
@@ -193,15 +215,18 @@ static void *conn_main(void *arg)
 		if (!kd_ctl_limits_rate_ok(c->limits, peer.uid, &retry_ms))
 			reply = kd_ctl_limits_rate_reply(retry_ms);
 		else if (op != NULL && strcmp(op, "sign") == 0)
-			reply = kd_signing_request(c->signing, &peer, req);
+			reply = kd_signing_request(c->signing, &peer, req, &jwt);
 		else if ((reply = forward(c, req, &peer)) == NULL)
 			reply = stopping_reply();
 		json_decref(req);
-		bool sent = reply != NULL && km_ctl_write(fd, reply) == KM_EOK;
+		bool sent = jwt != NULL ? send_jwt(fd, jwt)
+		            : reply != NULL && km_ctl_write(fd, reply) == KM_EOK;
+		free(jwt);
 		json_decref(reply);
 		if (!sent)
 			break;
 	}
+	km_ctl_reader_free(rd);
 	conn_end(c, fd);
 	return NULL;
 }

@@ -248,8 +248,10 @@ void kd_signing_reloaded_locked(kd_daemon_t *d);
 void kd_signing_warm_kid(kd_daemon_t *d, kd_env_t *e, const char *kid);
 /* Main thread: records the queued sign.denied events. */
 void kd_signing_flush_audit(kd_daemon_t *d);
-/* Control thread: answers {"op":"sign",...} for peer p. New reference. */
-json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req);
+/* Control thread: answers {"op":"sign",...} for peer p. Signed: returns NULL and sets *jwt
+ * (malloc'd; the reply is {"ok":true,"jwt":JWT}). Otherwise *jwt = NULL and the refusal
+ * reply is returned (new reference; NULL when out of memory). */
+json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, char **jwt);
 /* Requests signed, refused by policy, denied to the caller, failed in the token. */
 void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4]);
 

@@ -622,12 +622,13 @@ static bool parse_ttl(json_t *v, int64_t *ttl, char *err, size_t errlen)
 	return false;
 }
 
-json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req)
+json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, char **jwt_out)
 {
 	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
 	const char *ref = json_string_value(json_object_get(req, "keyset"));
 	json_t *cv = json_object_get(req, "claims");
 	int64_t ttl = 0;
+	*jwt_out = NULL;
 	if (ref == NULL)
 		return refusal(KM_EINVAL, "bad_request", "sign: missing \"keyset\": \"ENV/NAME\"");
 	if (km_name_split(ref, false, env, name, err, sizeof(err)) != KM_EOK)
@@ -638,14 +639,6 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req)
 	if (!parse_ttl(json_object_get(req, "ttl"), &ttl, err, sizeof(err)))
 		return refusal(KM_EINVAL, "bad_request", err);
 
-	/* The claims as text: a string is passed on as given (so that its parse errors read
-	 * exactly as `keymgr sign` reports them); an object is serialised in its order. */
-	char *owned = json_is_object(cv) ? json_dumps(cv, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	const char *claims = json_is_object(cv) ? owned : json_string_value(cv);
-	if (claims == NULL)
-		return refusal(KM_ENOMEM, "internal", NULL);
-
-	json_t *reply = NULL;
 	char *jwt = NULL;
 	char kid[KM_KID_MAX + 1] = "";
 	bool audit_denied = false;
@@ -657,7 +650,6 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req)
 		pthread_rwlock_unlock(&s->lock);
 		snprintf(err, sizeof(err), "keymgrd does not sign for environment '%s' (none of its "
 		         "key sets lists signers, or it is not served here)", env);
-		free(owned);
 		return refusal(KM_ENOTSUP, "not_served", err);
 	}
 	if (ks == NULL || !kd_allow_check(&ks->allow, p)) {
@@ -675,28 +667,33 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req)
 		snprintf(why, sizeof(why), "%.64s (uid %d, pid %d) is not an allowed signer", p->user,
 		         (int)p->uid, (int)p->pid);
 		queue_denial(s, env, name, NULL, why, p);
-		free(owned);
 		return refusal(KM_POLICY_EDENIED, "denied", err);
 	}
-	r = km_claims_sign_resolved(&ks->key, signing_token, se, claims, (int64_t)time(NULL), ttl,
-	                            &jwt, &audit_denied, err, sizeof(err));
+	/* Claims given as an object are checked and signed as parsed with the request; a string
+	 * is parsed here, so that its parse errors read exactly as `keymgr sign` reports them. */
+	if (json_is_object(cv))
+		r = km_claims_sign_resolved_object(&ks->key, signing_token, se, cv,
+		                                   (int64_t)time(NULL), ttl, &jwt, &audit_denied, err,
+		                                   sizeof(err));
+	else
+		r = km_claims_sign_resolved(&ks->key, signing_token, se, json_string_value(cv),
+		                            (int64_t)time(NULL), ttl, &jwt, &audit_denied, err,
+		                            sizeof(err));
 	snprintf(kid, sizeof(kid), "%s", ks->key.kid);
 	if (r == KM_P11_ESESSION || r == KM_P11_ENOTLOGGEDIN || r == KM_P11_EDEVICE)
 		atomic_store(&se->reopen, true);
 	pthread_rwlock_unlock(&s->lock);
-	free(owned);
 
 	if (r == KM_EOK) {
-		atomic_fetch_add(&s->n_ok, 1);
+		atomic_fetch_add_explicit(&s->n_ok, 1, memory_order_relaxed);
 		if (kd_log_enabled(KD_LOG_DEBUG)) {
 			char uid[16];
 			snprintf(uid, sizeof(uid), "%d", (int)p->uid);
 			kd_log(KD_LOG_DEBUG, "sign", "env", env, "keyset", name, "kid", kid, "peer_uid",
 			       uid, "result", "ok", NULL);
 		}
-		reply = json_pack("{s:b, s:s}", "ok", 1, "jwt", jwt);
-		free(jwt);
-		return reply;
+		*jwt_out = jwt;
+		return NULL;
 	}
 	char uid[16];
 	snprintf(uid, sizeof(uid), "%d", (int)p->uid);
