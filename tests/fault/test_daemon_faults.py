@@ -102,6 +102,7 @@ def run_fault(s, rule, want, at_start=False, attempts=3, move_tokens=False):
     try:
         if not at_start:
             wait_for(lambda: healthz(d)[0] == 200, "healthy before the fault")
+        wait_for(lambda: d.http("GET", JWKS)[0] == 200, "the JWKS served")
         body0, etag0 = jwks_state(d)
         oks = len(d.events("token", result="ok"))
         if not at_start:
@@ -134,6 +135,7 @@ def run_fault(s, rule, want, at_start=False, attempts=3, move_tokens=False):
         check(jwks_state(d) == (body0, etag0), "the served JWKS changed after recovery")
         check(d.stop() == 0, "keymgrd exit status")
     finally:
+        s.rules("")     # a failed check must not leave the fault to the next case
         if d.proc.poll() is None:
             d.stop()
         if os.path.isdir(tokens + ".away"):
@@ -171,6 +173,7 @@ def main():
                 check(jwks_state(d) == body0, "JWKS after recovery")
                 check(d.stop() == 0, "exit status")
             finally:
+                s.rules("")
                 if d.proc.poll() is None:
                     d.stop()
             check_store(s, before)
