@@ -168,10 +168,9 @@ static size_t frame_len(const uint8_t *h)
 	return (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
 }
 
-bool km_ctl_reader_has_frame(const km_ctl_reader_t *r)
+bool km_ctl_reader_pending(const km_ctl_reader_t *r)
 {
-	size_t have = r->end - r->start;
-	return have >= 4 && have - 4 >= frame_len(r->buf + r->start);
+	return r->end > r->start;
 }
 
 /* Makes buf[start..] hold at least need bytes, reading what the socket has (perhaps more). */

@@ -50,8 +50,10 @@ typedef struct km_ctl_reader km_ctl_reader_t;
 int km_ctl_reader_create(int fd, size_t max, km_ctl_reader_t **ret);
 void km_ctl_reader_free(km_ctl_reader_t *r);
 
-/* True when a whole frame is already buffered (the next call reads nothing from fd). */
-bool km_ctl_reader_has_frame(const km_ctl_reader_t *r);
+/* True when bytes of the next frame are already buffered (sent with the previous one): the
+ * caller reads it at once, inside its frame deadline, rather than waiting for fd to become
+ * readable, which it may never do again if the whole frame is there. */
+bool km_ctl_reader_pending(const km_ctl_reader_t *r);
 
 /*
  * The next frame, as km_ctl_read() (same codes and messages): *ret receives a new reference.

@@ -190,8 +190,9 @@ static void *conn_main(void *arg)
 	for (bool first = true;; first = false) {
 		json_t *req = NULL, *reply = NULL;
 		char err[256] = "", *jwt = NULL;
-		/* A frame the client sent early is answered at once, without waiting. */
-		if (!first && !km_ctl_reader_has_frame(rd) && !wait_request(fd, KD_CTL_IDLE_MS))
+		/* A frame the client sent early (whole or begun) is read at once, under the frame
+		 * deadline; only an empty buffer waits, as long as the idle time. */
+		if (!first && !km_ctl_reader_pending(rd) && !wait_request(fd, KD_CTL_IDLE_MS))
 			break;
 		kd_ctl_limits_frame_begin(c->limits, fd);   /* whole within KM_CTL_TIMEOUT_MS */
 		int r = km_ctl_reader_next(rd, &req, err, sizeof(err));

@@ -11,7 +11,8 @@
     request written one byte at a time is answered; a request larger than the reader's first
     buffer (50 KiB of claims) is answered and the connection then serves small ones; a
     length over the 64 KiB limit, a NUL inside a frame, and a frame cut short by the client
-    are refused or dropped without disturbing other connections.
+    are refused or dropped without disturbing other connections; the start of a frame sent
+    with the previous one is held to the frame deadline, not to the idle time.
 
 Usage: /usr/bin/python3 test_protocol.py KEYMGR KEYMGRD
 """
@@ -187,13 +188,36 @@ def run(keymgr, keymgrd):
             check(call(sock, sign_req(CLAIMS)).get("ok") is True, "not served after it")
             check(d.proc.poll() is None, "keymgrd exited")
 
+        def begun_frame_under_deadline():
+            # A whole request followed, in the same write, by the start of the next one that
+            # never completes: the first is answered; the begun one is held to the frame
+            # deadline (KM_CTL_TIMEOUT_MS), not to the connection's idle time.
+            c = connect(sock)
+            try:
+                req = frame(sign_req(CLAIMS))
+                c.sendall(req + req[:3])
+                check(read_frame(c).get("ok") is True, "the whole request was not answered")
+                # Closed by keymgrd (the read timeout or the watchdog, whichever is first),
+                # well before the idle time (KD_CTL_IDLE_MS, 60 s) would close it.
+                c.settimeout(30)
+                try:
+                    closed = closed_by_peer(c)
+                except socket.timeout:
+                    closed = False
+                check(closed, "the begun frame was left waiting like an idle connection")
+            finally:
+                c.close()
+            check(call(sock, sign_req(CLAIMS)).get("ok") is True, "not served afterwards")
+
         return run_tests([("same token from object and string claims", same_token_both_forms),
                           ("same refusals from object and string claims",
                            same_refusals_both_forms),
                           ("success reply is {ok, jwt}", success_reply_shape),
                           ("pipelined and split requests", pipelined_and_split),
                           ("large request, then small ones", large_then_small),
-                          ("bad frames", bad_frames)])
+                          ("bad frames", bad_frames),
+                          ("a begun frame is held to the frame deadline",
+                           begun_frame_under_deadline)])
     finally:
         if d is not None and d.proc.poll() is None:
             d.stop()
