@@ -89,7 +89,7 @@ static int pin_from_file(const char *path, char **ret, char *errbuf, size_t errl
 	int r = KM_P11_EPINSOURCE;
 	int fd = -1;
 	struct stat st;
-	char buf[PIN_FILE_READ_MAX];
+	char buf[PIN_FILE_READ_MAX] = { 0 }; /* zeroed: mlock() below is declared as reading it */
 	size_t len = 0;
 	char *pin = NULL;
 
@@ -199,7 +199,7 @@ static int pin_from_prompt(char **ret, char *errbuf, size_t errlen)
 	int fd;
 	struct termios old, noecho;
 	bool restore = false;
-	char buf[PIN_MAX + 2];
+	char buf[PIN_MAX + 2] = { 0 };
 	size_t len = 0;
 	char *pin = NULL;
 

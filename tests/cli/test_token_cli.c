@@ -103,10 +103,9 @@ static const char *keygen(const char *alg)
 
 static int group_setup(void **state)
 {
-	char path[400];
 	if (km_test_softhsm_create(&fx, "cli-test") != 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s", fx.pin_source + strlen("file:"));
+	const char *path = fx.pin_source + strlen("file:");
 	FILE *f = fopen(path, "r");
 	if (f == NULL || fgets(user_pin, sizeof(user_pin), f) == NULL)
 		return -1;
