@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "keymgr/cli/args.h"
+#include "keymgr/common/name.h"
+#include "keymgr/jose/jwk.h"
 
 /* True when the long option named by arg ("--name" or "--name=value") needs the next word. */
 static bool takes_next_word(const char *arg, const struct option *opts)
@@ -16,6 +18,15 @@ static bool takes_next_word(const char *arg, const struct option *opts)
 	return false;
 }
 
+/*
+ * A kid keymgr issued (an RFC 7638 thumbprint: 43 base64url characters) is an argument even
+ * when it starts with '-' (1 kid in 64 does): no option is that long or looks like that.
+ */
+static bool is_thumbprint(const char *a)
+{
+	return strlen(a) == KM_JWK_THUMBPRINT_LEN && km_name_kid_valid(a);
+}
+
 int km_cli_take_positionals(int *argc, char **argv, const struct option *opts, char **pos,
                             int max)
 {
@@ -27,7 +38,7 @@ int km_cli_take_positionals(int *argc, char **argv, const struct option *opts, c
 			rest = true;
 			continue;
 		}
-		if (rest || a[0] != '-' || a[1] == '\0') {
+		if (rest || a[0] != '-' || a[1] == '\0' || is_thumbprint(a)) {
 			if (n == max)
 				return -1;
 			pos[n++] = a;

@@ -65,6 +65,14 @@ class JsonOutputTest(InstallationTest):
         inst.run("keyset", "set-owner", "production/json-one", "team-b", "--reason",
                  "reorganisation", ok=True)
 
+    def test_kid_starting_with_dash_is_an_argument(self):
+        # 1 kid in 64 starts with '-': it must work without '--' (no option looks like it).
+        kid = "-" + "A" * 42
+        p = self.inst.run("key", "show", kid, "--env", "production")
+        self.assertRefused(p, 1, "unknown kid " + kid)
+        p = self.inst.run("revoke", kid, "--env", "production", "--reason", "x")
+        self.assertRefused(p, 1, "unknown kid " + kid)
+
     def test_purpose_change_is_recorded_and_stops_the_old_key(self):
         inst = self.inst
         inst.create_keyset("production/json-three", "access-token")
