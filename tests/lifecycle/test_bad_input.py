@@ -142,12 +142,16 @@ class BadInputTest(InstallationTest):
         self.assertRefused(p, 2)
         self.assertNotIn("s3cr3t-word", p.stderr)
 
-    def test_kid_starting_with_dash_needs_double_dash(self):
+    def test_word_starting_with_dash(self):
+        # A kid (43 base64url characters) is an argument even when it starts with '-';
+        # '--' works too. Any other word starting with '-' is an option, with a hint.
         kid = "-" + "A" * 42
         p = self.inst.run("key", "show", kid, "--env", "production")
-        self.assertRefused(p, 2, "goes after '--'")
+        self.assertRefused(p, 1, f"unknown kid {kid}")
         p = self.inst.run("key", "show", "--env", "production", "--", kid)
         self.assertRefused(p, 1, f"unknown kid {kid}")
+        p = self.inst.run("key", "show", "-AAAA", "--env", "production")
+        self.assertRefused(p, 2, "goes after '--'")
 
     def test_corrupt_config(self):
         inst = self.inst
