@@ -106,8 +106,11 @@ def test_sigterm_mid_action(keymgr, keymgrd):
         print(f"  stopped with {len(keys)} keys: {[k['state'] for k in keys]}")
         # A new daemon carries on: the successor gets published.
         d = Daemon(s, verbose=False)
-        wait_for(lambda: len(d.kids("/dev/big/jwks.json")) >= 2, "the successor published",
-                 timeout=120)
+        def successor_served():
+            # 404 until the new daemon's first publish (it may still be starting).
+            st, _, b = d.http("GET", "/dev/big/jwks.json")
+            return st == 200 and len(json.loads(b)["keys"]) >= 2
+        wait_for(successor_served, "the successor published", timeout=120)
         consistent(s, "dev/big")
         check(d.stop() == 0, "keymgrd did not exit 0")
     finally:
