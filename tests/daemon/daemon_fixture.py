@@ -14,8 +14,12 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import wrapper  # noqa: E402  (KEYMGR_TEST_WRAPPER: binaries under valgrind, tests/common)
 
 # The test policy: P (3s) >= M (2s) + S (1s); Ret (5s) >= T (2s) + M + S; R (8s) > P.
 FAST_POLICY = {
@@ -143,9 +147,14 @@ class Setup:
         os.replace(tmp, self.config)
 
     def run(self, *args, expect=0, timeout=300):
-        p = subprocess.run([self.keymgr_bin, "-c", self.config, *args] if args[0] != "token"
-                           else [self.keymgr_bin, *args], env=self.env, capture_output=True,
-                           text=True, timeout=timeout)
+        argv, tag = wrapper.wrap([self.keymgr_bin, "-c", self.config, *args]
+                                 if args[0] != "token" else [self.keymgr_bin, *args])
+        p = subprocess.run(argv, env=self.env, capture_output=True, text=True,
+                           timeout=wrapper.timeout(timeout))
+        report = wrapper.check(tag)
+        if report:
+            raise Failure(f"keymgr {' '.join(args[:2])}: {wrapper.WRAPPER[0]} found errors:\n"
+                          f"{report}")
         for pin in self.pins.values():
             check(pin not in p.stdout and pin not in p.stderr,
                   f"a PIN appears in the output of keymgr {' '.join(args[:2])}")
@@ -180,8 +189,9 @@ class Daemon:
         argv = [setup.keymgrd_bin, "-c", setup.config, "--port", "0", *args]
         if verbose:
             argv.append("--verbose")
+        argv, self.wrapper_tag = wrapper.wrap(argv)
         self.proc = subprocess.Popen(argv, env=setup.env, stdout=self.log, stderr=self.log)
-        start = self.wait_event("start")
+        start = self.wait_event("start", timeout=wrapper.timeout(60))
         self.port = int(start["port"])
 
     def lines(self):
@@ -226,12 +236,15 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout=timeout)
+                self.proc.wait(timeout=wrapper.timeout(timeout))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
                 raise Failure("keymgrd did not stop after SIGTERM")
         self.log.close()
+        report = wrapper.check(self.wrapper_tag)
+        if report:
+            raise Failure(f"keymgrd: {wrapper.WRAPPER[0]} found errors:\n{report}")
         return self.proc.returncode
 
 
@@ -247,4 +260,8 @@ def run_tests(tests):
             failed += 1
             print(f"FAIL {name}", flush=True)
             traceback.print_exc()
+    late = wrapper.sweep()  # processes the tests started themselves, daemons not stopped
+    if late:
+        failed += 1
+        print(f"FAIL {wrapper.WRAPPER[0]} found errors:\n{late}", flush=True)
     return 1 if failed else 0

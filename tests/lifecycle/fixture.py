@@ -26,6 +26,8 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+import wrapper  # noqa: E402  (KEYMGR_TEST_WRAPPER: keymgr under valgrind, tests/common)
 MODULE = os.environ.get("KEYMGR_TEST_SOFTHSM_MODULE") or "/usr/lib/softhsm/libsofthsm2.so"
 ENVS = ("production", "staging", "development")
 KEYMGR = None  # set by main()
@@ -171,11 +173,15 @@ class Installation:
             e.pop(v, None)
         return e
 
-    def argv(self, args, config=None):
+    def _argv_tagged(self, args, config=None):
         cmd = [KEYMGR]
         if config is not False:
             cmd += ["-c", config if config is not None else self.config]
-        return cmd + list(args)
+        return wrapper.wrap(cmd + list(args))
+
+    def argv(self, args, config=None):
+        """keymgr's command line (behind KEYMGR_TEST_WRAPPER when it is set)."""
+        return self._argv_tagged(args, config)[0]
 
     def check_output(self, what, out, err):
         """What must hold for every output: no PIN, no sanitizer report."""
@@ -190,10 +196,14 @@ class Installation:
     def run(self, *args, config=None, ok=None, rc=None, stdin=None, umask=None):
         """Runs keymgr [-c CONFIG] ARGS. ok=True: exit 0 expected; rc=N: exit N expected."""
         preexec = (lambda: os.umask(umask)) if umask is not None else None
-        p = subprocess.run(self.argv(args, config), cwd=self.dir, env=self.env(),
-                           input=stdin, capture_output=True, text=True, timeout=120,
+        argv, tag = self._argv_tagged(args, config)
+        p = subprocess.run(argv, cwd=self.dir, env=self.env(), input=stdin,
+                           capture_output=True, text=True, timeout=wrapper.timeout(120),
                            preexec_fn=preexec)
         what = "keymgr " + " ".join(repr(a) if not a.isprintable() else a for a in args)
+        report = wrapper.check(tag)
+        if report:
+            raise Failure(f"{what}: {wrapper.WRAPPER[0]} found errors:\n{report}")
         self.check_output(what, p.stdout, p.stderr)
         if ok and p.returncode != 0:
             raise Failure(f"{what}: exit {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
@@ -347,6 +357,9 @@ def main():
     print(f"\n{os.path.basename(sys.argv[0])}: {result.testsRun} cases, "
           f"{len(result.failures)} failed, {len(result.errors)} errors, "
           f"{len(result.skipped)} skipped")
-    if result.testsRun == 0 or not result.wasSuccessful():
+    late = wrapper.sweep()  # keymgr processes a test started itself from argv()
+    if late:
+        print(f"{wrapper.WRAPPER[0]} found errors:\n{late}")
+    if result.testsRun == 0 or not result.wasSuccessful() or late:
         sys.exit(1)
     sys.exit(0)
