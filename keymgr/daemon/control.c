@@ -143,9 +143,9 @@ static void set_actors(kd_daemon_t *d, const kd_peer_t *p)
 		km_store_set_actor(km_env_store(d->envs[i].env), &a);
 }
 
-static json_t *dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer, const char **op_out)
+json_t *kd_control_check(const kd_daemon_t *d, json_t *req, const char **op_out,
+                         const char **env_out, const char **keyset_out)
 {
-	const char *who = peer->who;
 	json_t *reply = NULL;
 	const char *op = json_string_value(json_object_get(req, "op"));
 	const char *env = NULL, *keyset = NULL;
@@ -162,6 +162,21 @@ static json_t *dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer, cons
 		if (!known)
 			return error_reply("environment '%s' is not served by this keymgrd", env);
 	}
+	if (strcmp(op, "status") != 0 && strcmp(op, "tick") != 0 && strcmp(op, "reload") != 0)
+		return error_reply("unknown op '%.32s' (expected sign, status, reload or tick)", op);
+	*env_out = env;
+	*keyset_out = keyset;
+	return NULL;
+}
+
+static json_t *dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer, const char **op_out)
+{
+	const char *who = peer->who;
+	const char *env = NULL, *keyset = NULL;
+	json_t *reply = kd_control_check(d, req, op_out, &env, &keyset);
+	const char *op = *op_out;
+	if (reply != NULL)
+		return reply;
 	if (strcmp(op, "status") == 0)
 		return kd_status_json(d, env, keyset, (int64_t)time(NULL));
 	if (strcmp(op, "tick") == 0) {
@@ -176,13 +191,11 @@ static json_t *dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer, cons
 			                    "`keymgr status` and the daemon's log"));
 		return reply;
 	}
-	if (strcmp(op, "reload") == 0) {
-		char err[2048] = "";
-		if (kd_reload(d, who, peer, err, sizeof(err)) != KM_EOK)
-			return json_pack("{s:b, s:s}", "ok", 0, "error", err);
-		return json_pack("{s:b, s:s}", "ok", 1, "config", km_config_path(d->cfg));
-	}
-	return error_reply("unknown op '%.32s' (expected sign, status, reload or tick)", op);
+	/* reload */
+	char err[2048] = "";
+	if (kd_reload(d, who, peer, err, sizeof(err)) != KM_EOK)
+		return json_pack("{s:b, s:s}", "ok", 0, "error", err);
+	return json_pack("{s:b, s:s}", "ok", 1, "config", km_config_path(d->cfg));
 }
 
 json_t *kd_control_dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer)

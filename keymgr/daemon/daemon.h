@@ -200,6 +200,14 @@ size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keys
  * and is named by the config.reload audit event).
  */
 int kd_reload(kd_daemon_t *d, const char *who, const kd_peer_t *peer, char *err, size_t errlen);
+/*
+ * The checks kd_control_dispatch() makes before acting, in its order: op present, env and
+ * keyset valid names, env served here, op one of status/reload/tick. NULL when the request
+ * may be answered (*env_out, *keyset_out set, NULL when absent), else the refusal reply (new
+ * reference). *op_out is always set ("-" when missing). Also used by fuzz/fuzz_ctl.c.
+ */
+json_t *kd_control_check(const kd_daemon_t *d, json_t *req, const char **op_out,
+                         const char **env_out, const char **keyset_out);
 /* Answers a status, reload or tick request on the main thread, and logs it. New reference. */
 json_t *kd_control_dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer);
 
