@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* km_claims_prepare: the rules every class shares (iss, aud, exp, keymgr-owned claims). */
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+
+#include <pthread.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -147,12 +150,38 @@ static int check_exp(const km_claims_policy_t *pol, const json_t *exp, int64_t n
 	return KM_EOK;
 }
 
+/* jti bytes come from a per-thread pool refilled with one RAND_bytes call per JTI_POOL
+ * tokens (a call costs about as much as 1 KiB of output). A jti is public once signed; each
+ * slot is used once and wiped. A forked child starts with an empty pool, never its parent's. */
+#define JTI_POOL 64
+
+static _Thread_local struct {
+	uint8_t bytes[JTI_POOL][KM_CLAIMS_JTI_BYTES];
+	unsigned left;
+} jti_pool;
+static pthread_once_t jti_once = PTHREAD_ONCE_INIT;
+
+static void jti_after_fork(void)
+{
+	OPENSSL_cleanse(&jti_pool, sizeof(jti_pool));
+}
+
+static void jti_init(void)
+{
+	pthread_atfork(NULL, NULL, jti_after_fork);
+}
+
 static int new_jti(char out[KM_CLAIMS_JTI_BYTES * 2])
 {
-	uint8_t raw[KM_CLAIMS_JTI_BYTES];
-	if (RAND_bytes(raw, sizeof(raw)) != 1)
-		return KM_ECRYPTO;
-	km_b64url_encode(raw, sizeof(raw), out);
+	pthread_once(&jti_once, jti_init);
+	if (jti_pool.left == 0) {
+		if (RAND_bytes(&jti_pool.bytes[0][0], sizeof(jti_pool.bytes)) != 1)
+			return KM_ECRYPTO;
+		jti_pool.left = JTI_POOL;
+	}
+	uint8_t *raw = jti_pool.bytes[--jti_pool.left];
+	km_b64url_encode(raw, KM_CLAIMS_JTI_BYTES, out);
+	OPENSSL_cleanse(raw, KM_CLAIMS_JTI_BYTES);
 	return KM_EOK;
 }
 
@@ -238,11 +267,49 @@ out:
 	return r;
 }
 
+int km_claims_prepare_text(const km_claims_policy_t *pol, const json_t *in, int64_t now,
+                           int64_t ttl, char **out, size_t *out_len, char *err, size_t errlen)
+{
+	char dummy[1], jti[KM_CLAIMS_JTI_BYTES * 2];
+	int64_t exp = 0;
+	int r;
+
+	if (err == NULL) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	if (pol == NULL || in == NULL || out == NULL || out_len == NULL || ttl < 0 || now < 0)
+		return KM_EINVAL;
+	if (!json_is_object(in)) {
+		snprintf(err, errlen, "claims must be a JSON object");
+		return KM_EMALFORMED;
+	}
+	if ((r = check_common(pol, in, now, ttl, &exp, err, errlen)) != KM_EOK)
+		return r;
+	if ((r = new_jti(jti)) != KM_EOK) {
+		snprintf(err, errlen, "no random bytes for the jti");
+		return r;
+	}
+	return km_claims_print(pol->issuer, in, ttl > 0, exp, now, jti, out, out_len);
+}
+
+int km_claims_parse(const char *claims_json, json_t **ret, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *in = json_loads(claims_json, JSON_REJECT_DUPLICATES, &jerr);
+	if (in == NULL) {
+		snprintf(err, errlen, "claims are not valid JSON: %s (line %d, column %d)",
+		         jerr.text, jerr.line, jerr.column);
+		return KM_EMALFORMED;
+	}
+	*ret = in;
+	return KM_EOK;
+}
+
 int km_claims_prepare(const km_claims_policy_t *pol, const char *claims_json, int64_t now,
                       int64_t ttl, json_t **out, char *err, size_t errlen)
 {
 	char dummy[1];
-	json_error_t jerr;
 	json_t *in;
 	int r;
 
@@ -252,12 +319,8 @@ int km_claims_prepare(const km_claims_policy_t *pol, const char *claims_json, in
 	}
 	if (pol == NULL || claims_json == NULL || out == NULL || ttl < 0 || now < 0)
 		return KM_EINVAL;
-	in = json_loads(claims_json, JSON_REJECT_DUPLICATES, &jerr);
-	if (in == NULL) {
-		snprintf(err, errlen, "claims are not valid JSON: %s (line %d, column %d)",
-		         jerr.text, jerr.line, jerr.column);
-		return KM_EMALFORMED;
-	}
+	if ((r = km_claims_parse(claims_json, &in, err, errlen)) != KM_EOK)
+		return r;
 	r = km_claims_prepare_object(pol, in, now, ttl, out, err, errlen);
 	json_decref(in);
 	return r;

@@ -93,6 +93,15 @@ int km_claims_prepare_object(const km_claims_policy_t *pol, const json_t *in, in
                              int64_t ttl, json_t **out, char *err, size_t errlen);
 
 /*
+ * km_claims_prepare_object() printed: the same checks, messages and codes, and *out (malloc'd,
+ * NUL-terminated, *out_len bytes) is exactly what json_dumps(JSON_COMPACT |
+ * JSON_PRESERVE_ORDER) prints of the object km_claims_prepare_object() builds, without
+ * building it (the signing hot path). Both set only on success.
+ */
+int km_claims_prepare_text(const km_claims_policy_t *pol, const json_t *in, int64_t now,
+                           int64_t ttl, char **out, size_t *out_len, char *err, size_t errlen);
+
+/*
  * Fills *pol for key set keyset of env: its purpose from the store, issuer and audiences
  * from the configuration, max_token_ttl from its effective policy.
  * Returns KM_EOK, KM_ENOENT (unknown key set, err says which), the store's codes.
@@ -108,6 +117,7 @@ int km_claims_policy_from_env(km_env_t *env, const char *keyset, km_claims_polic
  * the same words as km_claims_sign(). pol's strings are borrowed from the configuration.
  */
 #define KM_CLAIMS_ERR_MAX 512
+#define KM_CLAIMS_HEADER_B64_MAX 256
 typedef struct {
 	km_claims_policy_t pol;
 	int pol_r;                               /* KM_EOK, or why the key set signs nothing */
@@ -120,6 +130,9 @@ typedef struct {
 	uint8_t cka_id[KM_STORE_CKA_ID_MAX];
 	size_t cka_id_len;
 	char token_serial[KM_STORE_TOKEN_SERIAL_MAX + 1];
+	/* BASE64URL of the JWS header (alg, kid, typ), encoded once per resolved key; empty when
+	 * it did not fit (then encoded per token). */
+	char header_b64[KM_CLAIMS_HEADER_B64_MAX];
 } km_claims_key_t;
 
 /*

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "keymgr/claims/claims.h"
 
@@ -26,3 +28,18 @@ unsigned km_claims_class_of(const char *purpose);
  */
 int km_claims_check_class(const km_claims_policy_t *pol, const json_t *claims, char *err,
                           size_t errlen);
+
+/*
+ * Parses claims_json (duplicate members refused) into *ret (new reference). On failure writes
+ * "claims are not valid JSON: ... (line L, column C)" into err and returns KM_EMALFORMED.
+ */
+int km_claims_parse(const char *claims_json, json_t **ret, char *err, size_t errlen);
+
+/*
+ * Prints the prepared claims as json_dumps(JSON_COMPACT | JSON_PRESERVE_ORDER) prints the
+ * object km_claims_prepare_object() builds: {"iss":issuer, the members of in but iss in their
+ * order, "exp":exp when set_exp, "iat":now, "nbf":now, "jti":jti}. *out is malloc'd and
+ * NUL-terminated. KM_EOK or KM_ENOMEM.
+ */
+int km_claims_print(const char *issuer, const json_t *in, bool set_exp, int64_t exp,
+                    int64_t now, const char *jti, char **out, size_t *out_len);

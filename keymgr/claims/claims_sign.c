@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keymgr/claims/claims.h"
+#include "keymgr/claims/claims_int.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/jose/jws.h"
@@ -81,6 +81,14 @@ int km_claims_resolve(km_env_t *env, const char *keyset, km_claims_key_t *ret)
 	memcpy(c->cka_id, k.cka_id, k.cka_id_len);
 	c->cka_id_len = k.cka_id_len;
 	snprintf(c->token_serial, sizeof(c->token_serial), "%s", k.token_serial);
+	/* The header never changes for this key: encode it once (sign_prepared falls back to
+	 * encoding it per token when it does not fit). */
+	char typ[KM_CLAIMS_TYP_MAX + 1], *header = NULL;
+	km_jws_signer_t signer = { .alg = c->alg, .kid = c->kid,
+	                           .typ = km_claims_typ(c->pol.purpose, typ) };
+	if (km_jws_header_b64(&signer, &header) == KM_EOK && strlen(header) < sizeof(c->header_b64))
+		memcpy(c->header_b64, header, strlen(header) + 1);
+	free(header);
 	return KM_EOK;
 }
 
@@ -97,14 +105,14 @@ static int sign_with_token(void *ctx, const uint8_t *data, size_t len, uint8_t *
 	                     sig, sig_len);
 }
 
-/* The rest of km_claims_sign_resolved() once the claims passed km_claims_prepare*(): the key
- * refusal, the token, its serial, the signature over the prepared claims (not printed and
- * parsed again: km_jws_sign_claims prints them once, in their order). */
+/* The rest of km_claims_sign_resolved() once the claims passed km_claims_prepare_text(): the
+ * key refusal, the token, its serial, the signature over the printed claims under the key's
+ * header, encoded once when the key was resolved. */
 static int sign_prepared(const km_claims_key_t *k, km_claims_token_fn token, void *token_ctx,
-                         const json_t *claims, char **ret, bool *audit_denied, char *err,
-                         size_t errlen)
+                         const char *payload, size_t payload_len, char **ret,
+                         bool *audit_denied, char *err, size_t errlen)
 {
-	char typ[KM_CLAIMS_TYP_MAX + 1];
+	char typ[KM_CLAIMS_TYP_MAX + 1], *header = NULL;
 	km_token_t *t = NULL;
 	km_token_info_t info;
 	int r;
@@ -129,7 +137,10 @@ static int sign_prepared(const km_claims_key_t *k, km_claims_token_fn token, voi
 		.alg = k->alg, .kid = k->kid, .typ = km_claims_typ(k->pol.purpose, typ),
 		.sign = sign_with_token, .sign_ctx = &ctx,
 	};
-	r = km_jws_sign_claims(&signer, claims, ret);
+	if (k->header_b64[0] != '\0' || (r = km_jws_header_b64(&signer, &header)) == KM_EOK)
+		r = km_jws_sign_encoded(&signer, header != NULL ? header : k->header_b64, payload,
+		                        payload_len, ret);
+	free(header);
 	if (r != KM_EOK) {
 		const char *why = km_token_last_error(t);
 		snprintf(err, errlen, "environment '%s': signing with %s failed: %s", k->pol.env,
@@ -143,8 +154,13 @@ int km_claims_sign_resolved(const km_claims_key_t *k, km_claims_token_fn token, 
                             bool *audit_denied, char *err, size_t errlen)
 {
 	json_t *claims = NULL;
+	char dummy[1];
 	int r;
 
+	if (err == NULL) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
 	if (k == NULL || token == NULL || ret == NULL)
 		return KM_EINVAL;
 	if (audit_denied != NULL)
@@ -153,9 +169,12 @@ int km_claims_sign_resolved(const km_claims_key_t *k, km_claims_token_fn token, 
 		snprintf(err, errlen, "%s", k->pol_err);
 		return k->pol_r;
 	}
-	if ((r = km_claims_prepare(&k->pol, claims_json, now, ttl, &claims, err, errlen)) != KM_EOK)
+	if (claims_json == NULL || ttl < 0 || now < 0)
+		return KM_EINVAL;
+	if ((r = km_claims_parse(claims_json, &claims, err, errlen)) != KM_EOK)
 		return r;
-	r = sign_prepared(k, token, token_ctx, claims, ret, audit_denied, err, errlen);
+	r = km_claims_sign_resolved_object(k, token, token_ctx, claims, now, ttl, ret, audit_denied,
+	                                   err, errlen);
 	json_decref(claims);
 	return r;
 }
@@ -165,7 +184,8 @@ int km_claims_sign_resolved_object(const km_claims_key_t *k, km_claims_token_fn 
                                    int64_t ttl, char **ret, bool *audit_denied, char *err,
                                    size_t errlen)
 {
-	json_t *prepared = NULL;
+	char *payload = NULL;
+	size_t len = 0;
 	int r;
 
 	if (k == NULL || token == NULL || claims == NULL || ret == NULL)
@@ -176,11 +196,11 @@ int km_claims_sign_resolved_object(const km_claims_key_t *k, km_claims_token_fn 
 		snprintf(err, errlen, "%s", k->pol_err);
 		return k->pol_r;
 	}
-	if ((r = km_claims_prepare_object(&k->pol, claims, now, ttl, &prepared, err, errlen))
+	if ((r = km_claims_prepare_text(&k->pol, claims, now, ttl, &payload, &len, err, errlen))
 	    != KM_EOK)
 		return r;
-	r = sign_prepared(k, token, token_ctx, prepared, ret, audit_denied, err, errlen);
-	json_decref(prepared);
+	r = sign_prepared(k, token, token_ctx, payload, len, ret, audit_denied, err, errlen);
+	free(payload);
 	return r;
 }
 

@@ -245,6 +245,121 @@ int km_ctl_reader_next(km_ctl_reader_t *r, json_t **ret, char *err, size_t errle
 	return KM_EOK;
 }
 
+size_t km_ctl_reader_frames(const km_ctl_reader_t *r, size_t max)
+{
+	size_t n = 0, at = r->start;
+	while (n < max && r->end - at >= 4) {
+		size_t len = frame_len(r->buf + at);
+		if (len > r->max || r->end - at - 4 < len)
+			break;
+		at += 4 + len;
+		n++;
+	}
+	return n;
+}
+
+/* ---- the server's writer: replies batched in one buffer, sent together */
+
+#define WRITER_MIN 4096
+#define WRITER_KEEP (64 * 1024)   /* a larger buffer is given back after a flush */
+
+struct km_ctl_writer {
+	int fd;
+	uint8_t *buf;
+	size_t cap, len, frames;
+};
+
+int km_ctl_writer_create(int fd, km_ctl_writer_t **ret)
+{
+	km_ctl_writer_t *w = calloc(1, sizeof(*w));
+	if (w == NULL || (w->buf = malloc(WRITER_MIN)) == NULL) {
+		free(w);
+		return KM_ENOMEM;
+	}
+	w->fd = fd;
+	w->cap = WRITER_MIN;
+	*ret = w;
+	return KM_EOK;
+}
+
+void km_ctl_writer_free(km_ctl_writer_t *w)
+{
+	if (w == NULL)
+		return;
+	free(w->buf);
+	free(w);
+}
+
+int km_ctl_writer_add_parts(km_ctl_writer_t *w, const struct iovec *parts, size_t n)
+{
+	size_t len = 0;
+	if (n > KM_CTL_MAX_PARTS)
+		return KM_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		len += parts[i].iov_len;
+	if (len > KM_CTL_MAX_REPLY)
+		return KM_ERANGE;
+	if (w->cap - w->len < 4 + len) {
+		size_t cap = w->cap * 2 > w->len + 4 + len ? w->cap * 2 : w->len + 4 + len;
+		uint8_t *grown = realloc(w->buf, cap);
+		if (grown == NULL)
+			return KM_ENOMEM;
+		w->buf = grown;
+		w->cap = cap;
+	}
+	uint8_t *p = w->buf + w->len;
+	*p++ = (uint8_t)(len >> 24);
+	*p++ = (uint8_t)(len >> 16);
+	*p++ = (uint8_t)(len >> 8);
+	*p++ = (uint8_t)len;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(p, parts[i].iov_base, parts[i].iov_len);
+		p += parts[i].iov_len;
+	}
+	w->len += 4 + len;
+	w->frames++;
+	return KM_EOK;
+}
+
+int km_ctl_writer_add(km_ctl_writer_t *w, const json_t *msg)
+{
+	char *text = json_dumps(msg, JSON_COMPACT);
+	if (text == NULL)
+		return KM_ENOMEM;
+	struct iovec part = { text, strlen(text) };
+	int r = km_ctl_writer_add_parts(w, &part, 1);
+	free(text);
+	return r;
+}
+
+size_t km_ctl_writer_frames(const km_ctl_writer_t *w)
+{
+	return w->frames;
+}
+
+size_t km_ctl_writer_bytes(const km_ctl_writer_t *w)
+{
+	return w->len;
+}
+
+int km_ctl_writer_flush(km_ctl_writer_t *w)
+{
+	if (w->len == 0)
+		return KM_EOK;
+	struct iovec iov = { w->buf, w->len };
+	int r = send_iov(w->fd, &iov, 1);
+	w->len = 0;
+	w->frames = 0;
+	if (w->cap > WRITER_KEEP) {
+		uint8_t *small = realloc(w->buf, WRITER_MIN);
+		if (small != NULL) {
+			w->buf = small;
+			w->cap = WRITER_MIN;
+		}
+	}
+	return r;
+}
+
 static void set_timeouts(int fd, int ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };

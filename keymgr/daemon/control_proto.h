@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The control protocol of keymgrd (docs/control-protocol.md), shared by the daemon and the
- * `keymgr status|reload|tick` client: one request and one reply per connection on a Unix
- * stream socket, each a frame of a 4-byte big-endian length followed by that many bytes of
- * one JSON object (UTF-8, no NUL).
+ * `keymgr status|reload|tick` client: requests and replies on a Unix stream socket, each a
+ * frame of a 4-byte big-endian length followed by that many bytes of one JSON object (UTF-8,
+ * no NUL). A connection carries any number of requests; a client may pipeline them (send
+ * several before reading), and the replies come back in request order.
  */
 #pragma once
 
@@ -60,6 +61,39 @@ bool km_ctl_reader_pending(const km_ctl_reader_t *r);
  * After KM_ERANGE the stream is out of step: answer and close.
  */
 int km_ctl_reader_next(km_ctl_reader_t *r, json_t **ret, char *err, size_t errlen);
+
+/*
+ * How many whole frames are buffered, counting up to max: frames answerable without reading
+ * the socket (a client pipelining requests sent them early). 0 when the next frame is not
+ * whole yet or its length is over the reader's limit (km_ctl_reader_next() then reads or
+ * refuses it).
+ */
+size_t km_ctl_reader_frames(const km_ctl_reader_t *r, size_t max);
+
+/*
+ * A connection's reply batcher (the server side): replies to pipelined requests are
+ * appended in order and sent together, in as few send(2) calls as the socket allows, so the
+ * client wakes once per batch rather than once per reply. fd stays the caller's.
+ * KM_EOK or KM_ENOMEM.
+ */
+typedef struct km_ctl_writer km_ctl_writer_t;
+int km_ctl_writer_create(int fd, km_ctl_writer_t **ret);
+void km_ctl_writer_free(km_ctl_writer_t *w);
+
+/* Appends one frame: the concatenation of parts[0..n), as km_ctl_write_parts() writes it.
+ * KM_EOK, KM_EINVAL (more than KM_CTL_MAX_PARTS parts), KM_ERANGE, KM_ENOMEM. */
+int km_ctl_writer_add_parts(km_ctl_writer_t *w, const struct iovec *parts, size_t n);
+
+/* Appends msg (a JSON object) as one frame. KM_EOK, KM_ERANGE or KM_ENOMEM. */
+int km_ctl_writer_add(km_ctl_writer_t *w, const json_t *msg);
+
+/* Frames appended and not sent yet, and their bytes. */
+size_t km_ctl_writer_frames(const km_ctl_writer_t *w);
+size_t km_ctl_writer_bytes(const km_ctl_writer_t *w);
+
+/* Sends every appended frame, in order (nothing to send: KM_EOK at once). KM_EOK or KM_EIO
+ * (the peer went away or did not read within the socket's send timeout). */
+int km_ctl_writer_flush(km_ctl_writer_t *w);
 
 /*
  * The "code" member of a refused reply, for programs (docs/control-protocol.md): a stable

@@ -2,8 +2,10 @@
 /*
  * The control socket's connections: an acceptor thread and one thread per connection, at
  * most KD_CTL_MAX_CONNECTIONS at once (one more is answered {"code":"busy"} and closed).
- * A connection carries any number of requests, one after the other, each answered before the
- * next is read (a client may send the next one early: they are read in order).
+ * A connection carries any number of requests, answered in order. A client may pipeline them
+ * (send several before reading a reply): requests already buffered whole are answered
+ * without reading the socket again, and their replies are batched (flush_due) into fewer
+ * writes; a sign request is still signed, and its reply built, before the next is read.
  *
  *   sign                  answered by the connection's thread (signer.c), concurrently with
  *                         the scheduler's pass and with other connections;
@@ -33,6 +35,7 @@
 #include "keymgr/daemon/log.h"
 
 #define STACK_SIZE (512 * 1024)
+#define FLUSH_BYTES (32 * 1024)   /* batched replies sent at once past this size */
 
 /* A request waiting for the main thread. */
 typedef struct pending {
@@ -156,9 +159,9 @@ static void conn_end(kd_ctl_t *c, int fd)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Sends a signed JWT as {"ok":true,"jwt":"..."}: built in place (a compact JWS holds only
- * base64url characters and dots, nothing to escape), one frame in one sendmsg. */
-static bool send_jwt(int fd, const char *jwt)
+/* Appends a signed JWT as {"ok":true,"jwt":"..."}: built in place (a compact JWS holds only
+ * base64url characters and dots, nothing to escape). */
+static bool add_jwt(km_ctl_writer_t *wr, const char *jwt)
 {
 	static const char pre[] = "{\"ok\":true,\"jwt\":\"", post[] = "\"}";
 	struct iovec parts[3] = {
@@ -166,7 +169,19 @@ static bool send_jwt(int fd, const char *jwt)
 		{ (void *)jwt, strlen(jwt) },
 		{ (void *)post, sizeof(post) - 1 },
 	};
-	return km_ctl_write_parts(fd, parts, 3) == KM_EOK;
+	return km_ctl_writer_add_parts(wr, parts, 3) == KM_EOK;
+}
+
+/* Whether the replies batched so far go out now. A client pipelining requests sent the
+ * buffered frames early: answer them first, but not all in one batch: send when the batch
+ * is as long as what is left to answer (about half of what the client keeps in flight), so
+ * it gets replies, and sends more requests, while the rest are signed. Strict request/reply
+ * (nothing buffered): at once. */
+static bool flush_due(const km_ctl_reader_t *rd, const km_ctl_writer_t *wr)
+{
+	size_t batched = km_ctl_writer_frames(wr);
+	return km_ctl_writer_bytes(wr) >= FLUSH_BYTES ||
+	       km_ctl_reader_frames(rd, batched + 1) <= batched;
 }
 
 static void *conn_main(void *arg)
@@ -176,27 +191,39 @@ static void *conn_main(void *arg)
 	int fd = a.fd;
 	kd_peer_t peer;
 	km_ctl_reader_t *rd = NULL;
+	km_ctl_writer_t *wr = NULL;
 	free(arg);
 	struct timeval tv = { KM_CTL_TIMEOUT_MS / 1000, (KM_CTL_TIMEOUT_MS % 1000) * 1000 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	kd_peer_get(fd, &peer);
-	if (km_ctl_reader_create(fd, KM_CTL_MAX_REQUEST, &rd) != KM_EOK) {
+	if (km_ctl_reader_create(fd, KM_CTL_MAX_REQUEST, &rd) != KM_EOK ||
+	    km_ctl_writer_create(fd, &wr) != KM_EOK) {
 		kd_log(KD_LOG_ERROR, "control", "peer", peer.who, "result", "connection dropped",
 		       "error", "out of memory", NULL);
+		km_ctl_reader_free(rd);
 		conn_end(c, fd);
 		return NULL;
 	}
 	for (bool first = true;; first = false) {
 		json_t *req = NULL, *reply = NULL;
 		char err[256] = "", *jwt = NULL;
-		/* A frame the client sent early (whole or begun) is read at once, under the frame
-		 * deadline; only an empty buffer waits, as long as the idle time. */
-		if (!first && !km_ctl_reader_pending(rd) && !wait_request(fd, KD_CTL_IDLE_MS))
-			break;
-		kd_ctl_limits_frame_begin(c->limits, fd);   /* whole within KM_CTL_TIMEOUT_MS */
-		int r = km_ctl_reader_next(rd, &req, err, sizeof(err));
-		kd_ctl_limits_frame_end(c->limits, fd);
+		int r;
+		if (km_ctl_reader_frames(rd, 1) == 1) {
+			/* Sent early and whole (pipelining): no read, so no frame deadline either. */
+			r = km_ctl_reader_next(rd, &req, err, sizeof(err));
+		} else {
+			/* Nothing left to answer without reading: the batch goes out before any wait.
+			 * A frame the client sent early (begun) is read at once, under the frame
+			 * deadline; only an empty buffer waits, as long as the idle time. */
+			if (km_ctl_writer_flush(wr) != KM_EOK)
+				break;
+			if (!first && !km_ctl_reader_pending(rd) && !wait_request(fd, KD_CTL_IDLE_MS))
+				break;
+			kd_ctl_limits_frame_begin(c->limits, fd);   /* whole within KM_CTL_TIMEOUT_MS */
+			r = km_ctl_reader_next(rd, &req, err, sizeof(err));
+			kd_ctl_limits_frame_end(c->limits, fd);
+		}
 		if (r == KM_EIO || r == KM_ENOMEM)
 			break;   /* closed (the usual end), or timed out inside a frame */
 		if (r != KM_EOK) {
@@ -207,26 +234,44 @@ static void *conn_main(void *arg)
 			json_object_set_new(reply, "error", json_string(msg));
 			kd_log(KD_LOG_WARNING, "control", "op", "-", "peer", peer.who, "result",
 			       "refused", "error", msg, NULL);
-			km_ctl_write(fd, reply);
+			if (reply != NULL)
+				km_ctl_writer_add(wr, reply);
 			json_decref(reply);
 			break;
 		}
 		const char *op = json_string_value(json_object_get(req, "op"));
 		unsigned retry_ms = 0;
-		if (!kd_ctl_limits_rate_ok(c->limits, peer.uid, &retry_ms))
+		bool sent;
+		if (!kd_ctl_limits_rate_ok(c->limits, peer.uid, &retry_ms)) {
 			reply = kd_ctl_limits_rate_reply(retry_ms);
-		else if (op != NULL && strcmp(op, "sign") == 0)
+		} else if (op != NULL && strcmp(op, "sign") == 0) {
 			reply = kd_signing_request(c->signing, &peer, req, &jwt);
-		else if ((reply = forward(c, req, &peer)) == NULL)
-			reply = stopping_reply();
+		} else {
+			/* Earlier replies do not wait for the main thread; this one is sent as is
+			 * (a status reply can be large). */
+			if (km_ctl_writer_flush(wr) != KM_EOK) {
+				json_decref(req);
+				break;
+			}
+			if ((reply = forward(c, req, &peer)) == NULL)
+				reply = stopping_reply();
+			json_decref(req);
+			sent = reply != NULL && km_ctl_write(fd, reply) == KM_EOK;
+			json_decref(reply);
+			if (!sent)
+				break;
+			continue;
+		}
 		json_decref(req);
-		bool sent = jwt != NULL ? send_jwt(fd, jwt)
-		            : reply != NULL && km_ctl_write(fd, reply) == KM_EOK;
+		sent = jwt != NULL ? add_jwt(wr, jwt)
+		       : reply != NULL && km_ctl_writer_add(wr, reply) == KM_EOK;
 		free(jwt);
 		json_decref(reply);
-		if (!sent)
+		if (!sent || (flush_due(rd, wr) && km_ctl_writer_flush(wr) != KM_EOK))
 			break;
 	}
+	km_ctl_writer_flush(wr);   /* the last replies (a refused frame's, say), if it still reads */
+	km_ctl_writer_free(wr);
 	km_ctl_reader_free(rd);
 	conn_end(c, fd);
 	return NULL;

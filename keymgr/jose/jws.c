@@ -27,34 +27,51 @@ static json_t *make_header(const km_jws_signer_t *s)
 	return h;
 }
 
-int km_jws_sign_claims(const km_jws_signer_t *signer, const json_t *claims, char **ret)
+int km_jws_header_b64(const km_jws_signer_t *signer, char **ret)
+{
+	json_t *header = NULL;
+	char *hjson = NULL, *out = NULL;
+	size_t hlen;
+
+	if (km_alg_info(signer->alg) == NULL)
+		return KM_EALG;
+	if (signer->kid == NULL || signer->kid[0] == '\0')
+		return KM_EINVAL;
+	if ((header = make_header(signer)) == NULL ||
+	    (hjson = json_dumps(header, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
+		goto out;
+	hlen = strlen(hjson);
+	if ((out = malloc(km_b64url_encoded_len(hlen) + 1)) == NULL)
+		goto out;
+	km_b64url_encode((const uint8_t *)hjson, hlen, out);
+	*ret = out;
+out:
+	free(hjson);
+	json_decref(header);
+	return out != NULL ? KM_EOK : KM_ENOMEM;
+}
+
+int km_jws_sign_encoded(const km_jws_signer_t *signer, const char *header_b64,
+                        const char *payload, size_t len, char **ret)
 {
 	const km_alg_info_t *info = km_alg_info(signer->alg);
-	json_t *header = NULL;
-	char *hjson = NULL, *cjson = NULL, *out = NULL;
+	char *out = NULL;
 	uint8_t sig[KM_JWS_SIG_MAX];
-	size_t sig_len = sizeof(sig), hlen, clen, cap, pos = 0;
-	int r = KM_ENOMEM;
+	size_t sig_len = sizeof(sig), hlen, cap, pos;
+	int r;
 
 	if (info == NULL)
 		return KM_EALG;
-	if (!json_is_object(claims) || signer->kid == NULL || signer->kid[0] == '\0' ||
-	    signer->sign == NULL)
+	if (header_b64 == NULL || payload == NULL || signer->sign == NULL)
 		return KM_EINVAL;
-	if ((header = make_header(signer)) == NULL)
-		goto out;
-	if ((hjson = json_dumps(header, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL ||
-	    (cjson = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
-		goto out;
-	hlen = strlen(hjson);
-	clen = strlen(cjson);
-	cap = km_b64url_encoded_len(hlen) + 1 + km_b64url_encoded_len(clen) + 1 +
-	      km_b64url_encoded_len(KM_JWS_SIG_MAX) + 1;
+	hlen = strlen(header_b64);
+	cap = hlen + 1 + km_b64url_encoded_len(len) + 1 + km_b64url_encoded_len(KM_JWS_SIG_MAX) + 1;
 	if ((out = malloc(cap)) == NULL)
-		goto out;
-	append_b64(out, &pos, hjson, hlen);
+		return KM_ENOMEM;
+	memcpy(out, header_b64, hlen);
+	pos = hlen;
 	out[pos++] = '.';
-	append_b64(out, &pos, cjson, clen);
+	append_b64(out, &pos, payload, len);
 	/* The signing input is everything so far: header "." payload. */
 	if ((r = signer->sign(signer->sign_ctx, (const uint8_t *)out, pos, sig, &sig_len)) < 0)
 		goto out;
@@ -69,9 +86,26 @@ int km_jws_sign_claims(const km_jws_signer_t *signer, const json_t *claims, char
 	r = KM_EOK;
 out:
 	free(out);
-	free(hjson);
+	return r;
+}
+
+int km_jws_sign_claims(const km_jws_signer_t *signer, const json_t *claims, char **ret)
+{
+	char *header = NULL, *cjson = NULL;
+	int r;
+
+	if (km_alg_info(signer->alg) == NULL)
+		return KM_EALG;
+	if (!json_is_object(claims) || signer->kid == NULL || signer->kid[0] == '\0' ||
+	    signer->sign == NULL)
+		return KM_EINVAL;
+	if ((r = km_jws_header_b64(signer, &header)) != KM_EOK)
+		return r;
+	r = KM_ENOMEM;
+	if ((cjson = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER)) != NULL)
+		r = km_jws_sign_encoded(signer, header, cjson, strlen(cjson), ret);
+	free(header);
 	free(cjson);
-	json_decref(header);
 	return r;
 }
 

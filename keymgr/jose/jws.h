@@ -43,6 +43,22 @@ typedef struct {
 int km_jws_sign_claims(const km_jws_signer_t *signer, const json_t *claims, char **ret);
 
 /*
+ * BASE64URL of signer's header, exactly as km_jws_sign_claims() encodes it, so that a
+ * caller signing many tokens with one key encodes it once. *ret is malloc'd (caller frees),
+ * set only on success. Returns KM_EOK, KM_EALG, KM_EINVAL (missing kid) or KM_ENOMEM.
+ */
+int km_jws_header_b64(const km_jws_signer_t *signer, char **ret);
+
+/*
+ * km_jws_sign_claims() with the header already encoded (header_b64, from
+ * km_jws_header_b64() for the same signer) and the payload already printed (payload[0..len),
+ * the claims as compact JSON text: the caller vouches for it). *ret as km_jws_sign_claims();
+ * same codes.
+ */
+int km_jws_sign_encoded(const km_jws_signer_t *signer, const char *header_b64,
+                        const char *payload, size_t len, char **ret);
+
+/*
  * Parses claims_json (a JSON object, duplicate names refused) and signs it as above.
  * On malformed JSON, writes jansson's message with line and column into err and returns
  * KM_EMALFORMED; a JSON value that is not an object gives KM_EMALFORMED too.
