@@ -81,7 +81,7 @@ static int key_list(int argc, char **argv)
 	}
 	if (c.help)
 		return km_cli_help(list_help);
-	if (npos > 1)
+	if (npos < 0 || npos > 1)
 		return km_cli_usage_error(cmd, "expected at most one ENV or ENV/NAME");
 	char env_name[KM_ENV_NAME_MAX + 1] = "", name[KM_KEYSET_NAME_MAX + 1] = "", err[1024];
 	if (npos == 1 && km_name_split(pos[0], true, env_name, name, err, sizeof(err)) != KM_EOK)

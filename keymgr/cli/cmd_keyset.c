@@ -210,7 +210,7 @@ static int keyset_list(int argc, char **argv)
 	}
 	if (c.help)
 		return km_cli_help(list_help);
-	if (npos > 1)
+	if (npos < 0 || npos > 1)
 		return km_cli_usage_error(cmd, "expected at most one ENV");
 	if (npos == 1 && !km_name_env_valid(pos[0]))
 		return km_cli_usage_error(cmd, "invalid environment name: expected a lowercase slug");

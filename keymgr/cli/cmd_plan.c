@@ -87,7 +87,7 @@ static int target(const char *cmd, int npos, char **pos, km_config_t *cfg,
 {
 	char err[1024];
 	env[0] = name[0] = '\0';
-	if (npos > 1)
+	if (npos < 0 || npos > 1)
 		return km_cli_usage_error(cmd, "expected at most one ENV or ENV/NAME");
 	if (npos == 0)
 		return KM_CLI_EXIT_OK;

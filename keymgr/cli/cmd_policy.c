@@ -118,7 +118,7 @@ static int policy_show(int argc, char **argv)
 		return KM_CLI_EXIT_USAGE;
 	if (c.help)
 		return km_cli_help(show_help);
-	if (npos > 1)
+	if (npos < 0 || npos > 1)
 		return km_cli_usage_error(cmd, "expected at most one ENV or ENV/NAME");
 	char env[KM_ENV_NAME_MAX + 1] = "", name[KM_KEYSET_NAME_MAX + 1] = "", err[1024];
 	if (npos == 1 && km_name_split(pos[0], true, env, name, err, sizeof(err)) != KM_EOK)
@@ -364,7 +364,7 @@ static int policy_check(int argc, char **argv)
 	}
 	if (c.help)
 		return km_cli_help(check_help);
-	if (npos > 1)
+	if (npos < 0 || npos > 1)
 		return km_cli_usage_error(cmd, "expected at most one ENV");
 	if (npos == 1 && !km_name_env_valid(pos[0]))
 		return km_cli_usage_error(cmd, "invalid environment name: expected a lowercase slug");
