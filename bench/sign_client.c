@@ -26,7 +26,6 @@
  * "progress SECONDS OPS ERRORS" every 10 s, then "soak OPS ERRORS SECONDS SIGNS/S P50_US
  * P99_US MAX_US" and, on stderr, the last error.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -40,14 +39,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <p11-kit/pkcs11.h>
-
+#include "bench/raw_sign.h"
 #include "keymgr/common/error.h"
 #include "pkcs11/token.h"
 
 #define MAX_THREADS 8
 #define MAX_SAMPLES 4000000
+#define MAX_PIPELINE 32
 
 /* The JWS signing input of a typical access token (same size as keymgrd's). */
 static const uint8_t input[] =
@@ -61,11 +59,10 @@ static uint8_t *frame;
 static size_t frame_len;
 static int pipeline = 1;
 
-static CK_FUNCTION_LIST *fl;
-static CK_SESSION_HANDLE raw_sessions[MAX_THREADS];
-static CK_OBJECT_HANDLE raw_key;
-static bool rsa;
+static uint8_t *frames;          /* frame repeated MAX_PIPELINE times: one send per batch */
+static bench_raw_t *peer;
 static atomic_bool stop;
+static atomic_size_t reply_bytes;   /* a reply frame's size, for the round-trip floor */
 
 typedef struct {
 	int idx;
@@ -162,6 +159,7 @@ static bool read_reply(worker_t *w)
 	memcpy(body, w->rbuf + w->rstart + 4, len);
 	body[len] = '\0';
 	w->rstart += 4 + len;
+	atomic_store_explicit(&reply_bytes, 4 + len, memory_order_relaxed);
 	if (w->reply != NULL)
 		memcpy(w->reply, body, len + 1);
 	if (strstr(body, "\"ok\":true") == NULL || strstr(body, "\"jwt\"") == NULL) {
@@ -171,11 +169,13 @@ static bool read_reply(worker_t *w)
 	return true;
 }
 
-static bool send_frame(int fd)
+static bool send_all(int fd, const uint8_t *buf, size_t len)
 {
 	size_t off = 0;
-	while (off < frame_len) {
-		ssize_t r = send(fd, frame + off, frame_len - off, MSG_NOSIGNAL);
+	while (off < len) {
+		ssize_t r = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+		if (r < 0 && errno == EINTR)
+			continue;
 		if (r <= 0)
 			return false;
 		off += (size_t)r;
@@ -183,59 +183,65 @@ static bool send_frame(int fd)
 	return true;
 }
 
+static bool send_frame(int fd)
+{
+	return send_all(fd, frame, frame_len);
+}
+
+/* Whether a whole reply frame is already in w's buffer (read without waiting). */
+static bool reply_buffered(const worker_t *w)
+{
+	if (w->rfd != w->fd || w->rend - w->rstart < 4)
+		return false;
+	const uint8_t *h = w->rbuf + w->rstart;
+	size_t len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+	return w->rend - w->rstart >= 4 + len;
+}
+
+/* Keeps `pipeline` requests in flight on w's connection (1: strict request/reply). Replies
+ * that arrived together are read together, and as many requests are sent back in one send,
+ * as an issuer batching its writes would. */
 static void daemon_loop(worker_t *w)
 {
-	double sent_at[64];
+	double sent_at[MAX_PIPELINE];
 	int inflight = 0;
 	unsigned head = 0;
 	while (!atomic_load_explicit(&stop, memory_order_relaxed) || inflight > 0) {
-		while (inflight < pipeline && !atomic_load_explicit(&stop, memory_order_relaxed)) {
-			sent_at[(head + (unsigned)inflight) % 64] = now_s();
-			if (!send_frame(w->fd)) {
+		int k = atomic_load_explicit(&stop, memory_order_relaxed) ? 0 : pipeline - inflight;
+		if (k > 0) {
+			double t = now_s();
+			for (int i = 0; i < k; i++)
+				sent_at[(head + (unsigned)(inflight + i)) % MAX_PIPELINE] = t;
+			if (!send_all(w->fd, frames, frame_len * (size_t)k)) {
 				w->errors++;
 				snprintf(w->last_error, sizeof(w->last_error), "send failed");
 				return;
 			}
-			inflight++;
+			inflight += k;
 		}
 		if (inflight == 0)
 			break;
-		bool ok = read_reply(w);
-		double t = now_s();
-		sample(w, (t - sent_at[head % 64]) * 1e6);
-		head++;
-		inflight--;
-		if (ok) {
-			w->ops++;
-		} else {
-			w->errors++;
-			if (strcmp(w->last_error, "connection closed") == 0)
-				return;
-		}
+		do {
+			bool ok = read_reply(w);
+			sample(w, (now_s() - sent_at[head % MAX_PIPELINE]) * 1e6);
+			head++;
+			inflight--;
+			if (ok) {
+				w->ops++;
+			} else {
+				w->errors++;
+				if (strcmp(w->last_error, "connection closed") == 0)
+					return;
+			}
+		} while (inflight > 0 && reply_buffered(w));
 	}
 }
 
 static void raw_loop(worker_t *w)
 {
-	uint8_t sig[1024], digest[32];
-	CK_SESSION_HANDLE s = raw_sessions[w->idx];
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		double t0 = now_s();
-		CK_MECHANISM mech = { rsa ? CKM_SHA256_RSA_PKCS : CKM_ECDSA, NULL, 0 };
-		CK_ULONG sl = sizeof(sig);
-		const uint8_t *in = input;
-		CK_ULONG in_len = sizeof(input) - 1;
-		if (!rsa) {
-			unsigned dl = 0;
-			if (EVP_Digest(input, sizeof(input) - 1, digest, &dl, EVP_sha256(), NULL) != 1) {
-				w->errors++;
-				continue;
-			}
-			in = digest;
-			in_len = dl;
-		}
-		if (fl->C_SignInit(s, &mech, raw_key) != CKR_OK ||
-		    fl->C_Sign(s, (CK_BYTE *)in, in_len, sig, &sl) != CKR_OK) {
+		if (bench_raw_sign(peer, w->idx, input, sizeof(input) - 1) != 0) {
 			w->errors++;
 			continue;
 		}
@@ -354,51 +360,90 @@ static int hexval(char c)
 	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-/* The raw peer: the module's function list, its own sessions, its own key search. */
-static int raw_setup(const char *module, km_token_t *tok, const uint8_t *id, size_t id_len,
-                     int n)
+/* ---- the floor of strict request/reply: one Unix-socket round trip, no work ---- */
+
+typedef struct {
+	int fd;
+	size_t reply_len;
+} echo_arg_t;
+
+/* Answers each request frame with a reply of reply_len bytes, waiting as keymgrd does
+ * (poll, then recv; one send per reply). */
+static void *echo_main(void *arg)
 {
-	void *dl = dlopen(module, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-	CK_C_GetFunctionList get = NULL;
-	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
-	CK_SLOT_ID slots[64];
-	CK_ULONG ns = 64, found = 0;
-	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) },
-	                        { CKA_ID, (void *)id, id_len } };
-	km_token_info_t info;
-	if (dl == NULL)
-		return -1;
-	*(void **)&get = dlsym(dl, "C_GetFunctionList");
-	if (get == NULL || get(&fl) != CKR_OK)
-		return -1;
-	CK_RV rv = fl->C_Initialize(&args);   /* keymgr initialised it already: confirms it */
-	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
-		return -1;
-	km_token_get_info(tok, &info);
-	if (fl->C_GetSlotList(CK_TRUE, slots, &ns) != CKR_OK)
-		return -1;
-	for (CK_ULONG i = 0; i < ns; i++) {
-		CK_TOKEN_INFO ti;
-		char label[33];
-		if (fl->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
+	echo_arg_t *e = arg;
+	uint8_t buf[8192], reply[4096] = { 0 };
+	size_t have = 0;
+	for (;;) {
+		struct pollfd pfd = { .fd = e->fd, .events = POLLIN };
+		if (poll(&pfd, 1, -1) < 0)
 			continue;
-		memcpy(label, ti.label, 32);
-		for (label[32] = '\0'; strlen(label) > 0 && label[strlen(label) - 1] == ' ';)
-			label[strlen(label) - 1] = '\0';
-		if (strcmp(label, info.label) != 0)
-			continue;
-		for (int t = 0; t < n; t++)
-			if (fl->C_OpenSession(slots[i], CKF_SERIAL_SESSION, NULL, NULL,
-			                      &raw_sessions[t]) != CKR_OK)
-				return -1;
-		if (fl->C_FindObjectsInit(raw_sessions[0], tmpl, 2) != CKR_OK ||
-		    fl->C_FindObjects(raw_sessions[0], &raw_key, 1, &found) != CKR_OK ||
-		    fl->C_FindObjectsFinal(raw_sessions[0]) != CKR_OK || found != 1)
-			return -1;
-		return 0;
+		ssize_t r = recv(e->fd, buf + have, sizeof(buf) - have, 0);
+		if (r <= 0)
+			return NULL;
+		have += (size_t)r;
+		while (have >= frame_len) {
+			if (!send_all(e->fd, reply, e->reply_len))
+				return NULL;
+			memmove(buf, buf + frame_len, have - frame_len);
+			have -= frame_len;
+		}
 	}
-	return -1;
+}
+
+/* p50 and p99 of a strict round trip of the request frame and a reply of reply_len bytes
+ * between two threads over a socketpair: what a request costs before any work. */
+static int measure_rtt(double seconds, size_t reply_len, double *p50, double *p99)
+{
+	int sv[2];
+	pthread_t th;
+	echo_arg_t e = { .reply_len = reply_len < 4096 ? reply_len : 4096 };
+	worker_t *w = calloc(1, sizeof(*w));
+	if (w == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		free(w);
+		return -1;
+	}
+	e.fd = sv[1];
+	w->fd = w->rfd = sv[0];
+	w->cap_lat = MAX_SAMPLES / 64;
+	w->lat = malloc(w->cap_lat * sizeof(double));
+	if (w->lat == NULL || pthread_create(&th, NULL, echo_main, &e) != 0) {
+		free(w->lat);
+		free(w);
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	double end = now_s() + seconds;
+	while (now_s() < end) {
+		double t0 = now_s();
+		uint8_t buf[4096];
+		size_t got = 0;
+		if (!send_all(w->fd, frame, frame_len))
+			break;
+		while (got < e.reply_len) {
+			struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
+			if (poll(&pfd, 1, -1) < 0)
+				continue;
+			ssize_t r = recv(w->fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (r <= 0 && !(r < 0 && errno == EAGAIN))
+				goto done;
+			if (r > 0)
+				got += (size_t)r;
+		}
+		sample(w, (now_s() - t0) * 1e6);
+	}
+done:
+	shutdown(sv[0], SHUT_RDWR);
+	pthread_join(th, NULL);
+	close(sv[0]);
+	close(sv[1]);
+	result_t res = { .lat = w->lat, .n_lat = w->n_lat };
+	*p50 = pct(&res, 0.5);
+	*p99 = pct(&res, 0.99);
+	free(w->lat);
+	free(w);
+	return 0;
 }
 
 /* Soak mode: latency histogram in 10-microsecond buckets up to 2 s, plus the maximum. */
@@ -582,11 +627,13 @@ int main(int argc, char **argv)
 	int threads = atoi(argv[8]);
 	double seconds = atof(argv[9]);
 	pipeline = argc > 10 ? atoi(argv[10]) : 1;
-	if (threads < 1 || threads > MAX_THREADS || seconds <= 0 || pipeline < 1 || pipeline > 32) {
-		fprintf(stderr, "bad THREADS (1..%d), SECONDS or PIPELINE (1..32)\n", MAX_THREADS);
+	if (threads < 1 || threads > MAX_THREADS || seconds <= 0 || pipeline < 1 ||
+	    pipeline > MAX_PIPELINE) {
+		fprintf(stderr, "bad THREADS (1..%d), SECONDS or PIPELINE (1..%d)\n", MAX_THREADS,
+		        MAX_PIPELINE);
 		return 2;
 	}
-	rsa = strcmp(alg, "RS256") == 0;
+	bool rsa = strcmp(alg, "RS256") == 0;
 	uint8_t id[64];
 	size_t id_len = strlen(hex) / 2;
 	if (strlen(hex) % 2 != 0 || id_len == 0 || id_len > sizeof(id))
@@ -602,14 +649,17 @@ int main(int argc, char **argv)
 	                  "\"bench\",\"aud\":\"api.bench\",\"client_id\":\"bench\"},\"ttl\":60}",
 	                  keyset);
 	frame_len = 4 + (size_t)rl;
-	frame = malloc(frame_len);
-	if (frame == NULL)
+	frames = malloc(frame_len * MAX_PIPELINE);
+	if (frames == NULL)
 		return 1;
+	frame = frames;
 	frame[0] = (uint8_t)(rl >> 24);
 	frame[1] = (uint8_t)(rl >> 16);
 	frame[2] = (uint8_t)(rl >> 8);
 	frame[3] = (uint8_t)rl;
 	memcpy(frame + 4, req, (size_t)rl);
+	for (int i = 1; i < MAX_PIPELINE; i++)
+		memcpy(frames + (size_t)i * frame_len, frame, frame_len);
 
 	km_token_cfg_t cfg = { .module_path = argv[5], .token_label = argv[6],
 	                       .pin_source = argv[7], .sessions = 1 };
@@ -623,10 +673,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	if (raw_setup(argv[5], tok, id, id_len, threads) != 0) {
-		fprintf(stderr, "raw Cryptoki setup failed (key not found?)\n");
+	if (bench_raw_open(argv[5], argv[6], id, id_len, rsa, threads, &peer) != 0)
 		goto out;
-	}
 	for (int i = 0; i < threads; i++)
 		if ((fds[i] = connect_daemon()) < 0) {
 			fprintf(stderr, "cannot connect to %s\n", sock_path);
@@ -649,12 +697,12 @@ int main(int argc, char **argv)
 			if (run_round(path == 1, threads, seconds / rounds, fds, &res[path]) != 0)
 				goto out;
 		}
-	double km = (double)res[0].ops / res[0].elapsed, raw = (double)res[1].ops / res[1].elapsed;
+	double km = (double)res[0].ops / res[0].elapsed, rs = (double)res[1].ops / res[1].elapsed;
 	printf("%s %d keymgrd %.0f %.0f %.0f\n", alg, threads, km, pct(&res[0], 0.5),
 	       pct(&res[0], 0.99));
-	printf("%s %d raw %.0f %.0f %.0f\n", alg, threads, raw, pct(&res[1], 0.5),
+	printf("%s %d raw %.0f %.0f %.0f\n", alg, threads, rs, pct(&res[1], 0.5),
 	       pct(&res[1], 0.99));
-	printf("%s %d ratio %.3f\n", alg, threads, km / raw);
+	printf("%s %d ratio %.3f\n", alg, threads, km / rs);
 	/* CPU microseconds per request: keymgrd, this client on the keymgrd path, raw. */
 	printf("%s %d cpu %.1f %.1f %.1f\n", alg, threads,
 	       res[0].ops ? res[0].cpu_daemon * 1e6 / (double)res[0].ops : 0,
@@ -662,15 +710,18 @@ int main(int argc, char **argv)
 	       res[1].ops ? res[1].cpu_self * 1e6 / (double)res[1].ops : 0);
 	free(res[0].lat);
 	free(res[1].lat);
+	/* The floor of strict request/reply on this machine, right after: a round trip of the same
+	 * request and a reply of the daemon's size, with no work. */
+	double r50 = 0, r99 = 0;
+	if (measure_rtt(0.5, atomic_load(&reply_bytes), &r50, &r99) == 0)
+		printf("%s %d rtt %.1f %.1f\n", alg, threads, r50, r99);
 	rc = 0;
 out:
-	for (int i = 0; i < threads; i++) {
+	for (int i = 0; i < threads; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-		if (fl != NULL && raw_sessions[i] != 0)
-			fl->C_CloseSession(raw_sessions[i]);
-	}
+	bench_raw_free(peer);
 	km_token_free(tok);
-	free(frame);
+	free(frames);
 	return rc;
 }

@@ -6,10 +6,11 @@
  * function list. Both run in the same process and the same run, on 1 and 2 threads, in
  * alternating quarter-second rounds so that machine noise hits both alike. Prints the ratio.
  *
+ * The raw loop is bench/raw_sign.c, shared with bench-sign-client.
+ *
  * Usage: bench-token-sign [SECONDS]   (per path and thread count; default 4)
  * Creates a temporary SoftHSM token (tests/common fixture) and removes it afterwards.
  */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,9 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-#include <p11-kit/pkcs11.h>
-
+#include "bench/raw_sign.h"
 #include "keymgr/common/error.h"
 #include "pkcs11/token.h"
 #include "tests/common/softhsm.h"
@@ -32,9 +31,7 @@ static const uint8_t input[] =
 
 static km_token_t *tok;
 static uint8_t key_id[KM_TOKEN_ID_LEN];
-static CK_FUNCTION_LIST *fl;
-static CK_SESSION_HANDLE raw_sessions[MAX_THREADS];
-static CK_OBJECT_HANDLE raw_key;
+static bench_raw_t *peer;
 static atomic_bool stop;
 
 typedef struct {
@@ -51,14 +48,7 @@ static void *worker(void *arg)
 
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		if (w->raw) {
-			uint8_t digest[32];
-			unsigned dl = 0;
-			CK_MECHANISM mech = { CKM_ECDSA, NULL, 0 };
-			CK_ULONG sl = sizeof(sig);
-			CK_SESSION_HANDLE s = raw_sessions[w->idx];
-			if (EVP_Digest(input, sizeof(input) - 1, digest, &dl, EVP_sha256(), NULL) != 1 ||
-			    fl->C_SignInit(s, &mech, raw_key) != CKR_OK ||
-			    fl->C_Sign(s, digest, dl, sig, &sl) != CKR_OK) {
+			if (bench_raw_sign(peer, w->idx, input, sizeof(input) - 1) != 0) {
 				w->errors++;
 				continue;
 			}
@@ -111,55 +101,6 @@ static int run_round(bool raw, int n, double seconds, unsigned long *ops, double
 	return 0;
 }
 
-/* The raw peer: its own sessions and its own key lookup, through the module's function list. */
-static int raw_setup(const km_test_softhsm_t *hsm)
-{
-	void *dl = dlopen(hsm->module, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-	CK_C_GetFunctionList get = NULL;
-	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
-	CK_SLOT_ID slots[16];
-	CK_ULONG n = 16, found = 0;
-	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) },
-	                        { CKA_ID, key_id, sizeof(key_id) } };
-	km_token_info_t info;
-
-	if (dl == NULL)
-		return -1;
-	*(void **)&get = dlsym(dl, "C_GetFunctionList");
-	if (get == NULL || get(&fl) != CKR_OK)
-		return -1;
-	/* keymgr initialised the module already; this only confirms it. */
-	CK_RV rv = fl->C_Initialize(&args);
-	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
-		return -1;
-	km_token_get_info(tok, &info);
-	if (fl->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
-		return -1;
-	for (CK_ULONG i = 0; i < n; i++) {
-		CK_TOKEN_INFO ti;
-		char label[33];
-		if (fl->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
-			continue;
-		memcpy(label, ti.label, 32);
-		for (label[32] = '\0'; strlen(label) > 0 && label[strlen(label) - 1] == ' ';)
-			label[strlen(label) - 1] = '\0';
-		if (strcmp(label, info.label) != 0)
-			continue;
-		for (int t = 0; t < MAX_THREADS; t++)
-			if (fl->C_OpenSession(slots[i], CKF_SERIAL_SESSION, NULL, NULL,
-			                      &raw_sessions[t]) != CKR_OK)
-				return -1;
-		/* Login state is per process and token: keymgr's login covers these sessions. */
-		if (fl->C_FindObjectsInit(raw_sessions[0], tmpl, 2) != CKR_OK ||
-		    fl->C_FindObjects(raw_sessions[0], &raw_key, 1, &found) != CKR_OK ||
-		    fl->C_FindObjectsFinal(raw_sessions[0]) != CKR_OK || found != 1)
-			return -1;
-		return 0;
-	}
-	return -1;
-}
-
 int main(int argc, char **argv)
 {
 	km_test_softhsm_t hsm;
@@ -186,10 +127,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", km_token_last_error(tok));
 		goto out;
 	}
-	if (raw_setup(&hsm) != 0) {
-		fprintf(stderr, "raw Cryptoki setup failed\n");
+	if (bench_raw_open(hsm.module, "bench", key_id, sizeof(key_id), false, MAX_THREADS,
+	                   &peer) != 0)
 		goto out;
-	}
 
 	printf("ES256 sign/s on one SoftHSM 2.6.1 token, %.1f s per path and thread count\n",
 	       seconds);
@@ -216,9 +156,7 @@ int main(int argc, char **argv)
 	}
 	rc = 0;
 out:
-	for (int t = 0; t < MAX_THREADS; t++)
-		if (fl != NULL && raw_sessions[t] != 0)
-			fl->C_CloseSession(raw_sessions[t]);
+	bench_raw_free(peer);
 	if (tok != NULL)
 		km_token_destroy(tok, key_id, sizeof(key_id));
 	km_token_free(tok);

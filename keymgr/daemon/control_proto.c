@@ -132,7 +132,7 @@ int km_ctl_read(int fd, size_t max, json_t **ret, char *err, size_t errlen)
 
 /* ---- the server's reader: frames from a buffer filled by as few recv(2) calls as possible */
 
-#define READER_MIN 4096
+#define READER_MIN 8192
 
 struct km_ctl_reader {
 	int fd;
@@ -256,6 +256,22 @@ size_t km_ctl_reader_frames(const km_ctl_reader_t *r, size_t max)
 		n++;
 	}
 	return n;
+}
+
+size_t km_ctl_reader_take_ready(km_ctl_reader_t *r)
+{
+	if (r->start > 0 && r->cap - r->end < READER_MIN / 2) {
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		r->end -= r->start;
+		r->start = 0;
+	}
+	if (r->end == r->cap)
+		return 0;
+	ssize_t n = recv(r->fd, r->buf + r->end, r->cap - r->end, MSG_DONTWAIT);
+	if (n <= 0)
+		return 0;
+	r->end += (size_t)n;
+	return (size_t)n;
 }
 
 /* ---- the server's writer: replies batched in one buffer, sent together */

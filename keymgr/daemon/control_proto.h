@@ -71,6 +71,14 @@ int km_ctl_reader_next(km_ctl_reader_t *r, json_t **ret, char *err, size_t errle
 size_t km_ctl_reader_frames(const km_ctl_reader_t *r, size_t max);
 
 /*
+ * Reads what the socket already holds into the buffer, without waiting (one recv(2) with
+ * MSG_DONTWAIT, into the room the buffer has): the frames a pipelining client sent while the
+ * previous ones were answered. Errors and the end of the stream are left for
+ * km_ctl_reader_next() to report. Returns the bytes read (0: nothing there).
+ */
+size_t km_ctl_reader_take_ready(km_ctl_reader_t *r);
+
+/*
  * A connection's reply batcher (the server side): replies to pipelined requests are
  * appended in order and sent together, in as few send(2) calls as the socket allows, so the
  * client wakes once per batch rather than once per reply. fd stays the caller's.

@@ -175,13 +175,19 @@ static bool add_jwt(km_ctl_writer_t *wr, const char *jwt)
 /* Whether the replies batched so far go out now. A client pipelining requests sent the
  * buffered frames early: answer them first, but not all in one batch: send when the batch
  * is as long as what is left to answer (about half of what the client keeps in flight), so
- * it gets replies, and sends more requests, while the rest are signed. Strict request/reply
- * (nothing buffered): at once. */
-static bool flush_due(const km_ctl_reader_t *rd, const km_ctl_writer_t *wr)
+ * it gets replies, and sends more requests, while the rest are signed. What it sent
+ * meanwhile is taken from the socket first (one recv that does not wait). Strict
+ * request/reply (nothing left buffered): at once, with no extra syscall. */
+static bool flush_due(km_ctl_reader_t *rd, const km_ctl_writer_t *wr)
 {
 	size_t batched = km_ctl_writer_frames(wr);
-	return km_ctl_writer_bytes(wr) >= FLUSH_BYTES ||
-	       km_ctl_reader_frames(rd, batched + 1) <= batched;
+	if (km_ctl_writer_bytes(wr) >= FLUSH_BYTES)
+		return true;
+	size_t left = km_ctl_reader_frames(rd, batched + 1);
+	if (left == 0 || left > batched)
+		return left == 0;
+	km_ctl_reader_take_ready(rd);
+	return km_ctl_reader_frames(rd, batched + 1) <= batched;
 }
 
 static void *conn_main(void *arg)

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The raw C_SignInit + C_Sign peer of the signing benchmarks (raw_sign.h). */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <p11-kit/pkcs11.h>
+
+#include "bench/raw_sign.h"
+
+struct bench_raw {
+	CK_FUNCTION_LIST *fl;
+	CK_SESSION_HANDLE sessions[BENCH_RAW_MAX_SESSIONS];
+	int n;
+	CK_OBJECT_HANDLE key;
+	bool rsa;
+};
+
+/* The slot whose token is labelled label (blank-padded to 32 bytes in CK_TOKEN_INFO). */
+static int find_slot(CK_FUNCTION_LIST *fl, const char *label, CK_SLOT_ID *ret)
+{
+	CK_SLOT_ID slots[64];
+	CK_ULONG ns = 64;
+	if (fl->C_GetSlotList(CK_TRUE, slots, &ns) != CKR_OK)
+		return -1;
+	for (CK_ULONG i = 0; i < ns; i++) {
+		CK_TOKEN_INFO ti;
+		char l[33];
+		if (fl->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
+			continue;
+		memcpy(l, ti.label, 32);
+		for (l[32] = '\0'; strlen(l) > 0 && l[strlen(l) - 1] == ' ';)
+			l[strlen(l) - 1] = '\0';
+		if (strcmp(l, label) == 0) {
+			*ret = slots[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int bench_raw_open(const char *module, const char *label, const uint8_t *id, size_t id_len,
+                   bool rsa, int n, bench_raw_t **ret)
+{
+	void *dl = dlopen(module, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+	CK_C_GetFunctionList get = NULL;
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) },
+	                        { CKA_ID, (void *)id, id_len } };
+	CK_ULONG found = 0;
+	CK_SLOT_ID slot;
+	bench_raw_t *r = calloc(1, sizeof(*r));
+
+	if (r == NULL || dl == NULL || n < 1 || n > BENCH_RAW_MAX_SESSIONS)
+		goto fail;
+	r->rsa = rsa;
+	*(void **)&get = dlsym(dl, "C_GetFunctionList");
+	if (get == NULL || get(&r->fl) != CKR_OK)
+		goto fail;
+	/* keymgr initialised the module already; this only confirms it. */
+	CK_RV rv = r->fl->C_Initialize(&args);
+	if ((rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) ||
+	    find_slot(r->fl, label, &slot) != 0)
+		goto fail;
+	for (; r->n < n; r->n++)
+		if (r->fl->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL,
+		                         &r->sessions[r->n]) != CKR_OK)
+			goto fail;
+	if (r->fl->C_FindObjectsInit(r->sessions[0], tmpl, 2) != CKR_OK ||
+	    r->fl->C_FindObjects(r->sessions[0], &r->key, 1, &found) != CKR_OK ||
+	    r->fl->C_FindObjectsFinal(r->sessions[0]) != CKR_OK || found != 1)
+		goto fail;
+	*ret = r;
+	return 0;
+fail:
+	fprintf(stderr, "raw Cryptoki setup failed (module, token '%s' or key not found)\n", label);
+	bench_raw_free(r);
+	return -1;
+}
+
+void bench_raw_free(bench_raw_t *r)
+{
+	if (r == NULL)
+		return;
+	for (int i = 0; i < r->n; i++)
+		r->fl->C_CloseSession(r->sessions[i]);
+	free(r);
+}
+
+int bench_raw_sign(bench_raw_t *r, int idx, const uint8_t *in, size_t len)
+{
+	uint8_t sig[1024], digest[32];
+	CK_MECHANISM mech = { r->rsa ? CKM_SHA256_RSA_PKCS : CKM_ECDSA, NULL, 0 };
+	CK_ULONG sl = sizeof(sig);
+	CK_SESSION_HANDLE s = r->sessions[idx];
+	if (!r->rsa) {
+		unsigned dl = 0;
+		if (EVP_Digest(in, len, digest, &dl, EVP_sha256(), NULL) != 1)
+			return -1;
+		in = digest;
+		len = dl;
+	}
+	if (r->fl->C_SignInit(s, &mech, r->key) != CKR_OK ||
+	    r->fl->C_Sign(s, (CK_BYTE *)in, len, sig, &sl) != CKR_OK)
+		return -1;
+	return 0;
+}
