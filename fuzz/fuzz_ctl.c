@@ -308,7 +308,7 @@ static void sign_in_context(const kd_peer_t *peer, json_t *req)
 	int64_t ttl = accepted_ttl(json_object_get(req, "ttl"));
 	fz_keyset_t *k = find_keyset(env, name);
 	if (k == NULL || !kd_allow_check(&k->allow, peer))
-		return;   /* "denied": the reply is kd_signing_request()'s, already covered */
+		return;   /* "denied": an open context answers that (its reply is not built here) */
 	if (peer->uid == 0 || !peer->known)
 		abort();   /* root or an unknown peer was allowed: no list names them */
 
