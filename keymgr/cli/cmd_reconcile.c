@@ -23,9 +23,12 @@ static const char reconcile_help[] =
 	"and what needs an operator (never changed automatically):\n"
 	"  missing         an active or retired key missing from the token\n"
 	"  quarantine      a keymgr key in the token that no record knows (never deleted)\n"
-	"Run it while no other keymgr process changes the same environment.\n"
+	"It holds the environment's change lock (the file STORE.lock), as rotate, apply,\n"
+	"revoke, destroy and keymgrd's passes do: it waits up to 10 s for a change another\n"
+	"keymgr process is making, then gives up, naming that process, with nothing changed.\n"
 	"  --dry-run   report what would be repaired; change nothing\n"
-	"Exit status 1 if a repair failed or a finding needs an operator.\n";
+	"Exit status 1 if a repair failed, a finding needs an operator, or the environment\n"
+	"stayed locked.\n";
 
 enum { OPT_DRY_RUN = 0x10 };
 

@@ -7,6 +7,7 @@
 #include "keymgr/common/faultpoint.h"
 #include "keymgr/core/apply.h"
 #include "keymgr/core/keyops.h"
+#include "keymgr/store/change_lock.h"
 
 int km_apply_load_keys(km_env_t *env, const char *keyset, km_plan_key_t **keys,
                        km_store_key_t **recs, size_t *n, char *err, size_t errlen)
@@ -194,8 +195,8 @@ static int apply_plan(km_env_t *env, const char *keyset, const km_plan_t *plan,
 	return r;
 }
 
-int km_apply_keyset(km_env_t *env, const char *keyset, int64_t now, const km_apply_opts_t *o,
-                    int64_t *next_wake, char *err, size_t errlen)
+static int apply_keyset(km_env_t *env, const char *keyset, int64_t now,
+                        const km_apply_opts_t *o, int64_t *next_wake, char *err, size_t errlen)
 {
 	km_policy_t pol;
 	km_plan_key_t *keys = NULL;
@@ -229,6 +230,23 @@ out:
 	return r;
 }
 
+/* Plan and actions under the environment's change lock (keymgr/store/change_lock.h): the
+ * plan is made from rows no other change is moving. A dry run changes nothing: no lock. */
+int km_apply_keyset(km_env_t *env, const char *keyset, int64_t now, const km_apply_opts_t *o,
+                    int64_t *next_wake, char *err, size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	bool lock = o == NULL || !o->dry_run;
+	int r = lock ? km_store_change_lock(s, "apply", KM_STORE_CHANGE_WAIT_MS, err, errlen)
+	             : KM_EOK;
+	if (r != KM_EOK)
+		return r;
+	r = apply_keyset(env, keyset, now, o, next_wake, err, errlen);
+	if (lock)
+		km_store_change_unlock(s);
+	return r;
+}
+
 int km_apply_env(km_env_t *env, const char *keyset, int64_t now, const km_apply_opts_t *o,
                  int64_t *next_wake, char *err, size_t errlen)
 {
@@ -258,9 +276,9 @@ int km_apply_env(km_env_t *env, const char *keyset, int64_t now, const km_apply_
 	return first;
 }
 
-int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t now,
-                    const km_apply_opts_t *o, int64_t *gap, int64_t *exposure_until, char *err,
-                    size_t errlen)
+static int apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t now,
+                        const km_apply_opts_t *o, int64_t *gap, int64_t *exposure_until,
+                        char *err, size_t errlen)
 {
 	km_store_key_t k;
 	km_policy_t pol;
@@ -313,5 +331,18 @@ out:
 	km_plan_free(plan);
 	km_store_keys_free(recs);
 	free(keys);
+	return r;
+}
+
+int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t now,
+                    const km_apply_opts_t *o, int64_t *gap, int64_t *exposure_until, char *err,
+                    size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	int r = km_store_change_lock(s, "revoke", KM_STORE_CHANGE_WAIT_MS, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	r = apply_revoke(env, kid, reason, now, o, gap, exposure_until, err, errlen);
+	km_store_change_unlock(s);
 	return r;
 }

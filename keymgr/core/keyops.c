@@ -11,6 +11,7 @@
 #include "keymgr/jose/jwk.h"
 #include "keymgr/jose/jwks.h"
 #include "keymgr/jose/jws.h"
+#include "keymgr/store/change_lock.h"
 
 int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who, int64_t now,
                      char *err, size_t errlen)
@@ -149,8 +150,8 @@ static void note_left_pending(km_env_t *env, char *err, size_t errlen)
 		         km_env_name(env));
 }
 
-int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key_t *ret,
-                    char *err, size_t errlen)
+static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key_t *ret,
+                        char *err, size_t errlen)
 {
 	km_store_t *s = km_env_store(env);
 	km_store_keyset_t ks;
@@ -297,7 +298,7 @@ fail:
 	return r;
 }
 
-int km_key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen)
+static int key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen)
 {
 	km_store_key_t k;
 	int r = km_key_lookup(env, kid, &k, err, errlen);
@@ -323,8 +324,8 @@ int km_key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, size_
 	                               err, errlen);
 }
 
-int km_keyset_rotate(km_env_t *env, const char *keyset, bool immediate, int64_t now,
-                     km_store_key_t *ret, char *err, size_t errlen)
+static int keyset_rotate(km_env_t *env, const char *keyset, bool immediate, int64_t now,
+                         km_store_key_t *ret, char *err, size_t errlen)
 {
 	km_store_key_t k;
 	int r = km_key_generate(env, keyset, now, &k, err, errlen);
@@ -344,6 +345,45 @@ int km_keyset_rotate(km_env_t *env, const char *keyset, bool immediate, int64_t 
 		return r;
 	if (ret != NULL)
 		r = km_store_key_get(s, k.kid, ret, err, errlen);
+	return r;
+}
+
+/*
+ * The multi-step changes run under the environment's change lock (keymgr/store/change_lock.h):
+ * a generation's intent is never judged by a concurrent reconcile, two destroys never race.
+ */
+int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key_t *ret,
+                    char *err, size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	int r = km_store_change_lock(s, "generate", KM_STORE_CHANGE_WAIT_MS, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	r = key_generate(env, keyset, now, ret, err, errlen);
+	km_store_change_unlock(s);
+	return r;
+}
+
+int km_key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	int r = km_store_change_lock(s, "destroy", KM_STORE_CHANGE_WAIT_MS, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	r = key_destroy(env, kid, now, err, errlen);
+	km_store_change_unlock(s);
+	return r;
+}
+
+int km_keyset_rotate(km_env_t *env, const char *keyset, bool immediate, int64_t now,
+                     km_store_key_t *ret, char *err, size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	int r = km_store_change_lock(s, "rotate", KM_STORE_CHANGE_WAIT_MS, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	r = keyset_rotate(env, keyset, immediate, now, ret, err, errlen);
+	km_store_change_unlock(s);
 	return r;
 }
 

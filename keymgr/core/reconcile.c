@@ -8,6 +8,7 @@
 #include "keymgr/core/keyops.h"
 #include "keymgr/core/reconcile.h"
 #include "keymgr/jose/jwk.h"
+#include "keymgr/store/change_lock.h"
 
 static const char *const kind_names[] = {
 	[KM_RECON_ADOPT] = "adopt",
@@ -281,9 +282,14 @@ int km_reconcile_env(km_env_t *env, int64_t now, const km_recon_opts_t *o,
 	km_store_key_t *rows = NULL;
 	km_token_key_info_t *objs = NULL;
 	size_t n_rows = 0, n_objs = 0;
-	int r = km_env_token(env, &c.token, err, errlen);
+	/* Under the change lock, a pending intent is a crash's leftover, never a generation in
+	 * progress in another process; and two reconciles never repair the same thing twice. */
+	int r = km_store_change_lock(c.store, dry(&c) ? "reconcile --dry-run" : "reconcile",
+	                             KM_STORE_CHANGE_WAIT_MS, err, errlen);
 	if (r != KM_EOK)
 		return r;
+	if ((r = km_env_token(env, &c.token, err, errlen)) != KM_EOK)
+		goto out;
 	km_token_info_t info;
 	km_token_get_info(c.token, &info);
 	if ((r = km_store_keys_query(c.store, NULL, &rows, &n_rows, err, errlen)) != KM_EOK)
@@ -325,5 +331,6 @@ int km_reconcile_env(km_env_t *env, int64_t now, const km_recon_opts_t *o,
 out:
 	free(objs);
 	km_store_keys_free(rows);
+	km_store_change_unlock(c.store);
 	return r;
 }

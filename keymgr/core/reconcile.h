@@ -22,9 +22,10 @@
  *   keymgr CKA_ID in the token, no row at all  QUARANTINE (attention): reported on every run,
  *                                              never deleted, nothing recorded
  * Rows of another token (serial differs) are left alone, and so are the environment's audit
- * (checkpoint-signing) keys, which the audit log tracks. Run it while no other process
- * changes the environment (keymgrd runs it at start, before its first tick): a pending
- * intent of a generation still in progress elsewhere would be adopted or abandoned under it.
+ * (checkpoint-signing) keys, which the audit log tracks. It runs under the environment's
+ * change lock (keymgr/store/change_lock.h), which every generation holds from its intent to
+ * its confirmation: a pending intent it sees is a crash's leftover, never a generation in
+ * progress in another process, and two reconciles never repair one thing twice.
  */
 #pragma once
 
@@ -77,10 +78,12 @@ typedef struct {
 const char *km_recon_kind_name(km_recon_kind_t kind);
 
 /*
- * Reconciles environment env at now (see above). Opens the token; reads every row of the
- * store and every key of the token once. *sum (may be NULL) receives the counts.
+ * Reconciles environment env at now (see above). Takes the change lock (waiting up to
+ * KM_STORE_CHANGE_WAIT_MS), opens the token, reads every row of the store and every key of
+ * the token once. *sum (may be NULL) receives the counts.
  * Returns KM_EOK when the comparison could be made (even if repairs failed or findings need
- * attention: see *sum), or the token's / the store's code with its message in err.
+ * attention: see *sum), KM_STORE_EBUSY when another process kept the lock (nothing done), or
+ * the token's / the store's code, with its message in err.
  */
 int km_reconcile_env(km_env_t *env, int64_t now, const km_recon_opts_t *o,
                      km_recon_summary_t *sum, char *err, size_t errlen);

@@ -182,8 +182,17 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
 	s->be = &km_store_backend_sqlite;
 	snprintf(s->env, sizeof(s->env), "%s", env_name);
 	km_store_actor_self(&s->actor, km_store__default_via());
+	s->lock_fd = -1;
+	size_t plen = strlen(path);
+	if ((s->lock_path = malloc(plen + sizeof(".lock"))) == NULL) {
+		free(s);
+		return fail(err, errlen, KM_ENOMEM, "out of memory");
+	}
+	memcpy(s->lock_path, path, plen);
+	memcpy(s->lock_path + plen, ".lock", sizeof(".lock"));
 	int r = s->be->open(path, env_name, &s->ctx, err, errlen);
 	if (r != KM_EOK) {
+		free(s->lock_path);
 		free(s);
 		return r;
 	}
@@ -204,6 +213,8 @@ void km_store_free(km_store_t *s)
 		s->be->tx(s->ctx, KM_STORE_TX_ROLLBACK, NULL, 0);
 	s->be->close(s->ctx);
 	km_store__pending_free(s);
+	km_store__change_lock_close(s);
+	free(s->lock_path);
 	free(s);
 }
 

@@ -28,7 +28,15 @@ struct km_store {
 	size_t savepoint_mark;      /* n_pending when the current savepoint was opened */
 	km_store_audit_sink_fn sink;
 	void *sink_ctx;
+
+	/* The environment's change lock (change_lock.h, store_lock.c). */
+	char *lock_path;            /* STORE.lock */
+	int lock_fd;                /* open (and flock'ed) while held, else -1 */
+	unsigned lock_depth;        /* holds through this handle */
 };
+
+/* Releases the change lock however often it is held (km_store_free). */
+void km_store__change_lock_close(km_store_t *s);
 
 /* Opens the scope of one public call: a savepoint inside the caller's transaction, or a write
  * transaction of its own. */

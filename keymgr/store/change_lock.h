@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The change lock of an environment (docs/reconcile.md, "Concurrent changes").
+ *
+ * Operations that change the token and the store in several steps (generation: intent, token,
+ * confirm; destruction: token, then store; rotation; apply; revoke; reconcile) hold it from
+ * their decision to their last step, so that two of them never interleave on one environment
+ * and reconcile never takes another process's change in flight for a crash's leftover.
+ *
+ * It is an advisory flock(2) on the file STORE.lock next to the store (created mode 0600,
+ * never removed). flock, not a SQLite transaction: a generation must commit its intent before
+ * the token acts (crash safety), so no single store transaction can span it, and a write
+ * transaction held across slow token calls would stall every other writer of the store. The
+ * kernel drops the lock when its holder dies, so a crash never leaves it held; the holder
+ * writes "pid=N prog=NAME op=OP" into the file so that others can name it.
+ *
+ * The lock belongs to a store handle and is reentrant on it (a count): rotate holds it and
+ * the generation inside it takes it again. Handles are used by one thread at a time; two
+ * handles (threads or processes) exclude each other. Stores without a file path (none today)
+ * have no lock.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include "keymgr/store/store.h"
+
+/* How long a change waits for another process's change before it gives up. */
+#define KM_STORE_CHANGE_WAIT_MS 10000
+
+/*
+ * Takes the change lock of s's environment for operation op ("rotate", "reconcile", ...),
+ * waiting up to wait_ms (0: not at all) while another handle holds it. Returns KM_EOK, or
+ * KM_STORE_EBUSY with "environment 'E' is being changed by another keymgr process (pid N,
+ * keymgr rotate)..." in err, or KM_EIO (the lock file cannot be opened or locked). Nothing is
+ * changed when it fails. Every KM_EOK is paired with km_store_change_unlock().
+ */
+int km_store_change_lock(km_store_t *s, const char *op, int wait_ms, char *err, size_t errlen);
+
+/* Releases one hold of the change lock (the lock itself with the outermost one). */
+void km_store_change_unlock(km_store_t *s);
