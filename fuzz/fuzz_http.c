@@ -27,15 +27,18 @@
  * If-None-Match evaluator is also called directly with the input as the header value.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keymgr/common/error.h"
@@ -98,16 +101,34 @@ static void start(void)
 	atexit(stop);
 }
 
-/* Connects to the server; aborts if it stops accepting. */
+/*
+ * Connects to the server; aborts if it stops accepting. Running out of local ports (many
+ * connections the server closed first sit in TIME_WAIT, more so when other programs on the
+ * machine use loopback too) is the machine's limit, not the server's: those errors are retried
+ * for up to 10 s. A refused connection means the listener is gone and aborts at once.
+ */
 static int dial(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		abort();
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-		abort();
+	int fd = -1;
+	for (int attempt = 0;; attempt++) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			abort();
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			break;
+		int e = errno;
+		close(fd);
+		bool transient = e == EADDRNOTAVAIL || e == EAGAIN || e == EINTR || e == ETIMEDOUT;
+		if (!transient || attempt >= 1000) {
+			fprintf(stderr, "fuzz_http: connect to 127.0.0.1:%u: %s\n", (unsigned)port,
+			        strerror(e));
+			abort();
+		}
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
