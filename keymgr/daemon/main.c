@@ -236,6 +236,7 @@ static int start_http(kd_daemon_t *d, char *err, size_t errlen)
 		.per_ip_limit = dc->per_ip_limit,
 		.rate_limit = dc->rate_limit,
 		.rate_burst = dc->rate_burst,
+		.defer_listen = true,   /* main() listens once the documents are published */
 	};
 	return km_http_start(&hc, &d->http, err, errlen);
 }
@@ -333,6 +334,16 @@ int main(int argc, char **argv)
 	if (kd_control_open(&d, d.control_socket ? d.control_socket : dc->control_socket,
 	                    dc->control_group, err, sizeof(err)) != KM_EOK ||
 	    kd_ctl_start(&d, err, sizeof(err)) != KM_EOK) {
+		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
+		goto out;
+	}
+	/* Accept HTTP connections only once the stores' documents are in place: across a
+	 * restart a verifier is refused at connect for a moment, never answered 404 for a key
+	 * set that is served. Reading a store needs no token, so this is quick; reconciliation,
+	 * which opens every token, comes after, and the first pass publishes what it repaired. */
+	for (size_t i = 0; i < d.n_envs; i++)
+		kd_publish_env(&d, &d.envs[i], (int64_t)time(NULL));
+	if (km_http_listen(d.http, err, sizeof(err)) != KM_EOK) {
 		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
 		goto out;
 	}

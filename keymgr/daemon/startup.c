@@ -8,8 +8,8 @@
  *   event=reconcile env=prod action=adopt keyset=api kid=... cka_id=... state=generated
  *       result=repaired detail="..."
  *
- * The stores' documents are published first (no token needed), so nothing is unserved while
- * the tokens are opened. An environment that cannot be reconciled now (token unreachable) is
+ * main() has published the stores' documents and started serving them before (no token
+ * needed), so nothing is unserved while the tokens are opened. An environment that cannot be reconciled now (token unreachable) is
  * remembered and tried again after a pass that found its token reachable. Nothing else runs concurrently: the
  * passes, and the only writers in this process, start after it.
  */
@@ -64,11 +64,7 @@ static bool reconcile_env(kd_daemon_t *d, kd_env_t *e)
 
 void kd_startup_reconcile(kd_daemon_t *d)
 {
-	/* Serve what the stores hold at once (reading a store needs no token): reconciliation
-	 * opens every token, which can take a while, and verifiers must not see 404s meanwhile.
-	 * What it repairs is published by the first pass, right after. */
-	for (size_t i = 0; i < d->n_envs; i++)
-		kd_publish_env(d, &d->envs[i], (int64_t)time(NULL));
+	/* What this repairs is published by the first pass, right after. */
 	for (size_t i = 0; i < d->n_envs && i < KM_CONFIG_MAX_ENVS; i++) {
 		kd_env_t *e = &d->envs[i];
 		pending[i][0] = '\0';

@@ -3,12 +3,15 @@
  * libmicrohttpd glue: daemon life cycle, the published documents, request routing.
  *
  * Every document version owns two ready-made MHD responses (200 with the body, 304 without),
- * built once in km_http_publish() and queued again for every request. The document table is
- * guarded by a writer-preferring rwlock: a request holds it for reading only while it looks up
- * its document and queues the response (MHD then holds its own reference on the response), a
+ * built once in km_http_publish() and queued again for every request. The document table (an
+ * array plus a hash index on the path, both changed together) is guarded by a
+ * writer-preferring rwlock: a request holds it for reading only while it looks up its
+ * document and queues the response (MHD then holds its own reference on the response), a
  * publish holds it for writing only to swap a pointer. The old responses are released with
  * MHD_destroy_response() after the swap; MHD frees the body when the last connection that
  * queued it is done (free callback).
+ *
+ * Connections are accepted by http_listener.c, which spreads them over the thread pool.
  */
 #include "keymgr/http/http_server.h"
 
@@ -27,6 +30,7 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/ratelimit.h"
+#include "keymgr/http/http_listener.h"
 #include "keymgr/http/http_util.h"
 #include "keymgr/http/http_verifiers.h"
 
@@ -41,6 +45,9 @@
 
 struct doc {
 	char path[KM_HTTP_PATH_MAX + 1];
+	uint64_t hash;                      /* of path */
+	struct doc *hnext;                  /* next document in the same hash bucket */
+	size_t pos;                         /* index in km_http.docs */
 	int64_t serial;
 	unsigned max_age;
 	time_t last_modified;
@@ -54,9 +61,13 @@ struct km_http {
 	struct MHD_Daemon *mhd;
 	uint16_t port;
 
-	pthread_rwlock_t lock;              /* docs, health, extra metrics */
+	km_http_listener_t *listener;
+
+	pthread_rwlock_t lock;              /* docs and their index, health, extra metrics */
 	struct doc **docs;
 	size_t ndocs, cap;
+	struct doc **buckets;               /* hash index of docs by path */
+	size_t nbuckets;                    /* power of two, >= 2 * ndocs (or 0) */
 	struct MHD_Response *health;
 	unsigned health_code;
 	char *extra_metrics;
@@ -132,6 +143,16 @@ bool km_http_path_valid(const char *path)
 	}
 }
 
+/* FNV-1a of a path: the key of the document index. */
+static uint64_t path_hash(const char *path)
+{
+	uint64_t hsh = 1469598103934665603ULL;
+
+	for (; *path != '\0'; path++)
+		hsh = (hsh ^ (unsigned char)*path) * 1099511628211ULL;
+	return hsh;
+}
+
 /* ---------------------------------------------------------------- responses */
 
 static struct MHD_Response *static_response(const char *body, const char *ctype)
@@ -191,6 +212,7 @@ static int doc_build(const char *path, const char *body, size_t len, int64_t ser
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return KM_ENOMEM;
 	snprintf(d->path, sizeof(d->path), "%s", path);
+	d->hash = path_hash(d->path);
 	d->serial = serial;
 	d->max_age = max_age;
 	d->last_modified = last_modified != 0 ? last_modified : time(NULL);
@@ -209,12 +231,20 @@ static int doc_build(const char *path, const char *body, size_t len, int64_t ser
 	    MHD_add_response_header(d->ok, MHD_HTTP_HEADER_CACHE_CONTROL, cc) != MHD_YES ||
 	    MHD_add_response_header(d->ok, MHD_HTTP_HEADER_LAST_MODIFIED, date) != MHD_YES)
 		goto out;
-	/* RFC 7232 4.1: a 304 repeats ETag and Cache-Control, and carries no body. */
-	/* MHD sends Content-Length from the response size and never reads the body of a 304;
-	 * a sized callback response makes Content-Length equal the 200's (RFC 7230 3.3.2)
-	 * instead of a wrong "0". */
-	d->not_modified = MHD_create_response_from_callback(len, 4096, &no_body_reader, NULL, NULL);
+	/* RFC 9110 15.4.5: a 304 repeats ETag and Cache-Control, and carries no body. It should
+	 * carry no Content-Length either: clients built on a generic HTTP parser (wrk, node's
+	 * http_parser) take a Content-Length as a body to wait for. libmicrohttpd 0.9.75 writes
+	 * Content-Length for every 304 of known size (the response's size, "0" for an empty
+	 * one), and for one of unknown size either chunked encoding (with a body: wrong) or, in
+	 * HTTP/1.0-compatible mode, none at all, closing the connection after it. The last is
+	 * the only correct choice: the 304 has no Content-Length and no body, and says
+	 * "Connection: close". Verifiers poll every max-age, usually much longer than the idle
+	 * timeout, so they reconnect for their next poll anyway. The reader is never called. */
+	d->not_modified = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, &no_body_reader,
+							    NULL, NULL);
 	if (d->not_modified == NULL ||
+	    MHD_set_response_options(d->not_modified, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT,
+				     MHD_RO_END) != MHD_YES ||
 	    MHD_add_response_header(d->not_modified, MHD_HTTP_HEADER_ETAG, d->etag) != MHD_YES ||
 	    MHD_add_response_header(d->not_modified, MHD_HTTP_HEADER_CACHE_CONTROL, cc) != MHD_YES)
 		goto out;
@@ -226,15 +256,59 @@ out:
 	return r;
 }
 
-/* Caller holds h->lock. */
-static ssize_t doc_index(const km_http_t *h, const char *path)
+/* Caller holds h->lock (for reading at least). */
+static struct doc *doc_find(const km_http_t *h, const char *path)
 {
-	size_t i;
+	uint64_t hsh;
+	struct doc *d;
 
-	for (i = 0; i < h->ndocs; i++)
-		if (strcmp(h->docs[i]->path, path) == 0)
-			return (ssize_t)i;
-	return -1;
+	if (h->nbuckets == 0)
+		return NULL;
+	hsh = path_hash(path);
+	for (d = h->buckets[hsh & (h->nbuckets - 1)]; d != NULL; d = d->hnext)
+		if (d->hash == hsh && strcmp(d->path, path) == 0)
+			return d;
+	return NULL;
+}
+
+/* The link that points at d in its bucket. Caller holds h->lock for writing; d is indexed. */
+static struct doc **bucket_link(km_http_t *h, const struct doc *d)
+{
+	struct doc **link = &h->buckets[d->hash & (h->nbuckets - 1)];
+
+	while (*link != d)
+		link = &(*link)->hnext;
+	return link;
+}
+
+/* Makes room for one more document in the array and the index (which stays at most half
+ * full). Caller holds h->lock for writing. KM_EOK or KM_ENOMEM (nothing changed). */
+static int docs_reserve(km_http_t *h)
+{
+	struct doc **grown, **nb, *d;
+	size_t cap, n, i;
+
+	if (h->ndocs == h->cap) {
+		cap = h->cap ? 2 * h->cap : 8;
+		if ((grown = realloc(h->docs, cap * sizeof(*grown))) == NULL)
+			return KM_ENOMEM;
+		h->docs = grown;
+		h->cap = cap;
+	}
+	if (2 * (h->ndocs + 1) <= h->nbuckets)
+		return KM_EOK;
+	n = h->nbuckets ? 2 * h->nbuckets : 16;
+	if ((nb = calloc(n, sizeof(*nb))) == NULL)
+		return KM_ENOMEM;
+	for (i = 0; i < h->ndocs; i++) {
+		d = h->docs[i];
+		d->hnext = nb[d->hash & (n - 1)];
+		nb[d->hash & (n - 1)] = d;
+	}
+	free(h->buckets);
+	h->buckets = nb;
+	h->nbuckets = n;
+	return KM_EOK;
 }
 
 /* ---------------------------------------------------------------- metrics */
@@ -400,22 +474,22 @@ static enum MHD_Result serve_doc(km_http_t *h, struct MHD_Connection *c, const c
 	enum MHD_Result ret;
 	int64_t serial = 0;
 	unsigned code = 0;
-	ssize_t i;
+	struct doc *d;
 	bool named;
 
 	pthread_rwlock_rdlock(&h->lock);
-	if ((i = doc_index(h, url)) < 0) {
+	if ((d = doc_find(h, url)) == NULL) {
 		pthread_rwlock_unlock(&h->lock);
 		return queue(h, c, MHD_HTTP_NOT_FOUND, h->r404);
 	}
-	if (inm_matches(rq, h->docs[i]->etag)) {
+	if (inm_matches(rq, d->etag)) {
 		code = MHD_HTTP_NOT_MODIFIED;
-		ret = MHD_queue_response(c, code, h->docs[i]->not_modified);
+		ret = MHD_queue_response(c, code, d->not_modified);
 	} else {
 		code = MHD_HTTP_OK;
-		ret = MHD_queue_response(c, code, h->docs[i]->ok);
+		ret = MHD_queue_response(c, code, d->ok);
 	}
-	serial = h->docs[i]->serial;
+	serial = d->serial;
 	pthread_rwlock_unlock(&h->lock);
 	if (ret != MHD_YES)
 		return ret;
@@ -587,7 +661,7 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 	size_t max_header, max_verifiers;
 	struct sockaddr_storage ss;
 	pthread_rwlockattr_t attr;
-	const union MHD_DaemonInfo *di;
+	char why[160] = "";
 	unsigned flags;
 	km_http_t *h = NULL;
 	bool v6 = false, lock_ok = false;
@@ -645,12 +719,20 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 	    km_ratelimit_create(cfg->rate_limit, cfg->rate_burst, max_verifiers, &h->rate) != KM_EOK)
 		goto nomem;
 
+	r = KM_EIO;
+	if (km_http_listener_bind((struct sockaddr *)&ss, v6 ? sizeof(struct sockaddr_in6) :
+				  sizeof(struct sockaddr_in), &h->listener, why,
+				  sizeof(why)) != KM_EOK) {
+		set_err(err, errlen, "cannot start HTTP server on %s port %u: %s", addr,
+			(unsigned)cfg->port, why);
+		goto out;
+	}
+	/* No listening socket of its own: the listener hands connections to the pool. */
 	flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-		(v6 ? MHD_USE_IPv6 : 0);
+		MHD_USE_NO_LISTEN_SOCKET;
 	atomic_store(&h->starting, true);
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, &handle, h,
 		MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, h,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
 		MHD_OPTION_CONNECTION_LIMIT, conn_limit,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
@@ -667,11 +749,15 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 	if (h->mhd == NULL) {
 		set_err(err, errlen, "cannot start HTTP server on %s port %u: %s", addr,
 			(unsigned)cfg->port, h->start_log[0] ? h->start_log : "libmicrohttpd failed");
-		r = KM_EIO;
 		goto out;
 	}
-	di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	h->port = (di != NULL) ? di->port : cfg->port;
+	h->port = km_http_listener_port(h->listener);
+	if (!cfg->defer_listen &&
+	    km_http_listener_start(h->listener, h->mhd, why, sizeof(why)) != KM_EOK) {
+		set_err(err, errlen, "cannot start HTTP server on %s port %u: %s", addr,
+			(unsigned)h->port, why);
+		goto out;
+	}
 	*ret = h;
 	h = NULL;
 	r = KM_EOK;
@@ -689,11 +775,14 @@ void km_http_free(km_http_t *h)
 
 	if (h == NULL)
 		return;
+	/* no new connection first, then the workers and their connections */
+	km_http_listener_free(h->listener);
 	if (h->mhd != NULL)
 		MHD_stop_daemon(h->mhd);
 	for (i = 0; i < h->ndocs; i++)
 		doc_free(h->docs[i]);
 	free(h->docs);
+	free(h->buckets);
 	if (h->health != NULL)
 		MHD_destroy_response(h->health);
 	if (h->r404 != NULL)
@@ -716,11 +805,21 @@ uint16_t km_http_port(const km_http_t *h)
 	return h->port;
 }
 
+int km_http_listen(km_http_t *h, char *err, size_t errlen)
+{
+	char why[160] = "";
+
+	if (km_http_listener_start(h->listener, h->mhd, why, sizeof(why)) != KM_EOK) {
+		set_err(err, errlen, "cannot listen for HTTP on port %u: %s", (unsigned)h->port, why);
+		return KM_EIO;
+	}
+	return KM_EOK;
+}
+
 int km_http_publish(km_http_t *h, const char *path, const char *body, size_t len,
                     int64_t serial, unsigned max_age, time_t last_modified)
 {
-	struct doc *d = NULL, *old = NULL, **grown;
-	ssize_t i;
+	struct doc *d = NULL, *old = NULL, **link;
 	int r;
 
 	if (!km_http_path_valid(path) || (body == NULL && len > 0))
@@ -730,19 +829,21 @@ int km_http_publish(km_http_t *h, const char *path, const char *body, size_t len
 
 	r = KM_EOK;
 	pthread_rwlock_wrlock(&h->lock);
-	if ((i = doc_index(h, path)) >= 0) {
-		old = h->docs[i];
-		h->docs[i] = d;
-	} else if (h->ndocs == h->cap &&
-		   (grown = realloc(h->docs, (h->cap ? 2 * h->cap : 8) * sizeof(*grown))) == NULL) {
+	if ((old = doc_find(h, path)) != NULL) {
+		/* the array slot and the bucket link, both under the same write lock */
+		d->pos = old->pos;
+		h->docs[d->pos] = d;
+		link = bucket_link(h, old);
+		d->hnext = old->hnext;
+		*link = d;
+	} else if ((r = docs_reserve(h)) != KM_EOK) {
 		old = d;        /* not published: dropped below */
-		r = KM_ENOMEM;
 	} else {
-		if (h->ndocs == h->cap) {
-			h->docs = grown;
-			h->cap = h->cap ? 2 * h->cap : 8;
-		}
+		d->pos = h->ndocs;
 		h->docs[h->ndocs++] = d;
+		link = &h->buckets[d->hash & (h->nbuckets - 1)];
+		d->hnext = *link;
+		*link = d;
 	}
 	pthread_rwlock_unlock(&h->lock);
 	/* Requests that queued the old responses hold MHD references of their own. */
@@ -752,15 +853,16 @@ int km_http_publish(km_http_t *h, const char *path, const char *body, size_t len
 
 int km_http_unpublish(km_http_t *h, const char *path)
 {
-	struct doc *old = NULL;
-	ssize_t i;
+	struct doc *old = NULL, **link;
 
 	if (path == NULL)
 		return KM_ENOENT;
 	pthread_rwlock_wrlock(&h->lock);
-	if ((i = doc_index(h, path)) >= 0) {
-		old = h->docs[i];
-		h->docs[i] = h->docs[--h->ndocs];
+	if ((old = doc_find(h, path)) != NULL) {
+		link = bucket_link(h, old);
+		*link = old->hnext;
+		h->docs[old->pos] = h->docs[--h->ndocs];
+		h->docs[old->pos]->pos = old->pos;
 	}
 	pthread_rwlock_unlock(&h->lock);
 	if (old == NULL)

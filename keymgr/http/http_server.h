@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The JWKS HTTP server of keymgrd (libmicrohttpd 0.9.75, epoll, internal thread pool).
+ * The JWKS HTTP server of keymgrd (libmicrohttpd 0.9.75, epoll, internal thread pool fed by
+ * one acceptor thread that spreads connections over the pool).
  *
  * It serves documents that the daemon publishes at exact paths, answers /healthz and
  * /metrics, and records which verifier fetched which serial (propagation evidence). It never
@@ -35,6 +36,8 @@ typedef struct {
 	unsigned rate_limit;      /* requests per second per client address; 0 = no limit.
 	                           * Over it: 429 with Retry-After, and the connection closed */
 	unsigned rate_burst;      /* requests a client may send at once; 0 = 2 * rate_limit */
+	bool defer_listen;        /* bind now, accept connections only from km_http_listen() on
+	                           * (until then clients are refused at connect) */
 } km_http_cfg_t;
 
 /* One row of the verifier table: the last serial a verifier is known to hold at a path. */
@@ -49,12 +52,19 @@ typedef struct {
 } km_http_verifier_t;
 
 /*
- * Starts the server: binds, listens and spawns the thread pool. *ret receives a handle that
- * must be released with km_http_free(). On failure a message is written into err (if not NULL)
- * and KM_EINVAL (bad configuration), KM_ENOMEM or KM_EIO (bind/listen/thread failure) is
+ * Starts the server: binds, spawns the thread pool and listens (unless cfg.defer_listen).
+ * *ret receives a handle that must be released with km_http_free(). On failure a message is
+ * written into err (if not NULL) and KM_EINVAL (bad configuration), KM_ENOMEM or KM_EIO (bind/listen/thread failure) is
  * returned; *ret is untouched.
  */
 int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t errlen);
+
+/*
+ * Starts accepting connections on a server started with cfg.defer_listen (typically once its
+ * documents are published, so that no client ever sees a 404 for them). Does nothing if it
+ * already accepts. Returns KM_EOK or KM_EIO (listen or thread failure; message in err).
+ */
+int km_http_listen(km_http_t *h, char *err, size_t errlen);
 
 /* Stops the server (waits for its threads) and frees everything. Accepts NULL. */
 void km_http_free(km_http_t *h);

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The HTTP layer through keymgrd: documents per environment and per key set, headers
 (Content-Type, strong ETag, Cache-Control max-age = the smallest jwks_max_age of the
-environment's key sets, Last-Modified), If-None-Match -> 304, HEAD, 404, 405, malformed and
+environment's key sets, Last-Modified), If-None-Match -> 304 (no Content-Length, no body,
+connection closed), HEAD (the 200's Content-Length), 404, 405, malformed and
 oversized requests answered 4xx (or closed) without disturbing other clients, and the
 snapshot file (same bytes as served, mode 0644, its serial next to it).
 
@@ -35,6 +36,32 @@ def raw(port, data, read=True):
         except (ConnectionResetError, socket.timeout):
             pass
     s.close()
+    return out
+
+
+def raw_all(port, data):
+    """Sends data and reads until the server closes (10 s at most)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(data)
+    out = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except (ConnectionResetError, socket.timeout):
+        pass
+    s.close()
+    return out
+
+
+def header_fields(head):
+    """{lower-case name: value} of a response's header block (status line skipped)."""
+    out = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        out[name.strip().lower().decode()] = value.strip().decode()
     return out
 
 
@@ -78,6 +105,33 @@ def run(keymgr, keymgrd):
         check(st == 304 and b3 == b"", f"If-None-Match: {st}")
         check(h3["etag"] == h["etag"] and h3["cache-control"] == h["cache-control"],
               "304 repeats ETag and Cache-Control")
+        # On the wire: a 304 has no Content-Length (a client would wait for that many bytes)
+        # and no body. libmicrohttpd 0.9.75 can do that only by closing the connection after
+        # it, so it says "Connection: close" and nothing follows the header block.
+        resp = raw_all(d.port, b"GET " + ENV_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                       b"If-None-Match: " + h["etag"].encode() + b"\r\n\r\n")
+        head, _, rest = resp.partition(b"\r\n\r\n")
+        fields = header_fields(head)
+        check(status_of(resp) == 304, f"raw conditional GET: {resp[:80]!r}")
+        check("content-length" not in fields, f"304 carries Content-Length: {head!r}")
+        check("transfer-encoding" not in fields, f"304 carries Transfer-Encoding: {head!r}")
+        check(rest == b"", f"304 followed by {len(rest)} bytes: {rest[:40]!r}")
+        check(fields.get("connection") == "close", f"304 without Connection: close: {head!r}")
+        check(fields.get("etag") == h["etag"], "304 ETag on the wire")
+        # A HEAD keeps the 200's Content-Length (and sends no body either).
+        resp = raw_all(d.port, b"HEAD " + ENV_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                       b"Connection: close\r\n\r\n")
+        head, _, rest = resp.partition(b"\r\n\r\n")
+        check(status_of(resp) == 200 and rest == b"", f"raw HEAD: {resp[:80]!r}")
+        check(header_fields(head).get("content-length") == str(len(body)),
+              f"HEAD Content-Length is not the document's {len(body)}: {head!r}")
+        # A bad or stale ETag still gets the document with its Content-Length.
+        resp = raw_all(d.port, b"GET " + ENV_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                       b"If-None-Match: \"0000\"\r\nConnection: close\r\n\r\n")
+        head, _, rest = resp.partition(b"\r\n\r\n")
+        check(status_of(resp) == 200 and rest == body and
+              header_fields(head).get("content-length") == str(len(body)),
+              f"raw GET with a stale ETag: {resp[:80]!r}")
         st, h4, b4 = d.http("GET", ENV_PATH, {"If-None-Match": '"0000"'})
         check(st == 200 and b4 == body, "a stale ETag gets the document")
         st, h5, b5 = d.http("HEAD", ENV_PATH)

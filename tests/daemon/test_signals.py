@@ -104,12 +104,14 @@ def test_sigterm_mid_action(keymgr, keymgrd):
               f"an action started after SIGTERM: {started[-1]}")
         keys = consistent(s, "dev/big")
         print(f"  stopped with {len(keys)} keys: {[k['state'] for k in keys]}")
-        # A new daemon carries on: the successor gets published.
+        # A new daemon carries on: the successor gets published. It listens only once the
+        # store's documents are published, so the key set is served from its first answer
+        # on: never a 404 (tests/daemon/test_restart.py polls across restarts).
         d = Daemon(s, verbose=False)
         def successor_served():
-            # 404 until the new daemon's first publish (it may still be starting).
             st, _, b = d.http("GET", "/dev/big/jwks.json")
-            return st == 200 and len(json.loads(b)["keys"]) >= 2
+            check(st == 200, f"the restarted keymgrd answered {st} for a served key set")
+            return len(json.loads(b)["keys"]) >= 2
         wait_for(successor_served, "the successor published", timeout=120)
         consistent(s, "dev/big")
         check(d.stop() == 0, "keymgrd did not exit 0")

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The listening socket of km_http and its acceptor thread (internal to keymgr/http/).
+ *
+ * libmicrohttpd's own thread pool lets every worker accept from one shared socket: the worker
+ * that wakes first takes up to ten connections per turn, so a burst of connections (a load
+ * balancer or wrk opening 64 at once) lands on one worker and the others idle. Here one thread
+ * accepts and hands every connection to MHD_add_connection(), which spreads them over the
+ * pool (socket number modulo pool size: a burst alternates between the workers). The
+ * per-address and total connection limits stay libmicrohttpd's (checked in that call).
+ *
+ * The socket is bound when created but listens only from km_http_listener_start() on: until
+ * then a client is refused at connect (no 404 while nothing is published yet).
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct MHD_Daemon;
+
+typedef struct km_http_listener km_http_listener_t;
+
+/*
+ * Creates a TCP socket bound to sa (SO_REUSEADDR; IPv6 only for an IPv6 address), not yet
+ * listening. *ret is freed with km_http_listener_free(). Returns KM_EOK, KM_ENOMEM or KM_EIO
+ * (socket or bind failed: the reason is written into err).
+ */
+int km_http_listener_bind(const struct sockaddr *sa, socklen_t salen,
+                          km_http_listener_t **ret, char *err, size_t errlen);
+
+/* The port the socket is bound to. */
+uint16_t km_http_listener_port(const km_http_listener_t *l);
+
+/*
+ * Starts listening and the acceptor thread, which passes each accepted connection to mhd (a
+ * daemon started with MHD_USE_NO_LISTEN_SOCKET and MHD_USE_ITC). Calling it again does
+ * nothing. Returns KM_EOK or KM_EIO (reason in err).
+ */
+int km_http_listener_start(km_http_listener_t *l, struct MHD_Daemon *mhd, char *err,
+                           size_t errlen);
+
+/* Stops the acceptor thread (waits for it) and closes the socket. Accepts NULL. Call it
+ * before stopping the daemon the connections are handed to. */
+void km_http_listener_free(km_http_listener_t *l);
