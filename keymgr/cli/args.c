@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "keymgr/cli/args.h"
+#include "keymgr/cli/cli.h"
 #include "keymgr/common/name.h"
 #include "keymgr/jose/jwk.h"
 
@@ -51,4 +52,34 @@ int km_cli_take_positionals(int *argc, char **argv, const struct option *opts, c
 	argv[out] = NULL;
 	*argc = out;
 	return n;
+}
+
+int km_cli_args_parse(const km_cli_args_t *a, void *ctx, int argc, char **argv,
+                      km_cli_common_t *c, char **pos, int *npos)
+{
+	static const struct option common_only[] = { KM_CLI_OPTS_COMMON, { NULL, 0, NULL, 0 } };
+	const struct option *opts = a->opts != NULL ? a->opts : common_only;
+	int n = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
+	int o, rc;
+	km_cli_common_init(c);
+	while ((o = km_cli_getopt(argc, argv, a->cmd, opts, c)) != -1) {
+		if (o < 0 || a->option == NULL)
+			return KM_CLI_EXIT_USAGE; /* km_cli_getopt printed why */
+		if ((rc = a->option(a->cmd, o, optarg, ctx)) != 0)
+			return rc;
+	}
+	if (c->help)
+		return km_cli_help(a->help);
+	if (a->count_error != NULL && (n < a->min_pos || n > a->max_pos))
+		return km_cli_usage_error(a->cmd, "%s", a->count_error);
+	*npos = n;
+	return KM_CLI_CONTINUE;
+}
+
+int km_cli_args_store(const char *cmd, int opt, const char *arg, void *ctx)
+{
+	(void)cmd;
+	(void)opt;
+	*(const char **)ctx = arg;
+	return 0;
 }

@@ -187,6 +187,42 @@ static int log_env(km_env_t *env, const km_store_audit_filter_t *f, const char *
 	return KM_CLI_EXIT_OK;
 }
 
+/* The options of audit log (ctx of log_option). */
+typedef struct {
+	km_store_audit_filter_t f;
+	const char *kid;
+} log_args_t;
+
+static int log_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	log_args_t *a = ctx;
+	int64_t t = 0;
+	switch (o) {
+	case OPT_KID:
+		if (!km_name_kid_valid(arg))
+			return km_cli_usage_error(cmd, "invalid --kid: 1 to %d base64url characters",
+			                          KM_KID_MAX);
+		a->kid = arg;
+		break;
+	case OPT_KEYSET:
+		if (!km_name_keyset_valid(arg))
+			return km_cli_usage_error(cmd, "invalid --keyset name");
+		a->f.keyset = arg;
+		break;
+	default: /* --since, --until */
+		if (km_cli_parse_time(arg, &t) != KM_EOK)
+			return km_cli_usage_error(cmd, "--%s: expected ISO 8601 UTC "
+			                          "(2026-11-28T17:00:00Z), @UNIXSECONDS or now",
+			                          o == OPT_SINCE ? "since" : "until");
+		if (o == OPT_SINCE)
+			a->f.since = t;
+		else
+			a->f.until = t;
+		break;
+	}
+	return 0;
+}
+
 static int audit_log(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -197,51 +233,23 @@ static int audit_log(int argc, char **argv)
 		{ "until", required_argument, NULL, OPT_UNTIL },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr audit log";
+	/* Past KM_CLI_MAX_POSITIONAL only; env_arg() says more. */
+	static const km_cli_args_t args = {
+		.cmd = "keymgr audit log", .help = log_help, .opts = opts, .option = log_option,
+		.min_pos = 0, .max_pos = KM_CLI_MAX_POSITIONAL, .count_error = "too many arguments",
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	km_store_audit_filter_t f = { 0 };
-	const char *kid = NULL, *env_name = NULL;
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		switch (o) {
-		case OPT_KID:
-			if (!km_name_kid_valid(optarg))
-				return km_cli_usage_error(cmd, "invalid --kid: 1 to %d base64url characters",
-				                          KM_KID_MAX);
-			kid = optarg;
-			break;
-		case OPT_KEYSET:
-			if (!km_name_keyset_valid(optarg))
-				return km_cli_usage_error(cmd, "invalid --keyset name");
-			f.keyset = optarg;
-			break;
-		case OPT_SINCE:
-		case OPT_UNTIL: {
-			int64_t t = 0;
-			if (km_cli_parse_time(optarg, &t) != KM_EOK)
-				return km_cli_usage_error(cmd, "--%s: expected ISO 8601 UTC "
-				                          "(2026-11-28T17:00:00Z), @UNIXSECONDS or now",
-				                          o == OPT_SINCE ? "since" : "until");
-			if (o == OPT_SINCE)
-				f.since = t;
-			else
-				f.until = t;
-			break;
-		}
-		default: return KM_CLI_EXIT_USAGE;
-		}
-	}
-	if (c.help)
-		return km_cli_help(log_help);
-	if (npos < 0)
-		return km_cli_usage_error(cmd, "too many arguments");
-	int rc = env_arg(cmd, npos, pos, &env_name);
+	log_args_t a = { { 0 }, NULL };
+	const char *env_name = NULL;
+	int npos, rc = km_cli_args_parse(&args, &a, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
+	rc = env_arg(cmd, npos, pos, &env_name);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
-	if (f.since && f.until && f.since > f.until)
+	if (a.f.since && a.f.until && a.f.since > a.f.until)
 		return km_cli_usage_error(cmd, "--since is after --until");
 	km_config_t *cfg = NULL;
 	if ((rc = km_cli_config_load(&cfg)) != KM_CLI_EXIT_OK)
@@ -257,7 +265,7 @@ static int audit_log(int argc, char **argv)
 		km_env_t *env = NULL;
 		if ((rc = km_cli_audit_open(cfg, e->name, &env)) != KM_CLI_EXIT_OK)
 			break;
-		rc = log_env(env, &f, kid, arr);
+		rc = log_env(env, &a.f, a.kid, arr);
 		km_env_free(env);
 	}
 	if (env_name != NULL && km_config_env(cfg, env_name) == NULL && rc == KM_CLI_EXIT_OK) {
@@ -309,6 +317,25 @@ static int verify_store(km_store_t *s, const km_audit_verify_opts_t *vo, json_t 
 	return v.ok ? KM_CLI_EXIT_OK : KM_CLI_EXIT_REFUSED;
 }
 
+/* The options of audit verify (ctx of verify_option). */
+typedef struct {
+	const char *store;
+	km_audit_verify_opts_t vo;
+} verify_args_t;
+
+static int verify_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	verify_args_t *a = ctx;
+	if (o == OPT_STORE) {
+		a->store = arg;
+	} else {
+		if (!km_name_kid_valid(arg))
+			return km_cli_usage_error(cmd, "invalid --audit-kid");
+		a->vo.pin_kid = arg;
+	}
+	return 0;
+}
+
 static int audit_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -317,46 +344,37 @@ static int audit_verify(int argc, char **argv)
 		{ "audit-kid", required_argument, NULL, OPT_AUDIT_KID },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr audit verify";
+	/* Past KM_CLI_MAX_POSITIONAL only; env_arg() says more. */
+	static const km_cli_args_t args = {
+		.cmd = "keymgr audit verify", .help = verify_help, .opts = opts,
+		.option = verify_option,
+		.min_pos = 0, .max_pos = KM_CLI_MAX_POSITIONAL, .count_error = "too many arguments",
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	km_audit_verify_opts_t vo = { 0 };
-	const char *store = NULL, *env_name = NULL;
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o == OPT_STORE) {
-			store = optarg;
-		} else if (o == OPT_AUDIT_KID) {
-			if (!km_name_kid_valid(optarg))
-				return km_cli_usage_error(cmd, "invalid --audit-kid");
-			vo.pin_kid = optarg;
-		} else {
-			return KM_CLI_EXIT_USAGE;
-		}
-	}
-	if (c.help)
-		return km_cli_help(verify_help);
-	if (npos < 0)
-		return km_cli_usage_error(cmd, "too many arguments");
-	int rc = env_arg(cmd, npos, pos, &env_name);
+	verify_args_t a = { NULL, { 0 } };
+	const char *env_name = NULL;
+	int npos, rc = km_cli_args_parse(&args, &a, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
+	rc = env_arg(cmd, npos, pos, &env_name);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	json_t *arr = c.json ? json_array() : NULL;
-	if (store != NULL) {
+	if (a.store != NULL) {
 		/* Offline: a copy of the store, no configuration. */
 		struct stat st;
 		km_store_t *s = NULL;
 		char err[1024] = "";
 		if (env_name == NULL)
 			rc = km_cli_usage_error(cmd, "--store needs the ENV the store belongs to");
-		else if (stat(store, &st) != 0)
+		else if (stat(a.store, &st) != 0)
 			rc = km_cli_fail(KM_ENOENT, "the --store file does not exist");
-		else if ((rc = km_store_open(store, env_name, &s, err, sizeof(err))) != KM_EOK)
+		else if ((rc = km_store_open(a.store, env_name, &s, err, sizeof(err))) != KM_EOK)
 			rc = km_cli_fail(rc, err);
 		else
-			rc = verify_store(s, &vo, arr);
+			rc = verify_store(s, &a.vo, arr);
 		km_store_free(s);
 	} else {
 		km_config_t *cfg = NULL;
@@ -373,7 +391,7 @@ static int audit_verify(int argc, char **argv)
 			km_env_t *env = NULL;
 			any = true;
 			if ((rc = km_cli_audit_open(cfg, e->name, &env)) == KM_CLI_EXIT_OK)
-				rc = verify_store(km_env_store(env), &vo, arr);
+				rc = verify_store(km_env_store(env), &a.vo, arr);
 			km_env_free(env);
 			if (rc != KM_CLI_EXIT_OK && worst == KM_CLI_EXIT_OK)
 				worst = rc;
@@ -413,20 +431,18 @@ static int checkpoint_env(km_env_t *env, json_t *arr)
 
 static int audit_checkpoint(int argc, char **argv)
 {
-	static const struct option opts[] = { KM_CLI_OPTS_COMMON, { NULL, 0, NULL, 0 } };
-	const char *cmd = "keymgr audit checkpoint";
+	/* Past KM_CLI_MAX_POSITIONAL only; env_arg() says more. */
+	static const km_cli_args_t args = {
+		.cmd = "keymgr audit checkpoint", .help = checkpoint_help,
+		.min_pos = 0, .max_pos = KM_CLI_MAX_POSITIONAL, .count_error = "too many arguments",
+	};
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	const char *env_name = NULL;
-	km_cli_common_init(&c);
-	if (km_cli_getopt(argc, argv, cmd, opts, &c) != -1)
-		return KM_CLI_EXIT_USAGE;
-	if (c.help)
-		return km_cli_help(checkpoint_help);
-	if (npos < 0)
-		return km_cli_usage_error(cmd, "too many arguments");
-	int rc = env_arg(cmd, npos, pos, &env_name);
+	int npos, rc = km_cli_args_parse(&args, NULL, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
+	rc = env_arg(args.cmd, npos, pos, &env_name);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	km_config_t *cfg = NULL;

@@ -218,6 +218,26 @@ static void table_report(json_t *rep, bool has_at)
 	}
 }
 
+/* The options of audit report (ctx of report_option). */
+typedef struct {
+	const char *format;
+	km_audit_report_opts_t ro;
+} report_args_t;
+
+static int report_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	report_args_t *a = ctx;
+	if (o == OPT_FORMAT) {
+		a->format = arg;
+		return 0;
+	}
+	if (km_cli_parse_time(arg, &a->ro.at) != KM_EOK)
+		return km_cli_usage_error(cmd, "--at: expected ISO 8601 UTC "
+		                          "(2026-11-28T17:00:00Z), @UNIXSECONDS or now");
+	a->ro.has_at = true;
+	return 0;
+}
+
 int km_cmd_audit_report(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -226,30 +246,19 @@ int km_cmd_audit_report(int argc, char **argv)
 		{ "at", required_argument, NULL, OPT_AT },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr audit report";
+	/* No count_error: --format is checked first. */
+	static const km_cli_args_t args = {
+		.cmd = "keymgr audit report", .help = report_help, .opts = opts,
+		.option = report_option,
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	km_audit_report_opts_t ro = { .now = km_cli_now() };
-	const char *format = "table";
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o == OPT_FORMAT) {
-			format = optarg;
-		} else if (o == OPT_AT) {
-			if (km_cli_parse_time(optarg, &ro.at) != KM_EOK)
-				return km_cli_usage_error(cmd, "--at: expected ISO 8601 UTC "
-				                          "(2026-11-28T17:00:00Z), @UNIXSECONDS or now");
-			ro.has_at = true;
-		} else {
-			return KM_CLI_EXIT_USAGE;
-		}
-	}
-	if (c.help)
-		return km_cli_help(report_help);
-	if (c.json)
-		format = "json";
+	report_args_t a = { "table", { .now = km_cli_now() } };
+	int npos, rc = km_cli_args_parse(&args, &a, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
+	const char *format = c.json ? "json" : a.format;
 	if (strcmp(format, "table") != 0 && strcmp(format, "csv") != 0 &&
 	    strcmp(format, "json") != 0)
 		return km_cli_usage_error(cmd, "--format must be table, csv or json");
@@ -258,7 +267,7 @@ int km_cmd_audit_report(int argc, char **argv)
 	if (npos == 1 && !km_name_env_valid(pos[0]))
 		return km_cli_usage_error(cmd, "invalid environment name: expected a lowercase slug");
 	km_config_t *cfg = NULL;
-	int rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	const char *name = npos == 1 ? pos[0] : NULL;
@@ -273,7 +282,7 @@ int km_cmd_audit_report(int argc, char **argv)
 	char err[1024] = "";
 	if ((rc = km_cli_audit_open(cfg, name, &env)) != KM_CLI_EXIT_OK)
 		goto out;
-	int r = km_audit_report(env, &ro, &rep, err, sizeof(err));
+	int r = km_audit_report(env, &a.ro, &rep, err, sizeof(err));
 	if (r != KM_EOK) {
 		rc = km_cli_fail(r, err);
 		goto out;
@@ -281,9 +290,9 @@ int km_cmd_audit_report(int argc, char **argv)
 	if (strcmp(format, "json") == 0)
 		rc = km_cli_print_json(rep);
 	else if (strcmp(format, "csv") == 0)
-		csv_report(rep, ro.has_at);
+		csv_report(rep, a.ro.has_at);
 	else
-		table_report(rep, ro.has_at);
+		table_report(rep, a.ro.has_at);
 	json_t *audit = json_object_get(rep, "audit");
 	if (!json_is_true(json_object_get(audit, "verified"))) {
 		km_cli_error("the audit log of %s failed verification at seq %lld: this report "
@@ -319,19 +328,16 @@ static int jwks_env(const char *cmd, int npos, char **pos, km_config_t **cfg, km
 
 int km_cmd_jwks_history(int argc, char **argv)
 {
-	static const struct option opts[] = { KM_CLI_OPTS_COMMON, { NULL, 0, NULL, 0 } };
-	const char *cmd = "keymgr jwks history";
+	/* No count_error: jwks_env() checks ENV. */
+	static const km_cli_args_t args = { .cmd = "keymgr jwks history", .help = history_help };
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	km_cli_common_init(&c);
-	if (km_cli_getopt(argc, argv, cmd, opts, &c) != -1)
-		return KM_CLI_EXIT_USAGE;
-	if (c.help)
-		return km_cli_help(history_help);
+	int npos, rc = km_cli_args_parse(&args, NULL, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
-	int rc = jwks_env(cmd, npos, pos, &cfg, &env);
+	rc = jwks_env(args.cmd, npos, pos, &cfg, &env);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	km_store_jwks_version_t *v = NULL;
@@ -372,6 +378,31 @@ out:
 	return rc;
 }
 
+/* --serial and --at of jwks show (ctx of show_option). */
+typedef struct {
+	uint64_t serial;
+	int64_t at;
+	bool has_at;
+} show_args_t;
+
+static int show_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	show_args_t *a = ctx;
+	if (o == OPT_SERIAL) {
+		char *end = NULL;
+		unsigned long long v = strtoull(arg, &end, 10);
+		if (arg[0] < '1' || arg[0] > '9' || end == arg || *end != '\0')
+			return km_cli_usage_error(cmd, "--serial must be a positive integer");
+		a->serial = (uint64_t)v;
+	} else {
+		if (km_cli_parse_time(arg, &a->at) != KM_EOK)
+			return km_cli_usage_error(cmd, "--at: expected ISO 8601 UTC "
+			                          "(2026-11-28T17:00:00Z), @UNIXSECONDS or now");
+		a->has_at = true;
+	}
+	return 0;
+}
+
 int km_cmd_jwks_show(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -380,44 +411,28 @@ int km_cmd_jwks_show(int argc, char **argv)
 		{ "at", required_argument, NULL, OPT_AT },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr jwks show";
+	/* No count_error: jwks_env() checks ENV after the options. */
+	static const km_cli_args_t args = {
+		.cmd = "keymgr jwks show", .help = show_help, .opts = opts, .option = show_option,
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	uint64_t serial = 0;
-	int64_t at = 0;
-	bool has_at = false;
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o == OPT_SERIAL) {
-			char *end = NULL;
-			unsigned long long v = strtoull(optarg, &end, 10);
-			if (optarg[0] < '1' || optarg[0] > '9' || end == optarg || *end != '\0')
-				return km_cli_usage_error(cmd, "--serial must be a positive integer");
-			serial = (uint64_t)v;
-		} else if (o == OPT_AT) {
-			if (km_cli_parse_time(optarg, &at) != KM_EOK)
-				return km_cli_usage_error(cmd, "--at: expected ISO 8601 UTC "
-				                          "(2026-11-28T17:00:00Z), @UNIXSECONDS or now");
-			has_at = true;
-		} else {
-			return KM_CLI_EXIT_USAGE;
-		}
-	}
-	if (c.help)
-		return km_cli_help(show_help);
-	if ((serial != 0) == has_at)
+	show_args_t a = { 0, 0, false };
+	int npos, rc = km_cli_args_parse(&args, &a, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
+	if ((a.serial != 0) == a.has_at)
 		return km_cli_usage_error(cmd, "give exactly one of --serial N and --at TIME");
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
-	int rc = jwks_env(cmd, npos, pos, &cfg, &env);
+	rc = jwks_env(cmd, npos, pos, &cfg, &env);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	km_store_jwks_version_t v = { 0 };
 	char err[1024] = "", *doc = NULL;
 	size_t len = 0;
-	int r = km_audit_jwks_version(km_env_store(env), serial, at, &v, err, sizeof(err));
+	int r = km_audit_jwks_version(km_env_store(env), a.serial, a.at, &v, err, sizeof(err));
 	if (r == KM_EOK)
 		r = km_audit_jwks_render(km_env_store(env), v.kids, &doc, &len, err, sizeof(err));
 	if (r != KM_EOK)

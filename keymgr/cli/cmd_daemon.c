@@ -48,7 +48,7 @@ static const char tick_help[] =
 
 enum { OPT_SOCKET = 0x10 };
 
-/* Parses options and [ENV[/NAME]]; returns -1 to go on, or an exit code. */
+/* Parses options and [ENV[/NAME]]; returns KM_CLI_CONTINUE to go on, or an exit code. */
 static int parse(int argc, char **argv, const char *cmd, const char *help, bool takes_target,
                  km_cli_common_t *c, const char **socket, char env[KM_ENV_NAME_MAX + 1],
                  char name[KM_KEYSET_NAME_MAX + 1])
@@ -58,29 +58,24 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, bool 
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ NULL, 0, NULL, 0 },
 	};
+	const km_cli_args_t args = {
+		.cmd = cmd, .help = help, .opts = opts, .option = km_cli_args_store,
+		.min_pos = 0, .max_pos = takes_target ? 1 : 0,
+		.count_error = takes_target ? "expected at most one ENV or ENV/NAME"
+		                            : "takes no arguments",
+	};
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
-	int o;
-	km_cli_common_init(c);
+	int npos, rc;
 	*socket = NULL;
 	env[0] = name[0] = '\0';
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, c)) != -1) {
-		if (o == OPT_SOCKET)
-			*socket = optarg;
-		else
-			return KM_CLI_EXIT_USAGE;
-	}
-	if (c->help)
-		return km_cli_help(help);
-	if (npos < 0 || npos > (takes_target ? 1 : 0))
-		return km_cli_usage_error(cmd, takes_target ? "expected at most one ENV or ENV/NAME"
-		                                            : "takes no arguments");
+	if ((rc = km_cli_args_parse(&args, socket, argc, argv, c, pos, &npos)) != KM_CLI_CONTINUE)
+		return rc;
 	if (npos == 1) {
 		char err[256];
 		if (km_name_split(pos[0], true, env, name, err, sizeof(err)) != KM_EOK)
 			return km_cli_usage_error(cmd, "%s", err);
 	}
-	return -1;
+	return KM_CLI_CONTINUE;
 }
 
 /* Sends {"op":op,...} and returns the reply, or prints the error and returns NULL. */

@@ -50,6 +50,23 @@ static void print_key_row(const km_store_key_t *k, const char *env)
 	       km_cli_iso8601(k->state_at[k->state], t, sizeof(t)));
 }
 
+/* --state, --owner and --purpose of key list: the filter (ctx). */
+static int list_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	km_store_key_filter_t *f = ctx;
+	km_state_t st;
+	switch (o) {
+	case OPT_STATE:
+		if (km_state_from_name(arg, &st) != KM_EOK)
+			return km_cli_usage_error(cmd, "unknown state '%.32s'", arg);
+		f->states |= KM_STORE_STATE_BIT(st);
+		break;
+	case OPT_OWNER: f->owner = arg; break;
+	default: f->purpose = arg; break;
+	}
+	return 0;
+}
+
 static int key_list(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -59,30 +76,17 @@ static int key_list(int argc, char **argv)
 		{ "purpose", required_argument, NULL, OPT_PURPOSE },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr key list";
+	static const km_cli_args_t args = {
+		.cmd = "keymgr key list", .help = list_help, .opts = opts, .option = list_option,
+		.min_pos = 0, .max_pos = 1, .count_error = "expected at most one ENV or ENV/NAME",
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	km_store_key_filter_t f = { 0 };
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		km_state_t st;
-		switch (o) {
-		case OPT_STATE:
-			if (km_state_from_name(optarg, &st) != KM_EOK)
-				return km_cli_usage_error(cmd, "unknown state '%.32s'", optarg);
-			f.states |= KM_STORE_STATE_BIT(st);
-			break;
-		case OPT_OWNER: f.owner = optarg; break;
-		case OPT_PURPOSE: f.purpose = optarg; break;
-		default: return KM_CLI_EXIT_USAGE;
-		}
-	}
-	if (c.help)
-		return km_cli_help(list_help);
-	if (npos < 0 || npos > 1)
-		return km_cli_usage_error(cmd, "expected at most one ENV or ENV/NAME");
+	int npos, rc = km_cli_args_parse(&args, &f, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 	char env_name[KM_ENV_NAME_MAX + 1] = "", name[KM_KEYSET_NAME_MAX + 1] = "", err[1024];
 	if (npos == 1 && km_name_split(pos[0], true, env_name, name, err, sizeof(err)) != KM_EOK)
 		return km_cli_usage_error(cmd, "%s", err);
@@ -90,7 +94,7 @@ static int key_list(int argc, char **argv)
 		f.keyset = name;
 
 	km_config_t *cfg = NULL;
-	int rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	const km_env_cfg_t *only = NULL;
@@ -183,27 +187,22 @@ static int key_show(int argc, char **argv)
 		{ "env", required_argument, NULL, OPT_ENV },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr key show";
+	static const km_cli_args_t args = {
+		.cmd = "keymgr key show", .help = show_help, .opts = opts,
+		.option = km_cli_args_store,
+		.min_pos = 1, .max_pos = 1, .count_error = "expected exactly one KID",
+	};
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	const char *env_name = NULL;
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o != OPT_ENV)
-			return KM_CLI_EXIT_USAGE;
-		env_name = optarg;
-	}
-	if (c.help)
-		return km_cli_help(show_help);
-	if (npos != 1)
-		return km_cli_usage_error(cmd, "expected exactly one KID");
+	int npos, rc = km_cli_args_parse(&args, &env_name, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
 	km_store_key_t k;
-	int rc = open_key_env(cmd, pos[0], env_name, &cfg, &env, &k);
+	rc = open_key_env(args.cmd, pos[0], env_name, &cfg, &env, &k);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	json_t *j = km_cli_key_json(&k);
@@ -229,6 +228,26 @@ static int key_show(int argc, char **argv)
 	return rc;
 }
 
+/* The options of key retire|remove (ctx of move_option). */
+typedef struct {
+	km_state_t to;
+	const char *env;
+	bool force;
+} move_opts_t;
+
+static int move_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	move_opts_t *m = ctx;
+	(void)cmd;
+	if (o == OPT_ENV)
+		m->env = arg;
+	else if (m->to == KM_STATE_REMOVED)
+		m->force = true;
+	else
+		return KM_CLI_EXIT_USAGE; /* --force: remove only */
+	return 0;
+}
+
 /* key retire / key remove: one state change by hand. */
 static int key_move(int argc, char **argv, km_state_t to, const char *cmd, const char *help)
 {
@@ -238,26 +257,17 @@ static int key_move(int argc, char **argv, km_state_t to, const char *cmd, const
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ NULL, 0, NULL, 0 },
 	};
+	const km_cli_args_t args = {
+		.cmd = cmd, .help = help, .opts = opts, .option = move_option,
+		.min_pos = 1, .max_pos = 1, .count_error = "expected exactly one KID",
+	};
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	const char *env_name = NULL;
-	bool force = false;
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o == OPT_ENV)
-			env_name = optarg;
-		else if (o == OPT_FORCE && to == KM_STATE_REMOVED)
-			force = true;
-		else
-			return KM_CLI_EXIT_USAGE;
-	}
-	if (c.help)
-		return km_cli_help(help);
-	if (npos != 1)
-		return km_cli_usage_error(cmd, "expected exactly one KID");
-	if (env_name == NULL)
+	move_opts_t m = { .to = to };
+	int npos, rc = km_cli_args_parse(&args, &m, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
+	if (m.env == NULL)
 		return km_cli_usage_error(cmd, "missing --env ENV: state changes name their "
 		                          "environment");
 
@@ -265,13 +275,13 @@ static int key_move(int argc, char **argv, km_state_t to, const char *cmd, const
 	km_env_t *env = NULL;
 	km_store_key_t k;
 	char err[1024] = "";
-	int rc = open_key_env(cmd, pos[0], env_name, &cfg, &env, &k);
+	rc = open_key_env(cmd, pos[0], m.env, &cfg, &env, &k);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	int64_t now = km_cli_now();
 	km_policy_t pol;
 	int r = km_env_keyset_policy(env, k.keyset, &pol);
-	if (r == KM_EOK && to == KM_STATE_REMOVED && k.state == KM_STATE_RETIRED && !force &&
+	if (r == KM_EOK && to == KM_STATE_REMOVED && k.state == KM_STATE_RETIRED && !m.force &&
 	    now < k.state_at[KM_STATE_RETIRED] + pol.retire_retention) {
 		char ago[32], ret[32];
 		snprintf(err, sizeof(err), "key %s retired %s ago; tokens it signed may be checked "

@@ -22,6 +22,16 @@ static const char current_help[] =
 
 enum { OPT_URI = 0x10 };
 
+/* --uri, the only option: sets the bool ctx. */
+static int uri_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	(void)cmd;
+	(void)o;
+	(void)arg;
+	*(bool *)ctx = true;
+	return 0;
+}
+
 static int current(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -29,29 +39,24 @@ static int current(int argc, char **argv)
 		{ "uri", no_argument, NULL, OPT_URI },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr key current";
+	static const km_cli_args_t args = {
+		.cmd = "keymgr key current", .help = current_help, .opts = opts, .option = uri_option,
+		.min_pos = 1, .max_pos = 1, .count_error = "expected exactly one ENV/NAME",
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	bool want_uri = false;
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o != OPT_URI)
-			return KM_CLI_EXIT_USAGE;
-		want_uri = true;
-	}
-	if (c.help)
-		return km_cli_help(current_help);
-	if (npos != 1)
-		return km_cli_usage_error(cmd, "expected exactly one ENV/NAME");
+	int npos, rc = km_cli_args_parse(&args, &want_uri, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 	char env_name[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
 	if (km_name_split(pos[0], false, env_name, name, err, sizeof(err)) != KM_EOK)
 		return km_cli_usage_error(cmd, "%s", err);
 
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
-	int rc = km_cli_env_open(env_name, &cfg, &env);
+	rc = km_cli_env_open(env_name, &cfg, &env);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	km_store_keyset_t ks;

@@ -56,6 +56,34 @@ static const char set_purpose_help[] =
 
 enum { OPT_ALG = 0x10, OPT_BITS, OPT_OWNER, OPT_PURPOSE, OPT_DESC, OPT_LABEL, OPT_REASON };
 
+/* The options of keyset create as given; --label goes into ks (ctx of create_option). */
+typedef struct {
+	const char *alg, *bits, *owner, *purpose, *desc;
+	km_store_keyset_t *ks;
+} create_args_t;
+
+static int create_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	create_args_t *a = ctx;
+	km_store_keyset_t *ks = a->ks;
+	switch (o) {
+	case OPT_ALG: a->alg = arg; break;
+	case OPT_BITS: a->bits = arg; break;
+	case OPT_OWNER: a->owner = arg; break;
+	case OPT_PURPOSE: a->purpose = arg; break;
+	case OPT_DESC: a->desc = arg; break;
+	default: /* --label */
+		if (ks->n_labels == KM_STORE_LABELS_MAX)
+			return km_cli_usage_error(cmd, "at most %d labels", KM_STORE_LABELS_MAX);
+		if (!km_name_label_valid(arg))
+			return km_cli_usage_error(cmd, "invalid label: expected k=v with k of "
+			                          "[a-z0-9._/-] and a printable value");
+		snprintf(ks->labels[ks->n_labels++], KM_STORE_LABEL_MAX + 1, "%s", arg);
+		break;
+	}
+	return 0;
+}
+
 static int keyset_create(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -68,51 +96,33 @@ static int keyset_create(int argc, char **argv)
 		{ "label", required_argument, NULL, OPT_LABEL },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr keyset create";
+	static const km_cli_args_t args = {
+		.cmd = "keymgr keyset create", .help = create_help, .opts = opts,
+		.option = create_option,
+		.min_pos = 1, .max_pos = 1, .count_error = "expected exactly one ENV/NAME",
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	km_store_keyset_t ks;
-	const char *alg = NULL, *bits = NULL, *owner = NULL, *purpose = NULL, *desc = "";
-	int o;
-
 	memset(&ks, 0, sizeof(ks));
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		switch (o) {
-		case OPT_ALG: alg = optarg; break;
-		case OPT_BITS: bits = optarg; break;
-		case OPT_OWNER: owner = optarg; break;
-		case OPT_PURPOSE: purpose = optarg; break;
-		case OPT_DESC: desc = optarg; break;
-		case OPT_LABEL:
-			if (ks.n_labels == KM_STORE_LABELS_MAX)
-				return km_cli_usage_error(cmd, "at most %d labels", KM_STORE_LABELS_MAX);
-			if (!km_name_label_valid(optarg))
-				return km_cli_usage_error(cmd, "invalid label: expected k=v with k of "
-				                          "[a-z0-9._/-] and a printable value");
-			snprintf(ks.labels[ks.n_labels++], KM_STORE_LABEL_MAX + 1, "%s", optarg);
-			break;
-		default: return KM_CLI_EXIT_USAGE;
-		}
-	}
-	if (c.help)
-		return km_cli_help(create_help);
-	if (npos != 1)
-		return km_cli_usage_error(cmd, "expected exactly one ENV/NAME");
+	create_args_t a = { NULL, NULL, NULL, NULL, "", &ks };
+	int npos, rc = km_cli_args_parse(&args, &a, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 	char env_name[KM_ENV_NAME_MAX + 1], err[1024] = "";
 	int r = km_name_split(pos[0], false, env_name, ks.name, err, sizeof(err));
 	if (r != KM_EOK)
 		return km_cli_usage_error(cmd, "%s", err);
-	if (alg == NULL)
+	if (a.alg == NULL)
 		return km_cli_usage_error(cmd, "missing --alg");
-	if (km_alg_from_name(alg, &ks.alg) != KM_EOK)
+	if (km_alg_from_name(a.alg, &ks.alg) != KM_EOK)
 		return km_cli_usage_error(cmd, "unknown algorithm '%.32s': use RS256, RS384, RS512, "
-		                          "PS256, PS384, PS512, ES256, ES384, ES512 or EdDSA", alg);
+		                          "PS256, PS384, PS512, ES256, ES384, ES512 or EdDSA", a.alg);
 	if (km_alg_info(ks.alg)->kty == KM_KTY_RSA) {
 		char *end = NULL;
-		unsigned long b = bits ? strtoul(bits, &end, 10) : KM_RSA_DEFAULT_BITS;
-		if (bits != NULL && (end == bits || *end != '\0' || b > 65536))
+		unsigned long b = a.bits ? strtoul(a.bits, &end, 10) : KM_RSA_DEFAULT_BITS;
+		if (a.bits != NULL && (end == a.bits || *end != '\0' || b > 65536))
 			return km_cli_usage_error(cmd, "--bits must be 2048, 3072 or 4096");
 		if (b < KM_RSA_MIN_BITS)
 			return km_cli_usage_error(cmd, "RSA keys below %d bits are refused (got %lu)",
@@ -120,25 +130,25 @@ static int keyset_create(int argc, char **argv)
 		if (!km_rsa_bits_valid((unsigned)b))
 			return km_cli_usage_error(cmd, "--bits must be 2048, 3072 or 4096");
 		ks.rsa_bits = (unsigned)b;
-	} else if (bits != NULL) {
+	} else if (a.bits != NULL) {
 		return km_cli_usage_error(cmd, "--bits applies to RS* and PS* algorithms only");
 	}
-	if (owner == NULL)
+	if (a.owner == NULL)
 		return km_cli_usage_error(cmd, "missing --owner: every key set needs an owner");
-	if (purpose == NULL)
+	if (a.purpose == NULL)
 		return km_cli_usage_error(cmd, "missing --purpose");
-	if (strlen(desc) > KM_STORE_DESC_MAX)
+	if (strlen(a.desc) > KM_STORE_DESC_MAX)
 		return km_cli_usage_error(cmd, "--description is longer than %d characters",
 		                          KM_STORE_DESC_MAX);
-	snprintf(ks.owner, sizeof(ks.owner), "%s", owner);
-	snprintf(ks.purpose, sizeof(ks.purpose), "%s", purpose);
-	snprintf(ks.description, sizeof(ks.description), "%s", desc);
-	if (strlen(owner) > KM_OWNER_MAX || strlen(purpose) > KM_PURPOSE_MAX)
+	snprintf(ks.owner, sizeof(ks.owner), "%s", a.owner);
+	snprintf(ks.purpose, sizeof(ks.purpose), "%s", a.purpose);
+	snprintf(ks.description, sizeof(ks.description), "%s", a.desc);
+	if (strlen(a.owner) > KM_OWNER_MAX || strlen(a.purpose) > KM_PURPOSE_MAX)
 		return km_cli_usage_error(cmd, "--owner or --purpose is too long");
 
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
-	int rc = km_cli_env_open(env_name, &cfg, &env);
+	rc = km_cli_env_open(env_name, &cfg, &env);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	char who[256];
@@ -186,6 +196,18 @@ static int list_env(km_env_t *env, const km_store_keyset_filter_t *f, json_t *ar
 	return KM_CLI_EXIT_OK;
 }
 
+/* --owner and --purpose of keyset list: the filter (ctx). */
+static int list_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	km_store_keyset_filter_t *f = ctx;
+	(void)cmd;
+	if (o == OPT_OWNER)
+		f->owner = arg;
+	else
+		f->purpose = arg;
+	return 0;
+}
+
 static int keyset_list(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -194,29 +216,22 @@ static int keyset_list(int argc, char **argv)
 		{ "purpose", required_argument, NULL, OPT_PURPOSE },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr keyset list";
+	static const km_cli_args_t args = {
+		.cmd = "keymgr keyset list", .help = list_help, .opts = opts, .option = list_option,
+		.min_pos = 0, .max_pos = 1, .count_error = "expected at most one ENV",
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	km_store_keyset_filter_t f = { 0 };
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		switch (o) {
-		case OPT_OWNER: f.owner = optarg; break;
-		case OPT_PURPOSE: f.purpose = optarg; break;
-		default: return KM_CLI_EXIT_USAGE;
-		}
-	}
-	if (c.help)
-		return km_cli_help(list_help);
-	if (npos < 0 || npos > 1)
-		return km_cli_usage_error(cmd, "expected at most one ENV");
+	int npos, rc = km_cli_args_parse(&args, &f, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 	if (npos == 1 && !km_name_env_valid(pos[0]))
 		return km_cli_usage_error(cmd, "invalid environment name: expected a lowercase slug");
 
 	km_config_t *cfg = NULL;
-	int rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	json_t *arr = c.json ? json_array() : NULL;
@@ -263,23 +278,20 @@ static int open_ref(const char *cmd, const char *ref, km_config_t **cfg, km_env_
 
 static int keyset_show(int argc, char **argv)
 {
-	static const struct option opts[] = { KM_CLI_OPTS_COMMON, { NULL, 0, NULL, 0 } };
-	const char *cmd = "keymgr keyset show";
+	static const km_cli_args_t args = {
+		.cmd = "keymgr keyset show", .help = show_help,
+		.min_pos = 1, .max_pos = 1, .count_error = "expected exactly one ENV/NAME",
+	};
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	km_cli_common_init(&c);
-	if (km_cli_getopt(argc, argv, cmd, opts, &c) != -1)
-		return KM_CLI_EXIT_USAGE;
-	if (c.help)
-		return km_cli_help(show_help);
-	if (npos != 1)
-		return km_cli_usage_error(cmd, "expected exactly one ENV/NAME");
+	int npos, rc = km_cli_args_parse(&args, NULL, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
 	char name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
-	int rc = open_ref(cmd, pos[0], &cfg, &env, name);
+	rc = open_ref(args.cmd, pos[0], &cfg, &env, name);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	km_store_t *s = km_env_store(env);
@@ -342,7 +354,7 @@ out:
 
 /* What `keyset set-owner` and `keyset set-purpose` change: one field, with a recorded reason. */
 typedef struct {
-	const char *cmd, *help, *field, *usage_value;
+	const char *cmd, *help, *field, *count_error;
 	bool (*valid)(const char *);
 	const char *invalid_msg;
 	bool (*allowed)(const km_policy_t *, const char *);
@@ -358,21 +370,16 @@ static int keyset_set_field(int argc, char **argv, const field_change_t *f)
 		{ "reason", required_argument, NULL, OPT_REASON },
 		{ NULL, 0, NULL, 0 },
 	};
+	const km_cli_args_t args = {
+		.cmd = f->cmd, .help = f->help, .opts = opts, .option = km_cli_args_store,
+		.min_pos = 2, .max_pos = 2, .count_error = f->count_error,
+	};
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	const char *reason = NULL;
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, f->cmd, opts, &c)) != -1) {
-		if (o != OPT_REASON)
-			return KM_CLI_EXIT_USAGE;
-		reason = optarg;
-	}
-	if (c.help)
-		return km_cli_help(f->help);
-	if (npos != 2)
-		return km_cli_usage_error(f->cmd, "expected ENV/NAME and %s", f->usage_value);
+	int npos, rc = km_cli_args_parse(&args, &reason, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 	if (reason == NULL || reason[0] == '\0')
 		return km_cli_usage_error(f->cmd, "missing --reason: %s changes are recorded with a "
 		                          "reason", f->field);
@@ -381,7 +388,7 @@ static int keyset_set_field(int argc, char **argv, const field_change_t *f)
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
 	char name[KM_KEYSET_NAME_MAX + 1], err[1024] = "", who[256];
-	int rc = open_ref(f->cmd, pos[0], &cfg, &env, name);
+	rc = open_ref(f->cmd, pos[0], &cfg, &env, name);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	km_policy_t pol;
@@ -417,7 +424,8 @@ static int keyset_set_field(int argc, char **argv, const field_change_t *f)
 static int keyset_set_owner(int argc, char **argv)
 {
 	static const field_change_t f = {
-		"keymgr keyset set-owner", set_owner_help, "owner", "OWNER", km_name_owner_valid,
+		"keymgr keyset set-owner", set_owner_help, "owner", "expected ENV/NAME and OWNER",
+		km_name_owner_valid,
 		"invalid owner: use 1 to 128 of letters, digits and . _ @ + : -",
 		km_policy_owner_allowed, KM_EOWNER, km_store_keyset_set_owner,
 	};
@@ -427,7 +435,8 @@ static int keyset_set_owner(int argc, char **argv)
 static int keyset_set_purpose(int argc, char **argv)
 {
 	static const field_change_t f = {
-		"keymgr keyset set-purpose", set_purpose_help, "purpose", "PURPOSE",
+		"keymgr keyset set-purpose", set_purpose_help, "purpose",
+		"expected ENV/NAME and PURPOSE",
 		km_name_purpose_valid,
 		"unknown purpose: use access-token, id-token, refresh-token, logout-token, "
 		"security-event-token or a custom lowercase slug",

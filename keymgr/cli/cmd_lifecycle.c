@@ -41,6 +41,23 @@ static const char destroy_help[] =
 
 enum { OPT_NOW = 0x10, OPT_FORCE, OPT_ENV, OPT_REASON };
 
+/* --now and --force of rotate (ctx of rotate_option). */
+typedef struct {
+	bool now, force;
+} rotate_opts_t;
+
+static int rotate_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	rotate_opts_t *f = ctx;
+	(void)cmd;
+	(void)arg;
+	if (o == OPT_NOW)
+		f->now = true;
+	else
+		f->force = true;
+	return 0;
+}
+
 static int rotate(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -49,29 +66,21 @@ static int rotate(int argc, char **argv)
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr rotate";
+	static const km_cli_args_t args = {
+		.cmd = "keymgr rotate", .help = rotate_help, .opts = opts, .option = rotate_option,
+		.min_pos = 1, .max_pos = 1, .count_error = "expected exactly one ENV/NAME",
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	bool now_flag = false, force = false;
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o == OPT_NOW)
-			now_flag = true;
-		else if (o == OPT_FORCE)
-			force = true;
-		else
-			return KM_CLI_EXIT_USAGE;
-	}
-	if (c.help)
-		return km_cli_help(rotate_help);
-	if (npos != 1)
-		return km_cli_usage_error(cmd, "expected exactly one ENV/NAME");
-	if (now_flag && !force)
+	rotate_opts_t f = { false, false };
+	int npos, rc = km_cli_args_parse(&args, &f, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
+	if (f.now && !f.force)
 		return km_cli_usage_error(cmd, "--now skips the publish lead and can make verifiers "
 		                          "reject tokens: add --force to confirm");
-	if (force && !now_flag)
+	if (f.force && !f.now)
 		return km_cli_usage_error(cmd, "--force only goes with --now");
 
 	char env_name[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
@@ -79,7 +88,7 @@ static int rotate(int argc, char **argv)
 		return km_cli_usage_error(cmd, "%s", err);
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
-	int rc = km_cli_env_open(env_name, &cfg, &env);
+	rc = km_cli_env_open(env_name, &cfg, &env);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	km_store_keyset_t ks;
@@ -90,14 +99,14 @@ static int rotate(int argc, char **argv)
 	bool had_active = r == KM_EOK &&
 	                  km_store_key_active(km_env_store(env), name, &prev, NULL, 0) == KM_EOK;
 	if (r == KM_EOK)
-		r = km_keyset_rotate(env, name, now_flag, km_cli_now(), &k, err, sizeof(err));
+		r = km_keyset_rotate(env, name, f.now, km_cli_now(), &k, err, sizeof(err));
 	if (r != KM_EOK) {
 		rc = km_cli_fail(r, err);
 		goto out;
 	}
 	km_policy_t pol;
 	km_env_keyset_policy(env, name, &pol);
-	if (now_flag && had_active) {
+	if (f.now && had_active) {
 		char d[32];
 		fprintf(stderr, "keymgr: warning: %s activated without publish lead; verifiers that "
 		        "fetched the JWKS in the last %s reject its tokens until they refetch\n",
@@ -127,7 +136,29 @@ out:
 	return rc;
 }
 
-/* Parses "KID --env ENV [--reason TEXT]" for revoke and destroy; opens the environment. */
+/* --env and --reason of revoke and destroy (ctx of kid_option). */
+typedef struct {
+	bool want_reason;
+	const char *env, *reason;
+} kid_opts_t;
+
+static int kid_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	kid_opts_t *k = ctx;
+	(void)cmd;
+	if (o == OPT_ENV)
+		k->env = arg;
+	else if (k->want_reason)
+		k->reason = arg;
+	else
+		return KM_CLI_EXIT_USAGE; /* --reason: revoke only */
+	return 0;
+}
+
+/*
+ * Parses "KID --env ENV [--reason TEXT]" for revoke and destroy; opens the environment.
+ * Returns an exit code; KM_CLI_EXIT_OK with *env left NULL after printing help.
+ */
 static int kid_verb(int argc, char **argv, const char *cmd, const char *help, bool want_reason,
                     km_config_t **cfg, km_env_t **env, const char **kid, const char **reason,
                     bool *json)
@@ -138,37 +169,28 @@ static int kid_verb(int argc, char **argv, const char *cmd, const char *help, bo
 		{ "reason", required_argument, NULL, OPT_REASON },
 		{ NULL, 0, NULL, 0 },
 	};
+	const km_cli_args_t args = {
+		.cmd = cmd, .help = help, .opts = opts, .option = kid_option,
+		.min_pos = 1, .max_pos = 1, .count_error = "expected exactly one KID",
+	};
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	const char *env_name = NULL;
-	int o;
-	km_cli_common_init(&c);
-	*reason = NULL;
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o == OPT_ENV)
-			env_name = optarg;
-		else if (o == OPT_REASON && want_reason)
-			*reason = optarg;
-		else
-			return KM_CLI_EXIT_USAGE;
-	}
-	if (c.help)
-		return -1;
-	(void)help;
-	if (npos != 1)
-		return km_cli_usage_error(cmd, "expected exactly one KID");
+	kid_opts_t k = { want_reason, NULL, NULL };
+	int npos, rc = km_cli_args_parse(&args, &k, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 	if (!km_name_kid_valid(pos[0]))
 		return km_cli_usage_error(cmd, "invalid kid: expected 1 to %d base64url characters",
 		                          KM_KID_MAX);
-	if (env_name == NULL)
+	if (k.env == NULL)
 		return km_cli_usage_error(cmd, "missing --env ENV: every change names its "
 		                          "environment");
-	if (want_reason && (*reason == NULL || (*reason)[0] == '\0'))
+	if (want_reason && (k.reason == NULL || k.reason[0] == '\0'))
 		return km_cli_usage_error(cmd, "missing --reason TEXT");
 	*kid = pos[0];
+	*reason = k.reason;
 	*json = c.json;
-	return km_cli_env_open(env_name, cfg, env);
+	return km_cli_env_open(k.env, cfg, env);
 }
 
 static int revoke(int argc, char **argv)
@@ -180,9 +202,7 @@ static int revoke(int argc, char **argv)
 	char err[1024] = "";
 	int rc = kid_verb(argc, argv, "keymgr revoke", revoke_help, true, &cfg, &env, &kid,
 	                  &reason, &json);
-	if (rc < 0)
-		return km_cli_help(revoke_help);
-	if (rc != KM_CLI_EXIT_OK)
+	if (rc != KM_CLI_EXIT_OK || env == NULL)
 		return rc;
 	km_store_key_t k;
 	int64_t gap = 0, exposure = 0, now = km_cli_now();
@@ -237,9 +257,7 @@ static int destroy(int argc, char **argv)
 	char err[1024] = "";
 	int rc = kid_verb(argc, argv, "keymgr destroy", destroy_help, false, &cfg, &env, &kid,
 	                  &reason, &json);
-	if (rc < 0)
-		return km_cli_help(destroy_help);
-	if (rc != KM_CLI_EXIT_OK)
+	if (rc != KM_CLI_EXIT_OK || env == NULL)
 		return rc;
 	int r = km_key_destroy(env, kid, km_cli_now(), err, sizeof(err));
 	if (r != KM_EOK)

@@ -165,6 +165,22 @@ out:
 	return r;
 }
 
+/* --horizon and --at of plan: into the plan_ctx_t ctx. */
+static int plan_option(const char *cmd, int o, const char *arg, void *vctx)
+{
+	plan_ctx_t *ctx = vctx;
+	if (o == OPT_HORIZON) {
+		if (km_duration_parse(arg, &ctx->horizon) != KM_EOK || ctx->horizon <= 0 ||
+		    ctx->horizon > 20 * 365 * 86400LL)
+			return km_cli_usage_error(cmd, "invalid --horizon: expected a duration "
+			                          "such as 12h, 30d or 2w, at most 20 years");
+	} else if (km_cli_parse_time(arg, &ctx->now) != KM_EOK) {
+		return km_cli_usage_error(cmd, "invalid --at: expected ISO 8601 UTC "
+		                          "(2026-12-01T00:00:00Z), a date or @UNIXSECONDS");
+	}
+	return 0;
+}
+
 static int plan(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -173,35 +189,22 @@ static int plan(int argc, char **argv)
 		{ "at", required_argument, NULL, OPT_AT },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr plan";
+	/* No count_error: target() checks [ENV[/NAME]] once the configuration is loaded. */
+	static const km_cli_args_t args = {
+		.cmd = "keymgr plan", .help = plan_help, .opts = opts, .option = plan_option,
+	};
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	plan_ctx_t ctx = { km_cli_now(), 90 * 86400, NULL };
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o == OPT_HORIZON) {
-			if (km_duration_parse(optarg, &ctx.horizon) != KM_EOK || ctx.horizon <= 0 ||
-			    ctx.horizon > 20 * 365 * 86400LL)
-				return km_cli_usage_error(cmd, "invalid --horizon: expected a duration "
-				                          "such as 12h, 30d or 2w, at most 20 years");
-		} else if (o == OPT_AT) {
-			if (km_cli_parse_time(optarg, &ctx.now) != KM_EOK)
-				return km_cli_usage_error(cmd, "invalid --at: expected ISO 8601 UTC "
-				                          "(2026-12-01T00:00:00Z), a date or @UNIXSECONDS");
-		} else {
-			return KM_CLI_EXIT_USAGE;
-		}
-	}
-	if (c.help)
-		return km_cli_help(plan_help);
+	int npos, rc = km_cli_args_parse(&args, &ctx, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 	km_config_t *cfg = NULL;
-	int rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
-	if ((rc = target(cmd, npos, pos, cfg, env, name)) == KM_CLI_EXIT_OK) {
+	if ((rc = target(args.cmd, npos, pos, cfg, env, name)) == KM_CLI_EXIT_OK) {
 		ctx.json = c.json ? json_array() : NULL;
 		rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, plan_one, &ctx);
 		if (c.json && rc == KM_CLI_EXIT_OK)
@@ -258,6 +261,16 @@ static int apply_one(km_env_t *env, const char *keyset, void *vctx)
 	return r;
 }
 
+/* --dry-run, the only option of apply: into the apply_ctx_t ctx. */
+static int apply_option(const char *cmd, int o, const char *arg, void *vctx)
+{
+	(void)cmd;
+	(void)o;
+	(void)arg;
+	((apply_ctx_t *)vctx)->dry_run = true;
+	return 0;
+}
+
 static int apply(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -265,26 +278,22 @@ static int apply(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr apply";
+	/* No count_error: target() checks [ENV[/NAME]] once the configuration is loaded. */
+	static const km_cli_args_t args = {
+		.cmd = "keymgr apply", .help = apply_help, .opts = opts, .option = apply_option,
+	};
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	apply_ctx_t ctx = { km_cli_now(), false, NULL, 0, 0 };
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o != OPT_DRY_RUN)
-			return KM_CLI_EXIT_USAGE;
-		ctx.dry_run = true;
-	}
-	if (c.help)
-		return km_cli_help(apply_help);
+	int npos, rc = km_cli_args_parse(&args, &ctx, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 	km_config_t *cfg = NULL;
-	int rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
-	if ((rc = target(cmd, npos, pos, cfg, env, name)) == KM_CLI_EXIT_OK) {
+	if ((rc = target(args.cmd, npos, pos, cfg, env, name)) == KM_CLI_EXIT_OK) {
 		ctx.json = c.json ? json_array() : NULL;
 		rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, apply_one, &ctx);
 		if (ctx.applied > 0)

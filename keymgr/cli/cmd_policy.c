@@ -108,23 +108,21 @@ static void show_policy(const char *title, const km_policy_t *p, json_t *arr)
 
 static int policy_show(int argc, char **argv)
 {
-	static const struct option opts[] = { KM_CLI_OPTS_COMMON, { NULL, 0, NULL, 0 } };
-	const char *cmd = "keymgr policy show";
+	static const km_cli_args_t args = {
+		.cmd = "keymgr policy show", .help = show_help,
+		.min_pos = 0, .max_pos = 1, .count_error = "expected at most one ENV or ENV/NAME",
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	km_cli_common_init(&c);
-	if (km_cli_getopt(argc, argv, cmd, opts, &c) != -1)
-		return KM_CLI_EXIT_USAGE;
-	if (c.help)
-		return km_cli_help(show_help);
-	if (npos < 0 || npos > 1)
-		return km_cli_usage_error(cmd, "expected at most one ENV or ENV/NAME");
+	int npos, rc = km_cli_args_parse(&args, NULL, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 	char env[KM_ENV_NAME_MAX + 1] = "", name[KM_KEYSET_NAME_MAX + 1] = "", err[1024];
 	if (npos == 1 && km_name_split(pos[0], true, env, name, err, sizeof(err)) != KM_EOK)
 		return km_cli_usage_error(cmd, "%s", err);
 	km_config_t *cfg = NULL;
-	int rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	const km_env_cfg_t *only = NULL;
@@ -341,6 +339,16 @@ static void check_shared_tokens(const km_config_t *cfg, report_t *rep)
 
 enum { OPT_AT = 0x10 };
 
+/* --at, the only option of policy check: into the int64_t ctx. */
+static int at_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	(void)o;
+	if (km_cli_parse_time(arg, ctx) != KM_EOK)
+		return km_cli_usage_error(cmd, "invalid --at: expected ISO 8601 UTC "
+		                          "(2026-12-01T00:00:00Z), a date or @UNIXSECONDS");
+	return 0;
+}
+
 static int policy_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -348,28 +356,21 @@ static int policy_check(int argc, char **argv)
 		{ "at", required_argument, NULL, OPT_AT },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr policy check";
+	static const km_cli_args_t args = {
+		.cmd = "keymgr policy check", .help = check_help, .opts = opts, .option = at_option,
+		.min_pos = 0, .max_pos = 1, .count_error = "expected at most one ENV",
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	int64_t now = km_cli_now();
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o != OPT_AT)
-			return KM_CLI_EXIT_USAGE;
-		if (km_cli_parse_time(optarg, &now) != KM_EOK)
-			return km_cli_usage_error(cmd, "invalid --at: expected ISO 8601 UTC "
-			                          "(2026-12-01T00:00:00Z), a date or @UNIXSECONDS");
-	}
-	if (c.help)
-		return km_cli_help(check_help);
-	if (npos < 0 || npos > 1)
-		return km_cli_usage_error(cmd, "expected at most one ENV");
+	int npos, rc = km_cli_args_parse(&args, &now, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 	if (npos == 1 && !km_name_env_valid(pos[0]))
 		return km_cli_usage_error(cmd, "invalid environment name: expected a lowercase slug");
 	km_config_t *cfg = NULL;
-	int rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	char err[1024] = "";

@@ -56,29 +56,24 @@ static int jwks(int argc, char **argv)
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr jwks";
+	static const km_cli_args_t args = {
+		.cmd = "keymgr jwks", .help = jwks_help, .opts = opts, .option = km_cli_args_store,
+		.min_pos = 1, .max_pos = 1, .count_error = "expected exactly one ENV or ENV/NAME",
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	const char *output = NULL;
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o != OPT_OUTPUT)
-			return KM_CLI_EXIT_USAGE;
-		output = optarg;
-	}
-	if (c.help)
-		return km_cli_help(jwks_help);
-	if (npos != 1)
-		return km_cli_usage_error(cmd, "expected exactly one ENV or ENV/NAME");
+	int npos, rc = km_cli_args_parse(&args, &output, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
 	char env_name[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
 	if (km_name_split(pos[0], true, env_name, name, err, sizeof(err)) != KM_EOK)
 		return km_cli_usage_error(cmd, "%s", err);
 
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
-	int rc = km_cli_env_open(env_name, &cfg, &env);
+	rc = km_cli_env_open(env_name, &cfg, &env);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	char *doc = NULL;
@@ -169,6 +164,26 @@ static asked_t ask_daemon(const km_config_t *cfg, const char *socket, via_t via,
 	return ASKED_DONE;
 }
 
+/* The options of sign as given (ctx of sign_option). */
+typedef struct {
+	const char *claims, *ttl, *via, *socket;
+} sign_args_t;
+
+static int sign_option(const char *cmd, int o, const char *arg, void *ctx)
+{
+	sign_args_t *a = ctx;
+	(void)cmd;
+	if (o == OPT_CLAIMS)
+		a->claims = arg;
+	else if (o == OPT_TTL)
+		a->ttl = arg;
+	else if (o == OPT_VIA)
+		a->via = arg;
+	else
+		a->socket = arg;
+	return 0;
+}
+
 static int sign(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -179,39 +194,27 @@ static int sign(int argc, char **argv)
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr sign";
+	static const km_cli_args_t args = {
+		.cmd = "keymgr sign", .help = sign_help, .opts = opts, .option = sign_option,
+		.min_pos = 1, .max_pos = 1, .count_error = "expected exactly one ENV/NAME",
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
-	const char *claims_arg = NULL, *ttl_arg = NULL, *via_arg = NULL, *socket = NULL;
+	sign_args_t a = { NULL, NULL, NULL, NULL };
 	int64_t ttl = 0;
 	via_t via = VIA_AUTO;
-	int o;
-	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o == OPT_CLAIMS)
-			claims_arg = optarg;
-		else if (o == OPT_TTL)
-			ttl_arg = optarg;
-		else if (o == OPT_VIA)
-			via_arg = optarg;
-		else if (o == OPT_SOCKET)
-			socket = optarg;
-		else
-			return KM_CLI_EXIT_USAGE;
-	}
-	if (c.help)
-		return km_cli_help(sign_help);
-	if (npos != 1)
-		return km_cli_usage_error(cmd, "expected exactly one ENV/NAME");
-	if (claims_arg == NULL)
+	int npos, rc = km_cli_args_parse(&args, &a, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
+	if (a.claims == NULL)
 		return km_cli_usage_error(cmd, "missing --claims JSON|@FILE");
-	if (via_arg != NULL) {
-		if (strcmp(via_arg, "auto") == 0)
+	if (a.via != NULL) {
+		if (strcmp(a.via, "auto") == 0)
 			via = VIA_AUTO;
-		else if (strcmp(via_arg, "daemon") == 0)
+		else if (strcmp(a.via, "daemon") == 0)
 			via = VIA_DAEMON;
-		else if (strcmp(via_arg, "token") == 0)
+		else if (strcmp(a.via, "token") == 0)
 			via = VIA_TOKEN;
 		else
 			return km_cli_usage_error(cmd, "--via: expected auto, daemon or token");
@@ -219,18 +222,18 @@ static int sign(int argc, char **argv)
 	char env_name[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
 	if (km_name_split(pos[0], false, env_name, name, err, sizeof(err)) != KM_EOK)
 		return km_cli_usage_error(cmd, "%s", err);
-	if (ttl_arg != NULL && (km_duration_parse_err(ttl_arg, &ttl, err, sizeof(err)) != KM_EOK ||
-	                        ttl <= 0))
+	if (a.ttl != NULL && (km_duration_parse_err(a.ttl, &ttl, err, sizeof(err)) != KM_EOK ||
+	                      ttl <= 0))
 		return km_cli_usage_error(cmd, "--ttl: %s", err[0] ? err : "must be positive");
 	char *claims = NULL;
-	int r = km_cli_read_arg(claims_arg, CLAIMS_MAX, &claims, err, sizeof(err));
+	int r = km_cli_read_arg(a.claims, CLAIMS_MAX, &claims, err, sizeof(err));
 	if (r != KM_EOK)
 		return km_cli_fail(r, err);
 
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
 	const km_env_cfg_t *ecfg = NULL;
-	int rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load(&cfg);
 	if (rc != KM_CLI_EXIT_OK) {
 		free(claims);
 		return rc;
@@ -240,7 +243,7 @@ static int sign(int argc, char **argv)
 		rc = km_cli_fail(r, err);
 		goto out;
 	}
-	if (via != VIA_TOKEN && ask_daemon(cfg, socket, via, pos[0], claims, ttl, &rc) == ASKED_DONE)
+	if (via != VIA_TOKEN && ask_daemon(cfg, a.socket, via, pos[0], claims, ttl, &rc) == ASKED_DONE)
 		goto out;
 	if ((r = km_env_open(cfg, env_name, &env, err, sizeof(err))) != KM_EOK) {
 		rc = km_cli_fail(r, err);

@@ -100,6 +100,23 @@ static int load_jwks(const char *src, km_jwks_entry_t **keys, size_t *n)
 	return KM_CLI_EXIT_OK;
 }
 
+/* The options of verify: into the verify_args_t ctx. */
+static int verify_option(const char *cmd, int opt, const char *arg, void *ctx)
+{
+	verify_args_t *a = ctx;
+	(void)cmd;
+	switch (opt) {
+	case OPT_JWKS: a->jwks = arg; break;
+	case OPT_ALG: a->alg = arg; break;
+	case OPT_ISS: a->iss = arg; break;
+	case OPT_AUD: a->aud = arg; break;
+	case OPT_TYP: a->typ = arg; break;
+	case OPT_LEEWAY: a->leeway = arg; break;
+	default: a->at = arg; break;
+	}
+	return 0;
+}
+
 static int verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -113,31 +130,20 @@ static int verify(int argc, char **argv)
 		{ "at", required_argument, NULL, OPT_AT },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "keymgr verify";
+	static const km_cli_args_t args = {
+		.cmd = "keymgr verify", .help = verify_help, .opts = opts, .option = verify_option,
+		.min_pos = 1, .max_pos = 1,
+		.count_error = "expected exactly one TOKEN (or '-' for stdin)",
+	};
+	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
-	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	verify_args_t a = { 0 };
 	km_verify_opts_t o = { 0 };
-	int opt;
-	km_cli_common_init(&c);
-	while ((opt = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		switch (opt) {
-		case OPT_JWKS: a.jwks = optarg; break;
-		case OPT_ALG: a.alg = optarg; break;
-		case OPT_ISS: a.iss = optarg; break;
-		case OPT_AUD: a.aud = optarg; break;
-		case OPT_TYP: a.typ = optarg; break;
-		case OPT_LEEWAY: a.leeway = optarg; break;
-		case OPT_AT: a.at = optarg; break;
-		default: return KM_CLI_EXIT_USAGE;
-		}
-	}
-	if (c.help)
-		return km_cli_help(verify_help);
-	if (npos != 1)
-		return km_cli_usage_error(cmd, "expected exactly one TOKEN (or '-' for stdin)");
-	int rc = check_args(cmd, &a, &o);
+	int npos, rc = km_cli_args_parse(&args, &a, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
+	rc = check_args(cmd, &a, &o);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 
