@@ -40,6 +40,8 @@ static void holder(int fd, char *out, size_t len)
 /* Writes this process's record over the file (best effort: only messages read it). */
 static void write_record(int fd, const char *op)
 {
+	if ((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY)
+		return;
 	char rec[160];
 	int n = snprintf(rec, sizeof(rec), "pid=%ld prog=%s op=%s\n", (long)getpid(),
 	                 program_invocation_short_name, op);
@@ -61,10 +63,19 @@ int km_store_change_lock(km_store_t *s, const char *op, int wait_ms, char *err, 
 	struct stat st;
 	struct timespec start;
 	/* O_NONBLOCK: a FIFO planted under the name must not hang the open. */
-	int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+	const int flags = O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+	int fd = open(s->lock_path, O_RDWR | O_CREAT | flags, 0600);
+	/* A read-only store (file system, directory): flock needs no write access, so an existing
+	 * lock file still locks (without a record), and the store then refuses the change with
+	 * its own message. */
+	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM))
+		fd = open(s->lock_path, O_RDONLY | flags);
 	if (fd < 0) {
-		snprintf(err, errlen, "environment '%s': cannot open its lock file %s: %s", s->env,
-		         s->lock_path, strerror(errno));
+		int e = errno;
+		int n = (int)strlen(s->lock_path) - (int)(sizeof(".lock") - 1);
+		snprintf(err, errlen, "environment '%s': cannot create the change lock of the store "
+		         "%.*s (%s): %s", s->env, n, s->lock_path, s->lock_path,
+		         e == EROFS ? "the store is on a read-only file system" : strerror(e));
 		return KM_EIO;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -106,7 +117,8 @@ void km_store_change_unlock(km_store_t *s)
 {
 	if (s->lock_depth == 0 || --s->lock_depth > 0)
 		return;
-	/* An empty record: a later waiter never names a process that has finished. */
+	/* An empty record: a later waiter never names a process that has finished. (Fails
+	 * harmlessly on a read-only descriptor, which wrote none.) */
 	if (ftruncate(s->lock_fd, 0) != 0) {
 		/* Only a later message could name this process; the lock is released anyway. */
 	}
