@@ -15,11 +15,13 @@ deleted; failing ones are kept and their path is named in the failure.
 
 `meson test --setup memcheck` sets KEYMGR_TEST_WRAPPER (tests/meson.build).
 """
+import atexit
 import itertools
 import os
 import re
 import shlex
 import shutil
+import sys
 import tempfile
 import threading
 
@@ -65,7 +67,10 @@ def wrap(argv):
     return WRAPPER + [f"--log-file={tag}-%p.log"] + argv, tag
 
 
-def _judge(paths):
+def _judge(paths, final=False):
+    """Reads finished logs: clean ones are deleted, failing ones kept (renamed .failed) and
+    returned. A log without its summary belongs to a process still running (or one killed:
+    final=True deletes those)."""
     bad = []
     for path in paths:
         try:
@@ -78,9 +83,18 @@ def _judge(paths):
             bad.append(f"{path}:\n{text}")
             os.rename(path, path[:-len(".log")] + ".failed")  # kept, judged once
             _kept.append(path)
-        else:
-            os.unlink(path)  # clean, or killed before its summary (nothing to judge)
+        elif m or final:
+            os.unlink(path)
     return "\n".join(bad) if bad else None
+
+
+def _logs(prefix=""):
+    try:
+        names = sorted(os.listdir(_logdir))
+    except (FileNotFoundError, TypeError):
+        return []
+    return [os.path.join(_logdir, n) for n in names
+            if n.startswith(prefix) and n.endswith(".log")]
 
 
 def check(tag):
@@ -88,21 +102,28 @@ def check(tag):
     text of every log of that launch that counts errors. Call it after the process exited."""
     if tag is None:
         return None
-    d, prefix = os.path.dirname(tag), os.path.basename(tag) + "-"
-    return _judge([os.path.join(d, n) for n in sorted(os.listdir(d))
-                   if n.startswith(prefix) and n.endswith(".log")])
+    return _judge(_logs(os.path.basename(tag) + "-"))
 
 
 def sweep():
-    """At the end of a test program: the report of every launch not judged by check() yet
-    (processes a test started itself from a wrapped argv, daemons never stopped), or None.
-    Removes the log directory unless a failing log is kept in it."""
-    global _logdir
+    """At the end of a test program: the report of every launch that has finished but was not
+    judged by check() (processes a test started itself from a wrapped argv), or None. A
+    process still running (a daemon stopped later) is judged by check() or at exit."""
+    return _judge(_logs())
+
+
+@atexit.register
+def _at_exit():
+    """Last judgement: a failing log nobody reported fails the program (exit 1); the log
+    directory goes unless it keeps a failing log."""
     if _logdir is None:
-        return None
-    bad = _judge([os.path.join(_logdir, n) for n in sorted(os.listdir(_logdir))
-                  if n.endswith(".log")])
+        return
+    bad = _judge(_logs(), final=True)
     if not _kept:
         shutil.rmtree(_logdir, ignore_errors=True)
-        _logdir = None
-    return bad
+    if bad:
+        print(f"{WRAPPER[0]} found errors in a process no test checked:\n{bad}",
+              file=sys.stderr, flush=True)
+        os._exit(1)
+    if _kept:
+        print(f"{WRAPPER[0]}: failing logs kept in {_logdir}", file=sys.stderr, flush=True)
