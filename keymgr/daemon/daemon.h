@@ -81,9 +81,9 @@ typedef struct {
 	char *error;               /* last failure (malloc'd), NULL when the last run succeeded */
 	kd_key_t *keys;            /* from the last refresh */
 	size_t n_keys;
-	uint64_t fp;               /* fingerprint of keys[] (kid, state, time) */
+	uint64_t fp;               /* fingerprint of its keys (kid, state, time) as the daemon last
+	                            * saw them: at a refresh, or at the end of its own pass */
 	bool fp_known;
-	bool fp_ours;              /* we changed it since the last refresh: not an outside change */
 	uint64_t kids_fp;          /* fingerprint of the kids in its JWKS, in order */
 	bool published;            /* its document is in km_http */
 	uint8_t digest[32];        /* SHA-256 of the published document */
@@ -180,6 +180,11 @@ int kd_env_token_check(kd_env_t *e, bool force, char *err, size_t errlen);
  * serial, writes the snapshot files, and marks key sets changed from outside as due.
  */
 int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now);
+/*
+ * *ret: the fingerprint of key set keyset's keys in e's store now, computed as a refresh
+ * computes kd_keyset_t.fp. KM_EOK, or the store's code with err set.
+ */
+int kd_keyset_fp(kd_env_t *e, const char *keyset, uint64_t *ret, char *err, size_t errlen);
 /* Stops serving e's documents. */
 void kd_unpublish_env(kd_daemon_t *d, kd_env_t *e);
 

@@ -8,7 +8,8 @@
  * previous version until the swap.
  *
  * The same read tells the scheduler about changes made by someone else (the CLI): a key set
- * whose keys changed although the daemon did not touch it is planned again at once.
+ * whose keys differ from what the daemon last saw of them (here, or at the end of its own
+ * pass: kd_keyset_fp) is planned again at once.
  */
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -99,6 +100,42 @@ static int sync_keysets(kd_env_t *e, char *err, size_t errlen)
 	return KM_EOK;
 }
 
+/* One key's part of its key set's fingerprint: kid, state, when it entered that state. */
+static uint64_t key_fp(uint64_t h, const char *kid, km_state_t state, int64_t state_at)
+{
+	h = fnv(h, kid, strlen(kid) + 1);
+	h = fnv(h, &state, sizeof(state));
+	return fnv(h, &state_at, sizeof(state_at));
+}
+
+/* The keys the daemon follows: confirmed ones (no pending intent), destroyed ones left out. */
+static km_store_key_filter_t live_keys(const char *keyset)
+{
+	km_store_key_filter_t f = {
+		.keyset = keyset,
+		.states = ~KM_STORE_STATE_BIT(KM_STATE_DESTROYED) & ((1u << KM_STATE_COUNT) - 1),
+		.pending = KM_STORE_PENDING_NONE,
+	};
+	return f;
+}
+
+int kd_keyset_fp(kd_env_t *e, const char *keyset, uint64_t *ret, char *err, size_t errlen)
+{
+	km_store_key_filter_t f = live_keys(keyset);
+	km_store_key_t *keys = NULL;
+	size_t n = 0;
+	int r = km_store_keys_query(km_env_store(e->env), &f, &keys, &n, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	uint64_t h = FNV_INIT;
+	for (size_t j = 0; j < n; j++)   /* in the store's order, as sync_keys() reads them */
+		if (keys[j].kid[0])
+			h = key_fp(h, keys[j].kid, keys[j].state, keys[j].state_at[keys[j].state]);
+	km_store_keys_free(keys);
+	*ret = h;
+	return KM_EOK;
+}
+
 static const kd_key_t *find_key(const kd_keyset_t *ks, const char *kid)
 {
 	for (size_t i = 0; i < ks->n_keys; i++)
@@ -113,11 +150,7 @@ static const kd_key_t *find_key(const kd_keyset_t *ks, const char *kid)
  */
 static int sync_keys(kd_env_t *e, int64_t now, uint64_t *new_kids_fp, char *err, size_t errlen)
 {
-	km_store_key_filter_t f = {
-		.states = ~KM_STORE_STATE_BIT(KM_STATE_DESTROYED) &
-		          ((1u << KM_STATE_COUNT) - 1),
-		.pending = KM_STORE_PENDING_NONE,
-	};
+	km_store_key_filter_t f = live_keys(NULL);
 	km_store_key_t *keys = NULL;
 	size_t n = 0;
 	int r = km_store_keys_query(km_env_store(e->env), &f, &keys, &n, err, errlen);
@@ -167,15 +200,13 @@ static int sync_keys(kd_env_t *e, int64_t now, uint64_t *new_kids_fp, char *err,
 			k->served_at = old->served_at;
 			k->deferral_logged = old->deferral_logged;
 		}
-		fp[i] = fnv(fp[i], k->kid, strlen(k->kid) + 1);
-		fp[i] = fnv(fp[i], &k->state, sizeof(k->state));
-		fp[i] = fnv(fp[i], &k->state_at, sizeof(k->state_at));
+		fp[i] = key_fp(fp[i], k->kid, k->state, k->state_at);
 		if (km_state_in_jwks(k->state))
 			new_kids_fp[i] = fnv(new_kids_fp[i], k->kid, strlen(k->kid) + 1);
 	}
 	for (size_t i = 0; i < e->n_ks; i++) {
 		kd_keyset_t *ks = &e->ks[i];
-		if (ks->fp_known && ks->fp != fp[i] && !ks->fp_ours) {
+		if (ks->fp_known && ks->fp != fp[i]) {
 			kd_log(KD_LOG_INFO, "store-change", "env", e->name, "keyset", ks->name,
 			       "result", "planning again", NULL);
 			ks->next_wake = now;
@@ -183,7 +214,6 @@ static int sync_keys(kd_env_t *e, int64_t now, uint64_t *new_kids_fp, char *err,
 		}
 		ks->fp = fp[i];
 		ks->fp_known = true;
-		ks->fp_ours = false;
 		free(ks->keys);
 		ks->keys = fresh[i];
 		ks->n_keys = count[i];

@@ -20,6 +20,7 @@
 #include "keymgr/daemon/daemon.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/signals.h"
+#include "keymgr/store/change_lock.h"
 
 #define MAX_WARNINGS 8
 
@@ -275,6 +276,31 @@ static bool ensure_token(kd_env_t *e, int64_t now, bool force)
 	return false;
 }
 
+/*
+ * Called with the change lock held, before the pass plans: a change someone else made since
+ * the daemon last looked (a `keymgr rotate` that this pass waited for, typically) is theirs,
+ * not the pass's: logged like one the refresh finds.
+ */
+static void note_outside_change(kd_env_t *e, kd_keyset_t *ks)
+{
+	char err[512];
+	uint64_t fp;
+	if (!ks->fp_known || kd_keyset_fp(e, ks->name, &fp, err, sizeof(err)) != KM_EOK ||
+	    fp == ks->fp)
+		return;
+	kd_log(KD_LOG_INFO, "store-change", "env", e->name, "keyset", ks->name, "result",
+	       "planning again", NULL);
+}
+
+/*
+ * One pass over a key set: plan and apply (km_apply_keyset), under the environment's change
+ * lock taken here already, so that the pass can tell its own changes from other processes'.
+ * What the store holds when the pass has the lock is compared with what the daemon last saw
+ * (note_outside_change), and what it holds at the end of the pass becomes what the daemon
+ * saw: the next refresh reports any other difference as an outside change. (A flag "this
+ * pass changed the key set" instead took a CLI change made while the pass waited for the
+ * lock, or made between the pass and the next refresh, for the daemon's own.)
+ */
 static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now)
 {
 	run_ctx_t c = { .d = d, .e = e, .ks = ks };
@@ -282,9 +308,28 @@ static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now
 	km_apply_opts_t o = { .report = on_report, .warn = on_warn, .ctx = &c, .gate = on_gate };
 	char err[1024] = "", num[32], n2[32];
 	int64_t w = INT64_MAX;
-	int r = km_apply_keyset(e->env, ks->name, now, &o, &w, err, sizeof(err));
-	sign_unlock(&c);
-	ks->fp_ours = true;
+	km_store_t *s = km_env_store(e->env);
+	int r = km_store_change_lock(s, "apply", 0, err, sizeof(err));
+	if (r == KM_STORE_EBUSY) {
+		/* Said once, before the wait: explains a slow pass (and tests wait for it). */
+		kd_log(KD_LOG_INFO, "change-lock", "env", e->name, "keyset", ks->name, "result",
+		       "waiting", "reason", "another process is changing the environment", NULL);
+		err[0] = '\0';
+		r = km_store_change_lock(s, "apply", KM_STORE_CHANGE_WAIT_MS, err, sizeof(err));
+	}
+	if (r == KM_EOK) {
+		/* Plan at the time the pass really starts: it may have waited for another change
+		 * (up to 10 s), and the times it records must not be earlier than its actions. */
+		int64_t t = (int64_t)time(NULL);
+		if (t > now)
+			now = t;
+		note_outside_change(e, ks);
+		r = km_apply_keyset(e->env, ks->name, now, &o, &w, err, sizeof(err));
+		sign_unlock(&c);
+		char ferr[512];
+		ks->fp_known = kd_keyset_fp(e, ks->name, &ks->fp, ferr, sizeof(ferr)) == KM_EOK;
+		km_store_change_unlock(s);
+	}
 	/* Warnings: logged when they change, not at every (possibly 1 s) recheck. */
 	uint64_t wfp = warnings_fp(&c);
 	if (wfp != ks->warn_fp) {

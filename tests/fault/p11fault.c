@@ -20,7 +20,10 @@
  *           instead of calling the module, or KILL (raise SIGKILL: crash at call N), or
  *           DROP (the token is "re-plugged": every real session of the call's slot is closed
  *           with C_CloseAllSessions, which also logs out, and the call returns
- *           CKR_SESSION_HANDLE_INVALID; only for calls that take a session)
+ *           CKR_SESSION_HANDLE_INVALID; only for calls that take a session), or HOLD=PATH
+ *           (the call waits until the file PATH exists, then goes to the real module: a
+ *           test holds a process inside a token call, e.g. a rotation holding the change
+ *           lock, for as long as it needs; PATH without ':')
  *   after=N the first N matching calls pass (default 0); count=M only M calls fail, then
  *           calls pass again (default: all later calls fail)
  * Calls are counted per rule, from the moment the rule text was (re)loaded.
@@ -34,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
@@ -45,6 +49,7 @@ typedef struct {
 	char func[48];
 	bool kill;
 	bool drop;
+	char hold[256];            /* HOLD=PATH: wait for PATH, then call the real module */
 	CK_RV rv;
 	unsigned long after;
 	unsigned long count;       /* 0: unlimited */
@@ -102,6 +107,8 @@ static void parse_rules(const char *text)
 		bool ok = false;
 		if (strcmp(act, "KILL") == 0) {
 			r.kill = ok = true;
+		} else if (strncmp(act, "HOLD=", 5) == 0 && act[5] != '\0') {
+			ok = (size_t)snprintf(r.hold, sizeof(r.hold), "%s", act + 5) < sizeof(r.hold);
 		} else if (strcmp(act, "DROP") == 0) {
 			r.drop = ok = true;
 			r.rv = CKR_SESSION_HANDLE_INVALID;
@@ -156,14 +163,17 @@ static void log_fault(const char *func, const rule_t *r)
 	FILE *f = fopen(path, "a");
 	if (f == NULL)
 		return;
-	fprintf(f, "%s %s call %lu\n", func, r->kill ? "KILL" : "fault", r->calls);
+	fprintf(f, "%s %s call %lu\n", func, r->kill ? "KILL" : r->hold[0] ? "HOLD" : "fault",
+	        r->calls);
 	fclose(f);
 }
 
-/* Decides whether call func fails; if so writes the CK_RV into *rv (or kills). */
+/* Decides whether call func fails; if so writes the CK_RV into *rv (or kills). A HOLD rule
+ * waits for its file (outside the lock: other threads' calls go on), then lets the call
+ * through. */
 static bool fault(const char *func, CK_RV *rv, bool *drop)
 {
-	char text[RULES_MAX];
+	char text[RULES_MAX], hold[256] = "";
 	bool hit = false;
 	current_text(text, sizeof(text));
 	pthread_mutex_lock(&lock);
@@ -181,11 +191,19 @@ static bool fault(const char *func, CK_RV *rv, bool *drop)
 		log_fault(func, r);
 		if (r->kill)
 			raise(SIGKILL);
+		if (r->hold[0]) {
+			snprintf(hold, sizeof(hold), "%s", r->hold);
+			break;
+		}
 		*rv = r->rv;
 		*drop = r->drop;
 		hit = true;
 	}
 	pthread_mutex_unlock(&lock);
+	while (hold[0] && access(hold, F_OK) != 0) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
 	return hit;
 }
 

@@ -15,7 +15,11 @@ keymgr inside token calls.
   - a reconcile while another process holds the lock for a moment: it waits, then repairs;
   - a kill -9 inside a rotation leaves its record in the lock file but no lock: the next
     reconcile neither waits nor complains;
-  - the lock file is mode 0600.
+  - the lock file is mode 0600;
+  - keymgrd tells a CLI change from its own: a `keymgr rotate` holds the lock (held inside
+    its token generation by the fault module's HOLD rule) while a pass of keymgrd waits for
+    it; once the rotation is done and the pass has run, keymgrd has logged the rotation as a
+    change from outside (event=store-change) and serves the new key.
 
 Usage: test_change_lock.py KEYMGR KEYMGRD P11FAULT-MODULE
 """
@@ -30,7 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "daemon"))
 sys.path.insert(0, os.path.join(HERE, "..", "common"))
-from daemon_fixture import Setup, check, run_tests, wait_for  # noqa: E402
+from daemon_fixture import Daemon, Failure, Setup, check, run_tests, wait_for  # noqa: E402
 import wrapper  # noqa: E402  (KEYMGR_TEST_WRAPPER)
 
 P11INSPECT = os.path.join(HERE, "..", "lifecycle", "p11inspect.py")
@@ -43,8 +47,8 @@ class LockSetup(Setup):
     """The daemon fixture's tokens and store, keymgr.yaml naming the fault module (no fault
     unless a call sets KEYMGR_P11FAULT)."""
 
-    def __init__(self):
-        super().__init__(KEYMGR, KEYMGRD, keysets=KEYSETS)
+    def __init__(self, **kw):
+        super().__init__(KEYMGR, KEYMGRD, keysets=KEYSETS, **kw)
         self.env["KEYMGR_P11FAULT_MODULE"] = self.module
         self.module = FAULT_MODULE
         self.write_config()
@@ -274,10 +278,67 @@ def test_killed_holder_leaves_no_lock():
         s.close()
 
 
+def test_daemon_tells_a_cli_change_from_its_own():
+    # No scheduled rotation: the only changes are the CLI's rotation and what the tick does.
+    s = LockSetup(policy={"rotation_period": "10m"})
+    d = None
+    gate, faults = os.path.join(s.dir, "gate"), os.path.join(s.dir, "faults.log")
+    procs = []
+    try:
+        s.keyset_create("dev/a")
+        d = Daemon(s, verbose=False)
+        d.wait_event("action", action="activate", keyset="a")
+        saved = dict(s.env)
+        s.env.update(KEYMGR_P11FAULT=f"C_GenerateKeyPair:HOLD={gate}",
+                     KEYMGR_P11FAULT_LOG=faults)
+        try:
+            rot = s.popen("rotate", "dev/a", "--json")
+            procs.append(rot)
+        finally:
+            s.env = saved
+
+        def held():
+            if rot.poll() is not None:
+                raise Failure(f"rotate ended early: {rot.communicate()}")
+            return os.path.exists(faults) and "C_GenerateKeyPair HOLD" in open(faults).read()
+        # The rotation holds the change lock, its intent recorded, inside the generation.
+        wait_for(held, "the rotation held inside C_GenerateKeyPair", timeout=wrapper.timeout(60),
+                 step=0.02)
+        with open(s.lock_path) as f:
+            check(" op=rotate" in f.read(), "the rotation does not hold the lock")
+        # A pass of keymgrd (keymgr tick) reads the store, then waits for the lock.
+        tick = s.popen("tick")
+        procs.append(tick)
+        d.wait_event("change-lock", keyset="a", result="waiting", timeout=wrapper.timeout(60))
+        check(tick.poll() is None, "the tick did not wait for the rotation")
+        open(gate, "w").close()
+        out, err = rot.communicate(timeout=wrapper.timeout(120))
+        check(rot.returncode == 0, f"rotate: exit {rot.returncode} {err}")
+        new = json.loads(out)["kid"]
+        out, err = tick.communicate(timeout=wrapper.timeout(120))
+        check(tick.returncode == 0 and "planned" in out, f"tick: exit {tick.returncode} {out} {err}")
+        check(d.events("store-change", env="dev", keyset="a"),
+              "keymgrd took the rotation its pass waited for for its own change")
+        check(new in d.kids("/dev/.well-known/jwks.json"), "the rotated key is not served")
+        check(d.stop() == 0, "keymgrd did not exit 0")
+    finally:
+        open(gate, "a").close()   # a failed check must not leave the rotation held
+        for p in (p for p in procs if p.returncode is None):
+            try:
+                p.communicate(timeout=wrapper.timeout(120))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+        if d is not None:
+            d.stop()
+        s.close()
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([
         ("two_reconciles_repair_each_change_once", test_two_reconciles_repair_each_change_once),
         ("held_lock_refuses_cleanly", test_held_lock_refuses_cleanly),
         ("reconcile_waits_for_a_short_hold", test_reconcile_waits_for_a_short_hold),
         ("killed_holder_leaves_no_lock", test_killed_holder_leaves_no_lock),
+        ("daemon_tells_a_cli_change_from_its_own", test_daemon_tells_a_cli_change_from_its_own),
     ]))
