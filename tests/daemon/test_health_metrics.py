@@ -64,7 +64,11 @@ def test_healthy(keymgr, keymgrd):
 
 
 def test_unhealthy_and_env_restriction(keymgr, keymgrd):
-    s = Setup(keymgr, keymgrd, envs=("dev", "broken"), missing_tokens=("broken",))
+    # No scheduled rotation: dev must hold exactly its first key while the broken token's
+    # three retries (1 + 2 + 4 s, longer under ASan) go by; with the 8 s test policy dev's
+    # successor was published meanwhile (5 s after activation) and dev had two keys.
+    s = Setup(keymgr, keymgrd, envs=("dev", "broken"), missing_tokens=("broken",),
+              policy={"rotation_period": "10m"})
     d = None
     try:
         s.keyset_create("dev/api")

@@ -66,7 +66,13 @@ def check_signed(reply, sub, keys, what):
 def run(keymgr, keymgrd):
     s = SignSetup(keymgr, keymgrd, keysets=("api", "rsa", "other"),
                   signers={"api": "{ users: [ root ] }", "rsa": "{ users: [ root ] }",
-                           "other": "{ users: [ nobody ] }"})
+                           "other": "{ users: [ nobody ] }"},
+                  # No scheduled rotation: each case verifies its tokens against the JWKS it
+                  # fetched first. With the 8 s test policy a pipeline that waited seconds
+                  # behind its status/unknown-op request (answered by the main thread, busy
+                  # generating successors under ASan) got tokens of a key activated after
+                  # that fetch (correctly: served for publish_lead before it signed).
+                  policy={"rotation_period": "10m"})
     d = None
     try:
         s.keyset_create("dev/api")
