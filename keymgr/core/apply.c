@@ -237,7 +237,8 @@ int km_apply_keyset(km_env_t *env, const char *keyset, int64_t now, const km_app
 {
 	km_store_t *s = km_env_store(env);
 	bool lock = o == NULL || !o->dry_run;
-	int r = lock ? km_store_change_lock(s, "apply", KM_STORE_CHANGE_WAIT_MS, err, errlen)
+	int r = lock ? km_store_change_lock_at(s, "apply", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                       errlen)
 	             : KM_EOK;
 	if (r != KM_EOK)
 		return r;
@@ -339,7 +340,8 @@ int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t 
                     size_t errlen)
 {
 	km_store_t *s = km_env_store(env);
-	int r = km_store_change_lock(s, "revoke", KM_STORE_CHANGE_WAIT_MS, err, errlen);
+	int r = km_store_change_lock_at(s, "revoke", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                 errlen);
 	if (r != KM_EOK)
 		return r;
 	r = apply_revoke(env, kid, reason, now, o, gap, exposure_until, err, errlen);

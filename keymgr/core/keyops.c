@@ -356,7 +356,8 @@ int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key
                     char *err, size_t errlen)
 {
 	km_store_t *s = km_env_store(env);
-	int r = km_store_change_lock(s, "generate", KM_STORE_CHANGE_WAIT_MS, err, errlen);
+	int r = km_store_change_lock_at(s, "generate", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                 errlen);
 	if (r != KM_EOK)
 		return r;
 	r = key_generate(env, keyset, now, ret, err, errlen);
@@ -367,7 +368,8 @@ int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key
 int km_key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen)
 {
 	km_store_t *s = km_env_store(env);
-	int r = km_store_change_lock(s, "destroy", KM_STORE_CHANGE_WAIT_MS, err, errlen);
+	int r = km_store_change_lock_at(s, "destroy", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                 errlen);
 	if (r != KM_EOK)
 		return r;
 	r = key_destroy(env, kid, now, err, errlen);
@@ -379,7 +381,8 @@ int km_keyset_rotate(km_env_t *env, const char *keyset, bool immediate, int64_t 
                      km_store_key_t *ret, char *err, size_t errlen)
 {
 	km_store_t *s = km_env_store(env);
-	int r = km_store_change_lock(s, "rotate", KM_STORE_CHANGE_WAIT_MS, err, errlen);
+	int r = km_store_change_lock_at(s, "rotate", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                 errlen);
 	if (r != KM_EOK)
 		return r;
 	r = keyset_rotate(env, keyset, immediate, now, ret, err, errlen);

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "keymgr/store/store.h"
 
@@ -36,6 +37,15 @@
  * changed when it fails. Every KM_EOK is paired with km_store_change_unlock().
  */
 int km_store_change_lock(km_store_t *s, const char *op, int wait_ms, char *err, size_t errlen);
+
+/*
+ * km_store_change_lock() for a change that records times: on KM_EOK, *now (seconds, the
+ * caller's clock) is moved on by the time spent waiting, rounded up to whole seconds, so that
+ * the change records when it really happens. A publication recorded up to 10 s early would
+ * let the planner activate its key up to 10 s before verifiers could have fetched it.
+ */
+int km_store_change_lock_at(km_store_t *s, const char *op, int wait_ms, int64_t *now,
+                            char *err, size_t errlen);
 
 /* Releases one hold of the change lock (the lock itself with the outermost one). */
 void km_store_change_unlock(km_store_t *s);

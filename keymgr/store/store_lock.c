@@ -113,6 +113,18 @@ out:
 	return r;
 }
 
+int km_store_change_lock_at(km_store_t *s, const char *op, int wait_ms, int64_t *now,
+                            char *err, size_t errlen)
+{
+	struct timespec start;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	int r = km_store_change_lock(s, op, wait_ms, err, errlen);
+	/* Rounded up: a time recorded late by under a second delays, never hastens. */
+	if (r == KM_EOK)
+		*now += (elapsed_ms(&start) + 999) / 1000;
+	return r;
+}
+
 void km_store_change_unlock(km_store_t *s)
 {
 	if (s->lock_depth == 0 || --s->lock_depth > 0)

@@ -334,6 +334,37 @@ def test_daemon_tells_a_cli_change_from_its_own():
         s.close()
 
 
+def test_change_after_a_wait_records_when_it_happened():
+    """A rotate that waited for the lock records its times from when it got it, not from when
+    it started: a publication recorded early would let the planner activate the key before
+    verifiers could have fetched it."""
+    s = LockSetup()
+    try:
+        s.keyset_create("dev/a")
+        h = Holder(s.lock_path, op="apply")
+        p = s.popen("rotate", "dev/a", "--json")
+        wait_for(lambda: waiting_on(p, s.lock_path), "rotate waiting for the lock",
+                 timeout=wrapper.timeout(60), step=0.02)
+        started = int(time.time())
+        while int(time.time()) < started + 3:   # hold across whole seconds
+            check(p.poll() is None, "rotate did not wait")
+            time.sleep(0.1)
+        released = int(time.time())
+        h.release()
+        out, err = p.communicate(timeout=wrapper.timeout(120))
+        check(p.returncode == 0, f"rotate after the wait: exit {p.returncode} {err}")
+        kid = json.loads(out)["kid"]
+        rows = s.query("SELECT k.generated_at, k.published_at FROM keys k WHERE k.kid = ?", kid)
+        events = s.query("SELECT e.at FROM key_events e JOIN keys k ON k.id = e.key_id "
+                         "WHERE k.kid = ?", kid)
+        check(len(rows) == 1 and events, f"new key {kid}: {rows} {events}")
+        times = [t for t in rows[0] if t is not None] + [e[0] for e in events]
+        check(min(times) >= released, f"times recorded before the lock was released "
+              f"({released}): {rows} {events}")
+    finally:
+        s.close()
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([
         ("two_reconciles_repair_each_change_once", test_two_reconciles_repair_each_change_once),
@@ -341,4 +372,6 @@ if __name__ == "__main__":
         ("reconcile_waits_for_a_short_hold", test_reconcile_waits_for_a_short_hold),
         ("killed_holder_leaves_no_lock", test_killed_holder_leaves_no_lock),
         ("daemon_tells_a_cli_change_from_its_own", test_daemon_tells_a_cli_change_from_its_own),
+        ("change_after_a_wait_records_when_it_happened",
+         test_change_after_a_wait_records_when_it_happened),
     ]))
