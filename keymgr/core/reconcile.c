@@ -284,8 +284,8 @@ int km_reconcile_env(km_env_t *env, int64_t now, const km_recon_opts_t *o,
 	size_t n_rows = 0, n_objs = 0;
 	/* Under the change lock, a pending intent is a crash's leftover, never a generation in
 	 * progress in another process; and two reconciles never repair the same thing twice. */
-	int r = km_store_change_lock(c.store, dry(&c) ? "reconcile --dry-run" : "reconcile",
-	                             KM_STORE_CHANGE_WAIT_MS, err, errlen);
+	int r = km_store_change_lock_at(c.store, dry(&c) ? "reconcile --dry-run" : "reconcile",
+	                                KM_STORE_CHANGE_WAIT_MS, &c.now, err, errlen);
 	if (r != KM_EOK)
 		return r;
 	if ((r = km_env_token(env, &c.token, err, errlen)) != KM_EOK)
