@@ -44,16 +44,36 @@ class SignSetup(Setup):
         return "\n".join(out) + "\n"
 
 
-def call(sock_path, *requests, timeout=30):
-    """Sends each request (a dict) on one connection; returns the replies."""
+def frame(req):
+    """One frame of the control protocol: 4-byte big-endian length, then the JSON body (a
+    dict, or bytes sent as they are)."""
+    body = req if isinstance(req, bytes) else json.dumps(req).encode()
+    return struct.pack(">I", len(body)) + body
+
+
+def connect(sock_path, timeout=30):
+    """A connection to keymgrd's control socket."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     s.connect(sock_path)
+    return s
+
+
+def closed_by_peer(s):
+    """True when keymgrd has closed the connection (EOF or reset)."""
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def call(sock_path, *requests, timeout=30):
+    """Sends each request (a dict) on one connection; returns the replies."""
+    s = connect(sock_path, timeout)
     replies = []
     try:
         for req in requests:
-            body = json.dumps(req).encode()
-            s.sendall(struct.pack(">I", len(body)) + body)
+            s.sendall(frame(req))
             replies.append(read_frame(s))
     finally:
         s.close()

@@ -17,39 +17,18 @@ answers every one, in request order, and batches replies of requests it already 
 
 Usage: /usr/bin/python3 test_pipeline.py KEYMGR KEYMGRD
 """
-import json
 import os
-import socket
-import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from signing_fixture import (CLAIMS, Daemon, SignSetup, call, check, jwks_keys,  # noqa: E402
+from signing_fixture import (CLAIMS, Daemon, SignSetup, call, check, closed_by_peer,  # noqa: E402,E501
+                             connect, frame, jwks_keys,
                              read_frame, run_tests, verify)
 
 
 def sign_req(keyset, sub, **extra):
     return dict({"op": "sign", "keyset": keyset, "claims": dict(CLAIMS, sub=sub),
                  "ttl": "2s"}, **extra)
-
-
-def frame(req):
-    body = req if isinstance(req, bytes) else json.dumps(req).encode()
-    return struct.pack(">I", len(body)) + body
-
-
-def connect(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(60)
-    s.connect(path)
-    return s
-
-
-def closed_by_peer(s):
-    try:
-        return s.recv(1) == b""
-    except ConnectionResetError:
-        return True
 
 
 def check_signed(reply, sub, keys, what):
@@ -87,7 +66,7 @@ def run(keymgr, keymgrd):
             keys = jwks_keys(d)
             for keyset in ("dev/api", "dev/rsa"):
                 subs = [f"user-{i:02d}" for i in range(24)]
-                c = connect(sock)
+                c = connect(sock, 60)
                 try:
                     c.sendall(b"".join(frame(sign_req(keyset, sub)) for sub in subs))
                     replies = [read_frame(c) for _ in subs]
@@ -117,7 +96,7 @@ def run(keymgr, keymgrd):
                 ({"op": "status"}, "status"),
                 (sign_req("dev/api", "f"), "f"),
             ]
-            c = connect(sock)
+            c = connect(sock, 60)
             try:
                 c.sendall(b"".join(frame(r) for r, _ in reqs))
                 for i, (req, want) in enumerate(reqs):
@@ -141,7 +120,7 @@ def run(keymgr, keymgrd):
             subs = [f"n{i:03d}" for i in range(300)]
             data = b"".join(frame(sign_req("dev/api", sub)) for sub in subs)
             check(len(data) < 100 * 1024, f"{len(data)} bytes")
-            c = connect(sock)
+            c = connect(sock, 60)
             try:
                 c.sendall(data)
                 for i, sub in enumerate(subs):
@@ -151,7 +130,7 @@ def run(keymgr, keymgrd):
 
         def bad_frame_in_the_middle():
             keys = jwks_keys(d)
-            c = connect(sock)
+            c = connect(sock, 60)
             try:
                 c.sendall(frame(sign_req("dev/api", "before")) + frame(b"not json") +
                           frame(sign_req("dev/api", "never")))

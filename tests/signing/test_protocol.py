@@ -24,7 +24,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from signing_fixture import (CLAIMS, Daemon, SignSetup, call, check, jwks_keys,  # noqa: E402
+from signing_fixture import (CLAIMS, Daemon, SignSetup, call, check, closed_by_peer,  # noqa: E402,E501
+                             connect, frame, jwks_keys,
                              read_frame, run_tests, verify)
 
 KEYMGR_SET = ("iat", "nbf", "exp", "jti")
@@ -42,25 +43,6 @@ BAD = [
 
 def sign_req(claims, ttl="2s"):
     return {"op": "sign", "keyset": "dev/api", "claims": claims, "ttl": ttl}
-
-
-def frame(req):
-    body = json.dumps(req).encode()
-    return struct.pack(">I", len(body)) + body
-
-
-def connect(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(30)
-    s.connect(path)
-    return s
-
-
-def closed_by_peer(s):
-    try:
-        return s.recv(1) == b""
-    except ConnectionResetError:
-        return True
 
 
 def run(keymgr, keymgrd):
