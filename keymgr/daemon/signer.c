@@ -255,6 +255,27 @@ static void warm(sk_env_t *se, const sk_keyset_t *ks, size_t n)
 	}
 }
 
+/*
+ * A key signs only once keymgrd serves a JWKS that holds it: a verifier never gets a token
+ * whose key the daemon has not published. The store's active key that no publication of this
+ * daemon has carried yet (a first key activated by the pass that generated it, a `keymgr
+ * rotate --now --force` landing between a pass's publication and this refresh) is refused as
+ * busy, retryable, until the publication that follows: kd_run_once publishes, then syncs the
+ * signers. The key it replaces is not used meanwhile: it is no longer active.
+ */
+static void hold_until_served(kd_env_t *e, const char *keyset, km_claims_key_t *key)
+{
+	if (key->key_r != KM_EOK)
+		return;
+	const kd_keyset_t *ks = kd_env_keyset(e, keyset);
+	for (size_t i = 0; ks != NULL && i < ks->n_keys; i++)
+		if (strcmp(ks->keys[i].kid, key->kid) == 0 && ks->keys[i].first_serial != 0)
+			return;
+	key->key_r = KM_EBUSY;
+	snprintf(key->key_err, sizeof(key->key_err), "the active key %s of %s/%s is not in the "
+	         "JWKS keymgrd serves yet: try again in a moment", key->kid, e->name, keyset);
+}
+
 /* The key sets of e that list signers, resolved from e's store and configuration. */
 static int build_keysets(kd_env_t *e, sk_keyset_t **ret, size_t *n_ret)
 {
@@ -268,6 +289,7 @@ static int build_keysets(kd_env_t *e, sk_keyset_t **ret, size_t *n_ret)
 			continue;
 		snprintf(ks[n].name, sizeof(ks[n].name), "%s", kc->name);
 		km_claims_resolve(e->env, kc->name, &ks[n].key);
+		hold_until_served(e, kc->name, &ks[n].key);
 		if (kd_allow_resolve(kc, e->name, &ks[n].allow) != KM_EOK) {
 			keysets_free(ks, n);
 			return KM_ENOMEM;

@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: Apache-2.0
+"""keymgrd signs with a key only once the JWKS it serves holds that key (keymgr/daemon/
+signer.c, hold_until_served): a verifier never gets a token whose key keymgrd has not
+published.
+
+The case: a pass of keymgrd bootstraps two new key sets, `new` then `zzz`. `new`'s first key
+is generated and activated at once (there is nothing to rotate from); the pass publishes the
+documents after its last key set. While `zzz`'s key generation is held inside the token (the
+fault module's HOLD rule), issuers ask keymgrd to sign for `new`. Every reply must be either
+a refusal that says the key is not served yet (or that there is no active key yet), or a
+token whose kid the JWKS served right after holds. (Before, the signer took `new`'s key as
+soon as it was active, and signed with it while `/dev/new/jwks.json` did not have it.) Once
+the pass is done, `new` signs, and its kid is served.
+
+The pass is started by `keymgr tick` with the store check (poll_interval) set to an hour, so
+that both key sets are created before keymgrd sees either.
+
+Usage: test_sign_served.py KEYMGR KEYMGRD P11FAULT-MODULE
+"""
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "signing"))
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+from signing_fixture import (CLAIMS, Daemon, SignSetup, call, check,  # noqa: E402
+                             run_tests, wait_for)
+import wrapper  # noqa: E402  (KEYMGR_TEST_WRAPPER)
+
+KEYMGR, KEYMGRD, FAULT_MODULE = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
+ROOT = "{ users: [ root ] }"
+
+
+class ServedSetup(SignSetup):
+    """Three key sets with root as signer, no scheduled rotation, the store checked hourly,
+    the token behind the fault module with its rules in a file (empty: no fault yet)."""
+
+    def __init__(self):
+        self.rules = None
+        super().__init__(KEYMGR, KEYMGRD, signers={"api": ROOT, "new": ROOT, "zzz": ROOT},
+                         keysets=("api", "new", "zzz"), policy={"rotation_period": "10m"})
+        self.rules = os.path.join(self.dir, "p11fault.rules")
+        open(self.rules, "w").close()
+        self.env["KEYMGR_P11FAULT_MODULE"] = self.module
+        self.env["KEYMGR_P11FAULT_FILE"] = self.rules
+        self.env["KEYMGR_P11FAULT_LOG"] = os.path.join(self.dir, "faults.log")
+        self.module = FAULT_MODULE
+        self.write_config()
+
+    def config_text(self, *args, **kw):
+        return super().config_text(*args, **kw).replace("  poll_interval: 1\n",
+                                                        "  poll_interval: 3600\n")
+
+
+def sign(s, keyset):
+    return call(s.socket, {"op": "sign", "keyset": keyset, "claims": CLAIMS, "ttl": "2s"})
+
+
+def served_kids(d, path):
+    st, _, body = d.http("GET", path)
+    return [k["kid"] for k in json.loads(body)["keys"]] if st == 200 else []
+
+
+def kid_of(token):
+    head = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["kid"]
+
+
+def test_no_token_before_its_key_is_served():
+    s = ServedSetup()
+    d = None
+    gate = os.path.join(s.dir, "gate")
+    tick = None
+    try:
+        s.keyset_create("dev/api")
+        d = Daemon(s, verbose=False)
+        d.wait_event("action", action="activate", keyset="api")
+        wait_for(lambda: sign(s, "dev/api").get("ok"), "keymgrd signing for dev/api",
+                 timeout=wrapper.timeout(60))
+        # Both key sets exist before keymgrd looks (no wake-up, hourly store check).
+        s.keyset_create("dev/new")
+        s.keyset_create("dev/zzz")
+        with open(s.rules, "w") as f:     # new's generation passes, zzz's is held
+            f.write(f"C_GenerateKeyPair:HOLD={gate}:after=1\n")
+        argv, _ = wrapper.wrap([s.keymgr_bin, "-c", s.config, "tick"])
+        tick = subprocess.Popen(argv, env=s.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        faults = s.env["KEYMGR_P11FAULT_LOG"]
+
+        def held():
+            return os.path.exists(faults) and "C_GenerateKeyPair HOLD" in open(faults).read()
+        wait_for(held, "zzz's generation held", timeout=wrapper.timeout(60), step=0.02)
+        check(d.events("action", action="activate", keyset="new"),
+              "new's first key was not activated before zzz's generation")
+
+        # While the pass is held: refused as not served yet, or signed with a served key.
+        refusals = signed = 0
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            r = sign(s, "dev/new")
+            if r.get("ok"):
+                kid = kid_of(r["jwt"])
+                check(kid in served_kids(d, "/dev/new/jwks.json"),
+                      f"token signed by {kid}, which /dev/new/jwks.json does not serve")
+                signed += 1
+            else:
+                check(r.get("code") in ("busy", "no_active_key"),
+                      f"unexpected refusal: {r}")
+                if r.get("code") == "busy":
+                    check("not in the JWKS keymgrd serves yet" in r.get("error", ""),
+                          f"busy without the reason: {r}")
+                refusals += 1
+        check(refusals + signed > 0, "no request answered")
+
+        open(gate, "w").close()
+        out, err = tick.communicate(timeout=wrapper.timeout(120))
+        check(tick.returncode == 0, f"tick: exit {tick.returncode} {err}")
+        r = sign(s, "dev/new")
+        check(r.get("ok"), f"new does not sign after the pass: {r}")
+        kid = kid_of(r["jwt"])
+        check(kid in served_kids(d, "/dev/new/jwks.json"), f"{kid} not served after the pass")
+        check(d.stop() == 0, "keymgrd did not exit 0")
+    finally:
+        open(gate, "a").close()
+        if tick is not None and tick.returncode is None:
+            try:
+                tick.communicate(timeout=wrapper.timeout(120))
+            except subprocess.TimeoutExpired:
+                tick.kill()
+                tick.communicate()
+        if d is not None and d.proc.poll() is None:
+            d.stop()
+        s.close()
+
+
+if __name__ == "__main__":
+    sys.exit(run_tests([("no_token_before_its_key_is_served",
+                         test_no_token_before_its_key_is_served)]))
