@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Re-opening lost sessions. When a call returns CKR_SESSION_HANDLE_INVALID,
- * CKR_SESSION_CLOSED, CKR_USER_NOT_LOGGED_IN, CKR_DEVICE_REMOVED or CKR_TOKEN_NOT_PRESENT,
+ * CKR_SESSION_CLOSED, CKR_USER_NOT_LOGGED_IN, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT or
+ * CKR_OPERATION_ACTIVE (a session stuck in an operation a failed call did not end),
  * the failing operation returns its error at once and the token is marked lost. The next
  * operation on the token (or km_token_recover) re-opens it, on the caller's thread:
  *
@@ -54,9 +55,12 @@ static bool is_lost(km_token_t *t)
 
 bool km_p11_rv_is_session_lost(CK_RV rv)
 {
+	/* CKR_OPERATION_ACTIVE: keymgr never leaves an operation open (C_SignInit is always
+	 * followed by C_Sign), so a session that still has one is stuck, e.g. after a C_Sign
+	 * that failed without ending its operation, as PKCS#11 says it must. */
 	return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
 	       rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_REMOVED ||
-	       rv == CKR_TOKEN_NOT_PRESENT;
+	       rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_OPERATION_ACTIVE;
 }
 
 void km_p11_recovery_init(km_token_t *t)

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 
 #define KM_ERROR_BASE (-1000)
 
@@ -70,6 +71,18 @@ enum km_error {
 	KM_POLICY_EUNSAFE,              /* timing rule violated */
 	KM_POLICY_EDENIED,              /* operation refused by policy */
 };
+
+/* Whether code is one of the token layer's codes (KM_P11_EMODULE .. KM_P11_EFAIL). */
+static inline bool km_is_token_error(int code)
+{
+	return code >= KM_P11_EMODULE && code <= KM_P11_EFAIL;
+}
+
+/* Whether code is one of the store's codes (KM_STORE_EOPEN .. KM_STORE_EIO). */
+static inline bool km_is_store_error(int code)
+{
+	return code >= KM_STORE_EOPEN && code <= KM_STORE_EIO;
+}
 
 /*
  * Returns a static, human-readable message for a code. Never NULL.

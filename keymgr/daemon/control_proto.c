@@ -441,9 +441,9 @@ static const struct {
 
 const char *km_ctl_code_name(int km_code)
 {
-	if (km_code <= KM_P11_EMODULE && km_code >= KM_P11_EFAIL)
+	if (km_is_token_error(km_code))
 		return "token_error";
-	if (km_code <= KM_STORE_EOPEN && km_code >= KM_STORE_EIO)
+	if (km_is_store_error(km_code))
 		return "store_error";
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
 		if (codes[i].code == km_code)

@@ -719,7 +719,7 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 	}
 	char uid[16];
 	snprintf(uid, sizeof(uid), "%d", (int)p->uid);
-	bool token_failure = r <= KM_P11_EMODULE && r >= KM_P11_EFAIL;
+	bool token_failure = km_is_token_error(r);
 	atomic_fetch_add(token_failure ? &s->n_failed : &s->n_refused, 1);
 	kd_log(token_failure ? KD_LOG_ERROR : KD_LOG_INFO, "sign", "env", env, "keyset", name,
 	       "peer_uid", uid, "result", token_failure ? "failed" : "refused", "error", err, NULL);

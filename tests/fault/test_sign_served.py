@@ -15,6 +15,10 @@ the pass is done, `new` signs, and its kid is served.
 The pass is started by `keymgr tick` with the store check (poll_interval) set to an hour, so
 that both key sets are created before keymgrd sees either.
 
+A token failure while keymgrd signs (the fault module returns CKR_DEVICE_ERROR from
+C_Sign once) is answered with code token_error, logged as a failed signature (not a
+refusal), and keymgrd signs again once it has reopened the token.
+
 Usage: test_sign_served.py KEYMGR KEYMGRD P11FAULT-MODULE
 """
 import base64
@@ -137,6 +141,34 @@ def test_no_token_before_its_key_is_served():
         s.close()
 
 
+def test_token_failure_is_a_token_error():
+    s = ServedSetup()
+    d = None
+    try:
+        s.keyset_create("dev/api")
+        d = Daemon(s, verbose=False)
+        d.wait_event("action", action="activate", keyset="api")
+        wait_for(lambda: sign(s, "dev/api").get("ok"), "keymgrd signing for dev/api",
+                 timeout=wrapper.timeout(60))
+        with open(s.rules, "w") as f:
+            f.write("C_Sign:CKR_DEVICE_ERROR:count=1\n")
+        r = sign(s, "dev/api")
+        check(not r.get("ok") and r.get("code") == "token_error",
+              f"a device error while signing: {r}")
+        check(d.events("sign", keyset="api", result="failed"),
+              "the token failure was not logged as a failed signature")
+        check(not d.events("sign", keyset="api", result="refused"),
+              "the token failure was logged as a refusal")
+        wait_for(lambda: sign(s, "dev/api").get("ok"), "keymgrd signing again",
+                 timeout=wrapper.timeout(60))
+        check(d.stop() == 0, "keymgrd did not exit 0")
+    finally:
+        if d is not None and d.proc.poll() is None:
+            d.stop()
+        s.close()
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([("no_token_before_its_key_is_served",
-                         test_no_token_before_its_key_is_served)]))
+                         test_no_token_before_its_key_is_served),
+                        ("token_failure_is_a_token_error", test_token_failure_is_a_token_error)]))
