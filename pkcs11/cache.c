@@ -34,10 +34,9 @@ int km_p11_cache_init(km_p11_cache_t *c)
 	return KM_EOK;
 }
 
-void km_p11_cache_destroy(km_p11_cache_t *c)
+/* Frees every cached entry and empties the buckets (caller holds the write lock, or owns c). */
+static void free_entries(km_p11_cache_t *c)
 {
-	if (!c->initialised)
-		return;
 	for (unsigned b = 0; b < KM_P11_CACHE_BUCKETS; b++) {
 		km_p11_key_t *k = c->buckets[b];
 		while (k != NULL) {
@@ -45,7 +44,15 @@ void km_p11_cache_destroy(km_p11_cache_t *c)
 			free(k);
 			k = next;
 		}
+		c->buckets[b] = NULL;
 	}
+}
+
+void km_p11_cache_destroy(km_p11_cache_t *c)
+{
+	if (!c->initialised)
+		return;
+	free_entries(c);
 	pthread_rwlock_destroy(&c->lock);
 	*c = (km_p11_cache_t){ 0 };
 }
@@ -118,15 +125,7 @@ void km_p11_cache_clear(km_p11_cache_t *c)
 {
 	pthread_rwlock_wrlock(&c->lock);
 	c->generation++;
-	for (unsigned b = 0; b < KM_P11_CACHE_BUCKETS; b++) {
-		km_p11_key_t *k = c->buckets[b];
-		while (k != NULL) {
-			km_p11_key_t *next = k->next;
-			free(k);
-			k = next;
-		}
-		c->buckets[b] = NULL;
-	}
+	free_entries(c);
 	pthread_rwlock_unlock(&c->lock);
 }
 
