@@ -64,6 +64,13 @@ def sign(s, keyset):
     return call(s.socket, {"op": "sign", "keyset": keyset, "claims": CLAIMS, "ttl": "2s"})
 
 
+def wait_signing(s, d):
+    """Waits until keymgrd d has bootstrapped dev/api and signs with it."""
+    d.wait_event("action", action="activate", keyset="api")
+    wait_for(lambda: sign(s, "dev/api").get("ok"), "keymgrd signing for dev/api",
+             timeout=wrapper.timeout(60))
+
+
 def served_kids(d, path):
     st, _, body = d.http("GET", path)
     return [k["kid"] for k in json.loads(body)["keys"]] if st == 200 else []
@@ -81,10 +88,8 @@ def test_no_token_before_its_key_is_served():
     tick = None
     try:
         s.keyset_create("dev/api")
-        d = Daemon(s, verbose=False)
-        d.wait_event("action", action="activate", keyset="api")
-        wait_for(lambda: sign(s, "dev/api").get("ok"), "keymgrd signing for dev/api",
-                 timeout=wrapper.timeout(60))
+        d = Daemon(s, verbose=False)   # assigned first: the finally stops it
+        wait_signing(s, d)
         # Both key sets exist before keymgrd looks (no wake-up, hourly store check).
         s.keyset_create("dev/new")
         s.keyset_create("dev/zzz")
@@ -146,10 +151,8 @@ def test_token_failure_is_a_token_error():
     d = None
     try:
         s.keyset_create("dev/api")
-        d = Daemon(s, verbose=False)
-        d.wait_event("action", action="activate", keyset="api")
-        wait_for(lambda: sign(s, "dev/api").get("ok"), "keymgrd signing for dev/api",
-                 timeout=wrapper.timeout(60))
+        d = Daemon(s, verbose=False)   # assigned first: the finally stops it
+        wait_signing(s, d)
         with open(s.rules, "w") as f:
             f.write("C_Sign:CKR_DEVICE_ERROR:count=1\n")
         r = sign(s, "dev/api")
