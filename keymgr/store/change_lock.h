@@ -43,6 +43,9 @@ int km_store_change_lock(km_store_t *s, const char *op, int wait_ms, char *err, 
  * caller's clock) is moved on by the time spent waiting, rounded up to whole seconds, so that
  * the change records when it really happens. A publication recorded up to 10 s early would
  * let the planner activate its key up to 10 s before verifiers could have fetched it.
+ * *now is then raised, if needed, to the time of the environment's newest audit event, so
+ * that the times an environment records never go backwards. KM_EOK, the codes of
+ * km_store_change_lock(), or a store code (the lock is then released).
  */
 int km_store_change_lock_at(km_store_t *s, const char *op, int wait_ms, int64_t *now,
                             char *err, size_t errlen);

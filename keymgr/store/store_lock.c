@@ -113,16 +113,47 @@ out:
 	return r;
 }
 
+/* The time of the newest audit event (every change records one), 0 when there is none. */
+static int latest_change_at(km_store_t *s, int64_t *at, char *err, size_t errlen)
+{
+	char hash[KM_STORE_HASH_HEX + 1];
+	int64_t seq = 0;
+	km_store_audit_event_t *ev = NULL;
+	size_t n = 0;
+	*at = 0;
+	int r = km_store_audit_head(s, &seq, hash, err, errlen);
+	if (r != KM_EOK || seq == 0)
+		return r;
+	km_store_audit_filter_t f = { .from_seq = seq, .to_seq = seq };
+	if ((r = km_store_audit_query(s, &f, &ev, &n, err, errlen)) != KM_EOK)
+		return r;
+	if (n > 0)
+		*at = ev[0].at;
+	km_store_audit_events_free(ev, n);
+	return KM_EOK;
+}
+
 int km_store_change_lock_at(km_store_t *s, const char *op, int wait_ms, int64_t *now,
                             char *err, size_t errlen)
 {
 	struct timespec start;
+	int64_t latest;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	int r = km_store_change_lock(s, op, wait_ms, err, errlen);
+	if (r != KM_EOK)
+		return r;
 	/* Rounded up: a time recorded late by under a second delays, never hastens. */
-	if (r == KM_EOK)
-		*now += (elapsed_ms(&start) + 999) / 1000;
-	return r;
+	*now += (elapsed_ms(&start) + 999) / 1000;
+	/* The rounding can put a change up to 1 s ahead of the clock, and a caller may have
+	 * read its clock before another process's change: never record a time before the
+	 * newest one already recorded (a key retired before its activation). */
+	if ((r = latest_change_at(s, &latest, err, errlen)) != KM_EOK) {
+		km_store_change_unlock(s);
+		return r;
+	}
+	if (latest > *now)
+		*now = latest;
+	return KM_EOK;
 }
 
 void km_store_change_unlock(km_store_t *s)

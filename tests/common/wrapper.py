@@ -89,6 +89,8 @@ def _judge(paths, final=False):
 
 
 def _logs(prefix=""):
+    if _logdir is None:  # unwrapped (os.listdir(None) would list the current folder)
+        return []
     try:
         names = sorted(os.listdir(_logdir))
     except (FileNotFoundError, TypeError):

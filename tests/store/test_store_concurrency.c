@@ -15,9 +15,11 @@
 
 #include <cmocka.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/store/change_lock.h"
 #include "keymgr/store/store.h"
 #include "tests/store/fixture.h"
 
@@ -172,12 +174,54 @@ static void test_concurrency_two_processes_rotate_without_lost_updates(void **st
 	km_store_keys_free(list);
 }
 
+/*
+ * A change whose caller read its clock before another process's change (or after that change
+ * rounded its wait up to whole seconds) records no time before the newest one recorded: CI
+ * once saw a forced rotation retire a key 1 s before the time its activation was recorded.
+ */
+static void test_change_lock_at_never_records_before_the_newest_change(void **state)
+{
+	store_fx_t *fx = *state;
+	char err[512] = "";
+	/* The store's creation is its first change: a clock before it is raised to it. */
+	int64_t now = 1;
+	assert_int_equal(km_store_change_lock_at(fx->s, "rotate", 0, &now, err, sizeof(err)),
+	                 KM_EOK);
+	assert_true(now > 1000000000);
+	km_store_change_unlock(fx->s);
+
+	int64_t t = (int64_t)time(NULL) + 1000;   /* later than anything the store recorded */
+	now = t;
+	assert_int_equal(km_store_change_lock_at(fx->s, "rotate", 0, &now, err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(now, t);   /* a clock ahead of the store stays as it is */
+	km_store_change_unlock(fx->s);
+
+	assert_int_equal(km_store_audit_append(fx->s, "test.change", "api", NULL, NULL, NULL,
+	                                       NULL, t + 1000, NULL, err, sizeof(err)),
+	                 KM_EOK);
+	now = t + 999;
+	assert_int_equal(km_store_change_lock_at(fx->s, "rotate", 0, &now, err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(now, t + 1000);
+	/* Reentrant holds (the daemon's pass, then km_apply_keyset) are raised the same way. */
+	int64_t inner = t;
+	assert_int_equal(km_store_change_lock_at(fx->s, "apply", 0, &inner, err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(inner, t + 1000);
+	km_store_change_unlock(fx->s);
+	km_store_change_unlock(fx->s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 			test_concurrency_two_processes_rotate_without_lost_updates,
 			store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_change_lock_at_never_records_before_the_newest_change, store_fx_setup,
+			store_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
