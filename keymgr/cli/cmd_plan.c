@@ -31,15 +31,31 @@ static const char apply_help[] =
 	"publish_lead, retire, remove after retire_retention, destroy after destroy_after.\n"
 	"Safe to run from cron at any interval: a late run never activates a key early.\n"
 	"  --dry-run   print what is due without doing it\n"
-	"Exit status 1 if any action failed (the others are still applied).\n";
+	"  --json      {\"actions\":[...],\"applied\",\"failed\",\"errors\":[{\"env\",\"keyset\",\n"
+	"              \"error\"}],\"dry_run\"}: errors are the key sets (\"keyset\" null: whole\n"
+	"              environments) that could not be planned or changed at all (unknown,\n"
+	"              the change lock held, the store busy)\n"
+	"Exit status 1 if any action or key set failed (the others are still applied); the\n"
+	"errors are also printed on stderr, and \"nothing due\" only when there was none.\n";
 
 enum { OPT_HORIZON = 0x10, OPT_AT, OPT_DRY_RUN };
 
 /* Calls fn for each targeted key set of each targeted environment. */
 typedef int (*keyset_fn)(km_env_t *env, const char *keyset, void *ctx);
+/* A failure that kept an environment (keyset NULL) or a key set from being visited. */
+typedef void (*target_err_fn)(void *ctx, const char *env, const char *keyset, const char *msg);
+
+/* Says a target's failure on stderr, and to err_fn (may be NULL). Returns the exit code. */
+static int target_fail(target_err_fn err_fn, void *ctx, const char *env, const char *keyset,
+                       int r, const char *msg)
+{
+	if (err_fn != NULL)
+		err_fn(ctx, env, keyset, msg[0] ? msg : km_strerror(r));
+	return km_cli_fail(r, msg);
+}
 
 static int each_keyset(km_config_t *cfg, const char *env_only, const char *keyset_only,
-                       keyset_fn fn, void *ctx)
+                       keyset_fn fn, target_err_fn err_fn, void *ctx)
 {
 	int rc = KM_CLI_EXIT_OK;
 	char err[1024] = "";
@@ -52,7 +68,7 @@ static int each_keyset(km_config_t *cfg, const char *env_only, const char *keyse
 			continue; /* never used: no key sets, and planning creates no store */
 		int r = km_env_open(cfg, e->name, &env, err, sizeof(err));
 		if (r != KM_EOK) {
-			rc = km_cli_fail(r, err);
+			rc = target_fail(err_fn, ctx, e->name, NULL, r, err);
 			continue;
 		}
 		km_store_keyset_t *list = NULL;
@@ -65,12 +81,12 @@ static int each_keyset(km_config_t *cfg, const char *env_only, const char *keyse
 			if (r == KM_EOK)
 				r = fn(env, keyset_only, ctx);
 			else
-				rc = km_cli_fail(r, err);
+				rc = target_fail(err_fn, ctx, e->name, keyset_only, r, err);
 			if (r != KM_EOK)
 				rc = KM_CLI_EXIT_REFUSED;
 		} else if ((r = km_store_keyset_list(km_env_store(env), NULL, &list, &n, err,
 		                                     sizeof(err))) != KM_EOK) {
-			rc = km_cli_fail(r, err);
+			rc = target_fail(err_fn, ctx, e->name, NULL, r, err);
 		}
 		for (size_t j = 0; j < n; j++)
 			if (fn(env, list[j].name, ctx) != KM_EOK)
@@ -206,7 +222,8 @@ static int plan(int argc, char **argv)
 	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
 	if ((rc = target(args.cmd, npos, pos, cfg, env, name)) == KM_CLI_EXIT_OK) {
 		ctx.json = c.json ? json_array() : NULL;
-		rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, plan_one, &ctx);
+		rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, plan_one, NULL,
+		                 &ctx);
 		if (c.json && rc == KM_CLI_EXIT_OK)
 			rc = km_cli_print_json(ctx.json);
 		json_decref(ctx.json);
@@ -219,7 +236,8 @@ typedef struct {
 	int64_t now;
 	bool dry_run;
 	json_t *json;
-	unsigned applied, failed;
+	json_t *errors;              /* --json: what apply_error() was told */
+	unsigned applied, failed, target_errors;
 } apply_ctx_t;
 
 static void report(void *vctx, const km_apply_event_t *ev)
@@ -250,14 +268,28 @@ static void warn(void *vctx, const char *keyset, const km_plan_warning_t *w)
 	fprintf(stderr, "keymgr: warning: %s: %s: %s\n", keyset, km_plan_warn_name(w->code), w->msg);
 }
 
+/* An environment or key set that could not be planned or changed at all (unknown, its
+ * store busy, the change lock held, ...): counted, and listed in --json's "errors". */
+static void apply_error(void *vctx, const char *env, const char *keyset, const char *msg)
+{
+	apply_ctx_t *c = vctx;
+	c->target_errors++;
+	if (c->errors != NULL)
+		json_array_append_new(c->errors, json_pack("{s:s, s:s?, s:s}", "env", env, "keyset",
+		                                           keyset, "error", msg));
+}
+
 static int apply_one(km_env_t *env, const char *keyset, void *vctx)
 {
 	apply_ctx_t *c = vctx;
 	km_apply_opts_t o = { c->dry_run, report, warn, c, NULL };
 	char err[1024] = "";
+	unsigned failed = c->failed;
 	int r = km_apply_keyset(env, keyset, c->now, &o, NULL, err, sizeof(err));
-	if (r != KM_EOK && c->json == NULL)
-		km_cli_error("%s", err);
+	if (r != KM_EOK && c->failed > failed)
+		km_cli_fail(r, err);   /* an action failed: in "actions" already */
+	else if (r != KM_EOK)
+		target_fail(apply_error, c, km_env_name(env), keyset, r, err);
 	return r;
 }
 
@@ -284,7 +316,7 @@ static int apply(int argc, char **argv)
 	};
 	char *pos[KM_CLI_MAX_POSITIONAL];
 	km_cli_common_t c;
-	apply_ctx_t ctx = { km_cli_now(), false, NULL, 0, 0 };
+	apply_ctx_t ctx = { .now = km_cli_now() };
 	int npos, rc = km_cli_args_parse(&args, &ctx, argc, argv, &c, pos, &npos);
 	if (rc != KM_CLI_CONTINUE)
 		return rc;
@@ -295,19 +327,23 @@ static int apply(int argc, char **argv)
 	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
 	if ((rc = target(args.cmd, npos, pos, cfg, env, name)) == KM_CLI_EXIT_OK) {
 		ctx.json = c.json ? json_array() : NULL;
-		rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, apply_one, &ctx);
+		ctx.errors = c.json ? json_array() : NULL;
+		rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, apply_one,
+		                 apply_error, &ctx);
 		if (ctx.applied > 0)
 			km_cli_wake_daemon(cfg, env, name);
 		if (c.json) {
-			json_t *j = json_pack("{s:o, s:i, s:i, s:b}", "actions", json_incref(ctx.json),
+			json_t *j = json_pack("{s:O, s:i, s:i, s:O, s:b}", "actions", ctx.json,
 			                      "applied", ctx.applied, "failed", ctx.failed,
-			                      "dry_run", ctx.dry_run);
+			                      "errors", ctx.errors, "dry_run", ctx.dry_run);
 			km_cli_print_json(j);
 			json_decref(j);
-		} else if (ctx.applied == 0 && ctx.failed == 0 && !ctx.dry_run) {
-			printf("nothing due\n");
+		} else if (ctx.applied == 0 && ctx.failed == 0 && ctx.target_errors == 0 &&
+		           rc == KM_CLI_EXIT_OK && !ctx.dry_run) {
+			printf("nothing due\n");   /* not beside an error: something may be due */
 		}
 		json_decref(ctx.json);
+		json_decref(ctx.errors);
 	}
 	km_config_free(cfg);
 	return rc;

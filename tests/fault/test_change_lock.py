@@ -223,11 +223,20 @@ def test_held_lock_refuses_cleanly():
                 check(p.stderr.startswith("keymgr: ") and want in p.stderr
                       and "nothing was changed" in p.stderr,
                       f"keymgr {' '.join(args)} under a held lock: {p.stderr!r}")
-                # (keymgr apply prints "nothing due" next to a key set's error.)
-                check(p.stdout in ("", "nothing due\n"), f"stdout: {p.stdout!r}")
+                check(p.stdout == "", f"stdout: {p.stdout!r}")
                 check(s.state() == before, f"keymgr {' '.join(args)} changed the store")
                 check(s.token_objects() == token_before, f"keymgr {' '.join(args)} changed "
                       "the token")
+            # --json says which key set could not be changed, and why (and stderr too).
+            p = s.run("apply", "dev", "--json", expect=1)
+            doc = json.loads(p.stdout)
+            check(doc["applied"] == 0 and doc["actions"] == [] and len(doc["errors"]) == 1,
+                  f"apply --json under a held lock: {doc}")
+            e = doc["errors"][0]
+            check(e["env"] == "dev" and e["keyset"] == "a" and want in e["error"],
+                  f"apply --json error: {e}")
+            check(want in p.stderr, f"apply --json stderr: {p.stderr!r}")
+            check(s.state() == before, "keymgr apply --json changed the store")
             # Reading is never locked out.
             s.run("key", "list", "dev/a", "--json")
             s.run("jwks", "dev")

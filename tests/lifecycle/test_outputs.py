@@ -194,6 +194,36 @@ class JsonOutputTest(InstallationTest):
             self.assertTrue(out.startswith(header), out)
 
 
+class ApplyOutputTest(InstallationTest):
+    """keymgr apply: its --json members, "nothing due" only when nothing failed, and a key set
+    that cannot be planned named on stderr, in --json's "errors", with exit 1."""
+
+    def test_apply_outputs(self):
+        inst = self.inst
+        inst.create_keyset("staging/apply", "access-token")
+        inst.rotate("staging/apply", now=True)   # an active key, nothing due for a while
+        doc = inst.json("apply", "staging/apply")
+        self.assertEqual(doc, {"actions": [], "applied": 0, "failed": 0, "errors": [],
+                               "dry_run": False})
+        p = inst.run("apply", "staging/apply", ok=True)
+        self.assertEqual(p.stdout, "nothing due\n")
+
+        before = inst.snapshot()
+        p = inst.run("apply", "staging/nope", rc=1)
+        self.assertRefused(p, 1, "unknown key set staging/nope")
+        self.assertEqual(p.stdout, "")   # not "nothing due"
+        p = inst.run("apply", "staging/nope", "--json", rc=1)
+        self.assertRefused(p, 1, "unknown key set staging/nope")
+        self.assertEqual(json.loads(p.stdout),
+                         {"actions": [], "applied": 0, "failed": 0, "dry_run": False,
+                          "errors": [{"env": "staging", "keyset": "nope",
+                                      "error": "unknown key set staging/nope"}]})
+        p = inst.run("apply", "nowhere", "--json", rc=1)   # no such environment
+        self.assertRefused(p, 1, "nowhere")
+        self.assertEqual(p.stdout, "")
+        self.assertUnchanged(before, "keymgr apply with bad targets")
+
+
 class HelpTest(InstallationTest):
     def test_help_on_every_verb(self):
         verbs = all_verbs(self.inst)
