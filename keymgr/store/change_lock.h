@@ -44,7 +44,8 @@ int km_store_change_lock(km_store_t *s, const char *op, int wait_ms, char *err, 
  * the change records when it really happens. A publication recorded up to 10 s early would
  * let the planner activate its key up to 10 s before verifiers could have fetched it.
  * *now is then raised, if needed, to the time of the environment's newest audit event, so
- * that the times an environment records never go backwards. KM_EOK, the codes of
+ * that the times an environment records do not go backwards: by up to 60 s (a newest time
+ * further ahead is a clock that was wrong, and is not followed). KM_EOK, the codes of
  * km_store_change_lock(), or a store code (the lock is then released).
  */
 int km_store_change_lock_at(km_store_t *s, const char *op, int wait_ms, int64_t *now,

@@ -14,6 +14,7 @@
 #include "keymgr/store/store_int.h"
 
 #define POLL_NS 5000000L /* 5 ms between tries */
+#define MAX_RAISE 60      /* seconds km_store_change_lock_at() may raise a change's time */
 
 static int64_t elapsed_ms(const struct timespec *since)
 {
@@ -146,12 +147,14 @@ int km_store_change_lock_at(km_store_t *s, const char *op, int wait_ms, int64_t 
 	*now += (elapsed_ms(&start) + 999) / 1000;
 	/* The rounding can put a change up to 1 s ahead of the clock, and a caller may have
 	 * read its clock before another process's change: never record a time before the
-	 * newest one already recorded (a key retired before its activation). */
+	 * newest one already recorded (a key retired before its activation). Only by up to
+	 * MAX_RAISE: a newest time further ahead comes from a clock that was wrong, and
+	 * following it would hold every later change at that time until the clock caught up. */
 	if ((r = latest_change_at(s, &latest, err, errlen)) != KM_EOK) {
 		km_store_change_unlock(s);
 		return r;
 	}
-	if (latest > *now)
+	if (latest > *now && latest - *now <= MAX_RAISE)
 		*now = latest;
 	return KM_EOK;
 }

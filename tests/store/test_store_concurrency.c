@@ -183,15 +183,8 @@ static void test_change_lock_at_never_records_before_the_newest_change(void **st
 {
 	store_fx_t *fx = *state;
 	char err[512] = "";
-	/* The store's creation is its first change: a clock before it is raised to it. */
-	int64_t now = 1;
-	assert_int_equal(km_store_change_lock_at(fx->s, "rotate", 0, &now, err, sizeof(err)),
-	                 KM_EOK);
-	assert_true(now > 1000000000);
-	km_store_change_unlock(fx->s);
-
 	int64_t t = (int64_t)time(NULL) + 1000;   /* later than anything the store recorded */
-	now = t;
+	int64_t now = t;
 	assert_int_equal(km_store_change_lock_at(fx->s, "rotate", 0, &now, err, sizeof(err)),
 	                 KM_EOK);
 	assert_int_equal(now, t);   /* a clock ahead of the store stays as it is */
@@ -205,11 +198,23 @@ static void test_change_lock_at_never_records_before_the_newest_change(void **st
 	                 KM_EOK);
 	assert_int_equal(now, t + 1000);
 	/* Reentrant holds (the daemon's pass, then km_apply_keyset) are raised the same way. */
-	int64_t inner = t;
+	int64_t inner = t + 990;
 	assert_int_equal(km_store_change_lock_at(fx->s, "apply", 0, &inner, err, sizeof(err)),
 	                 KM_EOK);
 	assert_int_equal(inner, t + 1000);
 	km_store_change_unlock(fx->s);
+	km_store_change_unlock(fx->s);
+
+	/* A newest time more than 60 s ahead is a clock that was wrong: not followed. */
+	now = t + 1000 - 61;
+	assert_int_equal(km_store_change_lock_at(fx->s, "rotate", 0, &now, err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(now, t + 1000 - 61);
+	km_store_change_unlock(fx->s);
+	now = t + 1000 - 60;
+	assert_int_equal(km_store_change_lock_at(fx->s, "rotate", 0, &now, err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(now, t + 1000);
 	km_store_change_unlock(fx->s);
 }
 
