@@ -20,7 +20,9 @@ from daemon_fixture import Daemon, Setup, check, run_tests, wait_for  # noqa: E4
 ENV_PATH = "/dev/.well-known/jwks.json"
 
 
-def raw(port, data, read=True):
+def raw(port, data, read=True, whole=False):
+    """Sends data; reads up to the end of the header block, or (whole) until the server
+    closes (10 s at most)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(data)
     out = b""
@@ -31,27 +33,10 @@ def raw(port, data, read=True):
                 if not b:
                     break
                 out += b
-                if b"\r\n\r\n" in out:
+                if not whole and b"\r\n\r\n" in out:
                     break
         except (ConnectionResetError, socket.timeout):
             pass
-    s.close()
-    return out
-
-
-def raw_all(port, data):
-    """Sends data and reads until the server closes (10 s at most)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(data)
-    out = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            out += b
-    except (ConnectionResetError, socket.timeout):
-        pass
     s.close()
     return out
 
@@ -108,8 +93,8 @@ def run(keymgr, keymgrd):
         # On the wire: a 304 has no Content-Length (a client would wait for that many bytes)
         # and no body. libmicrohttpd 0.9.75 can do that only by closing the connection after
         # it, so it says "Connection: close" and nothing follows the header block.
-        resp = raw_all(d.port, b"GET " + ENV_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
-                       b"If-None-Match: " + h["etag"].encode() + b"\r\n\r\n")
+        resp = raw(d.port, b"GET " + ENV_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                   b"If-None-Match: " + h["etag"].encode() + b"\r\n\r\n", whole=True)
         head, _, rest = resp.partition(b"\r\n\r\n")
         fields = header_fields(head)
         check(status_of(resp) == 304, f"raw conditional GET: {resp[:80]!r}")
@@ -119,15 +104,15 @@ def run(keymgr, keymgrd):
         check(fields.get("connection") == "close", f"304 without Connection: close: {head!r}")
         check(fields.get("etag") == h["etag"], "304 ETag on the wire")
         # A HEAD keeps the 200's Content-Length (and sends no body either).
-        resp = raw_all(d.port, b"HEAD " + ENV_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
-                       b"Connection: close\r\n\r\n")
+        resp = raw(d.port, b"HEAD " + ENV_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                   b"Connection: close\r\n\r\n", whole=True)
         head, _, rest = resp.partition(b"\r\n\r\n")
         check(status_of(resp) == 200 and rest == b"", f"raw HEAD: {resp[:80]!r}")
         check(header_fields(head).get("content-length") == str(len(body)),
               f"HEAD Content-Length is not the document's {len(body)}: {head!r}")
         # A bad or stale ETag still gets the document with its Content-Length.
-        resp = raw_all(d.port, b"GET " + ENV_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
-                       b"If-None-Match: \"0000\"\r\nConnection: close\r\n\r\n")
+        resp = raw(d.port, b"GET " + ENV_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                   b"If-None-Match: \"0000\"\r\nConnection: close\r\n\r\n", whole=True)
         head, _, rest = resp.partition(b"\r\n\r\n")
         check(status_of(resp) == 200 and rest == body and
               header_fields(head).get("content-length") == str(len(body)),
