@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/fnv.h"
 #include "keymgr/common/ratelimit.h"
 
 #define PROBE 16
@@ -69,9 +70,7 @@ void km_ratelimit_free(km_ratelimit_t *rl)
 
 static size_t hash(const uint8_t *k, size_t len)
 {
-	uint64_t h = UINT64_C(14695981039346656037);  /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ k[i]) * UINT64_C(1099511628211);
+	uint64_t h = km_fnv(KM_FNV_INIT, k, len);
 	return (size_t)(h ^ (h >> 29));
 }
 

@@ -20,19 +20,10 @@
 
 #include "keymgr/common/atomic_file.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/fnv.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/daemon/daemon.h"
 #include "keymgr/daemon/log.h"
-
-#define FNV_INIT UINT64_C(14695981039346656037)
-
-static uint64_t fnv(uint64_t h, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * UINT64_C(1099511628211);
-	return h;
-}
 
 static void sha256(const char *body, size_t len, uint8_t out[32])
 {
@@ -103,9 +94,9 @@ static int sync_keysets(kd_env_t *e, char *err, size_t errlen)
 /* One key's part of its key set's fingerprint: kid, state, when it entered that state. */
 static uint64_t key_fp(uint64_t h, const char *kid, km_state_t state, int64_t state_at)
 {
-	h = fnv(h, kid, strlen(kid) + 1);
-	h = fnv(h, &state, sizeof(state));
-	return fnv(h, &state_at, sizeof(state_at));
+	h = km_fnv(h, kid, strlen(kid) + 1);
+	h = km_fnv(h, &state, sizeof(state));
+	return km_fnv(h, &state_at, sizeof(state_at));
 }
 
 /* The keys the daemon follows: confirmed ones (no pending intent), destroyed ones left out. */
@@ -127,7 +118,7 @@ int kd_keyset_fp(kd_env_t *e, const char *keyset, uint64_t *ret, char *err, size
 	int r = km_store_keys_query(km_env_store(e->env), &f, &keys, &n, err, errlen);
 	if (r != KM_EOK)
 		return r;
-	uint64_t h = FNV_INIT;
+	uint64_t h = KM_FNV_INIT;
 	for (size_t j = 0; j < n; j++)   /* in the store's order, as sync_keys() reads them */
 		if (keys[j].kid[0])
 			h = key_fp(h, keys[j].kid, keys[j].state, keys[j].state_at[keys[j].state]);
@@ -177,14 +168,14 @@ static int sync_keys(kd_env_t *e, int64_t now, uint64_t *new_kids_fp, char *err,
 		count[i] = 0;
 	}
 	for (size_t i = 0; i < e->n_ks; i++)
-		new_kids_fp[i] = FNV_INIT;
+		new_kids_fp[i] = KM_FNV_INIT;
 	uint64_t *fp = calloc(e->n_ks ? e->n_ks : 1, sizeof(*fp));
 	if (fp == NULL) {
 		r = KM_ENOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < e->n_ks; i++)
-		fp[i] = FNV_INIT;
+		fp[i] = KM_FNV_INIT;
 	for (size_t j = 0; j < n; j++) {
 		if (owner[j] == SIZE_MAX)
 			continue;
@@ -202,7 +193,7 @@ static int sync_keys(kd_env_t *e, int64_t now, uint64_t *new_kids_fp, char *err,
 		}
 		fp[i] = key_fp(fp[i], k->kid, k->state, k->state_at);
 		if (km_state_in_jwks(k->state))
-			new_kids_fp[i] = fnv(new_kids_fp[i], k->kid, strlen(k->kid) + 1);
+			new_kids_fp[i] = km_fnv(new_kids_fp[i], k->kid, strlen(k->kid) + 1);
 	}
 	for (size_t i = 0; i < e->n_ks; i++) {
 		kd_keyset_t *ks = &e->ks[i];

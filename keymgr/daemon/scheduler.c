@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/fnv.h"
 #include "keymgr/core/apply.h"
 #include "keymgr/daemon/daemon.h"
 #include "keymgr/daemon/log.h"
@@ -224,12 +225,9 @@ static km_apply_verdict_t on_gate(void *vctx, const char *keyset, const km_plan_
 
 static uint64_t warnings_fp(const run_ctx_t *c)
 {
-	uint64_t h = UINT64_C(14695981039346656037);
-	for (size_t i = 0; i < c->n_warnings; i++) {
-		const unsigned char *p = (const unsigned char *)&c->warnings[i].code;
-		for (size_t j = 0; j < sizeof(c->warnings[i].code); j++)
-			h = (h ^ p[j]) * UINT64_C(1099511628211);
-	}
+	uint64_t h = KM_FNV_INIT;
+	for (size_t i = 0; i < c->n_warnings; i++)
+		h = km_fnv(h, &c->warnings[i].code, sizeof(c->warnings[i].code));
 	return h;
 }
 

@@ -29,6 +29,7 @@
 #include <microhttpd.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/fnv.h"
 #include "keymgr/common/ratelimit.h"
 #include "keymgr/http/http_listener.h"
 #include "keymgr/http/http_util.h"
@@ -143,14 +144,10 @@ bool km_http_path_valid(const char *path)
 	}
 }
 
-/* FNV-1a of a path: the key of the document index. */
+/* The key of the document index. */
 static uint64_t path_hash(const char *path)
 {
-	uint64_t hsh = 1469598103934665603ULL;
-
-	for (; *path != '\0'; path++)
-		hsh = (hsh ^ (unsigned char)*path) * 1099511628211ULL;
-	return hsh;
+	return km_fnv_str(KM_FNV_INIT, path);
 }
 
 /* ---------------------------------------------------------------- responses */

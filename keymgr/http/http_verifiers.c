@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/fnv.h"
 
 #define NIL UINT32_MAX
 
@@ -35,16 +36,11 @@ struct km_http_vtab {
 
 static uint64_t row_hash(const char *id, bool named, const char *path)
 {
-	uint64_t hsh = 1469598103934665603ULL;   /* FNV-1a */
-	const char *s;
+	const unsigned char tag = named ? 1u : 0u, sep = 0xffu;
+	uint64_t hsh = km_fnv(KM_FNV_INIT, &tag, 1);
 
-	hsh = (hsh ^ (named ? 1u : 0u)) * 1099511628211ULL;
-	for (s = id; *s != '\0'; s++)
-		hsh = (hsh ^ (unsigned char)*s) * 1099511628211ULL;
-	hsh = (hsh ^ 0xffu) * 1099511628211ULL;
-	for (s = path; *s != '\0'; s++)
-		hsh = (hsh ^ (unsigned char)*s) * 1099511628211ULL;
-	return hsh;
+	hsh = km_fnv(km_fnv_str(hsh, id), &sep, 1);
+	return km_fnv_str(hsh, path);
 }
 
 int km_http_vtab_create(size_t cap, km_http_vtab_t **ret)
