@@ -74,10 +74,28 @@ int km_p11_find_token(CK_FUNCTION_LIST *fl, const char *module_path, const char 
 
 /* --- pool.c: long-lived signing sessions -------------------------------------------- */
 
+/*
+ * What a pool session holds between two signatures (prepare.c). PENDING: the last signature
+ * on it used an EC or EdDSA key, so km_token_prepare() may run the next C_SignInit for that
+ * key ahead. READY: it did; the session holds an active signing operation for key/alg,
+ * which only a signature with that key and alg may consume, and which any other use of the
+ * session first finishes (prepare.c).
+ */
+typedef enum { KM_P11_PREP_NONE, KM_P11_PREP_PENDING, KM_P11_PREP_READY } km_p11_prep_state_t;
+
+typedef struct {
+	km_p11_prep_state_t state;
+	CK_OBJECT_HANDLE key;
+	km_alg_t alg;
+	uint64_t cache_gen;            /* the handle cache's generation the key was found in */
+	uint64_t ready_ms;             /* CLOCK_MONOTONIC ms of the C_SignInit (READY) */
+} km_p11_prep_t;
+
 typedef struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	CK_SESSION_HANDLE *sessions;   /* all sessions, opened once after login */
+	km_p11_prep_t *prep;           /* per session; the pool's while free, the borrower's else */
 	unsigned *free_idx;            /* stack of indexes into sessions[] */
 	unsigned n;                    /* capacity */
 	unsigned n_open;               /* sessions[0..n_open) are open */
@@ -88,12 +106,18 @@ typedef struct {
 int km_p11_pool_init(km_p11_pool_t *p, unsigned n);
 /* Adds an opened session to the pool (during km_token_open only). */
 void km_p11_pool_add(km_p11_pool_t *p, CK_SESSION_HANDLE s);
-/* Blocks until a session is free; returns its index. */
+/* Blocks until a session is free; returns its index, preferring one with no operation
+ * prepared. */
 unsigned km_p11_pool_acquire(km_p11_pool_t *p);
+/* The same, preferring a session READY for key/alg, then one with nothing prepared. */
+unsigned km_p11_pool_acquire_for(km_p11_pool_t *p, CK_OBJECT_HANDLE key, km_alg_t alg);
+/* Borrows a free PENDING session without waiting; false when there is none. */
+bool km_p11_pool_take_pending(km_p11_pool_t *p, unsigned *idx);
 void km_p11_pool_release(km_p11_pool_t *p, unsigned idx);
 /* Takes every open session (waits for borrowers to give theirs back): nobody can sign. */
 void km_p11_pool_drain(km_p11_pool_t *p);
-/* Gives every session back after km_p11_pool_drain(). */
+/* Gives every session back after km_p11_pool_drain(), with nothing prepared (the sessions
+ * were re-opened). */
 void km_p11_pool_refill(km_p11_pool_t *p);
 /* Frees the pool's memory; the caller has closed the sessions. */
 void km_p11_pool_destroy(km_p11_pool_t *p);
@@ -217,9 +241,16 @@ int km_p11_ready_locked(km_token_t *t);
 
 /*
  * Borrows a pool session for one operation, after km_p11_ready(); fails (nothing borrowed)
- * when the sessions are lost. Release with km_p11_pool_release().
+ * when the sessions are lost. Release with km_p11_pool_release(). The session has no
+ * operation prepared (prepare.c): any use is allowed.
  */
 int km_p11_session_get(km_token_t *t, unsigned *idx);
+/* The same for a signature with key/alg: the session may hold an operation prepared for
+ * it, or for another key; the caller passes it through km_p11_prep_take() before use. */
+int km_p11_session_get_for(km_token_t *t, CK_OBJECT_HANDLE key, km_alg_t alg, unsigned *idx);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t km_p11_now_ms(void);
 
 /* Initialises/destroys t->rec (km_token_open / km_token_free). */
 void km_p11_recovery_init(km_token_t *t);
@@ -259,3 +290,32 @@ int km_p11_read_public(km_token_t *t, CK_SESSION_HANDLE s, const km_p11_key_t *k
 
 /* The signing mechanism for alg (CKM_SHA256_RSA_PKCS, ..., CKM_ECDSA, CKM_EDDSA). */
 CK_MECHANISM_TYPE km_p11_alg_mechanism(km_alg_t alg);
+
+/* --- sign.c / prepare.c: signing operations ------------------------------------------ */
+
+/* C_SignInit on session s with alg's mechanism (and its PSS parameters). */
+CK_RV km_p11_sign_init(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
+                       const km_alg_info_t *ai);
+
+/* After a signature with key (found in cache generation gen) on borrowed session idx:
+ * PENDING for EC and EdDSA keys (km_token_prepare may initialise the next one), else NONE. */
+void km_p11_prep_mark(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key,
+                      const km_alg_info_t *ai, uint64_t gen);
+
+/*
+ * Before a signature with key/alg (key found in cache generation gen) on borrowed session
+ * idx. True when the session holds an operation prepared for exactly that key and alg, in
+ * that generation, less than KM_P11_PREP_MAX_AGE_MS ago: the caller's C_Sign consumes it.
+ * Otherwise finishes whatever the session held (km_p11_prep_settle) and returns false: the
+ * caller runs C_SignInit itself.
+ */
+bool km_p11_prep_take(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key, km_alg_t alg,
+                      uint64_t gen);
+
+/* Ends the operation prepared on borrowed session idx, if any, so the session can be used
+ * for anything (C_FindObjects, another key). */
+void km_p11_prep_settle(km_token_t *t, unsigned idx);
+
+/* A prepared operation older than this is not used: it is finished and the C_SignInit
+ * repeated, which checks again that the key object still exists in the token. */
+#define KM_P11_PREP_MAX_AGE_MS 1000u

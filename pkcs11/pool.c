@@ -6,6 +6,11 @@
  * session for one sign operation; with all sessions busy it waits on the condition variable.
  * A re-open after a lost session (recover.c) first drains the pool: it holds every session
  * while it replaces them, so no signer ever uses a half-rebuilt pool.
+ *
+ * Each session carries its prepared-operation state (prepare.c). A borrower asks for a
+ * session READY for its key when it has one (km_p11_pool_acquire_for), so that a prepared
+ * C_SignInit is consumed by the signature it was made for, and everything else takes a
+ * session with nothing prepared when one is free.
  */
 #include <stdlib.h>
 
@@ -16,9 +21,11 @@ int km_p11_pool_init(km_p11_pool_t *p, unsigned n)
 {
 	*p = (km_p11_pool_t){ 0 };
 	p->sessions = calloc(n, sizeof(*p->sessions));
+	p->prep = calloc(n, sizeof(*p->prep));
 	p->free_idx = calloc(n, sizeof(*p->free_idx));
-	if (p->sessions == NULL || p->free_idx == NULL) {
+	if (p->sessions == NULL || p->prep == NULL || p->free_idx == NULL) {
 		free(p->sessions);
+		free(p->prep);
 		free(p->free_idx);
 		return KM_ENOMEM;
 	}
@@ -34,21 +41,61 @@ void km_p11_pool_add(km_p11_pool_t *p, CK_SESSION_HANDLE s)
 {
 	pthread_mutex_lock(&p->lock);
 	p->sessions[p->n_open] = s;
+	p->prep[p->n_open] = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
 	p->free_idx[p->n_free++] = p->n_open++;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 }
 
-unsigned km_p11_pool_acquire(km_p11_pool_t *p)
+/* Removes free_idx[at] from the free stack (caller holds the lock); returns the index. */
+static unsigned take_at(km_p11_pool_t *p, unsigned at)
 {
-	unsigned idx;
+	unsigned idx = p->free_idx[at];
+	p->free_idx[at] = p->free_idx[--p->n_free];
+	return idx;
+}
+
+unsigned km_p11_pool_acquire_for(km_p11_pool_t *p, CK_OBJECT_HANDLE key, km_alg_t alg)
+{
+	unsigned idx, plain = p->n;
 
 	pthread_mutex_lock(&p->lock);
 	while (p->n_free == 0)
 		pthread_cond_wait(&p->cond, &p->lock);
-	idx = p->free_idx[--p->n_free];
+	for (unsigned at = p->n_free; at-- > 0;) {
+		const km_p11_prep_t *pr = &p->prep[p->free_idx[at]];
+		if (pr->state != KM_P11_PREP_READY) {
+			if (plain == p->n)
+				plain = at;   /* the most recently released: its pages are warm */
+		} else if (key != CK_INVALID_HANDLE && pr->key == key && pr->alg == alg) {
+			plain = at;
+			break;
+		}
+	}
+	idx = take_at(p, plain != p->n ? plain : p->n_free - 1);
 	pthread_mutex_unlock(&p->lock);
 	return idx;
+}
+
+unsigned km_p11_pool_acquire(km_p11_pool_t *p)
+{
+	return km_p11_pool_acquire_for(p, CK_INVALID_HANDLE, 0);
+}
+
+bool km_p11_pool_take_pending(km_p11_pool_t *p, unsigned *idx)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&p->lock);
+	for (unsigned at = p->n_free; at-- > 0;) {
+		if (p->prep[p->free_idx[at]].state == KM_P11_PREP_PENDING) {
+			*idx = take_at(p, at);
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return found;
 }
 
 void km_p11_pool_release(km_p11_pool_t *p, unsigned idx)
@@ -71,8 +118,10 @@ void km_p11_pool_drain(km_p11_pool_t *p)
 void km_p11_pool_refill(km_p11_pool_t *p)
 {
 	pthread_mutex_lock(&p->lock);
-	for (unsigned i = 0; i < p->n_open; i++)
+	for (unsigned i = 0; i < p->n_open; i++) {
 		p->free_idx[i] = i;
+		p->prep[i] = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
+	}
 	p->n_free = p->n_open;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
@@ -85,6 +134,7 @@ void km_p11_pool_destroy(km_p11_pool_t *p)
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	free(p->sessions);
+	free(p->prep);
 	free(p->free_idx);
 	*p = (km_p11_pool_t){ 0 };
 }

@@ -33,7 +33,7 @@
 #include "pkcs11/internal.h"
 #include "pkcs11/pin.h"
 
-static uint64_t now_ms(void)
+uint64_t km_p11_now_ms(void)
 {
 	struct timespec ts;
 
@@ -86,7 +86,7 @@ void km_p11_note_session_lost(km_token_t *t, CK_RV rv)
 		         "re-opened and the login repeated by a later call", t->who,
 		         km_p11_rv_name(rv));
 		/* A loss right after a re-open waits for the backoff; the first one does not. */
-		rec->next_attempt_ms = now_ms() + rec->delay_ms;
+		rec->next_attempt_ms = km_p11_now_ms() + rec->delay_ms;
 		__atomic_store_n(&rec->lost, 1, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&rec->lock);
@@ -195,7 +195,7 @@ static int ready_locked(km_token_t *t, bool force)
 	if (!is_lost(t))
 		return KM_EOK;
 	pthread_mutex_lock(&rec->lock);
-	now = now_ms();
+	now = km_p11_now_ms();
 	if (rec->lost == 0) {
 		pthread_mutex_unlock(&rec->lock);
 		return KM_EOK;          /* another thread re-opened it meanwhile */
@@ -235,7 +235,7 @@ static int ready_locked(km_token_t *t, bool force)
 			snprintf(msg, sizeof(msg), "%.400s (re-open failed; a refused PIN is not "
 			         "tried again automatically)", rec->why);
 		} else {
-			rec->next_attempt_ms = now_ms() + rec->delay_ms;
+			rec->next_attempt_ms = km_p11_now_ms() + rec->delay_ms;
 			snprintf(msg, sizeof(msg), "%.400s (re-open failed; next attempt in %u ms)",
 			         rec->why, rec->delay_ms);
 		}
@@ -264,14 +264,14 @@ int km_p11_ready(km_token_t *t)
 	return r;
 }
 
-int km_p11_session_get(km_token_t *t, unsigned *idx)
+int km_p11_session_get_for(km_token_t *t, CK_OBJECT_HANDLE key, km_alg_t alg, unsigned *idx)
 {
 	int r = km_p11_ready(t);
 	unsigned i;
 
 	if (r != KM_EOK)
 		return r;
-	i = km_p11_pool_acquire(&t->pool);
+	i = km_p11_pool_acquire_for(&t->pool, key, alg);
 	if (is_lost(t)) {
 		/* Lost while we waited: the session may be closed by now (or soon). */
 		char why[KM_P11_ERR_MAX];
@@ -285,6 +285,15 @@ int km_p11_session_get(km_token_t *t, unsigned *idx)
 	}
 	*idx = i;
 	return KM_EOK;
+}
+
+int km_p11_session_get(km_token_t *t, unsigned *idx)
+{
+	int r = km_p11_session_get_for(t, CK_INVALID_HANDLE, 0, idx);
+
+	if (r == KM_EOK)
+		km_p11_prep_settle(t, *idx);
+	return r;
 }
 
 int km_token_recover(km_token_t *t)
@@ -334,7 +343,7 @@ out:
 void km_token_get_health(km_token_t *t, km_token_health_t *ret)
 {
 	km_token_health_t h = { 0 };
-	uint64_t now = now_ms();
+	uint64_t now = km_p11_now_ms();
 
 	pthread_mutex_lock(&t->rec.lock);
 	h.lost = t->rec.lost != 0;

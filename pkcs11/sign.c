@@ -8,6 +8,7 @@
  *   EdDSA: CKM_EDDSA over the message
  * The hot path takes a pooled session and a cached handle: no C_FindObjects. After the
  * sessions were re-opened (recover.c) the cache is empty and the key is searched once again.
+ * A session prepared for the key (prepare.c) skips the C_SignInit.
  */
 #include <string.h>
 
@@ -76,10 +77,8 @@ static int check_key_fits(km_token_t *t, const km_p11_key_t *k, const km_alg_inf
 	return KM_EOK;
 }
 
-/* One C_SignInit/C_Sign on session s. */
-static CK_RV sign_once(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
-                       const km_alg_info_t *ai, const uint8_t *in, size_t in_len, uint8_t *out,
-                       CK_ULONG *out_len)
+CK_RV km_p11_sign_init(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
+                       const km_alg_info_t *ai)
 {
 	CK_RSA_PKCS_PSS_PARAMS pss = {
 		.hashAlg = hash_mech(ai->hash),
@@ -87,16 +86,43 @@ static CK_RV sign_once(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
 		.sLen = km_hash_len(ai->hash),
 	};
 	CK_MECHANISM mech = { km_p11_alg_mechanism(ai->alg), NULL, 0 };
-	CK_RV rv;
 
 	if (ai->pss) {
 		mech.pParameter = &pss;
 		mech.ulParameterLen = sizeof(pss);
 	}
-	rv = t->fl->C_SignInit(s, &mech, key);
+	return t->fl->C_SignInit(s, &mech, key);
+}
+
+/* One C_SignInit/C_Sign on session s. */
+static CK_RV sign_once(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
+                       const km_alg_info_t *ai, const uint8_t *in, size_t in_len, uint8_t *out,
+                       CK_ULONG *out_len)
+{
+	CK_RV rv = km_p11_sign_init(t, s, key, ai);
+
 	if (rv != CKR_OK)
 		return rv;
 	return t->fl->C_Sign(s, (CK_BYTE *)in, in_len, out, out_len);
+}
+
+/*
+ * Borrows a session for a signature with the key of this CKA_ID and fills *k. A key in the
+ * handle cache gets a session prepared for it when one is free (prepare.c); otherwise the
+ * key is searched on a session with nothing prepared.
+ */
+static int session_for_key(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
+                           unsigned *idx, km_p11_key_t *k)
+{
+	int r;
+
+	if (km_p11_cache_get(&t->cache, id, id_len, k))
+		return km_p11_session_get_for(t, k->priv, alg, idx);
+	if ((r = km_p11_session_get(t, idx)) != KM_EOK)
+		return r;
+	if ((r = km_p11_key_resolve(t, t->pool.sessions[*idx], id, id_len, k)) != KM_EOK)
+		km_p11_pool_release(&t->pool, *idx);
+	return r;
 }
 
 int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
@@ -113,6 +139,7 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
 	CK_RV rv;
 	bool held = false;
 	unsigned idx = 0;
+	uint64_t gen;
 
 	if (ai == NULL) {
 		km_p11_set_error(t, "%s: sign: unknown algorithm %d", t->who, (int)alg);
@@ -123,14 +150,14 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
 		return KM_EINVAL;
 	}
 
+	/* Read before the key is: a drop after it makes a prepared operation unusable. */
+	gen = km_p11_cache_generation(&t->cache);
 	/* Re-opens lost sessions first (recover.c); fails at once during its backoff. */
-	if ((r = km_p11_session_get(t, &idx)) != KM_EOK)
+	if ((r = session_for_key(t, id, id_len, alg, &idx, &k)) != KM_EOK)
 		return r;
 	held = true;
 	CK_SESSION_HANDLE s = t->pool.sessions[idx];
 
-	if ((r = km_p11_key_resolve(t, s, id, id_len, &k)) != KM_EOK)
-		goto out;
 	if ((r = check_key_fits(t, &k, ai)) != KM_EOK)
 		goto out;
 	want = ai->kty == KM_KTY_RSA ? (k.rsa_bits + 7) / 8 : ai->sig_len;
@@ -152,7 +179,10 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
 		in_len = dl;
 	}
 
-	rv = sign_once(t, s, k.priv, ai, in, in_len, out, &out_len);
+	if (km_p11_prep_take(t, idx, k.priv, alg, gen))
+		rv = t->fl->C_Sign(s, (CK_BYTE *)in, in_len, out, &out_len);
+	else
+		rv = sign_once(t, s, k.priv, ai, in, in_len, out, &out_len);
 	if (km_p11_rv_is_stale_handle(rv)) {
 		/* Destroyed (perhaps by another process) since we cached it: look again once. */
 		km_p11_cache_drop(&t->cache, id, id_len);
@@ -172,6 +202,7 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
 		goto out;
 	}
 	km_p11_note_ok(t);
+	km_p11_prep_mark(t, idx, k.priv, ai, gen);
 	km_p11_pool_release(&t->pool, idx);
 	held = false;
 

@@ -153,6 +153,15 @@ int km_token_get_public(km_token_t *t, const uint8_t *id, size_t id_len, km_pubk
 int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
                   const uint8_t *data, size_t data_len, uint8_t *sig, size_t *sig_len);
 
+/*
+ * Runs ahead, on every free pool session whose last signature used an EC or EdDSA key, the
+ * C_SignInit of that key (pkcs11/prepare.c), so that the next signature with the same key
+ * only pays C_Sign. For a signing service to call when it waits for requests. Returns how
+ * many sessions it prepared. Errors are not reported: the next signature runs C_SignInit
+ * itself and reports what it finds.
+ */
+unsigned km_token_prepare(km_token_t *t);
+
 /* Destroys both objects of the pair and drops cached handles. KM_P11_ENOKEY if absent. */
 int km_token_destroy(km_token_t *t, const uint8_t *id, size_t id_len);
 

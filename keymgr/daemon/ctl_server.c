@@ -211,6 +211,7 @@ static void *conn_main(void *arg)
 		conn_end(c, fd);
 		return NULL;
 	}
+	bool signed_since_wait = false;
 	for (bool first = true;; first = false) {
 		json_t *req = NULL, *reply = NULL;
 		char err[256] = "", *jwt = NULL;
@@ -224,6 +225,12 @@ static void *conn_main(void *arg)
 			 * deadline; only an empty buffer waits, as long as the idle time. */
 			if (km_ctl_writer_flush(wr) != KM_EOK)
 				break;
+			if (signed_since_wait && !km_ctl_reader_pending(rd)) {
+				/* The replies are out and the client is on its way: the next request's
+				 * C_SignInit can run now instead of on its path. */
+				kd_signing_prepare(c->signing);
+				signed_since_wait = false;
+			}
 			if (!first && !km_ctl_reader_pending(rd) && !wait_request(fd, KD_CTL_IDLE_MS))
 				break;
 			kd_ctl_limits_frame_begin(c->limits, fd);   /* whole within KM_CTL_TIMEOUT_MS */
@@ -252,6 +259,7 @@ static void *conn_main(void *arg)
 			reply = kd_ctl_limits_rate_reply(retry_ms);
 		} else if (op != NULL && strcmp(op, "sign") == 0) {
 			reply = kd_signing_request(c->signing, &peer, req, &jwt);
+			signed_since_wait = jwt != NULL;
 		} else {
 			/* Earlier replies do not wait for the main thread; this one is sent as is
 			 * (a status reply can be large). */

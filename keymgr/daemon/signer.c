@@ -733,6 +733,16 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 	return refusal(r, NULL, err);
 }
 
+void kd_signing_prepare(kd_signing_t *s)
+{
+	if (s == NULL)
+		return;
+	pthread_rwlock_rdlock(&s->lock);
+	for (size_t i = 0; i < s->n_envs; i++)
+		km_token_prepare(s->envs[i]->token);
+	pthread_rwlock_unlock(&s->lock);
+}
+
 void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4])
 {
 	kd_signing_t *s = d->signing;

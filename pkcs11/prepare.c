@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Signing operations initialised ahead (km_token_prepare). With SoftHSM 2.6.1, C_SignInit
+ * of an EC key costs about twice its C_Sign: it rebuilds the curve's group and decrypts the
+ * key at every init. A signing service that answers one request and then waits for the next
+ * can run that C_SignInit while it waits, so that the next request only pays C_Sign.
+ *
+ * A session whose last signature used an EC or EdDSA key is marked PENDING (sign.c). The
+ * service calls km_token_prepare() when it is idle: every free PENDING session gets the
+ * C_SignInit of its last key and becomes READY. A READY operation is consumed only by a
+ * signature with the same key handle and algorithm, found in the same generation of the
+ * handle cache (no key was destroyed or dropped since), less than KM_P11_PREP_MAX_AGE_MS
+ * after its init. Anything else on that session first finishes it: a C_Sign over a dummy
+ * digest whose result is wiped (PKCS#11 2.40 has no other way to end an operation; a C_Sign
+ * ends it whatever it returns, except CKR_BUFFER_TOO_SMALL, which a buffer this size rules
+ * out). RSA keys are not prepared: their C_SignInit is small next to their C_Sign, and
+ * finishing an unused one would cost a whole RSA signature.
+ *
+ * Which key is signed with is decided by the caller for every request, as before: a
+ * prepared operation never chooses the key, it only saves a step when the caller's key is
+ * the one it was prepared for.
+ */
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "keymgr/common/error.h"
+#include "pkcs11/internal.h"
+
+#define FINISH_BUF_MAX 1024     /* larger than any EC or EdDSA signature */
+
+static bool preparable(const km_alg_info_t *ai)
+{
+	return ai != NULL && (ai->kty == KM_KTY_EC || ai->kty == KM_KTY_OKP);
+}
+
+void km_p11_prep_mark(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key,
+                      const km_alg_info_t *ai, uint64_t gen)
+{
+	km_p11_prep_t *pr = &t->pool.prep[idx];
+
+	if (!preparable(ai)) {
+		*pr = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
+		return;
+	}
+	*pr = (km_p11_prep_t){ .state = KM_P11_PREP_PENDING, .key = key, .alg = ai->alg,
+	                       .cache_gen = gen };
+}
+
+void km_p11_prep_settle(km_token_t *t, unsigned idx)
+{
+	km_p11_prep_t *pr = &t->pool.prep[idx];
+	const km_alg_info_t *ai = km_alg_info(pr->alg);
+
+	if (pr->state == KM_P11_PREP_READY && ai != NULL) {
+		uint8_t digest[64] = { 0 }, out[FINISH_BUF_MAX];
+		CK_ULONG out_len = sizeof(out);
+		size_t in_len = ai->kty == KM_KTY_EC ? km_hash_len(ai->hash) : 32;
+		/* Whatever it returns, the operation is over; a lost session shows at its next use. */
+		(void)t->fl->C_Sign(t->pool.sessions[idx], digest, in_len, out, &out_len);
+		OPENSSL_cleanse(out, sizeof(out));
+	}
+	*pr = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
+}
+
+bool km_p11_prep_take(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key, km_alg_t alg,
+                      uint64_t gen)
+{
+	km_p11_prep_t *pr = &t->pool.prep[idx];
+
+	if (pr->state == KM_P11_PREP_READY && pr->key == key && pr->alg == alg &&
+	    pr->cache_gen == gen && km_p11_now_ms() - pr->ready_ms < KM_P11_PREP_MAX_AGE_MS) {
+		*pr = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
+		return true;
+	}
+	km_p11_prep_settle(t, idx);
+	return false;
+}
+
+unsigned km_token_prepare(km_token_t *t)
+{
+	unsigned idx, n = 0;
+
+	if (t == NULL || __atomic_load_n(&t->rec.lost, __ATOMIC_ACQUIRE) != 0)
+		return 0;
+	while (km_p11_pool_take_pending(&t->pool, &idx)) {
+		km_p11_prep_t *pr = &t->pool.prep[idx];
+		const km_alg_info_t *ai = km_alg_info(pr->alg);
+		/* A key dropped since (destroyed, or the sessions re-opened) is not prepared. */
+		if (ai != NULL && pr->cache_gen == km_p11_cache_generation(&t->cache) &&
+		    km_p11_sign_init(t, t->pool.sessions[idx], pr->key, ai) == CKR_OK) {
+			pr->state = KM_P11_PREP_READY;
+			pr->ready_ms = km_p11_now_ms();
+			n++;
+		} else {
+			/* Not an error of any request: the next signature runs C_SignInit itself and
+			 * reports what it finds. */
+			*pr = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
+		}
+		km_p11_pool_release(&t->pool, idx);
+	}
+	return n;
+}
