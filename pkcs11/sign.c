@@ -112,10 +112,16 @@ static CK_RV sign_once(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
  * key is searched on a session with nothing prepared.
  */
 static int session_for_key(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
-                           unsigned *idx, km_p11_key_t *k)
+                           unsigned *idx, km_p11_key_t *k, uint64_t *gen)
 {
-	int r;
+	/* Lost sessions are re-opened first (recover.c; fails at once during its backoff): the
+	 * re-open empties the cache, so the key is looked up after it. */
+	int r = km_p11_ready(t);
 
+	if (r != KM_EOK)
+		return r;
+	/* Read before the key is: a drop after it makes a prepared operation unusable. */
+	*gen = km_p11_cache_generation(&t->cache);
 	if (km_p11_cache_get(&t->cache, id, id_len, k))
 		return km_p11_session_get_for(t, k->priv, alg, idx);
 	if ((r = km_p11_session_get(t, idx)) != KM_EOK)
@@ -150,10 +156,7 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
 		return KM_EINVAL;
 	}
 
-	/* Read before the key is: a drop after it makes a prepared operation unusable. */
-	gen = km_p11_cache_generation(&t->cache);
-	/* Re-opens lost sessions first (recover.c); fails at once during its backoff. */
-	if ((r = session_for_key(t, id, id_len, alg, &idx, &k)) != KM_EOK)
+	if ((r = session_for_key(t, id, id_len, alg, &idx, &k, &gen)) != KM_EOK)
 		return r;
 	held = true;
 	CK_SESSION_HANDLE s = t->pool.sessions[idx];

@@ -24,56 +24,17 @@
 #include "keymgr/common/error.h"
 #include "pkcs11/token.h"
 #include "tests/common/softhsm.h"
+#include "tests/fault/p11calls.h"
 #include "tests/pkcs11/ossl_verify.h"
 
 #define LABEL "keymgr-recover"
 
 static km_test_softhsm_t hsm;
 static const char *fault_module;
-static char rules_path[400], calls_path[400];
 static km_token_t *tok;
 static uint8_t kid[KM_TOKEN_ID_LEN];
 static km_pubkey_t pub;
 static const uint8_t msg[] = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJyZWNvdmVyIn0";
-
-/* Replaces the fault rules (the module re-reads the file on its next call). */
-static void rules(const char *text)
-{
-	FILE *f = fopen(rules_path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-/* Empties the call log. */
-static void calls_reset(void)
-{
-	FILE *f = fopen(calls_path, "w");
-	assert_non_null(f);
-	fclose(f);
-}
-
-/* The call log as one string (malloc'd). */
-static char *calls_read(void)
-{
-	FILE *f = fopen(calls_path, "r");
-	assert_non_null(f);
-	char *buf = calloc(1, 1 << 20);
-	assert_non_null(buf);
-	size_t n = fread(buf, 1, (1 << 20) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
-static size_t count_lines(const char *log, const char *prefix)
-{
-	size_t n = 0;
-	for (const char *p = log; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (strncmp(p, prefix, strlen(prefix)) == 0)
-			n++;
-	return n;
-}
 
 static int sign_once(km_token_t *t, uint8_t *sig, size_t *len)
 {
@@ -97,12 +58,7 @@ static int group_setup(void **state)
 	(void)state;
 	if (km_test_softhsm_create(&hsm, LABEL) != 0)
 		return -1;
-	snprintf(rules_path, sizeof(rules_path), "%s/fault.rules", hsm.dir);
-	snprintf(calls_path, sizeof(calls_path), "%s/fault.calls", hsm.dir);
-	setenv("KEYMGR_P11FAULT_MODULE", hsm.module, 1);
-	setenv("KEYMGR_P11FAULT_FILE", rules_path, 1);
-	setenv("KEYMGR_P11FAULT_CALLS", calls_path, 1);
-	rules("");
+	p11calls_init(hsm.dir, hsm.module);
 	km_token_cfg_t cfg = { .module_path = fault_module, .token_label = LABEL,
 	                       .pin_source = hsm.pin_source, .sessions = 2 };
 	if (km_token_open(&cfg, &tok, err, sizeof(err)) != KM_EOK) {
@@ -128,7 +84,7 @@ static int group_teardown(void **state)
 static int test_setup(void **state)
 {
 	(void)state;
-	rules("");
+	p11calls_rules("");
 	km_token_health_t h;
 	for (int i = 0; i < 400; i++) {
 		km_token_get_health(tok, &h);
@@ -138,7 +94,7 @@ static int test_setup(void **state)
 	}
 	km_token_get_health(tok, &h);
 	assert_false(h.lost);
-	calls_reset();
+	p11calls_reset();
 	return 0;
 }
 
@@ -212,7 +168,7 @@ static size_t check_fresh_handles(const char *log, const char *fault_func)
 	handles_of(f, "C_SignInit", "session=", used_sessions, 64);
 	if (n_open < 3)   /* the admin session and the two pool sessions */
 		fail_msg("no re-open after the fault (%zu sessions opened):\n%s", n_open, log);
-	if (count_lines(f, "C_Login ") == 0)
+	if (p11calls_count(f, "C_Login ") == 0)
 		fail_msg("the login was not repeated after the fault:\n%s", log);
 	if (n_found == 0)
 		fail_msg("the key was not searched again after the re-open:\n%s", log);
@@ -241,7 +197,7 @@ static void test_recovery_sign_after_session_handle_invalid(void **state)
 	(void)state;
 	km_token_get_health(tok, &h0);
 	sign_ok(tok);                                  /* the handle is cached */
-	rules("C_Sign:CKR_SESSION_HANDLE_INVALID:count=1");
+	p11calls_rules("C_Sign:CKR_SESSION_HANDLE_INVALID:count=1");
 	int r = sign_once(tok, sig, &len);
 	assert_int_equal(r, KM_P11_ESESSION);
 	assert_non_null(strstr(km_token_last_error(tok), "CKR_SESSION_HANDLE_INVALID"));
@@ -252,7 +208,7 @@ static void test_recovery_sign_after_session_handle_invalid(void **state)
 	km_token_get_health(tok, &h);
 	assert_false(h.lost);
 	assert_int_equal(h.recoveries, h0.recoveries + 1);
-	char *log = calls_read();
+	char *log = p11calls_read();
 	check_fresh_handles(log, "C_Sign");
 	free(log);
 }
@@ -267,11 +223,11 @@ static void test_recovery_sign_after_real_session_loss(void **state)
 	size_t len;
 	(void)state;
 	sign_ok(tok);
-	rules("C_SignInit:DROP:count=1");
+	p11calls_rules("C_SignInit:DROP:count=1");
 	assert_int_equal(sign_once(tok, sig, &len), KM_P11_ESESSION);
 	sign_ok(tok);
 	sign_ok(tok);
-	char *log = calls_read();
+	char *log = p11calls_read();
 	assert_int_equal(check_fresh_handles(log, "C_SignInit"), 2);
 	/* Apart from closing the dead sessions, every call after the fault succeeded: nothing
 	 * used a dead session or key handle. */
@@ -297,14 +253,14 @@ static void test_recovery_not_logged_in_admin_operations(void **state)
 	km_pubkey_t p2;
 	km_token_key_info_t *keys = NULL;
 	(void)state;
-	rules("C_Sign:CKR_USER_NOT_LOGGED_IN:count=1");
+	p11calls_rules("C_Sign:CKR_USER_NOT_LOGGED_IN:count=1");
 	assert_int_equal(sign_once(tok, sig, &len), KM_P11_ENOTLOGGEDIN);
 	/* The next operation is a listing: it re-opens the sessions first. */
 	assert_int_equal(km_token_list_keys(tok, &keys, &n), KM_EOK);
 	assert_true(n >= 1);
 	free(keys);
-	char *log = calls_read();
-	assert_true(count_lines(log, "C_Login ") >= 1);
+	char *log = p11calls_read();
+	assert_true(p11calls_count(log, "C_Login ") >= 1);
 	free(log);
 	assert_int_equal(km_token_generate(tok, KM_ALG_ES256, 0, "keymgr:test/second", id2, &p2),
 	                 KM_EOK);
@@ -327,7 +283,7 @@ static void test_recovery_backoff_while_token_gone(void **state)
 	km_token_health_t h;
 	(void)state;
 	sign_ok(tok);
-	rules("*:CKR_DEVICE_REMOVED");
+	p11calls_rules("*:CKR_DEVICE_REMOVED");
 	assert_int_equal(sign_once(tok, sig, &len), KM_P11_EDEVICE);
 	assert_non_null(strstr(km_token_last_error(tok), "CKR_DEVICE_REMOVED"));
 	static const unsigned delays[] = { 100, 200, 400, 800 };
@@ -351,8 +307,8 @@ static void test_recovery_backoff_while_token_gone(void **state)
 			         km_token_last_error(tok));
 	}
 	/* Inside the 800 ms wait: 100 calls, no token call at all, the same attempt count. */
-	char *log = calls_read();
-	size_t lines = count_lines(log, "C_");
+	char *log = p11calls_read();
+	size_t lines = p11calls_count(log, "C_");
 	free(log);
 	unsigned long failed = h.failed_attempts;
 	for (int i = 0; i < 100; i++) {
@@ -360,13 +316,13 @@ static void test_recovery_backoff_while_token_gone(void **state)
 		if (strstr(km_token_last_error(tok), "next re-open attempt in") == NULL)
 			fail_msg("call %d during the backoff: %s", i, km_token_last_error(tok));
 	}
-	log = calls_read();
-	assert_int_equal(count_lines(log, "C_"), lines);
+	log = p11calls_read();
+	assert_int_equal(p11calls_count(log, "C_"), lines);
 	free(log);
 	km_token_get_health(tok, &h);
 	assert_int_equal(h.failed_attempts, failed);
 	/* The token comes back. */
-	rules("");
+	p11calls_rules("");
 	for (int w = 0; w < 1000; w++) {
 		km_token_get_health(tok, &h);
 		if (h.retry_in_ms == 0)
@@ -386,7 +342,7 @@ static void test_recovery_pin_locked_at_login(void **state)
 	km_token_health_t h;
 	(void)state;
 	sign_ok(tok);
-	rules("C_Sign:CKR_USER_NOT_LOGGED_IN:count=1\nC_Login:CKR_PIN_LOCKED");
+	p11calls_rules("C_Sign:CKR_USER_NOT_LOGGED_IN:count=1\nC_Login:CKR_PIN_LOCKED");
 	assert_int_equal(sign_once(tok, sig, &len), KM_P11_ENOTLOGGEDIN);
 	assert_int_equal(sign_once(tok, sig, &len), KM_P11_EPINLOCKED);
 	const char *e = km_token_last_error(tok);
@@ -399,7 +355,7 @@ static void test_recovery_pin_locked_at_login(void **state)
 	fclose(pf);
 	pin[strcspn(pin, "\n")] = '\0';
 	assert_null(strstr(e, pin));
-	rules("");
+	p11calls_rules("");
 	for (int w = 0; w < 1000; w++) {
 		km_token_get_health(tok, &h);
 		if (h.retry_in_ms == 0)
@@ -420,12 +376,12 @@ static void test_recovery_refused_pin_not_retried(void **state)
 	size_t len;
 	(void)state;
 	sign_ok(tok);
-	rules("C_Sign:CKR_USER_NOT_LOGGED_IN:count=1\nC_Login:CKR_PIN_INCORRECT");
+	p11calls_rules("C_Sign:CKR_USER_NOT_LOGGED_IN:count=1\nC_Login:CKR_PIN_INCORRECT");
 	assert_int_equal(sign_once(tok, sig, &len), KM_P11_ENOTLOGGEDIN);
 	assert_int_equal(sign_once(tok, sig, &len), KM_P11_ELOGIN);
 	assert_non_null(strstr(km_token_last_error(tok), "not tried again automatically"));
-	char *log = calls_read();
-	size_t logins = count_lines(log, "C_Login ");
+	char *log = p11calls_read();
+	size_t logins = p11calls_count(log, "C_Login ");
 	free(log);
 	assert_int_equal(logins, 1);
 	/* Ten times the first backoff step passes, calls keep coming: no new login. */
@@ -433,10 +389,10 @@ static void test_recovery_refused_pin_not_retried(void **state)
 		assert_int_equal(sign_once(tok, sig, &len), KM_P11_ELOGIN);
 		usleep(50 * 1000);
 	}
-	log = calls_read();
-	assert_int_equal(count_lines(log, "C_Login "), logins);
+	log = p11calls_read();
+	assert_int_equal(p11calls_count(log, "C_Login "), logins);
 	free(log);
-	rules("");
+	p11calls_rules("");
 	assert_int_equal(km_token_recover(tok), KM_EOK);
 	sign_ok(tok);
 }
@@ -447,7 +403,7 @@ static void test_recovery_check_notices_loss(void **state)
 	km_token_health_t h;
 	(void)state;
 	assert_int_equal(km_token_check(tok), KM_EOK);
-	rules("C_GetSessionInfo:DROP:count=1");
+	p11calls_rules("C_GetSessionInfo:DROP:count=1");
 	assert_int_equal(km_token_check(tok), KM_P11_ESESSION);
 	assert_non_null(strstr(km_token_last_error(tok), "C_GetSessionInfo (check)"));
 	km_token_get_health(tok, &h);
@@ -499,7 +455,7 @@ static void test_recovery_concurrent_signers(void **state)
 	 * C_CloseAllSessions while other threads are inside C_Sign crashes SoftHSM 2.6.1 itself
 	 * (SoftHSMv2#688), which is why the token layer drains the pool before it re-opens.
 	 */
-	rules("C_SignInit:CKR_SESSION_HANDLE_INVALID:after=100:count=1\n"
+	p11calls_rules("C_SignInit:CKR_SESSION_HANDLE_INVALID:after=100:count=1\n"
 	      "C_Sign:CKR_SESSION_HANDLE_INVALID:after=400:count=1");
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, signer, &w[i]), 0);
@@ -520,7 +476,7 @@ static void test_recovery_concurrent_signers(void **state)
 	if (other > 4 || code == KM_P11_ENOKEY || code == KM_EALG || lost < 1 || ok != 4 * 300)
 		fail_msg("%d good signatures, %d lost-session errors, %d other failures (last: %s)",
 		         ok, lost, other, km_strerror(code));
-	rules("");
+	p11calls_rules("");
 	sign_ok(tok);
 }
 
