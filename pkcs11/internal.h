@@ -305,7 +305,7 @@ void km_p11_prep_mark(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key,
 /*
  * Before a signature with key/alg (key found in cache generation gen) on borrowed session
  * idx. True when the session holds an operation prepared for exactly that key and alg, in
- * that generation, less than KM_P11_PREP_MAX_AGE_MS ago: the caller's C_Sign consumes it.
+ * that generation, less than KM_TOKEN_PREPARED_MAX_AGE_MS ago: the caller's C_Sign consumes it.
  * Otherwise finishes whatever the session held (km_p11_prep_settle) and returns false: the
  * caller runs C_SignInit itself.
  */
@@ -315,7 +315,3 @@ bool km_p11_prep_take(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key, km_alg_
 /* Ends the operation prepared on borrowed session idx, if any, so the session can be used
  * for anything (C_FindObjects, another key). */
 void km_p11_prep_settle(km_token_t *t, unsigned idx);
-
-/* A prepared operation older than this is not used: it is finished and the C_SignInit
- * repeated, which checks again that the key object still exists in the token. */
-#define KM_P11_PREP_MAX_AGE_MS 1000u

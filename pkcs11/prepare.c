@@ -9,7 +9,7 @@
  * service calls km_token_prepare() when it is idle: every free PENDING session gets the
  * C_SignInit of its last key and becomes READY. A READY operation is consumed only by a
  * signature with the same key handle and algorithm, found in the same generation of the
- * handle cache (no key was destroyed or dropped since), less than KM_P11_PREP_MAX_AGE_MS
+ * handle cache (no key was destroyed or dropped since), less than KM_TOKEN_PREPARED_MAX_AGE_MS
  * after its init. Anything else on that session first finishes it: a C_Sign over a dummy
  * digest whose result is wiped (PKCS#11 2.40 has no other way to end an operation; a C_Sign
  * ends it whatever it returns, except CKR_BUFFER_TOO_SMALL, which a buffer this size rules
@@ -69,7 +69,7 @@ bool km_p11_prep_take(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key, km_alg_
 	km_p11_prep_t *pr = &t->pool.prep[idx];
 
 	if (pr->state == KM_P11_PREP_READY && pr->key == key && pr->alg == alg &&
-	    pr->cache_gen == gen && km_p11_now_ms() - pr->ready_ms < KM_P11_PREP_MAX_AGE_MS) {
+	    pr->cache_gen == gen && km_p11_now_ms() - pr->ready_ms < KM_TOKEN_PREPARED_MAX_AGE_MS) {
 		*pr = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
 		return true;
 	}

@@ -162,6 +162,10 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
  */
 unsigned km_token_prepare(km_token_t *t);
 
+/* A prepared operation older than this is not used: it is finished and the C_SignInit
+ * repeated, which checks again that the key object still exists in the token. */
+#define KM_TOKEN_PREPARED_MAX_AGE_MS 1000u
+
 /* Destroys both objects of the pair and drops cached handles. KM_P11_ENOKEY if absent. */
 int km_token_destroy(km_token_t *t, const uint8_t *id, size_t id_len);
 

@@ -15,6 +15,11 @@
  *
  * Reads inside a frame and every write are bounded by KM_CTL_TIMEOUT_MS; a connection idle
  * for KD_CTL_IDLE_MS between requests is closed.
+ *
+ * A connection that signs often (its last two signatures less than half of
+ * KM_TOKEN_PREPARED_MAX_AGE_MS apart) has the next C_SignInit run after its replies are
+ * sent, before the thread waits for its next request (kd_signing_prepare,
+ * pkcs11/prepare.c): that request then only pays C_Sign.
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,10 +34,12 @@
 #include <unistd.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/ratelimit.h"
 #include "keymgr/daemon/control_proto.h"
 #include "keymgr/daemon/daemon.h"
 #include "keymgr/daemon/ctl_limits.h"
 #include "keymgr/daemon/log.h"
+#include "pkcs11/token.h"
 
 #define STACK_SIZE (512 * 1024)
 #define FLUSH_BYTES (32 * 1024)   /* batched replies sent at once past this size */
@@ -212,6 +219,7 @@ static void *conn_main(void *arg)
 		return NULL;
 	}
 	bool signed_since_wait = false;
+	uint64_t last_sign_ms = 0, sign_gap_ms = UINT64_MAX;   /* between its last two signatures */
 	for (bool first = true;; first = false) {
 		json_t *req = NULL, *reply = NULL;
 		char err[256] = "", *jwt = NULL;
@@ -225,12 +233,15 @@ static void *conn_main(void *arg)
 			 * deadline; only an empty buffer waits, as long as the idle time. */
 			if (km_ctl_writer_flush(wr) != KM_EOK)
 				break;
-			if (signed_since_wait && !km_ctl_reader_pending(rd)) {
-				/* The replies are out and the client is on its way: the next request's
-				 * C_SignInit can run now instead of on its path. */
+			if (signed_since_wait && sign_gap_ms < KM_TOKEN_PREPARED_MAX_AGE_MS / 2 &&
+			    !km_ctl_reader_pending(rd)) {
+				/* The replies are out and the client, which signs often, is on its way:
+				 * the next request's C_SignInit can run now instead of on its path. A
+				 * connection that signs once, or rarely, is not prepared for: the
+				 * operation would be too old to use when its next request came. */
 				kd_signing_prepare(c->signing);
-				signed_since_wait = false;
 			}
+			signed_since_wait = false;
 			if (!first && !km_ctl_reader_pending(rd) && !wait_request(fd, KD_CTL_IDLE_MS))
 				break;
 			kd_ctl_limits_frame_begin(c->limits, fd);   /* whole within KM_CTL_TIMEOUT_MS */
@@ -259,7 +270,12 @@ static void *conn_main(void *arg)
 			reply = kd_ctl_limits_rate_reply(retry_ms);
 		} else if (op != NULL && strcmp(op, "sign") == 0) {
 			reply = kd_signing_request(c->signing, &peer, req, &jwt);
-			signed_since_wait = jwt != NULL;
+			if (jwt != NULL) {
+				uint64_t now = km_ratelimit_now_ms();
+				sign_gap_ms = last_sign_ms != 0 ? now - last_sign_ms : UINT64_MAX;
+				last_sign_ms = now;
+				signed_since_wait = true;
+			}
 		} else {
 			/* Earlier replies do not wait for the main thread; this one is sent as is
 			 * (a status reply can be large). */

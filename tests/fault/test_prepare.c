@@ -276,7 +276,7 @@ static void test_prepare_not_used_after_destroy(void **state)
 	sign_ok(one, &a);
 }
 
-/* An operation prepared more than KM_P11_PREP_MAX_AGE_MS (1 s) ago is finished and the key
+/* An operation prepared more than KM_TOKEN_PREPARED_MAX_AGE_MS (1 s) ago is finished and the key
  * initialised again, which checks the key object still exists. */
 static void test_prepare_too_old_is_redone(void **state)
 {
