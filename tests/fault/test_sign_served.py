@@ -19,6 +19,10 @@ A token failure while keymgrd signs (the fault module returns CKR_DEVICE_ERROR f
 C_Sign once) is answered with code token_error, logged as a failed signature (not a
 refusal), and keymgrd signs again once it has reopened the token.
 
+A connection that signs often has the next C_SignInit run ahead (pkcs11/prepare.c): the
+fault module's call log shows it after the reply, and the next request on that connection
+reaches the token as a C_Sign alone. A connection that signs once is not prepared for.
+
 Usage: test_sign_served.py KEYMGR KEYMGRD P11FAULT-MODULE
 """
 import base64
@@ -31,8 +35,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "signing"))
 sys.path.insert(0, os.path.join(HERE, "..", "common"))
-from signing_fixture import (CLAIMS, Daemon, SignSetup, call, check,  # noqa: E402
-                             run_tests, wait_for)
+from signing_fixture import (CLAIMS, Daemon, SignSetup, call, check, connect,  # noqa: E402
+                             frame, jwks_keys, read_frame, run_tests, verify, wait_for)
 import wrapper  # noqa: E402  (KEYMGR_TEST_WRAPPER)
 
 KEYMGR, KEYMGRD, FAULT_MODULE = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
@@ -52,6 +56,7 @@ class ServedSetup(SignSetup):
         self.env["KEYMGR_P11FAULT_MODULE"] = self.module
         self.env["KEYMGR_P11FAULT_FILE"] = self.rules
         self.env["KEYMGR_P11FAULT_LOG"] = os.path.join(self.dir, "faults.log")
+        self.env["KEYMGR_P11FAULT_CALLS"] = os.path.join(self.dir, "calls.log")
         self.module = FAULT_MODULE
         self.write_config()
 
@@ -171,7 +176,63 @@ def test_token_failure_is_a_token_error():
         s.close()
 
 
+def signing_calls(s):
+    """The C_SignInit and C_Sign lines of the fault module's call log, in order."""
+    with open(s.env["KEYMGR_P11FAULT_CALLS"]) as f:
+        return [ln for ln in f if ln.startswith(("C_SignInit ", "C_Sign "))]
+
+
+def test_busy_connection_is_prepared_for():
+    s = ServedSetup()
+    d = None
+    try:
+        s.keyset_create("dev/api")
+        d = Daemon(s, verbose=False)   # assigned first: the finally stops it
+        wait_signing(s, d)
+        # One request per connection: nothing runs after the reply.
+        check(sign(s, "dev/api").get("ok"), "a one-shot request was refused")
+        time.sleep(0.5)
+        last = signing_calls(s)[-1]
+        check(last.startswith("C_Sign rv=0x0"),
+              f"a C_SignInit ran after a one-shot connection's reply: {last}")
+
+        req = {"op": "sign", "keyset": "dev/api", "claims": CLAIMS, "ttl": "2s"}
+        conn = connect(s.socket)
+        try:
+            tokens = []
+            for _ in range(3):
+                conn.sendall(frame(req))
+                r = read_frame(conn)
+                check(r.get("ok"), f"sign refused: {r}")
+                tokens.append(r["jwt"])
+            # Signing often: after the third reply the next C_SignInit runs ahead.
+            wait_for(lambda: signing_calls(s)[-1].startswith("C_SignInit rv=0x0"),
+                     "the next C_SignInit run after the reply", timeout=wrapper.timeout(10),
+                     step=0.02)
+            before = len(signing_calls(s))
+            conn.sendall(frame(req))
+            r = read_frame(conn)
+            check(r.get("ok"), f"sign refused: {r}")
+            tokens.append(r["jwt"])
+            first = signing_calls(s)[before]
+            check(first.startswith("C_Sign rv=0x0"),
+                  f"the prepared request ran {first.strip()} first, not C_Sign")
+        finally:
+            conn.close()
+        keys = jwks_keys(d)
+        for t in tokens:
+            verify(t, keys, check_time=False)
+        check(len({kid_of(t) for t in tokens}) == 1, "the key changed without a rotation")
+        check(d.stop() == 0, "keymgrd did not exit 0")
+    finally:
+        if d is not None and d.proc.poll() is None:
+            d.stop()
+        s.close()
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([("no_token_before_its_key_is_served",
                          test_no_token_before_its_key_is_served),
-                        ("token_failure_is_a_token_error", test_token_failure_is_a_token_error)]))
+                        ("token_failure_is_a_token_error", test_token_failure_is_a_token_error),
+                        ("busy_connection_is_prepared_for",
+                         test_busy_connection_is_prepared_for)]))
