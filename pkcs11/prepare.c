@@ -10,11 +10,10 @@
  * C_SignInit of its last key and becomes READY. A READY operation is consumed only by a
  * signature with the same key handle and algorithm, found in the same generation of the
  * handle cache (no key was destroyed or dropped since), less than KM_TOKEN_PREPARED_MAX_AGE_MS
- * after its init. Anything else on that session first finishes it: a C_Sign over a dummy
- * digest whose result is wiped (PKCS#11 2.40 has no other way to end an operation; a C_Sign
- * ends it whatever it returns, except CKR_BUFFER_TOO_SMALL, which a buffer this size rules
- * out). RSA keys are not prepared: their C_SignInit is small next to their C_Sign, and
- * finishing an unused one would cost a whole RSA signature.
+ * after its init. Anything else on that session first ends it (finish(): PKCS#11 2.40 has no
+ * cancel, but a failed C_SignUpdate ends an operation without a signature). RSA keys are not
+ * prepared: their C_SignInit is small next to their C_Sign, and their mechanisms take
+ * C_SignUpdate, so an unused operation could only be ended by a whole RSA signature.
  *
  * Which key is signed with is decided by the caller for every request, as before: a
  * prepared operation never chooses the key, it only saves a step when the caller's key is
@@ -47,19 +46,38 @@ void km_p11_prep_mark(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key,
 	                       .cache_gen = gen };
 }
 
+/*
+ * Ends the operation active on session s, without a signature where the token follows
+ * PKCS#11: CKM_ECDSA and CKM_EDDSA are single-part, so C_SignUpdate fails, and a failed
+ * C_SignUpdate ends the operation (SoftHSM 2.6.1: CKR_OPERATION_NOT_INITIALIZED, the
+ * operation reset). A length query (C_Sign without a buffer, which ends nothing) then says
+ * whether it really ended. A token that took the update, or kept the operation after
+ * refusing it, gets the operation finished by a signature over zero bytes, wiped. Whatever
+ * these return, a lost session shows at the session's next use.
+ */
+static void finish(km_token_t *t, CK_SESSION_HANDLE s, const km_alg_info_t *ai)
+{
+	uint8_t zero[64] = { 0 }, out[FINISH_BUF_MAX];
+	CK_ULONG in_len = ai->kty == KM_KTY_EC ? km_hash_len(ai->hash) : 32, len = 0;
+	CK_RV rv = t->fl->C_SignUpdate(s, zero, 1);
+
+	if (rv == CKR_OK) {
+		len = sizeof(out);
+		(void)t->fl->C_SignFinal(s, out, &len);
+	} else if (t->fl->C_Sign(s, zero, in_len, NULL, &len) == CKR_OK) {
+		len = sizeof(out);
+		(void)t->fl->C_Sign(s, zero, in_len, out, &len);
+	}
+	OPENSSL_cleanse(out, sizeof(out));
+}
+
 void km_p11_prep_settle(km_token_t *t, unsigned idx)
 {
 	km_p11_prep_t *pr = &t->pool.prep[idx];
 	const km_alg_info_t *ai = km_alg_info(pr->alg);
 
-	if (pr->state == KM_P11_PREP_READY && ai != NULL) {
-		uint8_t digest[64] = { 0 }, out[FINISH_BUF_MAX];
-		CK_ULONG out_len = sizeof(out);
-		size_t in_len = ai->kty == KM_KTY_EC ? km_hash_len(ai->hash) : 32;
-		/* Whatever it returns, the operation is over; a lost session shows at its next use. */
-		(void)t->fl->C_Sign(t->pool.sessions[idx], digest, in_len, out, &out_len);
-		OPENSSL_cleanse(out, sizeof(out));
-	}
+	if (pr->state == KM_P11_PREP_READY && ai != NULL)
+		finish(t, t->pool.sessions[idx], ai);
 	*pr = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
 }
 

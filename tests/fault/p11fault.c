@@ -294,6 +294,8 @@ WRAP_S(C_FindObjectsInit, (CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n),
 WRAP_S(C_FindObjectsFinal, (CK_SESSION_HANDLE h), (h))
 WRAP_S(C_Sign, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG_PTR sl),
        (h, d, dl, s, sl))
+WRAP_S(C_SignUpdate, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl), (h, d, dl))
+WRAP_S(C_SignFinal, (CK_SESSION_HANDLE h, CK_BYTE_PTR s, CK_ULONG_PTR sl), (h, s, sl))
 WRAP_S(C_GenerateKeyPair, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub,
        CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv, CK_OBJECT_HANDLE_PTR hp,
        CK_OBJECT_HANDLE_PTR hs), (h, m, pub, npub, priv, npriv, hp, hs))
@@ -369,6 +371,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret)
 		SET(C_OpenSession); SET(C_CloseSession); SET(C_GetSessionInfo); SET(C_Login);
 		SET(C_Logout); SET(C_DestroyObject); SET(C_GetAttributeValue); SET(C_FindObjectsInit);
 		SET(C_FindObjects); SET(C_FindObjectsFinal); SET(C_SignInit); SET(C_Sign);
+		SET(C_SignUpdate); SET(C_SignFinal);
 		SET(C_GenerateKeyPair); SET(C_GenerateRandom); SET(C_InitToken); SET(C_InitPIN);
 #undef SET
 	}

@@ -137,6 +137,22 @@ static unsigned long first_init_key(const char *log)
 	return k ? strtoul(k + 5, NULL, 10) : 0;
 }
 
+/*
+ * log shows a prepared operation ended without a signature, then one signature: a failed
+ * C_SignUpdate (which ends it), a length query answered CKR_OPERATION_NOT_INITIALIZED
+ * (ended), and then one C_SignInit and one C_Sign, in that order.
+ */
+static void expect_ended_unsigned(const char *log)
+{
+	const char *upd = strstr(log, "C_SignUpdate rv=0x91 "), *query = strstr(log, "C_Sign rv=0x91 ");
+	const char *init = strstr(log, "C_SignInit rv=0x0 "), *sign = strstr(log, "C_Sign rv=0x0 ");
+	if (upd == NULL || query == NULL || init == NULL || sign == NULL || !(upd < query) ||
+	    !(query < init) || !(init < sign) || p11calls_count(log, "C_Sign rv=0x0") != 1 ||
+	    p11calls_count(log, "C_SignFinal") != 0)
+		fail_msg("expected: C_SignUpdate failing, a length query saying it ended, then one "
+		         "C_SignInit and one C_Sign, no other signature:\n%s", log);
+}
+
 /* What the fault module logged since the last reset, then a reset. */
 static char *calls_take(void)
 {
@@ -183,8 +199,8 @@ static void test_prepare_consumed_by_next_signature(void **state)
 }
 
 /* A signature with another key (or algorithm) never consumes an operation prepared for the
- * first: it is finished, then the right key is initialised, and the signature verifies with
- * the right key only. */
+ * first: it is ended, without a signature, then the right key is initialised, and the
+ * signature verifies with the right key only. */
 static void test_prepare_other_key_finishes_it(void **state)
 {
 	uint8_t sig[512];
@@ -201,12 +217,9 @@ static void test_prepare_other_key_finishes_it(void **state)
 	assert_true(test_ossl_verify(&b.pub, b.alg, msg, sizeof(msg) - 1, sig, len));
 	assert_false(test_ossl_verify(&a.pub, a.alg, msg, sizeof(msg) - 1, sig, len));
 	log = calls_take();
-	/* The finishing C_Sign, then C_SignInit with b's key and its C_Sign. */
-	if (p11calls_count(log, "C_Sign ") != 2 || inits_with(log, 0) != 1 ||
-	    inits_with(log, ha) != 0)
-		fail_msg("expected: C_Sign (finishing a), C_SignInit (b), C_Sign:\n%s", log);
-	const char *init = strstr(log, "C_SignInit "), *first_sign = strstr(log, "C_Sign ");
-	assert_true(first_sign < init);
+	expect_ended_unsigned(log);
+	if (inits_with(log, 0) != 1 || inits_with(log, ha) != 0)
+		fail_msg("expected one C_SignInit, with b's key:\n%s", log);
 	free(log);
 
 	/* Asked for another algorithm with b's key: refused as always (a P-384 key cannot sign
@@ -237,7 +250,7 @@ static void test_prepare_left_for_its_key(void **state)
 	free(log);
 }
 
-/* Any other use of a session (here a key search) finishes the prepared operation first. */
+/* Any other use of a session (here a key search) ends the prepared operation first. */
 static void test_prepare_finished_before_other_operations(void **state)
 {
 	key_t_ c = { .alg = KM_ALG_ES256 };
@@ -253,9 +266,10 @@ static void test_prepare_finished_before_other_operations(void **state)
 	assert_int_equal(p.x_len, c.pub.x_len);
 	assert_memory_equal(p.x, c.pub.x, p.x_len);
 	char *log = calls_take();
-	const char *find = strstr(log, "C_FindObjectsInit rv=0x0"), *fin = strstr(log, "C_Sign ");
-	if (find == NULL || fin == NULL || fin > find)
-		fail_msg("the search did not come after the finishing C_Sign:\n%s", log);
+	const char *find = strstr(log, "C_FindObjectsInit rv=0x0"),
+	           *query = strstr(log, "C_Sign rv=0x91 ");
+	if (find == NULL || query == NULL || query > find || p11calls_count(log, "C_Sign rv=0x0"))
+		fail_msg("the search did not come after the operation ended unsigned:\n%s", log);
 	free(log);
 	sign_ok(one, &c);
 	assert_int_equal(km_token_destroy(one, c.id, sizeof(c.id)), KM_EOK);
@@ -287,9 +301,29 @@ static void test_prepare_too_old_is_redone(void **state)
 	p11calls_reset();
 	sign_ok(one, &a);
 	char *log = calls_take();
-	if (p11calls_count(log, "C_Sign ") != 2 || inits_with(log, 0) != 1)
-		fail_msg("an old prepared operation was used as is:\n%s", log);
+	expect_ended_unsigned(log);
 	free(log);
+}
+
+/* A token that refuses C_SignUpdate but keeps the operation active (against PKCS#11; the
+ * fault module answers without calling SoftHSM): the length query finds it active, and it
+ * is finished by a signature over zero bytes. The next signature then works. */
+static void test_prepare_kept_by_token_is_finished(void **state)
+{
+	(void)state;
+	sign_ok(one, &a);
+	assert_int_equal(km_token_prepare(one), 1);
+	p11calls_rules("C_SignUpdate:CKR_FUNCTION_FAILED:count=1");
+	p11calls_reset();
+	sign_ok(one, &b);
+	p11calls_rules("");
+	char *log = calls_take();
+	if (strstr(log, "C_SignUpdate rv=0x6 ") == NULL || strstr(log, "rv=0x90 ") != NULL ||
+	    p11calls_count(log, "C_Sign rv=0x0") != 3 || inits_with(log, 0) != 1)
+		fail_msg("expected: the update refused, a length query, a finishing C_Sign, then "
+		         "C_SignInit and C_Sign, and no CKR_OPERATION_ACTIVE:\n%s", log);
+	free(log);
+	sign_ok(one, &a);
 }
 
 /* RSA keys are not prepared (an unused prepared RSA operation costs a whole signature),
@@ -346,6 +380,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_prepare_finished_before_other_operations, test_setup),
 		cmocka_unit_test_setup(test_prepare_not_used_after_destroy, test_setup),
 		cmocka_unit_test_setup(test_prepare_too_old_is_redone, test_setup),
+		cmocka_unit_test_setup(test_prepare_kept_by_token_is_finished, test_setup),
 		cmocka_unit_test_setup(test_prepare_skips_rsa, test_setup),
 		cmocka_unit_test_setup(test_prepare_session_lost, test_setup),
 	};
