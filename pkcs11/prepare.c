@@ -95,13 +95,13 @@ bool km_p11_prep_take(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key, km_alg_
 	return false;
 }
 
-unsigned km_token_prepare(km_token_t *t)
+unsigned km_token_prepare(km_token_t *t, unsigned max)
 {
 	unsigned idx, n = 0;
 
 	if (t == NULL || __atomic_load_n(&t->rec.lost, __ATOMIC_ACQUIRE) != 0)
 		return 0;
-	while (km_p11_pool_take_pending(&t->pool, &idx)) {
+	while (n < max && km_p11_pool_take_pending(&t->pool, &idx)) {
 		km_p11_prep_t *pr = &t->pool.prep[idx];
 		const km_alg_info_t *ai = km_alg_info(pr->alg);
 		/* A key dropped since (destroyed, or the sessions re-opened) is not prepared. */

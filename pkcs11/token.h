@@ -154,13 +154,13 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
                   const uint8_t *data, size_t data_len, uint8_t *sig, size_t *sig_len);
 
 /*
- * Runs ahead, on every free pool session whose last signature used an EC or EdDSA key, the
- * C_SignInit of that key (pkcs11/prepare.c), so that the next signature with the same key
- * only pays C_Sign. For a signing service to call when it waits for requests. Returns how
- * many sessions it prepared. Errors are not reported: the next signature runs C_SignInit
- * itself and reports what it finds.
+ * Runs ahead, on up to max free pool sessions whose last signature used an EC or EdDSA key,
+ * the C_SignInit of that key (pkcs11/prepare.c), so that the next signature with the same
+ * key only pays C_Sign. For a signing service to call when it waits for requests. Returns
+ * how many sessions it prepared. Errors are not reported: the next signature runs
+ * C_SignInit itself and reports what it finds.
  */
-unsigned km_token_prepare(km_token_t *t);
+unsigned km_token_prepare(km_token_t *t, unsigned max);
 
 /* A prepared operation older than this is not used: it is finished and the C_SignInit
  * repeated, which checks again that the key object still exists in the token. */

@@ -220,6 +220,7 @@ static void *conn_main(void *arg)
 	}
 	bool signed_since_wait = false;
 	uint64_t last_sign_ms = 0, sign_gap_ms = UINT64_MAX;   /* between its last two signatures */
+	char sign_env[KM_ENV_NAME_MAX + 1] = "";               /* the environment of the last */
 	for (bool first = true;; first = false) {
 		json_t *req = NULL, *reply = NULL;
 		char err[256] = "", *jwt = NULL;
@@ -239,7 +240,7 @@ static void *conn_main(void *arg)
 				 * the next request's C_SignInit can run now instead of on its path. A
 				 * connection that signs once, or rarely, is not prepared for: the
 				 * operation would be too old to use when its next request came. */
-				kd_signing_prepare(c->signing);
+				kd_signing_prepare(c->signing, sign_env);
 			}
 			signed_since_wait = false;
 			if (!first && !km_ctl_reader_pending(rd) && !wait_request(fd, KD_CTL_IDLE_MS))
@@ -271,6 +272,9 @@ static void *conn_main(void *arg)
 		} else if (op != NULL && strcmp(op, "sign") == 0) {
 			reply = kd_signing_request(c->signing, &peer, req, &jwt);
 			if (jwt != NULL) {
+				/* Signed, so "keyset" is a valid ENV/NAME. */
+				const char *ref = json_string_value(json_object_get(req, "keyset"));
+				snprintf(sign_env, sizeof(sign_env), "%.*s", (int)strcspn(ref, "/"), ref);
 				uint64_t now = km_ratelimit_now_ms();
 				sign_gap_ms = last_sign_ms != 0 ? now - last_sign_ms : UINT64_MAX;
 				last_sign_ms = now;

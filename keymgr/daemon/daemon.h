@@ -266,11 +266,11 @@ void kd_signing_flush_audit(kd_daemon_t *d);
  * reply is returned (new reference; NULL when out of memory). */
 json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, char **jwt);
 /* Requests signed, refused by policy, denied to the caller, failed in the token. */
-/* For a connection thread about to wait for its next request: runs the next C_SignInit of
- * the sessions that just signed with an EC or EdDSA key (km_token_prepare), so that the
- * next request with the same key only pays C_Sign. Which key signs is still decided per
- * request. */
-void kd_signing_prepare(kd_signing_t *s);
+/* For a connection thread about to wait for its next request, which signed last in env:
+ * runs the C_SignInit of one session of env's signing token whose last signature used an EC
+ * or EdDSA key (km_token_prepare), so that the next request with the same key only pays
+ * C_Sign. Which key signs is still decided per request. */
+void kd_signing_prepare(kd_signing_t *s, const char *env);
 void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4]);
 
 /* --- status.c --- */

@@ -733,13 +733,14 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 	return refusal(r, NULL, err);
 }
 
-void kd_signing_prepare(kd_signing_t *s)
+void kd_signing_prepare(kd_signing_t *s, const char *env)
 {
 	if (s == NULL)
 		return;
 	pthread_rwlock_rdlock(&s->lock);
-	for (size_t i = 0; i < s->n_envs; i++)
-		km_token_prepare(s->envs[i]->token);
+	sk_env_t *se = find_env(s, env);
+	if (se != NULL)
+		km_token_prepare(se->token, 1);
 	pthread_rwlock_unlock(&s->lock);
 }
 

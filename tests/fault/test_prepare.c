@@ -102,15 +102,16 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-/* Before each test: nothing prepared on either pool (an RSA signature leaves none), no
- * fault rule, an empty call log. */
+/* Before each test: both pools opened anew (nothing prepared, nothing cached), no fault
+ * rule, an empty call log. */
 static int test_setup(void **state)
 {
 	(void)state;
 	p11calls_rules("");
-	sign_ok(one, &rsa);
-	sign_ok(two, &rsa);
-	sign_ok(two, &rsa);
+	km_token_free(two);
+	km_token_free(one);
+	if ((one = open_pool(1)) == NULL || (two = open_pool(2)) == NULL)
+		return -1;
 	p11calls_reset();
 	return 0;
 }
@@ -171,7 +172,7 @@ static void test_prepare_consumed_by_next_signature(void **state)
 	assert_int_not_equal(ha, 0);
 	free(log);
 
-	assert_int_equal(km_token_prepare(one), 1);
+	assert_int_equal(km_token_prepare(one, 4), 1);
 	log = calls_take();
 	assert_int_equal(inits_with(log, ha), 1);
 	assert_int_equal(p11calls_count(log, "C_Sign "), 0);
@@ -185,12 +186,12 @@ static void test_prepare_consumed_by_next_signature(void **state)
 	free(log);
 
 	/* The signature leaves the session to prepare again; nothing else is prepared twice. */
-	assert_int_equal(km_token_prepare(one), 1);
-	assert_int_equal(km_token_prepare(one), 0);
+	assert_int_equal(km_token_prepare(one, 4), 1);
+	assert_int_equal(km_token_prepare(one, 4), 0);
 	sign_ok(one, &a);
 	/* EdDSA is prepared the same way. */
 	sign_ok(one, &ed);
-	assert_int_equal(km_token_prepare(one), 1);
+	assert_int_equal(km_token_prepare(one, 4), 1);
 	p11calls_reset();
 	sign_ok(one, &ed);
 	log = calls_take();
@@ -210,7 +211,7 @@ static void test_prepare_other_key_finishes_it(void **state)
 	char *log = calls_take();
 	unsigned long ha = first_init_key(log);
 	free(log);
-	assert_int_equal(km_token_prepare(one), 1);
+	assert_int_equal(km_token_prepare(one, 4), 1);
 	p11calls_reset();
 
 	assert_int_equal(sign_with(one, &b, sig, &len), KM_EOK);
@@ -224,7 +225,7 @@ static void test_prepare_other_key_finishes_it(void **state)
 
 	/* Asked for another algorithm with b's key: refused as always (a P-384 key cannot sign
 	 * ES256), and the operation prepared for b stays for b. */
-	assert_int_equal(km_token_prepare(one), 1);      /* prepared for b now */
+	assert_int_equal(km_token_prepare(one, 4), 1);      /* prepared for b now */
 	key_t_ wrong = b;
 	wrong.alg = KM_ALG_ES256;
 	assert_int_not_equal(sign_with(one, &wrong, sig, &len), KM_EOK);
@@ -236,7 +237,7 @@ static void test_prepare_left_for_its_key(void **state)
 {
 	(void)state;
 	sign_ok(two, &a);
-	assert_int_equal(km_token_prepare(two), 1);
+	assert_int_equal(km_token_prepare(two, 4), 1);
 	p11calls_reset();
 	sign_ok(two, &b);
 	char *log = calls_take();
@@ -250,6 +251,27 @@ static void test_prepare_left_for_its_key(void **state)
 	free(log);
 }
 
+/* At most max sessions are prepared per call. */
+static void test_prepare_at_most_max(void **state)
+{
+	uint8_t sig[2][512];
+	size_t len[2];
+	(void)state;
+	/* Two signatures at once would need two threads; one after the other on a pool of two
+	 * reuse one session, so mark the second one through a signature while the first is held
+	 * prepared for another key. */
+	sign_ok(two, &a);
+	assert_int_equal(km_token_prepare(two, 4), 1);   /* session 1 READY for a */
+	assert_int_equal(sign_with(two, &b, sig[0], &len[0]), KM_EOK);   /* session 2, PENDING */
+	assert_int_equal(sign_with(two, &a, sig[1], &len[1]), KM_EOK);   /* session 1, PENDING */
+	assert_int_equal(km_token_prepare(two, 1), 1);
+	assert_int_equal(km_token_prepare(two, 0), 0);
+	assert_int_equal(km_token_prepare(two, 4), 1);
+	assert_int_equal(km_token_prepare(two, 4), 0);
+	sign_ok(two, &a);
+	sign_ok(two, &b);
+}
+
 /* Any other use of a session (here a key search) ends the prepared operation first. */
 static void test_prepare_finished_before_other_operations(void **state)
 {
@@ -257,10 +279,8 @@ static void test_prepare_finished_before_other_operations(void **state)
 	km_pubkey_t p;
 	(void)state;
 	assert_int_equal(km_token_generate(two, c.alg, 0, "keymgr:test/c", c.id, &c.pub), KM_EOK);
-	km_token_free(one);                 /* a fresh handle cache: c is searched for */
-	assert_non_null(one = open_pool(1));
-	sign_ok(one, &a);
-	assert_int_equal(km_token_prepare(one), 1);
+	sign_ok(one, &a);                   /* one's cache has a, not c: c is searched for */
+	assert_int_equal(km_token_prepare(one, 4), 1);
 	p11calls_reset();
 	assert_int_equal(km_token_get_public(one, c.id, sizeof(c.id), &p), KM_EOK);
 	assert_int_equal(p.x_len, c.pub.x_len);
@@ -284,7 +304,7 @@ static void test_prepare_not_used_after_destroy(void **state)
 	(void)state;
 	assert_int_equal(km_token_generate(one, d.alg, 0, "keymgr:test/d", d.id, &d.pub), KM_EOK);
 	sign_ok(one, &d);
-	assert_int_equal(km_token_prepare(one), 1);
+	assert_int_equal(km_token_prepare(one, 4), 1);
 	assert_int_equal(km_token_destroy(one, d.id, sizeof(d.id)), KM_EOK);
 	assert_int_equal(sign_with(one, &d, sig, &len), KM_P11_ENOKEY);
 	sign_ok(one, &a);
@@ -296,7 +316,7 @@ static void test_prepare_too_old_is_redone(void **state)
 {
 	(void)state;
 	sign_ok(one, &a);
-	assert_int_equal(km_token_prepare(one), 1);
+	assert_int_equal(km_token_prepare(one, 4), 1);
 	usleep(1200 * 1000);
 	p11calls_reset();
 	sign_ok(one, &a);
@@ -312,7 +332,7 @@ static void test_prepare_kept_by_token_is_finished(void **state)
 {
 	(void)state;
 	sign_ok(one, &a);
-	assert_int_equal(km_token_prepare(one), 1);
+	assert_int_equal(km_token_prepare(one, 4), 1);
 	p11calls_rules("C_SignUpdate:CKR_FUNCTION_FAILED:count=1");
 	p11calls_reset();
 	sign_ok(one, &b);
@@ -333,7 +353,7 @@ static void test_prepare_skips_rsa(void **state)
 	(void)state;
 	sign_ok(one, &a);
 	sign_ok(one, &rsa);
-	assert_int_equal(km_token_prepare(one), 0);
+	assert_int_equal(km_token_prepare(one, 4), 0);
 	char *log = calls_take();
 	assert_int_equal(inits_with(log, 0), 2);
 	free(log);
@@ -351,7 +371,7 @@ static void test_prepare_session_lost(void **state)
 	size_t len;
 	(void)state;
 	sign_ok(one, &a);
-	assert_int_equal(km_token_prepare(one), 1);
+	assert_int_equal(km_token_prepare(one, 4), 1);
 	p11calls_rules("C_Sign:CKR_SESSION_HANDLE_INVALID:count=1");
 	assert_int_equal(sign_with(one, &a, sig, &len), KM_P11_ESESSION);
 	p11calls_rules("");
@@ -362,7 +382,7 @@ static void test_prepare_session_lost(void **state)
 		fail_msg("no re-open and fresh C_SignInit after the loss:\n%s", log);
 	free(log);
 	/* Nothing is prepared while the sessions are lost; after the re-open, as before. */
-	assert_int_equal(km_token_prepare(one), 1);
+	assert_int_equal(km_token_prepare(one, 4), 1);
 	sign_ok(one, &a);
 }
 
@@ -377,6 +397,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_prepare_consumed_by_next_signature, test_setup),
 		cmocka_unit_test_setup(test_prepare_other_key_finishes_it, test_setup),
 		cmocka_unit_test_setup(test_prepare_left_for_its_key, test_setup),
+		cmocka_unit_test_setup(test_prepare_at_most_max, test_setup),
 		cmocka_unit_test_setup(test_prepare_finished_before_other_operations, test_setup),
 		cmocka_unit_test_setup(test_prepare_not_used_after_destroy, test_setup),
 		cmocka_unit_test_setup(test_prepare_too_old_is_redone, test_setup),
