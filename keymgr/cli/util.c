@@ -14,6 +14,7 @@
  * Prints "keymgr: <message>" to stderr with control characters shown as '?': messages echo
  * user input (names, kids, paths), and an escape sequence in it must not reach a terminal.
  */
+__attribute__((format(printf, 1, 0)))
 static void print_message(const char *fmt, va_list ap)
 {
 	char buf[2048];

@@ -581,6 +581,8 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
 		atomic_fetch_add_explicit(&h->rejected, 1, memory_order_relaxed);
 }
 
+/* libmicrohttpd's own format strings. */
+__attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	km_http_t *h = cls;
@@ -641,6 +643,7 @@ static int parse_listen(const char *addr, uint16_t port, struct sockaddr_storage
 	return KM_EINVAL;
 }
 
+__attribute__((format(printf, 3, 4)))
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
