@@ -26,6 +26,7 @@ reaches the token as a C_Sign alone. A connection that signs once is not prepare
 Usage: test_sign_served.py KEYMGR KEYMGRD P11FAULT-MODULE
 """
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -151,13 +152,26 @@ def test_no_token_before_its_key_is_served():
         s.close()
 
 
-def test_token_failure_is_a_token_error():
+@contextlib.contextmanager
+def signing_for_api():
+    """A ServedSetup with key set dev/api, and keymgrd signing for it; keymgrd must exit 0
+    when the block is done. Stopped and removed afterwards in any case."""
     s = ServedSetup()
     d = None
     try:
         s.keyset_create("dev/api")
         d = Daemon(s, verbose=False)   # assigned first: the finally stops it
         wait_signing(s, d)
+        yield s, d
+        check(d.stop() == 0, "keymgrd did not exit 0")
+    finally:
+        if d is not None and d.proc.poll() is None:
+            d.stop()
+        s.close()
+
+
+def test_token_failure_is_a_token_error():
+    with signing_for_api() as (s, d):
         with open(s.rules, "w") as f:
             f.write("C_Sign:CKR_DEVICE_ERROR:count=1\n")
         r = sign(s, "dev/api")
@@ -169,11 +183,6 @@ def test_token_failure_is_a_token_error():
               "the token failure was logged as a refusal")
         wait_for(lambda: sign(s, "dev/api").get("ok"), "keymgrd signing again",
                  timeout=wrapper.timeout(60))
-        check(d.stop() == 0, "keymgrd did not exit 0")
-    finally:
-        if d is not None and d.proc.poll() is None:
-            d.stop()
-        s.close()
 
 
 def signing_calls(s):
@@ -183,12 +192,7 @@ def signing_calls(s):
 
 
 def test_busy_connection_is_prepared_for():
-    s = ServedSetup()
-    d = None
-    try:
-        s.keyset_create("dev/api")
-        d = Daemon(s, verbose=False)   # assigned first: the finally stops it
-        wait_signing(s, d)
+    with signing_for_api() as (s, d):
         # One request per connection: nothing runs after the reply.
         check(sign(s, "dev/api").get("ok"), "a one-shot request was refused")
         time.sleep(0.5)
@@ -223,11 +227,6 @@ def test_busy_connection_is_prepared_for():
         for t in tokens:
             verify(t, keys, check_time=False)
         check(len({kid_of(t) for t in tokens}) == 1, "the key changed without a rotation")
-        check(d.stop() == 0, "keymgrd did not exit 0")
-    finally:
-        if d is not None and d.proc.poll() is None:
-            d.stop()
-        s.close()
 
 
 if __name__ == "__main__":
