@@ -315,3 +315,7 @@ bool km_p11_prep_take(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key, km_alg_
 /* Ends the operation prepared on borrowed session idx, if any, so the session can be used
  * for anything (C_FindObjects, another key). */
 void km_p11_prep_settle(km_token_t *t, unsigned idx);
+
+/* Ends the signing operation active on session s, if any, without a signature where the
+ * token follows PKCS#11 (prepare.c). */
+void km_p11_prep_finish(km_token_t *t, CK_SESSION_HANDLE s, const km_alg_info_t *ai);

@@ -10,7 +10,7 @@
  * C_SignInit of its last key and becomes READY. A READY operation is consumed only by a
  * signature with the same key handle and algorithm, found in the same generation of the
  * handle cache (no key was destroyed or dropped since), less than KM_TOKEN_PREPARED_MAX_AGE_MS
- * after its init. Anything else on that session first ends it (finish(): PKCS#11 2.40 has no
+ * after its init. Anything else on that session first ends it (km_p11_prep_finish(): PKCS#11 2.40 has no
  * cancel, but a failed C_SignUpdate ends an operation without a signature). RSA keys are not
  * prepared: their C_SignInit is small next to their C_Sign, and their mechanisms take
  * C_SignUpdate, so an unused operation could only be ended by a whole RSA signature.
@@ -55,7 +55,7 @@ void km_p11_prep_mark(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key,
  * refusing it, gets the operation finished by a signature over zero bytes, wiped. Whatever
  * these return, a lost session shows at the session's next use.
  */
-static void finish(km_token_t *t, CK_SESSION_HANDLE s, const km_alg_info_t *ai)
+void km_p11_prep_finish(km_token_t *t, CK_SESSION_HANDLE s, const km_alg_info_t *ai)
 {
 	uint8_t zero[64] = { 0 }, out[FINISH_BUF_MAX];
 	CK_ULONG in_len = ai->kty == KM_KTY_EC ? km_hash_len(ai->hash) : 32, len = 0;
@@ -77,7 +77,7 @@ void km_p11_prep_settle(km_token_t *t, unsigned idx)
 	const km_alg_info_t *ai = km_alg_info(pr->alg);
 
 	if (pr->state == KM_P11_PREP_READY && ai != NULL)
-		finish(t, t->pool.sessions[idx], ai);
+		km_p11_prep_finish(t, t->pool.sessions[idx], ai);
 	*pr = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
 }
 

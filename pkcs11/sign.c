@@ -182,10 +182,18 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
 		in_len = dl;
 	}
 
-	if (km_p11_prep_take(t, idx, k.priv, alg, gen))
+	if (km_p11_prep_take(t, idx, k.priv, alg, gen)) {
 		rv = t->fl->C_Sign(s, (CK_BYTE *)in, in_len, out, &out_len);
-	else
+		if (rv == CKR_OPERATION_NOT_INITIALIZED) {
+			/* The token dropped the prepared operation (some end idle ones): sign as
+			 * without it, after making sure nothing is left active. */
+			km_p11_prep_finish(t, s, ai);
+			out_len = sizeof(out);
+			rv = sign_once(t, s, k.priv, ai, in, in_len, out, &out_len);
+		}
+	} else {
 		rv = sign_once(t, s, k.priv, ai, in, in_len, out, &out_len);
+	}
 	if (km_p11_rv_is_stale_handle(rv)) {
 		/* Destroyed (perhaps by another process) since we cached it: look again once. */
 		km_p11_cache_drop(&t->cache, id, id_len);

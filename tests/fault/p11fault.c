@@ -82,6 +82,7 @@ static const struct {
 	{ "CKR_FUNCTION_FAILED", CKR_FUNCTION_FAILED },
 	{ "CKR_HOST_MEMORY", CKR_HOST_MEMORY },
 	{ "CKR_CRYPTOKI_NOT_INITIALIZED", CKR_CRYPTOKI_NOT_INITIALIZED },
+	{ "CKR_OPERATION_NOT_INITIALIZED", CKR_OPERATION_NOT_INITIALIZED },
 };
 
 /* Parses rule text into rules[] (bad rules are reported on stderr and skipped). */

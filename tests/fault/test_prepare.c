@@ -346,6 +346,27 @@ static void test_prepare_kept_by_token_is_finished(void **state)
 	sign_ok(one, &a);
 }
 
+/* A token that drops a prepared operation on its own (some end idle ones) answers the
+ * C_Sign CKR_OPERATION_NOT_INITIALIZED: the signature is made as without preparation. (The
+ * fault module answers without calling SoftHSM, whose operation stays active: it is ended
+ * first.) */
+static void test_prepare_dropped_by_token(void **state)
+{
+	(void)state;
+	sign_ok(one, &a);
+	assert_int_equal(km_token_prepare(one, 4), 1);
+	p11calls_rules("C_Sign:CKR_OPERATION_NOT_INITIALIZED:count=1");
+	p11calls_reset();
+	sign_ok(one, &a);
+	p11calls_rules("");
+	char *log = calls_take();
+	if (strstr(log, "C_Sign rv=0x91 ") == NULL || inits_with(log, 0) != 1 ||
+	    p11calls_count(log, "C_Sign rv=0x0") != 1 || strstr(log, "rv=0x90 ") != NULL)
+		fail_msg("expected: C_Sign refused, the operation ended, C_SignInit and C_Sign:\n%s",
+		         log);
+	free(log);
+}
+
 /* RSA keys are not prepared (an unused prepared RSA operation costs a whole signature),
  * and an RSA signature on a session that was waiting to be prepared clears it. */
 static void test_prepare_skips_rsa(void **state)
@@ -402,6 +423,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_prepare_not_used_after_destroy, test_setup),
 		cmocka_unit_test_setup(test_prepare_too_old_is_redone, test_setup),
 		cmocka_unit_test_setup(test_prepare_kept_by_token_is_finished, test_setup),
+		cmocka_unit_test_setup(test_prepare_dropped_by_token, test_setup),
 		cmocka_unit_test_setup(test_prepare_skips_rsa, test_setup),
 		cmocka_unit_test_setup(test_prepare_session_lost, test_setup),
 	};
