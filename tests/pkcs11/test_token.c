@@ -505,6 +505,10 @@ static void *sign_thread(void *arg)
 		                  &sig_len) == KM_EOK &&
 		    test_ossl_verify(job->pub, job->alg, data, sizeof(data), sig, sig_len))
 			job->ok++;
+		/* Every other time, run a C_SignInit ahead (pkcs11/prepare.c) as keymgrd does: it
+		 * may prepare a session another thread, with the other key, takes next. */
+		if (i % 2 == 1)
+			km_token_prepare(tok, 1);
 	}
 	return NULL;
 }
@@ -519,7 +523,8 @@ static void test_token_sign_concurrent_threads(void **state)
 	assert_int_equal(km_token_generate(tok, KM_ALG_ES256, 0, KEY_LABEL, es, &es_pub), KM_EOK);
 	assert_int_equal(km_token_generate(tok, KM_ALG_EDDSA, 0, KEY_LABEL, ed, &ed_pub), KM_EOK);
 	for (int i = 0; i < 4; i++) {
-		/* Two threads per key; the first signatures race to fill the handle cache. */
+		/* Two threads per key; the first signatures race to fill the handle cache, and
+		 * prepared operations are taken by their own key only. */
 		jobs[i] = (sign_job_t){ i % 2 ? ed : es, i % 2 ? &ed_pub : &es_pub,
 		                        i % 2 ? KM_ALG_EDDSA : KM_ALG_ES256, 0 };
 		assert_int_equal(pthread_create(&th[i], NULL, sign_thread, &jobs[i]), 0);
