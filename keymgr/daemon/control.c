@@ -143,6 +143,17 @@ static void set_actors(kd_daemon_t *d, const kd_peer_t *p)
 		km_store_set_actor(km_env_store(d->envs[i].env), &a);
 }
 
+/* The op's own check, which needs no daemon state: present, and status, reload or tick (a
+ * sign request never comes here). NULL when it passes, else the refusal. */
+static json_t *op_refusal(const char *op)
+{
+	if (op == NULL)
+		return error_reply("%s", "missing \"op\" (expected sign, status, reload or tick)");
+	if (strcmp(op, "status") != 0 && strcmp(op, "tick") != 0 && strcmp(op, "reload") != 0)
+		return error_reply("unknown op '%.32s' (expected sign, status, reload or tick)", op);
+	return NULL;
+}
+
 json_t *kd_control_check(const kd_daemon_t *d, json_t *req, const char **op_out,
                          const char **env_out, const char **keyset_out)
 {
@@ -150,8 +161,8 @@ json_t *kd_control_check(const kd_daemon_t *d, json_t *req, const char **op_out,
 	const char *op = json_string_value(json_object_get(req, "op"));
 	const char *env = NULL, *keyset = NULL;
 	*op_out = op ? op : "-";
-	if (op == NULL)
-		return error_reply("%s", "missing \"op\" (expected sign, status, reload or tick)");
+	if ((reply = op_refusal(op)) != NULL)
+		return reply;
 	if (!opt_name(req, "env", km_name_env_valid, &env, &reply) ||
 	    !opt_name(req, "keyset", km_name_keyset_valid, &keyset, &reply))
 		return reply;
@@ -162,8 +173,6 @@ json_t *kd_control_check(const kd_daemon_t *d, json_t *req, const char **op_out,
 		if (!known)
 			return error_reply("environment '%s' is not served by this keymgrd", env);
 	}
-	if (strcmp(op, "status") != 0 && strcmp(op, "tick") != 0 && strcmp(op, "reload") != 0)
-		return error_reply("unknown op '%.32s' (expected sign, status, reload or tick)", op);
 	*env_out = env;
 	*keyset_out = keyset;
 	return NULL;
@@ -198,10 +207,10 @@ static json_t *dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer, cons
 	return json_pack("{s:b, s:s}", "ok", 1, "config", km_config_path(d->cfg));
 }
 
-json_t *kd_control_dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer)
+/* Logs the answer to a control request of peer (op "-" when missing); gives a refusal
+ * without a code the code bad_request. Returns reply. */
+static json_t *logged(json_t *reply, const char *op, const kd_peer_t *peer)
 {
-	const char *op = "-";
-	json_t *reply = dispatch(d, req, peer, &op);
 	bool ok = reply != NULL && json_is_true(json_object_get(reply, "ok"));
 	const char *why = reply ? json_string_value(json_object_get(reply, "error")) : "out of memory";
 	char uid[16], gid[16], pid[16];
@@ -214,5 +223,19 @@ json_t *kd_control_dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer)
 	if (reply != NULL && !ok && json_object_get(reply, "code") == NULL)
 		json_object_set_new(reply, "code", json_string("bad_request"));
 	return reply;
+}
+
+json_t *kd_control_dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer)
+{
+	const char *op = "-";
+	json_t *reply = dispatch(d, req, peer, &op);
+	return logged(reply, op, peer);
+}
+
+json_t *kd_control_refuse_early(json_t *req, const kd_peer_t *peer)
+{
+	const char *op = json_string_value(json_object_get(req, "op"));
+	json_t *reply = op_refusal(op);
+	return reply != NULL ? logged(reply, op ? op : "-", peer) : NULL;
 }
 

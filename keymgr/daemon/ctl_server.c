@@ -11,7 +11,8 @@
  *                         the scheduler's pass and with other connections;
  *   status, reload, tick  handed to the main thread (they use the stores and the daemon's
  *                         state, which only it touches) through a queue and an eventfd that
- *                         its poll(2) watches; answered between passes.
+ *                         its poll(2) watches; answered between passes;
+ *   anything else         (no op, an unknown op) refused by the connection's thread, at once.
  *
  * Reads inside a frame and every write are bounded by KM_CTL_TIMEOUT_MS; a connection idle
  * for KD_CTL_IDLE_MS between requests is closed.
@@ -287,7 +288,8 @@ static void *conn_main(void *arg)
 				json_decref(req);
 				break;
 			}
-			if ((reply = forward(c, req, &peer)) == NULL)
+			if ((reply = kd_control_refuse_early(req, &peer)) == NULL &&
+			    (reply = forward(c, req, &peer)) == NULL)
 				reply = stopping_reply();
 			json_decref(req);
 			sent = reply != NULL && km_ctl_write(fd, reply) == KM_EOK;

@@ -206,8 +206,8 @@ size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keys
  */
 int kd_reload(kd_daemon_t *d, const char *who, const kd_peer_t *peer, char *err, size_t errlen);
 /*
- * The checks kd_control_dispatch() makes before acting, in its order: op present, env and
- * keyset valid names, env served here, op one of status/reload/tick. NULL when the request
+ * The checks kd_control_dispatch() makes before acting, in its order: op present and one of
+ * status/reload/tick, env and keyset valid names, env served here. NULL when the request
  * may be answered (*env_out, *keyset_out set, NULL when absent), else the refusal reply (new
  * reference). *op_out is always set ("-" when missing). Also used by fuzz/fuzz_ctl.c.
  */
@@ -215,6 +215,10 @@ json_t *kd_control_check(const kd_daemon_t *d, json_t *req, const char **op_out,
                          const char **env_out, const char **keyset_out);
 /* Answers a status, reload or tick request on the main thread, and logs it. New reference. */
 json_t *kd_control_dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer);
+/* For a connection thread: the refusal of a request without an op, or with an op keymgrd
+ * does not know, logged as kd_control_dispatch() logs it (new reference); NULL for the
+ * others, which go to the main thread. Needs no daemon state: it does not wait for a pass. */
+json_t *kd_control_refuse_early(json_t *req, const kd_peer_t *peer);
 
 /* --- ctl_server.c --- */
 /* Starts the acceptor thread on d->ctl_fd. KM_EOK or KM_EIO (message in err). */

@@ -19,6 +19,9 @@ A token failure while keymgrd signs (the fault module returns CKR_DEVICE_ERROR f
 C_Sign once) is answered with code token_error, logged as a failed signature (not a
 refusal), and keymgrd signs again once it has reopened the token.
 
+While that pass holds keymgrd's main thread, a control request without an op or with an
+unknown op is still refused at once (the connection's thread answers it).
+
 A connection that signs often has the next C_SignInit run ahead (pkcs11/prepare.c): the
 fault module's call log shows it after the reply, and the next request on that connection
 reaches the token as a C_Sign alone. A connection that signs once is not prepared for.
@@ -130,6 +133,15 @@ def test_no_token_before_its_key_is_served():
                           f"busy without the reason: {r}")
                 refusals += 1
         check(refusals + signed > 0, "no request answered")
+
+        # The main thread is inside the pass: a request it would have to answer waits, but
+        # one without an op, or with an unknown op, is refused at once, and logged.
+        for req, what in (({"op": "bogus"}, "unknown op 'bogus'"), ({"nop": 1}, 'missing "op"')):
+            r = call(s.socket, req, timeout=wrapper.timeout(10))
+            check(not r.get("ok") and what in r.get("error", "") and
+                  r.get("code") == "bad_request", f"{req} during a pass: {r}")
+        wait_for(lambda: d.events("control", op="bogus", result="refused"),
+                 "the unknown op's refusal logged", timeout=wrapper.timeout(10))
 
         open(gate, "w").close()
         out, err = tick.communicate(timeout=wrapper.timeout(120))
