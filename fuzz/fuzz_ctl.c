@@ -6,10 +6,11 @@
  *
  *   1. frames: km_ctl_reader_next() over a real Unix socket pair, up to 4 frames per input
  *      (pipelined requests), as ctl_server.c's connection thread reads them;
- *   2. routing as ctl_server.c does it: "sign" to the signing service, everything else to
- *      the main thread's dispatcher;
- *   3. status/reload/tick/unknown ops: kd_control_check() (op, env and keyset names, served
- *      environment, known op), then kd_control_dispatch() for refusals and for status, on a
+ *   2. routing as ctl_server.c does it: "sign" to the signing service, no op or an unknown op
+ *      refused by the connection's thread (kd_control_refuse_early()), everything else to the
+ *      main thread's dispatcher;
+ *   3. status/reload/tick: kd_control_check() (known op, env and keyset names, served
+ *      environment), then kd_control_dispatch() for refusals and for status, on a
  *      synthetic daemon serving two environments of a real configuration (loaded once from a
  *      YAML file in a temp dir). An accepted tick or reload stops there: they run a pass over
  *      the stores and tokens, or reload the configuration file;
@@ -363,6 +364,11 @@ static json_t *serve(const kd_peer_t *peer, json_t *req)
 		if (strcmp(json_string_value(json_object_get(reply, "code")), "not_served") == 0)
 			sign_in_context(peer, req);
 		return reply;
+	}
+	json_t *early = kd_control_refuse_early(req, peer);
+	if (early != NULL) {
+		check_refusal(early, "bad_request");
+		return early;
 	}
 	const char *env = NULL, *keyset = NULL;
 	json_t *refused = kd_control_check(&daemon_state, req, &op, &env, &keyset);
