@@ -106,10 +106,8 @@ typedef struct {
 int km_p11_pool_init(km_p11_pool_t *p, unsigned n);
 /* Adds an opened session to the pool (during km_token_open only). */
 void km_p11_pool_add(km_p11_pool_t *p, CK_SESSION_HANDLE s);
-/* Blocks until a session is free; returns its index, preferring one with no operation
- * prepared. */
-unsigned km_p11_pool_acquire(km_p11_pool_t *p);
-/* The same, preferring a session READY for key/alg, then one with nothing prepared. */
+/* Blocks until a session is free; returns its index, preferring a session READY for key/alg
+ * (none with CK_INVALID_HANDLE), then one with nothing prepared. */
 unsigned km_p11_pool_acquire_for(km_p11_pool_t *p, CK_OBJECT_HANDLE key, km_alg_t alg);
 /* Borrows a free PENDING session without waiting; false when there is none. */
 bool km_p11_pool_take_pending(km_p11_pool_t *p, unsigned *idx);

@@ -57,7 +57,7 @@ static unsigned take_at(km_p11_pool_t *p, unsigned at)
 
 unsigned km_p11_pool_acquire_for(km_p11_pool_t *p, CK_OBJECT_HANDLE key, km_alg_t alg)
 {
-	unsigned idx, plain = p->n;
+	unsigned idx, pick = p->n;   /* p->n: none chosen yet */
 
 	pthread_mutex_lock(&p->lock);
 	while (p->n_free == 0)
@@ -65,21 +65,16 @@ unsigned km_p11_pool_acquire_for(km_p11_pool_t *p, CK_OBJECT_HANDLE key, km_alg_
 	for (unsigned at = p->n_free; at-- > 0;) {
 		const km_p11_prep_t *pr = &p->prep[p->free_idx[at]];
 		if (pr->state != KM_P11_PREP_READY) {
-			if (plain == p->n)
-				plain = at;   /* the most recently released: its pages are warm */
+			if (pick == p->n)
+				pick = at;    /* nothing prepared, the most recently released: warm pages */
 		} else if (key != CK_INVALID_HANDLE && pr->key == key && pr->alg == alg) {
-			plain = at;
+			pick = at;        /* prepared for this very signature: best */
 			break;
 		}
 	}
-	idx = take_at(p, plain != p->n ? plain : p->n_free - 1);
+	idx = take_at(p, pick != p->n ? pick : p->n_free - 1);
 	pthread_mutex_unlock(&p->lock);
 	return idx;
-}
-
-unsigned km_p11_pool_acquire(km_p11_pool_t *p)
-{
-	return km_p11_pool_acquire_for(p, CK_INVALID_HANDLE, 0);
 }
 
 bool km_p11_pool_take_pending(km_p11_pool_t *p, unsigned *idx)
