@@ -247,9 +247,6 @@ int km_p11_session_get(km_token_t *t, unsigned *idx);
  * it, or for another key; the caller passes it through km_p11_prep_take() before use. */
 int km_p11_session_get_for(km_token_t *t, CK_OBJECT_HANDLE key, km_alg_t alg, unsigned *idx);
 
-/* CLOCK_MONOTONIC in milliseconds. */
-uint64_t km_p11_now_ms(void);
-
 /* Initialises/destroys t->rec (km_token_open / km_token_free). */
 void km_p11_recovery_init(km_token_t *t);
 void km_p11_recovery_destroy(km_token_t *t);

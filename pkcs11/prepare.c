@@ -23,6 +23,7 @@
 
 #include <openssl/crypto.h>
 
+#include "keymgr/common/clock.h"
 #include "keymgr/common/error.h"
 #include "pkcs11/internal.h"
 
@@ -87,7 +88,7 @@ bool km_p11_prep_take(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key, km_alg_
 	km_p11_prep_t *pr = &t->pool.prep[idx];
 
 	if (pr->state == KM_P11_PREP_READY && pr->key == key && pr->alg == alg &&
-	    pr->cache_gen == gen && km_p11_now_ms() - pr->ready_ms < KM_TOKEN_PREPARED_MAX_AGE_MS) {
+	    pr->cache_gen == gen && km_monotonic_ms() - pr->ready_ms < KM_TOKEN_PREPARED_MAX_AGE_MS) {
 		*pr = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
 		return true;
 	}
@@ -108,7 +109,7 @@ unsigned km_token_prepare(km_token_t *t, unsigned max)
 		if (ai != NULL && pr->cache_gen == km_p11_cache_generation(&t->cache) &&
 		    km_p11_sign_init(t, t->pool.sessions[idx], pr->key, ai) == CKR_OK) {
 			pr->state = KM_P11_PREP_READY;
-			pr->ready_ms = km_p11_now_ms();
+			pr->ready_ms = km_monotonic_ms();
 			n++;
 		} else {
 			/* Not an error of any request: the next signature runs C_SignInit itself and

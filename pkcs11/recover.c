@@ -26,20 +26,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/secret.h"
+#include "keymgr/common/clock.h"
 #include "pkcs11/internal.h"
 #include "pkcs11/pin.h"
-
-uint64_t km_p11_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static unsigned next_delay(unsigned d)
 {
@@ -86,7 +78,7 @@ void km_p11_note_session_lost(km_token_t *t, CK_RV rv)
 		         "re-opened and the login repeated by a later call", t->who,
 		         km_p11_rv_name(rv));
 		/* A loss right after a re-open waits for the backoff; the first one does not. */
-		rec->next_attempt_ms = km_p11_now_ms() + rec->delay_ms;
+		rec->next_attempt_ms = km_monotonic_ms() + rec->delay_ms;
 		__atomic_store_n(&rec->lost, 1, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&rec->lock);
@@ -195,7 +187,7 @@ static int ready_locked(km_token_t *t, bool force)
 	if (!is_lost(t))
 		return KM_EOK;
 	pthread_mutex_lock(&rec->lock);
-	now = km_p11_now_ms();
+	now = km_monotonic_ms();
 	if (rec->lost == 0) {
 		pthread_mutex_unlock(&rec->lock);
 		return KM_EOK;          /* another thread re-opened it meanwhile */
@@ -235,7 +227,7 @@ static int ready_locked(km_token_t *t, bool force)
 			snprintf(msg, sizeof(msg), "%.400s (re-open failed; a refused PIN is not "
 			         "tried again automatically)", rec->why);
 		} else {
-			rec->next_attempt_ms = km_p11_now_ms() + rec->delay_ms;
+			rec->next_attempt_ms = km_monotonic_ms() + rec->delay_ms;
 			snprintf(msg, sizeof(msg), "%.400s (re-open failed; next attempt in %u ms)",
 			         rec->why, rec->delay_ms);
 		}
@@ -343,7 +335,7 @@ out:
 void km_token_get_health(km_token_t *t, km_token_health_t *ret)
 {
 	km_token_health_t h = { 0 };
-	uint64_t now = km_p11_now_ms();
+	uint64_t now = km_monotonic_ms();
 
 	pthread_mutex_lock(&t->rec.lock);
 	h.lost = t->rec.lost != 0;

@@ -6,7 +6,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/fnv.h"
@@ -28,13 +27,6 @@ struct km_ratelimit {
 	bucket_t *slots;
 	size_t n;                    /* a power of two */
 };
-
-uint64_t km_ratelimit_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 int km_ratelimit_create(unsigned rate, unsigned burst, size_t peers, km_ratelimit_t **ret)
 {

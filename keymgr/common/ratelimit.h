@@ -26,11 +26,8 @@ void km_ratelimit_free(km_ratelimit_t *rl);
 
 /*
  * Takes one request from the bucket of peer key (1..KM_RATELIMIT_KEY_MAX bytes) at now_ms
- * (a monotonic clock in milliseconds). True when allowed; false when the peer is over its
- * rate, then *retry_ms (may be NULL) says when the next request would be allowed.
+ * (km_monotonic_ms(), keymgr/common/clock.h). True when allowed; false when the peer is over
+ * its rate, then *retry_ms (may be NULL) says when the next request would be allowed.
  */
 bool km_ratelimit_take(km_ratelimit_t *rl, const void *key, size_t key_len, uint64_t now_ms,
                        unsigned *retry_ms);
-
-/* CLOCK_MONOTONIC in milliseconds, for callers of km_ratelimit_take(). */
-uint64_t km_ratelimit_now_ms(void);

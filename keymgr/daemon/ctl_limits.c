@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "keymgr/common/clock.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/ratelimit.h"
 #include "keymgr/daemon/control_proto.h"
@@ -97,7 +98,7 @@ bool kd_ctl_limits_admit(kd_ctl_limits_t *l, int fd, uid_t uid)
 	}
 	bool ok = slot != NULL && held < l->per_peer;
 	if (ok)
-		*slot = (conn_t){ fd, uid, km_ratelimit_now_ms() + KM_CTL_TIMEOUT_MS };
+		*slot = (conn_t){ fd, uid, km_monotonic_ms() + KM_CTL_TIMEOUT_MS };
 	pthread_mutex_unlock(&l->lock);
 	return ok;
 }
@@ -120,7 +121,7 @@ void kd_ctl_limits_frame_begin(kd_ctl_limits_t *l, int fd)
 	pthread_mutex_lock(&l->lock);
 	conn_t *c = find(l, fd);
 	if (c != NULL && c->deadline_ms == 0)
-		c->deadline_ms = km_ratelimit_now_ms() + KM_CTL_TIMEOUT_MS;
+		c->deadline_ms = km_monotonic_ms() + KM_CTL_TIMEOUT_MS;
 	pthread_mutex_unlock(&l->lock);
 }
 
@@ -138,7 +139,7 @@ void kd_ctl_limits_frame_end(kd_ctl_limits_t *l, int fd)
 size_t kd_ctl_limits_expire(kd_ctl_limits_t *l)
 {
 	size_t n = 0;
-	uint64_t now = km_ratelimit_now_ms();
+	uint64_t now = km_monotonic_ms();
 	if (l == NULL)
 		return 0;
 	pthread_mutex_lock(&l->lock);
@@ -166,7 +167,7 @@ bool kd_ctl_limits_rate_ok(kd_ctl_limits_t *l, uid_t uid, unsigned *retry_ms)
 {
 	if (l == NULL || l->rate == NULL)
 		return true;
-	return km_ratelimit_take(l->rate, &uid, sizeof(uid), km_ratelimit_now_ms(), retry_ms);
+	return km_ratelimit_take(l->rate, &uid, sizeof(uid), km_monotonic_ms(), retry_ms);
 }
 
 json_t *kd_ctl_limits_rate_reply(unsigned retry_ms)

@@ -34,8 +34,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "keymgr/common/clock.h"
 #include "keymgr/common/error.h"
-#include "keymgr/common/ratelimit.h"
 #include "keymgr/daemon/control_proto.h"
 #include "keymgr/daemon/daemon.h"
 #include "keymgr/daemon/ctl_limits.h"
@@ -276,7 +276,7 @@ static void *conn_main(void *arg)
 				/* Signed, so "keyset" is a valid ENV/NAME. */
 				const char *ref = json_string_value(json_object_get(req, "keyset"));
 				snprintf(sign_env, sizeof(sign_env), "%.*s", (int)strcspn(ref, "/"), ref);
-				uint64_t now = km_ratelimit_now_ms();
+				uint64_t now = km_monotonic_ms();
 				sign_gap_ms = last_sign_ms != 0 ? now - last_sign_ms : UINT64_MAX;
 				last_sign_ms = now;
 				signed_since_wait = true;

@@ -28,6 +28,7 @@
 
 #include <microhttpd.h>
 
+#include "keymgr/common/clock.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/fnv.h"
 #include "keymgr/common/ratelimit.h"
@@ -515,10 +516,10 @@ static bool rate_ok(km_http_t *h, struct MHD_Connection *c)
 		return true;
 	if (sa->sa_family == AF_INET)
 		return km_ratelimit_take(h->rate, &((const struct sockaddr_in *)(const void *)sa)->
-					 sin_addr, 4, km_ratelimit_now_ms(), NULL);
+					 sin_addr, 4, km_monotonic_ms(), NULL);
 	if (sa->sa_family == AF_INET6)
 		return km_ratelimit_take(h->rate, &((const struct sockaddr_in6 *)(const void *)sa)->
-					 sin6_addr, 16, km_ratelimit_now_ms(), NULL);
+					 sin6_addr, 16, km_monotonic_ms(), NULL);
 	return true;
 }
 
