@@ -12,17 +12,12 @@
 #include <string.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/fnv.h"
 #include "pkcs11/internal.h"
 
 static unsigned bucket_of(const uint8_t *id, size_t len)
 {
-	uint32_t h = 2166136261u;       /* FNV-1a */
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= id[i];
-		h *= 16777619u;
-	}
-	return h % KM_P11_CACHE_BUCKETS;
+	return (unsigned)(km_fnv(KM_FNV_INIT, id, len) % KM_P11_CACHE_BUCKETS);
 }
 
 int km_p11_cache_init(km_p11_cache_t *c)
