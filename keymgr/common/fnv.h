@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * FNV-1a, 64 bits: the hash of keymgr's in-memory tables (documents, verifiers, rate-limit
- * buckets) and of the daemon's change fingerprints. Not for anything an attacker could
- * exploit by collision beyond a longer bucket chain, and never stored.
+ * buckets, the token layer's handle cache) and of the daemon's change fingerprints. Not for
+ * anything an attacker could exploit by collision beyond a longer bucket chain, and never
+ * stored.
  */
 #pragma once
 
