@@ -269,12 +269,12 @@ void kd_signing_flush_audit(kd_daemon_t *d);
  * (malloc'd; the reply is {"ok":true,"jwt":JWT}). Otherwise *jwt = NULL and the refusal
  * reply is returned (new reference; NULL when out of memory). */
 json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, char **jwt);
-/* Requests signed, refused by policy, denied to the caller, failed in the token. */
 /* For a connection thread about to wait for its next request, which signed last in env:
  * runs the C_SignInit of one session of env's signing token whose last signature used an EC
  * or EdDSA key (km_token_prepare), so that the next request with the same key only pays
  * C_Sign. Which key signs is still decided per request. */
 void kd_signing_prepare(kd_signing_t *s, const char *env);
+/* Requests signed, refused by policy, denied to the caller, failed in the token. */
 void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4]);
 
 /* --- status.c --- */
