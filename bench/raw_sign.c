@@ -81,6 +81,27 @@ fail:
 	return -1;
 }
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+int bench_raw_parse_id(const char *hex, uint8_t *id, size_t cap, size_t *len)
+{
+	size_t n = strlen(hex) / 2;
+	if (strlen(hex) % 2 != 0 || n == 0 || n > cap)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		id[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*len = n;
+	return 0;
+}
+
 void bench_raw_free(bench_raw_t *r)
 {
 	if (r == NULL)
@@ -90,12 +111,16 @@ void bench_raw_free(bench_raw_t *r)
 	free(r);
 }
 
-int bench_raw_sign(bench_raw_t *r, int idx, const uint8_t *in, size_t len)
+int bench_raw_sign_init(bench_raw_t *r, int idx)
+{
+	CK_MECHANISM mech = { r->rsa ? CKM_SHA256_RSA_PKCS : CKM_ECDSA, NULL, 0 };
+	return r->fl->C_SignInit(r->sessions[idx], &mech, r->key) == CKR_OK ? 0 : -1;
+}
+
+int bench_raw_sign_prepared(bench_raw_t *r, int idx, const uint8_t *in, size_t len)
 {
 	uint8_t sig[1024], digest[32];
-	CK_MECHANISM mech = { r->rsa ? CKM_SHA256_RSA_PKCS : CKM_ECDSA, NULL, 0 };
 	CK_ULONG sl = sizeof(sig);
-	CK_SESSION_HANDLE s = r->sessions[idx];
 	if (!r->rsa) {
 		unsigned dl = 0;
 		if (EVP_Digest(in, len, digest, &dl, EVP_sha256(), NULL) != 1)
@@ -103,8 +128,10 @@ int bench_raw_sign(bench_raw_t *r, int idx, const uint8_t *in, size_t len)
 		in = digest;
 		len = dl;
 	}
-	if (r->fl->C_SignInit(s, &mech, r->key) != CKR_OK ||
-	    r->fl->C_Sign(s, (CK_BYTE *)in, len, sig, &sl) != CKR_OK)
-		return -1;
-	return 0;
+	return r->fl->C_Sign(r->sessions[idx], (CK_BYTE *)in, len, sig, &sl) == CKR_OK ? 0 : -1;
+}
+
+int bench_raw_sign(bench_raw_t *r, int idx, const uint8_t *in, size_t len)
+{
+	return bench_raw_sign_init(r, idx) == 0 ? bench_raw_sign_prepared(r, idx, in, len) : -1;
 }

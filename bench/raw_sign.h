@@ -26,8 +26,17 @@ typedef struct bench_raw bench_raw_t;
 int bench_raw_open(const char *module, const char *label, const uint8_t *id, size_t id_len,
                    bool rsa, int n, bench_raw_t **ret);
 
+/* Parses a CKA_ID given in hex (as bench/sign passes it) into id[0..cap). 0 or -1. */
+int bench_raw_parse_id(const char *hex, uint8_t *id, size_t cap, size_t *len);
+
 /* Closes the sessions. NULL ok. */
 void bench_raw_free(bench_raw_t *r);
 
 /* One signature of in[0..len) on session idx (one thread per session). 0 or -1. */
 int bench_raw_sign(bench_raw_t *r, int idx, const uint8_t *in, size_t len);
+
+/* The same signature in two halves, for a server that runs C_SignInit before the request
+ * comes (bench-sign-bare): bench_raw_sign_init, then bench_raw_sign_prepared (the digest and
+ * C_Sign). 0 or -1. */
+int bench_raw_sign_init(bench_raw_t *r, int idx);
+int bench_raw_sign_prepared(bench_raw_t *r, int idx, const uint8_t *in, size_t len);

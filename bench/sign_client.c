@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * bench-sign-client: JWT signing requests through keymgrd's control socket, next to the peer
- * that bounds them: a bare Cryptoki loop (C_SignInit + C_Sign; ES256 hashes with OpenSSL
- * first, as keymgr does for SoftHSM 2.6.1) on the same token and the same key, in this
- * process, with its own sessions. Both run in the same run, on N threads, in alternating
- * rounds so that machine noise hits both alike. bench/sign drives it.
+ * bench-sign-client: JWT signing requests through keymgrd's control socket, next to the two
+ * peers that bound them, on the same token and the same key:
+ *   raw   a bare Cryptoki loop (C_SignInit + C_Sign; ES256 hashes with OpenSSL first, as
+ *         keymgr does for SoftHSM 2.6.1) in this process, with its own sessions: the token's
+ *         own limit;
+ *   bare  the same requests to bench-sign-bare (sign_bare.c), a server that only signs
+ *         (digest + C_Sign) behind the same kind of socket: the limit of any signing
+ *         service behind a Unix socket on this machine.
+ * All three run in the same run, on N threads, in rotating rounds so that machine noise hits
+ * them alike. bench/sign drives it; bench-sign-bare must be next to this program.
  *
  *   bench-sign-client SOCKET ENV/NAME ALG CKA_ID_HEX MODULE TOKEN_LABEL PIN_SOURCE
  *                     THREADS SECONDS [PIPELINE]
@@ -15,7 +20,10 @@
  * (PIPELINE > 1: that many requests in flight per connection, answered in order).
  * Raw path: per thread one session; the token is logged in through km_token_open (the login
  * is shared by the process's sessions). Latency is per request / per C_Sign.
- * Prints: path, threads, signs/s, p50 and p99 latency in microseconds; then the ratio.
+ * Bare path: as the daemon path, one connection per thread to bench-sign-bare, which this
+ * program starts (socket SOCKET.bare) once it knows the size of keymgrd's replies.
+ * Prints: path, threads, signs/s, p50 and p99 latency in microseconds; then the ratio
+ * keymgrd/raw, and CPU time per request.
  *
  *   bench-sign-client --soak SOCKET ENV/NAME THREADS SECONDS [SAMPLE_FILE]
  *
@@ -27,7 +35,9 @@
  * P99_US MAX_US" and, on stderr, the last error.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
+#include <spawn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,6 +46,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,12 +73,15 @@ static int pipeline = 1;
 static uint8_t *frames;          /* frame repeated MAX_PIPELINE times: one send per batch */
 static bench_raw_t *peer;
 static atomic_bool stop;
-static atomic_size_t reply_bytes;   /* a reply frame's size, for the round-trip floor */
+static atomic_size_t reply_bytes;   /* a reply frame's size, for bench-sign-bare's */
+
+typedef enum { PATH_KEYMGRD, PATH_RAW, PATH_BARE, N_PATHS } path_t;
+static const char *const path_names[N_PATHS] = { "keymgrd", "raw", "bare" };
 
 typedef struct {
 	int idx;
-	bool raw;
-	int fd;                 /* daemon path: the thread's connection */
+	path_t path;
+	int fd;                 /* keymgrd and bare paths: the thread's connection */
 	unsigned long ops, errors;
 	double *lat;            /* microseconds */
 	size_t n_lat, cap_lat;
@@ -91,10 +105,12 @@ static void sample(worker_t *w, double us)
 		w->lat[w->n_lat++] = us;
 }
 
-static int connect_daemon(void)
+static int connect_daemon(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		if (fd >= 0)
@@ -253,7 +269,7 @@ static void raw_loop(worker_t *w)
 static void *worker(void *arg)
 {
 	worker_t *w = arg;
-	if (w->raw)
+	if (w->path == PATH_RAW)
 		raw_loop(w);
 	else
 		daemon_loop(w);
@@ -274,7 +290,7 @@ typedef struct {
 	double cpu_daemon, cpu_self;    /* seconds spent during this path's rounds */
 } result_t;
 
-static pid_t daemon_pid;
+static pid_t server_pid[N_PATHS];   /* keymgrd, bench-sign-bare: their CPU time is read */
 
 /* User + system CPU seconds of process pid so far (all its threads), or 0. */
 static double proc_cpu_s(pid_t pid)
@@ -303,17 +319,17 @@ static double self_cpu_s(void)
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* One round of one path on n threads; appends to res. */
-static int run_round(bool raw, int n, double seconds, const int *fds, result_t *res)
+/* One round of one path on n threads (fds: the path's connections); appends to res. */
+static int run_round(path_t path, int n, double seconds, const int *fds, result_t *res)
 {
 	pthread_t th[MAX_THREADS];
 	worker_t w[MAX_THREADS];
 	struct timespec d = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
 	atomic_store(&stop, false);
-	double d0 = raw ? 0 : proc_cpu_s(daemon_pid), s0 = self_cpu_s();
+	double d0 = proc_cpu_s(server_pid[path]), s0 = self_cpu_s();
 	double t0 = now_s();
 	for (int i = 0; i < n; i++) {
-		w[i] = (worker_t){ .idx = i, .raw = raw, .fd = raw ? -1 : fds[i] };
+		w[i] = (worker_t){ .idx = i, .path = path, .fd = fds != NULL ? fds[i] : -1 };
 		w[i].cap_lat = MAX_SAMPLES / 64;
 		w[i].lat = malloc(w[i].cap_lat * sizeof(double));
 		if (w[i].lat == NULL || pthread_create(&th[i], NULL, worker, &w[i]) != 0)
@@ -326,7 +342,7 @@ static int run_round(bool raw, int n, double seconds, const int *fds, result_t *
 		pthread_join(th[i], NULL);
 		res->ops += w[i].ops;
 		if (w[i].errors > 0) {
-			fprintf(stderr, "%s path: %lu errors (last: %s)\n", raw ? "raw" : "keymgrd",
+			fprintf(stderr, "%s path: %lu errors (last: %s)\n", path_names[path],
 			        w[i].errors, w[i].last_error[0] ? w[i].last_error : "C_Sign failed");
 			rc = -1;
 		}
@@ -340,8 +356,7 @@ static int run_round(bool raw, int n, double seconds, const int *fds, result_t *
 	}
 	res->elapsed += now_s() - t0;
 	res->cpu_self += self_cpu_s() - s0;
-	if (!raw)
-		res->cpu_daemon += proc_cpu_s(daemon_pid) - d0;
+	res->cpu_daemon += proc_cpu_s(server_pid[path]) - d0;
 	return rc;
 }
 
@@ -354,95 +369,53 @@ static double pct(result_t *r, double p)
 	return r->lat[i];
 }
 
-static int hexval(char c)
+/* Starts bench-sign-bare (next to this program) on SOCKET.bare for alg and key id_hex, with
+ * replies of keymgrd's size, and connects n times. 0, or -1 with a message. */
+static int start_bare(const char *const *tok_args, const char *alg, const char *id_hex, int n,
+                      int *fds)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* ---- the floor of strict request/reply: one Unix-socket round trip, no work ---- */
-
-typedef struct {
-	int fd;
-	size_t reply_len;
-} echo_arg_t;
-
-/* Answers each request frame with a reply of reply_len bytes, waiting as keymgrd does
- * (poll, then recv; one send per reply). */
-static void *echo_main(void *arg)
-{
-	echo_arg_t *e = arg;
-	uint8_t buf[8192], reply[4096] = { 0 };
-	size_t have = 0;
-	for (;;) {
-		struct pollfd pfd = { .fd = e->fd, .events = POLLIN };
-		if (poll(&pfd, 1, -1) < 0)
-			continue;
-		ssize_t r = recv(e->fd, buf + have, sizeof(buf) - have, 0);
-		if (r <= 0)
-			return NULL;
-		have += (size_t)r;
-		while (have >= frame_len) {
-			if (!send_all(e->fd, reply, e->reply_len))
-				return NULL;
-			memmove(buf, buf + frame_len, have - frame_len);
-			have -= frame_len;
-		}
-	}
-}
-
-/* p50 and p99 of a strict round trip of the request frame and a reply of reply_len bytes
- * between two threads over a socketpair: what a request costs before any work. */
-static int measure_rtt(double seconds, size_t reply_len, double *p50, double *p99)
-{
-	int sv[2];
-	pthread_t th;
-	echo_arg_t e = { .reply_len = reply_len < 4096 ? reply_len : 4096 };
-	worker_t *w = calloc(1, sizeof(*w));
-	if (w == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-		free(w);
+	char self[PATH_MAX], prog[PATH_MAX + 32], sock[PATH_MAX], len[32], conns[16], line[16];
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash = sl > 0 ? memrchr(self, '/', (size_t)sl) : NULL;
+	if (slash == NULL)
+		return -1;
+	*slash = '\0';
+	snprintf(prog, sizeof(prog), "%s/bench-sign-bare", self);
+	snprintf(sock, sizeof(sock), "%s.bare", sock_path);
+	snprintf(len, sizeof(len), "%zu", atomic_load(&reply_bytes));
+	snprintf(conns, sizeof(conns), "%d", n);
+	char *argv[] = { prog, sock, (char *)tok_args[0], (char *)tok_args[1],
+	                 (char *)tok_args[2], (char *)alg, (char *)id_hex, len, conns, NULL };
+	int out[2];
+	posix_spawn_file_actions_t fa;
+	if (pipe(out) != 0)
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+	posix_spawn_file_actions_addclose(&fa, out[0]);
+	unlink(sock);
+	extern char **environ;
+	int rc = posix_spawn(&server_pid[PATH_BARE], prog, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(out[1]);
+	FILE *f = rc == 0 ? fdopen(out[0], "r") : NULL;
+	bool ready = f != NULL && fgets(line, sizeof(line), f) != NULL &&
+	             strcmp(line, "ready\n") == 0;
+	if (f != NULL)
+		fclose(f);
+	else
+		close(out[0]);
+	if (rc != 0)
+		server_pid[PATH_BARE] = 0;
+	if (!ready) {
+		fprintf(stderr, "cannot start %s\n", prog);
 		return -1;
 	}
-	e.fd = sv[1];
-	w->fd = w->rfd = sv[0];
-	w->cap_lat = MAX_SAMPLES / 64;
-	w->lat = malloc(w->cap_lat * sizeof(double));
-	if (w->lat == NULL || pthread_create(&th, NULL, echo_main, &e) != 0) {
-		free(w->lat);
-		free(w);
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
-	double end = now_s() + seconds;
-	while (now_s() < end) {
-		double t0 = now_s();
-		uint8_t buf[4096];
-		size_t got = 0;
-		if (!send_all(w->fd, frame, frame_len))
-			break;
-		while (got < e.reply_len) {
-			struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
-			if (poll(&pfd, 1, -1) < 0)
-				continue;
-			ssize_t r = recv(w->fd, buf, sizeof(buf), MSG_DONTWAIT);
-			if (r <= 0 && !(r < 0 && errno == EAGAIN))
-				goto done;
-			if (r > 0)
-				got += (size_t)r;
+	for (int i = 0; i < n; i++)
+		if ((fds[i] = connect_daemon(sock)) < 0) {
+			fprintf(stderr, "cannot connect to %s\n", sock);
+			return -1;
 		}
-		sample(w, (now_s() - t0) * 1e6);
-	}
-done:
-	shutdown(sv[0], SHUT_RDWR);
-	pthread_join(th, NULL);
-	close(sv[0]);
-	close(sv[1]);
-	result_t res = { .lat = w->lat, .n_lat = w->n_lat };
-	*p50 = pct(&res, 0.5);
-	*p99 = pct(&res, 0.99);
-	free(w->lat);
-	free(w);
 	return 0;
 }
 
@@ -474,7 +447,7 @@ static void *soak_loop(void *arg)
 	worker_t *w = &s->w;
 	s->w.reply = s->body;
 	while (now_s() < soak_deadline) {
-		if (w->fd < 0 && (w->fd = connect_daemon()) < 0) {
+		if (w->fd < 0 && (w->fd = connect_daemon(sock_path)) < 0) {
 			soak_fail(s);
 			snprintf(w->last_error, sizeof(w->last_error), "cannot connect");
 			struct timespec d = { 0, 10000000 };
@@ -635,14 +608,10 @@ int main(int argc, char **argv)
 	}
 	bool rsa = strcmp(alg, "RS256") == 0;
 	uint8_t id[64];
-	size_t id_len = strlen(hex) / 2;
-	if (strlen(hex) % 2 != 0 || id_len == 0 || id_len > sizeof(id))
+	size_t id_len = 0;
+	if (bench_raw_parse_id(hex, id, sizeof(id), &id_len) != 0) {
+		fprintf(stderr, "bad CKA_ID_HEX\n");
 		return 2;
-	for (size_t i = 0; i < id_len; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return 2;
-		id[i] = (uint8_t)(hi << 4 | lo);
 	}
 	char req[512];
 	int rl = snprintf(req, sizeof(req), "{\"op\":\"sign\",\"keyset\":\"%s\",\"claims\":{\"sub\":"
@@ -666,9 +635,10 @@ int main(int argc, char **argv)
 	km_token_t *tok = NULL;
 	char err[512];
 	int rc = 1;
-	int fds[MAX_THREADS];
+	int fds[MAX_THREADS], bare_fds[MAX_THREADS];
 	for (int i = 0; i < threads; i++)
-		fds[i] = -1;
+		fds[i] = bare_fds[i] = -1;
+	result_t res[N_PATHS] = { { 0 } }, warm = { 0 };
 	if (km_token_open(&cfg, &tok, err, sizeof(err)) != KM_EOK) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -676,50 +646,64 @@ int main(int argc, char **argv)
 	if (bench_raw_open(argv[5], argv[6], id, id_len, rsa, threads, &peer) != 0)
 		goto out;
 	for (int i = 0; i < threads; i++)
-		if ((fds[i] = connect_daemon()) < 0) {
+		if ((fds[i] = connect_daemon(sock_path)) < 0) {
 			fprintf(stderr, "cannot connect to %s\n", sock_path);
 			goto out;
 		}
 	struct ucred cred;
 	socklen_t cl = sizeof(cred);
 	if (getsockopt(fds[0], SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
-		daemon_pid = cred.pid;
-	result_t res[2] = { { 0 }, { 0 } };   /* 0 = keymgrd, 1 = raw */
-	result_t warm = { 0 };
-	if (run_round(false, threads, 0.3, fds, &warm) != 0 ||
-	    run_round(true, threads, 0.3, fds, &warm) != 0)
+		server_pid[PATH_KEYMGRD] = cred.pid;
+	/* keymgrd's warm-up tells the size of its replies, which the bare server copies. */
+	const char *const tok_args[] = { argv[5], argv[6], argv[7] };
+	if (run_round(PATH_KEYMGRD, threads, 0.3, fds, &warm) != 0 ||
+	    start_bare(tok_args, alg, hex, threads, bare_fds) != 0 ||
+	    run_round(PATH_BARE, threads, 0.3, bare_fds, &warm) != 0 ||
+	    run_round(PATH_RAW, threads, 0.3, NULL, &warm) != 0)
 		goto out;
-	free(warm.lat);
 	int rounds = seconds < 0.5 ? 1 : (int)(seconds / 0.25);
 	for (int r = 0; r < rounds; r++)
-		for (int k = 0; k < 2; k++) {
-			int path = (r + k) % 2;
-			if (run_round(path == 1, threads, seconds / rounds, fds, &res[path]) != 0)
+		for (int k = 0; k < N_PATHS; k++) {
+			path_t path = (path_t)((r + k) % N_PATHS);
+			if (run_round(path, threads, seconds / rounds,
+			              path == PATH_KEYMGRD ? fds : path == PATH_BARE ? bare_fds : NULL,
+			              &res[path]) != 0)
 				goto out;
 		}
-	double km = (double)res[0].ops / res[0].elapsed, rs = (double)res[1].ops / res[1].elapsed;
-	printf("%s %d keymgrd %.0f %.0f %.0f\n", alg, threads, km, pct(&res[0], 0.5),
-	       pct(&res[0], 0.99));
-	printf("%s %d raw %.0f %.0f %.0f\n", alg, threads, rs, pct(&res[1], 0.5),
-	       pct(&res[1], 0.99));
-	printf("%s %d ratio %.3f\n", alg, threads, km / rs);
-	/* CPU microseconds per request: keymgrd, this client on the keymgrd path, raw. */
-	printf("%s %d cpu %.1f %.1f %.1f\n", alg, threads,
-	       res[0].ops ? res[0].cpu_daemon * 1e6 / (double)res[0].ops : 0,
-	       res[0].ops ? res[0].cpu_self * 1e6 / (double)res[0].ops : 0,
-	       res[1].ops ? res[1].cpu_self * 1e6 / (double)res[1].ops : 0);
-	free(res[0].lat);
-	free(res[1].lat);
-	/* The floor of strict request/reply on this machine, right after: a round trip of the same
-	 * request and a reply of the daemon's size, with no work. */
-	double r50 = 0, r99 = 0;
-	if (measure_rtt(0.5, atomic_load(&reply_bytes), &r50, &r99) == 0)
-		printf("%s %d rtt %.1f %.1f\n", alg, threads, r50, r99);
+	for (int p = 0; p < N_PATHS; p++)
+		printf("%s %d %s %.0f %.0f %.0f\n", alg, threads, path_names[p],
+		       (double)res[p].ops / res[p].elapsed, pct(&res[p], 0.5), pct(&res[p], 0.99));
+	printf("%s %d ratio %.3f\n", alg, threads,
+	       ((double)res[PATH_KEYMGRD].ops / res[PATH_KEYMGRD].elapsed) /
+	       ((double)res[PATH_RAW].ops / res[PATH_RAW].elapsed));
+	/* CPU microseconds per request: keymgrd, this client on the keymgrd path, raw; then the
+	 * bare server, and this client on the bare path. */
+	double per[N_PATHS][2];
+	for (int p = 0; p < N_PATHS; p++) {
+		per[p][0] = res[p].ops ? res[p].cpu_daemon * 1e6 / (double)res[p].ops : 0;
+		per[p][1] = res[p].ops ? res[p].cpu_self * 1e6 / (double)res[p].ops : 0;
+	}
+	printf("%s %d cpu %.1f %.1f %.1f %.1f %.1f\n", alg, threads, per[PATH_KEYMGRD][0],
+	       per[PATH_KEYMGRD][1], per[PATH_RAW][1], per[PATH_BARE][0], per[PATH_BARE][1]);
 	rc = 0;
 out:
-	for (int i = 0; i < threads; i++)
+	for (int i = 0; i < threads; i++) {
 		if (fds[i] >= 0)
 			close(fds[i]);
+		if (bare_fds[i] >= 0)
+			close(bare_fds[i]);
+	}
+	if (server_pid[PATH_BARE] > 0) {
+		int st = 0;   /* it exits once its connections are closed */
+		if (waitpid(server_pid[PATH_BARE], &st, 0) > 0 &&
+		    (!WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
+			fprintf(stderr, "bench-sign-bare failed\n");
+			rc = 1;
+		}
+	}
+	for (int p = 0; p < N_PATHS; p++)
+		free(res[p].lat);
+	free(warm.lat);
 	bench_raw_free(peer);
 	km_token_free(tok);
 	free(frames);
