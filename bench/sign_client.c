@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -695,6 +696,8 @@ out:
 	}
 	if (server_pid[PATH_BARE] > 0) {
 		int st = 0;   /* it exits once its connections are closed */
+		if (rc != 0)
+			kill(server_pid[PATH_BARE], SIGTERM);   /* it may still wait for them */
 		if (waitpid(server_pid[PATH_BARE], &st, 0) > 0 &&
 		    (!WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
 			fprintf(stderr, "bench-sign-bare failed\n");
