@@ -696,9 +696,10 @@ out:
 	}
 	if (server_pid[PATH_BARE] > 0) {
 		int st = 0;   /* it exits once its connections are closed */
-		if (rc != 0)
-			kill(server_pid[PATH_BARE], SIGTERM);   /* it may still wait for them */
-		if (waitpid(server_pid[PATH_BARE], &st, 0) > 0 &&
+		bool killed = rc != 0;   /* it may still wait for them */
+		if (killed)
+			kill(server_pid[PATH_BARE], SIGTERM);
+		if (waitpid(server_pid[PATH_BARE], &st, 0) > 0 && !killed &&
 		    (!WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
 			fprintf(stderr, "bench-sign-bare failed\n");
 			rc = 1;
