@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "bench/raw_sign.h"
+#include "bench/socket_io.h"
 #include "keymgr/common/error.h"
 #include "pkcs11/token.h"
 
@@ -47,19 +48,6 @@ typedef struct {
 	int idx;
 	int fd;
 } conn_t;
-
-static bool send_all(int fd, const uint8_t *buf, size_t len)
-{
-	for (size_t off = 0; off < len;) {
-		ssize_t r = send(fd, buf + off, len - off, MSG_NOSIGNAL);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return false;
-		off += (size_t)r;
-	}
-	return true;
-}
 
 /* Whole frames at the start of buf[0..have), up to max; *first_len is the first's body. */
 static size_t whole_frames(const uint8_t *buf, size_t have, size_t max, size_t *first_len)
@@ -107,7 +95,7 @@ static void *serve(void *arg)
 	while (in != NULL && out != NULL) {
 		size_t len = 0;
 		if (whole_frames(in, have, 1, &len) == 0) {
-			if (batched > 0 && !send_all(c->fd, out, batched * reply_len))
+			if (batched > 0 && !bench_send_all(c->fd, out, batched * reply_len))
 				break;
 			batched = 0;
 			if (!ready && bench_raw_sign_init(raw, c->idx) != 0)
@@ -134,7 +122,7 @@ static void *serve(void *arg)
 			left = whole_frames(in, have, batched + 1, &len);
 		}
 		if (batched == MAX_BATCH || (left > 0 && left <= batched)) {
-			if (!send_all(c->fd, out, batched * reply_len))
+			if (!bench_send_all(c->fd, out, batched * reply_len))
 				break;
 			batched = 0;
 		}

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "bench/raw_sign.h"
+#include "bench/socket_io.h"
 #include "keymgr/common/error.h"
 #include "pkcs11/token.h"
 
@@ -186,23 +187,9 @@ static bool read_reply(worker_t *w)
 	return true;
 }
 
-static bool send_all(int fd, const uint8_t *buf, size_t len)
-{
-	size_t off = 0;
-	while (off < len) {
-		ssize_t r = send(fd, buf + off, len - off, MSG_NOSIGNAL);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return false;
-		off += (size_t)r;
-	}
-	return true;
-}
-
 static bool send_frame(int fd)
 {
-	return send_all(fd, frame, frame_len);
+	return bench_send_all(fd, frame, frame_len);
 }
 
 /* Whether a whole reply frame is already in w's buffer (read without waiting). */
@@ -229,7 +216,7 @@ static void daemon_loop(worker_t *w)
 			double t = now_s();
 			for (int i = 0; i < k; i++)
 				sent_at[(head + (unsigned)(inflight + i)) % MAX_PIPELINE] = t;
-			if (!send_all(w->fd, frames, frame_len * (size_t)k)) {
+			if (!bench_send_all(w->fd, frames, frame_len * (size_t)k)) {
 				w->errors++;
 				snprintf(w->last_error, sizeof(w->last_error), "send failed");
 				return;
