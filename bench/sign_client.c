@@ -37,9 +37,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,8 +365,10 @@ static int start_bare(const char *const *tok_args, const char *alg, const char *
 	char self[PATH_MAX], prog[PATH_MAX + 32], sock[PATH_MAX], len[32], conns[16], line[16];
 	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	char *slash = sl > 0 ? memrchr(self, '/', (size_t)sl) : NULL;
-	if (slash == NULL)
+	if (slash == NULL) {
+		fprintf(stderr, "cannot find this program's folder (/proc/self/exe)\n");
 		return -1;
+	}
 	*slash = '\0';
 	snprintf(prog, sizeof(prog), "%s/bench-sign-bare", self);
 	snprintf(sock, sizeof(sock), "%s.bare", sock_path);
