@@ -92,7 +92,12 @@ static void *serve(void *arg)
 	uint8_t *in = malloc(IN_CAP), *out = malloc(MAX_BATCH * reply_len);
 	size_t have = 0, batched = 0;
 	bool ready = false;   /* a C_SignInit waits on this connection's session */
-	while (in != NULL && out != NULL) {
+	if (in == NULL || out == NULL) {
+		fprintf(stderr, "bench-sign-bare: out of memory on connection %d\n", c->idx);
+		atomic_store(&failed, 1);
+		goto out;
+	}
+	for (;;) {
 		size_t len = 0;
 		if (whole_frames(in, have, 1, &len) == 0) {
 			if (batched > 0 && !bench_send_all(c->fd, out, batched * reply_len))
