@@ -27,9 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keymgr/common/clock.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/secret.h"
-#include "keymgr/common/clock.h"
 #include "pkcs11/internal.h"
 #include "pkcs11/pin.h"
 

@@ -162,6 +162,15 @@ static char *calls_take(void)
 	return log;
 }
 
+/* The calls since the last take ran exactly n successful C_SignInit (any key). */
+static void expect_inits(size_t n)
+{
+	char *log = calls_take();
+	if (inits_with(log, 0) != n)
+		fail_msg("expected %zu successful C_SignInit, the token saw:\n%s", n, log);
+	free(log);
+}
+
 /* The next signature with the same key consumes the prepared operation: C_Sign only. */
 static void test_prepare_consumed_by_next_signature(void **state)
 {
@@ -194,9 +203,7 @@ static void test_prepare_consumed_by_next_signature(void **state)
 	assert_int_equal(km_token_prepare(one, 4), 1);
 	p11calls_reset();
 	sign_ok(one, &ed);
-	log = calls_take();
-	assert_int_equal(inits_with(log, 0), 0);
-	free(log);
+	expect_inits(0);
 }
 
 /* A signature with another key (or algorithm) never consumes an operation prepared for the
@@ -375,13 +382,9 @@ static void test_prepare_skips_rsa(void **state)
 	sign_ok(one, &a);
 	sign_ok(one, &rsa);
 	assert_int_equal(km_token_prepare(one, 4), 0);
-	char *log = calls_take();
-	assert_int_equal(inits_with(log, 0), 2);
-	free(log);
+	expect_inits(2);
 	sign_ok(one, &rsa);
-	log = calls_take();
-	assert_int_equal(inits_with(log, 0), 1);
-	free(log);
+	expect_inits(1);
 }
 
 /* The session of a prepared operation lost: that signature fails, the next one re-opens the
