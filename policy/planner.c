@@ -38,7 +38,13 @@ typedef struct {
 	size_t n_active;
 	slot_t pub[2];             /* the two oldest published keys, by (time, index) */
 	size_t n_pub;
+	/* The successor of a requested rotation: the published key with the earliest
+	 * activate_at, and when it is due (never before its publication + publish_lead). */
+	slot_t req;
 	size_t n_cleanup;          /* removals and destructions due */
+	bool rotating;             /* km_plan_rotate(): a rotation requested now */
+	km_plan_rotate_mode_t mode;
+	km_plan_rotation_t rot;    /* what the requested rotation did */
 } ctx_t;
 
 /* ---------------------------------------------------------------- plan object */
@@ -145,6 +151,7 @@ const char *km_plan_op_name(km_plan_op_t op)
 {
 	static const char *const names[KM_PLAN_OP_COUNT] = {
 		"generate", "publish", "activate", "retire", "remove", "destroy", "revoke",
+		"schedule",
 	};
 	return (unsigned)op < KM_PLAN_OP_COUNT ? names[op] : "unknown";
 }
@@ -198,6 +205,25 @@ static void warn(ctx_t *c, km_plan_warn_t code, size_t key, int64_t until, const
 	va_end(ap);
 }
 
+/* A SCHEDULE action: key activates at `when`. */
+__attribute__((format(printf, 4, 5)))
+static void schedule(ctx_t *c, size_t key, int64_t when, const char *fmt, ...)
+{
+	km_plan_action_t *a = km_plan_push_action(c->plan);
+	if (a == NULL) {
+		c->err = KM_ENOMEM;
+		return;
+	}
+	a->op = KM_PLAN_SCHEDULE;
+	a->key = key;
+	a->at = c->now;
+	a->activate_at = when;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(a->reason, sizeof(a->reason), fmt, ap);
+	va_end(ap);
+}
+
 static void wake_at(ctx_t *c, int64_t t)
 {
 	if (t > c->now && t < c->wake)
@@ -242,6 +268,25 @@ static void pub_pop(ctx_t *c)
 	c->n_pub--;
 }
 
+/* Removes published key idx (it is being activated), wherever it stands in the order. */
+static void pub_remove(ctx_t *c, size_t idx)
+{
+	if (c->pub[0].idx == idx) {
+		pub_pop(c);
+		return;
+	}
+	if (c->pub[1].idx == idx)
+		c->pub[1] = (slot_t){ NONE, INT64_MAX };
+	c->n_pub--;
+}
+
+/* Keeps the requested successor: the earliest due, then the lowest index. */
+static void req_add(ctx_t *c, size_t idx, int64_t due)
+{
+	if (c->req.idx == NONE || slot_less(idx, due, &c->req))
+		c->req = (slot_t){ idx, due };
+}
+
 static size_t new_key(ctx_t *c)
 {
 	return c->n + c->plan->n_new++;
@@ -271,7 +316,11 @@ static int scan(ctx_t *c)
 			pub_add(c, i, c->now);
 			break;
 		case KM_STATE_PUBLISHED:
-			pub_add(c, i, entered(c, i, KM_STATE_PUBLISHED, true));
+			t = entered(c, i, KM_STATE_PUBLISHED, true);
+			pub_add(c, i, t);
+			if (k->activate_at > 0)
+				req_add(c, i, k->activate_at > t + p->publish_lead ? k->activate_at
+				                                                      : t + p->publish_lead);
 			break;
 		case KM_STATE_ACTIVE:
 			t = entered(c, i, KM_STATE_ACTIVE, true);
@@ -328,6 +377,8 @@ static void activate_now(ctx_t *c, bool emergency)
 		k = c->pub[0].idx;
 		published = c->pub[0].t;
 		pub_pop(c);
+		if (k == c->req.idx)
+			c->req = (slot_t){ NONE, INT64_MAX };
 	} else {
 		k = new_key(c);
 		published = c->now;
@@ -358,11 +409,38 @@ static void activate_now(ctx_t *c, bool emergency)
 	c->t_act = c->now;
 }
 
+/* The requested successor's time has come: it activates, the active key retires. */
+static void activate_requested(ctx_t *c)
+{
+	const km_policy_t *p = c->p;
+	char a[32], b[32];
+	size_t next = c->req.idx;
+	int64_t at = c->req.t;
+	int64_t published = entered(c, next, KM_STATE_PUBLISHED, false);
+	act(c, KM_PLAN_RETIRE, c->active, at, false, "requested rotation: the successor's "
+	    "activation time has come");
+	act(c, KM_PLAN_ACTIVATE, next, at, false, "requested rotation: the successor was "
+	    "published %s ago (publish_lead %s)", DUR(c->now - published, a),
+	    DUR(p->publish_lead, b));
+	wake_at(c, c->now + p->retire_retention);
+	pub_remove(c, next);
+	c->req = (slot_t){ NONE, INT64_MAX };
+	c->active = next;
+	c->t_act = c->now;
+}
+
 /* Returns true when the active key is past its period and no successor is ready. */
 static bool rotate(ctx_t *c)
 {
 	const km_policy_t *p = c->p;
 	char a[32], b[32];
+	/* A requested rotation supersedes the period's: its successor activates at its own
+	 * time (at most publish_lead away), and the active key signs until then. */
+	if (c->req.idx != NONE) {
+		if (c->req.t <= c->now)
+			activate_requested(c);
+		return false;
+	}
 	int64_t t_rot = c->t_act + p->rotation_period;
 	if (c->now < t_rot)
 		return false;
@@ -389,7 +467,8 @@ static void refill(ctx_t *c)
 	char a[32];
 	int64_t t_succ = c->t_act + p->rotation_period - p->publish_lead;
 	size_t standby = p->standby ? 1 : 0;
-	size_t need = standby + (c->now >= t_succ ? 1 : 0);
+	bool requested = c->req.idx != NONE;   /* a successor waits for its requested time */
+	size_t need = standby + (c->now >= t_succ || requested ? 1 : 0);
 	while (c->n_pub < need && c->err == KM_EOK) {
 		size_t k = new_key(c);
 		if (c->n_pub < standby) {
@@ -397,6 +476,11 @@ static void refill(ctx_t *c)
 			    "ahead");
 			act(c, KM_PLAN_PUBLISH, k, c->now, false, "standby: in the JWKS at least "
 			    "publish_lead before an emergency may need it");
+		} else if (p->standby && requested) {
+			act(c, KM_PLAN_GENERATE, k, c->now, false, "next standby: a requested rotation "
+			    "takes the current one");
+			act(c, KM_PLAN_PUBLISH, k, c->now, false, "next standby: ready when the "
+			    "requested successor activates, so a ready standby always remains");
 		} else if (p->standby) {
 			act(c, KM_PLAN_GENERATE, k, t_succ, false, "next standby: the active key's period "
 			    "ends in publish_lead (%s) or less", DUR(p->publish_lead, a));
@@ -410,6 +494,126 @@ static void refill(ctx_t *c)
 		}
 		pub_add(c, k, c->now);
 	}
+}
+
+/* ---------------------------------------------------------------- requested rotation */
+
+/* Generates and publishes a new key now for a requested rotation; returns its number. */
+static size_t rotation_new_key(ctx_t *c)
+{
+	size_t k = new_key(c);
+	act(c, KM_PLAN_GENERATE, k, c->now, false, "requested rotation: a new successor");
+	act(c, KM_PLAN_PUBLISH, k, c->now, false, "requested rotation: in the JWKS publish_lead "
+	    "before it signs");
+	return k;
+}
+
+/* ROTATE_NOW: a successor signs at once; the pending or oldest published one if any. */
+static void rotate_now(ctx_t *c)
+{
+	const km_policy_t *p = c->p;
+	char a[32], b[32], d[32];
+	size_t k;
+	int64_t published;
+	if (c->req.idx != NONE) {
+		k = c->req.idx;
+		published = entered(c, k, KM_STATE_PUBLISHED, false);
+		pub_remove(c, k);
+		c->req = (slot_t){ NONE, INT64_MAX };
+	} else if (c->n_pub > 0) {
+		k = c->pub[0].idx;
+		published = c->pub[0].t;
+		pub_pop(c);
+	} else {
+		k = rotation_new_key(c);
+		published = c->now;
+	}
+	int64_t age = c->now - published;
+	bool early = age < p->publish_lead;
+	act(c, KM_PLAN_RETIRE, c->active, c->now, false, "rotation by hand, at once");
+	act(c, KM_PLAN_ACTIVATE, k, c->now, early, "rotation by hand, at once: the successor was "
+	    "published %s ago (publish_lead %s)", DUR(age, a), DUR(p->publish_lead, b));
+	if (early) {
+		int64_t gap = published + p->jwks_max_age - c->now;
+		c->plan->gap = gap > 0 ? gap : 0;
+		warn(c, KM_PLAN_W_EARLY, k, c->now + c->plan->gap, "rotation at once: the new "
+		     "signing key was published %s ago, less than publish_lead (%s): verifiers that "
+		     "do not refetch on an unknown kid may reject its tokens for up to %s",
+		     DUR(age, a), DUR(p->publish_lead, b), DUR(c->plan->gap, d));
+	}
+	wake_at(c, c->now + p->retire_retention);
+	c->active = k;
+	c->t_act = c->now;
+	c->rot = (km_plan_rotation_t){ early ? KM_PLAN_ROTATED_EARLY : KM_PLAN_ROTATED_PROMOTED,
+	                               k, c->now };
+}
+
+/* Promotes published key k (pub[0], ready) now: the active key retires. */
+static void promote_now(ctx_t *c)
+{
+	const km_policy_t *p = c->p;
+	char a[32], b[32];
+	size_t k = c->pub[0].idx;
+	act(c, KM_PLAN_RETIRE, c->active, c->now, false, "requested rotation");
+	act(c, KM_PLAN_ACTIVATE, k, c->now, false, "requested rotation: the successor was "
+	    "published %s ago (publish_lead %s)", DUR(c->now - c->pub[0].t, a),
+	    DUR(p->publish_lead, b));
+	wake_at(c, c->now + p->retire_retention);
+	pub_pop(c);
+	c->active = k;
+	c->t_act = c->now;
+	c->rot = (km_plan_rotation_t){ KM_PLAN_ROTATED_PROMOTED, k, c->now };
+}
+
+/* km_plan_rotate(): the successor of a rotation requested now (planner.h has the rules). */
+static void request_rotation(ctx_t *c)
+{
+	const km_policy_t *p = c->p;
+	char a[32];
+	if (c->mode == KM_PLAN_ROTATE_NOW) {
+		rotate_now(c);
+		return;
+	}
+	if (c->req.idx != NONE) {
+		if (c->req.t <= c->now) {   /* due anyway: as km_plan_compute() would */
+			c->rot = (km_plan_rotation_t){ KM_PLAN_ROTATED_PROMOTED, c->req.idx, c->now };
+			activate_requested(c);
+			return;
+		}
+		if (c->mode != KM_PLAN_ROTATE_ANOTHER) {
+			c->rot = (km_plan_rotation_t){ KM_PLAN_ROTATED_PENDING, c->req.idx, c->req.t };
+			return;
+		}
+		/* One more rotation after the pending one: its successor follows at its own time. */
+		size_t k = rotation_new_key(c);
+		int64_t when = c->now + p->publish_lead;
+		schedule(c, k, when, "requested rotation after the pending one: activates once "
+		         "published for publish_lead (%s)", DUR(p->publish_lead, a));
+		pub_add(c, k, c->now);
+		c->rot = (km_plan_rotation_t){ KM_PLAN_ROTATED_NEW, k, when };
+		return;
+	}
+	if (c->n_pub > 0 && c->pub[0].t + p->publish_lead <= c->now) {
+		promote_now(c);
+		return;
+	}
+	size_t k;
+	int64_t when;
+	km_plan_rotated_t outcome;
+	if (c->n_pub > 0) {
+		k = c->pub[0].idx;
+		when = c->pub[0].t + p->publish_lead;
+		outcome = KM_PLAN_ROTATED_SCHEDULED;
+	} else {
+		k = rotation_new_key(c);
+		when = c->now + p->publish_lead;
+		outcome = KM_PLAN_ROTATED_NEW;
+		pub_add(c, k, c->now);
+	}
+	schedule(c, k, when, "requested rotation: activates once published for publish_lead (%s)",
+	         DUR(p->publish_lead, a));
+	c->req = (slot_t){ k, when };
+	c->rot = (km_plan_rotation_t){ outcome, k, when };
 }
 
 /* ---------------------------------------------------------------- pass 2 */
@@ -463,7 +667,8 @@ static void revoke_first(ctx_t *c)
 }
 
 static int run(km_plan_t *plan, const km_plan_key_t *keys, size_t n, const km_policy_t *p,
-               int64_t now, size_t revoke)
+               int64_t now, size_t revoke, const km_plan_rotate_mode_t *rotate_mode,
+               km_plan_rotation_t *rot)
 {
 	int r = KM_EINVAL;
 	if (plan == NULL)
@@ -477,7 +682,9 @@ static int run(km_plan_t *plan, const km_plan_key_t *keys, size_t n, const km_po
 	ctx_t c = {
 		.plan = plan, .keys = keys, .n = n, .p = p, .now = now, .revoke = revoke,
 		.err = KM_EOK, .wake = INT64_MAX, .active = NONE,
-		.pub = { { NONE, INT64_MAX }, { NONE, INT64_MAX } },
+		.pub = { { NONE, INT64_MAX }, { NONE, INT64_MAX } }, .req = { NONE, INT64_MAX },
+		.rotating = rotate_mode != NULL,
+		.mode = rotate_mode != NULL ? *rotate_mode : KM_PLAN_ROTATE_NORMAL,
 	};
 	if (revoke != NONE) {
 		r = KM_EINVAL;
@@ -494,10 +701,14 @@ static int run(km_plan_t *plan, const km_plan_key_t *keys, size_t n, const km_po
 	if (c.n_active > 1)
 		retire_extra_actives(&c);
 	bool overdue = false;
-	if (c.active == NONE)
+	if (c.active == NONE) {
 		activate_now(&c, revoke != NONE);
-	else
+		c.rot = (km_plan_rotation_t){ KM_PLAN_ROTATED_FIRST, c.active, now };
+	} else if (c.rotating) {
+		request_rotation(&c);
+	} else {
 		overdue = rotate(&c);
+	}
 	refill(&c);
 
 	/* What the key set looks like once the plan is applied. */
@@ -518,6 +729,8 @@ static int run(km_plan_t *plan, const km_plan_key_t *keys, size_t n, const km_po
 		wake_at(&c, t_rot - pp->publish_lead);
 	if (c.n_pub > 0)
 		wake_at(&c, t_rot > ready ? t_rot : ready);
+	if (c.req.idx != NONE)
+		wake_at(&c, c.req.t);
 
 	if (revoke != NONE) {
 		if (pp->destroy_after == 0)
@@ -530,6 +743,8 @@ static int run(km_plan_t *plan, const km_plan_key_t *keys, size_t n, const km_po
 	if ((r = c.err) != KM_EOK)
 		goto out;
 	plan->next_wake = c.wake;
+	if (rot != NULL)
+		*rot = c.rot;
 	r = KM_EOK;
 out:
 	if (r != KM_EOK)
@@ -540,7 +755,7 @@ out:
 int km_plan_compute(km_plan_t *plan, const km_plan_key_t *keys, size_t n, const km_policy_t *p,
                     int64_t now)
 {
-	return run(plan, keys, n, p, now, NONE);
+	return run(plan, keys, n, p, now, NONE, NULL, NULL);
 }
 
 int km_plan_emergency(km_plan_t *plan, const km_plan_key_t *keys, size_t n,
@@ -548,5 +763,20 @@ int km_plan_emergency(km_plan_t *plan, const km_plan_key_t *keys, size_t n,
 {
 	if (revoke == NONE)
 		return KM_EINVAL;
-	return run(plan, keys, n, p, now, revoke);
+	return run(plan, keys, n, p, now, revoke, NULL, NULL);
+}
+
+int km_plan_rotate(km_plan_t *plan, const km_plan_key_t *keys, size_t n, const km_policy_t *p,
+                   int64_t now, km_plan_rotate_mode_t mode, km_plan_rotation_t *ret)
+{
+	km_plan_rotation_t rot;
+	if ((unsigned)mode > KM_PLAN_ROTATE_NOW) {
+		if (plan != NULL)
+			km_plan_reset(plan);
+		return KM_EINVAL;
+	}
+	int r = run(plan, keys, n, p, now, NONE, &mode, &rot);
+	if (r == KM_EOK && ret != NULL)
+		*ret = rot;
+	return r;
 }

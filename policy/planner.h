@@ -38,6 +38,10 @@ typedef struct {
 	 * the current state is treated as `now` (always the safe direction: it delays the next
 	 * step) and reported as a KM_PLAN_W_BAD_RECORD warning. */
 	int64_t at[KM_STATE_COUNT];
+	/* A published key that a requested rotation (km_plan_rotate) made the successor: it
+	 * activates at this time (unix seconds; never earlier than its publication plus
+	 * publish_lead), retiring the active key. 0 = no request. Read for published keys only. */
+	int64_t activate_at;
 } km_plan_key_t;
 
 typedef enum {
@@ -48,6 +52,8 @@ typedef enum {
 	KM_PLAN_REMOVE,        /* take it out of the JWKS; the token keeps it */
 	KM_PLAN_DESTROY,       /* destroy the token objects; the record stays */
 	KM_PLAN_REVOKE,        /* emergency: out of the JWKS at once (km_plan_emergency only) */
+	KM_PLAN_SCHEDULE,      /* record a requested rotation: the published key activates at
+	                        * `activate_at` (km_plan_rotate only); its state does not change */
 	KM_PLAN_OP_COUNT
 } km_plan_op_t;
 
@@ -58,7 +64,8 @@ typedef struct {
 	size_t key;
 	int64_t at;            /* when it became due (<= now for km_plan_compute) */
 	bool early;            /* ACTIVATE of a key published less than publish_lead ago:
-	                        * only at bootstrap or in an emergency; see the gap */
+	                        * only at bootstrap, in an emergency or a forced rotation */
+	int64_t activate_at;   /* SCHEDULE: when the key activates; 0 for every other op */
 	char reason[KM_PLAN_TEXT_MAX];
 } km_plan_action_t;
 
@@ -109,6 +116,50 @@ int km_plan_compute(km_plan_t *plan, const km_plan_key_t *keys, size_t n, const 
  */
 int km_plan_emergency(km_plan_t *plan, const km_plan_key_t *keys, size_t n,
                       const km_policy_t *p, int64_t now, size_t revoke);
+
+/* How a requested rotation (km_plan_rotate) is carried out. */
+typedef enum {
+	KM_PLAN_ROTATE_NORMAL = 0,  /* the successor activates once published for publish_lead */
+	KM_PLAN_ROTATE_ANOTHER,     /* a rotation is pending already: request one more after it */
+	KM_PLAN_ROTATE_NOW,         /* activate a successor now, skipping the publish lead */
+} km_plan_rotate_mode_t;
+
+/* What a requested rotation does, for the caller to report. */
+typedef enum {
+	KM_PLAN_ROTATED_PROMOTED = 0, /* a key published >= publish_lead ago activated now */
+	KM_PLAN_ROTATED_SCHEDULED,    /* a waiting published key activates at `at` */
+	KM_PLAN_ROTATED_NEW,          /* a new key is published now and activates at `at` */
+	KM_PLAN_ROTATED_PENDING,      /* a rotation was pending already: nothing was added */
+	KM_PLAN_ROTATED_FIRST,        /* no active key: the successor activated at once */
+	KM_PLAN_ROTATED_EARLY,        /* ROTATE_NOW: activated before publish_lead (see the gap) */
+} km_plan_rotated_t;
+
+typedef struct {
+	km_plan_rotated_t outcome;
+	size_t key;            /* the successor, numbered like km_plan_action_t.key */
+	int64_t at;            /* when it activates (now for PROMOTED, FIRST and EARLY) */
+} km_plan_rotation_t;
+
+/*
+ * A rotation requested by hand at `now` (`keymgr rotate`). The successor is chosen by rule,
+ * in this order:
+ *   - no active key: the oldest published key, or a new one, activates at once (FIRST);
+ *   - ROTATE_NOW: the pending successor, else the oldest published key, else a new key,
+ *     activates at once (EARLY when published less than publish_lead ago);
+ *   - a rotation already pending (a published key with activate_at): nothing is added
+ *     (PENDING, naming that key and its time); with ROTATE_ANOTHER a new key is published
+ *     and scheduled publish_lead from now, after the pending one (NEW);
+ *   - the oldest published key (a standby, or a successor published by the schedule):
+ *     promoted at once if published >= publish_lead ago (PROMOTED), otherwise scheduled at
+ *     its publication + publish_lead (SCHEDULED);
+ *   - otherwise a new key is published and scheduled publish_lead from now (NEW).
+ * A scheduled key gets a SCHEDULE action with its activate_at; km_plan_compute() activates it
+ * then. The plan also holds what km_plan_compute() would add after the rotation (a new
+ * standby), so applying it and planning again at `now` gives nothing more to do.
+ * *ret (may be NULL) says what happened. Returns as km_plan_compute().
+ */
+int km_plan_rotate(km_plan_t *plan, const km_plan_key_t *keys, size_t n, const km_policy_t *p,
+                   int64_t now, km_plan_rotate_mode_t mode, km_plan_rotation_t *ret);
 
 /*
  * The future, for `keymgr plan --horizon`: simulates a daemon that ticks exactly at every

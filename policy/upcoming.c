@@ -20,6 +20,7 @@ static const km_state_t op_state[KM_PLAN_OP_COUNT] = {
 	[KM_PLAN_REMOVE] = KM_STATE_REMOVED,
 	[KM_PLAN_DESTROY] = KM_STATE_DESTROYED,
 	[KM_PLAN_REVOKE] = KM_STATE_REVOKED,
+	[KM_PLAN_SCHEDULE] = KM_STATE_PUBLISHED,   /* not used: a SCHEDULE changes no state */
 };
 
 typedef struct {
@@ -65,8 +66,12 @@ static int apply_step(sim_t *s, const km_plan_t *step, int64_t t, size_t n_user,
 		if (idx >= s->n || (unsigned)a->op >= KM_PLAN_OP_COUNT)
 			return KM_ERROR;
 		km_plan_key_t *k = &s->keys[idx];
-		k->state = op_state[a->op];
-		k->at[k->state] = t;
+		if (a->op == KM_PLAN_SCHEDULE) {
+			k->activate_at = a->activate_at;   /* a request: the state stays */
+		} else {
+			k->state = op_state[a->op];
+			k->at[k->state] = t;
+		}
 
 		if (out->n_actions >= MAX_EVENTS)
 			return KM_ERANGE;

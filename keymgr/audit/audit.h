@@ -99,6 +99,7 @@ typedef struct {
 	km_state_t state;
 	bool pending;
 	int64_t at[KM_STATE_COUNT];                 /* KM_STORE_TIME_NONE when never */
+	int64_t activate_at;                        /* a requested rotation's time, or NONE */
 	int64_t first_seq, last_seq;
 } km_audit_key_state_t;
 

@@ -71,6 +71,7 @@ static km_audit_key_state_t *key_add(rp_t *p)
 	memset(k, 0, sizeof(*k));
 	for (int i = 0; i < KM_STATE_COUNT; i++)
 		k->at[i] = KM_STORE_TIME_NONE;
+	k->activate_at = KM_STORE_TIME_NONE;
 	return k;
 }
 
@@ -212,6 +213,14 @@ static int apply_event(rp_t *p, const km_store_audit_event_t *e, int64_t *bad_se
 		}
 		if (strcmp(a, "key.confirm") == 0) {
 			snprintf(k->kid, sizeof(k->kid), "%s", jstr(after, "kid") ? jstr(after, "kid") : "");
+		} else if (strcmp(a, "key.schedule") == 0) {
+			json_t *t = json_object_get(after, "activate_at");
+			if (ts != KM_STATE_PUBLISHED || !json_is_integer(t)) {
+				r = bad(e->seq, bad_seq, err, errlen, "key.schedule of %s is malformed",
+				        e->kid[0] ? e->kid : "a pending key");
+				goto out;
+			}
+			k->activate_at = json_integer_value(t);
 		} else if (strcmp(a, "key.transition") != 0 && strcmp(a, "key.abandon") != 0) {
 			r = bad(e->seq, bad_seq, err, errlen, "unknown key action %s", a);
 			goto out;

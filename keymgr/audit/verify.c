@@ -195,6 +195,7 @@ static void check_state(km_store_t *s, const km_audit_replay_t *rp, int64_t head
 			continue;
 		}
 		bool same = r->state == keys[i].state && r->pending == keys[i].pending &&
+		            r->activate_at == keys[i].activate_at &&
 		            strcmp(r->kid, keys[i].kid) == 0 && strcmp(r->keyset, keys[i].keyset) == 0;
 		for (int st = 0; same && st < KM_STATE_COUNT; st++)
 			same = r->at[st] == keys[i].state_at[st];

@@ -12,15 +12,29 @@
 #include "keymgr/core/keyops.h"
 
 static const char rotate_help[] =
-	"Usage: keymgr [-c FILE] rotate ENV/NAME [--now --force] [--json]\n"
+	"Usage: keymgr [-c FILE] rotate ENV/NAME [--force] [--now --force] [--json]\n"
 	"\n"
-	"Generates a successor key in the environment's token and publishes it in the JWKS.\n"
-	"A key set without an active key (a new one, or after a revocation) activates it at\n"
-	"once. Otherwise the successor activates once it has been published for the policy's\n"
-	"publish_lead, when 'keymgr apply' or keymgrd runs, and the current key is retired then.\n"
-	"  --now --force   activate the successor immediately and retire the current key.\n"
-	"                  Verifiers that cached the JWKS less than jwks_max_age ago do not\n"
-	"                  know the new kid yet and will reject its tokens until they refetch.\n";
+	"Requests a rotation: the key set's next key becomes the successor, and the current key\n"
+	"retires when the successor activates. The request is recorded in the store (and the\n"
+	"audit log) with the successor's activation time, which is printed; `keymgr apply` or\n"
+	"keymgrd activates it at that time, and `keymgr plan` and `keymgr status` show it.\n"
+	"  a standby published >= publish_lead ago   promoted at once (no verification gap);\n"
+	"                                            a new standby is made\n"
+	"  a standby published < publish_lead ago    the successor, at its publish time +\n"
+	"                                            publish_lead\n"
+	"  no standby                                a new key is published; it activates at\n"
+	"                                            publish time + publish_lead\n"
+	"  a rotation already pending                nothing is added; the pending key and its\n"
+	"                                            time are printed (exit 0)\n"
+	"  no active key (a new key set)             a key activates at once\n"
+	"  --force         with a rotation pending: request another one after it (a new key\n"
+	"                  published now, activating publish_lead from now).\n"
+	"  --now --force   activate the successor (pending, standby or new) immediately and\n"
+	"                  retire the current key. Verifiers that cached the JWKS less than\n"
+	"                  jwks_max_age ago do not know a new kid yet and will reject its tokens\n"
+	"                  until they refetch (the gap is printed).\n"
+	"  --json          the successor (key fields), env, outcome (promoted, scheduled, new,\n"
+	"                  pending, first, early), activates_at, previous_kid\n";
 
 static const char revoke_help[] =
 	"Usage: keymgr [-c FILE] revoke KID --env ENV --reason TEXT [--json]\n"
@@ -58,6 +72,52 @@ static int rotate_option(const char *cmd, int o, const char *arg, void *ctx)
 	return 0;
 }
 
+/* The word for each outcome, in --json. */
+static const char *rotated_name(km_plan_rotated_t o)
+{
+	static const char *const names[] = {
+		[KM_PLAN_ROTATED_PROMOTED] = "promoted", [KM_PLAN_ROTATED_SCHEDULED] = "scheduled",
+		[KM_PLAN_ROTATED_NEW] = "new", [KM_PLAN_ROTATED_PENDING] = "pending",
+		[KM_PLAN_ROTATED_FIRST] = "first", [KM_PLAN_ROTATED_EARLY] = "early",
+	};
+	return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "unknown";
+}
+
+static void rotate_print(const char *env, const char *name, const km_apply_rotation_t *res,
+                         const km_policy_t *pol)
+{
+	char t[32], d[32];
+	const char *when = km_cli_iso8601(res->activates_at, t, sizeof(t));
+	switch (res->outcome) {
+	case KM_PLAN_ROTATED_PROMOTED:
+		printf("%s/%s: key %s, published for at least publish_lead (%s), is active now%s%s%s\n",
+		       env, name, res->kid, km_duration_format(pol->publish_lead, d, sizeof(d)),
+		       res->previous_kid[0] ? "; " : "", res->previous_kid,
+		       res->previous_kid[0] ? " retired" : "");
+		break;
+	case KM_PLAN_ROTATED_SCHEDULED:
+		printf("%s/%s: published key %s is the successor; it activates at %s (after "
+		       "publish_lead)\n", env, name, res->kid, when);
+		break;
+	case KM_PLAN_ROTATED_NEW:
+		printf("%s/%s: new key %s is published; it activates at %s (after publish_lead)\n",
+		       env, name, res->kid, when);
+		break;
+	case KM_PLAN_ROTATED_PENDING:
+		printf("%s/%s: a rotation is already pending: %s activates at %s; nothing added "
+		       "(--force requests another)\n", env, name, res->kid, when);
+		break;
+	case KM_PLAN_ROTATED_FIRST:
+		printf("%s/%s: new key %s is active\n", env, name, res->kid);
+		break;
+	case KM_PLAN_ROTATED_EARLY:
+		printf("%s/%s: key %s is active%s%s%s\n", env, name, res->kid,
+		       res->previous_kid[0] ? "; " : "", res->previous_kid,
+		       res->previous_kid[0] ? " retired" : "");
+		break;
+	}
+}
+
 static int rotate(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -80,8 +140,8 @@ static int rotate(int argc, char **argv)
 	if (f.now && !f.force)
 		return km_cli_usage_error(cmd, "--now skips the publish lead and can make verifiers "
 		                          "reject tokens: add --force to confirm");
-	if (f.force && !f.now)
-		return km_cli_usage_error(cmd, "--force only goes with --now");
+	km_plan_rotate_mode_t mode = f.now ? KM_PLAN_ROTATE_NOW
+	                                   : f.force ? KM_PLAN_ROTATE_ANOTHER : KM_PLAN_ROTATE_NORMAL;
 
 	char env_name[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
 	if (km_name_split(pos[0], false, env_name, name, err, sizeof(err)) != KM_EOK)
@@ -91,46 +151,39 @@ static int rotate(int argc, char **argv)
 	rc = km_cli_env_open(env_name, &cfg, &env);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
-	km_store_keyset_t ks;
-	km_store_key_t k, prev;
-	int r = km_store_keyset_get(km_env_store(env), name, &ks, err, sizeof(err));
-	if (r == KM_ENOENT)
-		snprintf(err, sizeof(err), "unknown key set %s/%s", env_name, name);
-	bool had_active = r == KM_EOK &&
-	                  km_store_key_active(km_env_store(env), name, &prev, NULL, 0) == KM_EOK;
+	km_apply_rotation_t res;
+	km_store_key_t k;
+	int r = km_apply_rotate(env, name, km_cli_now(), mode, NULL, &res, err, sizeof(err));
 	if (r == KM_EOK)
-		r = km_keyset_rotate(env, name, f.now, km_cli_now(), &k, err, sizeof(err));
+		r = km_store_key_get(km_env_store(env), res.kid, &k, err, sizeof(err));
 	if (r != KM_EOK) {
 		rc = km_cli_fail(r, err);
 		goto out;
 	}
 	km_policy_t pol;
 	km_env_keyset_policy(env, name, &pol);
-	if (f.now && had_active) {
+	if (res.outcome == KM_PLAN_ROTATED_EARLY) {
 		char d[32];
 		fprintf(stderr, "keymgr: warning: %s activated without publish lead; verifiers that "
-		        "fetched the JWKS in the last %s reject its tokens until they refetch\n",
-		        k.kid, km_duration_format(pol.jwks_max_age, d, sizeof(d)));
+		        "do not refetch the JWKS on an unknown kid may reject its tokens for up to "
+		        "%s\n", k.kid, km_duration_format(res.gap, d, sizeof(d)));
 	}
 	if (c.json) {
+		char t[32];
 		json_t *j = km_cli_key_json(&k);
 		json_object_set_new(j, "env", json_string(env_name));
-		char t[32];
-		if (k.state != KM_STATE_ACTIVE)
-			json_object_set_new(j, "activates_at", json_string(km_cli_iso8601(
-			        k.state_at[KM_STATE_PUBLISHED] + pol.publish_lead, t, sizeof(t))));
+		json_object_set_new(j, "outcome", json_string(rotated_name(res.outcome)));
+		json_object_set_new(j, "activates_at", json_string(km_cli_iso8601(
+		        res.activates_at, t, sizeof(t))));
+		json_object_set_new(j, "previous_kid", res.previous_kid[0]
+		                    ? json_string(res.previous_kid) : json_null());
 		rc = km_cli_print_json(j);
 		json_decref(j);
-	} else if (k.state == KM_STATE_ACTIVE) {
-		printf("%s/%s: new key %s is active%s\n", env_name, name, k.kid,
-		       had_active ? " (previous key retired)" : "");
 	} else {
-		char t[32];
-		printf("%s/%s: new key %s is published; it activates at %s (after publish_lead)\n",
-		       env_name, name, k.kid,
-		       km_cli_iso8601(k.state_at[KM_STATE_PUBLISHED] + pol.publish_lead, t, sizeof(t)));
+		rotate_print(env_name, name, &res, &pol);
 	}
-	km_cli_wake_daemon(cfg, env_name, name);
+	if (res.outcome != KM_PLAN_ROTATED_PENDING)
+		km_cli_wake_daemon(cfg, env_name, name);
 out:
 	km_cli_env_close(cfg, env);
 	return rc;

@@ -34,6 +34,8 @@ int km_apply_load_keys(km_env_t *env, const char *keyset, km_plan_key_t **keys,
 		for (int s = 0; s < KM_STATE_COUNT; s++)
 			pk[kept].at[s] = list[kept].state_at[s] == KM_STORE_TIME_NONE ? 0
 			                                                              : list[kept].state_at[s];
+		pk[kept].activate_at = list[kept].activate_at == KM_STORE_TIME_NONE
+		                       ? 0 : list[kept].activate_at;
 		kept++;
 	}
 	*keys = pk;
@@ -79,6 +81,8 @@ static int apply_action(km_env_t *env, const char *keyset, const km_plan_t *plan
 		return km_store_key_transition(s, kid, KM_STATE_PUBLISHED, now, a->reason, err, errlen);
 	case KM_PLAN_ACTIVATE:
 		return km_key_activate(env, kid, now, err, errlen);
+	case KM_PLAN_SCHEDULE:
+		return km_store_key_schedule(s, kid, a->activate_at, now, a->reason, err, errlen);
 	case KM_PLAN_RETIRE: {
 		km_store_key_t k;
 		int r = km_store_key_get(s, kid, &k, err, errlen);
@@ -128,10 +132,15 @@ static km_apply_verdict_t ask_gate(const km_apply_opts_t *o, const char *keyset,
 	return v;
 }
 
-/* Applies (or reports, in a dry run) every action of a computed plan. */
+/*
+ * Applies (or reports, in a dry run) every action of a computed plan. The kid of the plan's
+ * key `want` (numbered like the actions' keys; SIZE_MAX for none) is copied into want_kid
+ * (KM_KID_MAX + 1 bytes, may be NULL): "" when that key was not made.
+ */
 static int apply_plan(km_env_t *env, const char *keyset, const km_plan_t *plan,
                       const km_store_key_t *recs, size_t n, int64_t now,
-                      const km_apply_opts_t *o, int64_t *recheck, char *err, size_t errlen)
+                      const km_apply_opts_t *o, int64_t *recheck, size_t want, char *want_kid,
+                      char *err, size_t errlen)
 {
 	size_t n_new = km_plan_n_new_keys(plan);
 	char (*new_kids)[KM_KID_MAX + 1] = calloc(n_new ? n_new : 1, KM_KID_MAX + 1);
@@ -191,6 +200,9 @@ static int apply_plan(km_env_t *env, const char *keyset, const km_plan_t *plan,
 			break;
 		}
 	}
+	if (want_kid != NULL && want != SIZE_MAX)
+		snprintf(want_kid, KM_KID_MAX + 1, "%s", want < n ? recs[want].kid
+		         : want - n < n_new ? new_kids[want - n] : "");
 	free(new_kids);
 	return r;
 }
@@ -218,7 +230,7 @@ static int apply_keyset(km_env_t *env, const char *keyset, int64_t now,
 		goto out;
 	}
 	int64_t recheck = INT64_MAX;
-	r = apply_plan(env, keyset, plan, recs, n, now, o, &recheck, err, errlen);
+	r = apply_plan(env, keyset, plan, recs, n, now, o, &recheck, SIZE_MAX, NULL, err, errlen);
 	if (next_wake != NULL) {
 		int64_t w = km_plan_next_wake(plan);
 		*next_wake = r != KM_EOK ? now : recheck < w ? recheck : w;
@@ -321,7 +333,8 @@ static int apply_revoke(km_env_t *env, const char *kid, const char *reason, int6
 	KM_FAULT_POINT("revoke.after_record");
 	/* The rest of the emergency plan (its REVOKE is already done, with the reason). */
 	int64_t recheck = INT64_MAX;
-	r = apply_plan(env, k.keyset, plan, recs, n, now, o, &recheck, err, errlen);
+	r = apply_plan(env, k.keyset, plan, recs, n, now, o, &recheck, SIZE_MAX, NULL, err,
+	               errlen);
 	if (r == KM_EOK) {
 		if (gap != NULL)
 			*gap = km_plan_gap(plan);
@@ -345,6 +358,66 @@ int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t 
 	if (r != KM_EOK)
 		return r;
 	r = apply_revoke(env, kid, reason, now, o, gap, exposure_until, err, errlen);
+	km_store_change_unlock(s);
+	return r;
+}
+
+static int apply_rotate(km_env_t *env, const char *keyset, int64_t now,
+                        km_plan_rotate_mode_t mode, const km_apply_opts_t *o,
+                        km_apply_rotation_t *ret, char *err, size_t errlen)
+{
+	km_policy_t pol;
+	km_plan_key_t *keys = NULL;
+	km_store_key_t *recs = NULL;
+	km_plan_t *plan = NULL;
+	km_store_keyset_t ks;
+	km_plan_rotation_t rot;
+	size_t n = 0;
+	int r = km_store_keyset_get(km_env_store(env), keyset, &ks, err, errlen);
+	if (r == KM_ENOENT)
+		snprintf(err, errlen, "unknown key set %s/%s", km_env_name(env), keyset);
+	if (r != KM_EOK)
+		return r;
+	if ((r = km_env_keyset_policy(env, keyset, &pol)) != KM_EOK) {
+		snprintf(err, errlen, "no policy for key set %s/%s", km_env_name(env), keyset);
+		return r;
+	}
+	if ((r = km_apply_load_keys(env, keyset, &keys, &recs, &n, err, errlen)) != KM_EOK)
+		return r;
+	if ((r = km_plan_create(&plan)) != KM_EOK)
+		goto out;
+	if ((r = km_plan_rotate(plan, keys, n, &pol, now, mode, &rot)) != KM_EOK) {
+		snprintf(err, errlen, "%s/%s: planning the rotation failed: %s", km_env_name(env),
+		         keyset, km_strerror(r));
+		goto out;
+	}
+	int64_t recheck = INT64_MAX;
+	km_apply_rotation_t res = { .outcome = rot.outcome, .activates_at = rot.at,
+	                            .gap = km_plan_gap(plan) };
+	for (size_t i = 0; i < n; i++)
+		if (recs[i].state == KM_STATE_ACTIVE)
+			snprintf(res.previous_kid, sizeof(res.previous_kid), "%s", recs[i].kid);
+	r = apply_plan(env, keyset, plan, recs, n, now, o, &recheck, rot.key, res.kid, err,
+	               errlen);
+	if (r == KM_EOK && ret != NULL)
+		*ret = res;
+out:
+	km_plan_free(plan);
+	km_store_keys_free(recs);
+	free(keys);
+	return r;
+}
+
+int km_apply_rotate(km_env_t *env, const char *keyset, int64_t now, km_plan_rotate_mode_t mode,
+                    const km_apply_opts_t *o, km_apply_rotation_t *ret, char *err,
+                    size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	int r = km_store_change_lock_at(s, "rotate", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                 errlen);
+	if (r != KM_EOK)
+		return r;
+	r = apply_rotate(env, keyset, now, mode, o, ret, err, errlen);
 	km_store_change_unlock(s);
 	return r;
 }

@@ -82,6 +82,27 @@ int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t 
                     const km_apply_opts_t *o, int64_t *gap, int64_t *exposure_until, char *err,
                     size_t errlen);
 
+/* What a requested rotation did (km_apply_rotate). */
+typedef struct {
+	km_plan_rotated_t outcome;
+	char kid[KM_KID_MAX + 1];           /* the successor */
+	char previous_kid[KM_KID_MAX + 1];  /* the key that was active before, "" if none */
+	int64_t activates_at;               /* when the successor activates (or did) */
+	int64_t gap;                        /* EARLY: see km_plan_gap() */
+} km_apply_rotation_t;
+
+/*
+ * A rotation requested by hand at now (`keymgr rotate`), under the environment's change
+ * lock: the planner chooses the successor and its time (km_plan_rotate() has the rules and
+ * the outcomes), and every action is applied, including a new standby where the policy asks
+ * for one. A scheduled successor then activates through km_apply_keyset() (`keymgr apply`,
+ * keymgrd) at its recorded time. *ret (may be NULL) says what happened.
+ * KM_ENOENT (unknown key set, named in err), the planner's and the actions' codes.
+ */
+int km_apply_rotate(km_env_t *env, const char *keyset, int64_t now, km_plan_rotate_mode_t mode,
+                    const km_apply_opts_t *o, km_apply_rotation_t *ret, char *err,
+                    size_t errlen);
+
 /*
  * Loads the keys of keyset in planner form. *keys (malloc'd, caller frees) and *recs
  * (km_store_keys_free) are parallel arrays of *n entries; pending intents and abandoned

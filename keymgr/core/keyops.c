@@ -324,30 +324,6 @@ static int key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, s
 	                               err, errlen);
 }
 
-static int keyset_rotate(km_env_t *env, const char *keyset, bool immediate, int64_t now,
-                         km_store_key_t *ret, char *err, size_t errlen)
-{
-	km_store_key_t k;
-	int r = km_key_generate(env, keyset, now, &k, err, errlen);
-	if (r != KM_EOK)
-		return r;
-	km_store_t *s = km_env_store(env);
-	KM_FAULT_POINT("rotate.after_generate");
-	if ((r = km_store_key_transition(s, k.kid, KM_STATE_PUBLISHED, now, NULL, err,
-	                                 errlen)) != KM_EOK)
-		return r;
-	KM_FAULT_POINT("rotate.after_publish");
-	km_store_key_t cur;
-	r = km_store_key_active(s, keyset, &cur, err, errlen);
-	if (r == KM_ENOACTIVE || (r == KM_EOK && immediate))
-		r = km_key_activate(env, k.kid, now, err, errlen);
-	if (r != KM_EOK)
-		return r;
-	if (ret != NULL)
-		r = km_store_key_get(s, k.kid, ret, err, errlen);
-	return r;
-}
-
 /*
  * The multi-step changes run under the environment's change lock (keymgr/store/change_lock.h):
  * a generation's intent is never judged by a concurrent reconcile, two destroys never race.
@@ -373,19 +349,6 @@ int km_key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, size_
 	if (r != KM_EOK)
 		return r;
 	r = key_destroy(env, kid, now, err, errlen);
-	km_store_change_unlock(s);
-	return r;
-}
-
-int km_keyset_rotate(km_env_t *env, const char *keyset, bool immediate, int64_t now,
-                     km_store_key_t *ret, char *err, size_t errlen)
-{
-	km_store_t *s = km_env_store(env);
-	int r = km_store_change_lock_at(s, "rotate", KM_STORE_CHANGE_WAIT_MS, &now, err,
-	                                 errlen);
-	if (r != KM_EOK)
-		return r;
-	r = keyset_rotate(env, keyset, immediate, now, ret, err, errlen);
 	km_store_change_unlock(s);
 	return r;
 }

@@ -64,17 +64,6 @@ int km_key_activate(km_env_t *env, const char *kid, int64_t now, char *err, size
 int km_key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen);
 
 /*
- * Rotates keyset by hand: generates a successor and publishes it. With no active key (a new
- * key set, or after a revocation) the successor is activated at once: nothing can verify yet,
- * or the old key is already gone. With immediate, it is activated at once and the current
- * key retired, skipping the publish lead (the caller warns about the verification risk).
- * Otherwise it activates once published for publish_lead, by `keymgr apply` or keymgrd.
- * Copies the new key into *ret (may be NULL).
- */
-int km_keyset_rotate(km_env_t *env, const char *keyset, bool immediate, int64_t now,
-                     km_store_key_t *ret, char *err, size_t errlen);
-
-/*
  * Renders the JWKS of the environment (keyset NULL) or of one key set: every published,
  * active and retired key, from the public JWKs in the store (each checked against its kid).
  * *ret is malloc'd (caller frees), *len optional.

@@ -575,6 +575,7 @@ static int check_key_intent(const km_store_key_t *k, const km_store_keyset_t *ks
 	for (unsigned i = 0; i < KM_STATE_COUNT; i++)
 		nk->state_at[i] = KM_STORE_TIME_NONE;
 	nk->state_at[KM_STATE_GENERATED] = k->state_at[KM_STATE_GENERATED];
+	nk->activate_at = KM_STORE_TIME_NONE;
 	return KM_EOK;
 }
 
@@ -778,6 +779,59 @@ int km_store_key_transition(km_store_t *s, const char *kid, km_state_t to, int64
 	/* Into or out of the JWKS: record the new published set as a JWKS version. */
 	if (km_state_in_jwks(k.state) != km_state_in_jwks(to))
 		r = km_store__jwks_track(s, at, false, NULL, err, errlen);
+out:
+	return km_store__op_leave(s, r, err, errlen);
+}
+
+/* A key.schedule event's before and after: the key's identity and state (as for the other
+ * key events) and its activate_at (null when none). */
+static void key_schedule_json(km_jb_t *b, const km_store_key_t *k)
+{
+	char hex[2 * KM_STORE_CKA_ID_MAX + 1];
+	cka_hex(k->cka_id, k->cka_id_len, hex);
+	km_jb_init(b);
+	km_jb_open(b, '{');
+	if (k->activate_at == KM_STORE_TIME_NONE)
+		km_jb_kv_null(b, "activate_at");
+	else
+		km_jb_kv_int(b, "activate_at", k->activate_at);
+	km_jb_kv_str(b, "cka_id", hex);
+	km_jb_kv_bool(b, "pending", k->pending);
+	km_jb_kv_str(b, "state", km_state_name(k->state));
+	km_jb_close(b, '}');
+}
+
+int km_store_key_schedule(km_store_t *s, const char *kid, int64_t activate_at, int64_t at,
+                          const char *reason, char *err, size_t errlen)
+{
+	km_store_key_t k, nk;
+	if (!km_name_kid_valid(kid))
+		return fail(err, errlen, KM_EINVAL, "invalid kid '%.128s'", kid ? kid : "");
+	if (!time_ok(at) || !time_ok(activate_at))
+		return fail(err, errlen, KM_EINVAL, "time of the scheduled activation is missing");
+	if (!text_ok(reason, KM_STORE_TEXT_MAX, true))
+		return fail(err, errlen, KM_EINVAL, "reason for key %s has control characters or is "
+		            "too long", kid);
+	int r = km_store__op_enter(s, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	km_store_key_query_t q = { .kid = kid };
+	if ((r = key_one(s, &q, kid, &k, err, errlen)) != KM_EOK)
+		goto out;
+	if (k.pending || k.state != KM_STATE_PUBLISHED) {
+		r = fail(err, errlen, KM_EINVAL, "key %s of %s/%s is %s: only a published key can be "
+		         "scheduled to activate", kid, s->env, k.keyset,
+		         k.pending ? "pending confirmation" : km_state_name(k.state));
+		goto out;
+	}
+	nk = k;
+	nk.activate_at = activate_at;
+	if ((r = s->be->key_update(s->ctx, &k, &nk, err, errlen)) != KM_EOK)
+		goto out;
+	km_jb_t b1, b2;
+	key_schedule_json(&b1, &k);
+	key_schedule_json(&b2, &nk);
+	r = emit_built(s, "key.schedule", nk.keyset, nk.kid, &b1, &b2, reason, at, err, errlen);
 out:
 	return km_store__op_leave(s, r, err, errlen);
 }

@@ -96,6 +96,9 @@ typedef struct {
 	int64_t state_at[KM_STATE_COUNT];             /* when each state was entered, or NONE */
 	char revoke_reason[KM_STORE_TEXT_MAX + 1];
 	char jwk[KM_STORE_JWK_MAX + 1];               /* public JWK JSON, "" while pending */
+	/* A requested rotation made this published key the successor: it activates at this
+	 * time (km_store_key_schedule). NONE when no rotation was requested for it. */
+	int64_t activate_at;
 } km_store_key_t;
 
 typedef enum {
@@ -236,6 +239,15 @@ int km_store_key_abandon(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len
 int km_store_key_transition(km_store_t *s, const char *kid, km_state_t to, int64_t at,
                             const char *reason, char *err, size_t errlen);
 
+/*
+ * Records a requested rotation: published key kid becomes the successor and activates at
+ * activate_at (> 0), when `keymgr apply` or keymgrd runs at or after that time. Appends a
+ * key.schedule audit event (before/after: the key's activate_at) with reason (may be NULL),
+ * at time `at`. KM_ENOENT, KM_EINVAL (not published, pending, bad time), store codes.
+ */
+int km_store_key_schedule(km_store_t *s, const char *kid, int64_t activate_at, int64_t at,
+                          const char *reason, char *err, size_t errlen);
+
 /* Reads the key with this kid into *ret. KM_ENOENT if there is none. */
 int km_store_key_get(km_store_t *s, const char *kid, km_store_key_t *ret, char *err,
                      size_t errlen);
@@ -281,7 +293,7 @@ int km_store_jwks_serial_next(km_store_t *s, uint64_t *ret, char *err, size_t er
  * Every function above that changes something appends exactly one event to the store's
  * append-only audit chain, in the same transaction as the change:
  *   keyset.create, keyset.owner, keyset.purpose,
- *   key.intent, key.confirm, key.abandon, key.transition,
+ *   key.intent, key.confirm, key.abandon, key.transition, key.schedule,
  *   jwks.publish (whenever the set of published kids changes, and on km_store_jwks_serial_next),
  *   audit.key.create (km_store_audit_key_add), store.create / store.baseline (first open),
  *   policy.load (before the first change under a new policy, see km_store_set_policy),

@@ -715,6 +715,7 @@ static void read_key(sqlite3_stmt *st, km_store_key_t *k)
 	for (unsigned i = 0; i < KM_STATE_COUNT; i++)
 		k->state_at[i] = col_time(st, 14 + (int)i);
 	col_text(st, 14 + KM_STATE_COUNT, k->revoke_reason, sizeof(k->revoke_reason));
+	k->activate_at = col_time(st, 15 + KM_STATE_COUNT);
 }
 
 /* Builds the WHERE clause from the query; only the clauses in use are emitted so that
@@ -762,8 +763,8 @@ static int sq_key_query(void *ctx, const km_store_key_query_t *kq, km_store_key_
 	snprintf(sql, sizeof(sql), "SELECT k.id, k.kid, k.keyset_id, ks.name, k.alg, k.rsa_bits,"
 	         " k.token_label, k.token_serial, k.cka_id, k.owner, k.purpose, k.state,"
 	         " k.pending, k.public_jwk, k.generated_at, k.published_at, k.activated_at,"
-	         " k.retired_at, k.removed_at, k.destroyed_at, k.revoked_at, k.revoke_reason"
-	         " FROM keys k JOIN keysets ks ON ks.id = k.keyset_id WHERE 1");
+	         " k.retired_at, k.removed_at, k.destroyed_at, k.revoked_at, k.revoke_reason,"
+	         " k.activate_at FROM keys k JOIN keysets ks ON ks.id = k.keyset_id WHERE 1");
 	key_where(kq, sql, sizeof(sql));
 	int rc, r = prep(q->db, sql, &st, what, err, errlen);
 	if (r != KM_EOK)
@@ -816,8 +817,8 @@ static int sq_key_update(void *ctx, const km_store_key_t *old, const km_store_ke
 	for (unsigned i = 1; i < KM_STATE_COUNT; i++)
 		used += (size_t)snprintf(sql + used, sizeof(sql) - used, ", %s = ?%u",
 		                         state_cols[i], 5 + i);
-	snprintf(sql + used, sizeof(sql) - used, " WHERE id = ?12 AND state = ?13 AND "
-	         "pending = ?14");
+	snprintf(sql + used, sizeof(sql) - used, ", activate_at = ?15 WHERE id = ?12 AND "
+	         "state = ?13 AND pending = ?14");
 	int r = prep(q->db, sql, &st, what, err, errlen);
 	if (r != KM_EOK)
 		goto out;
@@ -831,6 +832,7 @@ static int sq_key_update(void *ctx, const km_store_key_t *old, const km_store_ke
 	sqlite3_bind_int64(st, 12, old->id);
 	sqlite3_bind_text(st, 13, km_state_name(old->state), -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 14, old->pending ? 1 : 0);
+	bind_time(st, 15, nk->activate_at);
 	if ((r = run(q->db, st, what, err, errlen)) != KM_EOK)
 		goto out;
 	if (sqlite3_changes(q->db) != 1)

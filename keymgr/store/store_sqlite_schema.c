@@ -200,10 +200,28 @@ static int migrate_1_to_2(sqlite3 *db, char *err, size_t errlen)
 	return KM_EOK;
 }
 
+/*
+ * v3: requested rotations. keys.activate_at is when a published key that `keymgr rotate`
+ * made the successor activates (NULL: no request). History of the request is the
+ * key.schedule audit event.
+ */
+static int migrate_2_to_3(sqlite3 *db, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, "ALTER TABLE keys ADD COLUMN activate_at INTEGER;", NULL, NULL,
+	                 &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "store schema v3: %s", msg ? msg : "failed");
+		sqlite3_free(msg);
+		return KM_STORE_EIO;
+	}
+	return KM_EOK;
+}
+
 /* migrations[i] takes the schema from version i to i + 1. Append only. */
 static int (*const migrations[])(sqlite3 *db, char *err, size_t errlen) = {
 	migrate_0_to_1,
 	migrate_1_to_2,
+	migrate_2_to_3,
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -377,6 +377,7 @@ static void test_v1_store_migrates_with_a_baseline(void **state)
 	assert_int_equal(audit_fx_sql(fx->path,
 	                 "DROP TABLE audit_checkpoints; DROP TABLE audit_keys;"
 	                 " DROP TABLE jwks_versions; DROP TABLE audit_events;"
+	                 " ALTER TABLE keys DROP COLUMN activate_at;"
 	                 " UPDATE counters SET value = 0; PRAGMA user_version = 1;"), 0);
 	assert_int_equal(km_store_open(fx->path, "dev", &fx->s, err, sizeof(err)), KM_EOK);
 	km_store_audit_event_t *ev = NULL;

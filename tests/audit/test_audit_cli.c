@@ -48,7 +48,7 @@ static void km(audit_run_t *r, ...)
 /* Event counts by action, and the store's own records, at one moment. */
 typedef struct {
 	size_t total, keyset_create, keyset_owner, intent, confirm, abandon, transition, jwks,
-	       policy, other;
+	       policy, schedule, other;
 	size_t key_history_rows;  /* km_store_key_events() summed over all keys */
 	size_t owner_rows;        /* km_store_keyset_changes() summed over all key sets */
 	uint64_t serial;          /* newest JWKS serial */
@@ -76,7 +76,8 @@ static void count(counts_t *c)
 		               strcmp(a, "key.abandon") == 0 ? &c->abandon :
 		               strcmp(a, "key.transition") == 0 ? &c->transition :
 		               strcmp(a, "jwks.publish") == 0 ? &c->jwks :
-		               strcmp(a, "policy.load") == 0 ? &c->policy : &c->other;
+		               strcmp(a, "policy.load") == 0 ? &c->policy :
+		               strcmp(a, "key.schedule") == 0 ? &c->schedule : &c->other;
 		(*slot)++;
 	}
 	km_store_audit_events_free(ev, n);
@@ -187,7 +188,40 @@ static void test_cli_every_change_one_event(void **state)
 	count(&b);
 	assert_int_equal(b.total, a.total);
 
-	/* successor: intent, confirm, published; JWKS gains it */
+	/* successor: intent, confirm, published, the requested activation; JWKS gains it */
+	a = b;
+	km(&r, "rotate", "development/api", "--json", NULL);
+	assert_int_equal(r.status, 0);
+	kid_of(r.out, k3);
+	audit_run_free(&r);
+	count(&b);
+	expect_delta(&a, &b, 0, 0, 1, 1, 1, 1);
+	assert_int_equal(b.schedule - a.schedule, 1);
+	assert_int_equal(b.total - a.total, 5);
+
+	/* a rotation is pending: the same successor, nothing recorded */
+	a = b;
+	char again[KM_KID_MAX + 1];
+	km(&r, "rotate", "development/api", "--json", NULL);
+	assert_int_equal(r.status, 0);
+	kid_of(r.out, again);
+	assert_string_equal(again, k3);
+	audit_run_free(&r);
+	count(&b);
+	assert_int_equal(b.total, a.total);
+
+	/* forced: the pending successor k3 active, k1 retired; the JWKS already holds both */
+	a = b;
+	km(&r, "rotate", "development/api", "--now", "--force", "--json", NULL);
+	assert_int_equal(r.status, 0);
+	kid_of(r.out, again);
+	assert_string_equal(again, k3);
+	audit_run_free(&r);
+	count(&b);
+	expect_delta(&a, &b, 0, 0, 0, 0, 2, 0);
+	assert_int_equal(b.total - a.total, 2);
+
+	/* the next successor k2: intent, confirm, published, scheduled; JWKS gains it */
 	a = b;
 	km(&r, "rotate", "development/api", "--json", NULL);
 	assert_int_equal(r.status, 0);
@@ -195,17 +229,8 @@ static void test_cli_every_change_one_event(void **state)
 	audit_run_free(&r);
 	count(&b);
 	expect_delta(&a, &b, 0, 0, 1, 1, 1, 1);
-	assert_int_equal(b.total - a.total, 4);
-
-	/* forced: intent, confirm, published, k1 retired, k3 active; JWKS gains k3 */
-	a = b;
-	km(&r, "rotate", "development/api", "--now", "--force", "--json", NULL);
-	assert_int_equal(r.status, 0);
-	kid_of(r.out, k3);
-	audit_run_free(&r);
-	count(&b);
-	expect_delta(&a, &b, 0, 0, 1, 1, 3, 1);
-	assert_int_equal(b.total - a.total, 6);
+	assert_int_equal(b.schedule - a.schedule, 1);
+	assert_int_equal(b.total - a.total, 5);
 
 	/* k1 out of the JWKS: one transition, one JWKS version */
 	a = b;

@@ -20,6 +20,7 @@
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
+#include "keymgr/core/apply.h"
 #include "keymgr/core/keyops.h"
 #include "tests/audit/fixture.h"
 
@@ -51,7 +52,7 @@ static int group_setup(void **state)
 {
 	char err[1024] = "";
 	km_store_keyset_t ks;
-	km_store_key_t k;
+	km_apply_rotation_t k;
 	km_store_checkpoint_t cp0;
 	if (audit_fx_create(&fx) != 0)
 		return -1;
@@ -62,8 +63,10 @@ static int group_setup(void **state)
 	snprintf(ks.purpose, sizeof(ks.purpose), "access-token");
 	int64_t t = 1800000000;
 	if (km_keyset_create(fx.env, &ks, "tester", t, err, sizeof(err)) != KM_EOK ||
-	    km_keyset_rotate(fx.env, "api", false, t + 10, &k, err, sizeof(err)) != KM_EOK ||
-	    km_keyset_rotate(fx.env, "api", false, t + 20, &k, err, sizeof(err)) != KM_EOK ||
+	    km_apply_rotate(fx.env, "api", t + 10, KM_PLAN_ROTATE_NORMAL, NULL, &k, err,
+	                    sizeof(err)) != KM_EOK ||
+	    km_apply_rotate(fx.env, "api", t + 20, KM_PLAN_ROTATE_NORMAL, NULL, &k, err,
+	                    sizeof(err)) != KM_EOK ||
 	    km_store_keyset_set_owner(km_env_store(fx.env), "api", "team-b", "tester", t + 30,
 	                              "reorganisation", err, sizeof(err)) != KM_EOK ||
 	    /* the first checkpoint creates the audit key (an audit.key.create event) */
