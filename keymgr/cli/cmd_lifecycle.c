@@ -34,7 +34,10 @@ static const char rotate_help[] =
 	"                  jwks_max_age ago do not know a new kid yet and will reject its tokens\n"
 	"                  until they refetch (the gap is printed).\n"
 	"  --json          the successor (key fields), env, outcome (promoted, scheduled, new,\n"
-	"                  pending, first, early), activates_at, previous_kid\n";
+	"                  pending, first, early), previous_kid, and activates_at while it\n"
+	"                  is not active yet\n"
+	"A rotation that needs the token (a new key) logs in first: when that fails, nothing is\n"
+	"changed.\n";
 
 static const char revoke_help[] =
 	"Usage: keymgr [-c FILE] revoke KID --env ENV --reason TEXT [--json]\n"
@@ -173,8 +176,9 @@ static int rotate(int argc, char **argv)
 		json_t *j = km_cli_key_json(&k);
 		json_object_set_new(j, "env", json_string(env_name));
 		json_object_set_new(j, "outcome", json_string(rotated_name(res.outcome)));
-		json_object_set_new(j, "activates_at", json_string(km_cli_iso8601(
-		        res.activates_at, t, sizeof(t))));
+		if (k.state != KM_STATE_ACTIVE)
+			json_object_set_new(j, "activates_at", json_string(km_cli_iso8601(
+			        res.activates_at, t, sizeof(t))));
 		json_object_set_new(j, "previous_kid", res.previous_kid[0]
 		                    ? json_string(res.previous_kid) : json_null());
 		rc = km_cli_print_json(j);

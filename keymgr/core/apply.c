@@ -391,6 +391,19 @@ static int apply_rotate(km_env_t *env, const char *keyset, int64_t now,
 		         keyset, km_strerror(r));
 		goto out;
 	}
+	/* All or nothing for a command run by hand: a rotation that needs the token (a new key)
+	 * opens it before recording anything, so a wrong PIN or a missing token changes
+	 * nothing (a SCHEDULE alone needs no token). */
+	bool dry = o != NULL && o->dry_run;
+	for (size_t i = 0; i < km_plan_n_actions(plan) && !dry; i++) {
+		km_plan_op_t op = km_plan_action(plan, i)->op;
+		if (op == KM_PLAN_GENERATE || op == KM_PLAN_DESTROY) {
+			km_token_t *t = NULL;
+			if ((r = km_env_token(env, &t, err, errlen)) != KM_EOK)
+				goto out;
+			break;
+		}
+	}
 	int64_t recheck = INT64_MAX;
 	km_apply_rotation_t res = { .outcome = rot.outcome, .activates_at = rot.at,
 	                            .gap = km_plan_gap(plan) };

@@ -127,8 +127,8 @@ class BadInputTest(InstallationTest):
     def test_rotate_now_needs_force(self):
         p = self.inst.run("rotate", "production/api", "--now")
         self.assertRefused(p, 2, "--force")
-        p = self.inst.run("rotate", "production/api", "--force")
-        self.assertRefused(p, 2, "--now")
+        p = self.inst.run("rotate", "production/api", "--now", "--now")
+        self.assertRefused(p, 2, "--force")
 
     def test_pin_on_command_line_refused(self):
         pin = self.inst.pins["production"]

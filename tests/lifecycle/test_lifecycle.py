@@ -51,12 +51,19 @@ class KeyLifeTest(InstallationTest):
         self.assertIsNotNone(row["activated_at"])
         ids = inst.token_ids("production")
         self.assertEqual(ids.get(k1["token"]["cka_id"]), ["private", "public"])
-        self.assertEqual(inst.jwks_kids("production/life"), [old])
+        # Production keeps a standby, made in the same run.
+        standby = [k["kid"] for k in inst.json("key", "list", "production/life", "--state",
+                                               "published")]
+        self.assertEqual(len(standby), 1)
+        self.assertEqual(inst.jwks_kids("production/life"), sorted([old] + standby))
 
-        # 2. rotate --now --force: the new key signs, the old one is retired but verifies.
+        # 2. rotate --now --force: the standby signs at once (published less than
+        # publish_lead ago: a warning), the old key is retired but verifies, a new standby
+        # is made.
         p = inst.run("rotate", "production/life", "--now", "--force", "--json", ok=True)
         k2 = json.loads(p.stdout)
         new = k2["kid"]
+        self.assertEqual((new, k2["outcome"], k2["previous_kid"]), (standby[0], "early", old))
         self.assertIn("warning", p.stderr)
         self.assertIn(new, p.stderr)
         self.assertNotEqual(new, old)
@@ -64,7 +71,11 @@ class KeyLifeTest(InstallationTest):
         self.assertEqual(inst.key(old, "production")["state"], "retired")
         self.assertEqual(inst.db_key("production", old)["state"], "retired")
         self.assertEqual(inst.db_key("production", new)["state"], "active")
-        self.assertEqual(inst.jwks_kids("production/life"), sorted([old, new]))
+        standby2 = [k["kid"] for k in inst.json("key", "list", "production/life", "--state",
+                                                "published")]
+        self.assertEqual(len(standby2), 1)
+        self.assertNotIn(standby2[0], (old, new))
+        self.assertEqual(inst.jwks_kids("production/life"), sorted([old, new] + standby2))
         self.assertTrue({old, new} <= set(inst.jwks_kids("production")))
         ids = inst.token_ids("production")
         for k in (k1, k2):
@@ -82,7 +93,7 @@ class KeyLifeTest(InstallationTest):
         out = inst.json("key", "remove", "--env", "production", "--force", "--", old)
         self.assertEqual(out, {"kid": old, "state": "removed"})
         self.assertEqual(inst.db_key("production", old)["state"], "removed")
-        self.assertEqual(inst.jwks_kids("production/life"), [new])
+        self.assertEqual(inst.jwks_kids("production/life"), sorted([new] + standby2))
         self.assertNotIn(old, inst.jwks_kids("production"))
         self.assertIn(k1["token"]["cka_id"], inst.token_ids("production"))
 
@@ -131,23 +142,36 @@ class KeyLifeTest(InstallationTest):
     def test_plain_rotate_publishes_successor(self):
         inst = self.inst
         inst.create_keyset("production/successor", "successor")
+        # Production keeps a standby: the first rotation makes the active key and it.
         first = inst.rotate("production/successor")
+        self.assertEqual(first["outcome"], "first")
+        keys = inst.json("key", "list", "production/successor")
+        standby = [k["kid"] for k in keys if k["state"] == "published"]
+        self.assertEqual(len(standby), 1)
+        # The standby, published less than publish_lead ago, becomes the successor at its
+        # publish time + publish_lead; a new standby is made at once.
         nxt = inst.rotate("production/successor")
-        self.assertEqual(nxt["state"], "published")
+        self.assertEqual((nxt["outcome"], nxt["kid"], nxt["state"]),
+                         ("scheduled", standby[0], "published"))
         self.assertNotIn("active", nxt["times"])
         published = iso(nxt["times"]["published"])
         self.assertIsInstance(nxt["activates_at"], str)
         self.assertEqual(iso(nxt["activates_at"]), published + fixture.PROD_PUBLISH_LEAD)
-        # The current key keeps signing; both are in the JWKS.
+        self.assertEqual(inst.db_key("production", nxt["kid"])["activate_at"],
+                         published + fixture.PROD_PUBLISH_LEAD)
+        # The current key keeps signing; all three are in the JWKS.
         self.assertEqual(inst.key(first["kid"], "production")["state"], "active")
         self.assertEqual(inst.db_key("production", nxt["kid"])["state"], "published")
-        self.assertEqual(inst.jwks_kids("production/successor"),
-                         sorted([first["kid"], nxt["kid"]]))
+        kids = inst.jwks_kids("production/successor")
+        self.assertEqual(len(kids), 3)
+        self.assertTrue({first["kid"], nxt["kid"]} <= set(kids))
         jwt_text = inst.sign("production/successor")
         self.assertEqual(jwt.get_unverified_header(jwt_text)["kid"], first["kid"])
-        # Text output says when it activates, in ISO 8601.
+        # A rotation is pending: nothing is added, the pending key and its time are printed.
         p = inst.run("rotate", "production/successor", ok=True)
-        self.assertIn("is published; it activates at", p.stdout)
+        self.assertIn(f"a rotation is already pending: {nxt['kid']} activates at "
+                      f"{nxt['activates_at']}", p.stdout)
+        self.assertEqual(inst.jwks_kids("production/successor"), kids)
 
     def test_revoke_active_key_replaces_it_at_once(self):
         inst = self.inst

@@ -149,7 +149,8 @@ class JsonOutputTest(InstallationTest):
     def test_keyset_show_json(self):
         ks = self.twice("keyset", "show", "production/json-one")
         self.assertEqual(set(ks), KEYSET_MEMBERS | {"keys", "history"})
-        self.assertEqual([k["state"] for k in ks["keys"]], ["active", "published"])
+        # active, the standby scheduled as the successor, the next standby
+        self.assertEqual([k["state"] for k in ks["keys"]], ["active", "published", "published"])
         for k in ks["keys"]:
             self.check_key(dict(k, env="production"))
         self.assertEqual(len(ks["history"]), 1)
@@ -161,20 +162,24 @@ class JsonOutputTest(InstallationTest):
 
     def test_key_list_json(self):
         keys = self.twice("key", "list")
-        self.assertEqual(len(keys), 4)
+        # production keeps a standby: json-one has its active key, the standby its rotation
+        # made the successor and the next standby; json-two its active key and a standby
+        self.assertEqual(len(keys), 6)
         for k in keys:
             self.check_key(k)
         self.assertEqual(sorted((k["env"], k["keyset"], k["state"]) for k in keys),
                          [("production", "json-one", "active"),
                           ("production", "json-one", "published"),
+                          ("production", "json-one", "published"),
                           ("production", "json-two", "active"),
+                          ("production", "json-two", "published"),
                           ("staging", "api", "active")])
-        self.assertEqual(len(self.twice("key", "list", "production")), 3)
+        self.assertEqual(len(self.twice("key", "list", "production")), 5)
         self.assertEqual(len(self.twice("key", "list", "production/json-one", "--state",
-                                        "published")), 1)
+                                        "published")), 2)
         self.assertEqual(len(self.twice("key", "list", "--state", "active", "--state",
-                                        "published")), 4)
-        self.assertEqual(len(self.twice("key", "list", "--owner", "team-a")), 2)
+                                        "published")), 6)
+        self.assertEqual(len(self.twice("key", "list", "--owner", "team-a")), 3)
         self.assertEqual(self.twice("key", "list", "--state", "destroyed"), [])
 
     def test_key_show_json(self):
