@@ -39,8 +39,9 @@ typedef struct {
 	slot_t pub[2];             /* the two oldest published keys, by (time, index) */
 	size_t n_pub;
 	/* The successor of a requested rotation: the published key with the earliest
-	 * activate_at, and when it is due (never before its publication + publish_lead). */
-	slot_t req;
+	 * activate_at, and when it is due (never before its publication + publish_lead); req2
+	 * the next one (`rotate --force` asked for another), due after it. */
+	slot_t req, req2;
 	size_t n_cleanup;          /* removals and destructions due */
 	bool rotating;             /* km_plan_rotate(): a rotation requested now */
 	km_plan_rotate_mode_t mode;
@@ -280,11 +281,22 @@ static void pub_remove(ctx_t *c, size_t idx)
 	c->n_pub--;
 }
 
-/* Keeps the requested successor: the earliest due, then the lowest index. */
+/* Keeps the two earliest requested successors: by due time, then index. */
 static void req_add(ctx_t *c, size_t idx, int64_t due)
 {
-	if (c->req.idx == NONE || slot_less(idx, due, &c->req))
+	if (c->req.idx == NONE || slot_less(idx, due, &c->req)) {
+		c->req2 = c->req;
 		c->req = (slot_t){ idx, due };
+	} else if (c->req2.idx == NONE || slot_less(idx, due, &c->req2)) {
+		c->req2 = (slot_t){ idx, due };
+	}
+}
+
+/* The earliest request is being served (its key activates now): the next one moves up. */
+static void req_pop(ctx_t *c)
+{
+	c->req = c->req2;
+	c->req2 = (slot_t){ NONE, INT64_MAX };
 }
 
 static size_t new_key(ctx_t *c)
@@ -378,7 +390,9 @@ static void activate_now(ctx_t *c, bool emergency)
 		published = c->pub[0].t;
 		pub_pop(c);
 		if (k == c->req.idx)
-			c->req = (slot_t){ NONE, INT64_MAX };
+			req_pop(c);
+		else if (k == c->req2.idx)
+			c->req2 = (slot_t){ NONE, INT64_MAX };
 	} else {
 		k = new_key(c);
 		published = c->now;
@@ -424,7 +438,7 @@ static void activate_requested(ctx_t *c)
 	    DUR(p->publish_lead, b));
 	wake_at(c, c->now + p->retire_retention);
 	pub_remove(c, next);
-	c->req = (slot_t){ NONE, INT64_MAX };
+	req_pop(c);
 	c->active = next;
 	c->t_act = c->now;
 }
@@ -519,7 +533,7 @@ static void rotate_now(ctx_t *c)
 		k = c->req.idx;
 		published = entered(c, k, KM_STATE_PUBLISHED, false);
 		pub_remove(c, k);
-		c->req = (slot_t){ NONE, INT64_MAX };
+		req_pop(c);
 	} else if (c->n_pub > 0) {
 		k = c->pub[0].idx;
 		published = c->pub[0].t;
@@ -683,6 +697,7 @@ static int run(km_plan_t *plan, const km_plan_key_t *keys, size_t n, const km_po
 		.plan = plan, .keys = keys, .n = n, .p = p, .now = now, .revoke = revoke,
 		.err = KM_EOK, .wake = INT64_MAX, .active = NONE,
 		.pub = { { NONE, INT64_MAX }, { NONE, INT64_MAX } }, .req = { NONE, INT64_MAX },
+		.req2 = { NONE, INT64_MAX },
 		.rotating = rotate_mode != NULL,
 		.mode = rotate_mode != NULL ? *rotate_mode : KM_PLAN_ROTATE_NORMAL,
 	};

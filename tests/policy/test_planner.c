@@ -85,7 +85,7 @@ static void apply(fx_t *fx, int64_t now)
 {
 	static const km_state_t to[KM_PLAN_OP_COUNT] = {
 		KM_STATE_GENERATED, KM_STATE_PUBLISHED, KM_STATE_ACTIVE, KM_STATE_RETIRED,
-		KM_STATE_REMOVED, KM_STATE_DESTROYED, KM_STATE_REVOKED,
+		KM_STATE_REMOVED, KM_STATE_DESTROYED, KM_STATE_REVOKED, KM_STATE_PUBLISHED,
 	};
 	size_t n0 = fx->n;
 	for (size_t i = 0; i < km_plan_n_actions(fx->plan); i++) {
@@ -97,6 +97,11 @@ static void apply(fx_t *fx, int64_t now)
 		}
 		assert_true(idx < fx->n);
 		km_plan_key_t *k = &fx->k[idx];
+		if (a->op == KM_PLAN_SCHEDULE) {   /* a requested rotation: the state stays */
+			assert_int_equal(k->state, KM_STATE_PUBLISHED);
+			k->activate_at = a->activate_at;
+			continue;
+		}
 		assert_true(km_state_transition_ok(k->state, to[a->op]) || a->op == KM_PLAN_GENERATE);
 		k->state = to[a->op];
 		k->at[k->state] = now;
@@ -480,6 +485,217 @@ static void test_plan_upcoming_numbers_keys_after_the_callers(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* ---- rotations requested by hand (km_plan_rotate) ---- */
+
+static km_plan_rotation_t rotate_at(fx_t *fx, int64_t now, km_plan_rotate_mode_t mode)
+{
+	km_plan_rotation_t rot;
+	memset(&rot, 0xff, sizeof(rot));
+	assert_int_equal(km_plan_rotate(fx->plan, fx->k, fx->n, &fx->p, now, mode, &rot), KM_EOK);
+	return rot;
+}
+
+static void expect_schedule(fx_t *fx, size_t i, size_t key, int64_t when)
+{
+	const km_plan_action_t *a = A(fx, i);
+	if (a->op != KM_PLAN_SCHEDULE || a->key != key || a->activate_at != when)
+		fail_msg("action %zu: got %s key %zu activate_at %lld, want schedule key %zu at %lld",
+		         i, km_plan_op_name(a->op), a->key, (long long)a->activate_at, key,
+		         (long long)when);
+}
+
+/* A standby published >= publish_lead ago is promoted at once; a new standby is made. */
+static void test_rotate_promotes_ready_standby(void **state)
+{
+	fx_t *fx = *state;
+	fx->p.standby = true;
+	int64_t now = T0 + 10 * DAY;
+	size_t cur = add_key(fx, KM_STATE_ACTIVE, T0 - DAY, T0, 0);
+	size_t sb = add_key(fx, KM_STATE_PUBLISHED, T0, 0, 0);
+	km_plan_rotation_t rot = rotate_at(fx, now, KM_PLAN_ROTATE_NORMAL);
+	assert_int_equal(rot.outcome, KM_PLAN_ROTATED_PROMOTED);
+	assert_int_equal(rot.key, sb);
+	assert_int_equal(rot.at, now);
+	assert_int_equal(km_plan_n_actions(fx->plan), 4);
+	expect(fx, 0, KM_PLAN_RETIRE, cur, now);
+	expect(fx, 1, KM_PLAN_ACTIVATE, sb, now);
+	assert_false(A(fx, 1)->early);
+	expect(fx, 2, KM_PLAN_GENERATE, 2, now);
+	expect(fx, 3, KM_PLAN_PUBLISH, 2, now);
+	assert_int_equal(km_plan_gap(fx->plan), 0);
+	apply_replan(fx, now);
+	assert_int_equal(fx->k[sb].state, KM_STATE_ACTIVE);
+	assert_int_equal(fx->k[cur].state, KM_STATE_RETIRED);
+}
+
+/* A younger standby becomes the successor at its publish time + publish_lead; the next
+ * standby is made at once, so that one is ready when the successor signs. */
+static void test_rotate_schedules_young_standby(void **state)
+{
+	fx_t *fx = *state;
+	fx->p.standby = true;
+	int64_t now = T0 + 10 * DAY, pub = now - H, when = pub + 2 * H;
+	size_t cur = add_key(fx, KM_STATE_ACTIVE, T0 - DAY, T0, 0);
+	size_t sb = add_key(fx, KM_STATE_PUBLISHED, pub, 0, 0);
+	km_plan_rotation_t rot = rotate_at(fx, now, KM_PLAN_ROTATE_NORMAL);
+	assert_int_equal(rot.outcome, KM_PLAN_ROTATED_SCHEDULED);
+	assert_int_equal(rot.key, sb);
+	assert_int_equal(rot.at, when);
+	assert_int_equal(km_plan_n_actions(fx->plan), 3);
+	expect_schedule(fx, 0, sb, when);
+	expect(fx, 1, KM_PLAN_GENERATE, 2, now);
+	expect(fx, 2, KM_PLAN_PUBLISH, 2, now);
+	assert_int_equal(km_plan_next_wake(fx->plan), when);
+	apply_replan(fx, now);
+	assert_int_equal(fx->k[sb].activate_at, when);
+	/* Nothing earlier, the activation at the promised second, and nothing more after. */
+	assert_int_equal(km_plan_compute(fx->plan, fx->k, fx->n, &fx->p, when - 1), KM_EOK);
+	assert_int_equal(km_plan_n_actions(fx->plan), 0);
+	assert_int_equal(km_plan_next_wake(fx->plan), when);
+	assert_int_equal(km_plan_compute(fx->plan, fx->k, fx->n, &fx->p, when), KM_EOK);
+	assert_int_equal(km_plan_n_actions(fx->plan), 2);
+	expect(fx, 0, KM_PLAN_RETIRE, cur, when);
+	expect(fx, 1, KM_PLAN_ACTIVATE, sb, when);
+	assert_false(A(fx, 1)->early);
+	apply_replan(fx, when);
+	assert_int_equal(fx->k[2].state, KM_STATE_PUBLISHED);   /* the standby that remains */
+}
+
+/* Without a standby: a new key, activating publish_lead from now; `apply` running late
+ * activates it at its first run after that time, recording the time it was due. */
+static void test_rotate_without_standby_publishes_new_key(void **state)
+{
+	fx_t *fx = *state;
+	int64_t now = T0 + 10 * DAY, when = now + 2 * H;
+	size_t cur = add_key(fx, KM_STATE_ACTIVE, T0 - DAY, T0, 0);
+	km_plan_rotation_t rot = rotate_at(fx, now, KM_PLAN_ROTATE_NORMAL);
+	assert_int_equal(rot.outcome, KM_PLAN_ROTATED_NEW);
+	assert_int_equal(rot.key, 1);
+	assert_int_equal(rot.at, when);
+	assert_int_equal(km_plan_n_actions(fx->plan), 3);
+	expect(fx, 0, KM_PLAN_GENERATE, 1, now);
+	expect(fx, 1, KM_PLAN_PUBLISH, 1, now);
+	expect_schedule(fx, 2, 1, when);
+	apply_replan(fx, now);
+	assert_int_equal(km_plan_compute(fx->plan, fx->k, fx->n, &fx->p, when + 5 * H), KM_EOK);
+	assert_int_equal(km_plan_n_actions(fx->plan), 2);
+	expect(fx, 0, KM_PLAN_RETIRE, cur, when);
+	expect(fx, 1, KM_PLAN_ACTIVATE, 1, when);
+	apply_replan(fx, when + 5 * H);
+}
+
+/* A successor the schedule already published (the last publish_lead of the period) is the
+ * one a request activates: at its own publish time + publish_lead. */
+static void test_rotate_takes_scheduled_successor(void **state)
+{
+	fx_t *fx = *state;
+	int64_t t_succ = T0 + 90 * DAY - 2 * H, now = t_succ + 30 * 60;
+	add_key(fx, KM_STATE_ACTIVE, T0 - DAY, T0, 0);
+	size_t succ = add_key(fx, KM_STATE_PUBLISHED, t_succ, 0, 0);
+	km_plan_rotation_t rot = rotate_at(fx, now, KM_PLAN_ROTATE_NORMAL);
+	assert_int_equal(rot.outcome, KM_PLAN_ROTATED_SCHEDULED);
+	assert_int_equal(rot.key, succ);
+	assert_int_equal(rot.at, t_succ + 2 * H);
+	assert_int_equal(km_plan_n_actions(fx->plan), 1);
+	expect_schedule(fx, 0, succ, t_succ + 2 * H);
+	apply_replan(fx, now);
+}
+
+/* A pending rotation: nothing is added and the pending key and time are said; ANOTHER
+ * asks for one more, whose new key follows at its own time. */
+static void test_rotate_pending_adds_nothing_unless_another(void **state)
+{
+	fx_t *fx = *state;
+	int64_t now = T0 + 10 * DAY, t1 = now + 2 * H, later = now + H, t2 = later + 2 * H;
+	size_t cur = add_key(fx, KM_STATE_ACTIVE, T0 - DAY, T0, 0);
+	rotate_at(fx, now, KM_PLAN_ROTATE_NORMAL);
+	apply_replan(fx, now);
+	km_plan_rotation_t rot = rotate_at(fx, later, KM_PLAN_ROTATE_NORMAL);
+	assert_int_equal(rot.outcome, KM_PLAN_ROTATED_PENDING);
+	assert_int_equal(rot.key, 1);
+	assert_int_equal(rot.at, t1);
+	assert_int_equal(km_plan_n_actions(fx->plan), 0);
+	rot = rotate_at(fx, later, KM_PLAN_ROTATE_ANOTHER);
+	assert_int_equal(rot.outcome, KM_PLAN_ROTATED_NEW);
+	assert_int_equal(rot.key, 2);
+	assert_int_equal(rot.at, t2);
+	assert_int_equal(km_plan_n_actions(fx->plan), 3);
+	expect_schedule(fx, 2, 2, t2);
+	apply_replan(fx, later);
+	/* The first successor at its time, the second at its own. */
+	assert_int_equal(km_plan_compute(fx->plan, fx->k, fx->n, &fx->p, t1), KM_EOK);
+	assert_int_equal(km_plan_next_wake(fx->plan), t2);
+	expect(fx, 0, KM_PLAN_RETIRE, cur, t1);
+	expect(fx, 1, KM_PLAN_ACTIVATE, 1, t1);
+	apply_replan(fx, t1);
+	assert_int_equal(km_plan_compute(fx->plan, fx->k, fx->n, &fx->p, t2), KM_EOK);
+	expect(fx, 0, KM_PLAN_RETIRE, 1, t2);
+	expect(fx, 1, KM_PLAN_ACTIVATE, 2, t2);
+	apply_replan(fx, t2);
+}
+
+/* --now --force: the pending successor signs at once (early: the gap is reported), nothing
+ * new is made for it; without any waiting key a new one is made and activated. */
+static void test_rotate_now_takes_pending_successor(void **state)
+{
+	fx_t *fx = *state;
+	int64_t now = T0 + 10 * DAY, later = now + 30 * 60;
+	size_t cur = add_key(fx, KM_STATE_ACTIVE, T0 - DAY, T0, 0);
+	rotate_at(fx, now, KM_PLAN_ROTATE_NORMAL);
+	apply_replan(fx, now);
+	km_plan_rotation_t rot = rotate_at(fx, later, KM_PLAN_ROTATE_NOW);
+	assert_int_equal(rot.outcome, KM_PLAN_ROTATED_EARLY);
+	assert_int_equal(rot.key, 1);
+	assert_int_equal(km_plan_n_actions(fx->plan), 2);
+	expect(fx, 0, KM_PLAN_RETIRE, cur, later);
+	expect(fx, 1, KM_PLAN_ACTIVATE, 1, later);
+	assert_true(A(fx, 1)->early);
+	assert_int_equal(km_plan_gap(fx->plan), now + fx->p.jwks_max_age - later);
+	assert_true(has_warning(fx, KM_PLAN_W_EARLY));
+	apply_replan(fx, later);
+	/* No waiting key now: a new one, at once. */
+	rot = rotate_at(fx, later + 60, KM_PLAN_ROTATE_NOW);
+	assert_int_equal(rot.outcome, KM_PLAN_ROTATED_EARLY);
+	assert_int_equal(rot.key, 2);
+	assert_int_equal(km_plan_n_actions(fx->plan), 4);
+	expect(fx, 0, KM_PLAN_GENERATE, 2, later + 60);
+	expect(fx, 3, KM_PLAN_ACTIVATE, 2, later + 60);
+	assert_int_equal(km_plan_gap(fx->plan), fx->p.jwks_max_age);
+	apply_replan(fx, later + 60);
+}
+
+/* No active key: the first key activates at once, whatever the mode. */
+static void test_rotate_first_key(void **state)
+{
+	fx_t *fx = *state;
+	km_plan_rotation_t rot = rotate_at(fx, T0, KM_PLAN_ROTATE_NORMAL);
+	assert_int_equal(rot.outcome, KM_PLAN_ROTATED_FIRST);
+	assert_int_equal(rot.key, 0);
+	assert_int_equal(rot.at, T0);
+	expect(fx, 2, KM_PLAN_ACTIVATE, 0, T0);
+	apply_replan(fx, T0);
+}
+
+/* A recorded time earlier than publication + publish_lead (a store edited by hand) never
+ * activates the key early; `plan` shows the requested activation, not the period's. */
+static void test_rotate_request_never_early_and_upcoming_shows_it(void **state)
+{
+	fx_t *fx = *state;
+	int64_t now = T0 + 10 * DAY;
+	size_t cur = add_key(fx, KM_STATE_ACTIVE, T0 - DAY, T0, 0);
+	size_t k = add_key(fx, KM_STATE_PUBLISHED, now, 0, 0);
+	fx->k[k].activate_at = now + 1;
+	assert_int_equal(km_plan_compute(fx->plan, fx->k, fx->n, &fx->p, now + 1), KM_EOK);
+	assert_int_equal(km_plan_n_actions(fx->plan), 0);
+	assert_int_equal(km_plan_next_wake(fx->plan), now + 2 * H);
+	assert_int_equal(km_plan_upcoming(fx->plan, fx->k, fx->n, &fx->p, now + 1, DAY), KM_EOK);
+	assert_true(km_plan_n_actions(fx->plan) >= 2);
+	expect(fx, 0, KM_PLAN_RETIRE, cur, now + 2 * H);
+	expect(fx, 1, KM_PLAN_ACTIVATE, k, now + 2 * H);
+	assert_int_equal(km_plan_rotate(fx->plan, fx->k, fx->n, &fx->p, now, (km_plan_rotate_mode_t)7,
+	                                NULL), KM_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -505,6 +721,14 @@ int main(void)
 		T(test_plan_is_deterministic),
 		T(test_plan_upcoming_follows_one_key_through_its_life),
 		T(test_plan_upcoming_numbers_keys_after_the_callers),
+		T(test_rotate_promotes_ready_standby),
+		T(test_rotate_schedules_young_standby),
+		T(test_rotate_without_standby_publishes_new_key),
+		T(test_rotate_takes_scheduled_successor),
+		T(test_rotate_pending_adds_nothing_unless_another),
+		T(test_rotate_now_takes_pending_successor),
+		T(test_rotate_first_key),
+		T(test_rotate_request_never_early_and_upcoming_shows_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

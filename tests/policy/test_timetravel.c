@@ -14,7 +14,9 @@
  *   4. no key leaves the JWKS while a token it signed is within exp + S;
  *   5. a revoked key is out of the JWKS at once, and out of every cache after jwks_max_age.
  * Also: one pass returns everything due (planning again at the same instant gives nothing),
- * also after an apply interrupted halfway.
+ * also after an apply interrupted halfway. Rotations requested by hand (km_plan_rotate) at
+ * random ticks keep every invariant, never add a waiting key while one is pending, and
+ * their successor activates at the first tick at or after the time the request promised.
  *
  * test_timetravel_random_seed takes its seed from KEYMGR_TEST_SEED or the clock and prints
  * it; every failure message carries the seed to replay with.
@@ -96,13 +98,16 @@ typedef struct {
 	int64_t gap_end[MAXK];     /* early keys: non-refetching verifiers may fail before this */
 	int64_t exposure_end[MAXK]; /* revoked keys: caches may hold them until this */
 	int64_t last_signed[MAXK];
+	int64_t promised[MAXK];    /* requested rotations: the successor's promised time, or 0 */
+	int64_t request_at[64];    /* the latest requested rotations (a ring) */
 	size_t n;
 	verifier_t v[N_VERIFIERS];
 	check_t *pending;
 	size_t n_pending;
 	km_plan_t *plan;
 	/* statistics, so that a run can be shown to have exercised something */
-	unsigned ticks, rotations, removals, destroys, emergencies, n_early, partial;
+	unsigned ticks, rotations, removals, destroys, emergencies, n_early, partial, requests,
+	         requested_activations;
 	unsigned long checks, gap_failures, revoked_rejections;
 } model_t;
 
@@ -112,6 +117,7 @@ typedef struct {
 	int days;
 	unsigned emergency_per_mille;  /* chance per tick */
 	unsigned partial_percent;      /* chance an apply stops halfway */
+	unsigned request_per_mille;    /* chance per tick of a rotation requested by hand */
 } sim_cfg_t;
 
 static void model_init(model_t *m, const km_policy_t *p)
@@ -271,6 +277,7 @@ static void mint(model_t *m, int64_t from, int64_t to)
 static const km_state_t op_to_state[KM_PLAN_OP_COUNT] = {
 	KM_STATE_GENERATED, KM_STATE_PUBLISHED, KM_STATE_ACTIVE, KM_STATE_RETIRED,
 	KM_STATE_REMOVED, KM_STATE_DESTROYED, KM_STATE_REVOKED,
+	KM_STATE_PUBLISHED,   /* SCHEDULE: the key stays published */
 };
 
 /* Applies the first `limit` actions of the current plan at time t, checking each. */
@@ -294,7 +301,8 @@ static void apply(model_t *m, int64_t t, size_t limit, bool emergency)
 			m->n++;
 		} else {
 			CHECK(idx < m->n, "action on unknown key %zu", idx);
-			CHECK(km_state_transition_ok(m->k[idx].state, op_to_state[a->op]),
+			CHECK(a->op == KM_PLAN_SCHEDULE ||
+			      km_state_transition_ok(m->k[idx].state, op_to_state[a->op]),
 			      "illegal transition %s -> %s", km_state_name(m->k[idx].state),
 			      km_state_name(op_to_state[a->op]));
 		}
@@ -332,8 +340,21 @@ static void apply(model_t *m, int64_t t, size_t limit, bool emergency)
 		case KM_PLAN_REVOKE:
 			m->exposure_end[idx] = t + p->jwks_max_age;
 			break;
+		case KM_PLAN_SCHEDULE:
+			CHECK(k->state == KM_STATE_PUBLISHED && a->activate_at >= k->at[KM_STATE_PUBLISHED] +
+			      p->publish_lead, "key #%zu scheduled at %+llds, published at %+llds",
+			      idx, (long long)(a->activate_at - T0),
+			      (long long)(k->at[KM_STATE_PUBLISHED] - T0));
+			k->activate_at = a->activate_at;
+			m->promised[idx] = a->activate_at;
+			continue;   /* no state change */
 		default:
 			break;
+		}
+		if (a->op == KM_PLAN_ACTIVATE && m->promised[idx] != 0) {
+			CHECK(t >= m->promised[idx], "key #%zu activated %llds before its requested time",
+			      idx, (long long)(m->promised[idx] - t));
+			m->requested_activations++;
 		}
 		k->state = op_to_state[a->op];
 		k->at[k->state] = t;
@@ -357,8 +378,23 @@ static void check_state(model_t *m, int64_t t)
 	size_t jwks = 0;
 	for (size_t i = 0; i < m->n; i++)
 		jwks += km_state_in_jwks(m->k[i].state);
-	CHECK(jwks <= km_policy_jwks_keys(&m->p), "JWKS holds %zu keys, policy bound %u", jwks,
-	      km_policy_jwks_keys(&m->p));
+	/* Requested rotations retire keys early: each adds at most one retired key to the
+	 * steady-state bound while it is within retire_retention (+ the period it cut short). */
+	unsigned extra = 0;
+	for (size_t i = 0; i < sizeof(m->request_at) / sizeof(m->request_at[0]); i++)
+		if (m->request_at[i] != 0 && m->request_at[i] > t - m->p.retire_retention -
+		    m->p.rotation_period - m->p.publish_lead)
+			extra++;
+	CHECK(jwks <= km_policy_jwks_keys(&m->p) + extra, "JWKS holds %zu keys, policy bound %u "
+	      "+ %u requested rotations", jwks, km_policy_jwks_keys(&m->p), extra);
+	/* A requested rotation never adds a waiting key while one is pending. */
+	CHECK(count_state(m, KM_STATE_PUBLISHED) <= (m->p.standby ? 2u : 1u), "%zu published keys",
+	      count_state(m, KM_STATE_PUBLISHED));
+	/* A promised activation happens at the first tick at or after its time. */
+	for (size_t i = 0; i < m->n; i++)
+		CHECK(m->promised[i] == 0 || m->promised[i] > t ||
+		      m->k[i].state != KM_STATE_PUBLISHED, "key #%zu still waits %llds after the time "
+		      "its requested rotation promised", i, (long long)(t - m->promised[i]));
 }
 
 /* Drops destroyed keys from the model once there are many (short periods make thousands).
@@ -380,6 +416,7 @@ static void compact(model_t *m)
 		m->gap_end[j] = m->gap_end[i];
 		m->exposure_end[j] = m->exposure_end[i];
 		m->last_signed[j] = m->last_signed[i];
+		m->promised[j] = m->promised[i];
 		j++;
 	}
 	for (size_t i = 0; i < m->n_pending; i++) {
@@ -442,6 +479,52 @@ static void emergency(model_t *m, int64_t t)
 	m->emergencies++;
 }
 
+/* `keymgr rotate` at t: the planner's outcome agrees with the key set, nothing signs early. */
+static void request(model_t *m, int64_t t)
+{
+	const km_policy_t *p = &m->p;
+	size_t pending = SIZE_MAX, waiting = 0, ready = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->k[i].state != KM_STATE_PUBLISHED)
+			continue;
+		waiting++;
+		ready += t - m->k[i].at[KM_STATE_PUBLISHED] >= p->publish_lead;
+		if (m->k[i].activate_at != 0 && m->promised[i] > t)
+			pending = i;
+	}
+	km_plan_rotation_t rot;
+	int r = km_plan_rotate(m->plan, m->k, m->n, p, t, KM_PLAN_ROTATE_NORMAL, &rot);
+	CHECK(r == KM_EOK, "km_plan_rotate: %d", r);
+	switch (rot.outcome) {
+	case KM_PLAN_ROTATED_PENDING:
+		CHECK(pending != SIZE_MAX && rot.key == pending && rot.at == m->promised[pending] &&
+		      km_plan_n_actions(m->plan) == 0, "pending outcome without a pending rotation");
+		break;
+	case KM_PLAN_ROTATED_PROMOTED:
+		CHECK(pending == SIZE_MAX && ready > 0 && rot.at == t, "promoted without a ready key");
+		m->requested_activations++;
+		break;
+	case KM_PLAN_ROTATED_SCHEDULED:
+		CHECK(pending == SIZE_MAX && waiting > 0 && rot.key < m->n && rot.at ==
+		      m->k[rot.key].at[KM_STATE_PUBLISHED] + p->publish_lead && rot.at > t,
+		      "scheduled a key that does not wait");
+		break;
+	case KM_PLAN_ROTATED_NEW:
+		CHECK(pending == SIZE_MAX && waiting == 0 && rot.key >= m->n &&
+		      rot.at == t + p->publish_lead, "new key while one waits");
+		break;
+	default:
+		CHECK(false, "outcome %d in steady state", (int)rot.outcome);
+	}
+	apply(m, t, SIZE_MAX, false);
+	plan(m, t);
+	CHECK(km_plan_n_actions(m->plan) == 0, "plan after a requested rotation is not empty: %s",
+	      km_plan_action(m->plan, 0)->reason);
+	if (rot.outcome != KM_PLAN_ROTATED_PENDING)
+		m->request_at[m->requests % (sizeof(m->request_at) / sizeof(m->request_at[0]))] = t;
+	m->requests++;
+}
+
 static void simulate(model_t *m, const sim_cfg_t *cfg, int64_t forced_emergency)
 {
 	const km_policy_t *p = &m->p;
@@ -475,6 +558,8 @@ static void simulate(model_t *m, const sim_cfg_t *cfg, int64_t forced_emergency)
 		if (t == forced_emergency ||
 		    (cfg->emergency_per_mille && rnd_in(0, 999) < cfg->emergency_per_mille))
 			emergency(m, t);
+		else if (cfg->request_per_mille && rnd_in(0, 999) < cfg->request_per_mille)
+			request(m, t);
 		check_state(m, t);
 		compact(m);
 	}
@@ -513,28 +598,35 @@ static size_t policies(sim_cfg_t *out)
 {
 	size_t n = 0;
 	out[n++] = (sim_cfg_t){ "production", pol("production", 0, 0, 0, 0, 0, 0, 0, true),
-	                        400, 4, 10 };
+	                        400, 4, 10, 20 };
 	out[n++] = (sim_cfg_t){ "production-no-standby",
-	                        pol("production", 0, 0, 0, 0, 0, 0, 0, false), 400, 4, 10 };
+	                        pol("production", 0, 0, 0, 0, 0, 0, 0, false), 400, 4, 10, 20 };
 	out[n++] = (sim_cfg_t){ "development", pol("staging", 0, 0, 0, 0, 0, 0, 0, false),
-	                        400, 2, 10 };
+	                        400, 2, 10, 20 };
 	/* Short periods: many rotations, a year of them. */
 	out[n++] = (sim_cfg_t){ "short-standby",
 	                        pol("staging", 1 * DAY, 10 * MIN_, 30 * MIN_, 1 * MIN_, 15 * MIN_,
-	                            1 * H, 2 * H, true), 380, 3, 15 };
+	                            1 * H, 2 * H, true), 380, 3, 15, 10 };
 	/* Every rule at its boundary: P = M + S, Ret = T + M + S, R = P + 1s; no skew. */
 	out[n++] = (sim_cfg_t){ "tight-no-skew",
 	                        pol("staging", 3 * H + 1, 3 * H, 2 * H, 0, 3 * H, 5 * H, 0, false),
-	                        370, 2, 15 };
+	                        370, 2, 15, 10 };
 	out[n++] = (sim_cfg_t){ "tight-skew-standby",
 	                        pol("staging", 3 * H + 1, 2 * H, 2 * H, 1 * H, 3 * H,
-	                            5 * H, 1 * H, true), 370, 2, 15 };
+	                            5 * H, 1 * H, true), 370, 2, 15, 10 };
+	/* A security team that rotates by hand all the time, with and without a standby. */
+	out[n++] = (sim_cfg_t){ "by-hand-standby",
+	                        pol("staging", 1 * DAY, 10 * MIN_, 30 * MIN_, 1 * MIN_, 15 * MIN_,
+	                            1 * H, 2 * H, true), 90, 2, 10, 300 };
+	out[n++] = (sim_cfg_t){ "by-hand-no-standby",
+	                        pol("staging", 1 * DAY, 10 * MIN_, 30 * MIN_, 1 * MIN_, 15 * MIN_,
+	                            1 * H, 2 * H, false), 90, 2, 10, 300 };
 	return n;
 }
 
 static void run_all(uint64_t seed, bool verbose)
 {
-	sim_cfg_t cfg[8];
+	sim_cfg_t cfg[12];
 	size_t n = policies(cfg);
 	for (size_t i = 0; i < n; i++) {
 		model_t *m = calloc(1, sizeof(*m));
@@ -546,13 +638,19 @@ static void run_all(uint64_t seed, bool verbose)
 		simulate(m, &cfg[i], 0);
 		if (verbose)
 			printf("  %-22s ticks %u rotations %u removals %u destroys %u emergencies %u "
-			       "early %u partial %u checks %lu gap-failures %lu revoked-rejected %lu\n",
+			       "early %u partial %u requests %u (activated %u) checks %lu "
+			       "gap-failures %lu revoked-rejected %lu\n",
 			       cfg[i].name, m->ticks, m->rotations, m->removals, m->destroys,
-			       m->emergencies, m->n_early, m->partial, m->checks, m->gap_failures,
+			       m->emergencies, m->n_early, m->partial, m->requests,
+			       m->requested_activations, m->checks, m->gap_failures,
 			       m->revoked_rejections);
 		/* The run must have exercised the machinery, not idled. */
 		CHECK(m->rotations >= 3 && m->removals >= 2 && m->checks > 10000,
 		      "run exercised too little");
+		CHECK(cfg[i].request_per_mille < 300 ||
+		      (m->requests >= 20 && m->requested_activations >= 10), "requested rotations "
+		      "exercised too little (%u requests, %u activations)", m->requests,
+		      m->requested_activations);
 		model_free(m);
 		free(m);
 	}
@@ -580,7 +678,7 @@ static void test_timetravel_random_seed(void **state)
 static void test_timetravel_emergency_with_standby_no_failure(void **state)
 {
 	sim_cfg_t cfg = { "emergency-standby", pol("production", 0, 0, 0, 0, 0, 0, 0, true),
-	                  120, 0, 0 };
+	                  120, 0, 0, 0 };
 	model_t *m = calloc(1, sizeof(*m));
 	assert_non_null(m);
 	g_seed = 42;
@@ -610,7 +708,7 @@ static void test_timetravel_emergency_without_standby_gap_is_m(void **state)
 	g_case = "emergency-no-standby";
 	rng_state = 7;
 	model_init(m, &p);
-	sim_cfg_t cfg = { g_case, p, 60, 0, 0 };
+	sim_cfg_t cfg = { g_case, p, 60, 0, 0, 0 };
 	/* Get past bootstrap and its own gap first. */
 	int64_t t = T0;
 	tick(m, &cfg, t);
