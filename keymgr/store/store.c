@@ -807,7 +807,7 @@ int km_store_key_schedule(km_store_t *s, const char *kid, int64_t activate_at, i
 	km_store_key_t k, nk;
 	if (!km_name_kid_valid(kid))
 		return fail(err, errlen, KM_EINVAL, "invalid kid '%.128s'", kid ? kid : "");
-	if (!time_ok(at) || !time_ok(activate_at))
+	if (!time_ok(at) || activate_at <= 0)
 		return fail(err, errlen, KM_EINVAL, "time of the scheduled activation is missing");
 	if (!text_ok(reason, KM_STORE_TEXT_MAX, true))
 		return fail(err, errlen, KM_EINVAL, "reason for key %s has control characters or is "

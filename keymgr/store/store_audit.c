@@ -930,9 +930,11 @@ int km_store__audit_bootstrap(km_store_t *s, char *err, size_t errlen)
 	if ((r = baseline_text(s, &after, &empty, err, errlen)) != KM_EOK)
 		goto out;
 	int64_t now = (int64_t)time(NULL);
+	char created[32];
+	snprintf(created, sizeof(created), "{\"schema\":%d}", s->be->schema_version());
 	if (empty)
-		r = km_store__audit_emit(s, "store.create", NULL, NULL, NULL, "{\"schema\":2}", NULL,
-		                         now, err, errlen);
+		r = km_store__audit_emit(s, "store.create", NULL, NULL, NULL, created, NULL, now, err,
+		                         errlen);
 	else
 		r = km_store__audit_emit(s, "store.baseline", NULL, NULL, NULL, after,
 		                         "rows that existed before the audit log", now, err, errlen);

@@ -4,7 +4,8 @@
  * serialization byte for byte (against a vector computed by Python's json + hashlib), events
  * that live and die with their transaction, the streaming sink seeing committed events only,
  * policy.load before the first change under a new policy, km_store_audit_append()'s input
- * checks, the actor, and a v1 store migrated to v2 starting its chain with a baseline.
+ * checks, the actor, a v1 store migrated starting its chain with a baseline, and a v2 store
+ * migrated to v3 (requested rotations) keeping its chain, with key.schedule replayed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -398,6 +399,66 @@ static void test_v1_store_migrates_with_a_baseline(void **state)
 	expect_verified(fx->s);
 }
 
+/* A v2 store (before requested rotations) opens as v3: nothing recorded, nothing lost, the
+ * chain verifies, and a requested activation is recorded, replayed and checked. */
+static void test_v2_store_migrates_to_v3(void **state)
+{
+	chain_fx_t *fx = *state;
+	char err[512] = "";
+	keyset(fx->s, "api", 100);
+	key(fx->s, "api", "k1", 1, 100);
+	assert_int_equal(km_store_key_transition(fx->s, "k1", KM_STATE_PUBLISHED, 101, NULL, err,
+	                                         sizeof(err)), KM_EOK);
+	km_store_free(fx->s);
+	fx->s = NULL;
+	assert_int_equal(audit_fx_sql(fx->path, "ALTER TABLE keys DROP COLUMN activate_at;"
+	                              " PRAGMA user_version = 2;"), 0);
+	assert_int_equal(km_store_open(fx->path, "dev", &fx->s, err, sizeof(err)), KM_EOK);
+	km_store_key_t k;
+	assert_int_equal(km_store_key_get(fx->s, "k1", &k, err, sizeof(err)), KM_EOK);
+	assert_int_equal(k.state, KM_STATE_PUBLISHED);
+	assert_int_equal(k.activate_at, KM_STORE_TIME_NONE);
+	km_store_audit_filter_t f = { .action = "store.baseline" };
+	km_store_audit_event_t *ev = NULL;
+	size_t n = 0;
+	assert_int_equal(km_store_audit_query(fx->s, &f, &ev, &n, err, sizeof(err)), KM_EOK);
+	assert_int_equal(n, 0);   /* the chain goes on: no new baseline */
+	km_store_audit_events_free(ev, n);
+	expect_verified(fx->s);
+
+	/* Only a published key can be scheduled; the request is one audited event. */
+	assert_int_equal(km_store_key_schedule(fx->s, "k1", 0, 102, NULL, err, sizeof(err)),
+	                 KM_EINVAL);
+	assert_int_equal(km_store_key_schedule(fx->s, "k1", 2000, 102, "requested rotation", err,
+	                                       sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_key_get(fx->s, "k1", &k, err, sizeof(err)), KM_EOK);
+	assert_int_equal(k.activate_at, 2000);
+	f.action = "key.schedule";
+	assert_int_equal(km_store_audit_query(fx->s, &f, &ev, &n, err, sizeof(err)), KM_EOK);
+	assert_int_equal(n, 1);
+	assert_string_equal(ev[0].kid, "k1");
+	assert_non_null(strstr(ev[0].before, "\"activate_at\":null"));
+	assert_non_null(strstr(ev[0].after, "\"activate_at\":2000"));
+	km_store_audit_events_free(ev, n);
+	expect_verified(fx->s);
+	assert_int_equal(km_store_key_transition(fx->s, "k1", KM_STATE_ACTIVE, 103, NULL, err,
+	                                         sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_key_schedule(fx->s, "k1", 3000, 104, NULL, err, sizeof(err)),
+	                 KM_EINVAL);
+	assert_non_null(strstr(err, "only a published key"));
+	expect_verified(fx->s);
+
+	/* An activation time edited in the table, outside keymgr, is caught. */
+	km_store_free(fx->s);
+	fx->s = NULL;
+	assert_int_equal(audit_fx_sql(fx->path, "UPDATE keys SET activate_at = 1 WHERE kid = 'k1';"),
+	                 0);
+	assert_int_equal(km_store_open(fx->path, "dev", &fx->s, err, sizeof(err)), KM_EOK);
+	km_audit_verify_t v;
+	assert_int_equal(km_audit_verify(fx->s, NULL, &v, err, sizeof(err)), KM_EOK);
+	assert_false(v.ok);
+}
+
 static void test_python_verifier_agrees(void **state)
 {
 	chain_fx_t *fx = *state;
@@ -437,6 +498,7 @@ int main(int argc, char **argv)
 		T(test_append_checks_its_input),
 		T(test_actor_is_recorded_and_sanitised),
 		T(test_v1_store_migrates_with_a_baseline),
+		T(test_v2_store_migrates_to_v3),
 		T(test_python_verifier_agrees),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -72,14 +72,16 @@ static scenario_t scenarios[] = {
 	S(PREP_EMPTY, CMD_ROTATE, "generate.after_intent", "intent recorded (pending row committed)"),
 	S(PREP_EMPTY, CMD_ROTATE, "generate.after_token", "token created the pair, not confirmed"),
 	S(PREP_EMPTY, CMD_ROTATE, "generate.after_confirm", "kid + JWK confirmed"),
-	S(PREP_EMPTY, CMD_ROTATE, "rotate.after_generate", "generated, not yet published"),
-	S(PREP_EMPTY, CMD_ROTATE, "rotate.after_publish", "published, not yet activated"),
+	S(PREP_EMPTY, CMD_ROTATE, "apply.after_action:1", "generated, not yet published"),
+	S(PREP_EMPTY, CMD_ROTATE, "apply.after_action:2", "published, not yet activated"),
 	S(PREP_EMPTY, CMD_ROTATE, "activate.before_commit", "activation transaction open"),
 	S(PREP_EMPTY, CMD_ROTATE, "activate.after_commit", "activation committed"),
 	/* A successor while a key is active. */
 	S(PREP_ACTIVE, CMD_ROTATE, "generate.after_intent", "intent recorded"),
 	S(PREP_ACTIVE, CMD_ROTATE, "generate.after_token", "token created the pair"),
-	S(PREP_ACTIVE, CMD_ROTATE, "rotate.after_publish", "successor published"),
+	S(PREP_ACTIVE, CMD_ROTATE, "apply.after_action:2", "successor published, its activation "
+	  "not yet recorded"),
+	S(PREP_ACTIVE, CMD_ROTATE, "apply.after_action:3", "successor's activation time recorded"),
 	/* Immediate rotation: retire the active key and activate the successor in one txn. */
 	S(PREP_ACTIVE, CMD_ROTATE_NOW, "generate.after_token", "token created the pair"),
 	S(PREP_ACTIVE, CMD_ROTATE_NOW, "activate.before_commit",
