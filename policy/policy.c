@@ -387,3 +387,61 @@ unsigned km_policy_jwks_keys(const km_policy_t *p)
 		retired = 1000;
 	return 1u + (p->standby ? 2u : 1u) + (unsigned)retired;
 }
+
+char *km_policy_allowed_text(const km_policy_t *p, km_policy_field_t f, char *buf, size_t len)
+{
+	size_t used = 0;
+	if (len == 0)
+		return buf;
+	buf[0] = '\0';
+#define ADD(...) do { \
+		int n_ = snprintf(buf + used, len - used, __VA_ARGS__); \
+		if (n_ > 0) \
+			used = used + (size_t)n_ < len ? used + (size_t)n_ : len - 1; \
+	} while (0)
+	switch (f) {
+	case KM_POLICY_F_ALGORITHMS:
+		for (int a = 1; a <= KM_ALG_COUNT; a++) {
+			if (!(p->algorithms & (1u << a)))
+				continue;
+			ADD("%s%s", used ? ", " : "", km_alg_name((km_alg_t)a));
+			if (km_alg_info((km_alg_t)a)->kty == KM_KTY_RSA)
+				ADD(" (>= %u bits)", p->min_rsa_bits);
+		}
+		if (used == 0)
+			ADD("none");
+		break;
+	case KM_POLICY_F_OWNERS:
+		if (p->n_owners == 0)
+			ADD("any non-empty owner");
+		for (size_t i = 0; i < p->n_owners; i++)
+			ADD("%s%s", i ? ", " : "", p->owners[i]);
+		break;
+	case KM_POLICY_F_PURPOSES:
+		if (p->n_purposes == 0)
+			ADD("%s", km_purpose_builtin_list());
+		for (size_t i = 0; i < p->n_purposes; i++)
+			ADD("%s%s", i ? ", " : "", p->purposes[i]);
+		break;
+	case KM_POLICY_F_MIN_RSA_BITS:
+		ADD("%u", p->min_rsa_bits);
+		break;
+	default:
+		ADD("%s", km_policy_field_name(f) ? km_policy_field_name(f) : "?");
+		break;
+	}
+#undef ADD
+	return buf;
+}
+
+char *km_policy_config_key(const km_policy_t *p, km_policy_field_t f, const char *env,
+                           const char *keyset, char *buf, size_t len)
+{
+	const char *name = km_policy_field_name(f);
+	if (keyset != NULL && (unsigned)f < KM_POLICY_F_COUNT && p->src[f] == KM_POLICY_SRC_KEYSET)
+		snprintf(buf, len, "environments.%s.keysets.%s.policy.%s", env, keyset,
+		         name ? name : "?");
+	else
+		snprintf(buf, len, "environments.%s.policy.%s", env, name ? name : "?");
+	return buf;
+}

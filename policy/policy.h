@@ -135,6 +135,23 @@ bool km_policy_purpose_allowed(const km_policy_t *p, const char *purpose);
 bool km_policy_alg_allowed(const km_policy_t *p, km_alg_t alg, unsigned rsa_bits);
 
 /*
+ * What p allows for a list field, as text for a refusal: the allowed algorithms ("ES256,
+ * ES384, EdDSA"; RSA with " (>= N bits)"), owners ("any non-empty owner" or the list) or
+ * purposes (the list, or the built-in token classes). Any other field: its value as text.
+ * Returns buf.
+ */
+char *km_policy_allowed_text(const km_policy_t *p, km_policy_field_t f, char *buf, size_t len);
+
+/*
+ * The configuration key that set field f of a key set's effective policy:
+ * "environments.ENV.keysets.NAME.policy.FIELD" when the key set overrides it, else
+ * "environments.ENV.policy.FIELD" (where to set it, also for a built-in default).
+ * Returns buf.
+ */
+char *km_policy_config_key(const km_policy_t *p, km_policy_field_t f, const char *env,
+                           const char *keyset, char *buf, size_t len);
+
+/*
  * The most keys the JWKS holds in steady state under p: one active key, one successor (two
  * with standby: the ready standby and the next one), and ceil(retire_retention /
  * rotation_period) retired keys.

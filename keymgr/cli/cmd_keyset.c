@@ -10,15 +10,21 @@
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
+#include "keymgr/core/apply.h"
 #include "keymgr/core/keyops.h"
+#include "keymgr/core/readiness.h"
 
 #define CREATE_HELP                                                                        \
 	"Usage: keymgr [-c FILE] keyset create ENV/NAME --alg ALG --owner OWNER\n"             \
 	"                 --purpose PURPOSE [--bits N] [--description TEXT] [--label k=v]...\n" \
-	"                 [--json]\n"                                                        \
+	"                 [--no-key] [--json]\n"                                             \
 	"\n"                                                                                 \
-	"Creates a key set: one algorithm, one owner, one purpose. No key is made yet; run\n" \
-	"'keymgr rotate ENV/NAME' for the first key.\n"                                      \
+	"Creates a key set: one algorithm, one owner, one purpose, and, when the environment's\n"\
+	"token can be opened, its first key (active at once) and a standby where the policy\n"  \
+	"asks for one. Without the token the key set is still created, and keymgrd or\n"      \
+	"'keymgr apply ENV/NAME' makes the key once the token can be opened. A key set whose\n" \
+	"configuration lacks an issuer, audiences or signers is created with a warning naming\n"\
+	"what to set.\n"                                                                     \
 	"  --alg ALG         RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA\n"   \
 	"  --bits N          RSA modulus size: 2048, 3072 or 4096 (default 3072; the policy's\n" \
 	"                    min_rsa_bits may require more)\n"                                \
@@ -26,7 +32,11 @@
 	"  --purpose P       access-token, id-token, refresh-token, logout-token,\n"          \
 	"                    security-event-token, or a custom lowercase slug\n"              \
 	"  --description T   free text (at most 255 characters)\n"                           \
-	"  --label k=v       free label; repeat for several (at most 16)\n"
+	"  --label k=v       free label; repeat for several (at most 16)\n"                \
+	"  --no-key          record the key set only; no key is made (keymgrd, 'keymgr apply'\n"\
+	"                    or 'keymgr rotate' make it later)\n"                            \
+	"  --json            the key set, with first_key (the active key, or null),\n"       \
+	"                    first_key_note (why no key was made), can_sign and signing_gaps\n"
 
 static const char create_help[] = CREATE_HELP;
 
@@ -54,12 +64,16 @@ static const char set_purpose_help[] =
 	"made for: a key made for another purpose never signs the new class, so rotate the key\n"
 	"set afterwards (one key per token class, RFC 8725).\n";
 
-enum { OPT_ALG = 0x10, OPT_BITS, OPT_OWNER, OPT_PURPOSE, OPT_DESC, OPT_LABEL, OPT_REASON };
+enum {
+	OPT_ALG = 0x10, OPT_BITS, OPT_OWNER, OPT_PURPOSE, OPT_DESC, OPT_LABEL, OPT_REASON,
+	OPT_NO_KEY,
+};
 
 /* The options of keyset create as given; --label goes into ks (ctx of create_option). */
 typedef struct {
 	const char *alg, *bits, *owner, *purpose, *desc;
 	km_store_keyset_t *ks;
+	bool no_key;
 } create_args_t;
 
 static int create_option(const char *cmd, int o, const char *arg, void *ctx)
@@ -72,6 +86,7 @@ static int create_option(const char *cmd, int o, const char *arg, void *ctx)
 	case OPT_OWNER: a->owner = arg; break;
 	case OPT_PURPOSE: a->purpose = arg; break;
 	case OPT_DESC: a->desc = arg; break;
+	case OPT_NO_KEY: a->no_key = true; break;
 	default: /* --label */
 		if (ks->n_labels == KM_STORE_LABELS_MAX)
 			return km_cli_usage_error(cmd, "at most %d labels", KM_STORE_LABELS_MAX);
@@ -94,6 +109,7 @@ static int keyset_create(int argc, char **argv)
 		{ "purpose", required_argument, NULL, OPT_PURPOSE },
 		{ "description", required_argument, NULL, OPT_DESC },
 		{ "label", required_argument, NULL, OPT_LABEL },
+		{ "no-key", no_argument, NULL, OPT_NO_KEY },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const km_cli_args_t args = {
@@ -106,7 +122,7 @@ static int keyset_create(int argc, char **argv)
 	km_cli_common_t c;
 	km_store_keyset_t ks;
 	memset(&ks, 0, sizeof(ks));
-	create_args_t a = { NULL, NULL, NULL, NULL, "", &ks };
+	create_args_t a = { NULL, NULL, NULL, NULL, "", &ks, false };
 	int npos, rc = km_cli_args_parse(&args, &a, argc, argv, &c, pos, &npos);
 	if (rc != KM_CLI_CONTINUE)
 		return rc;
@@ -151,20 +167,42 @@ static int keyset_create(int argc, char **argv)
 	rc = km_cli_env_open(env_name, &cfg, &env);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
-	char who[256];
-	r = km_keyset_create(env, &ks, km_env_actor(who, sizeof(who)), km_cli_now(), err,
-	                     sizeof(err));
+	char who[256], gaps_msg[512];
+	km_apply_created_t made;
+	r = km_apply_keyset_create(env, &ks, km_env_actor(who, sizeof(who)), km_cli_now(),
+	                           !a.no_key, &made, err, sizeof(err));
 	if (r != KM_EOK) {
 		rc = km_cli_fail(r, err);
-	} else if (km_store_keyset_get(km_env_store(env), ks.name, &ks, err, sizeof(err)) == KM_EOK &&
-	           c.json) {
+		goto out;
+	}
+	unsigned gaps = km_keyset_signing_gaps(env, ks.name, gaps_msg, sizeof(gaps_msg));
+	if (gaps != 0)
+		fprintf(stderr, "keymgr: warning: %s\n", gaps_msg);
+	if (!a.no_key && !made.made)
+		fprintf(stderr, "keymgr: warning: no key made yet for %s/%s: %s; keymgrd or 'keymgr "
+		        "apply %s/%s' makes it once the token can be opened\n", env_name, ks.name,
+		        made.why_not, env_name, ks.name);
+	km_store_key_t first;
+	bool have_first = made.made && km_store_key_get(km_env_store(env), made.rotation.kid,
+	                                                &first, NULL, 0) == KM_EOK;
+	if (km_store_keyset_get(km_env_store(env), ks.name, &ks, err, sizeof(err)) != KM_EOK) {
+		rc = km_cli_fail(KM_STORE_EIO, err);
+	} else if (c.json) {
 		json_t *j = km_cli_keyset_json(&ks);
+		json_object_set_new(j, "first_key", have_first ? km_cli_key_json(&first) : json_null());
+		json_object_set_new(j, "first_key_note", a.no_key ? json_string("--no-key")
+		                    : made.made ? json_null() : json_string(made.why_not));
+		json_object_set_new(j, "can_sign", json_boolean(gaps == 0));
+		json_object_set_new(j, "signing_gaps", km_cli_signing_gaps_json(gaps));
 		rc = km_cli_print_json(j);
 		json_decref(j);
 	} else {
 		printf("created key set %s/%s (%s, owner %s, purpose %s)\n", env_name, ks.name,
 		       km_alg_name(ks.alg), ks.owner, ks.purpose);
+		if (have_first)
+			printf("%s/%s: key %s is active\n", env_name, ks.name, first.kid);
 	}
+out:
 	km_cli_env_close(cfg, env);
 	return rc;
 }
@@ -311,7 +349,8 @@ static int keyset_show(int argc, char **argv)
 		rc = km_cli_fail(r, err);
 		goto out;
 	}
-	char t[32];
+	char t[32], gaps_msg[512];
+	unsigned gaps = km_keyset_signing_gaps(env, name, gaps_msg, sizeof(gaps_msg));
 	if (c.json) {
 		json_t *j = km_cli_keyset_json(&ks), *jk = json_array(), *jc = json_array();
 		for (size_t i = 0; i < nkeys; i++)
@@ -324,6 +363,8 @@ static int keyset_show(int argc, char **argv)
 			        "reason", changes[i].reason));
 		json_object_set_new(j, "keys", jk);
 		json_object_set_new(j, "history", jc);
+		json_object_set_new(j, "can_sign", json_boolean(gaps == 0));
+		json_object_set_new(j, "signing_gaps", km_cli_signing_gaps_json(gaps));
 		rc = km_cli_print_json(j);
 		json_decref(j);
 		goto out;
@@ -336,6 +377,8 @@ static int keyset_show(int argc, char **argv)
 	       km_cli_iso8601(ks.created_at, t, sizeof(t)), ks.created_by);
 	for (size_t i = 0; i < ks.n_labels; i++)
 		printf("label        %s\n", ks.labels[i]);
+	if (gaps != 0)
+		printf("warning      %s\n", gaps_msg);
 	printf("\n%-44s %-10s %s\n", "KID", "STATE", "SINCE");
 	for (size_t i = 0; i < nkeys; i++)
 		printf("%-44s %-10s %s\n", keys[i].pending ? "(pending)" : keys[i].kid,

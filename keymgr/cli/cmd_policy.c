@@ -11,6 +11,7 @@
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/apply.h"
+#include "keymgr/core/readiness.h"
 
 static const char show_help[] =
 	"Usage: keymgr [-c FILE] policy show [ENV[/NAME]] [--json]\n"
@@ -31,7 +32,9 @@ static const char check_help[] =
 	"Opens each environment's token (with its PIN) to compare it with the store.\n"
 	"  --at TIME   judge the timing rules as of TIME (ISO 8601 UTC, a date or\n"
 	"              @UNIXSECONDS) instead of now, e.g. to see what will be overdue\n"
-	"Exit status 1 on any violation.\n";
+	"Warnings, which need attention but are not violations: key sets that cannot sign\n"
+	"(no issuer, audiences or signers in the configuration), naming what to set.\n"
+	"Exit status 1 on any violation (warnings alone exit 0).\n";
 
 static const char *src_name(km_policy_src_t s)
 {
@@ -163,7 +166,22 @@ static int policy_show(int argc, char **argv)
 typedef struct {
 	json_t *json;          /* array of violations, or NULL for text */
 	unsigned count;
+	json_t *warnings;      /* array of warnings, or NULL for text */
+	unsigned n_warnings;
 } report_t;
+
+/* A finding that needs attention but breaks no rule: counted apart, never exit 1. */
+static void warning(report_t *r, const char *env, const char *keyset, const char *check,
+                    const char *msg)
+{
+	r->n_warnings++;
+	if (r->warnings != NULL)
+		json_array_append_new(r->warnings, json_pack("{s:s, s:s?, s:s, s:s}", "env", env,
+		                      "keyset", keyset, "check", check, "message", msg));
+	else
+		printf("%-14s %s%s%s: warning: %s\n", check, env, keyset ? "/" : "",
+		       keyset ? keyset : "", msg);
+}
 
 static void violation(report_t *r, const char *env, const char *keyset, const char *kid,
                       const char *check, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -192,6 +210,9 @@ static void check_keyset(km_env_t *env, const km_store_keyset_t *ks, int64_t now
 	char a[32], b[32], err[512];
 	if (km_env_keyset_policy(env, ks->name, &pol) != KM_EOK)
 		return;
+	char gaps[512];
+	if (km_keyset_signing_gaps(env, ks->name, gaps, sizeof(gaps)) != 0)
+		warning(rep, e, ks->name, "cannot-sign", gaps);
 	if (ks->owner[0] == '\0')
 		violation(rep, e, ks->name, NULL, "owner", "key set has no owner");
 	else if (!km_policy_owner_allowed(&pol, ks->owner))
@@ -382,7 +403,7 @@ static int policy_check(int argc, char **argv)
 			return km_cli_fail(r, err);
 		}
 	}
-	report_t rep = { c.json ? json_array() : NULL, 0 };
+	report_t rep = { c.json ? json_array() : NULL, 0, c.json ? json_array() : NULL, 0 };
 	if (only == NULL)
 		check_shared_tokens(cfg, &rep);
 	for (size_t i = 0; i < km_config_env_count(cfg); i++) {
@@ -415,16 +436,18 @@ static int policy_check(int argc, char **argv)
 		km_env_free(env);
 	}
 	if (c.json) {
-		json_t *j = json_pack("{s:b, s:i, s:O}", "compliant", rep.count == 0, "violations_count",
-		                      rep.count, "violations", rep.json);
+		json_t *j = json_pack("{s:b, s:i, s:O, s:O}", "compliant", rep.count == 0,
+		                      "violations_count", rep.count, "violations", rep.json,
+		                      "warnings", rep.warnings);
 		km_cli_print_json(j);
 		json_decref(j);
 	} else if (rep.count == 0) {
-		printf("compliant: no violation found\n");
+		printf("compliant: no violation found%s\n", rep.n_warnings ? " (see the warnings)" : "");
 	} else {
 		printf("%u violation%s\n", rep.count, rep.count == 1 ? "" : "s");
 	}
 	json_decref(rep.json);
+	json_decref(rep.warnings);
 	km_config_free(cfg);
 	return rep.count == 0 ? KM_CLI_EXIT_OK : KM_CLI_EXIT_REFUSED;
 }

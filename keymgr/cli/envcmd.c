@@ -8,6 +8,7 @@
 #include "keymgr/cli/cli.h"
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
+#include "keymgr/core/readiness.h"
 
 static const char *config_path;
 
@@ -130,6 +131,15 @@ json_t *km_cli_keyset_json(const km_store_keyset_t *ks)
 	return j;
 }
 
+json_t *km_cli_signing_gaps_json(unsigned gaps)
+{
+	json_t *a = json_array();
+	for (unsigned g = KM_SIGN_GAP_ISSUER; a != NULL && g <= KM_SIGN_GAP_SIGNERS; g <<= 1)
+		if (gaps & g)
+			json_array_append_new(a, json_string(km_sign_gap_name((km_sign_gap_t)g)));
+	return a;
+}
+
 json_t *km_cli_key_json(const km_store_key_t *k)
 {
 	char t[32], hex[2 * KM_STORE_CKA_ID_MAX + 1];
@@ -151,5 +161,9 @@ json_t *km_cli_key_json(const km_store_key_t *k)
 		json_object_set_new(j, "rsa_bits", json_integer(k->rsa_bits));
 	if (j != NULL && k->revoke_reason[0])
 		json_object_set_new(j, "revoke_reason", json_string(k->revoke_reason));
+	/* A requested rotation's successor: when it activates (the time `rotate` printed). */
+	if (j != NULL && k->state == KM_STATE_PUBLISHED && k->activate_at != KM_STORE_TIME_NONE)
+		json_object_set_new(j, "activates_at",
+		                    json_string(km_cli_iso8601(k->activate_at, t, sizeof(t))));
 	return j;
 }

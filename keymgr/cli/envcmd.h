@@ -59,3 +59,6 @@ void km_cli_wake_daemon(const km_config_t *cfg, const char *env, const char *key
 /* Stable JSON renderings (new references). */
 json_t *km_cli_keyset_json(const km_store_keyset_t *ks);
 json_t *km_cli_key_json(const km_store_key_t *k);
+
+/* ["issuer", "audiences", "signers"]: the names of a km_keyset_signing_gaps() mask. */
+json_t *km_cli_signing_gaps_json(unsigned gaps);

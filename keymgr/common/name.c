@@ -114,6 +114,11 @@ bool km_purpose_is_builtin(const char *s)
 	return false;
 }
 
+const char *km_purpose_builtin_list(void)
+{
+	return "access-token, id-token, refresh-token, logout-token, security-event-token";
+}
+
 bool km_name_purpose_valid(const char *s)
 {
 	return km_purpose_is_builtin(s) || km_name_is_slug(s, KM_PURPOSE_MAX);

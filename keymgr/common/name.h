@@ -39,6 +39,9 @@ bool km_name_owner_valid(const char *s);
  * security-event-token. */
 bool km_purpose_is_builtin(const char *s);
 
+/* The built-in token classes, comma-separated ("access-token, id-token, ..."). Static. */
+const char *km_purpose_builtin_list(void);
+
 /* Purpose: a built-in class or a custom slug. */
 bool km_name_purpose_valid(const char *s);
 

@@ -434,3 +434,34 @@ int km_apply_rotate(km_env_t *env, const char *keyset, int64_t now, km_plan_rota
 	km_store_change_unlock(s);
 	return r;
 }
+
+int km_apply_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who,
+                           int64_t now, bool first_key, km_apply_created_t *ret, char *err,
+                           size_t errlen)
+{
+	km_apply_created_t res;
+	memset(&res, 0, sizeof(res));
+	int r = km_keyset_create(env, ks, who, now, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if (first_key) {
+		km_token_t *t = NULL;
+		if (km_env_token(env, &t, res.why_not, sizeof(res.why_not)) == KM_EOK) {
+			r = km_apply_rotate(env, ks->name, now, KM_PLAN_ROTATE_NORMAL, NULL, &res.rotation,
+			                    err, errlen);
+			if (r != KM_EOK) {
+				char why[768];
+				snprintf(why, sizeof(why), "%s", err);
+				snprintf(err, errlen, "key set %s/%s was created, but its first key could not "
+				         "be made: %s", km_env_name(env), ks->name, why);
+				return r;
+			}
+			res.made = true;
+		} else if (res.why_not[0] == '\0') {
+			snprintf(res.why_not, sizeof(res.why_not), "the token could not be opened");
+		}
+	}
+	if (ret != NULL)
+		*ret = res;
+	return KM_EOK;
+}

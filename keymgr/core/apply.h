@@ -103,6 +103,26 @@ int km_apply_rotate(km_env_t *env, const char *keyset, int64_t now, km_plan_rota
                     const km_apply_opts_t *o, km_apply_rotation_t *ret, char *err,
                     size_t errlen);
 
+/* What km_apply_keyset_create() did about the first key. */
+typedef struct {
+	bool made;                        /* the first key (and a standby) was made: rotation */
+	km_apply_rotation_t rotation;
+	char why_not[512];                /* not made: why (the token could not be opened) */
+} km_apply_created_t;
+
+/*
+ * Creates key set ks (km_keyset_create(): every policy rule) and, with first_key, makes it
+ * able to work in the same run: when the environment's token can be opened, its first key
+ * is generated and activated, with a standby where the policy asks for one
+ * (km_apply_rotate()). When the token cannot be opened the key set is still created, and
+ * ret->why_not says why (keymgrd or `keymgr apply` make the key once it can be).
+ * Returns km_keyset_create()'s codes (nothing created), or the code of a failed first key
+ * (the key set exists; err says both).
+ */
+int km_apply_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who,
+                           int64_t now, bool first_key, km_apply_created_t *ret, char *err,
+                           size_t errlen);
+
 /*
  * Loads the keys of keyset in planner form. *keys (malloc'd, caller frees) and *recs
  * (km_store_keys_free) are parallel arrays of *n entries; pending intents and abandoned

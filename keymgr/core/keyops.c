@@ -32,16 +32,22 @@ int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who
 		         ks->rsa_bits);
 		return KM_EKEYSIZE;
 	}
+	const char *e = km_env_name(env);
+	char allowed[512], key[256];
 	if (!km_policy_alg_allowed(&pol, ks->alg, ks->rsa_bits)) {
-		if (info->kty == KM_KTY_RSA && ks->rsa_bits < pol.min_rsa_bits)
-			snprintf(err, errlen, "policy of environment '%s' requires RSA keys of at "
-			         "least %u bits, not %u", km_env_name(env), pol.min_rsa_bits,
-			         ks->rsa_bits);
-		else
-			snprintf(err, errlen, "policy of environment '%s' does not allow algorithm %s",
-			         km_env_name(env), info->name);
-		return info->kty == KM_KTY_RSA && ks->rsa_bits < pol.min_rsa_bits ? KM_EKEYSIZE
-		                                                                     : KM_EALG;
+		if ((pol.algorithms & (1u << ks->alg)) && info->kty == KM_KTY_RSA) {
+			snprintf(err, errlen, "policy of environment '%s' requires RSA keys of at least %u "
+			         "bits, not %u (set by %s)", e, pol.min_rsa_bits, ks->rsa_bits,
+			         km_policy_config_key(&pol, KM_POLICY_F_MIN_RSA_BITS, e, ks->name, key,
+			                              sizeof(key)));
+			return KM_EKEYSIZE;
+		}
+		snprintf(err, errlen, "policy of environment '%s' does not allow algorithm %s: allowed "
+		         "are %s (set by %s)", e, info->name,
+		         km_policy_allowed_text(&pol, KM_POLICY_F_ALGORITHMS, allowed, sizeof(allowed)),
+		         km_policy_config_key(&pol, KM_POLICY_F_ALGORITHMS, e, ks->name, key,
+		                              sizeof(key)));
+		return KM_EALG;
 	}
 	if (ks->owner[0] == '\0') {
 		snprintf(err, errlen, "an owner is required (--owner TEAM)");
@@ -53,19 +59,25 @@ int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who
 		return KM_EOWNER;
 	}
 	if (!km_policy_owner_allowed(&pol, ks->owner)) {
-		snprintf(err, errlen, "owner '%s' is not allowed by the policy of environment '%s'",
-		         ks->owner, km_env_name(env));
+		snprintf(err, errlen, "owner '%s' is not allowed by the policy of environment '%s': "
+		         "allowed are %s (set by %s)", ks->owner, e,
+		         km_policy_allowed_text(&pol, KM_POLICY_F_OWNERS, allowed, sizeof(allowed)),
+		         km_policy_config_key(&pol, KM_POLICY_F_OWNERS, e, ks->name, key, sizeof(key)));
 		return KM_EOWNER;
 	}
 	if (!km_name_purpose_valid(ks->purpose)) {
-		snprintf(err, errlen, "unknown purpose '%.64s': use access-token, id-token, "
-		         "refresh-token, logout-token, security-event-token or a custom lowercase slug",
-		         ks->purpose);
+		snprintf(err, errlen, "unknown purpose '%.64s': use one of %s, or a custom lowercase "
+		         "slug listed in %s", ks->purpose, km_purpose_builtin_list(),
+		         km_policy_config_key(&pol, KM_POLICY_F_PURPOSES, e, ks->name, key,
+		                              sizeof(key)));
 		return KM_EPURPOSE;
 	}
 	if (!km_policy_purpose_allowed(&pol, ks->purpose)) {
-		snprintf(err, errlen, "purpose '%s' is not allowed by the policy of environment '%s'",
-		         ks->purpose, km_env_name(env));
+		snprintf(err, errlen, "purpose '%s' is not allowed by the policy of environment '%s': "
+		         "allowed are %s (set by %s)", ks->purpose, e,
+		         km_policy_allowed_text(&pol, KM_POLICY_F_PURPOSES, allowed, sizeof(allowed)),
+		         km_policy_config_key(&pol, KM_POLICY_F_PURPOSES, e, ks->name, key,
+		                              sizeof(key)));
 		return KM_EPURPOSE;
 	}
 

@@ -152,8 +152,9 @@ static void prepare(const scenario_t *s, const char *ref, char *target, size_t l
 {
 	km_run_t *r = calloc(1, sizeof(*r));
 	target[0] = '\0';
-	kmt_ok(&kmt, r, (const char *[]){ "keyset", "create", ref, "--alg", "ES256", "--owner",
-	                                  "reliability", "--purpose", "access-token", NULL });
+	kmt_ok(&kmt, r, (const char *[]){ "keyset", "create", ref, "--no-key", "--alg", "ES256",
+	                                  "--owner", "reliability", "--purpose", "access-token",
+	                                  NULL });
 	if (s->prep != PREP_EMPTY)
 		kmt_ok(&kmt, r, (const char *[]){ "rotate", ref, NULL });
 	const char *ks = strchr(ref, '/') + 1;

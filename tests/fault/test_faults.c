@@ -73,8 +73,9 @@ static void prepare(const char *ks)
 	km_run_t *r = calloc(1, sizeof(*r));
 	char ref[64];
 	snprintf(ref, sizeof(ref), KMT_ENV "/%s", ks);
-	kmt_ok(&kmt, r, (const char *[]){ "keyset", "create", ref, "--alg", "ES256", "--owner",
-	                                  "reliability", "--purpose", "access-token", NULL });
+	kmt_ok(&kmt, r, (const char *[]){ "keyset", "create", ref, "--no-key", "--alg", "ES256",
+	                                  "--owner", "reliability", "--purpose", "access-token",
+	                                  NULL });
 	kmt_ok(&kmt, r, (const char *[]){ "rotate", ref, NULL });
 	free(r);
 }

@@ -62,8 +62,9 @@ static km_store_t *store_open(void)
 static void keyset(const char *ref, bool with_key)
 {
 	km_run_t *r = calloc(1, sizeof(*r));
-	kmt_ok(&kmt, r, (const char *[]){ "keyset", "create", ref, "--alg", "ES256", "--owner",
-	                                  "reliability", "--purpose", "access-token", NULL });
+	kmt_ok(&kmt, r, (const char *[]){ "keyset", "create", ref, "--no-key", "--alg", "ES256",
+	                                  "--owner", "reliability", "--purpose", "access-token",
+	                                  NULL });
 	if (with_key)
 		kmt_ok(&kmt, r, (const char *[]){ "rotate", ref, NULL });
 	free(r);

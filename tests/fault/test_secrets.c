@@ -78,8 +78,9 @@ static void test_secrets_outputs_never_hold_the_pin(void **state)
 {
 	km_run_t *r = calloc(1, sizeof(*r));
 	const char *const *cmds[] = {
-		(const char *[]){ "keyset", "create", KMT_ENV "/s1", "--alg", "ES256", "--owner",
-		                  "reliability", "--purpose", "access-token", "--json", NULL },
+		(const char *[]){ "keyset", "create", KMT_ENV "/s1", "--no-key", "--alg", "ES256",
+		                  "--owner", "reliability", "--purpose", "access-token", "--json",
+		                  NULL },
 		(const char *[]){ "rotate", KMT_ENV "/s1", "--json", NULL },
 		(const char *[]){ "key", "list", KMT_ENV, "--json", NULL },
 		(const char *[]){ "jwks", KMT_ENV, NULL },

@@ -150,7 +150,8 @@ class StoreSetup(Setup):
 
 
 CHANGES = [("rotate", "dev/api", "--now", "--force"),
-           ("keyset", "create", "dev/other", "--alg", "ES256", "--owner", "platform-security",
+           ("keyset", "create", "dev/other", "--no-key", "--alg", "ES256", "--owner",
+            "platform-security",
             "--purpose", "access-token")]
 
 

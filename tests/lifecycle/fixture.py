@@ -224,9 +224,11 @@ class Installation:
 
     # -- high-level helpers -----------------------------------------------------------------
 
-    def create_keyset(self, ref, purpose, alg="ES256", owner="platform-security"):
+    def create_keyset(self, ref, purpose, alg="ES256", owner="platform-security", key=False):
+        """keyset create; without key=True with --no-key, so that the test's own `rotate`
+        makes the first key (keyset create's own first key: test_keyset_create.py)."""
         return self.json("keyset", "create", ref, "--alg", alg, "--owner", owner,
-                         "--purpose", purpose)
+                         "--purpose", purpose, *([] if key else ["--no-key"]))
 
     def rotate(self, ref, now=False):
         return self.json("rotate", ref, *(["--now", "--force"] if now else []))

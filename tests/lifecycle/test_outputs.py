@@ -56,7 +56,7 @@ class JsonOutputTest(InstallationTest):
         inst = cls.inst
         inst.json("keyset", "create", "production/json-one", "--alg", "ES256", "--owner",
                   "team-a", "--purpose", "json-one", "--description", "first",
-                  "--label", "tier=gold", "--label", "app=api")
+                  "--label", "tier=gold", "--label", "app=api", "--no-key")
         inst.create_keyset("production/json-two", "json-two", alg="EdDSA")
         inst.create_keyset("staging/api", "access-token", alg="ES384")
         for ref in ("production/json-one", "production/json-two", "staging/api"):

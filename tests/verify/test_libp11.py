@@ -135,7 +135,8 @@ class Libp11IssuerTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         p = self.inst.run("key", "current")
         self.assertEqual(p.returncode, 2)
-        self.inst.run("keyset", "create", "issuer/empty", "--alg", "ES256", "--owner", "t",
+        self.inst.run("keyset", "create", "issuer/empty", "--no-key", "--alg", "ES256",
+                      "--owner", "t",
                       "--purpose", "access-token", ok=True)
         p = self.inst.run("key", "current", "issuer/empty", "--uri")
         self.assertEqual(p.returncode, 1)
