@@ -148,7 +148,11 @@ class JsonOutputTest(InstallationTest):
 
     def test_keyset_show_json(self):
         ks = self.twice("keyset", "show", "production/json-one")
-        self.assertEqual(set(ks), KEYSET_MEMBERS | {"keys", "history"})
+        self.assertEqual(set(ks), KEYSET_MEMBERS | {"keys", "history", "can_sign",
+                                                    "signing_gaps"})
+        # json-one is configured without an issuer, audiences or signers.
+        self.assertEqual((ks["can_sign"], ks["signing_gaps"]),
+                         (False, ["issuer", "audiences", "signers"]))
         # active, the standby scheduled as the successor, the next standby
         self.assertEqual([k["state"] for k in ks["keys"]], ["active", "published", "published"])
         for k in ks["keys"]:
