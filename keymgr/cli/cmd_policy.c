@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* keymgr policy show | check: the effective policy, and the compliance report. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +9,7 @@
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
-#include "keymgr/core/apply.h"
-#include "keymgr/core/readiness.h"
+#include "keymgr/core/compliance.h"
 
 static const char show_help[] =
 	"Usage: keymgr [-c FILE] policy show [ENV[/NAME]] [--json]\n"
@@ -32,9 +30,16 @@ static const char check_help[] =
 	"Opens each environment's token (with its PIN) to compare it with the store.\n"
 	"  --at TIME   judge the timing rules as of TIME (ISO 8601 UTC, a date or\n"
 	"              @UNIXSECONDS) instead of now, e.g. to see what will be overdue\n"
-	"Warnings, which need attention but are not violations: key sets that cannot sign\n"
-	"(no issuer, audiences or signers in the configuration), naming what to set.\n"
-	"Exit status 1 on any violation (warnings alone exit 0).\n";
+	"Store and token are compared by reconciliation's own comparison: what this check\n"
+	"flags there, 'keymgr reconcile' repairs or explains. Each finding is a violation\n"
+	"(an action is needed: its repair is named), pending (satisfied at the time shown\n"
+	"without any action, e.g. a standby published less than publish_lead ago) or a\n"
+	"warning (a key set that cannot sign: no issuer, audiences or signers, naming what to\n"
+	"set).\n"
+	"  --json      {\"compliant\",\"violations_count\",\"violations\",\"pending\",\"warnings\"}:\n"
+	"              each finding has env, keyset, kid, check, message, repair, and\n"
+	"              pending ones until (RFC 3339 UTC)\n"
+	"Exit status 1 on any violation; pending findings and warnings alone exit 0.\n";
 
 static const char *src_name(km_policy_src_t s)
 {
@@ -162,200 +167,37 @@ static int policy_show(int argc, char **argv)
 	return rc;
 }
 
-/* The compliance report being built. */
+/* The compliance report being printed (ctx of on_finding). */
 typedef struct {
-	json_t *json;          /* array of violations, or NULL for text */
-	unsigned count;
-	json_t *warnings;      /* array of warnings, or NULL for text */
-	unsigned n_warnings;
+	json_t *violations, *pending, *warnings;   /* NULL for text */
+	unsigned n[3];                             /* by km_finding_level_t */
 } report_t;
 
-/* A finding that needs attention but breaks no rule: counted apart, never exit 1. */
-static void warning(report_t *r, const char *env, const char *keyset, const char *check,
-                    const char *msg)
+static void on_finding(void *vctx, const km_finding_t *f)
 {
-	r->n_warnings++;
-	if (r->warnings != NULL)
-		json_array_append_new(r->warnings, json_pack("{s:s, s:s?, s:s, s:s}", "env", env,
-		                      "keyset", keyset, "check", check, "message", msg));
-	else
-		printf("%-14s %s%s%s: warning: %s\n", check, env, keyset ? "/" : "",
-		       keyset ? keyset : "", msg);
-}
-
-static void violation(report_t *r, const char *env, const char *keyset, const char *kid,
-                      const char *check, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-
-static void violation(report_t *r, const char *env, const char *keyset, const char *kid,
-                      const char *check, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	r->count++;
-	if (r->json != NULL)
-		json_array_append_new(r->json, json_pack("{s:s, s:s?, s:s?, s:s, s:s}", "env", env,
-		                      "keyset", keyset, "kid", kid, "check", check, "message", msg));
-	else
-		printf("%-14s %s%s%s%s%s: %s\n", check, env, keyset ? "/" : "", keyset ? keyset : "",
-		       kid ? " " : "", kid ? kid : "", msg);
-}
-
-static void check_keyset(km_env_t *env, const km_store_keyset_t *ks, int64_t now, report_t *rep)
-{
-	const char *e = km_env_name(env);
-	km_policy_t pol;
-	char a[32], b[32], err[512];
-	if (km_env_keyset_policy(env, ks->name, &pol) != KM_EOK)
-		return;
-	char gaps[512];
-	if (km_keyset_signing_gaps(env, ks->name, gaps, sizeof(gaps)) != 0)
-		warning(rep, e, ks->name, "cannot-sign", gaps);
-	if (ks->owner[0] == '\0')
-		violation(rep, e, ks->name, NULL, "owner", "key set has no owner");
-	else if (!km_policy_owner_allowed(&pol, ks->owner))
-		violation(rep, e, ks->name, NULL, "owner", "owner '%s' is not allowed by the policy",
-		          ks->owner);
-	if (!km_policy_purpose_allowed(&pol, ks->purpose))
-		violation(rep, e, ks->name, NULL, "purpose", "purpose '%s' is not allowed by the "
-		          "policy", ks->purpose);
-
-	km_plan_key_t *keys = NULL;
-	km_store_key_t *recs = NULL;
-	size_t n = 0;
-	if (km_apply_load_keys(env, ks->name, &keys, &recs, &n, err, sizeof(err)) != KM_EOK)
-		return;
-	bool has_successor = false;
-	const km_store_key_t *active = NULL;
-	for (size_t i = 0; i < n; i++) {
-		const km_store_key_t *k = &recs[i];
-		if (k->state == KM_STATE_ACTIVE)
-			active = k;
-		if (k->state == KM_STATE_PUBLISHED)
-			has_successor = true;
-		if ((k->state == KM_STATE_GENERATED || k->state == KM_STATE_PUBLISHED ||
-		     k->state == KM_STATE_ACTIVE) && !km_policy_alg_allowed(&pol, k->alg, k->rsa_bits))
-			violation(rep, e, ks->name, k->kid, "algorithm", "%s%s key is no longer allowed "
-			          "by the policy (algorithms, min_rsa_bits %u)", km_alg_name(k->alg),
-			          k->rsa_bits ? (k->rsa_bits < pol.min_rsa_bits ? " (RSA too small)" : "")
-			                      : "", pol.min_rsa_bits);
-	}
-	if (active != NULL) {
-		int64_t t_act = active->state_at[KM_STATE_ACTIVE];
-		if (now > t_act + pol.rotation_period)
-			violation(rep, e, ks->name, active->kid, "active-too-long", "active for %s, "
-			          "longer than rotation_period %s",
-			          km_duration_format(now - t_act, a, sizeof(a)),
-			          km_duration_format(pol.rotation_period, b, sizeof(b)));
-		if (now > t_act + pol.rotation_period - pol.publish_lead && !has_successor)
-			violation(rep, e, ks->name, NULL, "rotation-overdue", "the successor should have "
-			          "been published %s ago (rotation_period %s - publish_lead %s)",
-			          km_duration_format(now - (t_act + pol.rotation_period -
-			                                    pol.publish_lead), a, sizeof(a)),
-			          km_duration_format(pol.rotation_period, b, sizeof(b)),
-			          km_duration_format(pol.publish_lead, err, sizeof(err)));
-	}
-	km_plan_t *plan = NULL;
-	if (km_plan_create(&plan) == KM_EOK && km_plan_compute(plan, keys, n, &pol, now) == KM_EOK) {
-		for (size_t i = 0; i < km_plan_n_warnings(plan); i++) {
-			const km_plan_warning_t *w = km_plan_warning(plan, i);
-			if (w->code == KM_PLAN_W_NO_STANDBY || w->code == KM_PLAN_W_NO_ACTIVE ||
-			    w->code == KM_PLAN_W_MULTI_ACTIVE || w->code == KM_PLAN_W_BAD_RECORD)
-				violation(rep, e, ks->name, NULL, km_plan_warn_name(w->code), "%s", w->msg);
-		}
-	}
-	km_plan_free(plan);
-	km_store_keys_free(recs);
-	free(keys);
-}
-
-/* Keys in the token unknown to the store, and store keys missing from the token. */
-static void check_token(km_env_t *env, report_t *rep)
-{
-	const char *e = km_env_name(env);
-	char err[1024] = "";
-	km_token_t *t = NULL;
-	int r = km_env_token(env, &t, err, sizeof(err));
-	if (r != KM_EOK) {
-		violation(rep, e, NULL, NULL, "token", "token not reachable, store and token not "
-		          "compared: %s", err);
+	report_t *r = vctx;
+	char t[32];
+	r->n[f->level]++;
+	json_t *arr = f->level == KM_FINDING_VIOLATION ? r->violations
+	              : f->level == KM_FINDING_PENDING ? r->pending : r->warnings;
+	if (arr != NULL) {
+		json_t *j = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:s?}", "env", f->env, "keyset",
+		                      f->keyset, "kid", f->kid, "check", f->check, "message",
+		                      f->message, "repair", f->repair);
+		if (f->level == KM_FINDING_PENDING)
+			json_object_set_new(j, "until", json_string(km_cli_iso8601(f->until, t,
+			                                                           sizeof(t))));
+		json_array_append_new(arr, j);
 		return;
 	}
-	km_token_key_info_t *tk = NULL;
-	km_store_key_t *sk = NULL;
-	size_t nt = 0, ns = 0;
-	km_store_key_filter_t all = { 0 };
-	if ((r = km_token_list_keys(t, &tk, &nt)) != KM_EOK ||
-	    (r = km_store_keys_query(km_env_store(env), &all, &sk, &ns, err, sizeof(err))) != KM_EOK) {
-		violation(rep, e, NULL, NULL, "token", "cannot list keys: %s", km_strerror(r));
-		goto out;
-	}
-	for (size_t i = 0; i < nt; i++) {
-		bool known = false;
-		for (size_t j = 0; j < ns && !known; j++)
-			known = sk[j].cka_id_len == tk[i].id_len &&
-			        memcmp(sk[j].cka_id, tk[i].id, tk[i].id_len) == 0;
-		/* The environment's audit key (keymgr-audit:ENV) is known to the store's audit
-		 * tables, not to the key sets. */
-		bool audit_key = false;
-		if (!known && km_store_audit_key_is(km_env_store(env), tk[i].id, tk[i].id_len,
-		                                    &audit_key, NULL, 0) == KM_EOK && audit_key)
-			known = true;
-		if (!known) {
-			char hex[2 * 64 + 1] = "";
-			for (size_t b = 0; b < tk[i].id_len && b < 64; b++)
-				snprintf(hex + 2 * b, 3, "%02x", tk[i].id[b]);
-			violation(rep, e, NULL, NULL, "unknown-token-key", "token holds a %s key pair "
-			          "unknown to the store (CKA_ID %s, label '%s')",
-			          tk[i].keymgr_id ? "keymgr" : "foreign", hex[0] ? hex : "(none)",
-			          tk[i].label);
-		}
-	}
-	for (size_t j = 0; j < ns; j++) {
-		if (!km_state_in_token(sk[j].state) || (sk[j].pending && sk[j].kid[0] == '\0'))
-			continue;
-		bool present = false;
-		for (size_t i = 0; i < nt && !present; i++)
-			present = sk[j].cka_id_len == tk[i].id_len &&
-			          memcmp(sk[j].cka_id, tk[i].id, tk[i].id_len) == 0 && tk[i].has_private;
-		if (!present)
-			violation(rep, e, sk[j].keyset, sk[j].kid, "missing-token-key", "the store has "
-			          "this %s key but the token does not hold its private key",
-			          km_state_name(sk[j].state));
-	}
-out:
-	free(tk);
-	km_store_keys_free(sk);
-}
-
-/* Environments whose tokens turn out to be the same device (same serial). */
-static void check_shared_tokens(const km_config_t *cfg, report_t *rep)
-{
-	size_t n = km_config_env_count(cfg);
-	char (*serials)[KM_TOKEN_SERIAL_MAX + 1] = calloc(n ? n : 1, KM_TOKEN_SERIAL_MAX + 1);
-	if (serials == NULL)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		const km_env_cfg_t *e = km_config_env_at(cfg, i);
-		km_token_cfg_t tc = e->token;
-		km_token_t *t = NULL;
-		char err[256];
-		tc.pin_source = NULL; /* token info only: no login, no PIN needed */
-		if (km_token_open(&tc, &t, err, sizeof(err)) != KM_EOK)
-			continue;
-		km_token_info_t info;
-		km_token_get_info(t, &info);
-		snprintf(serials[i], sizeof(serials[i]), "%s", info.serial);
-		km_token_free(t);
-		for (size_t j = 0; j < i; j++)
-			if (serials[j][0] && strcmp(serials[j], serials[i]) == 0)
-				violation(rep, e->name, NULL, NULL, "shared-token", "uses the same token "
-				          "(serial %s) as environment '%s'", serials[i],
-				          km_config_env_at(cfg, j)->name);
-	}
-	free(serials);
+	printf("%-18s %s%s%s%s%s: ", f->check, f->env, f->keyset ? "/" : "",
+	       f->keyset ? f->keyset : "", f->kid ? " " : "", f->kid ? f->kid : "");
+	if (f->level == KM_FINDING_PENDING)
+		printf("pending until %s: ", km_cli_iso8601(f->until, t, sizeof(t)));
+	else if (f->level == KM_FINDING_WARNING)
+		printf("warning: ");
+	printf("%s%s%s%s\n", f->message, f->repair ? " (repair: " : "", f->repair ? f->repair : "",
+	       f->repair ? ")" : "");
 }
 
 enum { OPT_AT = 0x10 };
@@ -403,9 +245,10 @@ static int policy_check(int argc, char **argv)
 			return km_cli_fail(r, err);
 		}
 	}
-	report_t rep = { c.json ? json_array() : NULL, 0, c.json ? json_array() : NULL, 0 };
+	report_t rep = { c.json ? json_array() : NULL, c.json ? json_array() : NULL,
+	                 c.json ? json_array() : NULL, { 0, 0, 0 } };
 	if (only == NULL)
-		check_shared_tokens(cfg, &rep);
+		km_compliance_config(cfg, on_finding, &rep);
 	for (size_t i = 0; i < km_config_env_count(cfg); i++) {
 		const km_env_cfg_t *e = km_config_env_at(cfg, i);
 		if (only != NULL && e != only)
@@ -413,43 +256,33 @@ static int policy_check(int argc, char **argv)
 		km_env_t *env = NULL;
 		int r = km_env_open(cfg, e->name, &env, err, sizeof(err));
 		if (r != KM_EOK) {
-			violation(&rep, e->name, NULL, NULL, "store", "%s", err);
+			km_finding_t f = { .level = KM_FINDING_VIOLATION, .env = e->name,
+			                   .check = "store", .message = err };
+			on_finding(&rep, &f);
 			continue;
 		}
-		km_store_keyset_t *list = NULL;
-		size_t n = 0;
-		if (km_store_keyset_list(km_env_store(env), NULL, &list, &n, err, sizeof(err)) == KM_EOK) {
-			for (size_t k = 0; k < n; k++) {
-				check_keyset(env, &list[k], now, &rep);
-				km_policy_t pol;
-				km_env_keyset_policy(env, list[k].name, &pol);
-				for (size_t j = 0; pol.require_distinct_purpose && j < k; j++)
-					if (strcmp(list[j].purpose, list[k].purpose) == 0)
-						violation(&rep, e->name, list[k].name, NULL, "distinct-purpose",
-						          "shares purpose '%s' with key set %s, but the policy "
-						          "requires a distinct purpose", list[k].purpose,
-						          list[j].name);
-			}
-		}
-		km_store_keysets_free(list);
-		check_token(env, &rep);
+		km_compliance_env(env, now, on_finding, &rep);
 		km_env_free(env);
 	}
+	unsigned nv = rep.n[KM_FINDING_VIOLATION], np = rep.n[KM_FINDING_PENDING];
 	if (c.json) {
-		json_t *j = json_pack("{s:b, s:i, s:O, s:O}", "compliant", rep.count == 0,
-		                      "violations_count", rep.count, "violations", rep.json,
-		                      "warnings", rep.warnings);
+		json_t *j = json_pack("{s:b, s:i, s:O, s:O, s:O}", "compliant", nv == 0,
+		                      "violations_count", nv, "violations", rep.violations,
+		                      "pending", rep.pending, "warnings", rep.warnings);
 		km_cli_print_json(j);
 		json_decref(j);
-	} else if (rep.count == 0) {
-		printf("compliant: no violation found%s\n", rep.n_warnings ? " (see the warnings)" : "");
+	} else if (nv == 0) {
+		printf("compliant: no violation found%s%s\n",
+		       np ? " (pending: satisfied later without any action)" : "",
+		       rep.n[KM_FINDING_WARNING] ? " (see the warnings)" : "");
 	} else {
-		printf("%u violation%s\n", rep.count, rep.count == 1 ? "" : "s");
+		printf("%u violation%s\n", nv, nv == 1 ? "" : "s");
 	}
-	json_decref(rep.json);
+	json_decref(rep.violations);
+	json_decref(rep.pending);
 	json_decref(rep.warnings);
 	km_config_free(cfg);
-	return rep.count == 0 ? KM_CLI_EXIT_OK : KM_CLI_EXIT_REFUSED;
+	return nv == 0 ? KM_CLI_EXIT_OK : KM_CLI_EXIT_REFUSED;
 }
 
 static const km_cli_command_t policy_commands[] = {

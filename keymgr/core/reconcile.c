@@ -232,7 +232,7 @@ static void missing(recon_t *c, const km_store_key_t *k)
 	if (k->state == KM_STATE_ACTIVE)
 		snprintf(detail, sizeof(detail), "ACTIVE key %s of %s is missing from the token: "
 		         "signing with %s fails until it is replaced; run `keymgr rotate %s/%s "
-		         "--immediate` (it retires the key, which keeps verifying, and activates a "
+		         "--now --force` (it retires the key, which keeps verifying, and activates a "
 		         "new one)", k->kid, k->keyset, k->keyset, km_env_name(c->env), k->keyset);
 	else
 		snprintf(detail, sizeof(detail), "retired key %s of %s is missing from the token: "

@@ -15,7 +15,7 @@
  *                                              and record destroyed, so it is never activated
  *   active row, objects missing                MISSING (attention): signing fails; nothing
  *                                              is changed, the operator replaces the key with
- *                                              `keymgr rotate ENV/KS --immediate`
+ *                                              `keymgr rotate ENV/KS --now --force`
  *   retired row, objects missing               MISSING (attention): it signs nothing and its
  *                                              public JWK (in the store) still verifies;
  *                                              nothing is changed

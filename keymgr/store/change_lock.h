@@ -29,6 +29,10 @@
 /* How long a change waits for another process's change before it gives up. */
 #define KM_STORE_CHANGE_WAIT_MS 10000
 
+/* How far km_store_change_lock_at() may move a change's time ahead of the caller's clock
+ * (seconds): a recorded time up to this far in the future is keymgr's own, not an error. */
+#define KM_STORE_CHANGE_MAX_RAISE 60
+
 /*
  * Takes the change lock of s's environment for operation op ("rotate", "reconcile", ...),
  * waiting up to wait_ms (0: not at all) while another handle holds it. Returns KM_EOK, or

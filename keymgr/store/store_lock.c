@@ -14,7 +14,7 @@
 #include "keymgr/store/store_int.h"
 
 #define POLL_NS 5000000L /* 5 ms between tries */
-#define MAX_RAISE 60      /* seconds km_store_change_lock_at() may raise a change's time */
+#define MAX_RAISE KM_STORE_CHANGE_MAX_RAISE
 
 static int64_t elapsed_ms(const struct timespec *since)
 {

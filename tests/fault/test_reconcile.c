@@ -175,7 +175,7 @@ static void test_reconcile_missing_active_is_flagged_not_changed(void **state)
 	assert_int_equal(st, 1);
 	json_t *e = only_finding(j, "missing");
 	assert_true(json_is_true(json_object_get(e, "attention")));
-	assert_non_null(strstr(json_string_value(json_object_get(e, "detail")), "--immediate"));
+	assert_non_null(strstr(json_string_value(json_object_get(e, "detail")), "--now --force"));
 	json_decref(j);
 	char still[128];
 	kmt_active_kid(&kmt, "rm", still, sizeof(still));

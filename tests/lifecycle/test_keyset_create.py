@@ -82,7 +82,7 @@ class KeysetCreateTest(fixture.InstallationTest):
         self.assertIn("environments.development.keysets.bare", warned[0]["message"])
         self.assertNotIn("cannot-sign", [v["check"] for v in report["violations"]])
         text = inst.run("policy", "check", "development").stdout
-        self.assertIn("cannot-sign    development/bare: warning: key set development/bare",
+        self.assertIn("cannot-sign        development/bare: warning: key set development/bare",
                       text)
         # The key comes from apply (as from keymgrd).
         inst.run("apply", "development/bare", ok=True)

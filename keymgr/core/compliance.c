@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/core/apply.h"
+#include "keymgr/core/compliance.h"
+#include "keymgr/core/readiness.h"
+#include "keymgr/core/reconcile.h"
+#include "keymgr/store/change_lock.h"
+
+const char *km_finding_level_name(km_finding_level_t level)
+{
+	switch (level) {
+	case KM_FINDING_VIOLATION: return "violation";
+	case KM_FINDING_PENDING: return "pending";
+	case KM_FINDING_WARNING: return "warning";
+	}
+	return "unknown";
+}
+
+typedef struct {
+	km_env_t *env;
+	int64_t now;
+	km_finding_fn fn;
+	void *ctx;
+} judge_t;
+
+__attribute__((format(printf, 8, 9)))
+static void finding(judge_t *j, km_finding_level_t level, const char *keyset, const char *kid,
+                    const char *check, const char *repair, int64_t until, const char *fmt, ...)
+{
+	char msg[1536];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	km_finding_t f = {
+		.level = level, .env = km_env_name(j->env), .keyset = keyset,
+		.kid = kid && kid[0] ? kid : NULL, .check = check, .message = msg, .repair = repair,
+		.until = level == KM_FINDING_PENDING ? until : 0,
+	};
+	j->fn(j->ctx, &f);
+}
+
+#define DUR(v, buf) km_duration_format((v), (buf), sizeof(buf))
+
+/* Who may own it and what it is for: rules a person resolves. */
+static void judge_names(judge_t *j, const km_store_keyset_t *ks, const km_policy_t *pol)
+{
+	char allowed[512], key[256];
+	const char *e = km_env_name(j->env);
+	if (ks->owner[0] == '\0')
+		finding(j, KM_FINDING_VIOLATION, ks->name, NULL, "owner", "keymgr keyset set-owner",
+		        0, "key set has no owner");
+	else if (!km_policy_owner_allowed(pol, ks->owner))
+		finding(j, KM_FINDING_VIOLATION, ks->name, NULL, "owner", "keymgr keyset set-owner",
+		        0, "owner '%s' is not allowed by the policy: allowed are %s (%s)", ks->owner,
+		        km_policy_allowed_text(pol, KM_POLICY_F_OWNERS, allowed, sizeof(allowed)),
+		        km_policy_config_key(pol, KM_POLICY_F_OWNERS, e, ks->name, key, sizeof(key)));
+	if (!km_policy_purpose_allowed(pol, ks->purpose))
+		finding(j, KM_FINDING_VIOLATION, ks->name, NULL, "purpose",
+		        "keymgr keyset set-purpose", 0, "purpose '%s' is not allowed by the policy: "
+		        "allowed are %s (%s)", ks->purpose,
+		        km_policy_allowed_text(pol, KM_POLICY_F_PURPOSES, allowed, sizeof(allowed)),
+		        km_policy_config_key(pol, KM_POLICY_F_PURPOSES, e, ks->name, key,
+		                             sizeof(key)));
+	char gaps[512];
+	if (km_keyset_signing_gaps(j->env, ks->name, gaps, sizeof(gaps)) != 0)
+		finding(j, KM_FINDING_WARNING, ks->name, NULL, "cannot-sign", NULL, 0, "%s", gaps);
+}
+
+/* Does the plan activate a key now (keymgrd or `apply` has not run since it became due)? */
+static const km_plan_action_t *due_activation(const km_plan_t *plan)
+{
+	for (size_t i = 0; i < km_plan_n_actions(plan); i++)
+		if (km_plan_action(plan, i)->op == KM_PLAN_ACTIVATE)
+			return km_plan_action(plan, i);
+	return NULL;
+}
+
+/* The keys: algorithms still allowed, rotation on time, the planner's own warnings. */
+static void judge_keys(judge_t *j, const km_store_keyset_t *ks, const km_policy_t *pol)
+{
+	const char *e = km_env_name(j->env);
+	char a[32], b[32], c[32], err[512], apply[KM_ENV_NAME_MAX + KM_KEYSET_NAME_MAX + 16];
+	snprintf(apply, sizeof(apply), "keymgr apply %s/%s", e, ks->name);
+	km_plan_key_t *keys = NULL;
+	km_store_key_t *recs = NULL;
+	km_plan_t *plan = NULL;
+	size_t n = 0;
+	if (km_apply_load_keys(j->env, ks->name, &keys, &recs, &n, err, sizeof(err)) != KM_EOK) {
+		finding(j, KM_FINDING_VIOLATION, ks->name, NULL, "store", NULL, 0,
+		        "cannot read the keys: %s", err);
+		return;
+	}
+	/* Changes record their time up to KM_STORE_CHANGE_MAX_RAISE ahead of the clock (the
+	 * change lock keeps an environment's times in order): judge as of the newest such time,
+	 * so that a check run right after a change does not take keymgr's own record for a bad
+	 * one. A record further ahead is judged as it is (the planner reports it). */
+	int64_t now = j->now;
+	for (size_t i = 0; i < n; i++)
+		for (int s = 0; s < KM_STATE_COUNT; s++)
+			if (recs[i].state_at[s] > now &&
+			    recs[i].state_at[s] - j->now <= KM_STORE_CHANGE_MAX_RAISE)
+				now = recs[i].state_at[s];
+	bool has_successor = false;
+	const km_store_key_t *active = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const km_store_key_t *k = &recs[i];
+		if (k->state == KM_STATE_ACTIVE)
+			active = k;
+		if (k->state == KM_STATE_PUBLISHED)
+			has_successor = true;
+		if ((k->state == KM_STATE_GENERATED || k->state == KM_STATE_PUBLISHED ||
+		     k->state == KM_STATE_ACTIVE) && !km_policy_alg_allowed(pol, k->alg, k->rsa_bits))
+			finding(j, KM_FINDING_VIOLATION, ks->name, k->kid, "algorithm",
+			        "keymgr rotate (a key set of an allowed algorithm)", 0, "%s%s key is no "
+			        "longer allowed by the policy (algorithms, min_rsa_bits %u)",
+			        km_alg_name(k->alg), k->rsa_bits && k->rsa_bits < pol->min_rsa_bits
+			        ? " (RSA too small)" : "", pol->min_rsa_bits);
+	}
+	if (km_plan_create(&plan) != KM_EOK ||
+	    km_plan_compute(plan, keys, n, pol, now) != KM_EOK) {
+		finding(j, KM_FINDING_VIOLATION, ks->name, NULL, "plan", NULL, 0, "the key set "
+		        "cannot be planned under its policy");
+		goto out;
+	}
+	const km_plan_action_t *due = due_activation(plan);
+	int64_t ready = 0;   /* when a published successor is ready (OVERDUE's until) */
+	for (size_t i = 0; i < km_plan_n_warnings(plan); i++)
+		if (km_plan_warning(plan, i)->code == KM_PLAN_W_OVERDUE)
+			ready = km_plan_warning(plan, i)->until;
+	if (active != NULL) {
+		int64_t t_act = active->state_at[KM_STATE_ACTIVE];
+		if (now > t_act + pol->rotation_period) {
+			if (due != NULL)
+				finding(j, KM_FINDING_VIOLATION, ks->name, active->kid, "active-too-long",
+				        apply, 0, "active for %s, longer than rotation_period %s; its "
+				        "successor is ready but not activated (due since %s ago)",
+				        DUR(now - t_act, a), DUR(pol->rotation_period, b),
+				        DUR(now - due->at, c));
+			else if (has_successor && ready > now)
+				finding(j, KM_FINDING_PENDING, ks->name, active->kid, "active-too-long",
+				        NULL, ready, "active for %s, longer than rotation_period %s; its "
+				        "successor was published late and activates once published for "
+				        "publish_lead", DUR(now - t_act, a), DUR(pol->rotation_period, b));
+			else
+				finding(j, KM_FINDING_VIOLATION, ks->name, active->kid, "active-too-long",
+				        apply, 0, "active for %s, longer than rotation_period %s",
+				        DUR(now - t_act, a), DUR(pol->rotation_period, b));
+		}
+		if (now > t_act + pol->rotation_period - pol->publish_lead && !has_successor)
+			finding(j, KM_FINDING_VIOLATION, ks->name, NULL, "rotation-overdue", apply, 0,
+			        "the successor should have been published %s ago (rotation_period %s - "
+			        "publish_lead %s)", DUR(now - (t_act + pol->rotation_period -
+			                                           pol->publish_lead), a),
+			        DUR(pol->rotation_period, b), DUR(pol->publish_lead, c));
+	}
+	for (size_t i = 0; i < km_plan_n_warnings(plan); i++) {
+		const km_plan_warning_t *w = km_plan_warning(plan, i);
+		const char *name = km_plan_warn_name(w->code);
+		switch (w->code) {
+		case KM_PLAN_W_NO_STANDBY:
+			/* A standby published less than publish_lead ago is ready at `until` by
+			 * itself; none at all (the plan makes one: key >= n) needs keymgrd or
+			 * `apply`. */
+			if (w->until > now && w->key < n)
+				finding(j, KM_FINDING_PENDING, ks->name, NULL, name, NULL, w->until,
+				        "the standby was published less than publish_lead (%s) ago",
+				        DUR(pol->publish_lead, a));
+			else
+				finding(j, KM_FINDING_VIOLATION, ks->name, NULL, name, apply, 0, "%s",
+				        w->msg);
+			break;
+		case KM_PLAN_W_NO_ACTIVE:
+		case KM_PLAN_W_MULTI_ACTIVE:
+		case KM_PLAN_W_BAD_RECORD:
+			finding(j, KM_FINDING_VIOLATION, ks->name, NULL, name, apply, 0, "%s", w->msg);
+			break;
+		default:
+			break;
+		}
+	}
+out:
+	km_plan_free(plan);
+	km_store_keys_free(recs);
+	free(keys);
+}
+
+/* Reconciliation's findings, as compliance findings: the same comparison, the same words. */
+static void on_recon(void *vctx, const km_recon_event_t *ev)
+{
+	judge_t *j = vctx;
+	char repair[256];
+	const char *check = "token-mismatch";
+	snprintf(repair, sizeof(repair), "keymgr reconcile %s", ev->env);
+	switch (ev->kind) {
+	case KM_RECON_QUARANTINE:
+		check = "unknown-token-key";
+		snprintf(repair, sizeof(repair), "inspect it; destroy it by hand if it is not needed");
+		break;
+	case KM_RECON_MISSING:
+		check = "missing-token-key";
+		if (strcmp(ev->state, "active") == 0)
+			snprintf(repair, sizeof(repair), "keymgr rotate %s/%s --now --force", ev->env,
+			         ev->keyset);
+		else
+			repair[0] = '\0';   /* retired: it signs nothing, its public key verifies */
+		break;
+	case KM_RECON_REVOKE_MISSING:
+	case KM_RECON_DESTROYED:
+		check = "missing-token-key";
+		break;
+	case KM_RECON_ADOPT:
+	case KM_RECON_ABANDON:
+		check = "pending-intent";
+		break;
+	case KM_RECON_PURGE:
+		check = "leftover-token-key";
+		break;
+	}
+	km_finding_t f = {
+		.level = KM_FINDING_VIOLATION, .env = ev->env,
+		.keyset = ev->keyset[0] ? ev->keyset : NULL, .kid = ev->kid[0] ? ev->kid : NULL,
+		.check = check, .message = ev->detail, .repair = repair[0] ? repair : NULL,
+	};
+	j->fn(j->ctx, &f);
+}
+
+int km_compliance_env(km_env_t *env, int64_t now, km_finding_fn fn, void *ctx)
+{
+	judge_t j = { env, now, fn, ctx };
+	char err[1024] = "";
+	km_store_keyset_t *list = NULL;
+	size_t n = 0;
+	if (km_store_keyset_list(km_env_store(env), NULL, &list, &n, err, sizeof(err)) != KM_EOK) {
+		finding(&j, KM_FINDING_VIOLATION, NULL, NULL, "store", NULL, 0, "%s", err);
+	} else {
+		for (size_t k = 0; k < n; k++) {
+			km_policy_t pol;
+			if (km_env_keyset_policy(env, list[k].name, &pol) != KM_EOK)
+				continue;
+			judge_names(&j, &list[k], &pol);
+			judge_keys(&j, &list[k], &pol);
+			for (size_t i = 0; pol.require_distinct_purpose && i < k; i++)
+				if (strcmp(list[i].purpose, list[k].purpose) == 0)
+					finding(&j, KM_FINDING_VIOLATION, list[k].name, NULL, "distinct-purpose",
+					        "keymgr keyset set-purpose", 0, "shares purpose '%s' with key set "
+					        "%s, but the policy requires a distinct purpose", list[k].purpose,
+					        list[i].name);
+		}
+	}
+	km_store_keysets_free(list);
+
+	km_recon_opts_t o = { .dry_run = true, .report = on_recon, .ctx = &j };
+	int r = km_reconcile_env(env, now, &o, NULL, err, sizeof(err));
+	if (r != KM_EOK)
+		finding(&j, KM_FINDING_VIOLATION, NULL, NULL, "token", NULL, 0, "store and token not "
+		        "compared: %s", err[0] ? err : km_strerror(r));
+	return KM_EOK;
+}
+
+void km_compliance_config(const km_config_t *cfg, km_finding_fn fn, void *ctx)
+{
+	size_t n = km_config_env_count(cfg);
+	char (*serials)[KM_TOKEN_SERIAL_MAX + 1] = calloc(n ? n : 1, KM_TOKEN_SERIAL_MAX + 1);
+	if (serials == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const km_env_cfg_t *e = km_config_env_at(cfg, i);
+		km_token_cfg_t tc = e->token;
+		km_token_t *t = NULL;
+		char err[256], msg[512];
+		tc.pin_source = NULL; /* token info only: no login, no PIN needed */
+		if (km_token_open(&tc, &t, err, sizeof(err)) != KM_EOK)
+			continue;
+		km_token_info_t info;
+		km_token_get_info(t, &info);
+		snprintf(serials[i], sizeof(serials[i]), "%s", info.serial);
+		km_token_free(t);
+		for (size_t k = 0; k < i; k++) {
+			if (!serials[k][0] || strcmp(serials[k], serials[i]) != 0)
+				continue;
+			snprintf(msg, sizeof(msg), "uses the same token (serial %s) as environment '%s'",
+			         serials[i], km_config_env_at(cfg, k)->name);
+			km_finding_t f = {
+				.level = KM_FINDING_VIOLATION, .env = e->name, .check = "shared-token",
+				.message = msg, .repair = "give each environment its own token",
+			};
+			fn(ctx, &f);
+		}
+	}
+	free(serials);
+}
