@@ -356,5 +356,8 @@ int km_cmd_plan(int argc, char **argv)
 
 int km_cmd_apply(int argc, char **argv)
 {
+	/* The audit log tells the planner's scheduled work from commands given by hand: what
+	 * this process changes is recorded via "apply" (keymgrd records "daemon"). */
+	km_store_set_default_via("apply");
 	return apply(argc, argv);
 }

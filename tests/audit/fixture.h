@@ -2,7 +2,8 @@
 /*
  * Fixture of the audit tests: a real SoftHSM token in a temp directory, a keymgr.yaml with
  * one environment ("development", store DIR/development.db, audit JSON lines DIR/audit.jsonl)
- * and a short policy (rotation 30d, so a year is about a dozen keys), the loaded config and
+ * and a short policy (rotation 30d, so a year is about a dozen keys; jwks_max_age 1h and
+ * destroy_after 7d unless audit_fx_configure() changes them), the loaded config and
  * the open environment. Helpers run the keymgr executable with unbounded output capture,
  * run sqlite3 / python on copies of the store, and count audit events.
  */
@@ -41,6 +42,10 @@ void audit_fx_destroy(audit_fx_t *fx);
 
 /* Closes and reopens the environment (after a child process changed the store). */
 void audit_fx_reopen(audit_fx_t *fx);
+
+/* Rewrites the configuration with these policy values (the fixture's: "1h", "7d") and
+ * reopens the environment. Aborts on failure. */
+void audit_fx_configure(audit_fx_t *fx, const char *jwks_max_age, const char *destroy_after);
 
 /* Runs argv (NULL-terminated; argv[0] is the program) with KEYMGR_CONFIG set to the fixture's
  * config. 0 or -1. Free with audit_run_free(). */
