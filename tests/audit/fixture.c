@@ -207,3 +207,13 @@ const char *audit_fx_srcdir(void)
 {
 	return srcdir;
 }
+
+const char *audit_fx_args(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s PATH-TO-KEYMGR TESTS-AUDIT-SRCDIR\n", argv[0]);
+		return NULL;
+	}
+	audit_fx_set_srcdir(argv[2]);
+	return argv[1];
+}

@@ -65,3 +65,7 @@ size_t audit_fx_count(audit_fx_t *fx, const char *action);
 /* The source directory of tests/audit (for the Python helpers): argv[2] of each test. */
 void audit_fx_set_srcdir(const char *dir);
 const char *audit_fx_srcdir(void);
+
+/* Reads a test's arguments, PATH-TO-KEYMGR TESTS-AUDIT-SRCDIR (sets the source directory):
+ * the keymgr path, or NULL after printing the usage. */
+const char *audit_fx_args(int argc, char **argv);

@@ -738,12 +738,8 @@ static void test_report_bad_input(void **state)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: %s PATH-TO-KEYMGR TESTS-AUDIT-SRCDIR\n", argv[0]);
+	if ((keymgr = audit_fx_args(argc, argv)) == NULL)
 		return 2;
-	}
-	keymgr = argv[1];
-	audit_fx_set_srcdir(argv[2]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_report_owner_purpose_and_actors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_report_at_cache_window, setup, teardown),
