@@ -23,7 +23,10 @@
  * Bare path: as the daemon path, one connection per thread to bench-sign-bare, which this
  * program starts (socket SOCKET.bare) once it knows the size of keymgrd's replies.
  * Prints: path, threads, signs/s, p50 and p99 latency in microseconds; then the ratio
- * keymgrd/raw, and CPU time per request.
+ * keymgrd/raw, and CPU time per request. Those figures are rounded for reading; the line
+ * "ALG THREADS exact PATH OPS SECONDS" per path carries the unrounded counts (SECONDS as
+ * %.17g, which reads back as the same double), from which every rate and ratio above is
+ * computed: compare figures against these, never against the rounded ones.
  *
  *   bench-sign-client --soak SOCKET ENV/NAME THREADS SECONDS [SAMPLE_FILE]
  *
@@ -666,6 +669,9 @@ int main(int argc, char **argv)
 	printf("%s %d ratio %.3f\n", alg, threads,
 	       ((double)res[PATH_KEYMGRD].ops / res[PATH_KEYMGRD].elapsed) /
 	       ((double)res[PATH_RAW].ops / res[PATH_RAW].elapsed));
+	for (int p = 0; p < N_PATHS; p++)
+		printf("%s %d exact %s %lu %.17g\n", alg, threads, path_names[p], res[p].ops,
+		       res[p].elapsed);
 	/* CPU microseconds per request: keymgrd, this client on the keymgrd path, raw; then the
 	 * bare server, and this client on the bare path. */
 	double per[N_PATHS][2];

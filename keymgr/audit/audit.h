@@ -152,6 +152,10 @@ int km_audit_jwks_render(km_store_t *s, const char *kids_json, char **ret, size_
 
 /* ---- the ownership report ---- */
 
+/* The report's JSON schema version (its "version" member); docs/auditor-guide.md says what
+ * each version added. */
+#define KM_AUDIT_REPORT_VERSION 2
+
 typedef struct {
 	int64_t now;               /* reference time for durations of keys still active */
 	bool has_at;
@@ -161,9 +165,13 @@ typedef struct {
 /*
  * Builds the ownership review of an environment as JSON (schema in docs/auditor-guide.md):
  * every key set (owner, purpose, algorithm, policy, owner history, compliance) and key (state,
- * every date, who did what, rotation compliance, and with has_at its state at `at` and whether
- * verifiers trusted it), the chain verification summary and, with has_at, the JWKS serial and
- * kids trusted at `at`. *ret is a new reference.
+ * the owner and purpose it was made for and the current ones, every date with the actor of
+ * its event, rotation compliance, when it left the JWKS and until when cached JWKS may still
+ * hold it (jwks_max_age in force then, from the log's policy.load events, else the current
+ * policy), and with has_at its state at `at` and whether verifiers trusted it: in the JWKS,
+ * or possibly from a cached JWKS), the chain verification summary and, with has_at, the JWKS
+ * serial, the kids trusted and the kids possibly still cached at `at`. *ret is a new
+ * reference. Store codes, KM_EMALFORMED (a log that does not replay), KM_ENOMEM.
  */
 int km_audit_report(km_env_t *env, const km_audit_report_opts_t *o, json_t **ret, char *err,
                     size_t errlen);

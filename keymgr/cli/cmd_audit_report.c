@@ -12,17 +12,26 @@
 #include "keymgr/common/error.h"
 
 static const char report_help[] =
-	"Usage: keymgr [-c FILE] audit report [ENV] [--format table|csv|json] [--at TIME]\n"
+	"Usage: keymgr [-c FILE] audit report [ENV] [--format table|csv|json] [--json]\n"
+	"                                     [--at TIME]\n"
 	"\n"
 	"The ownership review, built from the audit log (verified first; a failed verification\n"
 	"is shown and makes the exit status 1). For each key set: owner, purpose, algorithm,\n"
-	"policy, owner/purpose history and compliance findings. For each key: state, every\n"
-	"date, who did what (user(uid)@host, via, reason), how long it signed against the\n"
-	"policy's rotation_period.\n"
-	"  --at TIME      also each key's state at TIME and whether verifiers trusted it (it was\n"
-	"                 in the JWKS), with the JWKS serial in force then\n"
-	"  --format csv   one header row, one row per key, RFC 4180 quoting, CRLF line ends,\n"
-	"                 ISO 8601 UTC dates; free text starting with = + - @ gets a leading '\n";
+	"policy, owner/purpose history and compliance findings. For each key: state, the owner\n"
+	"and purpose it was made for and the current ones, every step (generated, published,\n"
+	"activated, retired, removed, destroyed, revoked) with its time and actor (user, uid,\n"
+	"host, via, pid), how long it signed against the policy's rotation_period, and when it\n"
+	"left the JWKS and until when verifiers' cached JWKS may still hold it (+ jwks_max_age).\n"
+	"  --at TIME      also each key's state at TIME and whether verifiers trusted it then:\n"
+	"                 in the JWKS, or out of it for less than jwks_max_age (a verifier that\n"
+	"                 cached an earlier JWKS may still accept it; until when is shown);\n"
+	"                 the JWKS serial in force then.\n"
+	"                 TIME: RFC 3339 UTC (2026-11-28T17:00:00Z), a date, @UNIXSECONDS or now\n"
+	"  --format csv   one header row (the same with and without --at), one row per key,\n"
+	"                 RFC 4180 quoting, CRLF line ends, RFC 3339 UTC times; free text\n"
+	"                 starting with = + - @ gets a leading '\n"
+	"  --json         the same as --format json (schema version 2)\n"
+	"The columns and fields are listed in docs/auditor-guide.md.\n";
 
 static const char history_help[] =
 	"Usage: keymgr [-c FILE] jwks history ENV [--json]\n"
@@ -84,49 +93,126 @@ static void history_text(json_t *hist, char *out, size_t len)
 	}
 }
 
+/*
+ * One CSV row (or, with header, the header row): every column is named where its value is
+ * taken, so that the header and the rows cannot disagree. The order is the documented one
+ * (docs/auditor-guide.md): the columns of the first report version, then the ones added.
+ */
+#define CSV_MAX_COLS 72
+
+typedef struct {
+	bool header;
+	size_t n;
+	const char *v[CSV_MAX_COLS];
+	bool free_text[CSV_MAX_COLS];
+	char text[CSV_MAX_COLS][32];   /* numbers of a row, generated names of the header */
+} csv_row_t;
+
+static void col(csv_row_t *r, const char *name, const char *value, bool free_text)
+{
+	if (r->n == CSV_MAX_COLS)
+		abort();       /* a column added without raising CSV_MAX_COLS */
+	r->v[r->n] = r->header ? name : value;
+	r->free_text[r->n] = !r->header && free_text;
+	r->n++;
+}
+
+/* An integer column (empty when v is not an integer). */
+static void col_int(csv_row_t *r, const char *name, json_t *v)
+{
+	if (r->n == CSV_MAX_COLS)
+		abort();
+	r->text[r->n][0] = '\0';
+	if (json_is_integer(v))
+		snprintf(r->text[r->n], sizeof(r->text[r->n]), "%lld",
+		         (long long)json_integer_value(v));
+	col(r, name, r->text[r->n], false);
+}
+
+/* A column of the actor of a step: STEP_by_FIELD. */
+static void col_actor(csv_row_t *r, const char *step, const char *field, json_t *actor)
+{
+	if (r->n == CSV_MAX_COLS)
+		abort();
+	snprintf(r->text[r->n], sizeof(r->text[r->n]), "%s_by_%s", step, field);
+	if (r->header)
+		col(r, r->text[r->n], NULL, false);
+	else if (strcmp(field, "uid") == 0 || strcmp(field, "pid") == 0)
+		col_int(r, NULL, json_object_get(actor, field));
+	else        /* user and host names come from the system: guarded as free text */
+		col(r, NULL, s_of(actor, field), strcmp(field, "via") != 0);
+}
+
+static const char *const csv_steps[] = { "generated", "published", "activated", "retired",
+                                         "removed", "destroyed", "revoked" };
+
+/* k is NULL for a key set without keys (its key columns are empty). */
+static void csv_row(csv_row_t *r, json_t *rep, json_t *ks, json_t *k, bool has_at,
+                    const char *hist)
+{
+	static const char *const actor_fields[] = { "user", "uid", "host", "via", "pid" };
+	json_t *times = json_object_get(k, "times"), *steps = json_object_get(k, "steps");
+	col(r, "env", s_of(rep, "env"), false);
+	col(r, "keyset", s_of(ks, "name"), false);
+	col(r, "owner", s_of(ks, "owner"), false);
+	col(r, "purpose", s_of(ks, "purpose"), false);
+	col(r, "alg", s_of(ks, "alg"), false);
+	col(r, "keyset_compliant", json_is_true(json_object_get(ks, "compliant")) ? "yes" : "no",
+	    false);
+	col(r, "kid", s_of(k, "kid"), false);
+	col(r, "cka_id", s_of(k, "cka_id"), false);
+	col(r, "state", s_of(k, "state"), false);
+	for (size_t d = 0; d < sizeof(csv_steps) / sizeof(csv_steps[0]); d++)
+		col(r, csv_steps[d], s_of(times, csv_steps[d]), false);
+	col(r, "revoke_reason", s_of(k, "revoke_reason"), true);
+	col(r, "signed_for", s_of(k, "signed_for"), false);
+	col(r, "rotation", s_of(k, "rotation"), false);
+	col(r, "history", hist, true);
+	col(r, "state_at", has_at ? s_of(k, "state_at") : "", false);
+	col(r, "trusted_at", has_at && k != NULL ?
+	    (json_is_true(json_object_get(k, "trusted_at")) ? "yes" : "no") : "", false);
+	/* Added in report version 2. */
+	col(r, "owner_at_creation", s_of(k, "owner_at_creation"), false);
+	col(r, "purpose_at_creation", s_of(k, "purpose_at_creation"), false);
+	for (size_t d = 0; d < sizeof(csv_steps) / sizeof(csv_steps[0]); d++) {
+		json_t *actor = json_object_get(json_object_get(steps, csv_steps[d]), "actor");
+		for (size_t f = 0; f < sizeof(actor_fields) / sizeof(actor_fields[0]); f++)
+			col_actor(r, csv_steps[d], actor_fields[f], actor);
+	}
+	col(r, "left_jwks_at", s_of(k, "left_jwks_at"), false);
+	col(r, "jwks_max_age", s_of(k, "jwks_max_age"), false);
+	col(r, "jwks_max_age_from", s_of(k, "jwks_max_age_from"), false);
+	col(r, "cached_until", s_of(k, "cached_until"), false);
+	col(r, "trust_at", has_at ? s_of(k, "trust_at") : "", false);
+}
+
+static void csv_print(const csv_row_t *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		csv_field(r->v[i], r->free_text[i], i + 1 == r->n);
+}
+
 static void csv_report(json_t *rep, bool has_at)
 {
-	static const char *const dates[] = { "generated", "published", "activated", "retired",
-	                                     "removed", "destroyed", "revoked" };
-	const char *header[] = { "env", "keyset", "owner", "purpose", "alg", "keyset_compliant",
-	                         "kid", "cka_id", "state", "generated", "published", "activated",
-	                         "retired", "removed", "destroyed", "revoked", "revoke_reason",
-	                         "signed_for", "rotation", "history", "state_at", "trusted_at" };
-	size_t n_cols = has_at ? 22 : 20;
-	for (size_t i = 0; i < n_cols; i++)
-		csv_field(header[i], false, i + 1 == n_cols);
+	csv_row_t r = { .header = true };
+	csv_row(&r, NULL, NULL, NULL, has_at, "");
+	csv_print(&r);
 	size_t i, j;
 	json_t *ks, *k;
 	static char hist[65536];
 	json_array_foreach(json_object_get(rep, "keysets"), i, ks) {
 		json_t *keys = json_object_get(ks, "keys");
-		const char *comp = json_is_true(json_object_get(ks, "compliant")) ? "yes" : "no";
 		if (json_array_size(keys) == 0) {
-			const char *row[] = { s_of(rep, "env"), s_of(ks, "name"), s_of(ks, "owner"),
-			                      s_of(ks, "purpose"), s_of(ks, "alg"), comp };
-			for (size_t c = 0; c < n_cols; c++)
-				csv_field(c < 6 ? row[c] : "", false, c + 1 == n_cols);
+			r = (csv_row_t){ .header = false };
+			csv_row(&r, rep, ks, NULL, has_at, "");
+			csv_print(&r);
 			continue;
 		}
 		json_array_foreach(keys, j, k) {
-			json_t *times = json_object_get(k, "times");
 			history_text(json_object_get(k, "history"), hist, sizeof(hist));
-			const char *fixed[] = { s_of(rep, "env"), s_of(ks, "name"), s_of(ks, "owner"),
-			                        s_of(ks, "purpose"), s_of(ks, "alg"), comp, s_of(k, "kid"),
-			                        s_of(k, "cka_id"), s_of(k, "state") };
-			for (size_t c = 0; c < 9; c++)
-				csv_field(fixed[c], false, false);
-			for (size_t d = 0; d < 7; d++)
-				csv_field(s_of(times, dates[d]), false, false);
-			csv_field(s_of(k, "revoke_reason"), true, false);
-			csv_field(s_of(k, "signed_for"), false, false);
-			csv_field(s_of(k, "rotation"), false, false);
-			csv_field(hist, true, !has_at);
-			if (has_at) {
-				csv_field(s_of(k, "state_at"), false, false);
-				csv_field(json_is_true(json_object_get(k, "trusted_at")) ? "yes" : "no", false,
-				          true);
-			}
+			r = (csv_row_t){ .header = false };
+			csv_row(&r, rep, ks, k, has_at, hist);
+			csv_print(&r);
 		}
 	}
 }
@@ -166,6 +252,14 @@ static void table_report(json_t *rep, bool has_at)
 		json_array_foreach(json_object_get(trusted, "kids"), i, kid)
 			printf(" %s", json_string_value(kid));
 		printf("\n");
+		json_t *cached = json_object_get(trusted, "cached");
+		if (json_array_size(cached) > 0) {
+			printf("Possibly still trusted at %s by verifiers that cached an earlier JWKS:",
+			       s_of(trusted, "at"));
+			json_array_foreach(cached, i, kid)
+				printf(" %s (until %s)", s_of(kid, "kid"), s_of(kid, "cached_until"));
+			printf("\n");
+		}
 	}
 	size_t i, j;
 	json_t *ks, *k;
@@ -202,10 +296,28 @@ static void table_report(json_t *rep, bool has_at)
 			       s_of(t, "published") : "-", s_of(t, "activated")[0] ? s_of(t, "activated")
 			       : "-", s_of(t, "retired")[0] ? s_of(t, "retired") : "-", gone[0] ? gone :
 			       "-", s_of(k, "rotation"));
-			if (has_at)
-				printf(" %s%s", s_of(k, "state_at")[0] ? s_of(k, "state_at") : "-",
-				       json_is_true(json_object_get(k, "trusted_at")) ? " (trusted)" : "");
+			if (has_at) {
+				const char *trust = s_of(k, "trust_at");
+				printf(" %s", s_of(k, "state_at")[0] ? s_of(k, "state_at") : "-");
+				if (strcmp(trust, "jwks") == 0)
+					printf(" (trusted: in the JWKS)");
+				else if (strcmp(trust, "cache") == 0)
+					printf(" (possibly trusted from a cached JWKS until %s)",
+					       s_of(k, "cached_until"));
+			}
 			printf("\n");
+			if (json_is_string(json_object_get(k, "owner_at_creation")) &&
+			    (strcmp(s_of(k, "owner_at_creation"), s_of(k, "owner")) != 0 ||
+			     strcmp(s_of(k, "purpose_at_creation"), s_of(k, "purpose")) != 0))
+				printf("      made for owner %s, purpose %s (now %s, %s)\n",
+				       s_of(k, "owner_at_creation"), s_of(k, "purpose_at_creation"),
+				       s_of(k, "owner"), s_of(k, "purpose"));
+			if (s_of(k, "left_jwks_at")[0])
+				printf("      left the JWKS %s; verifiers' cached JWKS may hold it until %s "
+				       "(jwks_max_age %s, from the %s)\n", s_of(k, "left_jwks_at"),
+				       s_of(k, "cached_until"), s_of(k, "jwks_max_age"),
+				       strcmp(s_of(k, "jwks_max_age_from"), "log") == 0 ?
+				       "policy in force then" : "current policy");
 			size_t x;
 			json_array_foreach(json_object_get(k, "history"), x, h) {
 				printf("      %s %-14s %s%s%s by %s via %s ", s_of(h, "time"), s_of(h, "action"),
@@ -220,7 +332,7 @@ static void table_report(json_t *rep, bool has_at)
 
 /* The options of audit report (ctx of report_option). */
 typedef struct {
-	const char *format;
+	const char *format;        /* NULL: not given */
 	km_audit_report_opts_t ro;
 } report_args_t;
 
@@ -228,12 +340,16 @@ static int report_option(const char *cmd, int o, const char *arg, void *ctx)
 {
 	report_args_t *a = ctx;
 	if (o == OPT_FORMAT) {
+		if (strcmp(arg, "table") != 0 && strcmp(arg, "csv") != 0 && strcmp(arg, "json") != 0)
+			return km_cli_usage_error(cmd, "--format '%.40s': must be table, csv or json",
+			                          arg);
 		a->format = arg;
 		return 0;
 	}
 	if (km_cli_parse_time(arg, &a->ro.at) != KM_EOK)
-		return km_cli_usage_error(cmd, "--at: expected ISO 8601 UTC "
-		                          "(2026-11-28T17:00:00Z), @UNIXSECONDS or now");
+		return km_cli_usage_error(cmd, "--at '%.40s': expected RFC 3339 UTC "
+		                          "(2026-11-28T17:00:00Z), a date (2026-11-28), @UNIXSECONDS "
+		                          "or now", arg);
 	a->ro.has_at = true;
 	return 0;
 }
@@ -254,14 +370,14 @@ int km_cmd_audit_report(int argc, char **argv)
 	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
 	km_cli_common_t c;
-	report_args_t a = { "table", { .now = km_cli_now() } };
+	report_args_t a = { NULL, { .now = km_cli_now() } };
 	int npos, rc = km_cli_args_parse(&args, &a, argc, argv, &c, pos, &npos);
 	if (rc != KM_CLI_CONTINUE)
 		return rc;
-	const char *format = c.json ? "json" : a.format;
-	if (strcmp(format, "table") != 0 && strcmp(format, "csv") != 0 &&
-	    strcmp(format, "json") != 0)
-		return km_cli_usage_error(cmd, "--format must be table, csv or json");
+	if (c.json && a.format != NULL && strcmp(a.format, "json") != 0)
+		return km_cli_usage_error(cmd, "--json and --format %s ask for two formats: give one",
+		                          a.format);
+	const char *format = c.json ? "json" : a.format != NULL ? a.format : "table";
 	if (npos < 0 || npos > 1)
 		return km_cli_usage_error(cmd, "expected at most one ENV");
 	if (npos == 1 && !km_name_env_valid(pos[0]))

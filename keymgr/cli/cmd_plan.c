@@ -30,6 +30,7 @@ static const char apply_help[] =
 	"ticks: generate and publish successors, activate them once published for\n"
 	"publish_lead, retire, remove after retire_retention, destroy after destroy_after.\n"
 	"Safe to run from cron at any interval: a late run never activates a key early.\n"
+	"The audit log records these changes via \"apply\" (by hand: \"cli\").\n"
 	"  --dry-run   print what is due without doing it\n"
 	"  --json      {\"actions\":[...],\"applied\",\"failed\",\"errors\":[{\"env\",\"keyset\",\n"
 	"              \"error\"}],\"dry_run\"}: errors are the key sets (\"keyset\" null: whole\n"
@@ -356,5 +357,8 @@ int km_cmd_plan(int argc, char **argv)
 
 int km_cmd_apply(int argc, char **argv)
 {
+	/* The audit log tells the planner's scheduled work from commands given by hand: what
+	 * this process changes is recorded via "apply" (keymgrd records "daemon"). */
+	km_store_set_default_via("apply");
 	return apply(argc, argv);
 }

@@ -76,6 +76,19 @@ const char *km_cli_iso8601(int64_t t, char *buf, size_t len)
 	return buf;
 }
 
+/* timegm() of tm, when tm names a real moment: timegm() would turn 2026-02-30 into March 2. */
+static bool utc_of(struct tm *tm, int64_t *ret)
+{
+	struct tm want = *tm, back;
+	time_t t = timegm(tm);
+	if (gmtime_r(&t, &back) == NULL || back.tm_year != want.tm_year ||
+	    back.tm_mon != want.tm_mon || back.tm_mday != want.tm_mday ||
+	    back.tm_hour != want.tm_hour || back.tm_min != want.tm_min || back.tm_sec != want.tm_sec)
+		return false;
+	*ret = (int64_t)t;
+	return true;
+}
+
 int km_cli_parse_time(const char *s, int64_t *ret)
 {
 	struct tm tm;
@@ -95,16 +108,12 @@ int km_cli_parse_time(const char *s, int64_t *ret)
 	}
 	memset(&tm, 0, sizeof(tm));
 	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (end != NULL && (strcmp(end, "Z") == 0 || strcmp(end, "+00:00") == 0 || *end == '\0')) {
-		*ret = (int64_t)timegm(&tm);
-		return KM_EOK;
-	}
+	if (end != NULL && (strcmp(end, "Z") == 0 || strcmp(end, "+00:00") == 0 || *end == '\0'))
+		return utc_of(&tm, ret) ? KM_EOK : KM_EINVAL;
 	memset(&tm, 0, sizeof(tm));
 	end = strptime(s, "%Y-%m-%d", &tm);
-	if (end != NULL && *end == '\0') {
-		*ret = (int64_t)timegm(&tm);
-		return KM_EOK;
-	}
+	if (end != NULL && *end == '\0')
+		return utc_of(&tm, ret) ? KM_EOK : KM_EINVAL;
 	return KM_EINVAL;
 }
 

@@ -43,7 +43,8 @@ const char *km_cli_iso8601(int64_t t, char *buf, size_t len);
 
 /*
  * Parses a time given by a user: ISO 8601 UTC ("2026-11-28T17:00:00Z", "2026-11-28"),
- * "@UNIXSECONDS", or "now". KM_EOK or KM_EINVAL.
+ * "@UNIXSECONDS", or "now". KM_EOK or KM_EINVAL (also for a date that does not exist, such
+ * as 2026-02-30, which timegm() alone would move to March).
  */
 int km_cli_parse_time(const char *s, int64_t *ret);
 

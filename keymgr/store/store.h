@@ -316,7 +316,7 @@ typedef struct {
 	char user[KM_STORE_ACTOR_USER_MAX + 1];       /* Unix user name ("" unknown) */
 	int64_t uid;                                  /* Unix uid (SO_PEERCRED for daemon requests) */
 	char host[KM_STORE_ACTOR_HOST_MAX + 1];
-	char via[KM_STORE_ACTOR_VIA_MAX + 1];         /* "cli", "daemon", "signing", "process" */
+	char via[KM_STORE_ACTOR_VIA_MAX + 1];         /* cli apply daemon signing process */
 	int64_t pid;                                  /* acting process (peer pid for the daemon) */
 } km_store_actor_t;
 

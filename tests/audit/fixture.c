@@ -31,12 +31,23 @@ static const char config_fmt[] =
 	"    policy:\n"
 	"      algorithms: [ ES256 ]\n"
 	"      rotation_period: 30d\n"
-	"      jwks_max_age: 1h\n"
+	"      jwks_max_age: %s\n"
 	"      max_token_ttl: 1h\n"
 	"      clock_skew: 5m\n"
 	"      publish_lead: 2h\n"
 	"      retire_retention: 1d\n"
-	"      destroy_after: 7d\n";
+	"      destroy_after: %s\n";
+
+/* Writes the configuration with these two policy values (the others are fixed). */
+static int write_config(audit_fx_t *fx, const char *jwks_max_age, const char *destroy_after)
+{
+	FILE *f = fopen(fx->config, "w");
+	if (f == NULL)
+		return -1;
+	fprintf(f, config_fmt, fx->hsm.module, fx->hsm.label, fx->hsm.pin_source, fx->store,
+	        fx->jsonl, jwks_max_age, destroy_after);
+	return fclose(f) == 0 ? 0 : -1;
+}
 
 static int open_env(audit_fx_t *fx)
 {
@@ -57,12 +68,8 @@ int audit_fx_create(audit_fx_t *fx)
 	snprintf(fx->config, sizeof(fx->config), "%s/keymgr.yaml", fx->hsm.dir);
 	snprintf(fx->store, sizeof(fx->store), "%s/development.db", fx->hsm.dir);
 	snprintf(fx->jsonl, sizeof(fx->jsonl), "%s/audit.jsonl", fx->hsm.dir);
-	FILE *f = fopen(fx->config, "w");
-	if (f == NULL)
+	if (write_config(fx, "1h", "7d") != 0)
 		return -1;
-	fprintf(f, config_fmt, fx->hsm.module, fx->hsm.label, fx->hsm.pin_source, fx->store,
-	        fx->jsonl);
-	fclose(f);
 	if (setenv("KEYMGR_CONFIG", fx->config, 1) != 0)
 		return -1;
 	return open_env(fx);
@@ -85,6 +92,13 @@ void audit_fx_reopen(audit_fx_t *fx)
 	fx->cfg = NULL;
 	if (open_env(fx) != 0)
 		abort();
+}
+
+void audit_fx_configure(audit_fx_t *fx, const char *jwks_max_age, const char *destroy_after)
+{
+	if (write_config(fx, jwks_max_age, destroy_after) != 0)
+		abort();
+	audit_fx_reopen(fx);
 }
 
 static char *slurp(const char *path)
@@ -192,4 +206,14 @@ void audit_fx_set_srcdir(const char *dir)
 const char *audit_fx_srcdir(void)
 {
 	return srcdir;
+}
+
+const char *audit_fx_args(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s PATH-TO-KEYMGR TESTS-AUDIT-SRCDIR\n", argv[0]);
+		return NULL;
+	}
+	audit_fx_set_srcdir(argv[2]);
+	return argv[1];
 }

@@ -2,7 +2,8 @@
 /*
  * Fixture of the audit tests: a real SoftHSM token in a temp directory, a keymgr.yaml with
  * one environment ("development", store DIR/development.db, audit JSON lines DIR/audit.jsonl)
- * and a short policy (rotation 30d, so a year is about a dozen keys), the loaded config and
+ * and a short policy (rotation 30d, so a year is about a dozen keys; jwks_max_age 1h and
+ * destroy_after 7d unless audit_fx_configure() changes them), the loaded config and
  * the open environment. Helpers run the keymgr executable with unbounded output capture,
  * run sqlite3 / python on copies of the store, and count audit events.
  */
@@ -42,6 +43,10 @@ void audit_fx_destroy(audit_fx_t *fx);
 /* Closes and reopens the environment (after a child process changed the store). */
 void audit_fx_reopen(audit_fx_t *fx);
 
+/* Rewrites the configuration with these policy values (the fixture's: "1h", "7d") and
+ * reopens the environment. Aborts on failure. */
+void audit_fx_configure(audit_fx_t *fx, const char *jwks_max_age, const char *destroy_after);
+
 /* Runs argv (NULL-terminated; argv[0] is the program) with KEYMGR_CONFIG set to the fixture's
  * config. 0 or -1. Free with audit_run_free(). */
 int audit_fx_run(audit_fx_t *fx, const char *const *argv, audit_run_t *r);
@@ -60,3 +65,7 @@ size_t audit_fx_count(audit_fx_t *fx, const char *action);
 /* The source directory of tests/audit (for the Python helpers): argv[2] of each test. */
 void audit_fx_set_srcdir(const char *dir);
 const char *audit_fx_srcdir(void);
+
+/* Reads a test's arguments, PATH-TO-KEYMGR TESTS-AUDIT-SRCDIR (sets the source directory):
+ * the keymgr path, or NULL after printing the usage. */
+const char *audit_fx_args(int argc, char **argv);

@@ -475,12 +475,8 @@ static void test_cli_bad_input(void **state)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: %s PATH-TO-KEYMGR TESTS-AUDIT-SRCDIR\n", argv[0]);
+	if ((keymgr = audit_fx_args(argc, argv)) == NULL)
 		return 2;
-	}
-	keymgr = argv[1];
-	audit_fx_set_srcdir(argv[2]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cli_every_change_one_event),
 		cmocka_unit_test(test_cli_refused_and_read_only_commands_add_nothing),

@@ -419,12 +419,8 @@ static void test_audit_key_never_signs_jwts(void **state)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: %s PATH-TO-KEYMGR TESTS-AUDIT-SRCDIR\n", argv[0]);
+	if ((keymgr = audit_fx_args(argc, argv)) == NULL)
 		return 2;
-	}
-	keymgr = argv[1];
-	audit_fx_set_srcdir(argv[2]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_verify_untampered_copy_passes),
 		cmocka_unit_test(test_tamper_owner_in_log_row),

@@ -238,12 +238,8 @@ static void test_year_cli_report_and_jwks_show_at(void **state)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: %s PATH-TO-KEYMGR TESTS-AUDIT-SRCDIR\n", argv[0]);
+	if ((keymgr = audit_fx_args(argc, argv)) == NULL)
 		return 2;
-	}
-	keymgr = argv[1];
-	audit_fx_set_srcdir(argv[2]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_year_had_a_dozen_rotations),
 		cmocka_unit_test(test_year_report_at_matches_jwks_history),

@@ -9,6 +9,9 @@ HTTP (daemon.per_ip_limit 16, rate_limit 20/s, rate_burst 20, timeout 4 s):
     the attacker stops sending, it closes the rest after the idle timeout;
   - rate limit: a burst of 80 requests from 127.0.0.3 gets 429 (Retry-After: 1) beyond its
     bucket, while 127.0.0.1 keeps getting 200; a second later 127.0.0.3 is served again.
+Rate limits are checked against the token bucket's bound for the time the burst really took
+(burst + rate x seconds, at most), never against a count that assumes a fast machine: a slow
+run (ASan, a loaded host) sends fewer requests per second, and more of them pass.
 Control socket (daemon.control_per_peer 8, control_rate_limit 5/s, control_rate_burst 5):
   - slowloris: a process running as `nobody` opens 24 connections and sends a frame header
     one byte per second: 8 are admitted and cut off when their frame is late (2 s), the other
@@ -139,6 +142,8 @@ def test_http(s, d):
     th.start()
     try:
         closed, socks = slowloris_http(d.port, 40, 6, "127.0.0.2")
+        # Ten good requests while the slow connections are held, however slow this run is.
+        wait_for(lambda: len(ok) >= 10, "ten good requests during the slowloris", timeout=60)
     finally:
         stop.set()
         th.join()
@@ -155,13 +160,19 @@ def test_http(s, d):
             x.close()
     # Rate limit: a burst from 127.0.0.3.
     statuses, retry = [], set()
+    t0 = time.monotonic()
     for _ in range(80):
         st, h = http_get(d.port, source="127.0.0.3")
         statuses.append(st)
         if st == 429:
             retry.add(h.get("retry-after"))
-    check(statuses.count(429) >= 40 and statuses[:20] == [200] * 20,
+    took = time.monotonic() - t0
+    bound = bucket_bound(20, 20, took)
+    check(statuses[:20] == [200] * 20 and set(statuses) <= {200, 429},
           f"burst statuses: {statuses}")
+    check(statuses.count(200) <= bound and (429 in statuses or bound >= 80),
+          f"{statuses.count(200)} of 80 served in {took:.2f}s, at most {bound} allowed: "
+          f"{statuses}")
     check(retry == {"1"}, f"Retry-After {retry}")
     check(http_get(d.port)[0] == 200, "127.0.0.1 limited by 127.0.0.3's burst")
     time.sleep(1.2)
@@ -218,12 +229,13 @@ print(json.dumps(state))
 """
 
 BURST_CTL = r"""
-import json, socket, struct, sys
+import json, socket, struct, sys, time
 path = sys.argv[1]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(path)
 body = json.dumps({"op": "status"}).encode()
 out = []
+t0 = time.monotonic()
 for _ in range(30):
     s.sendall(struct.pack(">I", len(body)) + body)
     hdr = b""
@@ -235,8 +247,13 @@ for _ in range(30):
         data += s.recv(n - len(data))
     r = json.loads(data)
     out.append("ok" if r.get("ok") else r.get("code", "?"))
-print(json.dumps(out))
+print(json.dumps({"replies": out, "seconds": time.monotonic() - t0}))
 """
+
+
+def bucket_bound(rate, burst, seconds):
+    """The most requests a token bucket (rate/s, burst) lets through in `seconds`."""
+    return burst + int(rate * seconds) + 1
 
 
 def as_nobody():
@@ -257,12 +274,15 @@ def test_control(s, d):
             p = s.run("status", "--json", expect=None, timeout=30)
             times.append(time.monotonic() - t0)
             check(p.returncode == 0, f"keymgr status during the slowloris: {p.stderr}")
-            time.sleep(0.3)
+            check(times[-1] < 5, f"keymgr status took {times[-1]:.1f}s during the slowloris")
+            time.sleep(0.1)
     finally:
         out, _ = slow.communicate(timeout=60)
     state = json.loads(out)
-    check(len(times) >= 5, f"only {len(times)} status calls ran")
-    check(max(times) < 5, f"keymgr status took {max(times):.1f}s during the slowloris")
+    # The slow client runs for 6 s and the first call starts at 0.5 s: with every call
+    # answered within 5 s, a second one always starts while it runs, however slow this run
+    # is (a count of calls per 6 s would measure the machine's speed instead).
+    check(len(times) >= 2, f"only {len(times)} status calls ran")
     check(state.count("busy") == 24 - 8, f"slow connections: {state}")
     check(state.count("cut") == 8, f"slow connections: {state}")
     check(d.events("control", result="cut off"), "no cut-off logged")
@@ -270,8 +290,12 @@ def test_control(s, d):
     p = subprocess.run(["/usr/bin/python3", "-c", BURST_CTL, s.socket], preexec_fn=as_nobody,
                        capture_output=True, text=True, timeout=60)
     check(p.returncode == 0, f"burst client: {p.stderr}")
-    got = json.loads(p.stdout)
-    check(got[:5] == ["ok"] * 5 and got.count("busy") >= 15, f"nobody's burst: {got}")
+    burst = json.loads(p.stdout)
+    got, bound = burst["replies"], bucket_bound(5, 5, burst["seconds"])
+    check(got[:5] == ["ok"] * 5 and set(got) <= {"ok", "busy"}, f"nobody's burst: {got}")
+    check(got.count("ok") <= bound and ("busy" in got or bound >= 30),
+          f"nobody's burst: {got.count('ok')} of 30 served in {burst['seconds']:.2f}s, at most "
+          f"{bound} allowed: {got}")
     check(s.run("status", "--json").returncode == 0, "root limited by nobody's burst")
 
 

@@ -11,6 +11,10 @@ thread fetching the JWKS from keymgrd's HTTP listener the whole time. Then:
   - no token requested after a forced rotation's tick returned carries a key that was
     active before that rotation (the daemon swapped its key before answering the tick);
   - the daemon logged no failed sign request.
+The main thread waits for tokens, not for time: before each rotation (and at the end) it
+waits until PER_KEY tokens were requested after the previous tick returned, and at the end
+for a JWKS fetched after them, so every key signs and every token meets a later JWKS however
+slow the run is (a fixed sleep made the counts of tokens and kids depend on the machine).
 
 Usage: /usr/bin/python3 test_rotation.py KEYMGR KEYMGRD
 """
@@ -21,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from signing_fixture import (CLAIMS, Daemon, SignSetup, call, check, read_frame,  # noqa
-                             run_tests)
+                             run_tests, wait_for)
 import json  # noqa: E402
 import socket  # noqa: E402
 import struct  # noqa: E402
@@ -29,6 +33,7 @@ import struct  # noqa: E402
 import jwt  # noqa: E402
 
 ROTATIONS = 8
+PER_KEY = 6         # tokens requested after each tick returned, before the next rotation
 
 
 def signer(sock_path, stop, out, errors):
@@ -76,30 +81,41 @@ def run(keymgr, keymgrd):
         rotations = []      # (monotonic time the tick returned, kids active before it)
         stop = threading.Event()
 
+        def signed_since(t):
+            """PER_KEY tokens were requested after t (or a signer failed: it stops)."""
+            return errors or sum(1 for t0, _, _ in list(tokens) if t0 > t) >= PER_KEY
+
         def hammer():
             threads = [threading.Thread(target=signer, args=(s.socket, stop, tokens, errors))
                        for _ in range(2)]
             threads.append(threading.Thread(target=fetcher, args=(d, stop, snaps)))
+            last = time.monotonic()
             for t in threads:
                 t.start()
             seen_active = set()
             try:
                 for _ in range(ROTATIONS):
-                    time.sleep(0.4)
+                    wait_for(lambda: signed_since(last), "tokens of the current key",
+                             timeout=120, step=0.02)
                     seen_active |= {k["kid"] for k in s.keys("dev/api")
                                     if k["state"] in ("active", "retired", "removed",
                                                       "destroyed")}
                     before = set(seen_active)
                     s.run("rotate", "dev/api", "--now", "--force")
                     s.run("tick")
-                    rotations.append((time.monotonic(), before))
-                time.sleep(0.5)
+                    last = time.monotonic()
+                    rotations.append((last, before))
+                wait_for(lambda: signed_since(last), "tokens of the last key", timeout=120,
+                         step=0.02)
+                mark = time.monotonic()
+                wait_for(lambda: any(ts > mark for ts, _ in list(snaps)),
+                         "a JWKS fetched after the last tokens", timeout=60, step=0.02)
             finally:
                 stop.set()
                 for t in threads:
                     t.join(timeout=60)
             check(not errors, f"sign requests failed during rotations: {errors[:3]}")
-            check(len(tokens) > 50, f"only {len(tokens)} tokens signed")
+            check(len(tokens) >= (ROTATIONS + 1) * PER_KEY, f"only {len(tokens)} tokens signed")
 
         def every_token_verifies():
             bad = []
@@ -124,7 +140,8 @@ def run(keymgr, keymgrd):
                 except jwt.PyJWTError as e:
                     bad.append((header, str(e)))
             check(not bad, f"{len(bad)} of {len(tokens)} tokens fail: {bad[:3]}")
-            check(len(kids) >= ROTATIONS, f"tokens carry only {len(kids)} kids over "
+            # each rotation's tokens were signed before the next one began: one kid each
+            check(len(kids) >= ROTATIONS + 1, f"tokens carry only {len(kids)} kids over "
                   f"{ROTATIONS} rotations")
 
         def no_stale_key_after_tick():
