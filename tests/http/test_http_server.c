@@ -938,8 +938,8 @@ static void test_verifiers_invalid_name_is_unnamed(void **state)
 {
 	struct fx *f = *state;
 	const char *bad[] = { "Keymgr-Verifier: api gw", "Keymgr-Verifier: a/b",
-			      "Keymgr-Verifier: "
-			      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+			      ("Keymgr-Verifier: "
+			       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
 			      "Keymgr-Verifier:" };
 	km_http_verifier_t *v = NULL;
 	struct resp r;
