@@ -172,8 +172,8 @@ int km_claims_sign_resolved_object(const km_claims_key_t *k, km_claims_token_fn 
  * active key, with the class's typ in the header (km_claims_resolve, then
  * km_claims_sign_resolved with the environment's token; a refused audit key is recorded).
  * *ret (the compact JWT) is malloc'd, set only on success. Returns KM_EOK, the codes of
- * km_claims_policy_from_env(), km_claims_prepare() and km_keyset_sign() (KM_ENOACTIVE, token
- * codes).
+ * km_claims_policy_from_env() and km_claims_prepare(), KM_ENOACTIVE (no active key),
+ * KM_POLICY_EDENIED (the audit key), and the token's codes.
  */
 int km_claims_sign(km_env_t *env, const char *keyset, const char *claims_json, int64_t now,
                    int64_t ttl, char **ret, char *err, size_t errlen);

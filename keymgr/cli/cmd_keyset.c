@@ -398,12 +398,10 @@ out:
 /* What `keyset set-owner` and `keyset set-purpose` change: one field, with a recorded reason. */
 typedef struct {
 	const char *cmd, *help, *field, *count_error;
-	bool (*valid)(const char *);
+	bool (*valid)(const char *);          /* the value's syntax: a usage error */
 	const char *invalid_msg;
-	bool (*allowed)(const km_policy_t *, const char *);
-	int refused_code;
-	int (*set)(km_store_t *, const char *, const char *, const char *, int64_t, const char *,
-	           char *, size_t);
+	int (*set)(km_env_t *, const char *, const char *, const char *, int64_t, const char *,
+	           km_keyset_change_t *, char *, size_t);
 } field_change_t;
 
 static int keyset_set_field(int argc, char **argv, const field_change_t *f)
@@ -434,18 +432,9 @@ static int keyset_set_field(int argc, char **argv, const field_change_t *f)
 	rc = open_ref(f->cmd, pos[0], &cfg, &env, name);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
-	km_policy_t pol;
-	int r = km_env_keyset_policy(env, name, &pol);
-	if (r == KM_EOK && !f->allowed(&pol, pos[1])) {
-		snprintf(err, sizeof(err), "%s '%s' is not allowed by the policy of environment "
-		         "'%s'", f->field, pos[1], km_env_name(env));
-		r = f->refused_code;
-	}
-	if (r == KM_EOK)
-		r = f->set(km_env_store(env), name, pos[1], km_env_actor(who, sizeof(who)),
-		           km_cli_now(), reason, err, sizeof(err));
-	if (r == KM_ENOENT)
-		snprintf(err, sizeof(err), "unknown key set %s/%s", km_env_name(env), name);
+	km_keyset_change_t res;
+	int r = f->set(env, name, pos[1], km_env_actor(who, sizeof(who)), km_cli_now(), reason,
+	               &res, err, sizeof(err));
 	if (r != KM_EOK)
 		rc = km_cli_fail(r, err);
 	else if (c.json)
@@ -453,13 +442,10 @@ static int keyset_set_field(int argc, char **argv, const field_change_t *f)
 		       pos[1]);
 	else
 		printf("%s of %s/%s is now %s\n", f->field, km_env_name(env), name, pos[1]);
-	km_store_key_t active;
-	if (r == KM_EOK && strcmp(f->field, "purpose") == 0 &&
-	    km_store_key_active(km_env_store(env), name, &active, NULL, 0) == KM_EOK &&
-	    strcmp(active.purpose, pos[1]) != 0)
+	if (r == KM_EOK && res.stale_kid[0])
 		fprintf(stderr, "keymgr: warning: the active key %s was made for purpose '%s' and "
 		        "will not sign '%s' tokens: rotate %s/%s (one key per token class)\n",
-		        active.kid, active.purpose, pos[1], km_env_name(env), name);
+		        res.stale_kid, res.stale_purpose, pos[1], km_env_name(env), name);
 	km_cli_env_close(cfg, env);
 	return rc;
 }
@@ -470,7 +456,7 @@ static int keyset_set_owner(int argc, char **argv)
 		"keymgr keyset set-owner", set_owner_help, "owner", "expected ENV/NAME and OWNER",
 		km_name_owner_valid,
 		"invalid owner: use 1 to 128 of letters, digits and . _ @ + : -",
-		km_policy_owner_allowed, KM_EOWNER, km_store_keyset_set_owner,
+		km_keyset_set_owner,
 	};
 	return keyset_set_field(argc, argv, &f);
 }
@@ -479,11 +465,10 @@ static int keyset_set_purpose(int argc, char **argv)
 {
 	static const field_change_t f = {
 		"keymgr keyset set-purpose", set_purpose_help, "purpose",
-		"expected ENV/NAME and PURPOSE",
-		km_name_purpose_valid,
+		"expected ENV/NAME and PURPOSE", km_name_purpose_valid,
 		"unknown purpose: use access-token, id-token, refresh-token, logout-token, "
 		"security-event-token or a custom lowercase slug",
-		km_policy_purpose_allowed, KM_EPURPOSE, km_store_keyset_set_purpose,
+		km_keyset_set_purpose,
 	};
 	return keyset_set_field(argc, argv, &f);
 }

@@ -3,14 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/faultpoint.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/jose/jwk.h"
 #include "keymgr/jose/jwks.h"
-#include "keymgr/jose/jws.h"
 #include "keymgr/store/change_lock.h"
 
 int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who, int64_t now,
@@ -116,6 +114,79 @@ int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who
 fail:
 	km_store_rollback(s, NULL, 0);
 	return r;
+}
+
+static int keyset_set(km_env_t *env, const char *keyset, km_policy_field_t field,
+                      const char *value, const char *who, int64_t now, const char *reason,
+                      km_keyset_change_t *ret, char *err, size_t errlen)
+{
+	bool owner = field == KM_POLICY_F_OWNERS;
+	const char *what = owner ? "owner" : "purpose";
+	int refused = owner ? KM_EOWNER : KM_EPURPOSE;
+	const char *e = km_env_name(env);
+	char allowed[512], key[256];
+	km_keyset_change_t res;
+	memset(&res, 0, sizeof(res));
+	if (reason == NULL || reason[0] == '\0') {
+		snprintf(err, errlen, "%s changes are recorded with a reason (--reason TEXT)", what);
+		return KM_EINVAL;
+	}
+	if (owner ? !km_name_owner_valid(value) : !km_name_purpose_valid(value)) {
+		if (owner)
+			snprintf(err, errlen, "invalid owner '%.64s': use 1 to %d of letters, digits and "
+			         ". _ @ + : -", value, KM_OWNER_MAX);
+		else
+			snprintf(err, errlen, "unknown purpose '%.64s': use one of %s, or a custom "
+			         "lowercase slug the policy lists", value, km_purpose_builtin_list());
+		return refused;
+	}
+	km_store_t *s = km_env_store(env);
+	km_store_keyset_t ks;
+	int r = km_store_keyset_get(s, keyset, &ks, err, errlen);
+	if (r == KM_ENOENT)
+		snprintf(err, errlen, "unknown key set %s/%s", e, keyset);
+	if (r != KM_EOK)
+		return r;
+	km_policy_t pol;
+	if ((r = km_env_keyset_policy(env, keyset, &pol)) != KM_EOK)
+		return r;
+	if (owner ? !km_policy_owner_allowed(&pol, value) : !km_policy_purpose_allowed(&pol, value)) {
+		snprintf(err, errlen, "%s '%s' is not allowed by the policy of environment '%s': "
+		         "allowed are %s (set by %s)", what, value, e,
+		         km_policy_allowed_text(&pol, field, allowed, sizeof(allowed)),
+		         km_policy_config_key(&pol, field, e, keyset, key, sizeof(key)));
+		return refused;
+	}
+	res.changed = strcmp(owner ? ks.owner : ks.purpose, value) != 0;
+	r = owner ? km_store_keyset_set_owner(s, keyset, value, who, now, reason, err, errlen)
+	          : km_store_keyset_set_purpose(s, keyset, value, who, now, reason, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	km_store_key_t active;
+	if (!owner && km_store_key_active(s, keyset, &active, NULL, 0) == KM_EOK &&
+	    strcmp(active.purpose, value) != 0) {
+		snprintf(res.stale_kid, sizeof(res.stale_kid), "%s", active.kid);
+		snprintf(res.stale_purpose, sizeof(res.stale_purpose), "%s", active.purpose);
+	}
+	if (ret != NULL)
+		*ret = res;
+	return KM_EOK;
+}
+
+int km_keyset_set_owner(km_env_t *env, const char *keyset, const char *owner, const char *who,
+                        int64_t now, const char *reason, km_keyset_change_t *ret, char *err,
+                        size_t errlen)
+{
+	return keyset_set(env, keyset, KM_POLICY_F_OWNERS, owner, who, now, reason, ret, err,
+	                  errlen);
+}
+
+int km_keyset_set_purpose(km_env_t *env, const char *keyset, const char *purpose,
+                          const char *who, int64_t now, const char *reason,
+                          km_keyset_change_t *ret, char *err, size_t errlen)
+{
+	return keyset_set(env, keyset, KM_POLICY_F_PURPOSES, purpose, who, now, reason, ret, err,
+	                  errlen);
 }
 
 int km_key_lookup(km_env_t *env, const char *kid, km_store_key_t *ret, char *err,
@@ -404,60 +475,5 @@ int km_env_jwks(km_env_t *env, const char *keyset, char **ret, size_t *len, char
 out:
 	km_jwks_free(jwks);
 	km_store_keys_free(keys);
-	return r;
-}
-
-typedef struct {
-	km_token_t *token;
-	const km_store_key_t *key;
-} sign_ctx_t;
-
-static int sign_with_token(void *ctx, const uint8_t *data, size_t len, uint8_t *sig,
-                           size_t *sig_len)
-{
-	sign_ctx_t *c = ctx;
-	return km_token_sign(c->token, c->key->cka_id, c->key->cka_id_len, c->key->alg, data, len,
-	                     sig, sig_len);
-}
-
-int km_keyset_sign(km_env_t *env, const char *keyset, const char *claims_json, const char *typ,
-                   char **ret, char *err, size_t errlen)
-{
-	km_store_key_t k;
-	int r = km_store_key_active(km_env_store(env), keyset, &k, err, errlen);
-	if (r == KM_ENOACTIVE) {
-		snprintf(err, errlen, "key set %s/%s has no active key (rotate it first)",
-		         km_env_name(env), keyset);
-		return r;
-	}
-	if (r != KM_EOK)
-		return r;
-	/* Defence in depth: the audit key signs checkpoints only, never a JWT, even if a
-	 * tampered store listed its CKA_ID as a key set's key. The refusal is recorded. */
-	bool audit_key = false;
-	if ((r = km_store_audit_key_is(km_env_store(env), k.cka_id, k.cka_id_len, &audit_key, err,
-	                               errlen)) != KM_EOK)
-		return r;
-	if (audit_key) {
-		km_store_audit_append(km_env_store(env), "sign.denied", keyset, k.kid, NULL, NULL,
-		                      "the audit key never signs JWTs", (int64_t)time(NULL), NULL, NULL,
-		                      0);
-		snprintf(err, errlen, "key %s of %s/%s is the environment's audit key: it never signs "
-		         "a JWT (refused and recorded)", k.kid, km_env_name(env), keyset);
-		return KM_POLICY_EDENIED;
-	}
-	km_token_t *t = NULL;
-	if ((r = key_token(env, &k, &t, err, errlen)) != KM_EOK)
-		return r;
-	sign_ctx_t ctx = { t, &k };
-	km_jws_signer_t signer = {
-		.alg = k.alg, .kid = k.kid, .typ = typ, .sign = sign_with_token, .sign_ctx = &ctx,
-	};
-	r = km_jws_sign_text(&signer, claims_json, ret, err, errlen);
-	if (r != KM_EOK && r != KM_EMALFORMED) {
-		const char *why = km_token_last_error(t);
-		snprintf(err, errlen, "environment '%s': signing with %s failed: %s", km_env_name(env),
-		         k.kid, why && why[0] ? why : km_strerror(r));
-	}
 	return r;
 }

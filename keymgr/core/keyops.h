@@ -27,6 +27,30 @@
 int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who, int64_t now,
                      char *err, size_t errlen);
 
+/* What a key set's owner or purpose change left to say (km_keyset_set_owner/_purpose). */
+typedef struct {
+	bool changed;                         /* false: it already had that value */
+	/* set-purpose only: the active key was made for another purpose and will not sign the
+	 * new class (one key per token class): rotate. "" otherwise. */
+	char stale_kid[KM_KID_MAX + 1];
+	char stale_purpose[KM_PURPOSE_MAX + 1];
+} km_keyset_change_t;
+
+/*
+ * Changes key set keyset's owner (or purpose) to value, recording who, when, the old and new
+ * value and the reason (required) in the store and the audit log. The policy must allow the
+ * new value: a refusal names the allowed values and the configuration key that sets them.
+ * *ret (may be NULL) says whether it changed and, for a purpose, whether the active key was
+ * made for another one. KM_EOWNER / KM_EPURPOSE (invalid or not allowed), KM_EINVAL (no
+ * reason), KM_ENOENT (unknown key set, named in err), store codes.
+ */
+int km_keyset_set_owner(km_env_t *env, const char *keyset, const char *owner, const char *who,
+                        int64_t now, const char *reason, km_keyset_change_t *ret, char *err,
+                        size_t errlen);
+int km_keyset_set_purpose(km_env_t *env, const char *keyset, const char *purpose,
+                          const char *who, int64_t now, const char *reason,
+                          km_keyset_change_t *ret, char *err, size_t errlen);
+
 /*
  * Generates a key for keyset in the environment's token (intent, token, confirm) and leaves
  * it 'generated'. Copies the stored record into *ret (may be NULL). If the token fails, the
@@ -70,11 +94,3 @@ int km_key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, size_
  */
 int km_env_jwks(km_env_t *env, const char *keyset, char **ret, size_t *len, char *err,
                 size_t errlen);
-
-/*
- * Signs claims_json (a JSON object) with the active key of keyset. The header carries alg,
- * kid and typ (typ may be NULL). *ret is malloc'd (caller frees).
- * KM_ENOACTIVE, KM_EMALFORMED (claims), the token's codes.
- */
-int km_keyset_sign(km_env_t *env, const char *keyset, const char *claims_json, const char *typ,
-                   char **ret, char *err, size_t errlen);

@@ -36,7 +36,9 @@ static const char config_fmt[] =
 	"      clock_skew: 5m\n"
 	"      publish_lead: 2h\n"
 	"      retire_retention: 1d\n"
-	"      destroy_after: %s\n";
+	"      destroy_after: %s\n"
+	"    keysets:\n"
+	"      api: { issuer: https://issuer.test, audiences: [ api.test ] }\n";
 
 /* Writes the configuration with these two policy values (the others are fixed). */
 static int write_config(audit_fx_t *fx, const char *jwks_max_age, const char *destroy_after)

@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "keymgr/audit/audit.h"
+#include "keymgr/claims/claims.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/apply.h"
 #include "keymgr/core/keyops.h"
@@ -406,8 +408,9 @@ static void test_audit_key_never_signs_jwts(void **state)
 	assert_int_equal(audit_fx_sql(fx.store, sql), 0);
 	char *jwt = NULL;
 	size_t denied = audit_fx_count(&fx, "sign.denied");
-	assert_int_equal(km_keyset_sign(fx.env, "api", "{\"sub\":\"x\"}", "at+jwt", &jwt, err,
-	                                 sizeof(err)), KM_POLICY_EDENIED);
+	assert_int_equal(km_claims_sign(fx.env, "api", "{\"sub\":\"x\",\"client_id\":\"c\","
+	                                "\"aud\":\"api.test\"}", (int64_t)time(NULL), 600, &jwt,
+	                                err, sizeof(err)), KM_POLICY_EDENIED);
 	assert_null(jwt);
 	assert_non_null(strstr(err, "audit key"));
 	assert_int_equal(audit_fx_count(&fx, "sign.denied"), denied + 1);

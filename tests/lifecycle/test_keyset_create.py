@@ -143,6 +143,34 @@ class KeysetCreateTest(fixture.InstallationTest):
                 self.assertRefused(p, 1, msg)
         self.assertUnchanged(before, "refused keyset create")
 
+    def test_set_owner_and_purpose_follow_the_policy(self):
+        """set-owner/set-purpose: the rule lives in core/, with the same words as create."""
+        inst = self.inst
+        text = inst.config_text().replace(
+            "    http:\n      path: /development\n",
+            "    http:\n      path: /development\n"
+            "    policy:\n      owners: [ team-* ]\n      purposes: [ access-token ]\n")
+        cfg = inst.write_config("owners.yaml", text)
+        inst.run("keyset", "create", "development/owned", "--alg", "ES256", "--owner",
+                 "team-a", "--purpose", "access-token", "--no-key", config=cfg, ok=True)
+        before = inst.snapshot()
+        p = inst.run("keyset", "set-owner", "development/owned", "mallory", "--reason", "x",
+                     config=cfg)
+        self.assertRefused(p, 1, "owner 'mallory' is not allowed by the policy of environment "
+                           "'development': allowed are team-* (set by "
+                           "environments.development.policy.owners)")
+        p = inst.run("keyset", "set-purpose", "development/owned", "id-token", "--reason", "x",
+                     config=cfg)
+        self.assertRefused(p, 1, "purpose 'id-token' is not allowed", "allowed are "
+                           "access-token (set by environments.development.policy.purposes)")
+        p = inst.run("keyset", "set-owner", "development/nope", "team-b", "--reason", "x",
+                     config=cfg)
+        self.assertRefused(p, 1, "unknown key set development/nope")
+        self.assertUnchanged(before, "refused owner and purpose changes")
+        inst.run("keyset", "set-owner", "development/owned", "team-b", "--reason", "reorg",
+                 config=cfg, ok=True)
+        self.assertEqual(inst.json("keyset", "show", "development/owned")["owner"], "team-b")
+
 
 if __name__ == "__main__":
     fixture.main()
