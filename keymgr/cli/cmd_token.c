@@ -247,13 +247,14 @@ out:
 
 static const char jwks_help[] =
 	"Usage: keymgr token jwks --token LABEL --pin-source SRC [--output FILE]\n"
-	"                         [--module PATH]\n"
+	"                         [--module PATH] [--json]\n"
 	"\n"
 	"Prints the JWK Set {\"keys\":[...]} of every key pair on the token that was made by\n"
 	"'keymgr token keygen', sorted by kid. Only public members are ever written.\n"
 	"\n"
 	"  --output FILE  write the JWKS to FILE atomically (temporary file in the same\n"
 	"                 directory, fsync, rename; mode 0644) instead of standard output\n"
+	"  --json         accepted for uniformity: the JWKS is JSON either way\n"
 	"\n" LABEL_SCHEME_HELP "\n" TOKEN_FLAGS_HELP "\n" EXIT_HELP;
 
 static int token_jwks(int argc, char **argv)

@@ -16,7 +16,7 @@
 
 static const char verify_help[] =
 	"Usage: keymgr verify --jwks URL|FILE --alg ALG --iss ISS --aud AUD --typ TYP\n"
-	"                     [--leeway 30s] [--at TIME] TOKEN|-\n"
+	"                     [--leeway 30s] [--at TIME] [--json] TOKEN|-\n"
 	"\n"
 	"Verifies a compact JWT strictly; nothing in its header chooses how it is checked.\n"
 	"  --jwks URL|FILE  the keys: an http:// or https:// URL (5 s timeout, at most 1 MiB,\n"
@@ -27,6 +27,7 @@ static const char verify_help[] =
 	"  --typ TYP        expected header typ (at+jwt, logout+jwt, secevent+jwt, JWT, ...)\n"
 	"  --leeway DUR     clock tolerance for exp, nbf and iat (default 30s, at most 10m)\n"
 	"  --at TIME        verify as of TIME (ISO 8601 UTC, @UNIXSECONDS or now; default now)\n"
+	"  --json           accepted for uniformity: the claims are printed as JSON either way\n"
 	"TOKEN is the JWT, or '-' to read it from standard input (prefer '-': a command line\n"
 	"is visible to other users of the machine).\n"
 	"Refused: jku, x5u, x5c and jwk headers, crit, a kid that is not 1 to 128 base64url\n"
