@@ -47,6 +47,9 @@ int km_cli_dispatch(const km_cli_command_t *table, const char *prog, const char 
 int km_cli_bad_choice(const char *cmd, const char *what, const char *value,
                       const char *const *choices, size_t n);
 
+/* km_cli_bad_choice() for an algorithm: lists the JOSE names keymgr signs with. */
+int km_cli_bad_alg(const char *cmd, const char *what, const char *value);
+
 /* Prints "keymgr: <message>\n" to stderr. */
 void km_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -146,8 +146,7 @@ static int parse_alg(const char *cmd, const char *name, km_alg_t *ret)
 {
 	if (km_alg_from_name(name, ret) == KM_EOK)
 		return 0;
-	return km_cli_usage_error(cmd, "unknown algorithm '%.32s' (one of RS256, RS384, RS512, "
-	                               "PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)", name);
+	return km_cli_bad_alg(cmd, "algorithm", name);
 }
 
 static int parse_bits(const char *cmd, const char *text, unsigned *ret)

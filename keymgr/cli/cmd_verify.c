@@ -54,8 +54,7 @@ static int check_args(const char *cmd, const verify_args_t *a, km_verify_opts_t 
 		return km_cli_usage_error(cmd, "--alg %.16s is refused: only public-key algorithms "
 		                          "are verified", a->alg);
 	if (km_alg_from_name(a->alg, &o->alg) != KM_EOK)
-		return km_cli_usage_error(cmd, "unknown --alg '%.16s' (RS256, RS384, RS512, PS256, "
-		                          "PS384, PS512, ES256, ES384, ES512, EdDSA)", a->alg);
+		return km_cli_bad_alg(cmd, "--alg", a->alg);
 	o->leeway = 30;
 	if (a->leeway != NULL &&
 	    km_duration_parse_err(a->leeway, &o->leeway, why, sizeof(why)) != KM_EOK)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "keymgr/cli/cli.h"
+#include "keymgr/common/alg.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/suggest.h"
 
@@ -132,6 +133,14 @@ int km_cli_bad_choice(const char *cmd, const char *what, const char *value,
 		return km_cli_usage_error(cmd, "unknown %s '%.32s': expected %s; did you mean '%s'?",
 		                          what, value, list, km_suggest_best(&sg));
 	return km_cli_usage_error(cmd, "unknown %s '%.32s': expected %s", what, value, list);
+}
+
+int km_cli_bad_alg(const char *cmd, const char *what, const char *value)
+{
+	const char *names[KM_ALG_COUNT];
+	for (int a = 1; a <= KM_ALG_COUNT; a++)
+		names[a - 1] = km_alg_name((km_alg_t)a);
+	return km_cli_bad_choice(cmd, what, value, names, KM_ALG_COUNT);
 }
 
 void km_cli_common_init(km_cli_common_t *c)

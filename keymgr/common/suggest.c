@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "keymgr/common/suggest.h"
 
@@ -43,7 +44,9 @@ void km_suggest_add(km_suggest_t *s, const char *candidate)
 {
 	if (s->typed == NULL || candidate == NULL || candidate[0] == '\0')
 		return;
-	size_t d = km_edit_distance(s->typed, candidate);
+	/* A slip of case ("es256" for "ES256") is one mistake, whatever the number of letters. */
+	size_t d = strcmp(s->typed, candidate) == 0 ? 0 :
+	           strcasecmp(s->typed, candidate) == 0 ? 1 : km_edit_distance(s->typed, candidate);
 	if (d == 0 || d > 2 || 2 * d >= strlen(candidate) || d >= s->dist)
 		return;
 	s->best = candidate;

@@ -22,7 +22,8 @@ void km_suggest_init(km_suggest_t *s, const char *typed);
 /*
  * Offers candidate (borrowed). It is kept when it is closer than every earlier one and close
  * enough to be a plausible typo: at most 2 edits, and fewer edits than half its length (so
- * that "x" suggests nothing). The first of equally close candidates wins.
+ * that "x" suggests nothing); a word that differs only in case counts as 1 edit. The first of
+ * equally close candidates wins.
  */
 void km_suggest_add(km_suggest_t *s, const char *candidate);
 
