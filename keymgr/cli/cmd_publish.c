@@ -44,8 +44,8 @@ static const char sign_help[] =
 	"  --via auto      the daemon if it answers and signs for ENV, else the token (default)\n"
 	"  --via daemon    only through keymgrd (exit 1 if it does not answer)\n"
 	"  --via token     only with the token (needs its PIN source)\n"
-	"  --json          print {\"jwt\",\"via\":\"daemon\"|\"token\",\"env\",\"keyset\",\"kid\",\"alg\",\n"
-	"                  \"typ\",\"expires_at\"}: via says who signed\n";
+	"  --json          print {\"jwt\",\"via\":\"daemon\"|\"token\",\"env\",\"keyset\",\"kid\",\n"
+	"                  \"alg\",\"typ\",\"expires_at\"}: via says who signed\n";
 
 enum { OPT_OUTPUT = 0x10, OPT_CLAIMS, OPT_TTL, OPT_VIA, OPT_SOCKET };
 
