@@ -40,7 +40,7 @@ static const char history_help[] =
 	"A new version is recorded whenever a key enters or leaves the JWKS.\n";
 
 static const char show_help[] =
-	"Usage: keymgr [-c FILE] jwks show ENV --serial N | --at TIME\n"
+	"Usage: keymgr [-c FILE] jwks show ENV --serial N | --at TIME [--json]\n"
 	"\n"
 	"Prints the JWKS document of a recorded version: the one with serial N, or the one in\n"
 	"force at TIME (ISO 8601 UTC, @UNIXSECONDS or now), i.e. exactly the keys that were\n"

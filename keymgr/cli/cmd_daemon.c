@@ -29,21 +29,25 @@ static const char status_help[] =
 	"(propagation evidence, from the Keymgr-Verifier header or the client address).\n"
 	"  --socket PATH   control socket (default: $KEYMGR_CONTROL_SOCKET, then\n"
 	"                  daemon.control_socket of the configuration)\n"
+	"  --json          print keymgrd's status reply (docs/control-protocol.md); every time\n"
+	"                  in it is RFC 3339 UTC (2026-12-07T05:03:21Z)\n"
 	"Exit status 1 if no daemon answers.\n";
 
 static const char reload_help[] =
-	"Usage: keymgr [-c FILE] reload [--socket PATH]\n"
+	"Usage: keymgr [-c FILE] reload [--socket PATH] [--json]\n"
 	"\n"
 	"Makes keymgrd load its configuration and policies again (like SIGHUP) and says\n"
 	"whether it accepted them. A configuration with errors is refused, with the error, and\n"
-	"the daemon keeps running the previous one (exit status 1).\n";
+	"the daemon keeps running the previous one (exit status 1).\n"
+	"  --json   print keymgrd's reply: {\"ok\":true,\"config\":PATH} or {\"ok\":false,\"error\"}\n";
 
 static const char tick_help[] =
-	"Usage: keymgr [-c FILE] tick [ENV[/NAME]] [--socket PATH]\n"
+	"Usage: keymgr [-c FILE] tick [ENV[/NAME]] [--socket PATH] [--json]\n"
 	"\n"
 	"Wakes keymgrd at once: it reads the stores again (picking up changes made with the\n"
 	"command line), plans every key set (or the one given) and applies what is due, retrying\n"
 	"failed key sets without waiting for their backoff. Answers when done.\n"
+	"  --json   print keymgrd's reply: {\"ok\",\"planned\",\"failed\"} (and \"error\")\n"
 	"Exit status 1 if a key set failed (see keymgr status).\n";
 
 enum { OPT_SOCKET = 0x10 };
@@ -125,10 +129,10 @@ static bool reply_ok(json_t *reply)
 	return false;
 }
 
-static const char *when(json_t *t, char *buf, size_t len)
+/* A time of the status reply (an RFC 3339 string, or null for never), as printed. */
+static const char *when(json_t *t)
 {
-	return json_is_integer(t) && json_integer_value(t) > 0
-	       ? km_cli_iso8601((int64_t)json_integer_value(t), buf, len) : "-";
+	return json_is_string(t) ? json_string_value(t) : "-";
 }
 
 static const char *dur(json_int_t s, char *buf, size_t len)
@@ -151,24 +155,24 @@ static void join(json_t *arr, char *buf, size_t len)
 		snprintf(buf, len, "(none)");
 }
 
-static void print_keyset(const char *env, json_t *ks, int64_t now)
+static void print_keyset(const char *env, json_t *ks)
 {
-	char t[32], d[32], list[1024];
+	char d[32], list[1024];
 	printf("%s/%s\n", env, json_string_value(json_object_get(ks, "name")));
 	json_t *a = json_object_get(ks, "active");
 	if (json_is_object(a))
 		printf("  active   %s (since %s, %s)\n", json_string_value(json_object_get(a, "kid")),
-		       when(json_object_get(a, "since"), t, sizeof(t)),
+		       when(json_object_get(a, "since")),
 		       dur(json_integer_value(json_object_get(a, "age")), d, sizeof(d)));
 	else
 		printf("  active   (none)\n");
 	json_t *ne = json_object_get(ks, "next_event");
 	if (json_is_object(ne)) {
-		json_int_t at = json_integer_value(json_object_get(ne, "at"));
+		json_int_t in = json_integer_value(json_object_get(ne, "in"));
 		const char *kid = json_string_value(json_object_get(ne, "kid"));
 		printf("  next     %s %s at %s (%s%s)\n", json_string_value(json_object_get(ne, "action")),
-		       kid && kid[0] ? kid : "a new key", when(json_object_get(ne, "at"), t, sizeof(t)),
-		       at <= now ? "due" : "in ", at <= now ? "" : dur(at - now, d, sizeof(d)));
+		       kid && kid[0] ? kid : "a new key", when(json_object_get(ne, "at")),
+		       in <= 0 ? "due" : "in ", in <= 0 ? "" : dur(in, d, sizeof(d)));
 	} else {
 		printf("  next     nothing scheduled\n");
 	}
@@ -176,7 +180,7 @@ static void print_keyset(const char *env, json_t *ks, int64_t now)
 	if (err != NULL)
 		printf("  FAILING  %s (%lld failures, retry at %s)\n", err,
 		       (long long)json_integer_value(json_object_get(ks, "failures")),
-		       when(json_object_get(ks, "retry_at"), t, sizeof(t)));
+		       when(json_object_get(ks, "retry_at")));
 	if (json_is_true(json_object_get(ks, "deferred")))
 		printf("  waiting  activation held back until the verifiers have the key\n");
 	size_t i;
@@ -184,7 +188,7 @@ static void print_keyset(const char *env, json_t *ks, int64_t now)
 	json_array_foreach(json_object_get(ks, "pending"), i, p) {
 		printf("  pending  %s (published %s, first served in JWKS serial %lld)\n",
 		       json_string_value(json_object_get(p, "kid")),
-		       when(json_object_get(p, "published_at"), t, sizeof(t)),
+		       when(json_object_get(p, "published_at")),
 		       (long long)json_integer_value(json_object_get(p, "first_serial")));
 		join(json_object_get(p, "required"), list, sizeof(list));
 		if (json_array_size(json_object_get(p, "required")) > 0)
@@ -199,7 +203,7 @@ static void print_keyset(const char *env, json_t *ks, int64_t now)
 static int status(int argc, char **argv)
 {
 	const char *cmd = "keymgr status", *socket;
-	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], t[32];
+	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
 	km_cli_common_t c;
 	int rc = parse(argc, argv, cmd, status_help, true, &c, &socket, env, name);
 	if (rc >= 0)
@@ -216,11 +220,10 @@ static int status(int argc, char **argv)
 		json_decref(reply);
 		return rc;
 	}
-	int64_t now = (int64_t)json_integer_value(json_object_get(reply, "now"));
 	printf("keymgrd pid %lld, %s, last successful tick %s\n",
 	       (long long)json_integer_value(json_object_get(reply, "pid")),
 	       json_is_true(json_object_get(reply, "healthy")) ? "healthy" : "UNHEALTHY",
-	       when(json_object_get(reply, "last_tick_ok"), t, sizeof(t)));
+	       when(json_object_get(reply, "last_tick_ok")));
 	size_t i, j;
 	json_t *e, *ks;
 	json_array_foreach(json_object_get(reply, "environments"), i, e) {
@@ -234,7 +237,7 @@ static int status(int argc, char **argv)
 		if (re != NULL)
 			printf("   publishing: %s\n", re);
 		json_array_foreach(json_object_get(e, "keysets"), j, ks)
-			print_keyset(en, ks, now);
+			print_keyset(en, ks);
 	}
 	json_decref(reply);
 	return KM_CLI_EXIT_OK;

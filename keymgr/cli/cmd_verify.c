@@ -16,7 +16,7 @@
 
 static const char verify_help[] =
 	"Usage: keymgr verify --jwks URL|FILE --alg ALG --iss ISS --aud AUD --typ TYP\n"
-	"                     [--leeway 30s] [--at TIME] TOKEN|-\n"
+	"                     [--leeway 30s] [--at TIME] [--json] TOKEN|-\n"
 	"\n"
 	"Verifies a compact JWT strictly; nothing in its header chooses how it is checked.\n"
 	"  --jwks URL|FILE  the keys: an http:// or https:// URL (5 s timeout, at most 1 MiB,\n"
@@ -27,6 +27,7 @@ static const char verify_help[] =
 	"  --typ TYP        expected header typ (at+jwt, logout+jwt, secevent+jwt, JWT, ...)\n"
 	"  --leeway DUR     clock tolerance for exp, nbf and iat (default 30s, at most 10m)\n"
 	"  --at TIME        verify as of TIME (ISO 8601 UTC, @UNIXSECONDS or now; default now)\n"
+	"  --json           accepted for uniformity: the claims are printed as JSON either way\n"
 	"TOKEN is the JWT, or '-' to read it from standard input (prefer '-': a command line\n"
 	"is visible to other users of the machine).\n"
 	"Refused: jku, x5u, x5c and jwk headers, crit, a kid that is not 1 to 128 base64url\n"
@@ -53,8 +54,7 @@ static int check_args(const char *cmd, const verify_args_t *a, km_verify_opts_t 
 		return km_cli_usage_error(cmd, "--alg %.16s is refused: only public-key algorithms "
 		                          "are verified", a->alg);
 	if (km_alg_from_name(a->alg, &o->alg) != KM_EOK)
-		return km_cli_usage_error(cmd, "unknown --alg '%.16s' (RS256, RS384, RS512, PS256, "
-		                          "PS384, PS512, ES256, ES384, ES512, EdDSA)", a->alg);
+		return km_cli_bad_alg(cmd, "--alg", a->alg);
 	o->leeway = 30;
 	if (a->leeway != NULL &&
 	    km_duration_parse_err(a->leeway, &o->leeway, why, sizeof(why)) != KM_EOK)

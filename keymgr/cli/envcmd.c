@@ -8,6 +8,7 @@
 #include "keymgr/cli/cli.h"
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/timefmt.h"
 #include "keymgr/core/readiness.h"
 
 static const char *config_path;
@@ -67,12 +68,8 @@ int64_t km_cli_now(void)
 
 const char *km_cli_iso8601(int64_t t, char *buf, size_t len)
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
-	if (t == KM_STORE_TIME_NONE || gmtime_r(&tt, &tm) == NULL)
+	if (t == KM_STORE_TIME_NONE || km_time_rfc3339(t, buf, len)[0] == '\0')
 		snprintf(buf, len, "-");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return buf;
 }
 
@@ -149,17 +146,50 @@ json_t *km_cli_signing_gaps_json(unsigned gaps)
 	return a;
 }
 
-json_t *km_cli_key_json(const km_store_key_t *k)
+/* Where a state comes in a key's life: revoked (from any state) comes before destroyed. */
+static int life_rank(km_state_t s)
 {
-	char t[32], hex[2 * KM_STORE_CKA_ID_MAX + 1];
+	return s == KM_STATE_REVOKED ? KM_STATE_REMOVED + 1 :
+	       s == KM_STATE_DESTROYED ? KM_STATE_REMOVED + 2 : (int)s;
+}
+
+size_t km_cli_key_times(const km_store_key_t *k, km_state_t order[KM_STATE_COUNT])
+{
+	size_t n = 0;
+	for (int s = 0; s < KM_STATE_COUNT; s++) {
+		if (k->state_at[s] == KM_STORE_TIME_NONE)
+			continue;
+		/* Insertion by (time, place in the life): at most 7 entries. */
+		size_t i = n++;
+		for (; i > 0; i--) {
+			km_state_t p = order[i - 1];
+			if (k->state_at[p] < k->state_at[s] ||
+			    (k->state_at[p] == k->state_at[s] && life_rank(p) < life_rank((km_state_t)s)))
+				break;
+			order[i] = p;
+		}
+		order[i] = (km_state_t)s;
+	}
+	return n;
+}
+
+void km_cli_cka_id_hex(const km_store_key_t *k, char hex[2 * KM_STORE_CKA_ID_MAX + 1])
+{
 	for (size_t i = 0; i < k->cka_id_len; i++)
 		snprintf(hex + 2 * i, 3, "%02x", k->cka_id[i]);
 	hex[2 * k->cka_id_len] = '\0';
+}
+
+json_t *km_cli_key_json(const km_store_key_t *k)
+{
+	char t[32], hex[2 * KM_STORE_CKA_ID_MAX + 1];
+	km_state_t order[KM_STATE_COUNT];
+	size_t n = km_cli_key_times(k, order);
+	km_cli_cka_id_hex(k, hex);
 	json_t *times = json_object();
-	for (int s = 0; times != NULL && s < KM_STATE_COUNT; s++)
-		if (k->state_at[s] != KM_STORE_TIME_NONE)
-			json_object_set_new(times, km_state_name((km_state_t)s),
-			                    json_string(km_cli_iso8601(k->state_at[s], t, sizeof(t))));
+	for (size_t i = 0; times != NULL && i < n; i++)
+		json_object_set_new(times, km_state_name(order[i]),
+		                    json_string(km_cli_iso8601(k->state_at[order[i]], t, sizeof(t))));
 	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:o, s:b}",
 	                      "kid", k->kid, "keyset", k->keyset, "alg", km_alg_name(k->alg),
 	                      "state", km_state_name(k->state), "owner", k->owner,

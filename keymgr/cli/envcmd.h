@@ -57,6 +57,16 @@ int km_cli_parse_time(const char *s, int64_t *ret);
  */
 void km_cli_wake_daemon(const km_config_t *cfg, const char *env, const char *keyset);
 
+/*
+ * The states key k entered, in the order of its life: by time, and for equal times in
+ * lifecycle order (generated, published, active, retired, removed, revoked, destroyed).
+ * Returns their number (at most KM_STATE_COUNT).
+ */
+size_t km_cli_key_times(const km_store_key_t *k, km_state_t order[KM_STATE_COUNT]);
+
+/* The CKA_ID of k in lower-case hex. */
+void km_cli_cka_id_hex(const km_store_key_t *k, char hex[2 * KM_STORE_CKA_ID_MAX + 1]);
+
 /* Stable JSON renderings (new references). */
 json_t *km_cli_keyset_json(const km_store_keyset_t *ks);
 json_t *km_cli_key_json(const km_store_key_t *k);

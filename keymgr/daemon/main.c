@@ -19,6 +19,7 @@
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/suggest.h"
 #include "keymgr/daemon/control_proto.h"
 #include "keymgr/daemon/daemon.h"
 #include "keymgr/daemon/harden.h"
@@ -50,6 +51,27 @@ static const char usage[] =
 	"Signals: SIGHUP reloads the configuration (a bad one is refused and the running one\n"
 	"kept); SIGTERM/SIGINT finish the action in flight and exit 0.\n"
 	"Exit status: 0 after SIGTERM, 1 startup failure, 2 usage error.\n";
+
+/*
+ * Says which option getopt_long refused (opterr is 0) and returns 2. The option is named as
+ * typed, without any "=value" (it could be a secret), with the closest known one.
+ */
+static int bad_option(const char *arg, const struct option *opts)
+{
+	/* optopt: 0 for an unknown or ambiguous long option, its letter for a long option given
+	 * a value it does not take, the character of an unknown short option. */
+	if (arg != NULL && strncmp(arg, "--", 2) == 0 &&
+	    (optopt == 0 || strchr(arg, '=') != NULL)) {
+		char msg[640];
+		km_suggest_option(arg, opts, /* hidden_val= */ 0, msg, sizeof(msg));
+		fprintf(stderr, "keymgrd: %s\n", msg);
+	} else {
+		fprintf(stderr, "keymgrd: unknown option '-%c'\n",
+		        optopt > 0x20 && optopt < 0x7f ? optopt : '?');
+	}
+	fprintf(stderr, "Try 'keymgrd --help'.\n");
+	return 2;
+}
 
 static int parse_args(kd_daemon_t *d, int argc, char **argv)
 {
@@ -102,9 +124,7 @@ static int parse_args(kd_daemon_t *d, int argc, char **argv)
 			        argv[optind - 1]);
 			return 2;
 		default:
-			/* Never echo the argument: a stray word could be a secret. */
-			fprintf(stderr, "keymgrd: unknown option\nTry 'keymgrd --help'.\n");
-			return 2;
+			return bad_option(optind > 0 ? argv[optind - 1] : NULL, opts);
 		}
 	}
 	if (optind < argc) {
