@@ -252,7 +252,7 @@ static int audit_log(int argc, char **argv)
 	if (a.f.since && a.f.until && a.f.since > a.f.until)
 		return km_cli_usage_error(cmd, "--since is after --until");
 	km_config_t *cfg = NULL;
-	if ((rc = km_cli_config_load(&cfg)) != KM_CLI_EXIT_OK)
+	if ((rc = km_cli_config_load_partial(&cfg)) != KM_CLI_EXIT_OK)
 		return rc;
 	json_t *arr = c.json ? json_array() : NULL;
 	if (!c.json)
@@ -378,7 +378,7 @@ static int audit_verify(int argc, char **argv)
 		km_store_free(s);
 	} else {
 		km_config_t *cfg = NULL;
-		if ((rc = km_cli_config_load(&cfg)) != KM_CLI_EXIT_OK) {
+		if ((rc = km_cli_config_load_partial(&cfg)) != KM_CLI_EXIT_OK) {
 			json_decref(arr);
 			return rc;
 		}
@@ -399,6 +399,13 @@ static int audit_verify(int argc, char **argv)
 		if (env_name != NULL && !any) {
 			km_env_t *unused = NULL;
 			worst = km_cli_audit_open(cfg, env_name, &unused);
+		}
+		if (env_name == NULL && !km_config_envs_complete(cfg)) {
+			/* "Verified" means every environment: one left out is not. */
+			km_cli_error("not every environment was verified: the configuration has errors "
+			             "in environments it leaves out (see the warnings above)");
+			if (worst == KM_CLI_EXIT_OK)
+				worst = KM_CLI_EXIT_REFUSED;
 		}
 		rc = worst;
 		km_config_free(cfg);
