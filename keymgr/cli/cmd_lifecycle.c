@@ -257,15 +257,14 @@ static int revoke(int argc, char **argv)
 			printf("new key %s is active; verifiers that do not refetch the JWKS on an "
 			       "unknown kid may reject its tokens for up to %s\n", cur.kid,
 			       km_duration_format(res.gap, d, sizeof(d)));
-		if (res.policy_broken)
-			km_cli_error("warning: %s/%s: revoked only: no standby promoted and no key "
-			             "generated, because %s; fix the configuration, then run 'keymgr "
-			             "rotate %s/%s'", km_env_name(env), k.keyset, why, km_env_name(env),
-			             k.keyset);
-		else if (!replaced && k.state == KM_STATE_ACTIVE)
+		if (!res.policy_broken && !replaced && k.state == KM_STATE_ACTIVE)
 			fprintf(stderr, "keymgr: warning: %s/%s has no active key now; run 'keymgr "
 			        "rotate %s/%s'\n", km_env_name(env), k.keyset, km_env_name(env), k.keyset);
 	}
+	if (r == KM_EOK && res.policy_broken)
+		km_cli_error("warning: %s/%s: revoked only: no standby promoted and no key generated, "
+		             "because %s; fix the configuration, then run 'keymgr rotate %s/%s'",
+		             km_env_name(env), k.keyset, why, km_env_name(env), k.keyset);
 	km_cli_env_close(cfg, env);
 	return rc;
 }

@@ -227,10 +227,17 @@ int km_ctl_locate(const km_config_t *cfg, const char *config_path, const char *e
 		r = KM_EOK;
 		goto out;
 	}
-	char tried[2048];
+	char tried[2048], where[1024] = "";
 	list(cs, false, tried, sizeof(tried));
-	snprintf(err, errlen, "no keymgrd listening on %s; give --socket PATH or set "
-	         "KEYMGR_CONTROL_SOCKET", tried[0] ? tried : "any known socket");
+	for (size_t i = 0, used = 0; i < nd && used < sizeof(where); i++) {
+		int w = snprintf(where + used, sizeof(where) - used, "%s%s", i ? ", " : "", dirs[i]);
+		if (w > 0)
+			used += (size_t)w;
+	}
+	snprintf(err, errlen, "no keymgrd listening on %s (nor on a socket keymgrd recorded "
+	         "for %s in %s); give --socket PATH, or set KEYMGR_CONTROL_SOCKET, or "
+	         "KEYMGR_STATE_DIR to the directory of keymgrd's stores",
+	         tried[0] ? tried : "any known socket", config_path, where);
 out:
 	free(dirs);
 	free(cs);
