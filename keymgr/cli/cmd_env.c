@@ -11,7 +11,7 @@ static const char list_help[] =
 	"\n"
 	"Lists the environments of the configuration with their token, store and JWKS path.\n"
 	"Opens no token and no store. An environment whose own sections have errors is left\n"
-	"out (the errors are printed as warnings).\n";
+	"out (the errors are printed as warnings; exit status 1).\n";
 
 static int env_list(int argc, char **argv)
 {
@@ -50,6 +50,7 @@ static int env_list(int argc, char **argv)
 		rc = km_cli_print_json(arr);
 		json_decref(arr);
 	}
+	rc = km_cli_config_complete(cfg, rc);
 	km_config_free(cfg);
 	return rc;
 }

@@ -135,6 +135,8 @@ static int key_list(int argc, char **argv)
 	if (c.json && rc == KM_CLI_EXIT_OK)
 		rc = km_cli_print_json(arr);
 	json_decref(arr);
+	if (only == NULL)
+		rc = km_cli_config_complete(cfg, rc);
 	km_config_free(cfg);
 	return rc;
 }
@@ -177,9 +179,10 @@ static int open_key_env(const char *cmd, const char *kid, const char *env_name, 
 			return KM_CLI_EXIT_OK;
 		km_env_free(*env);
 	}
-	km_config_free(*cfg);
 	km_cli_error("unknown kid %s in every environment this process can read", kid);
-	return KM_CLI_EXIT_REFUSED;
+	rc = km_cli_config_complete(*cfg, KM_CLI_EXIT_REFUSED);
+	km_config_free(*cfg);
+	return rc;
 }
 
 static int key_show(int argc, char **argv)

@@ -262,6 +262,8 @@ static int keyset_list(int argc, char **argv)
 	if (c.json && rc == KM_CLI_EXIT_OK)
 		rc = km_cli_print_json(arr);
 	json_decref(arr);
+	if (npos == 0)
+		rc = km_cli_config_complete(cfg, rc);
 	km_config_free(cfg);
 	return rc;
 }

@@ -229,6 +229,8 @@ static int plan(int argc, char **argv)
 		if (c.json && rc == KM_CLI_EXIT_OK)
 			rc = km_cli_print_json(ctx.json);
 		json_decref(ctx.json);
+		if (!env[0])
+			rc = km_cli_config_complete(cfg, rc);
 	}
 	km_config_free(cfg);
 	return rc;

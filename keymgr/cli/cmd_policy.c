@@ -180,6 +180,8 @@ static int policy_show(int argc, char **argv)
 	if (c.json)
 		km_cli_print_json(arr);
 	json_decref(arr);
+	if (only == NULL)
+		rc = km_cli_config_complete(cfg, rc);
 	km_config_free(cfg);
 	return rc;
 }

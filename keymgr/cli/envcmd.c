@@ -58,6 +58,15 @@ void km_cli_config_warn(const km_config_t *cfg)
 		km_cli_error("warning:   %s", km_config_error_at(cfg, i));
 }
 
+int km_cli_config_complete(const km_config_t *cfg, int rc)
+{
+	if (km_config_envs_complete(cfg))
+		return rc;
+	km_cli_error("incomplete: environments whose own configuration has errors were left out "
+	             "(see the warnings above)");
+	return rc == KM_CLI_EXIT_OK ? KM_CLI_EXIT_REFUSED : rc;
+}
+
 int km_cli_config_load(km_config_t **ret)
 {
 	return load(false, ret);

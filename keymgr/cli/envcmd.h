@@ -38,6 +38,13 @@ int km_cli_config_load_partial(km_config_t **ret);
 void km_cli_config_warn(const km_config_t *cfg);
 
 /*
+ * For a command over every environment: when the partial load left an environment out
+ * (km_config_envs_complete()), says so and returns KM_CLI_EXIT_REFUSED (what was printed is
+ * not the whole answer); otherwise returns rc.
+ */
+int km_cli_config_complete(const km_config_t *cfg, int rc);
+
+/*
  * Loads the configuration and opens environment name. Prints the error and returns an exit
  * code on failure; 0 on success with *cfg and *env set (release with km_cli_env_close()).
  */

@@ -280,15 +280,19 @@ class CliTest(BrokenConfigTest):
             self.assertRefused(p, 1, "environment 'production' cannot be used",
                                "give exactly one of 'label' and 'serial'",
                                f"{inst.config}:")
-        # The other environments work.
-        p = inst.run("key", "list", ok=True)
+        # The other environments work; a command over every environment lists them and
+        # says that its answer is incomplete (exit 1).
+        p = inst.run("key", "list", rc=1)
         self.assertIn(self.kids["staging/api"], p.stdout)
         self.assertNotIn(kid, p.stdout)
         self.warns_at(p, "token:", "give exactly one of 'label'")
+        self.assertIn("incomplete", p.stderr)
         inst.run("keyset", "show", "staging/api", ok=True)
+        inst.run("key", "list", "staging", ok=True)
         # "Verified" means every environment: one left out fails the check.
         p = inst.run("audit", "verify", rc=1)
-        self.assertIn("not every environment was verified", p.stderr)
+        self.assertIn("incomplete", p.stderr)
+        self.assertIn("audit verify staging: OK", p.stdout)
         self.assertUnchanged(before, "commands on an environment whose token section is broken")
 
     def test_f_file_mode_and_owner_refuse_everything(self):
