@@ -115,8 +115,10 @@ static int load(const char *path, bool partial, km_config_t **ret, char *err, si
 	/* The main file's own failures (missing, syntax) and the includes' are file-level. */
 	if ((r = load_file(cfg, cfg->path, display, true, &e)) == KM_EOK)
 		r = load_includes(cfg, &e);
-	if (r != KM_EOK && (cfg->errors_tail == NULL || cfg->errors_tail->scope != CFG_SCOPE_FILE))
-		r = cfg_record(cfg, &e, r, CFG_SCOPE_FILE, NULL, NULL, NULL); else if ((r = cfg_wall_check(cfg, &e)) == KM_EOK) {
+	if (r != KM_EOK) {
+		if (cfg->errors_tail == NULL || cfg->errors_tail->scope != CFG_SCOPE_FILE)
+			r = cfg_record(cfg, &e, r, CFG_SCOPE_FILE, NULL, NULL, NULL);
+	} else if ((r = cfg_wall_check(cfg, &e)) == KM_EOK) {
 		r = cfg_policy_compute(cfg, &e);
 	}
 	const cfg_error_t *bad = refusing_error(cfg, partial);

@@ -46,6 +46,9 @@ static int caught(walk_t *w, int r, cfg_scope_t scope, const char *env, const ch
 {
 	if (r == KM_EOK)
 		return KM_EOK;
+	const cfg_error_t *last = w->cfg->errors_tail;
+	if (!w->e->set && last != NULL && last->scope == CFG_SCOPE_FILE)
+		return r;   /* recorded where it happened, and stopping the walk */
 	return cfg_record(w->cfg, w->e, r, scope, env, NULL, keyset);
 }
 
