@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -164,7 +165,7 @@ static void setup(void)
 		abort();
 	snprintf(path, sizeof(path), "%s/keymgr.yaml", dir);
 	FILE *f = fopen(path, "w");
-	if (f == NULL || fputs(config_yaml, f) < 0 || fclose(f) != 0)
+	if (f == NULL || fputs(config_yaml, f) < 0 || fclose(f) != 0 || chmod(path, 0600) != 0)
 		abort();
 	if (km_config_load(path, &cfg, err, sizeof(err)) != KM_EOK) {
 		fprintf(stderr, "fuzz_ctl: config: %s\n", err);

@@ -71,9 +71,14 @@ char *km_audit_canonical_dumps(const json_t *j)
 int km_audit_policy_canonical(const km_config_t *cfg, const km_env_cfg_t *ecfg, char **text,
                               char hash[KM_STORE_HASH_HEX + 1])
 {
+	/* A change made while parts of the configuration had errors (keymgr(1), A BROKEN
+	 * CONFIGURATION) records them, and no policy for what they touch: the policy in force
+	 * is what the text says, nothing filled in. Without errors the text is unchanged. */
+	km_policy_t envp;
+	bool env_ok = km_config_env_policy(cfg, ecfg->name, &envp) == KM_EOK;
 	json_t *sets = json_object();
 	json_t *root = json_pack("{s:s, s:o, s:o}", "env", ecfg->name, "policy",
-	                         policy_json(&ecfg->policy), "keysets", sets);
+	                         env_ok ? policy_json(&envp) : json_null(), "keysets", sets);
 	int r = root == NULL || sets == NULL ? KM_ENOMEM : KM_EOK;
 	for (size_t i = 0; r == KM_EOK && i < ecfg->n_keysets; i++) {
 		km_policy_t p;
@@ -82,6 +87,10 @@ int km_audit_policy_canonical(const km_config_t *cfg, const km_env_cfg_t *ecfg, 
 		if (json_object_set_new(sets, ecfg->keysets[i]->name, policy_json(&p)) != 0)
 			r = KM_ENOMEM;
 	}
+	char errors[4096];
+	if (r == KM_EOK && km_config_env_errors(cfg, ecfg->name, errors, sizeof(errors)) > 0 &&
+	    json_object_set_new(root, "config_errors", json_string(errors)) != 0)
+		r = KM_ENOMEM;
 	char *t = r == KM_EOK ? km_audit_canonical_dumps(root) : NULL;
 	json_decref(root);
 	if (t == NULL)

@@ -2,7 +2,9 @@
 /*
  * keymgr status | reload | tick: the client side of keymgrd's control socket
  * (docs/control-protocol.md). The socket is --socket PATH, else $KEYMGR_CONTROL_SOCKET, else
- * daemon.control_socket of the configuration. Every other command works without a daemon.
+ * found without needing the configuration to be valid (keymgr/daemon/ctl_locate.h):
+ * daemon.control_socket when that section is intact, keymgrd's records next to the stores
+ * and in the state directory, the default path. Every other command works without a daemon.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
 #include "keymgr/daemon/control_proto.h"
+#include "keymgr/daemon/ctl_locate.h"
 #include "policy/policy.h"
 
 #define CLIENT_TIMEOUT_MS 120000  /* a tick may generate keys: RSA-4096 takes seconds */
@@ -28,9 +31,12 @@ static const char status_help[] =
 	"active yet) which verifiers have fetched a JWKS holding it and which have not\n"
 	"(propagation evidence, from the Keymgr-Verifier header or the client address).\n"
 	"  --socket PATH   control socket (default: $KEYMGR_CONTROL_SOCKET, then\n"
-	"                  daemon.control_socket of the configuration)\n"
+	"                  daemon.control_socket of the configuration, then the socket\n"
+	"                  keymgrd recorded next to its stores or in $KEYMGR_STATE_DIR\n"
+	"                  (default /var/lib/keymgr), then /run/keymgr/control.sock)\n"
 	"  --json          print keymgrd's status reply (docs/control-protocol.md); every time\n"
 	"                  in it is RFC 3339 UTC (2026-12-07T05:03:21Z)\n"
+	"The configuration may have errors, or not parse at all: the socket is still found.\n"
 	"Exit status 1 if no daemon answers.\n";
 
 static const char reload_help[] =
@@ -39,7 +45,9 @@ static const char reload_help[] =
 	"Makes keymgrd load its configuration and policies again (like SIGHUP) and says\n"
 	"whether it accepted them. A configuration with errors is refused, with the error, and\n"
 	"the daemon keeps running the previous one (exit status 1).\n"
-	"  --json   print keymgrd's reply: {\"ok\":true,\"config\":PATH} or {\"ok\":false,\"error\"}\n";
+	"  --json   print keymgrd's reply: {\"ok\":true,\"config\":PATH} or {\"ok\":false,\"error\"}\n"
+	"The socket is found as by 'keymgr status' (see its --help), also when the\n"
+	"configuration has errors.\n";
 
 static const char tick_help[] =
 	"Usage: keymgr [-c FILE] tick [ENV[/NAME]] [--socket PATH] [--json]\n"
@@ -48,6 +56,8 @@ static const char tick_help[] =
 	"command line), plans every key set (or the one given) and applies what is due, retrying\n"
 	"failed key sets without waiting for their backoff. Answers when done.\n"
 	"  --json   print keymgrd's reply: {\"ok\",\"planned\",\"failed\"} (and \"error\")\n"
+	"The socket is found as by 'keymgr status' (see its --help), also when the\n"
+	"configuration has errors.\n"
 	"Exit status 1 if a key set failed (see keymgr status).\n";
 
 enum { OPT_SOCKET = 0x10 };
@@ -82,21 +92,43 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, bool 
 	return KM_CLI_CONTINUE;
 }
 
-/* Sends {"op":op,...} and returns the reply, or prints the error and returns NULL. */
-static json_t *call(const char *socket, json_t *req, int *rc)
+/*
+ * The socket of the daemon serving env (NULL: any) when neither --socket nor
+ * $KEYMGR_CONTROL_SOCKET gives it. The configuration is read as far as it can be; one that
+ * cannot be trusted (its owner or mode) stops everything. Prints errors; returns an exit code.
+ */
+static int find_socket(const char *env, km_ctl_socket_t *ret)
 {
-	char path[4096], err[1024];
+	char err[2048] = "";
+	const char *path = km_cli_config_located();
 	km_config_t *cfg = NULL;
+	if (path == NULL)
+		return km_cli_usage_error("keymgr", "cannot locate the configuration file");
+	int r = km_config_load_partial(path, &cfg, err, sizeof(err));
+	if (r == KM_CONFIG_EPERM)
+		return km_cli_fail(r, err);
+	if (r != KM_EOK)
+		km_cli_error("warning: %s; finding keymgrd without the configuration", err);
+	else
+		km_cli_config_warn(cfg);
+	r = km_ctl_locate(cfg, path, env, ret, err, sizeof(err));
+	km_config_free(cfg);
+	return r == KM_EOK ? KM_CLI_EXIT_OK : km_cli_fail(r, err);
+}
+
+/* Sends {"op":op,...} and returns the reply, or prints the error and returns NULL. */
+static json_t *call(const char *socket, const char *env, json_t *req, int *rc)
+{
+	char err[1024];
+	km_ctl_socket_t found;
 	if (socket == NULL)
 		socket = secure_getenv("KEYMGR_CONTROL_SOCKET");
 	if (socket == NULL || socket[0] == '\0') {
-		if ((*rc = km_cli_config_load(&cfg)) != KM_CLI_EXIT_OK) {
+		if ((*rc = find_socket(env[0] ? env : NULL, &found)) != KM_CLI_EXIT_OK) {
 			json_decref(req);
 			return NULL;
 		}
-		snprintf(path, sizeof(path), "%s", km_config_daemon(cfg)->control_socket);
-		km_config_free(cfg);
-		socket = path;
+		socket = found.path;
 	}
 	json_t *reply = NULL;
 	int r = km_ctl_call(socket, req, CLIENT_TIMEOUT_MS, &reply, err, sizeof(err));
@@ -208,7 +240,7 @@ static int status(int argc, char **argv)
 	int rc = parse(argc, argv, cmd, status_help, true, &c, &socket, env, name);
 	if (rc >= 0)
 		return rc;
-	json_t *reply = call(socket, target_request("status", env, name), &rc);
+	json_t *reply = call(socket, env, target_request("status", env, name), &rc);
 	if (reply == NULL)
 		return rc;
 	if (!reply_ok(reply)) {
@@ -252,7 +284,7 @@ static int simple(int argc, char **argv, const char *op, const char *cmd, const 
 	int rc = parse(argc, argv, cmd, help, takes_target, &c, &socket, env, name);
 	if (rc >= 0)
 		return rc;
-	json_t *reply = call(socket, target_request(op, env, name), &rc);
+	json_t *reply = call(socket, env, target_request(op, env, name), &rc);
 	if (reply == NULL)
 		return rc;
 	if (c.json) {
@@ -288,13 +320,18 @@ int km_cmd_tick(int argc, char **argv)
 void km_cli_wake_daemon(const km_config_t *cfg, const char *env, const char *keyset)
 {
 	const char *socket = secure_getenv("KEYMGR_CONTROL_SOCKET");
+	km_ctl_socket_t found;
+	char err[2048];
 	struct stat st;
-	if (socket == NULL || socket[0] == '\0')
-		socket = km_config_daemon(cfg)->control_socket;
-	if (socket == NULL || stat(socket, &st) != 0 || !S_ISSOCK(st.st_mode))
-		return; /* no daemon here: nothing serves a stale JWKS */
+	if (socket == NULL || socket[0] == '\0') {
+		/* The daemon of this configuration and environment, even if the file has errors. */
+		if (km_ctl_locate(cfg, km_config_path(cfg), env, &found, err, sizeof(err)) != KM_EOK)
+			return; /* no daemon here: nothing serves a stale JWKS */
+		socket = found.path;
+	}
+	if (stat(socket, &st) != 0 || !S_ISSOCK(st.st_mode))
+		return;
 	json_t *reply = NULL, *req = target_request("tick", env, keyset ? keyset : "");
-	char err[512];
 	int r = req ? km_ctl_call(socket, req, CLIENT_TIMEOUT_MS, &reply, err, sizeof(err))
 	            : KM_ENOMEM;
 	json_decref(req);

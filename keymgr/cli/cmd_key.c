@@ -101,7 +101,7 @@ static int key_list(int argc, char **argv)
 		f.keyset = name;
 
 	km_config_t *cfg = NULL;
-	rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load_partial(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	const km_env_cfg_t *only = NULL;
@@ -142,15 +142,18 @@ static int key_list(int argc, char **argv)
 	if (c.json && rc == KM_CLI_EXIT_OK)
 		rc = km_cli_print_json(arr);
 	json_decref(arr);
+	if (only == NULL)
+		rc = km_cli_config_complete(cfg, rc);
 	km_config_free(cfg);
 	return rc;
 }
 
 /*
  * Finds the environment holding kid: the one given with --env, or the first whose store
- * knows it. Prints errors. On success *env is open.
+ * knows it (partial: in a configuration that may have errors elsewhere, for key show).
+ * Prints errors. On success *env is open.
  */
-static int open_key_env(const char *cmd, const char *kid, const char *env_name,
+static int open_key_env(const char *cmd, const char *kid, const char *env_name, bool partial,
                         km_config_t **cfg, km_env_t **env, km_store_key_t *k)
 {
 	char err[1024] = "";
@@ -158,7 +161,8 @@ static int open_key_env(const char *cmd, const char *kid, const char *env_name,
 		return km_cli_usage_error(cmd, "invalid kid: expected 1 to %d base64url characters",
 		                          KM_KID_MAX);
 	if (env_name != NULL) {
-		int rc = km_cli_env_open(env_name, cfg, env);
+		int rc = partial ? km_cli_env_open_partial(env_name, cfg, env)
+		                 : km_cli_env_open(env_name, cfg, env);
 		if (rc != KM_CLI_EXIT_OK)
 			return rc;
 		int r = km_key_lookup(*env, kid, k, err, sizeof(err));
@@ -168,7 +172,7 @@ static int open_key_env(const char *cmd, const char *kid, const char *env_name,
 		}
 		return KM_CLI_EXIT_OK;
 	}
-	int rc = km_cli_config_load(cfg);
+	int rc = partial ? km_cli_config_load_partial(cfg) : km_cli_config_load(cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	for (size_t i = 0; i < km_config_env_count(*cfg); i++) {
@@ -182,9 +186,10 @@ static int open_key_env(const char *cmd, const char *kid, const char *env_name,
 			return KM_CLI_EXIT_OK;
 		km_env_free(*env);
 	}
-	km_config_free(*cfg);
 	km_cli_error("unknown kid %s in every environment this process can read", kid);
-	return KM_CLI_EXIT_REFUSED;
+	rc = km_cli_config_complete(*cfg, KM_CLI_EXIT_REFUSED);
+	km_config_free(*cfg);
+	return rc;
 }
 
 static int key_show(int argc, char **argv)
@@ -209,7 +214,7 @@ static int key_show(int argc, char **argv)
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
 	km_store_key_t k;
-	rc = open_key_env(args.cmd, pos[0], env_name, &cfg, &env, &k);
+	rc = open_key_env(args.cmd, pos[0], env_name, true, &cfg, &env, &k);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	char standby[KM_KID_MAX + 1] = "", err[1024] = "";
@@ -298,7 +303,7 @@ static int key_move(int argc, char **argv, km_state_t to, const char *cmd, const
 	km_env_t *env = NULL;
 	km_store_key_t k;
 	char err[1024] = "";
-	rc = open_key_env(cmd, pos[0], m.env, &cfg, &env, &k);
+	rc = open_key_env(cmd, pos[0], m.env, false, &cfg, &env, &k);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	int64_t now = km_cli_now();

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,16 @@ void km_cli_set_config_path(const char *path)
 	config_path = path;
 }
 
-int km_cli_config_load(km_config_t **ret)
+const char *km_cli_config_located(void)
+{
+	static char path[PATH_MAX];
+	if (km_config_locate(config_path, path, sizeof(path)) != KM_EOK)
+		return NULL;
+	return path;
+}
+
+/* Loads strictly, or partially (printing what is left out). Prints the error on failure. */
+static int load(bool partial, km_config_t **ret)
 {
 	char path[PATH_MAX], err[1024] = "";
 	int r = km_config_locate(config_path, path, sizeof(path));
@@ -26,18 +36,54 @@ int km_cli_config_load(km_config_t **ret)
 		km_cli_error("cannot locate the configuration file: %s", km_strerror(r));
 		return KM_CLI_EXIT_USAGE;
 	}
-	r = km_config_load(path, ret, err, sizeof(err));
+	km_config_t *cfg = NULL;
+	r = partial ? km_config_load_partial(path, &cfg, err, sizeof(err))
+	            : km_config_load(path, &cfg, err, sizeof(err));
 	if (r != KM_EOK) {
 		km_cli_error("%s", err[0] ? err : km_strerror(r));
 		return KM_CLI_EXIT_REFUSED;
 	}
+	km_cli_config_warn(cfg);
+	*ret = cfg;
 	return KM_CLI_EXIT_OK;
 }
 
-int km_cli_env_open(const char *name, km_config_t **cfg, km_env_t **env)
+void km_cli_config_warn(const km_config_t *cfg)
+{
+	size_t n = km_config_error_count(cfg);
+	if (n == 0)
+		return;
+	km_cli_error("warning: %s has %zu error%s; this command uses only what %s not touch "
+	             "(keymgr(1), A BROKEN CONFIGURATION):", km_config_path(cfg), n,
+	             n == 1 ? "" : "s", n == 1 ? "it does" : "they do");
+	for (size_t i = 0; i < n; i++)
+		km_cli_error("warning:   %s", km_config_error_at(cfg, i));
+}
+
+int km_cli_config_complete(const km_config_t *cfg, int rc)
+{
+	if (km_config_envs_complete(cfg))
+		return rc;
+	km_cli_error("incomplete: environments whose own configuration has errors were left out "
+	             "(see the warnings above)");
+	return rc == KM_CLI_EXIT_OK ? KM_CLI_EXIT_REFUSED : rc;
+}
+
+int km_cli_config_load(km_config_t **ret)
+{
+	return load(false, ret);
+}
+
+int km_cli_config_load_partial(km_config_t **ret)
+{
+	return load(true, ret);
+}
+
+/* Loads the configuration (strictly or partially) and opens environment name. */
+static int env_open(bool partial, const char *name, km_config_t **cfg, km_env_t **env)
 {
 	char err[1024] = "";
-	int rc = km_cli_config_load(cfg);
+	int rc = load(partial, cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	int r = km_env_open(*cfg, name, env, err, sizeof(err));
@@ -47,6 +93,16 @@ int km_cli_env_open(const char *name, km_config_t **cfg, km_env_t **env)
 		return km_cli_fail(r, err);
 	}
 	return KM_CLI_EXIT_OK;
+}
+
+int km_cli_env_open(const char *name, km_config_t **cfg, km_env_t **env)
+{
+	return env_open(false, name, cfg, env);
+}
+
+int km_cli_env_open_partial(const char *name, km_config_t **cfg, km_env_t **env)
+{
+	return env_open(true, name, cfg, env);
 }
 
 void km_cli_env_close(km_config_t *cfg, km_env_t *env)

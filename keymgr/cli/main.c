@@ -36,7 +36,11 @@ static const km_cli_command_t commands[] = {
 static const char intro[] =
 	"Manages JWT signing keys inside PKCS#11 tokens.\n"
 	"  -c, --config FILE   configuration file (default: $KEYMGR_CONFIG, then\n"
-	"                      /etc/keymgr/keymgr.yaml)\n"
+	"                      /etc/keymgr/keymgr.yaml); refused unless owned by root or\n"
+	"                      you, and writable by its owner only\n"
+	"With errors in the file, revoke, status, reload, tick and the verbs that only read\n"
+	"still work where the errors do not reach, warning about each; a verb over every\n"
+	"environment that has to leave one out exits 1 (man keymgr: A BROKEN CONFIGURATION).\n"
 	"Exit status: 0 success, 1 refused operation or failed check, 2 usage error.\n";
 
 int main(int argc, char **argv)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libfyaml.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,50 @@ static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size
 	(void)user;
 	(void)buf;
 	(void)len;
+}
+
+/* "uid N (name)" of uid, or "uid N" when it has no name. */
+static const char *uid_text(uid_t uid, char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char pwbuf[1024];
+	if (getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res != NULL)
+		snprintf(buf, len, "uid %u (%s)", (unsigned)uid, res->pw_name);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)uid);
+	return buf;
+}
+
+/*
+ * A configuration file chooses the PKCS#11 module keymgr loads and who may sign: only root
+ * and the user keymgr runs as may own it, and nobody else may write it (as for PIN files).
+ * An include counts the same: teams that own policy files change them through their
+ * deployment, not by writing the live file. A security refusal, not a broken file: the
+ * message says which file and the command that fixes it.
+ */
+static int check_owner_mode(const struct stat *st, const char *display, cfg_err_t *e)
+{
+	cfg_loc_t at = { display, 0, 0 };
+	char owner[96], me[96];
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		cfg_errorf(e, at, "refused: the file is writable by %s (mode %04o), and whoever can "
+		           "write it chooses the PKCS#11 module keymgr loads and who may sign; run "
+		           "'chmod go-w %s'",
+		           (st->st_mode & S_IWGRP) && (st->st_mode & S_IWOTH) ? "group and others"
+		           : (st->st_mode & S_IWGRP) ? "its group" : "others",
+		           (unsigned)(st->st_mode & 07777), display);
+		return KM_CONFIG_EPERM;
+	}
+	uid_t self = geteuid();
+	if (st->st_uid != 0 && st->st_uid != self) {
+		cfg_errorf(e, at, "refused: the file is owned by %s, neither root nor the user keymgr "
+		           "runs as (%s), and its owner chooses the PKCS#11 module keymgr loads and who "
+		           "may sign; run 'chown root %s' (or give it to the user keymgr runs as)",
+		           uid_text(st->st_uid, owner, sizeof(owner)), uid_text(self, me, sizeof(me)),
+		           display);
+		return KM_CONFIG_EPERM;
+	}
+	return KM_EOK;
 }
 
 static int read_file(const char *file, const char *display, char **ret, size_t *ret_len,
@@ -52,6 +97,8 @@ static int read_file(const char *file, const char *display, char **ret, size_t *
 		r = KM_CONFIG_EINVAL;
 		goto out;
 	}
+	if ((r = check_owner_mode(&st, display, e)) != KM_EOK)
+		goto out;
 	if (st.st_size > CFG_FILE_MAX) {
 		cfg_errorf(e, at, "file too large (more than %d bytes)", CFG_FILE_MAX);
 		r = KM_CONFIG_EINVAL;

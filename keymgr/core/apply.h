@@ -71,15 +71,33 @@ int km_apply_keyset(km_env_t *env, const char *keyset, int64_t now, const km_app
 int km_apply_env(km_env_t *env, const char *keyset, int64_t now, const km_apply_opts_t *o,
                  int64_t *next_wake, char *err, size_t errlen);
 
+/* What km_apply_revoke() did besides taking the key out of service. */
+typedef struct {
+	int64_t gap;             /* how long verifiers that do not refetch on an unknown kid may
+	                          * reject the new key's tokens (0 with a standby, or no new key) */
+	int64_t exposure_until;  /* until when verifiers' caches may still hold the revoked key;
+	                          * 0 when unknown (policy_broken) */
+	bool policy_broken;      /* the key set's policy has errors (a partial configuration,
+	                          * km_config_load_partial()): revoked, nothing else done */
+} km_apply_revoke_result_t;
+
 /*
  * Emergency revocation of kid at now: the key leaves the JWKS at once; if it was the active
  * key, the planner promotes a standby published >= publish_lead ago or generates and
- * activates a new key immediately. *gap receives how long verifiers that do not refetch on an
- * unknown kid may reject the new key's tokens (0 with a standby), *exposure_until until when
- * verifiers' caches may still hold the revoked key. Both may be NULL.
+ * activates a new key immediately.
+ *
+ * When the key set's policy cannot be used (KM_CONFIG_EBROKEN from km_env_keyset_policy(): a
+ * configuration loaded with errors), the key is still revoked, with the reason, but nothing is
+ * promoted or generated: that would follow a policy that was not validated. The key set may
+ * be left without an active key (its owner fixes the configuration and rotates), and the
+ * exposure window, which comes from jwks_max_age, is unknown (ret->exposure_until 0).
+ *
+ * *ret (may be NULL) is written on success. Returns KM_EOK, or the code of the step that
+ * failed with its message in err (an illegal transition, an unknown kid, the store, the
+ * token).
  */
 int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t now,
-                    const km_apply_opts_t *o, int64_t *gap, int64_t *exposure_until, char *err,
+                    const km_apply_opts_t *o, km_apply_revoke_result_t *ret, char *err,
                     size_t errlen);
 
 /* What a requested rotation did (km_apply_rotate). */

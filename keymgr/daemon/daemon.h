@@ -197,6 +197,12 @@ void kd_metrics_update(kd_daemon_t *d, int64_t now);
 int kd_control_open(kd_daemon_t *d, const char *path, const char *group, char *err,
                     size_t errlen);
 void kd_control_close(kd_daemon_t *d);
+/*
+ * Records the control socket's path next to the store of every served environment
+ * (km_ctl_record_write(): STORE.keymgrd), for clients that cannot read the configuration.
+ * A failure is logged, not fatal. Called at start and after each reload.
+ */
+void kd_control_record(kd_daemon_t *d);
 /* One pass of the loop's work, as after a wake-up (used by tick and reload requests too). */
 size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keyset,
                    size_t *failed);

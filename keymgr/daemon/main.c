@@ -235,6 +235,7 @@ int kd_reload(kd_daemon_t *d, const char *who, const kd_peer_t *peer, char *err,
 	} else {
 		d->reloads_ok++;
 		d->config_loaded_at = (int64_t)time(NULL);
+		kd_control_record(d);   /* environments may have been added */
 		kd_log(KD_LOG_INFO, "reload", "by", who, "result", "ok", "config",
 		       km_config_path(d->cfg), NULL);
 		kd_run_once(d, false, NULL, NULL, NULL);
@@ -372,6 +373,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < d.n_envs; i++)
 		snprintf(envs + strlen(envs), sizeof(envs) - strlen(envs), "%s%s", i ? "," : "",
 		         d.envs[i].name);
+	kd_control_record(&d);   /* before "start": a client that saw it finds the record */
 	kd_log(KD_LOG_INFO, "start", "version", KEYMGR_VERSION, "config", km_config_path(d.cfg),
 	       "envs", envs, "listen", d.listen ? d.listen : dc->listen, "port", port,
 	       "control_socket", d.ctl_path, NULL);
