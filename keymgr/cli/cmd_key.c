@@ -219,16 +219,19 @@ static int key_show(int argc, char **argv)
 		return rc;
 	char standby[KM_KID_MAX + 1] = "", err[1024] = "";
 	int r = km_keyset_standby(env, k.keyset, standby, err, sizeof(err));
-	if (r != KM_EOK) {
+	/* A key set whose policy has errors (a broken configuration) still shows its keys:
+	 * whether one is the standby is then unknown (JSON null, no mark). */
+	bool known = r == KM_EOK;
+	if (r != KM_EOK && r != KM_CONFIG_EBROKEN) {
 		rc = km_cli_fail(r, err);
 		km_cli_env_close(cfg, env);
 		return rc;
 	}
-	bool is_standby = strcmp(standby, k.kid) == 0;
+	bool is_standby = known && strcmp(standby, k.kid) == 0;
 	if (c.json) {
 		json_t *j = km_cli_key_json(&k);
 		json_object_set_new(j, "env", json_string(km_env_name(env)));
-		json_object_set_new(j, "standby", json_boolean(is_standby));
+		json_object_set_new(j, "standby", known ? json_boolean(is_standby) : json_null());
 		rc = km_cli_print_json(j);
 		json_decref(j);
 	} else {

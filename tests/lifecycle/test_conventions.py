@@ -183,13 +183,24 @@ class KeyShowTest(InstallationTest):
         self.assertIs(inst.key(active, "production")["standby"], False)
 
         # Without standby in the policy (staging's default), a published key is a successor,
-        # not a standby.
+        # not a standby; a requested rotation's successor says when it activates.
         inst.create_keyset("staging/plain", "access-token")
         inst.rotate("staging/plain")
-        successor = inst.rotate("staging/plain")["kid"]
+        nxt = inst.rotate("staging/plain")
+        successor = nxt["kid"]
         self.assertEqual(inst.key(successor, "staging")["state"], "published")
-        self.assertEqual(self.field(self.show_text(successor, "staging"), "state"), "published")
+        self.assertEqual(self.field(self.show_text(successor, "staging"), "state"),
+                         f"published (successor, activates at {nxt['activates_at']})")
         self.assertIs(inst.key(successor, "staging")["standby"], False)
+        self.assertEqual(inst.key(successor, "staging")["activates_at"], nxt["activates_at"])
+        # With standby, a rotation that schedules the standby makes the next one the standby.
+        scheduled = inst.rotate("production/spare")
+        self.assertEqual((scheduled["outcome"], scheduled["kid"]), ("scheduled", standby))
+        self.assertIs(inst.key(standby, "production")["standby"], False)
+        nxt_standby = [k["kid"] for k in inst.json("key", "list", "production/spare", "--state",
+                                                   "published") if k["kid"] != standby]
+        self.assertEqual(len(nxt_standby), 1)
+        self.assertIs(inst.key(nxt_standby[0], "production")["standby"], True)
 
     def test_cka_id_and_times_in_life_order(self):
         inst = self.inst
