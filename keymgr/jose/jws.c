@@ -5,6 +5,7 @@
 
 #include "keymgr/common/b64url.h"
 #include "keymgr/common/error.h"
+#include "keymgr/jose/ecdsa_s.h"
 #include "keymgr/jose/jws.h"
 
 /* Appends base64url(in) to buf at *pos; buf is large enough by construction. */
@@ -79,6 +80,8 @@ int km_jws_sign_encoded(const km_jws_signer_t *signer, const char *header_b64,
 		r = KM_ECRYPTO;
 		goto out;
 	}
+	/* One encoding per token: ECDSA's s in its low form (ecdsa_s.h). */
+	km_ecdsa_normalize_s(signer->alg, sig, sig_len);
 	out[pos++] = '.';
 	append_b64(out, &pos, sig, sig_len);
 	*ret = out;
