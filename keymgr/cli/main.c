@@ -6,6 +6,8 @@
 #include "keymgr/cli/cli.h"
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
+#include "keymgr/common/error.h"
+#include "keymgr/common/no_dump.h"
 #include "keymgr/store/store.h"
 
 /* One line per command group, in the order --help lists them. */
@@ -48,6 +50,13 @@ int main(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
 		printf("keymgr %s\n", KEYMGR_VERSION);
 		return KM_CLI_EXIT_OK;
+	}
+	/* Any verb may log in to a token: its PIN passes through this process's memory, which
+	 * stays out of core files and away from other processes of this user, as keymgrd's. */
+	char err[256];
+	if (km_process_no_dump(err, sizeof(err)) != KM_EOK) {
+		fprintf(stderr, "keymgr: %s\n", err);
+		return KM_CLI_EXIT_REFUSED;
 	}
 	/* Every change this process makes is recorded in the audit log as made via the CLI. */
 	km_store_set_default_via("cli");
