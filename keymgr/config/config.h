@@ -44,6 +44,7 @@
 #define KM_CONFIG_MAX_SIGNERS 32        /* users, and groups, per key set */
 #define KM_CONFIG_UNIX_NAME_MAX 32      /* a Unix user or group name */
 #define KM_CONFIG_MAX_INCLUDES 16
+#define KM_CONFIG_MAX_NODES 100000   /* YAML nodes of a file, every alias expanded */
 #define KM_CONFIG_MAX_SESSIONS 64
 
 #define KM_CONFIG_DEFAULT_LISTEN "127.0.0.1"

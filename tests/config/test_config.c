@@ -412,6 +412,48 @@ static void test_config_load_syntax_error(void **state)
 
 /* --- schema --- */
 
+/* Aliases: a small document uses them; a "billion laughs" (nested aliases that expand to
+ * 10^9 nodes from a dozen lines) is refused before anything is expanded, where it crosses
+ * the limit, instead of eating gigabytes. */
+static void test_config_load_alias_expansion_bounded(void **state)
+{
+	fx_t *fx = *state;
+	assert_int_equal(load_text(fx, HEAD ENV_PROD
+	                           "    http:\n"
+	                           "      snapshots: &snaps [ a.json, b.json ]\n"
+	                           "  staging:\n"
+	                           "    token:\n"
+	                           "      module: " MODULE "\n"
+	                           "      label: keymgr-staging\n"
+	                           "      pin: env:KM_TEST_PIN\n"
+	                           "    store: staging.db\n"
+	                           "    http:\n"
+	                           "      path: /stg\n"
+	                           "      snapshots: [ c.json ]\n"), KM_EOK);
+	char bomb[2048] = "version: 1\n"
+	                  "a0: &a0 [ x, x, x, x, x, x, x, x, x, x ]\n";
+	for (int i = 1; i <= 9; i++) {
+		size_t used = strlen(bomb);
+		snprintf(bomb + used, sizeof(bomb) - used, "a%d: &a%d [ *a%d, *a%d, *a%d, *a%d, *a%d, "
+		         "*a%d, *a%d, *a%d, *a%d, *a%d ]\n", i, i, i - 1, i - 1, i - 1, i - 1, i - 1,
+		         i - 1, i - 1, i - 1, i - 1, i - 1);
+	}
+	assert_int_equal(load_text(fx, bomb), KM_CONFIG_EPARSE);
+	assert_contains(fx->err, fx->path);
+	assert_contains(fx->err, "expands to more than 100000 YAML nodes");
+	/* refused at the alias that crosses the limit: the tenth of line 6 (a4 holds 111,111) */
+	assert_at(fx, 6, 57);
+	/* nesting itself is bounded too */
+	char deep[512] = "version: 1\nx: ";
+	for (int i = 0; i < 70; i++)
+		strcat(deep, "[");
+	for (int i = 0; i < 70; i++)
+		strcat(deep, "]");
+	strcat(deep, "\n");
+	assert_int_equal(load_text(fx, deep), KM_CONFIG_EPARSE);
+	assert_contains(fx->err, "nested more than 64 levels deep");
+}
+
 static void test_config_load_unknown_key(void **state)
 {
 	fx_t *fx = *state;
@@ -1175,6 +1217,7 @@ int main(int argc, char **argv)
 		T(test_config_load_unreadable_file),
 		T(test_config_load_empty_and_multi_document),
 		T(test_config_load_syntax_error),
+		T(test_config_load_alias_expansion_bounded),
 		T(test_config_load_unknown_key),
 		T(test_config_load_wrong_type),
 		T(test_config_load_missing_required),
