@@ -187,6 +187,10 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now);
 int kd_keyset_fp(kd_env_t *e, const char *keyset, uint64_t *ret, char *err, size_t errlen);
 /* Stops serving e's documents. */
 void kd_unpublish_env(kd_daemon_t *d, kd_env_t *e);
+/* Tells the HTTP server the verifier names the configuration's policies wait for
+ * (activate_when_seen_by): their rows of the verifier table are never evicted. At start and
+ * after each reload. */
+void kd_publish_listed_verifiers(kd_daemon_t *d);
 
 /* --- metrics.c --- */
 /* Recomputes /healthz and the /metrics text. */

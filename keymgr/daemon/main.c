@@ -236,6 +236,7 @@ int kd_reload(kd_daemon_t *d, const char *who, const kd_peer_t *peer, char *err,
 		d->reloads_ok++;
 		d->config_loaded_at = (int64_t)time(NULL);
 		kd_control_record(d);   /* environments may have been added */
+		kd_publish_listed_verifiers(d);
 		kd_log(KD_LOG_INFO, "reload", "by", who, "result", "ok", "config",
 		       km_config_path(d->cfg), NULL);
 		kd_run_once(d, false, NULL, NULL, NULL);
@@ -351,6 +352,7 @@ int main(int argc, char **argv)
 		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
 		goto out;
 	}
+	kd_publish_listed_verifiers(&d);
 	const km_daemon_cfg_t *dc = km_config_daemon(d.cfg);
 	if (kd_control_open(&d, d.control_socket ? d.control_socket : dc->control_socket,
 	                    dc->control_group, err, sizeof(err)) != KM_EOK ||

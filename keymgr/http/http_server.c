@@ -337,9 +337,24 @@ static int metrics_render(km_http_t *h, char **ret, size_t *retlen)
 		   "# TYPE keymgr_http_requests_rejected_total counter\n"
 		   "keymgr_http_requests_rejected_total %ju\n",
 		(uintmax_t)atomic_load_explicit(&h->rejected, memory_order_relaxed));
+	km_http_vtab_counts_t vc;
+	km_http_vtab_counts(h->vtab, &vc);
 	fprintf(f, "# HELP keymgr_http_verifiers Rows in the verifier table.\n"
 		   "# TYPE keymgr_http_verifiers gauge\n"
-		   "keymgr_http_verifiers %zu\n", km_http_vtab_size(h->vtab));
+		   "keymgr_http_verifiers %zu\n"
+		   "# HELP keymgr_http_verifiers_listed Rows of listed verifiers "
+		   "(activate_when_seen_by), never evicted.\n"
+		   "# TYPE keymgr_http_verifiers_listed gauge\n"
+		   "keymgr_http_verifiers_listed %zu\n"
+		   "# HELP keymgr_http_verifier_evictions_total Rows of other verifiers evicted to make "
+		   "room.\n"
+		   "# TYPE keymgr_http_verifier_evictions_total counter\n"
+		   "keymgr_http_verifier_evictions_total %ju\n"
+		   "# HELP keymgr_http_verifier_records_dropped_total Fetches not recorded: the table "
+		   "was full of listed verifiers' rows.\n"
+		   "# TYPE keymgr_http_verifier_records_dropped_total counter\n"
+		   "keymgr_http_verifier_records_dropped_total %ju\n", vc.rows, vc.listed_rows,
+		(uintmax_t)vc.evicted, (uintmax_t)vc.dropped);
 
 	pthread_rwlock_rdlock(&h->lock);
 	fprintf(f, "# HELP keymgr_http_healthy 1 when /healthz answers 200.\n"
@@ -928,4 +943,9 @@ int km_http_set_metrics_text(km_http_t *h, const char *text)
 int km_http_verifiers(km_http_t *h, const char *path, km_http_verifier_t **ret, size_t *count)
 {
 	return km_http_vtab_snapshot(h->vtab, path, ret, count);
+}
+
+int km_http_set_listed_verifiers(km_http_t *h, const char *const *names, size_t n)
+{
+	return km_http_vtab_set_listed(h->vtab, names, n);
 }
