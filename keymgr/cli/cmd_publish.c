@@ -13,7 +13,7 @@
 #include "keymgr/claims/claims.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/keyops.h"
-#include "keymgr/daemon/control_proto.h"
+#include "keymgr/control/control_proto.h"
 #include "keymgr/jose/jws.h"
 
 static const char jwks_help[] =
