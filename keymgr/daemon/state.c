@@ -58,6 +58,15 @@ static void env_free(kd_env_t *e)
 	km_env_free(e->env);
 }
 
+/* Frees n environments, their array and the configuration they borrow from. */
+static void envs_free(kd_env_t *envs, size_t n, km_config_t *cfg)
+{
+	for (size_t i = 0; envs != NULL && i < n; i++)
+		env_free(&envs[i]);
+	free(envs);
+	km_config_free(cfg);
+}
+
 static bool selected(const kd_daemon_t *d, const char *name)
 {
 	if (d->n_only == 0)
@@ -118,10 +127,7 @@ static int open_all(kd_daemon_t *d, km_config_t **cfg_ret, kd_env_t **envs_ret, 
 	*n_ret = n;
 	return KM_EOK;
 out:
-	for (size_t i = 0; envs != NULL && i < n; i++)
-		env_free(&envs[i]);
-	free(envs);
-	km_config_free(cfg);
+	envs_free(envs, n, cfg);
 	return r;
 }
 
@@ -206,10 +212,7 @@ int kd_state_reload(kd_daemon_t *d, kd_paths_t *ret_gone, char *err, size_t errl
 		return r;
 	if ((r = gone_paths(d, envs, n, &gone)) != KM_EOK) {
 		snprintf(err, errlen, "%s", km_strerror(r));
-		for (size_t i = 0; i < n; i++)
-			env_free(&envs[i]);
-		free(envs);
-		km_config_free(cfg);
+		envs_free(envs, n, cfg);
 		return r;
 	}
 	/* Carry each surviving environment's state over (what was served, counters, ...). */
@@ -267,11 +270,8 @@ int kd_state_reload(kd_daemon_t *d, kd_paths_t *ret_gone, char *err, size_t errl
 
 void kd_state_free(kd_daemon_t *d)
 {
-	for (size_t i = 0; i < d->n_envs; i++)
-		env_free(&d->envs[i]);
-	free(d->envs);
+	envs_free(d->envs, d->n_envs, d->cfg);
 	d->envs = NULL;
 	d->n_envs = 0;
-	km_config_free(d->cfg);
 	d->cfg = NULL;
 }
