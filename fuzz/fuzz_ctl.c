@@ -45,15 +45,21 @@
 #include "keymgr/claims/claims.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
-#include "keymgr/daemon/control_proto.h"
-#include "keymgr/daemon/daemon.h"
+#include "keymgr/control/control_proto.h"
+#include "keymgr/daemon/authz.h"
+#include "keymgr/daemon/control.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/pass.h"
+#include "keymgr/daemon/reload.h"
+#include "keymgr/daemon/signer.h"
+#include "keymgr/daemon/state.h"
 #include "policy/policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* tick and reload act on stores and tokens: kd_control_check() is the harness's last step
- * for them, so these are never called (keymgr/daemon/main.c defines them in keymgrd). */
+ * for them, so these are never called (keymgr/daemon/pass.c and reload.c define them in
+ * keymgrd; fuzz/meson.build leaves those files out). */
 size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keyset,
                    size_t *failed)
 {

@@ -2,7 +2,7 @@
 /*
  * keymgr status | reload | tick: the client side of keymgrd's control socket
  * (docs/control-protocol.md). The socket is --socket PATH, else $KEYMGR_CONTROL_SOCKET, else
- * found without needing the configuration to be valid (keymgr/daemon/ctl_locate.h):
+ * found without needing the configuration to be valid (keymgr/control/ctl_locate.h):
  * daemon.control_socket when that section is intact, keymgrd's records next to the stores
  * and in the state directory, the default path. Every other command works without a daemon.
  */
@@ -17,8 +17,8 @@
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
-#include "keymgr/daemon/control_proto.h"
-#include "keymgr/daemon/ctl_locate.h"
+#include "keymgr/control/control_proto.h"
+#include "keymgr/control/ctl_locate.h"
 #include "policy/policy.h"
 
 #define CLIENT_TIMEOUT_MS 120000  /* a tick may generate keys: RSA-4096 takes seconds */

@@ -287,7 +287,7 @@ static void apply_error(void *vctx, const char *env, const char *keyset, const c
 static int apply_one(km_env_t *env, const char *keyset, void *vctx)
 {
 	apply_ctx_t *c = vctx;
-	km_apply_opts_t o = { c->dry_run, report, warn, c, NULL };
+	km_apply_opts_t o = { .dry_run = c->dry_run, .report = report, .warn = warn, .ctx = c };
 	char err[1024] = "";
 	unsigned failed = c->failed;
 	int r = km_apply_keyset(env, keyset, c->now, &o, NULL, err, sizeof(err));

@@ -12,8 +12,8 @@
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/claims/claims.h"
 #include "keymgr/common/error.h"
+#include "keymgr/control/control_proto.h"
 #include "keymgr/core/keyops.h"
-#include "keymgr/daemon/control_proto.h"
 #include "keymgr/jose/jws.h"
 
 static const char jwks_help[] =

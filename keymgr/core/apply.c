@@ -113,6 +113,13 @@ static int apply_action(km_env_t *env, const char *keyset, const km_plan_t *plan
 	}
 }
 
+/* The kid of action a's key as known before it runs ("" for a key not generated yet). */
+static const char *action_kid(const km_plan_action_t *a, const km_store_key_t *recs, size_t n,
+                              char (*new_kids)[KM_KID_MAX + 1])
+{
+	return a->key < n ? recs[a->key].kid : new_kids[a->key - n];
+}
+
 /* Asks the gate about action i. */
 static km_apply_verdict_t ask_gate(const km_apply_opts_t *o, const char *keyset,
                                    const km_plan_t *plan, size_t i, const km_store_key_t *recs,
@@ -122,7 +129,7 @@ static km_apply_verdict_t ask_gate(const km_apply_opts_t *o, const char *keyset,
 	if (o == NULL || o->gate == NULL || o->dry_run)
 		return KM_APPLY_GO;
 	const km_plan_action_t *a = km_plan_action(plan, i);
-	const char *kid = a->key < n ? recs[a->key].kid : new_kids[a->key - n];
+	const char *kid = action_kid(a, recs, n, new_kids);
 	int64_t again = INT64_MAX;
 	km_apply_verdict_t v = o->gate(o->ctx, keyset, a, kid, now, &again);
 	if (v == KM_APPLY_DEFER && a->op != KM_PLAN_ACTIVATE)
@@ -172,10 +179,14 @@ static int apply_plan(km_env_t *env, const char *keyset, const km_plan_t *plan,
 			if (a->key < n)
 				snprintf(kid, sizeof(kid), "%s", recs[a->key].kid);
 		} else {
+			if (o != NULL && o->before != NULL)
+				o->before(o->ctx, keyset, a, action_kid(a, recs, n, new_kids));
 			r = apply_action(env, keyset, plan, i, recs, n, new_kids, now, kid, &delegated,
 			                 msg, sizeof(msg));
 			if (r == KM_EOK)
 				KM_FAULT_POINT("apply.after_action");
+			if (o != NULL && o->after != NULL)
+				o->after(o->ctx, keyset, a, kid, r);
 			if (delegated) {
 				held = i;
 				snprintf(held_kid, sizeof(held_kid), "%s", kid);

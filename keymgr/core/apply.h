@@ -45,12 +45,29 @@ typedef km_apply_verdict_t (*km_apply_gate_fn)(void *ctx, const char *keyset,
                                                const km_plan_action_t *a, const char *kid,
                                                int64_t now, int64_t *recheck_at);
 
+/*
+ * A pair of hooks around each action that is carried out (not in a dry run, and not for an
+ * action a gate deferred or stopped): before() just before it, after() just after it, with
+ * its result, before it is reported. Every before() is followed by its after(), with nothing
+ * of km_apply in between but the action itself, so that the caller can hold something (a
+ * lock) across exactly one action's store transaction and token work. kid is "" in before()
+ * for a GENERATE (the key does not exist yet); after() gets the kid made, "" when it failed.
+ * A RETIRE of the active key that the plan's later ACTIVATE carries out (km_key_activate()
+ * retires it in the same transaction) changes nothing by itself, and is bracketed as well.
+ */
+typedef void (*km_apply_before_fn)(void *ctx, const char *keyset, const km_plan_action_t *a,
+                                   const char *kid);
+typedef void (*km_apply_after_fn)(void *ctx, const char *keyset, const km_plan_action_t *a,
+                                  const char *kid, int result);
+
 typedef struct {
 	bool dry_run;               /* plan only; change nothing */
 	km_apply_report_fn report;  /* may be NULL */
 	km_apply_warn_fn warn;      /* may be NULL */
 	void *ctx;
 	km_apply_gate_fn gate;      /* may be NULL (always GO) */
+	km_apply_before_fn before;  /* may be NULL */
+	km_apply_after_fn after;    /* may be NULL */
 } km_apply_opts_t;
 
 /*

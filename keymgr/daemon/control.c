@@ -22,11 +22,14 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
-#include "keymgr/audit/audit.h"
-#include "keymgr/daemon/control_proto.h"
-#include "keymgr/daemon/ctl_locate.h"
-#include "keymgr/daemon/daemon.h"
+#include "keymgr/control/ctl_locate.h"
+#include "keymgr/daemon/authz.h"
+#include "keymgr/daemon/control.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/pass.h"
+#include "keymgr/daemon/reload.h"
+#include "keymgr/daemon/state.h"
+#include "keymgr/daemon/status.h"
 
 /* A socket file left by a daemon that died: nothing accepts on it. */
 static bool stale_socket(const char *path)

@@ -22,8 +22,9 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/fnv.h"
 #include "keymgr/core/keyops.h"
-#include "keymgr/daemon/daemon.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/publisher.h"
+#include "keymgr/daemon/state.h"
 
 static void sha256(const char *body, size_t len, uint8_t out[32])
 {
@@ -452,18 +453,12 @@ out:
 	return r;
 }
 
-void kd_unpublish_env(kd_daemon_t *d, kd_env_t *e)
+void kd_unpublish_paths(kd_daemon_t *d, const kd_paths_t *paths)
 {
-	char path[KM_HTTP_PATH_MAX + 1];
 	if (d->http == NULL)
 		return;
-	km_http_unpublish(d->http, e->path);
-	for (size_t i = 0; i < e->n_ks; i++) {
-		kd_keyset_path(e, e->ks[i].name, path, sizeof(path));
-		km_http_unpublish(d->http, path);
-		e->ks[i].published = false;
-	}
-	e->published = false;
+	for (size_t i = 0; i < paths->n; i++)
+		km_http_unpublish(d->http, paths->path[i]);
 }
 
 void kd_publish_listed_verifiers(kd_daemon_t *d)

@@ -14,7 +14,8 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/timefmt.h"
 #include "keymgr/core/apply.h"
-#include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/state.h"
+#include "keymgr/daemon/status.h"
 
 /* t as an RFC 3339 string, or null when it is unset (0, or INT64_MAX for "never"). */
 static json_t *time_json(int64_t t)

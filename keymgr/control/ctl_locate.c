@@ -14,7 +14,7 @@
 #include "keymgr/common/atomic_file.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
-#include "keymgr/daemon/ctl_locate.h"
+#include "keymgr/control/ctl_locate.h"
 
 #define MAX_CANDIDATES 32
 #define MAX_DIRS (KM_CONFIG_MAX_ENVS + 1)
