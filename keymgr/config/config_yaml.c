@@ -19,6 +19,19 @@
 
 #define CFG_FILE_MAX (1024 * 1024)
 
+static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len);
+
+/* A diagnostics object that prints nothing (messages are reported through cfg_err_t). */
+static struct fy_diag *quiet_diag(void)
+{
+	struct fy_diag_cfg dc;
+	fy_diag_cfg_default(&dc);
+	dc.fp = NULL;
+	dc.output_fn = diag_discard;
+	dc.colorize = false;
+	return fy_diag_create(&dc);
+}
+
 static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len)
 {
 	(void)diag;
@@ -302,8 +315,10 @@ static bool token_name(struct fy_token *t, char out[ANCHOR_NAME_MAX], size_t *le
 
 static int check_expansion(const char *buf, size_t len, const char *display, cfg_err_t *e)
 {
-	struct fy_parse_cfg pc = { .flags = FYPCF_QUIET | FYPCF_DISABLE_MMAP_OPT };
-	struct fy_parser *fyp = fy_parser_create(&pc);
+	/* Its diagnostics are dropped, never printed: the parse that follows reports them. */
+	struct fy_diag *diag = quiet_diag();
+	struct fy_parse_cfg pc = { .flags = FYPCF_QUIET | FYPCF_DISABLE_MMAP_OPT, .diag = diag };
+	struct fy_parser *fyp = diag != NULL ? fy_parser_create(&pc) : NULL;
 	anchor_t *anchors = calloc(MAX_ANCHORS, sizeof(*anchors));
 	anchor_t *stack = calloc(MAX_DEPTH, sizeof(*stack));   /* open collections */
 	bool named[MAX_DEPTH];
@@ -313,6 +328,7 @@ static int check_expansion(const char *buf, size_t len, const char *display, cfg
 	if (fyp == NULL || anchors == NULL || stack == NULL ||
 	    fy_parser_set_string(fyp, buf, len) != 0) {
 		fy_parser_destroy(fyp);
+		fy_diag_destroy(diag);
 		free(anchors);
 		free(stack);
 		return KM_ENOMEM;
@@ -380,6 +396,7 @@ static int check_expansion(const char *buf, size_t len, const char *display, cfg
 		fy_parser_event_free(fyp, ev);
 	}
 	fy_parser_destroy(fyp);
+	fy_diag_destroy(diag);
 	free(anchors);
 	free(stack);
 	return r;
@@ -401,21 +418,15 @@ int cfg_yaml_load(const char *file, const char *display, struct fy_document **re
 		goto out;
 	if ((r = check_no_complex_keys(buf, len, display, e)) != KM_EOK)
 		goto out;
-	if ((r = check_expansion(buf, len, display, e)) != KM_EOK)
-		goto out;
 	if (only_comments(buf, len)) {
 		cfg_errorf(e, at, "empty configuration (no YAML document)");
 		r = KM_CONFIG_EINVAL;
 		goto out;
 	}
 
-	struct fy_diag_cfg dc;
-	fy_diag_cfg_default(&dc);
-	dc.fp = NULL;
-	dc.output_fn = diag_discard;
-	dc.colorize = false;
-	diag = fy_diag_create(&dc);
-	if (diag == NULL) {
+	if ((r = check_expansion(buf, len, display, e)) != KM_EOK)
+		goto out;
+	if ((diag = quiet_diag()) == NULL) {
 		r = KM_ENOMEM;
 		goto out;
 	}
