@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The canonical texts keymgr/audit hashes and signs, against the bytes earlier versions wrote
+ * (suite unit: a real configuration file, no token, no store). A store records the hash of
+ * the policy in force in every event and logs a policy.load whenever it changes: a text that
+ * changed for the same configuration would make every existing store log a policy change
+ * that did not happen, and a changed checkpoint payload would break every signed checkpoint.
+ */
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "keymgr/audit/audit.h"
+#include "keymgr/common/error.h"
+
+/* Key sets out of name order, every list field set, and an environment on the defaults. */
+static const char config_text[] =
+	"version: 1\n"
+	"environments:\n"
+	"  production:\n"
+	"    token: { module: /usr/lib/softhsm/libsofthsm2.so, label: p, pin: file:./p.pin }\n"
+	"    store: ./production.db\n"
+	"    policy:\n"
+	"      rotation_period: 90d\n"
+	"      jwks_max_age: 1h\n"
+	"      max_token_ttl: 1h\n"
+	"      publish_lead: 2h\n"
+	"      retire_retention: 1d\n"
+	"      destroy_after: 30d\n"
+	"      standby: true\n"
+	"      algorithms: [ ES256, PS256, EdDSA, RS512 ]\n"
+	"      min_rsa_bits: 3072\n"
+	"      owners: [ \"team-*\", \"platform-security\", \"x?[ab]\" ]\n"
+	"      purposes: [ id-token, access-token ]\n"
+	"      activate_when_seen_by: [ gw.Z-1, edge_a, Alpha ]\n"
+	"    keysets:\n"
+	"      zeta: { issuer: https://auth.example.com, audiences: [ api.example.com ] }\n"
+	"      api:\n"
+	"        issuer: https://auth.example.com\n"
+	"        audiences: [ api.example.com ]\n"
+	"        policy: { rotation_period: 30d, purposes: [ access-token ] }\n"
+	"      apib: { issuer: https://auth.example.com, audiences: [ api.example.com ] }\n"
+	"      api-b:\n"
+	"        issuer: https://auth.example.com\n"
+	"        audiences: [ api.example.com ]\n"
+	"        policy: { owners: [ \"b*\" ] }\n"
+	"      a1: { issuer: https://auth.example.com, audiences: [ api.example.com ] }\n"
+	"  dev:\n"
+	"    token: { module: /usr/lib/softhsm/libsofthsm2.so, label: d, pin: file:./d.pin }\n"
+	"    store: ./dev.db\n";
+
+typedef struct {
+	char dir[PATH_MAX];
+	char path[PATH_MAX + 32];
+	km_config_t *cfg;
+} fx_t;
+
+static int setup(void **state)
+{
+	fx_t *fx = calloc(1, sizeof(*fx));
+	char err[1024] = "";
+	if (fx == NULL)
+		return -1;
+	snprintf(fx->dir, sizeof(fx->dir), "%s/keymgr-policy-XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (mkdtemp(fx->dir) == NULL)
+		return -1;
+	snprintf(fx->path, sizeof(fx->path), "%s/keymgr.yaml", fx->dir);
+	FILE *f = fopen(fx->path, "w");
+	if (f == NULL || fputs(config_text, f) < 0 || fclose(f) != 0)
+		return -1;
+	if (km_config_load(fx->path, &fx->cfg, err, sizeof(err)) != KM_EOK) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx_t *fx = *state;
+	km_config_free(fx->cfg);
+	unlink(fx->path);
+	rmdir(fx->dir);
+	free(fx);
+	return 0;
+}
+
+/* The text is jansson's compact serialization with sorted members of itself: canonical. */
+static void assert_canonical(const char *text)
+{
+	json_error_t je;
+	json_t *j = json_loads(text, 0, &je);
+	assert_non_null(j);
+	char *again = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	assert_non_null(again);
+	assert_string_equal(again, text);
+	free(again);
+}
+
+static void policy_is(fx_t *fx, const char *env, const char *want_hash, const char *want_start)
+{
+	const km_env_cfg_t *e = km_config_env(fx->cfg, env);
+	char *text = NULL, hash[KM_STORE_HASH_HEX + 1];
+	assert_non_null(e);
+	assert_int_equal(km_audit_policy_canonical(fx->cfg, e, &text, hash), KM_EOK);
+	assert_canonical(text);
+	if (strncmp(text, want_start, strlen(want_start)) != 0)
+		fail_msg("%s: the text starts\n%.*s\nnot\n%s", env, (int)strlen(want_start), text,
+		         want_start);
+	assert_string_equal(hash, want_hash);
+	free(text);
+}
+
+/* Hashes written by keymgr before the canonical writer moved to keymgr/common/. */
+static void test_policy_text_and_hash_unchanged(void **state)
+{
+	fx_t *fx = *state;
+	policy_is(fx, "production",
+	          "407e41fdede521025c9827c83bb5528833f446b0e6428750001b0982b975d299",
+	          "{\"env\":\"production\",\"keysets\":{\"a1\":{\"activate_when_seen_by\":"
+	          "[\"gw.Z-1\",\"edge_a\",\"Alpha\"],\"activate_when_seen_ceiling\":3600,"
+	          "\"algorithms\":[\"RS512\",\"PS256\",\"ES256\",\"EdDSA\"],\"clock_skew\":300,"
+	          "\"destroy_after\":2592000,\"jwks_max_age\":3600,\"max_token_ttl\":3600,"
+	          "\"min_rsa_bits\":3072,\"owners\":[\"team-*\",\"platform-security\",\"x?[ab]\"],"
+	          "\"publish_lead\":7200,\"purposes\":[\"id-token\",\"access-token\"],"
+	          "\"require_distinct_purpose\":true,\"retire_retention\":86400,"
+	          "\"rotation_period\":7776000,\"standby\":true},\"api\":{");
+	policy_is(fx, "dev", "1ad7e012584cd83ed505ee1e732714ede5af4b5490a4da4bb4a0022504df8287",
+	          "{\"env\":\"dev\",\"keysets\":{},\"policy\":{\"activate_when_seen_by\":[],");
+}
+
+static void test_checkpoint_payload_unchanged(void **state)
+{
+	km_store_checkpoint_t c = { .seq = 12, .at = 1800000000 };
+	char *text = NULL;
+	memset(c.hash, 'a', KM_STORE_HASH_HEX);
+	snprintf(c.key_kid, sizeof(c.key_kid), "abcDEF_-123");
+	assert_int_equal(km_audit_checkpoint_payload("production", &c, &text), KM_EOK);
+	assert_string_equal(text, "{\"at\":1800000000,\"env\":\"production\",\"hash\":\"aaaaaaaaaaaa"
+	                          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+	                          "\"kid\":\"abcDEF_-123\",\"seq\":12,"
+	                          "\"type\":\"keymgr-audit-checkpoint\",\"v\":1}");
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_policy_text_and_hash_unchanged),
+		cmocka_unit_test(test_checkpoint_payload_unchanged),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
