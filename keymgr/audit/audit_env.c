@@ -25,15 +25,22 @@ struct km_audit_stream {
 	bool syslog;
 };
 
+/* "key":[...] of the n names of a policy list (rows of size bytes). */
+static void names(km_cjson_t *b, const char *key, const void *rows, size_t size, size_t n)
+{
+	km_cjson_key(b, key);
+	km_cjson_open(b, '[');
+	for (size_t i = 0; i < n; i++)
+		km_cjson_item_str(b, (const char *)rows + i * size);
+	km_cjson_close(b, ']');
+}
+
 /* One policy as a canonical JSON object: every field, members in byte order. */
 static void policy_write(km_cjson_t *b, const km_policy_t *p)
 {
 	km_cjson_open(b, '{');
-	km_cjson_key(b, "activate_when_seen_by");
-	km_cjson_open(b, '[');
-	for (size_t i = 0; i < p->n_activate_when_seen_by; i++)
-		km_cjson_item_str(b, p->activate_when_seen_by[i]);
-	km_cjson_close(b, ']');
+	names(b, "activate_when_seen_by", p->activate_when_seen_by,
+	      sizeof(p->activate_when_seen_by[0]), p->n_activate_when_seen_by);
 	km_cjson_kv_int(b, "activate_when_seen_ceiling", p->activate_when_seen_ceiling);
 	km_cjson_key(b, "algorithms");
 	km_cjson_open(b, '[');
@@ -46,17 +53,9 @@ static void policy_write(km_cjson_t *b, const km_policy_t *p)
 	km_cjson_kv_int(b, "jwks_max_age", p->jwks_max_age);
 	km_cjson_kv_int(b, "max_token_ttl", p->max_token_ttl);
 	km_cjson_kv_int(b, "min_rsa_bits", p->min_rsa_bits);
-	km_cjson_key(b, "owners");
-	km_cjson_open(b, '[');
-	for (size_t i = 0; i < p->n_owners; i++)
-		km_cjson_item_str(b, p->owners[i]);
-	km_cjson_close(b, ']');
+	names(b, "owners", p->owners, sizeof(p->owners[0]), p->n_owners);
 	km_cjson_kv_int(b, "publish_lead", p->publish_lead);
-	km_cjson_key(b, "purposes");
-	km_cjson_open(b, '[');
-	for (size_t i = 0; i < p->n_purposes; i++)
-		km_cjson_item_str(b, p->purposes[i]);
-	km_cjson_close(b, ']');
+	names(b, "purposes", p->purposes, sizeof(p->purposes[0]), p->n_purposes);
 	km_cjson_kv_bool(b, "require_distinct_purpose", p->require_distinct_purpose);
 	km_cjson_kv_int(b, "retire_retention", p->retire_retention);
 	km_cjson_kv_int(b, "rotation_period", p->rotation_period);

@@ -6,7 +6,6 @@
  * changed for the same configuration would make every existing store log a policy change
  * that did not happen, and a changed checkpoint payload would break every signed checkpoint.
  */
-#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,13 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
+#include "tests/common/tmpconfig.h"
 
 /* Key sets out of name order, every list field set, and an environment on the defaults. */
 static const char config_text[] =
@@ -58,41 +57,21 @@ static const char config_text[] =
 	"    token: { module: /usr/lib/softhsm/libsofthsm2.so, label: d, pin: file:./d.pin }\n"
 	"    store: ./dev.db\n";
 
-typedef struct {
-	char dir[PATH_MAX];
-	char path[PATH_MAX + 32];
-	km_config_t *cfg;
-} fx_t;
-
 static int setup(void **state)
 {
-	fx_t *fx = calloc(1, sizeof(*fx));
-	char err[1024] = "";
-	if (fx == NULL)
-		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "%s/keymgr-policy-XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(fx->dir) == NULL)
-		return -1;
-	snprintf(fx->path, sizeof(fx->path), "%s/keymgr.yaml", fx->dir);
-	FILE *f = fopen(fx->path, "w");
-	if (f == NULL || fputs(config_text, f) < 0 || fclose(f) != 0)
-		return -1;
-	if (km_config_load(fx->path, &fx->cfg, err, sizeof(err)) != KM_EOK) {
-		fprintf(stderr, "%s\n", err);
+	km_test_config_t *c = calloc(1, sizeof(*c));
+	if (c == NULL || km_test_config_create(c, config_text) != 0) {
+		free(c);
 		return -1;
 	}
-	*state = fx;
+	*state = c;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	fx_t *fx = *state;
-	km_config_free(fx->cfg);
-	unlink(fx->path);
-	rmdir(fx->dir);
-	free(fx);
+	km_test_config_destroy(*state);
+	free(*state);
 	return 0;
 }
 
@@ -109,7 +88,7 @@ static void assert_canonical(const char *text)
 	free(again);
 }
 
-static void policy_is(fx_t *fx, const char *env, const char *want_hash, const char *want_start)
+static void policy_is(km_test_config_t *fx, const char *env, const char *want_hash, const char *want_start)
 {
 	const km_env_cfg_t *e = km_config_env(fx->cfg, env);
 	char *text = NULL, hash[KM_STORE_HASH_HEX + 1];
@@ -126,7 +105,7 @@ static void policy_is(fx_t *fx, const char *env, const char *want_hash, const ch
 /* Hashes written by keymgr before the canonical writer moved to keymgr/common/. */
 static void test_policy_text_and_hash_unchanged(void **state)
 {
-	fx_t *fx = *state;
+	km_test_config_t *fx = *state;
 	policy_is(fx, "production",
 	          "407e41fdede521025c9827c83bb5528833f446b0e6428750001b0982b975d299",
 	          "{\"env\":\"production\",\"keysets\":{\"a1\":{\"activate_when_seen_by\":"

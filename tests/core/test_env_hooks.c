@@ -14,45 +14,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/env.h"
+#include "tests/common/tmpconfig.h"
+
+/* Relative paths resolve into the fixture's directory. */
+static const char config_text[] =
+	"version: 1\n"
+	"environments:\n"
+	"  dev:\n"
+	"    token: { module: /usr/lib/softhsm/libsofthsm2.so, label: d, pin: file:./p }\n"
+	"    store: ./dev.db\n"
+	"    audit: { jsonl: ./audit.jsonl }\n";
 
 typedef struct {
-	char dir[PATH_MAX];
-	char config[PATH_MAX + 32];
-	char store[PATH_MAX + 32];
+	km_test_config_t c;
 	char jsonl[PATH_MAX + 32];
-	km_config_t *cfg;
 } fx_t;
 
 static int setup(void **state)
 {
 	fx_t *fx = calloc(1, sizeof(*fx));
-	char err[1024] = "";
-	if (fx == NULL)
-		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "%s/keymgr-env-XXXXXX",
-	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(fx->dir) == NULL)
-		return -1;
-	snprintf(fx->config, sizeof(fx->config), "%s/keymgr.yaml", fx->dir);
-	snprintf(fx->store, sizeof(fx->store), "%s/dev.db", fx->dir);
-	snprintf(fx->jsonl, sizeof(fx->jsonl), "%s/audit.jsonl", fx->dir);
-	FILE *f = fopen(fx->config, "w");
-	if (f == NULL)
-		return -1;
-	fprintf(f, "version: 1\nenvironments:\n  dev:\n"
-	        "    token: { module: /usr/lib/softhsm/libsofthsm2.so, label: d, pin: file:./p }\n"
-	        "    store: %s\n    audit: { jsonl: %s }\n", fx->store, fx->jsonl);
-	if (fclose(f) != 0 || km_config_load(fx->config, &fx->cfg, err, sizeof(err)) != KM_EOK) {
-		fprintf(stderr, "%s\n", err);
+	if (fx == NULL || km_test_config_create(&fx->c, config_text) != 0) {
+		free(fx);
 		return -1;
 	}
+	snprintf(fx->jsonl, sizeof(fx->jsonl), "%s/audit.jsonl", fx->c.dir);
 	*state = fx;
 	return 0;
 }
@@ -60,16 +51,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fx_t *fx = *state;
-	char p[PATH_MAX + 64];
 	km_env_set_hooks(NULL);
-	km_config_free(fx->cfg);
-	static const char *const files[] = { "keymgr.yaml", "dev.db", "dev.db-wal", "dev.db-shm",
-	                                     "dev.db.lock", "audit.jsonl" };
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(p, sizeof(p), "%s/%s", fx->dir, files[i]);
-		unlink(p);
-	}
-	rmdir(fx->dir);
+	km_test_config_destroy(&fx->c);
 	free(fx);
 	return 0;
 }
@@ -130,7 +113,7 @@ static void test_env_hooks_none_registered(void **state)
 	char err[256] = "", hash[KM_STORE_HASH_HEX + 1];
 	struct stat st;
 	km_env_set_hooks(NULL);
-	assert_int_equal(km_env_open(fx->cfg, "dev", &env, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_env_open(fx->c.cfg, "dev", &env, err, sizeof(err)), KM_EOK);
 	append_event(env, hash);
 	km_env_free(env);
 	/* core/ by itself attaches no audit context: no policy, nothing streamed */
@@ -145,14 +128,14 @@ static void test_env_hooks_called_and_kept(void **state)
 	char err[256] = "";
 	memset(&rec, 0, sizeof(rec));
 	km_env_set_hooks(&rec_hooks);
-	assert_int_equal(km_env_open(fx->cfg, "dev", &env, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_env_open(fx->c.cfg, "dev", &env, err, sizeof(err)), KM_EOK);
 	assert_int_equal(rec.attached, 1);
 	assert_string_equal(rec.env_seen, "dev");
 	assert_true(rec.store_open);
 	assert_int_equal(rec.detached, 0);
 	/* registering other hooks later changes nothing for an environment already open */
 	km_env_set_hooks(NULL);
-	assert_int_equal(km_env_open(fx->cfg, "dev", &env2, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_env_open(fx->c.cfg, "dev", &env2, err, sizeof(err)), KM_EOK);
 	assert_int_equal(rec.attached, 1);
 	km_env_free(env2);
 	assert_int_equal(rec.detached, 0);
@@ -171,7 +154,7 @@ static void test_env_hooks_attach_failure_fails_open(void **state)
 	memset(&rec, 0, sizeof(rec));
 	rec.fail_with = KM_EIO;
 	km_env_set_hooks(&rec_hooks);
-	assert_int_equal(km_env_open(fx->cfg, "dev", &env, err, sizeof(err)), KM_EIO);
+	assert_int_equal(km_env_open(fx->c.cfg, "dev", &env, err, sizeof(err)), KM_EIO);
 	assert_string_equal(err, "recording hook refuses environment 'dev'");
 	assert_ptr_equal(env, (km_env_t *)&marker);      /* *ret untouched */
 	assert_int_equal(rec.detached, 1);                /* what attach kept is released */
@@ -186,11 +169,11 @@ static void test_env_hooks_audit(void **state)
 	char *text = NULL;
 	struct stat st;
 	km_env_set_hooks(&km_audit_env_hooks);
-	assert_int_equal(km_env_open(fx->cfg, "dev", &env, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_env_open(fx->c.cfg, "dev", &env, err, sizeof(err)), KM_EOK);
 	append_event(env, hash);
 	km_env_free(env);
 	/* the audit context keymgr and keymgrd register: the policy in force and the stream */
-	assert_int_equal(km_audit_policy_canonical(fx->cfg, km_config_env(fx->cfg, "dev"), &text,
+	assert_int_equal(km_audit_policy_canonical(fx->c.cfg, km_config_env(fx->c.cfg, "dev"), &text,
 	                                           want), KM_EOK);
 	free(text);
 	assert_string_equal(hash, want);
