@@ -15,7 +15,7 @@
  *   prepare.h    prepare.c: signing operations initialised ahead
  *   recover.h    recover.c: re-opening lost sessions, borrowing a session
  * A file includes the headers of the jobs it calls, and no job calls one that calls it back
- * (docs/token-layer.md draws the order).
+ * (docs/token-layer.md lists the layers).
  */
 #pragma once
 

@@ -101,5 +101,6 @@ int km_store__fail(char *err, size_t errlen, int code, const char *fmt, ...);
  * bytes; NULL and "" only when allow_empty. */
 bool km_store__text_ok(const char *s, size_t max, bool allow_empty);
 
-/* The hex of a CKA_ID (at most KM_STORE_CKA_ID_MAX bytes are written), as events record it. */
+/* The lowercase hex of a CKA_ID (of its first KM_STORE_CKA_ID_MAX bytes at most), as events
+ * record it. */
 void km_store__cka_hex(const uint8_t *id, size_t len, char out[2 * KM_STORE_CKA_ID_MAX + 1]);
