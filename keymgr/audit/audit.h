@@ -33,7 +33,9 @@ extern const km_env_hooks_t km_audit_env_hooks;
 
 /*
  * Canonical JSON of the effective policies of env_cfg (environment policy plus every configured
- * key set's) and its SHA-256 in hex. *text is malloc'd. KM_ENOMEM, KM_ECRYPTO.
+ * key set's) and its SHA-256 in hex. After a partial load (km_config_load_partial()), a policy
+ * an error touches is left out (the environment's is null) and "config_errors" holds the
+ * errors. *text is malloc'd. KM_ENOMEM, KM_ECRYPTO.
  */
 int km_audit_policy_canonical(const km_config_t *cfg, const km_env_cfg_t *ecfg, char **text,
                               char hash[KM_STORE_HASH_HEX + 1]);

@@ -81,14 +81,24 @@ static int by_name(const void *a, const void *b)
 int km_audit_policy_canonical(const km_config_t *cfg, const km_env_cfg_t *ecfg, char **text,
                               char hash[KM_STORE_HASH_HEX + 1])
 {
-	/* {"env":..., "keysets":{NAME: policy, ...}, "policy": policy}: key sets in byte order
-	 * of their names; one whose effective policy cannot be computed is left out. */
+	/* A change made while parts of the configuration had errors (keymgr(1), A BROKEN
+	 * CONFIGURATION) records them, and no policy for what they touch: the policy in force
+	 * is what the text says, nothing filled in. Without errors the text is unchanged. */
+	km_policy_t envp;
+	bool env_ok = km_config_env_policy(cfg, ecfg->name, &envp) == KM_EOK;
+	char errors[4096];
+	bool has_errors = km_config_env_errors(cfg, ecfg->name, errors, sizeof(errors)) > 0;
+	/* {"config_errors":..., "env":..., "keysets":{NAME: policy, ...}, "policy": policy}:
+	 * members and key sets in byte order of their names; a key set whose effective policy
+	 * cannot be computed is left out. */
 	const km_keyset_cfg_t *sets[KM_CONFIG_MAX_KEYSETS];
 	memcpy(sets, ecfg->keysets, ecfg->n_keysets * sizeof(sets[0]));
 	qsort(sets, ecfg->n_keysets, sizeof(*sets), by_name);
 	km_cjson_t b;
 	km_cjson_init(&b);
 	km_cjson_open(&b, '{');
+	if (has_errors)
+		km_cjson_kv_str(&b, "config_errors", errors);
 	km_cjson_kv_str(&b, "env", ecfg->name);
 	km_cjson_key(&b, "keysets");
 	km_cjson_open(&b, '{');
@@ -100,8 +110,12 @@ int km_audit_policy_canonical(const km_config_t *cfg, const km_env_cfg_t *ecfg, 
 		policy_write(&b, &p);
 	}
 	km_cjson_close(&b, '}');
-	km_cjson_key(&b, "policy");
-	policy_write(&b, &ecfg->policy);
+	if (env_ok) {
+		km_cjson_key(&b, "policy");
+		policy_write(&b, &envp);
+	} else {
+		km_cjson_kv_null(&b, "policy");
+	}
 	km_cjson_close(&b, '}');
 	char *t = km_cjson_take(&b);
 	if (t == NULL)

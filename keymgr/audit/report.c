@@ -105,6 +105,8 @@ static const char *rotation(const km_audit_key_state_t *k, const km_policy_t *po
 	if (k->at[KM_STATE_REVOKED] != KM_STORE_TIME_NONE && k->at[KM_STATE_REVOKED] < end)
 		end = k->at[KM_STATE_REVOKED];
 	*signed_for = end - from;
+	if (pol == NULL)
+		return "unknown";   /* the key set's policy has errors (a partial configuration) */
 	if (end - from <= pol->rotation_period)
 		return "ok";
 	char a[48], b[48], c[48];
@@ -217,6 +219,10 @@ static void cache_window(const km_audit_key_state_t *k, const key_log_t *kl,
 	if (w->left_at == KM_STORE_TIME_NONE)
 		return;
 	int64_t logged = logged_max_age(ev, n, hash, k->keyset);
+	if (logged < 0 && pol == NULL) {
+		w->from = "unknown";   /* not in the log, and the key set's policy has errors */
+		return;
+	}
 	w->max_age = logged >= 0 ? logged : pol->jwks_max_age;
 	w->from = logged >= 0 ? "log" : "config";
 	w->until = w->left_at + w->max_age;
@@ -268,7 +274,7 @@ static json_t *key_json(const km_audit_key_state_t *k, const km_audit_keyset_sta
 	int64_t signed_for;
 	const char *rot = rotation(k, pol, ref, &signed_for, findings);
 	/* Removed keys are destroyed destroy_after later: report the token still holding one. */
-	if (k->state == KM_STATE_REMOVED && !o->has_at &&
+	if (pol != NULL && k->state == KM_STATE_REMOVED && !o->has_at &&
 	    ref - k->at[KM_STATE_REMOVED] > pol->destroy_after) {
 		char a[48], msg[256];
 		snprintf(msg, sizeof(msg), "key %s was removed %s ago but is not destroyed "
@@ -315,7 +321,11 @@ static json_t *keyset_json(km_env_t *env, const km_audit_keyset_state_t *ks,
 	char by[160] = "", created_by[KM_STORE_WHO_MAX + 1] = "";
 	json_t *findings = json_array(), *keys = json_array(), *hist = json_array();
 	memset(&pol, 0, sizeof(pol));
-	km_env_keyset_policy(env, ks->name, &pol);
+	/* A policy with errors (a partial configuration) is not checked against, and says so. */
+	bool have_pol = km_env_keyset_policy(env, ks->name, &pol) == KM_EOK;
+	if (!have_pol)
+		json_array_append_new(findings, json_pack("s", "the key set's policy has errors in "
+		                                          "the configuration: not checked"));
 	bool have_row = km_store_keyset_get(km_env_store(env), ks->name, &row, NULL, 0) == KM_EOK;
 	for (size_t i = 0; i < n; i++) {
 		if (strncmp(ev[i].action, "keyset.", 7) != 0 || strcmp(ev[i].keyset, ks->name) != 0)
@@ -331,11 +341,11 @@ static json_t *keyset_json(km_env_t *env, const km_audit_keyset_state_t *ks,
 		}
 	}
 	km_alg_t alg = KM_ALG_NONE;
-	if (km_alg_from_name(ks->alg, &alg) == KM_EOK &&
+	if (have_pol && km_alg_from_name(ks->alg, &alg) == KM_EOK &&
 	    !km_policy_alg_allowed(&pol, alg, have_row ? row.rsa_bits : 0))
 		json_array_append_new(findings, json_pack("s", "the policy no longer allows the key "
 		                                          "set's algorithm"));
-	if (!km_policy_owner_allowed(&pol, ks->owner))
+	if (have_pol && !km_policy_owner_allowed(&pol, ks->owner))
 		json_array_append_new(findings, json_pack("s", "the owner is not allowed by the "
 		                                          "policy"));
 	bool any = false, active = false;
@@ -348,12 +358,13 @@ static json_t *keyset_json(km_env_t *env, const km_audit_keyset_state_t *ks,
 		const km_audit_replay_t *ref_state = o->has_at ? at_state : all;
 		const km_audit_key_state_t *r = find_key(ref_state, k->cka_id);
 		active |= r != NULL && r->state == KM_STATE_ACTIVE;
-		json_array_append_new(keys, key_json(k, ks, at_state, ev, n, &pol, o, findings,
-		                                     cached));
+		json_array_append_new(keys, key_json(k, ks, at_state, ev, n, have_pol ? &pol : NULL, o,
+		                                     findings, cached));
 	}
 	if (any && !active)
 		json_array_append_new(findings, json_pack("s", "no active key"));
-	json_t *policy = json_pack("{s:o, s:o, s:o, s:o, s:o}", "rotation_period",
+	json_t *policy = !have_pol ? json_null()
+	               : json_pack("{s:o, s:o, s:o, s:o, s:o}", "rotation_period",
 	                           dur(pol.rotation_period), "publish_lead", dur(pol.publish_lead),
 	                           "retire_retention", dur(pol.retire_retention), "destroy_after",
 	                           dur(pol.destroy_after), "jwks_max_age", dur(pol.jwks_max_age));

@@ -37,6 +37,15 @@ static const struct {
 	{ "sid", CLAIMS_ID | CLAIMS_LOGOUT, "id-token and logout-token" },
 };
 
+/*
+ * Payload claims that name a token class: keymgr states the class in the header's typ, set
+ * from the key set's purpose. Relying parties that read the class from the payload instead
+ * (Keycloak's "typ", Amazon Cognito's "token_use") would take a token signed for one class
+ * for another, e.g. an access token carrying "typ": "logout+jwt" for a logout token; no
+ * class may carry them.
+ */
+static const char *const class_naming[] = { "typ", "token_use" };
+
 const char *km_claims_typ(const char *purpose, char typ[KM_CLAIMS_TYP_MAX + 1])
 {
 	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
@@ -154,6 +163,16 @@ int km_claims_check_class(const km_claims_policy_t *pol, const json_t *claims, c
 
 	if (cls == CLAIMS_LOGOUT && (r = check_logout(claims, err, errlen)) != KM_EOK)
 		return r;
+	for (size_t i = 0; i < sizeof(class_naming) / sizeof(class_naming[0]); i++) {
+		if (json_object_get(claims, class_naming[i]) == NULL)
+			continue;
+		snprintf(err, errlen, "claim '%s' names a token class and is never signed in the "
+		         "payload: keymgr states the class in the header (typ %s for key set %s/%s, "
+		         "purpose %s), and relying parties that read it from the payload could take "
+		         "this token for another class", class_naming[i],
+		         km_claims_typ(pol->purpose, typ), pol->env, pol->keyset, pol->purpose);
+		return KM_POLICY_EDENIED;
+	}
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
 		if ((reserved[i].allowed & cls) || json_object_get(claims, reserved[i].claim) == NULL)
 			continue;

@@ -7,16 +7,27 @@
 #include "keymgr/common/name.h"
 #include "keymgr/jose/jwk.h"
 
-/* True when the long option named by arg ("--name" or "--name=value") needs the next word. */
+/*
+ * True when the long option named by arg ("--name" or "--name=value") needs the next word.
+ * Like getopt_long, an exact name wins, and an abbreviation counts when it is unambiguous.
+ */
 static bool takes_next_word(const char *arg, const struct option *opts)
 {
 	const char *name = arg + 2;
+	size_t len = strlen(name);
+	const struct option *match = NULL;
 	if (strchr(name, '=') != NULL)
 		return false;
-	for (const struct option *o = opts; o->name != NULL; o++)
+	for (const struct option *o = opts; o->name != NULL; o++) {
 		if (strcmp(o->name, name) == 0)
 			return o->has_arg == required_argument;
-	return false;
+		if (len > 0 && strncmp(o->name, name, len) == 0) {
+			if (match != NULL)
+				return false; /* ambiguous: getopt_long reports it */
+			match = o;
+		}
+	}
+	return match != NULL && match->has_arg == required_argument;
 }
 
 /*

@@ -32,11 +32,23 @@ typedef struct {
 /*
  * Runs the entry of table named argv[0] with the remaining arguments. prog is the full
  * command prefix for messages ("keymgr", "keymgr token"). "--help", "-h" or "help" print
- * the table (with intro, if given) to stdout and return 0; no or an unknown command is a
- * usage error (2).
+ * the table (with intro, if given) to stdout and return 0; "help VERB..." runs
+ * "VERB... --help". No or an unknown command is a usage error (2), naming the closest
+ * command when one is close enough.
  */
 int km_cli_dispatch(const km_cli_command_t *table, const char *prog, const char *intro,
                     int argc, char **argv);
+
+/*
+ * Usage error for an enumerated value outside its list ("unknown <what> 'activ': expected
+ * generated, published, ... or revoked; did you mean 'active'?"): names the value (cut at 32
+ * characters), every valid one and the closest. Returns KM_CLI_EXIT_USAGE.
+ */
+int km_cli_bad_choice(const char *cmd, const char *what, const char *value,
+                      const char *const *choices, size_t n);
+
+/* km_cli_bad_choice() for an algorithm: lists the JOSE names keymgr signs with. */
+int km_cli_bad_alg(const char *cmd, const char *what, const char *value);
 
 /* Prints "keymgr: <message>\n" to stderr. */
 void km_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -83,8 +95,9 @@ void km_cli_common_init(km_cli_common_t *c);
 /*
  * Iterates over argv like getopt_long (call until it returns -1), handling the common and
  * token options itself. Returns the next command-specific option, -1 at the end, or
- * -2 after printing a usage error (unknown option, missing value, --pin, a positional
- * argument). The offending argument is named, but never a value that might be a secret.
+ * -2 after printing a usage error (unknown option with the closest known one, ambiguous
+ * abbreviation with its candidates, missing or unwanted value, --pin, a positional
+ * argument). The offending option is named, but never a value that might be a secret.
  */
 int km_cli_getopt(int argc, char **argv, const char *cmd, const struct option *opts,
                   km_cli_common_t *c);

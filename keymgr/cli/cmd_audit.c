@@ -252,7 +252,7 @@ static int audit_log(int argc, char **argv)
 	if (a.f.since && a.f.until && a.f.since > a.f.until)
 		return km_cli_usage_error(cmd, "--since is after --until");
 	km_config_t *cfg = NULL;
-	if ((rc = km_cli_config_load(&cfg)) != KM_CLI_EXIT_OK)
+	if ((rc = km_cli_config_load_partial(&cfg)) != KM_CLI_EXIT_OK)
 		return rc;
 	json_t *arr = c.json ? json_array() : NULL;
 	if (!c.json)
@@ -275,6 +275,8 @@ static int audit_log(int argc, char **argv)
 	if (c.json && rc == KM_CLI_EXIT_OK)
 		rc = km_cli_print_json(arr);
 	json_decref(arr);
+	if (env_name == NULL)
+		rc = km_cli_config_complete(cfg, rc);
 	km_config_free(cfg);
 	return rc;
 }
@@ -378,7 +380,7 @@ static int audit_verify(int argc, char **argv)
 		km_store_free(s);
 	} else {
 		km_config_t *cfg = NULL;
-		if ((rc = km_cli_config_load(&cfg)) != KM_CLI_EXIT_OK) {
+		if ((rc = km_cli_config_load_partial(&cfg)) != KM_CLI_EXIT_OK) {
 			json_decref(arr);
 			return rc;
 		}
@@ -400,6 +402,8 @@ static int audit_verify(int argc, char **argv)
 			km_env_t *unused = NULL;
 			worst = km_cli_audit_open(cfg, env_name, &unused);
 		}
+		if (env_name == NULL)   /* "verified" means every environment */
+			worst = km_cli_config_complete(cfg, worst);
 		rc = worst;
 		km_config_free(cfg);
 	}

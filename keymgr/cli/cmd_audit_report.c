@@ -40,7 +40,7 @@ static const char history_help[] =
 	"A new version is recorded whenever a key enters or leaves the JWKS.\n";
 
 static const char show_help[] =
-	"Usage: keymgr [-c FILE] jwks show ENV --serial N | --at TIME\n"
+	"Usage: keymgr [-c FILE] jwks show ENV --serial N | --at TIME [--json]\n"
 	"\n"
 	"Prints the JWKS document of a recorded version: the one with serial N, or the one in\n"
 	"force at TIME (ISO 8601 UTC, @UNIXSECONDS or now), i.e. exactly the keys that were\n"
@@ -383,15 +383,16 @@ int km_cmd_audit_report(int argc, char **argv)
 	if (npos == 1 && !km_name_env_valid(pos[0]))
 		return km_cli_usage_error(cmd, "invalid environment name: expected a lowercase slug");
 	km_config_t *cfg = NULL;
-	rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load_partial(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	const char *name = npos == 1 ? pos[0] : NULL;
-	if (name == NULL && km_config_env_count(cfg) == 1)
+	if (name == NULL && km_config_env_count(cfg) == 1 && km_config_envs_complete(cfg))
 		name = km_config_env_at(cfg, 0)->name;
 	if (name == NULL) {
 		km_config_free(cfg);
-		return km_cli_usage_error(cmd, "several environments are configured: name one");
+		return km_cli_usage_error(cmd, "several environments are configured (or some have "
+		                          "errors): name one");
 	}
 	km_env_t *env = NULL;
 	json_t *rep = NULL;
@@ -432,7 +433,7 @@ static int jwks_env(const char *cmd, int npos, char **pos, km_config_t **cfg, km
 		return km_cli_usage_error(cmd, "expected exactly one ENV");
 	if (!km_name_env_valid(pos[0]))
 		return km_cli_usage_error(cmd, "invalid environment name: expected a lowercase slug");
-	int rc = km_cli_config_load(cfg);
+	int rc = km_cli_config_load_partial(cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	if ((rc = km_cli_audit_open(*cfg, pos[0], env)) != KM_CLI_EXIT_OK) {

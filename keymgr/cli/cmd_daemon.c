@@ -2,7 +2,9 @@
 /*
  * keymgr status | reload | tick: the client side of keymgrd's control socket
  * (docs/control-protocol.md). The socket is --socket PATH, else $KEYMGR_CONTROL_SOCKET, else
- * daemon.control_socket of the configuration. Every other command works without a daemon.
+ * found without needing the configuration to be valid (keymgr/control/ctl_locate.h):
+ * daemon.control_socket when that section is intact, keymgrd's records next to the stores
+ * and in the state directory, the default path. Every other command works without a daemon.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +17,8 @@
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
-#include "keymgr/daemon/control_proto.h"
+#include "keymgr/control/control_proto.h"
+#include "keymgr/control/ctl_locate.h"
 #include "policy/policy.h"
 
 #define CLIENT_TIMEOUT_MS 120000  /* a tick may generate keys: RSA-4096 takes seconds */
@@ -28,22 +31,33 @@ static const char status_help[] =
 	"active yet) which verifiers have fetched a JWKS holding it and which have not\n"
 	"(propagation evidence, from the Keymgr-Verifier header or the client address).\n"
 	"  --socket PATH   control socket (default: $KEYMGR_CONTROL_SOCKET, then\n"
-	"                  daemon.control_socket of the configuration)\n"
+	"                  daemon.control_socket of the configuration, then the socket\n"
+	"                  keymgrd recorded next to its stores or in $KEYMGR_STATE_DIR\n"
+	"                  (default /var/lib/keymgr), then /run/keymgr/control.sock)\n"
+	"  --json          print keymgrd's status reply (docs/control-protocol.md); every time\n"
+	"                  in it is RFC 3339 UTC (2026-12-07T05:03:21Z)\n"
+	"The configuration may have errors, or not parse at all: the socket is still found.\n"
 	"Exit status 1 if no daemon answers.\n";
 
 static const char reload_help[] =
-	"Usage: keymgr [-c FILE] reload [--socket PATH]\n"
+	"Usage: keymgr [-c FILE] reload [--socket PATH] [--json]\n"
 	"\n"
 	"Makes keymgrd load its configuration and policies again (like SIGHUP) and says\n"
 	"whether it accepted them. A configuration with errors is refused, with the error, and\n"
-	"the daemon keeps running the previous one (exit status 1).\n";
+	"the daemon keeps running the previous one (exit status 1).\n"
+	"  --json   print keymgrd's reply: {\"ok\":true,\"config\":PATH} or {\"ok\":false,\"error\"}\n"
+	"The socket is found as by 'keymgr status' (see its --help), also when the\n"
+	"configuration has errors.\n";
 
 static const char tick_help[] =
-	"Usage: keymgr [-c FILE] tick [ENV[/NAME]] [--socket PATH]\n"
+	"Usage: keymgr [-c FILE] tick [ENV[/NAME]] [--socket PATH] [--json]\n"
 	"\n"
 	"Wakes keymgrd at once: it reads the stores again (picking up changes made with the\n"
 	"command line), plans every key set (or the one given) and applies what is due, retrying\n"
 	"failed key sets without waiting for their backoff. Answers when done.\n"
+	"  --json   print keymgrd's reply: {\"ok\",\"planned\",\"failed\"} (and \"error\")\n"
+	"The socket is found as by 'keymgr status' (see its --help), also when the\n"
+	"configuration has errors.\n"
 	"Exit status 1 if a key set failed (see keymgr status).\n";
 
 enum { OPT_SOCKET = 0x10 };
@@ -78,21 +92,43 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, bool 
 	return KM_CLI_CONTINUE;
 }
 
-/* Sends {"op":op,...} and returns the reply, or prints the error and returns NULL. */
-static json_t *call(const char *socket, json_t *req, int *rc)
+/*
+ * The socket of the daemon serving env (NULL: any) when neither --socket nor
+ * $KEYMGR_CONTROL_SOCKET gives it. The configuration is read as far as it can be; one that
+ * cannot be trusted (its owner or mode) stops everything. Prints errors; returns an exit code.
+ */
+static int find_socket(const char *env, km_ctl_socket_t *ret)
 {
-	char path[4096], err[1024];
+	char err[2048] = "";
+	const char *path = km_cli_config_located();
 	km_config_t *cfg = NULL;
+	if (path == NULL)
+		return km_cli_usage_error("keymgr", "cannot locate the configuration file");
+	int r = km_config_load_partial(path, &cfg, err, sizeof(err));
+	if (r == KM_CONFIG_EPERM)
+		return km_cli_fail(r, err);
+	if (r != KM_EOK)
+		km_cli_error("warning: %s; finding keymgrd without the configuration", err);
+	else
+		km_cli_config_warn(cfg);
+	r = km_ctl_locate(cfg, path, env, ret, err, sizeof(err));
+	km_config_free(cfg);
+	return r == KM_EOK ? KM_CLI_EXIT_OK : km_cli_fail(r, err);
+}
+
+/* Sends {"op":op,...} and returns the reply, or prints the error and returns NULL. */
+static json_t *call(const char *socket, const char *env, json_t *req, int *rc)
+{
+	char err[1024];
+	km_ctl_socket_t found;
 	if (socket == NULL)
 		socket = secure_getenv("KEYMGR_CONTROL_SOCKET");
 	if (socket == NULL || socket[0] == '\0') {
-		if ((*rc = km_cli_config_load(&cfg)) != KM_CLI_EXIT_OK) {
+		if ((*rc = find_socket(env[0] ? env : NULL, &found)) != KM_CLI_EXIT_OK) {
 			json_decref(req);
 			return NULL;
 		}
-		snprintf(path, sizeof(path), "%s", km_config_daemon(cfg)->control_socket);
-		km_config_free(cfg);
-		socket = path;
+		socket = found.path;
 	}
 	json_t *reply = NULL;
 	int r = km_ctl_call(socket, req, CLIENT_TIMEOUT_MS, &reply, err, sizeof(err));
@@ -125,10 +161,10 @@ static bool reply_ok(json_t *reply)
 	return false;
 }
 
-static const char *when(json_t *t, char *buf, size_t len)
+/* A time of the status reply (an RFC 3339 string, or null for never), as printed. */
+static const char *when(json_t *t)
 {
-	return json_is_integer(t) && json_integer_value(t) > 0
-	       ? km_cli_iso8601((int64_t)json_integer_value(t), buf, len) : "-";
+	return json_is_string(t) ? json_string_value(t) : "-";
 }
 
 static const char *dur(json_int_t s, char *buf, size_t len)
@@ -151,24 +187,24 @@ static void join(json_t *arr, char *buf, size_t len)
 		snprintf(buf, len, "(none)");
 }
 
-static void print_keyset(const char *env, json_t *ks, int64_t now)
+static void print_keyset(const char *env, json_t *ks)
 {
-	char t[32], d[32], list[1024];
+	char d[32], list[1024];
 	printf("%s/%s\n", env, json_string_value(json_object_get(ks, "name")));
 	json_t *a = json_object_get(ks, "active");
 	if (json_is_object(a))
 		printf("  active   %s (since %s, %s)\n", json_string_value(json_object_get(a, "kid")),
-		       when(json_object_get(a, "since"), t, sizeof(t)),
+		       when(json_object_get(a, "since")),
 		       dur(json_integer_value(json_object_get(a, "age")), d, sizeof(d)));
 	else
 		printf("  active   (none)\n");
 	json_t *ne = json_object_get(ks, "next_event");
 	if (json_is_object(ne)) {
-		json_int_t at = json_integer_value(json_object_get(ne, "at"));
+		json_int_t in = json_integer_value(json_object_get(ne, "in"));
 		const char *kid = json_string_value(json_object_get(ne, "kid"));
 		printf("  next     %s %s at %s (%s%s)\n", json_string_value(json_object_get(ne, "action")),
-		       kid && kid[0] ? kid : "a new key", when(json_object_get(ne, "at"), t, sizeof(t)),
-		       at <= now ? "due" : "in ", at <= now ? "" : dur(at - now, d, sizeof(d)));
+		       kid && kid[0] ? kid : "a new key", when(json_object_get(ne, "at")),
+		       in <= 0 ? "due" : "in ", in <= 0 ? "" : dur(in, d, sizeof(d)));
 	} else {
 		printf("  next     nothing scheduled\n");
 	}
@@ -176,7 +212,7 @@ static void print_keyset(const char *env, json_t *ks, int64_t now)
 	if (err != NULL)
 		printf("  FAILING  %s (%lld failures, retry at %s)\n", err,
 		       (long long)json_integer_value(json_object_get(ks, "failures")),
-		       when(json_object_get(ks, "retry_at"), t, sizeof(t)));
+		       when(json_object_get(ks, "retry_at")));
 	if (json_is_true(json_object_get(ks, "deferred")))
 		printf("  waiting  activation held back until the verifiers have the key\n");
 	size_t i;
@@ -184,7 +220,7 @@ static void print_keyset(const char *env, json_t *ks, int64_t now)
 	json_array_foreach(json_object_get(ks, "pending"), i, p) {
 		printf("  pending  %s (published %s, first served in JWKS serial %lld)\n",
 		       json_string_value(json_object_get(p, "kid")),
-		       when(json_object_get(p, "published_at"), t, sizeof(t)),
+		       when(json_object_get(p, "published_at")),
 		       (long long)json_integer_value(json_object_get(p, "first_serial")));
 		join(json_object_get(p, "required"), list, sizeof(list));
 		if (json_array_size(json_object_get(p, "required")) > 0)
@@ -199,12 +235,12 @@ static void print_keyset(const char *env, json_t *ks, int64_t now)
 static int status(int argc, char **argv)
 {
 	const char *cmd = "keymgr status", *socket;
-	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], t[32];
+	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
 	km_cli_common_t c;
 	int rc = parse(argc, argv, cmd, status_help, true, &c, &socket, env, name);
 	if (rc >= 0)
 		return rc;
-	json_t *reply = call(socket, target_request("status", env, name), &rc);
+	json_t *reply = call(socket, env, target_request("status", env, name), &rc);
 	if (reply == NULL)
 		return rc;
 	if (!reply_ok(reply)) {
@@ -216,11 +252,10 @@ static int status(int argc, char **argv)
 		json_decref(reply);
 		return rc;
 	}
-	int64_t now = (int64_t)json_integer_value(json_object_get(reply, "now"));
 	printf("keymgrd pid %lld, %s, last successful tick %s\n",
 	       (long long)json_integer_value(json_object_get(reply, "pid")),
 	       json_is_true(json_object_get(reply, "healthy")) ? "healthy" : "UNHEALTHY",
-	       when(json_object_get(reply, "last_tick_ok"), t, sizeof(t)));
+	       when(json_object_get(reply, "last_tick_ok")));
 	size_t i, j;
 	json_t *e, *ks;
 	json_array_foreach(json_object_get(reply, "environments"), i, e) {
@@ -234,7 +269,7 @@ static int status(int argc, char **argv)
 		if (re != NULL)
 			printf("   publishing: %s\n", re);
 		json_array_foreach(json_object_get(e, "keysets"), j, ks)
-			print_keyset(en, ks, now);
+			print_keyset(en, ks);
 	}
 	json_decref(reply);
 	return KM_CLI_EXIT_OK;
@@ -249,7 +284,7 @@ static int simple(int argc, char **argv, const char *op, const char *cmd, const 
 	int rc = parse(argc, argv, cmd, help, takes_target, &c, &socket, env, name);
 	if (rc >= 0)
 		return rc;
-	json_t *reply = call(socket, target_request(op, env, name), &rc);
+	json_t *reply = call(socket, env, target_request(op, env, name), &rc);
 	if (reply == NULL)
 		return rc;
 	if (c.json) {
@@ -285,13 +320,18 @@ int km_cmd_tick(int argc, char **argv)
 void km_cli_wake_daemon(const km_config_t *cfg, const char *env, const char *keyset)
 {
 	const char *socket = secure_getenv("KEYMGR_CONTROL_SOCKET");
+	km_ctl_socket_t found;
+	char err[2048];
 	struct stat st;
-	if (socket == NULL || socket[0] == '\0')
-		socket = km_config_daemon(cfg)->control_socket;
-	if (socket == NULL || stat(socket, &st) != 0 || !S_ISSOCK(st.st_mode))
-		return; /* no daemon here: nothing serves a stale JWKS */
+	if (socket == NULL || socket[0] == '\0') {
+		/* The daemon of this configuration and environment, even if the file has errors. */
+		if (km_ctl_locate(cfg, km_config_path(cfg), env, &found, err, sizeof(err)) != KM_EOK)
+			return; /* no daemon here: nothing serves a stale JWKS */
+		socket = found.path;
+	}
+	if (stat(socket, &st) != 0 || !S_ISSOCK(st.st_mode))
+		return;
 	json_t *reply = NULL, *req = target_request("tick", env, keyset ? keyset : "");
-	char err[512];
 	int r = req ? km_ctl_call(socket, req, CLIENT_TIMEOUT_MS, &reply, err, sizeof(err))
 	            : KM_ENOMEM;
 	json_decref(req);

@@ -10,7 +10,8 @@ static const char list_help[] =
 	"Usage: keymgr [-c FILE] env list [--json]\n"
 	"\n"
 	"Lists the environments of the configuration with their token, store and JWKS path.\n"
-	"Opens no token and no store.\n";
+	"Opens no token and no store. An environment whose own sections have errors is left\n"
+	"out (the errors are printed as warnings; exit status 1).\n";
 
 static int env_list(int argc, char **argv)
 {
@@ -23,7 +24,7 @@ static int env_list(int argc, char **argv)
 		return km_cli_help(list_help);
 
 	km_config_t *cfg = NULL;
-	int rc = km_cli_config_load(&cfg);
+	int rc = km_cli_config_load_partial(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	json_t *arr = c.json ? json_array() : NULL;
@@ -49,6 +50,7 @@ static int env_list(int argc, char **argv)
 		rc = km_cli_print_json(arr);
 		json_decref(arr);
 	}
+	rc = km_cli_config_complete(cfg, rc);
 	km_config_free(cfg);
 	return rc;
 }

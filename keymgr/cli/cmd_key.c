@@ -11,6 +11,7 @@
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/keyops.h"
+#include "keymgr/core/standby.h"
 
 static const char list_help[] =
 	"Usage: keymgr [-c FILE] key list [ENV[/NAME]] [--state STATE] [--owner OWNER]\n"
@@ -23,8 +24,10 @@ static const char show_help[] =
 	"Usage: keymgr [-c FILE] key show KID [--env ENV] [--json]\n"
 	"\n"
 	"Shows one key: key set, algorithm, state, token identity, CKA_ID, owner and purpose at\n"
-	"creation, and the time of every state it entered. Without --env every environment's\n"
-	"store is searched.\n";
+	"creation, and the time of every state it entered, in the order of its life. The key\n"
+	"set's standby (with the policy's standby: true, the oldest published key: the one an\n"
+	"emergency activates) is marked \"published (standby)\"; --json says \"standby\":true.\n"
+	"Without --env every environment's store is searched.\n";
 
 static const char retire_help[] =
 	"Usage: keymgr [-c FILE] key retire KID --env ENV [--json]\n"
@@ -57,8 +60,12 @@ static int list_option(const char *cmd, int o, const char *arg, void *ctx)
 	km_state_t st;
 	switch (o) {
 	case OPT_STATE:
-		if (km_state_from_name(arg, &st) != KM_EOK)
-			return km_cli_usage_error(cmd, "unknown state '%.32s'", arg);
+		if (km_state_from_name(arg, &st) != KM_EOK) {
+			const char *names[KM_STATE_COUNT];
+			for (int s = 0; s < KM_STATE_COUNT; s++)
+				names[s] = km_state_name((km_state_t)s);
+			return km_cli_bad_choice(cmd, "state", arg, names, KM_STATE_COUNT);
+		}
 		f->states |= KM_STORE_STATE_BIT(st);
 		break;
 	case OPT_OWNER: f->owner = arg; break;
@@ -94,7 +101,7 @@ static int key_list(int argc, char **argv)
 		f.keyset = name;
 
 	km_config_t *cfg = NULL;
-	rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load_partial(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	const km_env_cfg_t *only = NULL;
@@ -135,15 +142,18 @@ static int key_list(int argc, char **argv)
 	if (c.json && rc == KM_CLI_EXIT_OK)
 		rc = km_cli_print_json(arr);
 	json_decref(arr);
+	if (only == NULL)
+		rc = km_cli_config_complete(cfg, rc);
 	km_config_free(cfg);
 	return rc;
 }
 
 /*
  * Finds the environment holding kid: the one given with --env, or the first whose store
- * knows it. Prints errors. On success *env is open.
+ * knows it (partial: in a configuration that may have errors elsewhere, for key show).
+ * Prints errors. On success *env is open.
  */
-static int open_key_env(const char *cmd, const char *kid, const char *env_name,
+static int open_key_env(const char *cmd, const char *kid, const char *env_name, bool partial,
                         km_config_t **cfg, km_env_t **env, km_store_key_t *k)
 {
 	char err[1024] = "";
@@ -151,7 +161,8 @@ static int open_key_env(const char *cmd, const char *kid, const char *env_name,
 		return km_cli_usage_error(cmd, "invalid kid: expected 1 to %d base64url characters",
 		                          KM_KID_MAX);
 	if (env_name != NULL) {
-		int rc = km_cli_env_open(env_name, cfg, env);
+		int rc = partial ? km_cli_env_open_partial(env_name, cfg, env)
+		                 : km_cli_env_open(env_name, cfg, env);
 		if (rc != KM_CLI_EXIT_OK)
 			return rc;
 		int r = km_key_lookup(*env, kid, k, err, sizeof(err));
@@ -161,7 +172,7 @@ static int open_key_env(const char *cmd, const char *kid, const char *env_name,
 		}
 		return KM_CLI_EXIT_OK;
 	}
-	int rc = km_cli_config_load(cfg);
+	int rc = partial ? km_cli_config_load_partial(cfg) : km_cli_config_load(cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	for (size_t i = 0; i < km_config_env_count(*cfg); i++) {
@@ -175,9 +186,10 @@ static int open_key_env(const char *cmd, const char *kid, const char *env_name,
 			return KM_CLI_EXIT_OK;
 		km_env_free(*env);
 	}
-	km_config_free(*cfg);
 	km_cli_error("unknown kid %s in every environment this process can read", kid);
-	return KM_CLI_EXIT_REFUSED;
+	rc = km_cli_config_complete(*cfg, KM_CLI_EXIT_REFUSED);
+	km_config_free(*cfg);
+	return rc;
 }
 
 static int key_show(int argc, char **argv)
@@ -202,28 +214,47 @@ static int key_show(int argc, char **argv)
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
 	km_store_key_t k;
-	rc = open_key_env(args.cmd, pos[0], env_name, &cfg, &env, &k);
+	rc = open_key_env(args.cmd, pos[0], env_name, true, &cfg, &env, &k);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
-	json_t *j = km_cli_key_json(&k);
-	json_object_set_new(j, "env", json_string(km_env_name(env)));
+	char standby[KM_KID_MAX + 1] = "", err[1024] = "";
+	int r = km_keyset_standby(env, k.keyset, standby, err, sizeof(err));
+	/* A key set whose policy has errors (a broken configuration) still shows its keys:
+	 * whether one is the standby is then unknown (JSON null, no mark). */
+	bool known = r == KM_EOK;
+	if (r != KM_EOK && r != KM_CONFIG_EBROKEN) {
+		rc = km_cli_fail(r, err);
+		km_cli_env_close(cfg, env);
+		return rc;
+	}
+	bool is_standby = known && strcmp(standby, k.kid) == 0;
 	if (c.json) {
+		json_t *j = km_cli_key_json(&k);
+		json_object_set_new(j, "env", json_string(km_env_name(env)));
+		json_object_set_new(j, "standby", known ? json_boolean(is_standby) : json_null());
 		rc = km_cli_print_json(j);
+		json_decref(j);
 	} else {
-		char t[32];
+		char t[32], hex[2 * KM_STORE_CKA_ID_MAX + 1];
+		km_state_t order[KM_STATE_COUNT];
+		size_t n = km_cli_key_times(&k, order);
+		km_cli_cka_id_hex(&k, hex);
+		char when[64] = "";
+		if (k.state == KM_STATE_PUBLISHED && k.activate_at != KM_STORE_TIME_NONE)
+			snprintf(when, sizeof(when), " (successor, activates at %s)",
+			         km_cli_iso8601(k.activate_at, t, sizeof(t)));
 		printf("kid          %s\nenvironment  %s\nkey set      %s\nalgorithm    %s\n"
-		       "state        %s\nowner        %s\npurpose      %s\ntoken        %s (serial %s)\n"
-		       "CKA_ID       %s\n", k.kid, km_env_name(env), k.keyset, km_alg_name(k.alg),
-		       km_state_name(k.state), k.owner, k.purpose, k.token_label, k.token_serial,
-		       json_string_value(json_object_get(j, "cka_id")));
-		for (int s = 0; s < KM_STATE_COUNT; s++)
-			if (k.state_at[s] != KM_STORE_TIME_NONE)
-				printf("%-12s %s\n", km_state_name((km_state_t)s),
-				       km_cli_iso8601(k.state_at[s], t, sizeof(t)));
+		       "state        %s%s%s\nowner        %s\npurpose      %s\n"
+		       "token        %s (serial %s)\nCKA_ID       %s\n", k.kid, km_env_name(env),
+		       k.keyset, km_alg_name(k.alg), km_state_name(k.state),
+		       is_standby ? " (standby)" : "", when, k.owner, k.purpose, k.token_label,
+		       k.token_serial, hex);
+		for (size_t i = 0; i < n; i++)
+			printf("%-12s %s\n", km_state_name(order[i]),
+			       km_cli_iso8601(k.state_at[order[i]], t, sizeof(t)));
 		if (k.revoke_reason[0])
 			printf("reason       %s\n", k.revoke_reason);
 	}
-	json_decref(j);
 	km_cli_env_close(cfg, env);
 	return rc;
 }
@@ -275,7 +306,7 @@ static int key_move(int argc, char **argv, km_state_t to, const char *cmd, const
 	km_env_t *env = NULL;
 	km_store_key_t k;
 	char err[1024] = "";
-	rc = open_key_env(cmd, pos[0], m.env, &cfg, &env, &k);
+	rc = open_key_env(cmd, pos[0], m.env, false, &cfg, &env, &k);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	int64_t now = km_cli_now();

@@ -56,7 +56,7 @@ static int current(int argc, char **argv)
 
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
-	rc = km_cli_env_open(env_name, &cfg, &env);
+	rc = km_cli_env_open_partial(env_name, &cfg, &env);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	km_store_keyset_t ks;

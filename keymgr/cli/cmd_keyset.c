@@ -269,7 +269,7 @@ static int keyset_list(int argc, char **argv)
 		return km_cli_usage_error(cmd, "invalid environment name: expected a lowercase slug");
 
 	km_config_t *cfg = NULL;
-	rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load_partial(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	json_t *arr = c.json ? json_array() : NULL;
@@ -300,18 +300,22 @@ static int keyset_list(int argc, char **argv)
 	if (c.json && rc == KM_CLI_EXIT_OK)
 		rc = km_cli_print_json(arr);
 	json_decref(arr);
+	if (npos == 0)
+		rc = km_cli_config_complete(cfg, rc);
 	km_config_free(cfg);
 	return rc;
 }
 
-/* Opens ENV/NAME given as the first positional; prints errors. */
-static int open_ref(const char *cmd, const char *ref, km_config_t **cfg, km_env_t **env,
-                    char name[KM_KEYSET_NAME_MAX + 1])
+/* Opens ENV/NAME given as the first positional (from a configuration that may have errors
+ * elsewhere when partial: the read-only verbs); prints errors. */
+static int open_ref(const char *cmd, const char *ref, bool partial, km_config_t **cfg,
+                    km_env_t **env, char name[KM_KEYSET_NAME_MAX + 1])
 {
 	char env_name[KM_ENV_NAME_MAX + 1], err[512];
 	if (km_name_split(ref, false, env_name, name, err, sizeof(err)) != KM_EOK)
 		return km_cli_usage_error(cmd, "%s", err);
-	return km_cli_env_open(env_name, cfg, env);
+	return partial ? km_cli_env_open_partial(env_name, cfg, env)
+	               : km_cli_env_open(env_name, cfg, env);
 }
 
 static int keyset_show(int argc, char **argv)
@@ -329,7 +333,7 @@ static int keyset_show(int argc, char **argv)
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
 	char name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
-	rc = open_ref(args.cmd, pos[0], &cfg, &env, name);
+	rc = open_ref(args.cmd, pos[0], true, &cfg, &env, name);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	km_store_t *s = km_env_store(env);
@@ -429,7 +433,7 @@ static int keyset_set_field(int argc, char **argv, const field_change_t *f)
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
 	char name[KM_KEYSET_NAME_MAX + 1], err[1024] = "", who[256];
-	rc = open_ref(f->cmd, pos[0], &cfg, &env, name);
+	rc = open_ref(f->cmd, pos[0], false, &cfg, &env, name);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	km_keyset_change_t res;

@@ -48,7 +48,12 @@ static const char revoke_help[] =
 	"a new key is generated and activated at once, and verifiers that do not refetch the\n"
 	"JWKS on an unknown kid may reject its tokens for up to jwks_max_age (the gap is\n"
 	"printed). Verifiers that cached the JWKS keep accepting the revoked key until their\n"
-	"cache expires, at most jwks_max_age (the exposure is printed).\n";
+	"cache expires, at most jwks_max_age (the exposure is printed).\n"
+	"Works when the configuration has errors elsewhere (warned about): only ENV's token,\n"
+	"store, http and audit sections must be intact. When the key set's own policy has\n"
+	"errors, the key is still revoked, but no standby is promoted and no key generated\n"
+	"(that would follow an unvalidated policy), and the exposure is not known: fix the\n"
+	"configuration, then 'keymgr rotate ENV/NAME'.\n";
 
 static const char destroy_help[] =
 	"Usage: keymgr [-c FILE] destroy KID --env ENV [--json]\n"
@@ -213,8 +218,9 @@ static int kid_option(const char *cmd, int o, const char *arg, void *ctx)
 }
 
 /*
- * Parses "KID --env ENV [--reason TEXT]" for revoke and destroy; opens the environment.
- * Returns an exit code; KM_CLI_EXIT_OK with *env left NULL after printing help.
+ * Parses "KID --env ENV [--reason TEXT]" for revoke and destroy; opens the environment (revoke:
+ * from a configuration that may have errors elsewhere). Returns an exit code; KM_CLI_EXIT_OK
+ * with *env left NULL after printing help.
  */
 static int kid_verb(int argc, char **argv, const char *cmd, const char *help, bool want_reason,
                     km_config_t **cfg, km_env_t **env, const char **kid, const char **reason,
@@ -247,7 +253,8 @@ static int kid_verb(int argc, char **argv, const char *cmd, const char *help, bo
 	*kid = pos[0];
 	*reason = k.reason;
 	*json = c.json;
-	return km_cli_env_open(k.env, cfg, env);
+	return want_reason ? km_cli_env_open_partial(k.env, cfg, env)
+	                   : km_cli_env_open(k.env, cfg, env);
 }
 
 static int revoke(int argc, char **argv)
@@ -262,45 +269,59 @@ static int revoke(int argc, char **argv)
 	if (rc != KM_CLI_EXIT_OK || env == NULL)
 		return rc;
 	km_store_key_t k;
-	int64_t gap = 0, exposure = 0, now = km_cli_now();
+	km_apply_revoke_result_t res = { 0, 0, false };
 	int r = km_key_lookup(env, kid, &k, err, sizeof(err));
 	if (r == KM_EOK)
-		r = km_apply_revoke(env, kid, reason, now, NULL, &gap, &exposure, err, sizeof(err));
+		r = km_apply_revoke(env, kid, reason, km_cli_now(), NULL, &res, err, sizeof(err));
 	km_store_key_t cur;
 	bool replaced = r == KM_EOK && k.state == KM_STATE_ACTIVE &&
 	                km_store_key_active(km_env_store(env), k.keyset, &cur, NULL, 0) == KM_EOK;
+	char why[1024] = "";
+	if (r == KM_EOK && res.policy_broken)
+		km_config_check(cfg, km_env_name(env), k.keyset, why, sizeof(why));
 	if (r == KM_EOK)
 		km_cli_wake_daemon(cfg, km_env_name(env), k.keyset); /* out of the served JWKS now */
 	if (r != KM_EOK) {
 		rc = km_cli_fail(r, err);
 	} else if (json) {
-		json_t *j = json_pack("{s:s, s:s, s:s, s:s?, s:I, s:s?}", "kid", kid,
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s?, s:I, s:s?, s:b}", "kid", kid,
 		                      "state", "revoked", "was", km_state_name(k.state),
 		                      "replaced_by", replaced ? cur.kid : NULL, "gap_seconds",
-		                      (json_int_t)gap, "exposure_until", NULL);
+		                      (json_int_t)res.gap, "exposure_until", NULL,
+		                      "policy_broken", res.policy_broken);
 		char t[32];
-		if (exposure > 0)
+		if (res.exposure_until > 0)
 			json_object_set_new(j, "exposure_until",
-			                    json_string(km_cli_iso8601(exposure, t, sizeof(t))));
+			                    json_string(km_cli_iso8601(res.exposure_until, t, sizeof(t))));
+		if (res.policy_broken)
+			json_object_set_new(j, "policy_error", json_string(why));
 		rc = km_cli_print_json(j);
 		json_decref(j);
 	} else {
 		char t[32], d[32];
 		printf("key %s revoked (was %s) and removed from the JWKS\n", kid,
 		       km_state_name(k.state));
-		if (exposure > 0)
+		if (res.exposure_until > 0)
 			printf("exposure: verifiers that cached the JWKS may accept it until %s\n",
-			       km_cli_iso8601(exposure, t, sizeof(t)));
-		if (replaced && gap == 0)
+			       km_cli_iso8601(res.exposure_until, t, sizeof(t)));
+		else if (res.policy_broken)
+			printf("exposure: unknown: verifiers that cached the JWKS may accept it until "
+			       "their cache expires (the Cache-Control max-age the JWKS was served with; "
+			       "the key set's jwks_max_age is not read from a policy with errors)\n");
+		if (replaced && res.gap == 0)
 			printf("standby key %s is now active: no verification gap\n", cur.kid);
 		else if (replaced)
 			printf("new key %s is active; verifiers that do not refetch the JWKS on an "
 			       "unknown kid may reject its tokens for up to %s\n", cur.kid,
-			       km_duration_format(gap, d, sizeof(d)));
-		else if (k.state == KM_STATE_ACTIVE)
+			       km_duration_format(res.gap, d, sizeof(d)));
+		if (!res.policy_broken && !replaced && k.state == KM_STATE_ACTIVE)
 			fprintf(stderr, "keymgr: warning: %s/%s has no active key now; run 'keymgr "
 			        "rotate %s/%s'\n", km_env_name(env), k.keyset, km_env_name(env), k.keyset);
 	}
+	if (r == KM_EOK && res.policy_broken)
+		km_cli_error("warning: %s/%s: revoked only: no standby promoted and no key generated, "
+		             "because %s; fix the configuration, then run 'keymgr rotate %s/%s'",
+		             km_env_name(env), k.keyset, why, km_env_name(env), k.keyset);
 	km_cli_env_close(cfg, env);
 	return rc;
 }

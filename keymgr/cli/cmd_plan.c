@@ -130,6 +130,8 @@ static int plan_one(km_env_t *env, const char *keyset, void *vctx)
 	size_t n = 0;
 	char err[1024] = "", t[32];
 	int r = km_env_keyset_policy(env, keyset, &pol);
+	if (r == KM_CONFIG_EBROKEN)   /* never planned with an unvalidated policy */
+		km_config_check(km_env_config(env), km_env_name(env), keyset, err, sizeof(err));
 	if (r == KM_EOK)
 		r = km_apply_load_keys(env, keyset, &keys, &recs, &n, err, sizeof(err));
 	if (r == KM_EOK)
@@ -217,7 +219,7 @@ static int plan(int argc, char **argv)
 	if (rc != KM_CLI_CONTINUE)
 		return rc;
 	km_config_t *cfg = NULL;
-	rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load_partial(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
@@ -228,6 +230,8 @@ static int plan(int argc, char **argv)
 		if (c.json && rc == KM_CLI_EXIT_OK)
 			rc = km_cli_print_json(ctx.json);
 		json_decref(ctx.json);
+		if (!env[0])
+			rc = km_cli_config_complete(cfg, rc);
 	}
 	km_config_free(cfg);
 	return rc;
@@ -283,7 +287,7 @@ static void apply_error(void *vctx, const char *env, const char *keyset, const c
 static int apply_one(km_env_t *env, const char *keyset, void *vctx)
 {
 	apply_ctx_t *c = vctx;
-	km_apply_opts_t o = { c->dry_run, report, warn, c, NULL };
+	km_apply_opts_t o = { .dry_run = c->dry_run, .report = report, .warn = warn, .ctx = c };
 	char err[1024] = "";
 	unsigned failed = c->failed;
 	int r = km_apply_keyset(env, keyset, c->now, &o, NULL, err, sizeof(err));

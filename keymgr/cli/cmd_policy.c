@@ -17,7 +17,9 @@ static const char show_help[] =
 	"Prints the effective policy of each environment (and of each key set with overrides,\n"
 	"or of the key set named), and where every value comes from: builtin (keymgr's\n"
 	"defaults for the environment class), env (environments.ENV.policy or defaults.policy)\n"
-	"or keyset (environments.ENV.keysets.NAME.policy).\n";
+	"or keyset (environments.ENV.keysets.NAME.policy).\n"
+	"When the configuration has errors, a policy they touch is not shown (exit status 1),\n"
+	"never filled in from defaults; the others are.\n";
 
 static const char check_help[] =
 	"Usage: keymgr [-c FILE] policy check [ENV] [--at TIME] [--json]\n"
@@ -114,6 +116,17 @@ static void show_policy(const char *title, const km_policy_t *p, json_t *arr)
 		json_array_append_new(arr, json_pack("{s:s, s:o}", "scope", title, "policy", fields));
 }
 
+/* A policy that errors in the configuration touch: named, not shown. Returns the exit code. */
+static int show_broken(const char *title, const char *why, json_t *arr)
+{
+	if (arr != NULL)
+		json_array_append_new(arr, json_pack("{s:s, s:n, s:s}", "scope", title, "policy",
+		                                     "error", why));
+	else
+		printf("%s\n  not shown: %s\n", title, why);
+	return KM_CLI_EXIT_REFUSED;
+}
+
 static int policy_show(int argc, char **argv)
 {
 	static const km_cli_args_t args = {
@@ -130,7 +143,7 @@ static int policy_show(int argc, char **argv)
 	if (npos == 1 && km_name_split(pos[0], true, env, name, err, sizeof(err)) != KM_EOK)
 		return km_cli_usage_error(cmd, "%s", err);
 	km_config_t *cfg = NULL;
-	rc = km_cli_config_load(&cfg);
+	rc = km_cli_config_load_partial(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	const km_env_cfg_t *only = NULL;
@@ -145,24 +158,38 @@ static int policy_show(int argc, char **argv)
 	for (size_t i = 0; i < km_config_env_count(cfg); i++) {
 		const km_env_cfg_t *e = km_config_env_at(cfg, i);
 		char title[KM_ENV_NAME_MAX + KM_KEYSET_NAME_MAX + 2];
+		km_policy_t p;
 		if (only != NULL && e != only)
 			continue;
 		if (name[0]) {
-			km_policy_t p;
-			km_config_keyset_policy(cfg, e->name, name, &p);
 			snprintf(title, sizeof(title), "%s/%s", e->name, name);
-			show_policy(title, &p, arr);
+			if (km_config_check(cfg, e->name, name, err, sizeof(err)) != KM_EOK ||
+			    km_config_keyset_policy(cfg, e->name, name, &p) != KM_EOK)
+				rc = show_broken(title, err, arr);
+			else
+				show_policy(title, &p, arr);
 			continue;
 		}
-		show_policy(e->name, &e->policy, arr);
+		if (km_config_env_policy(cfg, e->name, &p) != KM_EOK) {
+			km_config_env_errors(cfg, e->name, err, sizeof(err));
+			rc = show_broken(e->name, err, arr);
+			continue;
+		}
+		show_policy(e->name, &p, arr);
 		for (size_t k = 0; k < e->n_keysets; k++) {
 			snprintf(title, sizeof(title), "%s/%s", e->name, e->keysets[k]->name);
 			show_policy(title, &e->keysets[k]->policy, arr);
 		}
+		if (km_config_env_errors(cfg, e->name, err, sizeof(err)) > 0) {
+			snprintf(title, sizeof(title), "%s/*", e->name);   /* key sets left out */
+			rc = show_broken(title, err, arr);
+		}
 	}
 	if (c.json)
-		rc = km_cli_print_json(arr);
+		km_cli_print_json(arr);
 	json_decref(arr);
+	if (only == NULL)
+		rc = km_cli_config_complete(cfg, rc);
 	km_config_free(cfg);
 	return rc;
 }

@@ -12,21 +12,23 @@
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/claims/claims.h"
 #include "keymgr/common/error.h"
+#include "keymgr/control/control_proto.h"
 #include "keymgr/core/keyops.h"
-#include "keymgr/daemon/control_proto.h"
+#include "keymgr/jose/jws.h"
 
 static const char jwks_help[] =
-	"Usage: keymgr [-c FILE] jwks ENV[/NAME] [--output FILE]\n"
+	"Usage: keymgr [-c FILE] jwks ENV[/NAME] [--output FILE] [--json]\n"
 	"       keymgr [-c FILE] jwks history ENV | jwks show ENV --serial N | --at TIME\n"
 	"\n"
 	"Prints the JWKS of an environment, or of one key set: every published, active and\n"
 	"retired key. Opens no token: the public keys come from the store.\n"
 	"  --output FILE   write atomically (temporary file, fsync, rename; mode 0644), so a\n"
-	"                  reader never sees a torn document\n";
+	"                  reader never sees a torn document\n"
+	"  --json          accepted for uniformity: the JWKS is JSON either way\n";
 
 static const char sign_help[] =
 	"Usage: keymgr [-c FILE] sign ENV/NAME --claims JSON|@FILE [--ttl DURATION]\n"
-	"                        [--via auto|daemon|token] [--socket PATH]\n"
+	"                        [--via auto|daemon|token] [--socket PATH] [--json]\n"
 	"\n"
 	"Signs the claims (a JSON object; @FILE reads a file, @- standard input) into a compact\n"
 	"JWT with the key set's active key. The header carries alg, kid and the typ of the key\n"
@@ -41,7 +43,9 @@ static const char sign_help[] =
 	"same either way.\n"
 	"  --via auto      the daemon if it answers and signs for ENV, else the token (default)\n"
 	"  --via daemon    only through keymgrd (exit 1 if it does not answer)\n"
-	"  --via token     only with the token (needs its PIN source)\n";
+	"  --via token     only with the token (needs its PIN source)\n"
+	"  --json          print {\"jwt\",\"via\":\"daemon\"|\"token\",\"env\",\"keyset\",\"kid\",\n"
+	"                  \"alg\",\"typ\",\"expires_at\"}: via says who signed\n";
 
 enum { OPT_OUTPUT = 0x10, OPT_CLAIMS, OPT_TTL, OPT_VIA, OPT_SOCKET };
 
@@ -73,7 +77,7 @@ static int jwks(int argc, char **argv)
 
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
-	rc = km_cli_env_open(env_name, &cfg, &env);
+	rc = km_cli_env_open_partial(env_name, &cfg, &env);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	char *doc = NULL;
@@ -108,12 +112,14 @@ typedef enum { ASKED_DONE, ASKED_UNAVAILABLE } asked_t;
 
 /*
  * Asks keymgrd to sign (docs/control-protocol.md). The claims travel as the text the user
- * gave, so that the daemon parses exactly what the token path would. Sets *rc and prints like
- * the token path; ASKED_UNAVAILABLE (nothing printed) when no daemon answers on the socket or
- * it does not sign for this environment, and via is auto.
+ * gave, so that the daemon parses exactly what the token path would. Sets *rc, and *jwt
+ * (malloc'd) when it signed; prints errors like the token path. ASKED_UNAVAILABLE (nothing
+ * printed) when no daemon answers on the socket or it does not sign for this environment,
+ * and via is auto.
  */
 static asked_t ask_daemon(const km_config_t *cfg, const char *socket, via_t via,
-                          const char *ref, const char *claims, int64_t ttl, int *rc)
+                          const char *ref, const char *claims, int64_t ttl, char **jwt_out,
+                          int *rc)
 {
 	char err[1024] = "";
 	if (socket == NULL || socket[0] == '\0')
@@ -134,8 +140,6 @@ static asked_t ask_daemon(const km_config_t *cfg, const char *socket, via_t via,
 	}
 	if (ttl > 0)
 		json_object_set_new(req, "ttl", json_integer((json_int_t)ttl));
-	if (ttl > 0)
-		json_object_set_new(req, "ttl", json_integer((json_int_t)ttl));
 	int r = km_ctl_call(socket, req, SIGN_TIMEOUT_MS, &reply, err, sizeof(err));
 	json_decref(req);
 	if (r == KM_ENOENT || r == KM_EACCES) {
@@ -152,8 +156,8 @@ static asked_t ask_daemon(const km_config_t *cfg, const char *socket, via_t via,
 	const char *code = json_string_value(json_object_get(reply, "code"));
 	const char *msg = json_string_value(json_object_get(reply, "error"));
 	if (json_is_true(json_object_get(reply, "ok")) && jwt != NULL) {
-		printf("%s\n", jwt);
-		*rc = KM_CLI_EXIT_OK;
+		*jwt_out = strdup(jwt);
+		*rc = *jwt_out != NULL ? KM_CLI_EXIT_OK : km_cli_fail(KM_ENOMEM, NULL);
 	} else if (via == VIA_AUTO && code != NULL && strcmp(code, "not_served") == 0) {
 		json_decref(reply);
 		return ASKED_UNAVAILABLE;
@@ -162,6 +166,36 @@ static asked_t ask_daemon(const km_config_t *cfg, const char *socket, via_t via,
 	}
 	json_decref(reply);
 	return ASKED_DONE;
+}
+
+/*
+ * Prints what sign made: the JWT alone, or with --json what it says about itself (read back
+ * from the token keymgr just signed) and who signed it. Returns the exit code.
+ */
+static int print_jwt(const char *jwt, bool json, const char *via, const char *env,
+                     const char *keyset)
+{
+	if (!json) {
+		printf("%s\n", jwt);
+		return KM_CLI_EXIT_OK;
+	}
+	json_t *header = NULL, *claims = NULL;
+	if (km_jws_peek(jwt, &header, &claims) != KM_EOK)
+		return km_cli_fail(KM_EMALFORMED, "the signed token cannot be read back");
+	char t[32];
+	json_t *exp = json_object_get(claims, "exp");
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:O?, s:O?, s:O?, s:s?}", "jwt", jwt,
+	                      "via", via, "env", env, "keyset", keyset,
+	                      "kid", json_object_get(header, "kid"),
+	                      "alg", json_object_get(header, "alg"),
+	                      "typ", json_object_get(header, "typ"),
+	                      "expires_at", json_is_integer(exp) ? km_cli_iso8601(
+	                              (int64_t)json_integer_value(exp), t, sizeof(t)) : NULL);
+	int rc = j != NULL ? km_cli_print_json(j) : km_cli_fail(KM_ENOMEM, NULL);
+	json_decref(j);
+	json_decref(header);
+	json_decref(claims);
+	return rc;
 }
 
 /* The options of sign as given (ctx of sign_option). */
@@ -210,6 +244,7 @@ static int sign(int argc, char **argv)
 	if (a.claims == NULL)
 		return km_cli_usage_error(cmd, "missing --claims JSON|@FILE");
 	if (a.via != NULL) {
+		static const char *const vias[] = { "auto", "daemon", "token" };
 		if (strcmp(a.via, "auto") == 0)
 			via = VIA_AUTO;
 		else if (strcmp(a.via, "daemon") == 0)
@@ -217,7 +252,7 @@ static int sign(int argc, char **argv)
 		else if (strcmp(a.via, "token") == 0)
 			via = VIA_TOKEN;
 		else
-			return km_cli_usage_error(cmd, "--via: expected auto, daemon or token");
+			return km_cli_bad_choice(cmd, "--via", a.via, vias, 3);
 	}
 	char env_name[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
 	if (km_name_split(pos[0], false, env_name, name, err, sizeof(err)) != KM_EOK)
@@ -233,6 +268,8 @@ static int sign(int argc, char **argv)
 	km_config_t *cfg = NULL;
 	km_env_t *env = NULL;
 	const km_env_cfg_t *ecfg = NULL;
+	char *jwt = NULL;
+	const char *signed_by = "token";
 	rc = km_cli_config_load(&cfg);
 	if (rc != KM_CLI_EXIT_OK) {
 		free(claims);
@@ -243,22 +280,24 @@ static int sign(int argc, char **argv)
 		rc = km_cli_fail(r, err);
 		goto out;
 	}
-	if (via != VIA_TOKEN && ask_daemon(cfg, a.socket, via, pos[0], claims, ttl, &rc) == ASKED_DONE)
+	if (via != VIA_TOKEN &&
+	    ask_daemon(cfg, a.socket, via, pos[0], claims, ttl, &jwt, &rc) == ASKED_DONE) {
+		signed_by = "daemon";
 		goto out;
+	}
 	if ((r = km_env_open(cfg, env_name, &env, err, sizeof(err))) != KM_EOK) {
 		rc = km_cli_fail(r, err);
 		goto out;
 	}
-	char *jwt = NULL;
 	r = km_claims_sign(env, name, claims, km_cli_now(), ttl, &jwt, err, sizeof(err));
 	if (r == KM_EMALFORMED)
 		rc = km_cli_fail(r, err[0] ? err : "malformed claims JSON");
 	else if (r != KM_EOK)
 		rc = km_cli_fail(r, err);
-	else
-		printf("%s\n", jwt);
-	free(jwt);
 out:
+	if (jwt != NULL && rc == KM_CLI_EXIT_OK)
+		rc = print_jwt(jwt, c.json, signed_by, env_name, name);
+	free(jwt);
 	free(claims);
 	km_cli_env_close(cfg, env);
 	return rc;

@@ -146,8 +146,7 @@ static int parse_alg(const char *cmd, const char *name, km_alg_t *ret)
 {
 	if (km_alg_from_name(name, ret) == KM_EOK)
 		return 0;
-	return km_cli_usage_error(cmd, "unknown algorithm '%.32s' (one of RS256, RS384, RS512, "
-	                               "PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)", name);
+	return km_cli_bad_alg(cmd, "algorithm", name);
 }
 
 static int parse_bits(const char *cmd, const char *text, unsigned *ret)
@@ -247,13 +246,14 @@ out:
 
 static const char jwks_help[] =
 	"Usage: keymgr token jwks --token LABEL --pin-source SRC [--output FILE]\n"
-	"                         [--module PATH]\n"
+	"                         [--module PATH] [--json]\n"
 	"\n"
 	"Prints the JWK Set {\"keys\":[...]} of every key pair on the token that was made by\n"
 	"'keymgr token keygen', sorted by kid. Only public members are ever written.\n"
 	"\n"
 	"  --output FILE  write the JWKS to FILE atomically (temporary file in the same\n"
 	"                 directory, fsync, rename; mode 0644) instead of standard output\n"
+	"  --json         accepted for uniformity: the JWKS is JSON either way\n"
 	"\n" LABEL_SCHEME_HELP "\n" TOKEN_FLAGS_HELP "\n" EXIT_HELP;
 
 static int token_jwks(int argc, char **argv)

@@ -16,7 +16,7 @@
 
 static const char verify_help[] =
 	"Usage: keymgr verify --jwks URL|FILE --alg ALG --iss ISS --aud AUD --typ TYP\n"
-	"                     [--leeway 30s] [--at TIME] TOKEN|-\n"
+	"                     [--leeway 30s] [--at TIME] [--low-s] [--json] TOKEN|-\n"
 	"\n"
 	"Verifies a compact JWT strictly; nothing in its header chooses how it is checked.\n"
 	"  --jwks URL|FILE  the keys: an http:// or https:// URL (5 s timeout, at most 1 MiB,\n"
@@ -27,6 +27,10 @@ static const char verify_help[] =
 	"  --typ TYP        expected header typ (at+jwt, logout+jwt, secevent+jwt, JWT, ...)\n"
 	"  --leeway DUR     clock tolerance for exp, nbf and iat (default 30s, at most 10m)\n"
 	"  --at TIME        verify as of TIME (ISO 8601 UTC, @UNIXSECONDS or now; default now)\n"
+	"  --low-s          ES*: refuse a signature whose s is in the high half of the curve\n"
+	"                   order. JOSE accepts both r||s and r||(n-s), so anyone can make a\n"
+	"                   second, byte-different token from one; keymgr signs low-s only\n"
+	"  --json           accepted for uniformity: the claims are printed as JSON either way\n"
 	"TOKEN is the JWT, or '-' to read it from standard input (prefer '-': a command line\n"
 	"is visible to other users of the machine).\n"
 	"Refused: jku, x5u, x5c and jwk headers, crit, a kid that is not 1 to 128 base64url\n"
@@ -34,10 +38,11 @@ static const char verify_help[] =
 	"Exit status: 0 valid (the claims are printed as JSON), 1 refused (one line naming the\n"
 	"failed check), 2 usage error.\n";
 
-enum { OPT_JWKS = 0x10, OPT_ALG, OPT_ISS, OPT_AUD, OPT_TYP, OPT_LEEWAY, OPT_AT };
+enum { OPT_JWKS = 0x10, OPT_ALG, OPT_ISS, OPT_AUD, OPT_TYP, OPT_LEEWAY, OPT_AT, OPT_LOW_S };
 
 typedef struct {
 	const char *jwks, *alg, *iss, *aud, *typ, *leeway, *at, *token;
+	bool low_s;
 } verify_args_t;
 
 static int check_args(const char *cmd, const verify_args_t *a, km_verify_opts_t *o)
@@ -53,8 +58,8 @@ static int check_args(const char *cmd, const verify_args_t *a, km_verify_opts_t 
 		return km_cli_usage_error(cmd, "--alg %.16s is refused: only public-key algorithms "
 		                          "are verified", a->alg);
 	if (km_alg_from_name(a->alg, &o->alg) != KM_EOK)
-		return km_cli_usage_error(cmd, "unknown --alg '%.16s' (RS256, RS384, RS512, PS256, "
-		                          "PS384, PS512, ES256, ES384, ES512, EdDSA)", a->alg);
+		return km_cli_bad_alg(cmd, "--alg", a->alg);
+	o->low_s = a->low_s;
 	o->leeway = 30;
 	if (a->leeway != NULL &&
 	    km_duration_parse_err(a->leeway, &o->leeway, why, sizeof(why)) != KM_EOK)
@@ -112,6 +117,7 @@ static int verify_option(const char *cmd, int opt, const char *arg, void *ctx)
 	case OPT_AUD: a->aud = arg; break;
 	case OPT_TYP: a->typ = arg; break;
 	case OPT_LEEWAY: a->leeway = arg; break;
+	case OPT_LOW_S: a->low_s = true; break;
 	default: a->at = arg; break;
 	}
 	return 0;
@@ -128,6 +134,7 @@ static int verify(int argc, char **argv)
 		{ "typ", required_argument, NULL, OPT_TYP },
 		{ "leeway", required_argument, NULL, OPT_LEEWAY },
 		{ "at", required_argument, NULL, OPT_AT },
+		{ "low-s", no_argument, NULL, OPT_LOW_S },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const km_cli_args_t args = {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "keymgr/cli/cli.h"
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/timefmt.h"
 #include "keymgr/core/readiness.h"
 
 static const char *config_path;
@@ -17,7 +19,16 @@ void km_cli_set_config_path(const char *path)
 	config_path = path;
 }
 
-int km_cli_config_load(km_config_t **ret)
+const char *km_cli_config_located(void)
+{
+	static char path[PATH_MAX];
+	if (km_config_locate(config_path, path, sizeof(path)) != KM_EOK)
+		return NULL;
+	return path;
+}
+
+/* Loads strictly, or partially (printing what is left out). Prints the error on failure. */
+static int load(bool partial, km_config_t **ret)
 {
 	char path[PATH_MAX], err[1024] = "";
 	int r = km_config_locate(config_path, path, sizeof(path));
@@ -25,18 +36,54 @@ int km_cli_config_load(km_config_t **ret)
 		km_cli_error("cannot locate the configuration file: %s", km_strerror(r));
 		return KM_CLI_EXIT_USAGE;
 	}
-	r = km_config_load(path, ret, err, sizeof(err));
+	km_config_t *cfg = NULL;
+	r = partial ? km_config_load_partial(path, &cfg, err, sizeof(err))
+	            : km_config_load(path, &cfg, err, sizeof(err));
 	if (r != KM_EOK) {
 		km_cli_error("%s", err[0] ? err : km_strerror(r));
 		return KM_CLI_EXIT_REFUSED;
 	}
+	km_cli_config_warn(cfg);
+	*ret = cfg;
 	return KM_CLI_EXIT_OK;
 }
 
-int km_cli_env_open(const char *name, km_config_t **cfg, km_env_t **env)
+void km_cli_config_warn(const km_config_t *cfg)
+{
+	size_t n = km_config_error_count(cfg);
+	if (n == 0)
+		return;
+	km_cli_error("warning: %s has %zu error%s; this command uses only what %s not touch "
+	             "(keymgr(1), A BROKEN CONFIGURATION):", km_config_path(cfg), n,
+	             n == 1 ? "" : "s", n == 1 ? "it does" : "they do");
+	for (size_t i = 0; i < n; i++)
+		km_cli_error("warning:   %s", km_config_error_at(cfg, i));
+}
+
+int km_cli_config_complete(const km_config_t *cfg, int rc)
+{
+	if (km_config_envs_complete(cfg))
+		return rc;
+	km_cli_error("incomplete: environments whose own configuration has errors were left out "
+	             "(see the warnings above)");
+	return rc == KM_CLI_EXIT_OK ? KM_CLI_EXIT_REFUSED : rc;
+}
+
+int km_cli_config_load(km_config_t **ret)
+{
+	return load(false, ret);
+}
+
+int km_cli_config_load_partial(km_config_t **ret)
+{
+	return load(true, ret);
+}
+
+/* Loads the configuration (strictly or partially) and opens environment name. */
+static int env_open(bool partial, const char *name, km_config_t **cfg, km_env_t **env)
 {
 	char err[1024] = "";
-	int rc = km_cli_config_load(cfg);
+	int rc = load(partial, cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	int r = km_env_open(*cfg, name, env, err, sizeof(err));
@@ -46,6 +93,16 @@ int km_cli_env_open(const char *name, km_config_t **cfg, km_env_t **env)
 		return km_cli_fail(r, err);
 	}
 	return KM_CLI_EXIT_OK;
+}
+
+int km_cli_env_open(const char *name, km_config_t **cfg, km_env_t **env)
+{
+	return env_open(false, name, cfg, env);
+}
+
+int km_cli_env_open_partial(const char *name, km_config_t **cfg, km_env_t **env)
+{
+	return env_open(true, name, cfg, env);
 }
 
 void km_cli_env_close(km_config_t *cfg, km_env_t *env)
@@ -67,12 +124,8 @@ int64_t km_cli_now(void)
 
 const char *km_cli_iso8601(int64_t t, char *buf, size_t len)
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
-	if (t == KM_STORE_TIME_NONE || gmtime_r(&tt, &tm) == NULL)
+	if (t == KM_STORE_TIME_NONE || km_time_rfc3339(t, buf, len)[0] == '\0')
 		snprintf(buf, len, "-");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return buf;
 }
 
@@ -149,17 +202,50 @@ json_t *km_cli_signing_gaps_json(unsigned gaps)
 	return a;
 }
 
-json_t *km_cli_key_json(const km_store_key_t *k)
+/* Where a state comes in a key's life: revoked (from any state) comes before destroyed. */
+static int life_rank(km_state_t s)
 {
-	char t[32], hex[2 * KM_STORE_CKA_ID_MAX + 1];
+	return s == KM_STATE_REVOKED ? KM_STATE_REMOVED + 1 :
+	       s == KM_STATE_DESTROYED ? KM_STATE_REMOVED + 2 : (int)s;
+}
+
+size_t km_cli_key_times(const km_store_key_t *k, km_state_t order[KM_STATE_COUNT])
+{
+	size_t n = 0;
+	for (int s = 0; s < KM_STATE_COUNT; s++) {
+		if (k->state_at[s] == KM_STORE_TIME_NONE)
+			continue;
+		/* Insertion by (time, place in the life): at most 7 entries. */
+		size_t i = n++;
+		for (; i > 0; i--) {
+			km_state_t p = order[i - 1];
+			if (k->state_at[p] < k->state_at[s] ||
+			    (k->state_at[p] == k->state_at[s] && life_rank(p) < life_rank((km_state_t)s)))
+				break;
+			order[i] = p;
+		}
+		order[i] = (km_state_t)s;
+	}
+	return n;
+}
+
+void km_cli_cka_id_hex(const km_store_key_t *k, char hex[2 * KM_STORE_CKA_ID_MAX + 1])
+{
 	for (size_t i = 0; i < k->cka_id_len; i++)
 		snprintf(hex + 2 * i, 3, "%02x", k->cka_id[i]);
 	hex[2 * k->cka_id_len] = '\0';
+}
+
+json_t *km_cli_key_json(const km_store_key_t *k)
+{
+	char t[32], hex[2 * KM_STORE_CKA_ID_MAX + 1];
+	km_state_t order[KM_STATE_COUNT];
+	size_t n = km_cli_key_times(k, order);
+	km_cli_cka_id_hex(k, hex);
 	json_t *times = json_object();
-	for (int s = 0; times != NULL && s < KM_STATE_COUNT; s++)
-		if (k->state_at[s] != KM_STORE_TIME_NONE)
-			json_object_set_new(times, km_state_name((km_state_t)s),
-			                    json_string(km_cli_iso8601(k->state_at[s], t, sizeof(t))));
+	for (size_t i = 0; times != NULL && i < n; i++)
+		json_object_set_new(times, km_state_name(order[i]),
+		                    json_string(km_cli_iso8601(k->state_at[order[i]], t, sizeof(t))));
 	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:o, s:b}",
 	                      "kid", k->kid, "keyset", k->keyset, "alg", km_alg_name(k->alg),
 	                      "state", km_state_name(k->state), "owner", k->owner,

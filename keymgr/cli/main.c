@@ -7,6 +7,8 @@
 #include "keymgr/cli/cli.h"
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
+#include "keymgr/common/error.h"
+#include "keymgr/common/no_dump.h"
 #include "keymgr/store/store.h"
 
 /* One line per command group, in the order --help lists them. */
@@ -37,7 +39,11 @@ static const km_cli_command_t commands[] = {
 static const char intro[] =
 	"Manages JWT signing keys inside PKCS#11 tokens.\n"
 	"  -c, --config FILE   configuration file (default: $KEYMGR_CONFIG, then\n"
-	"                      /etc/keymgr/keymgr.yaml)\n"
+	"                      /etc/keymgr/keymgr.yaml); refused unless owned by root or\n"
+	"                      you, and writable by its owner only\n"
+	"With errors in the file, revoke, status, reload, tick and the verbs that only read\n"
+	"still work where the errors do not reach, warning about each; a verb over every\n"
+	"environment that has to leave one out exits 1 (man keymgr: A BROKEN CONFIGURATION).\n"
 	"Exit status: 0 success, 1 refused operation or failed check, 2 usage error.\n";
 
 int main(int argc, char **argv)
@@ -45,6 +51,13 @@ int main(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
 		printf("keymgr %s\n", KEYMGR_VERSION);
 		return KM_CLI_EXIT_OK;
+	}
+	/* Any verb may log in to a token: its PIN passes through this process's memory, which
+	 * stays out of core files and away from other processes of this user, as keymgrd's. */
+	char err[256];
+	if (km_process_no_dump(err, sizeof(err)) != KM_EOK) {
+		fprintf(stderr, "keymgr: %s\n", err);
+		return KM_CLI_EXIT_REFUSED;
 	}
 	/* Every change this process makes is recorded in the audit log as made via the CLI. */
 	km_store_set_default_via("cli");

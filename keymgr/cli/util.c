@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "keymgr/cli/cli.h"
+#include "keymgr/common/alg.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/suggest.h"
 
 /*
  * Prints "keymgr: <message>" to stderr with control characters shown as '?': messages echo
@@ -62,6 +64,26 @@ static void print_table(FILE *out, const km_cli_command_t *table, const char *pr
 	fprintf(out, "\nRun '%s COMMAND --help' for the options of a command.\n", prog);
 }
 
+/*
+ * keymgr help VERB...: runs VERB... --help, so that both print the same text. argv holds the
+ * words after "help".
+ */
+static int help_verb(const km_cli_command_t *table, const char *prog, const char *intro,
+                     int argc, char **argv)
+{
+	static char help_flag[] = "--help";
+	char **v = calloc((size_t)argc + 2, sizeof(*v));
+	if (v == NULL) {
+		km_cli_error("out of memory");
+		return KM_CLI_EXIT_REFUSED;
+	}
+	memcpy(v, argv, (size_t)argc * sizeof(*v));
+	v[argc] = help_flag;
+	int rc = km_cli_dispatch(table, prog, intro, argc + 1, v);
+	free(v);
+	return rc;
+}
+
 int km_cli_dispatch(const km_cli_command_t *table, const char *prog, const char *intro,
                     int argc, char **argv)
 {
@@ -71,6 +93,8 @@ int km_cli_dispatch(const km_cli_command_t *table, const char *prog, const char 
 		return KM_CLI_EXIT_USAGE;
 	}
 	const char *name = argv[0];
+	if (strcmp(name, "help") == 0 && argc > 1)
+		return help_verb(table, prog, intro, argc - 1, argv + 1);
 	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
 		print_table(stdout, table, prog, intro);
 		return KM_CLI_EXIT_OK;
@@ -80,7 +104,43 @@ int km_cli_dispatch(const km_cli_command_t *table, const char *prog, const char 
 			return c->run(argc, argv);
 	if (name[0] == '-')
 		return km_cli_usage_error(prog, "expected a command before options");
+	km_suggest_t sg;
+	km_suggest_init(&sg, name);
+	for (const km_cli_command_t *c = table; c->name != NULL; c++)
+		km_suggest_add(&sg, c->name);
+	if (km_suggest_best(&sg) != NULL)
+		return km_cli_usage_error(prog, "unknown command '%.64s'; did you mean '%s'?", name,
+		                          km_suggest_best(&sg));
 	return km_cli_usage_error(prog, "unknown command '%.64s'", name);
+}
+
+int km_cli_bad_choice(const char *cmd, const char *what, const char *value,
+                      const char *const *choices, size_t n)
+{
+	char list[1024];
+	size_t used = 0;
+	km_suggest_t sg;
+	km_suggest_init(&sg, value);
+	list[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		int w = snprintf(list + used, used < sizeof(list) ? sizeof(list) - used : 0, "%s%s",
+		                 i == 0 ? "" : i + 1 == n ? " or " : ", ", choices[i]);
+		if (w > 0)
+			used += (size_t)w;
+		km_suggest_add(&sg, choices[i]);
+	}
+	if (km_suggest_best(&sg) != NULL)
+		return km_cli_usage_error(cmd, "unknown %s '%.32s': expected %s; did you mean '%s'?",
+		                          what, value, list, km_suggest_best(&sg));
+	return km_cli_usage_error(cmd, "unknown %s '%.32s': expected %s", what, value, list);
+}
+
+int km_cli_bad_alg(const char *cmd, const char *what, const char *value)
+{
+	const char *names[KM_ALG_COUNT];
+	for (int a = 1; a <= KM_ALG_COUNT; a++)
+		names[a - 1] = km_alg_name((km_alg_t)a);
+	return km_cli_bad_choice(cmd, what, value, names, KM_ALG_COUNT);
 }
 
 void km_cli_common_init(km_cli_common_t *c)
@@ -104,15 +164,6 @@ static const char *long_name(const struct option *opts, int v)
 		if (o->val == v)
 			return o->name;
 	return "?";
-}
-
-/* Prints an option as typed, without any "=value" part (the value could be a secret). */
-static int bad_option(const char *cmd, const char *arg)
-{
-	size_t n = strcspn(arg, "=");
-	if (n > 64)
-		n = 64;
-	return km_cli_usage_error(cmd, "unknown or ambiguous option '%.*s'", (int)n, arg);
 }
 
 int km_cli_getopt(int argc, char **argv, const char *cmd, const struct option *opts,
@@ -153,20 +204,24 @@ int km_cli_getopt(int argc, char **argv, const char *cmd, const struct option *o
 			                        "takes options only)", optind - 1);
 			return -2;
 		case ':':
-			if (optopt > 0 && optopt < 0x80)
-				km_cli_usage_error(cmd, "option '-%c' needs a value", optopt);
-			else
-				km_cli_usage_error(cmd, "option '--%s' needs a value",
-				                   long_name(opts, optopt));
+			/* Every option that takes a value is a long one: optopt is its value. */
+			km_cli_usage_error(cmd, "option '--%s' needs a value", long_name(opts, optopt));
 			return -2;
 		case '?':
-			if (optopt > 0 && optopt < 0x80) {
-				/* A kid is base64url: one in 64 starts with '-'. */
-				km_cli_usage_error(cmd, "unknown option '-%c' (a KID starting with '-' "
-				                   "goes after '--')", optopt);
+			/* optopt: 0 for a long option getopt_long does not know or finds ambiguous,
+			 * the option's value for one given "=value" it does not take, the character
+			 * of an unknown short option. */
+			if (optind > 0 && strncmp(argv[optind - 1], "--", 2) == 0 &&
+			    (optopt == 0 || optopt >= 0x80 || strchr(argv[optind - 1], '=') != NULL)) {
+				char msg[640];
+				km_suggest_option(argv[optind - 1], opts, KM_OPT_FORBIDDEN_PIN, msg,
+				                  sizeof(msg));
+				km_cli_usage_error(cmd, "%s", msg);
 				return -2;
 			}
-			bad_option(cmd, argv[optind - 1]);
+			/* A kid is base64url: one in 64 starts with '-'. */
+			km_cli_usage_error(cmd, "unknown option '-%c' (a KID starting with '-' goes "
+			                   "after '--')", optopt > 0x20 && optopt < 0x7f ? optopt : '?');
 			return -2;
 		default:
 			return o;

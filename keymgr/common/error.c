@@ -59,6 +59,8 @@ static const struct {
 	{ KM_CONFIG_EINVAL, "configuration is invalid" },
 	{ KM_POLICY_EUNSAFE, "policy timing is unsafe" },
 	{ KM_POLICY_EDENIED, "refused by policy" },
+	{ KM_CONFIG_EPERM, "configuration file may be changed by someone else than its owner" },
+	{ KM_CONFIG_EBROKEN, "the part of the configuration this needs has errors" },
 };
 
 const char *km_strerror(int code)

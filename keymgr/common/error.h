@@ -70,6 +70,8 @@ enum km_error {
 	KM_CONFIG_EINVAL,
 	KM_POLICY_EUNSAFE,              /* timing rule violated */
 	KM_POLICY_EDENIED,              /* operation refused by policy */
+	KM_CONFIG_EPERM,                /* config file writable or owned by someone else */
+	KM_CONFIG_EBROKEN,              /* the part of the config an operation needs has errors */
 };
 
 /* Whether code is one of the token layer's codes (KM_P11_EMODULE .. KM_P11_EFAIL). */

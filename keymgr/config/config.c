@@ -43,7 +43,7 @@ static int load_includes(km_config_t *cfg, cfg_err_t *e)
 			return KM_CONFIG_EINVAL;
 		}
 		/* File-level failures (missing, unreadable) are reported where the include is. */
-		char inner[512];
+		char inner[1024];
 		cfg_err_t ie = { inner, sizeof(inner), false };
 		int r = load_file(cfg, inc->path[i], inc->path[i], false, &ie);
 		if (r == KM_EOK)
@@ -59,19 +59,35 @@ static int load_includes(km_config_t *cfg, cfg_err_t *e)
 	return KM_EOK;
 }
 
-int km_config_load(const char *path, km_config_t **ret, char *err, size_t errlen)
+/* The first recorded error that makes the load fail: any error (strict), or one that
+ * breaks the whole file (partial). */
+static const cfg_error_t *refusing_error(const km_config_t *cfg, bool partial)
 {
-	char local[16];
-	cfg_err_t e = { err ? err : local, err ? errlen : sizeof(local), false };
+	for (const cfg_error_t *er = cfg->errors; er != NULL; er = er->next)
+		if (!partial || er->scope == CFG_SCOPE_FILE)
+			return er;
+	return NULL;
+}
+
+/*
+ * Loads path. Errors of the parts (environments, key sets, policies, daemon) are recorded in
+ * the configuration as they are found; a file-level one stops the load at once. Then a
+ * strict load fails on the first recorded error and a partial one on the first file-level
+ * error.
+ */
+static int load(const char *path, bool partial, km_config_t **ret, char *err, size_t errlen)
+{
+	char buf[1024] = "";
+	cfg_err_t e = { buf, sizeof(buf), false };
 	km_config_t *cfg = NULL;
 	int r = KM_ERROR;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
 	if (path == NULL || *path == '\0' || ret == NULL) {
 		cfg_errorf(&e, (cfg_loc_t){ "(config)", 0, 0 }, "no configuration file given");
 		r = KM_EINVAL;
 		goto out;
 	}
-	if (e.len > 0)
-		e.buf[0] = '\0';
 	cfg = calloc(1, sizeof(*cfg));
 	if (cfg == NULL) {
 		r = KM_ENOMEM;
@@ -96,22 +112,46 @@ int km_config_load(const char *path, km_config_t **ret, char *err, size_t errlen
 	cfg->daemon.control_socket = KM_CONFIG_DEFAULT_CONTROL_SOCKET;
 	cfg->daemon.poll_interval = KM_CONFIG_DEFAULT_POLL_INTERVAL;
 
-	if ((r = load_file(cfg, cfg->path, display, true, &e)) != KM_EOK)
+	/* The main file's own failures (missing, syntax) and the includes' are file-level. */
+	if ((r = load_file(cfg, cfg->path, display, true, &e)) == KM_EOK)
+		r = load_includes(cfg, &e);
+	if (r != KM_EOK) {
+		if (cfg->errors_tail == NULL || cfg->errors_tail->scope != CFG_SCOPE_FILE)
+			r = cfg_record(cfg, &e, r, CFG_SCOPE_FILE, NULL, NULL, NULL);
+	} else if ((r = cfg_wall_check(cfg, &e)) == KM_EOK) {
+		r = cfg_policy_compute(cfg, &e);
+	}
+	const cfg_error_t *bad = refusing_error(cfg, partial);
+	if (bad != NULL) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s", bad->msg);
+		r = bad->code;
 		goto out;
-	if ((r = load_includes(cfg, &e)) != KM_EOK)
-		goto out;
-	if ((r = cfg_wall_check(cfg, &e)) != KM_EOK)
-		goto out;
-	if ((r = cfg_policy_compute(cfg, &e)) != KM_EOK)
+	}
+	if (r != KM_EOK)
 		goto out;
 	*ret = cfg;
 	cfg = NULL;
 	r = KM_EOK;
 out:
-	if (r != KM_EOK && !e.set)
-		cfg_errorf(&e, (cfg_loc_t){ path ? path : "(config)", 0, 0 }, "%s", km_strerror(r));
+	if (r != KM_EOK && err != NULL && errlen > 0 && err[0] == '\0') {
+		if (e.set)
+			snprintf(err, errlen, "%s", buf);
+		else
+			snprintf(err, errlen, "%s: %s", path ? path : "(config)", km_strerror(r));
+	}
 	km_config_free(cfg);
 	return r;
+}
+
+int km_config_load(const char *path, km_config_t **ret, char *err, size_t errlen)
+{
+	return load(path, false, ret, err, errlen);
+}
+
+int km_config_load_partial(const char *path, km_config_t **ret, char *err, size_t errlen)
+{
+	return load(path, true, ret, err, errlen);
 }
 
 void km_config_free(km_config_t *cfg)
@@ -127,14 +167,24 @@ const char *km_config_path(const km_config_t *cfg)
 	return cfg->path;
 }
 
+/* Environments with errors of their own (cfg_env_t.broken) are not handed out. */
 size_t km_config_env_count(const km_config_t *cfg)
 {
-	return cfg->n_envs;
+	size_t n = 0;
+	for (size_t i = 0; i < cfg->n_envs; i++)
+		n += !cfg->envs[i]->broken;
+	return n;
 }
 
 const km_env_cfg_t *km_config_env_at(const km_config_t *cfg, size_t i)
 {
-	return i < cfg->n_envs ? &cfg->envs[i]->pub : NULL;
+	for (size_t j = 0; j < cfg->n_envs; j++) {
+		if (cfg->envs[j]->broken)
+			continue;
+		if (i-- == 0)
+			return &cfg->envs[j]->pub;
+	}
+	return NULL;
 }
 
 const km_env_cfg_t *km_config_env(const km_config_t *cfg, const char *name)
@@ -142,7 +192,7 @@ const km_env_cfg_t *km_config_env(const km_config_t *cfg, const char *name)
 	if (name == NULL || !km_name_env_valid(name))
 		return NULL;
 	const cfg_env_t *env = cfg_env_find(cfg, name);
-	return env ? &env->pub : NULL;
+	return env && !env->broken ? &env->pub : NULL;
 }
 
 char *km_config_env_names(const km_config_t *cfg, char *buf, size_t len)
@@ -152,7 +202,9 @@ char *km_config_env_names(const km_config_t *cfg, char *buf, size_t len)
 	size_t n = 0;
 	buf[0] = '\0';
 	for (size_t i = 0; i < cfg->n_envs; i++) {
-		int w = snprintf(buf + n, len - n, "%s%s", i ? ", " : "", cfg->envs[i]->pub.name);
+		if (cfg->envs[i]->broken)
+			continue;
+		int w = snprintf(buf + n, len - n, "%s%s", n ? ", " : "", cfg->envs[i]->pub.name);
 		if (w < 0 || (size_t)w >= len - n) {
 			if (len >= 4)
 				memcpy(buf + len - 4, "...", 4);
@@ -180,6 +232,9 @@ int km_config_env_lookup(const km_config_t *cfg, const char *name, const km_env_
 			         km_config_env_names(cfg, known, sizeof(known)));
 		return KM_ENAME;
 	}
+	const cfg_env_t *broken = cfg_env_find(cfg, name);
+	if (broken != NULL && broken->broken)
+		return cfg_env_broken_message(cfg, name, err, errlen);
 	const km_env_cfg_t *env = km_config_env(cfg, name);
 	if (env == NULL) {
 		if (err != NULL && errlen > 0)
@@ -197,8 +252,8 @@ const km_keyset_cfg_t *km_config_keyset(const km_config_t *cfg, const char *env,
 	if (env == NULL || keyset == NULL || !km_name_env_valid(env))
 		return NULL;
 	const cfg_env_t *e = cfg_env_find(cfg, env);
-	const cfg_keyset_t *ks = e ? cfg_keyset_find(e, keyset) : NULL;
-	return ks ? &ks->pub : NULL;
+	const cfg_keyset_t *ks = e && !e->broken ? cfg_keyset_find(e, keyset) : NULL;
+	return ks && !ks->broken && !e->policy_broken ? &ks->pub : NULL;
 }
 
 int km_config_keyset_policy(const km_config_t *cfg, const char *env, const char *keyset,
@@ -206,9 +261,13 @@ int km_config_keyset_policy(const km_config_t *cfg, const char *env, const char 
 {
 	const km_env_cfg_t *e = km_config_env(cfg, env);
 	if (e == NULL)
-		return KM_ENOENT;
+		return env != NULL && km_name_env_valid(env) && cfg_env_find(cfg, env) != NULL
+		       ? KM_CONFIG_EBROKEN : KM_ENOENT;
 	if (keyset == NULL || !km_name_keyset_valid(keyset))
 		return KM_ENAME;
+	/* Never the environment's policy in place of a key set entry that has errors. */
+	if (cfg_policy_blocked(cfg, env, keyset))
+		return KM_CONFIG_EBROKEN;
 	const km_keyset_cfg_t *ks = km_config_keyset(cfg, env, keyset);
 	*out = ks ? ks->policy : e->policy;
 	return KM_EOK;

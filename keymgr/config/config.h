@@ -11,6 +11,17 @@
  * starts with "FILE:LINE:COL: " (or "FILE: " when there is no position). A PIN never
  * appears: the config only holds pin SOURCES.
  *
+ * Every file read (the main file and its includes) must be a regular file owned by root or
+ * by the user keymgr runs as, and writable by nobody else: whoever can write it chooses the
+ * PKCS#11 module keymgr loads and who may sign. Anything else is refused (KM_CONFIG_EPERM),
+ * by every loader, before the file is parsed.
+ *
+ * km_config_load() refuses a file with any error. km_config_load_partial() is for the
+ * emergency work of the command line (keymgr(1), "A BROKEN CONFIGURATION"): an error
+ * confined to one environment, one key set, a policy or the daemon section is recorded, and
+ * the load goes on; what the error touches is not handed out (km_config_check() says why),
+ * so nothing is ever read from a part that has an error, nor a default put in its place.
+ *
  * A loaded km_config_t is read-only; everything it hands out stays valid until
  * km_config_free().
  */
@@ -33,6 +44,7 @@
 #define KM_CONFIG_MAX_SIGNERS 32        /* users, and groups, per key set */
 #define KM_CONFIG_UNIX_NAME_MAX 32      /* a Unix user or group name */
 #define KM_CONFIG_MAX_INCLUDES 16
+#define KM_CONFIG_MAX_NODES 100000   /* YAML nodes of a file, every alias expanded */
 #define KM_CONFIG_MAX_SESSIONS 64
 
 #define KM_CONFIG_DEFAULT_LISTEN "127.0.0.1"
@@ -105,12 +117,64 @@ int km_config_locate(const char *cli_path, char *out, size_t len);
 
 /*
  * Loads and validates the file at path (and the files it includes). On failure writes one
- * message "FILE:LINE:COL: what" into err and returns KM_ENOENT (missing file), KM_EACCES
- * (unreadable), KM_CONFIG_EPARSE (YAML syntax), KM_CONFIG_EINVAL (schema, names, wall),
- * KM_POLICY_EUNSAFE (a policy fails its timing rules) or KM_ENOMEM. *ret is set only on
- * success and must be released with km_config_free().
+ * message "FILE:LINE:COL: what" (the first error of the file) into err and returns
+ * KM_ENOENT (missing file), KM_EACCES (unreadable), KM_CONFIG_EPERM (a file writable by
+ * group or others, or owned by someone else than root and the caller: the message says
+ * which and how to fix it), KM_CONFIG_EPARSE (YAML syntax), KM_CONFIG_EINVAL (schema,
+ * names, wall), KM_POLICY_EUNSAFE (a policy fails its timing rules) or KM_ENOMEM. *ret is
+ * set only on success and must be released with km_config_free().
  */
 int km_config_load(const char *path, km_config_t **ret, char *err, size_t errlen);
+
+/*
+ * Like km_config_load(), but errors confined to a part of the file do not fail the load:
+ *   - an environment's token, store, http or audit section (or a wall it shares with
+ *     another environment): that environment is not handed out (km_config_env*() leave it
+ *     out; km_config_env_lookup() and km_config_check() refuse it with the error);
+ *   - a policy value (defaults.policy, environments.ENV.policy) or a key set's entry: the
+ *     key sets it applies to have no policy (km_config_keyset_policy() refuses,
+ *     km_config_keyset() returns NULL, ENV's keysets[] leaves them out);
+ *   - the daemon section (km_config_daemon_check()).
+ * Each is kept, as "FILE:LINE:COL: what", for km_config_error_at(). The load still fails,
+ * with the codes of km_config_load(), when the file cannot be read or trusted (missing,
+ * unreadable, KM_CONFIG_EPERM), is not YAML (KM_CONFIG_EPARSE), or has an error that no part
+ * contains (version, include, an unknown top-level key, an included file's error outside
+ * its environments' policies and key sets).
+ */
+int km_config_load_partial(const char *path, km_config_t **ret, char *err, size_t errlen);
+
+/* The errors a partial load recorded (0 after km_config_load()), in the order found, as
+ * "FILE:LINE:COL: what" (owned by cfg; NULL when i is out of range). */
+size_t km_config_error_count(const km_config_t *cfg);
+const char *km_config_error_at(const km_config_t *cfg, size_t i);
+
+/*
+ * Whether a command can use environment env and, when keyset is not NULL, the configuration
+ * of key set keyset (its entry and the policies it inherits). Returns KM_EOK; the codes and
+ * messages of km_config_env_lookup() for an unknown, invalid or broken environment; KM_ENAME
+ * for an invalid key set name; or KM_CONFIG_EBROKEN with the errors that touch the key set
+ * in err.
+ */
+int km_config_check(const km_config_t *cfg, const char *env, const char *keyset, char *err,
+                    size_t errlen);
+
+/*
+ * The errors of a partial load that touch environment env: its own sections, the policies
+ * it inherits and any of its key sets' entries, joined by "; " into err (may be NULL).
+ * Returns their number.
+ */
+size_t km_config_env_errors(const km_config_t *cfg, const char *env, char *err, size_t errlen);
+
+/* The effective policy of environment env itself: KM_EOK (*ret set), KM_ENOENT, or
+ * KM_CONFIG_EBROKEN when the environment or a policy value it inherits has errors. */
+int km_config_env_policy(const km_config_t *cfg, const char *env, km_policy_t *ret);
+
+/* False when a partial load left an environment out (its own sections, or its name, have
+ * errors): a command over "every environment" did not see them all. */
+bool km_config_envs_complete(const km_config_t *cfg);
+
+/* KM_EOK, or KM_CONFIG_EBROKEN with the daemon section's errors in err. */
+int km_config_daemon_check(const km_config_t *cfg, char *err, size_t errlen);
 
 /* Releases a loaded configuration. Accepts NULL. */
 void km_config_free(km_config_t *cfg);
@@ -118,7 +182,8 @@ void km_config_free(km_config_t *cfg);
 /* Absolute path of the loaded file (owned by cfg). */
 const char *km_config_path(const km_config_t *cfg);
 
-/* Number of environments, and the i-th in file order (NULL when out of range). */
+/* Number of environments, and the i-th in file order (NULL when out of range). After a
+ * partial load, environments with errors of their own are left out. */
 size_t km_config_env_count(const km_config_t *cfg);
 const km_env_cfg_t *km_config_env_at(const km_config_t *cfg, size_t i);
 
@@ -133,21 +198,25 @@ char *km_config_env_names(const km_config_t *cfg, char *buf, size_t len);
 
 /*
  * Like km_config_env() but for user input: on failure writes "unknown environment 'x'
- * (known: production, staging)" or a message about an invalid name into err.
- * Returns KM_EOK (sets *ret), KM_ENAME or KM_ENOENT.
+ * (known: production, staging)", a message about an invalid name, or (after a partial load)
+ * "environment 'x' cannot be used: its configuration has errors ...: FILE:LINE:COL: what"
+ * into err. Returns KM_EOK (sets *ret), KM_ENAME, KM_ENOENT or KM_CONFIG_EBROKEN.
  */
 int km_config_env_lookup(const km_config_t *cfg, const char *name, const km_env_cfg_t **ret,
                          char *err, size_t errlen);
 
-/* The configured key set env/keyset, or NULL when the config does not mention it. */
+/* The configured key set env/keyset, or NULL when the config does not mention it (or, after
+ * a partial load, when its configuration has errors: see km_config_check()). */
 const km_keyset_cfg_t *km_config_keyset(const km_config_t *cfg, const char *env,
                                         const char *keyset);
 
 /*
  * Effective policy of key set keyset in env: the key set's configured policy, or the
  * environment policy when the config has no entry for it. src[] tells where each value
- * came from. Returns KM_EOK (writes *out), KM_ENOENT (unknown env) or KM_ENAME (invalid
- * key set name).
+ * came from. Returns KM_EOK (writes *out), KM_ENOENT (unknown env), KM_ENAME (invalid
+ * key set name) or, after a partial load, KM_CONFIG_EBROKEN (the environment, or a policy
+ * value or entry the key set's policy is made of, has errors: never the environment's
+ * policy in place of a broken key set entry).
  */
 int km_config_keyset_policy(const km_config_t *cfg, const char *env, const char *keyset,
                             km_policy_t *out);

@@ -7,6 +7,11 @@
  * Policy values are first collected as text with their location (cfg_pset_t), then applied
  * in layer order once every file is read, so included files and the main file merge the
  * same way.
+ *
+ * Errors are recorded, not returned, wherever the rest of the file can still be read: each
+ * with the part of the configuration it breaks (cfg_scope_t). km_config_load() then refuses
+ * the file on the first one; km_config_load_partial() refuses it only on a CFG_SCOPE_FILE
+ * error and hands out the parts no error touches.
  */
 #pragma once
 
@@ -42,10 +47,33 @@ typedef struct {
 	cfg_pset_t *tail;
 } cfg_pblock_t;
 
+/* What a recorded error breaks. */
+typedef enum {
+	CFG_SCOPE_FILE,        /* the whole configuration: nothing can be used */
+	CFG_SCOPE_ENV,         /* one environment: its token, store, http or audit section */
+	CFG_SCOPE_POLICIES,    /* every policy (defaults.policy): every key set of every env */
+	CFG_SCOPE_ENV_POLICY,  /* every key set of one environment (its policy, its keysets) */
+	CFG_SCOPE_KEYSET,      /* one key set's entry (policy, issuer, audiences, signers) */
+	CFG_SCOPE_DAEMON,      /* the daemon section */
+	CFG_SCOPE_NONE,        /* nothing that can be named (an invalid environment name) */
+} cfg_scope_t;
+
+/* One recorded error. Strings are pool-owned. */
+typedef struct cfg_error {
+	struct cfg_error *next;
+	cfg_scope_t scope;
+	const char *env;        /* CFG_SCOPE_ENV, _ENV_POLICY, _KEYSET; NULL otherwise */
+	const char *env2;       /* the other environment of a wall error, or NULL */
+	const char *keyset;     /* CFG_SCOPE_KEYSET */
+	int code;               /* KM_CONFIG_EINVAL, KM_POLICY_EUNSAFE, ... */
+	const char *msg;        /* "FILE:LINE:COL: what" */
+} cfg_error_t;
+
 typedef struct {
 	km_keyset_cfg_t pub;
 	cfg_pblock_t pol;
 	cfg_loc_t loc;
+	bool broken;             /* a CFG_SCOPE_KEYSET error names it */
 } cfg_keyset_t;
 
 typedef struct {
@@ -58,6 +86,8 @@ typedef struct {
 	cfg_loc_t store_loc;
 	cfg_loc_t http_loc;
 	cfg_loc_t snapshot_loc[KM_CONFIG_MAX_SNAPSHOTS];
+	bool broken;             /* a CFG_SCOPE_ENV error names it: not handed out */
+	bool policy_broken;      /* its policy cannot be computed (own or inherited errors) */
 } cfg_env_t;
 
 struct cfg_pool_item;
@@ -78,9 +108,13 @@ struct km_config {
 	km_daemon_cfg_t daemon;
 	cfg_pblock_t defaults_pol;
 	cfg_includes_t includes;
+	cfg_error_t *errors;     /* in the order they were found */
+	cfg_error_t *errors_tail;
+	size_t n_errors;
+	bool daemon_broken;      /* a CFG_SCOPE_DAEMON error */
 };
 
-/* Error reporting state for one load. */
+/* The error being reported: the first cfg_errorf() since the last cfg_record(). */
 typedef struct {
 	char *buf;
 	size_t len;
@@ -96,11 +130,24 @@ void cfg_pool_free(km_config_t *cfg);
 /* Formats "FILE:LINE:COL: msg" (or "FILE: msg" when line is 0) once; later calls are no-ops. */
 void cfg_errorf(cfg_err_t *e, cfg_loc_t loc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * Records the error r (with the message in e, or km_strerror(r)) as breaking scope (env,
+ * env2 and keyset as cfg_error_t says; NULL when they do not apply), marks what it breaks,
+ * and clears e for the next error. Returns KM_EOK when the load can go on, or r for a
+ * CFG_SCOPE_FILE error and for KM_ENOMEM (then recorded as CFG_SCOPE_FILE).
+ */
+int cfg_record(km_config_t *cfg, cfg_err_t *e, int r, cfg_scope_t scope, const char *env,
+               const char *env2, const char *keyset);
+/* Whether an error already recorded breaks the policy of env (and of keyset, if not NULL). */
+bool cfg_policy_blocked(const km_config_t *cfg, const char *env, const char *keyset);
+/* Writes why environment name cannot be used into err. Returns KM_CONFIG_EBROKEN. */
+int cfg_env_broken_message(const km_config_t *cfg, const char *name, char *err, size_t errlen);
 
 /* --- YAML access (config_yaml.c) --- */
 /*
  * Reads and parses file (displayed as display). On a YAML syntax error writes
- * "DISPLAY:LINE:COL: msg". Returns KM_EOK, KM_ENOENT, KM_EACCES, KM_CONFIG_EPARSE,
+ * "DISPLAY:LINE:COL: msg". Returns KM_EOK, KM_ENOENT, KM_EACCES, KM_CONFIG_EPERM (owner or
+ * mode, see check_owner_mode()), KM_CONFIG_EPARSE,
  * KM_CONFIG_EINVAL (not a regular file, empty) or KM_ENOMEM.
  */
 int cfg_yaml_load(const char *file, const char *display, struct fy_document **ret,
@@ -154,4 +201,4 @@ int cfg_policy_parse(km_config_t *cfg, struct fy_node *map, cfg_loc_t at, cfg_pb
 int cfg_policy_compute(km_config_t *cfg, cfg_err_t *e);
 
 /* --- the wall (config_wall.c) --- */
-int cfg_wall_check(const km_config_t *cfg, cfg_err_t *e);
+int cfg_wall_check(km_config_t *cfg, cfg_err_t *e);

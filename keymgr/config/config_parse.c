@@ -38,6 +38,20 @@ static int oom(walk_t *w)
 	return KM_ENOMEM;
 }
 
+/*
+ * An error r of the part scope (env, keyset) is recorded and the walk goes on with the next
+ * part; KM_EOK is returned. A file-level error (or KM_ENOMEM) is recorded and returned.
+ */
+static int caught(walk_t *w, int r, cfg_scope_t scope, const char *env, const char *keyset)
+{
+	if (r == KM_EOK)
+		return KM_EOK;
+	const cfg_error_t *last = w->cfg->errors_tail;
+	if (!w->e->set && last != NULL && last->scope == CFG_SCOPE_FILE)
+		return r;   /* recorded where it happened, and stopping the walk */
+	return cfg_record(w->cfg, w->e, r, scope, env, NULL, keyset);
+}
+
 static bool has_control(const char *s)
 {
 	for (; *s != '\0'; s++)
@@ -444,28 +458,13 @@ static int parse_signers(walk_t *w, cfg_keyset_t *ks, struct fy_node *map, cfg_l
 	return r < 0 ? r : KM_EOK;
 }
 
-static int parse_keyset(walk_t *w, cfg_env_t *env, const char *name, struct fy_node *map,
-                        cfg_loc_t at)
+static int parse_keyset_body(walk_t *w, cfg_keyset_t *ks, const char *where,
+                             struct fy_node *map, cfg_loc_t at)
 {
-	char where[WHERE_MAX], what[WHERE_MAX + 16];
-	char shown[80];
-	if (!km_name_keyset_valid(name)) {
-		snprintf(shown, sizeof(shown), "%.64s", name);
-		for (char *c = shown; *c != '\0'; c++)
-			if ((unsigned char)*c < 0x20 || *c == 0x7f)
-				*c = '?';
-		cfg_errorf(w->e, at, "invalid key set name '%s' in environment '%s': use lowercase "
-		           "letters, digits and single '-', starting with a letter (at most %d)",
-		           shown, env->pub.name, KM_KEYSET_NAME_MAX);
-		return KM_CONFIG_EINVAL;
-	}
-	snprintf(where, sizeof(where), "environments.%s.keysets.%s", env->pub.name, name);
+	char what[WHERE_MAX + 16];
 	int r = cfg_yaml_expect_map(map, at, where, w->e);
 	if (r != KM_EOK)
 		return r;
-	cfg_keyset_t *ks = keyset_get(w, env, name, at);
-	if (ks == NULL)
-		return w->e->set ? KM_CONFIG_EINVAL : KM_ENOMEM;
 	void *it = NULL;
 	const char *key;
 	cfg_loc_t kat;
@@ -489,6 +488,33 @@ static int parse_keyset(walk_t *w, cfg_env_t *env, const char *name, struct fy_n
 			return r;
 	}
 	return r < 0 ? r : KM_EOK;
+}
+
+/*
+ * One key set entry. An error inside it breaks that key set only; an invalid name, which
+ * cannot tell which key set was meant, breaks every key set of the environment (returned).
+ */
+static int parse_keyset(walk_t *w, cfg_env_t *env, const char *name, struct fy_node *map,
+                        cfg_loc_t at)
+{
+	char where[WHERE_MAX];
+	char shown[80];
+	if (!km_name_keyset_valid(name)) {
+		snprintf(shown, sizeof(shown), "%.64s", name);
+		for (char *c = shown; *c != '\0'; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				*c = '?';
+		cfg_errorf(w->e, at, "invalid key set name '%s' in environment '%s': use lowercase "
+		           "letters, digits and single '-', starting with a letter (at most %d)",
+		           shown, env->pub.name, KM_KEYSET_NAME_MAX);
+		return KM_CONFIG_EINVAL;
+	}
+	snprintf(where, sizeof(where), "environments.%s.keysets.%s", env->pub.name, name);
+	cfg_keyset_t *ks = keyset_get(w, env, name, at);
+	if (ks == NULL)
+		return w->e->set ? KM_CONFIG_EINVAL : KM_ENOMEM;
+	return caught(w, parse_keyset_body(w, ks, where, map, at), CFG_SCOPE_KEYSET,
+	              env->pub.name, name);
 }
 
 static int parse_keysets(walk_t *w, cfg_env_t *env, struct fy_node *map, cfg_loc_t at)
@@ -526,37 +552,16 @@ static int env_name_check(walk_t *w, const char *name, cfg_loc_t at)
 	return KM_CONFIG_EINVAL;
 }
 
-static int parse_env(walk_t *w, const char *name, struct fy_node *map, cfg_loc_t at)
+/* The keys of environments.ENV; an error returned breaks the environment (main file) or
+ * its key sets (included file). Errors of its policy and key sets are recorded here. */
+static int parse_env_body(walk_t *w, cfg_env_t *env, const char *where, struct fy_node *map,
+                          cfg_loc_t at)
 {
-	char where[WHERE_MAX], what[WHERE_MAX + 16];
-	int r = env_name_check(w, name, at);
+	char what[WHERE_MAX + 16];
+	const char *name = env->pub.name;
+	int r = cfg_yaml_expect_map(map, at, where, w->e);
 	if (r != KM_EOK)
 		return r;
-	snprintf(where, sizeof(where), "environments.%s", name);
-	if ((r = cfg_yaml_expect_map(map, at, where, w->e)) != KM_EOK)
-		return r;
-	cfg_env_t *env;
-	if (!w->main) {
-		env = cfg_env_find(w->cfg, name);
-		if (env == NULL) {
-			char known[256];
-			cfg_errorf(w->e, at, "unknown environment '%s' (known: %s); an included file "
-			           "can only set policies of environments of the main file", name,
-			           km_config_env_names(w->cfg, known, sizeof(known)));
-			return KM_CONFIG_EINVAL;
-		}
-	} else {
-		if (w->cfg->n_envs == KM_CONFIG_MAX_ENVS) {
-			cfg_errorf(w->e, at, "more than %d environments", KM_CONFIG_MAX_ENVS);
-			return KM_CONFIG_EINVAL;
-		}
-		env = cfg_alloc(w->cfg, sizeof(*env));
-		if (env == NULL || (env->pub.name = cfg_strdup(w->cfg, name)) == NULL)
-			return oom(w);
-		env->loc = at;
-		w->cfg->envs[w->cfg->n_envs++] = env;
-	}
-
 	void *it = NULL;
 	const char *key;
 	cfg_loc_t kat;
@@ -565,9 +570,10 @@ static int parse_env(walk_t *w, const char *name, struct fy_node *map, cfg_loc_t
 	while ((r = cfg_yaml_next_pair(map, &it, at, &key, &kat, &val, w->e)) == 1) {
 		snprintf(what, sizeof(what), "%s.%s", where, key);
 		if (strcmp(key, "policy") == 0) {
-			r = cfg_policy_parse(w->cfg, val, kat, &env->pol, what, w->e);
+			r = caught(w, cfg_policy_parse(w->cfg, val, kat, &env->pol, what, w->e),
+			           CFG_SCOPE_ENV_POLICY, name, NULL);
 		} else if (strcmp(key, "keysets") == 0) {
-			r = parse_keysets(w, env, val, kat);
+			r = caught(w, parse_keysets(w, env, val, kat), CFG_SCOPE_ENV_POLICY, name, NULL);
 		} else if (w->main && strcmp(key, "token") == 0) {
 			r = parse_token(w, env, val, kat);
 			env->token_loc = kat;
@@ -607,6 +613,39 @@ static int parse_env(walk_t *w, const char *name, struct fy_node *map, cfg_loc_t
 		env->http_loc = at;
 	}
 	return KM_EOK;
+}
+
+static int parse_env(walk_t *w, const char *name, struct fy_node *map, cfg_loc_t at)
+{
+	char where[WHERE_MAX];
+	int r = env_name_check(w, name, at);
+	if (r != KM_EOK)
+		return caught(w, r, CFG_SCOPE_NONE, NULL, NULL);
+	snprintf(where, sizeof(where), "environments.%s", name);
+	cfg_env_t *env;
+	if (!w->main) {
+		env = cfg_env_find(w->cfg, name);
+		if (env == NULL) {
+			/* Which environment's policy was meant cannot be told: the whole file. */
+			char known[256];
+			cfg_errorf(w->e, at, "unknown environment '%s' (known: %s); an included file "
+			           "can only set policies of environments of the main file", name,
+			           km_config_env_names(w->cfg, known, sizeof(known)));
+			return caught(w, KM_CONFIG_EINVAL, CFG_SCOPE_FILE, NULL, NULL);
+		}
+	} else {
+		if (w->cfg->n_envs == KM_CONFIG_MAX_ENVS) {
+			cfg_errorf(w->e, at, "more than %d environments", KM_CONFIG_MAX_ENVS);
+			return caught(w, KM_CONFIG_EINVAL, CFG_SCOPE_FILE, NULL, NULL);
+		}
+		env = cfg_alloc(w->cfg, sizeof(*env));
+		if (env == NULL || (env->pub.name = cfg_strdup(w->cfg, name)) == NULL)
+			return caught(w, oom(w), CFG_SCOPE_FILE, NULL, NULL);
+		env->loc = at;
+		w->cfg->envs[w->cfg->n_envs++] = env;
+	}
+	return caught(w, parse_env_body(w, env, where, map, at),
+	              w->main ? CFG_SCOPE_ENV : CFG_SCOPE_ENV_POLICY, name, NULL);
 }
 
 static int parse_envs(walk_t *w, struct fy_node *map, cfg_loc_t at)
@@ -782,7 +821,7 @@ static int parse_root(walk_t *w, struct fy_document *doc)
 	bool have_version = false, have_envs = false;
 	while ((r = cfg_yaml_next_pair(root, &it, at, &key, &kat, &val, w->e)) == 1) {
 		if (strcmp(key, "defaults") == 0) {
-			r = parse_defaults(w, val, kat);
+			r = caught(w, parse_defaults(w, val, kat), CFG_SCOPE_POLICIES, NULL, NULL);
 		} else if (strcmp(key, "environments") == 0) {
 			r = parse_envs(w, val, kat);
 			have_envs = true;
@@ -792,7 +831,7 @@ static int parse_root(walk_t *w, struct fy_document *doc)
 		} else if (w->main && strcmp(key, "include") == 0) {
 			r = parse_include(w, val, kat);
 		} else if (w->main && strcmp(key, "daemon") == 0) {
-			r = parse_daemon(w, val, kat);
+			r = caught(w, parse_daemon(w, val, kat), CFG_SCOPE_DAEMON, NULL, NULL);
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, "the top level",
 			                         w->main ? "version, include, defaults, environments, "

@@ -160,6 +160,16 @@ static int apply(km_policy_t *p, const cfg_pblock_t *b, km_policy_src_t src, con
 	return KM_EOK;
 }
 
+/* Whether the values of b alone fail on the built-in defaults of environment env. */
+static bool apply_fails(const char *env, const cfg_pblock_t *b)
+{
+	km_policy_t p;
+	char buf[16];
+	cfg_err_t quiet = { buf, sizeof(buf), false };
+	km_policy_defaults(&p, env);
+	return apply(&p, b, KM_POLICY_SRC_ENV, "", &quiet) != KM_EOK;
+}
+
 static int validate(const km_policy_t *p, cfg_loc_t at, const char *who, cfg_err_t *e)
 {
 	char msg[256];
@@ -171,36 +181,59 @@ static int validate(const km_policy_t *p, cfg_loc_t at, const char *who, cfg_err
 	return KM_POLICY_EUNSAFE;
 }
 
+/*
+ * An environment or key set whose own or inherited policy values have errors is skipped:
+ * its effective policy is never computed from what remains. A failure here is recorded for
+ * the environment (all its key sets) or the one key set, and the others go on.
+ */
 int cfg_policy_compute(km_config_t *cfg, cfg_err_t *e)
 {
 	char who[160];
 	for (size_t i = 0; i < cfg->n_envs; i++) {
 		cfg_env_t *env = cfg->envs[i];
+		const char *en = env->pub.name;
 		km_policy_t p;
-		snprintf(who, sizeof(who), "environment '%s'", env->pub.name);
-		km_policy_defaults(&p, env->pub.name);
+		if (env->broken || cfg_policy_blocked(cfg, en, NULL))
+			continue;
+		snprintf(who, sizeof(who), "environment '%s'", en);
+		km_policy_defaults(&p, en);
 		int r = apply(&p, &cfg->defaults_pol, KM_POLICY_SRC_ENV, who, e);
 		if (r == KM_EOK)
 			r = apply(&p, &env->pol, KM_POLICY_SRC_ENV, who, e);
 		if (r == KM_EOK)
 			r = validate(&p, env->loc, who, e);
-		if (r != KM_EOK)
-			return r;
+		if (r != KM_EOK) {
+			/* defaults.policy is applied to every environment: a bad value there is
+			 * reported once, for all of them. */
+			bool from_defaults = e->set && cfg->defaults_pol.head != NULL &&
+			                     apply_fails(en, &cfg->defaults_pol);
+			if ((r = cfg_record(cfg, e, r, from_defaults ? CFG_SCOPE_POLICIES
+			                                             : CFG_SCOPE_ENV_POLICY,
+			                    from_defaults ? NULL : en, NULL, NULL)) != KM_EOK)
+				return r;
+			continue;
+		}
 		env->pub.policy = p;
+		size_t n = 0;
 		for (size_t k = 0; k < env->n_keysets; k++) {
 			cfg_keyset_t *ks = env->keysets[k];
 			km_policy_t q = p;
-			snprintf(who, sizeof(who), "environment '%s', key set '%s'", env->pub.name,
-			         ks->pub.name);
+			if (ks->broken)
+				continue;
+			snprintf(who, sizeof(who), "environment '%s', key set '%s'", en, ks->pub.name);
 			r = apply(&q, &ks->pol, KM_POLICY_SRC_KEYSET, who, e);
 			if (r == KM_EOK)
 				r = validate(&q, ks->loc, who, e);
-			if (r != KM_EOK)
-				return r;
+			if (r != KM_EOK) {
+				if ((r = cfg_record(cfg, e, r, CFG_SCOPE_KEYSET, en, NULL,
+				                    ks->pub.name)) != KM_EOK)
+					return r;
+				continue;
+			}
 			ks->pub.policy = q;
-			env->pub.keysets[k] = &ks->pub;
+			env->pub.keysets[n++] = &ks->pub;
 		}
-		env->pub.n_keysets = env->n_keysets;
+		env->pub.n_keysets = n;
 	}
 	return KM_EOK;
 }

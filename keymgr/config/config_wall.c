@@ -4,6 +4,10 @@
  * token (same module and label, or same serial), a file (store or snapshot, compared
  * literally and through realpath()), or an HTTP path (equal, or one a prefix of the other).
  * Every message names both environments and where the first one claims the resource.
+ *
+ * A violation breaks both environments (which one is right cannot be told); the check goes
+ * on with the others. Environments whose own sections have errors are compared on what was
+ * read of them.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,30 +15,31 @@
 #include "keymgr/common/error.h"
 #include "keymgr/config/config_int.h"
 
-static int wall_error(cfg_err_t *e, cfg_loc_t at, const cfg_env_t *a, const cfg_env_t *b,
-                      const char *what, cfg_loc_t first)
+static int wall_error(km_config_t *cfg, cfg_err_t *e, cfg_loc_t at, const cfg_env_t *a,
+                      const cfg_env_t *b, const char *what, cfg_loc_t first)
 {
 	cfg_errorf(e, at, "environments '%s' and '%s' share %s ('%s' claims it at %s:%d:%d); "
 	           "each environment needs its own", b->pub.name, a->pub.name, what, a->pub.name,
-	           first.file, first.line, first.col);
-	return KM_CONFIG_EINVAL;
+	           first.file ? first.file : "?", first.line, first.col);
+	return cfg_record(cfg, e, KM_CONFIG_EINVAL, CFG_SCOPE_ENV, b->pub.name, a->pub.name,
+	                  NULL);
 }
 
-static int check_token(const cfg_env_t *a, const cfg_env_t *b, cfg_err_t *e)
+static int check_token(km_config_t *cfg, const cfg_env_t *a, const cfg_env_t *b, cfg_err_t *e)
 {
 	const km_token_cfg_t *ta = &a->pub.token, *tb = &b->pub.token;
 	char what[200];
 	if (ta->token_serial != NULL && tb->token_serial != NULL &&
 	    strcmp(ta->token_serial, tb->token_serial) == 0) {
 		snprintf(what, sizeof(what), "a token (serial %s)", ta->token_serial);
-		return wall_error(e, b->token_loc, a, b, what, a->token_loc);
+		return wall_error(cfg, e, b->token_loc, a, b, what, a->token_loc);
 	}
 	if (ta->token_label != NULL && tb->token_label != NULL &&
-	    strcmp(ta->token_label, tb->token_label) == 0 &&
-	    cfg_path_same(ta->module_path, tb->module_path)) {
+	    strcmp(ta->token_label, tb->token_label) == 0 && ta->module_path != NULL &&
+	    tb->module_path != NULL && cfg_path_same(ta->module_path, tb->module_path)) {
 		snprintf(what, sizeof(what), "a token (label %s in module %.100s)", ta->token_label,
 		         ta->module_path);
-		return wall_error(e, b->token_loc, a, b, what, a->token_loc);
+		return wall_error(cfg, e, b->token_loc, a, b, what, a->token_loc);
 	}
 	return KM_EOK;
 }
@@ -42,6 +47,8 @@ static int check_token(const cfg_env_t *a, const cfg_env_t *b, cfg_err_t *e)
 /* "/a" and "/a/b" overlap: a request path cannot tell which environment it is for. */
 static bool http_overlap(const char *a, const char *b)
 {
+	if (a == NULL || b == NULL)
+		return false;
 	size_t la = strlen(a), lb = strlen(b);
 	if (la > lb) {
 		const char *t = a;
@@ -69,7 +76,7 @@ static size_t collect_files(const km_config_t *cfg, claim_t *out, size_t max)
 	size_t n = 0;
 	for (size_t i = 0; i < cfg->n_envs; i++) {
 		const cfg_env_t *env = cfg->envs[i];
-		if (n < max)
+		if (n < max && env->pub.store != NULL)
 			out[n++] = (claim_t){ env, "store", env->pub.store, env->store_loc };
 		for (size_t s = 0; s < env->pub.n_snapshots && n < max; s++)
 			out[n++] = (claim_t){ env, "snapshot file", env->pub.snapshots[s],
@@ -78,10 +85,11 @@ static size_t collect_files(const km_config_t *cfg, claim_t *out, size_t max)
 	return n;
 }
 
-static int check_files(const km_config_t *cfg, cfg_err_t *e)
+static int check_files(km_config_t *cfg, cfg_err_t *e)
 {
 	claim_t local[KM_CONFIG_MAX_ENVS * (1 + KM_CONFIG_MAX_SNAPSHOTS)];
 	size_t n = collect_files(cfg, local, sizeof(local) / sizeof(local[0]));
+	int r;
 	for (size_t j = 0; j < n; j++) {
 		for (size_t i = 0; i < j; i++) {
 			if (!cfg_path_same(local[i].path, local[j].path))
@@ -92,32 +100,38 @@ static int check_files(const km_config_t *cfg, cfg_err_t *e)
 				           "%s (first at %s:%d:%d)", local[j].env->pub.name, local[j].path,
 				           local[i].kind, local[j].kind, local[i].loc.file, local[i].loc.line,
 				           local[i].loc.col);
-				return KM_CONFIG_EINVAL;
+				r = cfg_record(cfg, e, KM_CONFIG_EINVAL, CFG_SCOPE_ENV,
+				               local[j].env->pub.name, NULL, NULL);
+				if (r != KM_EOK)
+					return r;
+				continue;
 			}
 			snprintf(what, sizeof(what), "a file (%.200s, %s of '%s', %s of '%s')",
 			         local[j].path, local[i].kind, local[i].env->pub.name, local[j].kind,
 			         local[j].env->pub.name);
-			return wall_error(e, local[j].loc, local[i].env, local[j].env, what,
-			                  local[i].loc);
+			if ((r = wall_error(cfg, e, local[j].loc, local[i].env, local[j].env, what,
+			                    local[i].loc)) != KM_EOK)
+				return r;
 		}
 	}
 	return KM_EOK;
 }
 
-int cfg_wall_check(const km_config_t *cfg, cfg_err_t *e)
+int cfg_wall_check(km_config_t *cfg, cfg_err_t *e)
 {
 	for (size_t j = 0; j < cfg->n_envs; j++) {
 		const cfg_env_t *b = cfg->envs[j];
 		for (size_t i = 0; i < j; i++) {
 			const cfg_env_t *a = cfg->envs[i];
-			int r = check_token(a, b, e);
+			int r = check_token(cfg, a, b, e);
 			if (r != KM_EOK)
 				return r;
 			if (http_overlap(a->pub.http_path, b->pub.http_path)) {
 				char what[300];
 				snprintf(what, sizeof(what), "an HTTP path ('%s' and '%s' overlap)",
 				         a->pub.http_path, b->pub.http_path);
-				return wall_error(e, b->http_loc, a, b, what, a->http_loc);
+				if ((r = wall_error(cfg, e, b->http_loc, a, b, what, a->http_loc)) != KM_EOK)
+					return r;
 			}
 		}
 	}

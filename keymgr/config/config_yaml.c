@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libfyaml.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,50 @@ static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size
 	(void)user;
 	(void)buf;
 	(void)len;
+}
+
+/* "uid N (name)" of uid, or "uid N" when it has no name. */
+static const char *uid_text(uid_t uid, char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char pwbuf[1024];
+	if (getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res != NULL)
+		snprintf(buf, len, "uid %u (%s)", (unsigned)uid, res->pw_name);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)uid);
+	return buf;
+}
+
+/*
+ * A configuration file chooses the PKCS#11 module keymgr loads and who may sign: only root
+ * and the user keymgr runs as may own it, and nobody else may write it (as for PIN files).
+ * An include counts the same: teams that own policy files change them through their
+ * deployment, not by writing the live file. A security refusal, not a broken file: the
+ * message says which file and the command that fixes it.
+ */
+static int check_owner_mode(const struct stat *st, const char *display, cfg_err_t *e)
+{
+	cfg_loc_t at = { display, 0, 0 };
+	char owner[96], me[96];
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		cfg_errorf(e, at, "refused: the file is writable by %s (mode %04o), and whoever can "
+		           "write it chooses the PKCS#11 module keymgr loads and who may sign; run "
+		           "'chmod go-w %s'",
+		           (st->st_mode & S_IWGRP) && (st->st_mode & S_IWOTH) ? "group and others"
+		           : (st->st_mode & S_IWGRP) ? "its group" : "others",
+		           (unsigned)(st->st_mode & 07777), display);
+		return KM_CONFIG_EPERM;
+	}
+	uid_t self = geteuid();
+	if (st->st_uid != 0 && st->st_uid != self) {
+		cfg_errorf(e, at, "refused: the file is owned by %s, neither root nor the user keymgr "
+		           "runs as (%s), and its owner chooses the PKCS#11 module keymgr loads and who "
+		           "may sign; run 'chown root %s' (or give it to the user keymgr runs as)",
+		           uid_text(st->st_uid, owner, sizeof(owner)), uid_text(self, me, sizeof(me)),
+		           display);
+		return KM_CONFIG_EPERM;
+	}
+	return KM_EOK;
 }
 
 static int read_file(const char *file, const char *display, char **ret, size_t *ret_len,
@@ -52,6 +97,8 @@ static int read_file(const char *file, const char *display, char **ret, size_t *
 		r = KM_CONFIG_EINVAL;
 		goto out;
 	}
+	if ((r = check_owner_mode(&st, display, e)) != KM_EOK)
+		goto out;
 	if (st.st_size > CFG_FILE_MAX) {
 		cfg_errorf(e, at, "file too large (more than %d bytes)", CFG_FILE_MAX);
 		r = KM_CONFIG_EINVAL;
@@ -220,6 +267,124 @@ static void report_diag(struct fy_diag *diag, const char *display, cfg_err_t *e)
 	cfg_errorf(e, at, "YAML syntax error");
 }
 
+/*
+ * Anchors and aliases are counted before anything is resolved. Resolving them
+ * (FYPCF_RESOLVE_DOCUMENT) copies every alias in full, so ten lines of nested aliases (a
+ * "billion laughs") expand to gigabytes, and include files are often written by other
+ * teams. The parser's events never expand an alias: from them the size of each anchored
+ * node, and of the whole document once every alias is expanded, is known in advance, and a
+ * document over KM_CONFIG_MAX_NODES nodes is refused where the limit is crossed. (Errors of
+ * the YAML itself are left to the parse that follows.)
+ */
+#define MAX_ANCHORS 1024
+#define MAX_DEPTH 64
+
+#define ANCHOR_NAME_MAX 128
+
+typedef struct {
+	char name[ANCHOR_NAME_MAX];   /* a copy: the token's text goes with its event */
+	size_t len;
+	uint64_t nodes;               /* nodes of the anchored value, its own aliases expanded */
+} anchor_t;
+
+/* Copies a token's text (an anchor's name) into out; false when there is none or it does not
+ * fit. Tokens are freed with their event: names are kept as copies. */
+static bool token_name(struct fy_token *t, char out[ANCHOR_NAME_MAX], size_t *len)
+{
+	size_t l = 0;
+	const char *text = t != NULL ? fy_token_get_text(t, &l) : NULL;
+	if (text == NULL || l >= ANCHOR_NAME_MAX)
+		return false;
+	memcpy(out, text, l);
+	*len = l;
+	return true;
+}
+
+static int check_expansion(const char *buf, size_t len, const char *display, cfg_err_t *e)
+{
+	struct fy_parse_cfg pc = { .flags = FYPCF_QUIET | FYPCF_DISABLE_MMAP_OPT };
+	struct fy_parser *fyp = fy_parser_create(&pc);
+	anchor_t *anchors = calloc(MAX_ANCHORS, sizeof(*anchors));
+	anchor_t *stack = calloc(MAX_DEPTH, sizeof(*stack));   /* open collections */
+	bool named[MAX_DEPTH];
+	size_t depth = 0, n_anchors = 0;
+	uint64_t total = 0;
+	int r = KM_EOK;
+	if (fyp == NULL || anchors == NULL || stack == NULL ||
+	    fy_parser_set_string(fyp, buf, len) != 0) {
+		fy_parser_destroy(fyp);
+		free(anchors);
+		free(stack);
+		return KM_ENOMEM;
+	}
+	struct fy_event *ev;
+	while (r == KM_EOK && (ev = fy_parser_parse(fyp)) != NULL) {
+		uint64_t add = 0;
+		anchor_t done = { .len = 0 };
+		bool anchored = false;
+		switch (ev->type) {
+		case FYET_SCALAR:
+			add = 1;
+			anchored = token_name(ev->scalar.anchor, done.name, &done.len);
+			break;
+		case FYET_ALIAS:
+			add = 1;
+			if (token_name(ev->alias.anchor, done.name, &done.len))
+				for (size_t i = n_anchors; i-- > 0;)
+					if (anchors[i].len == done.len &&
+					    memcmp(anchors[i].name, done.name, done.len) == 0) {
+						add = anchors[i].nodes;
+						break;
+					}
+			break;
+		case FYET_SEQUENCE_START:
+		case FYET_MAPPING_START:
+			if (depth < MAX_DEPTH) {
+				stack[depth].nodes = 1;
+				named[depth] = token_name(ev->type == FYET_SEQUENCE_START
+				                          ? ev->sequence_start.anchor
+				                          : ev->mapping_start.anchor,
+				                          stack[depth].name, &stack[depth].len);
+			}
+			depth++;
+			break;
+		case FYET_SEQUENCE_END:
+		case FYET_MAPPING_END:
+			if (depth > 0 && --depth < MAX_DEPTH) {
+				add = stack[depth].nodes;
+				anchored = named[depth];
+				done = stack[depth];
+			}
+			break;
+		default:
+			break;
+		}
+		if (anchored && n_anchors < MAX_ANCHORS) {
+			anchors[n_anchors] = done;
+			anchors[n_anchors++].nodes = add;
+		}
+		uint64_t *into = depth == 0 || depth > MAX_DEPTH ? &total : &stack[depth - 1].nodes;
+		if (ev->type != FYET_SEQUENCE_START && ev->type != FYET_MAPPING_START)
+			*into += add;
+		if (*into > KM_CONFIG_MAX_NODES || depth > MAX_DEPTH) {
+			const struct fy_mark *m = fy_event_start_mark(ev);
+			cfg_loc_t at = { display, m ? m->line + 1 : 0, m ? m->column + 1 : 0 };
+			if (depth > MAX_DEPTH)
+				cfg_errorf(e, at, "nested more than %d levels deep", MAX_DEPTH);
+			else
+				cfg_errorf(e, at, "the configuration expands to more than %d YAML nodes "
+				           "(its aliases copy what their anchors hold): refused; repeat "
+				           "fewer values, or drop the aliases", KM_CONFIG_MAX_NODES);
+			r = KM_CONFIG_EPARSE;
+		}
+		fy_parser_event_free(fyp, ev);
+	}
+	fy_parser_destroy(fyp);
+	free(anchors);
+	free(stack);
+	return r;
+}
+
 int cfg_yaml_load(const char *file, const char *display, struct fy_document **ret, cfg_err_t *e)
 {
 	struct fy_diag *diag = NULL;
@@ -235,6 +400,8 @@ int cfg_yaml_load(const char *file, const char *display, struct fy_document **re
 	if ((r = check_utf8(buf, len, display, e)) != KM_EOK)
 		goto out;
 	if ((r = check_no_complex_keys(buf, len, display, e)) != KM_EOK)
+		goto out;
+	if ((r = check_expansion(buf, len, display, e)) != KM_EOK)
 		goto out;
 	if (only_comments(buf, len)) {
 		cfg_errorf(e, at, "empty configuration (no YAML document)");

@@ -113,6 +113,13 @@ static int apply_action(km_env_t *env, const char *keyset, const km_plan_t *plan
 	}
 }
 
+/* The kid of action a's key as known before it runs ("" for a key not generated yet). */
+static const char *action_kid(const km_plan_action_t *a, const km_store_key_t *recs, size_t n,
+                              char (*new_kids)[KM_KID_MAX + 1])
+{
+	return a->key < n ? recs[a->key].kid : new_kids[a->key - n];
+}
+
 /* Asks the gate about action i. */
 static km_apply_verdict_t ask_gate(const km_apply_opts_t *o, const char *keyset,
                                    const km_plan_t *plan, size_t i, const km_store_key_t *recs,
@@ -122,7 +129,7 @@ static km_apply_verdict_t ask_gate(const km_apply_opts_t *o, const char *keyset,
 	if (o == NULL || o->gate == NULL || o->dry_run)
 		return KM_APPLY_GO;
 	const km_plan_action_t *a = km_plan_action(plan, i);
-	const char *kid = a->key < n ? recs[a->key].kid : new_kids[a->key - n];
+	const char *kid = action_kid(a, recs, n, new_kids);
 	int64_t again = INT64_MAX;
 	km_apply_verdict_t v = o->gate(o->ctx, keyset, a, kid, now, &again);
 	if (v == KM_APPLY_DEFER && a->op != KM_PLAN_ACTIVATE)
@@ -172,10 +179,14 @@ static int apply_plan(km_env_t *env, const char *keyset, const km_plan_t *plan,
 			if (a->key < n)
 				snprintf(kid, sizeof(kid), "%s", recs[a->key].kid);
 		} else {
+			if (o != NULL && o->before != NULL)
+				o->before(o->ctx, keyset, a, action_kid(a, recs, n, new_kids));
 			r = apply_action(env, keyset, plan, i, recs, n, new_kids, now, kid, &delegated,
 			                 msg, sizeof(msg));
 			if (r == KM_EOK)
 				KM_FAULT_POINT("apply.after_action");
+			if (o != NULL && o->after != NULL)
+				o->after(o->ctx, keyset, a, kid, r);
 			if (delegated) {
 				held = i;
 				snprintf(held_kid, sizeof(held_kid), "%s", kid);
@@ -290,8 +301,8 @@ int km_apply_env(km_env_t *env, const char *keyset, int64_t now, const km_apply_
 }
 
 static int apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t now,
-                        const km_apply_opts_t *o, int64_t *gap, int64_t *exposure_until,
-                        char *err, size_t errlen)
+                        const km_apply_opts_t *o, km_apply_revoke_result_t *res, char *err,
+                        size_t errlen)
 {
 	km_store_key_t k;
 	km_policy_t pol;
@@ -302,7 +313,9 @@ static int apply_revoke(km_env_t *env, const char *kid, const char *reason, int6
 	int r = km_key_lookup(env, kid, &k, err, errlen);
 	if (r != KM_EOK)
 		return r;
-	if ((r = km_env_keyset_policy(env, k.keyset, &pol)) != KM_EOK)
+	r = km_env_keyset_policy(env, k.keyset, &pol);
+	res->policy_broken = r == KM_CONFIG_EBROKEN;
+	if (r != KM_EOK && !res->policy_broken)
 		return r;
 	if ((r = km_apply_load_keys(env, k.keyset, &keys, &recs, &n, err, errlen)) != KM_EOK)
 		return r;
@@ -312,6 +325,17 @@ static int apply_revoke(km_env_t *env, const char *kid, const char *reason, int6
 		snprintf(err, errlen, "key %s is not a confirmed key of %s/%s", kid, km_env_name(env),
 		         k.keyset);
 		r = KM_ENOENT;
+		goto out;
+	}
+	if (res->policy_broken) {
+		/* Out of service, and nothing made or promoted under an unvalidated policy. */
+		if (km_state_check_transition(k.state, KM_STATE_REVOKED, err, (unsigned)errlen) !=
+		    KM_EOK) {
+			r = KM_ETRANSITION;
+			goto out;
+		}
+		r = km_store_key_transition(km_env_store(env), kid, KM_STATE_REVOKED, now, reason,
+		                            err, errlen);
 		goto out;
 	}
 	if ((r = km_plan_create(&plan)) != KM_EOK)
@@ -336,10 +360,8 @@ static int apply_revoke(km_env_t *env, const char *kid, const char *reason, int6
 	r = apply_plan(env, k.keyset, plan, recs, n, now, o, &recheck, SIZE_MAX, NULL, err,
 	               errlen);
 	if (r == KM_EOK) {
-		if (gap != NULL)
-			*gap = km_plan_gap(plan);
-		if (exposure_until != NULL)
-			*exposure_until = km_plan_exposure_until(plan);
+		res->gap = km_plan_gap(plan);
+		res->exposure_until = km_plan_exposure_until(plan);
 	}
 out:
 	km_plan_free(plan);
@@ -349,16 +371,19 @@ out:
 }
 
 int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t now,
-                    const km_apply_opts_t *o, int64_t *gap, int64_t *exposure_until, char *err,
+                    const km_apply_opts_t *o, km_apply_revoke_result_t *ret, char *err,
                     size_t errlen)
 {
 	km_store_t *s = km_env_store(env);
+	km_apply_revoke_result_t res = { 0, 0, false };
 	int r = km_store_change_lock_at(s, "revoke", KM_STORE_CHANGE_WAIT_MS, &now, err,
 	                                 errlen);
 	if (r != KM_EOK)
 		return r;
-	r = apply_revoke(env, kid, reason, now, o, gap, exposure_until, err, errlen);
+	r = apply_revoke(env, kid, reason, now, o, &res, err, errlen);
 	km_store_change_unlock(s);
+	if (r == KM_EOK && ret != NULL)
+		*ret = res;
 	return r;
 }
 

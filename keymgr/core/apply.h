@@ -45,12 +45,29 @@ typedef km_apply_verdict_t (*km_apply_gate_fn)(void *ctx, const char *keyset,
                                                const km_plan_action_t *a, const char *kid,
                                                int64_t now, int64_t *recheck_at);
 
+/*
+ * A pair of hooks around each action that is carried out (not in a dry run, and not for an
+ * action a gate deferred or stopped): before() just before it, after() just after it, with
+ * its result, before it is reported. Every before() is followed by its after(), with nothing
+ * of km_apply in between but the action itself, so that the caller can hold something (a
+ * lock) across exactly one action's store transaction and token work. kid is "" in before()
+ * for a GENERATE (the key does not exist yet); after() gets the kid made, "" when it failed.
+ * A RETIRE of the active key that the plan's later ACTIVATE carries out (km_key_activate()
+ * retires it in the same transaction) changes nothing by itself, and is bracketed as well.
+ */
+typedef void (*km_apply_before_fn)(void *ctx, const char *keyset, const km_plan_action_t *a,
+                                   const char *kid);
+typedef void (*km_apply_after_fn)(void *ctx, const char *keyset, const km_plan_action_t *a,
+                                  const char *kid, int result);
+
 typedef struct {
 	bool dry_run;               /* plan only; change nothing */
 	km_apply_report_fn report;  /* may be NULL */
 	km_apply_warn_fn warn;      /* may be NULL */
 	void *ctx;
 	km_apply_gate_fn gate;      /* may be NULL (always GO) */
+	km_apply_before_fn before;  /* may be NULL */
+	km_apply_after_fn after;    /* may be NULL */
 } km_apply_opts_t;
 
 /*
@@ -71,15 +88,33 @@ int km_apply_keyset(km_env_t *env, const char *keyset, int64_t now, const km_app
 int km_apply_env(km_env_t *env, const char *keyset, int64_t now, const km_apply_opts_t *o,
                  int64_t *next_wake, char *err, size_t errlen);
 
+/* What km_apply_revoke() did besides taking the key out of service. */
+typedef struct {
+	int64_t gap;             /* how long verifiers that do not refetch on an unknown kid may
+	                          * reject the new key's tokens (0 with a standby, or no new key) */
+	int64_t exposure_until;  /* until when verifiers' caches may still hold the revoked key;
+	                          * 0 when unknown (policy_broken) */
+	bool policy_broken;      /* the key set's policy has errors (a partial configuration,
+	                          * km_config_load_partial()): revoked, nothing else done */
+} km_apply_revoke_result_t;
+
 /*
  * Emergency revocation of kid at now: the key leaves the JWKS at once; if it was the active
  * key, the planner promotes a standby published >= publish_lead ago or generates and
- * activates a new key immediately. *gap receives how long verifiers that do not refetch on an
- * unknown kid may reject the new key's tokens (0 with a standby), *exposure_until until when
- * verifiers' caches may still hold the revoked key. Both may be NULL.
+ * activates a new key immediately.
+ *
+ * When the key set's policy cannot be used (KM_CONFIG_EBROKEN from km_env_keyset_policy(): a
+ * configuration loaded with errors), the key is still revoked, with the reason, but nothing is
+ * promoted or generated: that would follow a policy that was not validated. The key set may
+ * be left without an active key (its owner fixes the configuration and rotates), and the
+ * exposure window, which comes from jwks_max_age, is unknown (ret->exposure_until 0).
+ *
+ * *ret (may be NULL) is written on success. Returns KM_EOK, or the code of the step that
+ * failed with its message in err (an illegal transition, an unknown kid, the store, the
+ * token).
  */
 int km_apply_revoke(km_env_t *env, const char *kid, const char *reason, int64_t now,
-                    const km_apply_opts_t *o, int64_t *gap, int64_t *exposure_until, char *err,
+                    const km_apply_opts_t *o, km_apply_revoke_result_t *ret, char *err,
                     size_t errlen);
 
 /* What a requested rotation did (km_apply_rotate). */

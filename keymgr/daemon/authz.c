@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "keymgr/common/error.h"
-#include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/authz.h"
 #include "keymgr/daemon/log.h"
 
 #define NSS_BUF 16384

@@ -22,10 +22,14 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
-#include "keymgr/audit/audit.h"
-#include "keymgr/daemon/control_proto.h"
-#include "keymgr/daemon/daemon.h"
+#include "keymgr/control/ctl_locate.h"
+#include "keymgr/daemon/authz.h"
+#include "keymgr/daemon/control.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/pass.h"
+#include "keymgr/daemon/reload.h"
+#include "keymgr/daemon/state.h"
+#include "keymgr/daemon/status.h"
 
 /* A socket file left by a daemon that died: nothing accepts on it. */
 static bool stale_socket(const char *path)
@@ -93,6 +97,18 @@ int kd_control_open(kd_daemon_t *d, const char *path, const char *group, char *e
 	d->ctl_fd = fd;
 	snprintf(d->ctl_path, sizeof(d->ctl_path), "%s", path);
 	return KM_EOK;
+}
+
+void kd_control_record(kd_daemon_t *d)
+{
+	for (size_t i = 0; i < d->n_envs && d->ctl_fd >= 0; i++) {
+		char err[PATH_MAX + 128] = "";
+		if (km_ctl_record_write(d->envs[i].cfg->store, d->envs[i].name, d->ctl_path,
+		                        km_config_path(d->cfg), err, sizeof(err)) != KM_EOK)
+			kd_log(KD_LOG_WARNING, "control", "env", d->envs[i].name, "result",
+			       "not recorded", "error", err, "detail", "keymgr finds the socket only "
+			       "through the configuration, KEYMGR_CONTROL_SOCKET or --socket", NULL);
+	}
 }
 
 void kd_control_close(kd_daemon_t *d)

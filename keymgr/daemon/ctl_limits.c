@@ -13,7 +13,7 @@
 #include "keymgr/common/clock.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/ratelimit.h"
-#include "keymgr/daemon/control_proto.h"
+#include "keymgr/control/control_proto.h"
 #include "keymgr/daemon/ctl_limits.h"
 #include "keymgr/daemon/log.h"
 

@@ -36,10 +36,14 @@
 
 #include "keymgr/common/clock.h"
 #include "keymgr/common/error.h"
-#include "keymgr/daemon/control_proto.h"
-#include "keymgr/daemon/daemon.h"
+#include "keymgr/control/control_proto.h"
+#include "keymgr/daemon/authz.h"
+#include "keymgr/daemon/control.h"
 #include "keymgr/daemon/ctl_limits.h"
+#include "keymgr/daemon/ctl_server.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/signer.h"
+#include "keymgr/daemon/state.h"
 #include "pkcs11/token.h"
 
 #define STACK_SIZE (512 * 1024)

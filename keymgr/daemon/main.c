@@ -1,12 +1,34 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keymgrd: rotates keys on schedule, serves the JWKS over HTTP and proves propagation.
- * See docs/keymgrd.8. This file: options, startup, the main loop and reload.
+ * See docs/keymgrd.8. This file: options, startup, the main loop and shutdown.
  *
  * The loop sleeps (poll(2)) until the earliest of: a key set's next wake-up from the planner,
  * a retry after a failure, the next store check (daemon.poll_interval), a signal, or a
- * control-socket request. Each pass reads the stores (publishing changed documents), applies
- * what is due, and publishes again what that changed.
+ * control-socket request. Each wake-up runs one pass (pass.c): it reads the stores
+ * (publishing changed documents), applies what is due, and publishes again what that changed.
+ *
+ * The modules of keymgr/daemon/, each with its header:
+ *   state.c      the daemon's state (state.h): environments and key sets; loading, reloading
+ *   pass.c       one pass over the environments; reload.c: reloading the configuration
+ *   scheduler.c  applying due actions through km_apply, propagation gating (token_check.c:
+ *                its token probe; backoff.c: retry delays)
+ *   publisher.c  rendering the JWKS documents, swapping them into km_http, snapshot files
+ *   control.c    the control socket (docs/control-protocol.md): status, reload, tick
+ *   ctl_server.c its connections: acceptor and per-connection threads, the main-thread queue
+ *                (ctl_limits.c: per-peer limits and frame deadlines)
+ *   signer.c     the signing service: per environment a signing token and the key sets'
+ *                resolved keys and signers, swapped under a rwlock
+ *   authz.c      the peer's identity (SO_PEERCRED, SO_PEERGROUPS) and the signers' lists
+ *   status.c     the status reply; metrics.c: the /metrics text and /healthz state
+ *   startup.c    reconciliation before the first pass; harden.c: no core dumps, no ptrace
+ *   log.c, signals.c, notify.c   the log lines, signals, sd_notify
+ * The control protocol's framing, shared with the `keymgr` client, is in keymgr/control/.
+ *
+ * Threads: the scheduler, the publisher, the stores and the scheduler's token handles belong
+ * to the main thread. The HTTP pool only calls km_http, which never touches the store or a
+ * token. Control connections run on their own threads: they sign (signer.c: its own token
+ * handles and data, under its rwlock) and hand every other request to the main thread.
  */
 #include <getopt.h>
 #include <malloc.h>
@@ -19,12 +41,21 @@
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
-#include "keymgr/daemon/control_proto.h"
-#include "keymgr/daemon/daemon.h"
+#include "keymgr/common/name.h"
+#include "keymgr/common/suggest.h"
+#include "keymgr/daemon/control.h"
+#include "keymgr/daemon/ctl_server.h"
 #include "keymgr/daemon/harden.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/notify.h"
+#include "keymgr/daemon/pass.h"
+#include "keymgr/daemon/publisher.h"
+#include "keymgr/daemon/reload.h"
+#include "keymgr/daemon/scheduler.h"
 #include "keymgr/daemon/signals.h"
+#include "keymgr/daemon/signer.h"
+#include "keymgr/daemon/startup.h"
+#include "keymgr/daemon/state.h"
 
 #ifndef KEYMGR_VERSION
 #define KEYMGR_VERSION "unknown"
@@ -50,6 +81,27 @@ static const char usage[] =
 	"Signals: SIGHUP reloads the configuration (a bad one is refused and the running one\n"
 	"kept); SIGTERM/SIGINT finish the action in flight and exit 0.\n"
 	"Exit status: 0 after SIGTERM, 1 startup failure, 2 usage error.\n";
+
+/*
+ * Says which option getopt_long refused (opterr is 0) and returns 2. The option is named as
+ * typed, without any "=value" (it could be a secret), with the closest known one.
+ */
+static int bad_option(const char *arg, const struct option *opts)
+{
+	/* optopt: 0 for an unknown or ambiguous long option, its letter for a long option given
+	 * a value it does not take, the character of an unknown short option. */
+	if (arg != NULL && strncmp(arg, "--", 2) == 0 &&
+	    (optopt == 0 || strchr(arg, '=') != NULL)) {
+		char msg[640];
+		km_suggest_option(arg, opts, /* hidden_val= */ 0, msg, sizeof(msg));
+		fprintf(stderr, "keymgrd: %s\n", msg);
+	} else {
+		fprintf(stderr, "keymgrd: unknown option '-%c'\n",
+		        optopt > 0x20 && optopt < 0x7f ? optopt : '?');
+	}
+	fprintf(stderr, "Try 'keymgrd --help'.\n");
+	return 2;
+}
 
 static int parse_args(kd_daemon_t *d, int argc, char **argv)
 {
@@ -102,9 +154,7 @@ static int parse_args(kd_daemon_t *d, int argc, char **argv)
 			        argv[optind - 1]);
 			return 2;
 		default:
-			/* Never echo the argument: a stray word could be a secret. */
-			fprintf(stderr, "keymgrd: unknown option\nTry 'keymgrd --help'.\n");
-			return 2;
+			return bad_option(optind > 0 ? argv[optind - 1] : NULL, opts);
 		}
 	}
 	if (optind < argc) {
@@ -113,115 +163,6 @@ static int parse_args(kd_daemon_t *d, int argc, char **argv)
 		return 2;
 	}
 	return -1;
-}
-
-/*
- * Signs the head of each environment's audit chain every KD_CHECKPOINT_INTERVAL seconds
- * (km_audit_checkpoint without force: a head already covered is not signed again).
- */
-static void checkpoint(kd_daemon_t *d, int64_t now)
-{
-	for (size_t i = 0; i < d->n_envs && !kd_signals_stop_requested(); i++) {
-		kd_env_t *e = &d->envs[i];
-		char err[1024] = "";
-		if (!e->token_ok || (e->checkpoint_at != 0 && now < e->checkpoint_at +
-		                     KD_CHECKPOINT_INTERVAL))
-			continue;
-		e->checkpoint_at = now;
-		int r = km_audit_checkpoint(e->env, now, false, NULL, err, sizeof(err));
-		if (r != KM_EOK && r != KM_ENOENT)
-			kd_log(KD_LOG_ERROR, "audit-checkpoint", "env", e->name, "result", "failed",
-			       "error", err[0] ? err : km_strerror(r), NULL);
-		else if (r == KM_EOK)
-			kd_log(KD_LOG_DEBUG, "audit-checkpoint", "env", e->name, "result", "ok", NULL);
-		if (!kd_signing_env_open(d, e->name))
-			km_env_close_token(e->env);
-	}
-}
-
-size_t kd_run_once(kd_daemon_t *d, bool force, const char *env, const char *keyset,
-                   size_t *failed)
-{
-	size_t planned = 0, fails = 0;
-	for (size_t i = 0; i < d->n_envs; i++)
-		if (env == NULL || strcmp(env, d->envs[i].name) == 0)
-			kd_publish_env(d, &d->envs[i], (int64_t)time(NULL));
-	int64_t now = (int64_t)time(NULL);
-	for (size_t i = 0; i < d->n_envs && !kd_signals_stop_requested(); i++)
-		if (env == NULL || strcmp(env, d->envs[i].name) == 0)
-			planned += kd_tick_env(d, &d->envs[i], now, force, keyset, &fails);
-	if (planned > 0)
-		for (size_t i = 0; i < d->n_envs; i++)
-			if (env == NULL || strcmp(env, d->envs[i].name) == 0)
-				kd_publish_env(d, &d->envs[i], (int64_t)time(NULL));
-	for (size_t i = 0; i < d->n_envs; i++)
-		if (d->envs[i].refresh_error != NULL)
-			fails++;
-	kd_metrics_update(d, (int64_t)time(NULL));
-	/* An environment whose token was away at start is reconciled once it is back. */
-	kd_startup_reconcile_retry(d);
-	/* The signing service follows what this pass (or the CLI, or a reload) changed; then
-	 * the audit log's head is signed when due (after the metrics: /metrics and the snapshot
-	 * files describe the same serial as soon as possible). */
-	kd_signing_sync(d, (int64_t)time(NULL));
-	kd_signing_flush_audit(d);
-	checkpoint(d, (int64_t)time(NULL));
-	/* Give the pages freed by this pass (store rows, rendered documents, key generation)
-	 * back to the system: the resident size stays that of what is kept. */
-	malloc_trim(0);
-	if (failed != NULL)
-		*failed += fails;
-	return planned;
-}
-
-/* config.reload in every environment's audit log, by the peer (or keymgrd for SIGHUP). */
-static void record_reload(kd_daemon_t *d, const char *who, const kd_peer_t *peer)
-{
-	char reason[KM_STORE_TEXT_MAX + 1], err[512];
-	km_store_actor_t a;
-	snprintf(reason, sizeof(reason), "keymgrd reloaded %.160s (by %.40s)",
-	         km_config_path(d->cfg), who);
-	if (peer != NULL)
-		kd_peer_actor(peer, "daemon", &a);
-	else
-		km_store_actor_self(&a, "daemon");
-	for (size_t i = 0; i < d->n_envs; i++) {
-		km_store_t *s = km_env_store(d->envs[i].env);
-		km_store_actor_t self = *km_store_actor(s);
-		km_store_set_actor(s, &a);
-		if (km_audit_record(d->envs[i].env, "config.reload", NULL, NULL, NULL, reason,
-		                    (int64_t)time(NULL), err, sizeof(err)) != KM_EOK)
-			kd_log(KD_LOG_ERROR, "audit", "env", d->envs[i].name, "action", "config.reload",
-			       "result", "failed", "error", err, NULL);
-		km_store_set_actor(s, &self);
-	}
-}
-
-int kd_reload(kd_daemon_t *d, const char *who, const kd_peer_t *peer, char *err, size_t errlen)
-{
-	kd_notify("RELOADING=1");
-	/* Signers wait while the configuration their key sets borrow from is swapped. */
-	kd_signing_write_lock(d);
-	int r = kd_state_reload(d, err, errlen);
-	if (r == KM_EOK)
-		kd_signing_reloaded_locked(d);
-	kd_signing_write_unlock(d);
-	if (r == KM_EOK)
-		record_reload(d, who, peer);
-	if (r != KM_EOK) {
-		d->reloads_failed++;
-		kd_log(KD_LOG_ERROR, "reload", "by", who, "result", "refused", "error", err,
-		       "config", km_config_path(d->cfg), NULL);
-	} else {
-		d->reloads_ok++;
-		d->config_loaded_at = (int64_t)time(NULL);
-		kd_log(KD_LOG_INFO, "reload", "by", who, "result", "ok", "config",
-		       km_config_path(d->cfg), NULL);
-		kd_run_once(d, false, NULL, NULL, NULL);
-	}
-	kd_metrics_update(d, (int64_t)time(NULL));
-	kd_notify("READY=1");
-	return r;
 }
 
 static int start_http(kd_daemon_t *d, char *err, size_t errlen)
@@ -331,6 +272,7 @@ int main(int argc, char **argv)
 		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
 		goto out;
 	}
+	kd_publish_listed_verifiers(&d);
 	const km_daemon_cfg_t *dc = km_config_daemon(d.cfg);
 	if (kd_control_open(&d, d.control_socket ? d.control_socket : dc->control_socket,
 	                    dc->control_group, err, sizeof(err)) != KM_EOK ||
@@ -353,6 +295,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < d.n_envs; i++)
 		snprintf(envs + strlen(envs), sizeof(envs) - strlen(envs), "%s%s", i ? "," : "",
 		         d.envs[i].name);
+	kd_control_record(&d);   /* before "start": a client that saw it finds the record */
 	kd_log(KD_LOG_INFO, "start", "version", KEYMGR_VERSION, "config", km_config_path(d.cfg),
 	       "envs", envs, "listen", d.listen ? d.listen : dc->listen, "port", port,
 	       "control_socket", d.ctl_path, NULL);

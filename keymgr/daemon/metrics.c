@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keymgr/daemon/daemon.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/metrics.h"
+#include "keymgr/daemon/state.h"
 
 static void label(FILE *f, const char *k, const char *v)
 {

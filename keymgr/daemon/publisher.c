@@ -22,8 +22,9 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/fnv.h"
 #include "keymgr/core/keyops.h"
-#include "keymgr/daemon/daemon.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/publisher.h"
+#include "keymgr/daemon/state.h"
 
 static void sha256(const char *body, size_t len, uint8_t out[32])
 {
@@ -452,16 +453,36 @@ out:
 	return r;
 }
 
-void kd_unpublish_env(kd_daemon_t *d, kd_env_t *e)
+void kd_unpublish_paths(kd_daemon_t *d, const kd_paths_t *paths)
 {
-	char path[KM_HTTP_PATH_MAX + 1];
 	if (d->http == NULL)
 		return;
-	km_http_unpublish(d->http, e->path);
-	for (size_t i = 0; i < e->n_ks; i++) {
-		kd_keyset_path(e, e->ks[i].name, path, sizeof(path));
-		km_http_unpublish(d->http, path);
-		e->ks[i].published = false;
+	for (size_t i = 0; i < paths->n; i++)
+		km_http_unpublish(d->http, paths->path[i]);
+}
+
+void kd_publish_listed_verifiers(kd_daemon_t *d)
+{
+	const char *names[KM_CONFIG_MAX_KEYSETS * KM_POLICY_MAX_LIST];
+	size_t n = 0;
+	for (size_t i = 0; i < km_config_env_count(d->cfg); i++) {
+		const km_env_cfg_t *e = km_config_env_at(d->cfg, i);
+		const km_policy_t *pols[KM_CONFIG_MAX_KEYSETS + 1];
+		size_t np = 0;
+		pols[np++] = &e->policy;
+		for (size_t k = 0; k < e->n_keysets; k++)
+			pols[np++] = &e->keysets[k]->policy;
+		for (size_t p = 0; p < np; p++)
+			for (size_t v = 0; v < pols[p]->n_activate_when_seen_by; v++) {
+				const char *name = pols[p]->activate_when_seen_by[v];
+				bool dup = false;
+				for (size_t j = 0; j < n && !dup; j++)
+					dup = strcmp(names[j], name) == 0;
+				if (!dup && n < sizeof(names) / sizeof(names[0]))
+					names[n++] = name;
+			}
 	}
-	e->published = false;
+	if (km_http_set_listed_verifiers(d->http, names, n) != KM_EOK)
+		kd_log(KD_LOG_ERROR, "verifiers", "result", "failed", "error",
+		       "out of memory: the listed verifiers' rows may be evicted", NULL);
 }

@@ -18,20 +18,18 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/fnv.h"
 #include "keymgr/core/apply.h"
-#include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/backoff.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/publisher.h"
+#include "keymgr/daemon/scheduler.h"
 #include "keymgr/daemon/signals.h"
+#include "keymgr/daemon/signer.h"
+#include "keymgr/daemon/state.h"
+#include "keymgr/daemon/token_check.h"
 #include "keymgr/store/change_lock.h"
 
 #define MAX_WARNINGS 8
-
-int64_t kd_backoff(unsigned n)
-{
-	int64_t s = KD_BACKOFF_MIN;
-	for (unsigned i = 1; i < n && s < KD_BACKOFF_MAX; i++)
-		s *= 2;
-	return s < KD_BACKOFF_MAX ? s : KD_BACKOFF_MAX;
-}
+#define KD_TOKEN_CHECK 300   /* seconds between reachability checks of an idle token */
 
 int64_t kd_env_next_wake(const kd_env_t *e)
 {
@@ -53,18 +51,8 @@ typedef struct {
 	kd_keyset_t *ks;
 	km_plan_warning_t warnings[MAX_WARNINGS];
 	size_t n_warnings;
-	bool sign_locked;          /* holding the signing service's write lock (see on_gate) */
+	bool sign_locked;          /* holding the signing service's write lock (before_action) */
 } run_ctx_t;
-
-/* The signers see the key set's new state and may sign again. */
-static void sign_unlock(run_ctx_t *c)
-{
-	if (!c->sign_locked)
-		return;
-	kd_signing_refresh_locked(c->d, c->e);
-	kd_signing_write_unlock(c->d);
-	c->sign_locked = false;
-}
 
 static const char *fmt_i64(int64_t v, char *buf, size_t len)
 {
@@ -75,7 +63,6 @@ static const char *fmt_i64(int64_t v, char *buf, size_t len)
 static void on_report(void *vctx, const km_apply_event_t *ev)
 {
 	run_ctx_t *c = vctx;
-	sign_unlock(c);
 	km_plan_op_t op = ev->action->op;
 	bool ok = ev->result == KM_EOK;
 	if ((unsigned)op < KM_PLAN_OP_COUNT)
@@ -203,24 +190,36 @@ static km_apply_verdict_t gate(void *vctx, const char *keyset, const km_plan_act
 
 /*
  * An action that can change which key signs (ACTIVATE, and a RETIRE or REVOKE of the active
- * key) runs with the signing service's write lock held, from before its store transaction
- * until its report (or the end of the run) has swapped the signers' key: no request signs
- * with a key once another is active. The new key's handle is looked up in the signing token
- * first, outside the lock, so the swap costs the signers no token search.
+ * key) runs with the signing service's write lock held: taken here, before its store
+ * transaction, and dropped by after_action() once the signers' key has been swapped. No
+ * request signs with a key once another is active. The new key's handle is looked up in the
+ * signing token first, outside the lock, so the swap costs the signers no token search.
  */
-static km_apply_verdict_t on_gate(void *vctx, const char *keyset, const km_plan_action_t *a,
-                                  const char *kid, int64_t now, int64_t *recheck_at)
+static void before_action(void *vctx, const char *keyset, const km_plan_action_t *a,
+                          const char *kid)
 {
 	run_ctx_t *c = vctx;
-	km_apply_verdict_t v = gate(vctx, keyset, a, kid, now, recheck_at);
-	if (v != KM_APPLY_GO || c->sign_locked || !kd_signing_env_open(c->d, c->e->name) ||
+	(void)keyset;
+	if (!kd_signing_env_open(c->d, c->e->name) ||
 	    (a->op != KM_PLAN_ACTIVATE && a->op != KM_PLAN_RETIRE && a->op != KM_PLAN_REVOKE))
-		return v;
+		return;
 	if (a->op == KM_PLAN_ACTIVATE)
 		kd_signing_warm_kid(c->d, c->e, kid);
 	kd_signing_write_lock(c->d);
 	c->sign_locked = true;
-	return v;
+}
+
+/* The signers see the key set's new state and may sign again. */
+static void after_action(void *vctx, const char *keyset, const km_plan_action_t *a,
+                         const char *kid, int result)
+{
+	run_ctx_t *c = vctx;
+	(void)keyset, (void)a, (void)kid, (void)result;
+	if (!c->sign_locked)
+		return;
+	kd_signing_refresh_locked(c->d, c->e);
+	kd_signing_write_unlock(c->d);
+	c->sign_locked = false;
 }
 
 static uint64_t warnings_fp(const run_ctx_t *c)
@@ -303,7 +302,8 @@ static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now
 {
 	run_ctx_t c = { .d = d, .e = e, .ks = ks };
 	ks->deferred = false;   /* set again by the gate if it still holds an activation back */
-	km_apply_opts_t o = { .report = on_report, .warn = on_warn, .ctx = &c, .gate = on_gate };
+	km_apply_opts_t o = { .report = on_report, .warn = on_warn, .ctx = &c, .gate = gate,
+	                      .before = before_action, .after = after_action };
 	char err[1024] = "", num[32], n2[32];
 	int64_t w = INT64_MAX;
 	km_store_t *s = km_env_store(e->env);
@@ -323,7 +323,6 @@ static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now
 			now = t;
 		note_outside_change(e, ks);
 		r = km_apply_keyset(e->env, ks->name, now, &o, &w, err, sizeof(err));
-		sign_unlock(&c);
 		char ferr[512];
 		ks->fp_known = kd_keyset_fp(e, ks->name, &ks->fp, ferr, sizeof(ferr)) == KM_EOK;
 		km_store_change_unlock(s);

@@ -20,8 +20,10 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/core/reconcile.h"
-#include "keymgr/daemon/harden.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/signer.h"
+#include "keymgr/daemon/startup.h"
+#include "keymgr/daemon/state.h"
 
 /* Names of the environments still to reconcile ("" = none); only the main thread uses it. */
 static char pending[KM_CONFIG_MAX_ENVS][KM_ENV_NAME_MAX + 1];

@@ -4,15 +4,16 @@
  * environment's store (its token is opened later, by the first tick: after any fork, and only
  * for the selected environments), and reloading: a new configuration is loaded and every
  * store opened BEFORE anything of the old one is released, so a bad configuration changes
- * nothing.
+ * nothing. What a reload stops serving is returned to the caller (reload.c), which takes it
+ * out of km_http: this file keeps the state and publishes nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keymgr/common/error.h"
-#include "keymgr/daemon/daemon.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/state.h"
 
 void kd_env_set_error(char **slot, const char *msg)
 {
@@ -55,6 +56,15 @@ static void env_free(kd_env_t *e)
 	free(e->token_error);
 	free(e->refresh_error);
 	km_env_free(e->env);
+}
+
+/* Frees n environments, their array and the configuration they borrow from. */
+static void envs_free(kd_env_t *envs, size_t n, km_config_t *cfg)
+{
+	for (size_t i = 0; envs != NULL && i < n; i++)
+		env_free(&envs[i]);
+	free(envs);
+	km_config_free(cfg);
 }
 
 static bool selected(const kd_daemon_t *d, const char *name)
@@ -117,10 +127,7 @@ static int open_all(kd_daemon_t *d, km_config_t **cfg_ret, kd_env_t **envs_ret, 
 	*n_ret = n;
 	return KM_EOK;
 out:
-	for (size_t i = 0; envs != NULL && i < n; i++)
-		env_free(&envs[i]);
-	free(envs);
-	km_config_free(cfg);
+	envs_free(envs, n, cfg);
 	return r;
 }
 
@@ -132,14 +139,82 @@ int kd_state_load(kd_daemon_t *d, char *err, size_t errlen)
 	return r;
 }
 
-int kd_state_reload(kd_daemon_t *d, char *err, size_t errlen)
+void kd_paths_free(kd_paths_t *p)
+{
+	if (p == NULL)
+		return;
+	free(p->path);
+	p->path = NULL;
+	p->n = 0;
+}
+
+/* The environment of the new configuration called name, or NULL. */
+static const kd_env_t *find_env(const kd_env_t *envs, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(envs[i].name, name) == 0)
+			return &envs[i];
+	return NULL;
+}
+
+/* Whether the reload stops serving old's documents: removed, or moved to another path. */
+static bool served_no_more(const kd_env_t *old, const kd_env_t *envs, size_t n)
+{
+	const kd_env_t *e = find_env(envs, n, old->name);
+	return e == NULL || strcmp(e->path, old->path) != 0;
+}
+
+/*
+ * The paths of every environment whose documents the new environments (envs[0..n)) no
+ * longer serve: its own and each of its key sets', whether published or not (unpublishing
+ * an unknown path is harmless). KM_EOK or KM_ENOMEM.
+ */
+static int gone_paths(const kd_daemon_t *d, const kd_env_t *envs, size_t n, kd_paths_t *ret)
+{
+	size_t count = 0, k = 0;
+	for (size_t j = 0; j < d->n_envs; j++)
+		if (served_no_more(&d->envs[j], envs, n))
+			count += 1 + d->envs[j].n_ks;
+	ret->path = NULL;
+	ret->n = 0;
+	if (count == 0)
+		return KM_EOK;
+	if ((ret->path = calloc(count, sizeof(*ret->path))) == NULL)
+		return KM_ENOMEM;
+	for (size_t j = 0; j < d->n_envs; j++) {
+		const kd_env_t *old = &d->envs[j];
+		if (!served_no_more(old, envs, n))
+			continue;
+		snprintf(ret->path[k++], sizeof(ret->path[0]), "%s", old->path);
+		for (size_t i = 0; i < old->n_ks; i++)
+			kd_keyset_path(old, old->ks[i].name, ret->path[k++], sizeof(ret->path[0]));
+	}
+	ret->n = k;
+	return KM_EOK;
+}
+
+/* Marks e's documents as not served (they are taken out of km_http by the caller). */
+static void mark_unpublished(kd_env_t *e)
+{
+	for (size_t i = 0; i < e->n_ks; i++)
+		e->ks[i].published = false;
+	e->published = false;
+}
+
+int kd_state_reload(kd_daemon_t *d, kd_paths_t *ret_gone, char *err, size_t errlen)
 {
 	km_config_t *cfg = NULL;
 	kd_env_t *envs = NULL;
+	kd_paths_t gone;
 	size_t n = 0;
 	int r = open_all(d, &cfg, &envs, &n, err, errlen);
 	if (r != KM_EOK)
 		return r;
+	if ((r = gone_paths(d, envs, n, &gone)) != KM_EOK) {
+		snprintf(err, errlen, "%s", km_strerror(r));
+		envs_free(envs, n, cfg);
+		return r;
+	}
 	/* Carry each surviving environment's state over (what was served, counters, ...). */
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; j < d->n_envs; j++) {
@@ -148,7 +223,7 @@ int kd_state_reload(kd_daemon_t *d, char *err, size_t errlen)
 				continue;
 			kd_env_t fresh = envs[i];
 			if (strcmp(old->path, fresh.path) != 0)
-				kd_unpublish_env(d, old);
+				mark_unpublished(old);
 			km_env_free(old->env);  /* its token too: the next tick logs in again */
 			old->env = NULL;
 			envs[i] = *old;
@@ -169,7 +244,6 @@ int kd_state_reload(kd_daemon_t *d, char *err, size_t errlen)
 	for (size_t j = 0; j < d->n_envs; j++) {
 		if (d->envs[j].env != NULL) {
 			kd_log(KD_LOG_INFO, "env-removed", "env", d->envs[j].name, NULL);
-			kd_unpublish_env(d, &d->envs[j]);
 			env_free(&d->envs[j]);
 		}
 	}
@@ -190,16 +264,14 @@ int kd_state_reload(kd_daemon_t *d, char *err, size_t errlen)
 	d->envs = envs;
 	d->n_envs = n;
 	d->poll_interval = nd->poll_interval;
+	*ret_gone = gone;
 	return KM_EOK;
 }
 
 void kd_state_free(kd_daemon_t *d)
 {
-	for (size_t i = 0; i < d->n_envs; i++)
-		env_free(&d->envs[i]);
-	free(d->envs);
+	envs_free(d->envs, d->n_envs, d->cfg);
 	d->envs = NULL;
 	d->n_envs = 0;
-	km_config_free(d->cfg);
 	d->cfg = NULL;
 }

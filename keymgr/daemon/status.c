@@ -4,15 +4,27 @@
  * the planner schedules, failures, and for every pending (published, not yet active) key the
  * propagation evidence: which verifiers fetched a JWKS holding it and which did not.
  * Built on the main thread from the daemon's state, km_http's verifier table and one planner
- * run per key set (no token work).
+ * run per key set (no token work). Times are RFC 3339 UTC strings (null for "never"), like
+ * every JSON keymgr prints; durations ("age", "in", "max_age") are seconds.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/timefmt.h"
 #include "keymgr/core/apply.h"
-#include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/state.h"
+#include "keymgr/daemon/status.h"
+
+/* t as an RFC 3339 string, or null when it is unset (0, or INT64_MAX for "never"). */
+static json_t *time_json(int64_t t)
+{
+	char buf[KM_TIME_TEXT_MAX];
+	if (t <= 0 || t == INT64_MAX || km_time_rfc3339(t, buf, sizeof(buf))[0] == '\0')
+		return json_null();
+	return json_string(buf);
+}
 
 static json_t *next_event(kd_env_t *e, const kd_keyset_t *ks, int64_t now)
 {
@@ -32,8 +44,8 @@ static json_t *next_event(kd_env_t *e, const kd_keyset_t *ks, int64_t now)
 	    km_plan_n_actions(plan) > 0) {
 		const km_plan_action_t *a = km_plan_action(plan, 0);
 		json_decref(j);
-		j = json_pack("{s:s, s:I, s:I, s:s, s:s}", "action", km_plan_op_name(a->op), "at",
-		              (json_int_t)a->at, "in", (json_int_t)(a->at > now ? a->at - now : 0),
+		j = json_pack("{s:s, s:o, s:I, s:s, s:s}", "action", km_plan_op_name(a->op), "at",
+		              time_json(a->at), "in", (json_int_t)(a->at > now ? a->at - now : 0),
 		              "kid", a->key < n ? recs[a->key].kid : "", "reason", a->reason);
 	}
 	km_plan_free(plan);
@@ -85,6 +97,9 @@ static json_t *evidence(kd_daemon_t *d, kd_env_t *e, const kd_keyset_t *ks, cons
 		         json_integer_value(json_object_get(o, "serial")) >= k->first_serial;
 		json_object_set_new(o, "seen", json_boolean(s));
 		json_object_set_new(o, "id", json_string(id));
+		/* Compared as seconds above; shown as a time like every other. */
+		json_object_set_new(o, "last_seen",
+		                    time_json((int64_t)json_integer_value(json_object_get(o, "last_seen"))));
 		json_array_append(list, o);
 		json_array_append_new(s ? seen : not_seen, json_string(id));
 	}
@@ -92,9 +107,9 @@ static json_t *evidence(kd_daemon_t *d, kd_env_t *e, const kd_keyset_t *ks, cons
 	json_t *req = json_array();
 	for (size_t i = 0; i < pol->n_activate_when_seen_by; i++)
 		json_array_append_new(req, json_string(pol->activate_when_seen_by[i]));
-	return json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "kid", k->kid,
-	                 "published_at", (json_int_t)k->state_at, "first_serial",
-	                 (json_int_t)k->first_serial, "served_at", (json_int_t)k->served_at,
+	return json_pack("{s:s, s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "kid", k->kid,
+	                 "published_at", time_json(k->state_at), "first_serial",
+	                 (json_int_t)k->first_serial, "served_at", time_json(k->served_at),
 	                 "required", req, "seen_by", seen, "not_seen_by", not_seen, "verifiers",
 	                 list);
 }
@@ -109,18 +124,18 @@ static json_t *keyset_json(kd_daemon_t *d, kd_env_t *e, const kd_keyset_t *ks, i
 		const kd_key_t *k = &ks->keys[i];
 		if (k->state == KM_STATE_ACTIVE) {
 			json_decref(active);
-			active = json_pack("{s:s, s:I, s:I}", "kid", k->kid, "since",
-			                   (json_int_t)k->state_at, "age", (json_int_t)(now - k->state_at));
+			active = json_pack("{s:s, s:o, s:I}", "kid", k->kid, "since",
+			                   time_json(k->state_at), "age", (json_int_t)(now - k->state_at));
 		} else if (k->state == KM_STATE_PUBLISHED) {
 			json_array_append_new(pending, evidence(d, e, ks, k, &pol));
 		}
 	}
 	int64_t wake = ks->next_wake > ks->retry_at ? ks->next_wake : ks->retry_at;
-	return json_pack("{s:s, s:o, s:o, s:o, s:I, s:s?, s:I, s:b, s:I, s:o, s:I}",
+	return json_pack("{s:s, s:o, s:o, s:o, s:I, s:s?, s:o, s:b, s:I, s:o, s:I}",
 	                 "name", ks->name, "active", active, "next_event", next_event(e, ks, now),
-	                 "next_wake", wake == INT64_MAX ? json_null() : json_integer(wake),
+	                 "next_wake", time_json(wake),
 	                 "failures", (json_int_t)ks->failures, "error", ks->error,
-	                 "retry_at", (json_int_t)ks->retry_at, "deferred", ks->deferred,
+	                 "retry_at", time_json(ks->retry_at), "deferred", ks->deferred,
 	                 "max_age", (json_int_t)ks->max_age, "pending", pending,
 	                 "ceiling_activations", (json_int_t)ks->ceiling_total);
 }
@@ -142,9 +157,9 @@ json_t *kd_status_json(kd_daemon_t *d, const char *env, const char *keyset, int6
 		                      e->token_error, "refresh_error", e->refresh_error, "keysets",
 		                      kss));
 	}
-	return json_pack("{s:b, s:I, s:I, s:I, s:b, s:I, s:I, s:s, s:o}", "ok", 1, "pid",
-	                 (json_int_t)getpid(), "now", (json_int_t)now, "started",
-	                 (json_int_t)d->started, "healthy", d->healthy, "last_tick",
-	                 (json_int_t)d->last_tick, "last_tick_ok", (json_int_t)d->last_tick_ok,
+	return json_pack("{s:b, s:I, s:o, s:o, s:b, s:o, s:o, s:s, s:o}", "ok", 1, "pid",
+	                 (json_int_t)getpid(), "now", time_json(now), "started",
+	                 time_json(d->started), "healthy", d->healthy, "last_tick",
+	                 time_json(d->last_tick), "last_tick_ok", time_json(d->last_tick_ok),
 	                 "config", km_config_path(d->cfg), "environments", envs);
 }

@@ -8,7 +8,8 @@
 #include <stdio.h>
 
 #include "keymgr/common/error.h"
-#include "keymgr/daemon/daemon.h"
+#include "keymgr/daemon/state.h"
+#include "keymgr/daemon/token_check.h"
 
 int kd_env_token_check(kd_env_t *e, bool force, char *err, size_t errlen)
 {

@@ -74,7 +74,7 @@ struct km_http {
 	unsigned health_code;
 	char *extra_metrics;
 
-	struct MHD_Response *r404, *r405, *r413, *r429;
+	struct MHD_Response *r400, *r404, *r405, *r413, *r429;
 	km_http_vtab_t *vtab;
 	km_ratelimit_t *rate;               /* per client address; NULL: no limit */
 
@@ -95,8 +95,9 @@ struct req_hdrs {
 };
 
 /* Markers stored in MHD's per-request pointer, to tell apart requests that reached the
- * handler from those libmicrohttpd answered itself. */
-static char mark_seen, mark_answered;
+ * handler from those libmicrohttpd answered itself; mark_escaped: the raw path holds a
+ * percent-encoding (see uri_logged). */
+static char mark_seen, mark_answered, mark_escaped;
 
 bool km_http_verifier_name_valid(const char *s)
 {
@@ -336,9 +337,24 @@ static int metrics_render(km_http_t *h, char **ret, size_t *retlen)
 		   "# TYPE keymgr_http_requests_rejected_total counter\n"
 		   "keymgr_http_requests_rejected_total %ju\n",
 		(uintmax_t)atomic_load_explicit(&h->rejected, memory_order_relaxed));
+	km_http_vtab_counts_t vc;
+	km_http_vtab_counts(h->vtab, &vc);
 	fprintf(f, "# HELP keymgr_http_verifiers Rows in the verifier table.\n"
 		   "# TYPE keymgr_http_verifiers gauge\n"
-		   "keymgr_http_verifiers %zu\n", km_http_vtab_size(h->vtab));
+		   "keymgr_http_verifiers %zu\n"
+		   "# HELP keymgr_http_verifiers_listed Rows of listed verifiers "
+		   "(activate_when_seen_by), never evicted.\n"
+		   "# TYPE keymgr_http_verifiers_listed gauge\n"
+		   "keymgr_http_verifiers_listed %zu\n"
+		   "# HELP keymgr_http_verifier_evictions_total Rows of other verifiers evicted to make "
+		   "room.\n"
+		   "# TYPE keymgr_http_verifier_evictions_total counter\n"
+		   "keymgr_http_verifier_evictions_total %ju\n"
+		   "# HELP keymgr_http_verifier_records_dropped_total Fetches not recorded: the table "
+		   "was full of listed verifiers' rows.\n"
+		   "# TYPE keymgr_http_verifier_records_dropped_total counter\n"
+		   "keymgr_http_verifier_records_dropped_total %ju\n", vc.rows, vc.listed_rows,
+		(uintmax_t)vc.evicted, (uintmax_t)vc.dropped);
 
 	pthread_rwlock_rdlock(&h->lock);
 	fprintf(f, "# HELP keymgr_http_healthy 1 when /healthz answers 200.\n"
@@ -537,9 +553,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	 * we want for these; a good request is answered on the second call instead, so that
 	 * its connection stays alive. */
 	if (*req_cls != &mark_answered) {
+		bool escaped = *req_cls == &mark_escaped;
 		*req_cls = &mark_answered;
 		if (h->rate != NULL && !rate_ok(h, c))
 			return queue(h, c, MHD_HTTP_TOO_MANY_REQUESTS, h->r429);
+		if (escaped)
+			return queue(h, c, MHD_HTTP_BAD_REQUEST, h->r400);
 		head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 		if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
 			return queue(h, c, MHD_HTTP_METHOD_NOT_ALLOWED, h->r405);
@@ -568,8 +587,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	return serve_doc(h, c, url, &rq, head);
 }
 
+/*
+ * Sees the request target as sent, before libmicrohttpd decodes it. Every path keymgr serves
+ * is plain unreserved characters, so a percent-encoding in the path only ever names a served
+ * document in another spelling: "/production/api/jwks.json%00x" decodes to a C string ending
+ * at the NUL, which a cache in front of keymgr keeps under another key than the document's.
+ * Such a request is refused (400), whatever it decodes to; the query is not looked at.
+ */
 static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
 {
+	for (const char *p = uri; p != NULL && *p != '\0' && *p != '?'; p++)
+		if (*p == '%')
+			return &mark_escaped;
 	return &mark_seen;
 }
 
@@ -578,7 +607,7 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
 {
 	km_http_t *h = cls;
 
-	if (req_cls != NULL && *req_cls == &mark_seen)
+	if (req_cls != NULL && (*req_cls == &mark_seen || *req_cls == &mark_escaped))
 		atomic_fetch_add_explicit(&h->rejected, 1, memory_order_relaxed);
 }
 
@@ -702,12 +731,15 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 	pthread_rwlockattr_destroy(&attr);
 	if (!lock_ok)
 		goto nomem;
+	h->r400 = static_response("{\"error\":\"bad request: a percent-encoded path\"}\n",
+				  CT_JSON);
 	h->r404 = static_response("{\"error\":\"not found\"}\n", CT_JSON);
 	h->r405 = static_response("{\"error\":\"method not allowed\"}\n", CT_JSON);
 	h->r413 = static_response("{\"error\":\"request body not allowed\"}\n", CT_JSON);
 	h->r429 = static_response("{\"error\":\"too many requests from this address\"}\n",
 				  CT_JSON);
-	if (h->r404 == NULL || h->r405 == NULL || h->r413 == NULL || h->r429 == NULL ||
+	if (h->r400 == NULL || h->r404 == NULL || h->r405 == NULL || h->r413 == NULL ||
+	    h->r429 == NULL ||
 	    MHD_add_response_header(h->r429, "Retry-After", "1") != MHD_YES ||
 	    MHD_add_response_header(h->r429, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES ||
 	    MHD_add_response_header(h->r405, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES ||
@@ -788,6 +820,8 @@ void km_http_free(km_http_t *h)
 	free(h->buckets);
 	if (h->health != NULL)
 		MHD_destroy_response(h->health);
+	if (h->r400 != NULL)
+		MHD_destroy_response(h->r400);
 	if (h->r404 != NULL)
 		MHD_destroy_response(h->r404);
 	if (h->r405 != NULL)
@@ -909,4 +943,9 @@ int km_http_set_metrics_text(km_http_t *h, const char *text)
 int km_http_verifiers(km_http_t *h, const char *path, km_http_verifier_t **ret, size_t *count)
 {
 	return km_http_vtab_snapshot(h->vtab, path, ret, count);
+}
+
+int km_http_set_listed_verifiers(km_http_t *h, const char *const *names, size_t n)
+{
+	return km_http_vtab_set_listed(h->vtab, names, n);
 }

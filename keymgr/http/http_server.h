@@ -109,6 +109,13 @@ int km_http_set_metrics_text(km_http_t *h, const char *text);
  */
 int km_http_verifiers(km_http_t *h, const char *path, km_http_verifier_t **ret, size_t *count);
 
+/*
+ * The verifier names that policies wait for (activate_when_seen_by, all environments): their
+ * rows are never evicted from the verifier table, whatever other names clients send
+ * (http_verifiers.h). Copied. KM_EOK or KM_ENOMEM.
+ */
+int km_http_set_listed_verifiers(km_http_t *h, const char *const *names, size_t n);
+
 /* true if s is a valid Keymgr-Verifier name: 1..64 of [A-Za-z0-9._-]. */
 bool km_http_verifier_name_valid(const char *s);
 

@@ -10,7 +10,8 @@
 
 #define NIL UINT32_MAX
 
-enum { LIST_UNNAMED = 0, LIST_NAMED = 1 };
+/* Recency lists: rows evicted first (addresses), then other names; listed names never. */
+enum { LIST_UNNAMED = 0, LIST_NAMED = 1, LIST_LISTED = 2, N_LISTS };
 
 struct row {
 	km_http_verifier_t v;
@@ -18,6 +19,7 @@ struct row {
 	uint32_t hnext;         /* next row in the same hash bucket */
 	uint32_t prev, next;    /* recency list (head = least recently seen) */
 	bool used;
+	bool listed;            /* its name is a listed verifier: never evicted */
 };
 
 struct lru {
@@ -31,8 +33,17 @@ struct km_http_vtab {
 	uint32_t *buckets;
 	uint32_t nbuckets;      /* power of two */
 	uint32_t free_head;     /* unused rows, chained through next */
-	struct lru lists[2];
+	struct lru lists[N_LISTS];
+	uint32_t n_listed_rows;
+	uint64_t evicted, dropped;
+	char (*listed)[KM_HTTP_VERIFIER_ID_MAX + 1];   /* sorted names */
+	size_t n_listed;
 };
+
+static int list_of(const struct row *rw)
+{
+	return rw->listed ? LIST_LISTED : rw->v.named ? LIST_NAMED : LIST_UNNAMED;
+}
 
 static uint64_t row_hash(const char *id, bool named, const char *path)
 {
@@ -66,8 +77,8 @@ int km_http_vtab_create(size_t cap, km_http_vtab_t **ret)
 	for (i = 0; i < t->cap; i++)
 		t->rows[i].next = (i + 1 < t->cap) ? i + 1 : NIL;
 	t->free_head = 0;
-	t->lists[0].head = t->lists[0].tail = NIL;
-	t->lists[1].head = t->lists[1].tail = NIL;
+	for (i = 0; i < N_LISTS; i++)
+		t->lists[i].head = t->lists[i].tail = NIL;
 	if (pthread_mutex_init(&t->lock, NULL) != 0)
 		goto out;
 	*ret = t;
@@ -89,13 +100,14 @@ void km_http_vtab_free(km_http_vtab_t *t)
 	pthread_mutex_destroy(&t->lock);
 	free(t->rows);
 	free(t->buckets);
+	free(t->listed);
 	free(t);
 }
 
 static void lru_unlink(km_http_vtab_t *t, uint32_t i)
 {
 	struct row *rw = &t->rows[i];
-	struct lru *l = &t->lists[rw->v.named ? LIST_NAMED : LIST_UNNAMED];
+	struct lru *l = &t->lists[list_of(rw)];
 
 	if (rw->prev != NIL)
 		t->rows[rw->prev].next = rw->next;
@@ -111,7 +123,7 @@ static void lru_unlink(km_http_vtab_t *t, uint32_t i)
 static void lru_append(km_http_vtab_t *t, uint32_t i)
 {
 	struct row *rw = &t->rows[i];
-	struct lru *l = &t->lists[rw->v.named ? LIST_NAMED : LIST_UNNAMED];
+	struct lru *l = &t->lists[list_of(rw)];
 
 	rw->prev = l->tail;
 	rw->next = NIL;
@@ -133,7 +145,8 @@ static void hash_unlink(km_http_vtab_t *t, uint32_t i)
 	t->rows[i].hnext = NIL;
 }
 
-/* Returns a free row index, evicting the least recently seen row if the table is full. */
+/* Returns a free row index, evicting the least recently seen row of an address, else of an
+ * unlisted name, if the table is full; NIL when every row is a listed verifier's. */
 static uint32_t take_row(km_http_vtab_t *t)
 {
 	uint32_t i;
@@ -147,9 +160,23 @@ static uint32_t take_row(km_http_vtab_t *t)
 	i = t->lists[LIST_UNNAMED].head;
 	if (i == NIL)
 		i = t->lists[LIST_NAMED].head;
+	if (i == NIL)
+		return NIL;
 	lru_unlink(t, i);
 	hash_unlink(t, i);
+	t->evicted++;
 	return i;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static bool is_listed(const km_http_vtab_t *t, const char *id, bool named)
+{
+	return named && t->n_listed > 0 &&
+	       bsearch(id, t->listed, t->n_listed, sizeof(t->listed[0]), cmp_name) != NULL;
 }
 
 static void copy_cut(char *dst, const char *src, size_t max)
@@ -182,6 +209,11 @@ void km_http_vtab_record(km_http_vtab_t *t, const char *id, bool named, const ch
 	}
 	if (i == NIL) {
 		i = take_row(t);
+		if (i == NIL) {
+			t->dropped++;   /* full of listed verifiers' rows: this one is not tracked */
+			pthread_mutex_unlock(&t->lock);
+			return;
+		}
 		rw = &t->rows[i];
 		memset(&rw->v, 0, sizeof(rw->v));
 		memcpy(rw->v.id, idc, sizeof(idc));
@@ -189,6 +221,8 @@ void km_http_vtab_record(km_http_vtab_t *t, const char *id, bool named, const ch
 		rw->v.named = named;
 		rw->hash = hsh;
 		rw->used = true;
+		rw->listed = is_listed(t, idc, named);
+		t->n_listed_rows += rw->listed;
 		rw->hnext = t->buckets[hsh & (t->nbuckets - 1)];
 		t->buckets[hsh & (t->nbuckets - 1)] = i;
 	} else {
@@ -257,4 +291,47 @@ size_t km_http_vtab_size(km_http_vtab_t *t)
 	n = t->used;
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+int km_http_vtab_set_listed(km_http_vtab_t *t, const char *const *names, size_t n)
+{
+	char (*copy)[KM_HTTP_VERIFIER_ID_MAX + 1] = NULL;
+	size_t k = 0;
+	if (n > 0 && (copy = calloc(n, sizeof(*copy))) == NULL)
+		return KM_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (names[i] != NULL && names[i][0] != '\0')
+			copy_cut(copy[k++], names[i], KM_HTTP_VERIFIER_ID_MAX);
+	qsort(copy, k, sizeof(*copy), cmp_name);
+	pthread_mutex_lock(&t->lock);
+	free(t->listed);
+	t->listed = copy;
+	t->n_listed = k;
+	/* Rows of names that joined or left the list change lists (their recency is kept
+	 * within the new list: appended as the most recent). */
+	t->n_listed_rows = 0;
+	for (uint32_t i = 0; i < t->cap; i++) {
+		struct row *rw = &t->rows[i];
+		if (!rw->used)
+			continue;
+		bool listed = is_listed(t, rw->v.id, rw->v.named);
+		if (listed != rw->listed) {
+			lru_unlink(t, i);
+			rw->listed = listed;
+			lru_append(t, i);
+		}
+		t->n_listed_rows += listed;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return KM_EOK;
+}
+
+void km_http_vtab_counts(km_http_vtab_t *t, km_http_vtab_counts_t *ret)
+{
+	pthread_mutex_lock(&t->lock);
+	ret->rows = t->used;
+	ret->listed_rows = t->n_listed_rows;
+	ret->evicted = t->evicted;
+	ret->dropped = t->dropped;
+	pthread_mutex_unlock(&t->lock);
 }

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The verifier table: per (verifier, path), the last serial the verifier is known to hold.
- * Bounded; when full, the least recently seen unnamed row is evicted (a named one only when
- * no unnamed row is left). O(1) per record. Internally locked.
+ * Bounded; when full, the least recently seen row of an address is evicted, else of a name
+ * that is not listed. Rows of listed verifiers (the names policies wait for,
+ * activate_when_seen_by: km_http_vtab_set_listed) are never evicted: a flood of made-up
+ * Keymgr-Verifier names churns only among the others, and a record that finds the table full
+ * of listed rows is dropped (counted). O(1) per record. Internally locked.
  */
 #pragma once
 
@@ -37,3 +40,19 @@ int km_http_vtab_snapshot(km_http_vtab_t *t, const char *path, km_http_verifier_
 
 /* Number of rows in use. */
 size_t km_http_vtab_size(km_http_vtab_t *t);
+
+/*
+ * Sets the listed verifier names (copied; replaces the previous list). Rows of names that
+ * join the list are pinned from now on, rows of names that leave it become evictable.
+ * KM_EOK or KM_ENOMEM (the previous list is kept).
+ */
+int km_http_vtab_set_listed(km_http_vtab_t *t, const char *const *names, size_t n);
+
+typedef struct {
+	size_t rows;            /* in use */
+	size_t listed_rows;     /* of listed verifiers (never evicted) */
+	uint64_t evicted;       /* rows evicted to make room, since creation */
+	uint64_t dropped;       /* records not kept: the table was full of listed rows */
+} km_http_vtab_counts_t;
+
+void km_http_vtab_counts(km_http_vtab_t *t, km_http_vtab_counts_t *ret);

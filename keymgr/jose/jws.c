@@ -5,6 +5,7 @@
 
 #include "keymgr/common/b64url.h"
 #include "keymgr/common/error.h"
+#include "keymgr/jose/ecdsa_s.h"
 #include "keymgr/jose/jws.h"
 
 /* Appends base64url(in) to buf at *pos; buf is large enough by construction. */
@@ -79,6 +80,8 @@ int km_jws_sign_encoded(const km_jws_signer_t *signer, const char *header_b64,
 		r = KM_ECRYPTO;
 		goto out;
 	}
+	/* One encoding per token: ECDSA's s in its low form (ecdsa_s.h). */
+	km_ecdsa_normalize_s(signer->alg, sig, sig_len);
 	out[pos++] = '.';
 	append_b64(out, &pos, sig, sig_len);
 	*ret = out;
@@ -133,4 +136,47 @@ int km_jws_sign_text(const km_jws_signer_t *signer, const char *claims_json, cha
 	r = km_jws_sign_claims(signer, claims, ret);
 	json_decref(claims);
 	return r;
+}
+
+/* Decodes one base64url part of a compact JWS into a JSON object. */
+static int peek_part(const char *b64, size_t len, json_t **ret)
+{
+	uint8_t *raw = malloc(len * 3 / 4 + 1);
+	size_t n = 0;
+	if (raw == NULL)
+		return KM_ENOMEM;
+	int r = km_b64url_decode(b64, len, raw, &n);
+	json_t *j = r == KM_EOK ? json_loadb((const char *)raw, n, JSON_REJECT_DUPLICATES, NULL)
+	                        : NULL;
+	free(raw);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return KM_EMALFORMED;
+	}
+	*ret = j;
+	return KM_EOK;
+}
+
+int km_jws_peek(const char *compact, json_t **header, json_t **claims)
+{
+	const char *dot1 = compact != NULL ? strchr(compact, '.') : NULL;
+	const char *dot2 = dot1 != NULL ? strchr(dot1 + 1, '.') : NULL;
+	json_t *h = NULL, *c = NULL;
+	int r;
+	if (dot2 == NULL || strchr(dot2 + 1, '.') != NULL)
+		return KM_EMALFORMED;
+	if ((r = peek_part(compact, (size_t)(dot1 - compact), &h)) != KM_EOK ||
+	    (r = peek_part(dot1 + 1, (size_t)(dot2 - dot1 - 1), &c)) != KM_EOK) {
+		json_decref(h);
+		return r;
+	}
+	if (header != NULL)
+		*header = h;
+	else
+		json_decref(h);
+	if (claims != NULL)
+		*claims = c;
+	else
+		json_decref(c);
+	return KM_EOK;
 }

@@ -65,3 +65,12 @@ int km_jws_sign_encoded(const km_jws_signer_t *signer, const char *header_b64,
  */
 int km_jws_sign_text(const km_jws_signer_t *signer, const char *claims_json, char **ret,
                      char *err, size_t errlen);
+
+/*
+ * Reads the header and the claims of a compact JWS this process just made or received
+ * (keymgr sign --json prints its kid, alg and expiry), WITHOUT verifying its signature: never
+ * use it to trust a token (keymgr/verify/ does that). Either output may be NULL; each is a
+ * new reference, set only on success. Returns KM_EOK, KM_EMALFORMED (not three base64url
+ * parts of JSON objects) or KM_ENOMEM.
+ */
+int km_jws_peek(const char *compact, json_t **header, json_t **claims);

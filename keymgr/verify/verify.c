@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "keymgr/jose/ecdsa_s.h"
 #include "keymgr/common/b64url.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
@@ -281,6 +282,11 @@ int km_verify_jwt(const km_verify_opts_t *opts, const char *token, size_t len,
 	if (key->pub.kty == ai->kty && p.raw_len[2] != want) {
 		r = fail(KM_ECRYPTO, err, errlen, "signature: %zu bytes, expected %zu for %s",
 		         p.raw_len[2], want, km_alg_name(opts->alg));
+		goto out;
+	}
+	if (opts->low_s && !km_ecdsa_is_low_s(opts->alg, p.raw[2], p.raw_len[2])) {
+		r = fail(KM_ECRYPTO, err, errlen, "signature: its ECDSA s is in the high half of the "
+		         "curve order (a second encoding of some signature, refused by --low-s)");
 		goto out;
 	}
 	/* The signing input is the two encoded segments as they appear in the token. */

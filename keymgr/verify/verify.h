@@ -40,6 +40,7 @@ typedef struct {
 	                      * "application/" prefix optional) */
 	int64_t leeway;      /* seconds, 0..KM_VERIFY_LEEWAY_MAX */
 	int64_t now;         /* the time to verify at */
+	bool low_s;          /* ECDSA: refuse s > n/2 (one encoding per token; ecdsa_s.h) */
 } km_verify_opts_t;
 
 /*

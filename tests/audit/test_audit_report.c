@@ -623,9 +623,10 @@ static void test_report_at_cache_window(void **state)
 
 	/* the active key compromised: revoked, a new one activated at once */
 	const int64_t rv = T0 + 32 * DAY + 3600;
-	if (km_apply_revoke(fx.env, k2, "compromised", rv, NULL, NULL, &exposure, err,
-	                    sizeof(err)) != KM_EOK)
+	km_apply_revoke_result_t res;
+	if (km_apply_revoke(fx.env, k2, "compromised", rv, NULL, &res, err, sizeof(err)) != KM_EOK)
 		fail_msg("revoke: %s", err);
+	exposure = res.exposure_until;
 	assert_int_equal(exposure, rv + 3600);           /* what `keymgr revoke` prints */
 	int64_t since3;
 	kid_in_state(KM_STATE_ACTIVE, k3, &since3);
@@ -634,9 +635,11 @@ static void test_report_at_cache_window(void **state)
 	/* revoked with no policy recorded, then the configuration lowers jwks_max_age */
 	const int64_t rv3 = rv + 7200;
 	km_store_set_policy(km_env_store(fx.env), NULL, NULL);
-	if (km_apply_revoke(fx.env, k3, "compromised too", rv3, NULL, NULL, &exposure3, err,
+	if (km_apply_revoke(fx.env, k3, "compromised too", rv3, NULL, &res, err,
 	                    sizeof(err)) != KM_EOK)
 		fail_msg("revoke: %s", err);
+	exposure3 = res.exposure_until;
+	assert_int_equal(exposure3, rv3 + 3600);         /* printed under the policy then */
 	audit_fx_configure(&fx, "30m", "7d");
 
 	json_t *rep = report(-1), *a = key_of(rep, k1), *b = key_of(rep, k2), *c = key_of(rep, k3);

@@ -107,6 +107,22 @@ static int load_text(fx_t *fx, const char *text)
 	return r;
 }
 
+/* Loads DIR/keymgr.yaml with text through km_config_load_partial(); like load_text(). */
+static int load_partial_text(fx_t *fx, const char *text)
+{
+	write_file(fx, "keymgr.yaml", text);
+	km_config_free(fx->cfg);
+	fx->cfg = NULL;
+	fx->err[0] = '\0';
+	km_config_t *cfg = NULL;
+	int r = km_config_load_partial(fx->path, &cfg, fx->err, sizeof(fx->err));
+	if (r == KM_EOK)
+		fx->cfg = cfg;
+	else
+		assert_true(cfg == NULL && fx->err[0] != '\0');
+	return r;
+}
+
 #define assert_contains(hay, needle)                                                           \
 	do {                                                                                   \
 		if (strstr((hay), (needle)) == NULL)                                           \
@@ -395,6 +411,48 @@ static void test_config_load_syntax_error(void **state)
 }
 
 /* --- schema --- */
+
+/* Aliases: a small document uses them; a "billion laughs" (nested aliases that expand to
+ * 10^9 nodes from a dozen lines) is refused before anything is expanded, where it crosses
+ * the limit, instead of eating gigabytes. */
+static void test_config_load_alias_expansion_bounded(void **state)
+{
+	fx_t *fx = *state;
+	assert_int_equal(load_text(fx, HEAD ENV_PROD
+	                           "    http:\n"
+	                           "      snapshots: &snaps [ a.json, b.json ]\n"
+	                           "  staging:\n"
+	                           "    token:\n"
+	                           "      module: " MODULE "\n"
+	                           "      label: keymgr-staging\n"
+	                           "      pin: env:KM_TEST_PIN\n"
+	                           "    store: staging.db\n"
+	                           "    http:\n"
+	                           "      path: /stg\n"
+	                           "      snapshots: [ c.json ]\n"), KM_EOK);
+	char bomb[2048] = "version: 1\n"
+	                  "a0: &a0 [ x, x, x, x, x, x, x, x, x, x ]\n";
+	for (int i = 1; i <= 9; i++) {
+		size_t used = strlen(bomb);
+		snprintf(bomb + used, sizeof(bomb) - used, "a%d: &a%d [ *a%d, *a%d, *a%d, *a%d, *a%d, "
+		         "*a%d, *a%d, *a%d, *a%d, *a%d ]\n", i, i, i - 1, i - 1, i - 1, i - 1, i - 1,
+		         i - 1, i - 1, i - 1, i - 1, i - 1);
+	}
+	assert_int_equal(load_text(fx, bomb), KM_CONFIG_EPARSE);
+	assert_contains(fx->err, fx->path);
+	assert_contains(fx->err, "expands to more than 100000 YAML nodes");
+	/* refused at the alias that crosses the limit: the tenth of line 6 (a4 holds 111,111) */
+	assert_at(fx, 6, 57);
+	/* nesting itself is bounded too */
+	char deep[512] = "version: 1\nx: ";
+	for (int i = 0; i < 70; i++)
+		strcat(deep, "[");
+	for (int i = 0; i < 70; i++)
+		strcat(deep, "]");
+	strcat(deep, "\n");
+	assert_int_equal(load_text(fx, deep), KM_CONFIG_EPARSE);
+	assert_contains(fx->err, "nested more than 64 levels deep");
+}
 
 static void test_config_load_unknown_key(void **state)
 {
@@ -861,6 +919,290 @@ static void test_config_env_lookup_unknown(void **state)
 	assert_string_equal(small + sizeof(small) - 4, "...");
 }
 
+/* --- who may write the file --- */
+
+static void test_config_file_mode_refused(void **state)
+{
+	fx_t *fx = *state;
+	char cmd[2 * PATH_MAX], inc[PATH_MAX + 64];
+	write_file(fx, "keymgr.yaml", HEAD ENV_PROD);
+	km_config_t *cfg = NULL;
+	static const mode_t modes[] = { 0620, 0602, 0666 };
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		assert_int_equal(chmod(fx->path, modes[i]), 0);
+		/* A security refusal for both loaders: nothing is read from the file. */
+		assert_int_equal(km_config_load(fx->path, &cfg, fx->err, sizeof(fx->err)),
+		                 KM_CONFIG_EPERM);
+		assert_null(cfg);
+		snprintf(cmd, sizeof(cmd), "chmod go-w %s", fx->path);
+		assert_contains(fx->err, fx->path);
+		assert_contains(fx->err, cmd);
+		assert_contains(fx->err, "writable by");
+		assert_int_equal(km_config_load_partial(fx->path, &cfg, fx->err, sizeof(fx->err)),
+		                 KM_CONFIG_EPERM);
+		assert_null(cfg);
+		assert_contains(fx->err, cmd);
+	}
+	assert_int_equal(chmod(fx->path, 0644), 0);
+	assert_int_equal(km_config_load(fx->path, &cfg, fx->err, sizeof(fx->err)), KM_EOK);
+	km_config_free(cfg);
+	cfg = NULL;
+
+	/* an include counts the same, and is named */
+	write_file(fx, "policies/team.yaml", "defaults:\n  policy: { clock_skew: 1m }\n");
+	snprintf(inc, sizeof(inc), "%s/policies/team.yaml", fx->dir);
+	assert_int_equal(chmod(inc, 0664), 0);
+	write_file(fx, "keymgr.yaml", "version: 1\ninclude: policies/team.yaml\nenvironments:\n"
+	           ENV_PROD);
+	assert_int_equal(chmod(fx->path, 0600), 0);
+	assert_int_equal(km_config_load_partial(fx->path, &cfg, fx->err, sizeof(fx->err)),
+	                 KM_CONFIG_EPERM);
+	snprintf(cmd, sizeof(cmd), "chmod go-w %s", inc);
+	assert_contains(fx->err, cmd);
+	assert_int_equal(chmod(inc, 0644), 0);
+
+	if (geteuid() != 0) {
+		print_message("not root: cannot give a file to another user, owner sub-case skipped\n");
+		return;
+	}
+	/* owned by neither root nor the caller */
+	assert_int_equal(chown(inc, 65534, 65534), 0);
+	assert_int_equal(km_config_load(fx->path, &cfg, fx->err, sizeof(fx->err)),
+	                 KM_CONFIG_EPERM);
+	snprintf(cmd, sizeof(cmd), "chown root %s", inc);
+	assert_contains(fx->err, cmd);
+	assert_contains(fx->err, "owned by uid 65534");
+	assert_int_equal(chown(inc, 0, 0), 0);
+	assert_int_equal(km_config_load(fx->path, &cfg, fx->err, sizeof(fx->err)), KM_EOK);
+	km_config_free(cfg);
+}
+
+/* --- partial loads (a configuration with errors, for emergency work) --- */
+
+#define ENV_DEV                                                                                \
+	"  development:\n"                                                                     \
+	"    token: { module: " MODULE ", label: keymgr-development }\n"                       \
+	"    store: development.db\n"
+
+/* What a partial load of a file with errors never does: fill in a broken part. */
+static void assert_env_refused(fx_t *fx, const char *env, const char *needle)
+{
+	const km_env_cfg_t *e = NULL;
+	char err[2048];
+	km_policy_t p;
+	assert_null(km_config_env(fx->cfg, env));
+	assert_int_equal(km_config_env_lookup(fx->cfg, env, &e, err, sizeof(err)),
+	                 KM_CONFIG_EBROKEN);
+	assert_null(e);
+	assert_contains(err, "cannot be used");
+	assert_contains(err, needle);
+	assert_int_equal(km_config_check(fx->cfg, env, NULL, err, sizeof(err)), KM_CONFIG_EBROKEN);
+	assert_int_equal(km_config_keyset_policy(fx->cfg, env, "api", &p), KM_CONFIG_EBROKEN);
+	for (size_t i = 0; i < km_config_env_count(fx->cfg); i++)
+		assert_string_not_equal(km_config_env_at(fx->cfg, i)->name, env);
+}
+
+static void test_config_partial_other_env_broken(void **state)
+{
+	fx_t *fx = *state;
+	/* staging's token has no label: staging is out, production and development work */
+	const char *text = HEAD ENV_PROD
+		"  staging:\n"
+		"    token:\n"
+		"      module: " MODULE "\n"
+		"      pin: prompt\n"
+		"    store: staging.db\n" ENV_DEV;
+	assert_int_equal(load_text(fx, text), KM_CONFIG_EINVAL);
+	char strict[1024];
+	snprintf(strict, sizeof(strict), "%s", fx->err);
+	assert_contains(strict, "environments.staging.token: give exactly one of 'label'");
+
+	assert_int_equal(load_partial_text(fx, text), KM_EOK);
+	assert_int_equal(km_config_error_count(fx->cfg), 1);
+	assert_string_equal(km_config_error_at(fx->cfg, 0), strict);
+	assert_null(km_config_error_at(fx->cfg, 1));
+	assert_false(km_config_envs_complete(fx->cfg));
+	assert_int_equal(km_config_env_count(fx->cfg), 2);
+	assert_string_equal(km_config_env_at(fx->cfg, 0)->name, "production");
+	assert_string_equal(km_config_env_at(fx->cfg, 1)->name, "development");
+	assert_null(km_config_env_at(fx->cfg, 2));
+	assert_env_refused(fx, "staging", "give exactly one of 'label'");
+	char err[1024], names[128];
+	assert_int_equal(km_config_check(fx->cfg, "production", "api", err, sizeof(err)), KM_EOK);
+	assert_string_equal(km_config_env_names(fx->cfg, names, sizeof(names)),
+	                    "production, development");
+	const km_env_cfg_t *p = km_config_env(fx->cfg, "production");
+	assert_non_null(p);
+	assert_string_equal(p->token.token_label, "keymgr-production");
+	km_policy_t pol;
+	assert_int_equal(km_config_keyset_policy(fx->cfg, "production", "api", &pol), KM_EOK);
+	assert_int_equal(km_config_env_errors(fx->cfg, "production", err, sizeof(err)), 0);
+	assert_int_equal(km_config_daemon_check(fx->cfg, err, sizeof(err)), KM_EOK);
+
+	/* a file without errors: both loaders agree, nothing recorded */
+	assert_int_equal(load_partial_text(fx, HEAD ENV_PROD ENV_DEV), KM_EOK);
+	assert_int_equal(km_config_error_count(fx->cfg), 0);
+	assert_true(km_config_envs_complete(fx->cfg));
+}
+
+static void test_config_partial_keyset_broken(void **state)
+{
+	fx_t *fx = *state;
+	const char *text = HEAD ENV_PROD
+		"    policy: { rotation_period: 60d }\n"
+		"    keysets:\n"
+		"      api: { issuer: https://a.example }\n"
+		"      web:\n"
+		"        issuer: https://w.example\n"
+		"        polcy: { rotation_period: 10d }\n"
+		"      id:\n"
+		"        policy: { rotation_period: soon }\n";
+	assert_int_equal(load_text(fx, text), KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "unknown key 'polcy'");
+	assert_int_equal(load_partial_text(fx, text), KM_EOK);
+	assert_int_equal(km_config_error_count(fx->cfg), 2);
+	assert_contains(km_config_error_at(fx->cfg, 0), "unknown key 'polcy'");
+	assert_contains(km_config_error_at(fx->cfg, 1), "key set 'id'");
+	assert_true(km_config_envs_complete(fx->cfg));
+
+	char err[2048];
+	km_policy_t pol;
+	/* the environment and its intact key set are there */
+	assert_int_equal(km_config_check(fx->cfg, "production", NULL, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_config_check(fx->cfg, "production", "api", err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_config_keyset_policy(fx->cfg, "production", "api", &pol), KM_EOK);
+	assert_int_equal(pol.rotation_period, 60 * 86400);
+	assert_non_null(km_config_keyset(fx->cfg, "production", "api"));
+	/* a key set the config does not name gets the (intact) environment policy */
+	assert_int_equal(km_config_keyset_policy(fx->cfg, "production", "other", &pol), KM_EOK);
+	assert_int_equal(pol.rotation_period, 60 * 86400);
+	/* the broken ones: never the environment policy in their place */
+	const char *broken[] = { "web", "id" };
+	for (size_t i = 0; i < 2; i++) {
+		assert_null(km_config_keyset(fx->cfg, "production", broken[i]));
+		assert_int_equal(km_config_keyset_policy(fx->cfg, "production", broken[i], &pol),
+		                 KM_CONFIG_EBROKEN);
+		assert_int_equal(km_config_check(fx->cfg, "production", broken[i], err, sizeof(err)),
+		                 KM_CONFIG_EBROKEN);
+		assert_contains(err, broken[i]);
+		assert_contains(err, fx->path);
+	}
+	const km_env_cfg_t *p = km_config_env(fx->cfg, "production");
+	assert_int_equal(p->n_keysets, 1);
+	assert_string_equal(p->keysets[0]->name, "api");
+	assert_int_equal(km_config_env_errors(fx->cfg, "production", err, sizeof(err)), 2);
+}
+
+static void test_config_partial_policy_values(void **state)
+{
+	fx_t *fx = *state;
+	/* staging's own policy value is bad; production's is fine */
+	const char *text = HEAD ENV_PROD ENV_STAGING
+		"    policy: { jwks_max_age: forever }\n"
+		"    keysets: { api: { issuer: https://s.example } }\n";
+	assert_int_equal(load_partial_text(fx, text), KM_EOK);
+	char err[2048];
+	km_policy_t pol;
+	assert_int_equal(km_config_error_count(fx->cfg), 1);
+	assert_contains(km_config_error_at(fx->cfg, 0), "environment 'staging'");
+	/* staging's token and store are intact (revoke may use them), its policies are not */
+	assert_int_equal(km_config_check(fx->cfg, "staging", NULL, err, sizeof(err)), KM_EOK);
+	assert_non_null(km_config_env(fx->cfg, "staging"));
+	assert_int_equal(km_config_check(fx->cfg, "staging", "api", err, sizeof(err)),
+	                 KM_CONFIG_EBROKEN);
+	assert_contains(err, "jwks_max_age");
+	assert_int_equal(km_config_keyset_policy(fx->cfg, "staging", "api", &pol),
+	                 KM_CONFIG_EBROKEN);
+	assert_int_equal(km_config_keyset_policy(fx->cfg, "staging", "unnamed", &pol),
+	                 KM_CONFIG_EBROKEN);
+	assert_int_equal(km_config_env_policy(fx->cfg, "staging", &pol), KM_CONFIG_EBROKEN);
+	assert_null(km_config_keyset(fx->cfg, "staging", "api"));
+	assert_int_equal(km_config_check(fx->cfg, "production", "api", err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_config_env_policy(fx->cfg, "production", &pol), KM_EOK);
+
+	/* an unsafe policy is the same, and keeps its code in a strict load */
+	text = HEAD ENV_PROD "    policy: { publish_lead: 10m }\n" ENV_STAGING;
+	assert_int_equal(load_text(fx, text), KM_POLICY_EUNSAFE);
+	assert_int_equal(load_partial_text(fx, text), KM_EOK);
+	assert_int_equal(km_config_keyset_policy(fx->cfg, "production", "api", &pol),
+	                 KM_CONFIG_EBROKEN);
+	assert_int_equal(km_config_keyset_policy(fx->cfg, "staging", "api", &pol), KM_EOK);
+
+	/* defaults.policy applies everywhere: every key set's policy is out, once reported */
+	text = "version: 1\ndefaults:\n  policy: { clock_skew: lots }\nenvironments:\n"
+	       ENV_PROD ENV_STAGING;
+	assert_int_equal(load_partial_text(fx, text), KM_EOK);
+	assert_int_equal(km_config_error_count(fx->cfg), 1);
+	assert_int_equal(km_config_env_count(fx->cfg), 2);
+	assert_int_equal(km_config_check(fx->cfg, "staging", NULL, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_config_keyset_policy(fx->cfg, "production", "api", &pol),
+	                 KM_CONFIG_EBROKEN);
+	assert_int_equal(km_config_keyset_policy(fx->cfg, "staging", "api", &pol),
+	                 KM_CONFIG_EBROKEN);
+	assert_int_equal(km_config_check(fx->cfg, "staging", "api", err, sizeof(err)),
+	                 KM_CONFIG_EBROKEN);
+	assert_contains(err, "clock_skew");
+}
+
+static void test_config_partial_wall_and_daemon(void **state)
+{
+	fx_t *fx = *state;
+	/* staging and development share a store: both out; the daemon section has a bad port */
+	const char *text = HEAD ENV_PROD ENV_STAGING
+		"  development:\n"
+		"    token: { module: " MODULE ", label: keymgr-development }\n"
+		"    store: staging.db\n"
+		"daemon:\n  port: 99999\n";
+	assert_int_equal(load_partial_text(fx, text), KM_EOK);
+	char err[2048];
+	assert_int_equal(km_config_env_count(fx->cfg), 1);
+	assert_env_refused(fx, "staging", "share a file");
+	assert_env_refused(fx, "development", "share a file");
+	assert_int_equal(km_config_check(fx->cfg, "production", "api", err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_config_daemon_check(fx->cfg, err, sizeof(err)), KM_CONFIG_EBROKEN);
+	assert_contains(err, "daemon.port");
+	/* the strict load names the first error of the file: the daemon's, read first */
+	assert_int_equal(load_text(fx, text), KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "daemon.port");
+}
+
+static void test_config_partial_whole_file(void **state)
+{
+	fx_t *fx = *state;
+	/* errors no part contains: nothing is usable, both loaders refuse with the same error */
+	static const char *const texts[] = {
+		HEAD ENV_PROD "  staging: [\n",                                   /* YAML syntax */
+		"version: 2\nenvironments:\n" ENV_PROD,                            /* version */
+		"version: 1\nenviroments:\n" ENV_PROD,                             /* top-level key */
+		"version: 1\ninclude: nope.yaml\nenvironments:\n" ENV_PROD,         /* include */
+		"version: 1\nenvironments: 3\n",                                   /* not a mapping */
+	};
+	static const int codes[] = { KM_CONFIG_EPARSE, KM_CONFIG_EINVAL, KM_CONFIG_EINVAL,
+	                             KM_ENOENT, KM_CONFIG_EINVAL };
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		char strict[1024];
+		assert_int_equal(load_text(fx, texts[i]), codes[i]);
+		snprintf(strict, sizeof(strict), "%s", fx->err);
+		assert_int_equal(load_partial_text(fx, texts[i]), codes[i]);
+		assert_string_equal(fx->err, strict);
+	}
+	/* an include naming an environment the main file does not have: which was meant? */
+	write_file(fx, "policies/qa.yaml", "environments:\n  qa:\n    policy: {}\n");
+	assert_int_equal(load_partial_text(fx, "version: 1\ninclude: policies/qa.yaml\n"
+	                                   "environments:\n" ENV_PROD), KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "unknown environment 'qa'");
+	/* an include's error inside an environment's policies: that environment's key sets */
+	write_file(fx, "policies/p.yaml", "environments:\n  production:\n    store: x.db\n");
+	assert_int_equal(load_partial_text(fx, "version: 1\ninclude: policies/p.yaml\n"
+	                                   "environments:\n" ENV_PROD ENV_STAGING), KM_EOK);
+	km_policy_t pol;
+	char err[1024];
+	assert_int_equal(km_config_check(fx->cfg, "production", NULL, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_config_keyset_policy(fx->cfg, "production", "api", &pol),
+	                 KM_CONFIG_EBROKEN);
+	assert_int_equal(km_config_keyset_policy(fx->cfg, "staging", "api", &pol), KM_EOK);
+}
+
 int main(int argc, char **argv)
 {
 	example_path = argc > 1 ? argv[1] : NULL;
@@ -875,6 +1217,7 @@ int main(int argc, char **argv)
 		T(test_config_load_unreadable_file),
 		T(test_config_load_empty_and_multi_document),
 		T(test_config_load_syntax_error),
+		T(test_config_load_alias_expansion_bounded),
 		T(test_config_load_unknown_key),
 		T(test_config_load_wrong_type),
 		T(test_config_load_missing_required),
@@ -888,6 +1231,12 @@ int main(int argc, char **argv)
 		T(test_config_load_relative_paths),
 		T(test_config_load_include),
 		T(test_config_env_lookup_unknown),
+		T(test_config_file_mode_refused),
+		T(test_config_partial_other_env_broken),
+		T(test_config_partial_keyset_broken),
+		T(test_config_partial_policy_values),
+		T(test_config_partial_wall_and_daemon),
+		T(test_config_partial_whole_file),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

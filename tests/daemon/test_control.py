@@ -9,12 +9,17 @@
     an unknown environment: each gets {"ok":false,"error":...} (or a closed connection for a
     truncated frame) and the daemon keeps answering;
   - with no daemon, the client verbs fail with a clear message (exit 1), and the other
-    commands still work.
+    commands still work;
+  - every time in the status reply is an RFC 3339 UTC string (null for never), as in all the
+    JSON keymgr prints; `keymgr status` prints them;
+  - keymgrd names an unknown or mistyped option (with the closest one), never its value,
+    and starts nothing.
 
 Usage: /usr/bin/python3 test_control.py KEYMGR KEYMGRD
 """
 import json
 import os
+import re
 import socket
 import stat
 import struct
@@ -48,11 +53,51 @@ def frame(sock_path, payload, length=None):
     return json.loads(body)
 
 
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+# The members of the status reply that hold a time (docs/control-protocol.md).
+TIME_MEMBERS = {"now", "started", "last_tick", "last_tick_ok", "since", "at", "next_wake",
+                "retry_at", "published_at", "served_at", "last_seen"}
+
+
+def status_times(doc, path="$"):
+    """(path, value) of every time member of a status reply."""
+    out = []
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if k in TIME_MEMBERS:
+                out.append((f"{path}.{k}", v))
+            else:
+                out += status_times(v, f"{path}.{k}")
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out += status_times(v, f"{path}[{i}]")
+    return out
+
+
+def bad_options(s, keymgrd):
+    """keymgrd refuses what it does not know, naming it; it starts nothing."""
+    for args, message in ((["--prot", "0"], "unknown option '--prot'; did you mean '--port'?"),
+                          (["--vebrose"], "unknown option '--vebrose'; did you mean '--verbose'?"),
+                          (["--verbose=2"], "option '--verbose' takes no value"),
+                          (["--ver"], "ambiguous option '--ver': --verbose, --version"),
+                          (["--frobnicate=hunter2-secret"], "unknown option '--frobnicate'"),
+                          (["-x"], "unknown option '-x'")):
+        p = subprocess.run([keymgrd, "-c", s.config] + args, env=s.env, capture_output=True,
+                           text=True, timeout=60)
+        check(p.returncode == 2, f"keymgrd {args}: exit {p.returncode}: {p.stderr}")
+        check(p.stderr.split("\n")[0] == "keymgrd: " + message,
+              f"keymgrd {args}: {p.stderr!r}")
+        check("Try 'keymgrd --help'." in p.stderr and "hunter2" not in p.stderr,
+              f"keymgrd {args}: {p.stderr!r}")
+        check(p.stdout == "" and not os.path.exists(s.socket), f"keymgrd {args} started")
+
+
 def run(keymgr, keymgrd):
     s = Setup(keymgr, keymgrd)
     d = None
     try:
         s.keyset_create("dev/api")
+        bad_options(s, keymgrd)
         d = Daemon(s, verbose=False)
         d.wait_event("action", action="activate", keyset="api")
         check(stat.S_IMODE(os.stat(s.socket).st_mode) == 0o660, "socket mode is not 0660")
@@ -69,6 +114,15 @@ def run(keymgr, keymgrd):
               f"next event: {ks['next_event']}")
         text = s.run("status").stdout
         check("dev/api" in text and "active" in text and "next" in text, f"status: {text}")
+        times = status_times(st)
+        check(len(times) >= 6, f"status times: {times}")
+        for path, v in times:
+            check(v is None or (isinstance(v, str) and ISO.match(v)), f"status {path}: {v!r}")
+        check(ISO.match(st["now"]) and ISO.match(st["last_tick_ok"]) and
+              ISO.match(ks["active"]["since"]) and ISO.match(ks["next_event"]["at"]),
+              f"status times: {times}")
+        check(f"since {ks['active']['since']}" in text and st["last_tick_ok"] in text,
+              f"status text does not show the reply's times: {text}")
 
         # A CLI change is served right after `keymgr tick`.
         new = json.loads(s.run("rotate", "dev/api", "--json").stdout)["kid"]

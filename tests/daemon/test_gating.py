@@ -10,9 +10,13 @@ waits for verifier "absent", which never fetches (ceiling 3s).
     itself: that proves it holds the key, and the key activates; the log says seen-by-all.
   - other's successor activates once the ceiling passes, with a warning log line and
     keymgr_activation_ceiling_total counting it.
+A flood of made-up Keymgr-Verifier names (4,200, more than the 4,096-row verifier table)
+does not evict the row of gw-1, the name a policy waits for: /metrics shows it kept, the
+others evicted, and gw-1's fetch still counts for the gate.
 
 Usage: /usr/bin/python3 test_gating.py KEYMGR KEYMGRD
 """
+import http.client
 import json
 import sys
 import time
@@ -25,6 +29,47 @@ ENV_PATH = "/dev/.well-known/jwks.json"
 
 def state_of(s, ref, kid):
     return {k["kid"]: k["state"] for k in s.keys(ref)}.get(kid)
+
+
+def flood_of_names(keymgr, keymgrd):
+    s = Setup(keymgr, keymgrd, keyset_policy={
+        "api": {"activate_when_seen_by": ["gw-1"], "activate_when_seen_ceiling": "1h"},
+    })
+    d = None
+    try:
+        s.keyset_create("dev/api")
+        d = Daemon(s, verbose=False)
+        d.wait_event("action", action="activate", keyset="api")
+        pub = d.wait_event("action", count=2, action="publish", keyset="api", timeout=60)
+        d.wait_event("activation-deferred", keyset="api", kid=pub["kid"], timeout=60)
+        # The flood first, on one keep-alive connection (loopback, bounded in count), with a
+        # different name each time; then gw-1 fetches; then a second flood.
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+
+        def flood(tag):
+            for i in range(4200):
+                st = d.http("GET", ENV_PATH, {"Keymgr-Verifier": f"{tag}-{i}"}, conn=conn)[0]
+                check(st == 200, f"flood request {i}: {st}")
+        flood("fake")
+        etag = d.http("GET", ENV_PATH)[1]["etag"]
+        check(d.http("GET", ENV_PATH, {"If-None-Match": etag, "Keymgr-Verifier": "gw-1"})[0]
+              == 304, "gw-1's conditional request")
+        flood("more")
+        conn.close()
+        m = d.http("GET", "/metrics")[2].decode()
+        check("keymgr_http_verifiers_listed 1\n" in m, "gw-1's row was not kept as listed")
+        check("keymgr_http_verifiers 4096\n" in m, "the table is not at its bound")
+        ev = [l for l in m.splitlines() if l.startswith("keymgr_http_verifier_evictions_total ")]
+        check(ev and int(ev[0].split()[1]) >= 2 * 4200 - 4096, f"evictions: {ev}")
+        # The gate still finds gw-1's fetch: the successor activates.
+        s.run("tick", "--socket", s.socket)
+        ev = d.wait_event("activation-gate", keyset="api", kid=pub["kid"])
+        check(ev["result"] == "seen-by-all", f"gate after the flood: {ev}")
+        check(d.stop() == 0, "keymgrd did not exit 0")
+    finally:
+        if d is not None:
+            d.stop()
+        s.close()
 
 
 def run(keymgr, keymgrd):
@@ -91,4 +136,6 @@ def run(keymgr, keymgrd):
 
 
 if __name__ == "__main__":
-    sys.exit(run_tests([("gating.seen-by-and-ceiling", lambda: run(sys.argv[1], sys.argv[2]))]))
+    sys.exit(run_tests([("gating.seen-by-and-ceiling", lambda: run(sys.argv[1], sys.argv[2])),
+                        ("gating.flood-of-names",
+                         lambda: flood_of_names(sys.argv[1], sys.argv[2]))]))

@@ -4,6 +4,9 @@
 reload:  SIGHUP (and `keymgr reload`) with a broken configuration (YAML error, unknown key,
          unsafe policy) is refused and logged; the old configuration keeps serving the same
          document. SIGHUP with a good changed configuration is applied (new max-age).
+moves:   a reload that moves an environment to another http.path and removes another: the
+         old paths answer 404 from then on (the environment's document and its key sets'),
+         the new ones serve what the store holds, the removed environment is logged.
 sigterm: SIGTERM while a key is being generated (RSA-4096 successor, slow in SoftHSM): the
          generation finishes, nothing more starts, keymgrd exits 0, and the store is
          consistent: exactly one active key, no pending rows, every key has a kid, the JWKS
@@ -74,6 +77,40 @@ def test_reload(keymgr, keymgrd):
         s.close()
 
 
+def test_reload_moves_and_removes(keymgr, keymgrd):
+    s = Setup(keymgr, keymgrd, envs=("dev", "stg"))
+    d = None
+    old = ["/dev/.well-known/jwks.json", "/dev/api/jwks.json",
+           "/stg/.well-known/jwks.json", "/stg/api/jwks.json"]
+    try:
+        s.keyset_create("dev/api")
+        s.keyset_create("stg/api")
+        d = Daemon(s, verbose=False)
+        for path in old:
+            wait_for(lambda: d.http("GET", path)[0] == 200, f"{path} served")
+        s.envs = ["dev"]
+        text = s.config_text().replace("    http:\n", "    http:\n      path: /moved\n", 1)
+        check("path: /moved" in text, "the test could not move the environment")
+        s.write_config(text)
+        d.proc.send_signal(signal.SIGHUP)
+        ev = d.wait_event("reload")
+        check(ev["result"] == "ok", f"reload refused: {ev}")
+        check(d.events("env-removed", env="stg"), "the removed environment was not logged")
+        for path in old:
+            st = d.http("GET", path)[0]
+            check(st == 404, f"{path} still answered {st} after the reload")
+        wait_for(lambda: d.http("GET", "/moved/.well-known/jwks.json")[0] == 200,
+                 "the moved environment's document")
+        wait_for(lambda: json.loads(d.http("GET", "/moved/api/jwks.json")[2]) ==
+                 json.loads(s.run("jwks", "dev/api").stdout),
+                 "the moved key set's document matches the store")
+        check(d.stop() == 0, "keymgrd did not exit 0")
+    finally:
+        if d is not None:
+            d.stop()
+        s.close()
+
+
 def consistent(s, ref):
     keys = s.keys(ref)
     active = [k for k in keys if k["state"] == "active"]
@@ -125,5 +162,6 @@ if __name__ == "__main__":
     k, kd = sys.argv[1], sys.argv[2]
     sys.exit(run_tests([
         ("signals.reload-broken-and-good", lambda: test_reload(k, kd)),
+        ("signals.reload-moves-and-removes", lambda: test_reload_moves_and_removes(k, kd)),
         ("signals.sigterm-mid-action", lambda: test_sigterm_mid_action(k, kd)),
     ]))

@@ -9,8 +9,10 @@
     (the kernel also refuses access to a process holding capabilities the caller lacks, which
     would hide what dumpability does);
   - no PIN in /proc/PID/cmdline, /proc/PID/environ or its log.
+The keymgr command line, logged in to a token, too: a `keymgr rotate` held inside its
+C_GenerateKeyPair (the fault module's HOLD rule) has RLIMIT_CORE 0 and is not dumpable.
 
-Usage: test_daemon_hardening.py KEYMGR KEYMGRD
+Usage: test_daemon_hardening.py KEYMGR KEYMGRD P11FAULT-MODULE
 """
 import os
 import shutil
@@ -20,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon"))
 from daemon_fixture import Daemon, Setup, check, run_tests, wait_for  # noqa: E402
 
-KEYMGR, KEYMGRD = sys.argv[1], sys.argv[2]
+KEYMGR, KEYMGRD, FAULT_MODULE = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
 
 # Run by a process without CAP_SYS_PTRACE: prints "mem:OK|ERRNO ptrace:OK|ERRNO" for a pid.
 PROBE = r"""
@@ -49,6 +51,40 @@ def probe(pid):
                         PROBE, str(pid)], capture_output=True, text=True, timeout=30)
     check(p.returncode == 0, f"probe: {p.stderr}")
     return p.stdout.strip()
+
+
+def core_limit_of(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        line = [l for l in f if l.startswith("Max core file size")]
+    check(line and line[0].split()[4:6] == ["0", "0"], f"core limit: {line}")
+
+
+def cli_logged_in(s):
+    """A keymgr process held inside the token (logged in, generating): not dumpable."""
+    env = dict(s.env, KEYMGR_P11FAULT_MODULE=s.module)
+    gate, log = os.path.join(s.dir, "gate"), os.path.join(s.dir, "p11.log")
+    text = open(s.config).read().replace(f"module: {s.module}", f"module: {FAULT_MODULE}")
+    cfg = os.path.join(s.dir, "fault.yaml")
+    with open(cfg, "w") as f:
+        f.write(text)
+    os.chmod(cfg, 0o600)
+    env.update(KEYMGR_P11FAULT=f"C_GenerateKeyPair:HOLD={gate}", KEYMGR_P11FAULT_LOG=log)
+    argv = [KEYMGR, "-c", cfg, "rotate", "dev/api", "--force"]
+    if shutil.which("setpriv") is not None:
+        argv = ["setpriv", "--bounding-set=-sys_ptrace"] + argv
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        wait_for(lambda: os.path.exists(log) and "C_GenerateKeyPair HOLD" in open(log).read(),
+                 "keymgr held inside C_GenerateKeyPair")
+        core_limit_of(p.pid)
+        if shutil.which("setpriv") is not None:
+            got = probe(p.pid)
+            check(got == "mem:EACCES ptrace:EPERM", f"keymgr logged in: {got}")
+    finally:
+        open(gate, "w").close()
+        out, err = p.communicate(timeout=120)
+    check(p.returncode == 0, f"keymgr rotate after the hold: {err}")
 
 
 def main():
@@ -98,7 +134,9 @@ def main():
                     for b in blobs:
                         check(pin.encode() not in b, "a PIN is visible in /proc or the log")
 
-            rc = run_tests([("RLIMIT_CORE is 0", core_limit),
+            rc = run_tests([("keymgr logged in to a token is not dumpable",
+                             lambda: cli_logged_in(s)),
+                            ("RLIMIT_CORE is 0", core_limit),
                             ("not dumpable: no /proc/PID/mem, no ptrace", not_dumpable),
                             ("no PIN in cmdline, environ or log", no_pin_anywhere)])
         finally:

@@ -275,7 +275,8 @@ def test_control(s, d):
             times.append(time.monotonic() - t0)
             check(p.returncode == 0, f"keymgr status during the slowloris: {p.stderr}")
             check(times[-1] < 5, f"keymgr status took {times[-1]:.1f}s during the slowloris")
-            time.sleep(0.1)
+            # root is rate-limited too (control_rate_limit 5/s): stay well below it
+            time.sleep(0.3)
     finally:
         out, _ = slow.communicate(timeout=60)
     state = json.loads(out)

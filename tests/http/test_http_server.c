@@ -461,6 +461,29 @@ static void test_unknown_path_404(void **state)
 	}
 }
 
+/* A served path in another spelling (a percent-encoding): refused, never served. A cache in
+ * front of keymgr would otherwise keep the document under a key of the attacker's choice;
+ * "%00" would end the decoded path early. The query is not judged. */
+static void test_percent_encoded_path_400(void **state)
+{
+	struct fx *f = *state;
+	const char *paths[] = { P1 "%00x", P1 "%00", "/production/.well-known/jwks%2Ejson",
+				"/production%2F.well-known/jwks.json", "/%2Fproduction/.well-known/jwks.json",
+				"/healthz%00" };
+	struct resp r;
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		get(f, paths[i], NULL, &r);
+		if (r.code != 400)
+			fail_msg("%s: %ld", paths[i], (long)r.code);
+		assert_string_equal(r.body, "{\"error\":\"bad request: a percent-encoded path\"}\n");
+		assert_null(hdr(&r, "ETag"));
+		resp_clear(&r);
+	}
+	get(f, P1 "?v=%41", NULL, &r);
+	assert_int_equal(r.code, 200);
+	resp_clear(&r);
+}
+
 static void test_other_methods_405_with_allow(void **state)
 {
 	struct fx *f = *state;
@@ -1040,6 +1063,7 @@ int main(void)
 		T(test_if_none_match_lists_weak_and_mismatch),
 		T(test_head_sends_headers_without_body),
 		T(test_unknown_path_404),
+		T(test_percent_encoded_path_400),
 		T(test_other_methods_405_with_allow),
 		T(test_get_with_body_refused_413),
 		T(test_malformed_request_line_refused),

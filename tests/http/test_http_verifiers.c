@@ -168,6 +168,64 @@ static void test_vtab_cuts_long_ids(void **state)
 	km_http_vtab_free(t);
 }
 
+/* The flood of made-up names (issue 16): a listed verifier's row survives 4,200 other names
+ * in a table of 64 rows; the others churn among themselves, counted. */
+static void test_vtab_listed_rows_survive_a_flood(void **state)
+{
+	km_http_vtab_t *t = NULL;
+	km_http_vtab_counts_t c;
+	char id[32];
+	const char *listed[] = { "gw-1", "gw-2" };
+
+	assert_int_equal(km_http_vtab_create(64, &t), KM_EOK);
+	assert_int_equal(km_http_vtab_set_listed(t, listed, 2), KM_EOK);
+	km_http_vtab_record(t, "gw-1", true, P1, 7, 1, false);
+	km_http_vtab_record(t, "gw-1", false, P1, 7, 1, false);   /* an address, not a name */
+	for (int i = 0; i < 4200; i++) {
+		snprintf(id, sizeof(id), "fake-%d", i);
+		km_http_vtab_record(t, id, true, P1, 7, 2 + i, false);
+	}
+	assert_true(has(t, "gw-1", true));
+	assert_false(has(t, "gw-1", false));
+	km_http_vtab_counts(t, &c);
+	assert_int_equal(c.rows, 64);
+	assert_int_equal(c.listed_rows, 1);
+	assert_int_equal(c.evicted, 4200 + 2 - 64);
+	assert_int_equal(c.dropped, 0);
+	/* A name that leaves the list is evictable like any other from then on. */
+	assert_int_equal(km_http_vtab_set_listed(t, listed + 1, 1), KM_EOK);
+	for (int i = 0; i < 64; i++) {
+		snprintf(id, sizeof(id), "more-%d", i);
+		km_http_vtab_record(t, id, true, P1, 7, 5000 + i, false);
+	}
+	assert_false(has(t, "gw-1", true));
+	km_http_vtab_free(t);
+}
+
+/* A name that joins the list is pinned from then on; a table full of listed rows drops new
+ * unlisted records (counted) instead of evicting a listed one. */
+static void test_vtab_table_full_of_listed_rows(void **state)
+{
+	km_http_vtab_t *t = NULL;
+	km_http_vtab_counts_t c;
+	const char *listed[] = { "a", "b" };
+
+	assert_int_equal(km_http_vtab_create(2, &t), KM_EOK);
+	km_http_vtab_record(t, "a", true, P1, 1, 1, false);
+	km_http_vtab_record(t, "b", true, P1, 1, 2, false);
+	assert_int_equal(km_http_vtab_set_listed(t, listed, 2), KM_EOK);
+	km_http_vtab_record(t, "x", true, P1, 1, 3, false);
+	km_http_vtab_record(t, "10.0.0.1", false, P1, 1, 4, false);
+	assert_true(has(t, "a", true));
+	assert_true(has(t, "b", true));
+	assert_false(has(t, "x", true));
+	km_http_vtab_counts(t, &c);
+	assert_int_equal(c.listed_rows, 2);
+	assert_int_equal(c.dropped, 2);
+	assert_int_equal(c.evicted, 0);
+	km_http_vtab_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +235,8 @@ int main(void)
 		cmocka_unit_test(test_vtab_evicts_oldest_named_when_no_unnamed),
 		cmocka_unit_test(test_vtab_many_rows_stay_bounded_and_findable),
 		cmocka_unit_test(test_vtab_cuts_long_ids),
+		cmocka_unit_test(test_vtab_listed_rows_survive_a_flood),
+		cmocka_unit_test(test_vtab_table_full_of_listed_rows),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -181,10 +181,43 @@ static void test_jws_eddsa_signature_verifies(void **state)
 	free(jws);
 }
 
+/* km_jws_peek reads back what km_jws_sign_claims wrote, and refuses what is not a JWS. */
+static void test_jws_peek(void **state)
+{
+	fake_t f = { .sig_len = 64 };
+	km_jws_signer_t s = { KM_ALG_ES256, "kid-1", "at+jwt", fake_sign, &f };
+	char *jws = NULL;
+	json_t *h = NULL, *c = NULL;
+	assert_int_equal(km_jws_sign_text(&s, "{\"sub\":\"alice\",\"exp\":1800000000}", &jws,
+	                                  NULL, 0), KM_EOK);
+	assert_int_equal(km_jws_peek(jws, &h, &c), KM_EOK);
+	assert_string_equal(json_string_value(json_object_get(h, "kid")), "kid-1");
+	assert_string_equal(json_string_value(json_object_get(h, "alg")), "ES256");
+	assert_int_equal(json_integer_value(json_object_get(c, "exp")), 1800000000);
+	json_decref(h);
+	json_decref(c);
+	assert_int_equal(km_jws_peek(jws, NULL, NULL), KM_EOK);
+	static const char *const bad[] = {
+		"", "abc", "a.b", "a.b.c.d", "e30.e30", "W10.e30.AA", /* [] is not an object */
+		"e30.!!!.AA",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		h = c = NULL;
+		assert_int_equal(km_jws_peek(bad[i], &h, &c), KM_EMALFORMED);
+		assert_null(h);
+		assert_null(c);
+	}
+	assert_int_equal(km_jws_peek("e30.e30.", &h, &c), KM_EOK); /* {} and {}: objects */
+	json_decref(h);
+	json_decref(c);
+	free(jws);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_jws_structure),
+		cmocka_unit_test(test_jws_peek),
 		cmocka_unit_test(test_jws_typ_optional),
 		cmocka_unit_test(test_jws_malformed_claims_refused),
 		cmocka_unit_test(test_jws_claims_must_be_object),

@@ -167,10 +167,17 @@ class Installation:
 
     # -- running keymgr ---------------------------------------------------------------------
 
-    def env(self):
+    def env(self, extra=None):
+        """keymgr's environment; extra: variables to set (a None value removes one)."""
         e = dict(os.environ, SOFTHSM2_CONF=self.softhsm_conf)
-        for v in ("KEYMGR_CONFIG", "KEYMGR_TOKEN", "KEYMGR_PIN_SOURCE", "KEYMGR_MODULE"):
+        for v in ("KEYMGR_CONFIG", "KEYMGR_TOKEN", "KEYMGR_PIN_SOURCE", "KEYMGR_MODULE",
+                  "KEYMGR_CONTROL_SOCKET", "KEYMGR_STATE_DIR"):
             e.pop(v, None)
+        for k, v in (extra or {}).items():
+            if v is None:
+                e.pop(k, None)
+            else:
+                e[k] = v
         return e
 
     def _argv_tagged(self, args, config=None):
@@ -193,11 +200,12 @@ class Installation:
                 raise Failure(f"{what}: sanitizer report:\n{err}")
         self.outputs_checked += 1
 
-    def run(self, *args, config=None, ok=None, rc=None, stdin=None, umask=None):
-        """Runs keymgr [-c CONFIG] ARGS. ok=True: exit 0 expected; rc=N: exit N expected."""
+    def run(self, *args, config=None, ok=None, rc=None, stdin=None, umask=None, env=None):
+        """Runs keymgr [-c CONFIG] ARGS. ok=True: exit 0 expected; rc=N: exit N expected.
+        env: extra environment variables (see env())."""
         preexec = (lambda: os.umask(umask)) if umask is not None else None
         argv, tag = self._argv_tagged(args, config)
-        p = subprocess.run(argv, cwd=self.dir, env=self.env(), input=stdin,
+        p = subprocess.run(argv, cwd=self.dir, env=self.env(env), input=stdin,
                            capture_output=True, text=True, timeout=wrapper.timeout(120),
                            preexec_fn=preexec)
         what = "keymgr " + " ".join(repr(a) if not a.isprintable() else a for a in args)

@@ -170,7 +170,13 @@ class BadInputTest(InstallationTest):
                 with self.subTest(config=name, verb=args[0]):
                     self.assertRefused(p, 1)
                     self.assertRegex(p.stderr, pattern)
-                    self.assertEqual(p.stdout, "")
+                    if name == "unknown-key.yaml" and args[0] != "rotate":
+                        # The error is staging's own: a list over every environment leaves
+                        # it out and says so (keymgr(1), A BROKEN CONFIGURATION).
+                        self.assertIn("incomplete", p.stderr)
+                        self.assertNotIn("staging", p.stdout)
+                    else:
+                        self.assertEqual(p.stdout, "")
 
     def test_unreadable_config(self):
         inst = self.inst

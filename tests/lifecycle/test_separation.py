@@ -145,7 +145,14 @@ class WallTest(InstallationTest):
                 with self.subTest(shared=what, verb=args[0]):
                     self.assertRefused(p, 1, needle, "'staging'", "'production'")
                     self.assertRegex(p.stderr, re.escape(name) + r":\d+:\d+: ")
-                    self.assertEqual(p.stdout, "")
+                    if args[0] in ("env", "keyset"):
+                        # Every environment: both sides of the wall are left out, the rest
+                        # listed (keymgr(1), A BROKEN CONFIGURATION), and exit 1.
+                        self.assertIn("incomplete", p.stderr)
+                        self.assertNotIn("staging", p.stdout)
+                        self.assertNotIn("production", p.stdout)
+                    else:
+                        self.assertEqual(p.stdout, "")
         self.assertUnchanged(before, "configurations that break the wall")
 
     def test_store_of_another_environment_is_refused(self):

@@ -4,6 +4,8 @@
 Each refusal comes back as {"ok":false,"error":...,"code":...} with a reason naming the rule,
 and changes nothing (same keys, same JWKS):
   - an access-token key set asked to sign a token with `events` (a security-event claim);
+  - the same key set asked to sign `"typ": "logout+jwt"` (or `token_use`) in the payload, a
+    token that relying parties reading the class from the payload would take for another;
   - a wrong `aud`;
   - `exp` beyond max_token_ttl (ttl 1h against 2s), and an explicit exp too far away;
   - a caller not on the key set's signers list: the client runs as nobody (os.setuid in a
@@ -120,6 +122,12 @@ def run(keymgr, keymgrd):
             check(reply.get("ok") is True, f"security-event key set refused events: {reply}")
             verify(reply["jwt"], jwks_keys(d), typ="secevent+jwt")
 
+        def class_named_in_the_payload():
+            for claim, value in (("typ", "logout+jwt"), ("token_use", "id")):
+                claims = dict(CLAIMS, **{claim: value})
+                refused(call(s.socket, sign_req(claims=claims)), "policy_denied", claim,
+                        "names a token class", "typ at+jwt")
+
         def wrong_aud():
             refused(call(s.socket, sign_req(claims=dict(CLAIMS, aud="other.test"))),
                     "policy_denied", "aud", "other.test")
@@ -176,6 +184,7 @@ def run(keymgr, keymgrd):
 
         rc = run_tests([("allowed request verifies", good),
                         ("events in an access token", events_in_access_token),
+                        ("a class named in the payload", class_named_in_the_payload),
                         ("wrong aud", wrong_aud),
                         ("exp beyond max_token_ttl", exp_beyond_ttl),
                         ("caller not on the allowed list", caller_not_listed),

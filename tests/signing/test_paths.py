@@ -11,7 +11,9 @@
     with the same status; so do usage errors (invalid name, bad --ttl, bad --via);
   - `--via daemon` with no daemon fails clearly (exit 1); `--via token` works while it runs;
   - an environment whose key sets list no signers is signed by the token even with keymgrd
-    running (auto), as before this service existed.
+    running (auto), as before this service existed;
+  - `keymgr sign --json` says who signed: "via":"daemon" through keymgrd, "token" with
+    --via token or with no daemon, with the JWT's kid, alg, typ and expiry.
 
 Usage: /usr/bin/python3 test_paths.py KEYMGR KEYMGRD
 """
@@ -109,11 +111,36 @@ def run(keymgr, keymgrd):
                 check(p.stdout == out == "", f"{name}: output on refusal")
             p = sign("dev/api", "--claims", json.dumps(CLAIMS), "--via", "daemon", expect=1)
             check("no keymgrd listening" in p.stderr, f"--via daemon, no daemon: {p.stderr}")
+            out = json.loads(sign("dev/api", "--claims", json.dumps(CLAIMS), "--ttl", "2s",
+                                  "--json").stdout)
+            check(out["via"] == "token", f"sign --json with no daemon: {out}")
+            verify(out["jwt"], keys)
             p = sign("dev/api", "--claims", "{}", "--via", "sideways", expect=2)
             check("--via" in p.stderr, p.stderr)
 
+        def json_says_who_signed():
+            # A daemon of its own: the two tests above compare tokens made a few seconds
+            # apart, before the 8 s rotation, and must not wait for these.
+            nonlocal d
+            d = Daemon(s)
+            d.wait_event("signing-key", keyset="api", result="ok")
+            n2 = len(d.events("sign", result="ok"))
+            for via, want in (((), "daemon"), (("--via", "daemon"), "daemon"),
+                              (("--via", "token"), "token")):
+                out = json.loads(sign("dev/api", "--claims", json.dumps(CLAIMS), "--ttl", "2s",
+                                      "--json", *via).stdout)
+                header, _ = verify(out["jwt"], jwks_keys(d))
+                check(out["via"] == want and out["env"] == "dev" and out["keyset"] == "api"
+                      and out["kid"] == header["kid"] and out["alg"] == header["alg"]
+                      and out["typ"] == header["typ"] and out["expires_at"].endswith("Z"),
+                      f"sign --json {via}: {out}")
+            check(len(d.events("sign", result="ok")) == n2 + 2,
+                  "sign --json: the daemon did not sign exactly the two daemon requests")
+            check(d.stop() == 0, "keymgrd did not exit 0")
+
         return run_tests([("keymgr sign through keymgrd", through_daemon),
-                          ("same output and errors through the token", through_token)])
+                          ("same output and errors through the token", through_token),
+                          ("sign --json says who signed", json_says_who_signed)])
     finally:
         if d is not None and d.proc.poll() is None:
             d.stop()

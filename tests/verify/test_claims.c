@@ -252,6 +252,13 @@ static void test_class_access_token(void **state)
 	               "(typ at+jwt)");
 	expect_refused("access-token", "{" AT_BASE "," EXP_OK ",\"nonce\":\"n\"}",
 	               KM_POLICY_EDENIED, "claim 'nonce' is reserved for id-token");
+	/* the class in the payload: an access token passed off as a logout token */
+	expect_refused("access-token", "{" AT_BASE "," EXP_OK ",\"typ\":\"logout+jwt\"}",
+	               KM_POLICY_EDENIED, "claim 'typ' names a token class and is never signed in "
+	               "the payload: keymgr states the class in the header (typ at+jwt for key set "
+	               "production/api, purpose access-token)");
+	expect_refused("access-token", "{" AT_BASE "," EXP_OK ",\"token_use\":\"id\"}",
+	               KM_POLICY_EDENIED, "claim 'token_use' names a token class");
 	expect_refused("access-token", "{" AT_BASE "," EXP_OK ",\"azp\":\"c\"}", KM_POLICY_EDENIED,
 	               "claim 'azp' is reserved for id-token");
 	expect_refused("access-token", "{" AT_BASE "," EXP_OK ",\"sid\":\"s\"}", KM_POLICY_EDENIED,

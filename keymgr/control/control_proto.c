@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "keymgr/common/error.h"
-#include "keymgr/daemon/control_proto.h"
+#include "keymgr/control/control_proto.h"
 
 /* Sends the concatenation of iov[0..n) with as few sendmsg(2) calls as the socket allows:
  * one, usually, so that the peer wakes once per frame. iov is consumed. */
