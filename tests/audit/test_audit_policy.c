@@ -6,6 +6,7 @@
  * changed for the same configuration would make every existing store log a policy change
  * that did not happen, and a changed checkpoint payload would break every signed checkpoint.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,9 +17,11 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/hex.h"
 #include "tests/common/tmpconfig.h"
 
 /* Key sets out of name order, every list field set, and an environment on the defaults. */
@@ -120,6 +123,45 @@ static void test_policy_text_and_hash_unchanged(void **state)
 	          "{\"env\":\"dev\",\"keysets\":{},\"policy\":{\"activate_when_seen_by\":[],");
 }
 
+/* A partial load (keymgr(1), A BROKEN CONFIGURATION): the errors first, no policy for what
+ * they touch; the bytes jansson's sorted compact output gave before. */
+static const char broken_text[] =
+	"version: 1\n"
+	"environments:\n"
+	"  production:\n"
+	"    token: { module: /usr/lib/softhsm/libsofthsm2.so, label: p, pin: file:./p.pin }\n"
+	"    store: ./production.db\n"
+	"    policy:\n"
+	"      rotation_period: 90d\n"
+	"      \"bog\xc3\xbcs \\\"key\\\"\\t\": 1\n"
+	"    keysets:\n"
+	"      api: { issuer: https://auth.example.com, audiences: [ api.example.com ] }\n";
+
+static void test_policy_text_with_config_errors(void **state)
+{
+	km_test_config_t c;
+	char *text = NULL, hash[KM_STORE_HASH_HEX + 1], want[PATH_MAX + 1024];
+	char want_hash[KM_STORE_HASH_HEX + 1];
+	uint8_t md[32];
+	unsigned mdlen = 0;
+	assert_int_equal(km_test_config_create_partial(&c, broken_text), 0);
+	assert_int_equal(km_audit_policy_canonical(c.cfg, km_config_env(c.cfg, "production"), &text,
+	                                           hash), KM_EOK);
+	snprintf(want, sizeof(want), "{\"config_errors\":\"%s:8:8: unknown key 'bog\xc3\xbcs "
+	         "\\\"key\\\"?' in environments.production.policy (expected one of: algorithms, "
+	         "min_rsa_bits, rotation_period, jwks_max_age, max_token_ttl, clock_skew, "
+	         "publish_lead, retire_retention, destroy_after, standby, owners, purposes, "
+	         "require_distinct_purpose, activate_when_seen_by, activate_when_seen_ceiling)\","
+	         "\"env\":\"production\",\"keysets\":{},\"policy\":null}", c.path);
+	km_test_config_destroy(&c);
+	assert_string_equal(text, want);
+	assert_canonical(text);
+	assert_int_equal(EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL), 1);
+	assert_int_equal(km_hex_encode(md, sizeof(md), want_hash, sizeof(want_hash)), KM_EOK);
+	assert_string_equal(hash, want_hash);
+	free(text);
+}
+
 static void test_checkpoint_payload_unchanged(void **state)
 {
 	km_store_checkpoint_t c = { .seq = 12, .at = 1800000000 };
@@ -138,6 +180,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policy_text_and_hash_unchanged),
+		cmocka_unit_test(test_policy_text_with_config_errors),
 		cmocka_unit_test(test_checkpoint_payload_unchanged),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -2,6 +2,7 @@
 #include "tests/common/tmpconfig.h"
 
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ft
 	return remove(p);
 }
 
-int km_test_config_create(km_test_config_t *c, const char *text)
+static int create(km_test_config_t *c, const char *text, bool partial)
 {
 	char err[1024] = "";
 	const char *tmp = getenv("TMPDIR");
@@ -34,12 +35,24 @@ int km_test_config_create(km_test_config_t *c, const char *text)
 		km_test_config_destroy(c);
 		return -1;
 	}
-	if (km_config_load(c->path, &c->cfg, err, sizeof(err)) != KM_EOK) {
+	int r = partial ? km_config_load_partial(c->path, &c->cfg, err, sizeof(err)) :
+	                  km_config_load(c->path, &c->cfg, err, sizeof(err));
+	if (r != KM_EOK) {
 		fprintf(stderr, "tmpconfig: %s\n", err);
 		km_test_config_destroy(c);
 		return -1;
 	}
 	return 0;
+}
+
+int km_test_config_create(km_test_config_t *c, const char *text)
+{
+	return create(c, text, false);
+}
+
+int km_test_config_create_partial(km_test_config_t *c, const char *text)
+{
+	return create(c, text, true);
 }
 
 void km_test_config_destroy(km_test_config_t *c)

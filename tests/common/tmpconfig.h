@@ -20,5 +20,8 @@ typedef struct {
  * stderr (the directory is removed again). */
 int km_test_config_create(km_test_config_t *c, const char *text);
 
+/* The same with km_config_load_partial(): errors confined to a part are recorded. */
+int km_test_config_create_partial(km_test_config_t *c, const char *text);
+
 /* Frees the configuration and removes the directory with everything in it. */
 void km_test_config_destroy(km_test_config_t *c);
