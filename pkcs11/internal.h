@@ -1,13 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Private to pkcs11/: the definition of struct km_token and the helpers the files of this
- * folder share. This is the only header in keymgr that includes <p11-kit/pkcs11.h>; nothing
- * outside pkcs11/ (except tests and the benchmark) may include it.
+ * Private to pkcs11/: Cryptoki and the layer below the token object, which knows nothing of
+ * struct km_token: the module registry, CK_RV translation, finding tokens, the session pool
+ * and the handle cache. This is the only header in keymgr that includes <p11-kit/pkcs11.h>
+ * (every other private header of this folder includes it through this one); nothing outside
+ * pkcs11/ (except tests and the benchmark) may include it.
+ *
+ * The headers above it, one per job (each includes only this one):
+ *   token_int.h  struct km_token and its recovery state
+ *   failure.h    failure.c: the last error, a lost session noted, a success noted
+ *   mech.h       mech.c: the mechanism of each algorithm, C_SignInit with it
+ *   keys.h       keys.c: finding key objects, curves
+ *   pubkey.h     pubkey.c: reading a public key object
+ *   prepare.h    prepare.c: signing operations initialised ahead
+ *   recover.h    recover.c: re-opening lost sessions, borrowing a session
+ * A file includes the headers of the jobs it calls, and no job calls one that calls it back
+ * (docs/token-layer.md lists the layers).
  */
 #pragma once
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -162,155 +174,3 @@ void km_p11_cache_drop(km_p11_cache_t *c, const uint8_t *id, size_t id_len);
  * handle is stale; a lookup that raced the re-open cannot insert its result).
  */
 void km_p11_cache_clear(km_p11_cache_t *c);
-
-/* --- recover.c: re-opening lost sessions ------------------------------------------ */
-
-#define KM_P11_BACKOFF_MIN_MS 100u      /* first wait after a failed or repeated re-open */
-#define KM_P11_BACKOFF_MAX_MS 30000u    /* the wait never grows beyond this */
-
-typedef struct {
-	pthread_mutex_t lock;            /* short sections only: never held across a token call */
-	int lost;                        /* read without the lock (__atomic) on every operation */
-	CK_RV lost_rv;                   /* what the failing call returned */
-	int code;                        /* KM code reported while lost */
-	char why[KM_P11_ERR_MAX];        /* message reported while lost */
-	uint64_t next_attempt_ms;        /* CLOCK_MONOTONIC ms before which nothing is tried */
-	unsigned delay_ms;               /* current backoff (0: retry on the next call) */
-	unsigned long recoveries;        /* successful re-opens */
-	unsigned long failed_attempts;
-	uint64_t epoch;                  /* bumped by each successful re-open */
-} km_p11_recovery_t;
-
-/* --- the token itself ---------------------------------------------------------------- */
-
-struct km_token {
-	km_p11_module_t *mod;
-	CK_FUNCTION_LIST *fl;
-	CK_SLOT_ID slot;
-	km_token_info_t info;
-	char who[64];                    /* "token 'LABEL'" for messages */
-	bool logged_in;
-
-	/* Generation, destruction and listing run one at a time on this RW session. */
-	pthread_mutex_t admin_lock;
-	CK_SESSION_HANDLE admin;
-	bool admin_open;
-
-	km_p11_pool_t pool;
-	km_p11_cache_t cache;
-
-	pthread_mutex_t err_lock;
-	char last_error[KM_P11_ERR_MAX];
-
-	/* recover.c: what a re-open needs (copies of the caller's configuration). */
-	char *module_path;
-	char *pin_source;                /* NULL: opened without login */
-	bool sessions_open;              /* admin and pool sessions are open handles */
-	km_p11_recovery_t rec;
-};
-
-/* Stores a formatted message as the token's last error. */
-void km_p11_set_error(km_token_t *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* Stores "<token>: <op> failed: <CKR>..." as the last error; returns the KM code. */
-int km_p11_fail(km_token_t *t, CK_RV rv, const char *op);
-
-/* True for the CK_RVs after which the sessions are re-opened and the login repeated. */
-bool km_p11_rv_is_session_lost(CK_RV rv);
-
-/*
- * Notes that a session or the login was lost (rv is one of km_p11_rv_is_session_lost()).
- * The caller still fails; a later operation re-opens the sessions (km_p11_ready).
- */
-void km_p11_note_session_lost(km_token_t *t, CK_RV rv);
-
-/* An operation succeeded on the current sessions: the re-open backoff starts over. */
-void km_p11_note_ok(km_token_t *t);
-
-/*
- * Makes sure the token's sessions are usable before an operation: when they were lost,
- * re-opens them (taking admin_lock and every pool session) if the backoff allows, else
- * returns at once. KM_EOK, or the code of the loss / of the failed re-open (message stored
- * as the last error). km_p11_ready_locked() is for callers already holding admin_lock.
- */
-int km_p11_ready(km_token_t *t);
-int km_p11_ready_locked(km_token_t *t);
-
-/*
- * Borrows a pool session for one operation, after km_p11_ready(); fails (nothing borrowed)
- * when the sessions are lost. Release with km_p11_pool_release(). The session has no
- * operation prepared (prepare.c): any use is allowed.
- */
-int km_p11_session_get(km_token_t *t, unsigned *idx);
-/* The same for a signature with key/alg: the session may hold an operation prepared for
- * it, or for another key; the caller passes it through km_p11_prep_take() before use. */
-int km_p11_session_get_for(km_token_t *t, CK_OBJECT_HANDLE key, km_alg_t alg, unsigned *idx);
-
-/* Initialises/destroys t->rec (km_token_open / km_token_free). */
-void km_p11_recovery_init(km_token_t *t);
-void km_p11_recovery_destroy(km_token_t *t);
-
-/* --- keys.c: finding objects and reading attributes --------------------------------- */
-
-/* True for CK_RVs meaning the cached object handle no longer exists. */
-bool km_p11_rv_is_stale_handle(CK_RV rv);
-
-/*
- * Searches the token for the private and public key objects with this CKA_ID and fills
- * *ret with their handles and key properties. KM_P11_ENOKEY when neither exists.
- */
-int km_p11_key_lookup(km_token_t *t, CK_SESSION_HANDLE s, const uint8_t *id, size_t id_len,
-                      km_p11_key_t *ret);
-
-/* Returns the cached entry, or searches with session s and caches the result. */
-int km_p11_key_resolve(km_token_t *t, CK_SESSION_HANDLE s, const uint8_t *id, size_t id_len,
-                       km_p11_key_t *ret);
-
-/* Finds up to max objects matching the template. Writes the count. */
-CK_RV km_p11_find(km_token_t *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                  CK_OBJECT_HANDLE *objs, CK_ULONG max, CK_ULONG *count);
-
-/* Maps CKA_EC_PARAMS to a curve; KM_CRV_NONE if unknown. */
-km_crv_t km_p11_curve_from_params(const uint8_t *der, size_t len);
-
-/* DER of the named-curve OID for a curve (static), or NULL. */
-const uint8_t *km_p11_curve_params(km_crv_t crv, size_t *len);
-
-/* --- pubkey.c ------------------------------------------------------------------------ */
-
-/* Reads the public key object pub of the given type into *ret (JOSE raw form). */
-int km_p11_read_public(km_token_t *t, CK_SESSION_HANDLE s, const km_p11_key_t *k,
-                       km_pubkey_t *ret);
-
-/* The signing mechanism for alg (CKM_SHA256_RSA_PKCS, ..., CKM_ECDSA, CKM_EDDSA). */
-CK_MECHANISM_TYPE km_p11_alg_mechanism(km_alg_t alg);
-
-/* --- sign.c / prepare.c: signing operations ------------------------------------------ */
-
-/* C_SignInit on session s with alg's mechanism (and its PSS parameters). */
-CK_RV km_p11_sign_init(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
-                       const km_alg_info_t *ai);
-
-/* After a signature with key (found in cache generation gen) on borrowed session idx:
- * PENDING for EC and EdDSA keys (km_token_prepare may initialise the next one), else NONE. */
-void km_p11_prep_mark(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key,
-                      const km_alg_info_t *ai, uint64_t gen);
-
-/*
- * Before a signature with key/alg (key found in cache generation gen) on borrowed session
- * idx. True when the session holds an operation prepared for exactly that key and alg, in
- * that generation, less than KM_TOKEN_PREPARED_MAX_AGE_MS ago: the caller's C_Sign consumes it.
- * Otherwise finishes whatever the session held (km_p11_prep_settle) and returns false: the
- * caller runs C_SignInit itself.
- */
-bool km_p11_prep_take(km_token_t *t, unsigned idx, CK_OBJECT_HANDLE key, km_alg_t alg,
-                      uint64_t gen);
-
-/* Ends the operation prepared on borrowed session idx, if any, so the session can be used
- * for anything (C_FindObjects, another key). */
-void km_p11_prep_settle(km_token_t *t, unsigned idx);
-
-/* Ends the signing operation active on session s, if any, without a signature where the
- * token follows PKCS#11 (prepare.c). */
-void km_p11_prep_finish(km_token_t *t, CK_SESSION_HANDLE s, const km_alg_info_t *ai);

@@ -10,7 +10,13 @@
 #include <openssl/rand.h>
 
 #include "keymgr/common/error.h"
+#include "pkcs11/failure.h"
 #include "pkcs11/internal.h"
+#include "pkcs11/keys.h"
+#include "pkcs11/mech.h"
+#include "pkcs11/pubkey.h"
+#include "pkcs11/recover.h"
+#include "pkcs11/token_int.h"
 
 #define LABEL_MAX 128
 

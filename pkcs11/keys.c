@@ -7,7 +7,10 @@
 #include <string.h>
 
 #include "keymgr/common/error.h"
+#include "pkcs11/failure.h"
 #include "pkcs11/internal.h"
+#include "pkcs11/keys.h"
+#include "pkcs11/token_int.h"
 
 static const uint8_t oid_p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
 static const uint8_t oid_p384[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
@@ -41,23 +44,6 @@ km_crv_t km_p11_curve_from_params(const uint8_t *der, size_t len)
 		return KM_CRV_ED25519;
 	return KM_CRV_NONE;
 #undef IS
-}
-
-CK_MECHANISM_TYPE km_p11_alg_mechanism(km_alg_t alg)
-{
-	switch (alg) {
-	case KM_ALG_RS256: return CKM_SHA256_RSA_PKCS;
-	case KM_ALG_RS384: return CKM_SHA384_RSA_PKCS;
-	case KM_ALG_RS512: return CKM_SHA512_RSA_PKCS;
-	case KM_ALG_PS256: return CKM_SHA256_RSA_PKCS_PSS;
-	case KM_ALG_PS384: return CKM_SHA384_RSA_PKCS_PSS;
-	case KM_ALG_PS512: return CKM_SHA512_RSA_PKCS_PSS;
-	case KM_ALG_ES256:
-	case KM_ALG_ES384:
-	case KM_ALG_ES512: return CKM_ECDSA;
-	case KM_ALG_EDDSA: return CKM_EDDSA;
-	default: return CKM_VENDOR_DEFINED;
-	}
 }
 
 bool km_p11_rv_is_stale_handle(CK_RV rv)

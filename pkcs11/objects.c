@@ -4,7 +4,12 @@
 #include <string.h>
 
 #include "keymgr/common/error.h"
+#include "pkcs11/failure.h"
 #include "pkcs11/internal.h"
+#include "pkcs11/keys.h"
+#include "pkcs11/pubkey.h"
+#include "pkcs11/recover.h"
+#include "pkcs11/token_int.h"
 
 int km_token_get_public(km_token_t *t, const uint8_t *id, size_t id_len, km_pubkey_t *pub)
 {

@@ -26,6 +26,9 @@
 #include "keymgr/common/clock.h"
 #include "keymgr/common/error.h"
 #include "pkcs11/internal.h"
+#include "pkcs11/mech.h"
+#include "pkcs11/prepare.h"
+#include "pkcs11/token_int.h"
 
 #define FINISH_BUF_MAX 1024     /* larger than any EC or EdDSA signature */
 

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "keymgr/common/error.h"
-#include "pkcs11/internal.h"
+#include "pkcs11/failure.h"
+#include "pkcs11/pubkey.h"
+#include "pkcs11/token_int.h"
 
 static void strip_zeros(const uint8_t **p, size_t *len)
 {

@@ -3,8 +3,9 @@
  * Re-opening lost sessions. When a call returns CKR_SESSION_HANDLE_INVALID,
  * CKR_SESSION_CLOSED, CKR_USER_NOT_LOGGED_IN, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT or
  * CKR_OPERATION_ACTIVE (a session stuck in an operation a failed call did not end),
- * the failing operation returns its error at once and the token is marked lost. The next
- * operation on the token (or km_token_recover) re-opens it, on the caller's thread:
+ * the failing operation returns its error at once and the token is marked lost (failure.c,
+ * which also starts and resets the backoff below). The next operation on the token (or
+ * km_token_recover) re-opens it, on the caller's thread:
  *
  *   1. take admin_lock, then every pool session (signers in flight finish first; new ones
  *      wait), so nobody uses a session while it is replaced;
@@ -30,8 +31,15 @@
 #include "keymgr/common/clock.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/secret.h"
+#include "pkcs11/failure.h"
 #include "pkcs11/internal.h"
 #include "pkcs11/pin.h"
+#include "pkcs11/prepare.h"
+#include "pkcs11/recover.h"
+#include "pkcs11/token_int.h"
+
+#define KM_P11_BACKOFF_MIN_MS 100u      /* first wait after a failed or repeated re-open */
+#define KM_P11_BACKOFF_MAX_MS 30000u    /* the wait never grows beyond this */
 
 static unsigned next_delay(unsigned d)
 {
@@ -43,55 +51,6 @@ static unsigned next_delay(unsigned d)
 static bool is_lost(km_token_t *t)
 {
 	return __atomic_load_n(&t->rec.lost, __ATOMIC_ACQUIRE) != 0;
-}
-
-bool km_p11_rv_is_session_lost(CK_RV rv)
-{
-	/* CKR_OPERATION_ACTIVE: keymgr never leaves an operation open (C_SignInit is always
-	 * followed by C_Sign), so a session that still has one is stuck, e.g. after a C_Sign
-	 * that failed without ending its operation, as PKCS#11 says it must. */
-	return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
-	       rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_REMOVED ||
-	       rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_OPERATION_ACTIVE;
-}
-
-void km_p11_recovery_init(km_token_t *t)
-{
-	t->rec = (km_p11_recovery_t){ 0 };
-	pthread_mutex_init(&t->rec.lock, NULL);
-}
-
-void km_p11_recovery_destroy(km_token_t *t)
-{
-	pthread_mutex_destroy(&t->rec.lock);
-}
-
-void km_p11_note_session_lost(km_token_t *t, CK_RV rv)
-{
-	km_p11_recovery_t *rec = &t->rec;
-
-	pthread_mutex_lock(&rec->lock);
-	if (rec->lost == 0) {
-		rec->lost_rv = rv;
-		rec->code = km_p11_rv_code(rv);
-		snprintf(rec->why, sizeof(rec->why), "%s: the sessions were lost (%s); they are "
-		         "re-opened and the login repeated by a later call", t->who,
-		         km_p11_rv_name(rv));
-		/* A loss right after a re-open waits for the backoff; the first one does not. */
-		rec->next_attempt_ms = km_monotonic_ms() + rec->delay_ms;
-		__atomic_store_n(&rec->lost, 1, __ATOMIC_RELEASE);
-	}
-	pthread_mutex_unlock(&rec->lock);
-}
-
-void km_p11_note_ok(km_token_t *t)
-{
-	if (__atomic_load_n(&t->rec.delay_ms, __ATOMIC_RELAXED) == 0)
-		return;
-	pthread_mutex_lock(&t->rec.lock);
-	if (t->rec.lost == 0)
-		__atomic_store_n(&t->rec.delay_ms, 0u, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&t->rec.lock);
 }
 
 /* Closes every session this token has open (admin_lock held, pool drained). */

@@ -15,27 +15,15 @@
 #include <openssl/evp.h>
 
 #include "keymgr/common/error.h"
+#include "pkcs11/failure.h"
 #include "pkcs11/internal.h"
+#include "pkcs11/keys.h"
+#include "pkcs11/mech.h"
+#include "pkcs11/prepare.h"
+#include "pkcs11/recover.h"
+#include "pkcs11/token_int.h"
 
 #define SIG_BUF_MAX 1024        /* RSA-8192; our own keys stop at 4096 */
-
-static CK_MECHANISM_TYPE hash_mech(km_hash_t h)
-{
-	switch (h) {
-	case KM_HASH_SHA256: return CKM_SHA256;
-	case KM_HASH_SHA384: return CKM_SHA384;
-	default: return CKM_SHA512;
-	}
-}
-
-static CK_RSA_PKCS_MGF_TYPE hash_mgf(km_hash_t h)
-{
-	switch (h) {
-	case KM_HASH_SHA256: return CKG_MGF1_SHA256;
-	case KM_HASH_SHA384: return CKG_MGF1_SHA384;
-	default: return CKG_MGF1_SHA512;
-	}
-}
 
 static const EVP_MD *hash_md(km_hash_t h)
 {
@@ -75,23 +63,6 @@ static int check_key_fits(km_token_t *t, const km_p11_key_t *k, const km_alg_inf
 		return KM_EALG;
 	}
 	return KM_EOK;
-}
-
-CK_RV km_p11_sign_init(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
-                       const km_alg_info_t *ai)
-{
-	CK_RSA_PKCS_PSS_PARAMS pss = {
-		.hashAlg = hash_mech(ai->hash),
-		.mgf = hash_mgf(ai->hash),
-		.sLen = km_hash_len(ai->hash),
-	};
-	CK_MECHANISM mech = { km_p11_alg_mechanism(ai->alg), NULL, 0 };
-
-	if (ai->pss) {
-		mech.pParameter = &pss;
-		mech.ulParameterLen = sizeof(pss);
-	}
-	return t->fl->C_SignInit(s, &mech, key);
 }
 
 /* One C_SignInit/C_Sign on session s. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Opening and closing a token: module, token lookup, login, sessions; the last error. */
+/* Opening and closing a token: module, token lookup, login, sessions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,43 +7,10 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/secret.h"
+#include "pkcs11/failure.h"
 #include "pkcs11/internal.h"
 #include "pkcs11/pin.h"
-
-void km_p11_set_error(km_token_t *t, const char *fmt, ...)
-{
-	va_list ap;
-
-	pthread_mutex_lock(&t->err_lock);
-	va_start(ap, fmt);
-	vsnprintf(t->last_error, sizeof(t->last_error), fmt, ap);
-	va_end(ap);
-	pthread_mutex_unlock(&t->err_lock);
-}
-
-int km_p11_fail(km_token_t *t, CK_RV rv, const char *op)
-{
-	char msg[KM_P11_ERR_MAX];
-	int code = km_p11_format_rv(msg, sizeof(msg), rv, t->who, op);
-
-	km_p11_set_error(t, "%s", msg);
-	/* Lost sessions or login: re-opened by a later call (recover.c). */
-	if (km_p11_rv_is_session_lost(rv))
-		km_p11_note_session_lost(t, rv);
-	return code;
-}
-
-const char *km_token_last_error(const km_token_t *t)
-{
-	static __thread char copy[KM_P11_ERR_MAX];
-
-	if (t == NULL)
-		return "";
-	pthread_mutex_lock((pthread_mutex_t *)&t->err_lock);
-	memcpy(copy, t->last_error, sizeof(copy));
-	pthread_mutex_unlock((pthread_mutex_t *)&t->err_lock);
-	return copy;
-}
+#include "pkcs11/token_int.h"
 
 static void copy_err(char *errbuf, size_t errlen, const char *msg)
 {

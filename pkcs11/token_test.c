@@ -3,7 +3,10 @@
 #include <string.h>
 
 #include "keymgr/common/error.h"
-#include "pkcs11/internal.h"
+#include "pkcs11/failure.h"
+#include "pkcs11/keys.h"
+#include "pkcs11/recover.h"
+#include "pkcs11/token_int.h"
 #include "pkcs11/token_test.h"
 
 int km_token_get_private_attrs(km_token_t *t, const uint8_t *id, size_t id_len,

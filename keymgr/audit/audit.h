@@ -20,17 +20,16 @@
 #define KM_AUDIT_CHECKPOINT_TYPE "keymgr-audit-checkpoint"
 
 /*
- * Prepares an opened environment for auditing: sets the policy hash and text of the
- * environment's effective policies on its store (so the first change under a new policy is
- * preceded by a policy.load event), and installs the streaming sink configured in
- * environments.ENV.audit (JSON lines file, syslog). Called by km_env_open(), which keeps
- * *state (NULL when nothing streams) and passes it to km_audit_env_detach() after closing
- * the store. KM_ENOMEM, KM_EIO (the JSON lines file cannot be opened; the message names it).
+ * The environment hooks (keymgr/core/env.h) that audit every environment a program opens;
+ * keymgr and keymgrd register them at start: km_env_set_hooks(&km_audit_env_hooks).
+ * attach sets the policy hash and text of the environment's effective policies on its store
+ * (so the first change under a new policy is preceded by a policy.load event) and installs
+ * the streaming sink configured in environments.ENV.audit (JSON lines file, syslog); its
+ * state is that sink's (NULL when nothing streams), released by detach. attach's codes:
+ * KM_ENOMEM, KM_ECRYPTO, KM_EINVAL, KM_EIO (the JSON lines file cannot be opened; the
+ * message names it).
  */
-int km_audit_env_attach(km_env_t *env, void **state, char *err, size_t errlen);
-
-/* Releases what km_audit_env_attach() set up. NULL ok. */
-void km_audit_env_detach(void *state);
+extern const km_env_hooks_t km_audit_env_hooks;
 
 /*
  * Canonical JSON of the effective policies of env_cfg (environment policy plus every configured

@@ -16,38 +16,51 @@
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/audit/audit_int.h"
+#include "keymgr/common/canon_json.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/hex.h"
 
 struct km_audit_stream {
 	int fd;                     /* JSON lines file, -1 when none */
 	bool syslog;
 };
 
-static json_t *policy_json(const km_policy_t *p)
+/* "key":[...] of the n names of a policy list (rows of size bytes). */
+static void names(km_cjson_t *b, const char *key, const void *rows, size_t size, size_t n)
 {
-	json_t *algs = json_array(), *owners = json_array(), *purposes = json_array();
-	json_t *seen_by = json_array();
-	for (int a = 1; algs != NULL && a <= KM_ALG_COUNT; a++)
+	km_cjson_key(b, key);
+	km_cjson_open(b, '[');
+	for (size_t i = 0; i < n; i++)
+		km_cjson_item_str(b, (const char *)rows + i * size);
+	km_cjson_close(b, ']');
+}
+
+/* One policy as a canonical JSON object: every field, members in byte order. */
+static void policy_write(km_cjson_t *b, const km_policy_t *p)
+{
+	km_cjson_open(b, '{');
+	names(b, "activate_when_seen_by", p->activate_when_seen_by,
+	      sizeof(p->activate_when_seen_by[0]), p->n_activate_when_seen_by);
+	km_cjson_kv_int(b, "activate_when_seen_ceiling", p->activate_when_seen_ceiling);
+	km_cjson_key(b, "algorithms");
+	km_cjson_open(b, '[');
+	for (int a = 1; a <= KM_ALG_COUNT; a++)
 		if (p->algorithms & (1u << a))
-			json_array_append_new(algs, json_string(km_alg_name((km_alg_t)a)));
-	for (size_t i = 0; owners != NULL && i < p->n_owners; i++)
-		json_array_append_new(owners, json_string(p->owners[i]));
-	for (size_t i = 0; purposes != NULL && i < p->n_purposes; i++)
-		json_array_append_new(purposes, json_string(p->purposes[i]));
-	for (size_t i = 0; seen_by != NULL && i < p->n_activate_when_seen_by; i++)
-		json_array_append_new(seen_by, json_string(p->activate_when_seen_by[i]));
-	return json_pack("{s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:b, s:I, s:I, s:b,"
-	                 " s:I}",
-	                 "algorithms", algs, "min_rsa_bits", (json_int_t)p->min_rsa_bits,
-	                 "owners", owners, "rotation_period", (json_int_t)p->rotation_period,
-	                 "jwks_max_age", (json_int_t)p->jwks_max_age,
-	                 "max_token_ttl", (json_int_t)p->max_token_ttl,
-	                 "clock_skew", (json_int_t)p->clock_skew, "purposes", purposes,
-	                 "publish_lead", (json_int_t)p->publish_lead, "activate_when_seen_by",
-	                 seen_by, "require_distinct_purpose", p->require_distinct_purpose,
-	                 "retire_retention", (json_int_t)p->retire_retention,
-	                 "destroy_after", (json_int_t)p->destroy_after, "standby", p->standby,
-	                 "activate_when_seen_ceiling", (json_int_t)p->activate_when_seen_ceiling);
+			km_cjson_item_str(b, km_alg_name((km_alg_t)a));
+	km_cjson_close(b, ']');
+	km_cjson_kv_int(b, "clock_skew", p->clock_skew);
+	km_cjson_kv_int(b, "destroy_after", p->destroy_after);
+	km_cjson_kv_int(b, "jwks_max_age", p->jwks_max_age);
+	km_cjson_kv_int(b, "max_token_ttl", p->max_token_ttl);
+	km_cjson_kv_int(b, "min_rsa_bits", p->min_rsa_bits);
+	names(b, "owners", p->owners, sizeof(p->owners[0]), p->n_owners);
+	km_cjson_kv_int(b, "publish_lead", p->publish_lead);
+	names(b, "purposes", p->purposes, sizeof(p->purposes[0]), p->n_purposes);
+	km_cjson_kv_bool(b, "require_distinct_purpose", p->require_distinct_purpose);
+	km_cjson_kv_int(b, "retire_retention", p->retire_retention);
+	km_cjson_kv_int(b, "rotation_period", p->rotation_period);
+	km_cjson_kv_bool(b, "standby", p->standby);
+	km_cjson_close(b, '}');
 }
 
 int km_audit_sha256_hex(const void *data, size_t len, char out[KM_STORE_HASH_HEX + 1])
@@ -56,16 +69,13 @@ int km_audit_sha256_hex(const void *data, size_t len, char out[KM_STORE_HASH_HEX
 	unsigned mdlen = 0;
 	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
 		return KM_ECRYPTO;
-	for (size_t i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	return KM_EOK;
+	return km_hex_encode(md, sizeof(md), out, KM_STORE_HASH_HEX + 1);
 }
 
-char *km_audit_canonical_dumps(const json_t *j)
+static int by_name(const void *a, const void *b)
 {
-	/* Sorted members, no white space: RFC 8785 for the texts keymgr writes (names and
-	 * numbers without control characters or floats). */
-	return json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	const km_keyset_cfg_t *const *x = a, *const *y = b;
+	return strcmp((*x)->name, (*y)->name);
 }
 
 int km_audit_policy_canonical(const km_config_t *cfg, const km_env_cfg_t *ecfg, char **text,
@@ -76,26 +86,42 @@ int km_audit_policy_canonical(const km_config_t *cfg, const km_env_cfg_t *ecfg, 
 	 * is what the text says, nothing filled in. Without errors the text is unchanged. */
 	km_policy_t envp;
 	bool env_ok = km_config_env_policy(cfg, ecfg->name, &envp) == KM_EOK;
-	json_t *sets = json_object();
-	json_t *root = json_pack("{s:s, s:o, s:o}", "env", ecfg->name, "policy",
-	                         env_ok ? policy_json(&envp) : json_null(), "keysets", sets);
-	int r = root == NULL || sets == NULL ? KM_ENOMEM : KM_EOK;
-	for (size_t i = 0; r == KM_EOK && i < ecfg->n_keysets; i++) {
-		km_policy_t p;
-		if (km_config_keyset_policy(cfg, ecfg->name, ecfg->keysets[i]->name, &p) != KM_EOK)
-			continue;
-		if (json_object_set_new(sets, ecfg->keysets[i]->name, policy_json(&p)) != 0)
-			r = KM_ENOMEM;
-	}
 	char errors[4096];
-	if (r == KM_EOK && km_config_env_errors(cfg, ecfg->name, errors, sizeof(errors)) > 0 &&
-	    json_object_set_new(root, "config_errors", json_string(errors)) != 0)
-		r = KM_ENOMEM;
-	char *t = r == KM_EOK ? km_audit_canonical_dumps(root) : NULL;
-	json_decref(root);
+	bool has_errors = km_config_env_errors(cfg, ecfg->name, errors, sizeof(errors)) > 0;
+	/* {"config_errors":..., "env":..., "keysets":{NAME: policy, ...}, "policy": policy}:
+	 * members and key sets in byte order of their names; a key set whose effective policy
+	 * cannot be computed is left out. */
+	const km_keyset_cfg_t *sets[KM_CONFIG_MAX_KEYSETS];
+	memcpy(sets, ecfg->keysets, ecfg->n_keysets * sizeof(sets[0]));
+	qsort(sets, ecfg->n_keysets, sizeof(*sets), by_name);
+	km_cjson_t b;
+	km_cjson_init(&b);
+	km_cjson_open(&b, '{');
+	if (has_errors)
+		km_cjson_kv_str(&b, "config_errors", errors);
+	km_cjson_kv_str(&b, "env", ecfg->name);
+	km_cjson_key(&b, "keysets");
+	km_cjson_open(&b, '{');
+	for (size_t i = 0; i < ecfg->n_keysets; i++) {
+		km_policy_t p;
+		if (km_config_keyset_policy(cfg, ecfg->name, sets[i]->name, &p) != KM_EOK)
+			continue;
+		km_cjson_key(&b, sets[i]->name);
+		policy_write(&b, &p);
+	}
+	km_cjson_close(&b, '}');
+	if (env_ok) {
+		km_cjson_key(&b, "policy");
+		policy_write(&b, &envp);
+	} else {
+		km_cjson_kv_null(&b, "policy");
+	}
+	km_cjson_close(&b, '}');
+	char *t = km_cjson_take(&b);
 	if (t == NULL)
 		return KM_ENOMEM;
-	if ((r = km_audit_sha256_hex(t, strlen(t), hash)) != KM_EOK) {
+	int r = km_audit_sha256_hex(t, strlen(t), hash);
+	if (r != KM_EOK) {
 		free(t);
 		return r;
 	}
@@ -156,7 +182,7 @@ static void stream_event(void *ctx, const char *env, const km_store_audit_event_
 	free(line);
 }
 
-int km_audit_env_attach(km_env_t *env, void **state, char *err, size_t errlen)
+static int env_attach(km_env_t *env, void **state, char *err, size_t errlen)
 {
 	const km_env_cfg_t *ecfg = km_env_cfg(env);
 	km_store_t *s = km_env_store(env);
@@ -195,7 +221,7 @@ int km_audit_env_attach(km_env_t *env, void **state, char *err, size_t errlen)
 	return KM_EOK;
 }
 
-void km_audit_env_detach(void *state)
+static void env_detach(void *state)
 {
 	km_audit_stream_t *st = state;
 	if (st == NULL)
@@ -204,6 +230,11 @@ void km_audit_env_detach(void *state)
 		close(st->fd);
 	free(st);
 }
+
+const km_env_hooks_t km_audit_env_hooks = {
+	.attach = env_attach,
+	.detach = env_detach,
+};
 
 int km_audit_record(km_env_t *env, const char *action, const char *keyset, const char *kid,
                     const char *after, const char *reason, int64_t now, char *err,

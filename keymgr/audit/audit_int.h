@@ -5,17 +5,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "keymgr/store/store.h"
 
 typedef struct km_audit_stream km_audit_stream_t;
 
 /* SHA-256 of data as lowercase hex. KM_EOK or KM_ECRYPTO. */
 int km_audit_sha256_hex(const void *data, size_t len, char out[KM_STORE_HASH_HEX + 1]);
-
-/* Compact JSON with members sorted (malloc'd, NULL on ENOMEM). */
-char *km_audit_canonical_dumps(const json_t *j);
 
 /*
  * Verifies an ES256 signature (base64url r||s) over msg with the public key of a JWK text.

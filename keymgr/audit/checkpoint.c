@@ -16,16 +16,24 @@
 #include "keymgr/audit/audit.h"
 #include "keymgr/audit/audit_int.h"
 #include "keymgr/common/b64url.h"
+#include "keymgr/common/canon_json.h"
 #include "keymgr/common/error.h"
 #include "keymgr/jose/jwk.h"
 
 int km_audit_checkpoint_payload(const char *env, const km_store_checkpoint_t *c, char **ret)
 {
-	json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:I, s:s, s:i}", "at", (json_int_t)c->at,
-	                      "env", env, "hash", c->hash, "kid", c->key_kid, "seq",
-	                      (json_int_t)c->seq, "type", KM_AUDIT_CHECKPOINT_TYPE, "v", 1);
-	char *text = j ? km_audit_canonical_dumps(j) : NULL;
-	json_decref(j);
+	km_cjson_t b;
+	km_cjson_init(&b);
+	km_cjson_open(&b, '{');
+	km_cjson_kv_int(&b, "at", c->at);
+	km_cjson_kv_str(&b, "env", env);
+	km_cjson_kv_str(&b, "hash", c->hash);
+	km_cjson_kv_str(&b, "kid", c->key_kid);
+	km_cjson_kv_int(&b, "seq", c->seq);
+	km_cjson_kv_str(&b, "type", KM_AUDIT_CHECKPOINT_TYPE);
+	km_cjson_kv_int(&b, "v", 1);
+	km_cjson_close(&b, '}');
+	char *text = km_cjson_take(&b);
 	if (text == NULL)
 		return KM_ENOMEM;
 	*ret = text;

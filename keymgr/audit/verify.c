@@ -18,6 +18,7 @@
 #include "keymgr/audit/audit.h"
 #include "keymgr/audit/audit_int.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/hex.h"
 
 /* Records a problem at seq unless one with a lower seq is already recorded. */
 __attribute__((format(printf, 3, 4)))
@@ -146,13 +147,6 @@ static void check_checkpoints(const char *env, const km_store_audit_event_t *ev,
 	}
 }
 
-static void cka_hex(const km_store_key_t *k, char *out)
-{
-	for (size_t i = 0; i < k->cka_id_len; i++)
-		snprintf(out + 2 * i, 3, "%02x", k->cka_id[i]);
-	out[2 * k->cka_id_len] = '\0';
-}
-
 /* The tables must be exactly what the replay of the log gives. */
 static void check_state(km_store_t *s, const km_audit_replay_t *rp, int64_t head,
                         km_audit_verify_t *res, char *err, size_t errlen)
@@ -185,7 +179,7 @@ static void check_state(km_store_t *s, const km_audit_replay_t *rp, int64_t head
 	for (size_t i = 0; i < n_keys; i++) {
 		char hex[2 * KM_STORE_CKA_ID_MAX + 1];
 		const km_audit_key_state_t *r = NULL;
-		cka_hex(&keys[i], hex);
+		km_hex_encode(keys[i].cka_id, keys[i].cka_id_len, hex, sizeof(hex));
 		for (size_t j = 0; j < rp->n_keys && r == NULL; j++)
 			if (strcmp(rp->keys[j].cka_id, hex) == 0)
 				r = &rp->keys[j];

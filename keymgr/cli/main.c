@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "keymgr/audit/audit.h"
 #include "keymgr/cli/cli.h"
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
@@ -60,6 +61,7 @@ int main(int argc, char **argv)
 	}
 	/* Every change this process makes is recorded in the audit log as made via the CLI. */
 	km_store_set_default_via("cli");
+	km_env_set_hooks(&km_audit_env_hooks);
 	/* Global options come before the command. */
 	int i = 1;
 	while (i < argc) {

@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/env.h"
 
@@ -15,8 +14,16 @@ struct km_env {
 	const km_env_cfg_t *ecfg;
 	km_store_t *store;
 	km_token_t *token;
-	void *audit;                /* km_audit_env_attach() state */
+	const km_env_hooks_t *hooks;    /* registered when it was opened, or NULL */
+	void *hook_state;               /* what hooks->attach kept */
 };
+
+static const km_env_hooks_t *registered_hooks;
+
+void km_env_set_hooks(const km_env_hooks_t *hooks)
+{
+	registered_hooks = hooks;
+}
 
 int km_env_open(const km_config_t *cfg, const char *name, km_env_t **ret, char *err,
                 size_t errlen)
@@ -36,8 +43,11 @@ int km_env_open(const km_config_t *cfg, const char *name, km_env_t **ret, char *
 		free(env);
 		return r;
 	}
-	/* Policy hash and audit streaming for every change made through this environment. */
-	if ((r = km_audit_env_attach(env, &env->audit, err, errlen)) != KM_EOK) {
+	/* What the program attaches (keymgr, keymgrd: the audit context, before any change is
+	 * made through this environment). */
+	env->hooks = registered_hooks;
+	if (env->hooks != NULL && env->hooks->attach != NULL &&
+	    (r = env->hooks->attach(env, &env->hook_state, err, errlen)) != KM_EOK) {
 		km_env_free(env);
 		return r;
 	}
@@ -51,7 +61,8 @@ void km_env_free(km_env_t *env)
 		return;
 	km_token_free(env->token);
 	km_store_free(env->store);
-	km_audit_env_detach(env->audit);
+	if (env->hooks != NULL && env->hooks->detach != NULL)
+		env->hooks->detach(env->hook_state);
 	free(env);
 }
 

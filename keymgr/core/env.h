@@ -19,14 +19,43 @@
 typedef struct km_env km_env_t;
 
 /*
- * Opens environment name of cfg: looks it up (unknown names list the known ones) and opens
- * its store. The token is opened later, by the first operation that needs it.
- * *ret must be freed with km_env_free(). Codes of km_config_env_lookup() and km_store_open().
+ * What a program attaches to every environment it opens, beyond the store and the token.
+ * keymgr and keymgrd attach the audit context (keymgr/audit/audit.h, km_audit_env_hooks: the
+ * policy hash on the store, the JSON lines file and syslog streams); audit sits above core/
+ * (it works on a km_env_t), so core/ only calls what the program registered:
+ *
+ *   int main(...) { km_env_set_hooks(&km_audit_env_hooks); ... km_env_open(...) ... }
+ *
+ * A process that registers nothing (a test of core/ alone) opens environments without it.
+ */
+typedef struct {
+	/*
+	 * Called by km_env_open() once the store is open. *state (left NULL when there is
+	 * nothing to keep) stays with the environment for detach. A code other than KM_EOK
+	 * makes km_env_open() fail with it (message in err), after detach(*state).
+	 */
+	int (*attach)(km_env_t *env, void **state, char *err, size_t errlen);
+	/* Called by km_env_free() after the token and the store are closed. state may be NULL. */
+	void (*detach)(void *state);
+} km_env_hooks_t;
+
+/*
+ * Registers hooks (NULL: none) for every later km_env_open() of this process; an environment
+ * keeps the hooks it was opened with. hooks must outlive those environments (a static
+ * table). Call it at start, before any environment is opened: it is not synchronised.
+ */
+void km_env_set_hooks(const km_env_hooks_t *hooks);
+
+/*
+ * Opens environment name of cfg: looks it up (unknown names list the known ones), opens its
+ * store and runs the registered attach hook (km_env_set_hooks). The token is opened later,
+ * by the first operation that needs it. *ret must be freed with km_env_free(). Codes of
+ * km_config_env_lookup(), km_store_open() and the hook.
  */
 int km_env_open(const km_config_t *cfg, const char *name, km_env_t **ret, char *err,
                 size_t errlen);
 
-/* Closes token and store. NULL ok. */
+/* Closes token and store, then runs the detach hook. NULL ok. */
 void km_env_free(km_env_t *env);
 
 const char *km_env_name(const km_env_t *env);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/hex.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/core/reconcile.h"
 #include "keymgr/jose/jwk.h"
@@ -39,23 +40,13 @@ typedef struct {
 	km_recon_summary_t sum;
 } recon_t;
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 /* Reports one finding and counts it. */
 static void report(recon_t *c, km_recon_kind_t kind, const km_store_key_t *k,
                    const uint8_t *id, size_t id_len, bool applied, int result,
                    const char *detail)
 {
 	char idhex[2 * KM_TOKEN_ID_MAX + 1];
-	hex(id, id_len, idhex);
+	km_hex_encode(id, id_len, idhex, sizeof(idhex));
 	bool attention = kind == KM_RECON_MISSING || kind == KM_RECON_QUARANTINE;
 	km_recon_event_t ev = {
 		.env = km_env_name(c->env),

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
 #include "keymgr/common/suggest.h"
@@ -244,6 +245,7 @@ int main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	km_store_set_default_via("daemon");   /* the audit log's actor of everything we do */
+	km_env_set_hooks(&km_audit_env_hooks);
 	char err[2048] = "", port[16];
 	/* Before any PIN is read: no core dumps, no ptrace or /proc/PID/mem for the same uid. */
 	if (kd_harden(err, sizeof(err)) != KM_EOK) {

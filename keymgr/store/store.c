@@ -9,14 +9,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "keymgr/common/canon_json.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/hex.h"
 #include "keymgr/common/name.h"
 #include "keymgr/store/store.h"
 #include "keymgr/store/store_backend.h"
 #include "keymgr/store/store_int.h"
 
-__attribute__((format(printf, 4, 5)))
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+int km_store__fail(char *err, size_t errlen, int code, const char *fmt, ...)
 {
 	if (err != NULL && errlen > 0) {
 		va_list ap;
@@ -27,8 +28,7 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 	return code;
 }
 
-/* Free text (descriptions, reasons, who): no control characters, at most max bytes. */
-static bool text_ok(const char *s, size_t max, bool allow_empty)
+bool km_store__text_ok(const char *s, size_t max, bool allow_empty)
 {
 	if (s == NULL)
 		return allow_empty;
@@ -48,23 +48,22 @@ static bool time_ok(int64_t at)
 
 /* ---- audit event texts (canonical JSON, members in byte order) ---- */
 
-static void cka_hex(const uint8_t *id, size_t len, char *out)
+void km_store__cka_hex(const uint8_t *id, size_t len, char out[2 * KM_STORE_CKA_ID_MAX + 1])
 {
-	for (size_t i = 0; i < len && i < KM_STORE_CKA_ID_MAX; i++)
-		snprintf(out + 2 * i, 3, "%02x", id[i]);
-	out[2 * (len < KM_STORE_CKA_ID_MAX ? len : KM_STORE_CKA_ID_MAX)] = '\0';
+	km_hex_encode(id, len < KM_STORE_CKA_ID_MAX ? len : KM_STORE_CKA_ID_MAX, out,
+	              2 * KM_STORE_CKA_ID_MAX + 1);
 }
 
 /* Emits one event whose before/after were built in b1/b2 (freed here). */
 static int emit_built(km_store_t *s, const char *action, const char *keyset, const char *kid,
-                      km_jb_t *b1, km_jb_t *b2, const char *reason, int64_t at, char *err,
+                      km_cjson_t *b1, km_cjson_t *b2, const char *reason, int64_t at, char *err,
                       size_t errlen)
 {
-	char *before = b1 ? km_jb_take(b1) : NULL;
-	char *after = b2 ? km_jb_take(b2) : NULL;
+	char *before = b1 ? km_cjson_take(b1) : NULL;
+	char *after = b2 ? km_cjson_take(b2) : NULL;
 	int r;
 	if ((b1 && before == NULL) || (b2 && after == NULL))
-		r = fail(err, errlen, KM_ENOMEM, "out of memory");
+		r = km_store__fail(err, errlen, KM_ENOMEM, "out of memory");
 	else
 		r = km_store__audit_emit(s, action, keyset, kid, before, after, reason, at, err,
 		                         errlen);
@@ -76,21 +75,21 @@ static int emit_built(km_store_t *s, const char *action, const char *keyset, con
 static int audit_keyset_create(km_store_t *s, const km_store_keyset_t *ks, char *err,
                                size_t errlen)
 {
-	km_jb_t b;
-	km_jb_init(&b);
-	km_jb_open(&b, '{');
-	km_jb_kv_str(&b, "alg", km_alg_name(ks->alg));
-	km_jb_kv_str(&b, "created_by", ks->created_by);
-	km_jb_kv_str(&b, "description", ks->description);
-	km_jb_key(&b, "labels");
-	km_jb_open(&b, '[');
+	km_cjson_t b;
+	km_cjson_init(&b);
+	km_cjson_open(&b, '{');
+	km_cjson_kv_str(&b, "alg", km_alg_name(ks->alg));
+	km_cjson_kv_str(&b, "created_by", ks->created_by);
+	km_cjson_kv_str(&b, "description", ks->description);
+	km_cjson_key(&b, "labels");
+	km_cjson_open(&b, '[');
 	for (size_t i = 0; i < ks->n_labels; i++)
-		km_jb_item_str(&b, ks->labels[i]);
-	km_jb_close(&b, ']');
-	km_jb_kv_str(&b, "owner", ks->owner);
-	km_jb_kv_str(&b, "purpose", ks->purpose);
-	km_jb_kv_int(&b, "rsa_bits", ks->rsa_bits);
-	km_jb_close(&b, '}');
+		km_cjson_item_str(&b, ks->labels[i]);
+	km_cjson_close(&b, ']');
+	km_cjson_kv_str(&b, "owner", ks->owner);
+	km_cjson_kv_str(&b, "purpose", ks->purpose);
+	km_cjson_kv_int(&b, "rsa_bits", ks->rsa_bits);
+	km_cjson_close(&b, '}');
 	return emit_built(s, "keyset.create", ks->name, NULL, NULL, &b, NULL, ks->created_at, err,
 	                  errlen);
 }
@@ -98,55 +97,55 @@ static int audit_keyset_create(km_store_t *s, const km_store_keyset_t *ks, char 
 static int audit_keyset_set(km_store_t *s, const char *name, const km_store_change_t *c,
                             char *err, size_t errlen)
 {
-	km_jb_t b1, b2;
+	km_cjson_t b1, b2;
 	char action[32];
-	km_jb_init(&b1);
-	km_jb_open(&b1, '{');
-	km_jb_kv_str(&b1, c->field, c->old_value);
-	km_jb_close(&b1, '}');
-	km_jb_init(&b2);
-	km_jb_open(&b2, '{');
-	km_jb_kv_str(&b2, c->field, c->new_value);
-	km_jb_close(&b2, '}');
+	km_cjson_init(&b1);
+	km_cjson_open(&b1, '{');
+	km_cjson_kv_str(&b1, c->field, c->old_value);
+	km_cjson_close(&b1, '}');
+	km_cjson_init(&b2);
+	km_cjson_open(&b2, '{');
+	km_cjson_kv_str(&b2, c->field, c->new_value);
+	km_cjson_close(&b2, '}');
 	snprintf(action, sizeof(action), "keyset.%s", c->field);
 	return emit_built(s, action, name, NULL, &b1, &b2, c->reason, c->at, err, errlen);
 }
 
 /* A key event: before/after carry the CKA_ID (the key's identity from intent on), the state
  * and pending flag, plus for confirm the kid and the public JWK. */
-static void key_state_json(km_jb_t *b, const km_store_key_t *k, bool with_jwk)
+static void key_state_json(km_cjson_t *b, const km_store_key_t *k, bool with_jwk)
 {
 	char hex[2 * KM_STORE_CKA_ID_MAX + 1];
-	cka_hex(k->cka_id, k->cka_id_len, hex);
-	km_jb_init(b);
-	km_jb_open(b, '{');
-	km_jb_kv_str(b, "cka_id", hex);
+	km_store__cka_hex(k->cka_id, k->cka_id_len, hex);
+	km_cjson_init(b);
+	km_cjson_open(b, '{');
+	km_cjson_kv_str(b, "cka_id", hex);
 	if (with_jwk) {
-		km_jb_kv_str(b, "jwk", k->jwk);
-		km_jb_kv_str(b, "kid", k->kid);
+		km_cjson_kv_str(b, "jwk", k->jwk);
+		km_cjson_kv_str(b, "kid", k->kid);
 	}
-	km_jb_kv_bool(b, "pending", k->pending);
-	km_jb_kv_str(b, "state", km_state_name(k->state));
-	km_jb_close(b, '}');
+	km_cjson_kv_bool(b, "pending", k->pending);
+	km_cjson_kv_str(b, "state", km_state_name(k->state));
+	km_cjson_close(b, '}');
 }
 
 static int audit_key_intent(km_store_t *s, const km_store_key_t *k, char *err, size_t errlen)
 {
 	char hex[2 * KM_STORE_CKA_ID_MAX + 1];
-	km_jb_t b;
-	cka_hex(k->cka_id, k->cka_id_len, hex);
-	km_jb_init(&b);
-	km_jb_open(&b, '{');
-	km_jb_kv_str(&b, "alg", km_alg_name(k->alg));
-	km_jb_kv_str(&b, "cka_id", hex);
-	km_jb_kv_str(&b, "owner", k->owner);
-	km_jb_kv_bool(&b, "pending", true);
-	km_jb_kv_str(&b, "purpose", k->purpose);
-	km_jb_kv_int(&b, "rsa_bits", k->rsa_bits);
-	km_jb_kv_str(&b, "state", km_state_name(k->state));
-	km_jb_kv_str(&b, "token_label", k->token_label);
-	km_jb_kv_str(&b, "token_serial", k->token_serial);
-	km_jb_close(&b, '}');
+	km_cjson_t b;
+	km_store__cka_hex(k->cka_id, k->cka_id_len, hex);
+	km_cjson_init(&b);
+	km_cjson_open(&b, '{');
+	km_cjson_kv_str(&b, "alg", km_alg_name(k->alg));
+	km_cjson_kv_str(&b, "cka_id", hex);
+	km_cjson_kv_str(&b, "owner", k->owner);
+	km_cjson_kv_bool(&b, "pending", true);
+	km_cjson_kv_str(&b, "purpose", k->purpose);
+	km_cjson_kv_int(&b, "rsa_bits", k->rsa_bits);
+	km_cjson_kv_str(&b, "state", km_state_name(k->state));
+	km_cjson_kv_str(&b, "token_label", k->token_label);
+	km_cjson_kv_str(&b, "token_serial", k->token_serial);
+	km_cjson_close(&b, '}');
 	return emit_built(s, "key.intent", k->keyset, NULL, NULL, &b, NULL,
 	                  k->state_at[KM_STATE_GENERATED], err, errlen);
 }
@@ -155,7 +154,7 @@ static int audit_key_change(km_store_t *s, const char *action, const km_store_ke
                             const km_store_key_t *nk, bool with_jwk, int64_t at,
                             const char *reason, char *err, size_t errlen)
 {
-	km_jb_t b1, b2;
+	km_cjson_t b1, b2;
 	key_state_json(&b1, old, false);
 	key_state_json(&b2, nk, with_jwk);
 	return emit_built(s, action, nk->keyset, nk->kid, &b1, &b2, reason, at, err, errlen);
@@ -170,14 +169,15 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
                   size_t errlen)
 {
 	if (path == NULL || *path == '\0' || ret == NULL)
-		return fail(err, errlen, KM_EINVAL, "store path (or result pointer) missing");
+		return km_store__fail(err, errlen, KM_EINVAL, "store path (or result pointer) "
+		                      "missing");
 	if (!km_name_env_valid(env_name))
-		return fail(err, errlen, KM_ENAME, "invalid environment name '%.40s': use lowercase "
-		            "letters, digits and single '-', starting with a letter",
-		            env_name ? env_name : "");
+		return km_store__fail(err, errlen, KM_ENAME, "invalid environment name '%.40s': "
+		                      "use lowercase letters, digits and single '-', starting with "
+		                      "a letter", env_name ? env_name : "");
 	km_store_t *s = calloc(1, sizeof(*s));
 	if (s == NULL)
-		return fail(err, errlen, KM_ENOMEM, "out of memory");
+		return km_store__fail(err, errlen, KM_ENOMEM, "out of memory");
 	/* One backend today; a later issue dispatches on the path (postgresql://...). */
 	s->be = &km_store_backend_sqlite;
 	snprintf(s->env, sizeof(s->env), "%s", env_name);
@@ -186,7 +186,7 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
 	size_t plen = strlen(path);
 	if ((s->lock_path = malloc(plen + sizeof(".lock"))) == NULL) {
 		free(s);
-		return fail(err, errlen, KM_ENOMEM, "out of memory");
+		return km_store__fail(err, errlen, KM_ENOMEM, "out of memory");
 	}
 	memcpy(s->lock_path, path, plen);
 	memcpy(s->lock_path + plen, ".lock", sizeof(".lock"));
@@ -213,6 +213,7 @@ void km_store_free(km_store_t *s)
 		s->be->tx(s->ctx, KM_STORE_TX_ROLLBACK, NULL, 0);
 	s->be->close(s->ctx);
 	km_store__pending_free(s);
+	km_store__audit_context_free(s);
 	km_store__change_lock_close(s);
 	free(s->lock_path);
 	free(s);
@@ -226,7 +227,8 @@ const char *km_store_env(const km_store_t *s)
 int km_store_begin(km_store_t *s, char *err, size_t errlen)
 {
 	if (s->in_tx)
-		return fail(err, errlen, KM_EINVAL, "a store transaction is already open");
+		return km_store__fail(err, errlen, KM_EINVAL, "a store transaction is already "
+		                      "open");
 	int r = s->be->tx(s->ctx, KM_STORE_TX_BEGIN, err, errlen);
 	if (r == KM_EOK)
 		s->in_tx = true;
@@ -236,7 +238,7 @@ int km_store_begin(km_store_t *s, char *err, size_t errlen)
 int km_store_commit(km_store_t *s, char *err, size_t errlen)
 {
 	if (!s->in_tx)
-		return fail(err, errlen, KM_EINVAL, "no store transaction is open");
+		return km_store__fail(err, errlen, KM_EINVAL, "no store transaction is open");
 	int r = s->be->tx(s->ctx, KM_STORE_TX_COMMIT, err, errlen);
 	if (r != KM_EOK)
 		s->be->tx(s->ctx, KM_STORE_TX_ROLLBACK, NULL, 0);
@@ -248,7 +250,7 @@ int km_store_commit(km_store_t *s, char *err, size_t errlen)
 int km_store_rollback(km_store_t *s, char *err, size_t errlen)
 {
 	if (!s->in_tx)
-		return fail(err, errlen, KM_EINVAL, "no store transaction is open");
+		return km_store__fail(err, errlen, KM_EINVAL, "no store transaction is open");
 	s->in_tx = false;
 	km_store__pending_tx(s, KM_STORE_TX_ROLLBACK, KM_EOK);
 	return s->be->tx(s->ctx, KM_STORE_TX_ROLLBACK, err, errlen);
@@ -296,48 +298,53 @@ static int check_keyset(const km_store_t *s, const km_store_keyset_t *ks, char *
                         size_t errlen)
 {
 	if (ks->env[0] != '\0' && strcmp(ks->env, s->env) != 0)
-		return fail(err, errlen, KM_EWRONGENV, "key set %.40s/%.64s cannot be created in "
-		            "the store of environment '%s'", ks->env, ks->name, s->env);
+		return km_store__fail(err, errlen, KM_EWRONGENV, "key set %.40s/%.64s cannot be "
+		                      "created in the store of environment '%s'", ks->env, ks->name,
+		                      s->env);
 	if (!km_name_keyset_valid(ks->name))
-		return fail(err, errlen, KM_ENAME, "invalid key set name '%.64s': use 1 to %d "
-		            "lowercase letters, digits and single '-', starting with a letter",
-		            ks->name, KM_KEYSET_NAME_MAX);
+		return km_store__fail(err, errlen, KM_ENAME, "invalid key set name '%.64s': use 1 "
+		                      "to %d lowercase letters, digits and single '-', starting "
+		                      "with a letter", ks->name, KM_KEYSET_NAME_MAX);
 	const km_alg_info_t *ai = km_alg_info(ks->alg);
 	if (ai == NULL)
-		return fail(err, errlen, KM_EALG, "key set %s: unknown algorithm", ks->name);
+		return km_store__fail(err, errlen, KM_EALG, "key set %s: unknown algorithm",
+		                      ks->name);
 	if (ai->kty == KM_KTY_RSA && !km_rsa_bits_valid(ks->rsa_bits))
-		return fail(err, errlen, KM_EKEYSIZE, "key set %s: RSA size %u not allowed "
-		            "(2048, 3072 or 4096)", ks->name, ks->rsa_bits);
+		return km_store__fail(err, errlen, KM_EKEYSIZE, "key set %s: RSA size %u not "
+		                      "allowed (2048, 3072 or 4096)", ks->name, ks->rsa_bits);
 	if (ai->kty != KM_KTY_RSA && ks->rsa_bits != 0)
-		return fail(err, errlen, KM_EKEYSIZE, "key set %s: rsa_bits is set for %s, which "
-		            "is not RSA", ks->name, ai->name);
+		return km_store__fail(err, errlen, KM_EKEYSIZE, "key set %s: rsa_bits is set for "
+		                      "%s, which is not RSA", ks->name, ai->name);
 	if (!km_name_owner_valid(ks->owner))
-		return fail(err, errlen, KM_EOWNER, "key set %s: invalid owner '%.128s'", ks->name,
-		            ks->owner);
+		return km_store__fail(err, errlen, KM_EOWNER, "key set %s: invalid owner '%.128s'",
+		                      ks->name, ks->owner);
 	if (!km_name_purpose_valid(ks->purpose))
-		return fail(err, errlen, KM_EPURPOSE, "key set %s: invalid purpose '%.64s'",
-		            ks->name, ks->purpose);
-	if (!text_ok(ks->description, KM_STORE_DESC_MAX, true))
-		return fail(err, errlen, KM_EINVAL, "key set %s: description has control "
-		            "characters or is longer than %d bytes", ks->name, KM_STORE_DESC_MAX);
+		return km_store__fail(err, errlen, KM_EPURPOSE, "key set %s: invalid purpose "
+		                      "'%.64s'", ks->name, ks->purpose);
+	if (!km_store__text_ok(ks->description, KM_STORE_DESC_MAX, true))
+		return km_store__fail(err, errlen, KM_EINVAL, "key set %s: description has control "
+		                      "characters or is longer than %d bytes", ks->name,
+		                      KM_STORE_DESC_MAX);
 	if (ks->n_labels > KM_STORE_LABELS_MAX)
-		return fail(err, errlen, KM_EINVAL, "key set %s: more than %d labels", ks->name,
-		            KM_STORE_LABELS_MAX);
+		return km_store__fail(err, errlen, KM_EINVAL, "key set %s: more than %d labels",
+		                      ks->name, KM_STORE_LABELS_MAX);
 	for (size_t i = 0; i < ks->n_labels; i++) {
 		if (!km_name_label_valid(ks->labels[i]))
-			return fail(err, errlen, KM_EINVAL, "key set %s: invalid label '%.80s' "
-			            "(expected k=v)", ks->name, ks->labels[i]);
+			return km_store__fail(err, errlen, KM_EINVAL, "key set %s: invalid label "
+			                      "'%.80s' (expected k=v)", ks->name, ks->labels[i]);
 		size_t klen = strcspn(ks->labels[i], "=");
 		for (size_t j = 0; j < i; j++)
 			if (strncmp(ks->labels[i], ks->labels[j], klen + 1) == 0)
-				return fail(err, errlen, KM_EINVAL, "key set %s: label key '%.*s' "
-				            "given twice", ks->name, (int)klen, ks->labels[i]);
+				return km_store__fail(err, errlen, KM_EINVAL, "key set %s: label "
+				                      "key '%.*s' given twice", ks->name, (int)klen,
+				                      ks->labels[i]);
 	}
 	if (!time_ok(ks->created_at))
-		return fail(err, errlen, KM_EINVAL, "key set %s: created_at is missing", ks->name);
-	if (!text_ok(ks->created_by, KM_STORE_WHO_MAX, false))
-		return fail(err, errlen, KM_EINVAL, "key set %s: created_by is missing or invalid",
-		            ks->name);
+		return km_store__fail(err, errlen, KM_EINVAL, "key set %s: created_at is missing",
+		                      ks->name);
+	if (!km_store__text_ok(ks->created_by, KM_STORE_WHO_MAX, false))
+		return km_store__fail(err, errlen, KM_EINVAL, "key set %s: created_by is missing "
+		                      "or invalid", ks->name);
 	return KM_EOK;
 }
 
@@ -352,7 +359,7 @@ int km_store_keyset_create(km_store_t *s, const km_store_keyset_t *ks, int64_t *
 		return r;
 	r = s->be->keyset_insert(s->ctx, ks, &id, err, errlen);
 	if (r == KM_EEXIST)
-		fail(err, errlen, r, "key set %s/%s already exists", s->env, ks->name);
+		km_store__fail(err, errlen, r, "key set %s/%s already exists", s->env, ks->name);
 	if (r == KM_EOK)
 		r = audit_keyset_create(s, ks, err, errlen);
 	if ((r = km_store__op_leave(s, r, err, errlen)) != KM_EOK)
@@ -368,13 +375,14 @@ static int keyset_get(km_store_t *s, const char *name, km_store_keyset_t *ret, c
 	km_store_keyset_t *list = NULL;
 	size_t n = 0;
 	if (!km_name_keyset_valid(name))
-		return fail(err, errlen, KM_ENAME, "invalid key set name '%.64s'", name ? name : "");
+		return km_store__fail(err, errlen, KM_ENAME, "invalid key set name '%.64s'",
+		                      name ? name : "");
 	int r = s->be->keyset_query(s->ctx, name, NULL, &list, &n, err, errlen);
 	if (r != KM_EOK)
 		return r;
 	if (n == 0) {
 		free(list);
-		return fail(err, errlen, KM_ENOENT, "no key set %s/%s", s->env, name);
+		return km_store__fail(err, errlen, KM_ENOENT, "no key set %s/%s", s->env, name);
 	}
 	memcpy(ret, &list[0], sizeof(*ret));
 	snprintf(ret->env, sizeof(ret->env), "%s", s->env);
@@ -416,15 +424,17 @@ static int keyset_set(km_store_t *s, const char *name, const char *field, const 
 	km_store_change_t c = { 0 };
 	bool owner = strcmp(field, "owner") == 0;
 	if (owner ? !km_name_owner_valid(value) : !km_name_purpose_valid(value))
-		return fail(err, errlen, owner ? KM_EOWNER : KM_EPURPOSE, "invalid %s '%.128s'",
-		            field, value ? value : "");
-	if (!text_ok(who, KM_STORE_WHO_MAX, false))
-		return fail(err, errlen, KM_EINVAL, "changing the %s needs who changes it", field);
-	if (!text_ok(reason, KM_STORE_TEXT_MAX, true))
-		return fail(err, errlen, KM_EINVAL, "reason has control characters or is longer "
-		            "than %d bytes", KM_STORE_TEXT_MAX);
+		return km_store__fail(err, errlen, owner ? KM_EOWNER : KM_EPURPOSE, "invalid %s "
+		                      "'%.128s'", field, value ? value : "");
+	if (!km_store__text_ok(who, KM_STORE_WHO_MAX, false))
+		return km_store__fail(err, errlen, KM_EINVAL, "changing the %s needs who changes "
+		                      "it", field);
+	if (!km_store__text_ok(reason, KM_STORE_TEXT_MAX, true))
+		return km_store__fail(err, errlen, KM_EINVAL, "reason has control characters or is "
+		                      "longer than %d bytes", KM_STORE_TEXT_MAX);
 	if (!time_ok(at))
-		return fail(err, errlen, KM_EINVAL, "time of the %s change is missing", field);
+		return km_store__fail(err, errlen, KM_EINVAL, "time of the %s change is missing",
+		                      field);
 	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		return r;
@@ -503,7 +513,8 @@ static int key_one(km_store_t *s, const km_store_key_query_t *q, const char *wha
 		return r;
 	if (n == 0) {
 		free(list);
-		return fail(err, errlen, KM_ENOENT, "no key %s in environment %s", what, s->env);
+		return km_store__fail(err, errlen, KM_ENOENT, "no key %s in environment %s", what,
+		                      s->env);
 	}
 	memcpy(ret, &list[0], sizeof(*ret));
 	free(list);
@@ -514,9 +525,8 @@ static int key_by_cka_id(km_store_t *s, const uint8_t *id, size_t len, km_store_
                          char *err, size_t errlen)
 {
 	km_store_key_query_t q = { .cka_id = id, .cka_id_len = len };
-	char hex[2 * KM_STORE_CKA_ID_MAX + 1] = "";
-	for (size_t i = 0; i < len && i < KM_STORE_CKA_ID_MAX; i++)
-		snprintf(hex + 2 * i, 3, "%02x", id[i]);
+	char hex[2 * KM_STORE_CKA_ID_MAX + 1];
+	km_store__cka_hex(id, len, hex);
 	char what[sizeof(hex) + 16];
 	snprintf(what, sizeof(what), "with CKA_ID %s", hex);
 	return key_one(s, &q, what, ret, err, errlen);
@@ -535,29 +545,31 @@ static int check_key_intent(const km_store_key_t *k, const km_store_keyset_t *ks
                             km_store_key_t *nk, char *err, size_t errlen)
 {
 	if (!cka_id_ok(k->cka_id, k->cka_id_len))
-		return fail(err, errlen, KM_EINVAL, "key of %s: CKA_ID must be 1 to %d bytes",
-		            ks->name, KM_STORE_CKA_ID_MAX);
-	if (!text_ok(k->token_label, KM_STORE_TOKEN_LABEL_MAX, false) ||
-	    !text_ok(k->token_serial, KM_STORE_TOKEN_SERIAL_MAX, true))
-		return fail(err, errlen, KM_EINVAL, "key of %s: token label (1 to %d characters) "
-		            "or serial (at most %d) invalid", ks->name, KM_STORE_TOKEN_LABEL_MAX,
-		            KM_STORE_TOKEN_SERIAL_MAX);
+		return km_store__fail(err, errlen, KM_EINVAL, "key of %s: CKA_ID must be 1 to %d "
+		                      "bytes", ks->name, KM_STORE_CKA_ID_MAX);
+	if (!km_store__text_ok(k->token_label, KM_STORE_TOKEN_LABEL_MAX, false) ||
+	    !km_store__text_ok(k->token_serial, KM_STORE_TOKEN_SERIAL_MAX, true))
+		return km_store__fail(err, errlen, KM_EINVAL, "key of %s: token label (1 to %d "
+		                      "characters) or serial (at most %d) invalid", ks->name,
+		                      KM_STORE_TOKEN_LABEL_MAX, KM_STORE_TOKEN_SERIAL_MAX);
 	if (k->alg != KM_ALG_NONE && k->alg != ks->alg)
-		return fail(err, errlen, KM_EALG, "key of %s: algorithm %s differs from the key "
-		            "set's %s", ks->name, km_alg_name(k->alg), km_alg_name(ks->alg));
+		return km_store__fail(err, errlen, KM_EALG, "key of %s: algorithm %s differs from "
+		                      "the key set's %s", ks->name, km_alg_name(k->alg),
+		                      km_alg_name(ks->alg));
 	const km_alg_info_t *ai = km_alg_info(ks->alg);
 	unsigned bits = k->rsa_bits ? k->rsa_bits : ks->rsa_bits;
 	if (ai == NULL || (ai->kty == KM_KTY_RSA) != (bits != 0) ||
 	    (bits != 0 && !km_rsa_bits_valid(bits)))
-		return fail(err, errlen, KM_EKEYSIZE, "key of %s: rsa_bits %u does not fit %s",
-		            ks->name, bits, km_alg_name(ks->alg));
+		return km_store__fail(err, errlen, KM_EKEYSIZE, "key of %s: rsa_bits %u does not "
+		                      "fit %s", ks->name, bits, km_alg_name(ks->alg));
 	if (k->owner[0] != '\0' && !km_name_owner_valid(k->owner))
-		return fail(err, errlen, KM_EOWNER, "key of %s: invalid owner", ks->name);
+		return km_store__fail(err, errlen, KM_EOWNER, "key of %s: invalid owner", ks->name);
 	if (k->purpose[0] != '\0' && !km_name_purpose_valid(k->purpose))
-		return fail(err, errlen, KM_EPURPOSE, "key of %s: invalid purpose", ks->name);
+		return km_store__fail(err, errlen, KM_EPURPOSE, "key of %s: invalid purpose",
+		                      ks->name);
 	if (!time_ok(k->state_at[KM_STATE_GENERATED]))
-		return fail(err, errlen, KM_EINVAL, "key of %s: generation time is missing",
-		            ks->name);
+		return km_store__fail(err, errlen, KM_EINVAL, "key of %s: generation time is "
+		                      "missing", ks->name);
 
 	memset(nk, 0, sizeof(*nk));
 	nk->keyset_id = ks->id;
@@ -594,8 +606,9 @@ int km_store_key_intent(km_store_t *s, const km_store_key_t *k, int64_t *id_out,
 		goto out;
 	r = key_by_cka_id(s, nk.cka_id, nk.cka_id_len, &existing, NULL, 0);
 	if (r == KM_EOK) {
-		r = fail(err, errlen, KM_EEXIST, "a key with this CKA_ID is already recorded "
-		         "(key set %s, state %s)", existing.keyset, km_state_name(existing.state));
+		r = km_store__fail(err, errlen, KM_EEXIST, "a key with this CKA_ID is already "
+		                   "recorded (key set %s, state %s)", existing.keyset,
+		                   km_state_name(existing.state));
 		goto out;
 	}
 	if (r != KM_ENOENT)
@@ -606,8 +619,8 @@ int km_store_key_intent(km_store_t *s, const km_store_key_t *k, int64_t *id_out,
 	                               errlen)) != KM_EOK)
 		goto out;
 	if (audit_key) {
-		r = fail(err, errlen, KM_EEXIST, "this CKA_ID belongs to the environment's audit "
-		         "key, which never signs JWTs");
+		r = km_store__fail(err, errlen, KM_EEXIST, "this CKA_ID belongs to the "
+		                   "environment's audit key, which never signs JWTs");
 		goto out;
 	}
 	if ((r = s->be->key_insert(s->ctx, &nk, &id, err, errlen)) != KM_EOK)
@@ -630,7 +643,7 @@ static bool jwk_ok(const char *jwk)
 {
 	size_t len = jwk ? strlen(jwk) : 0;
 	return len >= 2 && len <= KM_STORE_JWK_MAX && jwk[0] == '{' && jwk[len - 1] == '}' &&
-	       text_ok(jwk, KM_STORE_JWK_MAX, false);
+	       km_store__text_ok(jwk, KM_STORE_JWK_MAX, false);
 }
 
 int km_store_key_confirm(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len,
@@ -639,32 +652,32 @@ int km_store_key_confirm(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len
 {
 	km_store_key_t k, nk, other;
 	if (!cka_id_ok(cka_id, cka_id_len))
-		return fail(err, errlen, KM_EINVAL, "CKA_ID must be 1 to %d bytes",
-		            KM_STORE_CKA_ID_MAX);
+		return km_store__fail(err, errlen, KM_EINVAL, "CKA_ID must be 1 to %d bytes",
+		                      KM_STORE_CKA_ID_MAX);
 	if (!km_name_kid_valid(kid))
-		return fail(err, errlen, KM_EINVAL, "invalid kid '%.128s': 1 to %d base64url "
-		            "characters", kid ? kid : "", KM_KID_MAX);
+		return km_store__fail(err, errlen, KM_EINVAL, "invalid kid '%.128s': 1 to %d "
+		                      "base64url characters", kid ? kid : "", KM_KID_MAX);
 	if (!jwk_ok(jwk))
-		return fail(err, errlen, KM_EINVAL, "public JWK of %s is not a JSON object of at "
-		            "most %d bytes", kid, KM_STORE_JWK_MAX);
+		return km_store__fail(err, errlen, KM_EINVAL, "public JWK of %s is not a JSON "
+		                      "object of at most %d bytes", kid, KM_STORE_JWK_MAX);
 	if (!time_ok(at))
-		return fail(err, errlen, KM_EINVAL, "confirmation time is missing");
+		return km_store__fail(err, errlen, KM_EINVAL, "confirmation time is missing");
 	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		return r;
 	if ((r = key_by_cka_id(s, cka_id, cka_id_len, &k, err, errlen)) != KM_EOK)
 		goto out;
 	if (!k.pending) {
-		r = fail(err, errlen, KM_EINVAL, "key with kid '%s' of %s is not pending "
-		         "(state %s): nothing to confirm", k.kid[0] ? k.kid : "(none)", k.keyset,
-		         km_state_name(k.state));
+		r = km_store__fail(err, errlen, KM_EINVAL, "key with kid '%s' of %s is not pending "
+		                   "(state %s): nothing to confirm", k.kid[0] ? k.kid : "(none)",
+		                   k.keyset, km_state_name(k.state));
 		goto out;
 	}
 	km_store_key_query_t q = { .kid = kid };
 	r = key_one(s, &q, kid, &other, NULL, 0);
 	if (r == KM_EOK) {
-		r = fail(err, errlen, KM_EEXIST, "kid %s is already used by a key of %s", kid,
-		         other.keyset);
+		r = km_store__fail(err, errlen, KM_EEXIST, "kid %s is already used by a key of %s",
+		                   kid, other.keyset);
 		goto out;
 	}
 	if (r != KM_ENOENT)
@@ -687,21 +700,22 @@ int km_store_key_abandon(km_store_t *s, const uint8_t *cka_id, size_t cka_id_len
 {
 	km_store_key_t k, nk;
 	if (!cka_id_ok(cka_id, cka_id_len))
-		return fail(err, errlen, KM_EINVAL, "CKA_ID must be 1 to %d bytes",
-		            KM_STORE_CKA_ID_MAX);
-	if (!text_ok(reason, KM_STORE_TEXT_MAX, false))
-		return fail(err, errlen, KM_EINVAL, "abandoning a key needs a reason (at most %d "
-		            "bytes, no control characters)", KM_STORE_TEXT_MAX);
+		return km_store__fail(err, errlen, KM_EINVAL, "CKA_ID must be 1 to %d bytes",
+		                      KM_STORE_CKA_ID_MAX);
+	if (!km_store__text_ok(reason, KM_STORE_TEXT_MAX, false))
+		return km_store__fail(err, errlen, KM_EINVAL, "abandoning a key needs a reason (at "
+		                      "most %d bytes, no control characters)", KM_STORE_TEXT_MAX);
 	if (!time_ok(at))
-		return fail(err, errlen, KM_EINVAL, "time of abandon is missing");
+		return km_store__fail(err, errlen, KM_EINVAL, "time of abandon is missing");
 	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		return r;
 	if ((r = key_by_cka_id(s, cka_id, cka_id_len, &k, err, errlen)) != KM_EOK)
 		goto out;
 	if (!k.pending) {
-		r = fail(err, errlen, KM_EINVAL, "key of %s is not pending (state %s): use a "
-		         "state transition instead", k.keyset, km_state_name(k.state));
+		r = km_store__fail(err, errlen, KM_EINVAL, "key of %s is not pending (state %s): "
+		                   "use a state transition instead", k.keyset,
+		                   km_state_name(k.state));
 		goto out;
 	}
 	nk = k;
@@ -724,15 +738,17 @@ int km_store_key_transition(km_store_t *s, const char *kid, km_state_t to, int64
 	km_store_key_t k, nk, active;
 	char msg[256];
 	if (!km_name_kid_valid(kid))
-		return fail(err, errlen, KM_EINVAL, "invalid kid '%.128s'", kid ? kid : "");
+		return km_store__fail(err, errlen, KM_EINVAL, "invalid kid '%.128s'",
+		                      kid ? kid : "");
 	if ((unsigned)to >= KM_STATE_COUNT)
-		return fail(err, errlen, KM_EINVAL, "unknown target state %d", (int)to);
+		return km_store__fail(err, errlen, KM_EINVAL, "unknown target state %d", (int)to);
 	if (!time_ok(at))
-		return fail(err, errlen, KM_EINVAL, "time of the transition is missing");
-	if (!text_ok(reason, KM_STORE_TEXT_MAX, to != KM_STATE_REVOKED))
-		return fail(err, errlen, KM_EINVAL, to == KM_STATE_REVOKED ?
-		            "revoking key %s needs a reason (at most 255 bytes)" :
-		            "reason for key %s has control characters or is too long", kid);
+		return km_store__fail(err, errlen, KM_EINVAL, "time of the transition is missing");
+	if (!km_store__text_ok(reason, KM_STORE_TEXT_MAX, to != KM_STATE_REVOKED))
+		return km_store__fail(err, errlen, KM_EINVAL, to == KM_STATE_REVOKED ?
+		                      "revoking key %s needs a reason (at most 255 bytes)" :
+		                      "reason for key %s has control characters or is too long",
+		                      kid);
 	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		return r;
@@ -740,11 +756,12 @@ int km_store_key_transition(km_store_t *s, const char *kid, km_state_t to, int64
 	if ((r = key_one(s, &q, kid, &k, err, errlen)) != KM_EOK)
 		goto out;
 	if (k.pending) {
-		r = fail(err, errlen, KM_EINVAL, "key %s is pending confirmation", kid);
+		r = km_store__fail(err, errlen, KM_EINVAL, "key %s is pending confirmation", kid);
 		goto out;
 	}
 	if ((r = km_state_check_transition(k.state, to, msg, sizeof(msg))) != KM_EOK) {
-		r = fail(err, errlen, r, "key %s of %s/%s: %s", kid, s->env, k.keyset, msg);
+		r = km_store__fail(err, errlen, r, "key %s of %s/%s: %s", kid, s->env, k.keyset,
+		                   msg);
 		goto out;
 	}
 	if (to == KM_STATE_ACTIVE) {
@@ -753,8 +770,9 @@ int km_store_key_transition(km_store_t *s, const char *kid, km_state_t to, int64
 		};
 		r = key_one(s, &qa, "active", &active, NULL, 0);
 		if (r == KM_EOK) {
-			r = fail(err, errlen, KM_EACTIVE, "key set %s/%s already has an active key "
-			         "(%s): retire or revoke it first", s->env, k.keyset, active.kid);
+			r = km_store__fail(err, errlen, KM_EACTIVE, "key set %s/%s already has an "
+			                   "active key (%s): retire or revoke it first", s->env,
+			                   k.keyset, active.kid);
 			goto out;
 		}
 		if (r != KM_ENOENT)
@@ -767,8 +785,8 @@ int km_store_key_transition(km_store_t *s, const char *kid, km_state_t to, int64
 		snprintf(nk.revoke_reason, sizeof(nk.revoke_reason), "%s", reason);
 	r = s->be->key_update(s->ctx, &k, &nk, err, errlen);
 	if (r == KM_EEXIST && to == KM_STATE_ACTIVE)
-		r = fail(err, errlen, KM_EACTIVE, "key set %s/%s already has an active key",
-		         s->env, k.keyset);
+		r = km_store__fail(err, errlen, KM_EACTIVE, "key set %s/%s already has an active "
+		                   "key", s->env, k.keyset);
 	if (r != KM_EOK)
 		goto out;
 	if ((r = key_event(s, &nk, "transition", k.state, to, at, reason, err, errlen)) != KM_EOK)
@@ -785,20 +803,20 @@ out:
 
 /* A key.schedule event's before and after: the key's identity and state (as for the other
  * key events) and its activate_at (null when none). */
-static void key_schedule_json(km_jb_t *b, const km_store_key_t *k)
+static void key_schedule_json(km_cjson_t *b, const km_store_key_t *k)
 {
 	char hex[2 * KM_STORE_CKA_ID_MAX + 1];
-	cka_hex(k->cka_id, k->cka_id_len, hex);
-	km_jb_init(b);
-	km_jb_open(b, '{');
+	km_store__cka_hex(k->cka_id, k->cka_id_len, hex);
+	km_cjson_init(b);
+	km_cjson_open(b, '{');
 	if (k->activate_at == KM_STORE_TIME_NONE)
-		km_jb_kv_null(b, "activate_at");
+		km_cjson_kv_null(b, "activate_at");
 	else
-		km_jb_kv_int(b, "activate_at", k->activate_at);
-	km_jb_kv_str(b, "cka_id", hex);
-	km_jb_kv_bool(b, "pending", k->pending);
-	km_jb_kv_str(b, "state", km_state_name(k->state));
-	km_jb_close(b, '}');
+		km_cjson_kv_int(b, "activate_at", k->activate_at);
+	km_cjson_kv_str(b, "cka_id", hex);
+	km_cjson_kv_bool(b, "pending", k->pending);
+	km_cjson_kv_str(b, "state", km_state_name(k->state));
+	km_cjson_close(b, '}');
 }
 
 int km_store_key_schedule(km_store_t *s, const char *kid, int64_t activate_at, int64_t at,
@@ -806,12 +824,14 @@ int km_store_key_schedule(km_store_t *s, const char *kid, int64_t activate_at, i
 {
 	km_store_key_t k, nk;
 	if (!km_name_kid_valid(kid))
-		return fail(err, errlen, KM_EINVAL, "invalid kid '%.128s'", kid ? kid : "");
+		return km_store__fail(err, errlen, KM_EINVAL, "invalid kid '%.128s'",
+		                      kid ? kid : "");
 	if (!time_ok(at) || activate_at <= 0)
-		return fail(err, errlen, KM_EINVAL, "time of the scheduled activation is missing");
-	if (!text_ok(reason, KM_STORE_TEXT_MAX, true))
-		return fail(err, errlen, KM_EINVAL, "reason for key %s has control characters or is "
-		            "too long", kid);
+		return km_store__fail(err, errlen, KM_EINVAL, "time of the scheduled activation is "
+		                      "missing");
+	if (!km_store__text_ok(reason, KM_STORE_TEXT_MAX, true))
+		return km_store__fail(err, errlen, KM_EINVAL, "reason for key %s has control "
+		                      "characters or is too long", kid);
 	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		return r;
@@ -819,16 +839,17 @@ int km_store_key_schedule(km_store_t *s, const char *kid, int64_t activate_at, i
 	if ((r = key_one(s, &q, kid, &k, err, errlen)) != KM_EOK)
 		goto out;
 	if (k.pending || k.state != KM_STATE_PUBLISHED) {
-		r = fail(err, errlen, KM_EINVAL, "key %s of %s/%s is %s: only a published key can be "
-		         "scheduled to activate", kid, s->env, k.keyset,
-		         k.pending ? "pending confirmation" : km_state_name(k.state));
+		r = km_store__fail(err, errlen, KM_EINVAL, "key %s of %s/%s is %s: only a "
+		                   "published key can be scheduled to activate", kid, s->env,
+		                   k.keyset,
+		                   k.pending ? "pending confirmation" : km_state_name(k.state));
 		goto out;
 	}
 	nk = k;
 	nk.activate_at = activate_at;
 	if ((r = s->be->key_update(s->ctx, &k, &nk, err, errlen)) != KM_EOK)
 		goto out;
-	km_jb_t b1, b2;
+	km_cjson_t b1, b2;
 	key_schedule_json(&b1, &k);
 	key_schedule_json(&b2, &nk);
 	r = emit_built(s, "key.schedule", nk.keyset, nk.kid, &b1, &b2, reason, at, err, errlen);
@@ -840,7 +861,8 @@ int km_store_key_get(km_store_t *s, const char *kid, km_store_key_t *ret, char *
                      size_t errlen)
 {
 	if (!km_name_kid_valid(kid))
-		return fail(err, errlen, KM_EINVAL, "invalid kid '%.128s'", kid ? kid : "");
+		return km_store__fail(err, errlen, KM_EINVAL, "invalid kid '%.128s'",
+		                      kid ? kid : "");
 	km_store_key_query_t q = { .kid = kid };
 	return key_one(s, &q, kid, ret, err, errlen);
 }
@@ -849,8 +871,8 @@ int km_store_key_get_by_cka_id(km_store_t *s, const uint8_t *cka_id, size_t cka_
                                km_store_key_t *ret, char *err, size_t errlen)
 {
 	if (!cka_id_ok(cka_id, cka_id_len))
-		return fail(err, errlen, KM_EINVAL, "CKA_ID must be 1 to %d bytes",
-		            KM_STORE_CKA_ID_MAX);
+		return km_store__fail(err, errlen, KM_EINVAL, "CKA_ID must be 1 to %d bytes",
+		                      KM_STORE_CKA_ID_MAX);
 	return key_by_cka_id(s, cka_id, cka_id_len, ret, err, errlen);
 }
 
@@ -866,8 +888,8 @@ int km_store_key_active(km_store_t *s, const char *keyset, km_store_key_t *ret, 
 	};
 	r = key_one(s, &q, "active", ret, NULL, 0);
 	if (r == KM_ENOENT)
-		return fail(err, errlen, KM_ENOACTIVE, "key set %s/%s has no active key", s->env,
-		            keyset);
+		return km_store__fail(err, errlen, KM_ENOACTIVE, "key set %s/%s has no active key",
+		                      s->env, keyset);
 	return r;
 }
 
@@ -880,7 +902,8 @@ int km_store_keys_query(km_store_t *s, const km_store_key_filter_t *f, km_store_
 	if (f != NULL)
 		q.f = *f;
 	if (q.f.states >> KM_STATE_COUNT)
-		return fail(err, errlen, KM_EINVAL, "state filter names an unknown state");
+		return km_store__fail(err, errlen, KM_EINVAL, "state filter names an unknown "
+		                      "state");
 	int r = s->be->key_query(s->ctx, &q, &list, &n, err, errlen);
 	if (r != KM_EOK)
 		return r;
@@ -898,7 +921,8 @@ int km_store_kid_exists(km_store_t *s, const char *kid, bool *ret, char *err, si
 {
 	km_store_key_t k;
 	if (!km_name_kid_valid(kid))
-		return fail(err, errlen, KM_EINVAL, "invalid kid '%.128s'", kid ? kid : "");
+		return km_store__fail(err, errlen, KM_EINVAL, "invalid kid '%.128s'",
+		                      kid ? kid : "");
 	km_store_key_query_t q = { .kid = kid };
 	int r = key_one(s, &q, kid, &k, err, errlen);
 	if (r != KM_EOK && r != KM_ENOENT)

@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Private to keymgr/store/: the store handle, shared by store.c (key sets, keys, lifecycle)
- * and store_audit.c (the audit chain, JWKS versions, audit keys, checkpoints).
+ * Private to keymgr/store/: the store handle and the helpers its files share.
+ *   store.c                  opening, transactions, key sets, keys, lifecycle
+ *   store_lock.c             the environment's change lock (change_lock.h)
+ *   store_audit_context.c    who acts through a handle, under which policy
+ *   store_audit_queue.c      events of the open transaction, handed to the sink at COMMIT
+ *   store_audit_chain.c      the chain's links: canonical event, hash, append, read back
+ *   store_audit_records.c    JWKS versions, audit keys, checkpoints
+ *   store_audit_genesis.c    the chain's first link (store.create / store.baseline)
+ * and behind store_backend.h the backends (store_sqlite.c), which never see the handle.
  */
 #pragma once
 
@@ -76,31 +83,24 @@ const char *km_store__default_via(void);
 /* Frees queued events. */
 void km_store__pending_free(km_store_t *s);
 
-/* ---- canonical JSON (RFC 8785 subset: objects written with sorted members) ---- */
-typedef struct {
-	char *buf;
-	size_t len, cap;
-	bool oom;
-	bool first;                 /* no member written yet in the innermost object/array */
-} km_jb_t;
+/* Queues a copy of e (appended in the open transaction) for the sink; nothing when the handle
+ * has no sink. KM_EOK or KM_ENOMEM. */
+int km_store__pending_push(km_store_t *s, const km_store_audit_event_t *e);
 
-void km_jb_init(km_jb_t *b);
-void km_jb_free(km_jb_t *b);
-/* Raw text, no separator handling. */
-void km_jb_raw(km_jb_t *b, const char *s);
-/* A JSON string with the canonical escaping. */
-void km_jb_str(km_jb_t *b, const char *s);
-/* "{" / "}" / "[" / "]". */
-void km_jb_open(km_jb_t *b, char c);
-void km_jb_close(km_jb_t *b, char c);
-/* A member "key": value (with the comma when needed). Callers write keys in sorted order. */
-void km_jb_kv_str(km_jb_t *b, const char *key, const char *v);
-void km_jb_kv_int(km_jb_t *b, const char *key, int64_t v);
-void km_jb_kv_bool(km_jb_t *b, const char *key, bool v);
-void km_jb_kv_null(km_jb_t *b, const char *key);
-/* Writes "key": and leaves the value to the caller (km_jb_open, ...). */
-void km_jb_key(km_jb_t *b, const char *key);
-/* An array element separator + string. */
-void km_jb_item_str(km_jb_t *b, const char *v);
-/* Detaches the text (NUL-terminated); NULL when out of memory. */
-char *km_jb_take(km_jb_t *b);
+/* Frees an event's before/after texts (and sets them to NULL). */
+void km_store__event_clear(km_store_audit_event_t *e);
+
+/* Frees the policy text set by km_store_set_policy() (km_store_free). */
+void km_store__audit_context_free(km_store_t *s);
+
+/* Writes the message into err (when given) and returns code. */
+__attribute__((format(printf, 4, 5)))
+int km_store__fail(char *err, size_t errlen, int code, const char *fmt, ...);
+
+/* Free text (descriptions, reasons, who, token fields): no control characters, at most max
+ * bytes; NULL and "" only when allow_empty. */
+bool km_store__text_ok(const char *s, size_t max, bool allow_empty);
+
+/* The lowercase hex of a CKA_ID (of its first KM_STORE_CKA_ID_MAX bytes at most), as events
+ * record it. */
+void km_store__cka_hex(const uint8_t *id, size_t len, char out[2 * KM_STORE_CKA_ID_MAX + 1]);

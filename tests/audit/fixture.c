@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
 #include "tests/audit/fixture.h"
 
@@ -65,6 +66,8 @@ static int open_env(audit_fx_t *fx)
 int audit_fx_create(audit_fx_t *fx)
 {
 	memset(fx, 0, sizeof(*fx));
+	/* As keymgr and keymgrd do at start: every environment opened is audited. */
+	km_env_set_hooks(&km_audit_env_hooks);
 	if (km_test_softhsm_create(&fx->hsm, "audit-dev") != 0)
 		return -1;
 	snprintf(fx->config, sizeof(fx->config), "%s/keymgr.yaml", fx->hsm.dir);

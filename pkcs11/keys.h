@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private to pkcs11/ (keys.c): finding key objects by CKA_ID (through the handle cache) and
+ * reading their properties; the DER parameters of the curves.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pkcs11/internal.h"
+
+/* True for CK_RVs meaning the cached object handle no longer exists. */
+bool km_p11_rv_is_stale_handle(CK_RV rv);
+
+/*
+ * Searches the token for the private and public key objects with this CKA_ID and fills
+ * *ret with their handles and key properties. KM_P11_ENOKEY when neither exists.
+ */
+int km_p11_key_lookup(km_token_t *t, CK_SESSION_HANDLE s, const uint8_t *id, size_t id_len,
+                      km_p11_key_t *ret);
+
+/* Returns the cached entry, or searches with session s and caches the result. */
+int km_p11_key_resolve(km_token_t *t, CK_SESSION_HANDLE s, const uint8_t *id, size_t id_len,
+                       km_p11_key_t *ret);
+
+/* Finds up to max objects matching the template. Writes the count. */
+CK_RV km_p11_find(km_token_t *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                  CK_OBJECT_HANDLE *objs, CK_ULONG max, CK_ULONG *count);
+
+/* Maps CKA_EC_PARAMS to a curve; KM_CRV_NONE if unknown. */
+km_crv_t km_p11_curve_from_params(const uint8_t *der, size_t len);
+
+/* DER of the named-curve OID for a curve (static), or NULL. */
+const uint8_t *km_p11_curve_params(km_crv_t crv, size_t *len);
