@@ -12,6 +12,7 @@
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/hex.h"
 
 static const char log_help[] =
 	"Usage: keymgr [-c FILE] audit log [ENV] [--kid KID] [--keyset NAME] [--since TIME]\n"
@@ -130,14 +131,13 @@ static void change_text(const km_store_audit_event_t *e, char *out, size_t len)
 }
 
 /* The CKA_ID (hex) of kid, to find its intent; "" when unknown. */
-static void kid_cka(km_store_t *s, const char *kid, char *hex)
+static void kid_cka(km_store_t *s, const char *kid, char hex[2 * KM_STORE_CKA_ID_MAX + 1])
 {
 	km_store_key_t k;
 	hex[0] = '\0';
 	if (km_store_key_get(s, kid, &k, NULL, 0) != KM_EOK)
 		return;
-	for (size_t i = 0; i < k.cka_id_len; i++)
-		snprintf(hex + 2 * i, 3, "%02x", k.cka_id[i]);
+	km_hex_encode(k.cka_id, k.cka_id_len, hex, 2 * KM_STORE_CKA_ID_MAX + 1);
 }
 
 static bool kid_matches(const km_store_audit_event_t *e, const char *kid, const char *hex)

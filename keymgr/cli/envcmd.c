@@ -9,6 +9,7 @@
 #include "keymgr/cli/cli.h"
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/hex.h"
 #include "keymgr/common/timefmt.h"
 #include "keymgr/core/readiness.h"
 
@@ -231,9 +232,7 @@ size_t km_cli_key_times(const km_store_key_t *k, km_state_t order[KM_STATE_COUNT
 
 void km_cli_cka_id_hex(const km_store_key_t *k, char hex[2 * KM_STORE_CKA_ID_MAX + 1])
 {
-	for (size_t i = 0; i < k->cka_id_len; i++)
-		snprintf(hex + 2 * i, 3, "%02x", k->cka_id[i]);
-	hex[2 * k->cka_id_len] = '\0';
+	km_hex_encode(k->cka_id, k->cka_id_len, hex, 2 * KM_STORE_CKA_ID_MAX + 1);
 }
 
 json_t *km_cli_key_json(const km_store_key_t *k)
