@@ -77,7 +77,7 @@ void kd_metrics_update(kd_daemon_t *d, int64_t now)
 	d->healthy = ok;
 	if (ok)
 		d->last_tick_ok = d->last_tick ? d->last_tick : now;
-	km_http_set_health(d->http, ok, why);
+	kd_front_set_health(d->front, ok, why);
 
 	char *text = NULL;
 	size_t len = 0;
@@ -201,6 +201,6 @@ void kd_metrics_update(kd_daemon_t *d, int64_t now)
 	           "# TYPE keymgr_start_time_seconds gauge\nkeymgr_start_time_seconds %lld\n",
 	        (long long)d->started);
 	if (fclose(f) == 0)
-		km_http_set_metrics_text(d->http, text);
+		kd_front_set_metrics_text(d->front, text);
 	free(text);
 }

@@ -154,9 +154,9 @@ static km_apply_verdict_t gate(void *vctx, const char *keyset, const km_plan_act
 	kd_keyset_path(c->e, keyset, ks_path, sizeof(ks_path));
 	km_http_verifier_t *ra = NULL, *rb = NULL;
 	size_t na = 0, nb = 0;
-	if (km_http_verifiers(c->d->http, c->e->path, &ra, &na) != KM_EOK)
+	if (kd_front_verifiers(c->d->front, c->e->path, &ra, &na) != KM_EOK)
 		na = 0;
-	if (km_http_verifiers(c->d->http, ks_path, &rb, &nb) != KM_EOK)
+	if (kd_front_verifiers(c->d->front, ks_path, &rb, &nb) != KM_EOK)
 		nb = 0;
 	size_t n_missing = missing(&p, ra, na, rb, nb, k->first_serial, names, sizeof(names));
 	free(ra);

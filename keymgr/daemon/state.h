@@ -12,6 +12,7 @@
 
 #include "keymgr/config/config.h"
 #include "keymgr/core/env.h"
+#include "keymgr/daemon/front.h"
 #include "keymgr/http/http_server.h"
 #include "policy/planner.h"
 
@@ -86,7 +87,7 @@ typedef struct {
 	km_config_t *cfg;
 	kd_env_t *envs;
 	size_t n_envs;
-	km_http_t *http;
+	kd_front_t *front;         /* the listener (front.h): everything served goes there */
 	int ctl_fd;
 	char ctl_path[108];
 	kd_ctl_t *ctl;             /* the control connections' threads */

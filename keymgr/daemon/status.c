@@ -62,9 +62,9 @@ static json_t *evidence(kd_daemon_t *d, kd_env_t *e, const kd_keyset_t *ks, cons
 	km_http_verifier_t *a = NULL, *b = NULL;
 	size_t na = 0, nb = 0;
 	kd_keyset_path(e, ks->name, path, sizeof(path));
-	if (km_http_verifiers(d->http, e->path, &a, &na) != KM_EOK)
+	if (kd_front_verifiers(d->front, e->path, &a, &na) != KM_EOK)
 		na = 0;
-	if (km_http_verifiers(d->http, path, &b, &nb) != KM_EOK)
+	if (kd_front_verifiers(d->front, path, &b, &nb) != KM_EOK)
 		nb = 0;
 	json_t *vs = json_object();   /* id -> {named, serial, last_seen, seen} */
 	for (size_t i = 0; i < na + nb; i++) {
