@@ -347,7 +347,8 @@ int km_http_vtab_set_listed(km_http_vtab_t *t, const char *const *names, size_t 
 	for (size_t i = 0; i < n; i++)
 		if (names[i] != NULL && names[i][0] != '\0')
 			copy_cut(copy[k++], names[i], KM_HTTP_VERIFIER_ID_MAX);
-	qsort(copy, k, sizeof(*copy), cmp_name);
+	if (k > 1)   /* qsort() takes no NULL, even for 0 elements */
+		qsort(copy, k, sizeof(*copy), cmp_name);
 	pthread_mutex_lock(&t->lock);
 	free(t->listed);
 	t->listed = copy;
