@@ -303,7 +303,8 @@ static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now
 	run_ctx_t c = { .d = d, .e = e, .ks = ks };
 	ks->deferred = false;   /* set again by the gate if it still holds an activation back */
 	km_apply_opts_t o = { .report = on_report, .warn = on_warn, .ctx = &c, .gate = gate,
-	                      .before = before_action, .after = after_action };
+	                      .before = before_action, .after = after_action,
+	                      .next_event = &ks->next_event };
 	char err[1024] = "", num[32], n2[32];
 	int64_t w = INT64_MAX;
 	km_store_t *s = km_env_store(e->env);

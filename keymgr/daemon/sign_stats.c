@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,6 +110,17 @@ static uint64_t load(atomic_uint_fast64_t *v)
 	return (uint64_t)atomic_load_explicit(v, memory_order_relaxed);
 }
 
+/* The catch-all entries (a key set or environment not signed for) are shown once used. */
+static bool shown(kd_sign_stat_t *e)
+{
+	if (e->keyset[0] != '\0' || load(&e->token_errors) > 0)
+		return true;
+	for (size_t i = 0; i < N_REASONS; i++)
+		if (load(&e->refused[i]) > 0)
+			return true;
+	return false;
+}
+
 void kd_sign_stats_render(kd_sign_stats_t *s, FILE *f)
 {
 	if (s == NULL)
@@ -116,6 +128,8 @@ void kd_sign_stats_render(kd_sign_stats_t *s, FILE *f)
 	fprintf(f, "# HELP keymgr_sign_requests_total Signing requests by key set and result "
 	           "(signed, refused, token_error).\n# TYPE keymgr_sign_requests_total counter\n");
 	for (kd_sign_stat_t *e = s->head; e != NULL; e = e->next) {
+		if (!shown(e))
+			continue;
 		uint64_t refused = 0;
 		for (size_t i = 0; i < N_REASONS; i++)
 			refused += load(&e->refused[i]);
@@ -142,6 +156,8 @@ void kd_sign_stats_render(kd_sign_stats_t *s, FILE *f)
 	fprintf(f, "# HELP keymgr_sign_token_errors_total Signing requests the token failed, by "
 	           "key set.\n# TYPE keymgr_sign_token_errors_total counter\n");
 	for (kd_sign_stat_t *e = s->head; e != NULL; e = e->next) {
+		if (!shown(e))
+			continue;
 		fputs("keymgr_sign_token_errors_total{", f);
 		labels(f, e);
 		fprintf(f, "} %llu\n", (unsigned long long)load(&e->token_errors));
@@ -150,6 +166,8 @@ void kd_sign_stats_render(kd_sign_stats_t *s, FILE *f)
 	           "signature, token), for the requests signed.\n"
 	           "# TYPE keymgr_sign_duration_seconds histogram\n");
 	for (kd_sign_stat_t *e = s->head; e != NULL; e = e->next) {
+		if (e->keyset[0] == '\0')
+			continue;   /* nothing is signed there */
 		uint64_t cum = 0;
 		for (size_t b = 0; b <= N_BUCKETS; b++) {
 			cum += load(&e->bucket[b]);

@@ -35,6 +35,9 @@ typedef struct {
 	char name[KM_KEYSET_NAME_MAX + 1];
 	unsigned max_age;          /* the key set's jwks_max_age (Cache-Control of its document) */
 	int64_t next_wake;         /* when to plan it again; 0: now */
+	int64_t next_event;        /* its next lifecycle event as last planned (INT64_MAX: none,
+	                            * 0: not planned yet); next_wake may be earlier (a gate's
+	                            * recheck, a retry) */
 	unsigned failures;         /* consecutive failed runs */
 	int64_t retry_at;          /* no automatic run before this after a failure */
 	char *error;               /* last failure (malloc'd), NULL when the last run succeeded */
