@@ -421,14 +421,20 @@ void kd_front_process(kd_front_t *f)
 		}
 		if (m.type == KM_CHAN_READY && f->state == F_STARTING) {
 			f->confined = km_chan_get_u8(&m) != 0;
+			uint32_t uid = km_chan_get_u32(&m);
 			if (m.bad || m.pos != m.len) {
 				stop_child(f, "a malformed READY");
 				return;
 			}
 			f->state = F_SERVING;
-			char pid[16];
+			char pid[16], uids[16];
 			snprintf(pid, sizeof(pid), "%ld", (long)f->pid);
-			kd_log(KD_LOG_INFO, "listener-ready", "pid", pid, "seccomp",
+			snprintf(uids, sizeof(uids), "%lu", (unsigned long)uid);
+			/* keymgrd not running as root (the shipped unit's User=keymgr) cannot give
+			 * it another user: it shares keymgrd's uid, and seccomp keeps it from
+			 * opening any file (docs/architecture.md, "The listener") */
+			kd_log(KD_LOG_INFO, "listener-ready", "pid", pid, "uid", uids, "user",
+			       geteuid() == 0 ? f->user : "keymgrd's (keymgrd is not root)", "seccomp",
 			       f->confined ? "on" : "off (built without it)", NULL);
 			replay(f);
 		} else if (m.type == KM_CHAN_PICKUP && f->state == F_SERVING) {

@@ -66,18 +66,23 @@
 #endif
 
 static const char usage[] =
-	"Usage: keymgrd [-c FILE] [--env NAME]... [--listen ADDR] [--port N]\n"
+	"Usage: keymgrd [-c FILE] [--env NAME]... [--listen ADDR] [--port N] [--admin-port N]\n"
 	"               [--control-socket PATH] [--foreground] [--verbose]\n"
 	"\n"
 	"Rotates the keys of the configured environments on schedule (the planner's actions,\n"
 	"applied as `keymgr apply` does), serves their JWKS over HTTP, and records which\n"
 	"verifiers fetched which version. Runs in the foreground (systemd Type=notify).\n"
+	"HTTP is served by a separate confined process, keymgrd-listener, which keymgrd\n"
+	"starts and restarts; it holds no PIN, token or store.\n"
 	"  -c, --config FILE        configuration (default: $KEYMGR_CONFIG, then\n"
 	"                           /etc/keymgr/keymgr.yaml)\n"
 	"  -e, --env NAME           serve only this environment (repeat for more; default:\n"
 	"                           every environment of the configuration)\n"
 	"  -l, --listen ADDR        HTTP address (default: daemon.listen, 127.0.0.1)\n"
 	"  -p, --port N             HTTP port, 0 for any free port (default: daemon.port)\n"
+	"  -a, --admin-port N       port of the admin socket (/metrics, /healthz) on\n"
+	"                           daemon.admin_listen, 0 for any free port (default:\n"
+	"                           daemon.admin_port; none when neither is set)\n"
 	"  -s, --control-socket P   control socket (default: daemon.control_socket)\n"
 	"  -f, --foreground         accepted for clarity: keymgrd never forks\n"
 	"  -v, --verbose            also log debug events (each action as it starts)\n"
@@ -114,6 +119,7 @@ static int parse_args(kd_daemon_t *d, int argc, char **argv)
 		{ "env", required_argument, NULL, 'e' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "port", required_argument, NULL, 'p' },
+		{ "admin-port", required_argument, NULL, 'a' },
 		{ "control-socket", required_argument, NULL, 's' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -123,7 +129,7 @@ static int parse_args(kd_daemon_t *d, int argc, char **argv)
 	};
 	int c;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:e:l:p:s:fvhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:e:l:p:a:s:fvhV", opts, NULL)) != -1) {
 		char *end;
 		long v;
 		switch (c) {
@@ -147,6 +153,14 @@ static int parse_args(kd_daemon_t *d, int argc, char **argv)
 				return 2;
 			}
 			d->port = (int)v;
+			break;
+		case 'a':
+			v = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || v < 0 || v > 65535) {
+				fprintf(stderr, "keymgrd: --admin-port: expected 0 to 65535\n");
+				return 2;
+			}
+			d->admin_port = (int)v;
 			break;
 		case 's': d->control_socket = optarg; break;
 		case 'f': break;
@@ -177,9 +191,9 @@ static int start_front(kd_daemon_t *d, char *err, size_t errlen)
 	kd_front_cfg_t fc = {
 		.listen_addr = d->listen ? d->listen : dc->listen,
 		.port = (uint16_t)(d->port >= 0 ? d->port : (int)dc->port),
-		.admin = dc->admin,
+		.admin = d->admin_port >= 0 || dc->admin,
 		.admin_addr = dc->admin_listen,
-		.admin_port = (uint16_t)dc->admin_port,
+		.admin_port = (uint16_t)(d->admin_port >= 0 ? d->admin_port : (int)dc->admin_port),
 		.user = dc->listener_user,
 		.threads = dc->threads,
 		.conn_limit = dc->connection_limit,
@@ -255,7 +269,7 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 	mallopt(M_ARENA_MAX, 2);
 
-	kd_daemon_t d = { .port = -1, .ctl_fd = -1 };
+	kd_daemon_t d = { .port = -1, .admin_port = -1, .ctl_fd = -1 };
 	int rc = parse_args(&d, argc, argv);
 	if (rc >= 0)
 		return rc;

@@ -85,6 +85,7 @@ typedef struct {
 	size_t n_only;
 	const char *listen;        /* --listen, or NULL: the config's */
 	int port;                  /* --port, or -1: the config's */
+	int admin_port;            /* --admin-port, or -1: the config's */
 	const char *control_socket;/* --control-socket, or NULL: the config's */
 
 	km_config_t *cfg;

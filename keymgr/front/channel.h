@@ -7,7 +7,8 @@
  *
  *   keymgrd -> listener   CONFIG (once, first), PUBLISH, UNPUBLISH, HEALTH, METRICS, LISTED,
  *                         LISTEN (start accepting: the documents are there)
- *   listener -> keymgrd   READY (sandboxed, serving), PICKUP (verifier rows changed),
+ *   listener -> keymgrd   READY (sandboxed, serving: whether seccomp is on, its uid),
+ *                         PICKUP (verifier rows changed),
  *                         FAILED (why it stops, then it exits)
  *
  * A frame is a 4-byte big-endian length, then that many bytes: a type byte and its payload.

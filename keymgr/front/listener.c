@@ -259,6 +259,7 @@ int main(int argc, char **argv)
 	km_chan_buf_t b = { 0 };
 	km_chan_begin(&b, KM_CHAN_READY);
 	km_chan_put_u8(&b, confined);
+	km_chan_put_u32(&b, (uint32_t)getuid());
 	r = km_chan_send(ch, &b);
 	km_chan_buf_free(&b);
 	int rc = r == KM_EOK ? serve(ch, pub, admin) : 1;
