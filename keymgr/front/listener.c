@@ -144,9 +144,11 @@ static int serve(int ch, km_http_t *pub, km_http_t *admin)
 			size_t len = 0;
 			const char *t = km_chan_get_blob(&m, &len);
 			char *text = m.bad || m.pos != m.len ? NULL : strndup(t, len);
-			if (text == NULL || strlen(text) != len ||
-			    (admin != NULL && km_http_set_metrics_text(admin, text) != KM_EOK))
+			if (text == NULL || strlen(text) != len)
 				rc = failed(ch, "METRICS malformed");
+			else if (admin != NULL && km_http_set_metrics_text(admin, text) != KM_EOK)
+				fprintf(stderr, "keymgrd-listener: metrics text of %zu bytes not taken "
+				        "(too long, or out of memory): the previous one stays\n", len);
 			free(text);
 			break;
 		}

@@ -43,7 +43,7 @@
 #define CT_JSON "application/json"
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
 #define HEALTH_REASON_MAX 200
-#define METRICS_TEXT_MAX (1024 * 1024)
+#define METRICS_TEXT_MAX (6 * 1024 * 1024)   /* 1,000 key sets take about 2.5 MiB */
 #define MAX_CODE 600
 #define MAX_INM 8
 
