@@ -43,7 +43,6 @@
 #define CT_JSON "application/json"
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
 #define HEALTH_REASON_MAX 200
-#define METRICS_TEXT_MAX (6 * 1024 * 1024)   /* 1,000 key sets take about 2.5 MiB */
 #define MAX_CODE 600
 #define MAX_INM 8
 
@@ -999,7 +998,7 @@ int km_http_set_metrics_text(km_http_t *h, const char *text)
 {
 	char *copy = NULL, *old;
 
-	if (text != NULL && strlen(text) > METRICS_TEXT_MAX)
+	if (text != NULL && strlen(text) > KM_HTTP_METRICS_TEXT_MAX)
 		return KM_EINVAL;
 	if (text != NULL && text[0] != '\0' && (copy = strdup(text)) == NULL)
 		return KM_ENOMEM;

@@ -24,6 +24,9 @@ typedef struct km_http km_http_t;
 #define KM_HTTP_VERIFIER_ID_MAX 64
 
 /* Every field may be left 0 / NULL to get the default shown. */
+/* The longest text km_http_set_metrics_text() takes (1,000 key sets take about 2.5 MiB). */
+#define KM_HTTP_METRICS_TEXT_MAX (6u * 1024 * 1024)
+
 typedef struct {
 	const char *listen_addr;  /* IPv4 or IPv6 literal; NULL = "127.0.0.1" */
 	uint16_t port;            /* 0 = ephemeral (read it back with km_http_port()) */
