@@ -25,6 +25,9 @@ user:          daemon.listener_user root is refused at load; a user that does no
                keymgrd at start with a message naming it.
 
 Usage: /usr/bin/python3 test_listener.py KEYMGR KEYMGRD SYSCALL_LIB SECCOMP(true|false)
+                        SANITIZED(true|false)
+In a sanitizer build the memory scan is left out: ASan reserves terabytes of shadow memory,
+which /proc/PID/mem would page in; the plain build scans.
 """
 import json
 import os
@@ -39,8 +42,9 @@ from signing_fixture import (CLAIMS, Daemon, Failure, SignSetup, call, check,  #
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-keymgr, keymgrd, syscall_lib, seccomp_arg = sys.argv[1:5]
+keymgr, keymgrd, syscall_lib, seccomp_arg, sanitized_arg = sys.argv[1:6]
 SECCOMP = seccomp_arg == "true"
+SANITIZED = sanitized_arg == "true"
 JWKS = "/dev/.well-known/jwks.json"
 
 
@@ -86,7 +90,7 @@ def started(extra_env=None, extra_daemon=""):
     if extra_env:
         s.env.update(extra_env)
     d = Daemon(s, verbose=False)
-    d.wait_event("signing-token", result="ok")   # keymgrd signs from here on
+    d.wait_event("signing-key", keyset="api", result="ok")   # keymgrd signs from here on
     return s, d
 
 
@@ -117,11 +121,12 @@ def test_confinement():
         check(not any(p in environ for p in pins), "a PIN is in the listener's environment")
         for var in (b"SOFTHSM2_CONF", b"KEYMGR_"):
             check(var not in environ, f"{var!r} is in the listener's environment")
-        body = d.http("GET", JWKS)[2]
-        kid = json.loads(body)["keys"][0]["kid"].encode()
-        found = memory_contains(pid, pins + [kid])
-        check(kid in found, "the memory scan did not find the served kid: it cannot see")
-        check(not (set(pins) & found), "a PIN is in the listener's memory")
+        if not SANITIZED:
+            body = d.http("GET", JWKS)[2]
+            kid = json.loads(body)["keys"][0]["kid"].encode()
+            found = memory_contains(pid, pins + [kid])
+            check(kid in found, "the memory scan did not find the served kid: it cannot see")
+            check(not (set(pins) & found), "a PIN is in the listener's memory")
 
         st, _, b = d.http("GET", "/metrics")
         check(st == 404, f"public /metrics: {st}")
