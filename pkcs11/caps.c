@@ -103,7 +103,8 @@ static void rsa_sizes(const CK_MECHANISM_INFO *mi, unsigned *lo, unsigned *hi)
 {
 	unsigned long mul = mi->ulMaxKeySize > 0 && mi->ulMaxKeySize < 512 ? 8 : 1;
 	*lo = (unsigned)(mi->ulMinKeySize * mul);
-	*hi = (unsigned)(mi->ulMaxKeySize * mul);
+	/* NSS reports 0xFFFFFFFF: no upper limit worth naming. */
+	*hi = mi->ulMaxKeySize > 65536 ? 0 : (unsigned)(mi->ulMaxKeySize * mul);
 }
 
 /* Fills caps->algs[alg - 1] and t->via[alg - 1] for one algorithm. */
@@ -235,8 +236,8 @@ int km_token_alg_check(const km_token_t *t, km_alg_t alg, unsigned rsa_bits, cha
 	if (ai == NULL)
 		return KM_EALG;
 	const km_token_alg_caps_t *c = &t->caps.algs[alg - 1];
-	bool size_ok = ai->kty != KM_KTY_RSA || c->max_bits == 0 ||
-	               (rsa_bits >= c->min_bits && rsa_bits <= c->max_bits);
+	bool size_ok = ai->kty != KM_KTY_RSA ||
+	               (rsa_bits >= c->min_bits && (c->max_bits == 0 || rsa_bits <= c->max_bits));
 	if (c->supported && size_ok)
 		return KM_EOK;
 	for (int a = KM_ALG_RS256; a <= KM_ALG_EDDSA && used < sizeof(can); a++) {

@@ -366,8 +366,10 @@ def _ock_label(module):
 
 
 class P11Kit(Module):
-    """SoftHSM2 served by `p11-kit server` on a Unix socket (p11-kit-client.so)."""
+    """SoftHSM2 served by `p11-kit server` on a Unix socket (p11-kit-client.so). p11-kit 0.24's
+    remoting does not carry CKM_EC_EDWARDS_KEY_PAIR_GEN or CKM_EDDSA: no EdDSA through it."""
     name = "p11kit"
+    algs = RSA_ALGS + ("ES256", "ES384", "ES512")
 
     def start(self):
         self.module = _need(os.path.join(LIBDIR, "pkcs11", "p11-kit-client.so"))
