@@ -107,6 +107,12 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 		r = km_pin_read(cfg->pin_source, &pin, msg, sizeof(msg));
 		if (r != KM_EOK)
 			goto out;
+		t->pin_min = ti.ulMinPinLen;
+		t->pin_max = ti.ulMaxPinLen;
+		r = km_pin_check_length(strlen(pin), t->pin_min, t->pin_max, t->who, msg,
+		                        sizeof(msg));
+		if (r != KM_EOK)
+			goto out;
 		km_p11_module_login_ref(t->mod, t->slot);
 		rv = t->fl->C_Login(t->admin, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
 		km_secret_free(pin);

@@ -59,4 +59,5 @@ struct km_token {
 	km_token_caps_t caps;
 	km_p11_sign_via_t via[KM_ALG_COUNT];   /* how each algorithm signs, by alg - 1 */
 	const km_p11_quirk_t *quirk;           /* the module's quirk table entry, or NULL */
+	unsigned long pin_min, pin_max;        /* ulMinPinLen/ulMaxPinLen (pin.c checks them) */
 };

@@ -131,6 +131,7 @@ class Module:
     algs = ALL_ALGS
     rsa_bits = (2048, 3072, 4096)
     pin_len = 16
+    pin_max = None   # ulMaxPinLen, where it is short enough to test a PIN beyond it
 
     def __init__(self, root):
         self.dir = os.path.join(root, self.name)
@@ -222,6 +223,7 @@ class TPM2(Module):
     name = "tpm2"
     algs = RSA_ALGS + ("ES256", "ES384")
     rsa_bits = (2048, 3072)
+    pin_max = 128
 
     def start(self):
         self.module = _need(os.path.join(LIBDIR, "pkcs11", "libtpm2_pkcs11.so"))
@@ -300,6 +302,7 @@ class OpenCryptoki(Module):
     label = "keymgr-test-ock"
     algs = RSA_ALGS
     pin_len = 8
+    pin_max = 8
 
     def start(self):
         self.module = _need(os.path.join(LIBDIR, "pkcs11", "libopencryptoki.so"))

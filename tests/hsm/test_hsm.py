@@ -213,6 +213,27 @@ class HsmTest(unittest.TestCase):
         self.assertEqual(before, self.json("keyset", "list", "hsm"), "the refusal wrote")
         RESULTS[alg] = "no"
 
+    def pin_too_long(self):
+        """A PIN longer than ulMaxPinLen is refused before C_Login: no try toward the lockout
+        is spent (opencryptoki answers it with CKR_PIN_INCORRECT and counts it)."""
+        long_pin = os.path.join(self.dir, "long.pin")
+        fd = os.open(long_pin, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("9" * (self.m.pin_max + 1) + "\n")
+        text = open(self.config).read().replace(f"pin: file:{self.m.pin_file}",
+                                                f"pin: file:{long_pin}")
+        path = os.path.join(self.dir, "long-pin.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+        p = self.keymgr("token", "info", "--env", "hsm", config=path, ok=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"the PIN has {self.m.pin_max + 1} characters but the token accepts",
+                      p.stderr)
+        self.assertNotIn("CKR_PIN_INCORRECT", p.stderr)
+        # The right PIN still works.
+        self.keymgr("token", "info", "--env", "hsm")
+
     def test_zz_compat_table(self):
         """docs/hsm-compat.md's row for this module says what this run found."""
         with open(COMPAT) as f:
@@ -240,6 +261,8 @@ def add_cases():
         setattr(HsmTest, f"test_lifecycle_{alg}", lambda self, a=alg: self.lifecycle(a))
     for alg in missing:
         setattr(HsmTest, f"test_refused_{alg}", lambda self, a=alg: self.refused(a))
+    if modules.KINDS[MODULE].pin_max:
+        HsmTest.test_pin_too_long = HsmTest.pin_too_long
 
 
 def main():
