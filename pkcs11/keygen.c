@@ -154,8 +154,8 @@ static int check_private(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pr
 		return KM_P11_EKEYREFUSED;
 	}
 	/* Keys are found by the CKA_ID on record: a token that changed it is refused. */
-	if (t->fl->C_GetAttributeValue(s, priv, &a, 1) != CKR_OK || a.ulValueLen != KM_TOKEN_ID_LEN ||
-	    memcmp(got, id, KM_TOKEN_ID_LEN) != 0) {
+	if (t->fl->C_GetAttributeValue(s, priv, &a, 1) != CKR_OK ||
+	    a.ulValueLen != KM_TOKEN_ID_LEN || memcmp(got, id, KM_TOKEN_ID_LEN) != 0) {
 		km_p11_set_error(t, "%s: generate: the token did not keep the %d-byte CKA_ID keymgr "
 		                 "gave the key: destroyed, generation refused", t->who,
 		                 KM_TOKEN_ID_LEN);
