@@ -46,6 +46,7 @@
 #define KM_CONFIG_MAX_INCLUDES 16
 #define KM_CONFIG_MAX_NODES 100000   /* YAML nodes of a file, every alias expanded */
 #define KM_CONFIG_MAX_SESSIONS 64
+#define KM_CONFIG_INIT_ARGS_MAX 1024  /* environments.ENV.token.init_args */
 
 #define KM_CONFIG_DEFAULT_LISTEN "127.0.0.1"
 #define KM_CONFIG_DEFAULT_PORT 8080

@@ -218,9 +218,11 @@ static int parse_token(walk_t *w, cfg_env_t *env, struct fy_node *map, cfg_loc_t
 			r = parse_pin(w, val, kat, what, &t->pin_source);
 		} else if (strcmp(key, "sessions") == 0) {
 			r = get_uint(w, val, kat, what, 1, KM_CONFIG_MAX_SESSIONS, &t->sessions);
+		} else if (strcmp(key, "init_args") == 0) {
+			r = get_text(w, val, kat, what, KM_CONFIG_INIT_ARGS_MAX, &t->init_args);
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, where,
-			                         "module, label, serial, pin, sessions");
+			                         "module, label, serial, pin, sessions, init_args");
 		}
 		if (r != KM_EOK)
 			return r;

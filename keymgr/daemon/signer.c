@@ -58,7 +58,7 @@ typedef struct {
 typedef struct {
 	char env[KM_ENV_NAME_MAX + 1];
 	/* Our copy of the token configuration: survives the configuration it came from. */
-	char *module, *label, *serial, *pin;
+	char *module, *label, *serial, *pin, *init_args;
 	unsigned sessions;
 	km_token_t *token;              /* NULL until opened */
 	int token_r;                    /* why not, when NULL */
@@ -133,6 +133,7 @@ static void env_free(sk_env_t *se)
 	free(se->label);
 	free(se->serial);
 	free(se->pin);
+	free(se->init_args);
 	free(se);
 }
 
@@ -219,7 +220,7 @@ static bool token_cfg_same(const sk_env_t *se, const km_token_cfg_t *t)
 {
 	return same_str(se->module, t->module_path) && same_str(se->label, t->token_label) &&
 	       same_str(se->serial, t->token_serial) && same_str(se->pin, t->pin_source) &&
-	       se->sessions == t->sessions;
+	       same_str(se->init_args, t->init_args) && se->sessions == t->sessions;
 }
 
 static char *dup_or_null(const char *s)
@@ -233,13 +234,16 @@ static int token_cfg_copy(sk_env_t *se, const km_token_cfg_t *t)
 	free(se->label);
 	free(se->serial);
 	free(se->pin);
+	free(se->init_args);
 	se->module = dup_or_null(t->module_path);
 	se->label = dup_or_null(t->token_label);
 	se->serial = dup_or_null(t->token_serial);
 	se->pin = dup_or_null(t->pin_source);
+	se->init_args = dup_or_null(t->init_args);
 	se->sessions = t->sessions;
 	if ((t->module_path && !se->module) || (t->token_label && !se->label) ||
-	    (t->token_serial && !se->serial) || (t->pin_source && !se->pin))
+	    (t->token_serial && !se->serial) || (t->pin_source && !se->pin) ||
+	    (t->init_args && !se->init_args))
 		return KM_ENOMEM;
 	return KM_EOK;
 }
@@ -392,7 +396,7 @@ static void open_token(kd_signing_t *s, sk_env_t *se, int64_t now)
 		return;
 	km_token_cfg_t cfg = { .module_path = se->module, .token_label = se->label,
 	                       .token_serial = se->serial, .pin_source = se->pin,
-	                       .sessions = se->sessions };
+	                       .sessions = se->sessions, .init_args = se->init_args };
 	km_token_t *t = NULL;
 	char err[TOKEN_ERR_MAX - 64] = "", num[32];
 	int r = km_token_open(&cfg, &t, err, sizeof(err));
