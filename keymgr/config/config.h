@@ -84,6 +84,13 @@ typedef struct {
 	const char *http_path;                           /* "/production"; default "/ENV" */
 	const char *snapshots[KM_CONFIG_MAX_SNAPSHOTS];  /* absolute paths */
 	size_t n_snapshots;
+	/* http.public_url: where verifiers reach http_path (behind a proxy or CDN), e.g.
+	 * "https://keys.example.com"; a discovery document's jwks_uri starts with it. NULL:
+	 * not set (no discovery documents). Checked by km_url_parse(). */
+	const char *public_url;
+	/* http.static_dir: a directory keymgrd keeps a static copy of the documents in
+	 * (docs/static-hosting.md); absolute, or NULL */
+	const char *static_dir;
 	km_policy_t policy;                              /* effective environment policy */
 	const km_keyset_cfg_t *keysets[KM_CONFIG_MAX_KEYSETS];
 	size_t n_keysets;

@@ -14,6 +14,7 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
+#include "keymgr/common/url.h"
 #include "keymgr/config/config_int.h"
 
 #define WHERE_MAX 160
@@ -311,8 +312,24 @@ static int parse_http(walk_t *w, cfg_env_t *env, struct fy_node *map, cfg_loc_t 
 					env->pub.n_snapshots++;
 				}
 			}
+		} else if (strcmp(key, "public_url") == 0) {
+			const char *u = NULL;
+			km_url_t url;
+			char why[160];
+			r = get_text(w, val, kat, what, KM_URL_MAX - 1, &u);
+			if (r == KM_EOK && km_url_parse(u, &url, why, sizeof(why)) != KM_EOK) {
+				cfg_errorf(w->e, cfg_yaml_loc(val, kat), "%s: %s", what, why);
+				r = KM_CONFIG_EINVAL;
+			}
+			if (r == KM_EOK)
+				env->pub.public_url = u;
+		} else if (strcmp(key, "static_dir") == 0) {
+			r = get_path(w, val, kat, what, &env->pub.static_dir);
+			if (r == KM_EOK)
+				env->static_loc = cfg_yaml_loc(val, kat);
 		} else {
-			r = cfg_yaml_unknown_key(w->e, kat, key, where, "path, snapshots");
+			r = cfg_yaml_unknown_key(w->e, kat, key, where,
+			                         "path, snapshots, public_url, static_dir");
 		}
 		if (r != KM_EOK)
 			return r;
