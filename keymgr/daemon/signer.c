@@ -36,6 +36,7 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
 #include "keymgr/control/control_proto.h"
+#include "keymgr/core/pin_refusal.h"
 #include "keymgr/daemon/authz.h"
 #include "keymgr/daemon/backoff.h"
 #include "keymgr/daemon/log.h"
@@ -45,7 +46,7 @@
 #include "policy/policy.h"
 
 #define QUEUE_MAX 256
-#define TOKEN_ERR_MAX 512
+#define TOKEN_ERR_MAX 1024
 
 typedef struct {
 	char name[KM_KEYSET_NAME_MAX + 1];
@@ -361,8 +362,9 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 	keysets_free(old, n_old);
 }
 
-/* Opens (or reopens) se's token when due. Called without the lock. */
-static void open_token(kd_signing_t *s, sk_env_t *se, int64_t now)
+/* Opens (or reopens) se's token when due, behind the PIN gate of e's store. Called without
+ * the lock. */
+static void open_token(kd_signing_t *s, sk_env_t *se, const kd_env_t *e, int64_t now)
 {
 	if (atomic_exchange(&se->reopen, false) && se->token != NULL) {
 		kd_log(KD_LOG_WARNING, "signing-token", "env", se->env, "result", "reopening",
@@ -384,7 +386,9 @@ static void open_token(kd_signing_t *s, sk_env_t *se, int64_t now)
 	                       .sessions = se->sessions };
 	km_token_t *t = NULL;
 	char err[TOKEN_ERR_MAX - 64] = "", num[32];
-	int r = km_token_open(&cfg, &t, err, sizeof(err));
+	int r = km_pin_refusal_gate(e->cfg->store, se->env, &cfg.pin_gate);
+	if (r == KM_EOK)
+		r = km_token_open(&cfg, &t, err, sizeof(err));
 	pthread_rwlock_wrlock(&s->lock);
 	if (r == KM_EOK) {
 		se->token = t;
@@ -494,7 +498,10 @@ void kd_signing_sync(kd_daemon_t *d, int64_t now)
 				continue;
 		}
 		bool was_open = se->token != NULL;
-		open_token(s, se, now);
+		/* The scheduler's login works again (a new PIN, an explicit retry): so will ours. */
+		if (se->token == NULL && se->token_r == KM_P11_ELOGIN && e->token_ok)
+			se->retry_at = 0;
+		open_token(s, se, e, now);
 		if (!was_open && se->token != NULL)
 			warm(se, se->ks, se->n_ks);
 		rebuild(s, e, se, false);
