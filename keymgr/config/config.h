@@ -52,6 +52,8 @@
 #define KM_CONFIG_DEFAULT_CONTROL_SOCKET "/run/keymgr/control.sock"
 #define KM_CONFIG_DEFAULT_SESSIONS 4
 #define KM_CONFIG_DEFAULT_POLL_INTERVAL 5
+#define KM_CONFIG_DEFAULT_DENIAL_INTERVAL 60   /* seconds a peer's repeated denials fold */
+#define KM_CONFIG_DEFAULT_CONTROL_RESERVED 16  /* of the 64 control connections */
 
 typedef struct km_config km_config_t;
 
@@ -105,6 +107,10 @@ typedef struct {
 	unsigned control_per_peer;                       /* control connections per uid; 0 = default */
 	unsigned control_rate_limit;                     /* control requests/s per uid; 0 = none */
 	unsigned control_rate_burst;                     /* control burst per uid; 0 = 2 * rate */
+	unsigned control_reserved;                       /* control connections kept for root,
+	                                                  * keymgrd's user and the signers */
+	unsigned denial_interval;                        /* seconds over which a peer's repeated
+	                                                  * sign denials are folded */
 } km_daemon_cfg_t;
 
 /*

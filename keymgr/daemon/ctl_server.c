@@ -442,6 +442,7 @@ void kd_ctl_stop(kd_daemon_t *d)
 	while (c->n_conns > 0)
 		pthread_cond_wait(&c->cond, &c->lock);
 	pthread_mutex_unlock(&c->lock);
+	kd_signing_flush_final(d);   /* the signers are done: their last denial windows */
 	if (d->signing != NULL)
 		kd_signing_set_wake(d->signing, -1);
 	if (c->stop_fd >= 0)

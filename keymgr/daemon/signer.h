@@ -33,8 +33,11 @@ void kd_signing_refresh_locked(kd_daemon_t *d, kd_env_t *e);
 void kd_signing_reloaded_locked(kd_daemon_t *d);
 /* Without the lock: looks kid up in e's signing token, so its handle is cached. */
 void kd_signing_warm_kid(kd_daemon_t *d, kd_env_t *e, const char *kid);
-/* Main thread: records the queued sign.denied events. */
+/* Main thread: records the queued sign.denied events, and the repeats of every denial
+ * window that has passed (denials.h). */
 void kd_signing_flush_audit(kd_daemon_t *d);
+/* Main thread, once no signer runs (keymgrd stopping): the same, every window closed. */
+void kd_signing_flush_final(kd_daemon_t *d);
 /* Control thread: answers {"op":"sign",...} for peer p. Signed: returns NULL and sets *jwt
  * (malloc'd; the reply is {"ok":true,"jwt":JWT}). Otherwise *jwt = NULL and the refusal
  * reply is returned (new reference; NULL when out of memory). */

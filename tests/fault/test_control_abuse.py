@@ -1,0 +1,176 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Local users abusing keymgrd's control socket (issue 16): every attack runs on the real
+socket, as other uids, bounded in count, and stops by itself.
+
+Denied requests fill the disk (before: one peer's 1,038,048 pipelined sign requests left
+1,038,040 sign-denied log lines and 9,406 audit rows). Now a peer's denials are folded per
+key set and interval (daemon.denial_interval, 60 s): the first is logged and recorded at once,
+the repeats are counted and reported in one line and one audit event when the interval has
+passed (keymgr/daemon/denials.c). Every process runs under an injected wall clock (libfaketime,
+frozen; the test moves it), so the counts are exact:
+  - `nobody` pipelines 3000 sign requests for dev/api and 500 for dev/nosuch: every reply is
+    "denied"; two log lines and two audit events, whatever the count; root still signs;
+  - the clock passes the interval: one more line and one audit event per key set, with the
+    number of repeats (2999, 499);
+  - 100 more in the next interval: one line and one event at once, and the 99 repeats are
+    reported when keymgrd stops.
+
+Usage: test_control_abuse.py KEYMGR KEYMGRD
+"""
+import json
+import os
+import pwd
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "signing"))
+from signing_fixture import (CLAIMS, Daemon, SignSetup, call, check, run_tests,  # noqa: E402
+                             wait_for)
+from daemon_fixture import FAKETIME, Clock  # noqa: E402
+
+KEYMGR, KEYMGRD = sys.argv[1], sys.argv[2]
+NOBODY = pwd.getpwnam("nobody").pw_uid
+
+
+class AbuseSetup(SignSetup):
+    """root signs for dev/api; a control socket other users reach (group nogroup)."""
+
+    def __init__(self, extra=""):
+        super().__init__(KEYMGR, KEYMGRD, policy={"rotation_period": "1h"},
+                         extra_daemon="control_group: nogroup\n" + extra)
+        self.ctl_dir = tempfile.mkdtemp(prefix="kd-ctl-")
+        os.chmod(self.ctl_dir, 0o755)
+        self.socket = os.path.join(self.ctl_dir, "ctl.sock")
+        self.write_config()
+
+    def close(self):
+        super().close()
+        subprocess.run(["rm", "-rf", self.ctl_dir])
+
+
+def as_user(name):
+    """preexec_fn: become user name with group nogroup (so that it reaches the socket)."""
+    pw, gid = pwd.getpwnam(name), pwd.getpwnam("nobody").pw_gid
+
+    def become():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(pw.pw_uid)
+    return become
+
+
+# Sends N sign requests for KEYSET in pipelined batches of 200 (reading each batch's replies
+# before the next), prints the reply codes counted.
+FLOOD = r"""
+import collections, json, socket, struct, sys
+path, keyset, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(60)
+s.connect(path)
+body = json.dumps({"op": "sign", "keyset": keyset, "ttl": "2s",
+                   "claims": {"sub": "x", "aud": "api.test"}}).encode()
+frame = struct.pack(">I", len(body)) + body
+codes = collections.Counter()
+
+
+def need(k):
+    buf = b""
+    while len(buf) < k:
+        b = s.recv(k - len(buf))
+        if not b:
+            raise SystemExit("closed by keymgrd")
+        buf += b
+    return buf
+
+
+left = n
+while left:
+    batch = min(200, left)
+    s.sendall(frame * batch)
+    for _ in range(batch):
+        r = json.loads(need(struct.unpack(">I", need(4))[0]))
+        codes["ok" if r.get("ok") else r.get("code", "?")] += 1
+    left -= batch
+print(json.dumps(codes))
+"""
+
+
+def flood(s, keyset, n, user="nobody"):
+    p = subprocess.run(["/usr/bin/python3", "-c", FLOOD, s.socket, keyset, str(n)],
+                       preexec_fn=as_user(user), capture_output=True, text=True, timeout=300)
+    check(p.returncode == 0, f"flood client: {p.stderr}")
+    return json.loads(p.stdout)
+
+
+def denied_audit(s):
+    out = s.run("audit", "log", "dev", "--json").stdout
+    return [e for e in json.loads(out) if e["action"] == "sign.denied"]
+
+
+def denied_lines(d):
+    return d.events("sign-denied", peer_uid=str(NOBODY))
+
+
+def test_denied_flood(s, clock):
+    d = Daemon(s)
+    try:
+        wait_for(lambda: call(s.socket, {"op": "sign", "keyset": "dev/api", "claims": CLAIMS,
+                                         "ttl": "2s"}).get("ok"), "root signing")
+        check(flood(s, "dev/api", 3000) == {"denied": 3000}, "nobody's requests not denied")
+        check(flood(s, "dev/nosuch", 500) == {"denied": 500}, "dev/nosuch not denied")
+        # A listed signer is not affected.
+        reply = call(s.socket, {"op": "sign", "keyset": "dev/api", "claims": CLAIMS,
+                                "ttl": "2s"})
+        check(reply.get("ok") is True, f"root refused during the flood: {reply}")
+        s.run("status")     # the main thread has recorded what the signers queued
+        lines = denied_lines(d)
+        check(sorted(l["keyset"] for l in lines) == ["api", "nosuch"] and
+              all("repeated" not in l for l in lines), f"sign-denied lines: {lines}")
+        check(len(denied_audit(s)) == 2, f"audit events: {denied_audit(s)}")
+        # The interval passes: one line and one event per key set, with the count.
+        clock.set(clock.now + 61)
+        s.run("status")
+        rep = {l["keyset"]: l["repeated"] for l in denied_lines(d) if "repeated" in l}
+        check(rep == {"api": "2999", "nosuch": "499"}, f"repeats logged: {denied_lines(d)}")
+        check(len(denied_lines(d)) == 4, f"sign-denied lines: {denied_lines(d)}")
+        evs = denied_audit(s)
+        folded = {e["keyset"]: e["after"]["repeated"] for e in evs if e.get("after")}
+        check(len(evs) == 4 and folded == {"api": 2999, "nosuch": 499}, f"audit events: {evs}")
+        check(all(e["actor"]["uid"] == NOBODY for e in evs), f"actors: {evs}")
+        # The next interval: its first denial at once, its repeats when keymgrd stops.
+        check(flood(s, "dev/api", 100) == {"denied": 100}, "second flood")
+        s.run("status")
+        check(len(denied_lines(d)) == 5 and len(denied_audit(s)) == 5, "the next interval")
+    finally:
+        check(d.stop() == 0, "keymgrd exit status")
+    last = denied_lines(d)[-1]
+    check(len(denied_lines(d)) == 6 and last.get("repeated") == "99", f"at stop: {last}")
+    evs = denied_audit(s)
+    check(len(evs) == 6 and evs[-1]["after"]["repeated"] == 99, f"audit at stop: {evs[-1]}")
+
+
+def main():
+    if os.geteuid() != 0:
+        print("skip: needs root (other uids on the control socket)")
+        return 77
+    if not os.path.exists(FAKETIME):
+        print(f"FAIL {FAKETIME} is missing: scripts/deps installs libfaketime")
+        return 1
+    s = AbuseSetup()
+    try:
+        s.keyset_create("dev/api")
+        s.run("rotate", "dev/api")
+        clock = Clock(s, int(time.time()) + 5)
+        return run_tests([
+            ("a denied flood is folded: exact log lines and audit events",
+             lambda: test_denied_flood(s, clock)),
+        ])
+    finally:
+        s.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
