@@ -795,6 +795,19 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 	return refusal(r, NULL, err);
 }
 
+bool kd_signing_is_signer(kd_signing_t *s, const kd_peer_t *p)
+{
+	bool found = false;
+	if (s == NULL)
+		return false;
+	pthread_rwlock_rdlock(&s->lock);
+	for (size_t i = 0; i < s->n_envs && !found; i++)
+		for (size_t j = 0; j < s->envs[i]->n_ks && !found; j++)
+			found = kd_allow_check(&s->envs[i]->ks[j].allow, p);
+	pthread_rwlock_unlock(&s->lock);
+	return found;
+}
+
 void kd_signing_prepare(kd_signing_t *s, const char *env)
 {
 	if (s == NULL)

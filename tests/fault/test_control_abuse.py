@@ -15,6 +15,16 @@ frozen; the test moves it), so the counts are exact:
   - 100 more in the next interval: one line and one event at once, and the 99 repeats are
     reported when keymgrd stops.
 
+Control connections can be starved (before: two users holding 48 and 16 idle connections made
+root's `status` and `sign` fail with "too many control connections from your user", which
+root did not have). Now daemon.control_reserved (16 of the 64) are kept for root, keymgrd's
+user and the listed signers, with the default limits:
+  - `nobody` opens 49 idle connections: 48 are admitted, the 49th is refused naming
+    daemon.control_per_peer (nobody does hold 48);
+  - `daemon` (not a signer) opens 16: all refused, naming daemon.control_reserved, the limit
+    that was reached, and not "from your user";
+  - meanwhile root's `keymgr status` and `sign`, and `bin`'s sign (a listed signer), succeed.
+
 Usage: test_control_abuse.py KEYMGR KEYMGRD
 """
 import json
@@ -36,11 +46,12 @@ NOBODY = pwd.getpwnam("nobody").pw_uid
 
 
 class AbuseSetup(SignSetup):
-    """root signs for dev/api; a control socket other users reach (group nogroup)."""
+    """root and bin sign for dev/api; a control socket other users reach (group nogroup)."""
 
-    def __init__(self, extra=""):
+    def __init__(self):
         super().__init__(KEYMGR, KEYMGRD, policy={"rotation_period": "1h"},
-                         extra_daemon="control_group: nogroup\n" + extra)
+                         signers={"api": "{ users: [ root, bin ] }"},
+                         extra_daemon="control_group: nogroup\n")
         self.ctl_dir = tempfile.mkdtemp(prefix="kd-ctl-")
         os.chmod(self.ctl_dir, 0o755)
         self.socket = os.path.join(self.ctl_dir, "ctl.sock")
@@ -152,6 +163,91 @@ def test_denied_flood(s, clock):
     check(len(evs) == 6 and evs[-1]["after"]["repeated"] == 99, f"audit at stop: {evs[-1]}")
 
 
+# Opens N connections and sends one request on each (a connection must send its first frame
+# within 2 s), prints what each got ("held", or the refusal's error), then holds the admitted
+# ones idle until its stdin closes.
+HOLD = r"""
+import json, socket, struct, sys
+path, n = sys.argv[1], int(sys.argv[2])
+body = json.dumps({"op": "nop"}).encode()
+held, out = [], []
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(path)
+    try:
+        s.sendall(struct.pack(">I", len(body)) + body)
+    except OSError:
+        pass        # refused: keymgrd answered at once and closed
+    hdr = s.recv(4, socket.MSG_WAITALL)
+    r = json.loads(s.recv(struct.unpack(">I", hdr)[0], socket.MSG_WAITALL))
+    if r.get("code") == "busy":
+        out.append(r["error"])
+        s.close()
+    else:
+        out.append("held")
+        held.append(s)
+print(json.dumps(out), flush=True)
+sys.stdin.read()
+"""
+
+
+def hold(s, user, n):
+    p = subprocess.Popen(["/usr/bin/python3", "-c", HOLD, s.socket, str(n)],
+                         preexec_fn=as_user(user), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    check(line, f"holder {user} printed nothing")
+    return p, json.loads(line)
+
+
+SIGN_AS = r"""
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(30)
+s.connect(sys.argv[1])
+body = json.dumps({"op": "sign", "keyset": "dev/api", "ttl": "2s",
+                   "claims": {"sub": "alice", "aud": "api.test", "client_id": "c"}}).encode()
+s.sendall(struct.pack(">I", len(body)) + body)
+hdr = s.recv(4, socket.MSG_WAITALL)
+print(s.recv(struct.unpack(">I", hdr)[0], socket.MSG_WAITALL).decode())
+"""
+
+
+def test_reserved_connections(s):
+    d = Daemon(s)
+    holders = []
+    try:
+        wait_for(lambda: call(s.socket, {"op": "sign", "keyset": "dev/api", "claims": CLAIMS,
+                                         "ttl": "2s"}).get("ok"), "root signing")
+        p, by_nobody = hold(s, "nobody", 49)
+        holders.append(p)
+        p, by_daemon = hold(s, "daemon", 16)
+        holders.append(p)
+        # Root and the listed signers still get in.
+        p = s.run("status", "--json", expect=None, timeout=30)
+        check(p.returncode == 0, f"root's status while others hold connections: {p.stderr}")
+        reply = call(s.socket, {"op": "sign", "keyset": "dev/api", "claims": CLAIMS,
+                                "ttl": "2s"})
+        check(reply.get("ok") is True, f"root's sign: {reply}")
+        q = subprocess.run(["/usr/bin/python3", "-c", SIGN_AS, s.socket],
+                           preexec_fn=as_user("bin"), capture_output=True, text=True,
+                           timeout=60)
+        reply = json.loads(q.stdout) if q.returncode == 0 else {"error": q.stderr}
+        check(reply.get("ok") is True, f"bin's sign (a listed signer): {reply}")
+        # What the others were told names the limit each one reached.
+        check(by_nobody[:48] == ["held"] * 48, f"nobody's first 48: {by_nobody[:48]}")
+        check("from your user (uid 65534 holds 48, daemon.control_per_peer)" in by_nobody[48],
+              f"nobody's 49th: {by_nobody[48]}")
+        check(all("daemon.control_reserved" in g and "from your user" not in g
+                  for g in by_daemon), f"daemon's connections: {by_daemon}")
+    finally:
+        for p in holders:
+            p.stdin.close()
+            p.wait(timeout=60)
+        check(d.stop() == 0, "keymgrd exit status")
+
+
 def main():
     if os.geteuid() != 0:
         print("skip: needs root (other uids on the control socket)")
@@ -167,6 +263,8 @@ def main():
         return run_tests([
             ("a denied flood is folded: exact log lines and audit events",
              lambda: test_denied_flood(s, clock)),
+            ("connections kept for root and signers; refusals name the real limit",
+             lambda: test_reserved_connections(s)),
         ])
     finally:
         s.close()
