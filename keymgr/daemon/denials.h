@@ -59,8 +59,8 @@ bool kd_denials_note(kd_denials_t *dn, const kd_peer_t *p, const char *env, cons
 
 /*
  * Main thread: closes every window whose interval has passed at now (all of them with
- * INT64_MAX, when keymgrd stops; a window opened after now, the wall clock having been set
- * back, counts as passed) and hands each that counted repeats to report, outside the lock.
+ * INT64_MAX, when keymgrd stops; a wall clock set back keeps a window open until its end)
+ * and hands each that counted repeats to report, outside the lock.
  */
 void kd_denials_expire(kd_denials_t *dn, int64_t now,
                        void (*report)(void *ctx, const kd_denial_repeats_t *r), void *ctx);
