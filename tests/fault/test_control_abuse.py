@@ -79,36 +79,45 @@ def as_user(name):
     return become
 
 
+# The control protocol's framing, for the clients below (they run as other users, in a
+# process of their own, from a script given on the command line).
+CLIENT = r"""
+import collections, json, socket, struct, sys
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(60)
+    s.connect(path)
+    return s
+
+
+def frame(req):
+    body = json.dumps(req).encode()
+    return struct.pack(">I", len(body)) + body
+
+
+def reply(s):
+    hdr = s.recv(4, socket.MSG_WAITALL)
+    if len(hdr) < 4:
+        raise SystemExit("closed by keymgrd")
+    return json.loads(s.recv(struct.unpack(">I", hdr)[0], socket.MSG_WAITALL))
+"""
+
 # Sends N sign requests for KEYSET in pipelined batches of 200 (reading each batch's replies
 # before the next), prints the reply codes counted.
-FLOOD = r"""
-import collections, json, socket, struct, sys
+FLOOD = CLIENT + r"""
 path, keyset, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(60)
-s.connect(path)
-body = json.dumps({"op": "sign", "keyset": keyset, "ttl": "2s",
-                   "claims": {"sub": "x", "aud": "api.test"}}).encode()
-frame = struct.pack(">I", len(body)) + body
+s = connect(path)
+req = frame({"op": "sign", "keyset": keyset, "ttl": "2s",
+             "claims": {"sub": "x", "aud": "api.test"}})
 codes = collections.Counter()
-
-
-def need(k):
-    buf = b""
-    while len(buf) < k:
-        b = s.recv(k - len(buf))
-        if not b:
-            raise SystemExit("closed by keymgrd")
-        buf += b
-    return buf
-
-
 left = n
 while left:
     batch = min(200, left)
-    s.sendall(frame * batch)
+    s.sendall(req * batch)
     for _ in range(batch):
-        r = json.loads(need(struct.unpack(">I", need(4))[0]))
+        r = reply(s)
         codes["ok" if r.get("ok") else r.get("code", "?")] += 1
     left -= batch
 print(json.dumps(codes))
@@ -175,21 +184,16 @@ def test_denied_flood(s, clock):
 # Opens N connections and sends one request on each (a connection must send its first frame
 # within 2 s), prints what each got ("held", or the refusal's error), then holds the admitted
 # ones idle until its stdin closes.
-HOLD = r"""
-import json, socket, struct, sys
+HOLD = CLIENT + r"""
 path, n = sys.argv[1], int(sys.argv[2])
-body = json.dumps({"op": "nop"}).encode()
 held, out = [], []
 for _ in range(n):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(30)
-    s.connect(path)
+    s = connect(path)
     try:
-        s.sendall(struct.pack(">I", len(body)) + body)
+        s.sendall(frame({"op": "nop"}))
     except OSError:
         pass        # refused: keymgrd answered at once and closed
-    hdr = s.recv(4, socket.MSG_WAITALL)
-    r = json.loads(s.recv(struct.unpack(">I", hdr)[0], socket.MSG_WAITALL))
+    r = reply(s)
     if r.get("code") == "busy":
         out.append(r["error"])
         s.close()
@@ -210,16 +214,11 @@ def hold(s, user, n):
     return p, json.loads(line)
 
 
-SIGN_AS = r"""
-import json, socket, struct, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(30)
-s.connect(sys.argv[1])
-body = json.dumps({"op": "sign", "keyset": "dev/api", "ttl": "2s",
-                   "claims": {"sub": "alice", "aud": "api.test", "client_id": "c"}}).encode()
-s.sendall(struct.pack(">I", len(body)) + body)
-hdr = s.recv(4, socket.MSG_WAITALL)
-print(s.recv(struct.unpack(">I", hdr)[0], socket.MSG_WAITALL).decode())
+SIGN_AS = CLIENT + r"""
+s = connect(sys.argv[1])
+s.sendall(frame({"op": "sign", "keyset": "dev/api", "ttl": "2s",
+                 "claims": {"sub": "alice", "aud": "api.test", "client_id": "c"}}))
+print(json.dumps(reply(s)))
 """
 
 
