@@ -52,7 +52,6 @@ void kd_peer_name(kd_peer_t *p)
 		snprintf(p->user, sizeof(p->user), "%s", pw.pw_name);
 }
 
-
 void kd_peer_actor(const kd_peer_t *p, const char *via, km_store_actor_t *a)
 {
 	km_store_actor_self(a, via);
