@@ -55,6 +55,8 @@
 #define KM_CONFIG_DEFAULT_CONTROL_SOCKET "/run/keymgr/control.sock"
 #define KM_CONFIG_DEFAULT_SESSIONS 4
 #define KM_CONFIG_DEFAULT_POLL_INTERVAL 5
+#define KM_CONFIG_DEFAULT_DENIAL_INTERVAL 60   /* seconds a peer's repeated denials fold */
+#define KM_CONFIG_DEFAULT_CONTROL_RESERVED 16  /* of the 64 control connections */
 
 typedef struct km_config km_config_t;
 
@@ -121,6 +123,10 @@ typedef struct {
 	const char *admin_listen;                        /* IP address literal */
 	unsigned admin_port;
 	bool admin;                                      /* admin_port was set */
+	unsigned control_reserved;                       /* control connections kept for root,
+	                                                  * keymgrd's user and the signers */
+	unsigned denial_interval;                        /* seconds over which a peer's repeated
+	                                                  * sign denials are folded */
 } km_daemon_cfg_t;
 
 /*

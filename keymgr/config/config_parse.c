@@ -790,13 +790,18 @@ static int parse_daemon(walk_t *w, struct fy_node *map, cfg_loc_t at)
 		} else if (strcmp(key, "control_rate_burst") == 0) {
 			r = get_uint(w, val, kat, "daemon.control_rate_burst", 0, 1000000,
 			             &d->control_rate_burst);
+		} else if (strcmp(key, "control_reserved") == 0) {
+			r = get_uint(w, val, kat, "daemon.control_reserved", 0, 63, &d->control_reserved);
+		} else if (strcmp(key, "denial_interval") == 0) {
+			r = get_uint(w, val, kat, "daemon.denial_interval", 1, 86400,
+			             &d->denial_interval);
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, "daemon", "listen, port, control_socket, "
 			                         "control_group, threads, connection_limit, timeout, "
 			                         "poll_interval, per_ip_limit, rate_limit, rate_burst, "
 			                         "control_per_peer, control_rate_limit, "
-			                         "control_rate_burst, listener_user, admin_listen, "
-			                         "admin_port");
+			                         "control_rate_burst, control_reserved, denial_interval, "
+			                         "listener_user, admin_listen, admin_port");
 		}
 		if (r != KM_EOK)
 			return r;

@@ -267,10 +267,12 @@ int kd_state_reload(kd_daemon_t *d, kd_paths_t *ret_gone, char *err, size_t errl
 	    od->per_ip_limit != nd->per_ip_limit || od->rate_limit != nd->rate_limit ||
 	    od->rate_burst != nd->rate_burst || od->control_per_peer != nd->control_per_peer ||
 	    od->control_rate_limit != nd->control_rate_limit ||
-	    od->control_rate_burst != nd->control_rate_burst)
+	    od->control_rate_burst != nd->control_rate_burst ||
+	    od->control_reserved != nd->control_reserved)
 		kd_log(KD_LOG_WARNING, "reload", "result", "partial", "error",
-		       "daemon.listen, port, control_socket, threads, connection_limit, timeout and "
-		       "the rate and per-peer limits take effect at the next restart", NULL);
+		       "daemon.listen, port, control_socket, threads, connection_limit, timeout, "
+		       "control_reserved and the rate and per-peer limits take effect at the next "
+		       "restart", NULL);
 	free(d->envs);
 	km_config_free(d->cfg);
 	d->cfg = cfg;
