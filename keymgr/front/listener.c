@@ -29,7 +29,6 @@
 
 #define PICKUP_GAP_MS 20      /* between two reports of fetches: a flood of them is batched */
 #define PICKUP_ROWS_MAX 4096
-#define FD_RESERVE 64          /* channel, epoll, eventfds, the admin server's own */
 
 static const char usage[] =
 	"Usage: keymgrd-listener --channel FD --listen FD [--admin FD]\n"
@@ -235,7 +234,8 @@ int main(int argc, char **argv)
 	free(buf);
 	if ((cfg.admin) != (afd >= 0))
 		return failed(ch, "CONFIG and --admin disagree");
-	unsigned nofile = (cfg.conn_limit ? cfg.conn_limit : 1024) + FD_RESERVE;
+	unsigned nofile = (cfg.conn_limit ? cfg.conn_limit : KM_CHAN_DEFAULT_CONNECTIONS) +
+	                  KM_CHAN_FD_RESERVE;
 	if (km_sandbox_preload(err, sizeof(err)) != KM_EOK ||
 	    km_sandbox_limits(nofile, err, sizeof(err)) != KM_EOK)
 		return failed(ch, "%s", err);

@@ -86,6 +86,7 @@ struct km_http {
 
 	/* libmicrohttpd's messages while starting (bind errors), for km_http_start()'s err */
 	atomic_bool starting;
+	atomic_uint live;                   /* connections the daemon holds (notify callback) */
 	char start_log[256];
 
 	bool no_metrics;                    /* /metrics: 404 (an admin server has it) */
@@ -642,6 +643,18 @@ static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
 	return &mark_seen;
 }
 
+static void connection_notified(void *cls, struct MHD_Connection *c, void **socket_ctx,
+				enum MHD_ConnectionNotificationCode code)
+{
+	km_http_t *h = cls;
+	(void)c;
+	(void)socket_ctx;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		atomic_fetch_add(&h->live, 1);
+	else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+		atomic_fetch_sub(&h->live, 1);
+}
+
 static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 			      enum MHD_RequestTerminationCode toe)
 {
@@ -855,7 +868,10 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, &handle, h,
 		MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, h,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
-		MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+		/* the acceptor keeps conn_limit (km_http_listener_set_limit); libmicrohttpd's own
+		 * limit, above it, is never reached */
+		MHD_OPTION_CONNECTION_LIMIT, conn_limit + 64,
+		MHD_OPTION_NOTIFY_CONNECTION, &connection_notified, h,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
 		MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 		/* the pool holds the request line and headers plus our response headers */
@@ -873,6 +889,7 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 		goto out;
 	}
 	h->port = km_http_listener_port(h->listener);
+	km_http_listener_set_limit(h->listener, &h->live, conn_limit);
 	if (!cfg->defer_listen &&
 	    km_http_listener_start(h->listener, h->mhd, why, sizeof(why)) != KM_EOK) {
 		set_err(err, errlen, "cannot start HTTP server on %s port %u: %s", addr,
