@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Key pair generation inside the token. The private key is sensitive, never extractable,
- * and may only sign, with the one mechanism of its algorithm where the token supports
- * CKA_ALLOWED_MECHANISMS. Generation is serialised per token (SoftHSM 2.6.1 fails under
+ * not copyable where the token takes CKA_COPYABLE, and may only sign, with the one mechanism
+ * of its algorithm where the token supports CKA_ALLOWED_MECHANISMS. Generation is serialised per token (SoftHSM 2.6.1 fails under
  * concurrent generation, softhsm/SoftHSMv2#576).
  */
 #include <string.h>
@@ -106,10 +106,14 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 		{ CKA_DERIVE, &no, sizeof(no) },
 		{ CKA_ID, (void *)id, KM_TOKEN_ID_LEN },
 		{ CKA_LABEL, (void *)label, strlen(label) },
-		/* last, so that the fallback below can drop it */
+		/* The two optional attributes, last, so that the fallbacks below can drop them:
+		 * no copy of the key can be made with C_CopyObject (a copy could be given other
+		 * attributes), and the key signs with its one mechanism only. */
+		{ CKA_COPYABLE, &no, sizeof(no) },
 		{ CKA_ALLOWED_MECHANISMS, &sign_mech, sizeof(sign_mech) },
 	};
 	CK_ULONG n_priv = sizeof(priv_tmpl) / sizeof(priv_tmpl[0]);
+	bool with_allowed = true;
 
 	switch (ai->kty) {
 	case KM_KTY_RSA:
@@ -128,9 +132,18 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 	}
 
 	rv = t->fl->C_GenerateKeyPair(s, &mech, pub_tmpl, n_pub, priv_tmpl, n_priv, &hpub, &hpriv);
+	if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID) {
+		/* A token that does not take CKA_COPYABLE (a PKCS#11 2.40 attribute; some
+		 * refuse setting it): without it, CKA_ALLOWED_MECHANISMS moved into its place. */
+		priv_tmpl[n_priv - 2] = priv_tmpl[n_priv - 1];
+		n_priv--;
+		rv = t->fl->C_GenerateKeyPair(s, &mech, pub_tmpl, n_pub, priv_tmpl, n_priv, &hpub,
+		                              &hpriv);
+	}
 	if (rv == CKR_ATTRIBUTE_TYPE_INVALID) {
 		/* A token without CKA_ALLOWED_MECHANISMS: the key still signs only (CKA_SIGN). */
 		n_priv--;
+		with_allowed = false;
 		rv = t->fl->C_GenerateKeyPair(s, &mech, pub_tmpl, n_pub, priv_tmpl, n_priv, &hpub,
 		                              &hpriv);
 	}
@@ -147,7 +160,7 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 	k.kty = ai->kty;
 	k.crv = ai->crv;
 	k.rsa_bits = rsa_bits;
-	if (n_priv == sizeof(priv_tmpl) / sizeof(priv_tmpl[0])) {
+	if (with_allowed) {
 		k.allowed[0] = sign_mech;
 		k.n_allowed = 1;
 		k.allowed_known = true;

@@ -120,7 +120,9 @@ void km_token_get_info(const km_token_t *t, km_token_info_t *ret);
  * Generates a key pair for alg inside the token. rsa_bits is used for RS and PS algorithms
  * (2048, 3072 or 4096; others give KM_EKEYSIZE) and ignored otherwise.
  * The private key is CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, !CKA_EXTRACTABLE, CKA_SIGN only,
- * with CKA_ALLOWED_MECHANISMS limited to alg's mechanism where the token accepts it.
+ * with !CKA_COPYABLE and CKA_ALLOWED_MECHANISMS limited to alg's mechanism where the token
+ * accepts them (a token that refuses the template is asked again without CKA_COPYABLE, then
+ * without CKA_ALLOWED_MECHANISMS too).
  * Writes the new CKA_ID into id_out (KM_TOKEN_ID_LEN bytes) and the public key into *pub.
  * Serialised against other generate/destroy calls on this token.
  */
