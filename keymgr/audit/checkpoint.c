@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Signed checkpoints: the chain head (seq, hash, time) signed by the environment's audit key,
- * an ES256 pair in the environment's token that belongs to no key set. The signature is
- * checked with OpenSSL from the stored public JWK, so verification needs no token.
+ * an ES256 pair in the environment's audit token (audit.token, else its own token) that
+ * belongs to no key set. The signature is checked with OpenSSL from the stored public JWK, so
+ * verification needs no token. Each checkpoint is also streamed and recorded in the token
+ * (anchor.c), against a store rolled back to an earlier one.
  */
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -211,23 +213,27 @@ int km_audit_checkpoint(km_env_t *env, int64_t now, bool force, km_store_checkpo
 			*ret = cps[n_cps - 1];
 		goto out;
 	}
-	if ((r = km_env_token(env, &t, err, errlen)) != KM_EOK)
+	if ((r = km_env_audit_token(env, &t, err, errlen)) != KM_EOK)
 		goto out;
-	if (!have_key) {
-		if ((r = create_audit_key(env, t, now, &key, err, errlen)) != KM_EOK)
-			goto out;
-		/* Recording the key appended an event: sign the new head. */
-		if ((r = km_store_audit_head(s, &cp.seq, cp.hash, err, errlen)) != KM_EOK)
-			goto out;
-	}
 	km_token_info_t info;
 	km_token_get_info(t, &info);
-	if (key.token_serial[0] && strcmp(key.token_serial, info.serial) != 0) {
+	bool elsewhere = have_key && key.token_serial[0] != '\0' &&
+	                 strcmp(key.token_serial, info.serial) != 0;
+	if (elsewhere && !km_env_cfg(env)->has_audit_token) {
 		snprintf(err, errlen, "the audit key of environment '%s' lives in token serial %s, "
 		         "but the environment uses token serial %s", km_env_name(env),
 		         key.token_serial, info.serial);
 		r = KM_EWRONGENV;
 		goto out;
+	}
+	/* First use, or audit.token now names another token than the key's: a new audit key
+	 * there (the store retires the old one; both are in the log). */
+	if (!have_key || elsewhere) {
+		if ((r = create_audit_key(env, t, now, &key, err, errlen)) != KM_EOK)
+			goto out;
+		/* Recording the key appended an event: sign the new head. */
+		if ((r = km_store_audit_head(s, &cp.seq, cp.hash, err, errlen)) != KM_EOK)
+			goto out;
 	}
 	cp.at = now;
 	snprintf(cp.key_kid, sizeof(cp.key_kid), "%s", key.kid);
@@ -246,6 +252,11 @@ int km_audit_checkpoint(km_env_t *env, int64_t now, bool force, km_store_checkpo
 	}
 	km_b64url_encode(sig, sig_len, cp.signature);
 	if ((r = km_store_checkpoint_add(s, &cp, err, errlen)) != KM_EOK)
+		goto out;
+	/* Outside the store, where a rollback of the store cannot reach: the sinks, then the
+	 * token's record (km_audit_token_anchor()). */
+	km_audit_stream_checkpoint(env, &cp);
+	if ((r = km_audit_token_record(env, t, &cp, err, errlen)) != KM_EOK)
 		goto out;
 	if (ret != NULL)
 		*ret = cp;

@@ -221,6 +221,20 @@ static void on_recon(void *vctx, const km_recon_event_t *ev)
 	case KM_RECON_PURGE:
 		check = "leftover-token-key";
 		break;
+	case KM_RECON_UNSAFE:
+		/* A private key that is not sensitive, is extractable or can decrypt, unwrap or
+		 * derive (what a generation cut off inside the token leaves behind). */
+		check = "unsafe-token-key";
+		if (ev->kid[0] == '\0')
+			snprintf(repair, sizeof(repair), "keymgr reconcile %s --remove-unsafe", ev->env);
+		else if (ev->keyset[0] == '\0')
+			snprintf(repair, sizeof(repair), "make a new audit key");
+		else if (strcmp(ev->state, "removed") == 0 || strcmp(ev->state, "revoked") == 0)
+			snprintf(repair, sizeof(repair), "keymgr destroy %s --env %s", ev->kid, ev->env);
+		else
+			snprintf(repair, sizeof(repair), "keymgr revoke %s --env %s --reason ...",
+			         ev->kid, ev->env);
+		break;
 	}
 	km_finding_t f = {
 		.level = KM_FINDING_VIOLATION, .env = ev->env,

@@ -14,6 +14,7 @@ struct km_env {
 	const km_env_cfg_t *ecfg;
 	km_store_t *store;
 	km_token_t *token;
+	km_token_t *audit_token;        /* audit.token, when configured and opened */
 	const km_env_hooks_t *hooks;    /* registered when it was opened, or NULL */
 	void *hook_state;               /* what hooks->attach kept */
 };
@@ -59,6 +60,7 @@ void km_env_free(km_env_t *env)
 {
 	if (env == NULL)
 		return;
+	km_token_free(env->audit_token);
 	km_token_free(env->token);
 	km_store_free(env->store);
 	if (env->hooks != NULL && env->hooks->detach != NULL)
@@ -86,27 +88,54 @@ km_store_t *km_env_store(km_env_t *env)
 	return env->store;
 }
 
-int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
+void *km_env_hook_state(const km_env_t *env, const km_env_hooks_t *hooks)
 {
-	if (env->token == NULL) {
+	return env->hooks == hooks ? env->hook_state : NULL;
+}
+
+/* Opens *slot with cfg on first use. what: "" or "audit token: " for messages. */
+static int open_token(km_env_t *env, const km_token_cfg_t *cfg, km_token_t **slot,
+                      const char *what, char *err, size_t errlen)
+{
+	if (*slot == NULL) {
 		char msg[512] = "";
-		int r = km_token_open(&env->ecfg->token, &env->token, msg, sizeof(msg));
+		int r = km_token_open(cfg, slot, msg, sizeof(msg));
 		if (r != KM_EOK) {
-			snprintf(err, errlen, "environment '%s': %s", env->ecfg->name,
+			snprintf(err, errlen, "environment '%s': %s%s", env->ecfg->name, what,
 			         msg[0] ? msg : km_strerror(r));
-			env->token = NULL;
+			*slot = NULL;
 			return r;
 		}
 	}
-	*ret = env->token;
 	return KM_EOK;
+}
+
+int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
+{
+	int r = open_token(env, &env->ecfg->token, &env->token, "", err, errlen);
+	if (r == KM_EOK)
+		*ret = env->token;
+	return r;
+}
+
+int km_env_audit_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
+{
+	if (!env->ecfg->has_audit_token)
+		return km_env_token(env, ret, err, errlen);
+	int r = open_token(env, &env->ecfg->audit_token, &env->audit_token, "audit token: ", err,
+	                   errlen);
+	if (r == KM_EOK)
+		*ret = env->audit_token;
+	return r;
 }
 
 void km_env_close_token(km_env_t *env)
 {
 	if (env == NULL)
 		return;
+	km_token_free(env->audit_token);
 	km_token_free(env->token);
+	env->audit_token = NULL;
 	env->token = NULL;
 }
 

@@ -71,7 +71,21 @@ km_store_t *km_env_store(km_env_t *env);
 int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
 
 /*
- * Closes the environment's token if it is open (logs out; the module is finalized when no
+ * The token of the environment's audit key and checkpoint record: environments.ENV.audit.token
+ * (its own PIN source) when configured, else the environment's token (km_env_token()).
+ * Opened on first call; *ret is owned by env. KM_EOK, or the token layer's code with its
+ * message in err.
+ */
+int km_env_audit_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
+
+/*
+ * The state the registered attach hook kept for this environment (km_env_hooks_t), when env
+ * was opened with hooks, else NULL: for the program that registered them.
+ */
+void *km_env_hook_state(const km_env_t *env, const km_env_hooks_t *hooks);
+
+/*
+ * Closes the environment's token (and its audit token) if it is open (logs out; the module is finalized when no
  * other token of this process uses it). The next operation that needs the token opens it
  * again. For long-running processes that use their token rarely (keymgrd): no session stays
  * logged in between uses, and a software token's copy of its objects is released.

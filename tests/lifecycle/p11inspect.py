@@ -9,7 +9,9 @@ Usage: /usr/bin/python3 p11inspect.py MODULE TOKEN-LABEL PIN-FILE [--destroy-id 
 With --destroy-id, every object whose CKA_ID is HEX is destroyed first (a change made
 behind keymgr's back, for the compliance tests), then the remaining objects are listed.
 Prints one JSON document: {"label":..., "serial":..., "objects":[{"class":"private"|
-"public"|..., "id":HEX, "label":TEXT}, ...]} and exits 0; exits 1 with a message on stderr
+"public"|"data"|..., "id":HEX, "label":TEXT}, ...]} and exits 0 (an object without a CKA_ID,
+such as a data object, has "id" ""; a private key also has "sensitive", "extractable",
+"decrypt", "unwrap" and "copyable": true, false or null when the token does not report it); exits 1 with a message on stderr
 (the C_* function and its CK_RV, never the PIN) when the token cannot be opened or logged in.
 """
 import ctypes
@@ -23,6 +25,14 @@ CKU_USER = 1
 CKA_CLASS = 0x0
 CKA_LABEL = 0x3
 CKA_ID = 0x102
+CKA_SENSITIVE = 0x103
+CKA_DECRYPT = 0x105
+CKA_UNWRAP = 0x107
+CKA_EXTRACTABLE = 0x162
+CKA_COPYABLE = 0x171
+CKR_ATTRIBUTE_TYPE_INVALID = 0x12
+PRIVATE_FLAGS = {"sensitive": CKA_SENSITIVE, "extractable": CKA_EXTRACTABLE,
+                 "decrypt": CKA_DECRYPT, "unwrap": CKA_UNWRAP, "copyable": CKA_COPYABLE}
 CLASSES = {0: "data", 1: "certificate", 2: "public", 3: "private", 4: "secret"}
 
 
@@ -49,6 +59,16 @@ def read_attr(lib, session, handle, atype):
     call(lib.C_GetAttributeValue, "C_GetAttributeValue", session, CK_ULONG(handle),
          ctypes.byref(attr), CK_ULONG(1))
     return buf.raw[:attr.ulValueLen]
+
+
+def read_opt(lib, session, handle, atype):
+    """The attribute's value, or None when the object has no such attribute."""
+    try:
+        return read_attr(lib, session, handle, atype)
+    except P11Error as e:
+        if str(e).endswith(f"0x{CKR_ATTRIBUTE_TYPE_INVALID:x}"):
+            return None
+        raise
 
 
 def find_slot(lib, label):
@@ -93,7 +113,7 @@ def inspect(module, label, pin_file, destroy_id=None):
         if destroy_id is not None:
             kept = []
             for h in handles:
-                if read_attr(lib, session, h, CKA_ID).hex() == destroy_id:
+                if (read_opt(lib, session, h, CKA_ID) or b"").hex() == destroy_id:
                     call(lib.C_DestroyObject, "C_DestroyObject", session, CK_ULONG(h))
                 else:
                     kept.append(h)
@@ -101,11 +121,16 @@ def inspect(module, label, pin_file, destroy_id=None):
         objects = []
         for h in handles:
             cls = int.from_bytes(read_attr(lib, session, h, CKA_CLASS), sys.byteorder)
-            objects.append({
+            obj = {
                 "class": CLASSES.get(cls, str(cls)),
-                "id": read_attr(lib, session, h, CKA_ID).hex(),
+                "id": (read_opt(lib, session, h, CKA_ID) or b"").hex(),
                 "label": read_attr(lib, session, h, CKA_LABEL).decode("utf-8", "replace"),
-            })
+            }
+            if obj["class"] == "private":
+                for name, atype in PRIVATE_FLAGS.items():
+                    v = read_opt(lib, session, h, atype)
+                    obj[name] = None if v is None else v != b"\x00"
+            objects.append(obj)
         lib.C_Logout(session)
         lib.C_CloseSession(session)
         return {"label": label, "serial": serial, "objects": objects}
