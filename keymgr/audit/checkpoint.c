@@ -185,6 +185,19 @@ static int active_key(km_store_t *s, km_store_audit_key_t *ret, bool *found, cha
 	return KM_EOK;
 }
 
+/* Whether the configured audit.token is not the token the key was made in (by the label or
+ * serial the configuration names): the next checkpoint moves the key, whether the head moved
+ * or not. */
+static bool moving(km_env_t *env, const km_store_audit_key_t *key)
+{
+	const km_env_cfg_t *e = km_env_cfg(env);
+	if (!e->has_audit_token)
+		return false;
+	if (e->audit_token.token_serial != NULL)
+		return strcmp(e->audit_token.token_serial, key->token_serial) != 0;
+	return strcmp(e->audit_token.token_label, key->token_label) != 0;
+}
+
 int km_audit_checkpoint(km_env_t *env, int64_t now, bool force, km_store_checkpoint_t *ret,
                         char *err, size_t errlen)
 {
@@ -208,7 +221,7 @@ int km_audit_checkpoint(km_env_t *env, int64_t now, bool force, km_store_checkpo
 	if ((r = active_key(s, &key, &have_key, err, errlen)) != KM_EOK)
 		goto out;
 	if (!force && have_key && n_cps > 0 && cps[n_cps - 1].seq == cp.seq &&
-	    strcmp(cps[n_cps - 1].key_kid, key.kid) == 0) {
+	    strcmp(cps[n_cps - 1].key_kid, key.kid) == 0 && !moving(env, &key)) {
 		if (ret != NULL)
 			*ret = cps[n_cps - 1];
 		goto out;

@@ -79,9 +79,9 @@ static int check_audit_token(km_config_t *cfg, const cfg_env_t *env, cfg_err_t *
 	if (!env->pub.has_audit_token ||
 	    !same_token(&env->pub.token, &env->pub.audit_token, what, sizeof(what)))
 		return KM_EOK;
-	cfg_errorf(e, env->audit_token_loc, "environments.%s.audit.token names the environment's "
-	           "own token (%s at %s:%d:%d): the audit key needs another token or slot, with its "
-	           "own PIN; leave audit.token out to keep it in the environment's token",
+	cfg_errorf(e, env->audit_token_loc, "environments.%s.audit.token is %s, the environment's "
+	           "own token (%s:%d:%d): the audit key needs another token or slot, with its own "
+	           "PIN; leave audit.token out to keep it in the environment's token",
 	           env->pub.name, what, env->token_loc.file ? env->token_loc.file : "?",
 	           env->token_loc.line, env->token_loc.col);
 	return cfg_record(cfg, e, KM_CONFIG_EINVAL, CFG_SCOPE_ENV, env->pub.name, NULL, NULL);

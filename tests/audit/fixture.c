@@ -29,6 +29,7 @@ static const char config_fmt[] =
 	"    store: %s\n"
 	"    audit:\n"
 	"      jsonl: %s\n"
+	"%s"
 	"    policy:\n"
 	"      algorithms: [ ES256 ]\n"
 	"      rotation_period: 30d\n"
@@ -48,7 +49,7 @@ static int write_config(audit_fx_t *fx, const char *jwks_max_age, const char *de
 	if (f == NULL)
 		return -1;
 	fprintf(f, config_fmt, fx->hsm.module, fx->hsm.label, fx->hsm.pin_source, fx->store,
-	        fx->jsonl, jwks_max_age, destroy_after);
+	        fx->jsonl, fx->audit_token, jwks_max_age, destroy_after);
 	return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -97,6 +98,17 @@ void audit_fx_reopen(audit_fx_t *fx)
 	fx->cfg = NULL;
 	if (open_env(fx) != 0)
 		abort();
+}
+
+void audit_fx_set_audit_token(audit_fx_t *fx, const char *label, const char *pin_source)
+{
+	fx->audit_token[0] = '\0';
+	if (label != NULL)
+		snprintf(fx->audit_token, sizeof(fx->audit_token), "      token:\n        module: %s\n"
+		         "        label: %s\n        pin: %s\n", fx->hsm.module, label, pin_source);
+	if (write_config(fx, "1h", "7d") != 0)
+		abort();
+	audit_fx_reopen(fx);
 }
 
 void audit_fx_configure(audit_fx_t *fx, const char *jwks_max_age, const char *destroy_after)

@@ -23,6 +23,7 @@ typedef struct {
 	char config[320];          /* DIR/keymgr.yaml */
 	char store[320];           /* DIR/development.db */
 	char jsonl[320];           /* DIR/audit.jsonl */
+	char audit_token[1024];    /* the audit.token lines of the config ("": none) */
 	km_config_t *cfg;
 	km_env_t *env;
 } audit_fx_t;
@@ -46,6 +47,11 @@ void audit_fx_reopen(audit_fx_t *fx);
 /* Rewrites the configuration with these policy values (the fixture's: "1h", "7d") and
  * reopens the environment. Aborts on failure. */
 void audit_fx_configure(audit_fx_t *fx, const char *jwks_max_age, const char *destroy_after);
+
+/* Rewrites the configuration with audit.token naming the token with this label of the
+ * fixture's SoftHSM (and pin source), or without audit.token (label NULL), and reopens the
+ * environment. Aborts on failure. */
+void audit_fx_set_audit_token(audit_fx_t *fx, const char *label, const char *pin_source);
 
 /* Runs argv (NULL-terminated; argv[0] is the program) with KEYMGR_CONFIG set to the fixture's
  * config. 0 or -1. Free with audit_run_free(). */
