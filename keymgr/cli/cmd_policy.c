@@ -276,8 +276,7 @@ static int policy_check(int argc, char **argv)
 	}
 	report_t rep = { c.json ? json_array() : NULL, c.json ? json_array() : NULL,
 	                 c.json ? json_array() : NULL, { 0, 0, 0 } };
-	if (only == NULL)
-		km_compliance_config(cfg, on_finding, &rep);
+	km_compliance_config(cfg, only ? only->name : NULL, on_finding, &rep);
 	for (size_t i = 0; i < km_config_env_count(cfg); i++) {
 		const km_env_cfg_t *e = km_config_env_at(cfg, i);
 		if (only != NULL && e != only)

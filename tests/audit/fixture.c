@@ -100,12 +100,12 @@ void audit_fx_reopen(audit_fx_t *fx)
 		abort();
 }
 
-void audit_fx_set_audit_token(audit_fx_t *fx, const char *label, const char *pin_source)
+void audit_fx_set_audit_token(audit_fx_t *fx, const char *selector, const char *pin_source)
 {
 	fx->audit_token[0] = '\0';
-	if (label != NULL)
+	if (selector != NULL)
 		snprintf(fx->audit_token, sizeof(fx->audit_token), "      token:\n        module: %s\n"
-		         "        label: %s\n        pin: %s\n", fx->hsm.module, label, pin_source);
+		         "        %s\n        pin: %s\n", fx->hsm.module, selector, pin_source);
 	if (write_config(fx, "1h", "7d") != 0)
 		abort();
 	audit_fx_reopen(fx);

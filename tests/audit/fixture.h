@@ -48,10 +48,10 @@ void audit_fx_reopen(audit_fx_t *fx);
  * reopens the environment. Aborts on failure. */
 void audit_fx_configure(audit_fx_t *fx, const char *jwks_max_age, const char *destroy_after);
 
-/* Rewrites the configuration with audit.token naming the token with this label of the
- * fixture's SoftHSM (and pin source), or without audit.token (label NULL), and reopens the
- * environment. Aborts on failure. */
-void audit_fx_set_audit_token(audit_fx_t *fx, const char *label, const char *pin_source);
+/* Rewrites the configuration with audit.token naming a token of the fixture's SoftHSM by
+ * selector ("label: NAME" or "serial: S"), with this pin source, or without audit.token
+ * (selector NULL), and reopens the environment. Aborts on failure. */
+void audit_fx_set_audit_token(audit_fx_t *fx, const char *selector, const char *pin_source);
 
 /* Runs argv (NULL-terminated; argv[0] is the program) with KEYMGR_CONFIG set to the fixture's
  * config. 0 or -1. Free with audit_run_free(). */

@@ -138,7 +138,7 @@ static void test_audit_key_moves_to_its_own_token(void **state)
 	km_env_close_token(fx.env);
 
 	/* With it: the next checkpoint makes a new audit key there, and signs with it. */
-	audit_fx_set_audit_token(&fx, AUDIT_LABEL, audit_pin_source);
+	audit_fx_set_audit_token(&fx, "label: " AUDIT_LABEL, audit_pin_source);
 	assert_int_equal(km_audit_checkpoint(fx.env, 1800000020, false, &cp, err, sizeof(err)),
 	                 KM_EOK);
 	audit_keys(&keys, &n);
@@ -193,7 +193,7 @@ static void test_refused_audit_pin_names_the_audit_token(void **state)
 	fclose(f);
 	assert_int_equal(chmod(path, 0600), 0);
 	snprintf(source, sizeof(source), "file:%s", path);
-	audit_fx_set_audit_token(&fx, AUDIT_LABEL, source);
+	audit_fx_set_audit_token(&fx, "label: " AUDIT_LABEL, source);
 
 	audit_run_t r;
 	run((const char *[]){ "audit", "checkpoint", AUDIT_FX_ENV, NULL }, &r);
@@ -206,7 +206,36 @@ static void test_refused_audit_pin_names_the_audit_token(void **state)
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.err, "the token's checkpoint record was not compared"));
 	audit_run_free(&r);
-	audit_fx_set_audit_token(&fx, AUDIT_LABEL, audit_pin_source);
+	audit_fx_set_audit_token(&fx, "label: " AUDIT_LABEL, audit_pin_source);
+}
+
+/* The configuration cannot see that a serial names the environment's own token (the wall
+ * compares labels with labels); policy check opens both and reports it. */
+static void test_audit_token_that_is_the_env_token_is_a_violation(void **state)
+{
+	km_token_info_t info;
+	km_token_t *t = token_open(fx.hsm.label, NULL);
+	km_token_get_info(t, &info);
+	km_token_free(t);
+	char selector[64];
+	snprintf(selector, sizeof(selector), "serial: \"%s\"", info.serial);
+	audit_fx_set_audit_token(&fx, selector, fx.hsm.pin_source);
+	audit_run_t r;
+	run((const char *[]){ "policy", "check", AUDIT_FX_ENV, "--json", NULL }, &r);
+	assert_int_equal(r.status, 1);
+	json_t *j = json_loads(r.out, 0, NULL);
+	json_t *v, *found = NULL;
+	size_t i;
+	json_array_foreach(json_object_get(j, "violations"), i, v)
+		if (strcmp(json_string_value(json_object_get(v, "check")), "shared-token") == 0)
+			found = v;
+	if (found == NULL)
+		fail_msg("no shared-token violation: %s", r.out);
+	assert_non_null(strstr(json_string_value(json_object_get(found, "message")),
+	                       "its audit token is its own token"));
+	json_decref(j);
+	audit_run_free(&r);
+	audit_fx_set_audit_token(&fx, "label: " AUDIT_LABEL, audit_pin_source);
 }
 
 int main(int argc, char **argv)
@@ -216,6 +245,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_audit_key_moves_to_its_own_token),
 		cmocka_unit_test(test_refused_audit_pin_names_the_audit_token),
+		cmocka_unit_test(test_audit_token_that_is_the_env_token_is_a_violation),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
