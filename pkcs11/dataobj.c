@@ -32,27 +32,31 @@ static int check_names(km_token_t *t, const char *app, const char *label)
 	return KM_EOK;
 }
 
+/* The attributes that name a private data object of app and label: N_NAMING entries. */
+#define N_NAMING 5
+static void naming(CK_ATTRIBUTE tmpl[N_NAMING], const char *app, const char *label)
+{
+	static CK_OBJECT_CLASS cls = CKO_DATA;
+	static CK_BBOOL yes = CK_TRUE;
+	tmpl[0] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
+	tmpl[1] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
+	tmpl[2] = (CK_ATTRIBUTE){ CKA_PRIVATE, &yes, sizeof(yes) };
+	tmpl[3] = (CK_ATTRIBUTE){ CKA_APPLICATION, (void *)app, strlen(app) };
+	tmpl[4] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
+}
+
 /* Finds the handles of the private data objects with app and label (admin_lock held). */
 static CK_RV find_data(km_token_t *t, const char *app, const char *label, CK_OBJECT_HANDLE *objs,
                        CK_ULONG *n)
 {
-	static CK_OBJECT_CLASS cls = CKO_DATA;
-	static CK_BBOOL yes = CK_TRUE;
-	CK_ATTRIBUTE tmpl[] = {
-		{ CKA_CLASS, &cls, sizeof(cls) },
-		{ CKA_TOKEN, &yes, sizeof(yes) },
-		{ CKA_PRIVATE, &yes, sizeof(yes) },
-		{ CKA_APPLICATION, (void *)app, strlen(app) },
-		{ CKA_LABEL, (void *)label, strlen(label) },
-	};
-	return km_p11_find(t, t->admin, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), objs, MAX_OBJECTS, n);
+	CK_ATTRIBUTE tmpl[N_NAMING];
+	naming(tmpl, app, label);
+	return km_p11_find(t, t->admin, tmpl, N_NAMING, objs, MAX_OBJECTS, n);
 }
 
 int km_token_data_put(km_token_t *t, const char *app, const char *label, const uint8_t *value,
                       size_t len)
 {
-	static CK_OBJECT_CLASS cls = CKO_DATA;
-	static CK_BBOOL yes = CK_TRUE;
 	CK_OBJECT_HANDLE old[MAX_OBJECTS], h = CK_INVALID_HANDLE;
 	CK_ULONG n_old = 0;
 	CK_RV rv;
@@ -65,14 +69,9 @@ int km_token_data_put(km_token_t *t, const char *app, const char *label, const u
 		                 KM_TOKEN_DATA_MAX);
 		return KM_EINVAL;
 	}
-	CK_ATTRIBUTE tmpl[] = {
-		{ CKA_CLASS, &cls, sizeof(cls) },
-		{ CKA_TOKEN, &yes, sizeof(yes) },
-		{ CKA_PRIVATE, &yes, sizeof(yes) },
-		{ CKA_APPLICATION, (void *)app, strlen(app) },
-		{ CKA_LABEL, (void *)label, strlen(label) },
-		{ CKA_VALUE, (void *)value, len },
-	};
+	CK_ATTRIBUTE tmpl[N_NAMING + 1];
+	naming(tmpl, app, label);
+	tmpl[N_NAMING] = (CK_ATTRIBUTE){ CKA_VALUE, (void *)value, len };
 	pthread_mutex_lock(&t->admin_lock);
 	if ((r = km_p11_ready_locked(t)) != KM_EOK)
 		goto out;
@@ -80,7 +79,7 @@ int km_token_data_put(km_token_t *t, const char *app, const char *label, const u
 		r = km_p11_fail(t, rv, "C_FindObjects (data object)");
 		goto out;
 	}
-	rv = t->fl->C_CreateObject(t->admin, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &h);
+	rv = t->fl->C_CreateObject(t->admin, tmpl, N_NAMING + 1, &h);
 	if (rv != CKR_OK) {
 		r = km_p11_fail(t, rv, "C_CreateObject (data object)");
 		goto out;

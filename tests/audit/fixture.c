@@ -12,6 +12,7 @@
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
+#include "keymgr/core/keyops.h"
 #include "tests/audit/fixture.h"
 
 extern char **environ;
@@ -79,6 +80,22 @@ int audit_fx_create(audit_fx_t *fx)
 	if (setenv("KEYMGR_CONFIG", fx->config, 1) != 0)
 		return -1;
 	return open_env(fx);
+}
+
+int audit_fx_keyset(audit_fx_t *fx, const char *name, int64_t at)
+{
+	km_store_keyset_t ks;
+	char err[1024] = "";
+	memset(&ks, 0, sizeof(ks));
+	snprintf(ks.name, sizeof(ks.name), "%s", name);
+	ks.alg = KM_ALG_ES256;
+	snprintf(ks.owner, sizeof(ks.owner), "team-a");
+	snprintf(ks.purpose, sizeof(ks.purpose), "access-token");
+	if (km_keyset_create(fx->env, &ks, "tester", at, err, sizeof(err)) != KM_EOK) {
+		fprintf(stderr, "audit fixture: key set %s: %s\n", name, err);
+		return -1;
+	}
+	return 0;
 }
 
 void audit_fx_destroy(audit_fx_t *fx)

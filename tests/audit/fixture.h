@@ -38,6 +38,10 @@ typedef struct {
 /* Creates everything and opens the environment. 0 or -1 (reason on stderr). */
 int audit_fx_create(audit_fx_t *fx);
 
+/* Creates key set name (ES256, owner team-a, purpose access-token, no key) at at through
+ * keymgr's own operation. 0 or -1 (reason on stderr). */
+int audit_fx_keyset(audit_fx_t *fx, const char *name, int64_t at);
+
 /* Closes the environment and removes the directory. */
 void audit_fx_destroy(audit_fx_t *fx);
 

@@ -25,7 +25,6 @@
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
-#include "keymgr/core/keyops.h"
 #include "tests/audit/fixture.h"
 
 #define CUT 10   /* the signed checkpoint the store is rolled back to */
@@ -102,19 +101,12 @@ static void expect_usage(const char *const *args, int status, const char *msg)
 static int group_setup(void **state)
 {
 	char err[1024] = "";
-	km_store_keyset_t ks;
 	km_store_checkpoint_t cp;
-	if (audit_fx_create(&fx) != 0)
-		return -1;
-	memset(&ks, 0, sizeof(ks));
-	snprintf(ks.name, sizeof(ks.name), "api");
-	ks.alg = KM_ALG_ES256;
-	snprintf(ks.owner, sizeof(ks.owner), "team-a");
-	snprintf(ks.purpose, sizeof(ks.purpose), "access-token");
 	int64_t t = 1800000000;
 	/* store.create, policy.load, keyset.create; the first checkpoint adds audit.key.create */
-	if (km_keyset_create(fx.env, &ks, "tester", t, err, sizeof(err)) != KM_EOK ||
-	    km_audit_checkpoint(fx.env, t + 1, true, &cp, err, sizeof(err)) != KM_EOK) {
+	if (audit_fx_create(&fx) != 0 || audit_fx_keyset(&fx, "api", t) != 0)
+		return -1;
+	if (km_audit_checkpoint(fx.env, t + 1, true, &cp, err, sizeof(err)) != KM_EOK) {
 		fprintf(stderr, "history: %s\n", err);
 		return -1;
 	}

@@ -23,7 +23,6 @@
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
-#include "keymgr/core/keyops.h"
 #include "pkcs11/token_test.h"
 #include "tests/audit/fixture.h"
 
@@ -35,21 +34,11 @@ static char audit_pin_source[400];
 
 static int group_setup(void **state)
 {
-	char err[1024] = "";
-	km_store_keyset_t ks;
 	if (audit_fx_create(&fx) != 0 ||
 	    km_test_softhsm_add_token(&fx.hsm, AUDIT_LABEL, "7391-audit-only", audit_pin_source,
-	                              sizeof(audit_pin_source)) != 0)
+	                              sizeof(audit_pin_source)) != 0 ||
+	    audit_fx_keyset(&fx, "api", 1800000000) != 0)
 		return -1;
-	memset(&ks, 0, sizeof(ks));
-	snprintf(ks.name, sizeof(ks.name), "api");
-	ks.alg = KM_ALG_ES256;
-	snprintf(ks.owner, sizeof(ks.owner), "team-a");
-	snprintf(ks.purpose, sizeof(ks.purpose), "access-token");
-	if (km_keyset_create(fx.env, &ks, "tester", 1800000000, err, sizeof(err)) != KM_EOK) {
-		fprintf(stderr, "keyset: %s\n", err);
-		return -1;
-	}
 	*state = &fx;
 	return 0;
 }
@@ -105,11 +94,23 @@ static int64_t record_seq(km_token_t *t)
 	return seq;
 }
 
-static void audit_keys(km_store_audit_key_t **keys, size_t *n)
+/* Signs a checkpoint at at; checks that the store then has n audit keys and returns the
+ * newest (the one that signed). */
+static km_store_audit_key_t checkpoint(int64_t at, bool force, size_t n,
+                                       km_store_checkpoint_t *cp)
 {
-	char err[256];
-	assert_int_equal(km_store_audit_keys(km_env_store(fx.env), keys, n, err, sizeof(err)),
+	km_store_audit_key_t *keys = NULL, last;
+	size_t got = 0;
+	char err[1024] = "";
+	if (km_audit_checkpoint(fx.env, at, force, cp, err, sizeof(err)) != KM_EOK)
+		fail_msg("checkpoint: %s", err);
+	assert_int_equal(km_store_audit_keys(km_env_store(fx.env), &keys, &got, err, sizeof(err)),
 	                 KM_EOK);
+	assert_int_equal(got, n);
+	last = keys[n - 1];
+	free(keys);
+	assert_string_equal(cp->key_kid, last.kid);
+	return last;
 }
 
 static void run(const char *const *args, audit_run_t *r)
@@ -124,30 +125,17 @@ static void run(const char *const *args, audit_run_t *r)
 
 static void test_audit_key_moves_to_its_own_token(void **state)
 {
-	char err[1024] = "";
 	km_store_checkpoint_t cp;
-	km_store_audit_key_t *keys = NULL;
-	size_t n = 0;
 	/* Without audit.token: the audit key is made in the environment's token. */
-	assert_int_equal(km_audit_checkpoint(fx.env, 1800000010, true, &cp, err, sizeof(err)),
-	                 KM_EOK);
-	audit_keys(&keys, &n);
-	assert_int_equal(n, 1);
-	km_store_audit_key_t old = keys[0];
-	free(keys);
+	km_store_audit_key_t old = checkpoint(1800000010, true, 1, &cp);
 	km_env_close_token(fx.env);
 
-	/* With it: the next checkpoint makes a new audit key there, and signs with it. */
+	/* With it: the next checkpoint (even one that would not sign an unchanged head) makes a
+	 * new audit key there, and signs with it. */
 	audit_fx_set_audit_token(&fx, "label: " AUDIT_LABEL, audit_pin_source);
-	assert_int_equal(km_audit_checkpoint(fx.env, 1800000020, false, &cp, err, sizeof(err)),
-	                 KM_EOK);
-	audit_keys(&keys, &n);
-	assert_int_equal(n, 2);
-	km_store_audit_key_t now = keys[1];
-	free(keys);
+	km_store_audit_key_t now = checkpoint(1800000020, false, 2, &cp);
 	assert_true(now.active);
 	assert_string_not_equal(now.kid, old.kid);
-	assert_string_equal(cp.key_kid, now.kid);
 	assert_string_equal(now.token_label, AUDIT_LABEL);
 	km_env_close_token(fx.env);
 
