@@ -264,6 +264,20 @@ out:
 	return r;
 }
 
+int km_pin_check_length(size_t len, unsigned long min, unsigned long max, const char *who,
+                        char *errbuf, size_t errlen)
+{
+	bool have_max = max > 0 && max != (unsigned long)-1 && max >= min;
+
+	if ((min > 0 && min != (unsigned long)-1 && len < min) || (have_max && len > max)) {
+		err(errbuf, errlen, "%s: the PIN has %zu characters but the token accepts %lu to %lu: "
+		    "not tried (a wrong PIN counts toward the token's lockout)", who, len, min,
+		    have_max ? max : 255ul);
+		return KM_P11_EPINSOURCE;
+	}
+	return KM_EOK;
+}
+
 int km_pin_read(const char *source, char **ret, char *errbuf, size_t errlen)
 {
 	if (source == NULL || source[0] == '\0') {

@@ -13,3 +13,14 @@
  * errbuf. Returns KM_EOK, KM_P11_EPINSOURCE or KM_P11_EPINPERM.
  */
 int km_pin_read(const char *source, char **ret, char *errbuf, size_t errlen);
+
+/*
+ * Checks a PIN's length against the token's ulMinPinLen/ulMaxPinLen before C_Login, so that
+ * a PIN the token cannot accept never spends a try toward its lockout (opencryptoki answers
+ * a PIN longer than 8 characters with CKR_PIN_INCORRECT and counts it). Limits a token
+ * reports as 0, as CK_UNAVAILABLE_INFORMATION or inverted are not used. On failure writes a
+ * message naming the limits and the source's kind, never the PIN, and returns
+ * KM_P11_EPINSOURCE.
+ */
+int km_pin_check_length(size_t len, unsigned long min, unsigned long max, const char *who,
+                        char *errbuf, size_t errlen);

@@ -61,6 +61,9 @@ static CK_RV read_privkey(km_token_t *t, CK_OBJECT_HANDLE h, km_token_privkey_t 
 	                                  &out.unwrap, &out.derive };
 	for (size_t i = 0; i < N_BOOLS; i++)
 		*dst[i] = attr_of(&a[3 + i], v[i]);
+	/* Every key of such a token can decrypt, keymgr's own too (check_private in keygen.c
+	 * accepts it on the same grounds): that alone does not make one unsafe. */
+	out.decrypt_excused = t->quirk != NULL && (t->quirk->flags & KM_P11_Q_DECRYPT_ALWAYS);
 	*k = out;
 	return CKR_OK;
 }
@@ -110,7 +113,8 @@ out:
 bool km_token_privkey_unsafe(const km_token_privkey_t *k)
 {
 	return k->sensitive == KM_TOKEN_ATTR_FALSE || k->extractable == KM_TOKEN_ATTR_TRUE ||
-	       k->never_extractable == KM_TOKEN_ATTR_FALSE || k->decrypt == KM_TOKEN_ATTR_TRUE ||
+	       k->never_extractable == KM_TOKEN_ATTR_FALSE ||
+	       (k->decrypt == KM_TOKEN_ATTR_TRUE && !k->decrypt_excused) ||
 	       k->unwrap == KM_TOKEN_ATTR_TRUE || k->derive == KM_TOKEN_ATTR_TRUE;
 }
 
@@ -123,7 +127,7 @@ const char *km_token_privkey_describe(const km_token_privkey_t *k, char *buf, si
 {
 	static const char *const kty_names[] = { [KM_KTY_RSA] = "RSA", [KM_KTY_EC] = "EC",
 	                                         [KM_KTY_OKP] = "EdDSA" };
-	char id[2 * KM_TOKEN_ID_MAX + 16] = "no CKA_ID", label[160] = "no label", usage[64] = "";
+	char id[2 * KM_TOKEN_ID_MAX + 16] = "no CKA_ID", label[160] = "no label", usage[96] = "";
 	if (k->id_len > 0) {
 		strcpy(id, "CKA_ID ");
 		for (size_t i = 0; i < k->id_len && i < KM_TOKEN_ID_MAX; i++)
@@ -132,8 +136,10 @@ const char *km_token_privkey_describe(const km_token_privkey_t *k, char *buf, si
 	if (k->label[0] != '\0')
 		snprintf(label, sizeof(label), "label '%.128s'", k->label);
 	const struct { km_token_attr_t a; const char *name; } uses[] = {
-		{ k->sign, "sign" }, { k->decrypt, "decrypt" }, { k->unwrap, "unwrap" },
-		{ k->derive, "derive" },
+		{ k->sign, "sign" },
+		{ k->decrypt, k->decrypt_excused ? "decrypt (the token's recorded exception)"
+		                                 : "decrypt" },
+		{ k->unwrap, "unwrap" }, { k->derive, "derive" },
 	};
 	for (size_t i = 0; i < sizeof(uses) / sizeof(uses[0]); i++)
 		if (uses[i].a == KM_TOKEN_ATTR_TRUE)

@@ -79,6 +79,11 @@ static int login_again(km_token_t *t, char *msg, size_t len)
 	}
 	if ((r = km_pin_read(t->pin_source, &pin, msg, len)) != KM_EOK)
 		return r;
+	if ((r = km_pin_check_length(strlen(pin), t->pin_min, t->pin_max, t->who, msg,
+	                             len)) != KM_EOK) {
+		km_secret_free(pin);
+		return r;
+	}
 	rv = t->fl->C_Login(t->admin, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
 	km_secret_free(pin);
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)

@@ -7,6 +7,7 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/secret.h"
+#include "pkcs11/caps.h"
 #include "pkcs11/failure.h"
 #include "pkcs11/internal.h"
 #include "pkcs11/pin.h"
@@ -58,7 +59,8 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 	if ((r = km_p11_pool_init(&t->pool, n_sessions)) != KM_EOK)
 		goto out;
 
-	r = km_p11_module_get(cfg->module_path, &t->mod, &t->fl, msg, sizeof(msg));
+	r = km_p11_module_get(cfg->module_path, cfg->init_args, &t->mod, &t->fl, msg,
+	                      sizeof(msg));
 	if (r != KM_EOK)
 		goto out;
 	r = km_p11_find_token(t->fl, cfg->module_path, cfg->token_label, cfg->token_serial,
@@ -75,8 +77,8 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 		km_p11_module_put(t->mod);
 		t->mod = NULL;
 		nanosleep(&pause, NULL);
-		if ((r = km_p11_module_get(cfg->module_path, &t->mod, &t->fl, msg,
-		                           sizeof(msg))) != KM_EOK)
+		if ((r = km_p11_module_get(cfg->module_path, cfg->init_args, &t->mod, &t->fl,
+		                           msg, sizeof(msg))) != KM_EOK)
 			goto out;
 		r = km_p11_find_token(t->fl, cfg->module_path, cfg->token_label, cfg->token_serial,
 		                      &t->slot, &ti, msg, sizeof(msg));
@@ -91,6 +93,7 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 	km_p11_unpad(t->info.model, sizeof(t->info.model), ti.model, sizeof(ti.model));
 	t->info.slot_id = t->slot;
 	snprintf(t->who, sizeof(t->who), "token '%s'", t->info.label);
+	km_p11_caps_probe(t);
 
 	rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
 	                          &t->admin);
@@ -102,6 +105,12 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 
 	if (cfg->pin_source != NULL) {
 		r = km_pin_read(cfg->pin_source, &pin, msg, sizeof(msg));
+		if (r != KM_EOK)
+			goto out;
+		t->pin_min = ti.ulMinPinLen;
+		t->pin_max = ti.ulMaxPinLen;
+		r = km_pin_check_length(strlen(pin), t->pin_min, t->pin_max, t->who, msg,
+		                        sizeof(msg));
 		if (r != KM_EOK)
 			goto out;
 		km_p11_module_login_ref(t->mod, t->slot);

@@ -45,6 +45,13 @@ typedef struct {
 	 */
 	const char *pin_source;
 	unsigned sessions;         /* signing session pool size; 0 = default (4) */
+	/*
+	 * A string passed as pReserved of CK_C_INITIALIZE_ARGS in C_Initialize, or NULL. NSS
+	 * softoken needs its database there ("configdir='sql:DIR' certPrefix='' ..."). A module
+	 * is initialised once per process: a second token of the same module with other
+	 * init_args is refused (KM_P11_EMODULE).
+	 */
+	const char *init_args;
 } km_token_cfg_t;
 
 typedef struct {
@@ -116,13 +123,65 @@ void km_token_get_health(km_token_t *t, km_token_health_t *ret);
 /* Copies the token's identity. */
 void km_token_get_info(const km_token_t *t, km_token_info_t *ret);
 
+/* What the token can do for one JOSE algorithm (km_token_get_caps). */
+typedef struct {
+	km_alg_t alg;
+	bool supported;
+	/* how keymgr signs: "CKM_SHA256_RSA_PKCS", or "CKM_RSA_PKCS + DigestInfo (SHA-256 in
+	 * software)", ...; "" when not supported */
+	char via[80];
+	/* when not supported: the missing mechanism or the reason ("no CKM_EDDSA") */
+	char why[160];
+	unsigned min_bits, max_bits;   /* RSA key sizes the generator accepts (0: not reported) */
+} km_token_alg_caps_t;
+
+/* One mechanism of the token's list that keymgr cares about. */
+typedef struct {
+	char name[40];                 /* "CKM_ECDSA", or "CKM_0x..." */
+	unsigned long min_size, max_size;
+	bool sign, generate_key_pair;
+} km_token_mech_t;
+
+#define KM_TOKEN_MECHS_MAX 24
+
+/*
+ * What the token reported (C_GetMechanismList / C_GetMechanismInfo, probed once when the
+ * token is opened) with what the quirk table (pkcs11/quirks.c) knows about the module.
+ */
+typedef struct {
+	bool probed;                   /* false: the module gave no mechanism list */
+	char library[80];              /* CK_INFO manufacturerID and libraryDescription */
+	char quirk[32];                /* name of the quirk table entry, "" when none */
+	/*
+	 * A recorded exception: a property the token cannot give its keys although keymgr asks
+	 * for it ("CKA_DECRYPT is always TRUE"), "" when none. keymgr never asks such a key to do
+	 * anything but sign; token info, keyset show and policy check name it as a warning, and
+	 * the audit record of each key generated on the token carries it.
+	 */
+	char exception[160];
+	km_token_alg_caps_t algs[KM_ALG_COUNT];   /* indexed by alg - 1 */
+	km_token_mech_t mechs[KM_TOKEN_MECHS_MAX];
+	size_t n_mechs;
+} km_token_caps_t;
+
+/* Copies the token's capabilities (see above) into *ret. */
+void km_token_get_caps(const km_token_t *t, km_token_caps_t *ret);
+
+/*
+ * KM_EOK when the token can generate and sign with alg (and rsa_bits for RS/PS). Otherwise
+ * writes "the PKCS#11 module M (token 'L') cannot do ALG: no CKM_X; it can do: ..." into
+ * err and returns KM_P11_EMECHANISM.
+ */
+int km_token_alg_check(const km_token_t *t, km_alg_t alg, unsigned rsa_bits, char *err,
+                       size_t errlen);
+
 /*
  * Generates a key pair for alg inside the token. rsa_bits is used for RS and PS algorithms
  * (2048, 3072 or 4096; others give KM_EKEYSIZE) and ignored otherwise.
  * The private key is CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, !CKA_EXTRACTABLE, CKA_SIGN only,
  * with !CKA_COPYABLE and CKA_ALLOWED_MECHANISMS limited to alg's mechanism where the token
- * accepts them (a token that refuses the template is asked again without CKA_COPYABLE, then
- * without CKA_ALLOWED_MECHANISMS too).
+ * accepts them (the template ladder of keygen.c: without CKA_COPYABLE, then without
+ * CKA_ALLOWED_MECHANISMS too, then the minimal template).
  * Writes the new CKA_ID into id_out (KM_TOKEN_ID_LEN bytes) and the public key into *pub.
  * Serialised against other generate/destroy calls on this token.
  */
@@ -195,6 +254,8 @@ typedef struct {
 	km_kty_t kty;                           /* 0 for key types keymgr does not know */
 	km_token_attr_t sensitive, extractable, never_extractable, always_sensitive;
 	km_token_attr_t sign, decrypt, unwrap, derive;
+	bool decrypt_excused;                   /* the token sets CKA_DECRYPT on every private
+	                                         * key (a recorded exception of its module) */
 } km_token_privkey_t;
 
 /*
@@ -210,7 +271,8 @@ int km_token_list_private_keys(km_token_t *t, km_token_privkey_t **ret, size_t *
  * false, CKA_EXTRACTABLE true, CKA_NEVER_EXTRACTABLE false, or CKA_DECRYPT, CKA_UNWRAP or
  * CKA_DERIVE true (what a generation cut off inside the token leaves on some tokens: the
  * objects with the token's defaults). An attribute the token did not report counts as
- * neither. keymgr makes no such key (km_token_generate()).
+ * neither, and so does CKA_DECRYPT where it is the token's recorded exception
+ * (decrypt_excused). keymgr makes no such key (km_token_generate()).
  */
 bool km_token_privkey_unsafe(const km_token_privkey_t *k);
 

@@ -256,6 +256,24 @@ static int status(int argc, char **argv)
 	       (long long)json_integer_value(json_object_get(reply, "pid")),
 	       json_is_true(json_object_get(reply, "healthy")) ? "healthy" : "UNHEALTHY",
 	       when(json_object_get(reply, "last_tick_ok")));
+	const char *why = json_string_value(json_object_get(reply, "health_reason"));
+	if (why != NULL)
+		printf("unhealthy: %s\n", why);
+	json_t *l = json_object_get(reply, "listener");
+	if (json_is_object(l)) {
+		json_int_t lpid = json_integer_value(json_object_get(l, "pid"));
+		json_int_t ap = json_integer_value(json_object_get(l, "admin_port"));
+		if (lpid > 0)
+			printf("listener pid %lld", (long long)lpid);
+		else
+			printf("listener not running (restarting)");
+		printf(", HTTP port %lld", (long long)json_integer_value(json_object_get(l, "port")));
+		if (ap > 0)
+			printf(", admin port %lld", (long long)ap);
+		printf(", seccomp %s, %lld restarts\n",
+		       json_is_true(json_object_get(l, "seccomp")) ? "on" : "off",
+		       (long long)json_integer_value(json_object_get(l, "restarts")));
+	}
 	size_t i, j;
 	json_t *e, *ks;
 	json_array_foreach(json_object_get(reply, "environments"), i, e) {

@@ -109,6 +109,8 @@ static int load(const char *path, bool partial, km_config_t **ret, char *err, si
 	}
 	cfg->daemon.listen = KM_CONFIG_DEFAULT_LISTEN;
 	cfg->daemon.port = KM_CONFIG_DEFAULT_PORT;
+	cfg->daemon.listener_user = KM_CONFIG_DEFAULT_LISTENER_USER;
+	cfg->daemon.admin_listen = KM_CONFIG_DEFAULT_ADMIN_LISTEN;
 	cfg->daemon.control_socket = KM_CONFIG_DEFAULT_CONTROL_SOCKET;
 	cfg->daemon.poll_interval = KM_CONFIG_DEFAULT_POLL_INTERVAL;
 

@@ -46,9 +46,12 @@
 #define KM_CONFIG_MAX_INCLUDES 16
 #define KM_CONFIG_MAX_NODES 100000   /* YAML nodes of a file, every alias expanded */
 #define KM_CONFIG_MAX_SESSIONS 64
+#define KM_CONFIG_INIT_ARGS_MAX 1024  /* environments.ENV.token.init_args */
 
 #define KM_CONFIG_DEFAULT_LISTEN "127.0.0.1"
 #define KM_CONFIG_DEFAULT_PORT 8080
+#define KM_CONFIG_DEFAULT_LISTENER_USER "nobody"
+#define KM_CONFIG_DEFAULT_ADMIN_LISTEN "127.0.0.1"
 #define KM_CONFIG_DEFAULT_CONTROL_SOCKET "/run/keymgr/control.sock"
 #define KM_CONFIG_DEFAULT_SESSIONS 4
 #define KM_CONFIG_DEFAULT_POLL_INTERVAL 5
@@ -112,6 +115,12 @@ typedef struct {
 	unsigned control_per_peer;                       /* control connections per uid; 0 = default */
 	unsigned control_rate_limit;                     /* control requests/s per uid; 0 = none */
 	unsigned control_rate_burst;                     /* control burst per uid; 0 = 2 * rate */
+	/* The listener (keymgrd-listener): the user it runs as, and its admin socket
+	 * (/metrics, /healthz), off unless admin_port is set (0: an ephemeral port). */
+	const char *listener_user;
+	const char *admin_listen;                        /* IP address literal */
+	unsigned admin_port;
+	bool admin;                                      /* admin_port was set */
 } km_daemon_cfg_t;
 
 /*

@@ -320,12 +320,15 @@ static void unsafe_held(recon_t *c, const km_token_privkey_t *p, const km_store_
 	char what[600], detail[1536];
 	km_token_privkey_describe(p, what, sizeof(what));
 	bool out = row != NULL && (row->state == KM_STATE_REMOVED || row->state == KM_STATE_REVOKED);
+	bool readable = p->sensitive == KM_TOKEN_ATTR_FALSE || p->extractable == KM_TOKEN_ATTR_TRUE ||
+	                p->never_extractable == KM_TOKEN_ATTR_FALSE;
 	if (row != NULL)
-		snprintf(detail, sizeof(detail), "%s key %s of %s is not safe in the token (%s): its "
-		         "private value may have been read; %s %s --env %s%s; reconcile does not "
-		         "destroy a key a record holds", km_state_name(row->state), row->kid,
-		         row->keyset, what, out ? "destroy it now: keymgr destroy" : "revoke it: "
-		         "keymgr revoke", row->kid, km_env_name(c->env), out ? "" : " --reason ...");
+		snprintf(detail, sizeof(detail), "%s key %s of %s is not safe in the token (%s): %s; "
+		         "%s %s --env %s%s; reconcile does not destroy a key a record holds",
+		         km_state_name(row->state), row->kid, row->keyset, what, readable
+		         ? "its private value may have been read" : "it can do more than sign",
+		         out ? "destroy it now: keymgr destroy" : "revoke it: keymgr revoke", row->kid,
+		         km_env_name(c->env), out ? "" : " --reason ...");
 	else
 		snprintf(detail, sizeof(detail), "the audit key %s is not safe in the token (%s): "
 		         "checkpoints it signed may be forged; make a new audit key", audit_kid, what);

@@ -393,7 +393,7 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 		if (docs[i].body == NULL)
 			continue;
 		kd_keyset_path(e, ks->name, path, sizeof(path));
-		if ((r = km_http_publish(d->http, path, docs[i].body, docs[i].len, serial, ks->max_age,
+		if ((r = kd_front_publish(d->front, path, docs[i].body, docs[i].len, serial, ks->max_age,
 		                         (time_t)now)) != KM_EOK) {
 			snprintf(err, sizeof(err), "publishing %s: %s", path, km_strerror(r));
 			goto out;
@@ -412,7 +412,7 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 		       "serial", num, NULL);
 	}
 	if (env_doc.body != NULL) {
-		if ((r = km_http_publish(d->http, e->path, env_doc.body, env_doc.len, serial,
+		if ((r = kd_front_publish(d->front, e->path, env_doc.body, env_doc.len, serial,
 		                         env_max_age, (time_t)now)) != KM_EOK) {
 			snprintf(err, sizeof(err), "publishing %s: %s", e->path, km_strerror(r));
 			goto out;
@@ -455,10 +455,10 @@ out:
 
 void kd_unpublish_paths(kd_daemon_t *d, const kd_paths_t *paths)
 {
-	if (d->http == NULL)
+	if (d->front == NULL)
 		return;
 	for (size_t i = 0; i < paths->n; i++)
-		km_http_unpublish(d->http, paths->path[i]);
+		kd_front_unpublish(d->front, paths->path[i]);
 }
 
 void kd_publish_listed_verifiers(kd_daemon_t *d)
@@ -482,7 +482,7 @@ void kd_publish_listed_verifiers(kd_daemon_t *d)
 					names[n++] = name;
 			}
 	}
-	if (km_http_set_listed_verifiers(d->http, names, n) != KM_EOK)
+	if (kd_front_set_listed_verifiers(d->front, names, n) != KM_EOK)
 		kd_log(KD_LOG_ERROR, "verifiers", "result", "failed", "error",
 		       "out of memory: the listed verifiers' rows may be evicted", NULL);
 }

@@ -154,9 +154,9 @@ static km_apply_verdict_t gate(void *vctx, const char *keyset, const km_plan_act
 	kd_keyset_path(c->e, keyset, ks_path, sizeof(ks_path));
 	km_http_verifier_t *ra = NULL, *rb = NULL;
 	size_t na = 0, nb = 0;
-	if (km_http_verifiers(c->d->http, c->e->path, &ra, &na) != KM_EOK)
+	if (kd_front_verifiers(c->d->front, c->e->path, &ra, &na) != KM_EOK)
 		na = 0;
-	if (km_http_verifiers(c->d->http, ks_path, &rb, &nb) != KM_EOK)
+	if (kd_front_verifiers(c->d->front, ks_path, &rb, &nb) != KM_EOK)
 		nb = 0;
 	size_t n_missing = missing(&p, ra, na, rb, nb, k->first_serial, names, sizeof(names));
 	free(ra);
@@ -303,7 +303,8 @@ static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now
 	run_ctx_t c = { .d = d, .e = e, .ks = ks };
 	ks->deferred = false;   /* set again by the gate if it still holds an activation back */
 	km_apply_opts_t o = { .report = on_report, .warn = on_warn, .ctx = &c, .gate = gate,
-	                      .before = before_action, .after = after_action };
+	                      .before = before_action, .after = after_action,
+	                      .next_event = &ks->next_event };
 	char err[1024] = "", num[32], n2[32];
 	int64_t w = INT64_MAX;
 	km_store_t *s = km_env_store(e->env);

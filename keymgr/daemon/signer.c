@@ -39,6 +39,7 @@
 #include "keymgr/daemon/authz.h"
 #include "keymgr/daemon/backoff.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/sign_stats.h"
 #include "keymgr/daemon/signer.h"
 #include "keymgr/daemon/state.h"
 #include "keymgr/store/store.h"
@@ -51,12 +52,13 @@ typedef struct {
 	char name[KM_KEYSET_NAME_MAX + 1];
 	km_claims_key_t key;
 	kd_allow_t allow;
+	kd_sign_stat_t *stats;          /* its /metrics figures (kept across rebuilds) */
 } sk_keyset_t;
 
 typedef struct {
 	char env[KM_ENV_NAME_MAX + 1];
 	/* Our copy of the token configuration: survives the configuration it came from. */
-	char *module, *label, *serial, *pin;
+	char *module, *label, *serial, *pin, *init_args;
 	unsigned sessions;
 	km_token_t *token;              /* NULL until opened */
 	int token_r;                    /* why not, when NULL */
@@ -66,6 +68,7 @@ typedef struct {
 	atomic_bool reopen;             /* a signer lost its session or the device */
 	sk_keyset_t *ks;                /* sorted by name */
 	size_t n_ks;
+	kd_sign_stat_t *other;          /* requests for a key set not signed for here */
 } sk_env_t;
 
 typedef struct {
@@ -89,14 +92,19 @@ struct kd_signing {
 	uint64_t q_dropped;
 
 	atomic_uint_fast64_t n_ok, n_refused, n_denied, n_failed;
+	kd_sign_stats_t *stats;
+	kd_sign_stat_t *unserved;       /* requests for an environment not signed for */
 };
 
 int kd_signing_create(kd_signing_t **ret)
 {
 	kd_signing_t *s = calloc(1, sizeof(*s));
 	pthread_rwlockattr_t attr;
-	if (s == NULL)
+	if (s == NULL || kd_sign_stats_create(&s->stats) != KM_EOK) {
+		free(s);
 		return KM_ENOMEM;
+	}
+	s->unserved = kd_sign_stats_entry(s->stats, "", "");
 	/* Writer-preferring: a stream of signers must never starve a rotation. */
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -125,6 +133,7 @@ static void env_free(sk_env_t *se)
 	free(se->label);
 	free(se->serial);
 	free(se->pin);
+	free(se->init_args);
 	free(se);
 }
 
@@ -137,6 +146,7 @@ void kd_signing_free(kd_signing_t *s)
 	free(s->envs);
 	pthread_rwlock_destroy(&s->lock);
 	pthread_mutex_destroy(&s->q_lock);
+	kd_sign_stats_free(s->stats);
 	free(s);
 }
 
@@ -210,7 +220,7 @@ static bool token_cfg_same(const sk_env_t *se, const km_token_cfg_t *t)
 {
 	return same_str(se->module, t->module_path) && same_str(se->label, t->token_label) &&
 	       same_str(se->serial, t->token_serial) && same_str(se->pin, t->pin_source) &&
-	       se->sessions == t->sessions;
+	       same_str(se->init_args, t->init_args) && se->sessions == t->sessions;
 }
 
 static char *dup_or_null(const char *s)
@@ -224,13 +234,16 @@ static int token_cfg_copy(sk_env_t *se, const km_token_cfg_t *t)
 	free(se->label);
 	free(se->serial);
 	free(se->pin);
+	free(se->init_args);
 	se->module = dup_or_null(t->module_path);
 	se->label = dup_or_null(t->token_label);
 	se->serial = dup_or_null(t->token_serial);
 	se->pin = dup_or_null(t->pin_source);
+	se->init_args = dup_or_null(t->init_args);
 	se->sessions = t->sessions;
 	if ((t->module_path && !se->module) || (t->token_label && !se->label) ||
-	    (t->token_serial && !se->serial) || (t->pin_source && !se->pin))
+	    (t->token_serial && !se->serial) || (t->pin_source && !se->pin) ||
+	    (t->init_args && !se->init_args))
 		return KM_ENOMEM;
 	return KM_EOK;
 }
@@ -343,6 +356,8 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 		       "out of memory", NULL);
 		return;
 	}
+	for (size_t i = 0; i < n; i++)
+		ks[i].stats = kd_sign_stats_entry(s->stats, se->env, ks[i].name);
 	if (keysets_equal(se->ks, se->n_ks, ks, n)) {
 		keysets_free(ks, n);
 		return;
@@ -381,7 +396,7 @@ static void open_token(kd_signing_t *s, sk_env_t *se, int64_t now)
 		return;
 	km_token_cfg_t cfg = { .module_path = se->module, .token_label = se->label,
 	                       .token_serial = se->serial, .pin_source = se->pin,
-	                       .sessions = se->sessions };
+	                       .sessions = se->sessions, .init_args = se->init_args };
 	km_token_t *t = NULL;
 	char err[TOKEN_ERR_MAX - 64] = "", num[32];
 	int r = km_token_open(&cfg, &t, err, sizeof(err));
@@ -423,6 +438,7 @@ static int add_env(kd_signing_t *s, const kd_env_t *e, sk_env_t **ret)
 	se->token_r = KM_P11_ENOTOKEN;
 	snprintf(se->token_err, sizeof(se->token_err), "environment '%s': the signing token is "
 	         "not open yet", e->name);
+	se->other = kd_sign_stats_entry(s->stats, se->env, "");
 	if (token_cfg_copy(se, &e->cfg->token) != KM_EOK) {
 		env_free(se);
 		return KM_ENOMEM;
@@ -647,7 +663,10 @@ static bool parse_ttl(json_t *v, int64_t *ttl, char *err, size_t errlen)
 	return false;
 }
 
-json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, char **jwt_out)
+/* One request; *stat receives the figures it counts toward (left alone before the key set
+ * is known: the caller's default). */
+static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, char **jwt_out,
+                            kd_sign_stat_t **stat)
 {
 	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
 	const char *ref = json_string_value(json_object_get(req, "keyset"));
@@ -671,6 +690,8 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 	pthread_rwlock_rdlock(&s->lock);
 	sk_env_t *se = find_env(s, env);
 	sk_keyset_t *ks = se ? find_keyset(se, name) : NULL;
+	if (se != NULL)
+		*stat = ks != NULL ? ks->stats : se->other;
 	if (se == NULL) {
 		pthread_rwlock_unlock(&s->lock);
 		snprintf(err, sizeof(err), "keymgrd does not sign for environment '%s' (none of its "
@@ -736,6 +757,24 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 	return refusal(r, NULL, err);
 }
 
+json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, char **jwt_out)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	kd_sign_stat_t *stat = s->unserved;
+	json_t *reply = sign_request(s, p, req, jwt_out, &stat);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+	if (*jwt_out != NULL) {
+		kd_sign_stat_record(stat, KD_SIGN_SIGNED, NULL, ns);
+	} else {
+		const char *code = json_string_value(json_object_get(reply, "code"));
+		kd_sign_stat_record(stat, code != NULL && strcmp(code, "token_error") == 0 ?
+		                    KD_SIGN_TOKEN_ERROR : KD_SIGN_REFUSED, code, ns);
+	}
+	return reply;
+}
+
 void kd_signing_prepare(kd_signing_t *s, const char *env)
 {
 	if (s == NULL)
@@ -754,4 +793,10 @@ void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4])
 	out[1] = s ? atomic_load(&s->n_refused) : 0;
 	out[2] = s ? atomic_load(&s->n_denied) : 0;
 	out[3] = s ? atomic_load(&s->n_failed) : 0;
+}
+
+void kd_signing_metrics(kd_daemon_t *d, FILE *f)
+{
+	if (d->signing != NULL)
+		kd_sign_stats_render(d->signing->stats, f);
 }

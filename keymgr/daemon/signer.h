@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "keymgr/daemon/authz.h"
 #include "keymgr/daemon/state.h"
@@ -46,3 +47,5 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 void kd_signing_prepare(kd_signing_t *s, const char *env);
 /* Requests signed, refused by policy, denied to the caller, failed in the token. */
 void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4]);
+/* Main thread: the per-key-set signing figures (sign_stats.h), in Prometheus text format. */
+void kd_signing_metrics(kd_daemon_t *d, FILE *f);

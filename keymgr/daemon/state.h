@@ -12,6 +12,7 @@
 
 #include "keymgr/config/config.h"
 #include "keymgr/core/env.h"
+#include "keymgr/daemon/front.h"
 #include "keymgr/http/http_server.h"
 #include "policy/planner.h"
 
@@ -34,6 +35,9 @@ typedef struct {
 	char name[KM_KEYSET_NAME_MAX + 1];
 	unsigned max_age;          /* the key set's jwks_max_age (Cache-Control of its document) */
 	int64_t next_wake;         /* when to plan it again; 0: now */
+	int64_t next_event;        /* its next lifecycle event as last planned (INT64_MAX: none,
+	                            * 0: not planned yet); next_wake may be earlier (a gate's
+	                            * recheck, a retry) */
 	unsigned failures;         /* consecutive failed runs */
 	int64_t retry_at;          /* no automatic run before this after a failure */
 	char *error;               /* last failure (malloc'd), NULL when the last run succeeded */
@@ -81,12 +85,13 @@ typedef struct {
 	size_t n_only;
 	const char *listen;        /* --listen, or NULL: the config's */
 	int port;                  /* --port, or -1: the config's */
+	int admin_port;            /* --admin-port, or -1: the config's */
 	const char *control_socket;/* --control-socket, or NULL: the config's */
 
 	km_config_t *cfg;
 	kd_env_t *envs;
 	size_t n_envs;
-	km_http_t *http;
+	kd_front_t *front;         /* the listener (front.h): everything served goes there */
 	int ctl_fd;
 	char ctl_path[108];
 	kd_ctl_t *ctl;             /* the control connections' threads */

@@ -21,6 +21,7 @@ due for an hour, so the documents cannot change for another reason).
 
 Usage: test_daemon_faults.py KEYMGR KEYMGRD P11FAULT-MODULE
 """
+import json
 import os
 import sqlite3
 import sys
@@ -67,8 +68,11 @@ class FaultSetup(Setup):
 
 
 def healthz(d):
+    """/healthz's status, and the reason, which only the control socket gives."""
     st, _, body = d.http("GET", "/healthz")
-    return st, body.decode()
+    check(body in (b"ok\n", b"unhealthy\n"), f"/healthz gives details: {body!r}")
+    reason = json.loads(d.s.run("status", "--json").stdout).get("health_reason") or ""
+    return st, reason
 
 
 def jwks_state(d):

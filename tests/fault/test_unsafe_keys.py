@@ -14,6 +14,8 @@ without keymgr, tests/lifecycle/p11inspect.py):
     would destroy it and leaves it;
   - `keymgr reconcile --remove-unsafe` destroys it (exit 0): the token holds no unsafe
     private key, keymgr's own keys are untouched, policy check and reconcile are clean;
+  - keymgr's own active key, made able to decrypt behind its back (C_SetAttributeValue), is
+    reported with the repair `keymgr revoke KID ...`, and never destroyed by reconcile;
   - keymgrd reconciling at start reports such a key and keeps it, unless the configuration
     says daemon.remove_unsafe_keys: true: then it destroys it, before its first pass.
 
@@ -44,10 +46,10 @@ class UnsafeSetup(Setup):
         self.module = FAULT_MODULE
         self.write_config()
 
-    def private_keys(self):
-        """The token's private key objects, read without keymgr."""
+    def private_keys(self, *extra):
+        """The token's private key objects, read without keymgr (extra: p11inspect options)."""
         p = subprocess.run(["/usr/bin/python3", P11INSPECT, self.env["KEYMGR_P11FAULT_MODULE"],
-                            "kd-dev", f"{self.dir}/dev.pin"], env=self.env,
+                            "kd-dev", f"{self.dir}/dev.pin", *extra], env=self.env,
                            capture_output=True, text=True, timeout=60)
         check(p.returncode == 0, f"p11inspect: {p.stderr}")
         return [o for o in json.loads(p.stdout)["objects"] if o["class"] == "private"]
@@ -149,6 +151,37 @@ def test_policy_check_flags_and_reconcile_removes():
         s.close()
 
 
+def test_unsafe_key_a_record_holds_is_never_destroyed():
+    """keymgr's own active key made able to decrypt behind its back: reported, to be revoked,
+    never destroyed by reconcile, --remove-unsafe or not."""
+    s = UnsafeSetup()
+    try:
+        s.keyset_create("dev/a")
+        s.run("rotate", "dev/a")
+        kid = [k for k in s.keys("dev/a") if k["state"] == "active"][0]["kid"]
+        cka = s.query(f"SELECT lower(hex(cka_id)) FROM keys WHERE kid = '{kid}'")
+        s.private_keys("--allow-decrypt-id", cka)
+        check([o["decrypt"] for o in s.private_keys() if o["id"] == cka] == [True],
+              "CKA_DECRYPT was not set")
+        found = s.policy_unsafe(expect=1)
+        check(len(found) == 1 and found[0]["kid"] == kid and
+              found[0]["repair"] == f"keymgr revoke {kid} --env dev --reason ...",
+              f"policy check: {found}")
+        for args in ((), ("--remove-unsafe",)):
+            doc = s.reconcile(*args, expect=1)
+            u = [f for f in doc["findings"] if f["action"] == "unsafe"]
+            check(len(u) == 1 and u[0]["kid"] == kid and u[0]["attention"] and
+                  not u[0]["applied"] and u[0]["state"] == "active" and
+                  "can do more than sign" in u[0]["detail"] and
+                  f"keymgr revoke {kid}" in u[0]["detail"], f"reconcile {args}: {doc}")
+        check([o["id"] for o in s.private_keys() if o["id"] == cka] == [cka],
+              "reconcile destroyed a key a record holds")
+        s.run("sign", "dev/a", "--claims", '{"sub":"x","aud":"api.test","client_id":"c"}',
+              "--ttl", "2s")
+    finally:
+        s.close()
+
+
 def test_keymgrd_removes_only_when_configured():
     s = UnsafeSetup()
     try:
@@ -194,6 +227,8 @@ def test_bad_option_value():
 if __name__ == "__main__":
     sys.exit(run_tests([
         ("policy_check_flags_and_reconcile_removes", test_policy_check_flags_and_reconcile_removes),
+        ("unsafe_key_a_record_holds_is_never_destroyed",
+         test_unsafe_key_a_record_holds_is_never_destroyed),
         ("keymgrd_removes_only_when_configured", test_keymgrd_removes_only_when_configured),
         ("bad_option_value", test_bad_option_value),
     ]))

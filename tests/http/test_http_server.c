@@ -847,10 +847,10 @@ static void test_metrics_extra_text(void **state)
 						  "keymgr_keys{state=\"active\"} 1\n"), KM_EOK);
 	assert_int_equal(metric(f, "keymgr_keys{state=\"active\"}"), 1);
 
-	huge = malloc(1024 * 1024 + 2);
+	huge = malloc(KM_HTTP_METRICS_TEXT_MAX + 2);
 	assert_non_null(huge);
-	memset(huge, '#', 1024 * 1024 + 1);
-	huge[1024 * 1024 + 1] = '\0';
+	memset(huge, '#', KM_HTTP_METRICS_TEXT_MAX + 1);
+	huge[KM_HTTP_METRICS_TEXT_MAX + 1] = '\0';
 	assert_int_equal(km_http_set_metrics_text(f->h, huge), KM_EINVAL);
 	free(huge);
 	assert_int_equal(metric(f, "keymgr_keys{state=\"active\"}"), 1);       /* unchanged */

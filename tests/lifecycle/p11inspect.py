@@ -6,8 +6,11 @@ The user PIN is read from a file (never a command line); it is used for C_Login 
 that private objects are listed too.
 
 Usage: /usr/bin/python3 p11inspect.py MODULE TOKEN-LABEL PIN-FILE [--destroy-id HEX]
+                                      [--allow-decrypt-id HEX]
 With --destroy-id, every object whose CKA_ID is HEX is destroyed first (a change made
 behind keymgr's back, for the compliance tests), then the remaining objects are listed.
+With --allow-decrypt-id, the private keys whose CKA_ID is HEX get CKA_DECRYPT=TRUE first
+(C_SetAttributeValue: a key made unsafe behind keymgr's back).
 Prints one JSON document: {"label":..., "serial":..., "objects":[{"class":"private"|
 "public"|"data"|..., "id":HEX, "label":TEXT}, ...]} and exits 0 (an object without a CKA_ID,
 such as a data object, has "id" ""; a private key also has "sensitive", "extractable",
@@ -86,7 +89,7 @@ def find_slot(lib, label):
     raise P11Error(f"no token labelled '{label}'")
 
 
-def inspect(module, label, pin_file, destroy_id=None):
+def inspect(module, label, pin_file, destroy_id=None, decrypt_id=None):
     lib = ctypes.CDLL(module)
     call(lib.C_Initialize, "C_Initialize", None)
     try:
@@ -118,6 +121,16 @@ def inspect(module, label, pin_file, destroy_id=None):
                 else:
                     kept.append(h)
             handles = kept
+        if decrypt_id is not None:
+            for h in handles:
+                cls = int.from_bytes(read_attr(lib, session, h, CKA_CLASS), sys.byteorder)
+                if CLASSES.get(cls) == "private" and \
+                        (read_opt(lib, session, h, CKA_ID) or b"").hex() == decrypt_id:
+                    yes = ctypes.c_ubyte(1)
+                    attr = Attribute(CKA_DECRYPT, ctypes.cast(ctypes.byref(yes), ctypes.c_void_p),
+                                     1)
+                    call(lib.C_SetAttributeValue, "C_SetAttributeValue", session, CK_ULONG(h),
+                         ctypes.byref(attr), CK_ULONG(1))
         objects = []
         for h in handles:
             cls = int.from_bytes(read_attr(lib, session, h, CKA_CLASS), sys.byteorder)
@@ -140,16 +153,17 @@ def inspect(module, label, pin_file, destroy_id=None):
 
 def main():
     args = sys.argv[1:]
-    destroy_id = None
-    if len(args) == 5 and args[3] == "--destroy-id":
-        destroy_id = args[4].lower()
+    ids = {"--destroy-id": None, "--allow-decrypt-id": None}
+    if len(args) == 5 and args[3] in ids:
+        ids[args[3]] = args[4].lower()
         args = args[:3]
     if len(args) != 3:
-        print("usage: p11inspect.py MODULE TOKEN-LABEL PIN-FILE [--destroy-id HEX]",
-              file=sys.stderr)
+        print("usage: p11inspect.py MODULE TOKEN-LABEL PIN-FILE [--destroy-id HEX] "
+              "[--allow-decrypt-id HEX]", file=sys.stderr)
         return 2
     try:
-        print(json.dumps(inspect(*args, destroy_id=destroy_id)))
+        print(json.dumps(inspect(*args, destroy_id=ids["--destroy-id"],
+                                 decrypt_id=ids["--allow-decrypt-id"])))
     except (P11Error, OSError) as e:
         print(f"p11inspect: {e}", file=sys.stderr)
         return 1
