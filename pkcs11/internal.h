@@ -14,6 +14,7 @@
  *   pubkey.h     pubkey.c: reading a public key object
  *   prepare.h    prepare.c: signing operations initialised ahead
  *   recover.h    recover.c: re-opening lost sessions, borrowing a session
+ *   login.h      login.c: the user login through the PIN gate
  * A file includes the headers of the jobs it calls, and no job calls one that calls it back
  * (docs/token-layer.md lists the layers).
  */

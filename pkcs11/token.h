@@ -32,6 +32,41 @@
 
 typedef struct km_token km_token_t;
 
+/* The kinds of PIN source (km_token_cfg_t.pin_source). */
+typedef enum { KM_PIN_FROM_FILE = 1, KM_PIN_FROM_ENV, KM_PIN_FROM_PROMPT } km_pin_kind_t;
+
+/*
+ * What a PIN was read from, for a PIN gate: never the PIN, nor anything computed from it.
+ * For a file: source, the identity of the file the PIN was read from, as fstat(2) gave it on
+ * the descriptor that was read (device, inode, modification time, size): any change to the
+ * file makes a new identity. An env: source has no identity beyond its name (its value could
+ * only be told apart by the value itself), and a prompt is a new PIN every time.
+ */
+typedef struct {
+	const char *source;        /* as configured: "file:PATH", "env:NAME", "prompt" */
+	km_pin_kind_t kind;
+	uint64_t dev, ino;         /* file: only, like the three below */
+	int64_t mtime_sec, mtime_nsec;
+	int64_t size;
+} km_pin_id_t;
+
+/*
+ * A PIN gate: asked before every user C_Login (at km_token_open and when lost sessions are
+ * re-opened), and told what each one answered, so that a PIN the token refused is not
+ * presented again (keymgr/core/pin_refusal.c remembers refusals next to the store). The
+ * callbacks may run on any thread; ctx must outlive every token opened with the gate.
+ */
+typedef struct {
+	/* KM_EOK: go on with C_Login. Any other code (KM_P11_ELOGIN: this PIN was refused
+	 * before) is returned by the login without calling C_Login, with msg as its message. */
+	int (*check)(void *ctx, const km_pin_id_t *id, char *msg, size_t len);
+	/* What C_Login answered for the PIN from id: KM_EOK, or its code (KM_P11_ELOGIN for a
+	 * PIN the token refused) with rv_name the CK_RV's name. Not called when the token said
+	 * CKR_USER_ALREADY_LOGGED_IN (the PIN was not checked). */
+	void (*outcome)(void *ctx, const km_pin_id_t *id, int code, const char *rv_name);
+	void *ctx;
+} km_pin_gate_t;
+
 typedef struct {
 	const char *module_path;   /* required: path of the PKCS#11 module */
 	const char *token_label;   /* label, or NULL when token_serial is given */
@@ -52,6 +87,10 @@ typedef struct {
 	 * init_args is refused (KM_P11_EMODULE).
 	 */
 	const char *init_args;
+	/* Asked before each user login, told its outcome (copied; NULL: every login tries).
+	 * With a gate, a re-login the token refuses is retried with the usual backoff: the gate
+	 * decides whether the PIN is presented again. Without one, never by itself. */
+	const km_pin_gate_t *pin_gate;
 } km_token_cfg_t;
 
 typedef struct {
@@ -76,7 +115,9 @@ typedef struct {
 /*
  * Loads the module, initialises it (CKF_OS_LOCKING_OK; an already-initialised module is
  * accepted), finds exactly one token by label or serial, and logs in as user with the PIN
- * from cfg->pin_source. The PIN is wiped right after C_Login.
+ * from cfg->pin_source, unless cfg->pin_gate refuses it (then no C_Login is made and the
+ * gate's code is returned, KM_P11_ELOGIN for a PIN refused before). The PIN is wiped right
+ * after C_Login.
  * On failure, if errbuf is given, writes a message naming the module/token and the operation
  * (never the PIN). Returns KM_EOK, KM_P11_EMODULE, KM_P11_ENOTOKEN, KM_P11_EAMBIGUOUS,
  * KM_P11_ELOGIN, KM_P11_EPINLOCKED, KM_P11_EPINSOURCE, KM_P11_EPINPERM, ...
@@ -104,9 +145,10 @@ typedef struct {
 
 /*
  * Re-opens the token's sessions and logs in again now if they were lost, without waiting for
- * the backoff (every operation does this by itself first, within the backoff; a refused PIN
- * is only tried again through this call). KM_EOK when the token is usable; otherwise the
- * code of the loss or of the failed re-open, message in km_token_last_error().
+ * the backoff (every operation does this by itself first, within the backoff; without a PIN
+ * gate, a refused PIN is only tried again through this call; with one, the gate decides).
+ * KM_EOK when the token is usable; otherwise the code of the loss or of the failed re-open,
+ * message in km_token_last_error().
  */
 int km_token_recover(km_token_t *t);
 

@@ -52,6 +52,7 @@ struct km_token {
 	/* recover.c: what a re-open needs (copies of the caller's configuration). */
 	char *module_path;
 	char *pin_source;                /* NULL: opened without login */
+	km_pin_gate_t gate;              /* login.c: asked before every C_Login (zero: none) */
 	bool sessions_open;              /* admin and pool sessions are open handles */
 	km_p11_recovery_t rec;
 

@@ -65,8 +65,9 @@ km_store_t *km_env_store(km_env_t *env);
 
 /*
  * The environment's token, logged in with the environment's PIN source (opened on first
- * call). Returns KM_EOK and sets *ret (owned by env), or the token layer's code with its
- * message in err.
+ * call). A PIN the token refused before is not presented again while its source is unchanged
+ * (pin_refusal.h): KM_P11_ELOGIN at once, with a message that says how to retry. Returns
+ * KM_EOK and sets *ret (owned by env), or the token layer's code with its message in err.
  */
 int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
 
@@ -91,6 +92,22 @@ void *km_env_hook_state(const km_env_t *env, const km_env_hooks_t *hooks);
  * logged in between uses, and a software token's copy of its objects is released.
  */
 void km_env_close_token(km_env_t *env);
+
+/*
+ * Forgets a refusal of the environment's PIN (pin_refusal.h), and of its audit token's PIN
+ * (recorded apart, as STORE.audit.pin-refused), so that the next login presents the PIN once
+ * more, even if its source is unchanged. KM_EOK, or an errno code with err set.
+ */
+int km_env_pin_retry(km_env_t *env, char *err, size_t errlen);
+
+/*
+ * Logs in to the environment's token once more, an explicit retry (keymgr env login): forgets
+ * a refusal of its PIN (and of its audit token's), closes the tokens if open, and opens them
+ * again with the PINs read from their sources (the audit token when audit.token is
+ * configured). KM_EOK (logged in), KM_EINVAL (no PIN source), or the codes of km_env_token()
+ * and km_env_audit_token(); a refusal is recorded again.
+ */
+int km_env_login(km_env_t *env, char *err, size_t errlen);
 
 /*
  * Effective policy of a key set of this environment (environment policy plus the key set's

@@ -35,9 +35,12 @@
 #include "keymgr/claims/claims.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
+#include "keymgr/common/timefmt.h"
 #include "keymgr/control/control_proto.h"
+#include "keymgr/core/pin_refusal.h"
 #include "keymgr/daemon/authz.h"
 #include "keymgr/daemon/backoff.h"
+#include "keymgr/daemon/denials.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/sign_stats.h"
 #include "keymgr/daemon/signer.h"
@@ -46,7 +49,7 @@
 #include "policy/policy.h"
 
 #define QUEUE_MAX 256
-#define TOKEN_ERR_MAX 512
+#define TOKEN_ERR_MAX 1024
 
 typedef struct {
 	char name[KM_KEYSET_NAME_MAX + 1];
@@ -90,6 +93,7 @@ struct kd_signing {
 	sk_denial_t q[QUEUE_MAX];
 	size_t q_n;
 	uint64_t q_dropped;
+	kd_denials_t *denials;          /* repeated denials folded (denials.h) */
 
 	atomic_uint_fast64_t n_ok, n_refused, n_denied, n_failed;
 	kd_sign_stats_t *stats;
@@ -100,7 +104,10 @@ int kd_signing_create(kd_signing_t **ret)
 {
 	kd_signing_t *s = calloc(1, sizeof(*s));
 	pthread_rwlockattr_t attr;
-	if (s == NULL || kd_sign_stats_create(&s->stats) != KM_EOK) {
+	if (s == NULL || kd_sign_stats_create(&s->stats) != KM_EOK ||
+	    kd_denials_create(0, &s->denials) != KM_EOK) {
+		if (s != NULL)
+			kd_sign_stats_free(s->stats);
 		free(s);
 		return KM_ENOMEM;
 	}
@@ -144,6 +151,7 @@ void kd_signing_free(kd_signing_t *s)
 	for (size_t i = 0; i < s->n_envs; i++)
 		env_free(s->envs[i]);
 	free(s->envs);
+	kd_denials_free(s->denials);
 	pthread_rwlock_destroy(&s->lock);
 	pthread_mutex_destroy(&s->q_lock);
 	kd_sign_stats_free(s->stats);
@@ -376,8 +384,9 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 	keysets_free(old, n_old);
 }
 
-/* Opens (or reopens) se's token when due. Called without the lock. */
-static void open_token(kd_signing_t *s, sk_env_t *se, int64_t now)
+/* Opens (or reopens) se's token when due, behind the PIN gate of e's store. Called without
+ * the lock. */
+static void open_token(kd_signing_t *s, sk_env_t *se, const kd_env_t *e, int64_t now)
 {
 	if (atomic_exchange(&se->reopen, false) && se->token != NULL) {
 		kd_log(KD_LOG_WARNING, "signing-token", "env", se->env, "result", "reopening",
@@ -399,7 +408,9 @@ static void open_token(kd_signing_t *s, sk_env_t *se, int64_t now)
 	                       .sessions = se->sessions, .init_args = se->init_args };
 	km_token_t *t = NULL;
 	char err[TOKEN_ERR_MAX - 64] = "", num[32];
-	int r = km_token_open(&cfg, &t, err, sizeof(err));
+	int r = km_pin_refusal_gate(e->cfg->store, se->env, &cfg.pin_gate);
+	if (r == KM_EOK)
+		r = km_token_open(&cfg, &t, err, sizeof(err));
 	pthread_rwlock_wrlock(&s->lock);
 	if (r == KM_EOK) {
 		se->token = t;
@@ -496,6 +507,7 @@ void kd_signing_sync(kd_daemon_t *d, int64_t now)
 	kd_signing_t *s = d->signing;
 	if (s == NULL)
 		return;
+	kd_denials_set_interval(s->denials, km_config_daemon(d->cfg)->denial_interval);
 	prune(s, d, false);
 	for (size_t i = 0; i < d->n_envs; i++) {
 		kd_env_t *e = &d->envs[i];
@@ -510,7 +522,10 @@ void kd_signing_sync(kd_daemon_t *d, int64_t now)
 				continue;
 		}
 		bool was_open = se->token != NULL;
-		open_token(s, se, now);
+		/* The scheduler's login works again (a new PIN, an explicit retry): so will ours. */
+		if (se->token == NULL && se->token_r == KM_P11_ELOGIN && e->token_ok)
+			se->retry_at = 0;
+		open_token(s, se, e, now);
 		if (!was_open && se->token != NULL)
 			warm(se, se->ks, se->n_ks);
 		rebuild(s, e, se, false);
@@ -574,7 +589,7 @@ static void queue_denial(kd_signing_t *s, const char *env, const char *keyset, c
 	}
 }
 
-static void record(kd_daemon_t *d, const sk_denial_t *q, const char *reason)
+static void record(kd_daemon_t *d, const sk_denial_t *q, const char *after, const char *reason)
 {
 	kd_env_t *e = daemon_env(d, q->env);
 	km_store_actor_t a, self;
@@ -584,11 +599,41 @@ static void record(kd_daemon_t *d, const sk_denial_t *q, const char *reason)
 	self = *km_store_actor(km_env_store(e->env));
 	kd_peer_actor(&q->peer, "signing", &a);
 	km_store_set_actor(km_env_store(e->env), &a);
-	if (km_audit_record(e->env, "sign.denied", q->keyset, q->kid[0] ? q->kid : NULL, NULL,
+	if (km_audit_record(e->env, "sign.denied", q->keyset[0] ? q->keyset : NULL,
+	                    q->kid[0] ? q->kid : NULL, after,
 	                    reason, q->at, err, sizeof(err)) != KM_EOK)
 		kd_log(KD_LOG_ERROR, "audit", "env", q->env, "action", "sign.denied", "result",
 		       "failed", "error", err, NULL);
 	km_store_set_actor(km_env_store(e->env), &self);
+}
+
+/* The repeats of a denial window that has passed: one log line, one audit event (the
+ * environment's; other peers' in every environment). Main thread. */
+static void report_repeats(void *ctx, const kd_denial_repeats_t *r)
+{
+	kd_daemon_t *d = ctx;
+	char n[24], uid[16], first[KM_TIME_TEXT_MAX], last[KM_TIME_TEXT_MAX];
+	char why[KM_STORE_TEXT_MAX + 1], after[160];
+	sk_denial_t q = { .peer = r->peer, .at = (int64_t)time(NULL) };
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)r->repeats);
+	snprintf(uid, sizeof(uid), "%d", (int)r->peer.uid);
+	km_time_rfc3339(r->first, first, sizeof(first));
+	km_time_rfc3339(r->last, last, sizeof(last));
+	kd_log(KD_LOG_WARNING, "sign-denied", "env", r->env, "keyset", r->keyset, "peer_uid", uid,
+	       "peer_user", r->peer.user, "reason", r->reason, "repeated", n, "from", first, "to",
+	       last, NULL);
+	snprintf(why, sizeof(why), "%.64s (uid %d): %s: %llu more denials from %s to %s (folded)",
+	         r->peer.user, (int)r->peer.uid, r->reason, (unsigned long long)r->repeats, first,
+	         last);
+	snprintf(after, sizeof(after), "{\"repeated\":%llu,\"from\":\"%s\",\"to\":\"%s\"}",
+	         (unsigned long long)r->repeats, first, last);
+	snprintf(q.keyset, sizeof(q.keyset), "%s", strcmp(r->keyset, "*") != 0 ? r->keyset : "");
+	for (size_t i = 0; i < d->n_envs; i++) {
+		if (strcmp(r->env, "*") != 0 && strcmp(r->env, d->envs[i].name) != 0)
+			continue;
+		snprintf(q.env, sizeof(q.env), "%s", d->envs[i].name);
+		record(d, &q, after, why);
+	}
 }
 
 void kd_signing_flush_audit(kd_daemon_t *d)
@@ -599,6 +644,7 @@ void kd_signing_flush_audit(kd_daemon_t *d)
 	uint64_t dropped;
 	if (s == NULL)
 		return;
+	kd_denials_expire(s->denials, (int64_t)time(NULL), report_repeats, d);
 	pthread_mutex_lock(&s->q_lock);
 	n = s->q_n;
 	dropped = s->q_dropped;
@@ -611,14 +657,22 @@ void kd_signing_flush_audit(kd_daemon_t *d)
 	s->q_dropped = 0;
 	pthread_mutex_unlock(&s->q_lock);
 	for (size_t i = 0; batch != NULL && i < n; i++)
-		record(d, &batch[i], batch[i].reason);
+		record(d, &batch[i], NULL, batch[i].reason);
 	if (dropped > 0 && n > 0 && batch != NULL) {
 		char why[KM_STORE_TEXT_MAX + 1];
 		snprintf(why, sizeof(why), "%llu more sign.denied events not recorded one by one "
 		         "(queue full); see keymgrd's log", (unsigned long long)dropped);
-		record(d, &batch[n - 1], why);
+		record(d, &batch[n - 1], NULL, why);
 	}
 	free(batch);
+}
+
+void kd_signing_flush_final(kd_daemon_t *d)
+{
+	if (d->signing == NULL)
+		return;
+	kd_denials_expire(d->signing->denials, INT64_MAX, report_repeats, d);
+	kd_signing_flush_audit(d);
 }
 
 /* ---- the signers' side (control connection threads) ---- */
@@ -704,15 +758,20 @@ static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, ch
 		snprintf(err, sizeof(err), "%s (uid %d) may not sign with %s/%s: not listed in "
 		         "environments.%s.keysets.%s.signers", p->user, (int)p->uid, env, name, env,
 		         name);
-		char uid[16], pid[16];
-		snprintf(uid, sizeof(uid), "%d", (int)p->uid);
-		snprintf(pid, sizeof(pid), "%d", (int)p->pid);
-		kd_log(KD_LOG_WARNING, "sign-denied", "env", env, "keyset", name, "peer_uid", uid,
-		       "peer_user", p->user, "peer_pid", pid, "reason", "not an allowed signer", NULL);
-		char why[KM_STORE_TEXT_MAX + 1];
-		snprintf(why, sizeof(why), "%.64s (uid %d, pid %d) is not an allowed signer", p->user,
-		         (int)p->uid, (int)p->pid);
-		queue_denial(s, env, name, NULL, why, p);
+		/* Logged and recorded once per peer, key set and interval; repeats are counted. */
+		if (kd_denials_note(s->denials, p, env, name, "not an allowed signer",
+		                    (int64_t)time(NULL))) {
+			char uid[16], pid[16];
+			snprintf(uid, sizeof(uid), "%d", (int)p->uid);
+			snprintf(pid, sizeof(pid), "%d", (int)p->pid);
+			kd_log(KD_LOG_WARNING, "sign-denied", "env", env, "keyset", name, "peer_uid",
+			       uid, "peer_user", p->user, "peer_pid", pid, "reason",
+			       "not an allowed signer", NULL);
+			char why[KM_STORE_TEXT_MAX + 1];
+			snprintf(why, sizeof(why), "%.64s (uid %d, pid %d) is not an allowed signer",
+			         p->user, (int)p->uid, (int)p->pid);
+			queue_denial(s, env, name, NULL, why, p);
+		}
 		return refusal(KM_POLICY_EDENIED, "denied", err);
 	}
 	/* Claims given as an object are checked and signed as parsed with the request; a string
@@ -747,7 +806,8 @@ static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, ch
 	atomic_fetch_add(token_failure ? &s->n_failed : &s->n_refused, 1);
 	kd_log(token_failure ? KD_LOG_ERROR : KD_LOG_INFO, "sign", "env", env, "keyset", name,
 	       "peer_uid", uid, "result", token_failure ? "failed" : "refused", "error", err, NULL);
-	if (audit_denied)
+	if (audit_denied && kd_denials_note(s->denials, p, env, name,
+	                                    "the audit key never signs JWTs", (int64_t)time(NULL)))
 		queue_denial(s, env, name, kid, "the audit key never signs JWTs", p);
 	if (token_failure && s->wake_fd >= 0) {
 		uint64_t one = 1;
@@ -773,6 +833,19 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 		                    KD_SIGN_TOKEN_ERROR : KD_SIGN_REFUSED, code, ns);
 	}
 	return reply;
+}
+
+bool kd_signing_is_signer(kd_signing_t *s, const kd_peer_t *p)
+{
+	bool found = false;
+	if (s == NULL)
+		return false;
+	pthread_rwlock_rdlock(&s->lock);
+	for (size_t i = 0; i < s->n_envs && !found; i++)
+		for (size_t j = 0; j < s->envs[i]->n_ks && !found; j++)
+			found = kd_allow_check(&s->envs[i]->ks[j].allow, p);
+	pthread_rwlock_unlock(&s->lock);
+	return found;
 }
 
 void kd_signing_prepare(kd_signing_t *s, const char *env)

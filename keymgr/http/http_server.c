@@ -55,7 +55,7 @@ struct doc {
 	unsigned max_age;
 	time_t last_modified;
 	size_t len;
-	char etag[KM_HTTP_ETAG_SIZE];
+	char etag[KM_ETAG_SIZE];
 	struct MHD_Response *ok;            /* 200 */
 	struct MHD_Response *not_modified;  /* 304 */
 };
@@ -205,6 +205,15 @@ static void doc_free(struct doc *d)
 	free(d);
 }
 
+/* A document's media type, from its path: an OpenID provider's metadata
+ * (".../.well-known/openid-configuration") is JSON, everything else a JWK set. */
+static const char *content_type(const char *path)
+{
+	static const char disc[] = "/.well-known/openid-configuration";
+	size_t n = strlen(path), m = sizeof(disc) - 1;
+	return n >= m && strcmp(path + n - m, disc) == 0 ? CT_JSON : CT_JWKS;
+}
+
 static int doc_build(const char *path, const char *body, size_t len, int64_t serial,
 		     unsigned max_age, time_t last_modified, struct doc **ret)
 {
@@ -220,7 +229,7 @@ static int doc_build(const char *path, const char *body, size_t len, int64_t ser
 	d->max_age = max_age;
 	d->last_modified = last_modified != 0 ? last_modified : time(NULL);
 	d->len = len;
-	if ((r = km_http_etag_compute(len > 0 ? body : "", len, d->etag)) != KM_EOK)
+	if ((r = km_etag_compute(len > 0 ? body : "", len, d->etag)) != KM_EOK)
 		goto out;
 	if ((r = km_http_date_format(d->last_modified, date)) != KM_EOK)
 		goto out;
@@ -229,7 +238,8 @@ static int doc_build(const char *path, const char *body, size_t len, int64_t ser
 	r = KM_ENOMEM;
 	if ((d->ok = owned_response(body, len)) == NULL)
 		goto out;
-	if (MHD_add_response_header(d->ok, MHD_HTTP_HEADER_CONTENT_TYPE, CT_JWKS) != MHD_YES ||
+	if (MHD_add_response_header(d->ok, MHD_HTTP_HEADER_CONTENT_TYPE, content_type(path)) !=
+	    MHD_YES ||
 	    MHD_add_response_header(d->ok, MHD_HTTP_HEADER_ETAG, d->etag) != MHD_YES ||
 	    MHD_add_response_header(d->ok, MHD_HTTP_HEADER_CACHE_CONTROL, cc) != MHD_YES ||
 	    MHD_add_response_header(d->ok, MHD_HTTP_HEADER_LAST_MODIFIED, date) != MHD_YES)

@@ -189,6 +189,21 @@ static void test_refused_audit_pin_names_the_audit_token(void **state)
 	assert_non_null(strstr(r.err, "audit token:"));
 	assert_non_null(strstr(r.err, AUDIT_LABEL));
 	audit_run_free(&r);
+	/* The refusal is recorded apart from the environment's PIN (pin_refusal.h): that PIN is
+	 * not presented again, and the environment's own PIN is not refused. */
+	char record[420];
+	struct stat st;
+	snprintf(record, sizeof(record), "%s.audit.pin-refused", fx.store);
+	assert_int_equal(stat(record, &st), 0);
+	snprintf(record, sizeof(record), "%s.pin-refused", fx.store);
+	assert_int_not_equal(stat(record, &st), 0);
+	run((const char *[]){ "audit", "checkpoint", AUDIT_FX_ENV, NULL }, &r);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "audit token:"));
+	audit_run_free(&r);
+	run((const char *[]){ "keyset", "show", AUDIT_FX_ENV "/api", NULL }, &r);
+	assert_int_equal(r.status, 0);
+	audit_run_free(&r);
 	/* The environment's own PIN does not open the audit token either: it is not asked. */
 	run((const char *[]){ "audit", "verify", AUDIT_FX_ENV, NULL }, &r);
 	assert_int_equal(r.status, 0);
