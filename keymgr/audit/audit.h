@@ -80,7 +80,8 @@ int km_audit_checkpoint(km_env_t *env, int64_t now, bool force, km_store_checkpo
  * at or before it, fails verification.
  */
 typedef struct {
-	char source[192];          /* for messages: "the token", "--expect-seq", "FILE:LINE" */
+	char source[192];          /* for messages: "the token's checkpoint record",
+	                            * "--expect-seq/--expect-head", "FILE:LINE" */
 	int64_t seq;               /* 0: the hash alone, at any sequence number */
 	char hash[KM_STORE_HASH_HEX + 1];  /* "": the sequence number alone */
 } km_audit_anchor_t;
@@ -122,9 +123,10 @@ int km_audit_verify(km_store_t *s, const km_audit_verify_opts_t *o, km_audit_ver
 
 /*
  * Reads the audit token's record of the last checkpoint of env (km_env_audit_token(); two
- * records after a crash: the higher seq) into *ret, source "the token". *found false when
- * the token holds none yet. KM_EOK, the token's codes (message in err: the token cannot be
- * opened, the PIN is refused), KM_EMALFORMED (a record that is not one keymgr wrote).
+ * records after a crash: the higher seq) into *ret, source "the token's checkpoint record".
+ * *found false when the token holds none yet. KM_EOK, the token's codes (message in err: the
+ * token cannot be opened, the PIN is refused), KM_EMALFORMED (a record that is not one keymgr
+ * wrote).
  */
 int km_audit_token_anchor(km_env_t *env, km_audit_anchor_t *ret, bool *found, char *err,
                           size_t errlen);

@@ -227,8 +227,8 @@ static void on_recon(void *vctx, const km_recon_event_t *ev)
 		check = "unsafe-token-key";
 		if (ev->kid[0] == '\0')
 			snprintf(repair, sizeof(repair), "keymgr reconcile %s --remove-unsafe", ev->env);
-		else if (ev->keyset[0] == '\0')
-			snprintf(repair, sizeof(repair), "make a new audit key");
+		else if (ev->keyset[0] == '\0')   /* the audit key */
+			snprintf(repair, sizeof(repair), "set environments.%s.audit.token", ev->env);
 		else if (strcmp(ev->state, "removed") == 0 || strcmp(ev->state, "revoked") == 0)
 			snprintf(repair, sizeof(repair), "keymgr destroy %s --env %s", ev->kid, ev->env);
 		else

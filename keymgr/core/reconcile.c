@@ -331,7 +331,9 @@ static void unsafe_held(recon_t *c, const km_token_privkey_t *p, const km_store_
 		         km_env_name(c->env), out ? "" : " --reason ...");
 	else
 		snprintf(detail, sizeof(detail), "the audit key %s is not safe in the token (%s): "
-		         "checkpoints it signed may be forged; make a new audit key", audit_kid, what);
+		         "checkpoints may be forged with it; give the audit key a token of its own "
+		         "(environments.%s.audit.token: the next checkpoint makes a new audit key "
+		         "there)", audit_kid, what, km_env_name(c->env));
 	km_store_key_t shown;
 	memset(&shown, 0, sizeof(shown));
 	if (row != NULL)
