@@ -54,6 +54,14 @@ static CK_RV find_data(km_token_t *t, const char *app, const char *label, CK_OBJ
 	return km_p11_find(t, t->admin, tmpl, N_NAMING, objs, MAX_OBJECTS, n);
 }
 
+/* How a token says that it keeps no such object (NSS softoken: no token data objects). */
+static bool refuses_data(CK_RV rv)
+{
+	return rv == CKR_ATTRIBUTE_VALUE_INVALID || rv == CKR_ATTRIBUTE_TYPE_INVALID ||
+	       rv == CKR_TEMPLATE_INCONSISTENT || rv == CKR_TEMPLATE_INCOMPLETE ||
+	       rv == CKR_FUNCTION_NOT_SUPPORTED;
+}
+
 int km_token_data_put(km_token_t *t, const char *app, const char *label, const uint8_t *value,
                       size_t len)
 {
@@ -80,6 +88,12 @@ int km_token_data_put(km_token_t *t, const char *app, const char *label, const u
 		goto out;
 	}
 	rv = t->fl->C_CreateObject(t->admin, tmpl, N_NAMING + 1, &h);
+	if (refuses_data(rv)) {
+		km_p11_set_error(t, "%s: the token keeps no private data objects (C_CreateObject: "
+		                 "%s)", t->who, km_p11_rv_name(rv));
+		r = KM_ENOTSUP;
+		goto out;
+	}
 	if (rv != CKR_OK) {
 		r = km_p11_fail(t, rv, "C_CreateObject (data object)");
 		goto out;

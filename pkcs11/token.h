@@ -348,8 +348,9 @@ typedef struct {
  * (CKO_DATA, CKA_TOKEN and CKA_PRIVATE true: reading or changing it needs the PIN) with
  * CKA_APPLICATION app and CKA_LABEL label, replacing any earlier one with the same app and
  * label: the new object is created first and the older ones are destroyed after, so a crash
- * leaves both, never none. KM_EOK, KM_EINVAL, or the token's code (message in
- * km_token_last_error()).
+ * leaves both, never none. KM_EOK, KM_EINVAL, KM_ENOTSUP (the token keeps no private data
+ * objects: it refused the object's template, as NSS softoken refuses token data objects), or
+ * the token's code (message in km_token_last_error()).
  */
 int km_token_data_put(km_token_t *t, const char *app, const char *label, const uint8_t *value,
                       size_t len);

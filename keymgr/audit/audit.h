@@ -63,7 +63,9 @@ int km_audit_checkpoint_payload(const char *env, const km_store_checkpoint_t *c,
  * checkpoint to the environment's audit sinks (JSON lines file, syslog) and writes its seq
  * and hash into the audit token's private record (KM_AUDIT_HEAD_LABEL_PREFIX), which only a
  * holder of that token's PIN can change: a store rolled back to an earlier checkpoint no
- * longer holds what the record says (km_audit_token_anchor()). An audit key that lives in
+ * longer holds what the record says (km_audit_token_anchor()); on a token that keeps no
+ * private data objects there is no record, and the checkpoint stands without it. An audit
+ * key that lives in
  * another token than the audit token is replaced by a new one when audit.token is
  * configured (moving the key there), and refused (KM_EWRONGENV) otherwise. Without force, a
  * head that the latest checkpoint already covers is not signed again (*ret is that

@@ -269,7 +269,15 @@ int km_audit_checkpoint(km_env_t *env, int64_t now, bool force, km_store_checkpo
 	/* Outside the store, where a rollback of the store cannot reach: the sinks, then the
 	 * token's record (km_audit_token_anchor()). */
 	km_audit_stream_checkpoint(env, &cp);
-	if ((r = km_audit_token_record(env, t, &cp, err, errlen)) != KM_EOK)
+	r = km_audit_token_record(env, t, &cp, err, errlen);
+	if (r == KM_ENOTSUP) {
+		/* A token that keeps no private data objects has no record: the checkpoint stands
+		 * (the stream and --expect-seq remain; `audit checkpoint` warns). */
+		if (errlen > 0)
+			err[0] = '\0';
+		r = KM_EOK;
+	}
+	if (r != KM_EOK)
 		goto out;
 	if (ret != NULL)
 		*ret = cp;

@@ -398,8 +398,9 @@ static int verify_store(km_store_t *s, const km_audit_verify_opts_t *vo,
 		        "(a rollback of the store to an earlier checkpoint is caught only with it, "
 		        "--stream or --expect-seq): %s\n", km_store_env(s), notes->token_err);
 	else if (v.ok && strcmp(notes->token_record, "none") == 0 && v.checkpoint_seq > 0)
-		fprintf(stderr, "keymgr: warning: %s: the token holds no checkpoint record yet; the "
-		        "next checkpoint writes it\n", km_store_env(s));
+		fprintf(stderr, "keymgr: warning: %s: the audit token holds no checkpoint record (the "
+		        "next checkpoint writes it, where the token keeps private data objects)\n",
+		        km_store_env(s));
 	if (v.ok && v.checkpoint_seq == 0)
 		fprintf(stderr, "keymgr: warning: %s has no signed checkpoint: removal of the last "
 		        "events cannot be detected (run 'keymgr audit checkpoint %s')\n",
@@ -557,17 +558,28 @@ static int checkpoint_env(km_env_t *env, json_t *arr)
 {
 	km_store_checkpoint_t cp;
 	char err[1024] = "", t[32];
+	km_audit_anchor_t rec;
+	bool found = false;
 	int r = km_audit_checkpoint(env, km_cli_now(), true, &cp, err, sizeof(err));
 	if (r != KM_EOK)
 		return km_cli_fail(r, err);
+	/* The audit token holds the record now, unless it keeps no private data objects. */
+	bool recorded = km_audit_token_anchor(env, &rec, &found, err, sizeof(err)) == KM_EOK &&
+	                found && rec.seq == cp.seq && strcmp(rec.hash, cp.hash) == 0;
 	if (arr != NULL)
-		json_array_append_new(arr, json_pack("{s:s, s:I, s:s, s:s, s:s, s:s}", "env",
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:b}", "env",
 		                      km_env_name(env), "seq", (json_int_t)cp.seq, "hash", cp.hash,
 		                      "time", km_cli_iso8601(cp.at, t, sizeof(t)), "audit_kid",
-		                      cp.key_kid, "signature", cp.signature));
+		                      cp.key_kid, "signature", cp.signature, "token_record",
+		                      recorded));
 	else
 		printf("%s: signed seq %lld (hash %s) at %s with audit key %s\n", km_env_name(env),
 		       (long long)cp.seq, cp.hash, km_cli_iso8601(cp.at, t, sizeof(t)), cp.key_kid);
+	if (!recorded)
+		fprintf(stderr, "keymgr: warning: %s: the audit token keeps no record of this "
+		        "checkpoint (it keeps no private data objects): a store rolled back to an "
+		        "earlier checkpoint is caught only with 'audit verify --stream' or "
+		        "'--expect-seq'\n", km_env_name(env));
 	return KM_CLI_EXIT_OK;
 }
 
