@@ -46,6 +46,7 @@
 #include "keymgr/daemon/state.h"
 #include "pkcs11/token.h"
 
+#define ACCEPT_BACKOFF_MS 100   /* after EMFILE/ENFILE: no busy loop on a full table */
 #define STACK_SIZE (512 * 1024)
 #define FLUSH_BYTES (32 * 1024)   /* batched replies sent at once past this size */
 
@@ -358,8 +359,16 @@ static void *acceptor_main(void *arg)
 		if (fds[1].revents & POLLIN)
 			break;
 		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			/* Out of descriptors (or memory): the pending connection stays readable, so
+			 * accepting again at once would spin. Wait a little, still watching stop. */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				struct pollfd st = { .fd = c->stop_fd, .events = POLLIN };
+				if (poll(&st, 1, ACCEPT_BACKOFF_MS) > 0)
+					break;
+			}
 			continue;
+		}
 		kd_peer_t peer;
 		char why[256];
 		kd_peer_creds(fd, &peer);

@@ -282,6 +282,7 @@ int main(int argc, char **argv)
 		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
 		return 1;
 	}
+	kd_raise_nofile();
 	int sig_fd = kd_signals_init();
 	if (sig_fd < 0) {
 		fprintf(stderr, "keymgrd: cannot install signal handlers\n");

@@ -69,9 +69,15 @@ typedef struct {
 	unsigned failures;
 	int64_t retry_at;
 	atomic_bool reopen;             /* a signer lost its session or the device */
+	atomic_bool reinit;             /* the token failed (CKR_GENERAL_ERROR) or lost an active
+	                                 * key: the module is initialised again at the reopen */
+	char lost[KM_KEYSET_NAME_MAX + 1];   /* a key set whose active key the token lost ("":
+	                                      * none); read by kd_signing_health() */
+	pthread_mutex_t lost_lock;
 	sk_keyset_t *ks;                /* sorted by name */
 	size_t n_ks;
 	kd_sign_stat_t *other;          /* requests for a key set not signed for here */
+	atomic_bool built;              /* its key sets resolved once (rebuild) */
 } sk_env_t;
 
 typedef struct {
@@ -98,6 +104,7 @@ struct kd_signing {
 	atomic_uint_fast64_t n_ok, n_refused, n_denied, n_failed;
 	kd_sign_stats_t *stats;
 	kd_sign_stat_t *unserved;       /* requests for an environment not signed for */
+	atomic_bool synced;             /* the first kd_signing_sync() is done */
 };
 
 int kd_signing_create(kd_signing_t **ret)
@@ -141,6 +148,7 @@ static void env_free(sk_env_t *se)
 	free(se->serial);
 	free(se->pin);
 	free(se->init_args);
+	pthread_mutex_destroy(&se->lost_lock);
 	free(se);
 }
 
@@ -263,20 +271,33 @@ static int cmp_keyset(const void *a, const void *b)
 
 /* Makes sure the signing token has the handle of each usable key cached (no C_FindObjects
  * when signing). Safe while signers run: km_token is thread-safe. */
+static void set_lost(sk_env_t *se, const char *keyset)
+{
+	pthread_mutex_lock(&se->lost_lock);
+	snprintf(se->lost, sizeof(se->lost), "%s", keyset != NULL ? keyset : "");
+	pthread_mutex_unlock(&se->lost_lock);
+}
+
+/* Looks every active key up in the signing token (caching its handle); one that is missing
+ * makes keymgrd unhealthy until it is found again. */
 static void warm(sk_env_t *se, const sk_keyset_t *ks, size_t n)
 {
 	if (se->token == NULL)
 		return;
+	const char *lost = NULL;
 	for (size_t i = 0; i < n; i++) {
 		km_pubkey_t pub;
 		if (ks[i].key.key_r != KM_EOK)
 			continue;
-		if (km_token_get_public(se->token, ks[i].key.cka_id, ks[i].key.cka_id_len, &pub)
-		    != KM_EOK)
+		int r = km_token_get_public(se->token, ks[i].key.cka_id, ks[i].key.cka_id_len, &pub);
+		if (r == KM_P11_ENOKEY && lost == NULL)
+			lost = ks[i].name;
+		if (r != KM_EOK)
 			kd_log(KD_LOG_WARNING, "signing-key", "env", se->env, "keyset", ks[i].name,
 			       "kid", ks[i].key.kid, "result", "not found in the signing token",
 			       "error", km_token_last_error(se->token), NULL);
 	}
+	set_lost(se, lost);
 }
 
 /*
@@ -300,8 +321,9 @@ static void hold_until_served(kd_env_t *e, const char *keyset, km_claims_key_t *
 	         "JWKS keymgrd serves yet: try again in a moment", key->kid, e->name, keyset);
 }
 
-/* The key sets of e that list signers, resolved from e's store and configuration. */
-static int build_keysets(kd_env_t *e, sk_keyset_t **ret, size_t *n_ret)
+/* The key sets of e that list signers, resolved from e's store and configuration (se: what
+ * is in use, whose signers stay when the name service cannot be asked). */
+static int build_keysets(kd_env_t *e, const sk_env_t *se, sk_keyset_t **ret, size_t *n_ret)
 {
 	size_t n = 0;
 	sk_keyset_t *ks = calloc(e->cfg->n_keysets + 1, sizeof(*ks));
@@ -314,7 +336,9 @@ static int build_keysets(kd_env_t *e, sk_keyset_t **ret, size_t *n_ret)
 		snprintf(ks[n].name, sizeof(ks[n].name), "%s", kc->name);
 		km_claims_resolve(e->env, kc->name, &ks[n].key);
 		hold_until_served(e, kc->name, &ks[n].key);
-		if (kd_allow_resolve(kc, e->name, &ks[n].allow) != KM_EOK) {
+		const sk_keyset_t *old = find_keyset(se, kc->name);
+		if (kd_allow_resolve(kc, e->name, old != NULL ? &old->allow : NULL,
+		                     &ks[n].allow) == KM_ENOMEM) {
 			keysets_free(ks, n);
 			return KM_ENOMEM;
 		}
@@ -359,7 +383,7 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 {
 	sk_keyset_t *ks = NULL;
 	size_t n = 0;
-	if (build_keysets(e, &ks, &n) != KM_EOK) {
+	if (build_keysets(e, se, &ks, &n) != KM_EOK) {
 		kd_log(KD_LOG_ERROR, "signing", "env", e->name, "result", "failed", "error",
 		       "out of memory", NULL);
 		return;
@@ -368,6 +392,7 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 		ks[i].stats = kd_sign_stats_entry(s->stats, se->env, ks[i].name);
 	if (keysets_equal(se->ks, se->n_ks, ks, n)) {
 		keysets_free(ks, n);
+		atomic_store(&se->built, true);
 		return;
 	}
 	if (!locked)
@@ -379,6 +404,7 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 	size_t n_old = se->n_ks;
 	se->ks = ks;
 	se->n_ks = n;
+	atomic_store(&se->built, true);
 	if (!locked)
 		pthread_rwlock_unlock(&s->lock);
 	keysets_free(old, n_old);
@@ -388,9 +414,12 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
  * the lock. */
 static void open_token(kd_signing_t *s, sk_env_t *se, const kd_env_t *e, int64_t now)
 {
+	bool reinit = atomic_exchange(&se->reinit, false);
 	if (atomic_exchange(&se->reopen, false) && se->token != NULL) {
-		kd_log(KD_LOG_WARNING, "signing-token", "env", se->env, "result", "reopening",
-		       "error", "a signer lost its session or the device", NULL);
+		kd_log(KD_LOG_WARNING, "signing-token", "env", se->env, "result",
+		       reinit ? "reinitialising the module" : "reopening", "error", reinit ?
+		       "the token failed or lost an active key" : "a signer lost its session or "
+		       "the device", NULL);
 		pthread_rwlock_wrlock(&s->lock);
 		km_token_t *old = se->token;
 		se->token = NULL;
@@ -399,6 +428,10 @@ static void open_token(kd_signing_t *s, sk_env_t *se, const kd_env_t *e, int64_t
 		         "is being reopened", se->env);
 		pthread_rwlock_unlock(&s->lock);
 		km_token_free(old);   /* nobody holds it: signers hold the lock while they use it */
+		/* The scheduler's handle too: with no token of the module left open, the module is
+		 * finalized, and opened again below with C_Initialize (its state read anew). */
+		if (reinit)
+			km_env_close_token(e->env);
 		se->retry_at = 0;
 	}
 	if (se->token != NULL || now < se->retry_at)
@@ -437,6 +470,8 @@ static void open_token(kd_signing_t *s, sk_env_t *se, const kd_env_t *e, int64_t
 static int add_env(kd_signing_t *s, const kd_env_t *e, sk_env_t **ret)
 {
 	sk_env_t *se = calloc(1, sizeof(*se));
+	if (se != NULL)
+		pthread_mutex_init(&se->lost_lock, NULL);
 	sk_env_t **grown = realloc(s->envs, (s->n_envs + 1) * sizeof(*grown));
 	if (se == NULL || grown == NULL) {
 		free(se);
@@ -530,6 +565,7 @@ void kd_signing_sync(kd_daemon_t *d, int64_t now)
 			warm(se, se->ks, se->n_ks);
 		rebuild(s, e, se, false);
 	}
+	atomic_store(&s->synced, true);
 }
 
 void kd_signing_reloaded_locked(kd_daemon_t *d)
@@ -746,6 +782,14 @@ static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, ch
 	sk_keyset_t *ks = se ? find_keyset(se, name) : NULL;
 	if (se != NULL)
 		*stat = ks != NULL ? ks->stats : se->other;
+	/* Just after start (the control socket opens before the first pass): neither "not
+	 * served" nor "not an allowed signer" would be true yet. */
+	if ((se == NULL && !atomic_load(&s->synced)) || (se != NULL && !atomic_load(&se->built))) {
+		pthread_rwlock_unlock(&s->lock);
+		snprintf(err, sizeof(err), "keymgrd is starting: the signing keys of '%s' are not "
+		         "loaded yet; try again in a moment", env);
+		return refusal(KM_EBUSY, "busy", err);
+	}
 	if (se == NULL) {
 		pthread_rwlock_unlock(&s->lock);
 		snprintf(err, sizeof(err), "keymgrd does not sign for environment '%s' (none of its "
@@ -787,6 +831,20 @@ static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, ch
 	snprintf(kid, sizeof(kid), "%s", ks->key.kid);
 	if (r == KM_P11_ESESSION || r == KM_P11_ENOTLOGGEDIN || r == KM_P11_EDEVICE)
 		atomic_store(&se->reopen, true);
+	/* A token in trouble (SoftHSM out of descriptors lost its objects and answered every
+	 * later call with these): a new session does not help, a new module instance does. */
+	if (r == KM_P11_EFAIL || r == KM_P11_ENOKEY) {
+		atomic_store(&se->reinit, true);
+		atomic_store(&se->reopen, true);
+		if (r == KM_P11_ENOKEY)
+			set_lost(se, name);
+	} else if (r == KM_EOK) {
+		/* the token has this key set's key (again) */
+		pthread_mutex_lock(&se->lost_lock);
+		if (strcmp(se->lost, name) == 0)
+			se->lost[0] = '\0';
+		pthread_mutex_unlock(&se->lost_lock);
+	}
 	pthread_rwlock_unlock(&s->lock);
 
 	if (r == KM_EOK) {
@@ -872,4 +930,25 @@ void kd_signing_metrics(kd_daemon_t *d, FILE *f)
 {
 	if (d->signing != NULL)
 		kd_sign_stats_render(d->signing->stats, f);
+}
+
+bool kd_signing_health(kd_daemon_t *d, const char *env, char *buf, size_t len)
+{
+	kd_signing_t *s = d->signing;
+	bool ok = true;
+	if (s == NULL)
+		return true;
+	pthread_rwlock_rdlock(&s->lock);
+	sk_env_t *se = find_env(s, env);
+	if (se != NULL) {
+		pthread_mutex_lock(&se->lost_lock);
+		if (se->lost[0] != '\0') {
+			snprintf(buf, len, "%s/%s: the signing token does not find the active key "
+			         "(re-initialising the module)", env, se->lost);
+			ok = false;
+		}
+		pthread_mutex_unlock(&se->lost_lock);
+	}
+	pthread_rwlock_unlock(&s->lock);
+	return ok;
 }

@@ -53,5 +53,9 @@ bool kd_signing_is_signer(kd_signing_t *s, const kd_peer_t *p);
 void kd_signing_prepare(kd_signing_t *s, const char *env);
 /* Requests signed, refused by policy, denied to the caller, failed in the token. */
 void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4]);
+/* Whether env's signing service can sign with every key set's active key: false, with the
+ * reason in buf, while the token has lost one (a failed signature said so, or the token
+ * check after reopening). */
+bool kd_signing_health(kd_daemon_t *d, const char *env, char *buf, size_t len);
 /* Main thread: the per-key-set signing figures (sign_stats.h), in Prometheus text format. */
 void kd_signing_metrics(kd_daemon_t *d, FILE *f);
