@@ -96,9 +96,14 @@ typedef struct {
 	km_policy_t policy;                              /* effective environment policy */
 	const km_keyset_cfg_t *keysets[KM_CONFIG_MAX_KEYSETS];
 	size_t n_keysets;
-	/* environments.ENV.audit: where audit events are streamed besides the store */
+	/* environments.ENV.audit: where audit events and checkpoints are streamed besides the
+	 * store, and where the audit key lives */
 	const char *audit_jsonl;                         /* JSON lines file (absolute) or NULL */
 	bool audit_syslog;                               /* syslog(3), facility LOG_AUTHPRIV */
+	/* audit.token: the token (and PIN) of the audit key and of the checkpoint record, when
+	 * they are not the environment's token (has_audit_token false: token is used) */
+	bool has_audit_token;
+	km_token_cfg_t audit_token;
 } km_env_cfg_t;
 
 /* daemon */
@@ -111,6 +116,8 @@ typedef struct {
 	unsigned connection_limit;                       /* concurrent HTTP connections; 0 = default */
 	unsigned timeout;                                /* idle HTTP connection seconds; 0 = default */
 	unsigned poll_interval;                          /* seconds between store checks */
+	bool remove_unsafe_keys;                         /* reconcile at start destroys unsafe
+	                                                  * private keys no record holds */
 	unsigned per_ip_limit;                           /* HTTP connections per address; 0 = default */
 	unsigned rate_limit;                             /* HTTP requests/s per address; 0 = none */
 	unsigned rate_burst;                             /* HTTP burst per address; 0 = 2 * rate */

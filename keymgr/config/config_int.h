@@ -83,6 +83,7 @@ typedef struct {
 	size_t n_keysets;
 	cfg_loc_t loc;           /* the environment's key */
 	cfg_loc_t token_loc;
+	cfg_loc_t audit_token_loc;  /* audit.token, when pub.has_audit_token */
 	cfg_loc_t store_loc;
 	cfg_loc_t http_loc;
 	cfg_loc_t snapshot_loc[KM_CONFIG_MAX_SNAPSHOTS];

@@ -632,6 +632,60 @@ static void test_config_wall_shared_token(void **state)
 		"    store: s.db\n"), KM_EOK);
 }
 
+/* audit.token (issue 16): the audit key in a token of its own, with its own PIN. */
+static void test_config_audit_token(void **state)
+{
+	fx_t *fx = *state;
+	assert_int_equal(load_text(fx, HEAD ENV_PROD
+		"    audit:\n      token: { module: " MODULE ", label: audit-production,"
+		" pin: file:pins/audit.pin }\n"), KM_EOK);
+	const km_env_cfg_t *e = km_config_env(fx->cfg, "production");
+	assert_true(e->has_audit_token);
+	assert_string_equal(e->audit_token.token_label, "audit-production");
+	assert_non_null(strstr(e->audit_token.pin_source, "/pins/audit.pin"));
+	assert_string_equal(e->token.token_label, "keymgr-production");
+	/* without it: the environment's token */
+	assert_int_equal(load_text(fx, HEAD ENV_PROD), KM_EOK);
+	assert_false(km_config_env(fx->cfg, "production")->has_audit_token);
+
+	/* the environment's own token separates nothing */
+	assert_int_equal(load_text(fx, HEAD ENV_PROD
+		"    audit:\n      token: { module: " MODULE ", label: keymgr-production }\n"),
+		KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "audit.token is a token (label keymgr-production in module");
+	assert_contains(fx->err, "the environment's own token");
+	assert_at(fx, 10, 7);
+	/* another environment's token, or its audit token: the wall */
+	assert_int_equal(load_text(fx, HEAD ENV_PROD ENV_STAGING
+		"    audit:\n      token: { module: " MODULE ", label: keymgr-production }\n"),
+		KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "'staging' and 'production' share a token");
+	assert_int_equal(load_text(fx, HEAD ENV_PROD
+		"    audit: { token: { module: " MODULE ", serial: a1 } }\n" ENV_STAGING
+		"    audit: { token: { module: /opt/other.so, serial: a1 } }\n"), KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "'staging' and 'production' share a token (serial a1)");
+	/* a token mapping like any other: module and label or serial required */
+	assert_int_equal(load_text(fx, HEAD ENV_PROD "    audit: { token: { label: x } }\n"),
+	                 KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "environments.production.audit.token: 'module' is required");
+	assert_int_equal(load_text(fx, HEAD ENV_PROD "    audit: { token: yes }\n"),
+	                 KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "environments.production.audit.token");
+}
+
+static void test_config_daemon_remove_unsafe_keys(void **state)
+{
+	fx_t *fx = *state;
+	assert_int_equal(load_text(fx, HEAD ENV_PROD), KM_EOK);
+	assert_false(km_config_daemon(fx->cfg)->remove_unsafe_keys);
+	assert_int_equal(load_text(fx, HEAD ENV_PROD "daemon: { remove_unsafe_keys: true }\n"),
+	                 KM_EOK);
+	assert_true(km_config_daemon(fx->cfg)->remove_unsafe_keys);
+	assert_int_equal(load_text(fx, HEAD ENV_PROD "daemon: { remove_unsafe_keys: 1 }\n"),
+	                 KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "daemon.remove_unsafe_keys: expected true or false");
+}
+
 static void test_config_wall_shared_store(void **state)
 {
 	fx_t *fx = *state;
@@ -1224,6 +1278,8 @@ int main(int argc, char **argv)
 		T(test_config_load_bad_env_name),
 		T(test_config_load_bad_pin_source),
 		T(test_config_wall_shared_token),
+		T(test_config_audit_token),
+		T(test_config_daemon_remove_unsafe_keys),
 		T(test_config_wall_shared_store),
 		T(test_config_wall_shared_http),
 		T(test_config_policy_unsafe),
