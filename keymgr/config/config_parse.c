@@ -857,6 +857,7 @@ static int parse_root(walk_t *w, struct fy_document *doc)
 		} else if (w->main && strcmp(key, "probe") == 0) {
 			probe = val;
 			probe_at = kat;
+			r = KM_EOK;
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, "the top level",
 			                         w->main ? "version, include, defaults, environments, "
