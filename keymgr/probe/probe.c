@@ -479,6 +479,7 @@ static int send_all(run_t *run, char *err, size_t errlen)
 	int r = probe_client_send(run->client, NULL, &none->status, why, sizeof(why));
 	if (r != KM_EOK) {
 		snprintf(err, errlen, "cannot probe %s: %s; no token was sent", run->target.url, why);
+		stop(run, "no answer to the request without a token", 0, why);
 		return r;
 	}
 	none->sent = true;
