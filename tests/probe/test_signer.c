@@ -25,6 +25,7 @@
 #include "keymgr/core/env.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/jose/jwks.h"
+#include "keymgr/jose/jws.h"
 #include "keymgr/verify/verify.h"
 #include "policy/policy.h"
 #include "tests/common/softhsm.h"
@@ -282,6 +283,40 @@ static void test_signer_duplicate_text(void **state)
 	free(jwt);
 }
 
+typedef struct {
+	km_token_t *token;
+} raw_ctx_t;
+
+static int raw_sign(void *ctx, const uint8_t *data, size_t len, uint8_t *sig, size_t *sig_len)
+{
+	raw_ctx_t *c = ctx;
+	return km_token_sign(c->token, fx.active.cka_id, fx.active.cka_id_len, fx.active.alg, data,
+	                     len, sig, sig_len);
+}
+
+/* keymgr verify --max-ttl (the check the over-long token meets) needs iat: a token of the
+ * key set's key without one is refused with it, and accepted without it. */
+static void test_verify_max_ttl_needs_iat(void **state)
+{
+	char err[512] = "", *jwt = NULL;
+	raw_ctx_t ctx = { NULL };
+	int64_t now = (int64_t)time(NULL);
+	assert_int_equal(km_env_token(fx.dev, &ctx.token, err, sizeof(err)), KM_EOK);
+	km_jws_signer_t signer = { .alg = KM_ALG_ES256, .kid = fx.active.kid, .typ = "at+jwt",
+	                           .sign = raw_sign, .sign_ctx = &ctx };
+	json_t *c = json_pack("{s:s, s:s, s:I}", "iss", "https://issuer.test", "aud", "api.test",
+	                      "exp", (json_int_t)(now + 60));
+	assert_int_equal(km_jws_sign_claims(&signer, c, &jwt), KM_EOK);
+	assert_int_not_equal(verify(jwt, now, err, sizeof(err)), KM_EOK);
+	assert_non_null(strstr(err, "iat: missing, and --max-ttl needs it"));
+	km_verify_opts_t o = { .alg = KM_ALG_ES256, .iss = "https://issuer.test",
+	                       .aud = "api.test", .typ = "at+jwt", .leeway = 30, .now = now };
+	assert_int_equal(km_verify_jwt(&o, jwt, strlen(jwt), fx.keys, fx.n_keys, NULL, err,
+	                               sizeof(err)), KM_EOK);
+	json_decref(c);
+	free(jwt);
+}
+
 static void test_signer_refusals(void **state)
 {
 	static const struct {
@@ -335,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_signer_deviations),
 		cmocka_unit_test(test_signer_duplicate_text),
 		cmocka_unit_test(test_signer_refusals),
+		cmocka_unit_test(test_verify_max_ttl_needs_iat),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
