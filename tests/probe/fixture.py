@@ -48,10 +48,29 @@ class Installation(verify_fixture.Installation):
         os.chmod(path, 0o600)
         return path
 
-    def probe(self, ref, url, *extra, config=None):
+    def isolated(self):
+        """A keymgr that runs in a network namespace of its own (unshare -rn: not even
+        loopback is up), for the URLs that must be refused: a regression would otherwise
+        send real tokens off the machine. None when namespaces are not available."""
+        if not hasattr(self, "_isolated"):
+            path = os.path.join(self.dir, "keymgr-isolated")
+            with open(path, "w") as f:
+                f.write(f'#!/bin/sh\nexec unshare -rn "{self.keymgr}" "$@"\n')
+            os.chmod(path, 0o755)
+            ok = subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0
+            self._isolated = path if ok else None
+        return self._isolated
+
+    def probe(self, ref, url, *extra, config=None, isolated=False):
         """keymgr probe REF --url URL --json EXTRA: (process, report or None)."""
-        p = self.run(*(["-c", config] if config else []), "probe", ref, "--url", url,
-                     "--json", *extra, config=config is None)
+        keymgr = self.keymgr
+        if isolated:
+            self.keymgr = self.isolated()
+        try:
+            p = self.run(*(["-c", config] if config else []), "probe", ref, "--url", url,
+                         "--json", *extra, config=config is None)
+        finally:
+            self.keymgr = keymgr
         try:
             report = json.loads(p.stdout) if p.stdout.strip() else None
         except ValueError:
