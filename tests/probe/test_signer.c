@@ -6,7 +6,11 @@
  * the others for the reason it tests), valid for at most 60 s, with a probe jti; and it
  * refuses an environment probe.environments does not name, claims the key set's policy
  * refuses, and a "wrong" value that is not wrong.
+ * And km_probe_run with an injected clock: a real-signature token is never sent once it is
+ * older than KM_PROBE_SEND_WINDOW (it could expire on the way and be refused for its age).
  */
+#include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -26,6 +32,7 @@
 #include "keymgr/core/keyops.h"
 #include "keymgr/jose/jwks.h"
 #include "keymgr/jose/jws.h"
+#include "keymgr/probe/probe.h"
 #include "keymgr/verify/verify.h"
 #include "policy/policy.h"
 #include "tests/common/softhsm.h"
@@ -363,6 +370,83 @@ static void test_signer_refusals(void **state)
 	json_decref(in);
 }
 
+/* An endpoint on 127.0.0.1 that refuses everything (401) and counts what it was sent. */
+static struct {
+	int fd;
+	pthread_t thread;
+	int requests, with_token;
+} ep;
+
+static void *endpoint(void *arg)
+{
+	char buf[8192];
+	int c;
+	(void)arg;
+	while ((c = accept(ep.fd, NULL, NULL)) >= 0) {
+		size_t n = 0;
+		ssize_t k;
+		while (n < sizeof(buf) - 1 && (k = read(c, buf + n, sizeof(buf) - 1 - n)) > 0) {
+			n += (size_t)k;
+			buf[n] = '\0';
+			if (strstr(buf, "\r\n\r\n") != NULL)
+				break;
+		}
+		buf[n] = '\0';
+		ep.requests++;
+		ep.with_token += strstr(buf, "Authorization:") != NULL;
+		static const char answer[] = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
+		                             "Connection: close\r\n\r\n";
+		if (write(c, answer, sizeof(answer) - 1) < 0)
+			break;
+		close(c);
+	}
+	return NULL;
+}
+
+static int64_t clock_base;
+static int clock_reads;
+
+/* Moves 100 s on every reading: every token is stale by the time it could be sent. */
+static int64_t fast_clock(void)
+{
+	return clock_base + 100 * (int64_t)clock_reads++;
+}
+
+static void test_run_never_sends_a_stale_real_token(void **state)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	char url[64], err[1024] = "";
+	km_probe_report_t *rep = NULL;
+	ep.fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(ep.fd >= 0);
+	assert_int_equal(bind(ep.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(ep.fd, 8), 0);
+	assert_int_equal(getsockname(ep.fd, (struct sockaddr *)&a, &len), 0);
+	assert_int_equal(pthread_create(&ep.thread, NULL, endpoint, NULL), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/api", ntohs(a.sin_port));
+	clock_base = (int64_t)time(NULL);
+	km_probe_opts_t o = { .env = "development", .keyset = "api", .url = url,
+	                      .aud = "api.test", .clock = fast_clock };
+	int r = km_probe_run(fx.cfg, &o, &rep, err, sizeof(err));
+	shutdown(ep.fd, SHUT_RDWR);
+	close(ep.fd);
+	pthread_join(ep.thread, NULL);
+	if (r != KM_EOK)
+		fail_msg("probe: %s", err);
+	/* The request without a token went; the genuine token, older than the window, did not,
+	 * and the run stopped there. */
+	assert_int_equal(ep.requests, 1);
+	assert_int_equal(ep.with_token, 0);
+	assert_true(rep->stopped);
+	assert_non_null(strstr(rep->stop_reason, "the genuine token got no answer"));
+	assert_non_null(strstr(rep->results[1].note, "not sent: more than 40 s after it was "
+	                                               "signed"));
+	assert_false(rep->results[1].sent);
+	assert_true(km_probe_report_failed(rep));
+	km_probe_report_free(rep);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -371,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_signer_duplicate_text),
 		cmocka_unit_test(test_signer_refusals),
 		cmocka_unit_test(test_verify_max_ttl_needs_iat),
+		cmocka_unit_test(test_run_never_sends_a_stale_real_token),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
