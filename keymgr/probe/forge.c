@@ -38,18 +38,6 @@ static void append_sig(char *input, size_t len, const uint8_t *sig, size_t sig_l
 	input[len + km_b64url_encode(sig, sig_len, input + len)] = '\0';
 }
 
-int probe_compact(const json_t *header, const char *payload, const uint8_t *sig,
-                  size_t sig_len, char **ret)
-{
-	size_t len = 0;
-	char *out = sig_len <= KM_JWS_SIG_MAX + 1 ? signing_input(header, payload, &len) : NULL;
-	if (out == NULL)
-		return KM_ENOMEM;
-	append_sig(out, len, sig, sig_len);
-	*ret = out;
-	return KM_EOK;
-}
-
 /* How a forgery is signed. */
 typedef enum { SIG_NONE, SIG_HMAC, SIG_KEY, SIG_FIXED } sig_kind_t;
 

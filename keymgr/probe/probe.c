@@ -216,9 +216,10 @@ static int stretch_signature(char **token)
 {
 	char *dot = strrchr(*token, '.');
 	uint8_t sig[KM_JWS_SIG_MAX + 1];
-	size_t n = sizeof(sig) - 1, head = (size_t)(dot - *token) + 1;
+	size_t n = sizeof(sig) - 1;
 	if (dot == NULL || km_b64url_decode(dot + 1, strlen(dot + 1), sig, &n) != KM_EOK)
 		return KM_EMALFORMED;
+	size_t head = (size_t)(dot - *token) + 1;
 	sig[n++] = 0;
 	char *out = malloc(head + km_b64url_encoded_len(n) + 1);
 	if (out == NULL)
@@ -353,8 +354,8 @@ static int forge_all(run_t *run, char *err, size_t errlen)
 		r = payload != NULL ? probe_forge(&f, id, payload, &run->tokens[id]) : KM_ENOMEM;
 		free(payload);
 		if (r != KM_EOK) {
-			snprintf(err, errlen, "cannot make the %s forgery: %s", km_probe_checks(NULL)[id].name,
-			         km_strerror(r));
+			snprintf(err, errlen, "cannot make the %s forgery: %s",
+			         km_probe_checks(NULL)[id].name, km_strerror(r));
 			return r;
 		}
 	}
@@ -376,7 +377,7 @@ static int record_run(run_t *run, char *err, size_t errlen)
 		if (run->tokens[i] != NULL &&
 		    json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "check", x->check->name,
 		                          "jti", x->jti, "signed_by", x->check->group ==
-		                          KM_PROBE_FORGED ? "run key" : "key set")) != 0)
+		                          KM_PROBE_FORGED ? "forged" : "key set")) != 0)
 			goto out;
 	}
 	if (a == NULL || (text = json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)

@@ -133,10 +133,6 @@ typedef struct {
  */
 int probe_forge(const probe_forge_t *f, probe_id_t id, const char *payload, char **ret);
 
-/* A compact token from header (JSON object) and payload text, the signature given. */
-int probe_compact(const json_t *header, const char *payload, const uint8_t *sig,
-                  size_t sig_len, char **ret);
-
 /* ---- the loopback key server (keyserver.c) ---- */
 
 typedef struct probe_keyserver probe_keyserver_t;

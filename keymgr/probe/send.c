@@ -46,33 +46,25 @@ static bool header_ok(const char *h)
 /* "2xx", "200", "200,204", "2xx,302". */
 static int parse_accept(probe_client_t *c, const char *s, char *err, size_t errlen)
 {
-	const char *p = s;
-	while (*p != '\0') {
+	for (const char *p = s;; p++) {
 		size_t n = strcspn(p, ",");
-		long lo, hi;
-		if (n == 3 && p[0] >= '1' && p[0] <= '5' && p[1] == 'x' && p[2] == 'x') {
-			lo = (p[0] - '0') * 100;
-			hi = lo + 99;
-		} else if (n == 3 && p[0] >= '1' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' &&
-		           p[2] >= '0' && p[2] <= '9') {
-			lo = hi = strtol(p, NULL, 10);
-		} else {
-			break;
+		bool digits = n == 3 && p[0] >= '1' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' &&
+		              p[2] >= '0' && p[2] <= '9';
+		bool cls = n == 3 && p[0] >= '1' && p[0] <= '5' && p[1] == 'x' && p[2] == 'x';
+		if ((!digits && !cls) || c->n_accept == ACCEPT_MAX) {
+			snprintf(err, errlen, "--accept '%.64s': expected HTTP statuses or classes "
+			         "separated by commas, such as 2xx or 200,204 (at most %d)", s,
+			         ACCEPT_MAX);
+			return KM_EINVAL;
 		}
-		if (c->n_accept == ACCEPT_MAX)
-			break;
-		c->accept[c->n_accept].lo = lo;
-		c->accept[c->n_accept++].hi = hi;
+		c->accept[c->n_accept].lo = cls ? (p[0] - '0') * 100 : strtol(p, NULL, 10);
+		c->accept[c->n_accept].hi = cls ? c->accept[c->n_accept].lo + 99 :
+		                            c->accept[c->n_accept].lo;
+		c->n_accept++;
 		p += n;
-		if (*p == ',' && *++p == '\0')
-			break;
+		if (*p == '\0')
+			return KM_EOK;
 	}
-	if (*p != '\0' || c->n_accept == 0) {
-		snprintf(err, errlen, "--accept '%.64s': expected HTTP statuses or classes separated "
-		         "by commas, such as 2xx or 200,204 (at most %d)", s, ACCEPT_MAX);
-		return KM_EINVAL;
-	}
-	return KM_EOK;
 }
 
 static int check_opts(probe_client_t *c, const km_probe_opts_t *o, char *err, size_t errlen)
