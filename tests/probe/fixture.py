@@ -10,7 +10,9 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import tempfile
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The verify suite's fixture, under its own name (this file is "fixture" too).
@@ -23,6 +25,7 @@ ISSUER = verify_fixture.ISSUER
 PYTHON = "/usr/bin/python3"
 # development's policy: max_token_ttl 30m (verify fixture's TTL).
 MAX_TTL = 30 * 60
+KEYMGR = None  # set by main()
 
 
 class Installation(verify_fixture.Installation):
@@ -120,3 +123,13 @@ def closed_port():
 def graded(report, verdict):
     """The names of the checks with this verdict."""
     return sorted(c["name"] for c in report["checks"] if c["verdict"] == verdict)
+
+
+def main():
+    """Runs the calling test file's cases: PATH-TO-KEYMGR [unittest options]."""
+    global KEYMGR
+    if len(sys.argv) < 2:
+        print(f"usage: {sys.argv[0]} PATH-TO-KEYMGR [unittest options]", file=sys.stderr)
+        sys.exit(2)
+    KEYMGR = os.path.abspath(sys.argv.pop(1))
+    unittest.main(module="__main__", verbosity=2)

@@ -24,7 +24,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture  # noqa: E402
 from fixture import Verifier, graded  # noqa: E402
 
-KEYMGR = None
 ES = "development/alg-es256"
 RS = "development/alg-rs256"
 ED = "development/alg-eddsa"
@@ -35,7 +34,7 @@ NOT_APPLICABLE = {"other-audience", "typ-access-token"}
 class Grading(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.inst = fixture.Installation(KEYMGR)
+        cls.inst = fixture.Installation(fixture.KEYMGR)
         cls.inst.create(ES, "access-token", "ES256")
         cls.inst.create(RS, "access-token", "RS256")
         cls.inst.create(ED, "access-token", "EdDSA")
@@ -81,8 +80,8 @@ class Grading(unittest.TestCase):
         self.grade(ED, "strict", alg="EdDSA")
 
     def test_keymgr_verify_is_clean(self):
-        self.grade(ES, "keymgr", "--keymgr", KEYMGR)
-        self.grade(RS, "keymgr", "--keymgr", KEYMGR, alg="RS256")
+        self.grade(ES, "keymgr", "--keymgr", fixture.KEYMGR)
+        self.grade(RS, "keymgr", "--keymgr", fixture.KEYMGR, alg="RS256")
 
     def test_pyjwt_without_audience_and_expiry_checks(self):
         self.grade(ES, "lax", fail=["expired", "wrong-audience", "typ-id-token",
@@ -120,8 +119,4 @@ class Grading(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        print(f"usage: {sys.argv[0]} PATH-TO-KEYMGR [unittest options]", file=sys.stderr)
-        sys.exit(2)
-    KEYMGR = os.path.abspath(sys.argv.pop(1))
-    unittest.main(verbosity=2)
+    fixture.main()

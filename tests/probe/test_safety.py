@@ -35,7 +35,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture  # noqa: E402
 from fixture import Verifier, closed_port, graded  # noqa: E402
 
-KEYMGR = None
 ES = "development/alg-es256"
 ALGS = get_default_algorithms()
 
@@ -111,7 +110,7 @@ class NotHttp:
 class Safety(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.inst = fixture.Installation(KEYMGR)
+        cls.inst = fixture.Installation(fixture.KEYMGR)
         cls.kid = cls.inst.create(ES, "access-token", "ES256")
         cls.inst.create("production/api", "access-token", "ES256")
         # A key set without an active key, and one the configuration does not mention.
@@ -333,8 +332,4 @@ class Safety(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        print(f"usage: {sys.argv[0]} PATH-TO-KEYMGR [unittest options]", file=sys.stderr)
-        sys.exit(2)
-    KEYMGR = os.path.abspath(sys.argv.pop(1))
-    unittest.main(verbosity=2)
+    fixture.main()
