@@ -96,9 +96,16 @@ static void print_table(const km_probe_report_t *r)
 	       r->n_fail, r->n_warn, r->n_error, r->n_na, (long long)r->audit_seq);
 }
 
-/* The lines on stderr that say why the exit status is 1. */
+/* The lines on stderr that say why the exit status is 1, and the warnings. */
 static void explain(const km_probe_report_t *r)
 {
+	for (size_t i = 0; i < r->n_results; i++)
+		if (r->results[i].verdict == KM_PROBE_WARN)
+			km_cli_error("%s: refused, but %s: an SSRF signal (%s)",
+			             r->results[i].check->name, r->results[i].note,
+			             r->results[i].check->standard);
+	if (!km_probe_report_failed(r))
+		return;
 	if (r->stopped)
 		km_cli_error("the probe stopped: %s", r->stop_reason);
 	for (size_t i = 0; i < r->n_results; i++) {
@@ -198,10 +205,9 @@ static int probe(int argc, char **argv)
 	}
 	if (a.output != NULL && write_html(a.output, rep) != KM_CLI_EXIT_OK)
 		rc = KM_CLI_EXIT_REFUSED;
-	if (km_probe_report_failed(rep)) {
-		explain(rep);
+	explain(rep);
+	if (km_probe_report_failed(rep))
 		rc = KM_CLI_EXIT_REFUSED;
-	}
 out:
 	km_probe_report_free(rep);
 	km_config_free(cfg);

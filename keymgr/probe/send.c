@@ -20,6 +20,7 @@
 #define ACCEPT_MAX 16
 
 struct probe_client {
+	bool curl_global;                /* curl_global_init() succeeded: clean up once */
 	CURL *curl;
 	struct curl_slist *resolve;      /* a loopback name pinned to its address */
 	const char *headers[KM_PROBE_MAX_HEADERS];
@@ -134,7 +135,10 @@ int probe_client_new(const probe_target_t *t, const km_probe_opts_t *o,
 	if ((r = check_opts(c, o, err, errlen)) != KM_EOK)
 		goto fail;
 	r = KM_ENOMEM;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (c->curl = curl_easy_init()) == NULL)
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		goto fail;
+	c->curl_global = true;
+	if ((c->curl = curl_easy_init()) == NULL)
 		goto fail;
 	/* "localhost" is loopback only if it resolves there: it always does for the probe. */
 	if (t->loopback && strcmp(t->host, "localhost") == 0) {
@@ -174,10 +178,9 @@ void probe_client_free(probe_client_t *c)
 {
 	if (c == NULL)
 		return;
-	if (c->curl != NULL) {
-		curl_easy_cleanup(c->curl);
+	curl_easy_cleanup(c->curl);
+	if (c->curl_global)
 		curl_global_cleanup();
-	}
 	curl_slist_free_all(c->resolve);
 	free(c);
 }

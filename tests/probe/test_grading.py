@@ -60,6 +60,8 @@ class Grading(unittest.TestCase):
             for name in fail:
                 self.assertIn(f"keymgr: {name}: the endpoint accepted a hostile token",
                               p.stderr)
+            for name in warn:
+                self.assertIn(f"keymgr: {name}: refused, but the endpoint fetched", p.stderr)
             # Every check but the n/a ones was sent, and answered.
             answered = {c["name"] for c in report["checks"] if c["sent"]}
             na = set(graded(report, "n/a"))
