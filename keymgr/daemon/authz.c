@@ -8,6 +8,7 @@
  * Everything not listed is denied. Root gets no implicit right: uid 0 signs only when "root"
  * is listed among the users, or one of its groups among the groups (docs/keymgrd.8).
  */
+#include <errno.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@
 
 #define NSS_BUF 16384
 
-void kd_peer_get(int fd, kd_peer_t *p)
+void kd_peer_creds(int fd, kd_peer_t *p)
 {
 	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	socklen_t cl = sizeof(cred);
@@ -40,13 +41,16 @@ void kd_peer_get(int fd, kd_peer_t *p)
 		p->n_groups = gl / sizeof(p->groups[0]);
 	/* More groups than we hold (ERANGE): the first KD_PEER_GROUPS are checked, the others
 	 * cannot grant anything. Fail closed. */
+	snprintf(p->user, sizeof(p->user), "uid-%d", (int)p->uid);
+	snprintf(p->who, sizeof(p->who), "uid=%d pid=%d", (int)p->uid, (int)p->pid);
+}
+
+void kd_peer_name(kd_peer_t *p)
+{
 	char buf[NSS_BUF];
 	struct passwd pw, *res = NULL;
 	if (p->known && getpwuid_r(p->uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL)
 		snprintf(p->user, sizeof(p->user), "%s", pw.pw_name);
-	else
-		snprintf(p->user, sizeof(p->user), "uid-%d", (int)p->uid);
-	snprintf(p->who, sizeof(p->who), "uid=%d pid=%d", (int)p->uid, (int)p->pid);
 }
 
 void kd_peer_actor(const kd_peer_t *p, const char *via, km_store_actor_t *a)
@@ -64,7 +68,51 @@ void kd_allow_clear(kd_allow_t *a)
 	memset(a, 0, sizeof(*a));
 }
 
-int kd_allow_resolve(const km_keyset_cfg_t *kc, const char *env, kd_allow_t *ret)
+/* A getpwnam_r/getgrnam_r result that means "there is no such name" (see their man page),
+ * as opposed to "the name service could not be asked". */
+static bool not_found(int e)
+{
+	return e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM;
+}
+
+static int copy_allow(const kd_allow_t *from, kd_allow_t *to)
+{
+	kd_allow_t a = { 0 };
+	if (from->n_uids > 0 && (a.uids = malloc(from->n_uids * sizeof(uid_t))) == NULL)
+		return KM_ENOMEM;
+	if (from->n_gids > 0 && (a.gids = malloc(from->n_gids * sizeof(gid_t))) == NULL) {
+		free(a.uids);
+		return KM_ENOMEM;
+	}
+	if (from->n_uids > 0)
+		memcpy(a.uids, from->uids, from->n_uids * sizeof(uid_t));
+	if (from->n_gids > 0)
+		memcpy(a.gids, from->gids, from->n_gids * sizeof(gid_t));
+	a.n_uids = from->n_uids;
+	a.n_gids = from->n_gids;
+	*to = a;
+	return KM_EOK;
+}
+
+/* A lookup failed: keep what was resolved before, or (first time) what this round got. */
+static int lookup_failed(const km_keyset_cfg_t *kc, const char *env, const char *kind,
+                         const char *name, int e, const kd_allow_t *prev, kd_allow_t *a,
+                         kd_allow_t *ret)
+{
+	kd_log(KD_LOG_ERROR, "signer-lookup", "env", env, "keyset", kc->name, kind, name,
+	       "error", strerror(e), "result", prev != NULL ? "kept the signers resolved before" :
+	       "left out until the next try", NULL);
+	if (prev == NULL) {
+		*ret = *a;
+		return KM_EIO;
+	}
+	kd_allow_clear(a);
+	int r = copy_allow(prev, ret);
+	return r == KM_EOK ? KM_EIO : r;
+}
+
+int kd_allow_resolve(const km_keyset_cfg_t *kc, const char *env, const kd_allow_t *prev,
+                     kd_allow_t *ret)
 {
 	kd_allow_t a = { 0 };
 	char buf[NSS_BUF];
@@ -77,20 +125,26 @@ int kd_allow_resolve(const km_keyset_cfg_t *kc, const char *env, kd_allow_t *ret
 	}
 	for (size_t i = 0; i < kc->n_signer_users; i++) {
 		struct passwd pw, *res = NULL;
-		if (getpwnam_r(kc->signer_users[i], &pw, buf, sizeof(buf), &res) == 0 && res != NULL) {
+		int e = getpwnam_r(kc->signer_users[i], &pw, buf, sizeof(buf), &res);
+		if (e == 0 && res != NULL) {
 			a.uids[a.n_uids++] = pw.pw_uid;
 			continue;
 		}
+		if (!not_found(e))
+			return lookup_failed(kc, env, "user", kc->signer_users[i], e, prev, &a, ret);
 		kd_log(KD_LOG_WARNING, "signer-unknown", "env", env, "keyset", kc->name, "user",
 		       kc->signer_users[i], "result", "ignored (no such user; reload once it exists)",
 		       NULL);
 	}
 	for (size_t i = 0; i < kc->n_signer_groups; i++) {
 		struct group gr, *res = NULL;
-		if (getgrnam_r(kc->signer_groups[i], &gr, buf, sizeof(buf), &res) == 0 && res != NULL) {
+		int e = getgrnam_r(kc->signer_groups[i], &gr, buf, sizeof(buf), &res);
+		if (e == 0 && res != NULL) {
 			a.gids[a.n_gids++] = gr.gr_gid;
 			continue;
 		}
+		if (!not_found(e))
+			return lookup_failed(kc, env, "group", kc->signer_groups[i], e, prev, &a, ret);
 		kd_log(KD_LOG_WARNING, "signer-unknown", "env", env, "keyset", kc->name, "group",
 		       kc->signer_groups[i], "result", "ignored (no such group; reload once it exists)",
 		       NULL);

@@ -34,12 +34,22 @@ typedef struct {
 	size_t n_gids;
 } kd_allow_t;
 
-/* Fills *p with fd's peer: uid, gid, pid, supplementary groups and user name. */
-void kd_peer_get(int fd, kd_peer_t *p);
+/* Fills *p with fd's peer: uid, gid, pid and supplementary groups, the user name "uid-N"
+ * (no name service lookup: the acceptor calls it; kd_peer_name completes it). */
+void kd_peer_creds(int fd, kd_peer_t *p);
+/* Looks p's user name up; "uid-N" stays when there is none. */
+void kd_peer_name(kd_peer_t *p);
 /* An audit actor for the peer (via "daemon" or "signing"). */
 void kd_peer_actor(const kd_peer_t *p, const char *via, km_store_actor_t *a);
-/* Resolves kc's signers to ids (unknown names are logged and left out). KM_EOK/KM_ENOMEM. */
-int kd_allow_resolve(const km_keyset_cfg_t *kc, const char *env, kd_allow_t *ret);
+/*
+ * Resolves kc's signers to ids (names that do not exist are logged and left out). A lookup
+ * that fails for another reason (the name service cannot be asked: EMFILE, EIO, ...) does
+ * not count as "no such user": *ret is then a copy of prev, the signers resolved before
+ * (when there is none, the names resolved so far), and the result is KM_EIO, logged. So a
+ * process out of descriptors never drops every signer. KM_EOK, KM_EIO, KM_ENOMEM.
+ */
+int kd_allow_resolve(const km_keyset_cfg_t *kc, const char *env, const kd_allow_t *prev,
+                     kd_allow_t *ret);
 void kd_allow_clear(kd_allow_t *a);
 /* Whether p's uid is listed, or its gid or a supplementary group is. */
 bool kd_allow_check(const kd_allow_t *a, const kd_peer_t *p);

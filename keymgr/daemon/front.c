@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -559,6 +560,21 @@ int kd_front_start(const kd_front_cfg_t *cfg, kd_front_t **ret, char *err, size_
 		goto fail;
 	if ((r = find_exe(f, err, errlen)) != KM_EOK)
 		goto fail;
+	/* The listener's descriptors: its connections and a reserve, within the hard limit it
+	 * inherits from us. Raised here if we may (CAP_SYS_RESOURCE), else the configuration
+	 * does not fit and is refused, rather than a listener failing on EMFILE under load. */
+	struct rlimit rl;
+	unsigned conns = cfg->conn_limit ? cfg->conn_limit : KM_CHAN_DEFAULT_CONNECTIONS;
+	rlim_t need = (rlim_t)conns + KM_CHAN_FD_RESERVE;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
+	    need > rl.rlim_max && setrlimit(RLIMIT_NOFILE, &(struct rlimit){ need, need }) != 0) {
+		snprintf(err, errlen, "daemon.connection_limit %u needs %u descriptors in the "
+		         "listener, more than the hard limit of %llu (RLIMIT_NOFILE; systemd: "
+		         "LimitNOFILE=): lower the one or raise the other", conns,
+		         conns + KM_CHAN_FD_RESERVE, (unsigned long long)rl.rlim_max);
+		r = KM_EINVAL;
+		goto fail;
+	}
 	int fd = -1;
 	if ((r = km_http_bind(f->listen_addr, cfg->port, &fd, &f->port, err, errlen)) != KM_EOK)
 		goto fail;

@@ -11,3 +11,10 @@
  * PIN is read. KM_EOK, or KM_EIO with a message in err.
  */
 int kd_harden(char *err, size_t errlen);
+
+/*
+ * Raises the soft descriptor limit to the hard one (systemd and most shells start a process
+ * at 1024 whatever the hard limit is): the token module, the stores and the control
+ * connections must never run out of descriptors. Returns the limit in force (0 if unknown).
+ */
+unsigned long kd_raise_nofile(void);

@@ -19,7 +19,8 @@
  *   ctl_server.c its connections: acceptor and per-connection threads, the main-thread queue
  *                (ctl_limits.c: per-peer limits and frame deadlines)
  *   signer.c     the signing service: per environment a signing token and the key sets'
- *                resolved keys and signers, swapped under a rwlock
+ *                resolved keys and signers, swapped under a rwlock (denials.c: repeated
+ *                denials folded)
  *   authz.c      the peer's identity (SO_PEERCRED, SO_PEERGROUPS) and the signers' lists
  *   status.c     the status reply; metrics.c: the /metrics text and /healthz state
  *                (sign_stats.c: the signing figures per key set)
@@ -281,6 +282,7 @@ int main(int argc, char **argv)
 		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
 		return 1;
 	}
+	kd_raise_nofile();
 	int sig_fd = kd_signals_init();
 	if (sig_fd < 0) {
 		fprintf(stderr, "keymgrd: cannot install signal handlers\n");

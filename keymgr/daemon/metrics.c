@@ -60,6 +60,8 @@ static const char *health(const kd_daemon_t *d, char *buf, size_t len)
 			snprintf(buf, len, "%s: %s", e->name, e->refresh_error);
 			return buf;
 		}
+		if (!kd_signing_health((kd_daemon_t *)d, e->name, buf, len))
+			return buf;
 		for (size_t j = 0; j < e->n_ks; j++) {
 			if (e->ks[j].error != NULL) {
 				snprintf(buf, len, "%s/%s: %s (%u failures, retrying)", e->name,

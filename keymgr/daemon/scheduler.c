@@ -260,16 +260,12 @@ static bool ensure_token(kd_env_t *e, int64_t now, bool force)
 	int64_t delay = kd_backoff(e->token_failures);
 	e->token_retry_at = now + delay;
 	kd_env_set_error(&e->token_error, err[0] ? err : km_strerror(r));
-	if (r == KM_P11_ELOGIN) {
-		/* Never retried by itself: a token locks its PIN after a few wrong ones. */
-		e->token_retry_at = INT64_MAX;
-		kd_log(KD_LOG_ERROR, "token", "env", e->name, "result", "failed", "error",
-		       e->token_error, "retry", "after the PIN source is fixed: keymgr tick or reload",
-		       NULL);
-		return false;
-	}
+	/* A refused PIN is kept from the token by the PIN gate (keymgr/core/pin_refusal.c): the
+	 * checks with backoff, and ticks, only notice a changed PIN source. */
 	kd_log(KD_LOG_ERROR, "token", "env", e->name, "result", "failed", "error", e->token_error,
-	       "retry_in", fmt_i64(delay, retry, sizeof(retry)), NULL);
+	       "retry_in", fmt_i64(delay, retry, sizeof(retry)), "retry", r == KM_P11_ELOGIN ?
+	       "when the PIN source changes, or keymgr env login ENV, or keymgr reload --retry-pin"
+	       : NULL, NULL);
 	return false;
 }
 

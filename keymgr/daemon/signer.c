@@ -35,9 +35,12 @@
 #include "keymgr/claims/claims.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
+#include "keymgr/common/timefmt.h"
 #include "keymgr/control/control_proto.h"
+#include "keymgr/core/pin_refusal.h"
 #include "keymgr/daemon/authz.h"
 #include "keymgr/daemon/backoff.h"
+#include "keymgr/daemon/denials.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/sign_stats.h"
 #include "keymgr/daemon/signer.h"
@@ -46,7 +49,7 @@
 #include "policy/policy.h"
 
 #define QUEUE_MAX 256
-#define TOKEN_ERR_MAX 512
+#define TOKEN_ERR_MAX 1024
 
 typedef struct {
 	char name[KM_KEYSET_NAME_MAX + 1];
@@ -58,7 +61,7 @@ typedef struct {
 typedef struct {
 	char env[KM_ENV_NAME_MAX + 1];
 	/* Our copy of the token configuration: survives the configuration it came from. */
-	char *module, *label, *serial, *pin;
+	char *module, *label, *serial, *pin, *init_args;
 	unsigned sessions;
 	km_token_t *token;              /* NULL until opened */
 	int token_r;                    /* why not, when NULL */
@@ -66,9 +69,15 @@ typedef struct {
 	unsigned failures;
 	int64_t retry_at;
 	atomic_bool reopen;             /* a signer lost its session or the device */
+	atomic_bool reinit;             /* the token failed (CKR_GENERAL_ERROR) or lost an active
+	                                 * key: the module is initialised again at the reopen */
+	char lost[KM_KEYSET_NAME_MAX + 1];   /* a key set whose active key the token lost ("":
+	                                      * none); read by kd_signing_health() */
+	pthread_mutex_t lost_lock;
 	sk_keyset_t *ks;                /* sorted by name */
 	size_t n_ks;
 	kd_sign_stat_t *other;          /* requests for a key set not signed for here */
+	atomic_bool built;              /* its key sets resolved once (rebuild) */
 } sk_env_t;
 
 typedef struct {
@@ -90,17 +99,22 @@ struct kd_signing {
 	sk_denial_t q[QUEUE_MAX];
 	size_t q_n;
 	uint64_t q_dropped;
+	kd_denials_t *denials;          /* repeated denials folded (denials.h) */
 
 	atomic_uint_fast64_t n_ok, n_refused, n_denied, n_failed;
 	kd_sign_stats_t *stats;
 	kd_sign_stat_t *unserved;       /* requests for an environment not signed for */
+	atomic_bool synced;             /* the first kd_signing_sync() is done */
 };
 
 int kd_signing_create(kd_signing_t **ret)
 {
 	kd_signing_t *s = calloc(1, sizeof(*s));
 	pthread_rwlockattr_t attr;
-	if (s == NULL || kd_sign_stats_create(&s->stats) != KM_EOK) {
+	if (s == NULL || kd_sign_stats_create(&s->stats) != KM_EOK ||
+	    kd_denials_create(0, &s->denials) != KM_EOK) {
+		if (s != NULL)
+			kd_sign_stats_free(s->stats);
 		free(s);
 		return KM_ENOMEM;
 	}
@@ -133,6 +147,8 @@ static void env_free(sk_env_t *se)
 	free(se->label);
 	free(se->serial);
 	free(se->pin);
+	free(se->init_args);
+	pthread_mutex_destroy(&se->lost_lock);
 	free(se);
 }
 
@@ -143,6 +159,7 @@ void kd_signing_free(kd_signing_t *s)
 	for (size_t i = 0; i < s->n_envs; i++)
 		env_free(s->envs[i]);
 	free(s->envs);
+	kd_denials_free(s->denials);
 	pthread_rwlock_destroy(&s->lock);
 	pthread_mutex_destroy(&s->q_lock);
 	kd_sign_stats_free(s->stats);
@@ -219,7 +236,7 @@ static bool token_cfg_same(const sk_env_t *se, const km_token_cfg_t *t)
 {
 	return same_str(se->module, t->module_path) && same_str(se->label, t->token_label) &&
 	       same_str(se->serial, t->token_serial) && same_str(se->pin, t->pin_source) &&
-	       se->sessions == t->sessions;
+	       same_str(se->init_args, t->init_args) && se->sessions == t->sessions;
 }
 
 static char *dup_or_null(const char *s)
@@ -233,13 +250,16 @@ static int token_cfg_copy(sk_env_t *se, const km_token_cfg_t *t)
 	free(se->label);
 	free(se->serial);
 	free(se->pin);
+	free(se->init_args);
 	se->module = dup_or_null(t->module_path);
 	se->label = dup_or_null(t->token_label);
 	se->serial = dup_or_null(t->token_serial);
 	se->pin = dup_or_null(t->pin_source);
+	se->init_args = dup_or_null(t->init_args);
 	se->sessions = t->sessions;
 	if ((t->module_path && !se->module) || (t->token_label && !se->label) ||
-	    (t->token_serial && !se->serial) || (t->pin_source && !se->pin))
+	    (t->token_serial && !se->serial) || (t->pin_source && !se->pin) ||
+	    (t->init_args && !se->init_args))
 		return KM_ENOMEM;
 	return KM_EOK;
 }
@@ -251,20 +271,33 @@ static int cmp_keyset(const void *a, const void *b)
 
 /* Makes sure the signing token has the handle of each usable key cached (no C_FindObjects
  * when signing). Safe while signers run: km_token is thread-safe. */
+static void set_lost(sk_env_t *se, const char *keyset)
+{
+	pthread_mutex_lock(&se->lost_lock);
+	snprintf(se->lost, sizeof(se->lost), "%s", keyset != NULL ? keyset : "");
+	pthread_mutex_unlock(&se->lost_lock);
+}
+
+/* Looks every active key up in the signing token (caching its handle); one that is missing
+ * makes keymgrd unhealthy until it is found again. */
 static void warm(sk_env_t *se, const sk_keyset_t *ks, size_t n)
 {
 	if (se->token == NULL)
 		return;
+	const char *lost = NULL;
 	for (size_t i = 0; i < n; i++) {
 		km_pubkey_t pub;
 		if (ks[i].key.key_r != KM_EOK)
 			continue;
-		if (km_token_get_public(se->token, ks[i].key.cka_id, ks[i].key.cka_id_len, &pub)
-		    != KM_EOK)
+		int r = km_token_get_public(se->token, ks[i].key.cka_id, ks[i].key.cka_id_len, &pub);
+		if (r == KM_P11_ENOKEY && lost == NULL)
+			lost = ks[i].name;
+		if (r != KM_EOK)
 			kd_log(KD_LOG_WARNING, "signing-key", "env", se->env, "keyset", ks[i].name,
 			       "kid", ks[i].key.kid, "result", "not found in the signing token",
 			       "error", km_token_last_error(se->token), NULL);
 	}
+	set_lost(se, lost);
 }
 
 /*
@@ -288,8 +321,9 @@ static void hold_until_served(kd_env_t *e, const char *keyset, km_claims_key_t *
 	         "JWKS keymgrd serves yet: try again in a moment", key->kid, e->name, keyset);
 }
 
-/* The key sets of e that list signers, resolved from e's store and configuration. */
-static int build_keysets(kd_env_t *e, sk_keyset_t **ret, size_t *n_ret)
+/* The key sets of e that list signers, resolved from e's store and configuration (se: what
+ * is in use, whose signers stay when the name service cannot be asked). */
+static int build_keysets(kd_env_t *e, const sk_env_t *se, sk_keyset_t **ret, size_t *n_ret)
 {
 	size_t n = 0;
 	sk_keyset_t *ks = calloc(e->cfg->n_keysets + 1, sizeof(*ks));
@@ -302,7 +336,9 @@ static int build_keysets(kd_env_t *e, sk_keyset_t **ret, size_t *n_ret)
 		snprintf(ks[n].name, sizeof(ks[n].name), "%s", kc->name);
 		km_claims_resolve(e->env, kc->name, &ks[n].key);
 		hold_until_served(e, kc->name, &ks[n].key);
-		if (kd_allow_resolve(kc, e->name, &ks[n].allow) != KM_EOK) {
+		const sk_keyset_t *old = find_keyset(se, kc->name);
+		if (kd_allow_resolve(kc, e->name, old != NULL ? &old->allow : NULL,
+		                     &ks[n].allow) == KM_ENOMEM) {
 			keysets_free(ks, n);
 			return KM_ENOMEM;
 		}
@@ -347,7 +383,7 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 {
 	sk_keyset_t *ks = NULL;
 	size_t n = 0;
-	if (build_keysets(e, &ks, &n) != KM_EOK) {
+	if (build_keysets(e, se, &ks, &n) != KM_EOK) {
 		kd_log(KD_LOG_ERROR, "signing", "env", e->name, "result", "failed", "error",
 		       "out of memory", NULL);
 		return;
@@ -356,6 +392,7 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 		ks[i].stats = kd_sign_stats_entry(s->stats, se->env, ks[i].name);
 	if (keysets_equal(se->ks, se->n_ks, ks, n)) {
 		keysets_free(ks, n);
+		atomic_store(&se->built, true);
 		return;
 	}
 	if (!locked)
@@ -367,17 +404,22 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 	size_t n_old = se->n_ks;
 	se->ks = ks;
 	se->n_ks = n;
+	atomic_store(&se->built, true);
 	if (!locked)
 		pthread_rwlock_unlock(&s->lock);
 	keysets_free(old, n_old);
 }
 
-/* Opens (or reopens) se's token when due. Called without the lock. */
-static void open_token(kd_signing_t *s, sk_env_t *se, int64_t now)
+/* Opens (or reopens) se's token when due, behind the PIN gate of e's store. Called without
+ * the lock. */
+static void open_token(kd_signing_t *s, sk_env_t *se, const kd_env_t *e, int64_t now)
 {
+	bool reinit = atomic_exchange(&se->reinit, false);
 	if (atomic_exchange(&se->reopen, false) && se->token != NULL) {
-		kd_log(KD_LOG_WARNING, "signing-token", "env", se->env, "result", "reopening",
-		       "error", "a signer lost its session or the device", NULL);
+		kd_log(KD_LOG_WARNING, "signing-token", "env", se->env, "result",
+		       reinit ? "reinitialising the module" : "reopening", "error", reinit ?
+		       "the token failed or lost an active key" : "a signer lost its session or "
+		       "the device", NULL);
 		pthread_rwlock_wrlock(&s->lock);
 		km_token_t *old = se->token;
 		se->token = NULL;
@@ -386,16 +428,22 @@ static void open_token(kd_signing_t *s, sk_env_t *se, int64_t now)
 		         "is being reopened", se->env);
 		pthread_rwlock_unlock(&s->lock);
 		km_token_free(old);   /* nobody holds it: signers hold the lock while they use it */
+		/* The scheduler's handle too: with no token of the module left open, the module is
+		 * finalized, and opened again below with C_Initialize (its state read anew). */
+		if (reinit)
+			km_env_close_token(e->env);
 		se->retry_at = 0;
 	}
 	if (se->token != NULL || now < se->retry_at)
 		return;
 	km_token_cfg_t cfg = { .module_path = se->module, .token_label = se->label,
 	                       .token_serial = se->serial, .pin_source = se->pin,
-	                       .sessions = se->sessions };
+	                       .sessions = se->sessions, .init_args = se->init_args };
 	km_token_t *t = NULL;
 	char err[TOKEN_ERR_MAX - 64] = "", num[32];
-	int r = km_token_open(&cfg, &t, err, sizeof(err));
+	int r = km_pin_refusal_gate(e->cfg->store, se->env, &cfg.pin_gate);
+	if (r == KM_EOK)
+		r = km_token_open(&cfg, &t, err, sizeof(err));
 	pthread_rwlock_wrlock(&s->lock);
 	if (r == KM_EOK) {
 		se->token = t;
@@ -422,6 +470,8 @@ static void open_token(kd_signing_t *s, sk_env_t *se, int64_t now)
 static int add_env(kd_signing_t *s, const kd_env_t *e, sk_env_t **ret)
 {
 	sk_env_t *se = calloc(1, sizeof(*se));
+	if (se != NULL)
+		pthread_mutex_init(&se->lost_lock, NULL);
 	sk_env_t **grown = realloc(s->envs, (s->n_envs + 1) * sizeof(*grown));
 	if (se == NULL || grown == NULL) {
 		free(se);
@@ -492,6 +542,7 @@ void kd_signing_sync(kd_daemon_t *d, int64_t now)
 	kd_signing_t *s = d->signing;
 	if (s == NULL)
 		return;
+	kd_denials_set_interval(s->denials, km_config_daemon(d->cfg)->denial_interval);
 	prune(s, d, false);
 	for (size_t i = 0; i < d->n_envs; i++) {
 		kd_env_t *e = &d->envs[i];
@@ -506,11 +557,15 @@ void kd_signing_sync(kd_daemon_t *d, int64_t now)
 				continue;
 		}
 		bool was_open = se->token != NULL;
-		open_token(s, se, now);
+		/* The scheduler's login works again (a new PIN, an explicit retry): so will ours. */
+		if (se->token == NULL && se->token_r == KM_P11_ELOGIN && e->token_ok)
+			se->retry_at = 0;
+		open_token(s, se, e, now);
 		if (!was_open && se->token != NULL)
 			warm(se, se->ks, se->n_ks);
 		rebuild(s, e, se, false);
 	}
+	atomic_store(&s->synced, true);
 }
 
 void kd_signing_reloaded_locked(kd_daemon_t *d)
@@ -570,7 +625,7 @@ static void queue_denial(kd_signing_t *s, const char *env, const char *keyset, c
 	}
 }
 
-static void record(kd_daemon_t *d, const sk_denial_t *q, const char *reason)
+static void record(kd_daemon_t *d, const sk_denial_t *q, const char *after, const char *reason)
 {
 	kd_env_t *e = daemon_env(d, q->env);
 	km_store_actor_t a, self;
@@ -580,11 +635,41 @@ static void record(kd_daemon_t *d, const sk_denial_t *q, const char *reason)
 	self = *km_store_actor(km_env_store(e->env));
 	kd_peer_actor(&q->peer, "signing", &a);
 	km_store_set_actor(km_env_store(e->env), &a);
-	if (km_audit_record(e->env, "sign.denied", q->keyset, q->kid[0] ? q->kid : NULL, NULL,
+	if (km_audit_record(e->env, "sign.denied", q->keyset[0] ? q->keyset : NULL,
+	                    q->kid[0] ? q->kid : NULL, after,
 	                    reason, q->at, err, sizeof(err)) != KM_EOK)
 		kd_log(KD_LOG_ERROR, "audit", "env", q->env, "action", "sign.denied", "result",
 		       "failed", "error", err, NULL);
 	km_store_set_actor(km_env_store(e->env), &self);
+}
+
+/* The repeats of a denial window that has passed: one log line, one audit event (the
+ * environment's; other peers' in every environment). Main thread. */
+static void report_repeats(void *ctx, const kd_denial_repeats_t *r)
+{
+	kd_daemon_t *d = ctx;
+	char n[24], uid[16], first[KM_TIME_TEXT_MAX], last[KM_TIME_TEXT_MAX];
+	char why[KM_STORE_TEXT_MAX + 1], after[160];
+	sk_denial_t q = { .peer = r->peer, .at = (int64_t)time(NULL) };
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)r->repeats);
+	snprintf(uid, sizeof(uid), "%d", (int)r->peer.uid);
+	km_time_rfc3339(r->first, first, sizeof(first));
+	km_time_rfc3339(r->last, last, sizeof(last));
+	kd_log(KD_LOG_WARNING, "sign-denied", "env", r->env, "keyset", r->keyset, "peer_uid", uid,
+	       "peer_user", r->peer.user, "reason", r->reason, "repeated", n, "from", first, "to",
+	       last, NULL);
+	snprintf(why, sizeof(why), "%.64s (uid %d): %s: %llu more denials from %s to %s (folded)",
+	         r->peer.user, (int)r->peer.uid, r->reason, (unsigned long long)r->repeats, first,
+	         last);
+	snprintf(after, sizeof(after), "{\"repeated\":%llu,\"from\":\"%s\",\"to\":\"%s\"}",
+	         (unsigned long long)r->repeats, first, last);
+	snprintf(q.keyset, sizeof(q.keyset), "%s", strcmp(r->keyset, "*") != 0 ? r->keyset : "");
+	for (size_t i = 0; i < d->n_envs; i++) {
+		if (strcmp(r->env, "*") != 0 && strcmp(r->env, d->envs[i].name) != 0)
+			continue;
+		snprintf(q.env, sizeof(q.env), "%s", d->envs[i].name);
+		record(d, &q, after, why);
+	}
 }
 
 void kd_signing_flush_audit(kd_daemon_t *d)
@@ -595,6 +680,7 @@ void kd_signing_flush_audit(kd_daemon_t *d)
 	uint64_t dropped;
 	if (s == NULL)
 		return;
+	kd_denials_expire(s->denials, (int64_t)time(NULL), report_repeats, d);
 	pthread_mutex_lock(&s->q_lock);
 	n = s->q_n;
 	dropped = s->q_dropped;
@@ -607,14 +693,22 @@ void kd_signing_flush_audit(kd_daemon_t *d)
 	s->q_dropped = 0;
 	pthread_mutex_unlock(&s->q_lock);
 	for (size_t i = 0; batch != NULL && i < n; i++)
-		record(d, &batch[i], batch[i].reason);
+		record(d, &batch[i], NULL, batch[i].reason);
 	if (dropped > 0 && n > 0 && batch != NULL) {
 		char why[KM_STORE_TEXT_MAX + 1];
 		snprintf(why, sizeof(why), "%llu more sign.denied events not recorded one by one "
 		         "(queue full); see keymgrd's log", (unsigned long long)dropped);
-		record(d, &batch[n - 1], why);
+		record(d, &batch[n - 1], NULL, why);
 	}
 	free(batch);
+}
+
+void kd_signing_flush_final(kd_daemon_t *d)
+{
+	if (d->signing == NULL)
+		return;
+	kd_denials_expire(d->signing->denials, INT64_MAX, report_repeats, d);
+	kd_signing_flush_audit(d);
 }
 
 /* ---- the signers' side (control connection threads) ---- */
@@ -688,6 +782,14 @@ static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, ch
 	sk_keyset_t *ks = se ? find_keyset(se, name) : NULL;
 	if (se != NULL)
 		*stat = ks != NULL ? ks->stats : se->other;
+	/* Just after start (the control socket opens before the first pass): neither "not
+	 * served" nor "not an allowed signer" would be true yet. */
+	if ((se == NULL && !atomic_load(&s->synced)) || (se != NULL && !atomic_load(&se->built))) {
+		pthread_rwlock_unlock(&s->lock);
+		snprintf(err, sizeof(err), "keymgrd is starting: the signing keys of '%s' are not "
+		         "loaded yet; try again in a moment", env);
+		return refusal(KM_EBUSY, "busy", err);
+	}
 	if (se == NULL) {
 		pthread_rwlock_unlock(&s->lock);
 		snprintf(err, sizeof(err), "keymgrd does not sign for environment '%s' (none of its "
@@ -700,15 +802,20 @@ static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, ch
 		snprintf(err, sizeof(err), "%s (uid %d) may not sign with %s/%s: not listed in "
 		         "environments.%s.keysets.%s.signers", p->user, (int)p->uid, env, name, env,
 		         name);
-		char uid[16], pid[16];
-		snprintf(uid, sizeof(uid), "%d", (int)p->uid);
-		snprintf(pid, sizeof(pid), "%d", (int)p->pid);
-		kd_log(KD_LOG_WARNING, "sign-denied", "env", env, "keyset", name, "peer_uid", uid,
-		       "peer_user", p->user, "peer_pid", pid, "reason", "not an allowed signer", NULL);
-		char why[KM_STORE_TEXT_MAX + 1];
-		snprintf(why, sizeof(why), "%.64s (uid %d, pid %d) is not an allowed signer", p->user,
-		         (int)p->uid, (int)p->pid);
-		queue_denial(s, env, name, NULL, why, p);
+		/* Logged and recorded once per peer, key set and interval; repeats are counted. */
+		if (kd_denials_note(s->denials, p, env, name, "not an allowed signer",
+		                    (int64_t)time(NULL))) {
+			char uid[16], pid[16];
+			snprintf(uid, sizeof(uid), "%d", (int)p->uid);
+			snprintf(pid, sizeof(pid), "%d", (int)p->pid);
+			kd_log(KD_LOG_WARNING, "sign-denied", "env", env, "keyset", name, "peer_uid",
+			       uid, "peer_user", p->user, "peer_pid", pid, "reason",
+			       "not an allowed signer", NULL);
+			char why[KM_STORE_TEXT_MAX + 1];
+			snprintf(why, sizeof(why), "%.64s (uid %d, pid %d) is not an allowed signer",
+			         p->user, (int)p->uid, (int)p->pid);
+			queue_denial(s, env, name, NULL, why, p);
+		}
 		return refusal(KM_POLICY_EDENIED, "denied", err);
 	}
 	/* Claims given as an object are checked and signed as parsed with the request; a string
@@ -724,6 +831,20 @@ static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, ch
 	snprintf(kid, sizeof(kid), "%s", ks->key.kid);
 	if (r == KM_P11_ESESSION || r == KM_P11_ENOTLOGGEDIN || r == KM_P11_EDEVICE)
 		atomic_store(&se->reopen, true);
+	/* A token in trouble (SoftHSM out of descriptors lost its objects and answered every
+	 * later call with these): a new session does not help, a new module instance does. */
+	if (r == KM_P11_EFAIL || r == KM_P11_ENOKEY) {
+		atomic_store(&se->reinit, true);
+		atomic_store(&se->reopen, true);
+		if (r == KM_P11_ENOKEY)
+			set_lost(se, name);
+	} else if (r == KM_EOK) {
+		/* the token has this key set's key (again) */
+		pthread_mutex_lock(&se->lost_lock);
+		if (strcmp(se->lost, name) == 0)
+			se->lost[0] = '\0';
+		pthread_mutex_unlock(&se->lost_lock);
+	}
 	pthread_rwlock_unlock(&s->lock);
 
 	if (r == KM_EOK) {
@@ -743,7 +864,8 @@ static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, ch
 	atomic_fetch_add(token_failure ? &s->n_failed : &s->n_refused, 1);
 	kd_log(token_failure ? KD_LOG_ERROR : KD_LOG_INFO, "sign", "env", env, "keyset", name,
 	       "peer_uid", uid, "result", token_failure ? "failed" : "refused", "error", err, NULL);
-	if (audit_denied)
+	if (audit_denied && kd_denials_note(s->denials, p, env, name,
+	                                    "the audit key never signs JWTs", (int64_t)time(NULL)))
 		queue_denial(s, env, name, kid, "the audit key never signs JWTs", p);
 	if (token_failure && s->wake_fd >= 0) {
 		uint64_t one = 1;
@@ -771,6 +893,19 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 	return reply;
 }
 
+bool kd_signing_is_signer(kd_signing_t *s, const kd_peer_t *p)
+{
+	bool found = false;
+	if (s == NULL)
+		return false;
+	pthread_rwlock_rdlock(&s->lock);
+	for (size_t i = 0; i < s->n_envs && !found; i++)
+		for (size_t j = 0; j < s->envs[i]->n_ks && !found; j++)
+			found = kd_allow_check(&s->envs[i]->ks[j].allow, p);
+	pthread_rwlock_unlock(&s->lock);
+	return found;
+}
+
 void kd_signing_prepare(kd_signing_t *s, const char *env)
 {
 	if (s == NULL)
@@ -795,4 +930,25 @@ void kd_signing_metrics(kd_daemon_t *d, FILE *f)
 {
 	if (d->signing != NULL)
 		kd_sign_stats_render(d->signing->stats, f);
+}
+
+bool kd_signing_health(kd_daemon_t *d, const char *env, char *buf, size_t len)
+{
+	kd_signing_t *s = d->signing;
+	bool ok = true;
+	if (s == NULL)
+		return true;
+	pthread_rwlock_rdlock(&s->lock);
+	sk_env_t *se = find_env(s, env);
+	if (se != NULL) {
+		pthread_mutex_lock(&se->lost_lock);
+		if (se->lost[0] != '\0') {
+			snprintf(buf, len, "%s/%s: the signing token does not find the active key "
+			         "(re-initialising the module)", env, se->lost);
+			ok = false;
+		}
+		pthread_mutex_unlock(&se->lost_lock);
+	}
+	pthread_rwlock_unlock(&s->lock);
+	return ok;
 }

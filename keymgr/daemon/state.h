@@ -50,6 +50,11 @@ typedef struct {
 	bool published;            /* its document is in km_http */
 	uint8_t digest[32];        /* SHA-256 of the published document */
 	unsigned published_max_age;
+	/* its discovery document (keymgr/core/documents.h), rendered again when the
+	 * configuration it was made from is replaced */
+	const km_env_cfg_t *disc_cfg;   /* NULL: not rendered yet */
+	bool disc_published;
+	uint8_t disc_digest[32];
 	bool deferred;             /* an activation is being held back by the gate */
 	uint64_t ceiling_total;    /* activations released by activate_when_seen_ceiling */
 	uint64_t warn_fp;          /* the planner warnings last logged */
@@ -63,7 +68,9 @@ typedef struct {
 	size_t n_ks;
 	char path[KM_HTTP_PATH_MAX + 1];   /* "/ENV/.well-known/jwks.json" */
 	bool published;
-	bool stale;                /* a key set document changed; the environment's must follow */
+	bool stale;
+	int64_t static_serial;     /* serial of the static tree last written (http.static_dir) */
+	const km_env_cfg_t *static_cfg;   /* the configuration it was written with */                /* a key set document changed; the environment's must follow */
 	uint8_t digest[32];
 	unsigned published_max_age;
 	int64_t serial;            /* serial of the current documents (0: none yet) */
@@ -130,5 +137,7 @@ void kd_paths_free(kd_paths_t *p);
 void kd_env_set_error(char **slot, const char *msg);
 /* The key set called name in e, or NULL. */
 kd_keyset_t *kd_env_keyset(kd_env_t *e, const char *name);
-/* "/ENV/NAME/jwks.json" of a key set. */
+/* "/ENV/NAME/jwks.json" of a key set (keymgr/core/documents.h). */
 void kd_keyset_path(const kd_env_t *e, const char *keyset, char *buf, size_t len);
+/* "/ENV/NAME/.well-known/openid-configuration" of a key set. */
+void kd_discovery_path(const kd_env_t *e, const char *keyset, char *buf, size_t len);

@@ -28,6 +28,10 @@
 
 #define KM_CHAN_FRAME_MAX (8u * 1024 * 1024)   /* a JWKS of thousands of keys fits */
 #define KM_CHAN_NAME_MAX 64                    /* a Unix user name */
+/* Descriptors the listener keeps besides its connections (channel, sockets, epoll, eventfds,
+ * the admin server's): its RLIMIT_NOFILE is its connection limit plus this. */
+#define KM_CHAN_FD_RESERVE 64
+#define KM_CHAN_DEFAULT_CONNECTIONS 1024
 
 typedef enum {
 	KM_CHAN_CONFIG = 1,

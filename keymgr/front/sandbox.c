@@ -41,10 +41,7 @@ int km_sandbox_preload(char *err, size_t errlen)
 
 int km_sandbox_limits(unsigned nofile, char *err, size_t errlen)
 {
-	struct rlimit rl = { nofile, nofile }, cur;
-	/* Not root: the hard limit cannot be raised; the listener makes do with it. */
-	if (getrlimit(RLIMIT_NOFILE, &cur) == 0 && geteuid() != 0 && cur.rlim_max < nofile)
-		rl.rlim_cur = rl.rlim_max = cur.rlim_max;
+	struct rlimit rl = { nofile, nofile };
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
 		snprintf(err, errlen, "setrlimit RLIMIT_NOFILE %u: %s", nofile, strerror(errno));
 		return KM_EIO;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -30,7 +31,15 @@ struct km_http_listener {
 	bool started;
 	pthread_t thread;
 	struct MHD_Daemon *mhd;
+	atomic_uint *live;      /* connections mhd holds (NULL: no limit of ours) */
+	unsigned limit;
 };
+
+void km_http_listener_set_limit(km_http_listener_t *l, atomic_uint *live, unsigned limit)
+{
+	l->live = live;
+	l->limit = limit;
+}
 
 /* The port fd is bound to, or 0. */
 static uint16_t bound_port(int fd)
@@ -170,6 +179,10 @@ static void *accept_loop(void *arg)
 					SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 			if (c >= 0) {
+				if (l->live != NULL && atomic_load(l->live) >= l->limit) {
+					close(c);   /* full: refused at once, as libmicrohttpd would */
+					continue;
+				}
 				/* Closes c itself when a limit refuses it. */
 				MHD_add_connection(l->mhd, c, (struct sockaddr *)&ss, len);
 				continue;

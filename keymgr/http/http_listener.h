@@ -15,6 +15,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -55,6 +56,16 @@ uint16_t km_http_listener_port(const km_http_listener_t *l);
  */
 int km_http_listener_start(km_http_listener_t *l, struct MHD_Daemon *mhd, char *err,
                            size_t errlen);
+
+/*
+ * The connection limit, kept by the acceptor itself: a connection accepted while *live (the
+ * connections mhd holds, counted by the caller) is at limit is closed at once, without
+ * reaching mhd. libmicrohttpd 0.9.75 must never reach its own limit through
+ * MHD_add_connection(): its worker threads then wait forever on a mutex (seen with 900 slow
+ * clients at a limit of 900), so the daemon's limit is set above this one. Call before
+ * km_http_listener_start().
+ */
+void km_http_listener_set_limit(km_http_listener_t *l, atomic_uint *live, unsigned limit);
 
 /* Stops the acceptor thread (waits for it) and closes the socket. Accepts NULL. Call it
  * before stopping the daemon the connections are handed to. */

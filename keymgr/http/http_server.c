@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -55,7 +56,7 @@ struct doc {
 	unsigned max_age;
 	time_t last_modified;
 	size_t len;
-	char etag[KM_HTTP_ETAG_SIZE];
+	char etag[KM_ETAG_SIZE];
 	struct MHD_Response *ok;            /* 200 */
 	struct MHD_Response *not_modified;  /* 304 */
 };
@@ -63,6 +64,7 @@ struct doc {
 struct km_http {
 	struct MHD_Daemon *mhd;
 	uint16_t port;
+	int change_fd;                      /* eventfd: verifier rows changed (km_http_vtab) */
 
 	km_http_listener_t *listener;
 
@@ -84,6 +86,7 @@ struct km_http {
 
 	/* libmicrohttpd's messages while starting (bind errors), for km_http_start()'s err */
 	atomic_bool starting;
+	atomic_uint live;                   /* connections the daemon holds (notify callback) */
 	char start_log[256];
 
 	bool no_metrics;                    /* /metrics: 404 (an admin server has it) */
@@ -205,6 +208,15 @@ static void doc_free(struct doc *d)
 	free(d);
 }
 
+/* A document's media type, from its path: an OpenID provider's metadata
+ * (".../.well-known/openid-configuration") is JSON, everything else a JWK set. */
+static const char *content_type(const char *path)
+{
+	static const char disc[] = "/.well-known/openid-configuration";
+	size_t n = strlen(path), m = sizeof(disc) - 1;
+	return n >= m && strcmp(path + n - m, disc) == 0 ? CT_JSON : CT_JWKS;
+}
+
 static int doc_build(const char *path, const char *body, size_t len, int64_t serial,
 		     unsigned max_age, time_t last_modified, struct doc **ret)
 {
@@ -220,7 +232,7 @@ static int doc_build(const char *path, const char *body, size_t len, int64_t ser
 	d->max_age = max_age;
 	d->last_modified = last_modified != 0 ? last_modified : time(NULL);
 	d->len = len;
-	if ((r = km_http_etag_compute(len > 0 ? body : "", len, d->etag)) != KM_EOK)
+	if ((r = km_etag_compute(len > 0 ? body : "", len, d->etag)) != KM_EOK)
 		goto out;
 	if ((r = km_http_date_format(d->last_modified, date)) != KM_EOK)
 		goto out;
@@ -229,7 +241,8 @@ static int doc_build(const char *path, const char *body, size_t len, int64_t ser
 	r = KM_ENOMEM;
 	if ((d->ok = owned_response(body, len)) == NULL)
 		goto out;
-	if (MHD_add_response_header(d->ok, MHD_HTTP_HEADER_CONTENT_TYPE, CT_JWKS) != MHD_YES ||
+	if (MHD_add_response_header(d->ok, MHD_HTTP_HEADER_CONTENT_TYPE, content_type(path)) !=
+	    MHD_YES ||
 	    MHD_add_response_header(d->ok, MHD_HTTP_HEADER_ETAG, d->etag) != MHD_YES ||
 	    MHD_add_response_header(d->ok, MHD_HTTP_HEADER_CACHE_CONTROL, cc) != MHD_YES ||
 	    MHD_add_response_header(d->ok, MHD_HTTP_HEADER_LAST_MODIFIED, date) != MHD_YES)
@@ -630,6 +643,18 @@ static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
 	return &mark_seen;
 }
 
+static void connection_notified(void *cls, struct MHD_Connection *c, void **socket_ctx,
+				enum MHD_ConnectionNotificationCode code)
+{
+	km_http_t *h = cls;
+	(void)c;
+	(void)socket_ctx;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		atomic_fetch_add(&h->live, 1);
+	else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+		atomic_fetch_sub(&h->live, 1);
+}
+
 static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 			      enum MHD_RequestTerminationCode toe)
 {
@@ -785,6 +810,7 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 	r = KM_ENOMEM;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		goto nomem;
+	h->change_fd = -1;
 	if (pthread_rwlockattr_init(&attr) != 0)
 		goto nomem;
 	/* A publish must not wait behind a stream of readers. */
@@ -812,6 +838,9 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 	h->health_code = MHD_HTTP_SERVICE_UNAVAILABLE;
 	if (km_http_vtab_create(max_verifiers, &h->vtab) != KM_EOK)
 		goto nomem;
+	if ((h->change_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		goto nomem;
+	km_http_vtab_set_notify(h->vtab, h->change_fd);
 	if (cfg->rate_limit != 0 &&
 	    km_ratelimit_create(cfg->rate_limit, cfg->rate_burst, max_verifiers, &h->rate) != KM_EOK)
 		goto nomem;
@@ -839,7 +868,10 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, &handle, h,
 		MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, h,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
-		MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+		/* the acceptor keeps conn_limit (km_http_listener_set_limit); libmicrohttpd's own
+		 * limit, above it, is never reached */
+		MHD_OPTION_CONNECTION_LIMIT, conn_limit + 64,
+		MHD_OPTION_NOTIFY_CONNECTION, &connection_notified, h,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
 		MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 		/* the pool holds the request line and headers plus our response headers */
@@ -857,6 +889,7 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 		goto out;
 	}
 	h->port = km_http_listener_port(h->listener);
+	km_http_listener_set_limit(h->listener, &h->live, conn_limit);
 	if (!cfg->defer_listen &&
 	    km_http_listener_start(h->listener, h->mhd, why, sizeof(why)) != KM_EOK) {
 		set_err(err, errlen, "cannot start HTTP server on %s port %u: %s", addr,
@@ -903,6 +936,8 @@ void km_http_free(km_http_t *h)
 	km_ratelimit_free(h->rate);
 	free(h->extra_metrics);
 	km_http_vtab_free(h->vtab);
+	if (h->change_fd >= 0)
+		close(h->change_fd);
 	pthread_rwlock_destroy(&h->lock);
 	free(h);
 }
@@ -1017,7 +1052,15 @@ int km_http_verifiers(km_http_t *h, const char *path, km_http_verifier_t **ret, 
 
 int km_http_take_verifier_changes(km_http_t *h, km_http_verifier_t **ret, size_t *count)
 {
+	uint64_t v;
+	ssize_t r = read(h->change_fd, &v, sizeof(v));   /* reset before taking: none missed */
+	(void)r;
 	return km_http_vtab_take_changes(h->vtab, ret, count);
+}
+
+int km_http_verifier_change_fd(const km_http_t *h)
+{
+	return h->change_fd;
 }
 
 int km_http_set_listed_verifiers(km_http_t *h, const char *const *names, size_t n)

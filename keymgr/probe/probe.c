@@ -23,12 +23,12 @@
 #include "keymgr/common/b64url.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/hex.h"
+#include "keymgr/common/sigverify.h"
 #include "keymgr/core/env.h"
 #include "keymgr/jose/jwk.h"
 #include "keymgr/jose/jws.h"
 #include "keymgr/probe/probe_int.h"
 #include "keymgr/store/store.h"
-#include "keymgr/verify/verify.h"
 
 /* A run: what it was given, what it made, what it found. */
 typedef struct {
@@ -284,7 +284,7 @@ static int active_key(run_t *run, char *err, size_t errlen)
 	    km_jwk_to_pubkey(jwk, &pub, NULL, NULL, 0, err, errlen) != KM_EOK)
 		r = KM_EMALFORMED;
 	else
-		r = km_verify_pubkey_pem(&pub, &run->public_pem);
+		r = km_pubkey_pem(&pub, &run->public_pem);
 	json_decref(jwk);
 	return r;
 }

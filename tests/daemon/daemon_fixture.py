@@ -29,8 +29,32 @@ FAST_POLICY = {
 }
 
 
+# libfaketime (Debian's libfaketime, installed by scripts/deps): an injected wall clock.
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
 class Failure(Exception):
     pass
+
+
+class Clock:
+    """The frozen wall clock every keymgr and keymgrd process of a Setup reads."""
+
+    def __init__(self, setup, t):
+        self.path = os.path.join(setup.dir, "clock")
+        self.set(t)
+        asan = setup.env.get("ASAN_OPTIONS", "")
+        setup.env.update(LD_PRELOAD=FAKETIME, FAKETIME_TIMESTAMP_FILE=self.path,
+                         FAKETIME_NO_CACHE="1", DONT_FAKE_MONOTONIC="1", TZ="UTC",
+                         # the sanitizer runtime must come first unless told otherwise
+                         ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0")
+
+    def set(self, t):
+        self.now = t
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + "\n")
+        os.replace(tmp, self.path)
 
 
 def check(cond, what):

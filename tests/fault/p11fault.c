@@ -18,6 +18,7 @@
  *   ACTION  a CKR_ name (CKR_DEVICE_ERROR, CKR_SESSION_HANDLE_INVALID, CKR_USER_NOT_LOGGED_IN,
  *           CKR_PIN_LOCKED, CKR_TOKEN_NOT_PRESENT, CKR_DEVICE_REMOVED, ... or 0xHEX) returned
  *           instead of calling the module, or KILL (raise SIGKILL: crash at call N), or
+ *           NONE (C_FindObjects only: it finds nothing, as a token that lost its objects), or
  *           DROP (the token is "re-plugged": every real session of the call's slot is closed
  *           with C_CloseAllSessions, which also logs out, and the call returns
  *           CKR_SESSION_HANDLE_INVALID; only for calls that take a session), or HOLD=PATH
@@ -43,6 +44,8 @@
 #include <p11-kit/pkcs11.h>
 
 #define MAX_RULES 16
+/* NONE (C_FindObjects only): the search finds nothing, as a token that lost its objects */
+#define RV_NONE (CKR_VENDOR_DEFINED | 0x7ffUL)
 #define RULES_MAX 4096
 
 typedef struct {
@@ -110,6 +113,9 @@ static void parse_rules(const char *text)
 			r.kill = ok = true;
 		} else if (strncmp(act, "HOLD=", 5) == 0 && act[5] != '\0') {
 			ok = (size_t)snprintf(r.hold, sizeof(r.hold), "%s", act + 5) < sizeof(r.hold);
+		} else if (strcmp(act, "NONE") == 0 && strcmp(r.func, "C_FindObjects") == 0) {
+			r.rv = RV_NONE;
+			ok = true;
 		} else if (strcmp(act, "DROP") == 0) {
 			r.drop = ok = true;
 			r.rv = CKR_SESSION_HANDLE_INVALID;
@@ -337,8 +343,12 @@ static CK_RV w_C_FindObjects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR o, CK_ULO
 {
 	CK_RV rv;
 	char extra[256] = "found=";
-	if (pre_s("C_FindObjects", h, &rv))
-		return rv;
+	if (pre_s("C_FindObjects", h, &rv)) {
+		if (rv != RV_NONE)
+			return rv;
+		*n = 0;
+		return CKR_OK;
+	}
 	rv = real->C_FindObjects(h, o, m, n);
 	for (CK_ULONG i = 0; rv == CKR_OK && n != NULL && i < *n && strlen(extra) < 200; i++)
 		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "%s%lu",

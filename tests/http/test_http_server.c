@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,7 @@ struct fx {
 	km_http_t *h;
 	uint16_t port;
 	CURL *curl;             /* reused: keeps its connection alive */
-	char etag1[KM_HTTP_ETAG_SIZE];
+	char etag1[KM_ETAG_SIZE];
 };
 
 /* ---------------------------------------------------------------- client helpers */
@@ -253,7 +254,7 @@ static int setup(void **state)
 	f->port = km_http_port(f->h);
 	if (f->port == 0 ||
 	    km_http_publish(f->h, P1, DOC1, strlen(DOC1), 7, 300, LM) != KM_EOK ||
-	    km_http_etag_compute(DOC1, strlen(DOC1), f->etag1) != KM_EOK ||
+	    km_etag_compute(DOC1, strlen(DOC1), f->etag1) != KM_EOK ||
 	    (f->curl = curl_easy_init()) == NULL) {
 		km_http_free(f->h);
 		free(f);
@@ -625,14 +626,14 @@ static void test_swap_changes_etag_and_body(void **state)
 {
 	struct fx *f = *state;
 	struct resp r;
-	char line[128], etag2[KM_HTTP_ETAG_SIZE];
+	char line[128], etag2[KM_ETAG_SIZE];
 
 	assert_int_equal(km_http_publish(f->h, P1, DOC2, strlen(DOC2), 8, 60, LM + 60), KM_EOK);
 	get(f, P1, NULL, &r);
 	assert_int_equal(r.code, 200);
 	assert_int_equal(r.len, strlen(DOC2));
 	assert_memory_equal(r.body, DOC2, r.len);
-	assert_int_equal(km_http_etag_compute(DOC2, strlen(DOC2), etag2), KM_EOK);
+	assert_int_equal(km_etag_compute(DOC2, strlen(DOC2), etag2), KM_EOK);
 	assert_string_equal(hdr(&r, "ETag"), etag2);
 	assert_string_not_equal(etag2, f->etag1);
 	assert_string_equal(hdr(&r, "Cache-Control"), "public, max-age=60");
@@ -743,7 +744,7 @@ static void test_swap_under_load_is_atomic(void **state)
 {
 	struct fx *f = *state;
 	struct flip fl = { .h = f->h, .rounds = 400 };
-	char tag[KM_HTTP_ETAG_SIZE];
+	char tag[KM_ETAG_SIZE];
 	pthread_t t;
 	struct resp r;
 	void *tr = NULL;
@@ -755,7 +756,7 @@ static void test_swap_under_load_is_atomic(void **state)
 		assert_int_equal(r.code, 200);
 		assert_true((r.len == strlen(DOC1) && memcmp(r.body, DOC1, r.len) == 0) ||
 			    (r.len == strlen(DOC2) && memcmp(r.body, DOC2, r.len) == 0));
-		assert_int_equal(km_http_etag_compute(r.body, r.len, tag), KM_EOK);
+		assert_int_equal(km_etag_compute(r.body, r.len, tag), KM_EOK);
 		assert_string_equal(hdr(&r, "ETag"), tag);
 		resp_clear(&r);
 	}
@@ -981,6 +982,36 @@ static void test_verifiers_invalid_name_is_unnamed(void **state)
 	free(v);
 }
 
+/* A fetch makes the change fd readable once; taking the changes resets it and returns the
+ * row; with no new fetch it stays quiet (the listener waits on it instead of a timer). */
+static void test_verifier_changes_wake_once(void **state)
+{
+	struct fx *f = *state;
+	km_http_verifier_t *v = NULL;
+	struct resp r;
+	size_t n = 99;
+	struct pollfd p = { .fd = km_http_verifier_change_fd(f->h), .events = POLLIN };
+
+	assert_true(p.fd >= 0);
+	assert_int_equal(km_http_take_verifier_changes(f->h, &v, &n), KM_EOK);
+	free(v);
+	assert_int_equal(poll(&p, 1, 0), 0);
+	get(f, P1, "Keymgr-Verifier: gw-9", &r);
+	resp_clear(&r);
+	get(f, P1, "Keymgr-Verifier: gw-9", &r);
+	resp_clear(&r);
+	assert_int_equal(poll(&p, 1, 0), 1);
+	assert_int_equal(km_http_take_verifier_changes(f->h, &v, &n), KM_EOK);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, "gw-9");
+	assert_int_equal(v[0].fetches, 2);
+	free(v);
+	assert_int_equal(poll(&p, 1, 0), 0);
+	assert_int_equal(km_http_take_verifier_changes(f->h, &v, &n), KM_EOK);
+	assert_int_equal(n, 0);
+	assert_null(v);
+}
+
 /* ---------------------------------------------------------------- start errors */
 
 static void test_start_refuses_bad_config(void **state)
@@ -1078,6 +1109,7 @@ int main(void)
 		T(test_metrics_extra_text),
 		T(test_verifiers_named_unnamed_and_304),
 		T(test_verifiers_invalid_name_is_unnamed),
+		T(test_verifier_changes_wake_once),
 		T(test_start_refuses_bad_config),
 		cmocka_unit_test(test_ipv6_loopback_tracks_address),
 	};
