@@ -879,6 +879,8 @@ static int parse_root(walk_t *w, struct fy_document *doc)
 	cfg_loc_t kat;
 	struct fy_node *val;
 	bool have_version = false, have_envs = false;
+	struct fy_node *probe = NULL;   /* parsed once every environment is known */
+	cfg_loc_t probe_at = at;
 	while ((r = cfg_yaml_next_pair(root, &it, at, &key, &kat, &val, w->e)) == 1) {
 		if (strcmp(key, "defaults") == 0) {
 			r = caught(w, parse_defaults(w, val, kat), CFG_SCOPE_POLICIES, NULL, NULL);
@@ -892,10 +894,14 @@ static int parse_root(walk_t *w, struct fy_document *doc)
 			r = parse_include(w, val, kat);
 		} else if (w->main && strcmp(key, "daemon") == 0) {
 			r = caught(w, parse_daemon(w, val, kat), CFG_SCOPE_DAEMON, NULL, NULL);
+		} else if (w->main && strcmp(key, "probe") == 0) {
+			probe = val;
+			probe_at = kat;
+			r = KM_EOK;
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, "the top level",
 			                         w->main ? "version, include, defaults, environments, "
-			                                   "daemon"
+			                                   "daemon, probe"
 			                                 : "defaults, environments (in an included "
 			                                   "file)");
 		}
@@ -912,6 +918,9 @@ static int parse_root(walk_t *w, struct fy_document *doc)
 		cfg_errorf(w->e, loc0(w), "'environments' is required");
 		return KM_CONFIG_EINVAL;
 	}
+	if (probe != NULL)
+		return caught(w, cfg_probe_parse(w->cfg, probe, probe_at, w->e), CFG_SCOPE_PROBE,
+		              NULL, NULL);
 	return KM_EOK;
 }
 

@@ -1220,6 +1220,70 @@ static void test_config_partial_wall_and_daemon(void **state)
 	assert_contains(fx->err, "daemon.port");
 }
 
+/* The probe section: named environments and hosts, normalised; absent means nothing. */
+static void test_config_probe_section(void **state)
+{
+	fx_t *fx = *state;
+	assert_int_equal(load_text(fx, HEAD ENV_PROD ENV_STAGING), KM_EOK);
+	const km_probe_cfg_t *p = km_config_probe(fx->cfg);
+	assert_int_equal(p->n_environments, 0);
+	assert_int_equal(p->n_allowed_hosts, 0);
+	assert_false(km_config_probe_env(fx->cfg, "staging"));
+	/* before the environments in the file: they are known by the time it is read */
+	assert_int_equal(load_text(fx, "version: 1\nprobe:\n  environments: [ staging ]\n"
+	                           "  allowed_hosts: [ API.Staging.Example.com, 10.0.0.7, "
+	                           "'2001:db8::1' ]\nenvironments:\n" ENV_PROD ENV_STAGING),
+	                 KM_EOK);
+	p = km_config_probe(fx->cfg);
+	assert_int_equal(p->n_environments, 1);
+	assert_string_equal(p->environments[0], "staging");
+	assert_true(km_config_probe_env(fx->cfg, "staging"));
+	assert_false(km_config_probe_env(fx->cfg, "production"));   /* never unless named */
+	assert_int_equal(p->n_allowed_hosts, 3);
+	assert_string_equal(p->allowed_hosts[0], "api.staging.example.com");
+	assert_string_equal(p->allowed_hosts[1], "10.0.0.7");
+	assert_string_equal(p->allowed_hosts[2], "2001:db8::1");
+}
+
+static void test_config_probe_section_refused(void **state)
+{
+	fx_t *fx = *state;
+	static const struct { const char *probe, *words; } cases[] = {
+		{ "  environments: [ qa ]\n", "probe.environments: unknown environment 'qa' "
+		  "(known: production, staging)" },
+		{ "  environments: [ '*' ]\n", "is not a valid environment name" },
+		{ "  environments: [ staging, staging ]\n", "'staging' is listed twice" },
+		{ "  environments: staging\n", "probe.environments" },
+		{ "  allowed_hosts: [ 'https://api.example.com' ]\n", "is not a host name or an IP "
+		  "address literal (no scheme, port or wildcard)" },
+		{ "  allowed_hosts: [ '*.example.com' ]\n", "no scheme, port or wildcard" },
+		{ "  allowed_hosts: [ 'api.example.com:443' ]\n", "no scheme, port or wildcard" },
+		{ "  allowed_hosts: [ 'a..b' ]\n", "is not a host name" },
+		{ "  allowed_hosts: [ '-a.example' ]\n", "is not a host name" },
+		{ "  hosts: [ x ]\n", "unknown key 'hosts' in probe (expected one of: environments, "
+		  "allowed_hosts)" },
+	};
+	char text[1024];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), HEAD ENV_PROD ENV_STAGING "probe:\n%s", cases[i].probe);
+		assert_int_equal(load_text(fx, text), KM_CONFIG_EINVAL);
+		assert_contains(fx->err, cases[i].words);
+		assert_contains(fx->err, fx->path);
+		/* a partial load keeps everything else, and nothing may be probed */
+		assert_int_equal(load_partial_text(fx, text), KM_EOK);
+		assert_int_equal(km_config_env_count(fx->cfg), 2);
+		assert_int_equal(km_config_probe(fx->cfg)->n_environments, 0);
+		assert_int_equal(km_config_probe(fx->cfg)->n_allowed_hosts, 0);
+		assert_false(km_config_probe_env(fx->cfg, "staging"));
+		assert_int_equal(km_config_error_count(fx->cfg), 1);
+	}
+	/* in an included file: refused like any unknown top-level key there */
+	write_file(fx, "inc.yaml", "probe:\n  environments: [ staging ]\n");
+	assert_int_equal(load_text(fx, HEAD ENV_PROD ENV_STAGING "include: inc.yaml\n"),
+	                 KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "unknown key 'probe'");
+}
+
 static void test_config_partial_whole_file(void **state)
 {
 	fx_t *fx = *state;
@@ -1293,6 +1357,8 @@ int main(int argc, char **argv)
 		T(test_config_partial_policy_values),
 		T(test_config_partial_wall_and_daemon),
 		T(test_config_partial_whole_file),
+		T(test_config_probe_section),
+		T(test_config_probe_section_refused),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
