@@ -704,7 +704,7 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 		r = km_claims_sign_resolved(&ks->key, signing_token, se, json_string_value(cv),
 		                            (int64_t)time(NULL), ttl, &jwt, &audit_denied, err,
 		                            sizeof(err));
-	snprintf(kid, sizeof(kid), "%s", ks->key.kid);
+	memcpy(kid, ks->key.kid, sizeof(kid));   /* for the log and audit, after the unlock */
 	if (r == KM_P11_ESESSION || r == KM_P11_ENOTLOGGEDIN || r == KM_P11_EDEVICE)
 		atomic_store(&se->reopen, true);
 	pthread_rwlock_unlock(&s->lock);
