@@ -25,8 +25,8 @@
 static const char *const plain[] = {
 	"{}",
 	" \t\r\n{ } \n",
-	"{\"op\":\"sign\",\"keyset\":\"production/api\",\"claims\":{\"sub\":\"alice\","
-	"\"aud\":\"api.example.test\",\"client_id\":\"web\"},\"ttl\":60}",
+	("{\"op\":\"sign\",\"keyset\":\"production/api\",\"claims\":{\"sub\":\"alice\","
+	 "\"aud\":\"api.example.test\",\"client_id\":\"web\"},\"ttl\":60}"),
 	"{\"op\":\"status\"}",
 	"{ \"a\" : 1 , \"b\" : [ 1 , 2 , [ ] , { } ] , \"c\" : { \"d\" : null } }",
 	"{\"t\":true,\"f\":false,\"n\":null,\"z\":0,\"m\":-1,\"big\":999999999999999999}",
