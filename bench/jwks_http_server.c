@@ -126,7 +126,7 @@ int main(int argc, char **argv)
 	km_http_cfg_t cfg = { .listen_addr = "127.0.0.1", .conn_limit = 4096, .per_ip_limit = 4096 };
 	const char *path = "/production/.well-known/jwks.json", *out = NULL;
 	unsigned max_age = 300;
-	char err[256], etag[KM_HTTP_ETAG_SIZE];
+	char err[256], etag[KM_ETAG_SIZE];
 	char *body = NULL;
 	size_t len = 0;
 	km_http_t *h = NULL;
@@ -158,7 +158,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	if (make_jwks(&body, &len) != 0 || km_http_etag_compute(body, len, etag) != KM_EOK) {
+	if (make_jwks(&body, &len) != 0 || km_etag_compute(body, len, etag) != KM_EOK) {
 		fprintf(stderr, "%s: cannot build the JWKS\n", argv[0]);
 		goto out;
 	}

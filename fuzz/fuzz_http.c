@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static km_http_t *server;
 static uint16_t port;
-static char etag[KM_HTTP_ETAG_SIZE];
+static char etag[KM_ETAG_SIZE];
 static int conn = -1;     /* the persistent connection of the structured mode */
 
 static const char jwks_path[] = "/production/.well-known/jwks.json";
@@ -97,7 +97,7 @@ static void start(void)
 	    km_http_set_health(server, true, NULL) != KM_EOK ||
 	    km_http_set_metrics_text(server, "keymgr_fuzz 1\n") != KM_EOK)
 		abort();
-	km_http_etag_compute(jwks, strlen(jwks), etag);
+	km_etag_compute(jwks, strlen(jwks), etag);
 	atexit(stop);
 }
 

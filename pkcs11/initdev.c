@@ -69,7 +69,8 @@ int km_token_init_dev(const char *module_path, const char *label, const char *so
 		goto out;
 	}
 	snprintf(who, sizeof(who), "token '%s'", label);
-	if ((r = km_p11_module_get(module_path, &mod, &fl, msg, sizeof(msg))) != KM_EOK)
+	if ((r = km_p11_module_get(module_path, /* init_args= */ NULL, &mod, &fl, msg,
+	                           sizeof(msg))) != KM_EOK)
 		goto out;
 
 	r = km_p11_find_token(fl, module_path, label, NULL, &slot, &ti, msg, sizeof(msg));

@@ -14,6 +14,7 @@
  *   pubkey.h     pubkey.c: reading a public key object
  *   prepare.h    prepare.c: signing operations initialised ahead
  *   recover.h    recover.c: re-opening lost sessions, borrowing a session
+ *   login.h      login.c: the user login through the PIN gate
  * A file includes the headers of the jobs it calls, and no job calls one that calls it back
  * (docs/token-layer.md lists the layers).
  */
@@ -37,11 +38,13 @@
 typedef struct km_p11_module km_p11_module_t;
 
 /*
- * Loads (or re-uses) the module at path and makes sure it is initialised. Every successful
- * call must be paired with km_p11_module_put(). Returns KM_EOK or KM_P11_EMODULE.
+ * Loads (or re-uses) the module at path and makes sure it is initialised, with init_args
+ * (NULL or a string) as pReserved of C_Initialize. A module already loaded with other
+ * init_args is refused. Every successful call must be paired with km_p11_module_put().
+ * Returns KM_EOK, KM_ENOMEM or KM_P11_EMODULE.
  */
-int km_p11_module_get(const char *path, km_p11_module_t **ret, CK_FUNCTION_LIST **fl_ret,
-                      char *errbuf, size_t errlen);
+int km_p11_module_get(const char *path, const char *init_args, km_p11_module_t **ret,
+                      CK_FUNCTION_LIST **fl_ret, char *errbuf, size_t errlen);
 
 /* Drops one reference; the last one finalizes the module if this process initialised it. */
 void km_p11_module_put(km_p11_module_t *m);

@@ -10,12 +10,14 @@
 #include <openssl/rand.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/sigverify.h"
 #include "pkcs11/failure.h"
 #include "pkcs11/internal.h"
 #include "pkcs11/keys.h"
 #include "pkcs11/mech.h"
 #include "pkcs11/pubkey.h"
 #include "pkcs11/recover.h"
+#include "pkcs11/sign.h"
 #include "pkcs11/token_int.h"
 
 #define LABEL_MAX 128
@@ -56,6 +58,143 @@ static int check_request(km_token_t *t, const km_alg_info_t *ai, km_alg_t alg,
 	return KM_EOK;
 }
 
+/*
+ * The keygen template ladder. Tokens refuse attributes they do not know, or values they do not
+ * support, in many ways (CKR_ATTRIBUTE_TYPE_INVALID, CKR_TEMPLATE_INCONSISTENT, and
+ * CKR_GENERAL_ERROR from tpm2-pkcs11 for CKA_DECRYPT=FALSE, CKR_HOST_MEMORY from others).
+ * Generation tries rung 0 (the full template), then rung 1 (without the attributes marked
+ * DROP_AT_1: CKA_ALLOWED_MECHANISMS), then rung 2 (the minimal template: without those marked
+ * DROP_AT_2 too), on any of those errors. What a rung left out is not trusted: the private
+ * key's attributes are read back after every generation (check_private) and the key must
+ * make a test signature that verifies outside the token (confirm).
+ * An attribute that some tokens refuse gets a DROP_AT_* mark; nothing else changes.
+ */
+#define RUNGS 3
+enum { KEEP = 0, DROP_AT_1 = 1, DROP_AT_2 = 2 };
+
+typedef struct {
+	CK_ATTRIBUTE a;
+	unsigned drop_at;      /* KEEP, or the first rung without it */
+} tmpl_attr_t;
+
+#define TMPL_MAX 16
+
+/* The attributes of tmpl kept on rung, into out. Returns their count. */
+static CK_ULONG rung_template(const tmpl_attr_t *tmpl, size_t n, unsigned rung,
+                              CK_ATTRIBUTE *out)
+{
+	CK_ULONG k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (tmpl[i].drop_at == KEEP || rung < tmpl[i].drop_at)
+			out[k++] = tmpl[i].a;
+	return k;
+}
+
+/* CK_RVs after which the next rung (or the next parameter encoding) is tried. */
+static bool ladder_rv(CK_RV rv)
+{
+	return rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID ||
+	       rv == CKR_TEMPLATE_INCONSISTENT || rv == CKR_TEMPLATE_INCOMPLETE ||
+	       rv == CKR_GENERAL_ERROR || rv == CKR_HOST_MEMORY || rv == CKR_FUNCTION_FAILED ||
+	       rv == CKR_DOMAIN_PARAMS_INVALID || rv == CKR_CURVE_NOT_SUPPORTED;
+}
+
+/* Reads one CK_BBOOL attribute of obj (one per call: some tokens fail a whole batch for one
+ * attribute they do not know). -1 when the token does not report it. */
+static int read_bool(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
+                     CK_ATTRIBUTE_TYPE type)
+{
+	CK_BBOOL v = CK_FALSE;
+	CK_ATTRIBUTE a = { type, &v, sizeof(v) };
+	if (t->fl->C_GetAttributeValue(s, obj, &a, 1) != CKR_OK || a.ulValueLen != sizeof(v))
+		return -1;
+	return v ? 1 : 0;
+}
+
+/*
+ * The private key as the token made it, whatever the template asked: sensitive, never
+ * extractable, able to sign, and able to do nothing else, except what the quirk table says
+ * the token cannot turn off (a recorded exception, km_token_caps_t.exception).
+ */
+static int check_private(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
+                         const uint8_t *id)
+{
+	static const struct {
+		CK_ATTRIBUTE_TYPE type;
+		const char *name;
+		int want;          /* 1 TRUE, 0 FALSE */
+		bool required;     /* an unreported value is refused too */
+		unsigned quirk;    /* a KM_P11_Q_* that excuses the other value */
+	} rules[] = {
+		{ CKA_SENSITIVE, "CKA_SENSITIVE", 1, true, 0 },
+		{ CKA_EXTRACTABLE, "CKA_EXTRACTABLE", 0, true, 0 },
+		{ CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", 1, false, 0 },
+		{ CKA_SIGN, "CKA_SIGN", 1, true, 0 },
+		{ CKA_DECRYPT, "CKA_DECRYPT", 0, false, KM_P11_Q_DECRYPT_ALWAYS },
+		{ CKA_UNWRAP, "CKA_UNWRAP", 0, false, 0 },
+		{ CKA_DERIVE, "CKA_DERIVE", 0, false, 0 },
+	};
+	uint8_t got[KM_P11_ID_MAX];
+	CK_ATTRIBUTE a = { CKA_ID, got, sizeof(got) };
+
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		int v = read_bool(t, s, priv, rules[i].type);
+		if (v == rules[i].want || (v < 0 && !rules[i].required))
+			continue;
+		if (v >= 0 && t->quirk != NULL && (t->quirk->flags & rules[i].quirk))
+			continue;      /* the recorded exception of this token */
+		if (v < 0)
+			km_p11_set_error(t, "%s: generate: the new private key does not report %s: "
+			                 "destroyed, generation refused", t->who, rules[i].name);
+		else
+			km_p11_set_error(t, "%s: generate: the new private key has %s=%s although "
+			                 "keymgr asked for %s: destroyed, generation refused", t->who,
+			                 rules[i].name, v ? "TRUE" : "FALSE",
+			                 rules[i].want ? "TRUE" : "FALSE");
+		return KM_P11_EKEYREFUSED;
+	}
+	/* Keys are found by the CKA_ID on record: a token that changed it is refused. */
+	if (t->fl->C_GetAttributeValue(s, priv, &a, 1) != CKR_OK ||
+	    a.ulValueLen != KM_TOKEN_ID_LEN || memcmp(got, id, KM_TOKEN_ID_LEN) != 0) {
+		km_p11_set_error(t, "%s: generate: the token did not keep the %d-byte CKA_ID keymgr "
+		                 "gave the key: destroyed, generation refused", t->who,
+		                 KM_TOKEN_ID_LEN);
+		return KM_P11_EKEYREFUSED;
+	}
+	return KM_EOK;
+}
+
+/*
+ * The test signature: the new key signs a random message through the same path as every
+ * later signature, and OpenSSL verifies it with the public key read from the token. Tokens
+ * claim mechanisms and sizes they cannot use (tpm2-pkcs11 and P-521).
+ */
+static int confirm(km_token_t *t, CK_SESSION_HANDLE s, const km_p11_key_t *k,
+                   const km_alg_info_t *ai, const km_pubkey_t *pub)
+{
+	uint8_t msg[48], sig[KM_PUBKEY_MAX_N];
+	size_t sig_len = sizeof(sig);
+	int r;
+
+	memcpy(msg, "keymgr test signature ", 22);
+	if (RAND_bytes(msg + 22, (int)(sizeof(msg) - 22)) != 1)
+		return KM_ECRYPTO;
+	if ((r = km_p11_sign_on(t, s, k, ai, msg, sizeof(msg), sig, &sig_len)) != KM_EOK) {
+		char why[KM_P11_ERR_MAX];
+		snprintf(why, sizeof(why), "%s", km_token_last_error(t));
+		km_p11_set_error(t, "%.300s (the new key's test signature failed: destroyed, "
+		                 "generation refused)", why);
+		return KM_P11_EKEYREFUSED;
+	}
+	if (km_verify_signature(pub, ai->alg, msg, sizeof(msg), sig, sig_len) != KM_EOK) {
+		km_p11_set_error(t, "%s: generate: the new key's %s test signature does not verify "
+		                 "with its public key: destroyed, generation refused", t->who,
+		                 ai->name);
+		return KM_P11_EKEYREFUSED;
+	}
+	return KM_EOK;
+}
+
 /* Called with admin_lock held. */
 static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_bits,
                            const char *label, const uint8_t *id, km_pubkey_t *pub)
@@ -65,13 +204,14 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 	CK_SESSION_HANDLE s = t->admin;
 	CK_OBJECT_HANDLE existing[1], hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
 	CK_ULONG n = 0, bits = rsa_bits;
-	CK_MECHANISM_TYPE sign_mech = km_p11_alg_mechanism(ai->alg);
+	CK_MECHANISM_TYPE sign_mech = km_p11_alg_mechanism(t, ai->alg);
 	CK_MECHANISM mech = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
-	size_t params_len = 0;
-	const uint8_t *params = km_p11_curve_params(ai->crv, &params_len);
+	struct { const uint8_t *p; size_t len; } params[3] = { { NULL, 0 } };
+	size_t n_params = 1;
 	km_p11_key_t k = { 0 };
 	km_pubkey_t p;
-	CK_RV rv;
+	CK_RV rv, first_rv = CKR_OK;
+	unsigned rung = 0;
 	int r;
 
 	/* The ID must be new: a second pair with it would make lookups ambiguous. */
@@ -84,59 +224,79 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 		return KM_EEXIST;
 	}
 
-	CK_ATTRIBUTE pub_tmpl[10] = {
-		{ CKA_TOKEN, &yes, sizeof(yes) },
-		{ CKA_PRIVATE, &no, sizeof(no) },
-		{ CKA_VERIFY, &yes, sizeof(yes) },
-		{ CKA_ENCRYPT, &no, sizeof(no) },
-		{ CKA_WRAP, &no, sizeof(no) },
-		{ CKA_DERIVE, &no, sizeof(no) },
-		{ CKA_ID, (void *)id, KM_TOKEN_ID_LEN },
-		{ CKA_LABEL, (void *)label, strlen(label) },
+	/* Ed25519: the RFC 8410 OID, then the PrintableString "edwards25519" (YubiHSM 2), then
+	 * Luna's OID, each on the whole ladder. */
+	params[0].p = km_p11_curve_params(ai->crv, &params[0].len);
+	while (ai->kty == KM_KTY_OKP && n_params < 3 &&
+	       (params[n_params].p = km_p11_ed25519_params(n_params, &params[n_params].len)))
+		n_params++;
+	tmpl_attr_t pub_tmpl[TMPL_MAX] = {
+		{ { CKA_TOKEN, &yes, sizeof(yes) }, KEEP },
+		{ { CKA_PRIVATE, &no, sizeof(no) }, DROP_AT_2 },
+		{ { CKA_VERIFY, &yes, sizeof(yes) }, KEEP },
+		{ { CKA_ENCRYPT, &no, sizeof(no) }, DROP_AT_2 },
+		{ { CKA_WRAP, &no, sizeof(no) }, DROP_AT_2 },
+		{ { CKA_DERIVE, &no, sizeof(no) }, DROP_AT_2 },
+		{ { CKA_ID, (void *)id, KM_TOKEN_ID_LEN }, KEEP },
+		{ { CKA_LABEL, (void *)label, strlen(label) }, KEEP },
 	};
-	CK_ULONG n_pub = 8;
-	CK_ATTRIBUTE priv_tmpl[] = {
-		{ CKA_TOKEN, &yes, sizeof(yes) },
-		{ CKA_PRIVATE, &yes, sizeof(yes) },
-		{ CKA_SENSITIVE, &yes, sizeof(yes) },
-		{ CKA_EXTRACTABLE, &no, sizeof(no) },
-		{ CKA_SIGN, &yes, sizeof(yes) },
-		{ CKA_DECRYPT, &no, sizeof(no) },
-		{ CKA_UNWRAP, &no, sizeof(no) },
-		{ CKA_DERIVE, &no, sizeof(no) },
-		{ CKA_ID, (void *)id, KM_TOKEN_ID_LEN },
-		{ CKA_LABEL, (void *)label, strlen(label) },
-		/* last, so that the fallback below can drop it */
-		{ CKA_ALLOWED_MECHANISMS, &sign_mech, sizeof(sign_mech) },
+	size_t n_pub = 8, at_params = 0;
+	tmpl_attr_t priv_tmpl[TMPL_MAX] = {
+		{ { CKA_TOKEN, &yes, sizeof(yes) }, KEEP },
+		{ { CKA_PRIVATE, &yes, sizeof(yes) }, KEEP },
+		{ { CKA_SENSITIVE, &yes, sizeof(yes) }, KEEP },
+		{ { CKA_EXTRACTABLE, &no, sizeof(no) }, KEEP },
+		{ { CKA_SIGN, &yes, sizeof(yes) }, KEEP },
+		{ { CKA_DECRYPT, &no, sizeof(no) }, DROP_AT_2 },
+		{ { CKA_UNWRAP, &no, sizeof(no) }, DROP_AT_2 },
+		{ { CKA_DERIVE, &no, sizeof(no) }, DROP_AT_2 },
+		{ { CKA_ID, (void *)id, KM_TOKEN_ID_LEN }, KEEP },
+		{ { CKA_LABEL, (void *)label, strlen(label) }, KEEP },
+		{ { CKA_ALLOWED_MECHANISMS, &sign_mech, sizeof(sign_mech) }, DROP_AT_1 },
 	};
-	CK_ULONG n_priv = sizeof(priv_tmpl) / sizeof(priv_tmpl[0]);
+	size_t n_priv = 11;
 
 	switch (ai->kty) {
 	case KM_KTY_RSA:
 		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
-		pub_tmpl[n_pub++] = (CK_ATTRIBUTE){ CKA_MODULUS_BITS, &bits, sizeof(bits) };
-		pub_tmpl[n_pub++] = (CK_ATTRIBUTE){ CKA_PUBLIC_EXPONENT, exponent, sizeof(exponent) };
+		pub_tmpl[n_pub++] = (tmpl_attr_t){ { CKA_MODULUS_BITS, &bits, sizeof(bits) }, KEEP };
+		pub_tmpl[n_pub++] = (tmpl_attr_t){ { CKA_PUBLIC_EXPONENT, exponent,
+		                                     sizeof(exponent) }, KEEP };
 		break;
 	case KM_KTY_EC:
-		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
-		pub_tmpl[n_pub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)params, params_len };
-		break;
 	case KM_KTY_OKP:
-		mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
-		pub_tmpl[n_pub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)params, params_len };
+		mech.mechanism = ai->kty == KM_KTY_EC ? CKM_EC_KEY_PAIR_GEN :
+		                                        CKM_EC_EDWARDS_KEY_PAIR_GEN;
+		at_params = n_pub;
+		pub_tmpl[n_pub++] = (tmpl_attr_t){ { CKA_EC_PARAMS, (void *)params[0].p,
+		                                     params[0].len }, KEEP };
 		break;
 	}
 
-	rv = t->fl->C_GenerateKeyPair(s, &mech, pub_tmpl, n_pub, priv_tmpl, n_priv, &hpub, &hpriv);
-	if (rv == CKR_ATTRIBUTE_TYPE_INVALID) {
-		/* A token without CKA_ALLOWED_MECHANISMS: the key still signs only (CKA_SIGN). */
-		n_priv--;
-		rv = t->fl->C_GenerateKeyPair(s, &mech, pub_tmpl, n_pub, priv_tmpl, n_priv, &hpub,
-		                              &hpriv);
+	rv = CKR_GENERAL_ERROR;
+	for (size_t e = 0; e < n_params && rv != CKR_OK; e++) {
+		if (at_params) {
+			pub_tmpl[at_params].a.pValue = (void *)params[e].p;
+			pub_tmpl[at_params].a.ulValueLen = params[e].len;
+		}
+		for (rung = 0; rung < RUNGS; rung++) {
+			CK_ATTRIBUTE pa[TMPL_MAX], va[TMPL_MAX];
+			CK_ULONG np = rung_template(pub_tmpl, n_pub, rung, pa);
+			CK_ULONG nv = rung_template(priv_tmpl, n_priv, rung, va);
+			rv = t->fl->C_GenerateKeyPair(s, &mech, pa, np, va, nv, &hpub, &hpriv);
+			if (first_rv == CKR_OK)
+				first_rv = rv;
+			/* Expected refusals walk the ladder: they are not the token failing. */
+			if (rv == CKR_OK || !ladder_rv(rv))
+				break;
+		}
+		if (rv != CKR_OK && !ladder_rv(rv))
+			break;
 	}
 	if (rv != CKR_OK) {
-		char op[64];
-		snprintf(op, sizeof(op), "C_GenerateKeyPair (%s)", ai->name);
+		char op[96];
+		snprintf(op, sizeof(op), "C_GenerateKeyPair (%s; first attempt %s)", ai->name,
+		         km_p11_rv_name(first_rv));
 		return km_p11_fail(t, rv, op);
 	}
 
@@ -147,19 +307,23 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 	k.kty = ai->kty;
 	k.crv = ai->crv;
 	k.rsa_bits = rsa_bits;
-	if (n_priv == sizeof(priv_tmpl) / sizeof(priv_tmpl[0])) {
+	if (rung == 0) {
 		k.allowed[0] = sign_mech;
 		k.n_allowed = 1;
 		k.allowed_known = true;
 	}
-	if ((r = km_p11_read_public(t, s, &k, &p)) != KM_EOK) {
+	if ((r = km_p11_read_public(t, s, &k, &p)) == KM_EOK) {
+		if (ai->kty == KM_KTY_RSA)
+			k.rsa_bits = p.rsa_bits;
+		if ((r = check_private(t, s, hpriv, id)) == KM_EOK)
+			r = confirm(t, s, &k, ai, &p);
+	}
+	if (r != KM_EOK) {
 		/* Leave nothing behind that the caller does not know about. */
 		t->fl->C_DestroyObject(s, hpriv);
 		t->fl->C_DestroyObject(s, hpub);
 		return r;
 	}
-	if (ai->kty == KM_KTY_RSA)
-		k.rsa_bits = p.rsa_bits;
 	(void)km_p11_cache_put(&t->cache, &k, km_p11_cache_generation(&t->cache));
 	*pub = p;
 	return KM_EOK;

@@ -19,6 +19,19 @@ static const uint8_t oid_ed25519[] = { 0x06, 0x03, 0x2b, 0x65, 0x70 };
 /* PrintableString "edwards25519": the pre-OID form some tokens still accept and return. */
 static const uint8_t name_ed25519[] = { 0x13, 0x0c, 'e', 'd', 'w', 'a', 'r', 'd', 's', '2', '5',
                                         '5', '1', '9' };
+/* Thales Luna's own OID for Ed25519, 1.3.6.1.4.1.11591.15.1. */
+static const uint8_t luna_ed25519[] = { 0x06, 0x09, 0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47,
+                                        0x0f, 0x01 };
+
+const uint8_t *km_p11_ed25519_params(unsigned i, size_t *len)
+{
+	switch (i) {
+	case 0: *len = sizeof(oid_ed25519); return oid_ed25519;
+	case 1: *len = sizeof(name_ed25519); return name_ed25519;
+	case 2: *len = sizeof(luna_ed25519); return luna_ed25519;
+	default: *len = 0; return NULL;
+	}
+}
 
 const uint8_t *km_p11_curve_params(km_crv_t crv, size_t *len)
 {
@@ -40,7 +53,7 @@ km_crv_t km_p11_curve_from_params(const uint8_t *der, size_t len)
 		return KM_CRV_P384;
 	if (IS(oid_p521))
 		return KM_CRV_P521;
-	if (IS(oid_ed25519) || IS(name_ed25519))
+	if (IS(oid_ed25519) || IS(name_ed25519) || IS(luna_ed25519))
 		return KM_CRV_ED25519;
 	return KM_CRV_NONE;
 #undef IS

@@ -34,3 +34,8 @@ km_crv_t km_p11_curve_from_params(const uint8_t *der, size_t len);
 
 /* DER of the named-curve OID for a curve (static), or NULL. */
 const uint8_t *km_p11_curve_params(km_crv_t crv, size_t *len);
+
+/* The i-th encoding of the Ed25519 parameters (0: the RFC 8410 OID, 1: the PrintableString
+ * "edwards25519", 2: Thales Luna's OID), or NULL past the last. All three are accepted on
+ * read-back (km_p11_curve_from_params). */
+const uint8_t *km_p11_ed25519_params(unsigned i, size_t *len);

@@ -1,29 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The mechanism of each JWS algorithm (mech.h):
- *   RS*: CKM_SHA{256,384,512}_RSA_PKCS over the message
- *   PS*: CKM_SHA{256,384,512}_RSA_PKCS_PSS, MGF1 with the same hash, salt = hash length
+ * The mechanism of each JWS algorithm (mech.h), as caps.c chose it for the token:
+ *   RS*: CKM_SHA{256,384,512}_RSA_PKCS over the message, or CKM_RSA_PKCS over a DigestInfo
+ *   PS*: CKM_SHA{256,384,512}_RSA_PKCS_PSS, or CKM_RSA_PKCS_PSS over the hash; MGF1 with the
+ *        same hash, salt = hash length, either way
  *   ES*: CKM_ECDSA over the hash (sign.c hashes: SoftHSM 2.6.1 has no CKM_ECDSA_SHA*)
  *   EdDSA: CKM_EDDSA over the message
  */
 #include "pkcs11/mech.h"
 #include "pkcs11/token_int.h"
 
-CK_MECHANISM_TYPE km_p11_alg_mechanism(km_alg_t alg)
+CK_MECHANISM_TYPE km_p11_alg_mechanism(const km_token_t *t, km_alg_t alg)
 {
-	switch (alg) {
-	case KM_ALG_RS256: return CKM_SHA256_RSA_PKCS;
-	case KM_ALG_RS384: return CKM_SHA384_RSA_PKCS;
-	case KM_ALG_RS512: return CKM_SHA512_RSA_PKCS;
-	case KM_ALG_PS256: return CKM_SHA256_RSA_PKCS_PSS;
-	case KM_ALG_PS384: return CKM_SHA384_RSA_PKCS_PSS;
-	case KM_ALG_PS512: return CKM_SHA512_RSA_PKCS_PSS;
-	case KM_ALG_ES256:
-	case KM_ALG_ES384:
-	case KM_ALG_ES512: return CKM_ECDSA;
-	case KM_ALG_EDDSA: return CKM_EDDSA;
-	default: return CKM_VENDOR_DEFINED;
-	}
+	if (alg <= KM_ALG_NONE || alg > KM_ALG_COUNT)
+		return CKM_VENDOR_DEFINED;
+	return t->via[alg - 1].mech;
 }
 
 static CK_MECHANISM_TYPE hash_mech(km_hash_t h)
@@ -52,7 +43,7 @@ CK_RV km_p11_sign_init(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
 		.mgf = hash_mgf(ai->hash),
 		.sLen = km_hash_len(ai->hash),
 	};
-	CK_MECHANISM mech = { km_p11_alg_mechanism(ai->alg), NULL, 0 };
+	CK_MECHANISM mech = { km_p11_alg_mechanism(t, ai->alg), NULL, 0 };
 
 	if (ai->pss) {
 		mech.pParameter = &pss;

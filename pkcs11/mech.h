@@ -8,8 +8,9 @@
 
 #include "pkcs11/internal.h"
 
-/* The signing mechanism for alg (CKM_SHA256_RSA_PKCS, ..., CKM_ECDSA, CKM_EDDSA). */
-CK_MECHANISM_TYPE km_p11_alg_mechanism(km_alg_t alg);
+/* The signing mechanism of alg on token t (CKM_SHA256_RSA_PKCS, or CKM_RSA_PKCS where the
+ * token lacks it, ..., CKM_ECDSA, CKM_EDDSA; caps.c chose it). */
+CK_MECHANISM_TYPE km_p11_alg_mechanism(const km_token_t *t, km_alg_t alg);
 
 /* C_SignInit on session s with alg's mechanism (and its PSS parameters). */
 CK_RV km_p11_sign_init(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "keymgr/common/error.h"
 #include "pkcs11/internal.h"
@@ -21,6 +22,7 @@ struct km_p11_module {
 	CK_FUNCTION_LIST *fl;
 	unsigned refs;
 	bool initialised_here;          /* false when someone else in the process did C_Initialize */
+	char *init_args;                /* pReserved given to C_Initialize (NULL: none) */
 	struct {
 		CK_SLOT_ID slot;
 		unsigned users;
@@ -42,8 +44,13 @@ static void err(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-int km_p11_module_get(const char *path, km_p11_module_t **ret, CK_FUNCTION_LIST **fl_ret,
-                      char *errbuf, size_t errlen)
+static bool same_args(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int km_p11_module_get(const char *path, const char *init_args, km_p11_module_t **ret,
+                      CK_FUNCTION_LIST **fl_ret, char *errbuf, size_t errlen)
 {
 	int r = KM_P11_EMODULE;
 	void *dl = NULL;
@@ -68,9 +75,16 @@ int km_p11_module_get(const char *path, km_p11_module_t **ret, CK_FUNCTION_LIST 
 	}
 	for (km_p11_module_t *e = registry; e != NULL; e = e->next) {
 		if (e->dl == dl) {
-			e->refs++;
 			dlclose(dl);      /* the entry keeps its own reference */
 			dl = NULL;
+			if (!same_args(e->init_args, init_args)) {
+				/* C_Initialize runs once per process: the other arguments would be
+				 * ignored silently, and another database or token used. */
+				err(errbuf, errlen, "PKCS#11 module %s is already initialised in this "
+				    "process with other init_args", path);
+				goto out;
+			}
+			e->refs++;
 			m = e;
 			r = KM_EOK;
 			goto out;
@@ -91,12 +105,22 @@ int km_p11_module_get(const char *path, km_p11_module_t **ret, CK_FUNCTION_LIST 
 		goto out;
 	}
 
-	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+	char *args_copy = NULL;
+	if (init_args != NULL && (args_copy = strdup(init_args)) == NULL) {
+		r = KM_ENOMEM;
+		goto out;
+	}
+	/* pReserved: NSS softoken reads its configuration there (and keeps the pointer). */
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK, .pReserved = args_copy };
 	rv = fl->C_Initialize(&args);
 	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		char op[300];
 		snprintf(op, sizeof(op), "PKCS#11 module %s", path);
-		km_p11_format_rv(errbuf, errlen, rv, op, "C_Initialize");
+		km_p11_format_rv(errbuf, errlen, rv, op,
+		                 init_args != NULL ? "C_Initialize (with init_args)" :
+		                 rv == CKR_ARGUMENTS_BAD ? "C_Initialize (without init_args; does "
+		                 "the module need token.init_args?)" : "C_Initialize");
+		free(args_copy);
 		goto out;
 	}
 
@@ -104,9 +128,11 @@ int km_p11_module_get(const char *path, km_p11_module_t **ret, CK_FUNCTION_LIST 
 	if (m == NULL) {
 		if (rv == CKR_OK)
 			fl->C_Finalize(NULL);
+		free(args_copy);
 		r = KM_ENOMEM;
 		goto out;
 	}
+	m->init_args = args_copy;
 	m->dl = dl;
 	dl = NULL;
 	m->fl = fl;
@@ -144,6 +170,7 @@ void km_p11_module_put(km_p11_module_t *m)
 	if (m->initialised_here)
 		m->fl->C_Finalize(NULL);
 	dlclose(m->dl);
+	free(m->init_args);
 	free(m);
 	pthread_mutex_unlock(&registry_lock);
 }

@@ -84,7 +84,8 @@ static size_t first_line(char *s, size_t len)
 	return len;
 }
 
-static int pin_from_file(const char *path, char **ret, char *errbuf, size_t errlen)
+static int pin_from_file(const char *path, char **ret, km_pin_id_t *id, char *errbuf,
+                         size_t errlen)
 {
 	int r = KM_P11_EPINSOURCE;
 	int fd = -1;
@@ -151,6 +152,12 @@ static int pin_from_file(const char *path, char **ret, char *errbuf, size_t errl
 		r = KM_ENOMEM;
 		goto out;
 	}
+	/* The identity of what was read: this descriptor's, not the path's a moment later. */
+	id->dev = (uint64_t)st.st_dev;
+	id->ino = (uint64_t)st.st_ino;
+	id->mtime_sec = (int64_t)st.st_mtim.tv_sec;
+	id->mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
+	id->size = (int64_t)st.st_size;
 	r = KM_EOK;
 out:
 	wipe_unlock(buf, sizeof(buf));
@@ -264,19 +271,50 @@ out:
 	return r;
 }
 
-int km_pin_read(const char *source, char **ret, char *errbuf, size_t errlen)
+int km_pin_check_length(size_t len, unsigned long min, unsigned long max, const char *who,
+                        char *errbuf, size_t errlen)
 {
+	bool have_max = max > 0 && max != (unsigned long)-1 && max >= min;
+
+	if ((min > 0 && min != (unsigned long)-1 && len < min) || (have_max && len > max)) {
+		err(errbuf, errlen, "%s: the PIN has %zu characters but the token accepts %lu to %lu: "
+		    "not tried (a wrong PIN counts toward the token's lockout)", who, len, min,
+		    have_max ? max : 255ul);
+		return KM_P11_EPINSOURCE;
+	}
+	return KM_EOK;
+}
+
+int km_pin_read_id(const char *source, char **ret, km_pin_id_t *ret_id, char *errbuf,
+                   size_t errlen)
+{
+	km_pin_id_t id = { .source = source };
+	int r;
+
 	if (source == NULL || source[0] == '\0') {
 		err(errbuf, errlen, "no PIN source given (expected file:PATH, env:NAME or prompt)");
 		return KM_P11_EPINSOURCE;
 	}
-	if (strncmp(source, "file:", 5) == 0)
-		return pin_from_file(source + 5, ret, errbuf, errlen);
-	if (strncmp(source, "env:", 4) == 0)
-		return pin_from_env(source + 4, ret, errbuf, errlen);
-	if (strcmp(source, "prompt") == 0)
-		return pin_from_prompt(ret, errbuf, errlen);
-	err(errbuf, errlen, "unknown kind of PIN source (expected file:PATH, env:NAME or prompt; "
-	    "a PIN itself is never accepted here)");
-	return KM_P11_EPINSOURCE;
+	if (strncmp(source, "file:", 5) == 0) {
+		id.kind = KM_PIN_FROM_FILE;
+		r = pin_from_file(source + 5, ret, &id, errbuf, errlen);
+	} else if (strncmp(source, "env:", 4) == 0) {
+		id.kind = KM_PIN_FROM_ENV;
+		r = pin_from_env(source + 4, ret, errbuf, errlen);
+	} else if (strcmp(source, "prompt") == 0) {
+		id.kind = KM_PIN_FROM_PROMPT;
+		r = pin_from_prompt(ret, errbuf, errlen);
+	} else {
+		err(errbuf, errlen, "unknown kind of PIN source (expected file:PATH, env:NAME or "
+		    "prompt; a PIN itself is never accepted here)");
+		return KM_P11_EPINSOURCE;
+	}
+	if (r == KM_EOK && ret_id != NULL)
+		*ret_id = id;
+	return r;
+}
+
+int km_pin_read(const char *source, char **ret, char *errbuf, size_t errlen)
+{
+	return km_pin_read_id(source, ret, NULL, errbuf, errlen);
 }

@@ -21,8 +21,10 @@
  * 100 ms up to 30 s; during the wait operations fail at once without touching the token, so
  * a caller retrying in a loop never makes the module spin. A successful operation resets it.
  * A PIN the token refuses (CKR_PIN_INCORRECT) is never tried again by itself: a real token
- * locks its PIN after a few wrong ones. Only km_token_recover() (an explicit request, which
- * ignores the wait) tries again, with the PIN read anew from its source.
+ * locks its PIN after a few wrong ones. Without a PIN gate, only km_token_recover() (an
+ * explicit request, which ignores the wait) tries again, with the PIN read anew from its
+ * source. With a gate (login.c), re-opens go on with the usual backoff and the gate decides
+ * whether the PIN is presented: not while its source is the one refused.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +32,9 @@
 
 #include "keymgr/common/clock.h"
 #include "keymgr/common/error.h"
-#include "keymgr/common/secret.h"
 #include "pkcs11/failure.h"
 #include "pkcs11/internal.h"
-#include "pkcs11/pin.h"
+#include "pkcs11/login.h"
 #include "pkcs11/prepare.h"
 #include "pkcs11/recover.h"
 #include "pkcs11/token_int.h"
@@ -68,22 +69,12 @@ static void close_sessions(km_token_t *t)
 /* Logs in on the admin session with the PIN read again from its source. */
 static int login_again(km_token_t *t, char *msg, size_t len)
 {
-	char *pin = NULL;
-	CK_RV rv;
-	int r;
-
 	if (strcmp(t->pin_source, "prompt") == 0) {
 		snprintf(msg, len, "%s: cannot log in again: the PIN came from a prompt (use a "
 		         "file: or env: PIN source for long-running processes)", t->who);
 		return KM_P11_EPINSOURCE;
 	}
-	if ((r = km_pin_read(t->pin_source, &pin, msg, len)) != KM_EOK)
-		return r;
-	rv = t->fl->C_Login(t->admin, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
-	km_secret_free(pin);
-	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
-		return km_p11_format_rv(msg, len, rv, t->who, "C_Login as user (re-open)");
-	return KM_EOK;
+	return km_p11_login(t, "C_Login as user (re-open)", msg, len);
 }
 
 /* Steps 2 and 3 above. On failure no session is left open and msg says why. */
@@ -181,7 +172,7 @@ static int ready_locked(km_token_t *t, bool force)
 		rec->failed_attempts++;
 		rec->code = r;
 		snprintf(rec->why, sizeof(rec->why), "%.400s", msg);
-		if (r == KM_P11_ELOGIN) {
+		if (r == KM_P11_ELOGIN && t->gate.check == NULL) {
 			rec->next_attempt_ms = UINT64_MAX;
 			snprintf(msg, sizeof(msg), "%.400s (re-open failed; a refused PIN is not "
 			         "tried again automatically)", rec->why);

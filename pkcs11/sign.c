@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Signing with the JWS algorithm's mechanism:
- *   RS*: CKM_SHA{256,384,512}_RSA_PKCS over the message
- *   PS*: CKM_SHA{256,384,512}_RSA_PKCS_PSS, MGF1 with the same hash, salt = hash length
+ * Signing with the JWS algorithm's mechanism (chosen per token by caps.c):
+ *   RS*: CKM_SHA{256,384,512}_RSA_PKCS over the message, or CKM_RSA_PKCS over the DER
+ *        DigestInfo of a hash made here where the token lacks the combined mechanism
+ *   PS*: CKM_SHA{256,384,512}_RSA_PKCS_PSS, or CKM_RSA_PKCS_PSS over a hash made here; MGF1
+ *        with the same hash, salt = hash length
  *   ES*: the message hashed here (SoftHSM 2.6.1 has no CKM_ECDSA_SHA*), then CKM_ECDSA;
- *        the result is r||s, each half left-padded to the field width
+ *        the result is r||s, each half left-padded to the field width, whether the token
+ *        returned r||s or a DER ECDSA-Sig-Value (told apart by parsing, not by its first byte)
  *   EdDSA: CKM_EDDSA over the message
  * The hot path takes a pooled session and a cached handle: no C_FindObjects. After the
  * sessions were re-opened (recover.c) the cache is empty and the key is searched once again.
@@ -22,9 +25,11 @@
 #include "pkcs11/mech.h"
 #include "pkcs11/prepare.h"
 #include "pkcs11/recover.h"
+#include "pkcs11/sign.h"
 #include "pkcs11/token_int.h"
 
 #define SIG_BUF_MAX 1024        /* RSA-8192; our own keys stop at 4096 */
+#define DIGESTINFO_MAX (19 + EVP_MAX_MD_SIZE)
 
 /* The digests of ES*, fetched once: OpenSSL 3 fetches EVP_sha256() and its kin from the
  * provider store again at every EVP_DigestInit, which costs about as much as hashing a
@@ -50,10 +55,180 @@ static const EVP_MD *hash_md(km_hash_t h)
 	}
 }
 
+/* One C_SignInit/C_Sign on session s. */
+static CK_RV sign_once(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
+                       const km_alg_info_t *ai, const uint8_t *in, size_t in_len, uint8_t *out,
+                       CK_ULONG *out_len)
+{
+	CK_RV rv = km_p11_sign_init(t, s, key, ai);
+
+	if (rv != CKR_OK)
+		return rv;
+	return t->fl->C_Sign(s, (CK_BYTE *)in, in_len, out, out_len);
+}
+
+/* DER DigestInfo prefixes (RFC 8017 section 9.2, note 1). */
+static const uint8_t di_sha256[] = { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                     0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20 };
+static const uint8_t di_sha384[] = { 0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                     0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30 };
+static const uint8_t di_sha512[] = { 0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                     0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40 };
+
+/*
+ * What C_Sign gets for alg on this token (caps.c): the message itself (*in = data), or its
+ * hash, or the DigestInfo of its hash, written into buf (DIGESTINFO_MAX bytes).
+ */
+static int make_input(km_token_t *t, const km_alg_info_t *ai, const uint8_t *data,
+                      size_t len, uint8_t *buf, const uint8_t **in, size_t *in_len)
+{
+	km_p11_input_t kind = t->via[ai->alg - 1].input;
+	const uint8_t *prefix = ai->hash == KM_HASH_SHA256 ? di_sha256 :
+	                        ai->hash == KM_HASH_SHA384 ? di_sha384 : di_sha512;
+	size_t pre = kind == KM_P11_IN_DIGESTINFO ? sizeof(di_sha256) : 0;
+	unsigned dl = 0;
+
+	if (kind == KM_P11_IN_MESSAGE) {
+		*in = data;
+		*in_len = len;
+		return KM_EOK;
+	}
+	if (EVP_Digest(data, len, buf + pre, &dl, hash_md(ai->hash), NULL) != 1) {
+		km_p11_set_error(t, "%s: sign: hashing the message for %s failed", t->who, ai->name);
+		return KM_ECRYPTO;
+	}
+	memcpy(buf, prefix, pre);
+	*in = buf;
+	*in_len = pre + dl;
+	return KM_EOK;
+}
+
+/* Reads a DER length at p[*at] (definite, at most 2 bytes); false when malformed. */
+static bool der_len(const uint8_t *p, size_t len, size_t *at, size_t *ret)
+{
+	if (*at >= len)
+		return false;
+	uint8_t b = p[(*at)++];
+	if (b < 0x80) {
+		*ret = b;
+		return true;
+	}
+	if (b != 0x81 || *at >= len || p[*at] < 0x80)
+		return false;
+	*ret = p[(*at)++];
+	return true;
+}
+
+/* One positive minimal INTEGER of at most field bytes (without its sign byte). */
+static bool der_int(const uint8_t *p, size_t len, size_t *at, size_t field,
+                    const uint8_t **v, size_t *vlen)
+{
+	size_t n;
+	if (*at >= len || p[(*at)++] != 0x02 || !der_len(p, len, at, &n) || n == 0 ||
+	    n > len - *at)
+		return false;
+	const uint8_t *q = p + *at;
+	if (q[0] & 0x80)
+		return false;                        /* negative */
+	if (n > 1 && q[0] == 0 && !(q[1] & 0x80))
+		return false;                        /* not minimal */
+	*at += n;
+	if (q[0] == 0 && n > 1) {
+		q++;
+		n--;
+	}
+	if (n > field)
+		return false;
+	*v = q;
+	*vlen = n;
+	return true;
+}
+
+/*
+ * An ECDSA-Sig-Value SEQUENCE { r INTEGER, s INTEGER } that spans the whole buffer exactly,
+ * each value at most field bytes: a token that returns DER instead of r||s. By structure and
+ * length, never by the first byte alone (an r||s may start with 0x30).
+ */
+static bool ecdsa_from_der(const uint8_t *p, size_t len, size_t field, uint8_t *rs)
+{
+	size_t at = 0, n, rl, sl;
+	const uint8_t *r, *s;
+
+	if (len < 8 || p[at++] != 0x30 || !der_len(p, len, &at, &n) || n != len - at)
+		return false;
+	if (!der_int(p, len, &at, field, &r, &rl) || !der_int(p, len, &at, field, &s, &sl) ||
+	    at != len)
+		return false;
+	memset(rs, 0, 2 * field);
+	memcpy(rs + field - rl, r, rl);
+	memcpy(rs + 2 * field - sl, s, sl);
+	return true;
+}
+
+/* The token's C_Sign output as the JOSE signature (want: RSA/EdDSA length). */
+static int jose_output(km_token_t *t, const km_alg_info_t *ai, size_t want, const uint8_t *out,
+                       size_t out_len, uint8_t *sig, size_t *sig_len)
+{
+	if (ai->kty == KM_KTY_EC) {
+		size_t field = ai->sig_len / 2, half = out_len / 2;
+		/* r||s of exactly the curve's length is taken as it is; anything else must
+		 * parse as DER. A shorter even r||s had leading zeros of each half dropped. */
+		if (out_len != ai->sig_len && ecdsa_from_der(out, out_len, field, sig)) {
+			*sig_len = ai->sig_len;
+			return KM_EOK;
+		}
+		if (out_len % 2 != 0 || half > field || half == 0) {
+			km_p11_set_error(t, "%s: CKM_ECDSA returned %zu bytes for %s, neither r||s "
+			                 "nor DER", t->who, out_len, ai->name);
+			return KM_ECRYPTO;
+		}
+		memset(sig, 0, ai->sig_len);
+		memcpy(sig + (field - half), out, half);
+		memcpy(sig + field + (field - half), out + half, half);
+		*sig_len = ai->sig_len;
+		return KM_EOK;
+	}
+	if (out_len != want) {
+		km_p11_set_error(t, "%s: C_Sign returned %zu bytes for %s, expected %zu", t->who,
+		                 out_len, ai->name, want);
+		return KM_ECRYPTO;
+	}
+	memcpy(sig, out, out_len);
+	*sig_len = out_len;
+	return KM_EOK;
+}
+
+int km_p11_sign_on(km_token_t *t, CK_SESSION_HANDLE s, const km_p11_key_t *k,
+                   const km_alg_info_t *ai, const uint8_t *data, size_t len, uint8_t *sig,
+                   size_t *sig_len)
+{
+	uint8_t digest[DIGESTINFO_MAX], out[SIG_BUF_MAX];
+	CK_ULONG out_len = sizeof(out);
+	const uint8_t *in;
+	size_t in_len;
+	size_t want = ai->kty == KM_KTY_RSA ? (k->rsa_bits + 7) / 8 : ai->sig_len;
+	int r;
+
+	if (*sig_len < want) {
+		km_p11_set_error(t, "%s: sign: a %s signature needs %zu bytes", t->who, ai->name,
+		                 want);
+		return KM_ERANGE;
+	}
+	if ((r = make_input(t, ai, data, len, digest, &in, &in_len)) != KM_EOK)
+		return r;
+	CK_RV rv = sign_once(t, s, k->priv, ai, in, in_len, out, &out_len);
+	if (rv != CKR_OK) {
+		char op[64];
+		snprintf(op, sizeof(op), "C_Sign (%s, test signature)", ai->name);
+		return km_p11_fail(t, rv, op);
+	}
+	return jose_output(t, ai, want, out, out_len, sig, sig_len);
+}
+
 /* KM_EOK when key k may sign as alg; otherwise stores a message and returns KM_EALG. */
 static int check_key_fits(km_token_t *t, const km_p11_key_t *k, const km_alg_info_t *ai)
 {
-	CK_MECHANISM_TYPE mech = km_p11_alg_mechanism(ai->alg);
+	CK_MECHANISM_TYPE mech = km_p11_alg_mechanism(t, ai->alg);
 
 	if (k->priv == CK_INVALID_HANDLE) {
 		km_p11_set_error(t, "%s: the key pair has no private key object", t->who);
@@ -79,18 +254,6 @@ static int check_key_fits(km_token_t *t, const km_p11_key_t *k, const km_alg_inf
 		return KM_EALG;
 	}
 	return KM_EOK;
-}
-
-/* One C_SignInit/C_Sign on session s. */
-static CK_RV sign_once(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
-                       const km_alg_info_t *ai, const uint8_t *in, size_t in_len, uint8_t *out,
-                       CK_ULONG *out_len)
-{
-	CK_RV rv = km_p11_sign_init(t, s, key, ai);
-
-	if (rv != CKR_OK)
-		return rv;
-	return t->fl->C_Sign(s, (CK_BYTE *)in, in_len, out, out_len);
 }
 
 /*
@@ -124,7 +287,7 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
 	int r = KM_ERROR;
 	const km_alg_info_t *ai = km_alg_info(alg);
 	km_p11_key_t k;
-	uint8_t digest[EVP_MAX_MD_SIZE];
+	uint8_t digest[DIGESTINFO_MAX];
 	const uint8_t *in = data;
 	size_t in_len = data_len, want;
 	uint8_t out[SIG_BUF_MAX];
@@ -157,17 +320,8 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
 		r = KM_ERANGE;
 		goto out;
 	}
-	if (ai->kty == KM_KTY_EC) {
-		unsigned dl = 0;
-		if (EVP_Digest(data, data_len, digest, &dl, hash_md(ai->hash), NULL) != 1) {
-			km_p11_set_error(t, "%s: sign: hashing the message for %s failed", t->who,
-			                 ai->name);
-			r = KM_ECRYPTO;
-			goto out;
-		}
-		in = digest;
-		in_len = dl;
-	}
+	if ((r = make_input(t, ai, data, data_len, digest, &in, &in_len)) != KM_EOK)
+		goto out;
 
 	if (km_p11_prep_take(t, idx, k.priv, alg, gen)) {
 		rv = t->fl->C_Sign(s, (CK_BYTE *)in, in_len, out, &out_len);
@@ -204,30 +358,7 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
 	km_p11_pool_release(&t->pool, idx);
 	held = false;
 
-	if (ai->kty == KM_KTY_EC) {
-		/* r||s; a token may drop leading zeros of each half: pad them back. */
-		size_t field = ai->sig_len / 2, half = out_len / 2;
-		if (out_len % 2 != 0 || half > field || half == 0) {
-			km_p11_set_error(t, "%s: CKM_ECDSA returned %lu bytes for %s", t->who,
-			                 (unsigned long)out_len, ai->name);
-			r = KM_ECRYPTO;
-			goto out;
-		}
-		memset(sig, 0, ai->sig_len);
-		memcpy(sig + (field - half), out, half);
-		memcpy(sig + field + (field - half), out + half, half);
-		*sig_len = ai->sig_len;
-	} else {
-		if (out_len != want) {
-			km_p11_set_error(t, "%s: C_Sign returned %lu bytes for %s, expected %zu", t->who,
-			                 (unsigned long)out_len, ai->name, want);
-			r = KM_ECRYPTO;
-			goto out;
-		}
-		memcpy(sig, out, out_len);
-		*sig_len = out_len;
-	}
-	r = KM_EOK;
+	r = jose_output(t, ai, want, out, out_len, sig, sig_len);
 out:
 	if (held)
 		km_p11_pool_release(&t->pool, idx);

@@ -6,10 +6,10 @@
 #include <time.h>
 
 #include "keymgr/common/error.h"
-#include "keymgr/common/secret.h"
+#include "pkcs11/caps.h"
 #include "pkcs11/failure.h"
 #include "pkcs11/internal.h"
-#include "pkcs11/pin.h"
+#include "pkcs11/login.h"
 #include "pkcs11/token_int.h"
 
 static void copy_err(char *errbuf, size_t errlen, const char *msg)
@@ -24,7 +24,6 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 	km_token_t *t = NULL;
 	CK_TOKEN_INFO ti;
 	char msg[KM_P11_ERR_MAX] = "";
-	char *pin = NULL;
 	CK_RV rv;
 
 	if (cfg == NULL || ret == NULL) {
@@ -46,6 +45,8 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 		r = KM_ENOMEM;
 		goto out;
 	}
+	if (cfg->pin_gate != NULL)
+		t->gate = *cfg->pin_gate;
 	if ((r = km_p11_cache_init(&t->cache)) != KM_EOK)
 		goto out;
 	unsigned n_sessions = cfg->sessions ? cfg->sessions : KM_P11_DEFAULT_SESSIONS;
@@ -58,7 +59,8 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 	if ((r = km_p11_pool_init(&t->pool, n_sessions)) != KM_EOK)
 		goto out;
 
-	r = km_p11_module_get(cfg->module_path, &t->mod, &t->fl, msg, sizeof(msg));
+	r = km_p11_module_get(cfg->module_path, cfg->init_args, &t->mod, &t->fl, msg,
+	                      sizeof(msg));
 	if (r != KM_EOK)
 		goto out;
 	r = km_p11_find_token(t->fl, cfg->module_path, cfg->token_label, cfg->token_serial,
@@ -75,8 +77,8 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 		km_p11_module_put(t->mod);
 		t->mod = NULL;
 		nanosleep(&pause, NULL);
-		if ((r = km_p11_module_get(cfg->module_path, &t->mod, &t->fl, msg,
-		                           sizeof(msg))) != KM_EOK)
+		if ((r = km_p11_module_get(cfg->module_path, cfg->init_args, &t->mod, &t->fl,
+		                           msg, sizeof(msg))) != KM_EOK)
 			goto out;
 		r = km_p11_find_token(t->fl, cfg->module_path, cfg->token_label, cfg->token_serial,
 		                      &t->slot, &ti, msg, sizeof(msg));
@@ -91,6 +93,7 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 	km_p11_unpad(t->info.model, sizeof(t->info.model), ti.model, sizeof(ti.model));
 	t->info.slot_id = t->slot;
 	snprintf(t->who, sizeof(t->who), "token '%s'", t->info.label);
+	km_p11_caps_probe(t);
 
 	rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
 	                          &t->admin);
@@ -100,18 +103,13 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 	}
 	t->admin_open = true;
 
-	if (cfg->pin_source != NULL) {
-		r = km_pin_read(cfg->pin_source, &pin, msg, sizeof(msg));
-		if (r != KM_EOK)
-			goto out;
+	if (t->pin_source != NULL) {
+		/* the token's PIN length limits, checked by km_p11_login before C_Login */
+		t->pin_min = ti.ulMinPinLen;
+		t->pin_max = ti.ulMaxPinLen;
 		km_p11_module_login_ref(t->mod, t->slot);
-		rv = t->fl->C_Login(t->admin, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
-		km_secret_free(pin);
-		pin = NULL;
-		/* ALREADY_LOGGED_IN: another km_token_t of this process shares the login. */
-		if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+		if ((r = km_p11_login(t, "C_Login as user", msg, sizeof(msg))) != KM_EOK) {
 			km_p11_module_login_unref(t->mod, t->slot);
-			r = km_p11_format_rv(msg, sizeof(msg), rv, t->who, "C_Login as user");
 			goto out;
 		}
 		t->logged_in = true;
@@ -130,7 +128,6 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 	}
 	r = KM_EOK;
 out:
-	km_secret_free(pin);
 	if (r != KM_EOK) {
 		if (msg[0] == '\0')
 			snprintf(msg, sizeof(msg), "opening the token failed: %s", km_strerror(r));

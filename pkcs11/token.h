@@ -32,6 +32,41 @@
 
 typedef struct km_token km_token_t;
 
+/* The kinds of PIN source (km_token_cfg_t.pin_source). */
+typedef enum { KM_PIN_FROM_FILE = 1, KM_PIN_FROM_ENV, KM_PIN_FROM_PROMPT } km_pin_kind_t;
+
+/*
+ * What a PIN was read from, for a PIN gate: never the PIN, nor anything computed from it.
+ * For a file: source, the identity of the file the PIN was read from, as fstat(2) gave it on
+ * the descriptor that was read (device, inode, modification time, size): any change to the
+ * file makes a new identity. An env: source has no identity beyond its name (its value could
+ * only be told apart by the value itself), and a prompt is a new PIN every time.
+ */
+typedef struct {
+	const char *source;        /* as configured: "file:PATH", "env:NAME", "prompt" */
+	km_pin_kind_t kind;
+	uint64_t dev, ino;         /* file: only, like the three below */
+	int64_t mtime_sec, mtime_nsec;
+	int64_t size;
+} km_pin_id_t;
+
+/*
+ * A PIN gate: asked before every user C_Login (at km_token_open and when lost sessions are
+ * re-opened), and told what each one answered, so that a PIN the token refused is not
+ * presented again (keymgr/core/pin_refusal.c remembers refusals next to the store). The
+ * callbacks may run on any thread; ctx must outlive every token opened with the gate.
+ */
+typedef struct {
+	/* KM_EOK: go on with C_Login. Any other code (KM_P11_ELOGIN: this PIN was refused
+	 * before) is returned by the login without calling C_Login, with msg as its message. */
+	int (*check)(void *ctx, const km_pin_id_t *id, char *msg, size_t len);
+	/* What C_Login answered for the PIN from id: KM_EOK, or its code (KM_P11_ELOGIN for a
+	 * PIN the token refused) with rv_name the CK_RV's name. Not called when the token said
+	 * CKR_USER_ALREADY_LOGGED_IN (the PIN was not checked). */
+	void (*outcome)(void *ctx, const km_pin_id_t *id, int code, const char *rv_name);
+	void *ctx;
+} km_pin_gate_t;
+
 typedef struct {
 	const char *module_path;   /* required: path of the PKCS#11 module */
 	const char *token_label;   /* label, or NULL when token_serial is given */
@@ -45,6 +80,17 @@ typedef struct {
 	 */
 	const char *pin_source;
 	unsigned sessions;         /* signing session pool size; 0 = default (4) */
+	/*
+	 * A string passed as pReserved of CK_C_INITIALIZE_ARGS in C_Initialize, or NULL. NSS
+	 * softoken needs its database there ("configdir='sql:DIR' certPrefix='' ..."). A module
+	 * is initialised once per process: a second token of the same module with other
+	 * init_args is refused (KM_P11_EMODULE).
+	 */
+	const char *init_args;
+	/* Asked before each user login, told its outcome (copied; NULL: every login tries).
+	 * With a gate, a re-login the token refuses is retried with the usual backoff: the gate
+	 * decides whether the PIN is presented again. Without one, never by itself. */
+	const km_pin_gate_t *pin_gate;
 } km_token_cfg_t;
 
 typedef struct {
@@ -69,7 +115,9 @@ typedef struct {
 /*
  * Loads the module, initialises it (CKF_OS_LOCKING_OK; an already-initialised module is
  * accepted), finds exactly one token by label or serial, and logs in as user with the PIN
- * from cfg->pin_source. The PIN is wiped right after C_Login.
+ * from cfg->pin_source, unless cfg->pin_gate refuses it (then no C_Login is made and the
+ * gate's code is returned, KM_P11_ELOGIN for a PIN refused before). The PIN is wiped right
+ * after C_Login.
  * On failure, if errbuf is given, writes a message naming the module/token and the operation
  * (never the PIN). Returns KM_EOK, KM_P11_EMODULE, KM_P11_ENOTOKEN, KM_P11_EAMBIGUOUS,
  * KM_P11_ELOGIN, KM_P11_EPINLOCKED, KM_P11_EPINSOURCE, KM_P11_EPINPERM, ...
@@ -97,9 +145,10 @@ typedef struct {
 
 /*
  * Re-opens the token's sessions and logs in again now if they were lost, without waiting for
- * the backoff (every operation does this by itself first, within the backoff; a refused PIN
- * is only tried again through this call). KM_EOK when the token is usable; otherwise the
- * code of the loss or of the failed re-open, message in km_token_last_error().
+ * the backoff (every operation does this by itself first, within the backoff; without a PIN
+ * gate, a refused PIN is only tried again through this call; with one, the gate decides).
+ * KM_EOK when the token is usable; otherwise the code of the loss or of the failed re-open,
+ * message in km_token_last_error().
  */
 int km_token_recover(km_token_t *t);
 
@@ -115,6 +164,58 @@ void km_token_get_health(km_token_t *t, km_token_health_t *ret);
 
 /* Copies the token's identity. */
 void km_token_get_info(const km_token_t *t, km_token_info_t *ret);
+
+/* What the token can do for one JOSE algorithm (km_token_get_caps). */
+typedef struct {
+	km_alg_t alg;
+	bool supported;
+	/* how keymgr signs: "CKM_SHA256_RSA_PKCS", or "CKM_RSA_PKCS + DigestInfo (SHA-256 in
+	 * software)", ...; "" when not supported */
+	char via[80];
+	/* when not supported: the missing mechanism or the reason ("no CKM_EDDSA") */
+	char why[160];
+	unsigned min_bits, max_bits;   /* RSA key sizes the generator accepts (0: not reported) */
+} km_token_alg_caps_t;
+
+/* One mechanism of the token's list that keymgr cares about. */
+typedef struct {
+	char name[40];                 /* "CKM_ECDSA", or "CKM_0x..." */
+	unsigned long min_size, max_size;
+	bool sign, generate_key_pair;
+} km_token_mech_t;
+
+#define KM_TOKEN_MECHS_MAX 24
+
+/*
+ * What the token reported (C_GetMechanismList / C_GetMechanismInfo, probed once when the
+ * token is opened) with what the quirk table (pkcs11/quirks.c) knows about the module.
+ */
+typedef struct {
+	bool probed;                   /* false: the module gave no mechanism list */
+	char library[80];              /* CK_INFO manufacturerID and libraryDescription */
+	char quirk[32];                /* name of the quirk table entry, "" when none */
+	/*
+	 * A recorded exception: a property the token cannot give its keys although keymgr asks
+	 * for it ("CKA_DECRYPT is always TRUE"), "" when none. keymgr never asks such a key to do
+	 * anything but sign; token info, keyset show and policy check name it as a warning, and
+	 * the audit record of each key generated on the token carries it.
+	 */
+	char exception[160];
+	km_token_alg_caps_t algs[KM_ALG_COUNT];   /* indexed by alg - 1 */
+	km_token_mech_t mechs[KM_TOKEN_MECHS_MAX];
+	size_t n_mechs;
+} km_token_caps_t;
+
+/* Copies the token's capabilities (see above) into *ret. */
+void km_token_get_caps(const km_token_t *t, km_token_caps_t *ret);
+
+/*
+ * KM_EOK when the token can generate and sign with alg (and rsa_bits for RS/PS). Otherwise
+ * writes "the PKCS#11 module M (token 'L') cannot do ALG: no CKM_X; it can do: ..." into
+ * err and returns KM_P11_EMECHANISM.
+ */
+int km_token_alg_check(const km_token_t *t, km_alg_t alg, unsigned rsa_bits, char *err,
+                       size_t errlen);
 
 /*
  * Generates a key pair for alg inside the token. rsa_bits is used for RS and PS algorithms

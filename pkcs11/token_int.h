@@ -10,7 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pkcs11/caps.h"
 #include "pkcs11/internal.h"
+#include "pkcs11/quirks.h"
 
 /* A lost session or login, and the backoff of re-opening it (failure.c marks, recover.c
  * re-opens, prepare.c and km_token_get_health read). */
@@ -50,6 +52,13 @@ struct km_token {
 	/* recover.c: what a re-open needs (copies of the caller's configuration). */
 	char *module_path;
 	char *pin_source;                /* NULL: opened without login */
+	km_pin_gate_t gate;              /* login.c: asked before every C_Login (zero: none) */
 	bool sessions_open;              /* admin and pool sessions are open handles */
 	km_p11_recovery_t rec;
+
+	/* caps.c: probed once at open, read-only afterwards (no lock). */
+	km_token_caps_t caps;
+	km_p11_sign_via_t via[KM_ALG_COUNT];   /* how each algorithm signs, by alg - 1 */
+	const km_p11_quirk_t *quirk;           /* the module's quirk table entry, or NULL */
+	unsigned long pin_min, pin_max;        /* ulMinPinLen/ulMaxPinLen (pin.c checks them) */
 };

@@ -40,11 +40,16 @@ static const char status_help[] =
 	"Exit status 1 if no daemon answers.\n";
 
 static const char reload_help[] =
-	"Usage: keymgr [-c FILE] reload [--socket PATH] [--json]\n"
+	"Usage: keymgr [-c FILE] reload [--retry-pin] [--socket PATH] [--json]\n"
 	"\n"
 	"Makes keymgrd load its configuration and policies again (like SIGHUP) and says\n"
 	"whether it accepted them. A configuration with errors is refused, with the error, and\n"
 	"the daemon keeps running the previous one (exit status 1).\n"
+	"  --retry-pin  first forget the PINs the tokens refused, so that keymgrd presents each\n"
+	"               environment's PIN once more, even from an unchanged source (only root\n"
+	"               and keymgrd's own user may ask; each attempt may count against the\n"
+	"               token's PIN). Without it, a refused PIN is not presented again until\n"
+	"               its source changes.\n"
 	"  --json   print keymgrd's reply: {\"ok\":true,\"config\":PATH} or {\"ok\":false,\"error\"}\n"
 	"The socket is found as by 'keymgr status' (see its --help), also when the\n"
 	"configuration has errors.\n";
@@ -60,29 +65,54 @@ static const char tick_help[] =
 	"configuration has errors.\n"
 	"Exit status 1 if a key set failed (see keymgr status).\n";
 
-enum { OPT_SOCKET = 0x10 };
+enum { OPT_SOCKET = 0x10, OPT_RETRY_PIN };
+
+static const struct option socket_opts[] = {
+	KM_CLI_OPTS_COMMON,
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option reload_opts[] = {
+	KM_CLI_OPTS_COMMON,
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "retry-pin", no_argument, NULL, OPT_RETRY_PIN },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The options of status, reload and tick. */
+typedef struct {
+	const char *socket;
+	bool retry_pin;
+} ctl_opts_t;
+
+static int take_option(const char *cmd, int opt, const char *arg, void *ctx)
+{
+	ctl_opts_t *o = ctx;
+	(void)cmd;
+	if (opt == OPT_SOCKET)
+		o->socket = arg;
+	else
+		o->retry_pin = true;
+	return 0;
+}
 
 /* Parses options and [ENV[/NAME]]; returns KM_CLI_CONTINUE to go on, or an exit code. */
-static int parse(int argc, char **argv, const char *cmd, const char *help, bool takes_target,
-                 km_cli_common_t *c, const char **socket, char env[KM_ENV_NAME_MAX + 1],
-                 char name[KM_KEYSET_NAME_MAX + 1])
+static int parse(int argc, char **argv, const char *cmd, const char *help,
+                 const struct option *opts, bool takes_target, km_cli_common_t *c,
+                 ctl_opts_t *o, char env[KM_ENV_NAME_MAX + 1], char name[KM_KEYSET_NAME_MAX + 1])
 {
-	static const struct option opts[] = {
-		KM_CLI_OPTS_COMMON,
-		{ "socket", required_argument, NULL, OPT_SOCKET },
-		{ NULL, 0, NULL, 0 },
-	};
 	const km_cli_args_t args = {
-		.cmd = cmd, .help = help, .opts = opts, .option = km_cli_args_store,
+		.cmd = cmd, .help = help, .opts = opts, .option = take_option,
 		.min_pos = 0, .max_pos = takes_target ? 1 : 0,
 		.count_error = takes_target ? "expected at most one ENV or ENV/NAME"
 		                            : "takes no arguments",
 	};
 	char *pos[KM_CLI_MAX_POSITIONAL];
 	int npos, rc;
-	*socket = NULL;
+	*o = (ctl_opts_t){ NULL, false };
 	env[0] = name[0] = '\0';
-	if ((rc = km_cli_args_parse(&args, socket, argc, argv, c, pos, &npos)) != KM_CLI_CONTINUE)
+	if ((rc = km_cli_args_parse(&args, o, argc, argv, c, pos, &npos)) != KM_CLI_CONTINUE)
 		return rc;
 	if (npos == 1) {
 		char err[256];
@@ -234,13 +264,14 @@ static void print_keyset(const char *env, json_t *ks)
 
 static int status(int argc, char **argv)
 {
-	const char *cmd = "keymgr status", *socket;
+	const char *cmd = "keymgr status";
 	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
 	km_cli_common_t c;
-	int rc = parse(argc, argv, cmd, status_help, true, &c, &socket, env, name);
+	ctl_opts_t o;
+	int rc = parse(argc, argv, cmd, status_help, socket_opts, true, &c, &o, env, name);
 	if (rc >= 0)
 		return rc;
-	json_t *reply = call(socket, env, target_request("status", env, name), &rc);
+	json_t *reply = call(o.socket, env, target_request("status", env, name), &rc);
 	if (reply == NULL)
 		return rc;
 	if (!reply_ok(reply)) {
@@ -256,6 +287,24 @@ static int status(int argc, char **argv)
 	       (long long)json_integer_value(json_object_get(reply, "pid")),
 	       json_is_true(json_object_get(reply, "healthy")) ? "healthy" : "UNHEALTHY",
 	       when(json_object_get(reply, "last_tick_ok")));
+	const char *why = json_string_value(json_object_get(reply, "health_reason"));
+	if (why != NULL)
+		printf("unhealthy: %s\n", why);
+	json_t *l = json_object_get(reply, "listener");
+	if (json_is_object(l)) {
+		json_int_t lpid = json_integer_value(json_object_get(l, "pid"));
+		json_int_t ap = json_integer_value(json_object_get(l, "admin_port"));
+		if (lpid > 0)
+			printf("listener pid %lld", (long long)lpid);
+		else
+			printf("listener not running (restarting)");
+		printf(", HTTP port %lld", (long long)json_integer_value(json_object_get(l, "port")));
+		if (ap > 0)
+			printf(", admin port %lld", (long long)ap);
+		printf(", seccomp %s, %lld restarts\n",
+		       json_is_true(json_object_get(l, "seccomp")) ? "on" : "off",
+		       (long long)json_integer_value(json_object_get(l, "restarts")));
+	}
 	size_t i, j;
 	json_t *e, *ks;
 	json_array_foreach(json_object_get(reply, "environments"), i, e) {
@@ -276,15 +325,18 @@ static int status(int argc, char **argv)
 }
 
 static int simple(int argc, char **argv, const char *op, const char *cmd, const char *help,
-                  bool takes_target)
+                  const struct option *opts, bool takes_target)
 {
-	const char *socket;
 	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
 	km_cli_common_t c;
-	int rc = parse(argc, argv, cmd, help, takes_target, &c, &socket, env, name);
+	ctl_opts_t o;
+	int rc = parse(argc, argv, cmd, help, opts, takes_target, &c, &o, env, name);
 	if (rc >= 0)
 		return rc;
-	json_t *reply = call(socket, env, target_request(op, env, name), &rc);
+	json_t *req = target_request(op, env, name);
+	if (req != NULL && o.retry_pin)
+		json_object_set_new(req, "retry_pin", json_true());
+	json_t *reply = call(o.socket, env, req, &rc);
 	if (reply == NULL)
 		return rc;
 	if (c.json) {
@@ -309,12 +361,12 @@ int km_cmd_status(int argc, char **argv)
 
 int km_cmd_reload(int argc, char **argv)
 {
-	return simple(argc, argv, "reload", "keymgr reload", reload_help, false);
+	return simple(argc, argv, "reload", "keymgr reload", reload_help, reload_opts, false);
 }
 
 int km_cmd_tick(int argc, char **argv)
 {
-	return simple(argc, argv, "tick", "keymgr tick", tick_help, true);
+	return simple(argc, argv, "tick", "keymgr tick", tick_help, socket_opts, true);
 }
 
 void km_cli_wake_daemon(const km_config_t *cfg, const char *env, const char *keyset)

@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* keymgr env list: the configured environments and what each one uses. */
+/*
+ * keymgr env list: the configured environments and what each one uses.
+ * keymgr env login: one explicit login to an environment's token, a refused PIN included.
+ */
 #include <stdio.h>
 
+#include "keymgr/cli/args.h"
 #include "keymgr/cli/cli.h"
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
+#include "keymgr/common/error.h"
 
 static const char list_help[] =
 	"Usage: keymgr [-c FILE] env list [--json]\n"
@@ -55,8 +60,56 @@ static int env_list(int argc, char **argv)
 	return rc;
 }
 
+static const char login_help[] =
+	"Usage: keymgr [-c FILE] env login ENV [--json]\n"
+	"\n"
+	"Logs in to the token of ENV once, with the PIN read from its PIN source, even when the\n"
+	"token refused that PIN before. Once a token refuses a PIN, keymgr and keymgrd do not\n"
+	"present it again while its source is unchanged (a token that counts wrong PINs locks\n"
+	"the PIN, or wipes itself, after a few): every command that needs the token then says\n"
+	"so at once. A PIN file that changes in any way is tried again by itself; this command\n"
+	"is for the rest (an env: source, a PIN reset on the token). On success the refusal is\n"
+	"forgotten and a running keymgrd is told, so it logs in at once; a refusal is recorded\n"
+	"again. Each run is one attempt that the token may count.\n"
+	"  --json   print {\"env\":ENV,\"logged_in\":true}\n"
+	"Exit status: 0 logged in, 1 refused or failed, 2 usage error.\n";
+
+static int env_login(int argc, char **argv)
+{
+	const km_cli_args_t args = {
+		.cmd = "keymgr env login", .help = login_help, .min_pos = 1, .max_pos = 1,
+		.count_error = "expected one ENV",
+	};
+	char *pos[KM_CLI_MAX_POSITIONAL], err[2048] = "";
+	km_cli_common_t c;
+	km_config_t *cfg = NULL;
+	km_env_t *env = NULL;
+	int npos, rc;
+	if ((rc = km_cli_args_parse(&args, NULL, argc, argv, &c, pos, &npos)) != KM_CLI_CONTINUE)
+		return rc;
+	if ((rc = km_cli_env_open(pos[0], &cfg, &env)) != KM_CLI_EXIT_OK)
+		return rc;
+	int r = km_env_login(env, err, sizeof(err));
+	km_env_close_token(env);
+	if (r != KM_EOK) {
+		rc = km_cli_fail(r, err);
+	} else {
+		if (c.json) {
+			json_t *j = json_pack("{s:s, s:b}", "env", pos[0], "logged_in", 1);
+			rc = j != NULL ? km_cli_print_json(j) : KM_CLI_EXIT_REFUSED;
+			json_decref(j);
+		} else {
+			printf("logged in to the token of environment '%s'\n", pos[0]);
+		}
+		km_cli_wake_daemon(cfg, pos[0], NULL);   /* it logs in again now */
+	}
+	km_cli_env_close(cfg, env);
+	return rc;
+}
+
 static const km_cli_command_t env_commands[] = {
 	{ "list", env_list, "list the configured environments" },
+	{ "login", env_login, "log in to an environment's token once, a refused PIN included" },
 	{ NULL, NULL, NULL },
 };
 

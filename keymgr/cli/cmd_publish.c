@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* keymgr jwks ENV[/NAME] and keymgr sign ENV/NAME: the public output of an environment. */
+/* keymgr jwks ENV[/NAME], keymgr publish ENV --to DIR and keymgr sign ENV/NAME: the public
+ * output of an environment. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "keymgr/common/error.h"
 #include "keymgr/control/control_proto.h"
 #include "keymgr/core/keyops.h"
+#include "keymgr/core/static_tree.h"
 #include "keymgr/jose/jws.h"
 
 static const char jwks_help[] =
@@ -25,6 +27,21 @@ static const char jwks_help[] =
 	"  --output FILE   write atomically (temporary file, fsync, rename; mode 0644), so a\n"
 	"                  reader never sees a torn document\n"
 	"  --json          accepted for uniformity: the JWKS is JSON either way\n";
+
+static const char publish_help[] =
+	"Usage: keymgr [-c FILE] publish ENV --to DIR [--json]\n"
+	"\n"
+	"Writes everything ENV publishes into DIR, a static tree for a web server or an object\n"
+	"store (docs/static-hosting.md): its JWKS and each key set's at keymgrd's paths, each\n"
+	"key set's OpenID Connect discovery document (key sets with an issuer, when\n"
+	"http.public_url is set), the same documents again under issuers/HOST/PATH where\n"
+	"OIDC clients look for them, and manifest.json (serial, and each file's path, ETag and\n"
+	"size). Each file is replaced atomically; files an earlier run wrote that are no\n"
+	"longer published are removed; nothing else in DIR is touched. Opens no token.\n"
+	"keymgrd does the same after every change when http.static_dir is set.\n"
+	"  --to DIR   an existing directory, writable by its owner only\n"
+	"  --json     print {\"env\",\"dir\",\"serial\",\"written\",\"unchanged\",\"removed\",\n"
+	"             \"discovery\",\"shared_issuers\"}\n";
 
 static const char sign_help[] =
 	"Usage: keymgr [-c FILE] sign ENV/NAME --claims JSON|@FILE [--ttl DURATION]\n"
@@ -47,7 +64,7 @@ static const char sign_help[] =
 	"  --json          print {\"jwt\",\"via\":\"daemon\"|\"token\",\"env\",\"keyset\",\"kid\",\n"
 	"                  \"alg\",\"typ\",\"expires_at\"}: via says who signed\n";
 
-enum { OPT_OUTPUT = 0x10, OPT_CLAIMS, OPT_TTL, OPT_VIA, OPT_SOCKET };
+enum { OPT_OUTPUT = 0x10, OPT_CLAIMS, OPT_TTL, OPT_VIA, OPT_SOCKET, OPT_TO };
 
 #define SIGN_TIMEOUT_MS 30000
 
@@ -101,6 +118,62 @@ static int jwks(int argc, char **argv)
 	if (output != NULL && r != KM_EOK && rc == KM_CLI_EXIT_REFUSED)
 		km_cli_error("cannot write %s", output);
 	free(doc);
+	km_cli_env_close(cfg, env);
+	return rc;
+}
+
+static int publish(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON,
+		{ "to", required_argument, NULL, OPT_TO },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const km_cli_args_t args = {
+		.cmd = "keymgr publish", .help = publish_help, .opts = opts,
+		.option = km_cli_args_store, .min_pos = 1, .max_pos = 1,
+		.count_error = "expected exactly one ENV",
+	};
+	const char *cmd = args.cmd;
+	char *pos[KM_CLI_MAX_POSITIONAL];
+	km_cli_common_t c;
+	const char *dir = NULL;
+	int npos, rc = km_cli_args_parse(&args, &dir, argc, argv, &c, pos, &npos);
+	if (rc != KM_CLI_CONTINUE)
+		return rc;
+	if (dir == NULL || dir[0] == '\0')
+		return km_cli_usage_error(cmd, "--to DIR is required");
+	if (!km_name_env_valid(pos[0]))
+		return km_cli_usage_error(cmd, "'%s' is not an environment name (ENV, no key set)",
+		                          pos[0]);
+	km_config_t *cfg = NULL;
+	km_env_t *env = NULL;
+	rc = km_cli_env_open_partial(pos[0], &cfg, &env);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	km_static_result_t res;
+	char err[1024] = "";
+	int r = km_static_write(env, dir, 0, &res, err, sizeof(err));
+	if (r != KM_EOK) {
+		rc = km_cli_fail(r, err);
+	} else if (c.json) {
+		json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "env", pos[0],
+		                      "dir", dir, "serial", (json_int_t)res.serial, "written",
+		                      (json_int_t)res.written, "unchanged", (json_int_t)res.unchanged,
+		                      "removed", (json_int_t)res.removed, "discovery",
+		                      (json_int_t)res.discovery, "shared_issuers",
+		                      (json_int_t)res.shared_issuers);
+		rc = j != NULL ? km_cli_print_json(j) : km_cli_fail(KM_ENOMEM, NULL);
+	} else {
+		if (res.shared_issuers > 0)
+			km_cli_error("warning: %zu key sets share their issuer with another key set: their "
+			               "discovery documents are at keymgrd's paths only, not under "
+			               "issuers/ (one issuer URL, one document)", res.shared_issuers);
+		printf("%s: %zu files in %s (JWKS serial %lld): %zu written, %zu unchanged, %zu "
+		       "removed; %zu discovery documents\n", pos[0], res.written + res.unchanged,
+		       dir, (long long)res.serial, res.written, res.unchanged, res.removed,
+		       res.discovery);
+	}
 	km_cli_env_close(cfg, env);
 	return rc;
 }
@@ -311,6 +384,11 @@ int km_cmd_jwks(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "show") == 0)
 		return km_cmd_jwks_show(argc - 1, argv + 1);
 	return jwks(argc, argv);
+}
+
+int km_cmd_publish(int argc, char **argv)
+{
+	return publish(argc, argv);
 }
 
 int km_cmd_sign(int argc, char **argv)

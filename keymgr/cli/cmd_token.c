@@ -8,10 +8,12 @@
 #include <string.h>
 
 #include "keymgr/cli/cli.h"
+#include "keymgr/cli/envcmd.h"
 #include "keymgr/common/atomic_file.h"
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/token_keys.h"
 #include "keymgr/common/error.h"
+#include "keymgr/core/env.h"
 #include "keymgr/jose/jwk.h"
 #include "keymgr/jose/jwks.h"
 #include "keymgr/jose/jws.h"
@@ -140,7 +142,7 @@ static const char keygen_help[] =
 	"  --json        print only the public JWK as one line of JSON\n"
 	"\n" LABEL_SCHEME_HELP "\n" TOKEN_FLAGS_HELP "\n" EXIT_HELP;
 
-enum { OPT_ALG = 1000, OPT_BITS, OPT_LABEL, OPT_OUTPUT, OPT_KID, OPT_CLAIMS, OPT_TYP };
+enum { OPT_ALG = 1000, OPT_BITS, OPT_LABEL, OPT_OUTPUT, OPT_KID, OPT_CLAIMS, OPT_TYP, OPT_ENV };
 
 static int parse_alg(const char *cmd, const char *name, km_alg_t *ret)
 {
@@ -468,6 +470,155 @@ out:
 	return rc;
 }
 
+/* ---- token info ------------------------------------------------------------------------ */
+
+static const char info_help[] =
+	"Usage: keymgr token info --env ENV [--json]\n"
+	"       keymgr token info --token LABEL [--module PATH] [--json]\n"
+	"\n"
+	"Prints what the token can do, as keymgr probed it when opening it (C_GetMechanismList,\n"
+	"C_GetMechanismInfo): for each JOSE algorithm whether keymgr can generate and sign with\n"
+	"it on this token and through which mechanism (CKM_RSA_PKCS with a DigestInfo hashed in\n"
+	"software where the token lacks CKM_SHA256_RSA_PKCS, ...), or what is missing; the\n"
+	"mechanisms keymgr uses with their key sizes; the module's entry in keymgr's quirk table;\n"
+	"and, as a warning, a recorded exception (a property the token cannot give its keys, such\n"
+	"as tpm2-pkcs11's CKA_DECRYPT=TRUE). No login is needed.\n"
+	"\n"
+	"  --env ENV   the token of environment ENV in the configuration (with its init_args)\n"
+	"  --json      print {\"token\":{...},\"module\":...,\"library\":...,\"quirk\":...,\n"
+	"              \"exceptions\":[...],\"algorithms\":[...],\"mechanisms\":[...]}\n"
+	"\n" TOKEN_FLAGS_HELP "\n" EXIT_HELP;
+
+static json_t *caps_json(const km_token_info_t *info, const char *module,
+                         const km_token_caps_t *caps)
+{
+	json_t *algs = json_array(), *mechs = json_array(), *exc = json_array();
+	for (int a = KM_ALG_RS256; a <= KM_ALG_EDDSA; a++) {
+		const km_token_alg_caps_t *c = &caps->algs[a - 1];
+		json_t *j = json_pack("{s:s, s:b}", "alg", km_alg_name(c->alg), "supported",
+		                      c->supported);
+		json_object_set_new(j, c->supported ? "via" : "missing",
+		                    json_string(c->supported ? c->via : c->why));
+		if (c->supported && km_alg_info(c->alg)->kty == KM_KTY_RSA && c->max_bits > 0)
+			json_object_set_new(j, "rsa_bits", json_pack("[I, I]", (json_int_t)c->min_bits,
+			                                             (json_int_t)c->max_bits));
+		json_array_append_new(algs, j);
+	}
+	for (size_t i = 0; i < caps->n_mechs; i++) {
+		const km_token_mech_t *m = &caps->mechs[i];
+		json_array_append_new(mechs, json_pack("{s:s, s:I, s:I, s:b, s:b}", "name", m->name,
+		                                       "min_size", (json_int_t)m->min_size,
+		                                       "max_size", (json_int_t)m->max_size, "sign",
+		                                       m->sign, "generate_key_pair",
+		                                       m->generate_key_pair));
+	}
+	if (caps->exception[0])
+		json_array_append_new(exc, json_string(caps->exception));
+	return json_pack("{s:{s:s, s:s, s:s, s:s}, s:s, s:s, s:s?, s:b, s:o, s:o, s:o}",
+	                 "token", "label", info->label, "serial", info->serial, "manufacturer",
+	                 info->manufacturer, "model", info->model, "module", module, "library",
+	                 caps->library, "quirk", caps->quirk[0] ? caps->quirk : NULL,
+	                 "mechanisms_probed", caps->probed, "exceptions", exc, "algorithms", algs,
+	                 "mechanisms", mechs);
+}
+
+static void caps_print(const km_token_info_t *info, const char *module,
+                       const km_token_caps_t *caps)
+{
+	printf("token:      '%s' (serial %s, %s %s)\n", info->label, info->serial,
+	       info->manufacturer, info->model);
+	printf("module:     %s (%s)\n", module, caps->library);
+	printf("quirks:     %s\n", caps->quirk[0] ? caps->quirk : "none known");
+	if (!caps->probed)
+		printf("mechanisms: the module gave no mechanism list; keymgr assumes the standard "
+		       "ones\n");
+	printf("algorithms:\n");
+	for (int a = KM_ALG_RS256; a <= KM_ALG_EDDSA; a++) {
+		const km_token_alg_caps_t *c = &caps->algs[a - 1];
+		if (!c->supported) {
+			printf("  %-6s no   %s\n", km_alg_name(c->alg), c->why);
+			continue;
+		}
+		printf("  %-6s yes  %s", km_alg_name(c->alg), c->via);
+		if (km_alg_info(c->alg)->kty == KM_KTY_RSA && c->max_bits > 0)
+			printf(", RSA %u..%u bits", c->min_bits, c->max_bits);
+		printf("\n");
+	}
+	printf("mechanisms:\n");
+	for (size_t i = 0; i < caps->n_mechs; i++) {
+		const km_token_mech_t *m = &caps->mechs[i];
+		printf("  %-30s %lu..%lu%s%s\n", m->name, m->min_size, m->max_size,
+		       m->sign ? " sign" : "", m->generate_key_pair ? " generate_key_pair" : "");
+	}
+	if (caps->exception[0])
+		fprintf(stderr, "keymgr: warning: recorded exception of token '%s': %s\n",
+		        info->label, caps->exception);
+}
+
+static int token_info(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		KM_CLI_OPTS_COMMON, KM_CLI_OPTS_TOKEN,
+		{ "env", required_argument, NULL, OPT_ENV },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "keymgr token info";
+	const char *env_name = NULL;
+	km_cli_common_t c;
+	km_config_t *cfg = NULL;
+	km_env_t *env = NULL;
+	km_token_t *t = NULL, *own = NULL;
+	const char *module;
+	char err[1024] = "";
+	int o, r, rc;
+
+	km_cli_common_init(&c);
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		switch (o) {
+		case OPT_ENV: env_name = optarg; break;
+		default: return KM_CLI_EXIT_USAGE;
+		}
+	}
+	if (c.help)
+		return km_cli_help(info_help);
+	if (env_name != NULL) {
+		if ((rc = km_cli_env_open(env_name, &cfg, &env)) != KM_CLI_EXIT_OK)
+			return rc;
+		if ((r = km_env_token(env, &t, err, sizeof(err))) != KM_EOK) {
+			rc = km_cli_fail(r, err);
+			goto out;
+		}
+		module = km_config_env(cfg, env_name)->token.module_path;
+	} else {
+		if ((rc = km_cli_check_token_flags(&c, cmd, false)) != 0)
+			return rc;
+		c.pin_source = NULL;        /* token info only: no login */
+		if ((rc = open_token(&c, &own)) != 0)
+			return rc;
+		t = own;
+		module = c.module;
+	}
+	km_token_info_t info;
+	km_token_caps_t caps;
+	km_token_get_info(t, &info);
+	km_token_get_caps(t, &caps);
+	if (c.json) {
+		json_t *j = caps_json(&info, module, &caps);
+		rc = j != NULL ? km_cli_print_json(j) : KM_CLI_EXIT_REFUSED;
+		json_decref(j);
+		if (caps.exception[0])
+			fprintf(stderr, "keymgr: warning: recorded exception of token '%s': %s\n",
+			        info.label, caps.exception);
+	} else {
+		caps_print(&info, module, &caps);
+		rc = KM_CLI_EXIT_OK;
+	}
+out:
+	km_token_free(own);
+	km_cli_env_close(cfg, env);
+	return rc;
+}
+
 /* ---- the group ------------------------------------------------------------------------- */
 
 static const km_cli_command_t verbs[] = {
@@ -475,6 +626,7 @@ static const km_cli_command_t verbs[] = {
 	{ "keygen", token_keygen, "generate a key pair for one algorithm; print its JWK" },
 	{ "jwks", token_jwks, "print or write the JWKS of the token's keymgr keys" },
 	{ "sign", token_sign, "sign JSON claims as a compact JWT with the key of a kid" },
+	{ "info", token_info, "what the token can do: algorithms, mechanisms, quirks" },
 	{ NULL, NULL, NULL },
 };
 

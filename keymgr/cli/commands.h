@@ -15,6 +15,7 @@ int km_cmd_revoke(int argc, char **argv);
 int km_cmd_destroy(int argc, char **argv);
 int km_cmd_jwks(int argc, char **argv);
 int km_cmd_sign(int argc, char **argv);
+int km_cmd_publish(int argc, char **argv);
 int km_cmd_plan(int argc, char **argv);
 int km_cmd_apply(int argc, char **argv);
 int km_cmd_policy(int argc, char **argv);

@@ -24,6 +24,8 @@ static const km_cli_command_t commands[] = {
 	{ "policy", km_cmd_policy, "show the effective policy; check compliance" },
 	{ "jwks", km_cmd_jwks, "print or write the JWKS of an environment or key set; "
 	  "its history" },
+	{ "publish", km_cmd_publish, "write an environment's JWKS and discovery documents as a "
+	  "static tree" },
 	{ "sign", km_cmd_sign, "sign claims into a JWT with a key set's active key" },
 	{ "verify", km_cmd_verify, "verify a JWT strictly against a JWKS (the reference verifier)" },
 	{ "status", km_cmd_status, "ask the running keymgrd: keys, next events, propagation" },

@@ -40,6 +40,7 @@ static const struct {
 	{ KM_P11_ESESSION, "token session invalid" },
 	{ KM_P11_ENOTLOGGEDIN, "not logged in to token" },
 	{ KM_P11_EFAIL, "token operation failed" },
+	{ KM_P11_EKEYREFUSED, "the token's new key failed keymgr's checks and was destroyed" },
 
 	{ KM_STORE_EOPEN, "cannot open store" },
 	{ KM_STORE_ESCHEMA, "store schema is newer than this program" },

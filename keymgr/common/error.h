@@ -48,6 +48,7 @@ enum km_error {
 	KM_P11_ESESSION,                /* session invalid / closed */
 	KM_P11_ENOTLOGGEDIN,            /* user not logged in */
 	KM_P11_EFAIL,                   /* any other CK_RV */
+	KM_P11_EKEYREFUSED,             /* a new key failed its checks and was destroyed */
 
 	/* store */
 	KM_STORE_EOPEN = KM_ERROR_BASE - 200,
@@ -74,10 +75,10 @@ enum km_error {
 	KM_CONFIG_EBROKEN,              /* the part of the config an operation needs has errors */
 };
 
-/* Whether code is one of the token layer's codes (KM_P11_EMODULE .. KM_P11_EFAIL). */
+/* Whether code is one of the token layer's codes (KM_P11_EMODULE .. KM_P11_EKEYREFUSED). */
 static inline bool km_is_token_error(int code)
 {
-	return code >= KM_P11_EMODULE && code <= KM_P11_EFAIL;
+	return code >= KM_P11_EMODULE && code <= KM_P11_EKEYREFUSED;
 }
 
 /* Whether code is one of the store's codes (KM_STORE_EOPEN .. KM_STORE_EIO). */

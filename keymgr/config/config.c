@@ -109,8 +109,12 @@ static int load(const char *path, bool partial, km_config_t **ret, char *err, si
 	}
 	cfg->daemon.listen = KM_CONFIG_DEFAULT_LISTEN;
 	cfg->daemon.port = KM_CONFIG_DEFAULT_PORT;
+	cfg->daemon.listener_user = KM_CONFIG_DEFAULT_LISTENER_USER;
+	cfg->daemon.admin_listen = KM_CONFIG_DEFAULT_ADMIN_LISTEN;
 	cfg->daemon.control_socket = KM_CONFIG_DEFAULT_CONTROL_SOCKET;
 	cfg->daemon.poll_interval = KM_CONFIG_DEFAULT_POLL_INTERVAL;
+	cfg->daemon.denial_interval = KM_CONFIG_DEFAULT_DENIAL_INTERVAL;
+	cfg->daemon.control_reserved = KM_CONFIG_DEFAULT_CONTROL_RESERVED;
 
 	/* The main file's own failures (missing, syntax) and the includes' are file-level. */
 	if ((r = load_file(cfg, cfg->path, display, true, &e)) == KM_EOK)

@@ -46,12 +46,17 @@
 #define KM_CONFIG_MAX_INCLUDES 16
 #define KM_CONFIG_MAX_NODES 100000   /* YAML nodes of a file, every alias expanded */
 #define KM_CONFIG_MAX_SESSIONS 64
+#define KM_CONFIG_INIT_ARGS_MAX 1024  /* environments.ENV.token.init_args */
 
 #define KM_CONFIG_DEFAULT_LISTEN "127.0.0.1"
 #define KM_CONFIG_DEFAULT_PORT 8080
+#define KM_CONFIG_DEFAULT_LISTENER_USER "nobody"
+#define KM_CONFIG_DEFAULT_ADMIN_LISTEN "127.0.0.1"
 #define KM_CONFIG_DEFAULT_CONTROL_SOCKET "/run/keymgr/control.sock"
 #define KM_CONFIG_DEFAULT_SESSIONS 4
 #define KM_CONFIG_DEFAULT_POLL_INTERVAL 5
+#define KM_CONFIG_DEFAULT_DENIAL_INTERVAL 60   /* seconds a peer's repeated denials fold */
+#define KM_CONFIG_DEFAULT_CONTROL_RESERVED 16  /* of the 64 control connections */
 
 typedef struct km_config km_config_t;
 
@@ -81,6 +86,13 @@ typedef struct {
 	const char *http_path;                           /* "/production"; default "/ENV" */
 	const char *snapshots[KM_CONFIG_MAX_SNAPSHOTS];  /* absolute paths */
 	size_t n_snapshots;
+	/* http.public_url: where verifiers reach http_path (behind a proxy or CDN), e.g.
+	 * "https://keys.example.com"; a discovery document's jwks_uri starts with it. NULL:
+	 * not set (no discovery documents). Checked by km_url_parse(). */
+	const char *public_url;
+	/* http.static_dir: a directory keymgrd keeps a static copy of the documents in
+	 * (docs/static-hosting.md); absolute, or NULL */
+	const char *static_dir;
 	km_policy_t policy;                              /* effective environment policy */
 	const km_keyset_cfg_t *keysets[KM_CONFIG_MAX_KEYSETS];
 	size_t n_keysets;
@@ -105,6 +117,16 @@ typedef struct {
 	unsigned control_per_peer;                       /* control connections per uid; 0 = default */
 	unsigned control_rate_limit;                     /* control requests/s per uid; 0 = none */
 	unsigned control_rate_burst;                     /* control burst per uid; 0 = 2 * rate */
+	/* The listener (keymgrd-listener): the user it runs as, and its admin socket
+	 * (/metrics, /healthz), off unless admin_port is set (0: an ephemeral port). */
+	const char *listener_user;
+	const char *admin_listen;                        /* IP address literal */
+	unsigned admin_port;
+	bool admin;                                      /* admin_port was set */
+	unsigned control_reserved;                       /* control connections kept for root,
+	                                                  * keymgrd's user and the signers */
+	unsigned denial_interval;                        /* seconds over which a peer's repeated
+	                                                  * sign denials are folded */
 } km_daemon_cfg_t;
 
 /*

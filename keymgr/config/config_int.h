@@ -86,6 +86,7 @@ typedef struct {
 	cfg_loc_t store_loc;
 	cfg_loc_t http_loc;
 	cfg_loc_t snapshot_loc[KM_CONFIG_MAX_SNAPSHOTS];
+	cfg_loc_t static_loc;
 	bool broken;             /* a CFG_SCOPE_ENV error names it: not handed out */
 	bool policy_broken;      /* its policy cannot be computed (own or inherited errors) */
 } cfg_env_t;

@@ -14,6 +14,7 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
+#include "keymgr/common/url.h"
 #include "keymgr/config/config_int.h"
 
 #define WHERE_MAX 160
@@ -218,9 +219,11 @@ static int parse_token(walk_t *w, cfg_env_t *env, struct fy_node *map, cfg_loc_t
 			r = parse_pin(w, val, kat, what, &t->pin_source);
 		} else if (strcmp(key, "sessions") == 0) {
 			r = get_uint(w, val, kat, what, 1, KM_CONFIG_MAX_SESSIONS, &t->sessions);
+		} else if (strcmp(key, "init_args") == 0) {
+			r = get_text(w, val, kat, what, KM_CONFIG_INIT_ARGS_MAX, &t->init_args);
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, where,
-			                         "module, label, serial, pin, sessions");
+			                         "module, label, serial, pin, sessions, init_args");
 		}
 		if (r != KM_EOK)
 			return r;
@@ -309,8 +312,24 @@ static int parse_http(walk_t *w, cfg_env_t *env, struct fy_node *map, cfg_loc_t 
 					env->pub.n_snapshots++;
 				}
 			}
+		} else if (strcmp(key, "public_url") == 0) {
+			const char *u = NULL;
+			km_url_t url;
+			char why[160];
+			r = get_text(w, val, kat, what, KM_URL_MAX - 1, &u);
+			if (r == KM_EOK && km_url_parse(u, &url, why, sizeof(why)) != KM_EOK) {
+				cfg_errorf(w->e, cfg_yaml_loc(val, kat), "%s: %s", what, why);
+				r = KM_CONFIG_EINVAL;
+			}
+			if (r == KM_EOK)
+				env->pub.public_url = u;
+		} else if (strcmp(key, "static_dir") == 0) {
+			r = get_path(w, val, kat, what, &env->pub.static_dir);
+			if (r == KM_EOK)
+				env->static_loc = cfg_yaml_loc(val, kat);
 		} else {
-			r = cfg_yaml_unknown_key(w->e, kat, key, where, "path, snapshots");
+			r = cfg_yaml_unknown_key(w->e, kat, key, where,
+			                         "path, snapshots, public_url, static_dir");
 		}
 		if (r != KM_EOK)
 			return r;
@@ -693,6 +712,23 @@ static int parse_defaults(walk_t *w, struct fy_node *map, cfg_loc_t at)
 	return r < 0 ? r : KM_EOK;
 }
 
+/* An IP address literal (daemon.listen, daemon.admin_listen). */
+static int get_addr(walk_t *w, struct fy_node *val, cfg_loc_t kat, const char *what,
+                    const char **ret)
+{
+	const char *s = NULL;
+	unsigned char addr[sizeof(struct in6_addr)];
+	int r = get_text(w, val, kat, what, INET6_ADDRSTRLEN, &s);
+	if (r == KM_EOK && inet_pton(AF_INET, s, addr) != 1 && inet_pton(AF_INET6, s, addr) != 1) {
+		cfg_errorf(w->e, cfg_yaml_loc(val, kat), "%s: expected an IPv4 or IPv6 address "
+		           "literal, such as 127.0.0.1", what);
+		r = KM_CONFIG_EINVAL;
+	}
+	if (r == KM_EOK)
+		*ret = s;
+	return r;
+}
+
 static int parse_daemon(walk_t *w, struct fy_node *map, cfg_loc_t at)
 {
 	int r = cfg_yaml_expect_map(map, at, "daemon", w->e);
@@ -705,17 +741,19 @@ static int parse_daemon(walk_t *w, struct fy_node *map, cfg_loc_t at)
 	struct fy_node *val;
 	while ((r = cfg_yaml_next_pair(map, &it, at, &key, &kat, &val, w->e)) == 1) {
 		if (strcmp(key, "listen") == 0) {
-			const char *s = NULL;
-			unsigned char addr[sizeof(struct in6_addr)];
-			r = get_text(w, val, kat, "daemon.listen", INET6_ADDRSTRLEN, &s);
-			if (r == KM_EOK && inet_pton(AF_INET, s, addr) != 1 &&
-			    inet_pton(AF_INET6, s, addr) != 1) {
-				cfg_errorf(w->e, cfg_yaml_loc(val, kat), "daemon.listen: expected an IPv4 "
-				           "or IPv6 address literal, such as 127.0.0.1");
+			r = get_addr(w, val, kat, "daemon.listen", &d->listen);
+		} else if (strcmp(key, "admin_listen") == 0) {
+			r = get_addr(w, val, kat, "daemon.admin_listen", &d->admin_listen);
+		} else if (strcmp(key, "admin_port") == 0) {
+			r = get_uint(w, val, kat, "daemon.admin_port", 0, 65535, &d->admin_port);
+			d->admin = r == KM_EOK;
+		} else if (strcmp(key, "listener_user") == 0) {
+			r = get_text(w, val, kat, "daemon.listener_user", 32, &d->listener_user);
+			if (r == KM_EOK && strcmp(d->listener_user, "root") == 0) {
+				cfg_errorf(w->e, cfg_yaml_loc(val, kat), "daemon.listener_user: the "
+				           "listener never runs as root; name an unprivileged user");
 				r = KM_CONFIG_EINVAL;
 			}
-			if (r == KM_EOK)
-				d->listen = s;
 		} else if (strcmp(key, "port") == 0) {
 			r = get_uint(w, val, kat, "daemon.port", 1, 65535, &d->port);
 		} else if (strcmp(key, "control_socket") == 0) {
@@ -752,12 +790,18 @@ static int parse_daemon(walk_t *w, struct fy_node *map, cfg_loc_t at)
 		} else if (strcmp(key, "control_rate_burst") == 0) {
 			r = get_uint(w, val, kat, "daemon.control_rate_burst", 0, 1000000,
 			             &d->control_rate_burst);
+		} else if (strcmp(key, "control_reserved") == 0) {
+			r = get_uint(w, val, kat, "daemon.control_reserved", 0, 63, &d->control_reserved);
+		} else if (strcmp(key, "denial_interval") == 0) {
+			r = get_uint(w, val, kat, "daemon.denial_interval", 1, 86400,
+			             &d->denial_interval);
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, "daemon", "listen, port, control_socket, "
 			                         "control_group, threads, connection_limit, timeout, "
 			                         "poll_interval, per_ip_limit, rate_limit, rate_burst, "
 			                         "control_per_peer, control_rate_limit, "
-			                         "control_rate_burst");
+			                         "control_rate_burst, control_reserved, denial_interval, "
+			                         "listener_user, admin_listen, admin_port");
 		}
 		if (r != KM_EOK)
 			return r;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The environment wall, as far as the config can enforce it: no two environments share a
- * token (same module and label, or same serial), a file (store or snapshot, compared
- * literally and through realpath()), or an HTTP path (equal, or one a prefix of the other).
+ * token (same module and label, or same serial), a file (store, snapshot or static tree
+ * directory, compared literally and through realpath()), or an HTTP path (equal, or one a
+ * prefix of the other).
  * Every message names both environments and where the first one claims the resource.
  *
  * A violation breaks both environments (which one is right cannot be told); the check goes
@@ -81,13 +82,16 @@ static size_t collect_files(const km_config_t *cfg, claim_t *out, size_t max)
 		for (size_t s = 0; s < env->pub.n_snapshots && n < max; s++)
 			out[n++] = (claim_t){ env, "snapshot file", env->pub.snapshots[s],
 			                      env->snapshot_loc[s] };
+		if (n < max && env->pub.static_dir != NULL)
+			out[n++] = (claim_t){ env, "static tree", env->pub.static_dir,
+			                      env->static_loc };
 	}
 	return n;
 }
 
 static int check_files(km_config_t *cfg, cfg_err_t *e)
 {
-	claim_t local[KM_CONFIG_MAX_ENVS * (1 + KM_CONFIG_MAX_SNAPSHOTS)];
+	claim_t local[KM_CONFIG_MAX_ENVS * (2 + KM_CONFIG_MAX_SNAPSHOTS)];
 	size_t n = collect_files(cfg, local, sizeof(local) / sizeof(local[0]));
 	int r;
 	for (size_t j = 0; j < n; j++) {

@@ -242,6 +242,8 @@ static int apply_keyset(km_env_t *env, const char *keyset, int64_t now,
 	}
 	int64_t recheck = INT64_MAX;
 	r = apply_plan(env, keyset, plan, recs, n, now, o, &recheck, SIZE_MAX, NULL, err, errlen);
+	if (o != NULL && o->next_event != NULL)
+		*o->next_event = km_plan_next_wake(plan);
 	if (next_wake != NULL) {
 		int64_t w = km_plan_next_wake(plan);
 		*next_wake = r != KM_EOK ? now : recheck < w ? recheck : w;

@@ -68,6 +68,9 @@ typedef struct {
 	km_apply_gate_fn gate;      /* may be NULL (always GO) */
 	km_apply_before_fn before;  /* may be NULL */
 	km_apply_after_fn after;    /* may be NULL */
+	int64_t *next_event;        /* may be NULL: receives the time of the key set's next
+	                             * lifecycle event, the planner's own wake-up without any
+	                             * gate's recheck (INT64_MAX: none planned) */
 } km_apply_opts_t;
 
 /*

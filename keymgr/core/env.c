@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/core/env.h"
+#include "keymgr/core/pin_refusal.h"
 
 struct km_env {
 	const km_config_t *cfg;
@@ -89,8 +91,14 @@ km_store_t *km_env_store(km_env_t *env)
 int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
 {
 	if (env->token == NULL) {
-		char msg[512] = "";
-		int r = km_token_open(&env->ecfg->token, &env->token, msg, sizeof(msg));
+		char msg[1024] = "";
+		km_token_cfg_t tc = env->ecfg->token;
+		int r = km_pin_refusal_gate(env->ecfg->store, env->ecfg->name, &tc.pin_gate);
+		if (r != KM_EOK) {
+			snprintf(err, errlen, "environment '%s': %s", env->ecfg->name, km_strerror(r));
+			return r;
+		}
+		r = km_token_open(&tc, &env->token, msg, sizeof(msg));
 		if (r != KM_EOK) {
 			snprintf(err, errlen, "environment '%s': %s", env->ecfg->name,
 			         msg[0] ? msg : km_strerror(r));
@@ -108,6 +116,30 @@ void km_env_close_token(km_env_t *env)
 		return;
 	km_token_free(env->token);
 	env->token = NULL;
+}
+
+int km_env_pin_retry(km_env_t *env, char *err, size_t errlen)
+{
+	char why[PATH_MAX + 128] = "";
+	int r = km_pin_refusal_forget(env->ecfg->store, why, sizeof(why));
+	if (r != KM_EOK)
+		snprintf(err, errlen, "environment '%s': %s", env->ecfg->name, why);
+	return r;
+}
+
+int km_env_login(km_env_t *env, char *err, size_t errlen)
+{
+	km_token_t *t = NULL;
+	int r;
+	if (env->ecfg->token.pin_source == NULL) {
+		snprintf(err, errlen, "environment '%s' has no PIN source: nothing to log in with",
+		         env->ecfg->name);
+		return KM_EINVAL;
+	}
+	if ((r = km_env_pin_retry(env, err, errlen)) != KM_EOK)
+		return r;
+	km_env_close_token(env);
+	return km_env_token(env, &t, err, errlen);
 }
 
 int km_env_keyset_policy(const km_env_t *env, const char *keyset, km_policy_t *ret)

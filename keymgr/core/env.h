@@ -65,8 +65,9 @@ km_store_t *km_env_store(km_env_t *env);
 
 /*
  * The environment's token, logged in with the environment's PIN source (opened on first
- * call). Returns KM_EOK and sets *ret (owned by env), or the token layer's code with its
- * message in err.
+ * call). A PIN the token refused before is not presented again while its source is unchanged
+ * (pin_refusal.h): KM_P11_ELOGIN at once, with a message that says how to retry. Returns
+ * KM_EOK and sets *ret (owned by env), or the token layer's code with its message in err.
  */
 int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
 
@@ -77,6 +78,20 @@ int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
  * logged in between uses, and a software token's copy of its objects is released.
  */
 void km_env_close_token(km_env_t *env);
+
+/*
+ * Forgets a refusal of the environment's PIN (pin_refusal.h), so that the next login presents
+ * the PIN once more, even if its source is unchanged. KM_EOK, or an errno code with err set.
+ */
+int km_env_pin_retry(km_env_t *env, char *err, size_t errlen);
+
+/*
+ * Logs in to the environment's token once more, an explicit retry (keymgr env login): forgets
+ * a refusal of its PIN, closes the token if open, and opens it again with the PIN read from
+ * its source. KM_EOK (the token is open and logged in), KM_EINVAL (no PIN source), or the
+ * codes of km_env_token(); a refusal is recorded again.
+ */
+int km_env_login(km_env_t *env, char *err, size_t errlen);
 
 /*
  * Effective policy of a key set of this environment (environment policy plus the key set's

@@ -78,6 +78,14 @@ int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who
 		                              sizeof(key)));
 		return KM_EPURPOSE;
 	}
+	/* A key set its token cannot serve is refused before anything is written: the message
+	 * names the module, the missing mechanism and what the token can do. A token that cannot
+	 * be opened now does not stop the key set (keymgr(1): its key is made later). */
+	km_token_t *t = NULL;
+	char terr[256];
+	if (km_env_token(env, &t, terr, sizeof(terr)) == KM_EOK &&
+	    (r = km_token_alg_check(t, ks->alg, ks->rsa_bits, err, errlen)) != KM_EOK)
+		return r;
 
 	km_store_t *s = km_env_store(env);
 	if ((r = km_store_begin(s, err, errlen)) != KM_EOK)
@@ -253,6 +261,8 @@ static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store
 
 	km_token_t *t = NULL;
 	if ((r = key_token(env, NULL, &t, err, errlen)) != KM_EOK)
+		return r;
+	if ((r = km_token_alg_check(t, ks.alg, ks.rsa_bits, err, errlen)) != KM_EOK)
 		return r;
 	km_token_info_t info;
 	km_token_get_info(t, &info);

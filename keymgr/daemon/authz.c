@@ -22,7 +22,7 @@
 
 #define NSS_BUF 16384
 
-void kd_peer_get(int fd, kd_peer_t *p)
+void kd_peer_creds(int fd, kd_peer_t *p)
 {
 	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	socklen_t cl = sizeof(cred);
@@ -40,13 +40,16 @@ void kd_peer_get(int fd, kd_peer_t *p)
 		p->n_groups = gl / sizeof(p->groups[0]);
 	/* More groups than we hold (ERANGE): the first KD_PEER_GROUPS are checked, the others
 	 * cannot grant anything. Fail closed. */
+	snprintf(p->user, sizeof(p->user), "uid-%d", (int)p->uid);
+	snprintf(p->who, sizeof(p->who), "uid=%d pid=%d", (int)p->uid, (int)p->pid);
+}
+
+void kd_peer_name(kd_peer_t *p)
+{
 	char buf[NSS_BUF];
 	struct passwd pw, *res = NULL;
 	if (p->known && getpwuid_r(p->uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL)
 		snprintf(p->user, sizeof(p->user), "%s", pw.pw_name);
-	else
-		snprintf(p->user, sizeof(p->user), "uid-%d", (int)p->uid);
-	snprintf(p->who, sizeof(p->who), "uid=%d pid=%d", (int)p->uid, (int)p->pid);
 }
 
 void kd_peer_actor(const kd_peer_t *p, const char *via, km_store_actor_t *a)

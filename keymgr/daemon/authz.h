@@ -34,8 +34,11 @@ typedef struct {
 	size_t n_gids;
 } kd_allow_t;
 
-/* Fills *p with fd's peer: uid, gid, pid, supplementary groups and user name. */
-void kd_peer_get(int fd, kd_peer_t *p);
+/* Fills *p with fd's peer: uid, gid, pid and supplementary groups, the user name "uid-N"
+ * (no name service lookup: the acceptor calls it; kd_peer_name completes it). */
+void kd_peer_creds(int fd, kd_peer_t *p);
+/* Looks p's user name up; "uid-N" stays when there is none. */
+void kd_peer_name(kd_peer_t *p);
 /* An audit actor for the peer (via "daemon" or "signing"). */
 void kd_peer_actor(const kd_peer_t *p, const char *via, km_store_actor_t *a);
 /* Resolves kc's signers to ids (unknown names are logged and left out). KM_EOK/KM_ENOMEM. */

@@ -194,6 +194,35 @@ json_t *kd_control_check(const kd_daemon_t *d, json_t *req, const char **op_out,
 	return NULL;
 }
 
+/*
+ * A reload's "retry_pin": true (keymgr reload --retry-pin): forgets the refusals of the
+ * environments' PINs (keymgr/core/pin_refusal.h; only env's, when given), so that the
+ * reload's pass presents each PIN once more. Only root and keymgrd's own user may ask: each
+ * retry may count against the token's PIN. NULL to go on with the reload, else the refusal.
+ */
+static json_t *retry_pin(kd_daemon_t *d, json_t *req, const kd_peer_t *peer, const char *env)
+{
+	json_t *v = json_object_get(req, "retry_pin");
+	char err[KD_ERROR_MAX] = "";
+	if (v == NULL || json_is_false(v))
+		return NULL;
+	if (!json_is_true(v))
+		return error_reply("%s", "\"retry_pin\" must be true or false");
+	if (!peer->known || (peer->uid != 0 && peer->uid != geteuid()))
+		return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "retry_pin: only root and "
+		                 "keymgrd's own user may make keymgrd present a refused PIN again "
+		                 "(each attempt may count against the token's PIN)", "code", "denied");
+	for (size_t i = 0; i < d->n_envs; i++) {
+		kd_env_t *e = &d->envs[i];
+		if (env != NULL && strcmp(env, e->name) != 0)
+			continue;
+		if (km_env_pin_retry(e->env, err, sizeof(err)) != KM_EOK)
+			return json_pack("{s:b, s:s}", "ok", 0, "error", err);
+		kd_log(KD_LOG_INFO, "pin-retry", "env", e->name, "by", peer->who, NULL);
+	}
+	return NULL;
+}
+
 static json_t *dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer, const char **op_out)
 {
 	const char *who = peer->who;
@@ -218,6 +247,8 @@ static json_t *dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer, cons
 	}
 	/* reload */
 	char err[2048] = "";
+	if ((reply = retry_pin(d, req, peer, env)) != NULL)
+		return reply;
 	if (kd_reload(d, who, peer, err, sizeof(err)) != KM_EOK)
 		return json_pack("{s:b, s:s}", "ok", 0, "error", err);
 	return json_pack("{s:b, s:s}", "ok", 1, "config", km_config_path(d->cfg));

@@ -20,6 +20,7 @@
 typedef struct {
 	int fd;                     /* -1: free */
 	uid_t uid;
+	bool privileged;            /* root, keymgrd's user, a signer */
 	uint64_t deadline_ms;       /* 0: no frame being read */
 } conn_t;
 
@@ -28,12 +29,13 @@ struct kd_ctl_limits {
 	conn_t *conns;
 	size_t n;
 	unsigned per_peer;
+	size_t unreserved;          /* what unprivileged peers may hold together */
 	km_ratelimit_t *rate;       /* NULL: no rate limit */
 	uint64_t cut;               /* connections cut by the watchdog */
 };
 
-int kd_ctl_limits_create(size_t max_conns, unsigned per_peer, unsigned rate, unsigned burst,
-                         kd_ctl_limits_t **ret)
+int kd_ctl_limits_create(size_t max_conns, unsigned per_peer, unsigned reserved, unsigned rate,
+                         unsigned burst, kd_ctl_limits_t **ret)
 {
 	kd_ctl_limits_t *l = calloc(1, sizeof(*l));
 	if (l == NULL || (l->conns = calloc(max_conns, sizeof(conn_t))) == NULL) {
@@ -44,6 +46,7 @@ int kd_ctl_limits_create(size_t max_conns, unsigned per_peer, unsigned rate, uns
 		l->conns[i].fd = -1;
 	l->n = max_conns;
 	l->per_peer = per_peer != 0 ? per_peer : KD_CTL_PER_PEER_DEFAULT;
+	l->unreserved = reserved < max_conns ? max_conns - reserved : 1;
 	if (rate != 0 && km_ratelimit_create(rate, burst, 1024, &l->rate) != KM_EOK) {
 		free(l->conns);
 		free(l);
@@ -64,15 +67,6 @@ void kd_ctl_limits_free(kd_ctl_limits_t *l)
 	free(l);
 }
 
-uid_t kd_ctl_peer_uid(int fd)
-{
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || len != sizeof(cr))
-		return (uid_t)-1;
-	return cr.uid;
-}
-
 static conn_t *find(kd_ctl_limits_t *l, int fd)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -81,10 +75,13 @@ static conn_t *find(kd_ctl_limits_t *l, int fd)
 	return NULL;
 }
 
-bool kd_ctl_limits_admit(kd_ctl_limits_t *l, int fd, uid_t uid)
+bool kd_ctl_limits_admit(kd_ctl_limits_t *l, int fd, uid_t uid, bool privileged, char *why,
+                         size_t len)
 {
 	conn_t *slot = NULL;
 	unsigned held = 0;
+	size_t unprivileged = 0;
+	bool ok = false;
 	if (l == NULL)
 		return true;
 	pthread_mutex_lock(&l->lock);
@@ -92,13 +89,27 @@ bool kd_ctl_limits_admit(kd_ctl_limits_t *l, int fd, uid_t uid)
 		if (l->conns[i].fd < 0) {
 			if (slot == NULL)
 				slot = &l->conns[i];
-		} else if (l->conns[i].uid == uid) {
-			held++;
+			continue;
 		}
+		held += l->conns[i].uid == uid;
+		unprivileged += !l->conns[i].privileged;
 	}
-	bool ok = slot != NULL && held < l->per_peer;
+	/* Each refusal names the limit that was reached, not another one. */
+	if (held >= l->per_peer)
+		snprintf(why, len, "too many control connections from your user (uid %d holds %u, "
+		         "daemon.control_per_peer): close some and try again", (int)uid, held);
+	else if (!privileged && unprivileged >= l->unreserved)
+		snprintf(why, len, "the control connections for users that are not signers are all "
+		         "taken (%zu of %zu; daemon.control_reserved keeps %zu for root, keymgrd's "
+		         "user and the signers): try again later", unprivileged, l->n,
+		         l->n - l->unreserved);
+	else if (slot == NULL)
+		snprintf(why, len, "keymgrd is serving its maximum number of control connections "
+		         "(%zu): try again", l->n);
+	else
+		ok = true;
 	if (ok)
-		*slot = (conn_t){ fd, uid, km_monotonic_ms() + KM_CTL_TIMEOUT_MS };
+		*slot = (conn_t){ fd, uid, privileged, km_monotonic_ms() + KM_CTL_TIMEOUT_MS };
 	pthread_mutex_unlock(&l->lock);
 	return ok;
 }

@@ -3,6 +3,9 @@
  * Resource limits of the control socket (ctl_limits.c), used by ctl_server.c:
  *   - per peer (uid, from SO_PEERCRED) at most `per_peer` concurrent connections, so that
  *     one local user cannot take all KD_CTL_MAX_CONNECTIONS;
+ *   - `reserved` connections kept for privileged peers (root, keymgrd's own user, the users
+ *     and groups listed as signers): the others together hold at most max - reserved, so
+ *     that local users holding idle connections cannot starve a status or a signature;
  *   - every request frame must arrive whole within KM_CTL_TIMEOUT_MS of its first byte (and
  *     the first one within KM_CTL_TIMEOUT_MS of the connection): a client trickling one byte
  *     at a time (slowloris) is cut off; the acceptor's watchdog shuts the reading side of
@@ -25,22 +28,22 @@
 typedef struct kd_ctl_limits kd_ctl_limits_t;
 
 /*
- * Limits for up to max_conns connections: per_peer connections per uid (0: default), rate
- * requests per second per uid with bursts of burst (rate 0: no rate limit).
- * KM_EOK or KM_ENOMEM.
+ * Limits for up to max_conns connections: per_peer connections per uid (0: default), reserved
+ * of them for privileged peers (at most max_conns - 1), rate requests per second per uid with
+ * bursts of burst (rate 0: no rate limit). KM_EOK or KM_ENOMEM.
  */
-int kd_ctl_limits_create(size_t max_conns, unsigned per_peer, unsigned rate, unsigned burst,
-                         kd_ctl_limits_t **ret);
+int kd_ctl_limits_create(size_t max_conns, unsigned per_peer, unsigned reserved, unsigned rate,
+                         unsigned burst, kd_ctl_limits_t **ret);
 void kd_ctl_limits_free(kd_ctl_limits_t *l);
 
-/* The uid of fd's peer (SO_PEERCRED), or (uid_t)-1. */
-uid_t kd_ctl_peer_uid(int fd);
-
 /*
- * Registers connection fd of uid and arms its first frame's deadline. False (nothing
- * registered) when uid already holds per_peer connections or the table is full.
+ * Registers connection fd of uid (privileged: root, keymgrd's user or a signer) and arms its
+ * first frame's deadline. False (nothing registered) when uid already holds per_peer
+ * connections, when an unprivileged peer finds the unreserved connections all taken, or when
+ * the table is full; why then names that limit (the reply to the refused peer).
  */
-bool kd_ctl_limits_admit(kd_ctl_limits_t *l, int fd, uid_t uid);
+bool kd_ctl_limits_admit(kd_ctl_limits_t *l, int fd, uid_t uid, bool privileged, char *why,
+                         size_t len);
 
 /* Forgets fd: call before closing it (the watchdog must never touch a reused number). */
 void kd_ctl_limits_leave(kd_ctl_limits_t *l, int fd);

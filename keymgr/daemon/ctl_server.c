@@ -154,6 +154,7 @@ static bool wait_request(int fd, int ms)
 typedef struct {
 	kd_ctl_t *c;
 	int fd;
+	kd_peer_t peer;                 /* from the acceptor, without the user name */
 } conn_arg_t;
 
 static void conn_end(kd_ctl_t *c, int fd)
@@ -207,14 +208,14 @@ static void *conn_main(void *arg)
 	conn_arg_t a = *(conn_arg_t *)arg;
 	kd_ctl_t *c = a.c;
 	int fd = a.fd;
-	kd_peer_t peer;
+	kd_peer_t peer = a.peer;
 	km_ctl_reader_t *rd = NULL;
 	km_ctl_writer_t *wr = NULL;
 	free(arg);
 	struct timeval tv = { KM_CTL_TIMEOUT_MS / 1000, (KM_CTL_TIMEOUT_MS % 1000) * 1000 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	kd_peer_get(fd, &peer);
+	kd_peer_name(&peer);
 	if (km_ctl_reader_create(fd, KM_CTL_MAX_REQUEST, &rd) != KM_EOK ||
 	    km_ctl_writer_create(fd, &wr) != KM_EOK) {
 		kd_log(KD_LOG_ERROR, "control", "peer", peer.who, "result", "connection dropped",
@@ -337,6 +338,14 @@ static void busy(int fd)
 	close(fd);
 }
 
+/* Whether p may use the connections reserved (daemon.control_reserved): root, keymgrd's own
+ * user, a listed signer. */
+static bool privileged(kd_ctl_t *c, const kd_peer_t *p)
+{
+	return p->known && (p->uid == 0 || p->uid == geteuid() ||
+	                    kd_signing_is_signer(c->signing, p));
+}
+
 static void *acceptor_main(void *arg)
 {
 	kd_ctl_t *c = arg;
@@ -359,9 +368,12 @@ static void *acceptor_main(void *arg)
 		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (!kd_ctl_limits_admit(c->limits, fd, kd_ctl_peer_uid(fd))) {
-			kd_ctl_limits_refuse(fd, "too many control connections from your user "
-			                     "(daemon.control_per_peer): close some and try again");
+		kd_peer_t peer;
+		char why[256];
+		kd_peer_creds(fd, &peer);
+		if (!kd_ctl_limits_admit(c->limits, fd, peer.uid, privileged(c, &peer), why,
+		                         sizeof(why))) {
+			kd_ctl_limits_refuse(fd, why);
 			continue;
 		}
 		pthread_mutex_lock(&c->lock);
@@ -377,7 +389,7 @@ static void *acceptor_main(void *arg)
 		conn_arg_t *ca = malloc(sizeof(*ca));
 		pthread_t th;
 		if (ca != NULL) {
-			*ca = (conn_arg_t){ c, fd };
+			*ca = (conn_arg_t){ c, fd, peer };
 			if (pthread_create(&th, &attr, conn_main, ca) == 0)
 				continue;
 			free(ca);
@@ -399,8 +411,8 @@ int kd_ctl_start(kd_daemon_t *d, char *err, size_t errlen)
 	c->signing = d->signing;
 	const km_daemon_cfg_t *dc = km_config_daemon(d->cfg);
 	if (kd_ctl_limits_create(KD_CTL_MAX_CONNECTIONS, dc->control_per_peer,
-	                         dc->control_rate_limit, dc->control_rate_burst,
-	                         &c->limits) != KM_EOK) {
+	                         dc->control_reserved, dc->control_rate_limit,
+	                         dc->control_rate_burst, &c->limits) != KM_EOK) {
 		free(c);
 		return KM_ENOMEM;
 	}
@@ -450,6 +462,7 @@ void kd_ctl_stop(kd_daemon_t *d)
 	while (c->n_conns > 0)
 		pthread_cond_wait(&c->cond, &c->lock);
 	pthread_mutex_unlock(&c->lock);
+	kd_signing_flush_final(d);   /* the signers are done: their last denial windows */
 	if (d->signing != NULL)
 		kd_signing_set_wake(d->signing, -1);
 	if (c->stop_fd >= 0)

@@ -13,21 +13,26 @@
  *   pass.c       one pass over the environments; reload.c: reloading the configuration
  *   scheduler.c  applying due actions through km_apply, propagation gating (token_check.c:
  *                its token probe; backoff.c: retry delays)
- *   publisher.c  rendering the JWKS documents, swapping them into km_http, snapshot files
+ *   publisher.c  rendering the JWKS documents, handing them to the listener, snapshot files
+ *   front.c      the listener process: starting, feeding and restarting it
  *   control.c    the control socket (docs/control-protocol.md): status, reload, tick
  *   ctl_server.c its connections: acceptor and per-connection threads, the main-thread queue
  *                (ctl_limits.c: per-peer limits and frame deadlines)
  *   signer.c     the signing service: per environment a signing token and the key sets'
- *                resolved keys and signers, swapped under a rwlock
+ *                resolved keys and signers, swapped under a rwlock (denials.c: repeated
+ *                denials folded)
  *   authz.c      the peer's identity (SO_PEERCRED, SO_PEERGROUPS) and the signers' lists
  *   status.c     the status reply; metrics.c: the /metrics text and /healthz state
+ *                (sign_stats.c: the signing figures per key set)
  *   startup.c    reconciliation before the first pass; harden.c: no core dumps, no ptrace
  *   log.c, signals.c, notify.c   the log lines, signals, sd_notify
  * The control protocol's framing, shared with the `keymgr` client, is in keymgr/control/.
  *
- * Threads: the scheduler, the publisher, the stores and the scheduler's token handles belong
- * to the main thread. The HTTP pool only calls km_http, which never touches the store or a
- * token. Control connections run on their own threads: they sign (signer.c: its own token
+ * HTTP is served by another process, keymgrd-listener (front.c, keymgr/front/), which holds
+ * no PIN, token or store: the publisher's documents go to it over a channel.
+ *
+ * Threads: the scheduler, the publisher, the stores, the scheduler's token handles and the
+ * listener's channel belong to the main thread. Control connections run on their own threads: they sign (signer.c: its own token
  * handles and data, under its rwlock) and hand every other request to the main thread.
  */
 #include <getopt.h>
@@ -62,18 +67,23 @@
 #endif
 
 static const char usage[] =
-	"Usage: keymgrd [-c FILE] [--env NAME]... [--listen ADDR] [--port N]\n"
+	"Usage: keymgrd [-c FILE] [--env NAME]... [--listen ADDR] [--port N] [--admin-port N]\n"
 	"               [--control-socket PATH] [--foreground] [--verbose]\n"
 	"\n"
 	"Rotates the keys of the configured environments on schedule (the planner's actions,\n"
 	"applied as `keymgr apply` does), serves their JWKS over HTTP, and records which\n"
 	"verifiers fetched which version. Runs in the foreground (systemd Type=notify).\n"
+	"HTTP is served by a separate confined process, keymgrd-listener, which keymgrd\n"
+	"starts and restarts; it holds no PIN, token or store.\n"
 	"  -c, --config FILE        configuration (default: $KEYMGR_CONFIG, then\n"
 	"                           /etc/keymgr/keymgr.yaml)\n"
 	"  -e, --env NAME           serve only this environment (repeat for more; default:\n"
 	"                           every environment of the configuration)\n"
 	"  -l, --listen ADDR        HTTP address (default: daemon.listen, 127.0.0.1)\n"
 	"  -p, --port N             HTTP port, 0 for any free port (default: daemon.port)\n"
+	"  -a, --admin-port N       port of the admin socket (/metrics, /healthz) on\n"
+	"                           daemon.admin_listen, 0 for any free port (default:\n"
+	"                           daemon.admin_port; none when neither is set)\n"
 	"  -s, --control-socket P   control socket (default: daemon.control_socket)\n"
 	"  -f, --foreground         accepted for clarity: keymgrd never forks\n"
 	"  -v, --verbose            also log debug events (each action as it starts)\n"
@@ -110,6 +120,7 @@ static int parse_args(kd_daemon_t *d, int argc, char **argv)
 		{ "env", required_argument, NULL, 'e' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "port", required_argument, NULL, 'p' },
+		{ "admin-port", required_argument, NULL, 'a' },
 		{ "control-socket", required_argument, NULL, 's' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -119,7 +130,7 @@ static int parse_args(kd_daemon_t *d, int argc, char **argv)
 	};
 	int c;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:e:l:p:s:fvhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:e:l:p:a:s:fvhV", opts, NULL)) != -1) {
 		char *end;
 		long v;
 		switch (c) {
@@ -144,6 +155,14 @@ static int parse_args(kd_daemon_t *d, int argc, char **argv)
 			}
 			d->port = (int)v;
 			break;
+		case 'a':
+			v = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || v < 0 || v > 65535) {
+				fprintf(stderr, "keymgrd: --admin-port: expected 0 to 65535\n");
+				return 2;
+			}
+			d->admin_port = (int)v;
+			break;
 		case 's': d->control_socket = optarg; break;
 		case 'f': break;
 		case 'v': kd_log_set_level(KD_LOG_DEBUG); break;
@@ -165,21 +184,26 @@ static int parse_args(kd_daemon_t *d, int argc, char **argv)
 	return -1;
 }
 
-static int start_http(kd_daemon_t *d, char *err, size_t errlen)
+/* Binds the HTTP sockets and starts the listener (front.c); it accepts connections only
+ * from kd_front_listen() on, once the documents are published. */
+static int start_front(kd_daemon_t *d, char *err, size_t errlen)
 {
 	const km_daemon_cfg_t *dc = km_config_daemon(d->cfg);
-	km_http_cfg_t hc = {
+	kd_front_cfg_t fc = {
 		.listen_addr = d->listen ? d->listen : dc->listen,
 		.port = (uint16_t)(d->port >= 0 ? d->port : (int)dc->port),
+		.admin = d->admin_port >= 0 || dc->admin,
+		.admin_addr = dc->admin_listen,
+		.admin_port = (uint16_t)(d->admin_port >= 0 ? d->admin_port : (int)dc->admin_port),
+		.user = dc->listener_user,
 		.threads = dc->threads,
 		.conn_limit = dc->connection_limit,
 		.conn_timeout = dc->timeout,
 		.per_ip_limit = dc->per_ip_limit,
 		.rate_limit = dc->rate_limit,
 		.rate_burst = dc->rate_burst,
-		.defer_listen = true,   /* main() listens once the documents are published */
 	};
-	return km_http_start(&hc, &d->http, err, errlen);
+	return kd_front_start(&fc, &d->front, err, errlen);
 }
 
 /* Milliseconds until unix second t (0 if past), at most cap_s seconds. */
@@ -213,15 +237,21 @@ static void loop(kd_daemon_t *d, int sig_fd)
 			last_pass = now;
 			continue;
 		}
+		int64_t front_at = kd_front_tick(d->front, now);   /* restarts a dead listener */
+		if (front_at < wake)
+			wake = front_at;
 		if (wake <= now)
 			wake = now + 1;
-		struct pollfd fds[2] = {
+		struct pollfd fds[3] = {
 			{ .fd = sig_fd, .events = POLLIN },
 			{ .fd = kd_ctl_wake_fd(d), .events = POLLIN },
+			{ .fd = kd_front_fd(d->front), .events = POLLIN },
 		};
-		int n = poll(fds, 2, wait_ms(wake, d->poll_interval));
+		int n = poll(fds, 3, wait_ms(wake, d->poll_interval));
 		if (n <= 0)
 			continue;
+		if (fds[2].revents != 0)
+			kd_front_process(d->front);   /* verifier rows, or the listener's end */
 		if (fds[0].revents & POLLIN)
 			kd_signals_drain();
 		if (kd_signals_take_reload()) {
@@ -240,7 +270,7 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 	mallopt(M_ARENA_MAX, 2);
 
-	kd_daemon_t d = { .port = -1, .ctl_fd = -1 };
+	kd_daemon_t d = { .port = -1, .admin_port = -1, .ctl_fd = -1 };
 	int rc = parse_args(&d, argc, argv);
 	if (rc >= 0)
 		return rc;
@@ -268,7 +298,7 @@ int main(int argc, char **argv)
 		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
 		goto out;
 	}
-	if (start_http(&d, err, sizeof(err)) != KM_EOK) {
+	if (start_front(&d, err, sizeof(err)) != KM_EOK) {
 		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
 		goto out;
 	}
@@ -286,11 +316,15 @@ int main(int argc, char **argv)
 	 * which opens every token, comes after, and the first pass publishes what it repaired. */
 	for (size_t i = 0; i < d.n_envs; i++)
 		kd_publish_env(&d, &d.envs[i], (int64_t)time(NULL));
-	if (km_http_listen(d.http, err, sizeof(err)) != KM_EOK) {
+	if (kd_front_listen(d.front, err, sizeof(err)) != KM_EOK) {
 		kd_log(KD_LOG_ERROR, "start", "result", "failed", "error", err, NULL);
 		goto out;
 	}
-	snprintf(port, sizeof(port), "%u", (unsigned)km_http_port(d.http));
+	snprintf(port, sizeof(port), "%u", (unsigned)kd_front_port(d.front));
+	char admin_port[16] = "", listener_pid[16];
+	if (kd_front_admin_port(d.front) != 0)
+		snprintf(admin_port, sizeof(admin_port), "%u", (unsigned)kd_front_admin_port(d.front));
+	snprintf(listener_pid, sizeof(listener_pid), "%ld", (long)kd_front_pid(d.front));
 	char envs[1024] = "";
 	for (size_t i = 0; i < d.n_envs; i++)
 		snprintf(envs + strlen(envs), sizeof(envs) - strlen(envs), "%s%s", i ? "," : "",
@@ -298,6 +332,9 @@ int main(int argc, char **argv)
 	kd_control_record(&d);   /* before "start": a client that saw it finds the record */
 	kd_log(KD_LOG_INFO, "start", "version", KEYMGR_VERSION, "config", km_config_path(d.cfg),
 	       "envs", envs, "listen", d.listen ? d.listen : dc->listen, "port", port,
+	       "admin_listen", admin_port[0] ? dc->admin_listen : NULL,
+	       "admin_port", admin_port[0] ? admin_port : NULL, "listener_pid", listener_pid,
+	       "listener_seccomp", kd_front_confined(d.front) ? "on" : "off",
 	       "control_socket", d.ctl_path, NULL);
 	/* Repair what a crash left half done before anything is planned or published. */
 	kd_startup_reconcile(&d);
@@ -310,7 +347,7 @@ int main(int argc, char **argv)
 out:
 	kd_ctl_stop(&d);
 	kd_control_close(&d);
-	km_http_free(d.http);
+	kd_front_free(d.front);
 	kd_signing_free(d.signing);
 	kd_state_free(&d);
 	return rc;

@@ -11,8 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef KEYMGR_VERSION
+#define KEYMGR_VERSION "unknown"
+#endif
+
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/metrics.h"
+#include "keymgr/daemon/signer.h"
 #include "keymgr/daemon/state.h"
 
 static void label(FILE *f, const char *k, const char *v)
@@ -77,7 +82,7 @@ void kd_metrics_update(kd_daemon_t *d, int64_t now)
 	d->healthy = ok;
 	if (ok)
 		d->last_tick_ok = d->last_tick ? d->last_tick : now;
-	km_http_set_health(d->http, ok, why);
+	kd_front_set_health(d->front, ok, why);
 
 	char *text = NULL;
 	size_t len = 0;
@@ -107,25 +112,36 @@ void kd_metrics_update(kd_daemon_t *d, int64_t now)
 			}
 		}
 	}
-	fprintf(f, "# HELP keymgr_keyset_next_event_seconds Seconds from the last update until the "
-	           "key set is planned again.\n# TYPE keymgr_keyset_next_event_seconds gauge\n");
+	fprintf(f, "# HELP keymgr_keyset_next_event_seconds Seconds until the key set's next "
+	           "lifecycle event (publish, activate, retire, remove, destroy) as planned.\n"
+	           "# TYPE keymgr_keyset_next_event_seconds gauge\n");
 	for (size_t i = 0; i < d->n_envs; i++)
 		for (size_t j = 0; j < d->envs[i].n_ks; j++) {
 			const kd_keyset_t *ks = &d->envs[i].ks[j];
-			int64_t t = ks->next_wake > ks->retry_at ? ks->next_wake : ks->retry_at;
-			if (t != INT64_MAX)
+			if (ks->next_event != 0 && ks->next_event != INT64_MAX)
 				keyset_metric(f, "keymgr_keyset_next_event_seconds", &d->envs[i], ks,
-				              (long long)(t > now ? t - now : 0));
+				              (long long)(ks->next_event > now ? ks->next_event - now : 0));
 		}
-	fprintf(f, "# HELP keymgr_keyset_next_event_timestamp_seconds When the key set is planned "
-	           "again.\n# TYPE keymgr_keyset_next_event_timestamp_seconds gauge\n");
+	fprintf(f, "# HELP keymgr_keyset_next_event_timestamp_seconds When the key set's next "
+	           "lifecycle event is planned.\n"
+	           "# TYPE keymgr_keyset_next_event_timestamp_seconds gauge\n");
+	for (size_t i = 0; i < d->n_envs; i++)
+		for (size_t j = 0; j < d->envs[i].n_ks; j++) {
+			const kd_keyset_t *ks = &d->envs[i].ks[j];
+			if (ks->next_event != 0 && ks->next_event != INT64_MAX)
+				keyset_metric(f, "keymgr_keyset_next_event_timestamp_seconds", &d->envs[i],
+				              ks, (long long)ks->next_event);
+		}
+	fprintf(f, "# HELP keymgr_keyset_next_run_seconds Seconds until keymgrd plans the key set "
+	           "again (the next event, or sooner: a propagation recheck, a retry after a "
+	           "failure).\n# TYPE keymgr_keyset_next_run_seconds gauge\n");
 	for (size_t i = 0; i < d->n_envs; i++)
 		for (size_t j = 0; j < d->envs[i].n_ks; j++) {
 			const kd_keyset_t *ks = &d->envs[i].ks[j];
 			int64_t t = ks->next_wake > ks->retry_at ? ks->next_wake : ks->retry_at;
 			if (t != INT64_MAX)
-				keyset_metric(f, "keymgr_keyset_next_event_timestamp_seconds", &d->envs[i], ks,
-				              (long long)t);
+				keyset_metric(f, "keymgr_keyset_next_run_seconds", &d->envs[i], ks,
+				              (long long)(t > now ? t - now : 0));
 		}
 	fprintf(f, "# HELP keymgr_active_key_age_seconds Seconds since the active key was "
 	           "activated.\n# TYPE keymgr_active_key_age_seconds gauge\n");
@@ -197,10 +213,24 @@ void kd_metrics_update(kd_daemon_t *d, int64_t now)
 	fprintf(f, "# HELP keymgr_config_loaded_timestamp_seconds When the running configuration "
 	           "was loaded.\n# TYPE keymgr_config_loaded_timestamp_seconds gauge\n"
 	           "keymgr_config_loaded_timestamp_seconds %lld\n", (long long)d->config_loaded_at);
+	fprintf(f, "# HELP keymgr_build_info keymgrd's version (the value is always 1).\n"
+	           "# TYPE keymgr_build_info gauge\nkeymgr_build_info{version=");
+	fputc('"', f);
+	fputs(KEYMGR_VERSION, f);
+	fputs("\",seccomp=\"", f);
+	fputs(kd_front_confined(d->front) ? "on" : "off", f);
+	fputs("\"} 1\n", f);
+	fprintf(f, "# HELP keymgr_listener_up 1 while the listener process serves.\n"
+	           "# TYPE keymgr_listener_up gauge\nkeymgr_listener_up %d\n"
+	           "# HELP keymgr_listener_restarts_total Listener processes started again after "
+	           "one stopped.\n# TYPE keymgr_listener_restarts_total counter\n"
+	           "keymgr_listener_restarts_total %llu\n", kd_front_pid(d->front) != 0 ? 1 : 0,
+	        (unsigned long long)kd_front_restarts(d->front));
+	kd_signing_metrics(d, f);
 	fprintf(f, "# HELP keymgr_start_time_seconds When keymgrd started.\n"
 	           "# TYPE keymgr_start_time_seconds gauge\nkeymgr_start_time_seconds %lld\n",
 	        (long long)d->started);
 	if (fclose(f) == 0)
-		km_http_set_metrics_text(d->http, text);
+		kd_front_set_metrics_text(d->front, text);
 	free(text);
 }

@@ -21,7 +21,9 @@
 #include "keymgr/common/atomic_file.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/fnv.h"
+#include "keymgr/core/documents.h"
 #include "keymgr/core/keyops.h"
+#include "keymgr/core/static_tree.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/publisher.h"
 #include "keymgr/daemon/state.h"
@@ -319,13 +321,100 @@ static int next_serial(kd_env_t *e, int64_t *serial, char *err, size_t errlen)
 	return KM_EOK;
 }
 
+/*
+ * The key sets' discovery documents: rendered when the configuration they come from is
+ * replaced (an issuer or http.public_url may have changed) or the key set is new, served
+ * under the environment's current serial, taken out when the key set no longer has one.
+ * Returns whether any changed.
+ */
+static bool publish_discovery(kd_daemon_t *d, kd_env_t *e)
+{
+	bool changed = false;
+	for (size_t i = 0; i < e->n_ks; i++) {
+		kd_keyset_t *ks = &e->ks[i];
+		if (ks->disc_cfg == e->cfg)
+			continue;
+		char path[KM_HTTP_PATH_MAX + 1], why[512];
+		char *body = NULL;
+		size_t len = 0;
+		kd_discovery_path(e, ks->name, path, sizeof(path));
+		int r = km_discovery_document(e->env, ks->name, &body, &len, why, sizeof(why));
+		if (r == KM_ENOENT) {
+			if (ks->disc_published) {
+				kd_front_unpublish(d->front, path);
+				changed = true;
+				kd_log(KD_LOG_INFO, "discovery", "env", e->name, "keyset", ks->name,
+				       "path", path, "result", "withdrawn", "reason", why, NULL);
+			}
+			ks->disc_published = false;
+			ks->disc_cfg = e->cfg;
+			continue;
+		}
+		if (r != KM_EOK) {
+			kd_log(KD_LOG_ERROR, "discovery", "env", e->name, "keyset", ks->name, "result",
+			       "failed", "error", why, NULL);
+			continue;   /* tried again at the next pass */
+		}
+		uint8_t digest[32];
+		sha256(body, len, digest);
+		if (!ks->disc_published || memcmp(digest, ks->disc_digest, 32) != 0) {
+			r = kd_front_publish(d->front, path, body, len, e->serial, ks->max_age,
+			                     (time_t)time(NULL));
+			if (r != KM_EOK) {
+				kd_log(KD_LOG_ERROR, "discovery", "env", e->name, "keyset", ks->name,
+				       "path", path, "result", "failed", "error", km_strerror(r), NULL);
+				free(body);
+				continue;
+			}
+			memcpy(ks->disc_digest, digest, 32);
+			ks->disc_published = true;
+			changed = true;
+			kd_log(KD_LOG_INFO, "discovery", "env", e->name, "keyset", ks->name, "path",
+			       path, "result", "published", NULL);
+		}
+		ks->disc_cfg = e->cfg;
+		free(body);
+	}
+	return changed;
+}
+
+/* http.static_dir: the static tree written again after anything it holds changed. */
+static void write_static(kd_env_t *e, bool changed)
+{
+	const char *dir = e->cfg->static_dir;
+	if (dir == NULL || e->serial == 0 ||
+	    (!changed && e->static_serial == e->serial && e->static_cfg == e->cfg))
+		return;
+	km_static_result_t res;
+	char err[1024] = "", num[32], w[24], rm[24];
+	snprintf(num, sizeof(num), "%lld", (long long)e->serial);
+	int r = km_static_write(e->env, dir, e->serial, &res, err, sizeof(err));
+	if (r != KM_EOK) {
+		char msg[KD_ERROR_MAX];
+		snprintf(msg, sizeof(msg), "snapshot static tree: %.400s", err[0] ? err :
+		         km_strerror(r));
+		kd_log(KD_LOG_ERROR, "static-tree", "env", e->name, "dir", dir, "serial", num,
+		       "result", "failed", "error", err[0] ? err : km_strerror(r), NULL);
+		kd_env_set_error(&e->refresh_error, msg);
+		return;
+	}
+	e->static_serial = e->serial;
+	e->static_cfg = e->cfg;
+	if (e->refresh_error != NULL && strncmp(e->refresh_error, "snapshot static tree", 20) == 0)
+		kd_env_set_error(&e->refresh_error, NULL);
+	snprintf(w, sizeof(w), "%zu", res.written);
+	snprintf(rm, sizeof(rm), "%zu", res.removed);
+	kd_log(KD_LOG_INFO, "static-tree", "env", e->name, "dir", dir, "serial", num, "written",
+	       w, "removed", rm, "result", "ok", NULL);
+}
+
 int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 {
 	char err[1024] = "";
 	uint64_t *kids_fp = NULL;
 	doc_t *docs = NULL;
 	doc_t env_doc = { 0 };
-	bool want_env = false, any = false, bytes = false;
+	bool want_env = false, any = false, bytes = false, published = false;
 	int r = sync_keysets(e, err, sizeof(err));
 	if (r != KM_EOK)
 		goto out;
@@ -393,7 +482,7 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 		if (docs[i].body == NULL)
 			continue;
 		kd_keyset_path(e, ks->name, path, sizeof(path));
-		if ((r = km_http_publish(d->http, path, docs[i].body, docs[i].len, serial, ks->max_age,
+		if ((r = kd_front_publish(d->front, path, docs[i].body, docs[i].len, serial, ks->max_age,
 		                         (time_t)now)) != KM_EOK) {
 			snprintf(err, sizeof(err), "publishing %s: %s", path, km_strerror(r));
 			goto out;
@@ -412,7 +501,7 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 		       "serial", num, NULL);
 	}
 	if (env_doc.body != NULL) {
-		if ((r = km_http_publish(d->http, e->path, env_doc.body, env_doc.len, serial,
+		if ((r = kd_front_publish(d->front, e->path, env_doc.body, env_doc.len, serial,
 		                         env_max_age, (time_t)now)) != KM_EOK) {
 			snprintf(err, sizeof(err), "publishing %s: %s", e->path, km_strerror(r));
 			goto out;
@@ -436,7 +525,12 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 	}
 	e->serial = serial;
 	r = KM_EOK;
+	published = true;
 out:
+	if (r == KM_EOK) {
+		bool disc = publish_discovery(d, e);
+		write_static(e, published || disc);
+	}
 	if (r != KM_EOK) {
 		if (err[0] == '\0')
 			snprintf(err, sizeof(err), "%s", km_strerror(r));
@@ -455,10 +549,10 @@ out:
 
 void kd_unpublish_paths(kd_daemon_t *d, const kd_paths_t *paths)
 {
-	if (d->http == NULL)
+	if (d->front == NULL)
 		return;
 	for (size_t i = 0; i < paths->n; i++)
-		km_http_unpublish(d->http, paths->path[i]);
+		kd_front_unpublish(d->front, paths->path[i]);
 }
 
 void kd_publish_listed_verifiers(kd_daemon_t *d)
@@ -482,7 +576,7 @@ void kd_publish_listed_verifiers(kd_daemon_t *d)
 					names[n++] = name;
 			}
 	}
-	if (km_http_set_listed_verifiers(d->http, names, n) != KM_EOK)
+	if (kd_front_set_listed_verifiers(d->front, names, n) != KM_EOK)
 		kd_log(KD_LOG_ERROR, "verifiers", "result", "failed", "error",
 		       "out of memory: the listed verifiers' rows may be evicted", NULL);
 }

@@ -154,9 +154,9 @@ static km_apply_verdict_t gate(void *vctx, const char *keyset, const km_plan_act
 	kd_keyset_path(c->e, keyset, ks_path, sizeof(ks_path));
 	km_http_verifier_t *ra = NULL, *rb = NULL;
 	size_t na = 0, nb = 0;
-	if (km_http_verifiers(c->d->http, c->e->path, &ra, &na) != KM_EOK)
+	if (kd_front_verifiers(c->d->front, c->e->path, &ra, &na) != KM_EOK)
 		na = 0;
-	if (km_http_verifiers(c->d->http, ks_path, &rb, &nb) != KM_EOK)
+	if (kd_front_verifiers(c->d->front, ks_path, &rb, &nb) != KM_EOK)
 		nb = 0;
 	size_t n_missing = missing(&p, ra, na, rb, nb, k->first_serial, names, sizeof(names));
 	free(ra);
@@ -260,16 +260,12 @@ static bool ensure_token(kd_env_t *e, int64_t now, bool force)
 	int64_t delay = kd_backoff(e->token_failures);
 	e->token_retry_at = now + delay;
 	kd_env_set_error(&e->token_error, err[0] ? err : km_strerror(r));
-	if (r == KM_P11_ELOGIN) {
-		/* Never retried by itself: a token locks its PIN after a few wrong ones. */
-		e->token_retry_at = INT64_MAX;
-		kd_log(KD_LOG_ERROR, "token", "env", e->name, "result", "failed", "error",
-		       e->token_error, "retry", "after the PIN source is fixed: keymgr tick or reload",
-		       NULL);
-		return false;
-	}
+	/* A refused PIN is kept from the token by the PIN gate (keymgr/core/pin_refusal.c): the
+	 * checks with backoff, and ticks, only notice a changed PIN source. */
 	kd_log(KD_LOG_ERROR, "token", "env", e->name, "result", "failed", "error", e->token_error,
-	       "retry_in", fmt_i64(delay, retry, sizeof(retry)), NULL);
+	       "retry_in", fmt_i64(delay, retry, sizeof(retry)), "retry", r == KM_P11_ELOGIN ?
+	       "when the PIN source changes, or keymgr env login ENV, or keymgr reload --retry-pin"
+	       : NULL, NULL);
 	return false;
 }
 
@@ -303,7 +299,8 @@ static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now
 	run_ctx_t c = { .d = d, .e = e, .ks = ks };
 	ks->deferred = false;   /* set again by the gate if it still holds an activation back */
 	km_apply_opts_t o = { .report = on_report, .warn = on_warn, .ctx = &c, .gate = gate,
-	                      .before = before_action, .after = after_action };
+	                      .before = before_action, .after = after_action,
+	                      .next_event = &ks->next_event };
 	char err[1024] = "", num[32], n2[32];
 	int64_t w = INT64_MAX;
 	km_store_t *s = km_env_store(e->env);

@@ -35,28 +35,33 @@
 #include "keymgr/claims/claims.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
+#include "keymgr/common/timefmt.h"
 #include "keymgr/control/control_proto.h"
+#include "keymgr/core/pin_refusal.h"
 #include "keymgr/daemon/authz.h"
 #include "keymgr/daemon/backoff.h"
+#include "keymgr/daemon/denials.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/sign_stats.h"
 #include "keymgr/daemon/signer.h"
 #include "keymgr/daemon/state.h"
 #include "keymgr/store/store.h"
 #include "policy/policy.h"
 
 #define QUEUE_MAX 256
-#define TOKEN_ERR_MAX 512
+#define TOKEN_ERR_MAX 1024
 
 typedef struct {
 	char name[KM_KEYSET_NAME_MAX + 1];
 	km_claims_key_t key;
 	kd_allow_t allow;
+	kd_sign_stat_t *stats;          /* its /metrics figures (kept across rebuilds) */
 } sk_keyset_t;
 
 typedef struct {
 	char env[KM_ENV_NAME_MAX + 1];
 	/* Our copy of the token configuration: survives the configuration it came from. */
-	char *module, *label, *serial, *pin;
+	char *module, *label, *serial, *pin, *init_args;
 	unsigned sessions;
 	km_token_t *token;              /* NULL until opened */
 	int token_r;                    /* why not, when NULL */
@@ -66,6 +71,7 @@ typedef struct {
 	atomic_bool reopen;             /* a signer lost its session or the device */
 	sk_keyset_t *ks;                /* sorted by name */
 	size_t n_ks;
+	kd_sign_stat_t *other;          /* requests for a key set not signed for here */
 } sk_env_t;
 
 typedef struct {
@@ -87,16 +93,25 @@ struct kd_signing {
 	sk_denial_t q[QUEUE_MAX];
 	size_t q_n;
 	uint64_t q_dropped;
+	kd_denials_t *denials;          /* repeated denials folded (denials.h) */
 
 	atomic_uint_fast64_t n_ok, n_refused, n_denied, n_failed;
+	kd_sign_stats_t *stats;
+	kd_sign_stat_t *unserved;       /* requests for an environment not signed for */
 };
 
 int kd_signing_create(kd_signing_t **ret)
 {
 	kd_signing_t *s = calloc(1, sizeof(*s));
 	pthread_rwlockattr_t attr;
-	if (s == NULL)
+	if (s == NULL || kd_sign_stats_create(&s->stats) != KM_EOK ||
+	    kd_denials_create(0, &s->denials) != KM_EOK) {
+		if (s != NULL)
+			kd_sign_stats_free(s->stats);
+		free(s);
 		return KM_ENOMEM;
+	}
+	s->unserved = kd_sign_stats_entry(s->stats, "", "");
 	/* Writer-preferring: a stream of signers must never starve a rotation. */
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -125,6 +140,7 @@ static void env_free(sk_env_t *se)
 	free(se->label);
 	free(se->serial);
 	free(se->pin);
+	free(se->init_args);
 	free(se);
 }
 
@@ -135,8 +151,10 @@ void kd_signing_free(kd_signing_t *s)
 	for (size_t i = 0; i < s->n_envs; i++)
 		env_free(s->envs[i]);
 	free(s->envs);
+	kd_denials_free(s->denials);
 	pthread_rwlock_destroy(&s->lock);
 	pthread_mutex_destroy(&s->q_lock);
+	kd_sign_stats_free(s->stats);
 	free(s);
 }
 
@@ -210,7 +228,7 @@ static bool token_cfg_same(const sk_env_t *se, const km_token_cfg_t *t)
 {
 	return same_str(se->module, t->module_path) && same_str(se->label, t->token_label) &&
 	       same_str(se->serial, t->token_serial) && same_str(se->pin, t->pin_source) &&
-	       se->sessions == t->sessions;
+	       same_str(se->init_args, t->init_args) && se->sessions == t->sessions;
 }
 
 static char *dup_or_null(const char *s)
@@ -224,13 +242,16 @@ static int token_cfg_copy(sk_env_t *se, const km_token_cfg_t *t)
 	free(se->label);
 	free(se->serial);
 	free(se->pin);
+	free(se->init_args);
 	se->module = dup_or_null(t->module_path);
 	se->label = dup_or_null(t->token_label);
 	se->serial = dup_or_null(t->token_serial);
 	se->pin = dup_or_null(t->pin_source);
+	se->init_args = dup_or_null(t->init_args);
 	se->sessions = t->sessions;
 	if ((t->module_path && !se->module) || (t->token_label && !se->label) ||
-	    (t->token_serial && !se->serial) || (t->pin_source && !se->pin))
+	    (t->token_serial && !se->serial) || (t->pin_source && !se->pin) ||
+	    (t->init_args && !se->init_args))
 		return KM_ENOMEM;
 	return KM_EOK;
 }
@@ -343,6 +364,8 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 		       "out of memory", NULL);
 		return;
 	}
+	for (size_t i = 0; i < n; i++)
+		ks[i].stats = kd_sign_stats_entry(s->stats, se->env, ks[i].name);
 	if (keysets_equal(se->ks, se->n_ks, ks, n)) {
 		keysets_free(ks, n);
 		return;
@@ -361,8 +384,9 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 	keysets_free(old, n_old);
 }
 
-/* Opens (or reopens) se's token when due. Called without the lock. */
-static void open_token(kd_signing_t *s, sk_env_t *se, int64_t now)
+/* Opens (or reopens) se's token when due, behind the PIN gate of e's store. Called without
+ * the lock. */
+static void open_token(kd_signing_t *s, sk_env_t *se, const kd_env_t *e, int64_t now)
 {
 	if (atomic_exchange(&se->reopen, false) && se->token != NULL) {
 		kd_log(KD_LOG_WARNING, "signing-token", "env", se->env, "result", "reopening",
@@ -381,10 +405,12 @@ static void open_token(kd_signing_t *s, sk_env_t *se, int64_t now)
 		return;
 	km_token_cfg_t cfg = { .module_path = se->module, .token_label = se->label,
 	                       .token_serial = se->serial, .pin_source = se->pin,
-	                       .sessions = se->sessions };
+	                       .sessions = se->sessions, .init_args = se->init_args };
 	km_token_t *t = NULL;
 	char err[TOKEN_ERR_MAX - 64] = "", num[32];
-	int r = km_token_open(&cfg, &t, err, sizeof(err));
+	int r = km_pin_refusal_gate(e->cfg->store, se->env, &cfg.pin_gate);
+	if (r == KM_EOK)
+		r = km_token_open(&cfg, &t, err, sizeof(err));
 	pthread_rwlock_wrlock(&s->lock);
 	if (r == KM_EOK) {
 		se->token = t;
@@ -423,6 +449,7 @@ static int add_env(kd_signing_t *s, const kd_env_t *e, sk_env_t **ret)
 	se->token_r = KM_P11_ENOTOKEN;
 	snprintf(se->token_err, sizeof(se->token_err), "environment '%s': the signing token is "
 	         "not open yet", e->name);
+	se->other = kd_sign_stats_entry(s->stats, se->env, "");
 	if (token_cfg_copy(se, &e->cfg->token) != KM_EOK) {
 		env_free(se);
 		return KM_ENOMEM;
@@ -480,6 +507,7 @@ void kd_signing_sync(kd_daemon_t *d, int64_t now)
 	kd_signing_t *s = d->signing;
 	if (s == NULL)
 		return;
+	kd_denials_set_interval(s->denials, km_config_daemon(d->cfg)->denial_interval);
 	prune(s, d, false);
 	for (size_t i = 0; i < d->n_envs; i++) {
 		kd_env_t *e = &d->envs[i];
@@ -494,7 +522,10 @@ void kd_signing_sync(kd_daemon_t *d, int64_t now)
 				continue;
 		}
 		bool was_open = se->token != NULL;
-		open_token(s, se, now);
+		/* The scheduler's login works again (a new PIN, an explicit retry): so will ours. */
+		if (se->token == NULL && se->token_r == KM_P11_ELOGIN && e->token_ok)
+			se->retry_at = 0;
+		open_token(s, se, e, now);
 		if (!was_open && se->token != NULL)
 			warm(se, se->ks, se->n_ks);
 		rebuild(s, e, se, false);
@@ -558,7 +589,7 @@ static void queue_denial(kd_signing_t *s, const char *env, const char *keyset, c
 	}
 }
 
-static void record(kd_daemon_t *d, const sk_denial_t *q, const char *reason)
+static void record(kd_daemon_t *d, const sk_denial_t *q, const char *after, const char *reason)
 {
 	kd_env_t *e = daemon_env(d, q->env);
 	km_store_actor_t a, self;
@@ -568,11 +599,41 @@ static void record(kd_daemon_t *d, const sk_denial_t *q, const char *reason)
 	self = *km_store_actor(km_env_store(e->env));
 	kd_peer_actor(&q->peer, "signing", &a);
 	km_store_set_actor(km_env_store(e->env), &a);
-	if (km_audit_record(e->env, "sign.denied", q->keyset, q->kid[0] ? q->kid : NULL, NULL,
+	if (km_audit_record(e->env, "sign.denied", q->keyset[0] ? q->keyset : NULL,
+	                    q->kid[0] ? q->kid : NULL, after,
 	                    reason, q->at, err, sizeof(err)) != KM_EOK)
 		kd_log(KD_LOG_ERROR, "audit", "env", q->env, "action", "sign.denied", "result",
 		       "failed", "error", err, NULL);
 	km_store_set_actor(km_env_store(e->env), &self);
+}
+
+/* The repeats of a denial window that has passed: one log line, one audit event (the
+ * environment's; other peers' in every environment). Main thread. */
+static void report_repeats(void *ctx, const kd_denial_repeats_t *r)
+{
+	kd_daemon_t *d = ctx;
+	char n[24], uid[16], first[KM_TIME_TEXT_MAX], last[KM_TIME_TEXT_MAX];
+	char why[KM_STORE_TEXT_MAX + 1], after[160];
+	sk_denial_t q = { .peer = r->peer, .at = (int64_t)time(NULL) };
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)r->repeats);
+	snprintf(uid, sizeof(uid), "%d", (int)r->peer.uid);
+	km_time_rfc3339(r->first, first, sizeof(first));
+	km_time_rfc3339(r->last, last, sizeof(last));
+	kd_log(KD_LOG_WARNING, "sign-denied", "env", r->env, "keyset", r->keyset, "peer_uid", uid,
+	       "peer_user", r->peer.user, "reason", r->reason, "repeated", n, "from", first, "to",
+	       last, NULL);
+	snprintf(why, sizeof(why), "%.64s (uid %d): %s: %llu more denials from %s to %s (folded)",
+	         r->peer.user, (int)r->peer.uid, r->reason, (unsigned long long)r->repeats, first,
+	         last);
+	snprintf(after, sizeof(after), "{\"repeated\":%llu,\"from\":\"%s\",\"to\":\"%s\"}",
+	         (unsigned long long)r->repeats, first, last);
+	snprintf(q.keyset, sizeof(q.keyset), "%s", strcmp(r->keyset, "*") != 0 ? r->keyset : "");
+	for (size_t i = 0; i < d->n_envs; i++) {
+		if (strcmp(r->env, "*") != 0 && strcmp(r->env, d->envs[i].name) != 0)
+			continue;
+		snprintf(q.env, sizeof(q.env), "%s", d->envs[i].name);
+		record(d, &q, after, why);
+	}
 }
 
 void kd_signing_flush_audit(kd_daemon_t *d)
@@ -583,6 +644,7 @@ void kd_signing_flush_audit(kd_daemon_t *d)
 	uint64_t dropped;
 	if (s == NULL)
 		return;
+	kd_denials_expire(s->denials, (int64_t)time(NULL), report_repeats, d);
 	pthread_mutex_lock(&s->q_lock);
 	n = s->q_n;
 	dropped = s->q_dropped;
@@ -595,14 +657,22 @@ void kd_signing_flush_audit(kd_daemon_t *d)
 	s->q_dropped = 0;
 	pthread_mutex_unlock(&s->q_lock);
 	for (size_t i = 0; batch != NULL && i < n; i++)
-		record(d, &batch[i], batch[i].reason);
+		record(d, &batch[i], NULL, batch[i].reason);
 	if (dropped > 0 && n > 0 && batch != NULL) {
 		char why[KM_STORE_TEXT_MAX + 1];
 		snprintf(why, sizeof(why), "%llu more sign.denied events not recorded one by one "
 		         "(queue full); see keymgrd's log", (unsigned long long)dropped);
-		record(d, &batch[n - 1], why);
+		record(d, &batch[n - 1], NULL, why);
 	}
 	free(batch);
+}
+
+void kd_signing_flush_final(kd_daemon_t *d)
+{
+	if (d->signing == NULL)
+		return;
+	kd_denials_expire(d->signing->denials, INT64_MAX, report_repeats, d);
+	kd_signing_flush_audit(d);
 }
 
 /* ---- the signers' side (control connection threads) ---- */
@@ -647,7 +717,10 @@ static bool parse_ttl(json_t *v, int64_t *ttl, char *err, size_t errlen)
 	return false;
 }
 
-json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, char **jwt_out)
+/* One request; *stat receives the figures it counts toward (left alone before the key set
+ * is known: the caller's default). */
+static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, char **jwt_out,
+                            kd_sign_stat_t **stat)
 {
 	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], err[1024] = "";
 	const char *ref = json_string_value(json_object_get(req, "keyset"));
@@ -671,6 +744,8 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 	pthread_rwlock_rdlock(&s->lock);
 	sk_env_t *se = find_env(s, env);
 	sk_keyset_t *ks = se ? find_keyset(se, name) : NULL;
+	if (se != NULL)
+		*stat = ks != NULL ? ks->stats : se->other;
 	if (se == NULL) {
 		pthread_rwlock_unlock(&s->lock);
 		snprintf(err, sizeof(err), "keymgrd does not sign for environment '%s' (none of its "
@@ -683,15 +758,20 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 		snprintf(err, sizeof(err), "%s (uid %d) may not sign with %s/%s: not listed in "
 		         "environments.%s.keysets.%s.signers", p->user, (int)p->uid, env, name, env,
 		         name);
-		char uid[16], pid[16];
-		snprintf(uid, sizeof(uid), "%d", (int)p->uid);
-		snprintf(pid, sizeof(pid), "%d", (int)p->pid);
-		kd_log(KD_LOG_WARNING, "sign-denied", "env", env, "keyset", name, "peer_uid", uid,
-		       "peer_user", p->user, "peer_pid", pid, "reason", "not an allowed signer", NULL);
-		char why[KM_STORE_TEXT_MAX + 1];
-		snprintf(why, sizeof(why), "%.64s (uid %d, pid %d) is not an allowed signer", p->user,
-		         (int)p->uid, (int)p->pid);
-		queue_denial(s, env, name, NULL, why, p);
+		/* Logged and recorded once per peer, key set and interval; repeats are counted. */
+		if (kd_denials_note(s->denials, p, env, name, "not an allowed signer",
+		                    (int64_t)time(NULL))) {
+			char uid[16], pid[16];
+			snprintf(uid, sizeof(uid), "%d", (int)p->uid);
+			snprintf(pid, sizeof(pid), "%d", (int)p->pid);
+			kd_log(KD_LOG_WARNING, "sign-denied", "env", env, "keyset", name, "peer_uid",
+			       uid, "peer_user", p->user, "peer_pid", pid, "reason",
+			       "not an allowed signer", NULL);
+			char why[KM_STORE_TEXT_MAX + 1];
+			snprintf(why, sizeof(why), "%.64s (uid %d, pid %d) is not an allowed signer",
+			         p->user, (int)p->uid, (int)p->pid);
+			queue_denial(s, env, name, NULL, why, p);
+		}
 		return refusal(KM_POLICY_EDENIED, "denied", err);
 	}
 	/* Claims given as an object are checked and signed as parsed with the request; a string
@@ -726,7 +806,8 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 	atomic_fetch_add(token_failure ? &s->n_failed : &s->n_refused, 1);
 	kd_log(token_failure ? KD_LOG_ERROR : KD_LOG_INFO, "sign", "env", env, "keyset", name,
 	       "peer_uid", uid, "result", token_failure ? "failed" : "refused", "error", err, NULL);
-	if (audit_denied)
+	if (audit_denied && kd_denials_note(s->denials, p, env, name,
+	                                    "the audit key never signs JWTs", (int64_t)time(NULL)))
 		queue_denial(s, env, name, kid, "the audit key never signs JWTs", p);
 	if (token_failure && s->wake_fd >= 0) {
 		uint64_t one = 1;
@@ -734,6 +815,37 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 		(void)w;
 	}
 	return refusal(r, NULL, err);
+}
+
+json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, char **jwt_out)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	kd_sign_stat_t *stat = s->unserved;
+	json_t *reply = sign_request(s, p, req, jwt_out, &stat);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+	if (*jwt_out != NULL) {
+		kd_sign_stat_record(stat, KD_SIGN_SIGNED, NULL, ns);
+	} else {
+		const char *code = json_string_value(json_object_get(reply, "code"));
+		kd_sign_stat_record(stat, code != NULL && strcmp(code, "token_error") == 0 ?
+		                    KD_SIGN_TOKEN_ERROR : KD_SIGN_REFUSED, code, ns);
+	}
+	return reply;
+}
+
+bool kd_signing_is_signer(kd_signing_t *s, const kd_peer_t *p)
+{
+	bool found = false;
+	if (s == NULL)
+		return false;
+	pthread_rwlock_rdlock(&s->lock);
+	for (size_t i = 0; i < s->n_envs && !found; i++)
+		for (size_t j = 0; j < s->envs[i]->n_ks && !found; j++)
+			found = kd_allow_check(&s->envs[i]->ks[j].allow, p);
+	pthread_rwlock_unlock(&s->lock);
+	return found;
 }
 
 void kd_signing_prepare(kd_signing_t *s, const char *env)
@@ -754,4 +866,10 @@ void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4])
 	out[1] = s ? atomic_load(&s->n_refused) : 0;
 	out[2] = s ? atomic_load(&s->n_denied) : 0;
 	out[3] = s ? atomic_load(&s->n_failed) : 0;
+}
+
+void kd_signing_metrics(kd_daemon_t *d, FILE *f)
+{
+	if (d->signing != NULL)
+		kd_sign_stats_render(d->signing->stats, f);
 }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "keymgr/daemon/authz.h"
 #include "keymgr/daemon/state.h"
@@ -33,12 +34,18 @@ void kd_signing_refresh_locked(kd_daemon_t *d, kd_env_t *e);
 void kd_signing_reloaded_locked(kd_daemon_t *d);
 /* Without the lock: looks kid up in e's signing token, so its handle is cached. */
 void kd_signing_warm_kid(kd_daemon_t *d, kd_env_t *e, const char *kid);
-/* Main thread: records the queued sign.denied events. */
+/* Main thread: records the queued sign.denied events, and the repeats of every denial
+ * window that has passed (denials.h). */
 void kd_signing_flush_audit(kd_daemon_t *d);
+/* Main thread, once no signer runs (keymgrd stopping): the same, every window closed. */
+void kd_signing_flush_final(kd_daemon_t *d);
 /* Control thread: answers {"op":"sign",...} for peer p. Signed: returns NULL and sets *jwt
  * (malloc'd; the reply is {"ok":true,"jwt":JWT}). Otherwise *jwt = NULL and the refusal
  * reply is returned (new reference; NULL when out of memory). */
 json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, char **jwt);
+/* Any thread: whether p is among the signers of some key set keymgrd signs for (the
+ * control connections reserved for signers, ctl_limits.h). */
+bool kd_signing_is_signer(kd_signing_t *s, const kd_peer_t *p);
 /* For a connection thread about to wait for its next request, which signed last in env:
  * runs the C_SignInit of one session of env's signing token whose last signature used an EC
  * or EdDSA key (km_token_prepare), so that the next request with the same key only pays
@@ -46,3 +53,5 @@ json_t *kd_signing_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, cha
 void kd_signing_prepare(kd_signing_t *s, const char *env);
 /* Requests signed, refused by policy, denied to the caller, failed in the token. */
 void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4]);
+/* Main thread: the per-key-set signing figures (sign_stats.h), in Prometheus text format. */
+void kd_signing_metrics(kd_daemon_t *d, FILE *f);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/core/documents.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/state.h"
 
@@ -39,7 +40,14 @@ kd_keyset_t *kd_env_keyset(kd_env_t *e, const char *name)
 
 void kd_keyset_path(const kd_env_t *e, const char *keyset, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%s/jwks.json", e->cfg->http_path, keyset);
+	if (km_doc_path(e->cfg, keyset, KM_DOC_JWKS, buf, len) != KM_EOK && len > 0)
+		buf[0] = '\0';
+}
+
+void kd_discovery_path(const kd_env_t *e, const char *keyset, char *buf, size_t len)
+{
+	if (km_doc_path(e->cfg, keyset, KM_DOC_DISCOVERY, buf, len) != KM_EOK && len > 0)
+		buf[0] = '\0';
 }
 
 static void keyset_clear(kd_keyset_t *k)
@@ -109,7 +117,7 @@ static int open_all(kd_daemon_t *d, km_config_t **cfg_ret, kd_env_t **envs_ret, 
 		kd_env_t *e = &envs[n];
 		snprintf(e->name, sizeof(e->name), "%s", ec->name);
 		e->cfg = ec;
-		snprintf(e->path, sizeof(e->path), "%s/.well-known/jwks.json", ec->http_path);
+		km_doc_path(ec, NULL, KM_DOC_JWKS, e->path, sizeof(e->path));
 		char msg[1024] = "";
 		if ((r = km_env_open(cfg, ec->name, &e->env, msg, sizeof(msg))) != KM_EOK) {
 			snprintf(err, errlen, "environment '%s': %s", ec->name, msg);
@@ -174,7 +182,7 @@ static int gone_paths(const kd_daemon_t *d, const kd_env_t *envs, size_t n, kd_p
 	size_t count = 0, k = 0;
 	for (size_t j = 0; j < d->n_envs; j++)
 		if (served_no_more(&d->envs[j], envs, n))
-			count += 1 + d->envs[j].n_ks;
+			count += 1 + 2 * d->envs[j].n_ks;
 	ret->path = NULL;
 	ret->n = 0;
 	if (count == 0)
@@ -186,8 +194,10 @@ static int gone_paths(const kd_daemon_t *d, const kd_env_t *envs, size_t n, kd_p
 		if (!served_no_more(old, envs, n))
 			continue;
 		snprintf(ret->path[k++], sizeof(ret->path[0]), "%s", old->path);
-		for (size_t i = 0; i < old->n_ks; i++)
+		for (size_t i = 0; i < old->n_ks; i++) {
 			kd_keyset_path(old, old->ks[i].name, ret->path[k++], sizeof(ret->path[0]));
+			kd_discovery_path(old, old->ks[i].name, ret->path[k++], sizeof(ret->path[0]));
+		}
 	}
 	ret->n = k;
 	return KM_EOK;
@@ -196,8 +206,11 @@ static int gone_paths(const kd_daemon_t *d, const kd_env_t *envs, size_t n, kd_p
 /* Marks e's documents as not served (they are taken out of km_http by the caller). */
 static void mark_unpublished(kd_env_t *e)
 {
-	for (size_t i = 0; i < e->n_ks; i++)
+	for (size_t i = 0; i < e->n_ks; i++) {
 		e->ks[i].published = false;
+		e->ks[i].disc_published = false;
+		e->ks[i].disc_cfg = NULL;
+	}
 	e->published = false;
 }
 
@@ -254,10 +267,12 @@ int kd_state_reload(kd_daemon_t *d, kd_paths_t *ret_gone, char *err, size_t errl
 	    od->per_ip_limit != nd->per_ip_limit || od->rate_limit != nd->rate_limit ||
 	    od->rate_burst != nd->rate_burst || od->control_per_peer != nd->control_per_peer ||
 	    od->control_rate_limit != nd->control_rate_limit ||
-	    od->control_rate_burst != nd->control_rate_burst)
+	    od->control_rate_burst != nd->control_rate_burst ||
+	    od->control_reserved != nd->control_reserved)
 		kd_log(KD_LOG_WARNING, "reload", "result", "partial", "error",
-		       "daemon.listen, port, control_socket, threads, connection_limit, timeout and "
-		       "the rate and per-peer limits take effect at the next restart", NULL);
+		       "daemon.listen, port, control_socket, threads, connection_limit, timeout, "
+		       "control_reserved and the rate and per-peer limits take effect at the next "
+		       "restart", NULL);
 	free(d->envs);
 	km_config_free(d->cfg);
 	d->cfg = cfg;

@@ -12,6 +12,7 @@
 
 #include "keymgr/config/config.h"
 #include "keymgr/core/env.h"
+#include "keymgr/daemon/front.h"
 #include "keymgr/http/http_server.h"
 #include "policy/planner.h"
 
@@ -34,6 +35,9 @@ typedef struct {
 	char name[KM_KEYSET_NAME_MAX + 1];
 	unsigned max_age;          /* the key set's jwks_max_age (Cache-Control of its document) */
 	int64_t next_wake;         /* when to plan it again; 0: now */
+	int64_t next_event;        /* its next lifecycle event as last planned (INT64_MAX: none,
+	                            * 0: not planned yet); next_wake may be earlier (a gate's
+	                            * recheck, a retry) */
 	unsigned failures;         /* consecutive failed runs */
 	int64_t retry_at;          /* no automatic run before this after a failure */
 	char *error;               /* last failure (malloc'd), NULL when the last run succeeded */
@@ -46,6 +50,11 @@ typedef struct {
 	bool published;            /* its document is in km_http */
 	uint8_t digest[32];        /* SHA-256 of the published document */
 	unsigned published_max_age;
+	/* its discovery document (keymgr/core/documents.h), rendered again when the
+	 * configuration it was made from is replaced */
+	const km_env_cfg_t *disc_cfg;   /* NULL: not rendered yet */
+	bool disc_published;
+	uint8_t disc_digest[32];
 	bool deferred;             /* an activation is being held back by the gate */
 	uint64_t ceiling_total;    /* activations released by activate_when_seen_ceiling */
 	uint64_t warn_fp;          /* the planner warnings last logged */
@@ -59,7 +68,9 @@ typedef struct {
 	size_t n_ks;
 	char path[KM_HTTP_PATH_MAX + 1];   /* "/ENV/.well-known/jwks.json" */
 	bool published;
-	bool stale;                /* a key set document changed; the environment's must follow */
+	bool stale;
+	int64_t static_serial;     /* serial of the static tree last written (http.static_dir) */
+	const km_env_cfg_t *static_cfg;   /* the configuration it was written with */                /* a key set document changed; the environment's must follow */
 	uint8_t digest[32];
 	unsigned published_max_age;
 	int64_t serial;            /* serial of the current documents (0: none yet) */
@@ -81,12 +92,13 @@ typedef struct {
 	size_t n_only;
 	const char *listen;        /* --listen, or NULL: the config's */
 	int port;                  /* --port, or -1: the config's */
+	int admin_port;            /* --admin-port, or -1: the config's */
 	const char *control_socket;/* --control-socket, or NULL: the config's */
 
 	km_config_t *cfg;
 	kd_env_t *envs;
 	size_t n_envs;
-	km_http_t *http;
+	kd_front_t *front;         /* the listener (front.h): everything served goes there */
 	int ctl_fd;
 	char ctl_path[108];
 	kd_ctl_t *ctl;             /* the control connections' threads */
@@ -125,5 +137,7 @@ void kd_paths_free(kd_paths_t *p);
 void kd_env_set_error(char **slot, const char *msg);
 /* The key set called name in e, or NULL. */
 kd_keyset_t *kd_env_keyset(kd_env_t *e, const char *name);
-/* "/ENV/NAME/jwks.json" of a key set. */
+/* "/ENV/NAME/jwks.json" of a key set (keymgr/core/documents.h). */
 void kd_keyset_path(const kd_env_t *e, const char *keyset, char *buf, size_t len);
+/* "/ENV/NAME/.well-known/openid-configuration" of a key set. */
+void kd_discovery_path(const kd_env_t *e, const char *keyset, char *buf, size_t len);

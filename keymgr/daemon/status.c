@@ -62,9 +62,9 @@ static json_t *evidence(kd_daemon_t *d, kd_env_t *e, const kd_keyset_t *ks, cons
 	km_http_verifier_t *a = NULL, *b = NULL;
 	size_t na = 0, nb = 0;
 	kd_keyset_path(e, ks->name, path, sizeof(path));
-	if (km_http_verifiers(d->http, e->path, &a, &na) != KM_EOK)
+	if (kd_front_verifiers(d->front, e->path, &a, &na) != KM_EOK)
 		na = 0;
-	if (km_http_verifiers(d->http, path, &b, &nb) != KM_EOK)
+	if (kd_front_verifiers(d->front, path, &b, &nb) != KM_EOK)
 		nb = 0;
 	json_t *vs = json_object();   /* id -> {named, serial, last_seen, seen} */
 	for (size_t i = 0; i < na + nb; i++) {
@@ -157,9 +157,18 @@ json_t *kd_status_json(kd_daemon_t *d, const char *env, const char *keyset, int6
 		                      e->token_error, "refresh_error", e->refresh_error, "keysets",
 		                      kss));
 	}
-	return json_pack("{s:b, s:I, s:o, s:o, s:b, s:o, s:o, s:s, s:o}", "ok", 1, "pid",
-	                 (json_int_t)getpid(), "now", time_json(now), "started",
-	                 time_json(d->started), "healthy", d->healthy, "last_tick",
-	                 time_json(d->last_tick), "last_tick_ok", time_json(d->last_tick_ok),
-	                 "config", km_config_path(d->cfg), "environments", envs);
+	/* The reason stays here: /healthz says only ok or unhealthy (it is public). */
+	const char *reason = d->front != NULL ? kd_front_health_reason(d->front) : NULL;
+	json_t *listener = d->front == NULL ? json_null() :
+		json_pack("{s:I, s:b, s:I, s:i, s:i}", "pid", (json_int_t)kd_front_pid(d->front),
+		          "seccomp", kd_front_confined(d->front), "restarts",
+		          (json_int_t)kd_front_restarts(d->front), "port",
+		          (int)kd_front_port(d->front), "admin_port",
+		          (int)kd_front_admin_port(d->front));
+	return json_pack("{s:b, s:I, s:o, s:o, s:b, s:s?, s:o, s:o, s:o, s:s, s:o}", "ok", 1,
+	                 "pid", (json_int_t)getpid(), "now", time_json(now), "started",
+	                 time_json(d->started), "healthy", d->healthy, "health_reason", reason,
+	                 "listener", listener, "last_tick", time_json(d->last_tick),
+	                 "last_tick_ok", time_json(d->last_tick_ok), "config",
+	                 km_config_path(d->cfg), "environments", envs);
 }

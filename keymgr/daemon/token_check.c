@@ -18,7 +18,8 @@ int kd_env_token_check(kd_env_t *e, bool force, char *err, size_t errlen)
 
 	if (r != KM_EOK)
 		return r;
-	/* An explicit tick retries at once, a refused PIN included (read anew from its source). */
+	/* An explicit tick retries at once; a PIN the token refused is presented again only from
+	 * a changed source (the PIN gate, keymgr/core/pin_refusal.c). */
 	if (force && (r = km_token_recover(t)) != KM_EOK) {
 		snprintf(err, errlen, "environment '%s': %s", e->name, km_token_last_error(t));
 		return r;

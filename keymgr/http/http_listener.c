@@ -2,6 +2,7 @@
 #include "keymgr/http/http_listener.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -31,13 +32,80 @@ struct km_http_listener {
 	struct MHD_Daemon *mhd;
 };
 
+/* The port fd is bound to, or 0. */
+static uint16_t bound_port(int fd)
+{
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+	if (getsockname(fd, (struct sockaddr *)&bound, &blen) != 0)
+		return 0;
+	if (bound.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)(const void *)&bound)->sin6_port);
+	if (bound.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)&bound)->sin_port);
+	return 0;
+}
+
+int km_http_listener_adopt(int fd, km_http_listener_t **ret, char *err, size_t errlen)
+{
+	km_http_listener_t *l = calloc(1, sizeof(*l));
+	int flags;
+	if (l == NULL) {
+		close(fd);
+		return KM_ENOMEM;
+	}
+	l->fd = fd;
+	l->stop_fd = -1;
+	if ((l->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+		snprintf(err, errlen, "fcntl on the listening socket: %s", strerror(errno));
+		goto fail;
+	}
+	if ((l->port = bound_port(fd)) == 0) {
+		snprintf(err, errlen, "the socket given is not a bound TCP socket");
+		goto fail;
+	}
+	*ret = l;
+	return KM_EOK;
+fail:
+	km_http_listener_free(l);
+	return KM_EIO;
+}
+
+int km_http_listener_socket(const struct sockaddr *sa, socklen_t salen, int *ret_fd,
+                            char *err, size_t errlen)
+{
+	const int one = 1;
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return KM_EIO;
+	}
+	/* A restarted daemon binds again while its predecessor's connections are in TIME_WAIT. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    (sa->sa_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)) {
+		snprintf(err, errlen, "setsockopt: %s", strerror(errno));
+		close(fd);
+		return KM_EIO;
+	}
+	if (bind(fd, sa, salen) != 0) {
+		snprintf(err, errlen, "bind: %s", strerror(errno));
+		close(fd);
+		return KM_EIO;
+	}
+	*ret_fd = fd;
+	return KM_EOK;
+}
+
 int km_http_listener_bind(const struct sockaddr *sa, socklen_t salen,
                           km_http_listener_t **ret, char *err, size_t errlen)
 {
 	km_http_listener_t *l = NULL;
-	struct sockaddr_storage bound;
-	socklen_t blen = sizeof(bound);
-	const int one = 1;
 	int r = KM_ENOMEM;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
@@ -48,29 +116,13 @@ int km_http_listener_bind(const struct sockaddr *sa, socklen_t salen,
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		goto out;
 	}
-	l->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (l->fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
+	if ((r = km_http_listener_socket(sa, salen, &l->fd, err, errlen)) != KM_EOK)
 		goto out;
-	}
-	/* A restarted daemon binds again while its predecessor's connections are in TIME_WAIT. */
-	if (setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    (sa->sa_family == AF_INET6 &&
-	     setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)) {
-		snprintf(err, errlen, "setsockopt: %s", strerror(errno));
-		goto out;
-	}
-	if (bind(l->fd, sa, salen) != 0) {
-		snprintf(err, errlen, "bind: %s", strerror(errno));
-		goto out;
-	}
-	if (getsockname(l->fd, (struct sockaddr *)&bound, &blen) != 0) {
+	r = KM_EIO;
+	if ((l->port = bound_port(l->fd)) == 0) {
 		snprintf(err, errlen, "getsockname: %s", strerror(errno));
 		goto out;
 	}
-	l->port = bound.ss_family == AF_INET6 ?
-		  ntohs(((const struct sockaddr_in6 *)(const void *)&bound)->sin6_port) :
-		  ntohs(((const struct sockaddr_in *)(const void *)&bound)->sin_port);
 	*ret = l;
 	l = NULL;
 	r = KM_EOK;

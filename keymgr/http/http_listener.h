@@ -23,12 +23,27 @@ struct MHD_Daemon;
 typedef struct km_http_listener km_http_listener_t;
 
 /*
+ * A TCP socket bound to sa (SO_REUSEADDR; IPv6 only for an IPv6 address), non-blocking and
+ * close-on-exec, not listening: into *ret_fd. KM_EOK or KM_EIO (reason in err).
+ */
+int km_http_listener_socket(const struct sockaddr *sa, socklen_t salen, int *ret_fd,
+                            char *err, size_t errlen);
+
+/*
  * Creates a TCP socket bound to sa (SO_REUSEADDR; IPv6 only for an IPv6 address), not yet
  * listening. *ret is freed with km_http_listener_free(). Returns KM_EOK, KM_ENOMEM or KM_EIO
  * (socket or bind failed: the reason is written into err).
  */
 int km_http_listener_bind(const struct sockaddr *sa, socklen_t salen,
                           km_http_listener_t **ret, char *err, size_t errlen);
+
+/*
+ * Takes over fd, a TCP socket the caller bound (listening already or not), e.g. one that a
+ * privileged process bound and passed down. It is made non-blocking and close-on-exec; the
+ * listener closes it when freed. Returns KM_EOK, KM_ENOMEM or KM_EIO (not a bound socket:
+ * reason in err); on failure fd is closed.
+ */
+int km_http_listener_adopt(int fd, km_http_listener_t **ret, char *err, size_t errlen);
 
 /* The port the socket is bound to. */
 uint16_t km_http_listener_port(const km_http_listener_t *l);

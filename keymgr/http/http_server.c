@@ -16,6 +16,7 @@
 #include "keymgr/http/http_server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -41,7 +43,6 @@
 #define CT_JSON "application/json"
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
 #define HEALTH_REASON_MAX 200
-#define METRICS_TEXT_MAX (1024 * 1024)
 #define MAX_CODE 600
 #define MAX_INM 8
 
@@ -54,7 +55,7 @@ struct doc {
 	unsigned max_age;
 	time_t last_modified;
 	size_t len;
-	char etag[KM_HTTP_ETAG_SIZE];
+	char etag[KM_ETAG_SIZE];
 	struct MHD_Response *ok;            /* 200 */
 	struct MHD_Response *not_modified;  /* 304 */
 };
@@ -84,6 +85,9 @@ struct km_http {
 	/* libmicrohttpd's messages while starting (bind errors), for km_http_start()'s err */
 	atomic_bool starting;
 	char start_log[256];
+
+	bool no_metrics;                    /* /metrics: 404 (an admin server has it) */
+	km_http_t *metrics_of;              /* an admin server: whose counters it shows */
 };
 
 /* What the single pass over the request headers found. */
@@ -201,6 +205,15 @@ static void doc_free(struct doc *d)
 	free(d);
 }
 
+/* A document's media type, from its path: an OpenID provider's metadata
+ * (".../.well-known/openid-configuration") is JSON, everything else a JWK set. */
+static const char *content_type(const char *path)
+{
+	static const char disc[] = "/.well-known/openid-configuration";
+	size_t n = strlen(path), m = sizeof(disc) - 1;
+	return n >= m && strcmp(path + n - m, disc) == 0 ? CT_JSON : CT_JWKS;
+}
+
 static int doc_build(const char *path, const char *body, size_t len, int64_t serial,
 		     unsigned max_age, time_t last_modified, struct doc **ret)
 {
@@ -216,7 +229,7 @@ static int doc_build(const char *path, const char *body, size_t len, int64_t ser
 	d->max_age = max_age;
 	d->last_modified = last_modified != 0 ? last_modified : time(NULL);
 	d->len = len;
-	if ((r = km_http_etag_compute(len > 0 ? body : "", len, d->etag)) != KM_EOK)
+	if ((r = km_etag_compute(len > 0 ? body : "", len, d->etag)) != KM_EOK)
 		goto out;
 	if ((r = km_http_date_format(d->last_modified, date)) != KM_EOK)
 		goto out;
@@ -225,7 +238,8 @@ static int doc_build(const char *path, const char *body, size_t len, int64_t ser
 	r = KM_ENOMEM;
 	if ((d->ok = owned_response(body, len)) == NULL)
 		goto out;
-	if (MHD_add_response_header(d->ok, MHD_HTTP_HEADER_CONTENT_TYPE, CT_JWKS) != MHD_YES ||
+	if (MHD_add_response_header(d->ok, MHD_HTTP_HEADER_CONTENT_TYPE, content_type(path)) !=
+	    MHD_YES ||
 	    MHD_add_response_header(d->ok, MHD_HTTP_HEADER_ETAG, d->etag) != MHD_YES ||
 	    MHD_add_response_header(d->ok, MHD_HTTP_HEADER_CACHE_CONTROL, cc) != MHD_YES ||
 	    MHD_add_response_header(d->ok, MHD_HTTP_HEADER_LAST_MODIFIED, date) != MHD_YES)
@@ -314,13 +328,19 @@ static int docs_reserve(km_http_t *h)
 
 /* ---------------------------------------------------------------- metrics */
 
-/* Renders /metrics into a malloc'd buffer. Takes h->lock for reading. */
+/* Renders /metrics into a malloc'd buffer: the counters and documents of src (h itself, or
+ * the server an admin server h shows), then h's extra text. Takes the locks for reading. */
 static int metrics_render(km_http_t *h, char **ret, size_t *retlen)
 {
 	char *buf = NULL;
 	size_t len = 0, i;
 	FILE *f;
 	int r = KM_ENOMEM;
+	km_http_t *own = h;
+	time_t now = time(NULL);
+
+	if (h->metrics_of != NULL)
+		h = h->metrics_of;
 
 	if ((f = open_memstream(&buf, &len)) == NULL)
 		return KM_ENOMEM;
@@ -374,9 +394,25 @@ static int metrics_render(km_http_t *h, char **ret, size_t *retlen)
 		km_http_prom_label(f, h->docs[i]->path);
 		fprintf(f, "\"} %zu\n", h->docs[i]->len);
 	}
-	if (h->extra_metrics != NULL)
+	fputs("# HELP keymgr_jwks_age_seconds Seconds since the JWKS document served last changed, "
+	      "by path.\n"
+	      "# TYPE keymgr_jwks_age_seconds gauge\n", f);
+	for (i = 0; i < h->ndocs; i++) {
+		fputs("keymgr_jwks_age_seconds{path=\"", f);
+		km_http_prom_label(f, h->docs[i]->path);
+		fprintf(f, "\"} %jd\n", (intmax_t)(h->docs[i]->last_modified > 0 &&
+		                                    now > h->docs[i]->last_modified
+		                                    ? now - h->docs[i]->last_modified : 0));
+	}
+	if (own == h && h->extra_metrics != NULL)
 		fputs(h->extra_metrics, f);
 	pthread_rwlock_unlock(&h->lock);
+	if (own != h) {
+		pthread_rwlock_rdlock(&own->lock);
+		if (own->extra_metrics != NULL)
+			fputs(own->extra_metrics, f);
+		pthread_rwlock_unlock(&own->lock);
+	}
 
 	if (fclose(f) != 0 || buf == NULL) {
 		free(buf);
@@ -582,8 +618,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		pthread_rwlock_unlock(&h->lock);
 		return ret;
 	}
-	if (strcmp(url, "/metrics") == 0)
+	if (strcmp(url, "/metrics") == 0 && !h->no_metrics)
 		return serve_metrics(h, c);
+	if (h->metrics_of != NULL)   /* an admin server serves no document */
+		return queue(h, c, MHD_HTTP_NOT_FOUND, h->r404);
 	return serve_doc(h, c, url, &rq, head);
 }
 
@@ -633,9 +671,11 @@ static int make_health(bool ok, const char *reason, struct MHD_Response **ret)
 
 	if (ok) {
 		snprintf(body, sizeof(body), "ok\n");
+	} else if (reason == NULL || reason[0] == '\0') {
+		snprintf(body, sizeof(body), "unhealthy\n");
 	} else {
 		n = (size_t)snprintf(body, sizeof(body), "unhealthy: ");
-		for (i = 0; reason != NULL && reason[i] != '\0' && i < HEALTH_REASON_MAX; i++)
+		for (i = 0; reason[i] != '\0' && i < HEALTH_REASON_MAX; i++)
 			body[n++] = (reason[i] >= 0x20 && reason[i] < 0x7f) ? reason[i] : '?';
 		body[n++] = '\n';
 		body[n] = '\0';
@@ -683,6 +723,38 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+int km_http_bind(const char *addr, uint16_t port, int *ret_fd, uint16_t *ret_port, char *err,
+                 size_t errlen)
+{
+	struct sockaddr_storage ss;
+	bool v6 = false;
+	int fd = -1;
+	if (parse_listen(addr, port, &ss, &v6) != KM_EOK) {
+		set_err(err, errlen, "'%s' is not an IPv4 or IPv6 address literal", addr);
+		return KM_EINVAL;
+	}
+	char why[160] = "";
+	if (km_http_listener_socket((struct sockaddr *)&ss, v6 ? sizeof(struct sockaddr_in6) :
+				    sizeof(struct sockaddr_in), &fd, why, sizeof(why)) != KM_EOK) {
+		set_err(err, errlen, "cannot listen on %s port %u: %s", addr, (unsigned)port, why);
+		return KM_EIO;
+	}
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+	if (listen(fd, SOMAXCONN) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
+		set_err(err, errlen, "cannot listen on %s port %u: %s", addr, (unsigned)port,
+			strerror(errno));
+		close(fd);
+		return KM_EIO;
+	}
+	*ret_port = bound.ss_family == AF_INET6 ?
+		    ntohs(((const struct sockaddr_in6 *)(const void *)&bound)->sin6_port) :
+		    ntohs(((const struct sockaddr_in *)(const void *)&bound)->sin_port);
+	*ret_fd = fd;
+	return KM_EOK;
 }
 
 int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t errlen)
@@ -754,10 +826,18 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 	    km_ratelimit_create(cfg->rate_limit, cfg->rate_burst, max_verifiers, &h->rate) != KM_EOK)
 		goto nomem;
 
+	h->no_metrics = cfg->no_metrics;
+	h->metrics_of = cfg->metrics_of;
 	r = KM_EIO;
-	if (km_http_listener_bind((struct sockaddr *)&ss, v6 ? sizeof(struct sockaddr_in6) :
-				  sizeof(struct sockaddr_in), &h->listener, why,
-				  sizeof(why)) != KM_EOK) {
+	if (cfg->listen_fd > 0) {
+		int fd = cfg->listen_fd;
+		if (km_http_listener_adopt(fd, &h->listener, why, sizeof(why)) != KM_EOK) {
+			set_err(err, errlen, "cannot serve on the socket given (fd %d): %s", fd, why);
+			goto out;
+		}
+	} else if (km_http_listener_bind((struct sockaddr *)&ss, v6 ? sizeof(struct sockaddr_in6)
+					 : sizeof(struct sockaddr_in), &h->listener, why,
+					 sizeof(why)) != KM_EOK) {
 		set_err(err, errlen, "cannot start HTTP server on %s port %u: %s", addr,
 			(unsigned)cfg->port, why);
 		goto out;
@@ -928,7 +1008,7 @@ int km_http_set_metrics_text(km_http_t *h, const char *text)
 {
 	char *copy = NULL, *old;
 
-	if (text != NULL && strlen(text) > METRICS_TEXT_MAX)
+	if (text != NULL && strlen(text) > KM_HTTP_METRICS_TEXT_MAX)
 		return KM_EINVAL;
 	if (text != NULL && text[0] != '\0' && (copy = strdup(text)) == NULL)
 		return KM_ENOMEM;
@@ -943,6 +1023,11 @@ int km_http_set_metrics_text(km_http_t *h, const char *text)
 int km_http_verifiers(km_http_t *h, const char *path, km_http_verifier_t **ret, size_t *count)
 {
 	return km_http_vtab_snapshot(h->vtab, path, ret, count);
+}
+
+int km_http_take_verifier_changes(km_http_t *h, km_http_verifier_t **ret, size_t *count)
+{
+	return km_http_vtab_take_changes(h->vtab, ret, count);
 }
 
 int km_http_set_listed_verifiers(km_http_t *h, const char *const *names, size_t n)

@@ -24,6 +24,9 @@ typedef struct km_http km_http_t;
 #define KM_HTTP_VERIFIER_ID_MAX 64
 
 /* Every field may be left 0 / NULL to get the default shown. */
+/* The longest text km_http_set_metrics_text() takes (1,000 key sets take about 2.5 MiB). */
+#define KM_HTTP_METRICS_TEXT_MAX (6u * 1024 * 1024)
+
 typedef struct {
 	const char *listen_addr;  /* IPv4 or IPv6 literal; NULL = "127.0.0.1" */
 	uint16_t port;            /* 0 = ephemeral (read it back with km_http_port()) */
@@ -38,6 +41,14 @@ typedef struct {
 	unsigned rate_burst;      /* requests a client may send at once; 0 = 2 * rate_limit */
 	bool defer_listen;        /* bind now, accept connections only from km_http_listen() on
 	                           * (until then clients are refused at connect) */
+	int listen_fd;            /* > 0: serve on this TCP socket, bound (and perhaps already
+	                           * listening) by the caller, instead of binding listen_addr and
+	                           * port; owned by km_http from then on */
+	bool no_metrics;          /* /metrics answers 404: an admin server serves it */
+	km_http_t *metrics_of;    /* non-NULL: an admin server. It answers /healthz and
+	                           * /metrics only (never a document); its /metrics gives the
+	                           * counters, documents and verifier table of metrics_of (a
+	                           * server that must outlive it), then its own extra text */
 } km_http_cfg_t;
 
 /* One row of the verifier table: the last serial a verifier is known to hold at a path. */
@@ -65,6 +76,16 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
  * already accepts. Returns KM_EOK or KM_EIO (listen or thread failure; message in err).
  */
 int km_http_listen(km_http_t *h, char *err, size_t errlen);
+
+/*
+ * Binds a listening TCP socket on addr (IPv4 or IPv6 literal) and port (0: ephemeral) for a
+ * server that another process will run (km_http_cfg_t.listen_fd): bound and listening at
+ * once, so that connections made while that process starts or restarts wait in the backlog
+ * instead of being refused. *ret_fd (close-on-exec; the caller clears that to pass it on)
+ * and *ret_port. KM_EOK, KM_EINVAL (bad address), KM_EIO (reason in err).
+ */
+int km_http_bind(const char *addr, uint16_t port, int *ret_fd, uint16_t *ret_port, char *err,
+                 size_t errlen);
 
 /* Stops the server (waits for its threads) and frees everything. Accepts NULL. */
 void km_http_free(km_http_t *h);
@@ -115,6 +136,14 @@ int km_http_verifiers(km_http_t *h, const char *path, km_http_verifier_t **ret, 
  * (http_verifiers.h). Copied. KM_EOK or KM_ENOMEM.
  */
 int km_http_set_listed_verifiers(km_http_t *h, const char *const *names, size_t n);
+
+/*
+ * The rows of the verifier table changed since the previous call (a fetch recorded), in no
+ * particular order, for a process that keeps its own table (keymgrd, fed by its listener).
+ * *ret is malloc'd (NULL when *count is 0). KM_EOK or KM_ENOMEM (the changes are kept for
+ * the next call).
+ */
+int km_http_take_verifier_changes(km_http_t *h, km_http_verifier_t **ret, size_t *count);
 
 /* true if s is a valid Keymgr-Verifier name: 1..64 of [A-Za-z0-9._-]. */
 bool km_http_verifier_name_valid(const char *s);

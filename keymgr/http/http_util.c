@@ -3,27 +3,7 @@
 
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "keymgr/common/error.h"
-#include "keymgr/common/hex.h"
-
-int km_http_etag_compute(const void *body, size_t len, char out[KM_HTTP_ETAG_SIZE])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	char tag[KM_HTTP_ETAG_SIZE];
-
-	if (EVP_Digest(body, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 16)
-		return KM_ECRYPTO;
-	/* The first 16 bytes of the SHA-256, in lowercase hex, between quotes. */
-	tag[0] = '"';
-	km_hex_encode(md, 16, tag + 1, sizeof(tag) - 1);
-	tag[33] = '"';
-	tag[34] = '\0';
-	memcpy(out, tag, sizeof(tag));
-	return KM_EOK;
-}
 
 static bool is_ows(char c)
 {

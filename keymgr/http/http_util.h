@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Internal helpers of the HTTP server: entity tags, If-None-Match evaluation (RFC 7232
+ * Internal helpers of the HTTP server: If-None-Match evaluation (RFC 7232
  * section 3.2, weak comparison), IMF-fixdate (RFC 7231 section 7.1.1.1) and Prometheus label
  * escaping. No I/O, no locks: unit-testable on their own.
  */
@@ -11,16 +11,12 @@
 #include <stdio.h>
 #include <time.h>
 
-/* '"' + 32 hex digits + '"' + NUL */
-#define KM_HTTP_ETAG_SIZE 35
+#include "keymgr/common/etag.h"
+
 /* "Sun, 06 Nov 1994 08:49:37 GMT" + NUL */
 #define KM_HTTP_DATE_SIZE 30
 
-/*
- * Writes the strong entity tag of body into out: the first 128 bits of its SHA-256, in
- * lower-case hex, in double quotes. Returns KM_EOK or KM_ECRYPTO.
- */
-int km_http_etag_compute(const void *body, size_t len, char out[KM_HTTP_ETAG_SIZE]);
+/* Entity tags: keymgr/common/etag.h (km_etag_compute, KM_ETAG_SIZE). */
 
 /*
  * Evaluates one If-None-Match field value against the current entity tag: true when it is

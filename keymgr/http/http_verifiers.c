@@ -20,6 +20,7 @@ struct row {
 	uint32_t prev, next;    /* recency list (head = least recently seen) */
 	bool used;
 	bool listed;            /* its name is a listed verifier: never evicted */
+	bool changed;           /* recorded since the last km_http_vtab_take_changes() */
 };
 
 struct lru {
@@ -187,8 +188,8 @@ static void copy_cut(char *dst, const char *src, size_t max)
 	dst[n] = '\0';
 }
 
-void km_http_vtab_record(km_http_vtab_t *t, const char *id, bool named, const char *path,
-                         int64_t serial, time_t now, bool by_304)
+/* The row of (id, named, path), found or made (NULL: not kept); the lock is held. */
+static struct row *row_for(km_http_vtab_t *t, const char *id, bool named, const char *path)
 {
 	char idc[KM_HTTP_VERIFIER_ID_MAX + 1];
 	char pathc[KM_HTTP_PATH_MAX + 1];
@@ -199,41 +200,85 @@ void km_http_vtab_record(km_http_vtab_t *t, const char *id, bool named, const ch
 	copy_cut(idc, id, KM_HTTP_VERIFIER_ID_MAX);
 	copy_cut(pathc, path, KM_HTTP_PATH_MAX);
 	hsh = row_hash(idc, named, pathc);
-
-	pthread_mutex_lock(&t->lock);
 	for (i = t->buckets[hsh & (t->nbuckets - 1)]; i != NIL; i = t->rows[i].hnext) {
 		rw = &t->rows[i];
 		if (rw->hash == hsh && rw->v.named == named && strcmp(rw->v.id, idc) == 0 &&
-		    strcmp(rw->v.path, pathc) == 0)
-			break;
-	}
-	if (i == NIL) {
-		i = take_row(t);
-		if (i == NIL) {
-			t->dropped++;   /* full of listed verifiers' rows: this one is not tracked */
-			pthread_mutex_unlock(&t->lock);
-			return;
+		    strcmp(rw->v.path, pathc) == 0) {
+			lru_unlink(t, i);
+			lru_append(t, i);
+			return rw;
 		}
-		rw = &t->rows[i];
-		memset(&rw->v, 0, sizeof(rw->v));
-		memcpy(rw->v.id, idc, sizeof(idc));
-		memcpy(rw->v.path, pathc, sizeof(pathc));
-		rw->v.named = named;
-		rw->hash = hsh;
-		rw->used = true;
-		rw->listed = is_listed(t, idc, named);
-		t->n_listed_rows += rw->listed;
-		rw->hnext = t->buckets[hsh & (t->nbuckets - 1)];
-		t->buckets[hsh & (t->nbuckets - 1)] = i;
-	} else {
-		rw = &t->rows[i];
-		lru_unlink(t, i);
 	}
-	rw->v.serial = serial;
-	rw->v.last_seen = now;
-	rw->v.by_304 = by_304;
-	rw->v.fetches++;
+	i = take_row(t);
+	if (i == NIL) {
+		t->dropped++;   /* full of listed verifiers' rows: this one is not tracked */
+		return NULL;
+	}
+	rw = &t->rows[i];
+	memset(&rw->v, 0, sizeof(rw->v));
+	memcpy(rw->v.id, idc, sizeof(idc));
+	memcpy(rw->v.path, pathc, sizeof(pathc));
+	rw->v.named = named;
+	rw->hash = hsh;
+	rw->used = true;
+	rw->listed = is_listed(t, idc, named);
+	t->n_listed_rows += rw->listed;
+	rw->hnext = t->buckets[hsh & (t->nbuckets - 1)];
+	t->buckets[hsh & (t->nbuckets - 1)] = i;
 	lru_append(t, i);
+	return rw;
+}
+
+void km_http_vtab_merge(km_http_vtab_t *t, const km_http_verifier_t *v)
+{
+	pthread_mutex_lock(&t->lock);
+	struct row *rw = row_for(t, v->id, v->named, v->path);
+	if (rw != NULL) {
+		rw->v.serial = v->serial;
+		rw->v.last_seen = v->last_seen;
+		rw->v.by_304 = v->by_304;
+		rw->v.fetches = v->fetches;
+		rw->changed = true;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+int km_http_vtab_take_changes(km_http_vtab_t *t, km_http_verifier_t **ret, size_t *count)
+{
+	km_http_verifier_t *out = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&t->lock);
+	for (uint32_t i = 0; i < t->cap; i++)
+		n += t->rows[i].used && t->rows[i].changed;
+	if (n > 0 && (out = malloc(n * sizeof(*out))) == NULL) {
+		pthread_mutex_unlock(&t->lock);
+		return KM_ENOMEM;
+	}
+	n = 0;
+	for (uint32_t i = 0; i < t->cap; i++) {
+		if (!t->rows[i].used || !t->rows[i].changed)
+			continue;
+		out[n++] = t->rows[i].v;
+		t->rows[i].changed = false;
+	}
+	pthread_mutex_unlock(&t->lock);
+	*ret = out;
+	*count = n;
+	return KM_EOK;
+}
+
+void km_http_vtab_record(km_http_vtab_t *t, const char *id, bool named, const char *path,
+                         int64_t serial, time_t now, bool by_304)
+{
+	pthread_mutex_lock(&t->lock);
+	struct row *rw = row_for(t, id, named, path);
+	if (rw != NULL) {
+		rw->v.serial = serial;
+		rw->v.last_seen = now;
+		rw->v.by_304 = by_304;
+		rw->v.fetches++;
+		rw->changed = true;
+	}
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -302,7 +347,8 @@ int km_http_vtab_set_listed(km_http_vtab_t *t, const char *const *names, size_t 
 	for (size_t i = 0; i < n; i++)
 		if (names[i] != NULL && names[i][0] != '\0')
 			copy_cut(copy[k++], names[i], KM_HTTP_VERIFIER_ID_MAX);
-	qsort(copy, k, sizeof(*copy), cmp_name);
+	if (k > 1)   /* qsort() takes no NULL, even for 0 elements */
+		qsort(copy, k, sizeof(*copy), cmp_name);
 	pthread_mutex_lock(&t->lock);
 	free(t->listed);
 	t->listed = copy;

@@ -56,3 +56,16 @@ typedef struct {
 } km_http_vtab_counts_t;
 
 void km_http_vtab_counts(km_http_vtab_t *t, km_http_vtab_counts_t *ret);
+
+/*
+ * Copies the rows recorded since the previous call into *ret (malloc'd, NULL when *count is
+ * 0) and forgets that they changed. KM_EOK or KM_ENOMEM (nothing forgotten).
+ */
+int km_http_vtab_take_changes(km_http_vtab_t *t, km_http_verifier_t **ret, size_t *count);
+
+/*
+ * Records a row as another table reported it (km_http_vtab_take_changes() of a listener):
+ * its serial, last_seen, by_304 and fetch count replace this table's, subject to the same
+ * bounds and pinning as km_http_vtab_record().
+ */
+void km_http_vtab_merge(km_http_vtab_t *t, const km_http_verifier_t *v);

@@ -12,6 +12,7 @@
 #include "keymgr/common/b64url.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
+#include "keymgr/common/sigverify.h"
 #include "keymgr/verify/verify.h"
 #include "policy/policy.h"
 

@@ -44,14 +44,6 @@ typedef struct {
 } km_verify_opts_t;
 
 /*
- * Checks the JOSE signature sig over data with pub under alg, with OpenSSL EVP. Refuses keys
- * that do not fit alg and RSA keys under 2048 bits. Returns KM_EOK (valid), KM_ECRYPTO
- * (invalid signature or OpenSSL failure), KM_EALG (key does not fit alg), KM_EKEYSIZE.
- */
-int km_verify_signature(const km_pubkey_t *pub, km_alg_t alg, const uint8_t *data,
-                        size_t len, const uint8_t *sig, size_t sig_len);
-
-/*
  * Verifies the compact JWS token[0..len) against keys[0..n) with opts (see above).
  * On success *claims (optional) receives the payload (json_decref it). On failure writes
  * "CHECK: why" into err and returns KM_EMALFORMED (format, JSON), KM_EALG (alg), KM_ENOENT

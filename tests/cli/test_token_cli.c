@@ -58,7 +58,8 @@ static void run(km_run_t *r, ...)
 /* Number of key pairs on the test token, counted in-process through the token layer. */
 static size_t key_count(void)
 {
-	km_token_cfg_t cfg = { fx.module, fx.label, NULL, fx.pin_source, 1 };
+	km_token_cfg_t cfg = { .module_path = fx.module, .token_label = fx.label,
+	                       .pin_source = fx.pin_source, .sessions = 1 };
 	km_token_t *t = NULL;
 	km_token_key_info_t *keys = NULL;
 	size_t n = 0;

@@ -29,8 +29,32 @@ FAST_POLICY = {
 }
 
 
+# libfaketime (Debian's libfaketime, installed by scripts/deps): an injected wall clock.
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
 class Failure(Exception):
     pass
+
+
+class Clock:
+    """The frozen wall clock every keymgr and keymgrd process of a Setup reads."""
+
+    def __init__(self, setup, t):
+        self.path = os.path.join(setup.dir, "clock")
+        self.set(t)
+        asan = setup.env.get("ASAN_OPTIONS", "")
+        setup.env.update(LD_PRELOAD=FAKETIME, FAKETIME_TIMESTAMP_FILE=self.path,
+                         FAKETIME_NO_CACHE="1", DONT_FAKE_MONOTONIC="1", TZ="UTC",
+                         # the sanitizer runtime must come first unless told otherwise
+                         ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0")
+
+    def set(self, t):
+        self.now = t
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + "\n")
+        os.replace(tmp, self.path)
 
 
 def check(cond, what):
@@ -132,7 +156,8 @@ class Setup:
                         if isinstance(v, list):
                             v = "[ " + ", ".join(v) + " ]"
                         lines += [f"          {k}: {v}"]
-        lines += ["daemon:", "  listen: 127.0.0.1", "  port: 8080",
+        # admin_port 0: the admin socket (/metrics, /healthz) on an ephemeral port
+        lines += ["daemon:", "  listen: 127.0.0.1", "  port: 8080", "  admin_port: 0",
                   f"  control_socket: {self.socket}", "  poll_interval: 1"]
         extra = self.extra_daemon if extra_daemon is None else extra_daemon
         if extra:
@@ -195,6 +220,8 @@ class Daemon:
         self.proc = subprocess.Popen(argv, env=setup.env, stdout=self.log, stderr=self.log)
         start = self.wait_event("start", timeout=wrapper.timeout(60))
         self.port = int(start["port"])
+        self.admin_port = int(start["admin_port"]) if "admin_port" in start else None
+        self.listener_pid = int(start["listener_pid"])
 
     def lines(self):
         with open(self.log_path) as f:
@@ -225,6 +252,22 @@ class Daemon:
         if conn is None:
             c.close()
         return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
+    def admin(self, method, path, headers=None):
+        """A request to the admin socket (/metrics, /healthz)."""
+        check(self.admin_port is not None, "keymgrd has no admin socket (daemon.admin_port)")
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=10)
+        try:
+            c.request(method, path, headers=headers or {})
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            c.close()
+
+    def metrics(self):
+        st, _, body = self.admin("GET", "/metrics")
+        check(st == 200, f"GET /metrics on the admin socket: {st}")
+        return body.decode()
 
     def jwks(self, path, verifier=None):
         st, h, b = self.http("GET", path, {"Keymgr-Verifier": verifier} if verifier else None)

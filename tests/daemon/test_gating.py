@@ -56,7 +56,7 @@ def flood_of_names(keymgr, keymgrd):
               == 304, "gw-1's conditional request")
         flood("more")
         conn.close()
-        m = d.http("GET", "/metrics")[2].decode()
+        m = d.metrics()
         check("keymgr_http_verifiers_listed 1\n" in m, "gw-1's row was not kept as listed")
         check("keymgr_http_verifiers 4096\n" in m, "the table is not at its bound")
         ev = [l for l in m.splitlines() if l.startswith("keymgr_http_verifier_evictions_total ")]
@@ -107,7 +107,7 @@ def run(keymgr, keymgrd):
               f"status lacks the other fetchers: {pend}")
         text = s.run("status", "dev/api", "--socket", s.socket).stdout
         check("not seen by: gw-1" in text, f"status text: {text}")
-        m = d.http("GET", "/metrics")[2].decode()
+        m = d.metrics()
         check('keymgr_activation_deferred{env="dev",keyset="api"} 1' in m, "deferred metric")
 
         # gw-1 proves it holds the current document with a 304.
@@ -123,7 +123,7 @@ def run(keymgr, keymgrd):
         ev = d.wait_event("activation-ceiling", keyset="other", timeout=90)
         check(ev["level"] == "warning" and ev["not_seen_by"] == "absent", f"ceiling: {ev}")
         wait_for(lambda: state_of(s, "dev/other", ev["kid"]) == "active", "other activated")
-        m = d.http("GET", "/metrics")[2].decode()
+        m = d.metrics()
         check('keymgr_activation_ceiling_total{env="dev",keyset="other"} 1' in m,
               "ceiling metric")
         check('keymgr_activation_ceiling_total{env="dev",keyset="api"} 0' in m,

@@ -12,6 +12,7 @@ unhealthy: a second environment whose token does not exist: /healthz 503 naming 
 
 Usage: /usr/bin/python3 test_health_metrics.py KEYMGR KEYMGRD
 """
+import json
 import os
 import re
 import sys
@@ -42,7 +43,7 @@ def test_healthy(keymgr, keymgrd):
         st, h, b = d.http("GET", "/healthz")
         check(b == b"ok\n" and h["cache-control"] == "no-store", f"healthz: {b!r} {h}")
         d.http("GET", "/nope")
-        m = d.http("GET", "/metrics")[2].decode()
+        m = d.metrics()
         check(metric(m, "keymgr_keys", env="dev", keyset="api", state="active") == 1, "keys")
         nxt = metric(m, "keymgr_keyset_next_event_seconds", env="dev", keyset="api")
         check(nxt is not None and 0 <= nxt <= 8, f"next event {nxt}")
@@ -75,11 +76,14 @@ def test_unhealthy_and_env_restriction(keymgr, keymgrd):
         d = Daemon(s, verbose=False)
         d.wait_event("token", env="broken", count=3, timeout=60)
         st, h, b = d.http("GET", "/healthz")
-        check(st == 503 and b.startswith(b"unhealthy: broken: token unreachable"),
-              f"healthz: {st} {b!r}")
+        check(st == 503 and b == b"unhealthy\n", f"healthz (public, no detail): {st} {b!r}")
+        st, h, b = d.admin("GET", "/healthz")
+        check(st == 503 and b == b"unhealthy\n", f"admin healthz: {st} {b!r}")
+        why = json.loads(s.run("status", "--json").stdout)["health_reason"]
+        check(why.startswith("broken: token unreachable"), f"status health_reason: {why!r}")
         retries = [int(e["retry_in"]) for e in d.events("token", env="broken")]
         check(retries[:3] == [1, 2, 4], f"token retries are not backed off: {retries}")
-        m = d.http("GET", "/metrics")[2].decode()
+        m = d.metrics()
         check(metric(m, "keymgr_token_up", env="broken") == 0, "broken token up")
         check(len(d.kids("/dev/.well-known/jwks.json")) == 1, "dev not served")
         check(d.stop() == 0, "keymgrd did not exit 0")

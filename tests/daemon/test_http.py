@@ -152,7 +152,7 @@ def run(keymgr, keymgrd):
         check(stat.S_IMODE(os.stat(snap).st_mode) == 0o644, "snapshot mode is not 0644")
         with open(snap + ".serial") as f:
             serial = int(f.read())
-        metrics = d.http("GET", "/metrics")[2].decode()
+        metrics = d.metrics()
         check(f'keymgr_env_jwks_serial{{env="dev"}} {serial}' in metrics,
               "snapshot serial is not the served serial")
         check(not [n for n in os.listdir(os.path.dirname(snap)) if n.startswith(".")],

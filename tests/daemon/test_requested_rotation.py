@@ -27,9 +27,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_fixture import Daemon, Setup, check, run_tests, wait_for  # noqa: E402
-
-FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+from daemon_fixture import (FAKETIME, Clock, Daemon, Setup, check, run_tests,  # noqa: E402
+                            wait_for)
 
 # Realistic timings: P (20m) >= M (15m) + S (1m); Ret (1h) >= T (10m) + M + S; R (30d) > P.
 POLICY = {
@@ -52,26 +51,6 @@ def parse_iso(s):
 def near(recorded, clock):
     """A time recorded by a change made when the injected clock read `clock`."""
     return clock <= recorded <= clock + 1
-
-
-class Clock:
-    """The frozen wall clock every keymgr and keymgrd process of a Setup reads."""
-
-    def __init__(self, setup, t):
-        self.path = os.path.join(setup.dir, "clock")
-        self.set(t)
-        asan = setup.env.get("ASAN_OPTIONS", "")
-        setup.env.update(LD_PRELOAD=FAKETIME, FAKETIME_TIMESTAMP_FILE=self.path,
-                         FAKETIME_NO_CACHE="1", DONT_FAKE_MONOTONIC="1", TZ="UTC",
-                         # the sanitizer runtime must come first unless told otherwise
-                         ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0")
-
-    def set(self, t):
-        self.now = t
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + "\n")
-        os.replace(tmp, self.path)
 
 
 def make(keymgr, keymgrd, standby):

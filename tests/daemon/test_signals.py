@@ -53,7 +53,7 @@ def test_reload(keymgr, keymgrd):
         # The CLI verb says why and exits 1.
         p = s.run("reload", "--socket", s.socket, expect=1)
         check("keymgrd:" in p.stderr and s.config in p.stderr, f"reload CLI: {p.stderr}")
-        metrics = d.http("GET", "/metrics")[2].decode()
+        metrics = d.metrics()
         check('keymgr_config_reloads_total{result="failed"} 4' in metrics, "failed reloads")
 
         # A good change is applied: the caches get max-age 1.

@@ -12,8 +12,9 @@ CKR_SESSION_HANDLE_INVALID, CKR_USER_NOT_LOGGED_IN and a locked PIN:
   - it recovers by itself once the fault clears (/healthz 200, the same JWKS);
   - the store is intact: PRAGMA integrity_check ok, the same keys in the same states, one
     active key, no pending intent.
-A PIN the token refuses (CKR_PIN_INCORRECT) is not retried by itself (a real token would
-lock the PIN): one attempt, then nothing until `keymgr tick`.
+A PIN the token refuses (CKR_PIN_INCORRECT) is not presented again (a real token would lock
+the PIN): one C_Login, then none, through the backoff's checks and `keymgr tick`, until
+`keymgr reload --retry-pin` (tests/fault/test_pin_refusal.py has the whole story).
 
 A running keymgrd notices a fault when it next uses the token: at a due action, at its
 periodic check, or at once on `keymgr tick` (which the test uses; the policy here has nothing
@@ -21,6 +22,7 @@ due for an hour, so the documents cannot change for another reason).
 
 Usage: test_daemon_faults.py KEYMGR KEYMGRD P11FAULT-MODULE
 """
+import json
 import os
 import sqlite3
 import sys
@@ -42,7 +44,9 @@ class FaultSetup(Setup):
         super().__init__(KEYMGR, KEYMGRD, policy=QUIET_POLICY)
         self.real_module = self.module
         self.rules_path = os.path.join(self.dir, "fault.rules")
+        self.calls = os.path.join(self.dir, "fault.calls")
         self.rules("")
+        self.env["KEYMGR_P11FAULT_CALLS"] = self.calls
         self.env["KEYMGR_P11FAULT_MODULE"] = self.real_module
         self.env["KEYMGR_P11FAULT_FILE"] = self.rules_path
         self.module = FAULT_MODULE
@@ -67,8 +71,11 @@ class FaultSetup(Setup):
 
 
 def healthz(d):
+    """/healthz's status, and the reason, which only the control socket gives."""
     st, _, body = d.http("GET", "/healthz")
-    return st, body.decode()
+    check(body in (b"ok\n", b"unhealthy\n"), f"/healthz gives details: {body!r}")
+    reason = json.loads(d.s.run("status", "--json").stdout).get("health_reason") or ""
+    return st, reason
 
 
 def jwks_state(d):
@@ -90,6 +97,12 @@ def check_store(s, before):
 
 def failures(d):
     return d.events("token", result="failed")
+
+
+def logins(s):
+    """C_Login calls the fault module saw since the call log was emptied."""
+    with open(s.calls) as f:
+        return sum(1 for l in f if l.startswith("C_Login "))
 
 
 def run_fault(s, rule, want, at_start=False, attempts=3, move_tokens=False):
@@ -157,19 +170,23 @@ def main():
             try:
                 wait_for(lambda: healthz(d)[0] == 200, "healthy")
                 body0 = jwks_state(d)
+                open(s.calls, "w").close()
                 s.rules("C_Login:CKR_PIN_INCORRECT")
                 s.run("tick", expect=None)
                 ev = d.wait_event("token", result="failed")
-                check("CKR_PIN_INCORRECT" in ev["error"] and "keymgr tick" in ev.get("retry", ""),
-                      f"refused PIN: {ev}")
-                time.sleep(3)   # the backoff would have retried twice by now
-                check(len(failures(d)) == 1, f"a refused PIN was retried: {failures(d)}")
+                check("CKR_PIN_INCORRECT" in ev["error"] and
+                      "keymgr reload --retry-pin" in ev.get("retry", ""), f"refused PIN: {ev}")
+                # The backoff's checks (1 s, 2 s) and ticks find the PIN refused: no C_Login.
+                d.wait_event("token", result="failed", count=3, timeout=60)
+                s.run("tick", expect=None)
+                check(logins(s) == 1, f"a refused PIN was presented again: {logins(s)}")
                 check(healthz(d)[0] == 503 and jwks_state(d) == body0, "503, same JWKS")
                 s.rules("")
-                time.sleep(2)
-                check(len(failures(d)) == 1 and healthz(d)[0] == 503, "retried by itself")
-                s.run("tick")
-                wait_for(lambda: healthz(d)[0] == 200, "healthy after tick")
+                s.run("tick", expect=None)
+                check(logins(s) == 1 and healthz(d)[0] == 503, "presented again by a tick")
+                s.run("reload", "--retry-pin")
+                wait_for(lambda: healthz(d)[0] == 200, "healthy after reload --retry-pin")
+                check(logins(s) >= 2, "no login after reload --retry-pin")
                 check(jwks_state(d) == body0, "JWKS after recovery")
                 check(d.stop() == 0, "exit status")
             finally:

@@ -177,7 +177,7 @@ def test_http(s, d):
     check(http_get(d.port)[0] == 200, "127.0.0.1 limited by 127.0.0.3's burst")
     time.sleep(1.2)
     check(http_get(d.port, source="127.0.0.3")[0] == 200, "127.0.0.3 not served again")
-    st, _, body = d.http("GET", "/metrics")
+    st, _, body = d.admin("GET", "/metrics")
     check(st == 200 and b'code="429"' in body, "429s not counted in /metrics")
 
 

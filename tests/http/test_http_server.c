@@ -63,7 +63,7 @@ struct fx {
 	km_http_t *h;
 	uint16_t port;
 	CURL *curl;             /* reused: keeps its connection alive */
-	char etag1[KM_HTTP_ETAG_SIZE];
+	char etag1[KM_ETAG_SIZE];
 };
 
 /* ---------------------------------------------------------------- client helpers */
@@ -253,7 +253,7 @@ static int setup(void **state)
 	f->port = km_http_port(f->h);
 	if (f->port == 0 ||
 	    km_http_publish(f->h, P1, DOC1, strlen(DOC1), 7, 300, LM) != KM_EOK ||
-	    km_http_etag_compute(DOC1, strlen(DOC1), f->etag1) != KM_EOK ||
+	    km_etag_compute(DOC1, strlen(DOC1), f->etag1) != KM_EOK ||
 	    (f->curl = curl_easy_init()) == NULL) {
 		km_http_free(f->h);
 		free(f);
@@ -625,14 +625,14 @@ static void test_swap_changes_etag_and_body(void **state)
 {
 	struct fx *f = *state;
 	struct resp r;
-	char line[128], etag2[KM_HTTP_ETAG_SIZE];
+	char line[128], etag2[KM_ETAG_SIZE];
 
 	assert_int_equal(km_http_publish(f->h, P1, DOC2, strlen(DOC2), 8, 60, LM + 60), KM_EOK);
 	get(f, P1, NULL, &r);
 	assert_int_equal(r.code, 200);
 	assert_int_equal(r.len, strlen(DOC2));
 	assert_memory_equal(r.body, DOC2, r.len);
-	assert_int_equal(km_http_etag_compute(DOC2, strlen(DOC2), etag2), KM_EOK);
+	assert_int_equal(km_etag_compute(DOC2, strlen(DOC2), etag2), KM_EOK);
 	assert_string_equal(hdr(&r, "ETag"), etag2);
 	assert_string_not_equal(etag2, f->etag1);
 	assert_string_equal(hdr(&r, "Cache-Control"), "public, max-age=60");
@@ -743,7 +743,7 @@ static void test_swap_under_load_is_atomic(void **state)
 {
 	struct fx *f = *state;
 	struct flip fl = { .h = f->h, .rounds = 400 };
-	char tag[KM_HTTP_ETAG_SIZE];
+	char tag[KM_ETAG_SIZE];
 	pthread_t t;
 	struct resp r;
 	void *tr = NULL;
@@ -755,7 +755,7 @@ static void test_swap_under_load_is_atomic(void **state)
 		assert_int_equal(r.code, 200);
 		assert_true((r.len == strlen(DOC1) && memcmp(r.body, DOC1, r.len) == 0) ||
 			    (r.len == strlen(DOC2) && memcmp(r.body, DOC2, r.len) == 0));
-		assert_int_equal(km_http_etag_compute(r.body, r.len, tag), KM_EOK);
+		assert_int_equal(km_etag_compute(r.body, r.len, tag), KM_EOK);
 		assert_string_equal(hdr(&r, "ETag"), tag);
 		resp_clear(&r);
 	}
@@ -847,10 +847,10 @@ static void test_metrics_extra_text(void **state)
 						  "keymgr_keys{state=\"active\"} 1\n"), KM_EOK);
 	assert_int_equal(metric(f, "keymgr_keys{state=\"active\"}"), 1);
 
-	huge = malloc(1024 * 1024 + 2);
+	huge = malloc(KM_HTTP_METRICS_TEXT_MAX + 2);
 	assert_non_null(huge);
-	memset(huge, '#', 1024 * 1024 + 1);
-	huge[1024 * 1024 + 1] = '\0';
+	memset(huge, '#', KM_HTTP_METRICS_TEXT_MAX + 1);
+	huge[KM_HTTP_METRICS_TEXT_MAX + 1] = '\0';
 	assert_int_equal(km_http_set_metrics_text(f->h, huge), KM_EINVAL);
 	free(huge);
 	assert_int_equal(metric(f, "keymgr_keys{state=\"active\"}"), 1);       /* unchanged */

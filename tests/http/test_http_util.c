@@ -15,22 +15,22 @@
 
 static void test_etag_compute_is_quoted_sha256_prefix(void **state)
 {
-	char tag[KM_HTTP_ETAG_SIZE];
+	char tag[KM_ETAG_SIZE];
 
 	/* SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223 b00361a3... */
-	assert_int_equal(km_http_etag_compute("abc", 3, tag), KM_EOK);
+	assert_int_equal(km_etag_compute("abc", 3, tag), KM_EOK);
 	assert_string_equal(tag, "\"ba7816bf8f01cfea414140de5dae2223\"");
 	/* SHA-256("") = e3b0c44298fc1c149afbf4c8996fb924 ... */
-	assert_int_equal(km_http_etag_compute("", 0, tag), KM_EOK);
+	assert_int_equal(km_etag_compute("", 0, tag), KM_EOK);
 	assert_string_equal(tag, "\"e3b0c44298fc1c149afbf4c8996fb924\"");
 }
 
 static void test_etag_compute_changes_with_one_byte(void **state)
 {
-	char a[KM_HTTP_ETAG_SIZE], b[KM_HTTP_ETAG_SIZE];
+	char a[KM_ETAG_SIZE], b[KM_ETAG_SIZE];
 
-	assert_int_equal(km_http_etag_compute("{\"keys\":[]}", 11, a), KM_EOK);
-	assert_int_equal(km_http_etag_compute("{\"keys\":[ ]", 11, b), KM_EOK);
+	assert_int_equal(km_etag_compute("{\"keys\":[]}", 11, a), KM_EOK);
+	assert_int_equal(km_etag_compute("{\"keys\":[ ]", 11, b), KM_EOK);
 	assert_string_not_equal(a, b);
 }
 

@@ -2,7 +2,8 @@
 """`meson install` as a package build runs it (issue 14, item 6), in a build directory of its
 own (prefix /usr, -Dtests=false), into a DESTDIR:
 
-  - default names: exactly keymgr in bindir, keymgrd in sbindir, their man pages, keymgr.yaml(5),
+  - default names: exactly keymgr in bindir, keymgrd in sbindir, keymgrd-listener in
+    libexecdir, their man pages, keymgr.yaml(5),
     the bash completion in bash-completion's directory and the two systemd units; the units'
     ExecStart= is the path keymgrd was installed at (after @...@ substitution, nothing left);
     the unit documents the device access a USB HSM needs; the installed programs run;
@@ -85,6 +86,7 @@ class InstallTest(unittest.TestCase):
         unit_dir = f"{prefix}/lib/systemd/system"
         expected = {
             f"{prefix}/bin/{cli}", f"{prefix}/sbin/{daemon}",
+            f"{prefix}/libexec/{daemon}-listener",
             f"{prefix}/share/man/man1/{cli}.1", f"{prefix}/share/man/man8/{daemon}.8",
             f"{prefix}/share/man/man5/keymgr.yaml.5",
             f"{comp}/{cli}", f"{unit_dir}/{daemon}.service", f"{unit_dir}/{daemon}@.service",
@@ -122,6 +124,9 @@ class InstallTest(unittest.TestCase):
         self.assertRegex(p.stdout, r"^keymgr \d+\.\d+\.\d+\n$")
         p = run(dest + f"{prefix}/sbin/{daemon}", "--help")
         self.assertTrue(p.stdout.startswith("Usage: keymgrd"), p.stdout[:80])
+        # keymgrd's network-facing process, which keymgrd finds in libexecdir
+        p = run(dest + f"{prefix}/libexec/{daemon}-listener", "--help")
+        self.assertTrue(p.stdout.startswith("Usage: keymgrd-listener"), p.stdout[:80])
         p = run(dest + f"{prefix}/sbin/{daemon}", "--bogus", ok=False)
         self.assertEqual(p.returncode, 2)
         self.assertIn("unknown option '--bogus'", p.stderr)

@@ -88,7 +88,7 @@ class CompletionTest(InstallationTest):
         self.assertEqual(self.complete("ro"), ["rotate"])
         self.assertEqual(self.complete("key", "s"), ["show"])
         self.assertEqual(self.complete("help", "ke"), ["key", "keyset"])
-        self.assertEqual(self.complete("help", "token", ""), ["init", "jwks", "keygen", "sign"])
+        self.assertEqual(self.complete("help", "token", ""), ["info", "init", "jwks", "keygen", "sign"])
 
     def test_options_of_every_verb(self):
         leaves = [v for v in all_verbs(self.inst)[1:]

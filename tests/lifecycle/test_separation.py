@@ -100,13 +100,19 @@ class WallTest(InstallationTest):
         self.assertRefused(p, 1, "production", "keymgr-production", "C_Login",
                            "PIN_INCORRECT")
         self.assertEqual(p.stdout, "")
+        # Refused once, that PIN is not presented again (keymgr/core/pin_refusal.h).
         p = inst.run("destroy", "--env", "production", "--", self.removed_kid, config=swapped)
-        self.assertRefused(p, 1, "production", "C_Login", "PIN_INCORRECT")
+        self.assertRefused(p, 1, "production", "C_Login", "PIN_INCORRECT",
+                           "refused by the token at", "keymgr env login production")
         p = inst.run("rotate", "production/wall", config=swapped)
         self.assertRefused(p, 1, "production", "C_Login")
         p = inst.run("rotate", "production/wall", "--now", "--force", config=swapped)
         self.assertRefused(p, 1, "production", "C_Login")
         # (check_output() already proved that no PIN appears in any of these outputs.)
+        # The record of the refusal is the one file they leave (for the staging PIN file).
+        record = os.path.join(inst.dir, "production.db.pin-refused")
+        self.assertTrue(os.path.exists(record), "no record of the refused PIN")
+        os.remove(record)
         self.assertUnchanged(before, "operations with the staging PIN")
         self.assertEqual(inst.key(self.removed_kid, "production")["state"], "removed")
         self.assertIn(self.removed_cka, inst.token_ids("production"))

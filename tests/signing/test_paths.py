@@ -44,8 +44,11 @@ BAD = [
 
 def run(keymgr, keymgrd):
     # stage lists no signers: the daemon does not sign for it.
+    # rotation_period 10m: the tokens compared below (kid included) are made seconds apart,
+    # and a rotation between them on a slow machine (the test policy's 8 s) made them differ.
     s = SignSetup(keymgr, keymgrd, envs=("dev", "stage"), keysets=("api", "ghost"),
-                  signers={"dev/api": "{ users: [ root ] }", "dev/ghost": "{ users: [ root ] }"})
+                  signers={"dev/api": "{ users: [ root ] }", "dev/ghost": "{ users: [ root ] }"},
+                  policy={"rotation_period": "10m"})
     d = None
     try:
         s.keyset_create("dev/api")
@@ -119,8 +122,7 @@ def run(keymgr, keymgrd):
             check("--via" in p.stderr, p.stderr)
 
         def json_says_who_signed():
-            # A daemon of its own: the two tests above compare tokens made a few seconds
-            # apart, before the 8 s rotation, and must not wait for these.
+            # A daemon of its own, started after the token-path test.
             nonlocal d
             d = Daemon(s)
             d.wait_event("signing-key", keyset="api", result="ok")

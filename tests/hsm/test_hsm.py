@@ -1,0 +1,291 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The hsm suite: keymgr's key lifecycle on one PKCS#11 implementation (tests/hsm/modules.py).
+
+Usage: /usr/bin/python3 test_hsm.py KEYMGR P11FAULT MODULE [--lean] [unittest options]
+
+For every algorithm MODULE supports (--lean: the first one only, for the sanitizer build):
+  keyset create (the first key generated, its private key read back independently by
+  p11attrs.py: sensitive, never extractable, sign only but for the module's recorded
+  exception), sign, verify with PyJWT and with `keymgr verify`, rotate, sign with the
+  successor, revoke and destroy the first key (gone from the JWKS and the token), and
+  reconcile after keymgr was SIGKILLed inside a generation (the key pair in the token, the
+  store's intent pending: tests/fault's p11fault wraps the module and kills the process at the
+  new key's test signature).
+For every algorithm it lacks: `keyset create` refused, naming the module, the missing
+mechanism and what the token can do, with nothing written.
+Then the module's row of docs/hsm-compat.md is checked against what ran here.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import jwt  # python3-jwt, for /usr/bin/python3
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+import modules  # noqa: E402
+import wrapper  # noqa: E402
+
+KEYMGR = P11FAULT = MODULE = None
+LEAN = False
+ISSUER = "https://auth.hsm.example.com"
+AUDIENCE = "api.example.com"
+CLAIMS = {"sub": "alice", "client_id": "hsm-tests", "aud": AUDIENCE}
+COMPAT = os.path.join(HERE, "..", "..", "docs", "hsm-compat.md")
+RESULTS = {}   # alg -> "yes" (the whole lifecycle passed) / "no" (refused at keyset create)
+
+
+def slug(alg):
+    return "k-" + alg.lower()
+
+
+class HsmTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="keymgr-hsm-")
+        os.chmod(cls.dir, 0o700)
+        cls.m = modules.start(MODULE, cls.dir)
+        cls.env = cls.m.process_env()
+        for v in ("KEYMGR_CONFIG", "KEYMGR_TOKEN", "KEYMGR_PIN_SOURCE", "KEYMGR_MODULE",
+                  "KEYMGR_CONTROL_SOCKET", "KEYMGR_STATE_DIR"):
+            cls.env.pop(v, None)
+        cls.config = cls.write_config("keymgr.yaml", cls.m.module)
+        # The same environment through p11fault (tests/fault), which kills keymgr at the new
+        # key's first C_SignInit: after C_GenerateKeyPair, before the store confirms it.
+        cls.crash_config = cls.write_config("crash.yaml", P11FAULT)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.m.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    @classmethod
+    def write_config(cls, name, module_path):
+        keysets = "".join(f'      {slug(a)}: {{ issuer: "{ISSUER}", audiences: [ {AUDIENCE} ] }}\n'
+                          for a in modules.ALL_ALGS)
+        purposes = ", ".join(slug(a) for a in modules.ALL_ALGS)
+        token = cls.m.config_token().replace(f"module: {cls.m.module}", f"module: {module_path}")
+        text = (f"version: 1\nenvironments:\n  hsm:\n    token:\n{token}"
+                f"    store: {cls.dir}/hsm.db\n"
+                f"    policy:\n      purposes: [ {purposes} ]\n      min_rsa_bits: 2048\n"
+                f"    keysets:\n{keysets}")
+        path = os.path.join(cls.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+        return path
+
+    # -- running things ----------------------------------------------------------------------
+
+    def keymgr(self, *args, config=None, ok=True, env=None):
+        argv, tag = wrapper.wrap([KEYMGR, "-c", config or self.config] + list(args))
+        e = dict(self.env, **(env or {}))
+        p = subprocess.run(argv, env=e, capture_output=True, text=True, cwd=self.dir,
+                           timeout=wrapper.timeout(300))
+        report = wrapper.check(tag)
+        self.assertFalse(report, f"keymgr {args}: {report}")
+        self.assertNotIn(self.m.pin, p.stdout + p.stderr, "the PIN appears in the output")
+        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            self.assertNotIn(marker, p.stderr)
+        if ok:
+            self.assertEqual(p.returncode, 0, f"keymgr {' '.join(args)}: exit {p.returncode}\n"
+                             f"stdout: {p.stdout}\nstderr: {p.stderr}")
+        return p
+
+    def json(self, *args, **kw):
+        return json.loads(self.keymgr(*args, "--json", **kw).stdout)
+
+    def token_keys(self):
+        argv = ["/usr/bin/python3", os.path.join(HERE, "p11attrs.py"), self.m.module,
+                self.m.label, self.m.pin_file] + ([self.m.init_args] if self.m.init_args else [])
+        p = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, f"p11attrs: {p.stderr}")
+        return json.loads(p.stdout)["keys"]
+
+    def active(self, alg):
+        keys = [k for k in self.json("key", "list", "hsm/" + slug(alg)) if k["state"] == "active"]
+        self.assertEqual(len(keys), 1, f"active keys of {alg}: {keys}")
+        return keys[0]
+
+    def verify_both(self, alg, token, kid):
+        jwks_path = os.path.join(self.dir, f"jwks-{alg}.json")
+        self.keymgr("jwks", "hsm/" + slug(alg), "--output", jwks_path)
+        with open(jwks_path) as f:
+            jwks = json.load(f)
+        self.assertEqual(jwt.get_unverified_header(token)["kid"], kid)
+        key = next(k for k in jwks["keys"] if k["kid"] == kid)
+        pyjwt_key = jwt.PyJWK(key, algorithm=alg).key
+        claims = jwt.decode(token, pyjwt_key, algorithms=[alg], audience=AUDIENCE,
+                            issuer=ISSUER)
+        self.assertEqual(claims["sub"], "alice")
+        typ = jwt.get_unverified_header(token).get("typ", "JWT")
+        self.keymgr("verify", "--jwks", jwks_path, "--alg", alg, "--iss", ISSUER, "--aud",
+                    AUDIENCE, "--typ", typ, token)
+        return jwks_path
+
+    def sign(self, alg):
+        return self.keymgr("sign", "hsm/" + slug(alg), "--claims", json.dumps(CLAIMS), "--ttl",
+                           "10m").stdout.strip()
+
+    def create(self, alg, ok=True):
+        args = ["keyset", "create", "hsm/" + slug(alg), "--alg", alg, "--owner", "hsm-suite",
+                "--purpose", slug(alg)]
+        if alg[0] in "RP":
+            args += ["--bits", "2048"]
+        return self.keymgr(*args, ok=ok)
+
+    # -- the cases ---------------------------------------------------------------------------
+
+    def lifecycle(self, alg):
+        caps = self.json("token", "info", "--env", "hsm")
+        self.assertTrue(next(a for a in caps["algorithms"] if a["alg"] == alg)["supported"])
+        self.create(alg)
+        first = self.active(alg)
+        cka_id = first["token"]["cka_id"]
+
+        # The private key as the token holds it, read without keymgr.
+        attrs = self.token_keys()[cka_id]
+        self.assertTrue(attrs["private"] and attrs["public"], attrs)
+        self.assertIs(attrs["sensitive"], True, attrs)
+        self.assertIs(attrs["extractable"], False, attrs)
+        self.assertIn(attrs["never_extractable"], (True, None), attrs)
+        self.assertIs(attrs["sign"], True, attrs)
+        for other in ("unwrap", "derive"):
+            self.assertIn(attrs[other], (False, None), f"{other}: {attrs}")
+        if caps["exceptions"]:
+            # The recorded exception (tpm2-pkcs11: CKA_DECRYPT is always TRUE) is real, and
+            # named as a warning.
+            self.assertIs(attrs["decrypt"], True, attrs)
+            self.assertIn("CKA_DECRYPT", caps["exceptions"][0])
+            p = self.keymgr("token", "info", "--env", "hsm")
+            self.assertIn("warning: recorded exception", p.stderr)
+        else:
+            self.assertIn(attrs["decrypt"], (False, None), attrs)
+
+        token = self.sign(alg)
+        self.verify_both(alg, token, first["kid"])
+
+        self.json("rotate", "hsm/" + slug(alg), "--now", "--force")
+        second = self.active(alg)
+        self.assertNotEqual(second["kid"], first["kid"])
+        self.verify_both(alg, self.sign(alg), second["kid"])
+
+        self.keymgr("revoke", first["kid"], "--env", "hsm", "--reason", "hsm suite")
+        jwks = json.loads(self.keymgr("jwks", "hsm/" + slug(alg)).stdout)
+        self.assertNotIn(first["kid"], [k["kid"] for k in jwks["keys"]])
+        self.keymgr("destroy", first["kid"], "--env", "hsm")
+        keys = self.token_keys()
+        self.assertNotIn(cka_id, keys)
+        self.assertIn(second["token"]["cka_id"], keys)
+
+        # keymgr killed inside a generation, then reconcile.
+        p = self.keymgr("rotate", "hsm/" + slug(alg), "--now", "--force",
+                        config=self.crash_config, ok=False,
+                        env={"KEYMGR_P11FAULT_MODULE": self.m.module,
+                             "KEYMGR_P11FAULT": "C_SignInit:KILL"})
+        self.assertEqual(p.returncode, -9, f"not killed: {p.returncode} {p.stderr}")
+        pending = [k for k in self.json("key", "list", "hsm/" + slug(alg)) if k["pending"]]
+        self.assertEqual(len(pending), 1, "the killed generation left no pending intent")
+        self.assertIn(pending[0]["token"]["cka_id"], self.token_keys(),
+                      "the killed generation left no key pair in the token")
+        self.keymgr("reconcile", "hsm")
+        after = self.json("key", "list", "hsm/" + slug(alg))
+        self.assertFalse([k for k in after if k["pending"]], after)
+        self.assertEqual(self.active(alg)["kid"], second["kid"])
+        self.verify_both(alg, self.sign(alg), second["kid"])
+        RESULTS[alg] = "yes"
+
+    def refused(self, alg):
+        before = self.json("keyset", "list", "hsm")
+        p = self.create(alg, ok=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"PKCS#11 module {self.m.module}", p.stderr)
+        self.assertIn(f"cannot do {alg}", p.stderr)
+        self.assertRegex(p.stderr, r"(no CKM_|quirk table)")
+        self.assertIn("it can do: " + " ".join(a for a in modules.ALL_ALGS if a in self.m.algs),
+                      p.stderr)
+        self.assertEqual(before, self.json("keyset", "list", "hsm"), "the refusal wrote")
+        RESULTS[alg] = "no"
+
+    def pin_too_long(self):
+        """A PIN longer than ulMaxPinLen is refused before C_Login: no try toward the lockout
+        is spent (opencryptoki answers it with CKR_PIN_INCORRECT and counts it)."""
+        long_pin = os.path.join(self.dir, "long.pin")
+        fd = os.open(long_pin, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("9" * (self.m.pin_max + 1) + "\n")
+        text = open(self.config).read().replace(f"pin: file:{self.m.pin_file}",
+                                                f"pin: file:{long_pin}")
+        path = os.path.join(self.dir, "long-pin.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+        p = self.keymgr("token", "info", "--env", "hsm", config=path, ok=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"the PIN has {self.m.pin_max + 1} characters but the token accepts",
+                      p.stderr)
+        self.assertNotIn("CKR_PIN_INCORRECT", p.stderr)
+        # The right PIN still works.
+        self.keymgr("token", "info", "--env", "hsm")
+
+    def test_zz_compat_table(self):
+        """docs/hsm-compat.md's row for this module says what this run found."""
+        with open(COMPAT) as f:
+            text = f.read()
+        m = re.search(r"^\| `" + MODULE + r"` \|(.*)\|\s*$", text, re.M)
+        self.assertIsNotNone(m, f"docs/hsm-compat.md has no row for `{MODULE}`")
+        cells = [c.strip() for c in m.group(1).split("|")]
+        header = re.search(r"^\| module \|(.*)\|\s*$", text, re.M)
+        algs = [c.strip() for c in header.group(1).split("|")]
+        self.assertEqual(algs[:len(modules.ALL_ALGS)], list(modules.ALL_ALGS))
+        ran = 0
+        for alg, cell in zip(algs, cells):
+            if alg in RESULTS:
+                ran += 1
+                self.assertEqual(cell, RESULTS[alg], f"docs/hsm-compat.md, `{MODULE}`, {alg}")
+        self.assertGreater(ran, 0)
+
+
+def add_cases():
+    algs = [a for a in modules.ALL_ALGS if a in modules.KINDS[MODULE].algs]
+    missing = [a for a in modules.ALL_ALGS if a not in algs]
+    if LEAN:
+        algs, missing = algs[:1], missing[:1]
+    for alg in algs:
+        setattr(HsmTest, f"test_lifecycle_{alg}", lambda self, a=alg: self.lifecycle(a))
+    for alg in missing:
+        setattr(HsmTest, f"test_refused_{alg}", lambda self, a=alg: self.refused(a))
+    if modules.KINDS[MODULE].pin_max:
+        HsmTest.test_pin_too_long = HsmTest.pin_too_long
+
+
+def main():
+    global KEYMGR, P11FAULT, MODULE, LEAN
+    if len(sys.argv) < 4:
+        print(f"usage: {sys.argv[0]} KEYMGR P11FAULT MODULE [--lean]", file=sys.stderr)
+        sys.exit(2)
+    KEYMGR, P11FAULT, MODULE = (os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]),
+                                sys.argv[3])
+    rest = sys.argv[4:]
+    if "--lean" in rest:
+        LEAN = True
+        rest.remove("--lean")
+    add_cases()
+    prog = unittest.main(module="__main__", argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
+    r = prog.result
+    print(f"\nhsm.{MODULE}: {r.testsRun} cases, {len(r.failures)} failed, {len(r.errors)} "
+          f"errors, {len(r.skipped)} skipped; ran {json.dumps(RESULTS)}")
+    late = wrapper.sweep()
+    if late:
+        print(late)
+    sys.exit(0 if r.testsRun and r.wasSuccessful() and not late and not r.skipped else 1)
+
+
+if __name__ == "__main__":
+    main()
