@@ -72,6 +72,7 @@ typedef struct {
 	sk_keyset_t *ks;                /* sorted by name */
 	size_t n_ks;
 	kd_sign_stat_t *other;          /* requests for a key set not signed for here */
+	atomic_bool built;              /* its key sets resolved once (rebuild) */
 } sk_env_t;
 
 typedef struct {
@@ -98,6 +99,7 @@ struct kd_signing {
 	atomic_uint_fast64_t n_ok, n_refused, n_denied, n_failed;
 	kd_sign_stats_t *stats;
 	kd_sign_stat_t *unserved;       /* requests for an environment not signed for */
+	atomic_bool synced;             /* the first kd_signing_sync() is done */
 };
 
 int kd_signing_create(kd_signing_t **ret)
@@ -368,6 +370,7 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 		ks[i].stats = kd_sign_stats_entry(s->stats, se->env, ks[i].name);
 	if (keysets_equal(se->ks, se->n_ks, ks, n)) {
 		keysets_free(ks, n);
+		atomic_store(&se->built, true);
 		return;
 	}
 	if (!locked)
@@ -379,6 +382,7 @@ static void rebuild(kd_signing_t *s, kd_env_t *e, sk_env_t *se, bool locked)
 	size_t n_old = se->n_ks;
 	se->ks = ks;
 	se->n_ks = n;
+	atomic_store(&se->built, true);
 	if (!locked)
 		pthread_rwlock_unlock(&s->lock);
 	keysets_free(old, n_old);
@@ -530,6 +534,7 @@ void kd_signing_sync(kd_daemon_t *d, int64_t now)
 			warm(se, se->ks, se->n_ks);
 		rebuild(s, e, se, false);
 	}
+	atomic_store(&s->synced, true);
 }
 
 void kd_signing_reloaded_locked(kd_daemon_t *d)
@@ -746,6 +751,14 @@ static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, ch
 	sk_keyset_t *ks = se ? find_keyset(se, name) : NULL;
 	if (se != NULL)
 		*stat = ks != NULL ? ks->stats : se->other;
+	/* Just after start (the control socket opens before the first pass): neither "not
+	 * served" nor "not an allowed signer" would be true yet. */
+	if ((se == NULL && !atomic_load(&s->synced)) || (se != NULL && !atomic_load(&se->built))) {
+		pthread_rwlock_unlock(&s->lock);
+		snprintf(err, sizeof(err), "keymgrd is starting: the signing keys of '%s' are not "
+		         "loaded yet; try again in a moment", env);
+		return refusal(KM_EBUSY, "busy", err);
+	}
 	if (se == NULL) {
 		pthread_rwlock_unlock(&s->lock);
 		snprintf(err, sizeof(err), "keymgrd does not sign for environment '%s' (none of its "

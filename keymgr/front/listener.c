@@ -27,7 +27,7 @@
 #include "keymgr/front/sandbox.h"
 #include "keymgr/http/http_server.h"
 
-#define PICKUP_EVERY_MS 250   /* how stale keymgrd's view of the fetches may be */
+#define PICKUP_GAP_MS 20      /* between two reports of fetches: a flood of them is batched */
 #define PICKUP_ROWS_MAX 4096
 #define FD_RESERVE 64          /* channel, epoll, eventfds, the admin server's own */
 
@@ -89,22 +89,29 @@ static int serve(int ch, km_http_t *pub, km_http_t *admin)
 	uint8_t *buf = NULL;
 	size_t cap = 0;
 	int rc = 0;
-	int64_t next_pickup = mono_ms() + PICKUP_EVERY_MS;
+	/* A fetch is reported as soon as it is recorded (the server's change eventfd), at most
+	 * once per PICKUP_GAP_MS, also while keymgrd sends frame after frame. */
+	int64_t last_sent = 0, due = -1;   /* due: when to report; -1: nothing to report */
 	for (;;) {
-		/* The pickups go out on time even while keymgrd sends frame after frame. */
 		int64_t now = mono_ms();
-		if (now >= next_pickup) {
+		if (due >= 0 && now >= due) {
 			if (send_pickups(ch, pub, &out) != KM_EOK)
 				break;   /* keymgrd is gone */
-			next_pickup = now + PICKUP_EVERY_MS;
+			last_sent = now;
+			due = -1;
 		}
-		struct pollfd p = { .fd = ch, .events = POLLIN };
-		int n = poll(&p, 1, (int)(next_pickup - now));
+		struct pollfd p[2] = {
+			{ .fd = ch, .events = POLLIN },
+			{ .fd = km_http_verifier_change_fd(pub), .events = POLLIN },
+		};
+		int n = poll(p, due >= 0 ? 1 : 2, due >= 0 ? (int)(due - now) : -1);
 		if (n < 0 && errno != EINTR) {
 			rc = failed(ch, "poll on the channel: %s", strerror(errno));
 			break;
 		}
-		if (n <= 0)
+		if (n > 0 && (p[1].revents & POLLIN) && due < 0)
+			due = last_sent + PICKUP_GAP_MS > now ? last_sent + PICKUP_GAP_MS : now;
+		if (n <= 0 || !(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		km_chan_msg_t m;
 		int r = km_chan_recv(ch, &buf, &cap, &m);

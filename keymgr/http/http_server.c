@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -63,6 +64,7 @@ struct doc {
 struct km_http {
 	struct MHD_Daemon *mhd;
 	uint16_t port;
+	int change_fd;                      /* eventfd: verifier rows changed (km_http_vtab) */
 
 	km_http_listener_t *listener;
 
@@ -795,6 +797,7 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 	r = KM_ENOMEM;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		goto nomem;
+	h->change_fd = -1;
 	if (pthread_rwlockattr_init(&attr) != 0)
 		goto nomem;
 	/* A publish must not wait behind a stream of readers. */
@@ -822,6 +825,9 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 	h->health_code = MHD_HTTP_SERVICE_UNAVAILABLE;
 	if (km_http_vtab_create(max_verifiers, &h->vtab) != KM_EOK)
 		goto nomem;
+	if ((h->change_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		goto nomem;
+	km_http_vtab_set_notify(h->vtab, h->change_fd);
 	if (cfg->rate_limit != 0 &&
 	    km_ratelimit_create(cfg->rate_limit, cfg->rate_burst, max_verifiers, &h->rate) != KM_EOK)
 		goto nomem;
@@ -913,6 +919,8 @@ void km_http_free(km_http_t *h)
 	km_ratelimit_free(h->rate);
 	free(h->extra_metrics);
 	km_http_vtab_free(h->vtab);
+	if (h->change_fd >= 0)
+		close(h->change_fd);
 	pthread_rwlock_destroy(&h->lock);
 	free(h);
 }
@@ -1027,7 +1035,15 @@ int km_http_verifiers(km_http_t *h, const char *path, km_http_verifier_t **ret, 
 
 int km_http_take_verifier_changes(km_http_t *h, km_http_verifier_t **ret, size_t *count)
 {
+	uint64_t v;
+	ssize_t r = read(h->change_fd, &v, sizeof(v));   /* reset before taking: none missed */
+	(void)r;
 	return km_http_vtab_take_changes(h->vtab, ret, count);
+}
+
+int km_http_verifier_change_fd(const km_http_t *h)
+{
+	return h->change_fd;
 }
 
 int km_http_set_listed_verifiers(km_http_t *h, const char *const *names, size_t n)

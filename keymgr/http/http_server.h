@@ -145,6 +145,10 @@ int km_http_set_listed_verifiers(km_http_t *h, const char *const *names, size_t 
  */
 int km_http_take_verifier_changes(km_http_t *h, km_http_verifier_t **ret, size_t *count);
 
+/* Readable (an eventfd) once a row changed after the last km_http_take_verifier_changes(),
+ * which resets it: a process that forwards the changes polls it instead of a timer. */
+int km_http_verifier_change_fd(const km_http_t *h);
+
 /* true if s is a valid Keymgr-Verifier name: 1..64 of [A-Za-z0-9._-]. */
 bool km_http_verifier_name_valid(const char *s);
 

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/fnv.h"
@@ -39,6 +40,8 @@ struct km_http_vtab {
 	uint64_t evicted, dropped;
 	char (*listed)[KM_HTTP_VERIFIER_ID_MAX + 1];   /* sorted names */
 	size_t n_listed;
+	int notify_fd;          /* written once when a row changes after a take; -1: none */
+	bool notified;
 };
 
 static int list_of(const struct row *rw)
@@ -78,6 +81,7 @@ int km_http_vtab_create(size_t cap, km_http_vtab_t **ret)
 	for (i = 0; i < t->cap; i++)
 		t->rows[i].next = (i + 1 < t->cap) ? i + 1 : NIL;
 	t->free_head = 0;
+	t->notify_fd = -1;
 	for (i = 0; i < N_LISTS; i++)
 		t->lists[i].head = t->lists[i].tail = NIL;
 	if (pthread_mutex_init(&t->lock, NULL) != 0)
@@ -261,6 +265,7 @@ int km_http_vtab_take_changes(km_http_vtab_t *t, km_http_verifier_t **ret, size_
 		out[n++] = t->rows[i].v;
 		t->rows[i].changed = false;
 	}
+	t->notified = false;
 	pthread_mutex_unlock(&t->lock);
 	*ret = out;
 	*count = n;
@@ -278,7 +283,20 @@ void km_http_vtab_record(km_http_vtab_t *t, const char *id, bool named, const ch
 		rw->v.by_304 = by_304;
 		rw->v.fetches++;
 		rw->changed = true;
+		if (!t->notified && t->notify_fd >= 0) {
+			uint64_t one = 1;
+			ssize_t w = write(t->notify_fd, &one, sizeof(one));
+			t->notified = w == (ssize_t)sizeof(one);
+		}
 	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void km_http_vtab_set_notify(km_http_vtab_t *t, int fd)
+{
+	pthread_mutex_lock(&t->lock);
+	t->notify_fd = fd;
+	t->notified = false;
 	pthread_mutex_unlock(&t->lock);
 }
 

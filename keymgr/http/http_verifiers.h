@@ -64,6 +64,13 @@ void km_http_vtab_counts(km_http_vtab_t *t, km_http_vtab_counts_t *ret);
 int km_http_vtab_take_changes(km_http_vtab_t *t, km_http_verifier_t **ret, size_t *count);
 
 /*
+ * fd (an eventfd; -1: none) gets one write when a row is recorded after the previous
+ * km_http_vtab_take_changes() (not one per record): whoever takes the changes can wait for it
+ * instead of polling. The caller reads (resets) it and keeps it open.
+ */
+void km_http_vtab_set_notify(km_http_vtab_t *t, int fd);
+
+/*
  * Records a row as another table reported it (km_http_vtab_take_changes() of a listener):
  * its serial, last_seen, by_304 and fetch count replace this table's, subject to the same
  * bounds and pinning as km_http_vtab_record().

@@ -98,13 +98,16 @@ def run(keymgr, keymgrd):
         s.run("tick", "--socket", s.socket)
         check(state_of(s, "dev/api", succ) == "published", "activated without gw-1")
         check(state_of(s, "dev/api", first) == "active", "the old key stopped signing")
-        st = json.loads(s.run("status", "dev/api", "--socket", s.socket, "--json").stdout)
-        ks = st["environments"][0]["keysets"][0]
-        pend = [p for p in ks["pending"] if p["kid"] == succ][0]
+        # The listener reports fetches to keymgrd as they happen, in another process: the
+        # evidence arrives a moment after the fetch.
+        def pending():
+            st = json.loads(s.run("status", "dev/api", "--socket", s.socket, "--json").stdout)
+            ks = st["environments"][0]["keysets"][0]
+            p = [p for p in ks["pending"] if p["kid"] == succ][0]
+            return (ks, p) if "gw-2" in p["seen_by"] and "127.0.0.1" in p["seen_by"] else None
+        ks, pend = wait_for(pending, "the other fetchers in keymgr status", timeout=10)
         check(ks["deferred"] and "gw-1" in pend["not_seen_by"] and "gw-1" not in pend["seen_by"],
               f"status evidence: {pend}")
-        check("gw-2" in pend["seen_by"] and "127.0.0.1" in pend["seen_by"],
-              f"status lacks the other fetchers: {pend}")
         text = s.run("status", "dev/api", "--socket", s.socket).stdout
         check("not seen by: gw-1" in text, f"status text: {text}")
         m = d.metrics()

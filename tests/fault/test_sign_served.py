@@ -22,6 +22,11 @@ refusal), and keymgrd signs again once it has reopened the token.
 While that pass holds keymgrd's main thread, a control request without an op or with an
 unknown op is still refused at once (the connection's thread answers it).
 
+Just after start, while keymgrd's first login to the token is held (the fault module's HOLD
+rule on C_Login), a sign request from a listed signer is answered busy ("keymgrd is
+starting"), not denied as if the signer were not listed, nor "not served"; nothing is
+audited as a denial. Once the login goes through, the same request signs.
+
 A connection that signs often has the next C_SignInit run ahead (pkcs11/prepare.c): the
 fault module's call log shows it after the reply, and the next request on that connection
 reaches the token as a C_Sign alone. A connection that signs once is not prepared for.
@@ -241,8 +246,40 @@ def test_busy_connection_is_prepared_for():
         check(len({kid_of(t) for t in tokens}) == 1, "the key changed without a rotation")
 
 
+def test_busy_while_starting():
+    s = ServedSetup()
+    d = None
+    gate = os.path.join(s.dir, "gate")
+    try:
+        s.keyset_create("dev/api")
+        s.run("rotate", "dev/api")
+        with open(s.rules, "w") as f:
+            f.write(f"C_Login:HOLD={gate}\n")
+        d = Daemon(s, verbose=False)   # assigned first: the finally stops it
+        log = s.env["KEYMGR_P11FAULT_LOG"]
+        wait_for(lambda: os.path.exists(log) and "C_Login HOLD" in open(log).read(),
+                 "keymgrd's first login held", timeout=wrapper.timeout(60))
+        r = sign(s, "dev/api")
+        check(not r.get("ok") and r.get("code") == "busy" and "starting" in r.get("error", ""),
+              f"a listed signer's request while keymgrd starts: {r}")
+        open(gate, "w").close()
+        with open(s.rules, "w") as f:
+            f.write("")
+        wait_for(lambda: sign(s, "dev/api").get("ok"), "keymgrd signing once started",
+                 timeout=wrapper.timeout(60))
+        check(not d.events("sign-denied"), "a request during the start was logged as denied")
+        check(d.stop() == 0, "keymgrd did not exit 0")
+    finally:
+        if not os.path.exists(gate):
+            open(gate, "w").close()
+        if d is not None and d.proc.poll() is None:
+            d.stop()
+        s.close()
+
+
 if __name__ == "__main__":
-    sys.exit(run_tests([("no_token_before_its_key_is_served",
+    sys.exit(run_tests([("busy_while_starting", test_busy_while_starting),
+                        ("no_token_before_its_key_is_served",
                          test_no_token_before_its_key_is_served),
                         ("token_failure_is_a_token_error", test_token_failure_is_a_token_error),
                         ("busy_connection_is_prepared_for",

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -981,6 +982,36 @@ static void test_verifiers_invalid_name_is_unnamed(void **state)
 	free(v);
 }
 
+/* A fetch makes the change fd readable once; taking the changes resets it and returns the
+ * row; with no new fetch it stays quiet (the listener waits on it instead of a timer). */
+static void test_verifier_changes_wake_once(void **state)
+{
+	struct fx *f = *state;
+	km_http_verifier_t *v = NULL;
+	struct resp r;
+	size_t n = 99;
+	struct pollfd p = { .fd = km_http_verifier_change_fd(f->h), .events = POLLIN };
+
+	assert_true(p.fd >= 0);
+	assert_int_equal(km_http_take_verifier_changes(f->h, &v, &n), KM_EOK);
+	free(v);
+	assert_int_equal(poll(&p, 1, 0), 0);
+	get(f, P1, "Keymgr-Verifier: gw-9", &r);
+	resp_clear(&r);
+	get(f, P1, "Keymgr-Verifier: gw-9", &r);
+	resp_clear(&r);
+	assert_int_equal(poll(&p, 1, 0), 1);
+	assert_int_equal(km_http_take_verifier_changes(f->h, &v, &n), KM_EOK);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, "gw-9");
+	assert_int_equal(v[0].fetches, 2);
+	free(v);
+	assert_int_equal(poll(&p, 1, 0), 0);
+	assert_int_equal(km_http_take_verifier_changes(f->h, &v, &n), KM_EOK);
+	assert_int_equal(n, 0);
+	assert_null(v);
+}
+
 /* ---------------------------------------------------------------- start errors */
 
 static void test_start_refuses_bad_config(void **state)
@@ -1078,6 +1109,7 @@ int main(void)
 		T(test_metrics_extra_text),
 		T(test_verifiers_named_unnamed_and_304),
 		T(test_verifiers_invalid_name_is_unnamed),
+		T(test_verifier_changes_wake_once),
 		T(test_start_refuses_bad_config),
 		cmocka_unit_test(test_ipv6_loopback_tracks_address),
 	};
