@@ -31,10 +31,10 @@
 #define SIG_BUF_MAX 1024        /* RSA-8192; our own keys stop at 4096 */
 #define DIGESTINFO_MAX (19 + EVP_MAX_MD_SIZE)
 
-/* The digests of ES*, fetched once: OpenSSL 3 fetches EVP_sha256() and its kin from the
- * provider store again at every EVP_DigestInit, which costs about as much as hashing a
- * token's signing input. Kept for the life of the process; NULL when a fetch failed (the
- * implicit fetch is used then). */
+/* The digests hashed here (make_input), fetched once: OpenSSL 3 fetches EVP_sha256() and its
+ * kin from the provider store again at every EVP_DigestInit, which costs about as much as
+ * hashing a token's signing input. Kept for the life of the process; NULL when a fetch
+ * failed (the implicit fetch is used then). */
 static EVP_MD *fetched[3];
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 
