@@ -31,7 +31,7 @@ static void skip_ws(cursor_t *c)
 		c->p++;
 }
 
-/* A string of printable ASCII without escapes: its bytes [*s, *s + *n). At a quote. */
+/* A string of ASCII from 0x20 up, without escapes: its bytes [*s, *s + *n). At a quote. */
 static bool string(cursor_t *c, const char **s, size_t *n)
 {
 	const unsigned char *q = ++c->p;

@@ -20,7 +20,9 @@
  * A connection that signs often (its last two signatures less than half of
  * KM_TOKEN_PREPARED_MAX_AGE_MS apart) has the next C_SignInit run after its replies are
  * sent, before the thread waits for its next request (kd_signing_prepare,
- * pkcs11/prepare.c): that request then only pays C_Sign.
+ * pkcs11/prepare.c): that request then only pays C_Sign. Before it waits, the thread reads
+ * what the socket already holds (one recv that does not block): a request that came in
+ * meanwhile costs no poll(2).
  */
 #include <errno.h>
 #include <poll.h>
