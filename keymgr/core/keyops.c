@@ -11,8 +11,8 @@
 #include "keymgr/jose/jwks.h"
 #include "keymgr/store/change_lock.h"
 
-int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who, int64_t now,
-                     char *err, size_t errlen)
+static int keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who,
+                         int64_t now, char *err, size_t errlen)
 {
 	km_policy_t pol;
 	int r = km_env_keyset_policy(env, ks->name, &pol);
@@ -124,6 +124,25 @@ fail:
 	return r;
 }
 
+/*
+ * Every change recorded in the audit log is made under the change lock, whose time is never
+ * before the newest change already recorded (km_store_change_lock_at): a process that read
+ * its clock before another's change, or a change rounded up by its wait, cannot make the log
+ * go back in time (a key retired before its activation, a report that cannot replay it).
+ */
+int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who, int64_t now,
+                     char *err, size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	int r = km_store_change_lock_at(s, "keyset create", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                errlen);
+	if (r != KM_EOK)
+		return r;
+	r = keyset_create(env, ks, who, now, err, errlen);
+	km_store_change_unlock(s);
+	return r;
+}
+
 static int keyset_set(km_env_t *env, const char *keyset, km_policy_field_t field,
                       const char *value, const char *who, int64_t now, const char *reason,
                       km_keyset_change_t *ret, char *err, size_t errlen)
@@ -181,20 +200,36 @@ static int keyset_set(km_env_t *env, const char *keyset, km_policy_field_t field
 	return KM_EOK;
 }
 
+static int keyset_set_locked(km_env_t *env, const char *keyset, km_policy_field_t field,
+                             const char *value, const char *who, int64_t now,
+                             const char *reason, km_keyset_change_t *ret, char *err,
+                             size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	int r = km_store_change_lock_at(s, field == KM_POLICY_F_OWNERS ? "keyset set-owner"
+	                                                               : "keyset set-purpose",
+	                                KM_STORE_CHANGE_WAIT_MS, &now, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	r = keyset_set(env, keyset, field, value, who, now, reason, ret, err, errlen);
+	km_store_change_unlock(s);
+	return r;
+}
+
 int km_keyset_set_owner(km_env_t *env, const char *keyset, const char *owner, const char *who,
                         int64_t now, const char *reason, km_keyset_change_t *ret, char *err,
                         size_t errlen)
 {
-	return keyset_set(env, keyset, KM_POLICY_F_OWNERS, owner, who, now, reason, ret, err,
-	                  errlen);
+	return keyset_set_locked(env, keyset, KM_POLICY_F_OWNERS, owner, who, now, reason, ret,
+	                         err, errlen);
 }
 
 int km_keyset_set_purpose(km_env_t *env, const char *keyset, const char *purpose,
                           const char *who, int64_t now, const char *reason,
                           km_keyset_change_t *ret, char *err, size_t errlen)
 {
-	return keyset_set(env, keyset, KM_POLICY_F_PURPOSES, purpose, who, now, reason, ret, err,
-	                  errlen);
+	return keyset_set_locked(env, keyset, KM_POLICY_F_PURPOSES, purpose, who, now, reason,
+	                         ret, err, errlen);
 }
 
 int km_key_lookup(km_env_t *env, const char *kid, km_store_key_t *ret, char *err,
@@ -347,10 +382,31 @@ int km_key_set_state(km_env_t *env, const char *kid, km_state_t to, int64_t now,
 		return km_key_activate(env, kid, now, err, errlen);
 	if (to == KM_STATE_DESTROYED)
 		return km_key_destroy(env, kid, now, err, errlen);
-	return km_store_key_transition(km_env_store(env), kid, to, now, reason, err, errlen);
+	km_store_t *s = km_env_store(env);
+	if ((r = km_store_change_lock_at(s, "key state", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                 errlen)) != KM_EOK)
+		return r;
+	r = km_store_key_transition(s, kid, to, now, reason, err, errlen);
+	km_store_change_unlock(s);
+	return r;
 }
 
+static int key_activate(km_env_t *env, const char *kid, int64_t now, char *err,
+                        size_t errlen);
+
 int km_key_activate(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	int r = km_store_change_lock_at(s, "activate", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                errlen);
+	if (r != KM_EOK)
+		return r;
+	r = key_activate(env, kid, now, err, errlen);
+	km_store_change_unlock(s);
+	return r;
+}
+
+static int key_activate(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen)
 {
 	km_store_t *s = km_env_store(env);
 	km_store_key_t k, cur;
