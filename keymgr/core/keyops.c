@@ -11,8 +11,8 @@
 #include "keymgr/jose/jwks.h"
 #include "keymgr/store/change_lock.h"
 
-static int keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who,
-                         int64_t now, char *err, size_t errlen)
+int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who, int64_t now,
+                     char *err, size_t errlen)
 {
 	km_policy_t pol;
 	int r = km_env_keyset_policy(env, ks->name, &pol);
@@ -87,9 +87,14 @@ static int keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char 
 	    (r = km_token_alg_check(t, ks->alg, ks->rsa_bits, err, errlen)) != KM_EOK)
 		return r;
 
+	/* Every recorded change holds the change lock from here, for its time rule too: never
+	 * recorded before the newest change (km_store_change_lock_at, docs/reconcile.md). */
 	km_store_t *s = km_env_store(env);
-	if ((r = km_store_begin(s, err, errlen)) != KM_EOK)
+	if ((r = km_store_change_lock_at(s, "keyset create", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                 errlen)) != KM_EOK)
 		return r;
+	if ((r = km_store_begin(s, err, errlen)) != KM_EOK)
+		goto unlock;
 	/* A duplicate is reported as such, not as a clash of purposes with itself. */
 	km_store_keyset_t existing;
 	if (km_store_keyset_get(s, ks->name, &existing, NULL, 0) == KM_EOK) {
@@ -118,27 +123,11 @@ static int keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char 
 	rec.created_at = now;
 	if ((r = km_store_keyset_create(s, &rec, NULL, err, errlen)) != KM_EOK)
 		goto fail;
-	return km_store_commit(s, err, errlen);
+	r = km_store_commit(s, err, errlen);
+	goto unlock;
 fail:
 	km_store_rollback(s, NULL, 0);
-	return r;
-}
-
-/*
- * Every change recorded in the audit log is made under the change lock, whose time is never
- * before the newest change already recorded (km_store_change_lock_at): a process that read
- * its clock before another's change, or a change rounded up by its wait, cannot make the log
- * go back in time (a key retired before its activation, a report that cannot replay it).
- */
-int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who, int64_t now,
-                     char *err, size_t errlen)
-{
-	km_store_t *s = km_env_store(env);
-	int r = km_store_change_lock_at(s, "keyset create", KM_STORE_CHANGE_WAIT_MS, &now, err,
-	                                errlen);
-	if (r != KM_EOK)
-		return r;
-	r = keyset_create(env, ks, who, now, err, errlen);
+unlock:
 	km_store_change_unlock(s);
 	return r;
 }
@@ -185,8 +174,12 @@ static int keyset_set(km_env_t *env, const char *keyset, km_policy_field_t field
 		return refused;
 	}
 	res.changed = strcmp(owner ? ks.owner : ks.purpose, value) != 0;
+	if ((r = km_store_change_lock_at(s, owner ? "keyset set-owner" : "keyset set-purpose",
+	                                 KM_STORE_CHANGE_WAIT_MS, &now, err, errlen)) != KM_EOK)
+		return r;
 	r = owner ? km_store_keyset_set_owner(s, keyset, value, who, now, reason, err, errlen)
 	          : km_store_keyset_set_purpose(s, keyset, value, who, now, reason, err, errlen);
+	km_store_change_unlock(s);
 	if (r != KM_EOK)
 		return r;
 	km_store_key_t active;
@@ -200,36 +193,20 @@ static int keyset_set(km_env_t *env, const char *keyset, km_policy_field_t field
 	return KM_EOK;
 }
 
-static int keyset_set_locked(km_env_t *env, const char *keyset, km_policy_field_t field,
-                             const char *value, const char *who, int64_t now,
-                             const char *reason, km_keyset_change_t *ret, char *err,
-                             size_t errlen)
-{
-	km_store_t *s = km_env_store(env);
-	int r = km_store_change_lock_at(s, field == KM_POLICY_F_OWNERS ? "keyset set-owner"
-	                                                               : "keyset set-purpose",
-	                                KM_STORE_CHANGE_WAIT_MS, &now, err, errlen);
-	if (r != KM_EOK)
-		return r;
-	r = keyset_set(env, keyset, field, value, who, now, reason, ret, err, errlen);
-	km_store_change_unlock(s);
-	return r;
-}
-
 int km_keyset_set_owner(km_env_t *env, const char *keyset, const char *owner, const char *who,
                         int64_t now, const char *reason, km_keyset_change_t *ret, char *err,
                         size_t errlen)
 {
-	return keyset_set_locked(env, keyset, KM_POLICY_F_OWNERS, owner, who, now, reason, ret,
-	                         err, errlen);
+	return keyset_set(env, keyset, KM_POLICY_F_OWNERS, owner, who, now, reason, ret, err,
+	                  errlen);
 }
 
 int km_keyset_set_purpose(km_env_t *env, const char *keyset, const char *purpose,
                           const char *who, int64_t now, const char *reason,
                           km_keyset_change_t *ret, char *err, size_t errlen)
 {
-	return keyset_set_locked(env, keyset, KM_POLICY_F_PURPOSES, purpose, who, now, reason,
-	                         ret, err, errlen);
+	return keyset_set(env, keyset, KM_POLICY_F_PURPOSES, purpose, who, now, reason, ret, err,
+	                  errlen);
 }
 
 int km_key_lookup(km_env_t *env, const char *kid, km_store_key_t *ret, char *err,
@@ -397,9 +374,12 @@ static int key_activate(km_env_t *env, const char *kid, int64_t now, char *err,
 int km_key_activate(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen)
 {
 	km_store_t *s = km_env_store(env);
-	int r = km_store_change_lock_at(s, "activate", KM_STORE_CHANGE_WAIT_MS, &now, err,
-	                                errlen);
+	km_store_key_t k;
+	int r = km_key_lookup(env, kid, &k, err, errlen);
 	if (r != KM_EOK)
+		return r;
+	if ((r = km_store_change_lock_at(s, "activate", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                 errlen)) != KM_EOK)
 		return r;
 	r = key_activate(env, kid, now, err, errlen);
 	km_store_change_unlock(s);
