@@ -221,7 +221,17 @@ static int draw_one(km_env_t *env, const char *keyset, void *vctx)
 	return r;
 }
 
-/* plan --format svg|html: the timeline of the targets, written to --output or stdout. */
+/* An environment or key set that could not be drawn at all (unknown, its store unreadable). */
+static void draw_error(void *vctx, const char *env, const char *keyset, const char *msg)
+{
+	(void)env;
+	(void)keyset;
+	(void)msg;
+	((plan_ctx_t *)vctx)->undrawn = true;
+}
+
+/* plan --format svg|html: the timeline of the targets, written to --output or stdout. Not
+ * written when a target could not be drawn: a picture without it would look complete. */
 static int draw(km_config_t *cfg, const char *env, const char *name, plan_ctx_t *ctx)
 {
 	int64_t to = ctx->now + ctx->horizon, from = ctx->has_from ? ctx->from :
@@ -235,8 +245,8 @@ static int draw(km_config_t *cfg, const char *env, const char *name, plan_ctx_t 
 		return km_cli_fail(KM_ENOMEM, "");
 	ctx->events = json_array();
 	ctx->warnings = json_array();
-	int rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, draw_one, NULL,
-	                     ctx);
+	int rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, draw_one,
+	                     draw_error, ctx);
 	if (!env[0])
 		rc = km_cli_config_complete(cfg, rc);
 	FILE *out = ctx->undrawn ? NULL : open_memstream(&buf, &len);
