@@ -22,7 +22,7 @@
  *   - its keys from the store whose life meets tl's window, each state from when it began;
  *   - what the planner will do until the window's end, simulated from tl's now
  *     (km_plan_upcoming()): the later steps of these keys, and the keys it will make
- *     ("planned #1", ...);
+ *     ("new key #0", ..., numbered as the text plan numbers them);
  *   - each revoked key's exposure window (until jwks_max_age after its revocation: verifiers
  *     that cached the JWKS may still accept it), the standby, the owner and purpose changes.
  * events and warnings (JSON arrays, may be NULL) receive each planned action in the window,

@@ -92,8 +92,8 @@ static int upcoming(km_env_t *env, const char *keyset, const km_plan_key_t *keys
 		char who[KM_KID_MAX + 16], t[KM_TIME_TEXT_MAX];
 		if (a->key < n)
 			snprintf(who, sizeof(who), "%s", recs[a->key].kid);
-		else
-			snprintf(who, sizeof(who), "planned #%zu", a->key - n + 1);
+		else    /* numbered as `keymgr plan` numbers them */
+			snprintf(who, sizeof(who), "new key #%zu", a->key - n);
 		json_array_append_new(events, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s}", "at",
 		                      km_report_time(a->at > now ? a->at : now, t, sizeof(t)), "env",
 		                      km_env_name(env), "keyset", keyset, "action",
@@ -158,7 +158,7 @@ static int add_keys(km_timeline_t *tl, size_t set, const km_store_key_t *recs, s
 			         "\xE2\x80\xA6" : "");
 			key_detail(k, detail, sizeof(detail));
 		} else {
-			snprintf(label, sizeof(label), "planned #%zu", i - n + 1);
+			snprintf(label, sizeof(label), "new key #%zu", i - n);
 			snprintf(detail, sizeof(detail), "a key the planner will make");
 		}
 		if ((r = km_timeline_key(tl, set, k ? k->kid : "", label, detail,
