@@ -285,6 +285,26 @@ static void ownership(FILE *out, json_t *rep, bool has_at)
 	fputs("</tbody></table></section>\n", out);
 }
 
+/* Where the page's timeline starts: a year before ref, or a week before the first key set
+ * was created when that is later (a young environment is not drawn in its last pixels). */
+static int timeline_from(km_env_t *env, int64_t ref, int64_t *ret, char *err, size_t errlen)
+{
+	km_store_keyset_t *list = NULL;
+	size_t n = 0;
+	int64_t from = ref - 365 * DAY, first = INT64_MAX;
+	int r = km_store_keyset_list(km_env_store(env), NULL, &list, &n, err, errlen);
+	for (size_t i = 0; r == KM_EOK && i < n; i++)
+		if (list[i].created_at < first)
+			first = list[i].created_at;
+	km_store_keysets_free(list);
+	if (r != KM_EOK)
+		return r;
+	if (first != INT64_MAX && first - 7 * DAY > from)
+		from = first - 7 * DAY < ref ? first - 7 * DAY : ref - 7 * DAY;
+	*ret = from;
+	return KM_EOK;
+}
+
 int km_report_audit_html(km_env_t *env, json_t *rep, const km_report_audit_opts_t *o,
                          FILE *out, char *err, size_t errlen)
 {
@@ -292,9 +312,11 @@ int km_report_audit_html(km_env_t *env, json_t *rep, const km_report_audit_opts_
 	bool ok = json_is_true(json_object_get(audit, "verified"));
 	char title[128], t[KM_TIME_TEXT_MAX];
 	km_timeline_t *tl = NULL;
-	int64_t ref = o->has_at && o->at < o->now ? o->at : o->now;
+	int64_t ref = o->has_at && o->at < o->now ? o->at : o->now, from = 0;
 	snprintf(title, sizeof(title), "Audit report: %s", km_env_name(env));
-	int r = km_timeline_create(ref - 365 * DAY, o->now + 90 * DAY, o->now, &tl);
+	int r = timeline_from(env, ref, &from, err, errlen);
+	if (r == KM_EOK)
+		r = km_timeline_create(from, o->now + 90 * DAY, o->now, &tl);
 	if (r == KM_EOK && o->has_at)
 		r = km_timeline_moment(tl, o->at, "at");
 	if (r == KM_EOK)

@@ -60,7 +60,8 @@ typedef struct {
  * The page of `keymgr audit report --format html`, from rep (km_audit_report()'s JSON) and
  * env (its timeline and the audit key of its last checkpoint): a failed verification first,
  * in plain words; the chain's state; with has_at, the keys trusted at that time; the key sets;
- * the timeline of the year before (now or at, whichever is earlier) until 90 days after now;
+ * the timeline from a year before now or at, whichever is earlier (or from a week before the
+ * first key set was created, when that is later) until 90 days after now;
  * the ownership table, one row per key, sortable in the browser (a small script allowed by
  * its hash). Every text is escaped. Written to out. KM_ENOMEM, KM_ECRYPTO, KM_EIO, and the
  * timeline's store codes (err says which).

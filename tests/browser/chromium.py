@@ -188,7 +188,7 @@ class Page:
         return r["result"].get("value")
 
     def screenshot(self, path, clip=None):
-        params = {"format": "png", "captureBeyondViewport": clip is None}
+        params = {"format": "png", "captureBeyondViewport": True}
         if clip:
             params["clip"] = clip
         data = self.call("Page.captureScreenshot", params, session=True)["data"]
