@@ -109,6 +109,7 @@ class BrowserTest(fixture.InstallationTest):
         return os.path.join(self.inst.dir, name)
 
     def open(self, path):
+        self.assertTrue(os.path.isfile(path), f"{path} was not written")
         page = BROWSER.open("file://" + path)
         self.addCleanup(page.close)
         return page
@@ -238,6 +239,31 @@ class BrowserTest(fixture.InstallationTest):
         self.assertEqual(set(bars) - {""}, api)
         self.assertLabelsApart(page)
         self.artefacts(page, "timeline-svg", pdf=False)
+
+    def test_broken_policy_drawn_without_plan(self):
+        """A key set whose policy has errors: its past is drawn, never a plan made from an
+        unvalidated policy; the picture says so and the command fails."""
+        old = 'audiences: [ api.example.com ] }\n      life:'
+        text = self.inst.config_text()
+        self.assertIn(old, text)
+        broken = self.inst.write_config("broken.yaml", text.replace(
+            old, 'audiences: [ api.example.com ], policy: { rotation_period: soon } }\n'
+                 '      life:', 1))
+        path = self.out("broken.svg")
+        p = self.inst.run("plan", "production", "--format", "svg", "--output", path,
+                          config=broken, rc=1)
+        self.assertIn("rotation_period", p.stderr)
+        page = self.open(path)
+        self.assertClean(page)
+        bands = page.evaluate("[...document.querySelectorAll('g.band')].map(b => [b.dataset"
+                              ".keyset, b.textContent.includes('not planned: the key set'),"
+                              " b.querySelectorAll('g.key[data-planned]').length, "
+                              "b.querySelectorAll('g.key:not([data-planned])').length])")
+        api = {k for k, (ks, _) in self.kids.items() if ks == "api"}
+        self.assertEqual(bands[0], ["production/api", True, 0, len(api)])
+        for name, note, planned, _ in bands[1:]:
+            self.assertFalse(note, name)
+            self.assertGreater(planned, 0, name)
 
     # -- bad input -------------------------------------------------------------------------
 
