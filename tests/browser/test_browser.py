@@ -290,6 +290,15 @@ class BrowserTest(fixture.InstallationTest):
                 self.assertIn(words, p.stderr)
                 self.assertEqual(p.stdout, "")
         self.assertFalse(os.path.exists(os.path.dirname(missing)))
+        # A picture that cannot be drawn whole leaves an earlier file of that name as it was.
+        kept = self.out("kept.svg")
+        with open(kept, "w") as f:
+            f.write("earlier picture")
+        p = self.inst.run("plan", "production/nope", "--format", "svg", "--output", kept, rc=1)
+        self.assertIn("unknown key set production/nope", p.stderr)
+        with open(kept) as f:
+            self.assertEqual(f.read(), "earlier picture")
+        os.unlink(kept)
         self.assertUnchanged(before, "refused plan and report commands")
 
     # -- the checks themselves -------------------------------------------------------------
