@@ -57,6 +57,7 @@ STRUCTURE = """(() => ({
   badgeText: (document.getElementById('chain-badge') || {}).textContent || null,
   first: document.body.firstElementChild.id,
   trusted: [...document.querySelectorAll('#trusted-kids code')].map(c => c.textContent),
+  cached: [...document.querySelectorAll('#cached-kids code')].map(c => c.textContent),
   auditKid: (document.getElementById('audit-kid') || {}).textContent || null,
   scripts: document.scripts.length,
   pwned: window.__km_pwned === undefined ? null : window.__km_pwned,
@@ -154,6 +155,9 @@ class BrowserTest(fixture.InstallationTest):
         in_jwks = {k for k, (_, st) in self.kids.items()
                    if st in ("published", "active", "retired")}
         self.assertEqual(set(s["trusted"]), in_jwks)
+        # the revoked key left the JWKS less than jwks_max_age (1h) ago: possibly cached
+        self.assertEqual(s["cached"], [k for k, (_, st) in self.kids.items()
+                                       if st == "revoked"])
         # what users typed is text, never markup
         self.assertIn(PWN + " moved to team-b", s["text"])
         self.assertIn("leaked <img src=x onerror=alert(1)>", s["text"])
