@@ -780,7 +780,7 @@ static void test_report_bad_input(void **state)
 		{ { "audit", "report", "--at", "@-5", NULL }, "--at '@-5'" },
 		{ { "audit", "report", "--at", "", NULL }, "--at ''" },
 		{ { "audit", "report", "--format", "xml", NULL }, "--format 'xml': must be table, csv" },
-		{ { "audit", "report", "--format", "CSV", NULL }, "must be table, csv or json" },
+		{ { "audit", "report", "--format", "CSV", NULL }, "must be table, csv, json or html" },
 		{ { "audit", "report", "--format", "csv", "--json", NULL }, "two formats" },
 		{ { "audit", "report", "--json", "--format", "table", NULL }, "two formats" },
 	};
