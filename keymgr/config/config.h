@@ -40,6 +40,8 @@
 #define KM_CONFIG_MAX_ENVS 64
 #define KM_CONFIG_MAX_KEYSETS 128       /* per environment */
 #define KM_CONFIG_MAX_SNAPSHOTS 8       /* per environment */
+#define KM_CONFIG_MAX_HOOK_ARGS 32      /* words of http.static_hook */
+#define KM_CONFIG_HOOK_TIMEOUT 60       /* default http.static_hook_timeout, seconds */
 #define KM_CONFIG_MAX_AUDIENCES 16      /* per key set */
 #define KM_CONFIG_MAX_SIGNERS 32        /* users, and groups, per key set */
 #define KM_CONFIG_UNIX_NAME_MAX 32      /* a Unix user or group name */
@@ -93,6 +95,12 @@ typedef struct {
 	/* http.static_dir: a directory keymgrd keeps a static copy of the documents in
 	 * (docs/static-hosting.md); absolute, or NULL */
 	const char *static_dir;
+	/* http.static_hook: the command keymgrd runs after each write of static_dir, given the
+	 * changed paths (docs/static-hosting.md, "The hook"): words, the first an absolute
+	 * program, no shell; n_static_hook 0: none. Only with static_dir. */
+	const char *static_hook[KM_CONFIG_MAX_HOOK_ARGS];
+	size_t n_static_hook;
+	unsigned static_hook_timeout;                    /* seconds; default 60 */
 	km_policy_t policy;                              /* effective environment policy */
 	const km_keyset_cfg_t *keysets[KM_CONFIG_MAX_KEYSETS];
 	size_t n_keysets;
