@@ -62,6 +62,19 @@
 
 typedef struct km_config km_config_t;
 
+/*
+ * How often kube-apiserver should call FetchKeys for a key set served to it (seconds): it
+ * serves the keys with a max-age up to this long, so a verifier behind it lags by up to two
+ * of these; derived from the policy as (publish_lead - clock_skew) / 2, capped at one hour,
+ * so that publish_lead >= 2 x hint + clock_skew always holds. 0 when publish_lead is too
+ * short for any (the load refuses such a key set).
+ */
+static inline int64_t km_config_k8s_refresh_hint(int64_t publish_lead, int64_t clock_skew)
+{
+	int64_t h = (publish_lead - clock_skew) / 2;
+	return h <= 0 ? 0 : h > 3600 ? 3600 : h;
+}
+
 /* environments.ENV.keysets.NAME */
 typedef struct {
 	const char *name;
@@ -74,6 +87,10 @@ typedef struct {
 	size_t n_signer_users;
 	const char *signer_groups[KM_CONFIG_MAX_SIGNERS]; /* Unix group names */
 	size_t n_signer_groups;
+	/* kubernetes: served to kube-apiserver by keymgr-k8s-signer (docs/kubernetes.md): its
+	 * issuer and audiences set, max_token_ttl >= 600 s and publish_lead >= 2 x
+	 * km_config_k8s_refresh_hint() + clock_skew, checked at load */
+	bool kubernetes;
 } km_keyset_cfg_t;
 
 /* environments.ENV */

@@ -112,6 +112,20 @@ static int get_uint(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what
 	return KM_EOK;
 }
 
+/* true or false. */
+static int get_bool(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what, bool *ret)
+{
+	const char *s = NULL;
+	int r = cfg_yaml_scalar(n, at, what, &s, w->e);
+	if (r == KM_EOK && strcmp(s, "true") != 0 && strcmp(s, "false") != 0) {
+		cfg_errorf(w->e, cfg_yaml_loc(n, at), "%s: expected true or false", what);
+		r = KM_CONFIG_EINVAL;
+	}
+	if (r == KM_EOK)
+		*ret = strcmp(s, "true") == 0;
+	return r;
+}
+
 /* A path, resolved against the config file's directory. */
 static int get_path(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what,
                     const char **ret)
@@ -411,14 +425,7 @@ static int parse_audit(walk_t *w, cfg_env_t *env, struct fy_node *map, cfg_loc_t
 		if (strcmp(key, "jsonl") == 0) {
 			r = get_path(w, val, kat, what, &env->pub.audit_jsonl);
 		} else if (strcmp(key, "syslog") == 0) {
-			const char *s = NULL;
-			r = cfg_yaml_scalar(val, kat, what, &s, w->e);
-			if (r == KM_EOK && strcmp(s, "true") != 0 && strcmp(s, "false") != 0) {
-				cfg_errorf(w->e, cfg_yaml_loc(val, kat), "%s: expected true or false", what);
-				r = KM_CONFIG_EINVAL;
-			}
-			if (r == KM_EOK)
-				env->pub.audit_syslog = strcmp(s, "true") == 0;
+			r = get_bool(w, val, kat, what, &env->pub.audit_syslog);
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, where, "jsonl, syslog");
 		}
@@ -554,9 +561,11 @@ static int parse_keyset_body(walk_t *w, cfg_keyset_t *ks, const char *where,
 			r = parse_audiences(w, ks, val, kat, what);
 		} else if (w->main && strcmp(key, "signers") == 0) {
 			r = parse_signers(w, ks, val, kat, what);
+		} else if (w->main && strcmp(key, "kubernetes") == 0) {
+			r = get_bool(w, val, kat, what, &ks->pub.kubernetes);
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, where,
-			                         w->main ? "policy, issuer, audiences, signers"
+			                         w->main ? "policy, issuer, audiences, signers, kubernetes"
 			                                 : "policy (in an included file)");
 		}
 		if (r != KM_EOK)
