@@ -74,12 +74,25 @@ typedef struct {
 
 typedef struct {
 	const char *socket;
+	int fd;                   /* kept open between calls; -1: connect at the next */
 } call_ctx_t;
 
+/* One request to keymgrd on the kept connection; a connection keymgrd closed meanwhile (it
+ * closes idle ones after 60 s, and restarts) is made again once. */
 static int call_keymgrd(void *ctx, const json_t *req, json_t **reply, char *err, size_t errlen)
 {
-	const call_ctx_t *c = ctx;
-	return km_ctl_call(c->socket, req, CALL_TIMEOUT_MS, reply, err, errlen);
+	call_ctx_t *c = ctx;
+	int r = KM_EIO;
+	for (int attempt = 0; attempt < 2 && r == KM_EIO; attempt++) {
+		if (c->fd < 0 &&
+		    (r = km_ctl_connect(c->socket, CALL_TIMEOUT_MS, &c->fd, err, errlen)) != KM_EOK)
+			return r;
+		if ((r = km_ctl_exchange(c->fd, c->socket, req, reply, err, errlen)) != KM_EOK) {
+			close(c->fd);
+			c->fd = -1;
+		}
+	}
+	return r;
 }
 
 static ssize_t write_fd(void *ctx, const uint8_t *data, size_t len)
@@ -275,7 +288,7 @@ int main(int argc, char **argv)
 	int lfd = listen_on(listen_path);
 	if (lfd < 0)
 		return 1;
-	call_ctx_t cc = { ctl };
+	call_ctx_t cc = { .socket = ctl, .fd = -1 };
 	km_k8s_service_t svc = { .env = env, .keyset = keyset, .call = call_keymgrd,
 	                         .call_ctx = &cc };
 	conn_t conns[MAX_CONNS];
@@ -307,6 +320,8 @@ int main(int argc, char **argv)
 		if (conns[i].fd >= 0)
 			conn_close(&conns[i]);
 	close(lfd);
+	if (cc.fd >= 0)
+		close(cc.fd);
 	unlink(listen_path);
 	fprintf(stderr, "keymgr-k8s-signer: event=stop\n");
 	return 0;
