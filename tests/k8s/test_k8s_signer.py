@@ -25,11 +25,14 @@ malformed:  bytes that are no SignJWTRequest: INVALID_ARGUMENT; a 70 KiB message
             RESOURCE_EXHAUSTED; an unknown method: UNIMPLEMENTED; garbage instead of HTTP/2:
             the connection is closed; the signer keeps serving after each.
 config:     kubernetes: true with max_token_ttl below 10m, or with publish_lead too short for
-            publish_lead >= 2 x refresh_hint + clock_skew: refused at load, naming the rule.
+            publish_lead >= 2 x refresh_hint + clock_skew: refused at load, naming the rule;
+            a service-account-token key set with an algorithm kube-apiserver does not take
+            (PS256): refused at creation, nothing created.
 
 Usage: /usr/bin/python3 test_k8s_signer.py KEYMGR KEYMGRD SIGNER PROTO_DIR
 """
 import base64
+import calendar
 import importlib
 import json
 import os
@@ -38,6 +41,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "signing"))
@@ -297,7 +301,9 @@ def test_flow_rotation_refusals(mods):
         check(sorted(ids) == sorted([first, nxt["kid"]]), f"FetchKeys after publish: {ids}")
         tok = call_sign(mods, ch, b64(payload(T0 + 100)))
         check(jwt.get_unverified_header(tok)["kid"] == first, "the published key signed")
-        t1 = T0 + 100 + P
+        # the time rotate printed (publication may be recorded a second after the clock)
+        t1 = calendar.timegm(time.strptime(nxt["activates_at"], "%Y-%m-%dT%H:%M:%SZ"))
+        check(T0 + 100 + P <= t1 <= T0 + 101 + P, f"activation at {t1}: {nxt}")
         clock.set(t1)
         s.run("tick")
         wait_for(lambda: jwt.get_unverified_header(call_sign(mods, ch, b64(payload(t1))))[
@@ -340,6 +346,16 @@ def test_flow_rotation_refusals(mods):
 
 
 def test_config_refused():
+    s = K8sSetup()
+    try:
+        p = s.run("keyset", "create", "dev/sa", "--no-key", "--alg", "PS256", "--owner", "o",
+                  "--purpose", "service-account-token", expect=None)
+        check(p.returncode != 0 and "service-account-token needs RS256, ES256, ES384 or ES512"
+              in p.stderr, f"PS256 service-account key set: {p.returncode} {p.stderr}")
+        check(json.loads(s.run("keyset", "list", "--json").stdout) == [],
+              "a refused key set was created")
+    finally:
+        s.close()
     for policy, words in ((dict(POLICY, max_token_ttl="5m"), "max_token_ttl >= 10m"),
                           (dict(POLICY, publish_lead="61s", clock_skew="1m",
                                 jwks_max_age="1s"), "refresh_hint_seconds")):
