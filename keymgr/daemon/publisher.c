@@ -456,7 +456,9 @@ int64_t kd_static_hooks_step(kd_daemon_t *d, int64_t now, bool *ret_changed)
 	int64_t wake = INT64_MAX;
 	bool changed = false;
 	for (size_t i = 0; i < d->n_envs; i++) {
-		kd_hook_t *h = d->envs[i].hook;
+		/* follows the configuration at once: a reload that drops or changes the hook takes
+		 * effect here, not at the next write */
+		kd_hook_t *h = env_hook(&d->envs[i]);
 		if (h == NULL)
 			continue;
 		kd_hook_stats_t a, b;

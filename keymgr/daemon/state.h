@@ -72,7 +72,8 @@ typedef struct {
 	bool stale;
 	int64_t static_serial;     /* serial of the static tree last written (http.static_dir) */
 	const km_env_cfg_t *static_cfg;   /* the configuration it was written with */
-	kd_hook_t *hook;           /* http.static_hook, NULL when none (made at the first write) */                /* a key set document changed; the environment's must follow */
+	kd_hook_t *hook;           /* http.static_hook, NULL when none (kept in step with the
+	                            * configuration by the main loop and each write) */                /* a key set document changed; the environment's must follow */
 	uint8_t digest[32];
 	unsigned published_max_age;
 	int64_t serial;            /* serial of the current documents (0: none yet) */

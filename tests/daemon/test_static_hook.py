@@ -10,7 +10,8 @@ retried:    a hook that exits non-zero is logged (static-hook result=failed, its
             keymgr_static_hook_failures) and run again after the backoff with the same paths;
             once it succeeds the failures gauge is back to 0.
 timeout:    a hook that outlives http.static_hook_timeout is killed (its process is gone),
-            logged as timed out, counted (keymgr_static_hook_timeouts_total), and retried.
+            logged as timed out, counted (keymgr_static_hook_timeouts_total), and retried;
+            a reload without the hook drops it at once, and later writes run nothing.
 bad:        a relative program, an empty list, a hook without static_dir, a timeout of 0:
             refused at load, naming the key.
 
@@ -146,6 +147,18 @@ def test_runs_retried_timeout():
               "timeout not counted")
         set_mode(tmp, "ok")
         d.wait_event("static-hook", result="ok", count=3)
+
+        # a reload without the hook drops it at once (no series in /metrics), runs nothing
+        n_runs = len(runs(tmp))
+        s.hook_lines = []
+        s.write_config()
+        s.run("reload")
+        wait_for(lambda: 'keymgr_static_hook_runs_total{env="dev"' not in d.metrics(),
+                 "the hook gone after the reload")
+        s.run("rotate", "dev/api", "--now", "--force")
+        s.run("tick")
+        d.wait_event("static-tree", result="ok", count=5)
+        check(len(runs(tmp)) == n_runs, "a removed hook ran")
         check(d.stop() == 0, "keymgrd did not exit 0")
     finally:
         if d is not None and d.proc.poll() is None:
