@@ -27,7 +27,9 @@ malformed:  bytes that are no SignJWTRequest: INVALID_ARGUMENT; a 70 KiB message
 config:     kubernetes: true with max_token_ttl below 10m, or with publish_lead too short for
             publish_lead >= 2 x refresh_hint + clock_skew: refused at load, naming the rule;
             a service-account-token key set with an algorithm kube-apiserver does not take
-            (PS256): refused at creation, nothing created.
+            (PS256): refused at creation, nothing created; `keymgr policy check` flags
+            kubernetes: true on a key set of another class (violation) and a
+            service-account-token key set without it (warning).
 
 Usage: /usr/bin/python3 test_k8s_signer.py KEYMGR KEYMGRD SIGNER PROTO_DIR
 """
@@ -354,6 +356,20 @@ def test_config_refused():
               in p.stderr, f"PS256 service-account key set: {p.returncode} {p.stderr}")
         check(json.loads(s.run("keyset", "list", "--json").stdout) == [],
               "a refused key set was created")
+        # keymgr policy check: kubernetes: true on a key set of another class
+        s.run("keyset", "create", "dev/sa", "--no-key", "--alg", "ES256", "--owner", "o",
+              "--purpose", "access-token")
+        p = s.run("policy", "check", "dev", expect=None)
+        check(p.returncode != 0 and "kubernetes: true, but the key set signs access-token"
+              in p.stdout + p.stderr, f"policy check: {p.returncode} {p.stdout}{p.stderr}")
+    finally:
+        s.close()
+    s = K8sSetup(kubernetes="false")
+    try:
+        s.create()
+        p = s.run("policy", "check", "dev", expect=None)
+        check("not kubernetes: true in the configuration" in p.stdout + p.stderr,
+              f"policy check: {p.returncode} {p.stdout}{p.stderr}")
     finally:
         s.close()
     for policy, words in ((dict(POLICY, max_token_ttl="5m"), "max_token_ttl >= 10m"),
