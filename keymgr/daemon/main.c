@@ -16,7 +16,7 @@
  *   publisher.c  rendering the JWKS documents, handing them to the listener, snapshot files,
  *                the static tree (hook.c: http.static_hook, run after each write of it)
  *   front.c      the listener process: starting, feeding and restarting it
- *   control.c    the control socket (docs/control-protocol.md): status, reload, tick
+ *   control.c    the control socket (docs/control-protocol.md): status, reload, tick, keys
  *   ctl_server.c its connections: acceptor and per-connection threads, the main-thread queue
  *                (ctl_limits.c: per-peer limits and frame deadlines)
  *   signer.c     the signing service: per environment a signing token and the key sets'
