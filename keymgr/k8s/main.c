@@ -279,11 +279,20 @@ int main(int argc, char **argv)
 		allow[n_allow++] = geteuid();
 	}
 
+	/* SIGTERM and SIGINT stay blocked but inside ppoll(2): one arriving between the loop's
+	 * test of stop and the wait would otherwise be missed until the next connection */
 	struct sigaction sa = { .sa_handler = on_signal };
+	sigset_t block, waitmask;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &waitmask);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGINT);
 
 	int lfd = listen_on(listen_path);
 	if (lfd < 0)
@@ -308,7 +317,7 @@ int main(int argc, char **argv)
 			pfd[n++] = (struct pollfd){ .fd = conns[i].fd, .events = (short)(POLLIN |
 			           (km_grpc_conn_want_write(conns[i].g) ? POLLOUT : 0)) };
 		}
-		if (poll(pfd, (nfds_t)n, -1) < 0)
+		if (ppoll(pfd, (nfds_t)n, NULL, &waitmask) < 0)
 			continue;   /* EINTR: a signal; the loop looks at stop */
 		for (size_t k = 1; k < n; k++)
 			if (pfd[k].revents != 0)

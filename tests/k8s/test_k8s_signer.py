@@ -49,6 +49,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "signing"))
 from signing_fixture import SignSetup, check, run_tests, wait_for  # noqa: E402
 from daemon_fixture import FAKETIME, Clock, Daemon, Failure  # noqa: E402
+import wrapper  # noqa: E402  (KEYMGR_TEST_WRAPPER, tests/common: found by daemon_fixture)
 
 import grpc  # noqa: E402
 import jwt  # noqa: E402
@@ -134,11 +135,12 @@ class Signer:
         self.path = os.path.join(tmp, f"signer-{uuid.uuid4().hex[:6]}.sock")
         self.log_path = self.path + ".log"
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([signer_bin, "--keyset", "dev/sa", "--listen", self.path,
-                                      "--control-socket", s.socket, *extra],
-                                     stdout=self.log, stderr=self.log)
+        # under `meson test --setup memcheck` the signer runs under valgrind too
+        argv, self.tag = wrapper.wrap([signer_bin, "--keyset", "dev/sa", "--listen",
+                                       self.path, "--control-socket", s.socket, *extra])
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log)
         wait_for(lambda: os.path.exists(self.path) or self.proc.poll() is not None,
-                 "the signer's socket")
+                 "the signer's socket", timeout=wrapper.timeout(60))
         check(self.proc.poll() is None, f"signer exited: {self.text()}")
         self.channel = grpc.insecure_channel("unix:" + self.path)
 
@@ -149,9 +151,11 @@ class Signer:
     def stop(self):
         self.channel.close()
         self.proc.terminate()
-        rc = self.proc.wait(timeout=30)
+        rc = self.proc.wait(timeout=wrapper.timeout(30))
         self.log.close()
         check(rc == 0, f"signer exit status {rc}: {self.text()[-2000:]}")
+        report = wrapper.check(self.tag)
+        check(not report, f"keymgr-k8s-signer: {wrapper.WRAPPER[:1]} found errors:\n{report}")
         check(not os.path.exists(self.path), "the signer left its socket behind")
 
 
