@@ -9,8 +9,9 @@
  *   2. routing as ctl_server.c does it: "sign" to the signing service, no op or an unknown op
  *      refused by the connection's thread (kd_control_refuse_early()), everything else to the
  *      main thread's dispatcher;
- *   3. status/reload/tick: kd_control_check() (known op, env and keyset names, served
- *      environment), then kd_control_dispatch() for refusals and for status, on a
+ *   3. status/reload/tick/keys: kd_control_check() (known op, env and keyset names, served
+ *      environment), then kd_control_dispatch() for refusals, for status and for keys (none
+ *      of these key sets is kubernetes: true, so keys is refused before a store), on a
  *      synthetic daemon serving two environments of a real configuration (loaded once from a
  *      YAML file in a temp dir). An accepted tick or reload stops there: they run a pass over
  *      the stores and tokens, or reload the configuration file;
@@ -102,6 +103,10 @@ static const char config_yaml[] =
 	"      noiss:\n"
 	"        audiences: [ api.example.com ]\n"
 	"        signers: { users: [ root ] }\n"
+	"      sa:\n"
+	"        issuer: https://kubernetes.default.svc\n"
+	"        audiences: [ https://kubernetes.default.svc, vault ]\n"
+	"        signers: { users: [ root ] }\n"
 	"  staging:\n"
 	"    token: { module: /nonexistent/libsofthsm2.so, label: fuzz-st, pin: 'file:/nonexistent' }\n"
 	"    store: /nonexistent/staging.db\n"
@@ -123,6 +128,7 @@ static const struct {
 	{ "production", "idt", "id-token", 1000, (gid_t)-1 },
 	{ "production", "noiss", "refresh-token", 1000, 2000 },
 	{ "production", "set", "security-event-token", 1000, 2001 },
+	{ "production", "sa", "service-account-token", 1000, 2000 },
 	{ "staging", "api", "custom-thing", 1000, 2000 },
 };
 #define N_KEYSETS (sizeof(keyset_table) / sizeof(keyset_table[0]))
@@ -324,7 +330,11 @@ static void sign_in_context(const kd_peer_t *peer, json_t *req)
 	bool audit_denied = true;
 	int64_t now = (int64_t)time(NULL);
 	int r;
-	if (json_is_object(cv))
+	const char *payload = json_string_value(json_object_get(req, "payload"));
+	if (payload != NULL && cv == NULL)   /* keymgr-k8s-signer's form */
+		r = km_claims_sign_payload_resolved(&k->key, no_token, NULL, payload, now, &jwt,
+		                                    &audit_denied, err, sizeof(err));
+	else if (json_is_object(cv))
 		r = km_claims_sign_resolved_object(&k->key, no_token, NULL, cv, now, ttl, &jwt,
 		                                   &audit_denied, err, sizeof(err));
 	else
@@ -336,7 +346,11 @@ static void sign_in_context(const kd_peer_t *peer, json_t *req)
 		/* Everything but the token passed: the claims are what the policy allows. */
 		if (strcmp(err, token_msg) != 0)
 			abort();
-		if (json_is_object(cv)) {
+		if (cv == NULL) {
+			/* a payload reached the token: only a service-account key set takes one */
+			if (!km_claims_is_sa(k->key.pol.purpose))
+				abort();
+		} else if (json_is_object(cv)) {
 			check_prepared(&k->key.pol, cv, now, ttl);
 		} else {
 			json_t *o = json_loads(json_string_value(cv), JSON_REJECT_DUPLICATES, NULL);
@@ -382,7 +396,7 @@ static json_t *serve(const kd_peer_t *peer, json_t *req)
 	if (refused != NULL) {
 		check_refusal(refused, "bad_request");
 		json_decref(refused);
-	} else if (strcmp(op, "status") != 0) {
+	} else if (strcmp(op, "status") != 0 && strcmp(op, "keys") != 0) {
 		if (strcmp(op, "tick") != 0 && strcmp(op, "reload") != 0)
 			abort();
 		return NULL;   /* accepted tick/reload: a pass or a reload, not run here */
@@ -392,6 +406,12 @@ static json_t *serve(const kd_peer_t *peer, json_t *req)
 		abort();
 	if (refused != NULL) {
 		check_refusal(reply, "bad_request");
+		return reply;
+	}
+	if (strcmp(op, "keys") == 0) {
+		/* no key set of this configuration is served to kube-apiserver (kubernetes: true):
+		 * refused before any store is read */
+		check_refusal(reply, NULL);
 		return reply;
 	}
 	json_t *list = json_object_get(reply, "environments");

@@ -72,7 +72,8 @@ static int check_one_aud(const km_claims_policy_t *pol, const json_t *v, char *e
 	return KM_POLICY_EDENIED;
 }
 
-static int check_aud(const km_claims_policy_t *pol, const json_t *aud, char *err, size_t errlen)
+int km_claims_check_aud(const km_claims_policy_t *pol, const json_t *aud, char *err,
+                        size_t errlen)
 {
 	size_t i;
 	json_t *v;
@@ -95,7 +96,8 @@ static int check_aud(const km_claims_policy_t *pol, const json_t *aud, char *err
 	return KM_EOK;
 }
 
-static int check_iss(const km_claims_policy_t *pol, const json_t *iss, char *err, size_t errlen)
+int km_claims_check_iss(const km_claims_policy_t *pol, const json_t *iss, char *err,
+                        size_t errlen)
 {
 	if (iss == NULL)
 		return KM_EOK;
@@ -185,11 +187,8 @@ static int new_jti(char out[KM_CLAIMS_JTI_BYTES * 2])
 	return KM_EOK;
 }
 
-/* The checks that need no class knowledge, in the order a caller fixes them. */
-static int check_common(const km_claims_policy_t *pol, const json_t *in, int64_t now,
-                        int64_t ttl, int64_t *exp, char *err, size_t errlen)
+int km_claims_check_configured(const km_claims_policy_t *pol, char *err, size_t errlen)
 {
-	int r;
 	if (pol->issuer == NULL || pol->issuer[0] == '\0') {
 		snprintf(err, errlen, "key set %s/%s has no issuer configured: set "
 		         "environments.%s.keysets.%s.issuer (and .audiences) in the configuration",
@@ -202,6 +201,22 @@ static int check_common(const km_claims_policy_t *pol, const json_t *in, int64_t
 		         pol->keyset, pol->env, pol->keyset);
 		return KM_POLICY_EDENIED;
 	}
+	return KM_EOK;
+}
+
+/* The checks that need no class knowledge, in the order a caller fixes them. */
+static int check_common(const km_claims_policy_t *pol, const json_t *in, int64_t now,
+                        int64_t ttl, int64_t *exp, char *err, size_t errlen)
+{
+	int r;
+	if (km_claims_is_sa(pol->purpose)) {
+		snprintf(err, errlen, "key set %s/%s signs service-account-token tokens: only the "
+		         "payloads kube-apiserver builds, through keymgr-k8s-signer (docs/"
+		         "kubernetes.md); keymgr adds no claims to them", pol->env, pol->keyset);
+		return KM_POLICY_EDENIED;
+	}
+	if ((r = km_claims_check_configured(pol, err, errlen)) != KM_EOK)
+		return r;
 	for (size_t i = 0; owned[i] != NULL; i++) {
 		if (json_object_get(in, owned[i]) != NULL) {
 			snprintf(err, errlen, "claim '%s' is set by keymgr: leave it out of the "
@@ -214,8 +229,8 @@ static int check_common(const km_claims_policy_t *pol, const json_t *in, int64_t
 		snprintf(err, errlen, "claim 'sub' must be a string");
 		return KM_POLICY_EDENIED;
 	}
-	if ((r = check_iss(pol, json_object_get(in, "iss"), err, errlen)) != KM_EOK ||
-	    (r = check_aud(pol, json_object_get(in, "aud"), err, errlen)) != KM_EOK ||
+	if ((r = km_claims_check_iss(pol, json_object_get(in, "iss"), err, errlen)) != KM_EOK ||
+	    (r = km_claims_check_aud(pol, json_object_get(in, "aud"), err, errlen)) != KM_EOK ||
 	    (r = check_exp(pol, json_object_get(in, "exp"), now, ttl, exp, err, errlen)) != KM_EOK)
 		return r;
 	return km_claims_check_class(pol, in, err, errlen);

@@ -37,6 +37,14 @@
 /* Longest typ: a custom purpose slug plus "+jwt". */
 #define KM_CLAIMS_TYP_MAX (KM_PURPOSE_MAX + 4)
 
+/* The token class of Kubernetes service-account tokens (claims_sa.c, docs/kubernetes.md):
+ * signed only as the payload kube-apiserver built, through keymgr-k8s-signer. */
+#define KM_CLAIMS_SA_PURPOSE "service-account-token"
+/* Shortest max_token_ttl of such a key set (kube-apiserver's floor, seconds). */
+#define KM_CLAIMS_SA_MIN_TTL 600
+/* Longest payload accepted (base64url characters). */
+#define KM_CLAIMS_SA_PAYLOAD_MAX 16384
+
 /* keymgr's jti: 16 random bytes, base64url without padding. */
 #define KM_CLAIMS_JTI_BYTES 16
 
@@ -165,6 +173,37 @@ int km_claims_sign_resolved_object(const km_claims_key_t *k, km_claims_token_fn 
                                    void *token_ctx, const json_t *claims, int64_t now,
                                    int64_t ttl, char **ret, bool *audit_denied, char *err,
                                    size_t errlen);
+
+/* Whether purpose is the service-account token class. */
+bool km_claims_is_sa(const char *purpose);
+/* Whether alg may sign service-account tokens (what kube-apiserver accepts: RS256, ES256,
+ * ES384, ES512). */
+bool km_claims_sa_alg(km_alg_t alg);
+
+/*
+ * The service-account class's check of a payload kube-apiserver built (payload: the JSON
+ * text, len bytes): a JSON object (duplicate members refused) whose iss is the key set's
+ * issuer, whose aud values are all allowed audiences, whose sub names a service account
+ * (system:serviceaccount:NS:NAME), with integer iat and exp, iat <= now + 60 (its clock may
+ * run a little ahead), iat < exp, exp - iat <= max_token_ttl and exp - now <= max_token_ttl,
+ * nbf (when present) an integer not after exp; no claim reserved for another class. Adds
+ * nothing. KM_EOK, KM_EMALFORMED (not a JSON object), KM_POLICY_EDENIED (a rule; err names
+ * it).
+ */
+int km_claims_check_sa(const km_claims_policy_t *pol, const char *payload, size_t len,
+                       int64_t now, char *err, size_t errlen);
+
+/*
+ * Signs a payload kube-apiserver built (payload_b64: the JWT's second segment, base64url)
+ * with a resolved service-account-token key set: the policy refusal, the class and the key's
+ * algorithm, km_claims_check_sa(), then sign_prepared's refusals, token and signature under
+ * the header {alg, kid, typ: "JWT"}. *ret: the compact JWT, whose second segment is
+ * payload_b64 unchanged. Codes of km_claims_sign_resolved(); KM_EMALFORMED for a payload that
+ * is not base64url.
+ */
+int km_claims_sign_payload_resolved(const km_claims_key_t *k, km_claims_token_fn token,
+                                    void *token_ctx, const char *payload_b64, int64_t now,
+                                    char **ret, bool *audit_denied, char *err, size_t errlen);
 
 /*
  * The one signing path of the CLI and the daemon: builds the key set's claims policy,

@@ -17,7 +17,18 @@ enum {
 	CLAIMS_SET = 1u << 3,        /* security-event-token, RFC 8417 */
 	CLAIMS_REFRESH = 1u << 4,    /* refresh-token (keymgr's own typ) */
 	CLAIMS_CUSTOM = 1u << 5,     /* any other purpose */
+	CLAIMS_SA = 1u << 6,         /* service-account-token, Kubernetes (claims_sa.c) */
 };
+
+/* The key set's issuer and audiences are configured: KM_EOK, or KM_POLICY_EDENIED naming the
+ * configuration key to set. */
+int km_claims_check_configured(const km_claims_policy_t *pol, char *err, size_t errlen);
+/* iss, when present, is the key set's issuer. KM_EOK or KM_POLICY_EDENIED. */
+int km_claims_check_iss(const km_claims_policy_t *pol, const json_t *iss, char *err,
+                        size_t errlen);
+/* aud is present, a non-empty string or array of them, every value an allowed audience. */
+int km_claims_check_aud(const km_claims_policy_t *pol, const json_t *aud, char *err,
+                        size_t errlen);
 
 /* The class bit of a purpose. */
 unsigned km_claims_class_of(const char *purpose);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "keymgr/claims/claims_int.h"
+#include "keymgr/common/b64url.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/jose/jws.h"
@@ -150,6 +151,18 @@ static int sign_prepared(const km_claims_key_t *k, km_claims_token_fn token, voi
 	return r;
 }
 
+/* What every resolved signing path starts with: no audit denial yet, and the key set's policy
+ * refusal (why it signs nothing), if any. */
+static int policy_refusal(const km_claims_key_t *k, bool *audit_denied, char *err,
+                          size_t errlen)
+{
+	if (audit_denied != NULL)
+		*audit_denied = false;
+	if (k->pol_r != KM_EOK)
+		snprintf(err, errlen, "%s", k->pol_err);
+	return k->pol_r;
+}
+
 int km_claims_sign_resolved(const km_claims_key_t *k, km_claims_token_fn token, void *token_ctx,
                             const char *claims_json, int64_t now, int64_t ttl, char **ret,
                             bool *audit_denied, char *err, size_t errlen)
@@ -164,12 +177,8 @@ int km_claims_sign_resolved(const km_claims_key_t *k, km_claims_token_fn token, 
 	}
 	if (k == NULL || token == NULL || ret == NULL)
 		return KM_EINVAL;
-	if (audit_denied != NULL)
-		*audit_denied = false;
-	if (k->pol_r != KM_EOK) {
-		snprintf(err, errlen, "%s", k->pol_err);
-		return k->pol_r;
-	}
+	if ((r = policy_refusal(k, audit_denied, err, errlen)) != KM_EOK)
+		return r;
 	if (claims_json == NULL || ttl < 0 || now < 0)
 		return KM_EINVAL;
 	if ((r = km_claims_parse(claims_json, &claims, err, errlen)) != KM_EOK)
@@ -191,16 +200,51 @@ int km_claims_sign_resolved_object(const km_claims_key_t *k, km_claims_token_fn 
 
 	if (k == NULL || token == NULL || claims == NULL || ret == NULL)
 		return KM_EINVAL;
-	if (audit_denied != NULL)
-		*audit_denied = false;
-	if (k->pol_r != KM_EOK) {
-		snprintf(err, errlen, "%s", k->pol_err);
-		return k->pol_r;
-	}
+	if ((r = policy_refusal(k, audit_denied, err, errlen)) != KM_EOK)
+		return r;
 	if ((r = km_claims_prepare_text(&k->pol, claims, now, ttl, &payload, &len, err, errlen))
 	    != KM_EOK)
 		return r;
 	r = sign_prepared(k, token, token_ctx, payload, len, ret, audit_denied, err, errlen);
+	free(payload);
+	return r;
+}
+
+int km_claims_sign_payload_resolved(const km_claims_key_t *k, km_claims_token_fn token,
+                                    void *token_ctx, const char *payload_b64, int64_t now,
+                                    char **ret, bool *audit_denied, char *err, size_t errlen)
+{
+	if (k == NULL || token == NULL || payload_b64 == NULL || ret == NULL)
+		return KM_EINVAL;
+	int r = policy_refusal(k, audit_denied, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	size_t n = strlen(payload_b64), len = 0;
+	if (n == 0 || n > KM_CLAIMS_SA_PAYLOAD_MAX) {
+		snprintf(err, errlen, "the payload is %s (at most %d base64url characters)",
+		         n == 0 ? "empty" : "too long", KM_CLAIMS_SA_PAYLOAD_MAX);
+		return KM_EMALFORMED;
+	}
+	uint8_t *payload = malloc(n * 3 / 4 + 1);
+	if (payload == NULL)
+		return KM_ENOMEM;
+	r = km_b64url_decode(payload_b64, n, payload, &len);
+	if (r != KM_EOK) {
+		snprintf(err, errlen, "the payload is not base64url (unpadded, canonical)");
+	} else if ((r = km_claims_check_sa(&k->pol, (const char *)payload, len, now, err,
+	                                   errlen)) == KM_EOK) {
+		if (k->key_r == KM_EOK && !km_claims_sa_alg(k->alg)) {
+			snprintf(err, errlen, "key set %s/%s signs with %s: kube-apiserver accepts only "
+			         "RS256, ES256, ES384 and ES512", k->pol.env, k->pol.keyset,
+			         km_alg_name(k->alg));
+			r = KM_POLICY_EDENIED;
+		} else {
+			/* re-encoded by km_jws_sign_encoded: the decoding refused every non-canonical
+			 * form, so the second segment is payload_b64 as given */
+			r = sign_prepared(k, token, token_ctx, (const char *)payload, len, ret,
+			                  audit_denied, err, errlen);
+		}
+	}
 	free(payload);
 	return r;
 }

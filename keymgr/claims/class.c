@@ -16,6 +16,7 @@ static const struct {
 	{ "logout-token", "logout+jwt", CLAIMS_LOGOUT },            /* OIDC BCL section 2.4 */
 	{ "security-event-token", "secevent+jwt", CLAIMS_SET },     /* RFC 8417 section 2.3 */
 	{ "refresh-token", "rt+jwt", CLAIMS_REFRESH },              /* keymgr's own */
+	{ KM_CLAIMS_SA_PURPOSE, "JWT", CLAIMS_SA },                 /* what kube-apiserver wants */
 };
 
 /* Claims that belong to some classes only; every other class is refused them. */

@@ -30,7 +30,8 @@
 	"                    min_rsa_bits may require more)\n"                                \
 	"  --owner OWNER     the team or person accountable for the keys (required)\n"       \
 	"  --purpose P       access-token, id-token, refresh-token, logout-token,\n"          \
-	"                    security-event-token, or a custom lowercase slug\n"              \
+	"                    security-event-token, service-account-token (Kubernetes,\n"     \
+	"                    docs/kubernetes.md), or a custom lowercase slug\n"              \
 	"  --description T   free text (at most 255 characters)\n"                           \
 	"  --label k=v       free label; repeat for several (at most 16)\n"                \
 	"  --no-key          record the key set only; no key is made (keymgrd, 'keymgr apply'\n"\
@@ -471,7 +472,7 @@ static int keyset_set_purpose(int argc, char **argv)
 		"keymgr keyset set-purpose", set_purpose_help, "purpose",
 		"expected ENV/NAME and PURPOSE", km_name_purpose_valid,
 		"unknown purpose: use access-token, id-token, refresh-token, logout-token, "
-		"security-event-token or a custom lowercase slug",
+		"security-event-token, service-account-token or a custom lowercase slug",
 		km_keyset_set_purpose,
 	};
 	return keyset_set_field(argc, argv, &f);

@@ -175,6 +175,7 @@ static int publish(int argc, char **argv)
 		       dir, (long long)res.serial, res.written, res.unchanged, res.removed,
 		       res.discovery);
 	}
+	km_static_result_clear(&res);
 	km_cli_env_close(cfg, env);
 	return rc;
 }

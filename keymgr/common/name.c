@@ -104,6 +104,7 @@ bool km_name_owner_valid(const char *s)
 
 static const char *const builtin_purposes[] = {
 	"access-token", "id-token", "refresh-token", "logout-token", "security-event-token",
+	"service-account-token",
 };
 
 bool km_purpose_is_builtin(const char *s)
@@ -116,7 +117,8 @@ bool km_purpose_is_builtin(const char *s)
 
 const char *km_purpose_builtin_list(void)
 {
-	return "access-token, id-token, refresh-token, logout-token, security-event-token";
+	return "access-token, id-token, refresh-token, logout-token, security-event-token, "
+	       "service-account-token";
 }
 
 bool km_name_purpose_valid(const char *s)

@@ -36,7 +36,7 @@ int km_name_split(const char *ref, bool allow_env_only, char env_out[KM_ENV_NAME
 bool km_name_owner_valid(const char *s);
 
 /* Built-in token classes: access-token, id-token, refresh-token, logout-token,
- * security-event-token. */
+ * security-event-token, service-account-token (Kubernetes; docs/kubernetes.md). */
 bool km_purpose_is_builtin(const char *s);
 
 /* The built-in token classes, comma-separated ("access-token, id-token, ..."). Static. */

@@ -11,6 +11,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -164,4 +165,26 @@ out:
 	EVP_MD_CTX_free(md);
 	EVP_PKEY_free(pkey);
 	return r;
+}
+
+int km_pubkey_spki_der(const km_pubkey_t *pub, uint8_t **ret, size_t *ret_len)
+{
+	EVP_PKEY *pkey = pkey_from(pub);
+	unsigned char *der = NULL;
+	if (pkey == NULL)
+		return KM_ECRYPTO;
+	int n = i2d_PUBKEY(pkey, &der);
+	EVP_PKEY_free(pkey);
+	if (n <= 0)
+		return KM_ECRYPTO;
+	uint8_t *out = malloc((size_t)n);
+	if (out == NULL) {
+		OPENSSL_free(der);
+		return KM_ENOMEM;
+	}
+	memcpy(out, der, (size_t)n);
+	OPENSSL_free(der);
+	*ret = out;
+	*ret_len = (size_t)n;
+	return KM_EOK;
 }

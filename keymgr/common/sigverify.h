@@ -22,3 +22,9 @@ int km_verify_signature(const km_pubkey_t *pub, km_alg_t alg, const uint8_t *dat
  * KM_ENOMEM.
  */
 int km_pubkey_pem(const km_pubkey_t *pub, char **ret);
+
+/*
+ * *ret: pub as a PKIX SubjectPublicKeyInfo in DER (malloc'd, *ret_len bytes), as
+ * Kubernetes' FetchKeys wants it. KM_EOK, KM_ECRYPTO (OpenSSL refused the key), KM_ENOMEM.
+ */
+int km_pubkey_spki_der(const km_pubkey_t *pub, uint8_t **ret, size_t *ret_len);

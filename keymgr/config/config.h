@@ -41,6 +41,8 @@
 #define KM_CONFIG_MAX_ENVS 64
 #define KM_CONFIG_MAX_KEYSETS 128       /* per environment */
 #define KM_CONFIG_MAX_SNAPSHOTS 8       /* per environment */
+#define KM_CONFIG_MAX_HOOK_ARGS 32      /* words of http.static_hook */
+#define KM_CONFIG_HOOK_TIMEOUT 60       /* default http.static_hook_timeout, seconds */
 #define KM_CONFIG_MAX_AUDIENCES 16      /* per key set */
 #define KM_CONFIG_MAX_SIGNERS 32        /* users, and groups, per key set */
 #define KM_CONFIG_UNIX_NAME_MAX 32      /* a Unix user or group name */
@@ -61,6 +63,19 @@
 
 typedef struct km_config km_config_t;
 
+/*
+ * How often kube-apiserver should call FetchKeys for a key set served to it (seconds): it
+ * serves the keys with a max-age up to this long, so a verifier behind it lags by up to two
+ * of these; derived from the policy as (publish_lead - clock_skew) / 2, capped at one hour,
+ * so that publish_lead >= 2 x hint + clock_skew always holds. 0 when publish_lead is too
+ * short for any (the load refuses such a key set).
+ */
+static inline int64_t km_config_k8s_refresh_hint(int64_t publish_lead, int64_t clock_skew)
+{
+	int64_t h = (publish_lead - clock_skew) / 2;
+	return h <= 0 ? 0 : h > 3600 ? 3600 : h;
+}
+
 /* environments.ENV.keysets.NAME */
 typedef struct {
 	const char *name;
@@ -73,6 +88,10 @@ typedef struct {
 	size_t n_signer_users;
 	const char *signer_groups[KM_CONFIG_MAX_SIGNERS]; /* Unix group names */
 	size_t n_signer_groups;
+	/* kubernetes: served to kube-apiserver by keymgr-k8s-signer (docs/kubernetes.md): its
+	 * issuer and audiences set, max_token_ttl >= 600 s and publish_lead >= 2 x
+	 * km_config_k8s_refresh_hint() + clock_skew, checked at load */
+	bool kubernetes;
 } km_keyset_cfg_t;
 
 /* environments.ENV */
@@ -94,6 +113,12 @@ typedef struct {
 	/* http.static_dir: a directory keymgrd keeps a static copy of the documents in
 	 * (docs/static-hosting.md); absolute, or NULL */
 	const char *static_dir;
+	/* http.static_hook: the command keymgrd runs after each write of static_dir, given the
+	 * changed paths (docs/static-hosting.md, "The hook"): words, the first an absolute
+	 * program, no shell; n_static_hook 0: none. Only with static_dir. */
+	const char *static_hook[KM_CONFIG_MAX_HOOK_ARGS];
+	size_t n_static_hook;
+	unsigned static_hook_timeout;                    /* seconds; default 60 */
 	km_policy_t policy;                              /* effective environment policy */
 	const km_keyset_cfg_t *keysets[KM_CONFIG_MAX_KEYSETS];
 	size_t n_keysets;

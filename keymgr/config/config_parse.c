@@ -112,6 +112,20 @@ static int get_uint(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what
 	return KM_EOK;
 }
 
+/* true or false. */
+static int get_bool(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what, bool *ret)
+{
+	const char *s = NULL;
+	int r = cfg_yaml_scalar(n, at, what, &s, w->e);
+	if (r == KM_EOK && strcmp(s, "true") != 0 && strcmp(s, "false") != 0) {
+		cfg_errorf(w->e, cfg_yaml_loc(n, at), "%s: expected true or false", what);
+		r = KM_CONFIG_EINVAL;
+	}
+	if (r == KM_EOK)
+		*ret = strcmp(s, "true") == 0;
+	return r;
+}
+
 /* A path, resolved against the config file's directory. */
 /* "true" or "false". */
 static int get_bool(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what, bool *ret)
@@ -282,8 +296,54 @@ static bool http_path_valid(const char *p)
 	}
 }
 
+/*
+ * http.static_hook: [PROGRAM, ARG...] (or PROGRAM alone): words run as they are (no shell),
+ * PROGRAM an absolute path.
+ */
+static int parse_static_hook(walk_t *w, cfg_env_t *env, struct fy_node *val, cfg_loc_t kat,
+                             const char *what)
+{
+	env->pub.n_static_hook = 0;
+	if (fy_node_is_scalar(val)) {
+		int r = get_text(w, val, kat, what, PATH_MAX - 1, &env->pub.static_hook[0]);
+		if (r != KM_EOK)
+			return r;
+		env->pub.n_static_hook = 1;
+	} else {
+		int r = cfg_yaml_expect_seq(val, kat, what, w->e);
+		void *sit = NULL;
+		struct fy_node *item;
+		while (r == KM_EOK && (item = fy_node_sequence_iterate(val, &sit)) != NULL) {
+			if (env->pub.n_static_hook == KM_CONFIG_MAX_HOOK_ARGS) {
+				cfg_errorf(w->e, cfg_yaml_loc(item, kat), "%s: more than %d words", what,
+				           KM_CONFIG_MAX_HOOK_ARGS);
+				return KM_CONFIG_EINVAL;
+			}
+			r = get_text(w, item, kat, what, PATH_MAX - 1,
+			             &env->pub.static_hook[env->pub.n_static_hook]);
+			if (r == KM_EOK)
+				env->pub.n_static_hook++;
+		}
+		if (r != KM_EOK)
+			return r;
+		if (env->pub.n_static_hook == 0) {
+			cfg_errorf(w->e, cfg_yaml_loc(val, kat), "%s: expected [PROGRAM, ARG...], got an "
+			           "empty list", what);
+			return KM_CONFIG_EINVAL;
+		}
+	}
+	if (env->pub.static_hook[0][0] != '/') {
+		cfg_errorf(w->e, cfg_yaml_loc(val, kat), "%s: the program must be an absolute path "
+		           "(it is run as it is, without a shell or PATH search)", what);
+		env->pub.n_static_hook = 0;
+		return KM_CONFIG_EINVAL;
+	}
+	return KM_EOK;
+}
+
 static int parse_http(walk_t *w, cfg_env_t *env, struct fy_node *map, cfg_loc_t at)
 {
+	cfg_loc_t hook_at = at;
 	char where[WHERE_MAX], what[WHERE_MAX + 16];
 	snprintf(where, sizeof(where), "environments.%s.http", env->pub.name);
 	int r = cfg_yaml_expect_map(map, at, where, w->e);
@@ -341,12 +401,22 @@ static int parse_http(walk_t *w, cfg_env_t *env, struct fy_node *map, cfg_loc_t 
 			r = get_path(w, val, kat, what, &env->pub.static_dir);
 			if (r == KM_EOK)
 				env->static_loc = cfg_yaml_loc(val, kat);
+		} else if (strcmp(key, "static_hook") == 0) {
+			r = parse_static_hook(w, env, val, kat, what);
+			hook_at = kat;
+		} else if (strcmp(key, "static_hook_timeout") == 0) {
+			r = get_uint(w, val, kat, what, 1, 3600, &env->pub.static_hook_timeout);
 		} else {
-			r = cfg_yaml_unknown_key(w->e, kat, key, where,
-			                         "path, snapshots, public_url, static_dir");
+			r = cfg_yaml_unknown_key(w->e, kat, key, where, "path, snapshots, public_url, "
+			                         "static_dir, static_hook, static_hook_timeout");
 		}
 		if (r != KM_EOK)
 			return r;
+	}
+	if (r == 0 && env->pub.n_static_hook > 0 && env->pub.static_dir == NULL) {
+		cfg_errorf(w->e, hook_at, "%s.static_hook: needs static_dir (the hook is run after "
+		           "each write of the static tree)", where);
+		return KM_CONFIG_EINVAL;
 	}
 	return r < 0 ? r : KM_EOK;
 }
@@ -510,9 +580,11 @@ static int parse_keyset_body(walk_t *w, cfg_keyset_t *ks, const char *where,
 			r = parse_audiences(w, ks, val, kat, what);
 		} else if (w->main && strcmp(key, "signers") == 0) {
 			r = parse_signers(w, ks, val, kat, what);
+		} else if (w->main && strcmp(key, "kubernetes") == 0) {
+			r = get_bool(w, val, kat, what, &ks->pub.kubernetes);
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, where,
-			                         w->main ? "policy, issuer, audiences, signers"
+			                         w->main ? "policy, issuer, audiences, signers, kubernetes"
 			                                 : "policy (in an included file)");
 		}
 		if (r != KM_EOK)
@@ -645,6 +717,8 @@ static int parse_env_body(walk_t *w, cfg_env_t *env, const char *where, struct f
 			return oom(w);
 		env->http_loc = at;
 	}
+	if (env->pub.static_hook_timeout == 0)
+		env->pub.static_hook_timeout = KM_CONFIG_HOOK_TIMEOUT;
 	return KM_EOK;
 }
 

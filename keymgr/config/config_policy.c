@@ -181,6 +181,37 @@ static int validate(const km_policy_t *p, cfg_loc_t at, const char *who, cfg_err
 	return KM_POLICY_EUNSAFE;
 }
 
+/* A key set served to kube-apiserver (kubernetes: true; docs/kubernetes.md). */
+static int validate_k8s(const km_keyset_cfg_t *ks, const km_policy_t *p, cfg_loc_t at,
+                        const char *who, cfg_err_t *e)
+{
+	char a[32], b[32], c[32];
+	int64_t hint = km_config_k8s_refresh_hint(p->publish_lead, p->clock_skew);
+	if (ks->issuer == NULL || ks->n_audiences == 0) {
+		cfg_errorf(e, at, "%s: kubernetes: true needs issuer and audiences (kube-apiserver's "
+		           "--service-account-issuer and --api-audiences)", who);
+		return KM_CONFIG_EINVAL;
+	}
+	if (p->max_token_ttl < 600) {
+		cfg_errorf(e, at, "%s: kubernetes: true needs max_token_ttl >= 10m (kube-apiserver "
+		           "refuses a signer whose tokens may not live 600 s), not %s", who,
+		           km_duration_format(p->max_token_ttl, a, sizeof(a)));
+		return KM_POLICY_EUNSAFE;
+	}
+	if (hint < 1 || p->publish_lead < 2 * hint + p->clock_skew) {
+		cfg_errorf(e, at, "%s: kubernetes: true needs publish_lead (%s) >= 2 x "
+		           "refresh_hint_seconds + clock_skew (%s), with refresh_hint_seconds >= 1 s "
+		           "(derived as (publish_lead - clock_skew) / 2, here %s): kube-apiserver "
+		           "serves the keys it fetched for up to a refresh interval, so a verifier "
+		           "behind it lags by two", who,
+		           km_duration_format(p->publish_lead, a, sizeof(a)),
+		           km_duration_format(p->clock_skew, b, sizeof(b)),
+		           km_duration_format(hint, c, sizeof(c)));
+		return KM_POLICY_EUNSAFE;
+	}
+	return KM_EOK;
+}
+
 /*
  * An environment or key set whose own or inherited policy values have errors is skipped:
  * its effective policy is never computed from what remains. A failure here is recorded for
@@ -224,6 +255,8 @@ int cfg_policy_compute(km_config_t *cfg, cfg_err_t *e)
 			r = apply(&q, &ks->pol, KM_POLICY_SRC_KEYSET, who, e);
 			if (r == KM_EOK)
 				r = validate(&q, ks->loc, who, e);
+			if (r == KM_EOK && ks->pub.kubernetes)
+				r = validate_k8s(&ks->pub, &q, ks->loc, who, e);
 			if (r != KM_EOK) {
 				if ((r = cfg_record(cfg, e, r, CFG_SCOPE_KEYSET, en, NULL,
 				                    ks->pub.name)) != KM_EOK)

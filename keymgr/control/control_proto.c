@@ -380,8 +380,7 @@ static void set_timeouts(int fd, int ms)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-int km_ctl_call(const char *path, const json_t *req, int timeout_ms, json_t **reply,
-                char *err, size_t errlen)
+int km_ctl_connect(const char *path, int timeout_ms, int *ret_fd, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (path == NULL || strlen(path) >= sizeof(sa.sun_path)) {
@@ -396,16 +395,23 @@ int km_ctl_call(const char *path, const json_t *req, int timeout_ms, json_t **re
 	}
 	if (timeout_ms > 0)
 		set_timeouts(fd, timeout_ms);
-	int r;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		int e = errno;
-		r = e == EACCES || e == EPERM ? KM_EACCES : KM_ENOENT;
+		int r = e == EACCES || e == EPERM ? KM_EACCES : KM_ENOENT;
 		snprintf(err, errlen, r == KM_EACCES
 		         ? "no permission to use the control socket %s (mode 0660: join its group)"
 		         : "no keymgrd listening on %s (%s)", path, strerror(e));
 		close(fd);
 		return r;
 	}
+	*ret_fd = fd;
+	return KM_EOK;
+}
+
+int km_ctl_exchange(int fd, const char *path, const json_t *req, json_t **reply, char *err,
+                    size_t errlen)
+{
+	int r;
 	if ((r = km_ctl_write(fd, req)) != KM_EOK) {
 		snprintf(err, errlen, "sending the request to %s failed", path);
 	} else if ((r = km_ctl_read(fd, KM_CTL_MAX_REPLY, reply, err, errlen)) != KM_EOK) {
@@ -413,6 +419,17 @@ int km_ctl_call(const char *path, const json_t *req, int timeout_ms, json_t **re
 		snprintf(why, sizeof(why), "%s", err);
 		snprintf(err, errlen, "reading the reply from %s: %s", path, why);
 	}
+	return r;
+}
+
+int km_ctl_call(const char *path, const json_t *req, int timeout_ms, json_t **reply,
+                char *err, size_t errlen)
+{
+	int fd = -1;
+	int r = km_ctl_connect(path, timeout_ms, &fd, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	r = km_ctl_exchange(fd, path, req, reply, err, errlen);
 	close(fd);
 	return r;
 }

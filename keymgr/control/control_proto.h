@@ -124,3 +124,10 @@ int km_ctl_code_value(const char *code);
  */
 int km_ctl_call(const char *path, const json_t *req, int timeout_ms, json_t **reply,
                 char *err, size_t errlen);
+
+/* km_ctl_call()'s two halves, for a client that keeps its connection (keymgr-k8s-signer):
+ * *ret_fd, a connection to path with the timeouts set (codes and messages of km_ctl_call);
+ * then one request and its reply on fd (path only names it in err). */
+int km_ctl_connect(const char *path, int timeout_ms, int *ret_fd, char *err, size_t errlen);
+int km_ctl_exchange(int fd, const char *path, const json_t *req, json_t **reply, char *err,
+                    size_t errlen);

@@ -67,6 +67,25 @@ static void judge_names(judge_t *j, const km_store_keyset_t *ks, const km_policy
 		        km_policy_allowed_text(pol, KM_POLICY_F_PURPOSES, allowed, sizeof(allowed)),
 		        km_policy_config_key(pol, KM_POLICY_F_PURPOSES, e, ks->name, key,
 		                             sizeof(key)));
+	/* served to kube-apiserver (kubernetes: true; docs/kubernetes.md): the class and the
+	 * algorithms it takes; the configuration's own rules were checked at load */
+	const km_keyset_cfg_t *kc = km_config_keyset(km_env_config(j->env), e, ks->name);
+	bool sa = strcmp(ks->purpose, "service-account-token") == 0;
+	if (kc != NULL && kc->kubernetes && !sa)
+		finding(j, KM_FINDING_VIOLATION, ks->name, NULL, "kubernetes",
+		        "keymgr keyset set-purpose", 0, "kubernetes: true, but the key set signs %s "
+		        "tokens: keymgr-k8s-signer's Sign is refused until its purpose is "
+		        "service-account-token (and a rotation makes a key for it)", ks->purpose);
+	else if (kc != NULL && kc->kubernetes && ks->alg != KM_ALG_RS256 &&
+	         ks->alg != KM_ALG_ES256 && ks->alg != KM_ALG_ES384 && ks->alg != KM_ALG_ES512)
+		finding(j, KM_FINDING_VIOLATION, ks->name, NULL, "kubernetes", NULL, 0,
+		        "kubernetes: true, but the key set's algorithm %s is not one kube-apiserver "
+		        "takes (RS256, ES256, ES384, ES512): create another key set",
+		        km_alg_name(ks->alg));
+	else if (sa && (kc == NULL || !kc->kubernetes))
+		finding(j, KM_FINDING_WARNING, ks->name, NULL, "kubernetes", NULL, 0,
+		        "purpose service-account-token, but not kubernetes: true in the configuration: "
+		        "keymgr-k8s-signer cannot serve it");
 	char gaps[512];
 	if (km_keyset_signing_gaps(j->env, ks->name, gaps, sizeof(gaps)) != 0)
 		finding(j, KM_FINDING_WARNING, ks->name, NULL, "cannot-sign", NULL, 0, "%s", gaps);

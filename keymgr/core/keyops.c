@@ -78,6 +78,14 @@ int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who
 		                              sizeof(key)));
 		return KM_EPURPOSE;
 	}
+	/* Kubernetes service-account tokens (docs/kubernetes.md): kube-apiserver accepts these
+	 * algorithms only (the claims layer refuses any other at signing, too). */
+	if (strcmp(ks->purpose, "service-account-token") == 0 && ks->alg != KM_ALG_RS256 &&
+	    ks->alg != KM_ALG_ES256 && ks->alg != KM_ALG_ES384 && ks->alg != KM_ALG_ES512) {
+		snprintf(err, errlen, "purpose service-account-token needs RS256, ES256, ES384 or "
+		         "ES512 (what kube-apiserver accepts), not %s", info->name);
+		return KM_EALG;
+	}
 	/* A key set its token cannot serve is refused before anything is written: the message
 	 * names the module, the missing mechanism and what the token can do. A token that cannot
 	 * be opened now does not stop the key set (keymgr(1): its key is made later). */

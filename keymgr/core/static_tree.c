@@ -47,6 +47,30 @@ static int list_add(list_t *l, const char *rel, const char *etag, size_t bytes)
 	return KM_EOK;
 }
 
+/* Records rel as changed in res. */
+static int changed(km_static_result_t *res, const char *rel)
+{
+	char **v = realloc(res->changed, (res->n_changed + 1) * sizeof(*v));
+	if (v == NULL)
+		return KM_ENOMEM;
+	res->changed = v;
+	if ((v[res->n_changed] = strdup(rel)) == NULL)
+		return KM_ENOMEM;
+	res->n_changed++;
+	return KM_EOK;
+}
+
+void km_static_result_clear(km_static_result_t *res)
+{
+	if (res == NULL)
+		return;
+	for (size_t i = 0; i < res->n_changed; i++)
+		free(res->changed[i]);
+	free(res->changed);
+	res->changed = NULL;
+	res->n_changed = 0;
+}
+
 /* mkdir -p of the directories of rel below dir (mode 0755). */
 static int make_parents(const char *dir, const char *rel, char *err, size_t errlen)
 {
@@ -102,12 +126,14 @@ static int put(const char *dir, const char *rel, const char *body, size_t len, l
 			return r;
 		}
 		res->written++;
+		if ((r = changed(res, rel)) != KM_EOK)
+			return r;
 	}
 	return list_add(l, rel, etag, len);
 }
 
 /* Files of the previous manifest that the new one does not list: removed (only those). */
-static void remove_stale(const char *dir, const list_t *now, km_static_result_t *res)
+static int remove_stale(const char *dir, const list_t *now, km_static_result_t *res)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s", dir, MANIFEST);
@@ -123,10 +149,16 @@ static void remove_stale(const char *dir, const list_t *now, km_static_result_t 
 		for (size_t k = 0; k < now->n && !kept; k++)
 			kept = strcmp(now->v[k].rel, rel) == 0;
 		snprintf(path, sizeof(path), "%s/%s", dir, rel);
-		if (!kept && unlink(path) == 0)
+		if (!kept && unlink(path) == 0) {
 			res->removed++;
+			if (changed(res, rel) != KM_EOK) {
+				json_decref(old);
+				return KM_ENOMEM;
+			}
+		}
 	}
 	json_decref(old);
+	return KM_EOK;
 }
 
 /* Whether another key set of the environment names the same issuer. */
@@ -164,7 +196,7 @@ static int check_dir(const char *dir, char *err, size_t errlen)
 int km_static_write(km_env_t *env, const char *dir, int64_t serial, km_static_result_t *res,
                     char *err, size_t errlen)
 {
-	memset(res, 0, sizeof(*res));
+	memset(res, 0, sizeof(*res));   /* res->changed owned by the caller from here on */
 	int r = check_dir(dir, err, errlen);
 	if (r != KM_EOK)
 		return r;
@@ -216,8 +248,9 @@ int km_static_write(km_env_t *env, const char *dir, int64_t serial, km_static_re
 		body = NULL;
 	}
 	km_store_keysets_free(kss);
+	if (r == KM_EOK)
+		r = remove_stale(dir, &l, res);
 	if (r == KM_EOK) {
-		remove_stale(dir, &l, res);
 		km_cjson_t b;
 		km_cjson_init(&b);
 		km_cjson_open(&b, '{');
@@ -240,8 +273,12 @@ int km_static_write(km_env_t *env, const char *dir, int64_t serial, km_static_re
 		snprintf(path, sizeof(path), "%s/%s", dir, MANIFEST);
 		if (text == NULL)
 			r = KM_ENOMEM;
+		else if (same_file(dir, MANIFEST, text, strlen(text)))
+			;   /* nothing changed: no write, nothing for the hook */
 		else if ((r = km_file_write_atomic(path, text, strlen(text), 0644)) != KM_EOK)
 			snprintf(err, errlen, "cannot write %s: %s", path, km_strerror(r));
+		else
+			r = changed(res, MANIFEST);
 		free(text);
 	}
 	free(l.v);

@@ -33,13 +33,19 @@ typedef struct {
 	size_t discovery;      /* key sets with a discovery document */
 	size_t shared_issuers; /* of those, left out of issuers/: their issuer is another key
 	                        * set's too, and one issuer URL has one discovery document */
+	char **changed;        /* the paths (relative to dir) written or removed, manifest.json
+	                        * last when its bytes changed; free with km_static_result_clear */
+	size_t n_changed;
 } km_static_result_t;
 
 /*
  * Writes env's documents into dir (an existing directory, not writable by group or others
- * unless it is sticky) at serial (0: the store's latest JWKS serial). KM_EOK; KM_ENOENT (dir
+ * unless it is sticky) at serial (0: the store's latest JWKS serial); res->changed lists what
+ * changed (for http.static_hook). KM_EOK; KM_ENOENT (dir
  * missing), KM_EINVAL (not a directory, or too open: err says which), KM_EIO and negative
  * errno codes of a write (err names the file), the store's codes, KM_ENOMEM.
  */
 int km_static_write(km_env_t *env, const char *dir, int64_t serial, km_static_result_t *res,
                     char *err, size_t errlen);
+/* Frees res->changed (after success or failure of km_static_write). NULL-safe. */
+void km_static_result_clear(km_static_result_t *res);

@@ -23,6 +23,7 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
 #include "keymgr/control/ctl_locate.h"
+#include "keymgr/core/keyops.h"
 #include "keymgr/daemon/authz.h"
 #include "keymgr/daemon/control.h"
 #include "keymgr/daemon/log.h"
@@ -164,9 +165,12 @@ static void set_actors(kd_daemon_t *d, const kd_peer_t *p)
 static json_t *op_refusal(const char *op)
 {
 	if (op == NULL)
-		return error_reply("%s", "missing \"op\" (expected sign, status, reload or tick)");
-	if (strcmp(op, "status") != 0 && strcmp(op, "tick") != 0 && strcmp(op, "reload") != 0)
-		return error_reply("unknown op '%.32s' (expected sign, status, reload or tick)", op);
+		return error_reply("%s", "missing \"op\" (expected sign, status, reload, tick or "
+		                   "keys)");
+	if (strcmp(op, "status") != 0 && strcmp(op, "tick") != 0 && strcmp(op, "reload") != 0 &&
+	    strcmp(op, "keys") != 0)
+		return error_reply("unknown op '%.32s' (expected sign, status, reload, tick or keys)",
+		                   op);
 	return NULL;
 }
 
@@ -223,6 +227,47 @@ static json_t *retry_pin(kd_daemon_t *d, json_t *req, const kd_peer_t *peer, con
 	return NULL;
 }
 
+/*
+ * "keys" (keymgr-k8s-signer's FetchKeys and Metadata; docs/kubernetes.md): the JWKS of a key
+ * set served to kube-apiserver (kubernetes: true), as the store has it now (what keymgrd
+ * serves, or a moment ahead of it), with the serial served, max_token_ttl and the refresh
+ * hint. Public data: whoever may connect may ask.
+ */
+static json_t *keys_reply(kd_daemon_t *d, const char *env, const char *keyset)
+{
+	if (env == NULL || keyset == NULL)
+		return error_reply("%s", "keys: \"env\" and \"keyset\" are required");
+	kd_env_t *e = NULL;
+	for (size_t i = 0; i < d->n_envs && e == NULL; i++)
+		if (strcmp(d->envs[i].name, env) == 0)
+			e = &d->envs[i];
+	const km_keyset_cfg_t *kc = km_config_keyset(d->cfg, env, keyset);
+	if (e == NULL || kc == NULL || !kc->kubernetes)
+		return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "this key set is not served to "
+		                 "kube-apiserver (environments.ENV.keysets.NAME.kubernetes: true)",
+		                 "code", "not_served");
+	km_policy_t p;
+	char err[1024] = "", *body = NULL;
+	size_t len = 0;
+	int r = km_env_keyset_policy(e->env, keyset, &p);
+	if (r == KM_EOK)
+		r = km_env_jwks(e->env, keyset, &body, &len, err, sizeof(err));
+	if (r != KM_EOK)
+		return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", err[0] ? err : km_strerror(r),
+		                 "code", r == KM_ENOENT ? "unknown_keyset" : "store_error");
+	json_error_t je;
+	json_t *jwks = json_loadb(body, len, 0, &je);
+	free(body);
+	if (jwks == NULL)
+		return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "JWKS unreadable", "code",
+		                 "internal");
+	return json_pack("{s:b, s:o, s:I, s:I, s:I, s:I}", "ok", 1, "jwks", jwks, "serial",
+	                 (json_int_t)e->serial, "max_token_ttl", (json_int_t)p.max_token_ttl,
+	                 "refresh_hint", (json_int_t)km_config_k8s_refresh_hint(p.publish_lead,
+	                                                                      p.clock_skew),
+	                 "now", (json_int_t)time(NULL));
+}
+
 static json_t *dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer, const char **op_out)
 {
 	const char *who = peer->who;
@@ -233,6 +278,8 @@ static json_t *dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer, cons
 		return reply;
 	if (strcmp(op, "status") == 0)
 		return kd_status_json(d, env, keyset, (int64_t)time(NULL));
+	if (strcmp(op, "keys") == 0)
+		return keys_reply(d, env, keyset);
 	if (strcmp(op, "tick") == 0) {
 		size_t failed = 0;
 		set_actors(d, peer);

@@ -29,7 +29,8 @@ void kd_control_record(kd_daemon_t *d);
  */
 json_t *kd_control_check(const kd_daemon_t *d, json_t *req, const char **op_out,
                          const char **env_out, const char **keyset_out);
-/* Answers a status, reload or tick request on the main thread, and logs it. New reference. */
+/* Answers a status, reload, tick or keys request on the main thread, and logs it. New
+ * reference. */
 json_t *kd_control_dispatch(kd_daemon_t *d, json_t *req, const kd_peer_t *peer);
 /* For a connection thread: the refusal of a request without an op, or with an op keymgrd
  * does not know, logged as kd_control_dispatch() logs it (new reference); NULL for the

@@ -13,9 +13,10 @@
  *   pass.c       one pass over the environments; reload.c: reloading the configuration
  *   scheduler.c  applying due actions through km_apply, propagation gating (token_check.c:
  *                its token probe; backoff.c: retry delays)
- *   publisher.c  rendering the JWKS documents, handing them to the listener, snapshot files
+ *   publisher.c  rendering the JWKS documents, handing them to the listener, snapshot files,
+ *                the static tree (hook.c: http.static_hook, run after each write of it)
  *   front.c      the listener process: starting, feeding and restarting it
- *   control.c    the control socket (docs/control-protocol.md): status, reload, tick
+ *   control.c    the control socket (docs/control-protocol.md): status, reload, tick, keys
  *   ctl_server.c its connections: acceptor and per-connection threads, the main-thread queue
  *                (ctl_limits.c: per-peer limits and frame deadlines)
  *   signer.c     the signing service: per environment a signing token and the key sets'
@@ -52,6 +53,7 @@
 #include "keymgr/daemon/ctl_server.h"
 #include "keymgr/daemon/harden.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/metrics.h"
 #include "keymgr/daemon/notify.h"
 #include "keymgr/daemon/pass.h"
 #include "keymgr/daemon/publisher.h"
@@ -240,14 +242,25 @@ static void loop(kd_daemon_t *d, int sig_fd)
 		int64_t front_at = kd_front_tick(d->front, now);   /* restarts a dead listener */
 		if (front_at < wake)
 			wake = front_at;
+		bool hooks_changed = false;
+		int64_t hook_at = kd_static_hooks_step(d, now, &hooks_changed);
+		if (hooks_changed)
+			kd_metrics_update(d, now);
+		if (hook_at < wake)
+			wake = hook_at;
 		if (wake <= now)
 			wake = now + 1;
-		struct pollfd fds[3] = {
+		struct pollfd fds[3 + KM_CONFIG_MAX_ENVS] = {
 			{ .fd = sig_fd, .events = POLLIN },
 			{ .fd = kd_ctl_wake_fd(d), .events = POLLIN },
 			{ .fd = kd_front_fd(d->front), .events = POLLIN },
 		};
-		int n = poll(fds, 3, wait_ms(wake, d->poll_interval));
+		int hook_fds[KM_CONFIG_MAX_ENVS];
+		size_t nh = kd_static_hooks_fds(d, hook_fds, KM_CONFIG_MAX_ENVS);
+		for (size_t i = 0; i < nh; i++)
+			fds[3 + i] = (struct pollfd){ .fd = hook_fds[i], .events = POLLIN };
+		/* a hook's exit only wakes the loop: the next turn reaps it */
+		int n = poll(fds, (nfds_t)(3 + nh), wait_ms(wake, d->poll_interval));
 		if (n <= 0)
 			continue;
 		if (fds[2].revents != 0)

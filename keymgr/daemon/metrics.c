@@ -15,6 +15,7 @@
 #define KEYMGR_VERSION "unknown"
 #endif
 
+#include "keymgr/daemon/hook.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/metrics.h"
 #include "keymgr/daemon/signer.h"
@@ -71,6 +72,48 @@ static const char *health(const kd_daemon_t *d, char *buf, size_t len)
 		}
 	}
 	return NULL;
+}
+
+static void env_metric(FILE *f, const char *name, const kd_env_t *e, const char *extra,
+                       unsigned long long v)
+{
+	fprintf(f, "%s{", name);
+	label(f, "env", e->name);
+	fprintf(f, "%s} %llu\n", extra, v);
+}
+
+/* http.static_hook: the environments that have one. */
+static void hook_metrics(const kd_daemon_t *d, FILE *f)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} m[] = {
+		{ "keymgr_static_hook_runs_total", "counter", "Runs of http.static_hook by result "
+		  "(failed: a non-zero exit, a signal, a failure to start or the timeout)." },
+		{ "keymgr_static_hook_timeouts_total", "counter", "Runs of http.static_hook killed "
+		  "at http.static_hook_timeout." },
+		{ "keymgr_static_hook_failures", "gauge", "Consecutive failed runs of "
+		  "http.static_hook (0 after a success; retried with backoff while above 0)." },
+		{ "keymgr_static_hook_pending_paths", "gauge", "Changed paths of the static tree "
+		  "waiting for a run of http.static_hook." },
+	};
+	for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", m[k].name, m[k].help, m[k].name,
+		        m[k].type);
+		for (size_t i = 0; i < d->n_envs; i++) {
+			kd_hook_stats_t s;
+			if (d->envs[i].hook == NULL)
+				continue;
+			kd_hook_stats(d->envs[i].hook, &s);
+			if (k == 0) {
+				env_metric(f, m[k].name, &d->envs[i], ",result=\"ok\"", s.ok);
+				env_metric(f, m[k].name, &d->envs[i], ",result=\"failed\"", s.failed);
+			} else {
+				env_metric(f, m[k].name, &d->envs[i], "", k == 1 ? s.timeouts :
+				           k == 2 ? s.failures : s.pending);
+			}
+		}
+	}
 }
 
 void kd_metrics_update(kd_daemon_t *d, int64_t now)
@@ -228,6 +271,7 @@ void kd_metrics_update(kd_daemon_t *d, int64_t now)
 	           "one stopped.\n# TYPE keymgr_listener_restarts_total counter\n"
 	           "keymgr_listener_restarts_total %llu\n", kd_front_pid(d->front) != 0 ? 1 : 0,
 	        (unsigned long long)kd_front_restarts(d->front));
+	hook_metrics(d, f);
 	kd_signing_metrics(d, f);
 	fprintf(f, "# HELP keymgr_start_time_seconds When keymgrd started.\n"
 	           "# TYPE keymgr_start_time_seconds gauge\nkeymgr_start_time_seconds %lld\n",

@@ -24,6 +24,7 @@
 #include "keymgr/core/documents.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/core/static_tree.h"
+#include "keymgr/daemon/hook.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/publisher.h"
 #include "keymgr/daemon/state.h"
@@ -378,8 +379,48 @@ static bool publish_discovery(kd_daemon_t *d, kd_env_t *e)
 	return changed;
 }
 
-/* http.static_dir: the static tree written again after anything it holds changed. */
-static void write_static(kd_env_t *e, bool changed)
+/* e's http.static_hook as its configuration says now: kept across reloads that leave its
+ * command alone (its queue and counters too), replaced otherwise, NULL when none. */
+static kd_hook_t *env_hook(kd_env_t *e)
+{
+	const km_env_cfg_t *c = e->cfg;
+	if (c->n_static_hook == 0 || c->static_dir == NULL) {
+		kd_hook_free(e->hook);
+		e->hook = NULL;
+		return NULL;
+	}
+	kd_hook_cfg_t hc = { .argv = c->static_hook, .argc = c->n_static_hook,
+	                     .dir = c->static_dir, .env_name = e->name,
+	                     .timeout = c->static_hook_timeout };
+	if (e->hook != NULL && kd_hook_same(e->hook, &hc))
+		return e->hook;
+	kd_hook_free(e->hook);   /* a running one of the old command is killed */
+	e->hook = NULL;
+	int r = kd_hook_create(&hc, &e->hook);
+	if (r != KM_EOK)
+		kd_log(KD_LOG_ERROR, "static-hook", "env", e->name, "program", hc.argv[0], "result",
+		       "failed", "error", km_strerror(r), NULL);
+	return e->hook;
+}
+
+/* Hands the paths a static-tree write changed to the environment's hook, and starts it. */
+static void queue_hook(kd_env_t *e, const km_static_result_t *res, int64_t now)
+{
+	kd_hook_t *h = env_hook(e);
+	if (h == NULL || res->n_changed == 0)
+		return;
+	if (kd_hook_add(h, (const char *const *)res->changed, res->n_changed, res->serial) !=
+	    KM_EOK) {
+		kd_log(KD_LOG_ERROR, "static-hook", "env", e->name, "result", "failed", "error",
+		       "out of memory: changed paths not queued", NULL);
+		return;
+	}
+	kd_hook_step(h, now);
+}
+
+/* http.static_dir: the static tree written again after anything it holds changed; what the
+ * write changed (even a failed one's part) goes to http.static_hook. */
+static void write_static(kd_env_t *e, bool changed, int64_t now)
 {
 	const char *dir = e->cfg->static_dir;
 	if (dir == NULL || e->serial == 0 ||
@@ -389,6 +430,8 @@ static void write_static(kd_env_t *e, bool changed)
 	char err[1024] = "", num[32], w[24], rm[24];
 	snprintf(num, sizeof(num), "%lld", (long long)e->serial);
 	int r = km_static_write(e->env, dir, e->serial, &res, err, sizeof(err));
+	queue_hook(e, &res, now);
+	km_static_result_clear(&res);
 	if (r != KM_EOK) {
 		char msg[KD_ERROR_MAX];
 		snprintf(msg, sizeof(msg), "snapshot static tree: %.400s", err[0] ? err :
@@ -406,6 +449,37 @@ static void write_static(kd_env_t *e, bool changed)
 	snprintf(rm, sizeof(rm), "%zu", res.removed);
 	kd_log(KD_LOG_INFO, "static-tree", "env", e->name, "dir", dir, "serial", num, "written",
 	       w, "removed", rm, "result", "ok", NULL);
+}
+
+int64_t kd_static_hooks_step(kd_daemon_t *d, int64_t now, bool *ret_changed)
+{
+	int64_t wake = INT64_MAX;
+	bool changed = false;
+	for (size_t i = 0; i < d->n_envs; i++) {
+		/* follows the configuration at once: a reload that drops or changes the hook takes
+		 * effect here, not at the next write */
+		kd_hook_t *h = env_hook(&d->envs[i]);
+		if (h == NULL)
+			continue;
+		kd_hook_stats_t a, b;
+		kd_hook_stats(h, &a);
+		int64_t w = kd_hook_step(h, now);
+		kd_hook_stats(h, &b);
+		changed = changed || a.ok != b.ok || a.failed != b.failed || a.pid != b.pid;
+		if (w < wake)
+			wake = w;
+	}
+	*ret_changed = changed;
+	return wake;
+}
+
+size_t kd_static_hooks_fds(const kd_daemon_t *d, int *fds, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < d->n_envs && n < max; i++)
+		if (d->envs[i].hook != NULL && kd_hook_fd(d->envs[i].hook) >= 0)
+			fds[n++] = kd_hook_fd(d->envs[i].hook);
+	return n;
 }
 
 int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
@@ -529,7 +603,7 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 out:
 	if (r == KM_EOK) {
 		bool disc = publish_discovery(d, e);
-		write_static(e, published || disc);
+		write_static(e, published || disc, now);
 	}
 	if (r != KM_EOK) {
 		if (err[0] == '\0')

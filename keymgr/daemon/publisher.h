@@ -5,6 +5,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "keymgr/daemon/state.h"
@@ -26,3 +28,12 @@ void kd_unpublish_paths(kd_daemon_t *d, const kd_paths_t *paths);
  * (activate_when_seen_by): their rows of the verifier table are never evicted. At start and
  * after each reload. */
 void kd_publish_listed_verifiers(kd_daemon_t *d);
+
+/*
+ * Moves every environment's static-tree hook on (hook.h, kd_hook_step) at now: reaps, kills
+ * at the timeout, starts queued runs. Returns the earliest time one wants to be called again
+ * (INT64_MAX: none); *ret_changed: whether a run started or ended (the metrics changed).
+ */
+int64_t kd_static_hooks_step(kd_daemon_t *d, int64_t now, bool *ret_changed);
+/* The descriptors (at most max) that become readable when a running hook exits. */
+size_t kd_static_hooks_fds(const kd_daemon_t *d, int *fds, size_t max);

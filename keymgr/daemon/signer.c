@@ -767,7 +767,12 @@ static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, ch
 		return refusal(KM_EINVAL, "bad_request", "sign: missing \"keyset\": \"ENV/NAME\"");
 	if (km_name_split(ref, false, env, name, err, sizeof(err)) != KM_EOK)
 		return refusal(KM_ENAME, "invalid_name", err);
-	if (cv == NULL || !(json_is_object(cv) || json_is_string(cv)))
+	/* "payload": the JWT's second segment as kube-apiserver built it (keymgr-k8s-signer) */
+	const char *payload = json_string_value(json_object_get(req, "payload"));
+	if (payload != NULL && cv != NULL)
+		return refusal(KM_EINVAL, "bad_request", "sign: give \"claims\" or \"payload\", not "
+		               "both");
+	if (payload == NULL && (cv == NULL || !(json_is_object(cv) || json_is_string(cv))))
 		return refusal(KM_EINVAL, "bad_request", "sign: missing \"claims\" (a JSON object, "
 		               "or a string holding one)");
 	if (!parse_ttl(json_object_get(req, "ttl"), &ttl, err, sizeof(err)))
@@ -820,7 +825,11 @@ static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, ch
 	}
 	/* Claims given as an object are checked and signed as parsed with the request; a string
 	 * is parsed here, so that its parse errors read exactly as `keymgr sign` reports them. */
-	if (json_is_object(cv))
+	if (payload != NULL)
+		r = km_claims_sign_payload_resolved(&ks->key, signing_token, se, payload,
+		                                    (int64_t)time(NULL), &jwt, &audit_denied, err,
+		                                    sizeof(err));
+	else if (json_is_object(cv))
 		r = km_claims_sign_resolved_object(&ks->key, signing_token, se, cv,
 		                                   (int64_t)time(NULL), ttl, &jwt, &audit_denied, err,
 		                                   sizeof(err));

@@ -13,6 +13,7 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/core/documents.h"
+#include "keymgr/daemon/hook.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/state.h"
 
@@ -63,6 +64,8 @@ static void env_free(kd_env_t *e)
 	free(e->ks);
 	free(e->token_error);
 	free(e->refresh_error);
+	kd_hook_free(e->hook);   /* a running hook is killed */
+	e->hook = NULL;
 	km_env_free(e->env);
 }
 

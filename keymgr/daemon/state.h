@@ -20,6 +20,7 @@
 
 typedef struct kd_signing kd_signing_t;   /* the signing service: signer.h */
 typedef struct kd_ctl kd_ctl_t;           /* the control connections: ctl_server.h */
+typedef struct kd_hook kd_hook_t;         /* a static-tree hook: hook.h */
 
 /* One key of a key set as the daemon last saw it in the store (destroyed keys left out). */
 typedef struct {
@@ -70,7 +71,9 @@ typedef struct {
 	bool published;
 	bool stale;
 	int64_t static_serial;     /* serial of the static tree last written (http.static_dir) */
-	const km_env_cfg_t *static_cfg;   /* the configuration it was written with */                /* a key set document changed; the environment's must follow */
+	const km_env_cfg_t *static_cfg;   /* the configuration it was written with */
+	kd_hook_t *hook;           /* http.static_hook, NULL when none (kept in step with the
+	                            * configuration by the main loop and each write) */                /* a key set document changed; the environment's must follow */
 	uint8_t digest[32];
 	unsigned published_max_age;
 	int64_t serial;            /* serial of the current documents (0: none yet) */

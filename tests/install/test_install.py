@@ -2,8 +2,8 @@
 """`meson install` as a package build runs it (issue 14, item 6), in a build directory of its
 own (prefix /usr, -Dtests=false), into a DESTDIR:
 
-  - default names: exactly keymgr in bindir, keymgrd in sbindir, keymgrd-listener in
-    libexecdir, their man pages, keymgr.yaml(5),
+  - default names: exactly keymgr in bindir, keymgrd and keymgr-k8s-signer in sbindir,
+    keymgrd-listener in libexecdir, their man pages, keymgr.yaml(5),
     the bash completion in bash-completion's directory and the two systemd units; the units'
     ExecStart= is the path keymgrd was installed at (after @...@ substitution, nothing left);
     the unit documents the device access a USB HSM needs; the installed programs run;
@@ -86,8 +86,9 @@ class InstallTest(unittest.TestCase):
         unit_dir = f"{prefix}/lib/systemd/system"
         expected = {
             f"{prefix}/bin/{cli}", f"{prefix}/sbin/{daemon}",
-            f"{prefix}/libexec/{daemon}-listener",
+            f"{prefix}/libexec/{daemon}-listener", f"{prefix}/sbin/keymgr-k8s-signer",
             f"{prefix}/share/man/man1/{cli}.1", f"{prefix}/share/man/man8/{daemon}.8",
+            f"{prefix}/share/man/man8/keymgr-k8s-signer.8",
             f"{prefix}/share/man/man5/keymgr.yaml.5",
             f"{comp}/{cli}", f"{unit_dir}/{daemon}.service", f"{unit_dir}/{daemon}@.service",
         }
@@ -127,6 +128,9 @@ class InstallTest(unittest.TestCase):
         # keymgrd's network-facing process, which keymgrd finds in libexecdir
         p = run(dest + f"{prefix}/libexec/{daemon}-listener", "--help")
         self.assertTrue(p.stdout.startswith("Usage: keymgrd-listener"), p.stdout[:80])
+        # Kubernetes' external JWT signer (docs/kubernetes.md)
+        p = run(dest + f"{prefix}/sbin/keymgr-k8s-signer", "--help")
+        self.assertTrue(p.stdout.startswith("Usage: keymgr-k8s-signer"), p.stdout[:80])
         p = run(dest + f"{prefix}/sbin/{daemon}", "--bogus", ok=False)
         self.assertEqual(p.returncode, 2)
         self.assertIn("unknown option '--bogus'", p.stderr)

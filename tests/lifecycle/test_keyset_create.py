@@ -134,7 +134,8 @@ class KeysetCreateTest(fixture.InstallationTest):
              "(set by environments.production.policy.purposes)"),
             (["staging/a", "--alg", "ES256", "--owner", "o", "--purpose", "Not A Slug"],
              "unknown purpose 'Not A Slug': use one of access-token, id-token, refresh-token, "
-             "logout-token, security-event-token, or a custom lowercase slug listed in "
+             "logout-token, security-event-token, service-account-token, or a custom "
+             "lowercase slug listed in "
              "environments.staging.policy.purposes"),
         ]
         for args, msg in cases:

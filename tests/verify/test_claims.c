@@ -333,6 +333,77 @@ static void test_class_custom_and_refresh(void **state)
 	               "claim 'auth_time' is reserved for id-token and access-token");
 }
 
+/* The service-account class (Kubernetes): the payload as kube-apiserver built it. */
+#define SA_SUB "\"sub\":\"system:serviceaccount:default:builder\""
+#define SA_OK "{\"iss\":\"" ISS "\",\"aud\":[\"api.example.test\",\"admin.example.test\"]," \
+	SA_SUB ",\"iat\":1800000000,\"nbf\":1800000000,\"exp\":1800003600,\"jti\":\"j\"," \
+	"\"kubernetes.io\":{\"namespace\":\"default\"}}"
+
+static void expect_sa(const char *text, int want, const char *part)
+{
+	km_claims_policy_t pol = policy(KM_CLAIMS_SA_PURPOSE);
+	char err[512] = "";
+	int r = km_claims_check_sa(&pol, text, strlen(text), NOW, err, sizeof(err));
+	assert_int_equal(r, want);
+	if (part != NULL && strstr(err, part) == NULL)
+		fail_msg("message '%s' lacks '%s'", err, part);
+}
+
+static void test_class_service_account(void **state)
+{
+	char t[KM_CLAIMS_TYP_MAX + 1];
+	(void)state;
+	assert_string_equal(km_claims_typ(KM_CLAIMS_SA_PURPOSE, t), "JWT");
+	expect_sa(SA_OK, KM_EOK, NULL);
+	/* iss: required, the key set's */
+	expect_sa("{\"aud\":\"api.example.test\"," SA_SUB ",\"iat\":1800000000,"
+	          "\"exp\":1800000600}", KM_POLICY_EDENIED, "claim 'iss' is required");
+	expect_sa("{\"iss\":\"https://x\",\"aud\":\"api.example.test\"," SA_SUB
+	          ",\"iat\":1800000000,\"exp\":1800000600}", KM_POLICY_EDENIED, "claim 'iss'");
+	/* aud: every value allowed */
+	expect_sa("{\"iss\":\"" ISS "\",\"aud\":[\"api.example.test\",\"vault\"]," SA_SUB
+	          ",\"iat\":1800000000,\"exp\":1800000600}", KM_POLICY_EDENIED, "'vault'");
+	/* sub names a service account */
+	expect_sa("{\"iss\":\"" ISS "\",\"aud\":\"api.example.test\",\"sub\":\"alice\","
+	          "\"iat\":1800000000,\"exp\":1800000600}", KM_POLICY_EDENIED, "service account");
+	/* lifetime: exp - iat and exp - now within max_token_ttl (3600) */
+	expect_sa("{\"iss\":\"" ISS "\",\"aud\":\"api.example.test\"," SA_SUB
+	          ",\"iat\":1800000000,\"exp\":1800003601}", KM_POLICY_EDENIED, "max_token_ttl");
+	expect_sa("{\"iss\":\"" ISS "\",\"aud\":\"api.example.test\"," SA_SUB
+	          ",\"iat\":1799990000,\"exp\":1800003000}", KM_POLICY_EDENIED, "max_token_ttl");
+	expect_sa("{\"iss\":\"" ISS "\",\"aud\":\"api.example.test\"," SA_SUB
+	          ",\"iat\":1800000000,\"exp\":1800000000}", KM_POLICY_EDENIED, "born expired");
+	expect_sa("{\"iss\":\"" ISS "\",\"aud\":\"api.example.test\"," SA_SUB
+	          ",\"iat\":1800000061,\"exp\":1800000600}", KM_POLICY_EDENIED, "future");
+	expect_sa("{\"iss\":\"" ISS "\",\"aud\":\"api.example.test\"," SA_SUB
+	          ",\"iat\":1800000000}", KM_POLICY_EDENIED, "claim 'exp' is required");
+	expect_sa("{\"iss\":\"" ISS "\",\"aud\":\"api.example.test\"," SA_SUB
+	          ",\"iat\":1800000000,\"exp\":1800000600,\"nbf\":1800000601}", KM_POLICY_EDENIED,
+	          "nbf");
+	/* no claim of another class; one JSON object, no duplicates, no NUL */
+	expect_sa("{\"iss\":\"" ISS "\",\"aud\":\"api.example.test\"," SA_SUB
+	          ",\"iat\":1800000000,\"exp\":1800000600,\"nonce\":\"n\"}", KM_POLICY_EDENIED,
+	          "reserved");
+	expect_sa("{\"iss\":\"" ISS "\",\"iss\":\"" ISS "\"}", KM_EMALFORMED, "JSON object");
+	expect_sa("[1]", KM_EMALFORMED, "JSON object");
+	km_claims_policy_t sa = policy(KM_CLAIMS_SA_PURPOSE);
+	char err[512];
+	static const char nul[] = "{\"a\":\"x\"}\0{}";
+	assert_int_equal(km_claims_check_sa(&sa, nul, sizeof(nul) - 1, NOW, err, sizeof(err)),
+	                 KM_EMALFORMED);
+	assert_non_null(strstr(err, "NUL"));
+	/* another class never takes a payload; this class never takes claims */
+	km_claims_policy_t at = policy("access-token");
+	assert_int_equal(km_claims_check_sa(&at, SA_OK, strlen(SA_OK), NOW, err, sizeof(err)),
+	                 KM_POLICY_EDENIED);
+	expect_refused(KM_CLAIMS_SA_PURPOSE, "{\"aud\":\"api.example.test\"," EXP_OK "}",
+	               KM_POLICY_EDENIED, "keymgr adds no claims");
+	assert_true(km_claims_sa_alg(KM_ALG_ES256) && km_claims_sa_alg(KM_ALG_RS256) &&
+	            km_claims_sa_alg(KM_ALG_ES384) && km_claims_sa_alg(KM_ALG_ES512));
+	assert_false(km_claims_sa_alg(KM_ALG_PS256) || km_claims_sa_alg(KM_ALG_EDDSA) ||
+	             km_claims_sa_alg(KM_ALG_RS384));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +421,7 @@ int main(void)
 		cmocka_unit_test(test_class_logout_token),
 		cmocka_unit_test(test_class_security_event_token),
 		cmocka_unit_test(test_class_custom_and_refresh),
+		cmocka_unit_test(test_class_service_account),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
