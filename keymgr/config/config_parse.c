@@ -127,20 +127,6 @@ static int get_bool(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what
 }
 
 /* A path, resolved against the config file's directory. */
-/* "true" or "false". */
-static int get_bool(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what, bool *ret)
-{
-	const char *s = NULL;
-	int r = cfg_yaml_scalar(n, at, what, &s, w->e);
-	if (r == KM_EOK && strcmp(s, "true") != 0 && strcmp(s, "false") != 0) {
-		cfg_errorf(w->e, cfg_yaml_loc(n, at), "%s: expected true or false", what);
-		r = KM_CONFIG_EINVAL;
-	}
-	if (r == KM_EOK)
-		*ret = strcmp(s, "true") == 0;
-	return r;
-}
-
 static int get_path(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what,
                     const char **ret)
 {
