@@ -65,7 +65,10 @@ class DiscoverySetup(SignSetup):
         self.static_dir = static_dir
         super().__init__(keymgr, keymgrd, keysets=("api", "web"),
                          signers={"api": "{ users: [ root ] }", "web": "{ users: [ root ] }"},
-                         policy={"rotation_period": "10m"}, **kw)
+                         # a minute's tokens and two minutes' retention: the old key stays
+                         # in the JWKS while a loaded machine verifies the old token with it
+                         policy={"rotation_period": "10m", "max_token_ttl": "1m",
+                                 "retire_retention": "2m"}, **kw)
 
     def config_text(self, policy=None, keyset_policy=None, extra_daemon=None, signers=None,
                     public_url=None):
