@@ -236,6 +236,19 @@ int km_token_generate(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char
 int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char *label,
                               const uint8_t id[KM_TOKEN_ID_LEN], km_pubkey_t *pub);
 
+/*
+ * Checks an existing key pair as a new one is checked before it is kept: the private key's
+ * attributes read back (sensitive, never extractable, sign only, except the token's recorded
+ * exception), its CKA_ID is id, it is a key of alg, and a test signature made through the
+ * signing path verifies with the public key read from the token (OpenSSL). For pairs whose
+ * generation was never confirmed (reconcile's adoption after a crash). Writes the public key
+ * into *pub. KM_EOK; KM_P11_EKEYREFUSED (the key failed a check: the reason in
+ * km_token_last_error()); KM_P11_ENOKEY (no such pair); the token's code when it could not be
+ * asked (a lost session: nothing is known about the key).
+ */
+int km_token_check_key(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
+                       km_pubkey_t *pub);
+
 /* Fills id with the magic prefix and 16 random bytes (OpenSSL RAND_bytes). */
 int km_token_new_id(uint8_t id[KM_TOKEN_ID_LEN]);
 

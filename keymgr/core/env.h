@@ -71,6 +71,10 @@ km_store_t *km_env_store(km_env_t *env);
  */
 int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
 
+/* The environment's token if km_env_token() opened it and it is still open, else NULL (no
+ * attempt is made to open it: a caller that only reads what an earlier step found). */
+km_token_t *km_env_token_if_open(km_env_t *env);
+
 /*
  * Closes the environment's token if it is open (logs out; the module is finalized when no
  * other token of this process uses it). The next operation that needs the token opens it
