@@ -164,6 +164,7 @@ static int publish(int argc, char **argv)
 		                      (json_int_t)res.discovery, "shared_issuers",
 		                      (json_int_t)res.shared_issuers);
 		rc = j != NULL ? km_cli_print_json(j) : km_cli_fail(KM_ENOMEM, NULL);
+		json_decref(j);
 	} else {
 		if (res.shared_issuers > 0)
 			km_cli_error("warning: %zu key sets share their issuer with another key set: their "

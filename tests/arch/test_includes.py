@@ -5,7 +5,9 @@
 - a copy of the tree with one bad #include each time is refused, naming the file, the line and
   the rule: a layer including the one above it (core -> daemon), a folder including another
   folder's private header (cli -> pkcs11/internal.h), a folder including one beside it that it
-  does not sit on (http -> store), a library folder including a program's (core -> cli).
+  does not sit on (http -> store), a library folder including a program's (core -> cli), and
+  the probe signer (keymgr/claims/claims_probe.h) included by anything but keymgr/probe: the
+  signing path of `keymgr sign` (cli) and of the control socket (daemon), or core.
 
 Usage: /usr/bin/python3 test_includes.py SOURCE-ROOT
 """
@@ -40,6 +42,14 @@ def main():
          "keymgr/core may not include keymgr/cli"),
         ("policy/planner.c", '#include "keymgr/core/env.h"\n',
          "policy may not include keymgr/core"),
+        ("keymgr/cli/cmd_publish.c", '#include "keymgr/claims/claims_probe.h"\n',
+         "is for keymgr/probe only"),
+        ("keymgr/daemon/signer.c", '#include "keymgr/claims/claims_probe.h"\n',
+         "is for keymgr/probe only"),
+        ("keymgr/probe/probe.c", '#include "keymgr/daemon/state.h"\n',
+         "keymgr/probe may not include keymgr/daemon"),
+        ("keymgr/daemon/main.c", '#include "keymgr/probe/probe.h"\n',
+         "keymgr/daemon may not include keymgr/probe"),
     ]
     failed = 0
     for rel, line, words in cases:
