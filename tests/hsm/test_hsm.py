@@ -172,6 +172,7 @@ class HsmTest(unittest.TestCase):
             self.assertIn("warning: recorded exception", p.stderr)
         else:
             self.assertIn(attrs["decrypt"], (False, None), attrs)
+        self.exception_named(alg, first["kid"], bool(caps["exceptions"]))
 
         token = self.sign(alg)
         self.verify_both(alg, token, first["kid"])
@@ -202,9 +203,39 @@ class HsmTest(unittest.TestCase):
         self.keymgr("reconcile", "hsm")
         after = self.json("key", "list", "hsm/" + slug(alg))
         self.assertFalse([k for k in after if k["pending"]], after)
+        adopted = [k for k in after if k["token"]["cka_id"] == pending[0]["token"]["cka_id"]]
+        self.assertEqual(len(adopted), 1, after)
+        self.assertNotEqual(adopted[0]["kid"], "", f"the key pair was not adopted: {after}")
+        self.exception_named(alg, adopted[0]["kid"], bool(caps["exceptions"]))
         self.assertEqual(self.active(alg)["kid"], second["kid"])
         self.verify_both(alg, self.sign(alg), second["kid"])
         RESULTS[alg] = "yes"
+
+    def exception_named(self, alg, kid, expected):
+        """A key of a token with a recorded exception is never accepted silently: the audit
+        log records the exception with the key (token.exception), and `keyset show` and
+        `policy check` name it as a warning. A token without one gets none of these."""
+        events = [e for e in self.json("audit", "log", "hsm", "--kid", kid)
+                  if e["action"] == "token.exception"]
+        show = self.json("keyset", "show", "hsm/" + slug(alg))
+        mine = [e for e in show["exceptions"] if e["kid"] == kid]
+        text = self.keymgr("keyset", "show", "hsm/" + slug(alg)).stdout
+        p = self.keymgr("policy", "check", "hsm", "--json", ok=False)
+        self.assertIn(p.returncode, (0, 1), p.stderr)
+        warned = [w for w in json.loads(p.stdout)["warnings"]
+                  if w["check"] == "token-exception" and w["kid"] == kid]
+        if not expected:
+            self.assertEqual((events, mine, warned), ([], [], []))
+            self.assertNotIn("recorded exception", text)
+            return
+        self.assertEqual(len(events), 1, events)
+        self.assertIn("CKA_DECRYPT", events[0]["after"]["exception"])
+        self.assertEqual(events[0]["after"]["token_label"], self.m.label)
+        self.assertEqual(len(mine), 1, show["exceptions"])
+        self.assertIn("CKA_DECRYPT", mine[0]["message"])
+        self.assertRegex(text, r"warning +key " + re.escape(kid) + r": .*recorded exception")
+        self.assertEqual(len(warned), 1, p.stdout)
+        self.assertIn("CKA_DECRYPT", warned[0]["message"])
 
     def refused(self, alg):
         before = self.json("keyset", "list", "hsm")
