@@ -87,8 +87,9 @@ static int reopen(km_token_t *t, char *msg, size_t len)
 	int r;
 
 	close_sessions(t);
-	r = km_p11_find_token(t->fl, t->module_path, t->info.label,
-	                      t->info.serial[0] ? t->info.serial : NULL, &slot, &ti, msg, len);
+	r = km_p11_module_find_token(t->mod, t->module_path, t->info.label,
+	                             t->info.serial[0] ? t->info.serial : NULL, /* seen= */ true,
+	                             &slot, &ti, msg, len);
 	if (r != KM_EOK)
 		return r;
 	if (slot != t->slot && t->logged_in) {

@@ -63,8 +63,9 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 	                      sizeof(msg));
 	if (r != KM_EOK)
 		goto out;
-	r = km_p11_find_token(t->fl, cfg->module_path, cfg->token_label, cfg->token_serial,
-	                      &t->slot, &ti, msg, sizeof(msg));
+	r = km_p11_module_find_token(t->mod, cfg->module_path, cfg->token_label,
+	                             cfg->token_serial, /* seen= */ false, &t->slot, &ti, msg,
+	                             sizeof(msg));
 	/*
 	 * SoftHSM reads its token directory at C_Initialize. If another process was rewriting
 	 * the token's files at that moment, the token stays invisible to this process until the

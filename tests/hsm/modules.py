@@ -399,8 +399,23 @@ class P11Kit(Module):
         _wait_for("p11-kit server", lambda: os.path.exists(self.sock))
 
     def kill_server(self):
-        """The network HSM goes away (SIGKILL)."""
+        """The network HSM goes away (SIGKILL): the server and the processes it forked for
+        its connections (`p11-kit server` serves each client in a child that outlives the
+        listener: killing the listener alone leaves every connected client working)."""
+        children = []
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == self.server.pid:
+                        children.append(int(pid))
+            except (OSError, ValueError, IndexError):
+                continue
         os.kill(self.server.pid, signal.SIGKILL)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.server.wait()
         self.pids.remove(self.server.pid)
 
