@@ -108,8 +108,7 @@ static int reopen(km_token_t *t, char *msg, size_t len)
 	if (t->logged_in && (r = login_again(t, msg, len)) != KM_EOK)
 		goto out;
 	for (; opened < t->pool.n_open; opened++) {
-		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL,
-		                          &t->pool.sessions[opened]);
+		rv = km_p11_open_pool_session(t, &t->pool.sessions[opened]);
 		if (rv != CKR_OK) {
 			r = km_p11_format_rv(msg, len, rv, t->who, "C_OpenSession (re-open, pool)");
 			goto out;

@@ -119,7 +119,7 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 	t->sessions_open = true;        /* pool.sessions[0..n_open) are open handles */
 	for (unsigned i = 0; i < n_sessions; i++) {
 		CK_SESSION_HANDLE s;
-		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+		rv = km_p11_open_pool_session(t, &s);
 		if (rv != CKR_OK) {
 			r = km_p11_format_rv(msg, sizeof(msg), rv, t->who,
 			                     "C_OpenSession (signing pool)");
@@ -166,4 +166,22 @@ void km_token_free(km_token_t *t)
 void km_token_get_info(const km_token_t *t, km_token_info_t *ret)
 {
 	*ret = t->info;
+}
+
+CK_RV km_p11_open_pool_session(km_token_t *t, CK_SESSION_HANDLE *ret)
+{
+	CK_RV rv = CKR_GENERAL_ERROR;
+
+	if (!t->pool_rw) {
+		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, ret);
+		if (rv == CKR_OK || rv == CKR_SESSION_COUNT || km_p11_rv_is_session_lost(rv))
+			return rv;
+	}
+	CK_RV rw = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+	                                ret);
+	if (rw == CKR_OK)
+		t->pool_rw = true;
+	/* Both refused: the read-only answer says more about why (the read-write one only
+	 * repeats it), unless read-write was the only try. */
+	return rw == CKR_OK || t->pool_rw ? rw : rv;
 }

@@ -8,13 +8,16 @@
  *   KEYMGR_P11FAULT_MODULE  the real module (default /usr/lib/softhsm/libsofthsm2.so)
  *   KEYMGR_P11FAULT         rules, separated by ';' or newlines
  *   KEYMGR_P11FAULT_FILE    a file holding rules (a test rewrites it to change them mid-run)
+ *   KEYMGR_P11FAULT_PROFILE a named profile: the rules of a hardware token's quirk (profiles[]
+ *                           below, each citing its source), applied before the others
  *   KEYMGR_P11FAULT_LOG     a file to which every injected fault appends one line
  *   KEYMGR_P11FAULT_CALLS   a file to which every wrapped call appends one line, after the
  *                           call: "FUNC rv=CKR session=H" plus "key=H" (C_SignInit),
  *                           "found=H,H" (C_FindObjects), "opened=H" (C_OpenSession),
  *                           "FAULT" when the call was injected
  * A rule is FUNC:ACTION[:after=N][:count=M]:
- *   FUNC    C_Sign, C_Login, ... or '*' for every wrapped call
+ *   FUNC    C_Sign, C_Login, ... or '*' for every wrapped call; C_OpenSession_RO matches
+ *           only a C_OpenSession without CKF_RW_SESSION (a read-only session)
  *   ACTION  a CKR_ name (CKR_DEVICE_ERROR, CKR_SESSION_HANDLE_INVALID, CKR_USER_NOT_LOGGED_IN,
  *           CKR_PIN_LOCKED, CKR_TOKEN_NOT_PRESENT, CKR_DEVICE_REMOVED, ... or 0xHEX) returned
  *           instead of calling the module, or KILL (raise SIGKILL: crash at call N), or
@@ -158,10 +161,40 @@ static void parse_rules(const char *text)
 }
 
 /* Current rule text: the environment variable, then the file. */
+/*
+ * Quirk profiles: hardware tokens CI cannot have, as rules over SoftHSM. Each names the
+ * public source of the behaviour it copies.
+ */
+static const struct {
+	const char *name;
+	const char *rules;
+} profiles[] = {
+	/* AWS CloudHSM, Client SDK 5 PKCS#11 library: C_OpenSession without CKF_RW_SESSION
+	 * fails (CKR_FUNCTION_FAILED). Source: issue 17 and ../shared/PKCS11-NOTES.md ("Quirks
+	 * of hardware tokens"), from AWS's PKCS#11 library documentation and known issues
+	 * (docs.aws.amazon.com/cloudhsm/latest/userguide/pkcs11-library.html). */
+	{ "cloudhsm", "C_OpenSession_RO:CKR_FUNCTION_FAILED" },
+};
+
+/* The rules of KEYMGR_P11FAULT_PROFILE ("" when unset; an unknown name is reported). */
+static const char *profile_rules(void)
+{
+	const char *name = getenv("KEYMGR_P11FAULT_PROFILE");
+	if (name == NULL || name[0] == '\0')
+		return "";
+	for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++)
+		if (strcmp(profiles[i].name, name) == 0)
+			return profiles[i].rules;
+	fprintf(stderr, "p11fault: unknown profile '%s'\n", name);
+	return "";
+}
+
 static void current_text(char *out, size_t len)
 {
 	const char *env = getenv("KEYMGR_P11FAULT");
-	size_t used = (size_t)snprintf(out, len, "%s", env ? env : "");
+	size_t used = (size_t)snprintf(out, len, "%s\n%s", profile_rules(), env ? env : "");
+	if (used >= len)
+		used = len - 1;
 	const char *file = getenv("KEYMGR_P11FAULT_FILE");
 	if (file == NULL || used + 2 >= len)
 		return;
@@ -398,6 +431,8 @@ static CK_RV w_C_OpenSession(CK_SLOT_ID s, CK_FLAGS f, CK_VOID_PTR a, CK_NOTIFY 
 {
 	CK_RV rv;
 	char extra[48] = "";
+	if (!(f & CKF_RW_SESSION) && pre("C_OpenSession_RO", &rv))
+		return rv;
 	if (pre("C_OpenSession", &rv))
 		return rv;
 	rv = real->C_OpenSession(s, f, a, n, h);

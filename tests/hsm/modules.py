@@ -25,6 +25,10 @@ failure (scripts/deps installs them all).
   p11kit        SoftHSM2 behind `p11-kit server` on a Unix socket, reached through
                 p11-kit-client.so: the token is on "another machine"; restart() kills the
                 server and starts it again at the same address (a network HSM failing over)
+
+Quirk profiles (tests/fault's p11fault over SoftHSM2, KEYMGR_P11FAULT_PROFILE; the module
+path is P11FAULT, set by the test driver) act like hardware CI cannot have:
+  cloudhsm      AWS CloudHSM (SDK 5): C_OpenSession without CKF_RW_SESSION fails
 """
 import os
 import secrets
@@ -35,6 +39,7 @@ import subprocess
 import time
 
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
+P11FAULT = None   # tests/fault's module (keymgr-p11fault.so), for the quirk profiles
 SOFTHSM = os.environ.get("KEYMGR_TEST_SOFTHSM_MODULE") or "/usr/lib/softhsm/libsofthsm2.so"
 
 ALL_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
@@ -424,7 +429,26 @@ class P11Kit(Module):
         self._serve()
 
 
-KINDS = {c.name: c for c in (SoftHSM, NSS, TPM2, OpenCryptoki, P11Kit)}
+class Profile(SoftHSM):
+    """SoftHSM2 behind tests/fault's p11fault with a quirk profile (p11fault.c, profiles[]).
+    backend is the real module, for tests that wrap the module once more."""
+    profile = None
+
+    def start(self):
+        super().start()
+        self.backend = self.module
+        self.module = _need(P11FAULT)
+        self.env["KEYMGR_P11FAULT_MODULE"] = self.backend
+        self.env["KEYMGR_P11FAULT_PROFILE"] = self.profile
+        return self
+
+
+class CloudHSM(Profile):
+    """AWS CloudHSM (SDK 5): read-only sessions refused."""
+    name = profile = "cloudhsm"
+
+
+KINDS = {c.name: c for c in (SoftHSM, NSS, TPM2, OpenCryptoki, P11Kit, CloudHSM)}
 
 
 def start(name, root):

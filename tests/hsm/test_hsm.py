@@ -196,7 +196,8 @@ class HsmTest(unittest.TestCase):
         # keymgr killed inside a generation, then reconcile.
         p = self.keymgr("rotate", "hsm/" + slug(alg), "--now", "--force",
                         config=self.crash_config, ok=False,
-                        env={"KEYMGR_P11FAULT_MODULE": self.m.module,
+                        env={"KEYMGR_P11FAULT_MODULE": getattr(self.m, "backend",
+                                                               self.m.module),
                              "KEYMGR_P11FAULT": "C_SignInit:KILL"})
         self.assertEqual(p.returncode, -9, f"not killed: {p.returncode} {p.stderr}")
         pending = [k for k in self.json("key", "list", "hsm/" + slug(alg)) if k["pending"]]
@@ -418,6 +419,7 @@ def main():
     if "--lean" in rest:
         LEAN = True
         rest.remove("--lean")
+    modules.P11FAULT = P11FAULT
     add_cases()
     prog = unittest.main(module="__main__", argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
     r = prog.result
