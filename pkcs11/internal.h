@@ -133,8 +133,13 @@ typedef struct {
 } km_p11_pool_t;
 
 int km_p11_pool_init(km_p11_pool_t *p, unsigned n);
-/* Adds an opened session to the pool (during km_token_open only). */
+/* Adds an opened session to the pool (at km_token_open, or growing it back: n_open < n). */
 void km_p11_pool_add(km_p11_pool_t *p, CK_SESSION_HANDLE s);
+/* Sets how many of sessions[] are open, on a drained pool (a re-open that could open fewer
+ * or more than before, up to n; km_p11_pool_refill() then gives them out). */
+void km_p11_pool_set_open(km_p11_pool_t *p, unsigned n_open);
+/* Sessions open now. */
+unsigned km_p11_pool_open_count(km_p11_pool_t *p);
 /* Blocks until a session is free; returns its index, preferring a session READY for key/alg
  * (none with CK_INVALID_HANDLE), then one with nothing prepared. */
 unsigned km_p11_pool_acquire_for(km_p11_pool_t *p, CK_OBJECT_HANDLE key, km_alg_t alg);

@@ -120,6 +120,10 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 	for (unsigned i = 0; i < n_sessions; i++) {
 		CK_SESSION_HANDLE s;
 		rv = km_p11_open_pool_session(t, &s);
+		/* A token out of sessions (YubiHSM 2 has 16 per device, and its token info
+		 * claims no limit): sign with fewer; km_token_check() grows the pool back. */
+		if (rv == CKR_SESSION_COUNT && i > 0)
+			break;
 		if (rv != CKR_OK) {
 			r = km_p11_format_rv(msg, sizeof(msg), rv, t->who,
 			                     "C_OpenSession (signing pool)");

@@ -141,6 +141,9 @@ typedef struct {
 	unsigned long recoveries;      /* successful re-opens since km_token_open() */
 	unsigned long failed_attempts; /* re-opens that failed (token gone, PIN refused, ...) */
 	unsigned retry_in_ms;          /* while lost: wait before the next attempt (0: next call) */
+	unsigned sessions;             /* signing sessions open now */
+	unsigned sessions_wanted;      /* the pool's size (km_token_cfg_t.sessions): fewer are
+	                                * open while the token answers CKR_SESSION_COUNT */
 } km_token_health_t;
 
 /*
@@ -154,8 +157,10 @@ int km_token_recover(km_token_t *t);
 
 /*
  * A cheap health check that reaches the token (C_GetTokenInfo, C_GetSessionInfo; no object
- * search): re-opens lost sessions when due, and notices a lost session or login. KM_EOK, or
- * the token's error (message in km_token_last_error()).
+ * search): re-opens lost sessions when due, and notices a lost session or login. A signing
+ * pool that opened fewer sessions than wanted (the token answered CKR_SESSION_COUNT) grows
+ * back by one session per check while the token allows it. KM_EOK, or the token's error
+ * (message in km_token_last_error()).
  */
 int km_token_check(km_token_t *t);
 

@@ -537,6 +537,19 @@ static void prune(kd_signing_t *s, kd_daemon_t *d, bool locked)
 	}
 }
 
+/* A signing pool that opened short (the token answered CKR_SESSION_COUNT) grows back by one
+ * session per pass while the token allows it (km_token_check). Called by the sync thread,
+ * the only one that replaces se->token. */
+static void grow_pool(sk_env_t *se)
+{
+	km_token_health_t h;
+	if (se->token == NULL)
+		return;
+	km_token_get_health(se->token, &h);
+	if (!h.lost && h.sessions < h.sessions_wanted)
+		(void)km_token_check(se->token);   /* a loss it finds is the signers' to see */
+}
+
 void kd_signing_sync(kd_daemon_t *d, int64_t now)
 {
 	kd_signing_t *s = d->signing;
@@ -563,6 +576,8 @@ void kd_signing_sync(kd_daemon_t *d, int64_t now)
 		open_token(s, se, e, now);
 		if (!was_open && se->token != NULL)
 			warm(se, se->ks, se->n_ks);
+		else
+			grow_pool(se);
 		rebuild(s, e, se, false);
 	}
 	atomic_store(&s->synced, true);
