@@ -308,16 +308,22 @@ static void log_call(const char *func, CK_RV rv, CK_SESSION_HANDLE h, bool injec
 	pthread_mutex_unlock(&calls_lock);
 }
 
+/* After a call that closed every session (of the slot: one slot in tests): none held. */
+static CK_RV all_closed(CK_RV rv)
+{
+	pthread_mutex_lock(&lock);
+	if (rv == CKR_OK)
+		open_sessions = 0;
+	pthread_mutex_unlock(&lock);
+	return rv;
+}
+
 /* DROP: closes every real session of h's slot (as a re-plugged token would). */
 static void drop_sessions(CK_SESSION_HANDLE h)
 {
 	CK_SESSION_INFO si;
-	if (real->C_GetSessionInfo(h, &si) == CKR_OK && real->C_CloseAllSessions(si.slotID) ==
-	    CKR_OK) {
-		pthread_mutex_lock(&lock);
-		open_sessions = 0;
-		pthread_mutex_unlock(&lock);
-	}
+	if (real->C_GetSessionInfo(h, &si) == CKR_OK)
+		all_closed(real->C_CloseAllSessions(si.slotID));
 }
 
 /* The fault check in front of a call whose first argument is not a session. */
@@ -383,25 +389,14 @@ static CK_RV w_C_CloseSession(CK_SESSION_HANDLE h)
 	return rv;
 }
 
-/* The whole slot's sessions, or every session: the count starts again (one slot in tests). */
 static CK_RV w_C_CloseAllSessions(CK_SLOT_ID s)
 {
-	CK_RV rv = real->C_CloseAllSessions(s);
-	pthread_mutex_lock(&lock);
-	if (rv == CKR_OK)
-		open_sessions = 0;
-	pthread_mutex_unlock(&lock);
-	return rv;
+	return all_closed(real->C_CloseAllSessions(s));
 }
 
 static CK_RV w_C_Finalize(CK_VOID_PTR p)
 {
-	CK_RV rv = real->C_Finalize(p);
-	pthread_mutex_lock(&lock);
-	if (rv == CKR_OK)
-		open_sessions = 0;
-	pthread_mutex_unlock(&lock);
-	return rv;
+	return all_closed(real->C_Finalize(p));
 }
 WRAP_S(C_GetSessionInfo, (CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR i), (h, i))
 WRAP_S(C_Login, (CK_SESSION_HANDLE h, CK_USER_TYPE u, CK_UTF8CHAR_PTR p, CK_ULONG l), (h, u, p, l))

@@ -100,17 +100,17 @@ static json_t *only_finding(json_t *j, const char *action)
 	return e;
 }
 
-static void test_reconcile_adopt_dry_run_then_real(void **state)
+/* Records a pending ES256 intent of key set keyset, as a crash before the token step leaves
+ * it; *ret gets the row. */
+static void pending_intent(const char *keyset, km_store_key_t *ret)
 {
-	keyset(KMT_ENV "/ra", false);
-	/* An intent and its pair, as a crash after the token step leaves them. */
 	km_store_t *s = store_open();
 	km_token_t *t = token_open();
 	km_token_info_t info;
 	km_token_get_info(t, &info);
 	km_store_key_t k;
 	memset(&k, 0, sizeof(k));
-	snprintf(k.keyset, sizeof(k.keyset), "ra");
+	snprintf(k.keyset, sizeof(k.keyset), "%s", keyset);
 	snprintf(k.token_label, sizeof(k.token_label), "%s", info.label);
 	snprintf(k.token_serial, sizeof(k.token_serial), "%s", info.serial);
 	assert_int_equal(km_token_new_id(k.cka_id), KM_EOK);
@@ -120,12 +120,24 @@ static void test_reconcile_adopt_dry_run_then_real(void **state)
 	k.state_at[KM_STATE_GENERATED] = 1700000000;
 	char err[256];
 	assert_int_equal(km_store_key_intent(s, &k, NULL, err, sizeof(err)), KM_EOK);
+	km_token_free(t);
+	km_store_free(s);
+	*ret = k;
+}
+
+static void test_reconcile_adopt_dry_run_then_real(void **state)
+{
+	keyset(KMT_ENV "/ra", false);
+	/* An intent and its pair, as a crash after the token step leaves them. */
+	km_store_key_t k;
+	pending_intent("ra", &k);
+	km_token_t *t = token_open();
 	km_pubkey_t pub;
 	assert_int_equal(km_token_generate_with_id(t, KM_ALG_ES256, 0, "keymgr:crash/ra", k.cka_id,
 	                                           &pub), KM_EOK);
 	km_token_free(t);
-	km_store_free(s);
-
+	char err[256];
+	km_store_t *s;
 	int st;
 	json_t *j = reconcile(true, &st);
 	assert_int_equal(st, 0);
@@ -157,31 +169,6 @@ static void test_reconcile_adopt_dry_run_then_real(void **state)
 	j = reconcile(false, &st);
 	assert_int_equal(json_array_size(json_object_get(j, "findings")), 0);
 	json_decref(j);
-}
-
-/* Records a pending ES256 intent of key set keyset, as a crash before the token step leaves
- * it; *ret gets the row. */
-static void pending_intent(const char *keyset, km_store_key_t *ret)
-{
-	km_store_t *s = store_open();
-	km_token_t *t = token_open();
-	km_token_info_t info;
-	km_token_get_info(t, &info);
-	km_store_key_t k;
-	memset(&k, 0, sizeof(k));
-	snprintf(k.keyset, sizeof(k.keyset), "%s", keyset);
-	snprintf(k.token_label, sizeof(k.token_label), "%s", info.label);
-	snprintf(k.token_serial, sizeof(k.token_serial), "%s", info.serial);
-	assert_int_equal(km_token_new_id(k.cka_id), KM_EOK);
-	k.cka_id_len = KM_TOKEN_ID_LEN;
-	for (int i = 0; i < KM_STATE_COUNT; i++)
-		k.state_at[i] = KM_STORE_TIME_NONE;
-	k.state_at[KM_STATE_GENERATED] = 1700000000;
-	char err[256];
-	assert_int_equal(km_store_key_intent(s, &k, NULL, err, sizeof(err)), KM_EOK);
-	km_token_free(t);
-	km_store_free(s);
-	*ret = k;
 }
 
 static bool pair_in_token(const km_store_key_t *k)
