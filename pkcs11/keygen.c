@@ -2,8 +2,8 @@
 /*
  * Key pair generation inside the token. The private key is sensitive, never extractable,
  * not copyable where the token takes CKA_COPYABLE, and may only sign, with the one mechanism
- * of its algorithm where the token supports CKA_ALLOWED_MECHANISMS. Generation is serialised per token (SoftHSM 2.6.1 fails under
- * concurrent generation, softhsm/SoftHSMv2#576).
+ * of its algorithm where the token supports CKA_ALLOWED_MECHANISMS. Generation is serialised
+ * per token (SoftHSM 2.6.1 fails under concurrent generation, softhsm/SoftHSMv2#576).
  */
 #include <string.h>
 

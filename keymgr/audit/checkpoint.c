@@ -3,9 +3,10 @@
  * Signed checkpoints: the chain head (seq, hash, time) signed by the environment's audit key,
  * a pair in the environment's audit token (audit.token, else its own token) that belongs to no
  * key set: ES256, or PS256/RS256 (RSA 3072) on a token without EC (audit_alg()). The
- * checkpoint's signature is made with the algorithm recorded with the key. The signature is checked with OpenSSL from the stored public JWK, so
- * verification needs no token. Each checkpoint is also streamed and recorded in the token
- * (anchor.c), against a store rolled back to an earlier one.
+ * checkpoint's signature is made with the algorithm recorded with the key, and checked with
+ * OpenSSL from the stored public JWK, so verification needs no token. Each checkpoint is also
+ * streamed and recorded in the token (anchor.c), against a store rolled back to an earlier
+ * one.
  */
 #include <jansson.h>
 #include <stdio.h>
