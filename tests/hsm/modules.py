@@ -431,14 +431,16 @@ class P11Kit(Module):
 
 class Profile(SoftHSM):
     """SoftHSM2 behind tests/fault's p11fault with a quirk profile (p11fault.c, profiles[]).
-    backend is the real module, for tests that wrap the module once more."""
+    real_module is SoftHSM2's library: for tests that wrap the module once more, and for
+    reading the token without keymgr (p11attrs.py: an uninstrumented interpreter cannot load
+    the fault module of a sanitizer build)."""
     profile = None
 
     def start(self):
         super().start()
-        self.backend = self.module
+        self.real_module = self.module
         self.module = _need(P11FAULT)
-        self.env["KEYMGR_P11FAULT_MODULE"] = self.backend
+        self.env["KEYMGR_P11FAULT_MODULE"] = self.real_module
         self.env["KEYMGR_P11FAULT_PROFILE"] = self.profile
         return self
 

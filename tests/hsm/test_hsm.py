@@ -110,7 +110,8 @@ class HsmTest(unittest.TestCase):
         return json.loads(self.keymgr(*args, "--json", **kw).stdout)
 
     def token_keys(self):
-        argv = ["/usr/bin/python3", os.path.join(HERE, "p11attrs.py"), self.m.module,
+        argv = ["/usr/bin/python3", os.path.join(HERE, "p11attrs.py"),
+                getattr(self.m, "real_module", self.m.module),
                 self.m.label, self.m.pin_file] + ([self.m.init_args] if self.m.init_args else [])
         p = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=120)
         self.assertEqual(p.returncode, 0, f"p11attrs: {p.stderr}")
@@ -196,7 +197,7 @@ class HsmTest(unittest.TestCase):
         # keymgr killed inside a generation, then reconcile.
         p = self.keymgr("rotate", "hsm/" + slug(alg), "--now", "--force",
                         config=self.crash_config, ok=False,
-                        env={"KEYMGR_P11FAULT_MODULE": getattr(self.m, "backend",
+                        env={"KEYMGR_P11FAULT_MODULE": getattr(self.m, "real_module",
                                                                self.m.module),
                              "KEYMGR_P11FAULT": "C_SignInit:KILL"})
         self.assertEqual(p.returncode, -9, f"not killed: {p.returncode} {p.stderr}")
