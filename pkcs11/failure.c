@@ -54,9 +54,12 @@ bool km_p11_rv_is_session_lost(CK_RV rv)
 	/* CKR_OPERATION_ACTIVE: keymgr never leaves an operation open (C_SignInit is always
 	 * followed by C_Sign), so a session that still has one is stuck, e.g. after a C_Sign
 	 * that failed without ending its operation, as PKCS#11 says it must. */
+	/* CKR_CRYPTOKI_NOT_INITIALIZED: the module is being initialised again (module.c), or
+	 * its C_Initialize failed then; the re-open searches for the token, which retries it. */
 	return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
 	       rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_REMOVED ||
-	       rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_OPERATION_ACTIVE;
+	       rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_OPERATION_ACTIVE ||
+	       rv == CKR_CRYPTOKI_NOT_INITIALIZED;
 }
 
 void km_p11_recovery_init(km_token_t *t)

@@ -50,6 +50,20 @@ int km_p11_module_get(const char *path, const char *init_args, km_p11_module_t *
 void km_p11_module_put(km_p11_module_t *m);
 
 /*
+ * km_p11_find_token() on module m (loaded from path), which also keeps the module's count of
+ * failed searches in a row: a failed module call (C_GetSlotList's error), or a token that is
+ * no longer listed, with seen (it was found before: a re-open) or while the count is not 0.
+ * After KM_P11_REINIT_AFTER of them, this search first runs C_Finalize + C_Initialize (with the
+ * module's init_args; only a module this process initialised), each time until one search
+ * succeeds: some modules find their token again only then (p11-kit's client after its server
+ * restarted). The caller's backoff paces the attempts. Returns what km_p11_find_token()
+ * returns, or the failed C_Initialize's code.
+ */
+int km_p11_module_find_token(km_p11_module_t *m, const char *path, const char *label,
+                             const char *serial, bool seen, CK_SLOT_ID *slot,
+                             CK_TOKEN_INFO *info, char *errbuf, size_t errlen);
+
+/*
  * Counts the km_token_t objects logged in to one slot of a module, so that only the last
  * one logs out (the login state is shared by every session of the process).
  * login_ref returns the count before the increment; login_unref the count after.
@@ -119,8 +133,13 @@ typedef struct {
 } km_p11_pool_t;
 
 int km_p11_pool_init(km_p11_pool_t *p, unsigned n);
-/* Adds an opened session to the pool (during km_token_open only). */
+/* Adds an opened session to the pool (at km_token_open, or growing it back: n_open < n). */
 void km_p11_pool_add(km_p11_pool_t *p, CK_SESSION_HANDLE s);
+/* Sets how many of sessions[] are open, on a drained pool (a re-open that could open fewer
+ * or more than before, up to n; km_p11_pool_refill() then gives them out). */
+void km_p11_pool_set_open(km_p11_pool_t *p, unsigned n_open);
+/* Sessions open now. */
+unsigned km_p11_pool_open_count(km_p11_pool_t *p);
 /* Blocks until a session is free; returns its index, preferring a session READY for key/alg
  * (none with CK_INVALID_HANDLE), then one with nothing prepared. */
 unsigned km_p11_pool_acquire_for(km_p11_pool_t *p, CK_OBJECT_HANDLE key, km_alg_t alg);

@@ -2,8 +2,8 @@
 /*
  * Key pair generation inside the token. The private key is sensitive, never extractable,
  * not copyable where the token takes CKA_COPYABLE, and may only sign, with the one mechanism
- * of its algorithm where the token supports CKA_ALLOWED_MECHANISMS. Generation is serialised per token (SoftHSM 2.6.1 fails under
- * concurrent generation, softhsm/SoftHSMv2#576).
+ * of its algorithm where the token supports CKA_ALLOWED_MECHANISMS. Generation is serialised
+ * per token (SoftHSM 2.6.1 fails under concurrent generation, softhsm/SoftHSMv2#576).
  */
 #include <string.h>
 
@@ -112,13 +112,25 @@ static int read_bool(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
 	return v ? 1 : 0;
 }
 
+/* What a key check is part of: a generation (the key is new and destroyed when refused) or a
+ * check of an existing pair (km_token_check_key: reconcile's adoption). */
+typedef struct {
+	const char *op;         /* "generate", "check" */
+	const char *subject;    /* "the new private key", "the private key" */
+	const char *verdict;    /* what happens to a refused key */
+} check_ctx_t;
+
+static const check_ctx_t AT_GENERATE = { "generate", "the new private key",
+                                         "destroyed, generation refused" };
+static const check_ctx_t AT_CHECK = { "check", "the private key", "refused" };
+
 /*
  * The private key as the token made it, whatever the template asked: sensitive, never
  * extractable, able to sign, and able to do nothing else, except what the quirk table says
  * the token cannot turn off (a recorded exception, km_token_caps_t.exception).
  */
 static int check_private(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
-                         const uint8_t *id)
+                         const uint8_t *id, size_t id_len, const check_ctx_t *c)
 {
 	static const struct {
 		CK_ATTRIBUTE_TYPE type;
@@ -145,33 +157,37 @@ static int check_private(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pr
 		if (v >= 0 && t->quirk != NULL && (t->quirk->flags & rules[i].quirk))
 			continue;      /* the recorded exception of this token */
 		if (v < 0)
-			km_p11_set_error(t, "%s: generate: the new private key does not report %s: "
-			                 "destroyed, generation refused", t->who, rules[i].name);
+			km_p11_set_error(t, "%s: %s: %s does not report %s: %s", t->who, c->op,
+			                 c->subject, rules[i].name, c->verdict);
 		else
-			km_p11_set_error(t, "%s: generate: the new private key has %s=%s although "
-			                 "keymgr asked for %s: destroyed, generation refused", t->who,
-			                 rules[i].name, v ? "TRUE" : "FALSE",
-			                 rules[i].want ? "TRUE" : "FALSE");
+			km_p11_set_error(t, "%s: %s: %s has %s=%s although keymgr asks for %s: %s",
+			                 t->who, c->op, c->subject, rules[i].name, v ? "TRUE" : "FALSE",
+			                 rules[i].want ? "TRUE" : "FALSE", c->verdict);
 		return KM_P11_EKEYREFUSED;
 	}
 	/* Keys are found by the CKA_ID on record: a token that changed it is refused. */
-	if (t->fl->C_GetAttributeValue(s, priv, &a, 1) != CKR_OK ||
-	    a.ulValueLen != KM_TOKEN_ID_LEN || memcmp(got, id, KM_TOKEN_ID_LEN) != 0) {
-		km_p11_set_error(t, "%s: generate: the token did not keep the %d-byte CKA_ID keymgr "
-		                 "gave the key: destroyed, generation refused", t->who,
-		                 KM_TOKEN_ID_LEN);
+	if (t->fl->C_GetAttributeValue(s, priv, &a, 1) != CKR_OK || a.ulValueLen != id_len ||
+	    memcmp(got, id, id_len) != 0) {
+		km_p11_set_error(t, "%s: %s: the token did not keep the %zu-byte CKA_ID keymgr gave "
+		                 "the key: %s", t->who, c->op, id_len, c->verdict);
 		return KM_P11_EKEYREFUSED;
 	}
 	return KM_EOK;
 }
 
+/* A session or the login was lost (failure.c noted it): not the key's fault. */
+static bool token_away(int r)
+{
+	return r == KM_P11_ESESSION || r == KM_P11_ENOTLOGGEDIN || r == KM_P11_EDEVICE;
+}
+
 /*
- * The test signature: the new key signs a random message through the same path as every
- * later signature, and OpenSSL verifies it with the public key read from the token. Tokens
- * claim mechanisms and sizes they cannot use (tpm2-pkcs11 and P-521).
+ * The test signature: the key signs a random message through the same path as every later
+ * signature, and OpenSSL verifies it with the public key read from the token. Tokens claim
+ * mechanisms and sizes they cannot use (tpm2-pkcs11 and P-521).
  */
 static int confirm(km_token_t *t, CK_SESSION_HANDLE s, const km_p11_key_t *k,
-                   const km_alg_info_t *ai, const km_pubkey_t *pub)
+                   const km_alg_info_t *ai, const km_pubkey_t *pub, const check_ctx_t *c)
 {
 	uint8_t msg[48], sig[KM_PUBKEY_MAX_N];
 	size_t sig_len = sizeof(sig);
@@ -181,18 +197,41 @@ static int confirm(km_token_t *t, CK_SESSION_HANDLE s, const km_p11_key_t *k,
 	if (RAND_bytes(msg + 22, (int)(sizeof(msg) - 22)) != 1)
 		return KM_ECRYPTO;
 	if ((r = km_p11_sign_on(t, s, k, ai, msg, sizeof(msg), sig, &sig_len)) != KM_EOK) {
+		if (token_away(r))
+			return r;
 		char why[KM_P11_ERR_MAX];
 		snprintf(why, sizeof(why), "%s", km_token_last_error(t));
-		km_p11_set_error(t, "%.300s (the new key's test signature failed: destroyed, "
-		                 "generation refused)", why);
+		km_p11_set_error(t, "%.300s (the key's test signature failed: %s)", why, c->verdict);
 		return KM_P11_EKEYREFUSED;
 	}
 	if (km_verify_signature(pub, ai->alg, msg, sizeof(msg), sig, sig_len) != KM_EOK) {
-		km_p11_set_error(t, "%s: generate: the new key's %s test signature does not verify "
-		                 "with its public key: destroyed, generation refused", t->who,
-		                 ai->name);
+		km_p11_set_error(t, "%s: %s: the key's %s test signature does not verify with its "
+		                 "public key: %s", t->who, c->op, ai->name, c->verdict);
 		return KM_P11_EKEYREFUSED;
 	}
+	return KM_EOK;
+}
+
+/*
+ * Everything a key pair must pass before keymgr keeps it: its public key read back, its
+ * private key's attributes and CKA_ID, and the test signature. Writes the public key into *pub
+ * (and the modulus size into k->rsa_bits).
+ */
+static int check_pair(km_token_t *t, CK_SESSION_HANDLE s, km_p11_key_t *k,
+                      const km_alg_info_t *ai, km_pubkey_t *pub, const check_ctx_t *c)
+{
+	km_pubkey_t p;
+	int r = km_p11_read_public(t, s, k, &p);
+
+	if (r != KM_EOK)
+		return r;
+	if (ai->kty == KM_KTY_RSA)
+		k->rsa_bits = p.rsa_bits;
+	if ((r = check_private(t, s, k->priv, k->id, k->id_len, c)) != KM_EOK)
+		return r;
+	if ((r = confirm(t, s, k, ai, &p, c)) != KM_EOK)
+		return r;
+	*pub = p;
 	return KM_EOK;
 }
 
@@ -316,13 +355,7 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 		k.n_allowed = 1;
 		k.allowed_known = true;
 	}
-	if ((r = km_p11_read_public(t, s, &k, &p)) == KM_EOK) {
-		if (ai->kty == KM_KTY_RSA)
-			k.rsa_bits = p.rsa_bits;
-		if ((r = check_private(t, s, hpriv, id)) == KM_EOK)
-			r = confirm(t, s, &k, ai, &p);
-	}
-	if (r != KM_EOK) {
+	if ((r = check_pair(t, s, &k, ai, &p, &AT_GENERATE)) != KM_EOK) {
 		/* Leave nothing behind that the caller does not know about. */
 		t->fl->C_DestroyObject(s, hpriv);
 		t->fl->C_DestroyObject(s, hpub);
@@ -365,5 +398,43 @@ int km_token_generate(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char
 	r = km_token_generate_with_id(t, alg, rsa_bits, label, id, pub);
 	if (r == KM_EOK)
 		memcpy(id_out, id, KM_TOKEN_ID_LEN);
+	return r;
+}
+
+int km_token_check_key(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
+                       km_pubkey_t *pub)
+{
+	const km_alg_info_t *ai = km_alg_info(alg);
+	km_p11_key_t k;
+	km_pubkey_t p;
+	int r;
+
+	if (ai == NULL || pub == NULL) {
+		km_p11_set_error(t, "%s: check: unknown algorithm or no output given", t->who);
+		return KM_EINVAL;
+	}
+	pthread_mutex_lock(&t->admin_lock);
+	if ((r = km_p11_ready_locked(t)) != KM_EOK)
+		goto out;
+	if ((r = km_p11_key_lookup(t, t->admin, id, id_len, &k)) != KM_EOK)
+		goto out;
+	if (k.priv == CK_INVALID_HANDLE || k.pub == CK_INVALID_HANDLE) {
+		km_p11_set_error(t, "%s: check: the pair has no %s key object: refused", t->who,
+		                 k.priv == CK_INVALID_HANDLE ? "private" : "public");
+		r = KM_P11_EKEYREFUSED;
+		goto out;
+	}
+	if (k.kty != ai->kty || (ai->kty != KM_KTY_RSA && k.crv != ai->crv)) {
+		km_p11_set_error(t, "%s: check: the key pair is not a %s key: refused", t->who,
+		                 ai->name);
+		r = KM_P11_EKEYREFUSED;
+		goto out;
+	}
+	if ((r = check_pair(t, t->admin, &k, ai, &p, &AT_CHECK)) == KM_EOK) {
+		km_p11_note_ok(t);
+		*pub = p;
+	}
+out:
+	pthread_mutex_unlock(&t->admin_lock);
 	return r;
 }

@@ -4,6 +4,15 @@
  * km_token_t objects (or km_token_init_dev calls) use it: the registry below counts users,
  * keyed by the dlopen handle (so two spellings of one path share an entry), and the last
  * user finalizes the module if this process initialised it.
+ *
+ * Some modules only find their token again after C_Finalize + C_Initialize: p11-kit's client
+ * (p11-kit-client.so) stays disconnected from a p11-kit server that was restarted, answering
+ * every C_GetSlotList with CKR_DEVICE_ERROR, however often sessions are re-opened. So the
+ * registry counts the module's failures to find a token in a row (km_p11_module_find_token),
+ * and once KM_P11_REINIT_AFTER have failed, the next search first initialises the module
+ * again; the callers' backoff (recover.c, keymgrd's) paces these attempts. Sessions of other
+ * tokens on the module are gone after it: they answer CKR_SESSION_HANDLE_INVALID (or
+ * CKR_CRYPTOKI_NOT_INITIALIZED while it is not initialised) and are re-opened as lost ones.
  */
 #include <dlfcn.h>
 #include <stdarg.h>
@@ -15,6 +24,7 @@
 #include "pkcs11/internal.h"
 
 #define MAX_SLOT_LOGINS 16
+#define KM_P11_REINIT_AFTER 2       /* failed token searches in a row before a re-init */
 
 struct km_p11_module {
 	struct km_p11_module *next;
@@ -22,6 +32,8 @@ struct km_p11_module {
 	CK_FUNCTION_LIST *fl;
 	unsigned refs;
 	bool initialised_here;          /* false when someone else in the process did C_Initialize */
+	bool initialised;               /* false after a re-init whose C_Initialize failed */
+	unsigned failures;              /* failed token searches in a row (registry_lock) */
 	char *init_args;                /* pReserved given to C_Initialize (NULL: none) */
 	struct {
 		CK_SLOT_ID slot;
@@ -138,6 +150,7 @@ int km_p11_module_get(const char *path, const char *init_args, km_p11_module_t *
 	m->fl = fl;
 	m->refs = 1;
 	m->initialised_here = (rv == CKR_OK);
+	m->initialised = true;
 	m->next = registry;
 	registry = m;
 	r = KM_EOK;
@@ -167,7 +180,7 @@ void km_p11_module_put(km_p11_module_t *m)
 			break;
 		}
 	}
-	if (m->initialised_here)
+	if (m->initialised_here && m->initialised)
 		m->fl->C_Finalize(NULL);
 	dlclose(m->dl);
 	free(m->init_args);
@@ -212,4 +225,46 @@ unsigned km_p11_module_login_unref(km_p11_module_t *m, CK_SLOT_ID slot)
 	}
 	pthread_mutex_unlock(&registry_lock);
 	return after;
+}
+
+/* C_Finalize + C_Initialize with the module's init_args (registry_lock held). */
+static int reinit_locked(km_p11_module_t *m, const char *path, char *errbuf, size_t errlen)
+{
+	if (m->initialised)
+		m->fl->C_Finalize(NULL);
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK, .pReserved = m->init_args };
+	CK_RV rv = m->fl->C_Initialize(&args);
+	m->initialised = rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED;
+	if (m->initialised)
+		return KM_EOK;
+	char op[300];
+	snprintf(op, sizeof(op), "PKCS#11 module %s", path);
+	return km_p11_format_rv(errbuf, errlen, rv, op, "C_Initialize (initialising the module "
+	                        "again after repeated failures)");
+}
+
+int km_p11_module_find_token(km_p11_module_t *m, const char *path, const char *label,
+                             const char *serial, bool seen, CK_SLOT_ID *slot,
+                             CK_TOKEN_INFO *info, char *errbuf, size_t errlen)
+{
+	int r = KM_EOK;
+
+	pthread_mutex_lock(&registry_lock);
+	if (m->failures >= KM_P11_REINIT_AFTER && m->initialised_here)
+		r = reinit_locked(m, path, errbuf, errlen);
+	pthread_mutex_unlock(&registry_lock);
+	if (r == KM_EOK)
+		r = km_p11_find_token(m->fl, path, label, serial, slot, info, errbuf, errlen);
+	/* A token that is simply not listed counts only when it was there before (seen), or
+	 * while the module is failing already (a module initialised again while its server was
+	 * away lists no token until it is initialised once more): a misconfigured label must
+	 * not re-initialise a module that other tokens use. */
+	pthread_mutex_lock(&registry_lock);
+	if (r == KM_EOK)
+		m->failures = 0;
+	else if (r != KM_ENOMEM && r != KM_EINVAL &&
+	         (r != KM_P11_ENOTOKEN || seen || m->failures > 0))
+		m->failures++;
+	pthread_mutex_unlock(&registry_lock);
+	return r;
 }

@@ -40,6 +40,10 @@ int km_p11_pool_init(km_p11_pool_t *p, unsigned n)
 void km_p11_pool_add(km_p11_pool_t *p, CK_SESSION_HANDLE s)
 {
 	pthread_mutex_lock(&p->lock);
+	if (p->n_open >= p->n) {       /* full: never happens, callers check */
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
 	p->sessions[p->n_open] = s;
 	p->prep[p->n_open] = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
 	p->free_idx[p->n_free++] = p->n_open++;
@@ -108,6 +112,21 @@ void km_p11_pool_drain(km_p11_pool_t *p)
 		pthread_cond_wait(&p->cond, &p->lock);
 	p->n_free = 0;
 	pthread_mutex_unlock(&p->lock);
+}
+
+void km_p11_pool_set_open(km_p11_pool_t *p, unsigned n_open)
+{
+	pthread_mutex_lock(&p->lock);
+	p->n_open = n_open <= p->n ? n_open : p->n;
+	pthread_mutex_unlock(&p->lock);
+}
+
+unsigned km_p11_pool_open_count(km_p11_pool_t *p)
+{
+	pthread_mutex_lock(&p->lock);
+	unsigned n = p->n_open;
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }
 
 void km_p11_pool_refill(km_p11_pool_t *p)

@@ -87,8 +87,9 @@ static int reopen(km_token_t *t, char *msg, size_t len)
 	int r;
 
 	close_sessions(t);
-	r = km_p11_find_token(t->fl, t->module_path, t->info.label,
-	                      t->info.serial[0] ? t->info.serial : NULL, &slot, &ti, msg, len);
+	r = km_p11_module_find_token(t->mod, t->module_path, t->info.label,
+	                             t->info.serial[0] ? t->info.serial : NULL, /* seen= */ true,
+	                             &slot, &ti, msg, len);
 	if (r != KM_EOK)
 		return r;
 	if (slot != t->slot && t->logged_in) {
@@ -106,15 +107,18 @@ static int reopen(km_token_t *t, char *msg, size_t len)
 	t->admin_open = true;
 	if (t->logged_in && (r = login_again(t, msg, len)) != KM_EOK)
 		goto out;
-	for (; opened < t->pool.n_open; opened++) {
-		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL,
-		                          &t->pool.sessions[opened]);
+	/* Up to the pool's full size: a pool that shrank grows back where the token allows. */
+	for (; opened < t->pool.n; opened++) {
+		rv = km_p11_open_pool_session(t, &t->pool.sessions[opened]);
+		if (rv == CKR_SESSION_COUNT && opened > 0)
+			break;
 		if (rv != CKR_OK) {
 			r = km_p11_format_rv(msg, len, rv, t->who, "C_OpenSession (re-open, pool)");
 			goto out;
 		}
 	}
 	t->sessions_open = true;
+	km_p11_pool_set_open(&t->pool, opened);
 	r = KM_EOK;
 out:
 	if (r != KM_EOK) {
@@ -250,6 +254,21 @@ int km_token_recover(km_token_t *t)
 	return r;
 }
 
+/*
+ * One more signing session when the pool has fewer than wanted (a token that answered
+ * CKR_SESSION_COUNT when it was opened); a token still out of sessions keeps it as it is.
+ * admin_lock held, the token not lost.
+ */
+static void grow_pool(km_token_t *t)
+{
+	CK_SESSION_HANDLE s;
+
+	if (km_p11_pool_open_count(&t->pool) >= t->pool.n)
+		return;
+	if (km_p11_open_pool_session(t, &s) == CKR_OK)
+		km_p11_pool_add(&t->pool, s);
+}
+
 int km_token_check(km_token_t *t)
 {
 	CK_TOKEN_INFO ti;
@@ -276,6 +295,7 @@ int km_token_check(km_token_t *t)
 		r = KM_P11_ENOTLOGGEDIN;
 		goto out;
 	}
+	grow_pool(t);
 	r = KM_EOK;
 out:
 	pthread_mutex_unlock(&t->admin_lock);
@@ -294,5 +314,7 @@ void km_token_get_health(km_token_t *t, km_token_health_t *ret)
 	if (h.lost && t->rec.next_attempt_ms > now)
 		h.retry_in_ms = (unsigned)(t->rec.next_attempt_ms - now);
 	pthread_mutex_unlock(&t->rec.lock);
+	h.sessions = km_p11_pool_open_count(&t->pool);
+	h.sessions_wanted = t->pool.n;
 	*ret = h;
 }

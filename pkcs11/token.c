@@ -63,8 +63,9 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 	                      sizeof(msg));
 	if (r != KM_EOK)
 		goto out;
-	r = km_p11_find_token(t->fl, cfg->module_path, cfg->token_label, cfg->token_serial,
-	                      &t->slot, &ti, msg, sizeof(msg));
+	r = km_p11_module_find_token(t->mod, cfg->module_path, cfg->token_label,
+	                             cfg->token_serial, /* seen= */ false, &t->slot, &ti, msg,
+	                             sizeof(msg));
 	/*
 	 * SoftHSM reads its token directory at C_Initialize. If another process was rewriting
 	 * the token's files at that moment, the token stays invisible to this process until the
@@ -118,7 +119,11 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 	t->sessions_open = true;        /* pool.sessions[0..n_open) are open handles */
 	for (unsigned i = 0; i < n_sessions; i++) {
 		CK_SESSION_HANDLE s;
-		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+		rv = km_p11_open_pool_session(t, &s);
+		/* A token out of sessions (YubiHSM 2 has 16 per device, and its token info
+		 * claims no limit): sign with fewer; km_token_check() grows the pool back. */
+		if (rv == CKR_SESSION_COUNT && i > 0)
+			break;
 		if (rv != CKR_OK) {
 			r = km_p11_format_rv(msg, sizeof(msg), rv, t->who,
 			                     "C_OpenSession (signing pool)");
@@ -165,4 +170,22 @@ void km_token_free(km_token_t *t)
 void km_token_get_info(const km_token_t *t, km_token_info_t *ret)
 {
 	*ret = t->info;
+}
+
+CK_RV km_p11_open_pool_session(km_token_t *t, CK_SESSION_HANDLE *ret)
+{
+	CK_RV rv = CKR_GENERAL_ERROR;
+
+	if (!t->pool_rw) {
+		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, ret);
+		if (rv == CKR_OK || rv == CKR_SESSION_COUNT || km_p11_rv_is_session_lost(rv))
+			return rv;
+	}
+	CK_RV rw = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+	                                ret);
+	if (rw == CKR_OK)
+		t->pool_rw = true;
+	/* Both refused: the read-only answer says more about why (the read-write one only
+	 * repeats it), unless read-write was the only try. */
+	return rw == CKR_OK || t->pool_rw ? rw : rv;
 }

@@ -141,6 +141,9 @@ typedef struct {
 	unsigned long recoveries;      /* successful re-opens since km_token_open() */
 	unsigned long failed_attempts; /* re-opens that failed (token gone, PIN refused, ...) */
 	unsigned retry_in_ms;          /* while lost: wait before the next attempt (0: next call) */
+	unsigned sessions;             /* signing sessions open now */
+	unsigned sessions_wanted;      /* the pool's size (km_token_cfg_t.sessions): fewer are
+	                                * open while the token answers CKR_SESSION_COUNT */
 } km_token_health_t;
 
 /*
@@ -154,8 +157,10 @@ int km_token_recover(km_token_t *t);
 
 /*
  * A cheap health check that reaches the token (C_GetTokenInfo, C_GetSessionInfo; no object
- * search): re-opens lost sessions when due, and notices a lost session or login. KM_EOK, or
- * the token's error (message in km_token_last_error()).
+ * search): re-opens lost sessions when due, and notices a lost session or login. A signing
+ * pool that opened fewer sessions than wanted (the token answered CKR_SESSION_COUNT) grows
+ * back by one session per check while the token allows it. KM_EOK, or the token's error
+ * (message in km_token_last_error()).
  */
 int km_token_check(km_token_t *t);
 
@@ -237,6 +242,19 @@ int km_token_generate(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char
  */
 int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char *label,
                               const uint8_t id[KM_TOKEN_ID_LEN], km_pubkey_t *pub);
+
+/*
+ * Checks an existing key pair as a new one is checked before it is kept: the private key's
+ * attributes read back (sensitive, never extractable, sign only, except the token's recorded
+ * exception), its CKA_ID is id, it is a key of alg, and a test signature made through the
+ * signing path verifies with the public key read from the token (OpenSSL). For pairs whose
+ * generation was never confirmed (reconcile's adoption after a crash). Writes the public key
+ * into *pub. KM_EOK; KM_P11_EKEYREFUSED (the key failed a check: the reason in
+ * km_token_last_error()); KM_P11_ENOKEY (no such pair); the token's code when it could not be
+ * asked (a lost session: nothing is known about the key).
+ */
+int km_token_check_key(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
+                       km_pubkey_t *pub);
 
 /* Fills id with the magic prefix and 16 random bytes (OpenSSL RAND_bytes). */
 int km_token_new_id(uint8_t id[KM_TOKEN_ID_LEN]);

@@ -54,6 +54,8 @@ struct km_token {
 	char *pin_source;                /* NULL: opened without login */
 	km_pin_gate_t gate;              /* login.c: asked before every C_Login (zero: none) */
 	bool sessions_open;              /* admin and pool sessions are open handles */
+	bool pool_rw;                    /* the token refused a read-only session: the pool's
+	                                  * sessions are read-write (km_p11_open_pool_session) */
 	km_p11_recovery_t rec;
 
 	/* caps.c: probed once at open, read-only afterwards (no lock). */
@@ -62,3 +64,12 @@ struct km_token {
 	const km_p11_quirk_t *quirk;           /* the module's quirk table entry, or NULL */
 	unsigned long pin_min, pin_max;        /* ulMinPinLen/ulMaxPinLen (pin.c checks them) */
 };
+
+/*
+ * Opens one signing-pool session on t's slot: read-only, as signing needs no more, or
+ * read-write once the token refused a read-only one (AWS CloudHSM's SDK 5 library fails
+ * C_OpenSession without CKF_RW_SESSION): the first refusal is answered by a read-write try,
+ * and t->pool_rw keeps later opens from asking again. CKR_SESSION_COUNT is not such a
+ * refusal. Returns the last C_OpenSession's CK_RV.
+ */
+CK_RV km_p11_open_pool_session(km_token_t *t, CK_SESSION_HANDLE *ret);

@@ -14,11 +14,12 @@ typedef struct km_audit_stream km_audit_stream_t;
 int km_audit_sha256_hex(const void *data, size_t len, char out[KM_STORE_HASH_HEX + 1]);
 
 /*
- * Verifies an ES256 signature (base64url r||s) over msg with the public key of a JWK text.
- * KM_EOK when valid, KM_ECRYPTO when not, KM_EMALFORMED for an unusable JWK or signature.
+ * Verifies a checkpoint signature (base64url; r||s for ES256) made with alg over msg with the
+ * public key of a JWK text (keymgr/common/sigverify). KM_EOK when valid, KM_ECRYPTO when
+ * not, KM_EMALFORMED for an unusable JWK or signature, or an alg that does not fit the key.
  */
-int km_audit_es256_verify(const char *jwk_text, const char *msg, size_t msg_len,
-                          const char *sig_b64url);
+int km_audit_signature_verify(const char *jwk_text, km_alg_t alg, const char *msg,
+                              size_t msg_len, const char *sig_b64url);
 
 /* Sends a stored checkpoint to the environment's audit sinks (the JSON lines file, syslog),
  * as one JSON object with "type" KM_AUDIT_CHECKPOINT_TYPE. Nothing when none is attached. */

@@ -1,16 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Signed checkpoints: the chain head (seq, hash, time) signed by the environment's audit key,
- * an ES256 pair in the environment's audit token (audit.token, else its own token) that
- * belongs to no key set. The signature is checked with OpenSSL from the stored public JWK, so
- * verification needs no token. Each checkpoint is also streamed and recorded in the token
- * (anchor.c), against a store rolled back to an earlier one.
+ * a pair in the environment's audit token (audit.token, else its own token) that belongs to no
+ * key set: ES256, or PS256/RS256 (RSA 3072) on a token without EC (audit_alg()). The
+ * checkpoint's signature is made with the algorithm recorded with the key, and checked with
+ * OpenSSL from the stored public JWK, so verification needs no token. Each checkpoint is also
+ * streamed and recorded in the token (anchor.c), against a store rolled back to an earlier
+ * one.
  */
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +18,7 @@
 #include "keymgr/common/b64url.h"
 #include "keymgr/common/canon_json.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/sigverify.h"
 #include "keymgr/jose/jwk.h"
 
 int km_audit_checkpoint_payload(const char *env, const km_store_checkpoint_t *c, char **ret)
@@ -42,76 +41,48 @@ int km_audit_checkpoint_payload(const char *env, const km_store_checkpoint_t *c,
 	return KM_EOK;
 }
 
-/* EVP_PKEY of an EC P-256 public key given as a JWK text (kid checked against the key). */
-static int p256_from_jwk(const char *jwk_text, EVP_PKEY **ret)
+int km_audit_signature_verify(const char *jwk_text, km_alg_t alg, const char *msg,
+                              size_t msg_len, const char *sig_b64url)
 {
+	uint8_t sig[KM_STORE_SIG_MAX];
+	size_t sig_len = sizeof(sig), b64_len = strlen(sig_b64url);
 	km_pubkey_t pub;
-	km_alg_t alg = KM_ALG_NONE;
 	json_t *jwk = json_loads(jwk_text, 0, NULL);
-	int r = jwk ? km_jwk_to_pubkey(jwk, &pub, &alg, NULL, 0, NULL, 0) : KM_EMALFORMED;
+	/* The key as recorded (its kid checked against it); its algorithm is the record's. */
+	int r = jwk ? km_jwk_to_pubkey(jwk, &pub, NULL, NULL, 0, NULL, 0) : KM_EMALFORMED;
 	json_decref(jwk);
-	if (r != KM_EOK || pub.kty != KM_KTY_EC || pub.crv != KM_CRV_P256 || pub.x_len != 32 ||
-	    pub.y_len != 32)
-		return KM_EMALFORMED;
-	uint8_t point[65];
-	point[0] = 0x04;
-	memcpy(point + 1, pub.x, 32);
-	memcpy(point + 33, pub.y, 32);
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0),
-		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)),
-		OSSL_PARAM_construct_end(),
-	};
-	EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-	EVP_PKEY *pkey = NULL;
-	if (pctx == NULL || EVP_PKEY_fromdata_init(pctx) != 1 ||
-	    EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
-		r = KM_EMALFORMED;
-	EVP_PKEY_CTX_free(pctx);
 	if (r != KM_EOK)
-		return r;
-	*ret = pkey;
-	return KM_EOK;
+		return KM_EMALFORMED;
+	if (b64_len > KM_STORE_SIG_MAX ||
+	    km_b64url_decode(sig_b64url, b64_len, sig, &sig_len) != KM_EOK)
+		return KM_EMALFORMED;
+	r = km_verify_signature(&pub, alg, (const uint8_t *)msg, msg_len, sig, sig_len);
+	return r == KM_EOK ? KM_EOK : r == KM_ECRYPTO ? KM_ECRYPTO : KM_EMALFORMED;
 }
 
-int km_audit_es256_verify(const char *jwk_text, const char *msg, size_t msg_len,
-                          const char *sig_b64url)
+/*
+ * The audit key's algorithm on token t: ES256 where the token has it, else PS256, else RS256
+ * (RSA 3072: a token without EC, as opencryptoki's soft token). *bits: the RSA size, 0 for EC.
+ * KM_EALG with err naming what the token lacks when it has none of them.
+ */
+static int audit_alg(km_env_t *env, km_token_t *t, km_alg_t *ret, unsigned *bits, char *err,
+                     size_t errlen)
 {
-	uint8_t sig[128], *der = NULL;
-	size_t sig_len = sizeof(sig);
-	EVP_PKEY *pkey = NULL;
-	ECDSA_SIG *es = NULL;
-	EVP_MD_CTX *md = NULL;
-	int r = KM_EMALFORMED;
-	/* r||s of P-256: 64 bytes, 86 base64url characters (checked first: sig holds 128). */
-	if (strlen(sig_b64url) != 86 ||
-	    km_b64url_decode(sig_b64url, 86, sig, &sig_len) != KM_EOK || sig_len != 64)
-		return KM_EMALFORMED;
-	if ((r = p256_from_jwk(jwk_text, &pkey)) != KM_EOK)
-		return r;
-	BIGNUM *br = BN_bin2bn(sig, 32, NULL), *bs = BN_bin2bn(sig + 32, 32, NULL);
-	es = ECDSA_SIG_new();
-	if (br == NULL || bs == NULL || es == NULL || ECDSA_SIG_set0(es, br, bs) != 1) {
-		BN_free(br);
-		BN_free(bs);
-		r = KM_ENOMEM;
-		goto out;
+	static const struct {
+		km_alg_t alg;
+		unsigned bits;
+	} order[] = { { KM_ALG_ES256, 0 }, { KM_ALG_PS256, 3072 }, { KM_ALG_RS256, 3072 } };
+	char why[512] = "";
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		if (km_token_alg_check(t, order[i].alg, order[i].bits, why, sizeof(why)) == KM_EOK) {
+			*ret = order[i].alg;
+			*bits = order[i].bits;
+			return KM_EOK;
+		}
 	}
-	int der_len = i2d_ECDSA_SIG(es, &der);
-	md = EVP_MD_CTX_new();
-	if (der_len <= 0 || md == NULL ||
-	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey) != 1) {
-		r = KM_ECRYPTO;
-		goto out;
-	}
-	r = EVP_DigestVerify(md, der, (size_t)der_len, (const uint8_t *)msg, msg_len) == 1
-	            ? KM_EOK : KM_ECRYPTO;
-out:
-	EVP_MD_CTX_free(md);
-	OPENSSL_free(der);
-	ECDSA_SIG_free(es);
-	EVP_PKEY_free(pkey);
-	return r;
+	snprintf(err, errlen, "environment '%s': cannot generate the audit key: the token has "
+	         "none of ES256, PS256 and RS256 (3072 bits): %s", km_env_name(env), why);
+	return KM_EALG;
 }
 
 /* Creates the environment's audit key in its token and records it (audit.key.create). */
@@ -133,13 +104,17 @@ static int create_audit_key(km_env_t *env, km_token_t *t, int64_t now, km_store_
 		return r;
 	}
 	k.cka_id_len = KM_TOKEN_ID_LEN;
-	if ((r = km_token_generate_with_id(t, KM_ALG_ES256, 0, label, k.cka_id, &pub)) != KM_EOK) {
+	km_alg_t alg;
+	unsigned bits;
+	if ((r = audit_alg(env, t, &alg, &bits, err, errlen)) != KM_EOK)
+		return r;
+	if ((r = km_token_generate_with_id(t, alg, bits, label, k.cka_id, &pub)) != KM_EOK) {
 		const char *why = km_token_last_error(t);
 		snprintf(err, errlen, "environment '%s': cannot generate the audit key: %s",
 		         km_env_name(env), why && why[0] ? why : km_strerror(r));
 		return r;
 	}
-	if ((r = km_jwk_from_pubkey(&pub, KM_ALG_ES256, &jwk)) != KM_EOK ||
+	if ((r = km_jwk_from_pubkey(&pub, alg, &jwk)) != KM_EOK ||
 	    (jwk_text = json_dumps(jwk, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL) {
 		snprintf(err, errlen, "cannot encode the audit key");
 		r = r != KM_EOK ? r : KM_ENOMEM;
@@ -149,7 +124,7 @@ static int create_audit_key(km_env_t *env, km_token_t *t, int64_t now, km_store_
 	snprintf(k.jwk, sizeof(k.jwk), "%s", jwk_text);
 	snprintf(k.token_label, sizeof(k.token_label), "%s", info.label);
 	snprintf(k.token_serial, sizeof(k.token_serial), "%s", info.serial);
-	k.alg = KM_ALG_ES256;
+	k.alg = alg;
 	k.created_at = now;
 	k.active = true;
 	if ((r = km_store_audit_key_add(km_env_store(env), &k, err, errlen)) != KM_EOK)
@@ -252,11 +227,11 @@ int km_audit_checkpoint(km_env_t *env, int64_t now, bool force, km_store_checkpo
 	snprintf(cp.key_kid, sizeof(cp.key_kid), "%s", key.kid);
 	if ((r = km_audit_checkpoint_payload(km_env_name(env), &cp, &payload)) != KM_EOK)
 		goto out;
-	uint8_t sig[64];
+	uint8_t sig[KM_PUBKEY_MAX_N];
 	size_t sig_len = sizeof(sig);
-	r = km_token_sign(t, key.cka_id, key.cka_id_len, KM_ALG_ES256, (const uint8_t *)payload,
+	r = km_token_sign(t, key.cka_id, key.cka_id_len, key.alg, (const uint8_t *)payload,
 	                  strlen(payload), sig, &sig_len);
-	if (r != KM_EOK || sig_len != 64) {
+	if (r != KM_EOK || sig_len == 0) {
 		const char *why = km_token_last_error(t);
 		snprintf(err, errlen, "environment '%s': the audit key %s cannot sign: %s",
 		         km_env_name(env), key.kid, why && why[0] ? why : km_strerror(r));

@@ -122,7 +122,8 @@ static void check_checkpoints(const char *env, const km_store_audit_event_t *ev,
 		}
 		int r = km_audit_checkpoint_payload(env, c, &payload);
 		if (r == KM_EOK)
-			r = km_audit_es256_verify(k->jwk, payload, strlen(payload), c->signature);
+			r = km_audit_signature_verify(k->jwk, k->alg, payload, strlen(payload),
+			                              c->signature);
 		free(payload);
 		if (r != KM_EOK) {
 			problem(res, c->seq, "checkpoint %lld (seq %lld) has an invalid signature: the "

@@ -51,10 +51,11 @@ static const char verify_help[] =
 static const char checkpoint_help[] =
 	"Usage: keymgr [-c FILE] audit checkpoint [ENV] [--json]\n"
 	"\n"
-	"Signs the head of the audit log now with the environment's audit key (an ES256 key in\n"
-	"the environment's audit token: audit.token in keymgr.yaml, else the environment's own\n"
-	"token; label keymgr-audit:ENV, created on first use; it is in no key set and never\n"
-	"signs a JWT) and stores the checkpoint. The checkpoint is also streamed (audit.jsonl,\n"
+	"Signs the head of the audit log now with the environment's audit key (an ES256 key, or\n"
+	"PS256 or RS256 with RSA 3072 on a token without EC, in the environment's audit token:\n"
+	"audit.token in keymgr.yaml, else the environment's own token; label keymgr-audit:ENV,\n"
+	"created on first use; it is in no key set and never signs a JWT) and stores the\n"
+	"checkpoint. The checkpoint is also streamed (audit.jsonl,\n"
 	"syslog) and its seq and hash written into the audit token (a private data object,\n"
 	"label keymgr-audit-head:ENV), which 'audit verify' compares with the store.\n"
 	"keymgrd does this regularly.\n";

@@ -11,6 +11,7 @@
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/apply.h"
+#include "keymgr/core/compliance.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/core/readiness.h"
 
@@ -49,7 +50,10 @@ static const char list_help[] =
 static const char show_help[] =
 	"Usage: keymgr [-c FILE] keyset show ENV/NAME [--json]\n"
 	"\n"
-	"Shows a key set, its keys and its owner/purpose history.\n";
+	"Shows a key set, its keys and its owner/purpose history, with warnings: a key set that\n"
+	"cannot sign, and keys made in a token with a recorded exception (a property the token\n"
+	"could not give them, such as tpm2-pkcs11's CKA_DECRYPT=TRUE; keymgr only signs with\n"
+	"them).\n";
 
 static const char set_owner_help[] =
 	"Usage: keymgr [-c FILE] keyset set-owner ENV/NAME OWNER --reason TEXT [--json]\n"
@@ -319,6 +323,21 @@ static int open_ref(const char *cmd, const char *ref, bool partial, km_config_t 
 	               : km_cli_env_open(env_name, cfg, env);
 }
 
+/* The recorded exceptions of a key set's keys (on_exception's ctx). */
+typedef struct {
+	json_t *arr;              /* --json: [{"kid","check","message"}], else NULL */
+} show_warnings_t;
+
+static void on_exception(void *vctx, const km_finding_t *f)
+{
+	show_warnings_t *w = vctx;
+	if (w->arr != NULL)
+		json_array_append_new(w->arr, json_pack("{s:s, s:s?, s:s}", "check", f->check, "kid",
+		                                        f->kid, "message", f->message));
+	else
+		printf("warning      key %s: %s\n", f->kid ? f->kid : "-", f->message);
+}
+
 static int keyset_show(int argc, char **argv)
 {
 	static const km_cli_args_t args = {
@@ -370,6 +389,9 @@ static int keyset_show(int argc, char **argv)
 		json_object_set_new(j, "history", jc);
 		json_object_set_new(j, "can_sign", json_boolean(gaps == 0));
 		json_object_set_new(j, "signing_gaps", km_cli_signing_gaps_json(gaps));
+		show_warnings_t w = { json_array() };
+		km_compliance_exceptions(env, name, on_exception, &w);
+		json_object_set_new(j, "exceptions", w.arr);
 		rc = km_cli_print_json(j);
 		json_decref(j);
 		goto out;
@@ -384,6 +406,8 @@ static int keyset_show(int argc, char **argv)
 		printf("label        %s\n", ks.labels[i]);
 	if (gaps != 0)
 		printf("warning      %s\n", gaps_msg);
+	show_warnings_t w = { NULL };
+	km_compliance_exceptions(env, name, on_exception, &w);
 	printf("\n%-44s %-10s %s\n", "KID", "STATE", "SINCE");
 	for (size_t i = 0; i < nkeys; i++)
 		printf("%-44s %-10s %s\n", keys[i].pending ? "(pending)" : keys[i].kid,

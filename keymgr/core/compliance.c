@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +210,65 @@ out:
 	free(keys);
 }
 
+/* The key set's live keys (confirmed, not destroyed): those a token still holds or should. */
+static bool key_live(const km_store_key_t *k)
+{
+	return !k->pending && k->kid[0] != '\0' && k->state != KM_STATE_DESTROYED;
+}
+
+/*
+ * One warning per live key of keyset with a token.exception record; with token_exc (the
+ * environment's token has that exception now), also for live keys without one (made before
+ * keymgr recorded exceptions).
+ */
+static void judge_exceptions(judge_t *j, const char *keyset, const char *token_label,
+                             const char *token_exc)
+{
+	km_store_t *s = km_env_store(j->env);
+	km_store_key_filter_t kf = { .keyset = keyset, .pending = KM_STORE_PENDING_NONE };
+	km_store_audit_filter_t af = { .keyset = keyset, .action = "token.exception" };
+	km_store_key_t *keys = NULL;
+	km_store_audit_event_t *ev = NULL;
+	size_t n_keys = 0, n_ev = 0;
+	if (km_store_keys_query(s, &kf, &keys, &n_keys, NULL, 0) != KM_EOK ||
+	    km_store_audit_query(s, &af, &ev, &n_ev, NULL, 0) != KM_EOK)
+		goto out;
+	for (size_t i = 0; i < n_keys; i++) {
+		const km_store_key_t *k = &keys[i];
+		if (!key_live(k))
+			continue;
+		const km_store_audit_event_t *rec = NULL;
+		for (size_t e = 0; e < n_ev && rec == NULL; e++)
+			if (strcmp(ev[e].kid, k->kid) == 0)
+				rec = &ev[e];
+		if (rec != NULL) {
+			json_t *a = json_loads(rec->after, 0, NULL);
+			const char *exc = json_string_value(json_object_get(a, "exception"));
+			const char *lab = json_string_value(json_object_get(a, "token_label"));
+			finding(j, KM_FINDING_WARNING, keyset, k->kid, "token-exception", NULL, 0,
+			        "%s key made in token '%s', which has a recorded exception: %s "
+			        "(recorded in the audit log, event %lld)", km_state_name(k->state),
+			        lab ? lab : k->token_label, exc ? exc : "(unreadable record)",
+			        (long long)rec->seq);
+			json_decref(a);
+		} else if (token_exc != NULL && strcmp(k->token_label, token_label) == 0) {
+			finding(j, KM_FINDING_WARNING, keyset, k->kid, "token-exception", NULL, 0,
+			        "%s key made in token '%s', which has a recorded exception: %s (the key "
+			        "was made before keymgr recorded exceptions in the audit log)",
+			        km_state_name(k->state), k->token_label, token_exc);
+		}
+	}
+out:
+	km_store_audit_events_free(ev, n_ev);
+	km_store_keys_free(keys);
+}
+
+void km_compliance_exceptions(km_env_t *env, const char *keyset, km_finding_fn fn, void *ctx)
+{
+	judge_t j = { env, 0, fn, ctx };
+	judge_exceptions(&j, keyset, "", NULL);
+}
+
 /* Reconciliation's findings, as compliance findings: the same comparison, the same words. */
 static void on_recon(void *vctx, const km_recon_event_t *ev)
 {
@@ -286,13 +346,24 @@ int km_compliance_env(km_env_t *env, int64_t now, km_finding_fn fn, void *ctx)
 					        list[i].name);
 		}
 	}
-	km_store_keysets_free(list);
 
 	km_recon_opts_t o = { .dry_run = true, .report = on_recon, .ctx = &j };
 	int r = km_reconcile_env(env, now, &o, NULL, err, sizeof(err));
 	if (r != KM_EOK)
 		finding(&j, KM_FINDING_VIOLATION, NULL, NULL, "token", NULL, 0, "store and token not "
 		        "compared: %s", err[0] ? err : km_strerror(r));
+	/* Recorded exceptions: from the audit log, and from the token the comparison opened. */
+	km_token_t *t = km_env_token_if_open(env);
+	km_token_caps_t caps = { 0 };
+	km_token_info_t info = { 0 };
+	if (t != NULL) {
+		km_token_get_caps(t, &caps);
+		km_token_get_info(t, &info);
+	}
+	for (size_t k = 0; k < n; k++)
+		judge_exceptions(&j, list[k].name, info.label,
+		                 caps.exception[0] ? caps.exception : NULL);
+	km_store_keysets_free(list);
 	return KM_EOK;
 }
 

@@ -9,7 +9,8 @@
  *              standby right after setup or a revocation (ready publish_lead after it was
  *              published), an active key past rotation_period whose successor is published
  *              and activates at `until`;
- *   WARNING    worth a look, breaks no rule: a key set that cannot sign (core/readiness.h).
+ *   WARNING    worth a look, breaks no rule: a key set that cannot sign (core/readiness.h), a
+ *              key that lives in a token with a recorded exception (below).
  *
  * Store against token is judged by reconciliation's own comparison (core/reconcile.h, run as
  * a dry run): what this check flags there, `keymgr reconcile` repairs or explains, with the
@@ -54,6 +55,16 @@ const char *km_finding_level_name(km_finding_level_t level);
  * KM_ENOMEM.
  */
 int km_compliance_env(km_env_t *env, int64_t now, km_finding_fn fn, void *ctx);
+
+/*
+ * The recorded exceptions of key set keyset's keys: one WARNING "token-exception" for each key
+ * that is not destroyed and whose audit log carries a token.exception event (km_key_confirm,
+ * keyops.h): its token could not give it a property keymgr asks for (tpm2-pkcs11 sets
+ * CKA_DECRYPT=TRUE on every private key); keymgr only signs with it. `keymgr keyset show`
+ * reports these; km_compliance_env() reports them too, and, when the environment's token has
+ * such an exception, the same warning for the keys made there before keymgr recorded it.
+ */
+void km_compliance_exceptions(km_env_t *env, const char *keyset, km_finding_fn fn, void *ctx);
 
 /*
  * Judges what the configuration cannot see: two environments whose tokens (their own or

@@ -160,6 +160,11 @@ int km_env_audit_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen
 	return r;
 }
 
+km_token_t *km_env_token_if_open(km_env_t *env)
+{
+	return env->token;
+}
+
 void km_env_close_token(km_env_t *env)
 {
 	if (env == NULL)

@@ -71,6 +71,10 @@ km_store_t *km_env_store(km_env_t *env);
  */
 int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
 
+/* The environment's token if km_env_token() opened it and it is still open, else NULL (no
+ * attempt is made to open it: a caller that only reads what an earlier step found). */
+km_token_t *km_env_token_if_open(km_env_t *env);
+
 /*
  * The token of the environment's audit key and checkpoint record: environments.ENV.audit.token
  * (its own PIN source) when configured, else the environment's token (km_env_token()).

@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keymgr/common/canon_json.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/faultpoint.h"
+#include "keymgr/common/hex.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/jose/jwk.h"
 #include "keymgr/jose/jwks.h"
@@ -248,6 +250,55 @@ static int key_token(km_env_t *env, const km_store_key_t *k, km_token_t **ret, c
 	return KM_EOK;
 }
 
+/* The "token.exception" event of key k (canonical JSON after), or NULL when out of memory. */
+static char *exception_event(const km_store_key_t *k, const km_token_info_t *info,
+                             const km_token_caps_t *caps)
+{
+	char hex[2 * KM_STORE_CKA_ID_MAX + 1];
+	km_cjson_t b;
+	km_hex_encode(k->cka_id, k->cka_id_len, hex, sizeof(hex));
+	km_cjson_init(&b);
+	km_cjson_open(&b, '{');
+	km_cjson_kv_str(&b, "cka_id", hex);
+	km_cjson_kv_str(&b, "exception", caps->exception);
+	km_cjson_kv_str(&b, "quirk", caps->quirk);
+	km_cjson_kv_str(&b, "token_label", info->label);
+	km_cjson_kv_str(&b, "token_serial", info->serial);
+	km_cjson_close(&b, '}');
+	return km_cjson_take(&b);
+}
+
+int km_key_confirm(km_env_t *env, km_token_t *t, const km_store_key_t *k, const char *kid,
+                   const char *jwk, int64_t now, char *err, size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	km_token_caps_t caps;
+	km_token_info_t info;
+	km_token_get_caps(t, &caps);
+	if (caps.exception[0] == '\0')
+		return km_store_key_confirm(s, k->cka_id, k->cka_id_len, kid, jwk, now, err, errlen);
+	km_token_get_info(t, &info);
+	char *after = exception_event(k, &info, &caps);
+	if (after == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return KM_ENOMEM;
+	}
+	/* One transaction: a key of such a token is never confirmed without its record. */
+	int r = km_store_begin(s, err, errlen);
+	if (r == KM_EOK)
+		r = km_store_key_confirm(s, k->cka_id, k->cka_id_len, kid, jwk, now, err, errlen);
+	if (r == KM_EOK)
+		r = km_store_audit_append(s, "token.exception", k->keyset, kid, NULL, after,
+		                          "recorded exception of the token: accepted, signs only",
+		                          now, NULL, err, errlen);
+	if (r == KM_EOK)
+		r = km_store_commit(s, err, errlen);
+	else
+		km_store_rollback(s, NULL, 0);
+	free(after);
+	return r;
+}
+
 /*
  * A failed generation whose intent could not be abandoned either (the store became unwritable
  * in between, e.g. its disk filled up): the row stays pending, which reconcile recognises.
@@ -337,8 +388,7 @@ static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store
 	}
 	if ((r = km_env_kid_unique(env, kid, err, errlen)) != KM_EOK)
 		goto undo;
-	if ((r = km_store_key_confirm(s, k.cka_id, k.cka_id_len, kid, jwk_text, now, err,
-	                              errlen)) != KM_EOK)
+	if ((r = km_key_confirm(env, t, &k, kid, jwk_text, now, err, errlen)) != KM_EOK)
 		goto undo;
 	KM_FAULT_POINT("generate.after_confirm");
 	if (ret != NULL)

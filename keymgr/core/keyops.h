@@ -60,6 +60,18 @@ int km_key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key
                     char *err, size_t errlen);
 
 /*
+ * Confirms the pending key k (found by its CKA_ID) as kid with the public JWK text jwk
+ * (km_store_key_confirm) and, in the same store transaction, records token t's recorded
+ * exception with it when t has one (km_token_caps_t.exception, e.g. tpm2-pkcs11's
+ * CKA_DECRYPT=TRUE): audit action "token.exception", with the key set, the kid and after
+ * {"cka_id","exception","quirk","token_label","token_serial"}. Such a key is accepted, never
+ * silently: keymgr only signs with it, and `keyset show` and `policy check` warn about it
+ * (compliance.h). Used by key generation and by reconcile's adoption. The store's codes.
+ */
+int km_key_confirm(km_env_t *env, km_token_t *t, const km_store_key_t *k, const char *kid,
+                   const char *jwk, int64_t now, char *err, size_t errlen);
+
+/*
  * Reads a key of this environment. An unknown kid is explained: KM_EWRONGENV when it belongs
  * to another environment, KM_ENOENT otherwise, KM_EINVAL for a malformed kid.
  */

@@ -97,7 +97,13 @@ static bool dry(const recon_t *c)
 	return c->o != NULL && c->o->dry_run;
 }
 
-/* A pending intent whose pair exists: compute kid and JWK from the token's public key. */
+static void refuse_pending(recon_t *c, const km_store_key_t *k, const char *why);
+
+/*
+ * A pending intent whose pair exists: checked as a new key is (km_token_check_key: attributes
+ * read back, test signature), then kid and JWK computed from the token's public key. A pair
+ * that fails the checks is destroyed and its intent abandoned, as its generation would have.
+ */
 static void adopt(recon_t *c, const km_store_key_t *k)
 {
 	char msg[512] = "", detail[1536];
@@ -105,10 +111,14 @@ static void adopt(recon_t *c, const km_store_key_t *k)
 	json_t *jwk = NULL;
 	char *text = NULL;
 	const char *kid = NULL;
-	int r = km_token_get_public(c->token, k->cka_id, k->cka_id_len, &pub);
+	int r = km_token_check_key(c->token, k->cka_id, k->cka_id_len, k->alg, &pub);
+	if (r == KM_P11_EKEYREFUSED) {
+		refuse_pending(c, k, km_token_last_error(c->token));
+		return;
+	}
 	if (r != KM_EOK) {
 		const char *why = km_token_last_error(c->token);
-		snprintf(msg, sizeof(msg), "cannot read its public key: %s",
+		snprintf(msg, sizeof(msg), "cannot check its key pair: %s",
 		         why && why[0] ? why : km_strerror(r));
 		goto out;
 	}
@@ -127,8 +137,7 @@ static void adopt(recon_t *c, const km_store_key_t *k)
 	if ((r = km_env_kid_unique(c->env, kid, msg, sizeof(msg))) != KM_EOK)
 		goto out;
 	if (!dry(c))
-		r = km_store_key_confirm(c->store, k->cka_id, k->cka_id_len, kid, text, c->now, msg,
-		                         sizeof(msg));
+		r = km_key_confirm(c->env, c->token, k, kid, text, c->now, msg, sizeof(msg));
 out:;
 	km_store_key_t shown = *k;
 	if (kid != NULL)
@@ -168,6 +177,40 @@ static void abandon(recon_t *c, const km_store_key_t *k, const km_token_privkey_
 	else
 		snprintf(detail, sizeof(detail), "pending intent of %s: cannot abandon it: %s",
 		         k->keyset, msg);
+	report(c, KM_RECON_ABANDON, k, k->cka_id, k->cka_id_len, NULL, r == KM_EOK && !dry(c), r,
+	       detail);
+}
+
+/*
+ * A pending intent whose pair fails keymgr's checks (an unsafe key a crash left before its
+ * generation confirmed it): the pair is destroyed and the intent abandoned, with why.
+ */
+static void refuse_pending(recon_t *c, const km_store_key_t *k, const char *why)
+{
+	char msg[512] = "", reason[KM_STORE_TEXT_MAX + 1], detail[1536];
+	int r = KM_EOK;
+	snprintf(reason, sizeof(reason), "reconcile: the key pair failed keymgr's checks: %s",
+	         why);
+	if (!dry(c)) {
+		r = km_token_destroy(c->token, k->cka_id, k->cka_id_len);
+		if (r == KM_P11_ENOKEY)
+			r = KM_EOK;
+		if (r != KM_EOK)
+			snprintf(msg, sizeof(msg), "cannot destroy it: %s",
+			         km_token_last_error(c->token));
+		else
+			r = km_store_key_abandon(c->store, k->cka_id, k->cka_id_len, c->now, reason, msg,
+			                         sizeof(msg));
+	}
+	if (r == KM_EOK)
+		snprintf(detail, sizeof(detail), "pending intent of %s: the token holds the key "
+		         "pair, but it fails keymgr's checks (%s): %s", k->keyset, why,
+		         dry(c) ? "would destroy it and abandon the intent" :
+		                  "destroyed it and abandoned the intent");
+	else
+		snprintf(detail, sizeof(detail), "pending intent of %s: the token holds the key "
+		         "pair, but it fails keymgr's checks (%s), and the repair failed: %s",
+		         k->keyset, why, msg);
 	report(c, KM_RECON_ABANDON, k, k->cka_id, k->cka_id_len, NULL, r == KM_EOK && !dry(c), r,
 	       detail);
 }

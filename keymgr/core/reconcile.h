@@ -5,7 +5,10 @@
  * keymgrd's start. Every finding is reported through a callback, applied or (dry run) not.
  *
  * What it finds and does, by the CKA_ID that ties a row to its token objects:
- *   pending intent, token holds the pair      ADOPT: read the public key, confirm kid + JWK
+ *   pending intent, token holds the pair      ADOPT: check the pair as a new key is checked
+ *                                              (attributes, test signature), confirm kid +
+ *                                              JWK (with the token's recorded exception)
+ *   pending intent, the pair fails the checks  ABANDON: destroy the pair, abandon the intent
  *   pending intent, token holds nothing        ABANDON: the intent becomes an abandoned row
  *   removed/revoked row, objects already gone  DESTROYED: record 'destroyed' (crash between
  *                                              the token destroy and the store update)

@@ -537,6 +537,19 @@ static void prune(kd_signing_t *s, kd_daemon_t *d, bool locked)
 	}
 }
 
+/* A signing pool that opened short (the token answered CKR_SESSION_COUNT) grows back by one
+ * session per pass while the token allows it (km_token_check). Called by the sync thread,
+ * the only one that replaces se->token. */
+static void grow_pool(sk_env_t *se)
+{
+	km_token_health_t h;
+	if (se->token == NULL)
+		return;
+	km_token_get_health(se->token, &h);
+	if (!h.lost && h.sessions < h.sessions_wanted)
+		(void)km_token_check(se->token);   /* a loss it finds is the signers' to see */
+}
+
 void kd_signing_sync(kd_daemon_t *d, int64_t now)
 {
 	kd_signing_t *s = d->signing;
@@ -563,6 +576,8 @@ void kd_signing_sync(kd_daemon_t *d, int64_t now)
 		open_token(s, se, e, now);
 		if (!was_open && se->token != NULL)
 			warm(se, se->ks, se->n_ks);
+		else
+			grow_pool(se);
 		rebuild(s, e, se, false);
 	}
 	atomic_store(&s->synced, true);
@@ -937,8 +952,26 @@ void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4])
 
 void kd_signing_metrics(kd_daemon_t *d, FILE *f)
 {
-	if (d->signing != NULL)
-		kd_sign_stats_render(d->signing->stats, f);
+	kd_signing_t *s = d->signing;
+	if (s == NULL)
+		return;
+	kd_sign_stats_render(s->stats, f);
+	fprintf(f, "# HELP keymgr_signing_sessions Signing sessions open on the environment's "
+	           "token (fewer than keymgr_signing_sessions_wanted while the token answers "
+	           "CKR_SESSION_COUNT).\n# TYPE keymgr_signing_sessions gauge\n");
+	pthread_rwlock_rdlock(&s->lock);
+	for (size_t i = 0; i < s->n_envs; i++) {
+		km_token_health_t h = { 0 };
+		if (s->envs[i]->token != NULL)
+			km_token_get_health(s->envs[i]->token, &h);
+		fprintf(f, "keymgr_signing_sessions{env=\"%s\"} %u\n", s->envs[i]->env, h.sessions);
+	}
+	fprintf(f, "# HELP keymgr_signing_sessions_wanted The signing session pool's size "
+	           "(token.sessions).\n# TYPE keymgr_signing_sessions_wanted gauge\n");
+	for (size_t i = 0; i < s->n_envs; i++)
+		fprintf(f, "keymgr_signing_sessions_wanted{env=\"%s\"} %u\n", s->envs[i]->env,
+		        s->envs[i]->sessions);
+	pthread_rwlock_unlock(&s->lock);
 }
 
 bool kd_signing_health(kd_daemon_t *d, const char *env, char *buf, size_t len)

@@ -57,5 +57,6 @@ void kd_signing_counters(const kd_daemon_t *d, uint64_t out[4]);
  * reason in buf, while the token has lost one (a failed signature said so, or the token
  * check after reopening). */
 bool kd_signing_health(kd_daemon_t *d, const char *env, char *buf, size_t len);
-/* Main thread: the per-key-set signing figures (sign_stats.h), in Prometheus text format. */
+/* Main thread: the per-key-set signing figures (sign_stats.h) and each environment's signing
+ * sessions (open, wanted), in Prometheus text format. */
 void kd_signing_metrics(kd_daemon_t *d, FILE *f);

@@ -8,13 +8,16 @@
  *   KEYMGR_P11FAULT_MODULE  the real module (default /usr/lib/softhsm/libsofthsm2.so)
  *   KEYMGR_P11FAULT         rules, separated by ';' or newlines
  *   KEYMGR_P11FAULT_FILE    a file holding rules (a test rewrites it to change them mid-run)
+ *   KEYMGR_P11FAULT_PROFILE a named profile: the rules of a hardware token's quirk (profiles[]
+ *                           below, each citing its source), applied before the others
  *   KEYMGR_P11FAULT_LOG     a file to which every injected fault appends one line
  *   KEYMGR_P11FAULT_CALLS   a file to which every wrapped call appends one line, after the
  *                           call: "FUNC rv=CKR session=H" plus "key=H" (C_SignInit),
  *                           "found=H,H" (C_FindObjects), "opened=H" (C_OpenSession),
  *                           "FAULT" when the call was injected
  * A rule is FUNC:ACTION[:after=N][:count=M]:
- *   FUNC    C_Sign, C_Login, ... or '*' for every wrapped call
+ *   FUNC    C_Sign, C_Login, ... or '*' for every wrapped call; C_OpenSession_RO matches
+ *           only a C_OpenSession without CKF_RW_SESSION (a read-only session)
  *   ACTION  a CKR_ name (CKR_DEVICE_ERROR, CKR_SESSION_HANDLE_INVALID, CKR_USER_NOT_LOGGED_IN,
  *           CKR_PIN_LOCKED, CKR_TOKEN_NOT_PRESENT, CKR_DEVICE_REMOVED, ... or 0xHEX) returned
  *           instead of calling the module, or KILL (raise SIGKILL: crash at call N), or
@@ -32,6 +35,10 @@
  *           objects and applying the template; then it holds like HOLD, so that the test
  *           can SIGKILL the caller there; once PATH exists the call fails with
  *           CKR_DEVICE_ERROR, the objects left behind)
+ *   LIMIT=N (C_OpenSession only): the process may hold at most N sessions of the module at
+ *           once; a C_OpenSession beyond them returns CKR_SESSION_COUNT (YubiHSM 2 has 16
+ *           per device, and says so only that way: its token info claims no limit). Closed
+ *           sessions (C_CloseSession, C_CloseAllSessions, C_Finalize) free their places
  *   after=N the first N matching calls pass (default 0); count=M only M calls fail, then
  *           calls pass again (default: all later calls fail)
  * Calls are counted per rule, from the moment the rule text was (re)loaded.
@@ -61,6 +68,7 @@ typedef struct {
 	bool drop;
 	char hold[256];            /* HOLD=PATH: wait for PATH, then call the real module */
 	bool halfmade;             /* HALFMADE=PATH (hold holds PATH) */
+	unsigned long limit;       /* LIMIT=N: sessions the process may hold (0: no limit) */
 	CK_RV rv;
 	unsigned long after;
 	unsigned long count;       /* 0: unlimited */
@@ -73,6 +81,7 @@ static CK_FUNCTION_LIST wrapped;
 static rule_t rules[MAX_RULES];
 static size_t n_rules;
 static char loaded[RULES_MAX];      /* the text the rules came from */
+static unsigned long open_sessions; /* sessions this process holds (LIMIT rules count them) */
 
 static const struct {
 	const char *name;
@@ -125,6 +134,9 @@ static void parse_rules(const char *text)
 		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
 			ok = (size_t)snprintf(r.hold, sizeof(r.hold), "%s", act + 9) < sizeof(r.hold);
 			r.halfmade = true;
+		} else if (strncmp(act, "LIMIT=", 6) == 0 && strcmp(r.func, "C_OpenSession") == 0) {
+			r.limit = strtoul(act + 6, NULL, 10);
+			ok = r.limit > 0;
 		} else if (strcmp(act, "NONE") == 0 && strcmp(r.func, "C_FindObjects") == 0) {
 			r.rv = RV_NONE;
 			ok = true;
@@ -158,10 +170,40 @@ static void parse_rules(const char *text)
 }
 
 /* Current rule text: the environment variable, then the file. */
+/*
+ * Quirk profiles: hardware tokens CI cannot have, as rules over SoftHSM. Each names the
+ * public source of the behaviour it copies.
+ */
+static const struct {
+	const char *name;
+	const char *rules;
+} profiles[] = {
+	/* AWS CloudHSM, Client SDK 5 PKCS#11 library: C_OpenSession without CKF_RW_SESSION
+	 * fails (CKR_FUNCTION_FAILED). Source: issue 17 and ../shared/PKCS11-NOTES.md ("Quirks
+	 * of hardware tokens"), from AWS's PKCS#11 library documentation and known issues
+	 * (docs.aws.amazon.com/cloudhsm/latest/userguide/pkcs11-library.html). */
+	{ "cloudhsm", "C_OpenSession_RO:CKR_FUNCTION_FAILED" },
+};
+
+/* The rules of KEYMGR_P11FAULT_PROFILE ("" when unset; an unknown name is reported). */
+static const char *profile_rules(void)
+{
+	const char *name = getenv("KEYMGR_P11FAULT_PROFILE");
+	if (name == NULL || name[0] == '\0')
+		return "";
+	for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++)
+		if (strcmp(profiles[i].name, name) == 0)
+			return profiles[i].rules;
+	fprintf(stderr, "p11fault: unknown profile '%s'\n", name);
+	return "";
+}
+
 static void current_text(char *out, size_t len)
 {
 	const char *env = getenv("KEYMGR_P11FAULT");
-	size_t used = (size_t)snprintf(out, len, "%s", env ? env : "");
+	size_t used = (size_t)snprintf(out, len, "%s\n%s", profile_rules(), env ? env : "");
+	if (used >= len)
+		used = len - 1;
 	const char *file = getenv("KEYMGR_P11FAULT_FILE");
 	if (file == NULL || used + 2 >= len)
 		return;
@@ -218,7 +260,7 @@ static bool fault(const char *func, CK_RV *rv, bool *drop, char *halfmade)
 	for (size_t i = 0; i < n_rules && !hit; i++) {
 		rule_t *r = &rules[i];
 		if ((strcmp(r->func, "*") != 0 && strcmp(r->func, func) != 0) ||
-		    (r->halfmade && halfmade == NULL))
+		    (r->halfmade && halfmade == NULL) || r->limit != 0)
 			continue;
 		unsigned long n = ++r->calls;
 		if (n <= r->after || (r->count != 0 && n > r->after + r->count))
@@ -266,12 +308,22 @@ static void log_call(const char *func, CK_RV rv, CK_SESSION_HANDLE h, bool injec
 	pthread_mutex_unlock(&calls_lock);
 }
 
+/* After a call that closed every session (of the slot: one slot in tests): none held. */
+static CK_RV all_closed(CK_RV rv)
+{
+	pthread_mutex_lock(&lock);
+	if (rv == CKR_OK)
+		open_sessions = 0;
+	pthread_mutex_unlock(&lock);
+	return rv;
+}
+
 /* DROP: closes every real session of h's slot (as a re-plugged token would). */
 static void drop_sessions(CK_SESSION_HANDLE h)
 {
 	CK_SESSION_INFO si;
 	if (real->C_GetSessionInfo(h, &si) == CKR_OK)
-		real->C_CloseAllSessions(si.slotID);
+		all_closed(real->C_CloseAllSessions(si.slotID));
 }
 
 /* The fault check in front of a call whose first argument is not a session. */
@@ -323,7 +375,29 @@ WRAP(C_GetSlotList, (CK_BBOOL p, CK_SLOT_ID_PTR l, CK_ULONG_PTR n), (p, l, n))
 WRAP(C_GetSlotInfo, (CK_SLOT_ID s, CK_SLOT_INFO_PTR i), (s, i))
 WRAP(C_GetTokenInfo, (CK_SLOT_ID s, CK_TOKEN_INFO_PTR i), (s, i))
 WRAP(C_GetMechanismInfo, (CK_SLOT_ID s, CK_MECHANISM_TYPE t, CK_MECHANISM_INFO_PTR i), (s, t, i))
-WRAP_S(C_CloseSession, (CK_SESSION_HANDLE h), (h))
+static CK_RV w_C_CloseSession(CK_SESSION_HANDLE h)
+{
+	CK_RV rv;
+	if (pre_s("C_CloseSession", h, &rv))
+		return rv;
+	rv = real->C_CloseSession(h);
+	pthread_mutex_lock(&lock);
+	if (rv == CKR_OK && open_sessions > 0)
+		open_sessions--;
+	pthread_mutex_unlock(&lock);
+	log_call("C_CloseSession", rv, h, false, "");
+	return rv;
+}
+
+static CK_RV w_C_CloseAllSessions(CK_SLOT_ID s)
+{
+	return all_closed(real->C_CloseAllSessions(s));
+}
+
+static CK_RV w_C_Finalize(CK_VOID_PTR p)
+{
+	return all_closed(real->C_Finalize(p));
+}
 WRAP_S(C_GetSessionInfo, (CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR i), (h, i))
 WRAP_S(C_Login, (CK_SESSION_HANDLE h, CK_USER_TYPE u, CK_UTF8CHAR_PTR p, CK_ULONG l), (h, u, p, l))
 WRAP_S(C_Logout, (CK_SESSION_HANDLE h), (h))
@@ -393,14 +467,42 @@ static CK_RV w_C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATT
 
 /* The three calls whose log line carries a handle: the session opened, the key signed
  * with, the objects found (a test checks that no stale handle is used after a re-open). */
+/* The LIMIT of the loaded rules (0: none); call after fault() reloaded them. */
+static unsigned long session_limit(void)
+{
+	unsigned long limit = 0;
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_rules; i++)
+		if (rules[i].limit != 0)
+			limit = rules[i].limit;
+	pthread_mutex_unlock(&lock);
+	return limit;
+}
+
 static CK_RV w_C_OpenSession(CK_SLOT_ID s, CK_FLAGS f, CK_VOID_PTR a, CK_NOTIFY n,
                              CK_SESSION_HANDLE_PTR h)
 {
 	CK_RV rv;
 	char extra[48] = "";
+	if (!(f & CKF_RW_SESSION) && pre("C_OpenSession_RO", &rv))
+		return rv;
 	if (pre("C_OpenSession", &rv))
 		return rv;
+	unsigned long limit = session_limit();
+	pthread_mutex_lock(&lock);
+	bool full = limit != 0 && open_sessions >= limit;
+	pthread_mutex_unlock(&lock);
+	if (full) {
+		log_fault_text("C_OpenSession", "LIMIT", open_sessions);
+		log_call("C_OpenSession", CKR_SESSION_COUNT, 0, true, "");
+		return CKR_SESSION_COUNT;
+	}
 	rv = real->C_OpenSession(s, f, a, n, h);
+	if (rv == CKR_OK) {
+		pthread_mutex_lock(&lock);
+		open_sessions++;
+		pthread_mutex_unlock(&lock);
+	}
 	if (rv == CKR_OK && h != NULL)
 		snprintf(extra, sizeof(extra), "opened=%lu", (unsigned long)*h);
 	log_call("C_OpenSession", rv, 0, false, extra);
@@ -465,6 +567,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret)
 		SET(C_FindObjects); SET(C_FindObjectsFinal); SET(C_SignInit); SET(C_Sign);
 		SET(C_SignUpdate); SET(C_SignFinal);
 		SET(C_GenerateKeyPair); SET(C_GenerateRandom); SET(C_InitToken); SET(C_InitPIN);
+		SET(C_CloseAllSessions); SET(C_Finalize);
 #undef SET
 	}
 	pthread_mutex_unlock(&lock);

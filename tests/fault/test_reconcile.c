@@ -3,8 +3,10 @@
  * keymgr reconcile on states made by hand (no crash hooks needed): a pending intent whose
  * pair exists (dry run changes nothing, then adopt), an active key and a published key whose
  * token objects vanished (flagged / revoked), and a keymgr object no record knows
- * (quarantined, never deleted). The token is changed in-process through the token layer;
- * keymgr runs as a user runs it.
+ * (quarantined, never deleted), and pending intents whose pair fails keymgr's checks (an
+ * unsafe key pair, a pair whose halves do not belong together: destroyed and abandoned, never
+ * adopted). The token is changed in-process through the token layer (and through raw
+ * Cryptoki, tests/fault/p11raw.h, for what keymgr never makes); keymgr runs as a user runs it.
  *
  * Usage: test_fault_reconcile PATH-TO-KEYMGR
  */
@@ -24,6 +26,7 @@
 #include "keymgr/store/store.h"
 #include "pkcs11/token.h"
 #include "tests/fault/common.h"
+#include "tests/fault/p11raw.h"
 
 static kmt_t kmt;
 static const char *keymgr_path;
@@ -97,17 +100,17 @@ static json_t *only_finding(json_t *j, const char *action)
 	return e;
 }
 
-static void test_reconcile_adopt_dry_run_then_real(void **state)
+/* Records a pending ES256 intent of key set keyset, as a crash before the token step leaves
+ * it; *ret gets the row. */
+static void pending_intent(const char *keyset, km_store_key_t *ret)
 {
-	keyset(KMT_ENV "/ra", false);
-	/* An intent and its pair, as a crash after the token step leaves them. */
 	km_store_t *s = store_open();
 	km_token_t *t = token_open();
 	km_token_info_t info;
 	km_token_get_info(t, &info);
 	km_store_key_t k;
 	memset(&k, 0, sizeof(k));
-	snprintf(k.keyset, sizeof(k.keyset), "ra");
+	snprintf(k.keyset, sizeof(k.keyset), "%s", keyset);
 	snprintf(k.token_label, sizeof(k.token_label), "%s", info.label);
 	snprintf(k.token_serial, sizeof(k.token_serial), "%s", info.serial);
 	assert_int_equal(km_token_new_id(k.cka_id), KM_EOK);
@@ -117,12 +120,24 @@ static void test_reconcile_adopt_dry_run_then_real(void **state)
 	k.state_at[KM_STATE_GENERATED] = 1700000000;
 	char err[256];
 	assert_int_equal(km_store_key_intent(s, &k, NULL, err, sizeof(err)), KM_EOK);
+	km_token_free(t);
+	km_store_free(s);
+	*ret = k;
+}
+
+static void test_reconcile_adopt_dry_run_then_real(void **state)
+{
+	keyset(KMT_ENV "/ra", false);
+	/* An intent and its pair, as a crash after the token step leaves them. */
+	km_store_key_t k;
+	pending_intent("ra", &k);
+	km_token_t *t = token_open();
 	km_pubkey_t pub;
 	assert_int_equal(km_token_generate_with_id(t, KM_ALG_ES256, 0, "keymgr:crash/ra", k.cka_id,
 	                                           &pub), KM_EOK);
 	km_token_free(t);
-	km_store_free(s);
-
+	char err[256];
+	km_store_t *s;
 	int st;
 	json_t *j = reconcile(true, &st);
 	assert_int_equal(st, 0);
@@ -154,6 +169,122 @@ static void test_reconcile_adopt_dry_run_then_real(void **state)
 	j = reconcile(false, &st);
 	assert_int_equal(json_array_size(json_object_get(j, "findings")), 0);
 	json_decref(j);
+}
+
+static bool pair_in_token(const km_store_key_t *k)
+{
+	p11raw_t raw;
+	p11raw_open(&raw, kmt.hsm.module, "keymgr-crash", kmt.hsm.pin_source);
+	bool there = p11raw_find(&raw, CKO_PRIVATE_KEY, k->cka_id, k->cka_id_len) !=
+	             CK_INVALID_HANDLE;
+	p11raw_close(&raw);
+	return there;
+}
+
+/*
+ * Reconciles (dry run, then for real) a pending intent whose pair must not be adopted: the
+ * intent abandoned (never adopted), the finding's detail naming why (detail), the abandoned
+ * row's reason too (reason). With destroyed, the same run destroys the pair; otherwise the
+ * abandoned row's objects are purged by the next run, as any abandoned intent's are.
+ */
+static void expect_refused(const km_store_key_t *k, const char *detail_has,
+                           const char *reason_has, bool destroyed)
+{
+	int st;
+	char err[256];
+	for (int dry = 1; dry >= 0; dry--) {
+		json_t *j = reconcile(dry, &st);
+		assert_int_equal(st, 0);
+		json_t *e = only_finding(j, "abandon");
+		const char *detail = json_string_value(json_object_get(e, "detail"));
+		if (strstr(detail, detail_has) == NULL)
+			fail_msg("detail: %s", detail);
+		assert_int_equal(json_is_true(json_object_get(e, "applied")), !dry);
+		assert_string_equal(json_string_value(json_object_get(e, "kid")), "");
+		json_decref(j);
+		km_store_t *s = store_open();
+		km_store_key_t again;
+		assert_int_equal(km_store_key_get_by_cka_id(s, k->cka_id, k->cka_id_len, &again, err,
+		                                            sizeof(err)), KM_EOK);
+		assert_int_equal(again.pending, dry);
+		if (!dry) {
+			assert_int_equal(again.state, KM_STATE_REVOKED);
+			assert_string_equal(again.kid, "");
+			if (strstr(again.revoke_reason, reason_has) == NULL)
+				fail_msg("reason: %s", again.revoke_reason);
+		}
+		km_store_free(s);
+		assert_int_equal(pair_in_token(k), dry || !destroyed);
+	}
+	json_t *j = reconcile(false, &st);
+	if (destroyed) {
+		assert_int_equal(json_array_size(json_object_get(j, "findings")), 0);
+	} else {
+		json_t *e = only_finding(j, "purge");
+		assert_true(json_is_true(json_object_get(e, "applied")));
+		assert_false(pair_in_token(k));
+	}
+	json_decref(j);
+}
+
+/* An extractable, not sensitive pair with the intent's CKA_ID (what a token's lower template
+ * rung can make, left by a crash before the read-back): reconcile must not adopt it (the
+ * unsafe-key check, reconcile.h, abandons the intent before the adoption's own checks). */
+static void test_reconcile_adopt_refuses_unsafe_pair(void **state)
+{
+	keyset(KMT_ENV "/ru", false);
+	km_store_key_t k;
+	pending_intent("ru", &k);
+	static const uint8_t p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01,
+	                                0x07 };
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	CK_ATTRIBUTE pub[] = {
+		{ CKA_TOKEN, &yes, 1 }, { CKA_VERIFY, &yes, 1 },
+		{ CKA_EC_PARAMS, (void *)p256, sizeof(p256) },
+		{ CKA_ID, k.cka_id, k.cka_id_len },
+	};
+	CK_ATTRIBUTE priv[] = {
+		{ CKA_TOKEN, &yes, 1 }, { CKA_PRIVATE, &yes, 1 }, { CKA_SIGN, &yes, 1 },
+		{ CKA_SENSITIVE, &no, 1 }, { CKA_EXTRACTABLE, &yes, 1 },
+		{ CKA_ID, k.cka_id, k.cka_id_len },
+	};
+	CK_OBJECT_HANDLE hp, hs;
+	p11raw_t raw;
+	p11raw_open(&raw, kmt.hsm.module, "keymgr-crash", kmt.hsm.pin_source);
+	assert_int_equal(raw.fl->C_GenerateKeyPair(raw.s, &mech, pub, 4, priv, 6, &hp, &hs),
+	                 CKR_OK);
+	p11raw_close(&raw);
+	expect_refused(&k, "is not safe", "is not safe", false);
+}
+
+/* A private key with the intent's CKA_ID whose public key belongs to another private key: its
+ * attributes are sound, but its test signature does not verify with that public key. */
+static void test_reconcile_adopt_refuses_mismatched_pair(void **state)
+{
+	keyset(KMT_ENV "/rx", false);
+	km_store_key_t k;
+	pending_intent("rx", &k);
+	uint8_t other[KM_TOKEN_ID_LEN];
+	km_pubkey_t pub;
+	km_token_t *t = token_open();
+	assert_int_equal(km_token_generate_with_id(t, KM_ALG_ES256, 0, "keymgr:crash/rx",
+	                                           k.cka_id, &pub), KM_EOK);
+	assert_int_equal(km_token_generate(t, KM_ALG_ES256, 0, "keymgr:crash/rx", other, &pub),
+	                 KM_EOK);
+	km_token_free(t);
+	p11raw_t raw;
+	p11raw_open(&raw, kmt.hsm.module, "keymgr-crash", kmt.hsm.pin_source);
+	assert_int_equal(raw.fl->C_DestroyObject(raw.s, p11raw_find(&raw, CKO_PUBLIC_KEY, k.cka_id,
+	                                                            k.cka_id_len)), CKR_OK);
+	assert_int_equal(raw.fl->C_DestroyObject(raw.s, p11raw_find(&raw, CKO_PRIVATE_KEY, other,
+	                                                            sizeof(other))), CKR_OK);
+	CK_ATTRIBUTE id = { CKA_ID, k.cka_id, k.cka_id_len };
+	assert_int_equal(raw.fl->C_SetAttributeValue(raw.s, p11raw_find(&raw, CKO_PUBLIC_KEY,
+	                                                                other, sizeof(other)),
+	                                             &id, 1), CKR_OK);
+	p11raw_close(&raw);
+	expect_refused(&k, "does not verify", "does not verify", true);
 }
 
 static void test_reconcile_missing_active_is_flagged_not_changed(void **state)
@@ -287,6 +418,8 @@ int main(int argc, char **argv)
 	keymgr_path = keymgr_abs;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reconcile_adopt_dry_run_then_real),
+		cmocka_unit_test(test_reconcile_adopt_refuses_unsafe_pair),
+		cmocka_unit_test(test_reconcile_adopt_refuses_mismatched_pair),
 		cmocka_unit_test(test_reconcile_missing_active_is_flagged_not_changed),
 		cmocka_unit_test(test_reconcile_missing_published_is_revoked),
 		cmocka_unit_test(test_reconcile_unknown_object_is_quarantined_never_deleted),

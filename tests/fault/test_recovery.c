@@ -188,6 +188,62 @@ static size_t check_fresh_handles(const char *log, const char *fault_func)
 	return n_used;
 }
 
+static unsigned open_sessions(km_token_t *t, unsigned *wanted)
+{
+	km_token_health_t h;
+	km_token_get_health(t, &h);
+	*wanted = h.sessions_wanted;
+	return h.sessions;
+}
+
+/*
+ * A token out of sessions (the fault module's LIMIT: CKR_SESSION_COUNT beyond N sessions of
+ * the process, as YubiHSM 2 answers past its 16): a second token of 4 signing sessions opens
+ * with the one that fits and signs; km_token_check() grows its pool back as places free up;
+ * a re-open while sessions are short opens fewer again. Runs first: the group's token holds
+ * its 3 sessions (admin and 2 signing), nothing else is open.
+ */
+static void test_recovery_pool_shrinks_on_session_count_and_grows_back(void **state)
+{
+	char err[512];
+	unsigned wanted;
+	km_token_t *t2 = NULL;
+	km_token_cfg_t cfg = { .module_path = fault_module, .token_label = LABEL,
+	                       .pin_source = hsm.pin_source, .sessions = 4 };
+	(void)state;
+	p11calls_rules("C_OpenSession:LIMIT=5");
+	if (km_token_open(&cfg, &t2, err, sizeof(err)) != KM_EOK)
+		fail_msg("km_token_open with 2 sessions left: %s", err);
+	assert_int_equal(open_sessions(t2, &wanted), 1);
+	assert_int_equal(wanted, 4);
+	for (int i = 0; i < 3; i++)
+		sign_ok(t2);
+
+	p11calls_rules("C_OpenSession:LIMIT=7");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(km_token_check(t2), KM_EOK);
+	assert_int_equal(open_sessions(t2, &wanted), 3);   /* as many as the token allows */
+	p11calls_rules("");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(km_token_check(t2), KM_EOK);
+	assert_int_equal(open_sessions(t2, &wanted), 4);   /* never more than wanted */
+	sign_ok(t2);
+
+	/* Every session of the slot dropped (both tokens'), then 3 places: the re-open keeps
+	 * its admin session and 2 signing ones. */
+	p11calls_rules("C_OpenSession:LIMIT=3\nC_SignInit:DROP:count=1");
+	uint8_t sig[64];
+	size_t len;
+	assert_int_not_equal(sign_once(t2, sig, &len), KM_EOK);
+	sign_ok(t2);
+	assert_int_equal(open_sessions(t2, &wanted), 2);
+	p11calls_rules("");
+	km_token_free(t2);
+	/* The group's token lost its sessions to the DROP too: it notices and re-opens. */
+	assert_int_not_equal(km_token_check(tok), KM_EOK);
+	assert_int_equal(km_token_recover(tok), KM_EOK);
+}
+
 /* One injected CKR_SESSION_HANDLE_INVALID: that call fails, the next one re-opens and signs. */
 static void test_recovery_sign_after_session_handle_invalid(void **state)
 {
@@ -489,6 +545,8 @@ int main(int argc, char **argv)
 	}
 	fault_module = module_abs;
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_recovery_pool_shrinks_on_session_count_and_grows_back,
+		                       test_setup),
 		cmocka_unit_test_setup(test_recovery_sign_after_session_handle_invalid, test_setup),
 		cmocka_unit_test_setup(test_recovery_sign_after_real_session_loss, test_setup),
 		cmocka_unit_test_setup(test_recovery_not_logged_in_admin_operations, test_setup),

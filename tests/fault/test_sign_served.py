@@ -31,12 +31,19 @@ A connection that signs often has the next C_SignInit run ahead (pkcs11/prepare.
 fault module's call log shows it after the reply, and the next request on that connection
 reaches the token as a C_Sign alone. A connection that signs once is not prepared for.
 
+A token out of sessions (the fault module's C_OpenSession:LIMIT, CKR_SESSION_COUNT as a
+YubiHSM 2 answers past 16): when the signing token re-opens with 3 places left, keymgrd signs
+with the 2 signing sessions that fit beside its admin session (keymgr_signing_sessions 2 of
+keymgr_signing_sessions_wanted 4), and once the token has room again the pool grows back by
+one session per pass (2, 3, 4), not by a re-open.
+
 Usage: test_sign_served.py KEYMGR KEYMGRD P11FAULT-MODULE
 """
 import base64
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -277,10 +284,48 @@ def test_busy_while_starting():
         s.close()
 
 
+def signing_sessions(s, d):
+    """(open, wanted) signing sessions of environment dev, from /metrics after a pass (a
+    pass renders the metrics before it grows the pool)."""
+    s.run("tick", expect=None)
+    m = d.metrics()
+    got = [re.search(r'^%s\{env="dev"\} (\d+)$' % name, m, re.M)
+           for name in ("keymgr_signing_sessions", "keymgr_signing_sessions_wanted")]
+    check(all(got), f"no signing session metrics:\n{m}")
+    return int(got[0].group(1)), int(got[1].group(1))
+
+
+def test_pool_shrinks_and_grows_back():
+    with signing_for_api() as (s, d):
+        got = signing_sessions(s, d)
+        check(got == (4, 4), f"at start: {got}")
+        # keymgrd holds 10 sessions: the scheduler's token's 5 and the signing token's 5
+        # (admin and 4 each). A signing session is lost and 8 places are left: the signing
+        # token's re-open keeps its admin session and 2 signing sessions, and signs.
+        with open(s.rules, "w") as f:
+            f.write("C_OpenSession:LIMIT=8\nC_Sign:CKR_SESSION_HANDLE_INVALID:count=1\n")
+        r = sign(s, "dev/api")
+        check(not r.get("ok"), f"signed through a lost session: {r}")
+        wait_for(lambda: sign(s, "dev/api").get("ok"), "keymgrd signing with fewer sessions",
+                 timeout=wrapper.timeout(60))
+        got = signing_sessions(s, d)
+        check(got == (2, 4), f"after the re-open with 8 places: {got}")
+        # Room again: each pass opens one more signing session (the metrics of a pass are
+        # rendered before it does): 2, 3, then 4, not a re-open of the whole pool.
+        with open(s.rules, "w") as f:
+            f.write("")
+        seen = [signing_sessions(s, d)[0]]
+        wait_for(lambda: seen.append(signing_sessions(s, d)[0]) or seen[-1] == 4,
+                 "the signing pool back at 4", timeout=wrapper.timeout(60))
+        check(seen == [2, 3, 4], f"signing sessions after each pass: {seen}")
+        check(sign(s, "dev/api").get("ok"), "keymgrd signing with the full pool")
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([("busy_while_starting", test_busy_while_starting),
                         ("no_token_before_its_key_is_served",
                          test_no_token_before_its_key_is_served),
                         ("token_failure_is_a_token_error", test_token_failure_is_a_token_error),
                         ("busy_connection_is_prepared_for",
-                         test_busy_connection_is_prepared_for)]))
+                         test_busy_connection_is_prepared_for),
+                        ("pool_shrinks_and_grows_back", test_pool_shrinks_and_grows_back)]))

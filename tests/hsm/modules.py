@@ -25,6 +25,10 @@ failure (scripts/deps installs them all).
   p11kit        SoftHSM2 behind `p11-kit server` on a Unix socket, reached through
                 p11-kit-client.so: the token is on "another machine"; restart() kills the
                 server and starts it again at the same address (a network HSM failing over)
+
+Quirk profiles (tests/fault's p11fault over SoftHSM2, KEYMGR_P11FAULT_PROFILE; the module
+path is P11FAULT, set by the test driver) act like hardware CI cannot have:
+  cloudhsm      AWS CloudHSM (SDK 5): C_OpenSession without CKF_RW_SESSION fails
 """
 import os
 import secrets
@@ -35,6 +39,7 @@ import subprocess
 import time
 
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
+P11FAULT = None   # tests/fault's module (keymgr-p11fault.so), for the quirk profiles
 SOFTHSM = os.environ.get("KEYMGR_TEST_SOFTHSM_MODULE") or "/usr/lib/softhsm/libsofthsm2.so"
 
 ALL_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
@@ -399,8 +404,23 @@ class P11Kit(Module):
         _wait_for("p11-kit server", lambda: os.path.exists(self.sock))
 
     def kill_server(self):
-        """The network HSM goes away (SIGKILL)."""
+        """The network HSM goes away (SIGKILL): the server and the processes it forked for
+        its connections (`p11-kit server` serves each client in a child that outlives the
+        listener: killing the listener alone leaves every connected client working)."""
+        children = []
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == self.server.pid:
+                        children.append(int(pid))
+            except (OSError, ValueError, IndexError):
+                continue
         os.kill(self.server.pid, signal.SIGKILL)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.server.wait()
         self.pids.remove(self.server.pid)
 
@@ -409,7 +429,28 @@ class P11Kit(Module):
         self._serve()
 
 
-KINDS = {c.name: c for c in (SoftHSM, NSS, TPM2, OpenCryptoki, P11Kit)}
+class Profile(SoftHSM):
+    """SoftHSM2 behind tests/fault's p11fault with a quirk profile (p11fault.c, profiles[]).
+    real_module is SoftHSM2's library: for tests that wrap the module once more, and for
+    reading the token without keymgr (p11attrs.py: an uninstrumented interpreter cannot load
+    the fault module of a sanitizer build)."""
+    profile = None
+
+    def start(self):
+        super().start()
+        self.real_module = self.module
+        self.module = _need(P11FAULT)
+        self.env["KEYMGR_P11FAULT_MODULE"] = self.real_module
+        self.env["KEYMGR_P11FAULT_PROFILE"] = self.profile
+        return self
+
+
+class CloudHSM(Profile):
+    """AWS CloudHSM (SDK 5): read-only sessions refused."""
+    name = profile = "cloudhsm"
+
+
+KINDS = {c.name: c for c in (SoftHSM, NSS, TPM2, OpenCryptoki, P11Kit, CloudHSM)}
 
 
 def start(name, root):

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The hsm suite: keymgr's key lifecycle on one PKCS#11 implementation (tests/hsm/modules.py).
 
-Usage: /usr/bin/python3 test_hsm.py KEYMGR P11FAULT MODULE [--lean] [unittest options]
+Usage: /usr/bin/python3 test_hsm.py KEYMGR KEYMGRD P11FAULT MODULE [--lean] [unittest options]
 
 For every algorithm MODULE supports (--lean: the first one only, for the sanitizer build):
   keyset create (the first key generated, its private key read back independently by
@@ -15,15 +15,18 @@ Then an audit checkpoint, whose record the token keeps as a private data object,
 and compared by `audit verify`.
 For every algorithm it lacks: `keyset create` refused, naming the module, the missing
 mechanism and what the token can do, with nothing written.
+On p11-kit remoting, keymgrd survives a failover of the network HSM (test_zy_failover).
 Then the module's row of docs/hsm-compat.md is checked against what ran here.
 """
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 import jwt  # python3-jwt, for /usr/bin/python3
@@ -34,7 +37,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "common"))
 import modules  # noqa: E402
 import wrapper  # noqa: E402
 
-KEYMGR = P11FAULT = MODULE = None
+KEYMGR = P11FAULT = MODULE = KEYMGRD = None
 LEAN = False
 ISSUER = "https://auth.hsm.example.com"
 AUDIENCE = "api.example.com"
@@ -107,7 +110,8 @@ class HsmTest(unittest.TestCase):
         return json.loads(self.keymgr(*args, "--json", **kw).stdout)
 
     def token_keys(self):
-        argv = ["/usr/bin/python3", os.path.join(HERE, "p11attrs.py"), self.m.module,
+        argv = ["/usr/bin/python3", os.path.join(HERE, "p11attrs.py"),
+                getattr(self.m, "real_module", self.m.module),
                 self.m.label, self.m.pin_file] + ([self.m.init_args] if self.m.init_args else [])
         p = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=120)
         self.assertEqual(p.returncode, 0, f"p11attrs: {p.stderr}")
@@ -172,6 +176,7 @@ class HsmTest(unittest.TestCase):
             self.assertIn("warning: recorded exception", p.stderr)
         else:
             self.assertIn(attrs["decrypt"], (False, None), attrs)
+        self.exception_named(alg, first["kid"], bool(caps["exceptions"]))
 
         token = self.sign(alg)
         self.verify_both(alg, token, first["kid"])
@@ -192,7 +197,8 @@ class HsmTest(unittest.TestCase):
         # keymgr killed inside a generation, then reconcile.
         p = self.keymgr("rotate", "hsm/" + slug(alg), "--now", "--force",
                         config=self.crash_config, ok=False,
-                        env={"KEYMGR_P11FAULT_MODULE": self.m.module,
+                        env={"KEYMGR_P11FAULT_MODULE": getattr(self.m, "real_module",
+                                                               self.m.module),
                              "KEYMGR_P11FAULT": "C_SignInit:KILL"})
         self.assertEqual(p.returncode, -9, f"not killed: {p.returncode} {p.stderr}")
         pending = [k for k in self.json("key", "list", "hsm/" + slug(alg)) if k["pending"]]
@@ -202,9 +208,39 @@ class HsmTest(unittest.TestCase):
         self.keymgr("reconcile", "hsm")
         after = self.json("key", "list", "hsm/" + slug(alg))
         self.assertFalse([k for k in after if k["pending"]], after)
+        adopted = [k for k in after if k["token"]["cka_id"] == pending[0]["token"]["cka_id"]]
+        self.assertEqual(len(adopted), 1, after)
+        self.assertNotEqual(adopted[0]["kid"], "", f"the key pair was not adopted: {after}")
+        self.exception_named(alg, adopted[0]["kid"], bool(caps["exceptions"]))
         self.assertEqual(self.active(alg)["kid"], second["kid"])
         self.verify_both(alg, self.sign(alg), second["kid"])
         RESULTS[alg] = "yes"
+
+    def exception_named(self, alg, kid, expected):
+        """A key of a token with a recorded exception is never accepted silently: the audit
+        log records the exception with the key (token.exception), and `keyset show` and
+        `policy check` name it as a warning. A token without one gets none of these."""
+        events = [e for e in self.json("audit", "log", "hsm", "--kid", kid)
+                  if e["action"] == "token.exception"]
+        show = self.json("keyset", "show", "hsm/" + slug(alg))
+        mine = [e for e in show["exceptions"] if e["kid"] == kid]
+        text = self.keymgr("keyset", "show", "hsm/" + slug(alg)).stdout
+        p = self.keymgr("policy", "check", "hsm", "--json", ok=False)
+        self.assertIn(p.returncode, (0, 1), p.stderr)
+        warned = [w for w in json.loads(p.stdout)["warnings"]
+                  if w["check"] == "token-exception" and w["kid"] == kid]
+        if not expected:
+            self.assertEqual((events, mine, warned), ([], [], []))
+            self.assertNotIn("recorded exception", text)
+            return
+        self.assertEqual(len(events), 1, events)
+        self.assertIn("CKA_DECRYPT", events[0]["after"]["exception"])
+        self.assertEqual(events[0]["after"]["token_label"], self.m.label)
+        self.assertEqual(len(mine), 1, show["exceptions"])
+        self.assertIn("CKA_DECRYPT", mine[0]["message"])
+        self.assertRegex(text, r"warning +key " + re.escape(kid) + r": .*recorded exception")
+        self.assertEqual(len(warned), 1, p.stdout)
+        self.assertIn("CKA_DECRYPT", warned[0]["message"])
 
     def refused(self, alg):
         before = self.json("keyset", "list", "hsm")
@@ -244,16 +280,16 @@ class HsmTest(unittest.TestCase):
         (CKO_DATA, CKA_PRIVATE; issue 16), on this module: `audit checkpoint` writes it,
         `audit verify` reads it back and compares it with the store. A token that keeps no
         such object (NSS softoken) gets the checkpoint without the record, and a warning.
-        The audit key is ES256: a token without it cannot sign checkpoints at all."""
-        if "ES256" not in modules.KINDS[MODULE].algs:
-            p = self.keymgr("audit", "checkpoint", "hsm", ok=False)
-            self.assertEqual(p.returncode, 1, p.stderr)
-            self.assertIn("cannot generate the audit key", p.stderr)
-            return
+        The audit key is ES256, or PS256 (RSA 3072) on a token without EC (opencryptoki)."""
         p = self.keymgr("audit", "checkpoint", "hsm", "--json")
         cp = json.loads(p.stdout)[0]
         v = self.json("audit", "verify", "hsm")[0]
         self.assertTrue(v["ok"], v)
+        made = [e for e in self.json("audit", "log", "hsm")
+                if e["action"] == "audit.key.create"]
+        self.assertEqual(len(made), 1, made)
+        self.assertEqual(made[0]["after"]["alg"],
+                         "ES256" if "ES256" in modules.KINDS[MODULE].algs else "PS256", made)
         if MODULE in NO_DATA_OBJECTS:
             self.assertFalse(cp["token_record"], cp)
             self.assertIn("keeps no record of this checkpoint", p.stderr)
@@ -262,6 +298,81 @@ class HsmTest(unittest.TestCase):
         self.assertTrue(cp["token_record"], cp)
         self.assertEqual(v["token_record"], "compared", v)
         self.assertEqual(v["anchor_seq"], cp["seq"], v)
+
+    def failover(self):
+        """p11-kit remoting: the network HSM fails over while keymgrd runs. The server and
+        its connections are killed: keymgrd's signatures fail (with the module's error, and
+        p11-kit's client answers CKR_DEVICE_ERROR to every call from then on, however often
+        the sessions are re-opened); the server comes back, and keymgrd signs again without
+        a restart: after repeated failed re-opens the token layer initialises the module
+        again (C_Finalize + C_Initialize, pkcs11/module.c), paced by keymgrd's backoff."""
+        user = pwd.getpwuid(os.getuid()).pw_name
+        sock = os.path.join(self.dir, "fo.sock")
+        token = self.m.config_token()
+        text = (f"version: 1\nenvironments:\n  fo:\n    token:\n{token}"
+                f"    store: {self.dir}/fo.db\n    policy:\n      purposes: [ fo ]\n"
+                f"    keysets:\n      fo: {{ issuer: \"{ISSUER}\", audiences: [ {AUDIENCE} ], "
+                f"signers: {{ users: [ {user} ] }} }}\n"
+                f"daemon:\n  listen: 127.0.0.1\n  port: 8080\n  admin_port: 0\n"
+                f"  control_socket: {sock}\n  poll_interval: 1\n")
+        config = os.path.join(self.dir, "failover.yaml")
+        with open(config, "w") as f:
+            f.write(text)
+        os.chmod(config, 0o600)
+        self.keymgr("keyset", "create", "fo/fo", "--alg", "ES256", "--owner", "hsm-suite",
+                    "--purpose", "fo", config=config)
+        log_path = os.path.join(self.dir, "keymgrd-failover.log")
+        argv, tag = wrapper.wrap([KEYMGRD, "-c", config, "--port", "0", "--verbose"])
+        with open(log_path, "w") as log:
+            d = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log)
+
+        def log_text():
+            with open(log_path) as f:
+                return f.read()
+
+        def log_has(text):
+            return text in log_text()
+
+        def sign():
+            return self.keymgr("sign", "fo/fo", "--via", "daemon", "--claims",
+                               json.dumps(CLAIMS), "--ttl", "10m", config=config, ok=False)
+
+        def wait(what, cond, limit=120.0):
+            end = time.monotonic() + wrapper.timeout(limit)
+            while not cond():
+                self.assertIsNone(d.poll(), f"keymgrd exited while waiting for {what}")
+                self.assertLess(time.monotonic(), end, f"{what}: not within {limit} s")
+                time.sleep(0.2)
+        try:
+            wait("keymgrd's signing token", lambda: log_has("event=signing-token env=fo "
+                                                           "result=ok"))
+            p = sign()
+            self.assertEqual(p.returncode, 0, p.stderr)
+            kid = jwt.get_unverified_header(p.stdout.strip())["kid"]
+
+            self.m.kill_server()
+            p = sign()
+            self.assertEqual(p.returncode, 1, "signed with the HSM away")
+            self.assertIn("CKR_DEVICE_ERROR", p.stderr)
+            # keymgrd tries to reopen the token while the HSM is away, and fails.
+            wait("a failed reopen", lambda: log_has("event=signing-token env=fo "
+                                                    "result=failed"))
+            self.m._serve()
+            ok = []
+            wait("a signature after the HSM came back",
+                 lambda: ok.append(sign()) or ok[-1].returncode == 0)
+            token = ok[-1].stdout.strip()
+            self.assertEqual(jwt.get_unverified_header(token)["kid"], kid)
+            jwks = json.loads(self.keymgr("jwks", "fo/fo", config=config).stdout)
+            key = jwt.PyJWK(jwks["keys"][0], algorithm="ES256").key
+            self.assertEqual(jwt.decode(token, key, algorithms=["ES256"], audience=AUDIENCE,
+                                        issuer=ISSUER)["sub"], "alice")
+        finally:
+            d.terminate()
+            d.wait(timeout=wrapper.timeout(60))
+            report = wrapper.check(tag)
+            self.assertFalse(report, f"keymgrd: {report}")
+        self.assertEqual(d.returncode, 0, log_text()[-2000:])
 
     def test_zz_compat_table(self):
         """docs/hsm-compat.md's row for this module says what this run found."""
@@ -292,19 +403,24 @@ def add_cases():
         setattr(HsmTest, f"test_refused_{alg}", lambda self, a=alg: self.refused(a))
     if modules.KINDS[MODULE].pin_max:
         HsmTest.test_pin_too_long = HsmTest.pin_too_long
+    if MODULE == "p11kit":
+        # after the lifecycles: its environment shares their token (its keys are not theirs)
+        HsmTest.test_zy_failover = HsmTest.failover
 
 
 def main():
-    global KEYMGR, P11FAULT, MODULE, LEAN
-    if len(sys.argv) < 4:
-        print(f"usage: {sys.argv[0]} KEYMGR P11FAULT MODULE [--lean]", file=sys.stderr)
+    global KEYMGR, P11FAULT, MODULE, LEAN, KEYMGRD
+    if len(sys.argv) < 5:
+        print(f"usage: {sys.argv[0]} KEYMGR KEYMGRD P11FAULT MODULE [--lean]", file=sys.stderr)
         sys.exit(2)
-    KEYMGR, P11FAULT, MODULE = (os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]),
-                                sys.argv[3])
-    rest = sys.argv[4:]
+    KEYMGR, KEYMGRD, P11FAULT, MODULE = (os.path.abspath(sys.argv[1]),
+                                         os.path.abspath(sys.argv[2]),
+                                         os.path.abspath(sys.argv[3]), sys.argv[4])
+    rest = sys.argv[5:]
     if "--lean" in rest:
         LEAN = True
         rest.remove("--lean")
+    modules.P11FAULT = P11FAULT
     add_cases()
     prog = unittest.main(module="__main__", argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
     r = prog.result
