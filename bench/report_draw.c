@@ -79,7 +79,7 @@ static void key(km_store_t *s, const char *set, unsigned n, int64_t t, int64_t p
 	km_store_key_t k = { 0 };
 	snprintf(k.keyset, sizeof(k.keyset), "%s", set);
 	snprintf(k.token_label, sizeof(k.token_label), "b");
-	snprintf(kid, sizeof(kid), "%s-%06u-bench-key-xxxxxxxxxxxxxxxxxxxxxxxxx", set, n);
+	snprintf(kid, sizeof(kid), "%.20s-%06u-bench-key-xxxxxxxxxxxxxxxxxxxxxxxxx", set, n);
 	kid[43] = '\0';
 	memset(k.cka_id, 0, sizeof(k.cka_id));
 	snprintf((char *)k.cka_id, sizeof(k.cka_id), "%.11s%06u", set, n);

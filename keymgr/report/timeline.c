@@ -547,7 +547,7 @@ static int layout_band(km_timeline_t *tl, size_t set, double *y, placed_t *place
 {
 	tl_set_t *s = &tl->sets[set];
 	lanes_t changes = { 0 }, keys = { 0 };
-	size_t n = 0, lane, ix, ignored;
+	size_t n = 0, lane, ix = 0, ignored;
 	int r = KM_EOK;
 	char label[256];
 	s->y = *y;
