@@ -13,6 +13,7 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/hex.h"
 #include "keymgr/common/name.h"
+#include "keymgr/common/pguri.h"
 #include "keymgr/store/store.h"
 #include "keymgr/store/store_backend.h"
 #include "keymgr/store/store_int.h"
@@ -178,18 +179,21 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
 	km_store_t *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return km_store__fail(err, errlen, KM_ENOMEM, "out of memory");
-	/* One backend today; a later issue dispatches on the path (postgresql://...). */
-	s->be = &km_store_backend_sqlite;
+	/* A postgresql:// URI is a PostgreSQL store (docs/ha.md); anything else an SQLite file. */
+	s->be = km_pguri_is(path) ? &km_store_backend_pg : &km_store_backend_sqlite;
 	snprintf(s->env, sizeof(s->env), "%s", env_name);
 	km_store_actor_self(&s->actor, km_store__default_via());
 	s->lock_fd = -1;
 	size_t plen = strlen(path);
-	if ((s->lock_path = malloc(plen + sizeof(".lock"))) == NULL) {
+	if (s->be == &km_store_backend_sqlite &&
+	    (s->lock_path = malloc(plen + sizeof(".lock"))) == NULL) {
 		free(s);
 		return km_store__fail(err, errlen, KM_ENOMEM, "out of memory");
 	}
-	memcpy(s->lock_path, path, plen);
-	memcpy(s->lock_path + plen, ".lock", sizeof(".lock"));
+	if (s->lock_path != NULL) {
+		memcpy(s->lock_path, path, plen);
+		memcpy(s->lock_path + plen, ".lock", sizeof(".lock"));
+	}
 	int r = s->be->open(path, env_name, &s->ctx, err, errlen);
 	if (r != KM_EOK) {
 		free(s->lock_path);

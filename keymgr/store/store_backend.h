@@ -94,3 +94,4 @@ typedef struct km_store_backend {
 } km_store_backend_t;
 
 extern const km_store_backend_t km_store_backend_sqlite;
+extern const km_store_backend_t km_store_backend_pg;       /* store_pg.c */
