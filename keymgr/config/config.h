@@ -82,7 +82,12 @@ typedef struct {
 	 * "prompt"), never a PIN; relative pin files are already absolute.
 	 */
 	km_token_cfg_t token;
-	const char *store;                               /* absolute path of the SQLite file */
+	/* absolute path of the SQLite file, or a postgresql:// URI (keymgr/common/pguri.h) */
+	const char *store;
+	/* What this node's own files for the environment are named after (the PIN refusal
+	 * record, keymgrd's control record): the SQLite file, or for a PostgreSQL store
+	 * CONFIGDIR/ENV.local, since a database has no directory of this node's. */
+	const char *local;
 	const char *http_path;                           /* "/production"; default "/ENV" */
 	const char *snapshots[KM_CONFIG_MAX_SNAPSHOTS];  /* absolute paths */
 	size_t n_snapshots;

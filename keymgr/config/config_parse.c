@@ -14,6 +14,7 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
+#include "keymgr/common/pguri.h"
 #include "keymgr/common/url.h"
 #include "keymgr/config/config_int.h"
 
@@ -126,6 +127,35 @@ static int get_path(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what
 		return KM_CONFIG_EINVAL;
 	}
 	*ret = abs;
+	return KM_EOK;
+}
+
+/* A store: a path (SQLite, made absolute) or a postgresql:// URI, kept as written and
+ * checked here; its local files are then named after CONFIGDIR/ENV.local. */
+static int get_store(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what,
+                     const char *env, km_env_cfg_t *pub)
+{
+	const char *s = NULL;
+	char local[PATH_MAX];
+	int r = get_text(w, n, at, what, PATH_MAX - 1, &s);
+	if (r != KM_EOK)
+		return r;
+	if (!km_pguri_is(s)) {
+		if ((r = get_path(w, n, at, what, &pub->store)) == KM_EOK)
+			pub->local = pub->store;
+		return r;
+	}
+	km_pguri_t u;
+	char why[200];
+	if (km_pguri_parse(s, &u, why, sizeof(why)) != KM_EOK) {
+		cfg_errorf(w->e, cfg_yaml_loc(n, at), "%s: %s", what, why);
+		return KM_CONFIG_EINVAL;
+	}
+	snprintf(local, sizeof(local), "%s.local", env);
+	pub->store = cfg_strdup(w->cfg, s);
+	pub->local = cfg_path_resolve(w->cfg, w->cfg->dir, local);
+	if (pub->store == NULL || pub->local == NULL)
+		return KM_ENOMEM;
 	return KM_EOK;
 }
 
@@ -598,7 +628,7 @@ static int parse_env_body(walk_t *w, cfg_env_t *env, const char *where, struct f
 			env->token_loc = kat;
 			have_token = true;
 		} else if (w->main && strcmp(key, "store") == 0) {
-			r = get_path(w, val, kat, what, &env->pub.store);
+			r = get_store(w, val, kat, what, name, &env->pub);
 			env->store_loc = cfg_yaml_loc(val, kat);
 		} else if (w->main && strcmp(key, "http") == 0) {
 			r = parse_http(w, env, val, kat);

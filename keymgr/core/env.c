@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "keymgr/common/error.h"
@@ -93,7 +92,7 @@ int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
 	if (env->token == NULL) {
 		char msg[1024] = "";
 		km_token_cfg_t tc = env->ecfg->token;
-		int r = km_pin_refusal_gate(env->ecfg->store, env->ecfg->name, &tc.pin_gate);
+		int r = km_pin_refusal_gate(env->ecfg->local, env->ecfg->name, &tc.pin_gate);
 		if (r != KM_EOK) {
 			snprintf(err, errlen, "environment '%s': %s", env->ecfg->name, km_strerror(r));
 			return r;
@@ -121,7 +120,7 @@ void km_env_close_token(km_env_t *env)
 int km_env_pin_retry(km_env_t *env, char *err, size_t errlen)
 {
 	char why[PATH_MAX + 128] = "";
-	int r = km_pin_refusal_forget(env->ecfg->store, why, sizeof(why));
+	int r = km_pin_refusal_forget(env->ecfg->local, why, sizeof(why));
 	if (r != KM_EOK)
 		snprintf(err, errlen, "environment '%s': %s", env->ecfg->name, why);
 	return r;
@@ -156,8 +155,7 @@ static int each_other_store(km_env_t *env, int (*fn)(const km_env_cfg_t *, km_st
 {
 	for (size_t i = 0; i < km_config_env_count(env->cfg); i++) {
 		const km_env_cfg_t *other = km_config_env_at(env->cfg, i);
-		struct stat st;
-		if (other == env->ecfg || stat(other->store, &st) != 0)
+		if (other == env->ecfg || !km_store_exists(other->store))
 			continue;
 		km_store_t *s = NULL;
 		char ignored[256];

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "keymgr/common/canon_json.h"
 #include "keymgr/common/error.h"
@@ -207,6 +208,13 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
 	}
 	*ret = s;
 	return KM_EOK;
+}
+
+bool km_store_exists(const char *path)
+{
+	if (km_pguri_is(path))
+		return km_store_pg_exists(path);
+	return access(path, F_OK) == 0;
 }
 
 void km_store_free(km_store_t *s)

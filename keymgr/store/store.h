@@ -142,6 +142,13 @@ int km_store_schema_version(void);
 int km_store_open(const char *path, const char *env_name, km_store_t **ret, char *err,
                   size_t errlen);
 
+/*
+ * Whether a store exists at path without creating one: the SQLite file exists, or the
+ * PostgreSQL schema holds a store (this connects to the database; an unreachable database
+ * counts as existing, so that opening it reports why).
+ */
+bool km_store_exists(const char *path);
+
 /* Closes the store (rolling back an open transaction). Accepts NULL. */
 void km_store_free(km_store_t *s);
 

@@ -95,3 +95,6 @@ typedef struct km_store_backend {
 
 extern const km_store_backend_t km_store_backend_sqlite;
 extern const km_store_backend_t km_store_backend_pg;       /* store_pg.c */
+
+/* Whether the schema named by uri holds a keymgr store (true when it cannot be asked). */
+bool km_store_pg_exists(const char *uri);

@@ -1167,6 +1167,26 @@ out:
 	return r;
 }
 
+bool km_store_pg_exists(const char *uri)
+{
+	km_pguri_t u;
+	char ignored[256];
+	bool exists = true;
+	if (km_pguri_parse(uri, &u, ignored, sizeof(ignored)) != KM_EOK)
+		return true;
+	PGconn *db = PQconnectdb(uri);
+	if (db != NULL && PQstatus(db) == CONNECTION_OK) {
+		const char *v[1] = { u.schema };
+		PGresult *res = PQexecParams(db, "SELECT to_regclass(quote_ident($1) || '.meta')"
+		                             " IS NOT NULL", 1, NULL, v, NULL, NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			exists = PQgetvalue(res, 0, 0)[0] == 't';
+		PQclear(res);
+	}
+	PQfinish(db);
+	return exists;
+}
+
 const km_store_backend_t km_store_backend_pg = {
 	.name = "postgresql",
 	.schema_version = km_store_pg_schema_version,
