@@ -223,10 +223,10 @@ void km_store_free(km_store_t *s)
 		return;
 	if (s->in_tx)
 		s->be->tx(s->ctx, KM_STORE_TX_ROLLBACK, NULL, 0);
+	km_store__change_lock_close(s);     /* a lock row is released through the backend */
 	s->be->close(s->ctx);
 	km_store__pending_free(s);
 	km_store__audit_context_free(s);
-	km_store__change_lock_close(s);
 	free(s->lock_path);
 	free(s);
 }

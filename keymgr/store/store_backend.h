@@ -91,6 +91,21 @@ typedef struct km_store_backend {
 	                         size_t errlen);
 	int (*checkpoint_query)(void *ctx, km_store_checkpoint_t **ret, size_t *count, char *err,
 	                        size_t errlen);
+
+	/*
+	 * The change lock as a row in the store, for backends without a lock file (NULL when the
+	 * backend has none: store_lock.c then uses flock). lock_take takes the lock when it is
+	 * free, expired, or held by `stale` at epoch stale_epoch (a holder found dead; NULL:
+	 * none), for ttl_s seconds of the database's clock, recording holder; *epoch gets the
+	 * new epoch, or 0 with the current holder and its epoch in cur / *cur_epoch. While held,
+	 * every write transaction of the handle first checks holder and epoch and extends the
+	 * expiry, and fails with KM_STORE_EBUSY when the lock was lost. lock_release frees it
+	 * (when still held at epoch).
+	 */
+	int (*lock_take)(void *ctx, const char *holder, const char *stale, int64_t stale_epoch,
+	                 int ttl_s, int64_t *epoch, char *cur, size_t curlen, int64_t *cur_epoch,
+	                 char *err, size_t errlen);
+	int (*lock_release)(void *ctx, int64_t epoch, char *err, size_t errlen);
 } km_store_backend_t;
 
 extern const km_store_backend_t km_store_backend_sqlite;

@@ -2,7 +2,8 @@
 /*
  * Private to keymgr/store/: the store handle and the helpers its files share.
  *   store.c                  opening, transactions, key sets, keys, lifecycle
- *   store_lock.c             the environment's change lock (change_lock.h)
+ *   store_lock.c             the environment's change lock (change_lock.h): a flock, or a
+ *                            row of the store (backends with lock_take)
  *   store_audit_context.c    who acts through a handle, under which policy
  *   store_audit_queue.c      events of the open transaction, handed to the sink at COMMIT
  *   store_audit_chain.c      the chain's links: canonical event, hash, append, read back
@@ -39,6 +40,7 @@ struct km_store {
 	/* The environment's change lock (change_lock.h, store_lock.c). */
 	char *lock_path;            /* STORE.lock */
 	int lock_fd;                /* open (and flock'ed) while held, else -1 */
+	int64_t lock_epoch;         /* the lock row's epoch while held (lock_take backends) */
 	unsigned lock_depth;        /* holds through this handle */
 };
 

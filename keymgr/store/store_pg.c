@@ -32,6 +32,11 @@ typedef struct {
 	char name[512];                 /* the URI without its password, for messages */
 	char schema[64];
 	int found_version;              /* the version before any migration (0: new) */
+	/* The change lock while this handle holds it (lock_take): its epoch (0: not held), its
+	 * holder text and its time to live, checked and extended by every write transaction. */
+	int64_t lock_epoch;
+	char lock_holder[160];
+	int lock_ttl;
 } pg_t;
 
 __attribute__((format(printf, 4, 5)))
@@ -425,6 +430,29 @@ static int ensure_connected(pg_t *g, char *err, size_t errlen)
 	return use_schema(g, err, errlen);
 }
 
+/* Inside a write transaction of the lock's holder: still held at our epoch and not expired?
+ * Then the expiry moves on (the fence of every step of a change). */
+static int lock_check(pg_t *g, char *err, size_t errlen)
+{
+	PGresult *res = NULL;
+	params_t p = { .n = 0 };
+	p_int(&p, g->lock_epoch);
+	p_text(&p, g->lock_holder);
+	p_int(&p, g->lock_ttl);
+	int r = run(g, "UPDATE change_lock SET expires_at = now() + make_interval(secs => $3)"
+	            " WHERE id = 1 AND epoch = $1 AND holder = $2 AND expires_at > now()", &p,
+	            &res, "cannot check the change lock", err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if (strcmp(PQcmdTuples(res), "1") != 0)
+		r = fail(err, errlen, KM_STORE_EBUSY, "this process no longer holds the change lock "
+		         "of the store %s (epoch %" PRId64 "): it expired and another process may "
+		         "have taken it; nothing more is written by this change", g->name,
+		         g->lock_epoch);
+	PQclear(res);
+	return r;
+}
+
 static int begin_write(pg_t *g, char *err, size_t errlen)
 {
 	char sql[64];
@@ -438,6 +466,8 @@ static int begin_write(pg_t *g, char *err, size_t errlen)
 	if ((r = run(g, sql, NULL, NULL, what, err, errlen)) == KM_EOK)
 		r = run(g, "SELECT 1 FROM meta WHERE key = 'env' FOR UPDATE", NULL, NULL, what, err,
 		        errlen);
+	if (r == KM_EOK && g->lock_epoch != 0)
+		r = lock_check(g, err, errlen);
 	if (r != KM_EOK)
 		PQclear(PQexec(g->db, "ROLLBACK"));
 	return r;
@@ -1167,6 +1197,64 @@ out:
 	return r;
 }
 
+/* ---- the change lock row (change_lock.h) ---- */
+
+static int pg_lock_take(void *ctx, const char *holder, const char *stale, int64_t stale_epoch,
+                        int ttl_s, int64_t *epoch, char *cur, size_t curlen, int64_t *cur_epoch,
+                        char *err, size_t errlen)
+{
+	pg_t *g = ctx;
+	PGresult *res = NULL;
+	params_t p = { .n = 0 };
+	const char *what = "cannot take the change lock";
+	int r = ensure_connected(g, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	p_text(&p, holder);
+	p_int(&p, ttl_s);
+	p_text(&p, stale);
+	p_int(&p, stale_epoch);
+	/* One statement, its own transaction: the row lock orders two takers. */
+	if ((r = run(g, "UPDATE change_lock SET holder = $1, epoch = epoch + 1,"
+	             " expires_at = now() + make_interval(secs => $2)"
+	             " WHERE id = 1 AND (holder IS NULL OR expires_at <= now()"
+	             "   OR (holder = $3 AND epoch = $4)) RETURNING epoch", &p, &res, what, err,
+	             errlen)) != KM_EOK)
+		return r;
+	if (PQntuples(res) == 1) {
+		*epoch = col_i64(res, 0, 0);
+		PQclear(res);
+		g->lock_epoch = *epoch;
+		snprintf(g->lock_holder, sizeof(g->lock_holder), "%s", holder);
+		g->lock_ttl = ttl_s;
+		return KM_EOK;
+	}
+	PQclear(res);
+	*epoch = 0;
+	if ((r = run(g, "SELECT holder, epoch FROM change_lock WHERE id = 1", NULL, &res, what,
+	             err, errlen)) != KM_EOK)
+		return r;
+	if (PQntuples(res) == 1) {
+		col_text(res, 0, 0, cur, curlen);
+		*cur_epoch = col_i64(res, 0, 1);
+	}
+	PQclear(res);
+	return KM_EOK;
+}
+
+static int pg_lock_release(void *ctx, int64_t epoch, char *err, size_t errlen)
+{
+	pg_t *g = ctx;
+	params_t p = { .n = 0 };
+	g->lock_epoch = 0;
+	if (ensure_connected(g, err, errlen) != KM_EOK)
+		return KM_STORE_EIO;   /* it expires by itself */
+	p_int(&p, epoch);
+	return run(g, "UPDATE change_lock SET holder = NULL, expires_at = NULL"
+	           " WHERE id = 1 AND epoch = $1", &p, NULL, "cannot release the change lock", err,
+	           errlen);
+}
+
 bool km_store_pg_exists(const char *uri)
 {
 	km_pguri_t u;
@@ -1214,4 +1302,6 @@ const km_store_backend_t km_store_backend_pg = {
 	.audit_key_query = pg_audit_key_query,
 	.checkpoint_insert = pg_checkpoint_insert,
 	.checkpoint_query = pg_checkpoint_query,
+	.lock_take = pg_lock_take,
+	.lock_release = pg_lock_release,
 };

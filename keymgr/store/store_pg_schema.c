@@ -105,6 +105,16 @@ static const char schema_v1[] =
 	"CREATE TRIGGER keys_never_truncated BEFORE TRUNCATE ON keys"
 	"  FOR EACH STATEMENT EXECUTE FUNCTION km_refuse('key records are never deleted');"
 
+	/* The environment's change lock (change_lock.h): one row, taken and released in short
+	 * transactions, timed by the database's clock only; epoch counts every taking. */
+	"CREATE TABLE change_lock ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  holder TEXT,"
+	"  epoch BIGINT NOT NULL DEFAULT 0,"
+	"  expires_at TIMESTAMPTZ"
+	");"
+	"INSERT INTO change_lock(id) VALUES (1);"
+
 	"CREATE TABLE counters ("
 	"  name TEXT PRIMARY KEY,"
 	"  value BIGINT NOT NULL"
