@@ -167,8 +167,14 @@ int km_store_schema_version(void)
 	return km_store_backend_sqlite.schema_version();
 }
 
-int km_store_open(const char *path, const char *env_name, km_store_t **ret, char *err,
-                  size_t errlen)
+const km_store_backend_t *km_store__backend_for(const char *path)
+{
+	/* A postgresql:// URI is a PostgreSQL store (docs/ha.md); anything else an SQLite file. */
+	return km_pguri_is(path) ? &km_store_backend_pg : &km_store_backend_sqlite;
+}
+
+int km_store__open(const char *path, const char *env_name, bool bootstrap, km_store_t **ret,
+                   char *err, size_t errlen)
 {
 	if (path == NULL || *path == '\0' || ret == NULL)
 		return km_store__fail(err, errlen, KM_EINVAL, "store path (or result pointer) "
@@ -180,8 +186,7 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
 	km_store_t *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return km_store__fail(err, errlen, KM_ENOMEM, "out of memory");
-	/* A postgresql:// URI is a PostgreSQL store (docs/ha.md); anything else an SQLite file. */
-	s->be = km_pguri_is(path) ? &km_store_backend_pg : &km_store_backend_sqlite;
+	s->be = km_store__backend_for(path);
 	snprintf(s->env, sizeof(s->env), "%s", env_name);
 	km_store_actor_self(&s->actor, km_store__default_via());
 	s->lock_fd = -1;
@@ -202,12 +207,18 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
 		return r;
 	}
 	/* A new store starts its audit chain; a migrated one records what it already held. */
-	if ((r = km_store__audit_bootstrap(s, err, errlen)) != KM_EOK) {
+	if (bootstrap && (r = km_store__audit_bootstrap(s, err, errlen)) != KM_EOK) {
 		km_store_free(s);
 		return r;
 	}
 	*ret = s;
 	return KM_EOK;
+}
+
+int km_store_open(const char *path, const char *env_name, km_store_t **ret, char *err,
+                  size_t errlen)
+{
+	return km_store__open(path, env_name, true, ret, err, errlen);
 }
 
 bool km_store_exists(const char *path)

@@ -149,6 +149,27 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
  */
 bool km_store_exists(const char *path);
 
+/* What km_store_copy() copied. */
+typedef struct {
+	char env[KM_ENV_NAME_MAX + 1];
+	size_t keysets, keys, key_events, audit_events, jwks_versions, audit_keys, checkpoints;
+	int64_t head_seq;                             /* the audit chain's head, as in the source */
+	char head_hash[64 + 1];
+} km_store_copy_stats_t;
+
+/*
+ * Copies the whole store at `from` (a file or a postgresql:// URI, of any environment) into a
+ * new store at `to`, of either backend: key sets and their history, keys and their history,
+ * counters, and the audit chain event for event (sequence numbers, actors, hashes), JWKS
+ * versions, audit keys and checkpoints, so that `keymgr audit verify` passes on the copy.
+ * The source's change lock is held and its rows read in one transaction; the destination is
+ * written in one transaction, so a failed copy leaves it empty. Refuses a destination that
+ * holds anything (KM_EEXIST), a source that is no store (KM_STORE_EOPEN, KM_ENOENT), and a
+ * destination of another environment (KM_EWRONGENV). *ret (may be NULL) says what was copied.
+ */
+int km_store_copy(const char *from, const char *to, km_store_copy_stats_t *ret, char *err,
+                  size_t errlen);
+
 /* Closes the store (rolling back an open transaction). Accepts NULL. */
 void km_store_free(km_store_t *s);
 

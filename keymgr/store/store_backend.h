@@ -35,8 +35,10 @@ typedef struct {
 typedef struct km_store_backend {
 	const char *name;
 	int (*schema_version)(void);    /* the version this program writes */
-	/* Opens or creates the store, migrates it, and checks/records the environment. */
+	/* Opens or creates the store, migrates it, and checks/records the environment. env NULL:
+	 * an existing store of any environment (env_read tells which). */
 	int (*open)(const char *path, const char *env, void **ctx, char *err, size_t errlen);
+	int (*env_read)(void *ctx, char *out, size_t len, char *err, size_t errlen);
 	void (*close)(void *ctx);
 	int (*tx)(void *ctx, km_store_tx_t op, char *err, size_t errlen);
 

@@ -276,14 +276,14 @@ static int check_env(pg_t *g, const char *env, bool may_record, char *err, size_
 		return r;
 	if (PQntuples(res) == 1) {
 		const char *have = PQgetvalue(res, 0, 0);
-		if (strcmp(have, env) != 0)
+		if (env != NULL && strcmp(have, env) != 0)
 			r = fail(err, errlen, KM_EWRONGENV, "store %s belongs to environment '%.40s', "
 			         "not '%s'", g->name, have, env);
 		PQclear(res);
 		return r;
 	}
 	PQclear(res);
-	if (!may_record)
+	if (!may_record || env == NULL)
 		return fail(err, errlen, KM_STORE_EOPEN, "store %s records no environment", g->name);
 	p_text(&p, env);
 	return run(g, "INSERT INTO meta(key, value) VALUES ('env', $1)", &p, NULL,
@@ -395,6 +395,11 @@ static int pg_open(const char *path, const char *env, void **ctx, char *err, siz
 		goto out;
 	if ((r = check_version(g, have, err, errlen)) != KM_EOK)
 		goto out;
+	if (have == 0 && env == NULL) {
+		r = fail(err, errlen, KM_STORE_EOPEN, "schema '%s' of %s holds no keymgr store",
+		         g->schema, g->name);
+		goto out;
+	}
 	g->found_version = have;
 	if (have < km_store_pg_schema_version())
 		r = migrate(g, env, err, errlen);
@@ -407,6 +412,22 @@ out:
 	}
 	*ctx = g;
 	return KM_EOK;
+}
+
+static int pg_env_read(void *ctx, char *out, size_t len, char *err, size_t errlen)
+{
+	pg_t *g = ctx;
+	PGresult *res = NULL;
+	int r = run(g, "SELECT value FROM meta WHERE key = 'env'", NULL, &res,
+	            "cannot read the store's environment", err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if (PQntuples(res) == 1)
+		col_text(res, 0, 0, out, len);
+	else
+		r = fail(err, errlen, KM_STORE_EOPEN, "store %s records no environment", g->name);
+	PQclear(res);
+	return r;
 }
 
 static int pg_found_version(void *ctx)
@@ -1279,6 +1300,7 @@ const km_store_backend_t km_store_backend_pg = {
 	.name = "postgresql",
 	.schema_version = km_store_pg_schema_version,
 	.open = pg_open,
+	.env_read = pg_env_read,
 	.close = pg_close,
 	.tx = pg_tx,
 	.keyset_insert = pg_keyset_insert,
