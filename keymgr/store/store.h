@@ -149,6 +149,52 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
  */
 bool km_store_exists(const char *path);
 
+/* ---- the leader lease (docs/ha.md) ----
+ *
+ * Several keymgrd nodes on one PostgreSQL store elect one rotator per environment with a
+ * lease row timed by the database's clock only: taken when free or expired (epoch + 1, the
+ * fencing token), renewed by its holder, lost when not renewed in time. A backend without
+ * one (SQLite: one node) answers KM_ENOTSUP.
+ */
+#define KM_STORE_LEASE_HOLDER_MAX 127
+
+typedef struct {
+	char holder[KM_STORE_LEASE_HOLDER_MAX + 1];   /* "" when nobody ever held it */
+	int64_t epoch;
+	bool held;                  /* by the holder asked about (acquire, renew), and not expired */
+	int64_t expires_in_ms;      /* time left by the database's clock (<= 0: expired) */
+	int64_t expires_at;         /* the expiry, database clock, Unix seconds (0: none) */
+} km_store_lease_t;
+
+/* Whether the store's backend has a leader lease (PostgreSQL). */
+bool km_store_has_lease(const km_store_t *s);
+
+/*
+ * Takes the lease for holder for ttl_ms when it is free or expired. *ret tells the outcome:
+ * held and the new epoch, or the current holder, epoch and expiry. KM_ENOTSUP, store codes.
+ */
+int km_store_lease_acquire(km_store_t *s, const char *holder, int ttl_ms, km_store_lease_t *ret,
+                           char *err, size_t errlen);
+
+/* Extends the lease held by holder at epoch to ttl_ms from now (database clock).
+ * KM_STORE_EFENCED when it is no longer held so (expired, or taken by another). */
+int km_store_lease_renew(km_store_t *s, const char *holder, int64_t epoch, int ttl_ms,
+                         km_store_lease_t *ret, char *err, size_t errlen);
+
+/* Reads the lease (held: not expired). */
+int km_store_lease_read(km_store_t *s, km_store_lease_t *ret, char *err, size_t errlen);
+
+/* Gives the lease up at once (clean stop), if still held by holder at epoch. */
+int km_store_lease_release(km_store_t *s, const char *holder, int64_t epoch, char *err,
+                           size_t errlen);
+
+/*
+ * Fences every later write transaction of s: each first checks, under a row lock, that the
+ * lease is held by holder at epoch and not expired, and fails with KM_STORE_EFENCED (writing
+ * nothing) otherwise. holder NULL: no fence. No effect on backends without a lease.
+ */
+void km_store_set_fence(km_store_t *s, const char *holder, int64_t epoch);
+
 /* What km_store_copy() copied. */
 typedef struct {
 	char env[KM_ENV_NAME_MAX + 1];

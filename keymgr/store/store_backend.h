@@ -24,6 +24,13 @@ typedef enum {
 	KM_STORE_TX_ROLLBACK_TO,
 } km_store_tx_t;
 
+typedef enum {
+	KM_STORE_LEASE_ACQUIRE = 0,
+	KM_STORE_LEASE_RENEW,
+	KM_STORE_LEASE_READ,
+	KM_STORE_LEASE_RELEASE,
+} km_store_lease_op_t;
+
 /* A key lookup: the public filter plus exact kid / CKA_ID matches (NULL: any). */
 typedef struct {
 	km_store_key_filter_t f;
@@ -108,6 +115,12 @@ typedef struct km_store_backend {
 	                 int ttl_s, int64_t *epoch, char *cur, size_t curlen, int64_t *cur_epoch,
 	                 char *err, size_t errlen);
 	int (*lock_release)(void *ctx, int64_t epoch, char *err, size_t errlen);
+
+	/* The leader lease (store.h; NULL when the backend has none). op: acquire, renew, read,
+	 * release. fence: holder NULL clears it. */
+	int (*lease)(void *ctx, km_store_lease_op_t op, const char *holder, int64_t epoch,
+	             int ttl_ms, km_store_lease_t *ret, char *err, size_t errlen);
+	void (*fence)(void *ctx, const char *holder, int64_t epoch);
 } km_store_backend_t;
 
 extern const km_store_backend_t km_store_backend_sqlite;

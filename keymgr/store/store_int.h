@@ -10,6 +10,7 @@
  *   store_audit_records.c    JWKS versions, audit keys, checkpoints
  *   store_audit_genesis.c    the chain's first link (store.create / store.baseline)
  *   store_copy.c             a whole store into a new one, another backend's (store copy)
+ *   store_lease.c            the leader lease and the fence of a handle (PostgreSQL)
  * and behind store_backend.h the backends (store_sqlite.c), which never see the handle.
  */
 #pragma once

@@ -37,6 +37,10 @@ typedef struct {
 	int64_t lock_epoch;
 	char lock_holder[160];
 	int lock_ttl;
+	/* The fence (km_store_set_fence): every write transaction first checks that the leader
+	 * lease is held by fence_holder at fence_epoch. fence_epoch 0: none. */
+	char fence_holder[KM_STORE_LEASE_HOLDER_MAX + 1];
+	int64_t fence_epoch;
 } pg_t;
 
 __attribute__((format(printf, 4, 5)))
@@ -474,6 +478,28 @@ static int lock_check(pg_t *g, char *err, size_t errlen)
 	return r;
 }
 
+/* Inside a write transaction of the leader: does it still hold the lease at its epoch? The
+ * row stays locked (FOR SHARE) until the transaction ends: the lease cannot change hands
+ * while this transaction writes. */
+static int fence_check(pg_t *g, char *err, size_t errlen)
+{
+	PGresult *res = NULL;
+	params_t p = { .n = 0 };
+	p_text(&p, g->fence_holder);
+	p_int(&p, g->fence_epoch);
+	int r = run(g, "SELECT 1 FROM leader_lease WHERE id = 1 AND holder = $1 AND epoch = $2"
+	            " AND expires_at > now() FOR SHARE", &p, &res, "cannot check the leader lease",
+	            err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if (PQntuples(res) != 1)
+		r = fail(err, errlen, KM_STORE_EFENCED, "this node no longer holds the leader lease "
+		         "of the store %s at epoch %" PRId64 " (it expired or another node took it): "
+		         "the write was refused", g->name, g->fence_epoch);
+	PQclear(res);
+	return r;
+}
+
 static int begin_write(pg_t *g, char *err, size_t errlen)
 {
 	char sql[64];
@@ -487,6 +513,8 @@ static int begin_write(pg_t *g, char *err, size_t errlen)
 	if ((r = run(g, sql, NULL, NULL, what, err, errlen)) == KM_EOK)
 		r = run(g, "SELECT 1 FROM meta WHERE key = 'env' FOR UPDATE", NULL, NULL, what, err,
 		        errlen);
+	if (r == KM_EOK && g->fence_epoch != 0)
+		r = fence_check(g, err, errlen);
 	if (r == KM_EOK && g->lock_epoch != 0)
 		r = lock_check(g, err, errlen);
 	if (r != KM_EOK)
@@ -1276,6 +1304,100 @@ static int pg_lock_release(void *ctx, int64_t epoch, char *err, size_t errlen)
 	           errlen);
 }
 
+/* ---- the leader lease (store.h) ---- */
+
+static void read_lease(const PGresult *res, km_store_lease_t *l)
+{
+	col_text(res, 0, 0, l->holder, sizeof(l->holder));
+	l->epoch = col_i64(res, 0, 1);
+	l->expires_in_ms = PQgetisnull(res, 0, 2) ? 0 : col_i64(res, 0, 2);
+	l->expires_at = PQgetisnull(res, 0, 3) ? 0 : col_i64(res, 0, 3);
+}
+
+#define LEASE_COLS "holder, epoch," \
+	" (extract(epoch FROM expires_at - now()) * 1000)::bigint," \
+	" extract(epoch FROM expires_at)::bigint"
+
+static int pg_lease(void *ctx, km_store_lease_op_t op, const char *holder, int64_t epoch,
+                    int ttl_ms, km_store_lease_t *ret, char *err, size_t errlen)
+{
+	pg_t *g = ctx;
+	PGresult *res = NULL;
+	params_t p = { .n = 0 };
+	const char *what = "cannot read the leader lease";
+	int r = ensure_connected(g, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	switch (op) {
+	case KM_STORE_LEASE_ACQUIRE:
+		/* One statement, its own transaction: two nodes racing are ordered by the row. */
+		p_text(&p, holder);
+		p_int(&p, ttl_ms);
+		r = run(g, "UPDATE leader_lease SET holder = $1, epoch = epoch + 1,"
+		        " expires_at = now() + make_interval(secs => $2::double precision / 1000)"
+		        " WHERE id = 1 AND (holder IS NULL OR expires_at IS NULL OR expires_at <= now())"
+		        " RETURNING " LEASE_COLS, &p, &res, "cannot take the leader lease", err,
+		        errlen);
+		if (r != KM_EOK)
+			return r;
+		if (PQntuples(res) == 1) {
+			read_lease(res, ret);
+			ret->held = true;
+			PQclear(res);
+			return KM_EOK;
+		}
+		PQclear(res);
+		break;      /* taken: say by whom */
+	case KM_STORE_LEASE_RENEW:
+		p_text(&p, holder);
+		p_int(&p, epoch);
+		p_int(&p, ttl_ms);
+		r = run(g, "UPDATE leader_lease SET"
+		        " expires_at = now() + make_interval(secs => $3::double precision / 1000)"
+		        " WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > now()"
+		        " RETURNING " LEASE_COLS, &p, &res, "cannot renew the leader lease", err,
+		        errlen);
+		if (r != KM_EOK)
+			return r;
+		if (PQntuples(res) == 1) {
+			read_lease(res, ret);
+			ret->held = true;
+			PQclear(res);
+			return KM_EOK;
+		}
+		PQclear(res);
+		return fail(err, errlen, KM_STORE_EFENCED, "the leader lease of the store %s is no "
+		            "longer held at epoch %" PRId64 ": it expired or another node took it",
+		            g->name, epoch);
+	case KM_STORE_LEASE_RELEASE:
+		p_text(&p, holder);
+		p_int(&p, epoch);
+		return run(g, "UPDATE leader_lease SET expires_at = now() WHERE id = 1"
+		           " AND holder = $1 AND epoch = $2 AND expires_at > now()", &p, NULL,
+		           "cannot release the leader lease", err, errlen);
+	case KM_STORE_LEASE_READ:
+		break;
+	}
+	if ((r = run(g, "SELECT " LEASE_COLS " FROM leader_lease WHERE id = 1", NULL, &res, what,
+	             err, errlen)) != KM_EOK)
+		return r;
+	if (PQntuples(res) == 1) {
+		read_lease(res, ret);
+		/* read: held by anyone; a failed acquire: not by the asker */
+		ret->held = op == KM_STORE_LEASE_READ && ret->holder[0] != '\0' &&
+		            ret->expires_in_ms > 0;
+	}
+	PQclear(res);
+	return KM_EOK;
+}
+
+static void pg_fence(void *ctx, const char *holder, int64_t epoch)
+{
+	pg_t *g = ctx;
+	snprintf(g->fence_holder, sizeof(g->fence_holder), "%s", holder ? holder : "");
+	g->fence_epoch = holder != NULL ? epoch : 0;
+}
+
 bool km_store_pg_exists(const char *uri)
 {
 	km_pguri_t u;
@@ -1326,4 +1448,6 @@ const km_store_backend_t km_store_backend_pg = {
 	.checkpoint_query = pg_checkpoint_query,
 	.lock_take = pg_lock_take,
 	.lock_release = pg_lock_release,
+	.lease = pg_lease,
+	.fence = pg_fence,
 };

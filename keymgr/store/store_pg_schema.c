@@ -115,6 +115,16 @@ static const char schema_v1[] =
 	");"
 	"INSERT INTO change_lock(id) VALUES (1);"
 
+	/* The leader lease of the environment's keymgrd nodes (one rotator): holder, epoch (+1
+	 * at every acquisition: the fencing token), expiry by the database's clock. */
+	"CREATE TABLE leader_lease ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  holder TEXT,"
+	"  epoch BIGINT NOT NULL DEFAULT 0,"
+	"  expires_at TIMESTAMPTZ"
+	");"
+	"INSERT INTO leader_lease(id) VALUES (1);"
+
 	"CREATE TABLE counters ("
 	"  name TEXT PRIMARY KEY,"
 	"  value BIGINT NOT NULL"

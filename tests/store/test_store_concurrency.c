@@ -327,6 +327,73 @@ static void test_change_lock_dead_holder_taken_over(void **state)
 	assert_non_null(strstr(err, "pid 1 on node-b, keymgrd apply"));
 }
 
+/*
+ * The leader lease (PostgreSQL): one holder at a time, timed by the database's clock; the
+ * next holder's epoch is one more; a deposed holder's renewal fails and, fenced, its writes
+ * are refused and write nothing, while the new leader's go through. SQLite has no lease.
+ */
+static void test_lease_one_leader_and_the_deposed_is_fenced(void **state)
+{
+	store_fx_t *fx = *state;
+	char err[512] = "";
+	km_store_t *b = NULL;
+	km_store_lease_t la, lb;
+	km_store_keyset_t ks;
+	if (!fx->pg) {
+		assert_false(km_store_has_lease(fx->s));
+		assert_int_equal(km_store_lease_acquire(fx->s, "node-a", 5000, &la, err, sizeof(err)),
+		                 KM_ENOTSUP);
+		return;
+	}
+	assert_true(km_store_has_lease(fx->s));
+	assert_int_equal(km_store_open(fx->path, "dev", &b, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_lease_acquire(fx->s, "node-a", 60000, &la, err, sizeof(err)),
+	                 KM_EOK);
+	assert_true(la.held);
+	assert_string_equal(la.holder, "node-a");
+	assert_true(la.expires_in_ms > 50000 && la.expires_in_ms <= 60000);
+	/* taken: the other node learns by whom, at which epoch */
+	assert_int_equal(km_store_lease_acquire(b, "node-b", 60000, &lb, err, sizeof(err)), KM_EOK);
+	assert_false(lb.held);
+	assert_string_equal(lb.holder, "node-a");
+	assert_int_equal(lb.epoch, la.epoch);
+	assert_int_equal(km_store_lease_renew(fx->s, "node-a", la.epoch, 60000, &la, err,
+	                                      sizeof(err)), KM_EOK);
+	/* the lease runs out (the database's clock), node-b takes it at the next epoch */
+	store_fx_raw_exec(fx->path, "UPDATE leader_lease SET expires_at = now() - interval '1 s'");
+	assert_int_equal(km_store_lease_read(b, &lb, err, sizeof(err)), KM_EOK);
+	assert_false(lb.held);
+	assert_int_equal(km_store_lease_acquire(b, "node-b", 60000, &lb, err, sizeof(err)), KM_EOK);
+	assert_true(lb.held);
+	assert_int_equal(lb.epoch, la.epoch + 1);
+	assert_int_equal(km_store_lease_renew(fx->s, "node-a", la.epoch, 60000, &la, err,
+	                                      sizeof(err)), KM_STORE_EFENCED);
+	/* fenced writes */
+	km_store_set_fence(fx->s, "node-a", la.epoch);
+	km_store_set_fence(b, "node-b", lb.epoch);
+	km_store_keyset_t want = { .alg = KM_ALG_ES256, .created_at = 1000 };
+	snprintf(want.name, sizeof(want.name), "late");
+	snprintf(want.owner, sizeof(want.owner), "team-a");
+	snprintf(want.purpose, sizeof(want.purpose), "access-token");
+	snprintf(want.created_by, sizeof(want.created_by), "alice");
+	assert_int_equal(km_store_keyset_create(fx->s, &want, NULL, err, sizeof(err)),
+	                 KM_STORE_EFENCED);
+	assert_non_null(strstr(err, "no longer holds the leader lease"));
+	assert_int_equal(km_store_keyset_get(b, "late", &ks, err, sizeof(err)), KM_ENOENT);
+	store_fx_keyset(b, "api");
+	/* a release by the deposed node leaves the new leader's lease alone */
+	assert_int_equal(km_store_lease_release(fx->s, "node-a", la.epoch, err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(km_store_lease_read(fx->s, &la, err, sizeof(err)), KM_EOK);
+	assert_true(la.held);
+	assert_string_equal(la.holder, "node-b");
+	/* its own release ends it at once */
+	assert_int_equal(km_store_lease_release(b, "node-b", lb.epoch, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_lease_read(fx->s, &la, err, sizeof(err)), KM_EOK);
+	assert_false(la.held);
+	km_store_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -341,6 +408,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_change_lock_lost_fences_the_next_step,
 		                                store_fx_setup, store_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_change_lock_dead_holder_taken_over,
+		                                store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lease_one_leader_and_the_deposed_is_fenced,
 		                                store_fx_setup, store_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
