@@ -55,6 +55,7 @@
 #define KM_CONFIG_DEFAULT_CONTROL_SOCKET "/run/keymgr/control.sock"
 #define KM_CONFIG_DEFAULT_SESSIONS 4
 #define KM_CONFIG_DEFAULT_POLL_INTERVAL 5
+#define KM_CONFIG_DEFAULT_LEASE 15         /* seconds: daemon.lease (docs/ha.md) */
 #define KM_CONFIG_DEFAULT_DENIAL_INTERVAL 60   /* seconds a peer's repeated denials fold */
 #define KM_CONFIG_DEFAULT_CONTROL_RESERVED 16  /* of the 64 control connections */
 
@@ -116,6 +117,8 @@ typedef struct {
 	unsigned connection_limit;                       /* concurrent HTTP connections; 0 = default */
 	unsigned timeout;                                /* idle HTTP connection seconds; 0 = default */
 	unsigned poll_interval;                          /* seconds between store checks */
+	unsigned lease;                                  /* seconds of a leader lease (PostgreSQL
+	                                                  * stores; renewed every third) */
 	unsigned per_ip_limit;                           /* HTTP connections per address; 0 = default */
 	unsigned rate_limit;                             /* HTTP requests/s per address; 0 = none */
 	unsigned rate_burst;                             /* HTTP burst per address; 0 = 2 * rate */

@@ -805,6 +805,8 @@ static int parse_daemon(walk_t *w, struct fy_node *map, cfg_loc_t at)
 			r = get_uint(w, val, kat, "daemon.timeout", 1, 3600, &d->timeout);
 		} else if (strcmp(key, "poll_interval") == 0) {
 			r = get_uint(w, val, kat, "daemon.poll_interval", 1, 3600, &d->poll_interval);
+		} else if (strcmp(key, "lease") == 0) {
+			r = get_uint(w, val, kat, "daemon.lease", 3, 3600, &d->lease);
 		} else if (strcmp(key, "per_ip_limit") == 0) {
 			r = get_uint(w, val, kat, "daemon.per_ip_limit", 1, 65536, &d->per_ip_limit);
 		} else if (strcmp(key, "rate_limit") == 0) {
@@ -828,7 +830,8 @@ static int parse_daemon(walk_t *w, struct fy_node *map, cfg_loc_t at)
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, "daemon", "listen, port, control_socket, "
 			                         "control_group, threads, connection_limit, timeout, "
-			                         "poll_interval, per_ip_limit, rate_limit, rate_burst, "
+			                         "poll_interval, lease, per_ip_limit, rate_limit, "
+			                         "rate_burst, "
 			                         "control_per_peer, control_rate_limit, "
 			                         "control_rate_burst, control_reserved, denial_interval, "
 			                         "listener_user, admin_listen, admin_port");

@@ -32,6 +32,8 @@ typedef struct {
 	char name[512];                 /* the URI without its password, for messages */
 	char schema[64];
 	int found_version;              /* the version before any migration (0: new) */
+	bool in_tx;                     /* a transaction of pg_tx() is open: never reconnect
+	                                 * inside it (its statements would run outside it) */
 	/* The change lock while this handle holds it (lock_take): its epoch (0: not held), its
 	 * holder text and its time to live, checked and extended by every write transaction. */
 	int64_t lock_epoch;
@@ -144,10 +146,18 @@ static void p_bytea(params_t *p, const uint8_t *b, size_t len)
 	p->n++;
 }
 
-/* Runs sql with p (may be NULL). *ret (may be NULL: cleared here) receives the result. */
+static int ensure_connected(pg_t *g, char *err, size_t errlen);
+
+/* Runs sql with p (may be NULL). *ret (may be NULL: cleared here) receives the result. A
+ * connection found broken outside a transaction is made again first (a restarted server). */
 static int run(pg_t *g, const char *sql, const params_t *p, PGresult **ret, const char *what,
                char *err, size_t errlen)
 {
+	if (PQstatus(g->db) != CONNECTION_OK && !g->in_tx) {
+		int r = ensure_connected(g, err, errlen);
+		if (r != KM_EOK)
+			return r;
+	}
 	PGresult *res = PQexecParams(g->db, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL, NULL,
 	                             0);
 	ExecStatusType st = PQresultStatus(res);
@@ -533,8 +543,13 @@ static int pg_tx(void *ctx, km_store_tx_t op, char *err, size_t errlen)
 	};
 	pg_t *g = ctx;
 	PGTransactionStatusType ts = PQtransactionStatus(g->db);
-	if (op == KM_STORE_TX_BEGIN)
-		return begin_write(g, err, errlen);
+	if (op == KM_STORE_TX_BEGIN) {
+		int r = begin_write(g, err, errlen);
+		g->in_tx = r == KM_EOK;
+		return r;
+	}
+	if (op == KM_STORE_TX_COMMIT || op == KM_STORE_TX_ROLLBACK)
+		g->in_tx = false;
 	/* Nothing left to undo after a lost connection or outside a transaction. */
 	if (op == KM_STORE_TX_ROLLBACK && (ts == PQTRANS_IDLE || ts == PQTRANS_UNKNOWN))
 		return KM_EOK;
