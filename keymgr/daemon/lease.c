@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The leader lease of an environment: its thread, and this node's belief (lease.h). */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,9 @@ struct kd_lease {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
+	int stop_pipe[2];             /* written by kd_lease_stop: ends the thread's poll */
+	int wake_fd;                  /* the daemon's eventfd for new documents (-1: none) */
+	int listen_fd;                /* the connection's socket while it LISTENs (-1: not) */
 	km_store_t *store;            /* the thread's own connection */
 	char env[KM_ENV_NAME_MAX + 1];
 	int ttl_ms;
@@ -97,6 +102,47 @@ static void attempt(kd_lease_t *l)
 	pthread_mutex_unlock(&l->mu);
 }
 
+/* Tells the main loop that the store may hold new documents. */
+static void wake(kd_lease_t *l)
+{
+	uint64_t one = 1;
+	if (l->wake_fd >= 0 && write(l->wake_fd, &one, sizeof(one)) != sizeof(one)) {
+		/* the counter is full: the main loop has a wake-up pending anyway */
+	}
+}
+
+/* Waits until the next attempt is due, the stop pipe is written, or a notice of new
+ * documents arrives on the connection (handed to the main loop). */
+static void wait_next(kd_lease_t *l, int64_t due_ms)
+{
+	char err[256];
+	if (l->listen_fd < 0 && km_store_has_docs(l->store) &&
+	    km_store_docs_listen(l->store, &l->listen_fd, err, sizeof(err)) == KM_EOK)
+		wake(l);   /* (re)listening: a notice may have been missed meanwhile */
+	for (;;) {
+		int64_t left = due_ms - mono_ms();
+		if (left <= 0)
+			return;
+		struct pollfd fds[2] = {
+			{ .fd = l->stop_pipe[0], .events = POLLIN },
+			{ .fd = l->listen_fd, .events = POLLIN },
+		};
+		int n = poll(fds, l->listen_fd >= 0 ? 2 : 1, (int)left);
+		if (n < 0 && errno != EINTR)
+			return;
+		if (n > 0 && fds[0].revents != 0)
+			return;
+		if (n > 0 && l->listen_fd >= 0 && fds[1].revents != 0) {
+			if (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL))
+				l->listen_fd = -1;   /* listen again after the next attempt */
+			if (km_store_docs_notified(l->store))
+				wake(l);
+			if (l->listen_fd < 0)
+				return;
+		}
+	}
+}
+
 static void *lease_main(void *arg)
 {
 	kd_lease_t *l = arg;
@@ -104,15 +150,10 @@ static void *lease_main(void *arg)
 	pthread_mutex_lock(&l->mu);
 	while (!l->stop) {
 		pthread_mutex_unlock(&l->mu);
+		int64_t start = mono_ms();
 		attempt(l);
+		wait_next(l, start + every);
 		pthread_mutex_lock(&l->mu);
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		int64_t ns = until.tv_nsec + (every % 1000) * 1000000;
-		until.tv_sec += every / 1000 + ns / 1000000000;
-		until.tv_nsec = ns % 1000000000;
-		while (!l->stop && pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT)
-			;
 	}
 	bool held = l->v.leader;
 	int64_t epoch = l->v.epoch;
@@ -124,15 +165,23 @@ static void *lease_main(void *arg)
 	return NULL;
 }
 
-int kd_lease_start(const char *store, const char *env, unsigned lease_s, kd_lease_t **ret,
-                   char *err, size_t errlen)
+int kd_lease_start(const char *store, const char *env, unsigned lease_s, int wake_fd,
+                   kd_lease_t **ret, char *err, size_t errlen)
 {
 	char host[65] = "";
 	kd_lease_t *l = calloc(1, sizeof(*l));
 	if (l == NULL)
 		return KM_ENOMEM;
+	if (pipe2(l->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		free(l);
+		return KM_EIO;
+	}
+	l->wake_fd = wake_fd;
+	l->listen_fd = -1;
 	int r = km_store_open(store, env, &l->store, err, errlen);
 	if (r != KM_EOK) {
+		close(l->stop_pipe[0]);
+		close(l->stop_pipe[1]);
 		free(l);
 		return r;
 	}
@@ -154,6 +203,8 @@ int kd_lease_start(const char *store, const char *env, unsigned lease_s, kd_leas
 	pthread_mutex_init(&l->mu, NULL);
 	if (pthread_create(&l->thread, NULL, lease_main, l) != 0) {
 		km_store_free(l->store);
+		close(l->stop_pipe[0]);
+		close(l->stop_pipe[1]);
 		pthread_cond_destroy(&l->cv);
 		pthread_mutex_destroy(&l->mu);
 		free(l);
@@ -172,8 +223,13 @@ void kd_lease_stop(kd_lease_t *l)
 	l->stop = true;
 	pthread_cond_signal(&l->cv);
 	pthread_mutex_unlock(&l->mu);
+	if (write(l->stop_pipe[1], "x", 1) != 1) {
+		/* the pipe is non-blocking and never full: one byte ends the poll */
+	}
 	pthread_join(l->thread, NULL);
 	km_store_free(l->store);
+	close(l->stop_pipe[0]);
+	close(l->stop_pipe[1]);
 	pthread_cond_destroy(&l->cv);
 	pthread_mutex_destroy(&l->mu);
 	free(l);

@@ -29,11 +29,12 @@ typedef struct {
 
 /*
  * Starts the lease thread of environment env, whose store is at store (a URI with a lease),
- * for leases of lease_s seconds. KM_EOK, KM_ENOMEM, store codes (the thread's connection).
- * *ret is freed by kd_lease_stop().
+ * for leases of lease_s seconds. The thread also listens for the leader's new documents
+ * (LISTEN) and then writes 1 to the eventfd wake_fd (-1: none). KM_EOK, KM_ENOMEM, store
+ * codes (the thread's connection). *ret is freed by kd_lease_stop().
  */
-int kd_lease_start(const char *store, const char *env, unsigned lease_s, kd_lease_t **ret,
-                   char *err, size_t errlen);
+int kd_lease_start(const char *store, const char *env, unsigned lease_s, int wake_fd,
+                   kd_lease_t **ret, char *err, size_t errlen);
 
 /* Stops the thread and gives the lease up if this node holds it. Accepts NULL. */
 void kd_lease_stop(kd_lease_t *l);

@@ -359,19 +359,14 @@ static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now
 	return false;
 }
 
-/*
- * On a store with a leader lease: starts this environment's lease thread the first time, and
- * says whether this node leads now, with the holder and epoch its writes are fenced with.
- * On other stores every node (the one) leads.
- */
-static bool leading(kd_daemon_t *d, kd_env_t *e, char *holder, int64_t *epoch)
+bool kd_env_leading(kd_daemon_t *d, kd_env_t *e, char *holder, int64_t *epoch)
 {
 	char err[512] = "";
 	if (!km_store_has_lease(km_env_store(e->env)))
 		return true;
 	if (e->lease == NULL) {
 		int r = kd_lease_start(e->cfg->store, e->name, km_config_daemon(d->cfg)->lease,
-		                       &e->lease, err, sizeof(err));
+		                       d->docs_wake_fd, &e->lease, err, sizeof(err));
 		if (r != KM_EOK) {
 			kd_log(KD_LOG_ERROR, "lease", "env", e->name, "result", "failed", "error",
 			       err[0] ? err : km_strerror(r), NULL);
@@ -392,7 +387,7 @@ size_t kd_tick_env(kd_daemon_t *d, kd_env_t *e, int64_t now, bool force, const c
 		(*failed)++;
 	/* A follower checks its token (health) and serves what the store holds, but changes
 	 * nothing: the leader rotates. */
-	if (!token || !leading(d, e, holder, &epoch)) {
+	if (!token || !kd_env_leading(d, e, holder, &epoch)) {
 		if (!kd_signing_env_open(d, e->name))
 			km_env_close_token(e->env);   /* opened by the check, or left by a pass */
 		return 0;

@@ -116,6 +116,7 @@ typedef struct {
 	uint64_t reloads_ok, reloads_failed;
 	int64_t config_loaded_at;
 	unsigned poll_interval;
+	int docs_wake_fd;          /* eventfd: a lease thread heard of new documents in a store */
 } kd_daemon_t;
 
 /* HTTP paths to stop serving (kd_state_reload). */

@@ -195,6 +195,40 @@ int km_store_lease_release(km_store_t *s, const char *holder, int64_t epoch, cha
  */
 void km_store_set_fence(km_store_t *s, const char *holder, int64_t epoch);
 
+/* ---- the served JWKS documents (docs/ha.md) ----
+ *
+ * On a store shared by several keymgrd nodes (PostgreSQL) the leader writes the documents it
+ * serves into the store; every other node serves exactly those bytes. A backend without
+ * them (SQLite: one node) answers KM_ENOTSUP.
+ */
+typedef struct {
+	char path[256];             /* the HTTP path it is served at */
+	uint64_t serial;
+	unsigned max_age;
+	char *body;                 /* owned (km_store_docs_free) */
+	size_t len;
+} km_store_doc_t;
+
+bool km_store_has_docs(const km_store_t *s);
+
+/* Writes docs (overwriting older serials of the same paths, never newer ones) in one
+ * transaction (fenced when a fence is set), and notifies listeners at its commit. */
+int km_store_docs_put(km_store_t *s, const km_store_doc_t *docs, size_t n, char *err,
+                      size_t errlen);
+
+/* The documents whose serial is above newer_than (0: all). *ret: km_store_docs_free(). */
+int km_store_docs_get(km_store_t *s, uint64_t newer_than, km_store_doc_t **ret, size_t *n,
+                      char *err, size_t errlen);
+
+void km_store_docs_free(km_store_doc_t *docs, size_t n);
+
+/* Subscribes s's connection to notices of new documents; *fd (its socket) becomes readable
+ * when one may have arrived. Called again after a reconnection. */
+int km_store_docs_listen(km_store_t *s, int *fd, char *err, size_t errlen);
+
+/* Consumes what arrived on s's connection: true when a notice of new documents was in it. */
+bool km_store_docs_notified(km_store_t *s);
+
 /* What km_store_copy() copied. */
 typedef struct {
 	char env[KM_ENV_NAME_MAX + 1];

@@ -121,6 +121,14 @@ typedef struct km_store_backend {
 	int (*lease)(void *ctx, km_store_lease_op_t op, const char *holder, int64_t epoch,
 	             int ttl_ms, km_store_lease_t *ret, char *err, size_t errlen);
 	void (*fence)(void *ctx, const char *holder, int64_t epoch);
+
+	/* The served documents (store.h; NULL when the backend has none). docs_put runs inside
+	 * the caller's transaction scope. */
+	int (*docs_put)(void *ctx, const km_store_doc_t *d, char *err, size_t errlen);
+	int (*docs_get)(void *ctx, uint64_t newer_than, km_store_doc_t **ret, size_t *n,
+	                char *err, size_t errlen);
+	int (*docs_listen)(void *ctx, int *fd, char *err, size_t errlen);
+	bool (*docs_notified)(void *ctx);
 } km_store_backend_t;
 
 extern const km_store_backend_t km_store_backend_sqlite;

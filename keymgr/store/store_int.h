@@ -11,6 +11,7 @@
  *   store_audit_genesis.c    the chain's first link (store.create / store.baseline)
  *   store_copy.c             a whole store into a new one, another backend's (store copy)
  *   store_lease.c            the leader lease and the fence of a handle (PostgreSQL)
+ *   store_docs.c             the served JWKS documents of a shared store (PostgreSQL)
  * and behind store_backend.h the backends (store_sqlite.c), which never see the handle.
  */
 #pragma once

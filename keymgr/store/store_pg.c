@@ -1413,6 +1413,124 @@ static void pg_fence(void *ctx, const char *holder, int64_t epoch)
 	g->fence_epoch = holder != NULL ? epoch : 0;
 }
 
+/* ---- the served documents (store.h) ---- */
+
+/* The LISTEN/NOTIFY channel of the schema's documents. */
+static void channel(const pg_t *g, char *out, size_t len)
+{
+	snprintf(out, len, "keymgr_docs_%s", g->schema);
+}
+
+static int pg_docs_put(void *ctx, const km_store_doc_t *d, char *err, size_t errlen)
+{
+	pg_t *g = ctx;
+	char ch[96], sql[160];
+	const char *what = "cannot record the served document";
+	const char *v[4];
+	int lens[4] = { 0 }, fmts[4] = { 0, 0, 0, 1 };
+	char serial[24], age[16];
+	snprintf(serial, sizeof(serial), "%" PRIu64, d->serial);
+	snprintf(age, sizeof(age), "%u", d->max_age);
+	v[0] = d->path;
+	v[1] = serial;
+	v[2] = age;
+	v[3] = d->body;
+	lens[3] = (int)d->len;
+	/* The body as binary: its bytes exactly. */
+	PGresult *res = PQexecParams(g->db, "INSERT INTO jwks_documents(path, serial, max_age,"
+	                             " body) VALUES ($1, $2, $3, $4) ON CONFLICT (path) DO UPDATE"
+	                             " SET serial = EXCLUDED.serial, max_age = EXCLUDED.max_age,"
+	                             " body = EXCLUDED.body"
+	                             " WHERE jwks_documents.serial <= EXCLUDED.serial", 4, NULL, v,
+	                             lens, fmts, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		int r = pg_fail(g, res, what, err, errlen);
+		PQclear(res);
+		return r;
+	}
+	PQclear(res);
+	channel(g, ch, sizeof(ch));
+	snprintf(sql, sizeof(sql), "NOTIFY \"%s\"", ch);   /* delivered at the commit */
+	return run(g, sql, NULL, NULL, what, err, errlen);
+}
+
+static int pg_docs_get(void *ctx, uint64_t newer_than, km_store_doc_t **ret, size_t *n,
+                       char *err, size_t errlen)
+{
+	pg_t *g = ctx;
+	char since[24];
+	const char *v[1] = { since };
+	km_store_doc_t *list = NULL;
+	snprintf(since, sizeof(since), "%" PRIu64, newer_than);
+	PGresult *res = NULL;
+	int r = ensure_connected(g, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	/* Binary results: the body's bytes exactly. */
+	res = PQexecParams(g->db, "SELECT path, serial, max_age, body FROM jwks_documents"
+	                   " WHERE serial > $1::bigint ORDER BY path", 1, NULL, v, NULL, NULL, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		r = pg_fail(g, res, "cannot read the served documents", err, errlen);
+		PQclear(res);
+		return r;
+	}
+	size_t rows = (size_t)PQntuples(res);
+	if ((r = alloc_list((void **)&list, rows, sizeof(*list), err, errlen)) != KM_EOK)
+		goto out;
+	for (size_t i = 0; i < rows; i++) {
+		int row = (int)i;
+		km_store_doc_t *d = &list[i];
+		const unsigned char *b;
+		snprintf(d->path, sizeof(d->path), "%.*s", PQgetlength(res, row, 0),
+		         PQgetvalue(res, row, 0));
+		b = (const unsigned char *)PQgetvalue(res, row, 1);
+		for (int k = 0; k < 8; k++)
+			d->serial = (d->serial << 8) | b[k];
+		b = (const unsigned char *)PQgetvalue(res, row, 2);
+		d->max_age = (unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3];
+		d->len = (size_t)PQgetlength(res, row, 3);
+		if ((d->body = malloc(d->len + 1)) == NULL) {
+			km_store_docs_free(list, i);
+			list = NULL;
+			r = fail(err, errlen, KM_ENOMEM, "out of memory");
+			goto out;
+		}
+		memcpy(d->body, PQgetvalue(res, row, 3), d->len);
+		d->body[d->len] = '\0';
+	}
+	*ret = list;
+	*n = rows;
+out:
+	PQclear(res);
+	return r;
+}
+
+static int pg_docs_listen(void *ctx, int *fd, char *err, size_t errlen)
+{
+	pg_t *g = ctx;
+	char ch[96], sql[160];
+	channel(g, ch, sizeof(ch));
+	snprintf(sql, sizeof(sql), "LISTEN \"%s\"", ch);
+	int r = run(g, sql, NULL, NULL, "cannot listen for new documents", err, errlen);
+	if (r == KM_EOK)
+		*fd = PQsocket(g->db);
+	return r;
+}
+
+static bool pg_docs_notified(void *ctx)
+{
+	pg_t *g = ctx;
+	bool any = false;
+	PGnotify *nf;
+	if (PQconsumeInput(g->db) != 1)
+		return true;   /* a broken connection: whatever was sent is lost, look anyway */
+	while ((nf = PQnotifies(g->db)) != NULL) {
+		any = true;
+		PQfreemem(nf);
+	}
+	return any;
+}
+
 bool km_store_pg_exists(const char *uri)
 {
 	km_pguri_t u;
@@ -1465,4 +1583,8 @@ const km_store_backend_t km_store_backend_pg = {
 	.lock_release = pg_lock_release,
 	.lease = pg_lease,
 	.fence = pg_fence,
+	.docs_put = pg_docs_put,
+	.docs_get = pg_docs_get,
+	.docs_listen = pg_docs_listen,
+	.docs_notified = pg_docs_notified,
 };

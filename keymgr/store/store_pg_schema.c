@@ -125,6 +125,16 @@ static const char schema_v1[] =
 	");"
 	"INSERT INTO leader_lease(id) VALUES (1);"
 
+	/* The JWKS documents the leader serves (path, bytes, serial, max-age): every node serves
+	 * exactly these bytes. Overwritten, never older (serials only grow); the history of the
+	 * kid sets is jwks_versions. */
+	"CREATE TABLE jwks_documents ("
+	"  path TEXT PRIMARY KEY,"
+	"  serial BIGINT NOT NULL,"
+	"  max_age INTEGER NOT NULL,"
+	"  body BYTEA NOT NULL"
+	");"
+
 	"CREATE TABLE counters ("
 	"  name TEXT PRIMARY KEY,"
 	"  value BIGINT NOT NULL"

@@ -9,7 +9,12 @@ started by the test (tests/ha/ha_fixture.py). Runs serially; leases of LEASE sec
     reported (not asserted: tests do not assert wall-clock time); after it, one active key
     and `audit verify` passes;
   - SIGSTOP of the leader past its lease, then SIGCONT: it no longer believes it leads, the
-    epoch moved on, the audit chain has no fork (`audit verify` passes).
+    epoch moved on, the audit chain has no fork (`audit verify` passes);
+  - identical JWKS: through several rotations, after each change every node serves the same
+    bytes and ETag, exactly the document the leader wrote into the store, within the poll
+    interval (waited for, not timed);
+  - PostgreSQL restarted while the nodes serve: they go on serving the last documents
+    meanwhile, reconnect, and a leader goes on rotating; nothing is lost (`audit verify`).
 
 Usage: test_ha.py KEYMGR KEYMGRD
 """
@@ -149,9 +154,83 @@ def test_sigstop_leader_steps_down():
         c.close()
 
 
+ENV_DOC = "/dev/.well-known/jwks.json"
+
+
+def served(c):
+    """(etag, body) of the environment's JWKS on every live node."""
+    out = []
+    for i in c.alive():
+        st, h, b = c.nodes[i].http("GET", ENV_DOC)
+        check(st == 200, f"node {i}: GET {ENV_DOC}: {st}")
+        out.append((h.get("etag"), b))
+    return out
+
+
+def identical(c):
+    docs = served(c)
+    return docs[0] if all(d == docs[0] for d in docs) else None
+
+
+def store_doc(c):
+    return bytes.fromhex(c.db(f"SELECT encode(body, 'hex') FROM dev.jwks_documents "
+                              f"WHERE path = '{ENV_DOC}'"))
+
+
+def test_identical_jwks_on_every_node():
+    c = Cluster(KEYMGR, KEYMGRD)
+    try:
+        start_cluster(c)
+        versions = []
+        def as_stored():
+            doc = identical(c)
+            return doc if doc is not None and doc[1] == store_doc(c) else None
+        while len(versions) < 3:
+            etag, body = wait_for(as_stored, "every node serving the store's document", 60)
+            if not versions or versions[-1][0] != etag:
+                versions.append((etag, body))
+            time.sleep(0.2)
+        kidsets = [[k["kid"] for k in json.loads(b)["keys"]] for _, b in versions]
+        check(len({e for e, _ in versions}) == len(versions), "an ETag for two documents")
+        print(f"     {len(versions)} versions, each identical on every node: "
+              f"{[len(k) for k in kidsets]} keys", flush=True)
+    finally:
+        c.close()
+
+
+def test_postgresql_restart():
+    c = Cluster(KEYMGR, KEYMGRD)
+    try:
+        start_cluster(c)
+        etag, body = wait_for(lambda: identical(c), "the same JWKS on every node", 60)
+        c.pg.stop()
+        try:
+            # the nodes serve the documents they have, the store being away
+            for _ in range(5):
+                for e2, b2 in served(c):
+                    check(b2, "a node stopped serving while PostgreSQL was down")
+                time.sleep(0.3)
+        finally:
+            c.pg.start()
+        epoch0 = max(v["epoch"] for v in (c.lease(i) for i in c.alive()) if v)
+        serial = int(c.db("SELECT value FROM dev.counters WHERE name = 'jwks_serial'"))
+        wait_for(lambda: c.leaders(), "a leader after the restart", 60)
+        wait_for(lambda: int(c.db("SELECT value FROM dev.counters WHERE name = "
+                                  "'jwks_serial'")) > serial, "a change after the restart", 60)
+        wait_for(lambda: identical(c), "the same JWKS on every node after the restart", 60)
+        print(f"     epochs before/after: {epoch0}/"
+              f"{max(v['epoch'] for v in (c.lease(i) for i in c.alive()) if v)}", flush=True)
+        one_active(c)
+        audit_ok(c)
+    finally:
+        c.close()
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([
         ("one leader through rotations", test_one_leader_through_rotations),
         ("SIGKILL of the leader fails over", test_sigkill_leader_fails_over),
         ("SIGSTOP of the leader: it steps down", test_sigstop_leader_steps_down),
+        ("identical JWKS on every node", test_identical_jwks_on_every_node),
+        ("PostgreSQL restarted", test_postgresql_restart),
     ]))
