@@ -17,7 +17,6 @@
 struct kd_lease {
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
 	bool stop;
 	int stop_pipe[2];             /* written by kd_lease_stop: ends the thread's poll */
 	int wake_fd;                  /* the daemon's eventfd for new documents (-1: none) */
@@ -165,6 +164,16 @@ static void *lease_main(void *arg)
 	return NULL;
 }
 
+/* Frees a lease whose thread is not running (never started, or joined). */
+static void lease_free(kd_lease_t *l)
+{
+	km_store_free(l->store);
+	close(l->stop_pipe[0]);
+	close(l->stop_pipe[1]);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
 int kd_lease_start(const char *store, const char *env, unsigned lease_s, int wake_fd,
                    kd_lease_t **ret, char *err, size_t errlen)
 {
@@ -195,19 +204,9 @@ int kd_lease_start(const char *store, const char *env, unsigned lease_s, int wak
 	unsigned rnd = (unsigned)(mono_ms() ^ ((int64_t)getpid() << 16));
 	snprintf(l->v.node, sizeof(l->v.node), "%.64s:%ld:%04x", host, (long)getpid(),
 	         rnd & 0xffff);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&l->cv, &ca);
-	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&l->mu, NULL);
 	if (pthread_create(&l->thread, NULL, lease_main, l) != 0) {
-		km_store_free(l->store);
-		close(l->stop_pipe[0]);
-		close(l->stop_pipe[1]);
-		pthread_cond_destroy(&l->cv);
-		pthread_mutex_destroy(&l->mu);
-		free(l);
+		lease_free(l);
 		snprintf(err, errlen, "cannot start the lease thread of environment '%s'", env);
 		return KM_ERROR;
 	}
@@ -221,18 +220,12 @@ void kd_lease_stop(kd_lease_t *l)
 		return;
 	pthread_mutex_lock(&l->mu);
 	l->stop = true;
-	pthread_cond_signal(&l->cv);
 	pthread_mutex_unlock(&l->mu);
 	if (write(l->stop_pipe[1], "x", 1) != 1) {
 		/* the pipe is non-blocking and never full: one byte ends the poll */
 	}
 	pthread_join(l->thread, NULL);
-	km_store_free(l->store);
-	close(l->stop_pipe[0]);
-	close(l->stop_pipe[1]);
-	pthread_cond_destroy(&l->cv);
-	pthread_mutex_destroy(&l->mu);
-	free(l);
+	lease_free(l);
 }
 
 bool kd_lease_leading(kd_lease_t *l, char *holder, int64_t *epoch)

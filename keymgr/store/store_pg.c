@@ -1333,6 +1333,21 @@ static void read_lease(const PGresult *res, km_store_lease_t *l)
 	" (extract(epoch FROM expires_at - now()) * 1000)::bigint," \
 	" extract(epoch FROM expires_at)::bigint"
 
+/* An UPDATE ... RETURNING of the lease row: ret->held when it changed the row. */
+static int lease_row(pg_t *g, const char *sql, const params_t *p, const char *what,
+                     km_store_lease_t *ret, char *err, size_t errlen)
+{
+	PGresult *res = NULL;
+	int r = run(g, sql, p, &res, what, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	ret->held = PQntuples(res) == 1;
+	if (ret->held)
+		read_lease(res, ret);
+	PQclear(res);
+	return KM_EOK;
+}
+
 static int pg_lease(void *ctx, km_store_lease_op_t op, const char *holder, int64_t epoch,
                     int ttl_ms, km_store_lease_t *ret, char *err, size_t errlen)
 {
@@ -1348,39 +1363,24 @@ static int pg_lease(void *ctx, km_store_lease_op_t op, const char *holder, int64
 		/* One statement, its own transaction: two nodes racing are ordered by the row. */
 		p_text(&p, holder);
 		p_int(&p, ttl_ms);
-		r = run(g, "UPDATE leader_lease SET holder = $1, epoch = epoch + 1,"
-		        " expires_at = now() + make_interval(secs => $2::double precision / 1000)"
-		        " WHERE id = 1 AND (holder IS NULL OR expires_at IS NULL OR expires_at <= now())"
-		        " RETURNING " LEASE_COLS, &p, &res, "cannot take the leader lease", err,
-		        errlen);
-		if (r != KM_EOK)
+		r = lease_row(g, "UPDATE leader_lease SET holder = $1, epoch = epoch + 1,"
+		              " expires_at = now() + make_interval(secs => $2::double precision"
+		              " / 1000) WHERE id = 1 AND (holder IS NULL OR expires_at IS NULL"
+		              " OR expires_at <= now()) RETURNING " LEASE_COLS, &p,
+		              "cannot take the leader lease", ret, err, errlen);
+		if (r != KM_EOK || ret->held)
 			return r;
-		if (PQntuples(res) == 1) {
-			read_lease(res, ret);
-			ret->held = true;
-			PQclear(res);
-			return KM_EOK;
-		}
-		PQclear(res);
 		break;      /* taken: say by whom */
 	case KM_STORE_LEASE_RENEW:
 		p_text(&p, holder);
 		p_int(&p, epoch);
 		p_int(&p, ttl_ms);
-		r = run(g, "UPDATE leader_lease SET"
-		        " expires_at = now() + make_interval(secs => $3::double precision / 1000)"
-		        " WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > now()"
-		        " RETURNING " LEASE_COLS, &p, &res, "cannot renew the leader lease", err,
-		        errlen);
-		if (r != KM_EOK)
+		r = lease_row(g, "UPDATE leader_lease SET expires_at = now() + make_interval(secs =>"
+		              " $3::double precision / 1000) WHERE id = 1 AND holder = $1"
+		              " AND epoch = $2 AND expires_at > now() RETURNING " LEASE_COLS, &p,
+		              "cannot renew the leader lease", ret, err, errlen);
+		if (r != KM_EOK || ret->held)
 			return r;
-		if (PQntuples(res) == 1) {
-			read_lease(res, ret);
-			ret->held = true;
-			PQclear(res);
-			return KM_EOK;
-		}
-		PQclear(res);
 		return fail(err, errlen, KM_STORE_EFENCED, "the leader lease of the store %s is no "
 		            "longer held at epoch %" PRId64 ": it expired or another node took it",
 		            g->name, epoch);

@@ -218,6 +218,17 @@ static void test_change_lock_at_never_records_before_the_newest_change(void **st
 	km_store_change_unlock(fx->s);
 }
 
+/* The key set a deposed writer tries to create ("late"). */
+static km_store_keyset_t late_keyset(void)
+{
+	km_store_keyset_t ks = { .alg = KM_ALG_ES256, .created_at = 1000 };
+	snprintf(ks.name, sizeof(ks.name), "late");
+	snprintf(ks.owner, sizeof(ks.owner), "team-a");
+	snprintf(ks.purpose, sizeof(ks.purpose), "access-token");
+	snprintf(ks.created_by, sizeof(ks.created_by), "alice");
+	return ks;
+}
+
 /*
  * The change lock: a second handle (another process, another node) waits, then is refused
  * with a message naming the environment and the holder; once released it is taken. On
@@ -274,11 +285,7 @@ static void test_change_lock_lost_fences_the_next_step(void **state)
 	char *e2 = store_fx_raw_text(fx->path, "SELECT epoch FROM change_lock");
 	assert_int_equal(atoll(e2), atoll(e1) + 1);
 
-	km_store_keyset_t want = { .alg = KM_ALG_ES256, .created_at = 1000 };
-	snprintf(want.name, sizeof(want.name), "late");
-	snprintf(want.owner, sizeof(want.owner), "team-a");
-	snprintf(want.purpose, sizeof(want.purpose), "access-token");
-	snprintf(want.created_by, sizeof(want.created_by), "alice");
+	km_store_keyset_t want = late_keyset();
 	assert_int_equal(km_store_keyset_create(fx->s, &want, NULL, err, sizeof(err)),
 	                 KM_STORE_EBUSY);
 	assert_non_null(strstr(err, "no longer holds the change lock"));
@@ -371,11 +378,7 @@ static void test_lease_one_leader_and_the_deposed_is_fenced(void **state)
 	/* fenced writes */
 	km_store_set_fence(fx->s, "node-a", la.epoch);
 	km_store_set_fence(b, "node-b", lb.epoch);
-	km_store_keyset_t want = { .alg = KM_ALG_ES256, .created_at = 1000 };
-	snprintf(want.name, sizeof(want.name), "late");
-	snprintf(want.owner, sizeof(want.owner), "team-a");
-	snprintf(want.purpose, sizeof(want.purpose), "access-token");
-	snprintf(want.created_by, sizeof(want.created_by), "alice");
+	km_store_keyset_t want = late_keyset();
 	assert_int_equal(km_store_keyset_create(fx->s, &want, NULL, err, sizeof(err)),
 	                 KM_STORE_EFENCED);
 	assert_non_null(strstr(err, "no longer holds the leader lease"));
