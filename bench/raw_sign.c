@@ -16,6 +16,7 @@ struct bench_raw {
 	int n;
 	CK_OBJECT_HANDLE key;
 	bool rsa;
+	EVP_MD *sha256;         /* fetched once, as keymgr's token layer does (pkcs11/sign.c) */
 };
 
 /* The slot whose token is labelled label (blank-padded to 32 bytes in CK_TOKEN_INFO). */
@@ -57,6 +58,8 @@ int bench_raw_open(const char *module, const char *label, const uint8_t *id, siz
 	if (r == NULL || dl == NULL || n < 1 || n > BENCH_RAW_MAX_SESSIONS)
 		goto fail;
 	r->rsa = rsa;
+	if ((r->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		goto fail;
 	*(void **)&get = dlsym(dl, "C_GetFunctionList");
 	if (get == NULL || get(&r->fl) != CKR_OK)
 		goto fail;
@@ -108,6 +111,7 @@ void bench_raw_free(bench_raw_t *r)
 		return;
 	for (int i = 0; i < r->n; i++)
 		r->fl->C_CloseSession(r->sessions[i]);
+	EVP_MD_free(r->sha256);
 	free(r);
 }
 
@@ -123,7 +127,7 @@ int bench_raw_sign_prepared(bench_raw_t *r, int idx, const uint8_t *in, size_t l
 	CK_ULONG sl = sizeof(sig);
 	if (!r->rsa) {
 		unsigned dl = 0;
-		if (EVP_Digest(in, len, digest, &dl, EVP_sha256(), NULL) != 1)
+		if (EVP_Digest(in, len, digest, &dl, r->sha256, NULL) != 1)
 			return -1;
 		in = digest;
 		len = dl;

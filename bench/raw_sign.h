@@ -3,7 +3,8 @@
  * The peer of the signing benchmarks (bench-sign-client, bench-token-sign): a bare Cryptoki
  * loop on the same token and key as keymgr, with its own sessions from the module's function
  * list. One signature is C_SignInit + C_Sign as keymgr makes it for SoftHSM 2.6.1: ES256
- * hashes with OpenSSL first (CKM_ECDSA), RS256 is CKM_SHA256_RSA_PKCS.
+ * hashes with OpenSSL first (CKM_ECDSA, with SHA-256 fetched once as keymgr fetches it), RS256
+ * is CKM_SHA256_RSA_PKCS.
  *
  * The token must already be logged in by this process (km_token_open): the login is shared
  * by the process's sessions.

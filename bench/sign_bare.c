@@ -66,22 +66,25 @@ static size_t whole_frames(const uint8_t *buf, size_t have, size_t max, size_t *
 	return n;
 }
 
-/* Appends what the socket holds to buf; waits only if wait. false: closed, error, full. */
+/* Appends what the socket holds to buf; waits only if wait, and only when nothing is there
+ * yet (as keymgrd: no poll(2) for a request that came while the reply was sent). false:
+ * closed, error, full. */
 static bool take(int fd, uint8_t *buf, size_t *have, bool wait)
 {
 	for (;;) {
-		if (wait) {
-			struct pollfd pfd = { .fd = fd, .events = POLLIN };
-			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-				return false;
-		}
 		ssize_t r = recv(fd, buf + *have, IN_CAP - *have, MSG_DONTWAIT);
 		if (r > 0) {
 			*have += (size_t)r;
 			return true;
 		}
-		if (r < 0 && (errno == EINTR || (errno == EAGAIN && wait)))
+		if (r < 0 && errno == EINTR)
 			continue;
+		if (r < 0 && errno == EAGAIN && wait) {
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+				return false;
+			continue;
+		}
 		return r < 0 && errno == EAGAIN;   /* nothing there, and not asked to wait */
 	}
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Key pair generation inside the token. The private key is sensitive, never extractable,
- * and may only sign, with the one mechanism of its algorithm where the token supports
- * CKA_ALLOWED_MECHANISMS. Generation is serialised per token (SoftHSM 2.6.1 fails under
+ * not copyable where the token takes CKA_COPYABLE, and may only sign, with the one mechanism
+ * of its algorithm where the token supports CKA_ALLOWED_MECHANISMS. Generation is serialised per token (SoftHSM 2.6.1 fails under
  * concurrent generation, softhsm/SoftHSMv2#576).
  */
 #include <string.h>
@@ -63,14 +63,15 @@ static int check_request(km_token_t *t, const km_alg_info_t *ai, km_alg_t alg,
  * support, in many ways (CKR_ATTRIBUTE_TYPE_INVALID, CKR_TEMPLATE_INCONSISTENT, and
  * CKR_GENERAL_ERROR from tpm2-pkcs11 for CKA_DECRYPT=FALSE, CKR_HOST_MEMORY from others).
  * Generation tries rung 0 (the full template), then rung 1 (without the attributes marked
- * DROP_AT_1: CKA_ALLOWED_MECHANISMS), then rung 2 (the minimal template: without those marked
- * DROP_AT_2 too), on any of those errors. What a rung left out is not trusted: the private
- * key's attributes are read back after every generation (check_private) and the key must
- * make a test signature that verifies outside the token (confirm).
+ * DROP_AT_1: CKA_COPYABLE, a PKCS#11 2.40 attribute), then rung 2 (without those marked
+ * DROP_AT_2 too: CKA_ALLOWED_MECHANISMS), then rung 3 (the minimal template: without those
+ * marked DROP_AT_3 too), on any of those errors. What a rung left out is not trusted: the
+ * private key's attributes are read back after every generation (check_private) and the key
+ * must make a test signature that verifies outside the token (confirm).
  * An attribute that some tokens refuse gets a DROP_AT_* mark; nothing else changes.
  */
-#define RUNGS 3
-enum { KEEP = 0, DROP_AT_1 = 1, DROP_AT_2 = 2 };
+#define RUNGS 4
+enum { KEEP = 0, DROP_AT_1 = 1, DROP_AT_2 = 2, DROP_AT_3 = 3 };
 
 typedef struct {
 	CK_ATTRIBUTE a;
@@ -232,11 +233,11 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 		n_params++;
 	tmpl_attr_t pub_tmpl[TMPL_MAX] = {
 		{ { CKA_TOKEN, &yes, sizeof(yes) }, KEEP },
-		{ { CKA_PRIVATE, &no, sizeof(no) }, DROP_AT_2 },
+		{ { CKA_PRIVATE, &no, sizeof(no) }, DROP_AT_3 },
 		{ { CKA_VERIFY, &yes, sizeof(yes) }, KEEP },
-		{ { CKA_ENCRYPT, &no, sizeof(no) }, DROP_AT_2 },
-		{ { CKA_WRAP, &no, sizeof(no) }, DROP_AT_2 },
-		{ { CKA_DERIVE, &no, sizeof(no) }, DROP_AT_2 },
+		{ { CKA_ENCRYPT, &no, sizeof(no) }, DROP_AT_3 },
+		{ { CKA_WRAP, &no, sizeof(no) }, DROP_AT_3 },
+		{ { CKA_DERIVE, &no, sizeof(no) }, DROP_AT_3 },
 		{ { CKA_ID, (void *)id, KM_TOKEN_ID_LEN }, KEEP },
 		{ { CKA_LABEL, (void *)label, strlen(label) }, KEEP },
 	};
@@ -247,14 +248,17 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 		{ { CKA_SENSITIVE, &yes, sizeof(yes) }, KEEP },
 		{ { CKA_EXTRACTABLE, &no, sizeof(no) }, KEEP },
 		{ { CKA_SIGN, &yes, sizeof(yes) }, KEEP },
-		{ { CKA_DECRYPT, &no, sizeof(no) }, DROP_AT_2 },
-		{ { CKA_UNWRAP, &no, sizeof(no) }, DROP_AT_2 },
-		{ { CKA_DERIVE, &no, sizeof(no) }, DROP_AT_2 },
+		{ { CKA_DECRYPT, &no, sizeof(no) }, DROP_AT_3 },
+		{ { CKA_UNWRAP, &no, sizeof(no) }, DROP_AT_3 },
+		{ { CKA_DERIVE, &no, sizeof(no) }, DROP_AT_3 },
 		{ { CKA_ID, (void *)id, KM_TOKEN_ID_LEN }, KEEP },
 		{ { CKA_LABEL, (void *)label, strlen(label) }, KEEP },
-		{ { CKA_ALLOWED_MECHANISMS, &sign_mech, sizeof(sign_mech) }, DROP_AT_1 },
+		/* No copy of the key can be made with C_CopyObject (a copy could be given other
+		 * attributes; issue 16). */
+		{ { CKA_COPYABLE, &no, sizeof(no) }, DROP_AT_1 },
+		{ { CKA_ALLOWED_MECHANISMS, &sign_mech, sizeof(sign_mech) }, DROP_AT_2 },
 	};
-	size_t n_priv = 11;
+	size_t n_priv = 12;
 
 	switch (ai->kty) {
 	case KM_KTY_RSA:
@@ -307,7 +311,7 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 	k.kty = ai->kty;
 	k.crv = ai->crv;
 	k.rsa_bits = rsa_bits;
-	if (rung == 0) {
+	if (rung < DROP_AT_2) {      /* CKA_ALLOWED_MECHANISMS was in the template */
 		k.allowed[0] = sign_mech;
 		k.n_allowed = 1;
 		k.allowed_known = true;

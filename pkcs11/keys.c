@@ -4,6 +4,7 @@
  * them. This is the only place that searches for a single key; it runs once per ID, after
  * which the handle cache answers.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "keymgr/common/error.h"
@@ -81,7 +82,36 @@ CK_RV km_p11_find(km_token_t *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULO
 	return rv;
 }
 
-static km_kty_t kty_of(CK_KEY_TYPE kt)
+CK_RV km_p11_collect(km_token_t *t, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE **objs, size_t *n,
+                     size_t *cap)
+{
+	CK_ATTRIBUTE tmpl = { CKA_CLASS, &cls, sizeof(cls) };
+	CK_RV rv = t->fl->C_FindObjectsInit(t->admin, &tmpl, 1);
+
+	if (rv != CKR_OK)
+		return rv;
+	for (;;) {
+		if (*n + 64 > *cap) {
+			size_t ncap = *cap ? *cap * 2 : 128;
+			CK_OBJECT_HANDLE *p = realloc(*objs, ncap * sizeof(*p));
+			if (p == NULL) {
+				rv = CKR_HOST_MEMORY;
+				break;
+			}
+			*objs = p;
+			*cap = ncap;
+		}
+		CK_ULONG got = 0;
+		rv = t->fl->C_FindObjects(t->admin, *objs + *n, 64, &got);
+		if (rv != CKR_OK || got == 0)
+			break;
+		*n += got;
+	}
+	CK_RV rv2 = t->fl->C_FindObjectsFinal(t->admin);
+	return rv != CKR_OK ? rv : rv2;
+}
+
+km_kty_t km_p11_kty(CK_KEY_TYPE kt)
 {
 	switch (kt) {
 	case CKK_RSA: return KM_KTY_RSA;
@@ -115,7 +145,7 @@ static CK_RV read_properties(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDL
 
 	if (rv != CKR_OK)
 		return rv;
-	k->kty = kty_of(kt);
+	k->kty = km_p11_kty(kt);
 
 	if (k->kty == KM_KTY_EC || k->kty == KM_KTY_OKP) {
 		uint8_t params[64];

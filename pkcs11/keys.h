@@ -29,6 +29,16 @@ int km_p11_key_resolve(km_token_t *t, CK_SESSION_HANDLE s, const uint8_t *id, si
 CK_RV km_p11_find(km_token_t *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
                   CK_OBJECT_HANDLE *objs, CK_ULONG max, CK_ULONG *count);
 
+/*
+ * Appends the handle of every object of class cls to *objs (grown with realloc; *n used,
+ * *cap allocated), searching on the admin session. The caller holds admin_lock.
+ */
+CK_RV km_p11_collect(km_token_t *t, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE **objs, size_t *n,
+                     size_t *cap);
+
+/* The key type keymgr calls kt (0 for key types it does not know). */
+km_kty_t km_p11_kty(CK_KEY_TYPE kt);
+
 /* Maps CKA_EC_PARAMS to a curve; KM_CRV_NONE if unknown. */
 km_crv_t km_p11_curve_from_params(const uint8_t *der, size_t len);
 

@@ -91,46 +91,6 @@ out:
 	return r;
 }
 
-/* Collects every object of class cls into *objs (grown with realloc). */
-static CK_RV collect(km_token_t *t, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE **objs, size_t *n,
-                     size_t *cap)
-{
-	CK_ATTRIBUTE tmpl = { CKA_CLASS, &cls, sizeof(cls) };
-	CK_RV rv = t->fl->C_FindObjectsInit(t->admin, &tmpl, 1);
-
-	if (rv != CKR_OK)
-		return rv;
-	for (;;) {
-		if (*n + 64 > *cap) {
-			size_t ncap = *cap ? *cap * 2 : 128;
-			CK_OBJECT_HANDLE *p = realloc(*objs, ncap * sizeof(*p));
-			if (p == NULL) {
-				rv = CKR_HOST_MEMORY;
-				break;
-			}
-			*objs = p;
-			*cap = ncap;
-		}
-		CK_ULONG got = 0;
-		rv = t->fl->C_FindObjects(t->admin, *objs + *n, 64, &got);
-		if (rv != CKR_OK || got == 0)
-			break;
-		*n += got;
-	}
-	CK_RV rv2 = t->fl->C_FindObjectsFinal(t->admin);
-	return rv != CKR_OK ? rv : rv2;
-}
-
-static km_kty_t kty_of(CK_KEY_TYPE kt)
-{
-	switch (kt) {
-	case CKK_RSA: return KM_KTY_RSA;
-	case CKK_EC: return KM_KTY_EC;
-	case CKK_EC_EDWARDS: return KM_KTY_OKP;
-	default: return (km_kty_t)0;
-	}
-}
-
 int km_token_list_keys(km_token_t *t, km_token_key_info_t **ret, size_t *count)
 {
 	int r = KM_ERROR;
@@ -142,12 +102,12 @@ int km_token_list_keys(km_token_t *t, km_token_key_info_t **ret, size_t *count)
 	pthread_mutex_lock(&t->admin_lock);
 	if ((r = km_p11_ready_locked(t)) != KM_EOK)
 		goto out;
-	if ((rv = collect(t, CKO_PRIVATE_KEY, &objs, &n_obj, &cap)) != CKR_OK) {
+	if ((rv = km_p11_collect(t, CKO_PRIVATE_KEY, &objs, &n_obj, &cap)) != CKR_OK) {
 		r = km_p11_fail(t, rv, "C_FindObjects (list private keys)");
 		goto out;
 	}
 	n_priv = n_obj;
-	if ((rv = collect(t, CKO_PUBLIC_KEY, &objs, &n_obj, &cap)) != CKR_OK) {
+	if ((rv = km_p11_collect(t, CKO_PUBLIC_KEY, &objs, &n_obj, &cap)) != CKR_OK) {
 		r = km_p11_fail(t, rv, "C_FindObjects (list public keys)");
 		goto out;
 	}
@@ -202,7 +162,7 @@ int km_token_list_keys(km_token_t *t, km_token_key_info_t **ret, size_t *count)
 		if (is_priv || k->label[0] == '\0')
 			memcpy(k->label, label, label_len + 1);
 		if (a[2].ulValueLen != CK_UNAVAILABLE_INFORMATION && (is_priv || k->kty == 0))
-			k->kty = kty_of(kt);
+			k->kty = km_p11_kty(kt);
 		if (is_priv)
 			k->has_private = true;
 		else

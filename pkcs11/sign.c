@@ -13,6 +13,7 @@
  * sessions were re-opened (recover.c) the cache is empty and the key is searched once again.
  * A session prepared for the key (prepare.c) skips the C_SignInit.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -30,12 +31,27 @@
 #define SIG_BUF_MAX 1024        /* RSA-8192; our own keys stop at 4096 */
 #define DIGESTINFO_MAX (19 + EVP_MAX_MD_SIZE)
 
+/* The digests hashed here (make_input), fetched once: OpenSSL 3 fetches EVP_sha256() and its
+ * kin from the provider store again at every EVP_DigestInit, which costs about as much as
+ * hashing a token's signing input. Kept for the life of the process; NULL when a fetch
+ * failed (the implicit fetch is used then). */
+static EVP_MD *fetched[3];
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_digests(void)
+{
+	fetched[0] = EVP_MD_fetch(NULL, "SHA256", NULL);
+	fetched[1] = EVP_MD_fetch(NULL, "SHA384", NULL);
+	fetched[2] = EVP_MD_fetch(NULL, "SHA512", NULL);
+}
+
 static const EVP_MD *hash_md(km_hash_t h)
 {
+	pthread_once(&fetch_once, fetch_digests);
 	switch (h) {
-	case KM_HASH_SHA256: return EVP_sha256();
-	case KM_HASH_SHA384: return EVP_sha384();
-	default: return EVP_sha512();
+	case KM_HASH_SHA256: return fetched[0] != NULL ? fetched[0] : EVP_sha256();
+	case KM_HASH_SHA384: return fetched[1] != NULL ? fetched[1] : EVP_sha384();
+	default: return fetched[2] != NULL ? fetched[2] : EVP_sha512();
 	}
 }
 

@@ -221,7 +221,9 @@ int km_token_alg_check(const km_token_t *t, km_alg_t alg, unsigned rsa_bits, cha
  * Generates a key pair for alg inside the token. rsa_bits is used for RS and PS algorithms
  * (2048, 3072 or 4096; others give KM_EKEYSIZE) and ignored otherwise.
  * The private key is CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, !CKA_EXTRACTABLE, CKA_SIGN only,
- * with CKA_ALLOWED_MECHANISMS limited to alg's mechanism where the token accepts it.
+ * with !CKA_COPYABLE and CKA_ALLOWED_MECHANISMS limited to alg's mechanism where the token
+ * accepts them (the template ladder of keygen.c: without CKA_COPYABLE, then without
+ * CKA_ALLOWED_MECHANISMS too, then the minimal template).
  * Writes the new CKA_ID into id_out (KM_TOKEN_ID_LEN bytes) and the public key into *pub.
  * Serialised against other generate/destroy calls on this token.
  */
@@ -275,6 +277,91 @@ int km_token_destroy(km_token_t *t, const uint8_t *id, size_t id_len);
  * This searches the token: never call it on a hot path. *ret is malloc'd; free() it.
  */
 int km_token_list_keys(km_token_t *t, km_token_key_info_t **ret, size_t *count);
+
+/* ---- private keys that are not safe (pkcs11/privkeys.c) ---- */
+
+/* A CK_BBOOL attribute as the token reported it. */
+typedef enum {
+	KM_TOKEN_ATTR_UNKNOWN = 0,              /* not reported (invalid or unavailable) */
+	KM_TOKEN_ATTR_FALSE,
+	KM_TOKEN_ATTR_TRUE,
+} km_token_attr_t;
+
+/* One private key object and the attributes that say whether it is safe. */
+typedef struct {
+	unsigned long handle;                   /* its handle in this process's sessions */
+	uint8_t id[KM_TOKEN_ID_MAX];
+	size_t id_len;                          /* 0: the object has no CKA_ID */
+	char label[129];                        /* "" when it has none */
+	km_kty_t kty;                           /* 0 for key types keymgr does not know */
+	km_token_attr_t sensitive, extractable, never_extractable, always_sensitive;
+	km_token_attr_t sign, decrypt, unwrap, derive;
+	bool decrypt_excused;                   /* the token sets CKA_DECRYPT on every private
+	                                         * key (a recorded exception of its module) */
+} km_token_privkey_t;
+
+/*
+ * Lists every private key object of the token, one entry per object (not grouped by CKA_ID:
+ * a token can hold several objects without one), with its attributes. Searches the token:
+ * never on a hot path. *ret is malloc'd (free()); KM_EOK, or the token's code (message in
+ * km_token_last_error()).
+ */
+int km_token_list_private_keys(km_token_t *t, km_token_privkey_t **ret, size_t *count);
+
+/*
+ * Whether the private key k can give away its value or do more than sign: CKA_SENSITIVE
+ * false, CKA_EXTRACTABLE true, CKA_NEVER_EXTRACTABLE false, or CKA_DECRYPT, CKA_UNWRAP or
+ * CKA_DERIVE true (what a generation cut off inside the token leaves on some tokens: the
+ * objects with the token's defaults). An attribute the token did not report counts as
+ * neither, and so does CKA_DECRYPT where it is the token's recorded exception
+ * (decrypt_excused). keymgr makes no such key (km_token_generate()).
+ */
+bool km_token_privkey_unsafe(const km_token_privkey_t *k);
+
+/*
+ * Writes what k is, for an operator: "handle 5, no CKA_ID, no label, EC: CKA_SENSITIVE false,
+ * CKA_EXTRACTABLE true, CKA_NEVER_EXTRACTABLE false, CKA_ALWAYS_SENSITIVE false, usage sign
+ * decrypt unwrap" (unreported attributes as "?"). Returns buf.
+ */
+const char *km_token_privkey_describe(const km_token_privkey_t *k, char *buf, size_t len);
+
+/*
+ * Destroys the private key object that km_token_list_private_keys() reported as k, after
+ * reading it again under the token's generation lock: only when it still has k's CKA_ID and
+ * label and is still unsafe (km_token_privkey_unsafe()); its public key, if any, is left.
+ * KM_P11_ENOKEY when that object is gone or no longer matches (nothing destroyed), else
+ * KM_EOK or the token's code.
+ */
+int km_token_destroy_private_key(km_token_t *t, const km_token_privkey_t *k);
+
+/* ---- private data objects (pkcs11/dataobj.c) ---- */
+
+#define KM_TOKEN_DATA_MAX 512   /* longest value km_token_data_get() returns */
+
+typedef struct {
+	uint8_t value[KM_TOKEN_DATA_MAX];
+	size_t len;
+} km_token_data_t;
+
+/*
+ * Stores value (1..KM_TOKEN_DATA_MAX bytes) as a private data object of the token
+ * (CKO_DATA, CKA_TOKEN and CKA_PRIVATE true: reading or changing it needs the PIN) with
+ * CKA_APPLICATION app and CKA_LABEL label, replacing any earlier one with the same app and
+ * label: the new object is created first and the older ones are destroyed after, so a crash
+ * leaves both, never none. KM_EOK, KM_EINVAL, KM_ENOTSUP (the token keeps no private data
+ * objects: it refused the object's template, as NSS softoken refuses token data objects), or
+ * the token's code (message in km_token_last_error()).
+ */
+int km_token_data_put(km_token_t *t, const char *app, const char *label, const uint8_t *value,
+                      size_t len);
+
+/*
+ * Reads the values of the private data objects with CKA_APPLICATION app and CKA_LABEL label:
+ * usually one, none before the first km_token_data_put(), two after a crash inside it.
+ * *ret is malloc'd (free(); NULL when *count is 0). KM_EOK or the token's code.
+ */
+int km_token_data_get(km_token_t *t, const char *app, const char *label, km_token_data_t **ret,
+                      size_t *count);
 
 /*
  * Creates a token in a SoftHSM-style free slot: C_InitToken with so_pin, then C_InitPIN

@@ -42,6 +42,10 @@ int km_token_get_private_attrs(km_token_t *t, const uint8_t *id, size_t id_len,
 	a.never_extractable = v[4]; a.always_sensitive = v[5]; a.sign = v[6]; a.decrypt = v[7];
 	a.unwrap = v[8]; a.derive = v[9];
 
+	CK_BBOOL copyable = CK_TRUE;
+	CK_ATTRIBUTE cp = { CKA_COPYABLE, &copyable, 1 };
+	a.copyable = t->fl->C_GetAttributeValue(t->admin, k.priv, &cp, 1) != CKR_OK ||
+	             cp.ulValueLen == CK_UNAVAILABLE_INFORMATION || copyable != CK_FALSE;
 	CK_ATTRIBUTE am = { CKA_ALLOWED_MECHANISMS, mechs, sizeof(mechs) };
 	if (t->fl->C_GetAttributeValue(t->admin, k.priv, &am, 1) == CKR_OK &&
 	    am.ulValueLen != CK_UNAVAILABLE_INFORMATION) {

@@ -14,6 +14,7 @@
 typedef struct {
 	bool token, private_, sensitive, extractable, never_extractable, always_sensitive;
 	bool sign, decrypt, unwrap, derive;
+	bool copyable;                          /* true when the token does not report it */
 	size_t n_allowed_mechanisms;            /* 0 when the token does not keep the list */
 	unsigned long allowed_mechanisms[8];    /* CKM_* values */
 } km_token_private_attrs_t;

@@ -18,6 +18,10 @@
 
 #define KM_AUDIT_KEY_LABEL_PREFIX "keymgr-audit:"
 #define KM_AUDIT_CHECKPOINT_TYPE "keymgr-audit-checkpoint"
+/* The token's record of the last checkpoint: a private data object (CKO_DATA, CKA_PRIVATE)
+ * with this CKA_APPLICATION and CKA_LABEL PREFIX + ENV, holding {"env","hash","kid","seq"}. */
+#define KM_AUDIT_HEAD_APPLICATION "keymgr"
+#define KM_AUDIT_HEAD_LABEL_PREFIX "keymgr-audit-head:"
 
 /*
  * The environment hooks (keymgr/core/env.h) that audit every environment a program opens;
@@ -53,17 +57,41 @@ int km_audit_checkpoint_payload(const char *env, const km_store_checkpoint_t *c,
 
 /*
  * Signs the chain head with the environment's audit key (an ES256 pair in the environment's
- * token, CKA_LABEL "keymgr-audit:ENV", created on first use and recorded in the store; it is
- * in no key set and never signs a JWT) and stores the checkpoint. Without force, a head that
- * the latest checkpoint already covers is not signed again (*ret is that checkpoint). This
- * is what keymgrd calls regularly. *ret may be NULL. KM_ENOENT (empty log), the token's
- * codes (message in err), store codes.
+ * audit token, km_env_audit_token(): audit.token when configured, else the environment's
+ * token; CKA_LABEL "keymgr-audit:ENV", created on first use and recorded in the store; it is
+ * in no key set and never signs a JWT) and stores the checkpoint. Then it streams the
+ * checkpoint to the environment's audit sinks (JSON lines file, syslog) and writes its seq
+ * and hash into the audit token's private record (KM_AUDIT_HEAD_LABEL_PREFIX), which only a
+ * holder of that token's PIN can change: a store rolled back to an earlier checkpoint no
+ * longer holds what the record says (km_audit_token_anchor()); on a token that keeps no
+ * private data objects there is no record, and the checkpoint stands without it. An audit
+ * key that lives in
+ * another token than the audit token is replaced by a new one when audit.token is
+ * configured (moving the key there), and refused (KM_EWRONGENV) otherwise. Without force, a
+ * head that the latest checkpoint already covers is not signed again (*ret is that
+ * checkpoint). This is what keymgrd calls regularly. *ret may be NULL. KM_ENOENT (empty
+ * log), the token's codes (message in err; also when only the token record failed: the
+ * checkpoint is then stored), store codes.
  */
 int km_audit_checkpoint(km_env_t *env, int64_t now, bool force, km_store_checkpoint_t *ret,
                         char *err, size_t errlen);
 
+/*
+ * A point of the chain recorded outside the store (the token's record, an auditor's note, the
+ * streamed JSON lines), that the log must still hold: a log cut back before it, or rewritten
+ * at or before it, fails verification.
+ */
+typedef struct {
+	char source[192];          /* for messages: "the token's checkpoint record",
+	                            * "--expect-seq/--expect-head", "FILE:LINE" */
+	int64_t seq;               /* 0: the hash alone, at any sequence number */
+	char hash[KM_STORE_HASH_HEX + 1];  /* "": the sequence number alone */
+} km_audit_anchor_t;
+
 typedef struct {
 	const char *pin_kid;       /* every checkpoint must be signed by this audit key (or NULL) */
+	const km_audit_anchor_t *anchors;  /* points the log must hold (may be NULL) */
+	size_t n_anchors;
 } km_audit_verify_opts_t;
 
 typedef struct {
@@ -77,19 +105,43 @@ typedef struct {
 	int64_t checkpoint_seq;    /* highest signed sequence number, 0 when none */
 	int64_t checkpoint_at;
 	char checkpoint_kid[KM_KID_MAX + 1];
+	size_t anchors;            /* anchors compared (all held when ok) */
+	int64_t anchor_seq;        /* highest sequence number an anchor named, 0 when none */
 } km_audit_verify_t;
 
 /*
  * Verifies the audit trail of an open store, with no token: recomputes the hash chain,
  * checks every checkpoint's signature against the audit key's stored public JWK (OpenSSL),
  * checks that each checkpoint's (seq, hash) is in the chain (a shorter chain or a different
- * hash means truncation or rewriting), and that the key sets, keys, JWKS versions and audit
- * keys in the store are exactly what a replay of the log gives. Tampering is a result
+ * hash means truncation or rewriting), that each of o's anchors is in it too (a log rolled
+ * back to an earlier checkpoint, with the later checkpoints deleted, is caught only there),
+ * and that the key sets, keys, JWKS versions and audit keys in the store are exactly what a
+ * replay of the log gives. Tampering is a result
  * (res->ok false, first_bad_seq, problem), not an error code: returns KM_EOK, or a store or
  * KM_ENOMEM code when the store cannot be read.
  */
 int km_audit_verify(km_store_t *s, const km_audit_verify_opts_t *o, km_audit_verify_t *res,
                     char *err, size_t errlen);
+
+/*
+ * Reads the audit token's record of the last checkpoint of env (km_env_audit_token(); two
+ * records after a crash: the higher seq) into *ret, source "the token's checkpoint record".
+ * *found false when the token holds none yet. KM_EOK, the token's codes (message in err: the
+ * token cannot be opened, the PIN is refused), KM_EMALFORMED (a record that is not one keymgr
+ * wrote).
+ */
+int km_audit_token_anchor(km_env_t *env, km_audit_anchor_t *ret, bool *found, char *err,
+                          size_t errlen);
+
+/*
+ * Reads the JSON lines an environment's audit stream wrote (environments.ENV.audit.jsonl, or
+ * a SIEM's copy of it) into anchors: one per event (its seq and hash) and per checkpoint of
+ * environment env (lines of other environments are skipped), source "PATH:LINE". *ret is
+ * malloc'd (free()). KM_EOK, KM_ENOENT / KM_EACCES / KM_EIO (the file), KM_EMALFORMED (a line
+ * that is not a keymgr audit record: "PATH:LINE: ..." in err), KM_ENOMEM.
+ */
+int km_audit_stream_anchors(const char *path, const char *env, km_audit_anchor_t **ret,
+                            size_t *count, char *err, size_t errlen);
 
 /* ---- replay ---- */
 

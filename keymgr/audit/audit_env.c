@@ -129,15 +129,19 @@ int km_audit_policy_canonical(const km_config_t *cfg, const km_env_cfg_t *ecfg, 
 	return KM_EOK;
 }
 
+/* at as "2026-11-28T17:00:00Z" ("-" when it cannot be shown). */
+static void iso_time(int64_t at, char t[32])
+{
+	struct tm tm;
+	time_t tt = (time_t)at;
+	if (gmtime_r(&tt, &tm) == NULL || strftime(t, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(t, 32, "-");
+}
+
 json_t *km_audit_event_json(const char *env, const km_store_audit_event_t *e)
 {
 	char t[32];
-	struct tm tm;
-	time_t tt = (time_t)e->at;
-	if (gmtime_r(&tt, &tm) != NULL)
-		strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	else
-		snprintf(t, sizeof(t), "-");
+	iso_time(e->at, t);
 	json_t *before = e->before && e->before[0] ? json_loads(e->before, 0, NULL) : NULL;
 	json_t *after = e->after && e->after[0] ? json_loads(e->after, 0, NULL) : NULL;
 	/* A before/after that is not JSON (tampered) is shown as the text it is. */
@@ -155,11 +159,9 @@ json_t *km_audit_event_json(const char *env, const km_store_audit_event_t *e)
 	                 e->policy_hash, "prev_hash", e->prev_hash, "hash", e->hash);
 }
 
-/* The store's sink: one JSON line per committed event, to the file and/or syslog. */
-static void stream_event(void *ctx, const char *env, const km_store_audit_event_t *e)
+/* One JSON line (j is consumed) to the file and/or syslog. */
+static void stream_json(km_audit_stream_t *st, json_t *j)
 {
-	km_audit_stream_t *st = ctx;
-	json_t *j = km_audit_event_json(env, e);
 	char *line = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(j);
 	if (line == NULL)
@@ -180,6 +182,28 @@ static void stream_event(void *ctx, const char *env, const km_store_audit_event_
 	if (st->syslog)
 		syslog(LOG_AUTHPRIV | LOG_NOTICE, "keymgr-audit %s", line);
 	free(line);
+}
+
+/* The store's sink: one JSON line per committed event. */
+static void stream_event(void *ctx, const char *env, const km_store_audit_event_t *e)
+{
+	stream_json(ctx, km_audit_event_json(env, e));
+}
+
+void km_audit_stream_checkpoint(km_env_t *env, const km_store_checkpoint_t *cp)
+{
+	km_audit_stream_t *st = km_env_hook_state(env, &km_audit_env_hooks);
+	char t[32];
+	if (st == NULL)
+		return;
+	iso_time(cp->at, t);
+	/* The signed payload's members (km_audit_checkpoint_payload()), its signature and the
+	 * time: a SIEM can check the signature from the line alone. */
+	stream_json(st, json_pack("{s:I, s:s, s:s, s:s, s:I, s:s, s:i, s:s, s:s}", "at",
+	                          (json_int_t)cp->at, "env", km_env_name(env), "hash", cp->hash,
+	                          "kid", cp->key_kid, "seq", (json_int_t)cp->seq, "type",
+	                          KM_AUDIT_CHECKPOINT_TYPE, "v", 1, "signature", cp->signature,
+	                          "time", t));
 }
 
 static int env_attach(km_env_t *env, void **state, char *err, size_t errlen)

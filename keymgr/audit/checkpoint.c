@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Signed checkpoints: the chain head (seq, hash, time) signed by the environment's audit key,
- * an ES256 pair in the environment's token that belongs to no key set. The signature is
- * checked with OpenSSL from the stored public JWK, so verification needs no token.
+ * an ES256 pair in the environment's audit token (audit.token, else its own token) that
+ * belongs to no key set. The signature is checked with OpenSSL from the stored public JWK, so
+ * verification needs no token. Each checkpoint is also streamed and recorded in the token
+ * (anchor.c), against a store rolled back to an earlier one.
  */
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -183,6 +185,19 @@ static int active_key(km_store_t *s, km_store_audit_key_t *ret, bool *found, cha
 	return KM_EOK;
 }
 
+/* Whether the configured audit.token is not the token the key was made in (by the label or
+ * serial the configuration names): the next checkpoint moves the key, whether the head moved
+ * or not. */
+static bool moving(km_env_t *env, const km_store_audit_key_t *key)
+{
+	const km_env_cfg_t *e = km_env_cfg(env);
+	if (!e->has_audit_token)
+		return false;
+	if (e->audit_token.token_serial != NULL)
+		return strcmp(e->audit_token.token_serial, key->token_serial) != 0;
+	return strcmp(e->audit_token.token_label, key->token_label) != 0;
+}
+
 int km_audit_checkpoint(km_env_t *env, int64_t now, bool force, km_store_checkpoint_t *ret,
                         char *err, size_t errlen)
 {
@@ -206,28 +221,32 @@ int km_audit_checkpoint(km_env_t *env, int64_t now, bool force, km_store_checkpo
 	if ((r = active_key(s, &key, &have_key, err, errlen)) != KM_EOK)
 		goto out;
 	if (!force && have_key && n_cps > 0 && cps[n_cps - 1].seq == cp.seq &&
-	    strcmp(cps[n_cps - 1].key_kid, key.kid) == 0) {
+	    strcmp(cps[n_cps - 1].key_kid, key.kid) == 0 && !moving(env, &key)) {
 		if (ret != NULL)
 			*ret = cps[n_cps - 1];
 		goto out;
 	}
-	if ((r = km_env_token(env, &t, err, errlen)) != KM_EOK)
+	if ((r = km_env_audit_token(env, &t, err, errlen)) != KM_EOK)
 		goto out;
-	if (!have_key) {
-		if ((r = create_audit_key(env, t, now, &key, err, errlen)) != KM_EOK)
-			goto out;
-		/* Recording the key appended an event: sign the new head. */
-		if ((r = km_store_audit_head(s, &cp.seq, cp.hash, err, errlen)) != KM_EOK)
-			goto out;
-	}
 	km_token_info_t info;
 	km_token_get_info(t, &info);
-	if (key.token_serial[0] && strcmp(key.token_serial, info.serial) != 0) {
+	bool elsewhere = have_key && key.token_serial[0] != '\0' &&
+	                 strcmp(key.token_serial, info.serial) != 0;
+	if (elsewhere && !km_env_cfg(env)->has_audit_token) {
 		snprintf(err, errlen, "the audit key of environment '%s' lives in token serial %s, "
 		         "but the environment uses token serial %s", km_env_name(env),
 		         key.token_serial, info.serial);
 		r = KM_EWRONGENV;
 		goto out;
+	}
+	/* First use, or audit.token now names another token than the key's: a new audit key
+	 * there (the store retires the old one; both are in the log). */
+	if (!have_key || elsewhere) {
+		if ((r = create_audit_key(env, t, now, &key, err, errlen)) != KM_EOK)
+			goto out;
+		/* Recording the key appended an event: sign the new head. */
+		if ((r = km_store_audit_head(s, &cp.seq, cp.hash, err, errlen)) != KM_EOK)
+			goto out;
 	}
 	cp.at = now;
 	snprintf(cp.key_kid, sizeof(cp.key_kid), "%s", key.kid);
@@ -246,6 +265,19 @@ int km_audit_checkpoint(km_env_t *env, int64_t now, bool force, km_store_checkpo
 	}
 	km_b64url_encode(sig, sig_len, cp.signature);
 	if ((r = km_store_checkpoint_add(s, &cp, err, errlen)) != KM_EOK)
+		goto out;
+	/* Outside the store, where a rollback of the store cannot reach: the sinks, then the
+	 * token's record (km_audit_token_anchor()). */
+	km_audit_stream_checkpoint(env, &cp);
+	r = km_audit_token_record(env, t, &cp, err, errlen);
+	if (r == KM_ENOTSUP) {
+		/* A token that keeps no private data objects has no record: the checkpoint stands
+		 * (the stream and --expect-seq remain; `audit checkpoint` warns). */
+		if (errlen > 0)
+			err[0] = '\0';
+		r = KM_EOK;
+	}
+	if (r != KM_EOK)
 		goto out;
 	if (ret != NULL)
 		*ret = cp;

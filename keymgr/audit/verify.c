@@ -6,7 +6,10 @@
  *   2. the checkpoints: each signature valid under its audit key's stored public JWK (itself
  *      recorded in the chain by an audit.key.create event), and each signed (seq, hash) present
  *      in the chain: a shorter chain is a truncated tail, another hash a rewritten chain;
- *   3. the tables: key sets, keys, JWKS versions and audit keys are exactly what the replay
+ *   3. the anchors the caller brings (anchor.c: the token's record of the last checkpoint,
+ *      the streamed JSON lines, an auditor's --expect-seq/--expect-head): each point they
+ *      hold is in the chain, so a log cut back to an earlier checkpoint shows;
+ *   4. the tables: key sets, keys, JWKS versions and audit keys are exactly what the replay
  *      of the log says, so an edit of a row (an owner, a state) outside keymgr shows.
  * The result names the first (lowest) bad sequence number over all checks.
  */
@@ -147,6 +150,41 @@ static void check_checkpoints(const char *env, const km_store_audit_event_t *ev,
 	}
 }
 
+/*
+ * Each anchor (a point recorded outside the store) must be in the chain: a log that ends
+ * before it was rolled back (its tail and the checkpoints over it deleted), another hash
+ * there means the log was rewritten.
+ */
+static void check_anchors(const km_store_audit_event_t *ev, size_t n,
+                          const km_audit_verify_opts_t *o, km_audit_verify_t *res)
+{
+	for (size_t i = 0; o != NULL && i < o->n_anchors; i++) {
+		const km_audit_anchor_t *a = &o->anchors[i];
+		res->anchors++;
+		if (a->seq > res->anchor_seq)
+			res->anchor_seq = a->seq;
+		if (a->seq > (int64_t)n) {
+			problem(res, (int64_t)n + 1, "the log ends at seq %lld, but %s holds seq %lld: "
+			        "the events after seq %lld were removed (the log was rolled back)",
+			        (long long)n, a->source, (long long)a->seq, (long long)n);
+			continue;
+		}
+		if (a->seq > 0) {
+			if (a->hash[0] != '\0' && strcmp(ev[a->seq - 1].hash, a->hash) != 0)
+				problem(res, a->seq, "event %lld differs from the one %s holds: the log "
+				        "was rewritten at or before this event", (long long)a->seq,
+				        a->source);
+			continue;
+		}
+		bool held = false;
+		for (size_t j = 0; j < n && !held; j++)
+			held = strcmp(ev[j].hash, a->hash) == 0;
+		if (!held)
+			problem(res, (int64_t)n + 1, "no event of the log has the hash %s holds (%s): the "
+			        "log was rolled back or rewritten", a->source, a->hash);
+	}
+}
+
 /* The tables must be exactly what the replay of the log gives. */
 static void check_state(km_store_t *s, const km_audit_replay_t *rp, int64_t head,
                         km_audit_verify_t *res, char *err, size_t errlen)
@@ -265,6 +303,7 @@ int km_audit_verify(km_store_t *s, const km_audit_verify_opts_t *o, km_audit_ver
 	check_chain(env, ev, n, &v);
 	check_audit_keys(ev, n, keys, n_keys, &v);
 	check_checkpoints(env, ev, n, cps, n_cps, keys, n_keys, o, &v);
+	check_anchors(ev, n, o, &v);
 	int64_t bad_seq = 0;
 	int rr = km_audit_replay(ev, n, 0, &rp, &bad_seq, msg, sizeof(msg));
 	if (rr == KM_ENOMEM) {

@@ -134,9 +134,10 @@ static int sign_prepared(const km_claims_key_t *k, km_claims_token_fn token, voi
 	}
 	sign_ctx_t ctx = { t, k };
 	km_jws_signer_t signer = {
-		.alg = k->alg, .kid = k->kid, .typ = km_claims_typ(k->pol.purpose, typ),
-		.sign = sign_with_token, .sign_ctx = &ctx,
+		.alg = k->alg, .kid = k->kid, .sign = sign_with_token, .sign_ctx = &ctx,
 	};
+	if (k->header_b64[0] == '\0')
+		signer.typ = km_claims_typ(k->pol.purpose, typ);   /* the header is encoded here */
 	if (k->header_b64[0] != '\0' || (r = km_jws_header_b64(&signer, &header)) == KM_EOK)
 		r = km_jws_sign_encoded(&signer, header != NULL ? header : k->header_b64, payload,
 		                        payload_len, ret);

@@ -120,6 +120,14 @@ int km_cli_help(const char *text);
 /* Prints json compactly plus a newline to stdout. Returns 0 or KM_CLI_EXIT_REFUSED. */
 int km_cli_print_json(const json_t *json);
 
+/*
+ * Writes a document made in memory (a picture, a page) to stdout when path is NULL or "-",
+ * else to the file path, atomically (mode 0644): a failed write leaves no half file and an
+ * earlier file of that name as it was. Prints the error naming the file. Returns 0 or
+ * KM_CLI_EXIT_REFUSED.
+ */
+int km_cli_write_output(const char *path, const char *data, size_t len);
+
 
 /*
  * Reads a value that is either literal text or "@FILE" ("@-" for stdin), at most max bytes.

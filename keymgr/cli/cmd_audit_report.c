@@ -10,10 +10,11 @@
 #include "keymgr/cli/cmd_audit.h"
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
+#include "keymgr/report/report.h"
 
 static const char report_help[] =
-	"Usage: keymgr [-c FILE] audit report [ENV] [--format table|csv|json] [--json]\n"
-	"                                     [--at TIME]\n"
+	"Usage: keymgr [-c FILE] audit report [ENV] [--format table|csv|json|html] [--json]\n"
+	"                                     [--at TIME] [--output FILE]\n"
 	"\n"
 	"The ownership review, built from the audit log (verified first; a failed verification\n"
 	"is shown and makes the exit status 1). For each key set: owner, purpose, algorithm,\n"
@@ -31,7 +32,12 @@ static const char report_help[] =
 	"                 RFC 4180 quoting, CRLF line ends, RFC 3339 UTC times; free text\n"
 	"                 starting with = + - @ gets a leading '\n"
 	"  --json         the same as --format json (schema version 2)\n"
-	"The columns and fields are listed in docs/auditor-guide.md.\n";
+	"  --format html  one self-contained page (inline style and pictures, a small sorting\n"
+	"                 script allowed by its hash; loads nothing, works offline, prints):\n"
+	"                 a failed verification first, the chain's state, with --at the keys\n"
+	"                 trusted then, the key sets, their timeline, every key in a table\n"
+	"                 sortable by each column\n"
+	"  --output FILE  write the html page to FILE (replaced atomically), not stdout\n"	"The columns and fields are listed in docs/auditor-guide.md.\n";
 
 static const char history_help[] =
 	"Usage: keymgr [-c FILE] jwks history ENV [--json]\n"
@@ -46,7 +52,7 @@ static const char show_help[] =
 	"force at TIME (ISO 8601 UTC, @UNIXSECONDS or now), i.e. exactly the keys that were\n"
 	"published then.\n";
 
-enum { OPT_FORMAT = 0x10, OPT_AT, OPT_SERIAL };
+enum { OPT_FORMAT = 0x10, OPT_AT, OPT_SERIAL, OPT_OUTPUT };
 
 /* ---- report rendering ---- */
 
@@ -333,6 +339,7 @@ static void table_report(json_t *rep, bool has_at)
 /* The options of audit report (ctx of report_option). */
 typedef struct {
 	const char *format;        /* NULL: not given */
+	const char *output;        /* --output: NULL for stdout */
 	km_audit_report_opts_t ro;
 } report_args_t;
 
@@ -340,10 +347,15 @@ static int report_option(const char *cmd, int o, const char *arg, void *ctx)
 {
 	report_args_t *a = ctx;
 	if (o == OPT_FORMAT) {
-		if (strcmp(arg, "table") != 0 && strcmp(arg, "csv") != 0 && strcmp(arg, "json") != 0)
-			return km_cli_usage_error(cmd, "--format '%.40s': must be table, csv or json",
-			                          arg);
+		if (strcmp(arg, "table") != 0 && strcmp(arg, "csv") != 0 &&
+		    strcmp(arg, "json") != 0 && strcmp(arg, "html") != 0)
+			return km_cli_usage_error(cmd, "--format '%.40s': must be table, csv, json or "
+			                          "html", arg);
 		a->format = arg;
+		return 0;
+	}
+	if (o == OPT_OUTPUT) {
+		a->output = arg;
 		return 0;
 	}
 	if (km_cli_parse_time(arg, &a->ro.at) != KM_EOK)
@@ -354,12 +366,30 @@ static int report_option(const char *cmd, int o, const char *arg, void *ctx)
 	return 0;
 }
 
+/* --format html: the page, written to --output or stdout. */
+static int html_report(km_env_t *env, json_t *rep, const report_args_t *a)
+{
+	km_report_audit_opts_t o = { .now = a->ro.now, .has_at = a->ro.has_at, .at = a->ro.at };
+	char err[1024] = "", *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (f == NULL)
+		return km_cli_fail(KM_ENOMEM, "");
+	int r = km_report_audit_html(env, rep, &o, f, err, sizeof(err));
+	if (fclose(f) != 0 && r == KM_EOK)
+		r = KM_EIO;
+	int rc = r == KM_EOK ? km_cli_write_output(a->output, buf, len) : km_cli_fail(r, err);
+	free(buf);
+	return rc;
+}
+
 int km_cmd_audit_report(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		KM_CLI_OPTS_COMMON,
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "at", required_argument, NULL, OPT_AT },
+		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ NULL, 0, NULL, 0 },
 	};
 	/* No count_error: --format is checked first. */
@@ -370,7 +400,7 @@ int km_cmd_audit_report(int argc, char **argv)
 	const char *cmd = args.cmd;
 	char *pos[KM_CLI_MAX_POSITIONAL];
 	km_cli_common_t c;
-	report_args_t a = { NULL, { .now = km_cli_now() } };
+	report_args_t a = { NULL, NULL, { .now = km_cli_now() } };
 	int npos, rc = km_cli_args_parse(&args, &a, argc, argv, &c, pos, &npos);
 	if (rc != KM_CLI_CONTINUE)
 		return rc;
@@ -378,6 +408,8 @@ int km_cmd_audit_report(int argc, char **argv)
 		return km_cli_usage_error(cmd, "--json and --format %s ask for two formats: give one",
 		                          a.format);
 	const char *format = c.json ? "json" : a.format != NULL ? a.format : "table";
+	if (a.output != NULL && strcmp(format, "html") != 0)
+		return km_cli_usage_error(cmd, "--output writes the html page: give --format html");
 	if (npos < 0 || npos > 1)
 		return km_cli_usage_error(cmd, "expected at most one ENV");
 	if (npos == 1 && !km_name_env_valid(pos[0]))
@@ -404,7 +436,9 @@ int km_cmd_audit_report(int argc, char **argv)
 		rc = km_cli_fail(r, err);
 		goto out;
 	}
-	if (strcmp(format, "json") == 0)
+	if (strcmp(format, "html") == 0)
+		rc = html_report(env, rep, &a);
+	else if (strcmp(format, "json") == 0)
 		rc = km_cli_print_json(rep);
 	else if (strcmp(format, "csv") == 0)
 		csv_report(rep, a.ro.has_at);

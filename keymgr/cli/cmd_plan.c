@@ -11,9 +11,12 @@
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
 #include "keymgr/core/apply.h"
+#include "keymgr/report/report.h"
 
 static const char plan_help[] =
 	"Usage: keymgr [-c FILE] plan [ENV[/NAME]] [--horizon DURATION] [--at TIME] [--json]\n"
+	"       keymgr [-c FILE] plan [ENV[/NAME]] --format svg|html [--from TIME]\n"
+	"                         [--horizon DURATION] [--at TIME] [--output FILE]\n"
 	"\n"
 	"Shows the upcoming lifecycle events of every key set (or of one environment or key\n"
 	"set) as the planner schedules them from the policy: generate, publish, activate,\n"
@@ -21,7 +24,16 @@ static const char plan_help[] =
 	"rotation, missing standby). Changes nothing.\n"
 	"  --horizon D   how far ahead to look (default 90d; e.g. 12h, 30d, 1y is 365d)\n"
 	"  --at TIME     plan as if it were TIME: ISO 8601 UTC (2026-12-01T00:00:00Z),\n"
-	"                a date (2026-12-01) or @UNIXSECONDS (default: now)\n";
+	"                a date (2026-12-01) or @UNIXSECONDS (default: now)\n"
+	"  --format F    text (default), json (the same as --json), or a key timeline:\n"
+	"                svg (a picture) or html (a page with the picture and the planned\n"
+	"                actions, self-contained). One band per key set, one bar per key\n"
+	"                coloured by state, hatched after now (the plan), revocations and\n"
+	"                the exposure after them, the standby, owner and purpose changes\n"
+	"  --from TIME   the timeline's start (default: the horizon before now); it ends at\n"
+	"                now + horizon. Keys whose life lies outside it are not drawn\n"
+	"  --output FILE write the picture or page to FILE (replaced atomically), not stdout\n"
+	"docs/auditor-guide.md explains how to read the timeline.\n";
 
 static const char apply_help[] =
 	"Usage: keymgr [-c FILE] apply [ENV[/NAME]] [--dry-run] [--json]\n"
@@ -39,7 +51,7 @@ static const char apply_help[] =
 	"Exit status 1 if any action or key set failed (the others are still applied); the\n"
 	"errors are also printed on stderr, and \"nothing due\" only when there was none.\n";
 
-enum { OPT_HORIZON = 0x10, OPT_AT, OPT_DRY_RUN };
+enum { OPT_HORIZON = 0x10, OPT_AT, OPT_DRY_RUN, OPT_FORMAT, OPT_FROM, OPT_OUTPUT };
 
 /* Calls fn for each targeted key set of each targeted environment. */
 typedef int (*keyset_fn)(km_env_t *env, const char *keyset, void *ctx);
@@ -115,9 +127,19 @@ static int target(const char *cmd, int npos, char **pos, km_config_t *cfg,
 	return r == KM_EOK ? KM_CLI_EXIT_OK : km_cli_fail(r, err);
 }
 
+typedef enum { PLAN_TEXT = 0, PLAN_JSON, PLAN_SVG, PLAN_HTML } plan_format_t;
+
 typedef struct {
 	int64_t now, horizon;
 	json_t *json;       /* array, or NULL for text */
+	/* --format svg|html */
+	plan_format_t format;
+	bool has_from;
+	int64_t from;
+	const char *output;
+	km_timeline_t *tl;
+	json_t *events, *warnings;
+	bool undrawn;       /* a key set could not be drawn at all: nothing is written */
 } plan_ctx_t;
 
 static int plan_one(km_env_t *env, const char *keyset, void *vctx)
@@ -184,10 +206,99 @@ out:
 	return r;
 }
 
-/* --horizon and --at of plan: into the plan_ctx_t ctx. */
+/* A key set's band of the timeline. One whose policy has errors is drawn without its plan
+ * (the picture says so) and still fails the command, as the text plan does. */
+static int draw_one(km_env_t *env, const char *keyset, void *vctx)
+{
+	plan_ctx_t *c = vctx;
+	char err[1024] = "";
+	int r = km_report_timeline_keyset(env, keyset, c->tl, c->events, c->warnings, err,
+	                                  sizeof(err));
+	if (r != KM_EOK && r != KM_CONFIG_EBROKEN)
+		c->undrawn = true;
+	if (r != KM_EOK)
+		km_cli_fail(r, err[0] ? err : km_strerror(r));
+	return r;
+}
+
+/* An environment or key set that could not be drawn at all (unknown, its store unreadable). */
+static void draw_error(void *vctx, const char *env, const char *keyset, const char *msg)
+{
+	(void)env;
+	(void)keyset;
+	(void)msg;
+	((plan_ctx_t *)vctx)->undrawn = true;
+}
+
+/* plan --format svg|html: the timeline of the targets, written to --output or stdout. Not
+ * written when a target could not be drawn: a picture without it would look complete. */
+static int draw(km_config_t *cfg, const char *env, const char *name, plan_ctx_t *ctx)
+{
+	int64_t to = ctx->now + ctx->horizon, from = ctx->has_from ? ctx->from :
+	             ctx->now - ctx->horizon;
+	char title[KM_ENV_NAME_MAX + KM_KEYSET_NAME_MAX + 32], *buf = NULL;
+	size_t len = 0;
+	if (from >= to)
+		return km_cli_usage_error("keymgr plan", "--from must be before the timeline's end "
+		                          "(now + horizon)");
+	if (km_timeline_create(from, to, ctx->now, &ctx->tl) != KM_EOK)
+		return km_cli_fail(KM_ENOMEM, "");
+	ctx->events = json_array();
+	ctx->warnings = json_array();
+	int rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, draw_one,
+	                     draw_error, ctx);
+	if (!env[0])
+		rc = km_cli_config_complete(cfg, rc);
+	FILE *out = ctx->undrawn ? NULL : open_memstream(&buf, &len);
+	if (out != NULL) {
+		snprintf(title, sizeof(title), "Key timeline: %s%s%s", env[0] ? env : "all "
+		         "environments", name[0] ? "/" : "", name);
+		int r = ctx->format == PLAN_SVG ?
+		        km_timeline_svg(ctx->tl, KM_TIMELINE_STANDALONE, out) :
+		        km_report_plan_html(title, ctx->tl, ctx->events, ctx->warnings, out);
+		if (fclose(out) != 0 && r == KM_EOK)
+			r = KM_EIO;
+		int wrc = r == KM_EOK ? km_cli_write_output(ctx->output, buf, len) :
+		          km_cli_fail(r, "cannot draw the timeline");
+		if (wrc != KM_CLI_EXIT_OK)
+			rc = wrc;
+	} else if (!ctx->undrawn) {
+		rc = km_cli_fail(KM_ENOMEM, "");
+	} else if (rc == KM_CLI_EXIT_OK) {
+		rc = KM_CLI_EXIT_REFUSED;
+	}
+	free(buf);
+	json_decref(ctx->events);
+	json_decref(ctx->warnings);
+	km_timeline_free(ctx->tl);
+	return rc;
+}
+
+/* --horizon, --at, --format, --from and --output of plan: into the plan_ctx_t ctx. */
 static int plan_option(const char *cmd, int o, const char *arg, void *vctx)
 {
 	plan_ctx_t *ctx = vctx;
+	if (o == OPT_FORMAT) {
+		static const char *const names[] = { "text", "json", "svg", "html" };
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strcmp(arg, names[i]) == 0) {
+				ctx->format = (plan_format_t)i;
+				return 0;
+			}
+		return km_cli_usage_error(cmd, "--format '%.40s': must be text, json, svg or html",
+		                          arg);
+	}
+	if (o == OPT_OUTPUT) {
+		ctx->output = arg;
+		return 0;
+	}
+	if (o == OPT_FROM) {
+		if (km_cli_parse_time(arg, &ctx->from) != KM_EOK)
+			return km_cli_usage_error(cmd, "invalid --from: expected ISO 8601 UTC "
+			                          "(2026-12-01T00:00:00Z), a date or @UNIXSECONDS");
+		ctx->has_from = true;
+		return 0;
+	}
 	if (o == OPT_HORIZON) {
 		if (km_duration_parse(arg, &ctx->horizon) != KM_EOK || ctx->horizon <= 0 ||
 		    ctx->horizon > 20 * 365 * 86400LL)
@@ -206,6 +317,9 @@ static int plan(int argc, char **argv)
 		KM_CLI_OPTS_COMMON,
 		{ "horizon", required_argument, NULL, OPT_HORIZON },
 		{ "at", required_argument, NULL, OPT_AT },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "from", required_argument, NULL, OPT_FROM },
+		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ NULL, 0, NULL, 0 },
 	};
 	/* No count_error: target() checks [ENV[/NAME]] once the configuration is loaded. */
@@ -214,16 +328,26 @@ static int plan(int argc, char **argv)
 	};
 	char *pos[KM_CLI_MAX_POSITIONAL];
 	km_cli_common_t c;
-	plan_ctx_t ctx = { km_cli_now(), 90 * 86400, NULL };
+	plan_ctx_t ctx = { .now = km_cli_now(), .horizon = 90 * 86400 };
 	int npos, rc = km_cli_args_parse(&args, &ctx, argc, argv, &c, pos, &npos);
 	if (rc != KM_CLI_CONTINUE)
 		return rc;
+	bool picture = ctx.format == PLAN_SVG || ctx.format == PLAN_HTML;
+	if (c.json && ctx.format != PLAN_TEXT && ctx.format != PLAN_JSON)
+		return km_cli_usage_error(args.cmd, "--json and --format %s ask for two formats: "
+		                          "give one", ctx.format == PLAN_SVG ? "svg" : "html");
+	if (!picture && (ctx.has_from || ctx.output != NULL))
+		return km_cli_usage_error(args.cmd, "--from and --output draw a timeline: give "
+		                          "--format svg or html");
+	c.json = c.json || ctx.format == PLAN_JSON;
 	km_config_t *cfg = NULL;
 	rc = km_cli_config_load_partial(&cfg);
 	if (rc != KM_CLI_EXIT_OK)
 		return rc;
 	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
-	if ((rc = target(args.cmd, npos, pos, cfg, env, name)) == KM_CLI_EXIT_OK) {
+	if ((rc = target(args.cmd, npos, pos, cfg, env, name)) == KM_CLI_EXIT_OK && picture) {
+		rc = draw(cfg, env, name, &ctx);
+	} else if (rc == KM_CLI_EXIT_OK) {
 		ctx.json = c.json ? json_array() : NULL;
 		rc = each_keyset(cfg, env[0] ? env : NULL, name[0] ? name : NULL, plan_one, NULL,
 		                 &ctx);

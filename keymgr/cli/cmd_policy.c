@@ -28,7 +28,9 @@ static const char check_help[] =
 	"rotation_period; keys whose algorithm or size the policy no longer allows; missing or\n"
 	"disallowed owners and purposes; key sets sharing a purpose against\n"
 	"require_distinct_purpose; keys in the token unknown to the store, and store keys\n"
-	"missing from the token; environments sharing a token; missing standby keys.\n"
+	"missing from the token; private keys in the token that are not safe (not sensitive,\n"
+	"extractable, or able to decrypt, unwrap or derive: check unsafe-token-key);\n"
+	"environments sharing a token; missing standby keys.\n"
 	"Opens each environment's token (with its PIN) to compare it with the store.\n"
 	"  --at TIME   judge the timing rules as of TIME (ISO 8601 UTC, a date or\n"
 	"              @UNIXSECONDS) instead of now, e.g. to see what will be overdue\n"
@@ -274,8 +276,7 @@ static int policy_check(int argc, char **argv)
 	}
 	report_t rep = { c.json ? json_array() : NULL, c.json ? json_array() : NULL,
 	                 c.json ? json_array() : NULL, { 0, 0, 0 } };
-	if (only == NULL)
-		km_compliance_config(cfg, on_finding, &rep);
+	km_compliance_config(cfg, only ? only->name : NULL, on_finding, &rep);
 	for (size_t i = 0; i < km_config_env_count(cfg); i++) {
 		const km_env_cfg_t *e = km_config_env_at(cfg, i);
 		if (only != NULL && e != only)

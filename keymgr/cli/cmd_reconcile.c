@@ -11,7 +11,7 @@
 #include "keymgr/core/reconcile.h"
 
 static const char reconcile_help[] =
-	"Usage: keymgr [-c FILE] reconcile [ENV] [--dry-run] [--json]\n"
+	"Usage: keymgr [-c FILE] reconcile [ENV] [--dry-run] [--remove-unsafe] [--json]\n"
 	"\n"
 	"Compares the store of every environment (or of ENV) with its token and completes or\n"
 	"rolls back what a crash left half done, printing each repair:\n"
@@ -23,30 +23,55 @@ static const char reconcile_help[] =
 	"and what needs an operator (never changed automatically):\n"
 	"  missing         an active or retired key missing from the token\n"
 	"  quarantine      a keymgr key in the token that no record knows (never deleted)\n"
+	"  unsafe          a private key that is not sensitive, is extractable, or can decrypt,\n"
+	"                  unwrap or derive (a generation cut off inside the token leaves them),\n"
+	"                  shown with its handle's attributes: destroyed with --remove-unsafe\n"
+	"                  when no record holds it; a key a record holds is to be revoked\n"
 	"It holds the environment's change lock (the file STORE.lock), as rotate, apply,\n"
 	"revoke, destroy and keymgrd's passes do: it waits up to 10 s for a change another\n"
 	"keymgr process is making, then gives up, naming that process, with nothing changed.\n"
-	"  --dry-run   report what would be repaired; change nothing\n"
+	"  --dry-run        report what would be repaired; change nothing\n"
+	"  --remove-unsafe  destroy the unsafe private keys that no record holds\n"
 	"Exit status 1 if a repair failed, a finding needs an operator, or the environment\n"
 	"stayed locked.\n";
 
-enum { OPT_DRY_RUN = 0x10 };
+enum { OPT_DRY_RUN = 0x10, OPT_REMOVE_UNSAFE };
 
 typedef struct {
 	json_t *json;   /* array of findings, or NULL for text */
 	bool dry_run;
 } ctx_t;
 
+/* A CK_BBOOL attribute as JSON: true, false or null (not reported). */
+static json_t *attr_json(km_token_attr_t a)
+{
+	return a == KM_TOKEN_ATTR_UNKNOWN ? json_null() : json_boolean(a == KM_TOKEN_ATTR_TRUE);
+}
+
+/* The attributes of an unsafe private key object, as reconcile --json shows them. */
+static json_t *object_json(const km_token_privkey_t *o)
+{
+	return json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "handle",
+	                 (json_int_t)o->handle, "label", o->label, "sensitive",
+	                 attr_json(o->sensitive), "extractable", attr_json(o->extractable),
+	                 "never_extractable", attr_json(o->never_extractable),
+	                 "always_sensitive", attr_json(o->always_sensitive), "sign",
+	                 attr_json(o->sign), "decrypt", attr_json(o->decrypt), "unwrap",
+	                 attr_json(o->unwrap), "derive", attr_json(o->derive));
+}
+
 static void report(void *vctx, const km_recon_event_t *ev)
 {
 	ctx_t *c = vctx;
 	if (c->json != NULL) {
-		json_array_append_new(c->json, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, "
-		        "s:b, s:b, s:s}", "env", ev->env, "action", km_recon_kind_name(ev->kind),
-		        "keyset", ev->keyset, "kid", ev->kid, "cka_id", ev->cka_id, "state",
-		        ev->state, "detail", ev->detail, "repair", ev->repair, "attention",
-		        ev->attention, "applied", ev->applied, "result",
-		        ev->result == KM_EOK ? "ok" : km_strerror(ev->result)));
+		json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:s}",
+		        "env", ev->env, "action", km_recon_kind_name(ev->kind), "keyset", ev->keyset,
+		        "kid", ev->kid, "cka_id", ev->cka_id, "state", ev->state, "detail",
+		        ev->detail, "repair", ev->repair, "attention", ev->attention, "applied",
+		        ev->applied, "result", ev->result == KM_EOK ? "ok" : km_strerror(ev->result));
+		if (ev->object != NULL)
+			json_object_set_new(f, "object", object_json(ev->object));
+		json_array_append_new(c->json, f);
 		return;
 	}
 	const char *tag = ev->attention ? "ATTENTION" : ev->result != KM_EOK ? "FAILED"
@@ -60,6 +85,7 @@ static int reconcile(int argc, char **argv)
 	static const struct option opts[] = {
 		KM_CLI_OPTS_COMMON,
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "remove-unsafe", no_argument, NULL, OPT_REMOVE_UNSAFE },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd = "keymgr reconcile";
@@ -67,12 +93,16 @@ static int reconcile(int argc, char **argv)
 	int npos = km_cli_take_positionals(&argc, argv, opts, pos, KM_CLI_MAX_POSITIONAL);
 	km_cli_common_t c;
 	ctx_t ctx = { NULL, false };
+	bool remove_unsafe = false;
 	int o;
 	km_cli_common_init(&c);
 	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
-		if (o != OPT_DRY_RUN)
+		if (o == OPT_DRY_RUN)
+			ctx.dry_run = true;
+		else if (o == OPT_REMOVE_UNSAFE)
+			remove_unsafe = true;
+		else
 			return KM_CLI_EXIT_USAGE;
-		ctx.dry_run = true;
 	}
 	if (c.help)
 		return km_cli_help(reconcile_help);
@@ -95,7 +125,8 @@ static int reconcile(int argc, char **argv)
 	ctx.json = c.json ? json_array() : NULL;
 	km_recon_summary_t total = { 0, 0, 0 };
 	size_t envs_failed = 0;
-	km_recon_opts_t ro = { ctx.dry_run, report, &ctx };
+	km_recon_opts_t ro = { .dry_run = ctx.dry_run, .remove_unsafe = remove_unsafe,
+	                       .report = report, .ctx = &ctx };
 	for (size_t i = 0; i < km_config_env_count(cfg); i++) {
 		const km_env_cfg_t *e = km_config_env_at(cfg, i);
 		if (only != NULL && e != only)

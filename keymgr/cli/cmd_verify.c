@@ -16,7 +16,8 @@
 
 static const char verify_help[] =
 	"Usage: keymgr verify --jwks URL|FILE --alg ALG --iss ISS --aud AUD --typ TYP\n"
-	"                     [--leeway 30s] [--at TIME] [--low-s] [--json] TOKEN|-\n"
+	"                     [--leeway 30s] [--max-ttl DUR] [--at TIME] [--low-s] [--json]\n"
+	"                     TOKEN|-\n"
 	"\n"
 	"Verifies a compact JWT strictly; nothing in its header chooses how it is checked.\n"
 	"  --jwks URL|FILE  the keys: an http:// or https:// URL (5 s timeout, at most 1 MiB,\n"
@@ -26,6 +27,8 @@ static const char verify_help[] =
 	"  --aud AUD        an audience the token must name (aud string or array)\n"
 	"  --typ TYP        expected header typ (at+jwt, logout+jwt, secevent+jwt, JWT, ...)\n"
 	"  --leeway DUR     clock tolerance for exp, nbf and iat (default 30s, at most 10m)\n"
+	"  --max-ttl DUR    the issuer's max_token_ttl: iat required and exp - iat at most DUR\n"
+	"                   (a token with its iat set back to live longer is refused)\n"
 	"  --at TIME        verify as of TIME (ISO 8601 UTC, @UNIXSECONDS or now; default now)\n"
 	"  --low-s          ES*: refuse a signature whose s is in the high half of the curve\n"
 	"                   order. JOSE accepts both r||s and r||(n-s), so anyone can make a\n"
@@ -38,10 +41,11 @@ static const char verify_help[] =
 	"Exit status: 0 valid (the claims are printed as JSON), 1 refused (one line naming the\n"
 	"failed check), 2 usage error.\n";
 
-enum { OPT_JWKS = 0x10, OPT_ALG, OPT_ISS, OPT_AUD, OPT_TYP, OPT_LEEWAY, OPT_AT, OPT_LOW_S };
+enum { OPT_JWKS = 0x10, OPT_ALG, OPT_ISS, OPT_AUD, OPT_TYP, OPT_LEEWAY, OPT_AT, OPT_LOW_S,
+       OPT_MAX_TTL };
 
 typedef struct {
-	const char *jwks, *alg, *iss, *aud, *typ, *leeway, *at, *token;
+	const char *jwks, *alg, *iss, *aud, *typ, *leeway, *at, *token, *max_ttl;
 	bool low_s;
 } verify_args_t;
 
@@ -66,6 +70,10 @@ static int check_args(const char *cmd, const verify_args_t *a, km_verify_opts_t 
 		return km_cli_usage_error(cmd, "--leeway: %s", why);
 	if (o->leeway > KM_VERIFY_LEEWAY_MAX)
 		return km_cli_usage_error(cmd, "--leeway is at most 10m");
+	if (a->max_ttl != NULL &&
+	    (km_duration_parse_err(a->max_ttl, &o->max_ttl, why, sizeof(why)) != KM_EOK ||
+	     o->max_ttl <= 0))
+		return km_cli_usage_error(cmd, "--max-ttl: %s", why[0] ? why : "must be positive");
 	o->now = km_cli_now();
 	if (a->at != NULL && km_cli_parse_time(a->at, &o->now) != KM_EOK)
 		return km_cli_usage_error(cmd, "--at: expected ISO 8601 UTC, @UNIXSECONDS or now");
@@ -118,6 +126,7 @@ static int verify_option(const char *cmd, int opt, const char *arg, void *ctx)
 	case OPT_TYP: a->typ = arg; break;
 	case OPT_LEEWAY: a->leeway = arg; break;
 	case OPT_LOW_S: a->low_s = true; break;
+	case OPT_MAX_TTL: a->max_ttl = arg; break;
 	default: a->at = arg; break;
 	}
 	return 0;
@@ -135,6 +144,7 @@ static int verify(int argc, char **argv)
 		{ "leeway", required_argument, NULL, OPT_LEEWAY },
 		{ "at", required_argument, NULL, OPT_AT },
 		{ "low-s", no_argument, NULL, OPT_LOW_S },
+		{ "max-ttl", required_argument, NULL, OPT_MAX_TTL },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const km_cli_args_t args = {

@@ -22,6 +22,7 @@ int km_cmd_policy(int argc, char **argv);
 int km_cmd_reconcile(int argc, char **argv);
 int km_cmd_audit(int argc, char **argv);
 int km_cmd_verify(int argc, char **argv);
+int km_cmd_probe(int argc, char **argv);
 /* keymgr key current: its own file, listed in cmd_key.c's table. */
 int km_cmd_key_current(int argc, char **argv);
 int km_cmd_status(int argc, char **argv);

@@ -28,6 +28,7 @@ static const km_cli_command_t commands[] = {
 	  "static tree" },
 	{ "sign", km_cmd_sign, "sign claims into a JWT with a key set's active key" },
 	{ "verify", km_cmd_verify, "verify a JWT strictly against a JWKS (the reference verifier)" },
+	{ "probe", km_cmd_probe, "audit a live verifier: which wrong or forged tokens it accepts" },
 	{ "status", km_cmd_status, "ask the running keymgrd: keys, next events, propagation" },
 	{ "reload", km_cmd_reload, "make keymgrd reload its configuration (like SIGHUP)" },
 	{ "tick", km_cmd_tick, "wake keymgrd now: re-read the stores and apply what is due" },

@@ -9,6 +9,7 @@
 
 #include "keymgr/cli/cli.h"
 #include "keymgr/common/alg.h"
+#include "keymgr/common/atomic_file.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/suggest.h"
 
@@ -270,6 +271,22 @@ int km_cli_print_json(const json_t *json)
 	return KM_CLI_EXIT_OK;
 }
 
+int km_cli_write_output(const char *path, const char *data, size_t len)
+{
+	if (path == NULL || strcmp(path, "-") == 0) {
+		if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0) {
+			km_cli_error("cannot write to standard output: %s", strerror(errno));
+			return KM_CLI_EXIT_REFUSED;
+		}
+		return KM_CLI_EXIT_OK;
+	}
+	int r = km_file_write_atomic(path, data, len, 0644);
+	if (r != KM_EOK) {
+		km_cli_error("cannot write %s: %s", path, km_strerror(r));
+		return KM_CLI_EXIT_REFUSED;
+	}
+	return KM_CLI_EXIT_OK;
+}
 
 int km_cli_read_arg(const char *arg, size_t max, char **ret, char *err, size_t errlen)
 {

@@ -9,8 +9,10 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "keymgr/common/error.h"
@@ -62,6 +64,32 @@ out:
 	BN_free(n);
 	BN_free(e);
 	return pkey;
+}
+
+int km_pubkey_pem(const km_pubkey_t *pub, char **ret)
+{
+	EVP_PKEY *pkey = pub != NULL ? pkey_from(pub) : NULL;
+	BIO *bio = NULL;
+	char *data = NULL, *out = NULL;
+	long len;
+	int r = KM_EINVAL;
+
+	if (pkey == NULL || ret == NULL)
+		goto out;
+	r = KM_ENOMEM;
+	if ((bio = BIO_new(BIO_s_mem())) == NULL || PEM_write_bio_PUBKEY(bio, pkey) != 1 ||
+	    (len = BIO_get_mem_data(bio, &data)) <= 0 || (out = malloc((size_t)len + 1)) == NULL)
+		goto out;
+	memcpy(out, data, (size_t)len);
+	out[len] = '\0';
+	*ret = out;
+	r = KM_EOK;
+out:
+	if (r != KM_EOK)
+		ERR_clear_error();
+	BIO_free(bio);
+	EVP_PKEY_free(pkey);
+	return r;
 }
 
 /* JOSE r||s (two halves of the field width) -> DER ECDSA-Sig-Value. Length, or 0. */

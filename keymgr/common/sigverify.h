@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Checking a JOSE signature with a public key, in software (OpenSSL EVP). */
+/* Checking a JOSE signature with a public key, in software (OpenSSL EVP); the key as PEM. */
 #pragma once
 
 #include <stddef.h>
@@ -15,3 +15,10 @@
  */
 int km_verify_signature(const km_pubkey_t *pub, km_alg_t alg, const uint8_t *data,
                         size_t len, const uint8_t *sig, size_t sig_len);
+
+/*
+ * The SubjectPublicKeyInfo PEM text of pub (what `openssl pkey -pubout` prints), made with
+ * OpenSSL. *ret is malloc'd, NUL-terminated. KM_EOK, KM_EINVAL (inconsistent key),
+ * KM_ENOMEM.
+ */
+int km_pubkey_pem(const km_pubkey_t *pub, char **ret);

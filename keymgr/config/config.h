@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The configuration file (keymgr.yaml(5)): environments, their tokens, stores, HTTP paths,
- * snapshot files and rotation policies, plus the daemon's listener.
+ * snapshot files and rotation policies, plus the daemon's listener and what `keymgr probe` may
+ * reach.
  *
  * Loading parses the YAML with libfyaml, rejects unknown keys and wrong types, resolves
  * relative paths against the directory of the file, computes every effective policy
@@ -102,9 +103,14 @@ typedef struct {
 	km_policy_t policy;                              /* effective environment policy */
 	const km_keyset_cfg_t *keysets[KM_CONFIG_MAX_KEYSETS];
 	size_t n_keysets;
-	/* environments.ENV.audit: where audit events are streamed besides the store */
+	/* environments.ENV.audit: where audit events and checkpoints are streamed besides the
+	 * store, and where the audit key lives */
 	const char *audit_jsonl;                         /* JSON lines file (absolute) or NULL */
 	bool audit_syslog;                               /* syslog(3), facility LOG_AUTHPRIV */
+	/* audit.token: the token (and PIN) of the audit key and of the checkpoint record, when
+	 * they are not the environment's token (has_audit_token false: token is used) */
+	bool has_audit_token;
+	km_token_cfg_t audit_token;
 } km_env_cfg_t;
 
 /* daemon */
@@ -119,6 +125,8 @@ typedef struct {
 	unsigned poll_interval;                          /* seconds between store checks */
 	unsigned lease;                                  /* seconds of a leader lease (PostgreSQL
 	                                                  * stores; renewed every third) */
+	bool remove_unsafe_keys;                         /* reconcile at start destroys unsafe
+	                                                  * private keys no record holds */
 	unsigned per_ip_limit;                           /* HTTP connections per address; 0 = default */
 	unsigned rate_limit;                             /* HTTP requests/s per address; 0 = none */
 	unsigned rate_burst;                             /* HTTP burst per address; 0 = 2 * rate */
@@ -136,6 +144,20 @@ typedef struct {
 	unsigned denial_interval;                        /* seconds over which a peer's repeated
 	                                                  * sign denials are folded */
 } km_daemon_cfg_t;
+
+/* probe: what `keymgr probe` may sign for and send to (docs/probe.md). Empty when absent. */
+#define KM_CONFIG_MAX_PROBE_HOSTS 64
+#define KM_CONFIG_PROBE_HOST_MAX 253                     /* a DNS name, or an IP literal */
+typedef struct {
+	/* The environments whose key sets may be probed: named one by one (no wildcard), each
+	 * one an environment of the file. */
+	const char *environments[KM_CONFIG_MAX_ENVS];
+	size_t n_environments;
+	/* The hosts that may be probed besides loopback: DNS names (lower case) or IP address
+	 * literals, matched exactly against a URL's host. */
+	const char *allowed_hosts[KM_CONFIG_MAX_PROBE_HOSTS];
+	size_t n_allowed_hosts;
+} km_probe_cfg_t;
 
 /*
  * Picks the configuration file: cli_path (from -c) if not NULL, else $KEYMGR_CONFIG (read
@@ -253,3 +275,10 @@ int km_config_keyset_policy(const km_config_t *cfg, const char *env, const char 
 
 /* The daemon section (defaults filled in). Owned by cfg. */
 const km_daemon_cfg_t *km_config_daemon(const km_config_t *cfg);
+
+/* The probe section (owned by cfg): empty when the file has none, and after a partial load
+ * when it has errors (then nothing may be probed). */
+const km_probe_cfg_t *km_config_probe(const km_config_t *cfg);
+
+/* Whether the probe section names environment env (exact match). */
+bool km_config_probe_env(const km_config_t *cfg, const char *env);

@@ -54,6 +54,9 @@ static void mark(km_config_t *cfg, const cfg_error_t *er)
 	case CFG_SCOPE_DAEMON:
 		cfg->daemon_broken = true;
 		break;
+	case CFG_SCOPE_PROBE:
+		memset(&cfg->probe, 0, sizeof(cfg->probe));   /* nothing may be probed */
+		break;
 	case CFG_SCOPE_FILE:
 	case CFG_SCOPE_NONE:
 		break;

@@ -55,6 +55,7 @@ typedef enum {
 	CFG_SCOPE_ENV_POLICY,  /* every key set of one environment (its policy, its keysets) */
 	CFG_SCOPE_KEYSET,      /* one key set's entry (policy, issuer, audiences, signers) */
 	CFG_SCOPE_DAEMON,      /* the daemon section */
+	CFG_SCOPE_PROBE,       /* the probe section: nothing may be probed */
 	CFG_SCOPE_NONE,        /* nothing that can be named (an invalid environment name) */
 } cfg_scope_t;
 
@@ -83,6 +84,7 @@ typedef struct {
 	size_t n_keysets;
 	cfg_loc_t loc;           /* the environment's key */
 	cfg_loc_t token_loc;
+	cfg_loc_t audit_token_loc;  /* audit.token, when pub.has_audit_token */
 	cfg_loc_t store_loc;
 	cfg_loc_t http_loc;
 	cfg_loc_t snapshot_loc[KM_CONFIG_MAX_SNAPSHOTS];
@@ -113,6 +115,7 @@ struct km_config {
 	cfg_error_t *errors_tail;
 	size_t n_errors;
 	bool daemon_broken;      /* a CFG_SCOPE_DAEMON error */
+	km_probe_cfg_t probe;    /* cleared when a CFG_SCOPE_PROBE error is recorded */
 };
 
 /* The error being reported: the first cfg_errorf() since the last cfg_record(). */
@@ -200,6 +203,11 @@ int cfg_policy_parse(km_config_t *cfg, struct fy_node *map, cfg_loc_t at, cfg_pb
                      const char *where, cfg_err_t *e);
 /* Computes and validates every effective policy. */
 int cfg_policy_compute(km_config_t *cfg, cfg_err_t *e);
+
+/* --- probe (config_probe.c) --- */
+/* Parses the main file's "probe:" mapping into cfg->probe; the environments must already be
+ * known (called after the main file's walk). */
+int cfg_probe_parse(km_config_t *cfg, struct fy_node *map, cfg_loc_t at, cfg_err_t *e);
 
 /* --- the wall (config_wall.c) --- */
 int cfg_wall_check(km_config_t *cfg, cfg_err_t *e);

@@ -114,6 +114,20 @@ static int get_uint(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what
 }
 
 /* A path, resolved against the config file's directory. */
+/* "true" or "false". */
+static int get_bool(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what, bool *ret)
+{
+	const char *s = NULL;
+	int r = cfg_yaml_scalar(n, at, what, &s, w->e);
+	if (r == KM_EOK && strcmp(s, "true") != 0 && strcmp(s, "false") != 0) {
+		cfg_errorf(w->e, cfg_yaml_loc(n, at), "%s: expected true or false", what);
+		r = KM_CONFIG_EINVAL;
+	}
+	if (r == KM_EOK)
+		*ret = strcmp(s, "true") == 0;
+	return r;
+}
+
 static int get_path(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what,
                     const char **ret)
 {
@@ -217,14 +231,14 @@ static int parse_pin(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *wha
 	return KM_CONFIG_EINVAL;
 }
 
-static int parse_token(walk_t *w, cfg_env_t *env, struct fy_node *map, cfg_loc_t at)
+/* A token mapping (environments.ENV.token, environments.ENV.audit.token) into *t. */
+static int parse_token(walk_t *w, struct fy_node *map, cfg_loc_t at, const char *where,
+                       km_token_cfg_t *t)
 {
-	char where[WHERE_MAX], what[WHERE_MAX + 16];
-	snprintf(where, sizeof(where), "environments.%s.token", env->pub.name);
+	char what[WHERE_MAX + 16];
 	int r = cfg_yaml_expect_map(map, at, where, w->e);
 	if (r != KM_EOK)
 		return r;
-	km_token_cfg_t *t = &env->pub.token;
 	t->sessions = KM_CONFIG_DEFAULT_SESSIONS;
 	t->pin_source = "prompt";
 	void *it = NULL;
@@ -385,16 +399,14 @@ static int parse_audit(walk_t *w, cfg_env_t *env, struct fy_node *map, cfg_loc_t
 		if (strcmp(key, "jsonl") == 0) {
 			r = get_path(w, val, kat, what, &env->pub.audit_jsonl);
 		} else if (strcmp(key, "syslog") == 0) {
-			const char *s = NULL;
-			r = cfg_yaml_scalar(val, kat, what, &s, w->e);
-			if (r == KM_EOK && strcmp(s, "true") != 0 && strcmp(s, "false") != 0) {
-				cfg_errorf(w->e, cfg_yaml_loc(val, kat), "%s: expected true or false", what);
-				r = KM_CONFIG_EINVAL;
-			}
+			r = get_bool(w, val, kat, what, &env->pub.audit_syslog);
+		} else if (strcmp(key, "token") == 0) {
+			r = parse_token(w, val, kat, what, &env->pub.audit_token);
+			env->audit_token_loc = kat;
 			if (r == KM_EOK)
-				env->pub.audit_syslog = strcmp(s, "true") == 0;
+				env->pub.has_audit_token = true;
 		} else {
-			r = cfg_yaml_unknown_key(w->e, kat, key, where, "jsonl, syslog");
+			r = cfg_yaml_unknown_key(w->e, kat, key, where, "jsonl, syslog, token");
 		}
 		if (r != KM_EOK)
 			return r;
@@ -624,7 +636,9 @@ static int parse_env_body(walk_t *w, cfg_env_t *env, const char *where, struct f
 		} else if (strcmp(key, "keysets") == 0) {
 			r = caught(w, parse_keysets(w, env, val, kat), CFG_SCOPE_ENV_POLICY, name, NULL);
 		} else if (w->main && strcmp(key, "token") == 0) {
-			r = parse_token(w, env, val, kat);
+			char where_token[WHERE_MAX];
+			snprintf(where_token, sizeof(where_token), "environments.%s.token", env->pub.name);
+			r = parse_token(w, val, kat, where_token, &env->pub.token);
 			env->token_loc = kat;
 			have_token = true;
 		} else if (w->main && strcmp(key, "store") == 0) {
@@ -807,6 +821,8 @@ static int parse_daemon(walk_t *w, struct fy_node *map, cfg_loc_t at)
 			r = get_uint(w, val, kat, "daemon.poll_interval", 1, 3600, &d->poll_interval);
 		} else if (strcmp(key, "lease") == 0) {
 			r = get_uint(w, val, kat, "daemon.lease", 3, 3600, &d->lease);
+		} else if (strcmp(key, "remove_unsafe_keys") == 0) {
+			r = get_bool(w, val, kat, "daemon.remove_unsafe_keys", &d->remove_unsafe_keys);
 		} else if (strcmp(key, "per_ip_limit") == 0) {
 			r = get_uint(w, val, kat, "daemon.per_ip_limit", 1, 65536, &d->per_ip_limit);
 		} else if (strcmp(key, "rate_limit") == 0) {
@@ -830,11 +846,10 @@ static int parse_daemon(walk_t *w, struct fy_node *map, cfg_loc_t at)
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, "daemon", "listen, port, control_socket, "
 			                         "control_group, threads, connection_limit, timeout, "
-			                         "poll_interval, lease, per_ip_limit, rate_limit, "
-			                         "rate_burst, "
-			                         "control_per_peer, control_rate_limit, "
-			                         "control_rate_burst, control_reserved, denial_interval, "
-			                         "listener_user, admin_listen, admin_port");
+			                         "poll_interval, lease, remove_unsafe_keys, "
+			                         "per_ip_limit, rate_limit, rate_burst, control_per_peer, "
+			                         "control_rate_limit, control_rate_burst, control_reserved, "
+			                         "denial_interval, listener_user, admin_listen, admin_port");
 		}
 		if (r != KM_EOK)
 			return r;
@@ -896,6 +911,8 @@ static int parse_root(walk_t *w, struct fy_document *doc)
 	cfg_loc_t kat;
 	struct fy_node *val;
 	bool have_version = false, have_envs = false;
+	struct fy_node *probe = NULL;   /* parsed once every environment is known */
+	cfg_loc_t probe_at = at;
 	while ((r = cfg_yaml_next_pair(root, &it, at, &key, &kat, &val, w->e)) == 1) {
 		if (strcmp(key, "defaults") == 0) {
 			r = caught(w, parse_defaults(w, val, kat), CFG_SCOPE_POLICIES, NULL, NULL);
@@ -909,10 +926,14 @@ static int parse_root(walk_t *w, struct fy_document *doc)
 			r = parse_include(w, val, kat);
 		} else if (w->main && strcmp(key, "daemon") == 0) {
 			r = caught(w, parse_daemon(w, val, kat), CFG_SCOPE_DAEMON, NULL, NULL);
+		} else if (w->main && strcmp(key, "probe") == 0) {
+			probe = val;
+			probe_at = kat;
+			r = KM_EOK;
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, "the top level",
 			                         w->main ? "version, include, defaults, environments, "
-			                                   "daemon"
+			                                   "daemon, probe"
 			                                 : "defaults, environments (in an included "
 			                                   "file)");
 		}
@@ -929,6 +950,9 @@ static int parse_root(walk_t *w, struct fy_document *doc)
 		cfg_errorf(w->e, loc0(w), "'environments' is required");
 		return KM_CONFIG_EINVAL;
 	}
+	if (probe != NULL)
+		return caught(w, cfg_probe_parse(w->cfg, probe, probe_at, w->e), CFG_SCOPE_PROBE,
+		              NULL, NULL);
 	return KM_EOK;
 }
 

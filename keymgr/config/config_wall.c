@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The environment wall, as far as the config can enforce it: no two environments share a
- * token (same module and label, or same serial), a file (store, snapshot or static tree
+ * token (same module and label, or same serial; their audit tokens count, and an audit token
+ * must not be the environment's own token), a file (store, snapshot or static tree
  * directory, compared literally and through realpath(); a PostgreSQL store by its database and
  * schema), or an HTTP path (equal, or one a
  * prefix of the other).
@@ -28,23 +29,65 @@ static int wall_error(km_config_t *cfg, cfg_err_t *e, cfg_loc_t at, const cfg_en
 	                  NULL);
 }
 
-static int check_token(km_config_t *cfg, const cfg_env_t *a, const cfg_env_t *b, cfg_err_t *e)
+/* Whether two token configurations name the same token: "a token (serial S)" into what. */
+static bool same_token(const km_token_cfg_t *ta, const km_token_cfg_t *tb, char *what,
+                       size_t len)
 {
-	const km_token_cfg_t *ta = &a->pub.token, *tb = &b->pub.token;
-	char what[200];
 	if (ta->token_serial != NULL && tb->token_serial != NULL &&
 	    strcmp(ta->token_serial, tb->token_serial) == 0) {
-		snprintf(what, sizeof(what), "a token (serial %s)", ta->token_serial);
-		return wall_error(cfg, e, b->token_loc, a, b, what, a->token_loc);
+		snprintf(what, len, "a token (serial %s)", ta->token_serial);
+		return true;
 	}
 	if (ta->token_label != NULL && tb->token_label != NULL &&
 	    strcmp(ta->token_label, tb->token_label) == 0 && ta->module_path != NULL &&
 	    tb->module_path != NULL && cfg_path_same(ta->module_path, tb->module_path)) {
-		snprintf(what, sizeof(what), "a token (label %s in module %.100s)", ta->token_label,
+		snprintf(what, len, "a token (label %s in module %.100s)", ta->token_label,
 		         ta->module_path);
-		return wall_error(cfg, e, b->token_loc, a, b, what, a->token_loc);
+		return true;
 	}
+	return false;
+}
+
+/* One token of an environment: its own, or its audit token. */
+typedef struct {
+	const km_token_cfg_t *cfg;
+	cfg_loc_t loc;
+} env_token_t;
+
+static size_t env_tokens(const cfg_env_t *env, env_token_t out[2])
+{
+	out[0] = (env_token_t){ &env->pub.token, env->token_loc };
+	if (!env->pub.has_audit_token)
+		return 1;
+	out[1] = (env_token_t){ &env->pub.audit_token, env->audit_token_loc };
+	return 2;
+}
+
+static int check_token(km_config_t *cfg, const cfg_env_t *a, const cfg_env_t *b, cfg_err_t *e)
+{
+	env_token_t ta[2], tb[2];
+	size_t na = env_tokens(a, ta), nb = env_tokens(b, tb);
+	char what[200];
+	for (size_t i = 0; i < na; i++)
+		for (size_t j = 0; j < nb; j++)
+			if (same_token(ta[i].cfg, tb[j].cfg, what, sizeof(what)))
+				return wall_error(cfg, e, tb[j].loc, a, b, what, ta[i].loc);
 	return KM_EOK;
+}
+
+/* An audit token that is the environment's own token separates nothing: refused. */
+static int check_audit_token(km_config_t *cfg, const cfg_env_t *env, cfg_err_t *e)
+{
+	char what[200];
+	if (!env->pub.has_audit_token ||
+	    !same_token(&env->pub.token, &env->pub.audit_token, what, sizeof(what)))
+		return KM_EOK;
+	cfg_errorf(e, env->audit_token_loc, "environments.%s.audit.token is %s, the environment's "
+	           "own token (%s:%d:%d): the audit key needs another token or slot, with its own "
+	           "PIN; leave audit.token out to keep it in the environment's token",
+	           env->pub.name, what, env->token_loc.file ? env->token_loc.file : "?",
+	           env->token_loc.line, env->token_loc.col);
+	return cfg_record(cfg, e, KM_CONFIG_EINVAL, CFG_SCOPE_ENV, env->pub.name, NULL, NULL);
 }
 
 /* "/a" and "/a/b" overlap: a request path cannot tell which environment it is for. */
@@ -146,6 +189,9 @@ int cfg_wall_check(km_config_t *cfg, cfg_err_t *e)
 {
 	for (size_t j = 0; j < cfg->n_envs; j++) {
 		const cfg_env_t *b = cfg->envs[j];
+		int r0 = check_audit_token(cfg, b, e);
+		if (r0 != KM_EOK)
+			return r0;
 		for (size_t i = 0; i < j; i++) {
 			const cfg_env_t *a = cfg->envs[i];
 			int r = check_token(cfg, a, b, e);

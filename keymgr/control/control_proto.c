@@ -13,6 +13,7 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/control/control_proto.h"
+#include "keymgr/control/ctl_json.h"
 
 /* Sends the concatenation of iov[0..n) with as few sendmsg(2) calls as the socket allows:
  * one, usually, so that the peer wakes once per frame. iov is consumed. */
@@ -89,13 +90,9 @@ int km_ctl_write(int fd, const json_t *msg)
 /* The JSON object of one frame's body (len bytes, no NUL), or NULL with err set. */
 static json_t *parse_body(const char *buf, size_t len, char *err, size_t errlen)
 {
-	json_error_t je;
-	json_t *j = memchr(buf, '\0', len) ? NULL : json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-	if (j == NULL || !json_is_object(j)) {
+	json_t *j = memchr(buf, '\0', len) ? NULL : km_ctl_json_parse(buf, len);
+	if (j == NULL)
 		snprintf(err, errlen, "frame is not a JSON object");
-		json_decref(j);
-		return NULL;
-	}
 	return j;
 }
 

@@ -73,8 +73,10 @@ size_t km_ctl_reader_frames(const km_ctl_reader_t *r, size_t max);
 /*
  * Reads what the socket already holds into the buffer, without waiting (one recv(2) with
  * MSG_DONTWAIT, into the room the buffer has): the frames a pipelining client sent while the
- * previous ones were answered. Errors and the end of the stream are left for
- * km_ctl_reader_next() to report. Returns the bytes read (0: nothing there).
+ * previous ones were answered, or the next request of a client that sent it while the last
+ * reply went out (then no poll(2) is needed before it is read). Errors and the end of the
+ * stream are left for km_ctl_reader_next() to report. Returns the bytes read (0: nothing
+ * there).
  */
 size_t km_ctl_reader_take_ready(km_ctl_reader_t *r);
 

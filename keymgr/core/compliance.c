@@ -221,6 +221,20 @@ static void on_recon(void *vctx, const km_recon_event_t *ev)
 	case KM_RECON_PURGE:
 		check = "leftover-token-key";
 		break;
+	case KM_RECON_UNSAFE:
+		/* A private key that is not sensitive, is extractable or can decrypt, unwrap or
+		 * derive (what a generation cut off inside the token leaves behind). */
+		check = "unsafe-token-key";
+		if (ev->kid[0] == '\0')
+			snprintf(repair, sizeof(repair), "keymgr reconcile %s --remove-unsafe", ev->env);
+		else if (ev->keyset[0] == '\0')   /* the audit key */
+			snprintf(repair, sizeof(repair), "set environments.%s.audit.token", ev->env);
+		else if (strcmp(ev->state, "removed") == 0 || strcmp(ev->state, "revoked") == 0)
+			snprintf(repair, sizeof(repair), "keymgr destroy %s --env %s", ev->kid, ev->env);
+		else
+			snprintf(repair, sizeof(repair), "keymgr revoke %s --env %s --reason ...",
+			         ev->kid, ev->env);
+		break;
 	}
 	km_finding_t f = {
 		.level = KM_FINDING_VIOLATION, .env = ev->env,
@@ -263,35 +277,71 @@ int km_compliance_env(km_env_t *env, int64_t now, km_finding_fn fn, void *ctx)
 	return KM_EOK;
 }
 
-void km_compliance_config(const km_config_t *cfg, km_finding_fn fn, void *ctx)
+/* The serial of the token cfg names, read without login ("" when it cannot be opened). */
+static void token_serial(const km_token_cfg_t *cfg, char serial[KM_TOKEN_SERIAL_MAX + 1])
 {
-	size_t n = km_config_env_count(cfg);
-	char (*serials)[KM_TOKEN_SERIAL_MAX + 1] = calloc(n ? n : 1, KM_TOKEN_SERIAL_MAX + 1);
-	if (serials == NULL)
+	km_token_cfg_t tc = *cfg;
+	km_token_t *t = NULL;
+	char err[256];
+	serial[0] = '\0';
+	tc.pin_source = NULL; /* token info only: no login, no PIN needed */
+	if (km_token_open(&tc, &t, err, sizeof(err)) != KM_EOK)
 		return;
-	for (size_t i = 0; i < n; i++) {
+	km_token_info_t info;
+	km_token_get_info(t, &info);
+	snprintf(serial, KM_TOKEN_SERIAL_MAX + 1, "%s", info.serial);
+	km_token_free(t);
+}
+
+/* One token an environment uses: its own (audit false) or its audit token. */
+typedef struct {
+	const km_env_cfg_t *env;
+	bool audit;
+	char serial[KM_TOKEN_SERIAL_MAX + 1];
+} used_token_t;
+
+void km_compliance_config(const km_config_t *cfg, const char *only, km_finding_fn fn,
+                          void *ctx)
+{
+	size_t n_envs = km_config_env_count(cfg), n = 0;
+	used_token_t *used = calloc(2 * n_envs + 1, sizeof(*used));
+	if (used == NULL)
+		return;
+	for (size_t i = 0; i < n_envs; i++) {
 		const km_env_cfg_t *e = km_config_env_at(cfg, i);
-		km_token_cfg_t tc = e->token;
-		km_token_t *t = NULL;
-		char err[256], msg[512];
-		tc.pin_source = NULL; /* token info only: no login, no PIN needed */
-		if (km_token_open(&tc, &t, err, sizeof(err)) != KM_EOK)
-			continue;
-		km_token_info_t info;
-		km_token_get_info(t, &info);
-		snprintf(serials[i], sizeof(serials[i]), "%s", info.serial);
-		km_token_free(t);
-		for (size_t k = 0; k < i; k++) {
-			if (!serials[k][0] || strcmp(serials[k], serials[i]) != 0)
+		for (int audit = 0; audit < 2; audit++) {
+			if (audit && !e->has_audit_token)
 				continue;
-			snprintf(msg, sizeof(msg), "uses the same token (serial %s) as environment '%s'",
-			         serials[i], km_config_env_at(cfg, k)->name);
-			km_finding_t f = {
-				.level = KM_FINDING_VIOLATION, .env = e->name, .check = "shared-token",
-				.message = msg, .repair = "give each environment its own token",
-			};
-			fn(ctx, &f);
+			used_token_t *u = &used[n++];
+			u->env = e;
+			u->audit = audit;
+			token_serial(audit ? &e->audit_token : &e->token, u->serial);
+			for (size_t k = 0; u->serial[0] && k + 1 < n; k++) {
+				if (strcmp(used[k].serial, u->serial) != 0 ||
+				    (only != NULL && strcmp(only, e->name) != 0 &&
+				     strcmp(only, used[k].env->name) != 0))
+					continue;
+				char msg[512];
+				/* Two environments on one device, or an audit token that is the
+				 * environment's own token (its PIN then opens the audit key too). */
+				if (used[k].env == e)
+					snprintf(msg, sizeof(msg), "its audit token is its own token (serial "
+					         "%s): the environment's PIN opens the audit key too",
+					         u->serial);
+				else
+					snprintf(msg, sizeof(msg), "%s the same token (serial %s) as %s"
+					         "environment '%s'", u->audit ? "its audit token is" : "uses",
+					         u->serial, used[k].audit ? "the audit token of " : "",
+					         used[k].env->name);
+				km_finding_t f = {
+					.level = KM_FINDING_VIOLATION, .env = e->name, .check = "shared-token",
+					.message = msg, .repair = used[k].env == e
+					? "give the audit key another token or slot, with its own PIN"
+					: "give each environment its own token",
+				};
+				fn(ctx, &f);
+			}
 		}
 	}
-	free(serials);
+	free(used);
 }

@@ -56,7 +56,10 @@ const char *km_finding_level_name(km_finding_level_t level);
 int km_compliance_env(km_env_t *env, int64_t now, km_finding_fn fn, void *ctx);
 
 /*
- * Judges what spans environments: two environments whose tokens turn out to be the same
- * device (same serial; token info only, no login). Reports violations through fn.
+ * Judges what the configuration cannot see: two environments whose tokens (their own or
+ * their audit tokens) turn out to be the same device, and an audit token that is the
+ * environment's own token (same serial; token info only, no login). Reports violations
+ * through fn; with only (not NULL), just those that involve environment only.
  */
-void km_compliance_config(const km_config_t *cfg, km_finding_fn fn, void *ctx);
+void km_compliance_config(const km_config_t *cfg, const char *only, km_finding_fn fn,
+                          void *ctx);

@@ -15,6 +15,7 @@ struct km_env {
 	const km_env_cfg_t *ecfg;
 	km_store_t *store;
 	km_token_t *token;
+	km_token_t *audit_token;        /* audit.token, when configured and opened */
 	const km_env_hooks_t *hooks;    /* registered when it was opened, or NULL */
 	void *hook_state;               /* what hooks->attach kept */
 };
@@ -60,6 +61,7 @@ void km_env_free(km_env_t *env)
 {
 	if (env == NULL)
 		return;
+	km_token_free(env->audit_token);
 	km_token_free(env->token);
 	km_store_free(env->store);
 	if (env->hooks != NULL && env->hooks->detach != NULL)
@@ -87,42 +89,96 @@ km_store_t *km_env_store(km_env_t *env)
 	return env->store;
 }
 
-int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
+void *km_env_hook_state(const km_env_t *env, const km_env_hooks_t *hooks)
 {
-	if (env->token == NULL) {
+	return env->hooks == hooks ? env->hook_state : NULL;
+}
+
+/* What the refusal of the audit token's PIN is recorded under: the store's path plus this
+ * (STORE.audit.pin-refused), apart from the environment's PIN, so that a login with one PIN
+ * never clears the refusal of the other. */
+#define AUDIT_GATE_SUFFIX ".audit"
+
+/*
+ * Opens *slot with cfg on first use, behind the PIN gate of gate_key (a store path,
+ * pin_refusal.h). what: "" or "audit token: " for messages.
+ */
+static int open_token(km_env_t *env, const km_token_cfg_t *cfg, const char *gate_key,
+                      km_token_t **slot, const char *what, char *err, size_t errlen)
+{
+	if (*slot == NULL) {
 		char msg[1024] = "";
-		km_token_cfg_t tc = env->ecfg->token;
-		int r = km_pin_refusal_gate(env->ecfg->local, env->ecfg->name, &tc.pin_gate);
+		km_token_cfg_t tc = *cfg;
+		int r = km_pin_refusal_gate(gate_key, env->ecfg->name, &tc.pin_gate);
 		if (r != KM_EOK) {
-			snprintf(err, errlen, "environment '%s': %s", env->ecfg->name, km_strerror(r));
+			snprintf(err, errlen, "environment '%s': %s%s", env->ecfg->name, what,
+			         km_strerror(r));
 			return r;
 		}
-		r = km_token_open(&tc, &env->token, msg, sizeof(msg));
+		r = km_token_open(&tc, slot, msg, sizeof(msg));
 		if (r != KM_EOK) {
-			snprintf(err, errlen, "environment '%s': %s", env->ecfg->name,
+			snprintf(err, errlen, "environment '%s': %s%s", env->ecfg->name, what,
 			         msg[0] ? msg : km_strerror(r));
-			env->token = NULL;
+			*slot = NULL;
 			return r;
 		}
 	}
-	*ret = env->token;
 	return KM_EOK;
+}
+
+int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
+{
+	int r = open_token(env, &env->ecfg->token, env->ecfg->local, &env->token, "", err,
+	                   errlen);
+	if (r == KM_EOK)
+		*ret = env->token;
+	return r;
+}
+
+/* The gate key of the audit token's PIN (AUDIT_GATE_SUFFIX). KM_EOK or KM_ERANGE. */
+static int audit_gate_key(const km_env_t *env, char key[PATH_MAX])
+{
+	if ((size_t)snprintf(key, PATH_MAX, "%s" AUDIT_GATE_SUFFIX, env->ecfg->local) >= PATH_MAX)
+		return KM_ERANGE;
+	return KM_EOK;
+}
+
+int km_env_audit_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
+{
+	char key[PATH_MAX];
+	if (!env->ecfg->has_audit_token)
+		return km_env_token(env, ret, err, errlen);
+	int r = audit_gate_key(env, key);
+	if (r == KM_EOK)
+		r = open_token(env, &env->ecfg->audit_token, key, &env->audit_token, "audit token: ",
+		               err, errlen);
+	else
+		snprintf(err, errlen, "environment '%s': store path too long", env->ecfg->name);
+	if (r == KM_EOK)
+		*ret = env->audit_token;
+	return r;
 }
 
 void km_env_close_token(km_env_t *env)
 {
 	if (env == NULL)
 		return;
+	km_token_free(env->audit_token);
 	km_token_free(env->token);
+	env->audit_token = NULL;
 	env->token = NULL;
 }
 
 int km_env_pin_retry(km_env_t *env, char *err, size_t errlen)
 {
-	char why[PATH_MAX + 128] = "";
+	char why[PATH_MAX + 128] = "", key[PATH_MAX];
 	int r = km_pin_refusal_forget(env->ecfg->local, why, sizeof(why));
+	/* The audit token's PIN too: an explicit retry is for every PIN of the environment. */
+	if (r == KM_EOK && env->ecfg->has_audit_token && (r = audit_gate_key(env, key)) == KM_EOK)
+		r = km_pin_refusal_forget(key, why, sizeof(why));
 	if (r != KM_EOK)
-		snprintf(err, errlen, "environment '%s': %s", env->ecfg->name, why);
+		snprintf(err, errlen, "environment '%s': %s", env->ecfg->name,
+		         why[0] ? why : km_strerror(r));
 	return r;
 }
 
@@ -138,7 +194,9 @@ int km_env_login(km_env_t *env, char *err, size_t errlen)
 	if ((r = km_env_pin_retry(env, err, errlen)) != KM_EOK)
 		return r;
 	km_env_close_token(env);
-	return km_env_token(env, &t, err, errlen);
+	if ((r = km_env_token(env, &t, err, errlen)) != KM_EOK)
+		return r;
+	return km_env_audit_token(env, &t, err, errlen);
 }
 
 int km_env_keyset_policy(const km_env_t *env, const char *keyset, km_policy_t *ret)

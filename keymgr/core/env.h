@@ -72,7 +72,21 @@ km_store_t *km_env_store(km_env_t *env);
 int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
 
 /*
- * Closes the environment's token if it is open (logs out; the module is finalized when no
+ * The token of the environment's audit key and checkpoint record: environments.ENV.audit.token
+ * (its own PIN source) when configured, else the environment's token (km_env_token()).
+ * Opened on first call; *ret is owned by env. KM_EOK, or the token layer's code with its
+ * message in err.
+ */
+int km_env_audit_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
+
+/*
+ * The state the registered attach hook kept for this environment (km_env_hooks_t), when env
+ * was opened with hooks, else NULL: for the program that registered them.
+ */
+void *km_env_hook_state(const km_env_t *env, const km_env_hooks_t *hooks);
+
+/*
+ * Closes the environment's token (and its audit token) if it is open (logs out; the module is finalized when no
  * other token of this process uses it). The next operation that needs the token opens it
  * again. For long-running processes that use their token rarely (keymgrd): no session stays
  * logged in between uses, and a software token's copy of its objects is released.
@@ -80,16 +94,18 @@ int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
 void km_env_close_token(km_env_t *env);
 
 /*
- * Forgets a refusal of the environment's PIN (pin_refusal.h), so that the next login presents
- * the PIN once more, even if its source is unchanged. KM_EOK, or an errno code with err set.
+ * Forgets a refusal of the environment's PIN (pin_refusal.h), and of its audit token's PIN
+ * (recorded apart, as STORE.audit.pin-refused), so that the next login presents the PIN once
+ * more, even if its source is unchanged. KM_EOK, or an errno code with err set.
  */
 int km_env_pin_retry(km_env_t *env, char *err, size_t errlen);
 
 /*
  * Logs in to the environment's token once more, an explicit retry (keymgr env login): forgets
- * a refusal of its PIN, closes the token if open, and opens it again with the PIN read from
- * its source. KM_EOK (the token is open and logged in), KM_EINVAL (no PIN source), or the
- * codes of km_env_token(); a refusal is recorded again.
+ * a refusal of its PIN (and of its audit token's), closes the tokens if open, and opens them
+ * again with the PINs read from their sources (the audit token when audit.token is
+ * configured). KM_EOK (logged in), KM_EINVAL (no PIN source), or the codes of km_env_token()
+ * and km_env_audit_token(); a refusal is recorded again.
  */
 int km_env_login(km_env_t *env, char *err, size_t errlen);
 

@@ -87,9 +87,14 @@ int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who
 	    (r = km_token_alg_check(t, ks->alg, ks->rsa_bits, err, errlen)) != KM_EOK)
 		return r;
 
+	/* Every recorded change holds the change lock from here, for its time rule too: never
+	 * recorded before the newest change (km_store_change_lock_at, docs/reconcile.md). */
 	km_store_t *s = km_env_store(env);
-	if ((r = km_store_begin(s, err, errlen)) != KM_EOK)
+	if ((r = km_store_change_lock_at(s, "keyset create", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                 errlen)) != KM_EOK)
 		return r;
+	if ((r = km_store_begin(s, err, errlen)) != KM_EOK)
+		goto unlock;
 	/* A duplicate is reported as such, not as a clash of purposes with itself. */
 	km_store_keyset_t existing;
 	if (km_store_keyset_get(s, ks->name, &existing, NULL, 0) == KM_EOK) {
@@ -118,9 +123,12 @@ int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who
 	rec.created_at = now;
 	if ((r = km_store_keyset_create(s, &rec, NULL, err, errlen)) != KM_EOK)
 		goto fail;
-	return km_store_commit(s, err, errlen);
+	r = km_store_commit(s, err, errlen);
+	goto unlock;
 fail:
 	km_store_rollback(s, NULL, 0);
+unlock:
+	km_store_change_unlock(s);
 	return r;
 }
 
@@ -166,8 +174,12 @@ static int keyset_set(km_env_t *env, const char *keyset, km_policy_field_t field
 		return refused;
 	}
 	res.changed = strcmp(owner ? ks.owner : ks.purpose, value) != 0;
+	if ((r = km_store_change_lock_at(s, owner ? "keyset set-owner" : "keyset set-purpose",
+	                                 KM_STORE_CHANGE_WAIT_MS, &now, err, errlen)) != KM_EOK)
+		return r;
 	r = owner ? km_store_keyset_set_owner(s, keyset, value, who, now, reason, err, errlen)
 	          : km_store_keyset_set_purpose(s, keyset, value, who, now, reason, err, errlen);
+	km_store_change_unlock(s);
 	if (r != KM_EOK)
 		return r;
 	km_store_key_t active;
@@ -347,10 +359,34 @@ int km_key_set_state(km_env_t *env, const char *kid, km_state_t to, int64_t now,
 		return km_key_activate(env, kid, now, err, errlen);
 	if (to == KM_STATE_DESTROYED)
 		return km_key_destroy(env, kid, now, err, errlen);
-	return km_store_key_transition(km_env_store(env), kid, to, now, reason, err, errlen);
+	km_store_t *s = km_env_store(env);
+	if ((r = km_store_change_lock_at(s, "key state", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                 errlen)) != KM_EOK)
+		return r;
+	r = km_store_key_transition(s, kid, to, now, reason, err, errlen);
+	km_store_change_unlock(s);
+	return r;
 }
 
+static int key_activate(km_env_t *env, const char *kid, int64_t now, char *err,
+                        size_t errlen);
+
 int km_key_activate(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	km_store_key_t k;
+	int r = km_key_lookup(env, kid, &k, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if ((r = km_store_change_lock_at(s, "activate", KM_STORE_CHANGE_WAIT_MS, &now, err,
+	                                 errlen)) != KM_EOK)
+		return r;
+	r = key_activate(env, kid, now, err, errlen);
+	km_store_change_unlock(s);
+	return r;
+}
+
+static int key_activate(km_env_t *env, const char *kid, int64_t now, char *err, size_t errlen)
 {
 	km_store_t *s = km_env_store(env);
 	km_store_key_t k, cur;

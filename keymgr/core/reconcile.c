@@ -19,6 +19,7 @@ static const char *const kind_names[] = {
 	[KM_RECON_REVOKE_MISSING] = "revoke-missing",
 	[KM_RECON_MISSING] = "missing",
 	[KM_RECON_QUARANTINE] = "quarantine",
+	[KM_RECON_UNSAFE] = "unsafe",
 };
 
 const char *km_recon_kind_name(km_recon_kind_t kind)
@@ -38,24 +39,35 @@ typedef struct {
 	int64_t now;
 	const km_recon_opts_t *o;
 	km_recon_summary_t sum;
+	km_token_privkey_t *priv;      /* every private key object of the token */
+	size_t n_priv;
 } recon_t;
 
-/* Reports one finding and counts it. */
-static void report(recon_t *c, km_recon_kind_t kind, const km_store_key_t *k,
-                   const uint8_t *id, size_t id_len, bool applied, int result,
-                   const char *detail)
+static bool remove_unsafe(const recon_t *c)
 {
-	char idhex[2 * KM_TOKEN_ID_MAX + 1];
+	return c->o != NULL && c->o->remove_unsafe;
+}
+
+/* Reports one finding and counts it. obj: the UNSAFE private key object, else NULL. */
+static void report(recon_t *c, km_recon_kind_t kind, const km_store_key_t *k,
+                   const uint8_t *id, size_t id_len, const km_token_privkey_t *obj, bool applied,
+                   int result, const char *detail)
+{
+	char idhex[2 * KM_TOKEN_ID_MAX + 1] = "";
 	km_hex_encode(id, id_len, idhex, sizeof(idhex));
-	bool attention = kind == KM_RECON_MISSING || kind == KM_RECON_QUARANTINE;
+	/* An unsafe key a record holds is the operator's to revoke; one no record holds is
+	 * removed only when the operator asked. */
+	bool attention = kind == KM_RECON_MISSING || kind == KM_RECON_QUARANTINE ||
+	                 (kind == KM_RECON_UNSAFE && (k != NULL || !remove_unsafe(c)));
 	km_recon_event_t ev = {
 		.env = km_env_name(c->env),
 		.kind = kind,
 		.keyset = k ? k->keyset : "",
 		.kid = k ? k->kid : "",
 		.cka_id = idhex,
-		.state = k ? km_state_name(k->state) : "",
+		.state = k && k->keyset[0] ? km_state_name(k->state) : "",
 		.detail = detail,
+		.object = obj,
 		.repair = !attention,
 		.attention = attention,
 		.applied = applied,
@@ -128,29 +140,35 @@ out:;
 	else
 		snprintf(detail, sizeof(detail), "pending intent of %s: the token holds the key "
 		         "pair, but it cannot be adopted: %s", k->keyset, msg);
-	report(c, KM_RECON_ADOPT, &shown, k->cka_id, k->cka_id_len, r == KM_EOK && !dry(c), r,
-	       detail);
+	report(c, KM_RECON_ADOPT, &shown, k->cka_id, k->cka_id_len, NULL, r == KM_EOK && !dry(c),
+	       r, detail);
 	json_decref(jwk);
 	free(text);
 }
 
-/* A pending intent the token never acted on. */
-static void abandon(recon_t *c, const km_store_key_t *k)
+/*
+ * A pending intent the token never acted on, or (unsafe not NULL) one whose private key the
+ * token made unsafe: never adopted; its objects are purged like any abandoned intent's.
+ */
+static void abandon(recon_t *c, const km_store_key_t *k, const km_token_privkey_t *unsafe)
 {
-	char msg[512] = "", detail[1536];
+	char msg[512] = "", detail[1536], what[600] = "the token has no object with its CKA_ID";
 	int r = KM_EOK;
+	if (unsafe != NULL)
+		snprintf(what, sizeof(what), "the token's private key with its CKA_ID is not safe "
+		         "(%s)", km_token_privkey_describe(unsafe, msg, sizeof(msg)));
 	if (!dry(c))
-		r = km_store_key_abandon(c->store, k->cka_id, k->cka_id_len, c->now,
-		                         "reconcile: the token has no object with this CKA_ID",
+		r = km_store_key_abandon(c->store, k->cka_id, k->cka_id_len, c->now, unsafe
+		                         ? "reconcile: the token's private key is not safe"
+		                         : "reconcile: the token has no object with this CKA_ID",
 		                         msg, sizeof(msg));
 	if (r == KM_EOK)
-		snprintf(detail, sizeof(detail), "pending intent of %s: the token has no object "
-		         "with its CKA_ID, %s", k->keyset,
+		snprintf(detail, sizeof(detail), "pending intent of %s: %s, %s", k->keyset, what,
 		         dry(c) ? "would abandon it" : "abandoned it");
 	else
 		snprintf(detail, sizeof(detail), "pending intent of %s: cannot abandon it: %s",
 		         k->keyset, msg);
-	report(c, KM_RECON_ABANDON, k, k->cka_id, k->cka_id_len, r == KM_EOK && !dry(c), r,
+	report(c, KM_RECON_ABANDON, k, k->cka_id, k->cka_id_len, NULL, r == KM_EOK && !dry(c), r,
 	       detail);
 }
 
@@ -192,7 +210,7 @@ static void record_gone(recon_t *c, const km_store_key_t *k, km_recon_kind_t kin
 		snprintf(detail, sizeof(detail), "%s key %s of %s: its private key is gone from the "
 		         "token, but the repair failed: %s", km_state_name(k->state), k->kid,
 		         k->keyset, msg);
-	report(c, kind, k, k->cka_id, k->cka_id_len, r == KM_EOK && !dry(c), r, detail);
+	report(c, kind, k, k->cka_id, k->cka_id_len, NULL, r == KM_EOK && !dry(c), r, detail);
 }
 
 /* Destroys objects that a destroyed or abandoned row says must not exist. */
@@ -214,7 +232,8 @@ static void purge(recon_t *c, const km_store_key_t *k)
 		snprintf(detail, sizeof(detail), "%s %s of %s still has token objects that cannot "
 		         "be destroyed: %s", what, k->kid[0] ? k->kid : "(no kid)", k->keyset,
 		         km_token_last_error(c->token));
-	report(c, KM_RECON_PURGE, k, k->cka_id, k->cka_id_len, r == KM_EOK && !dry(c), r, detail);
+	report(c, KM_RECON_PURGE, k, k->cka_id, k->cka_id_len, NULL, r == KM_EOK && !dry(c), r,
+	       detail);
 }
 
 static void missing(recon_t *c, const km_store_key_t *k)
@@ -229,7 +248,18 @@ static void missing(recon_t *c, const km_store_key_t *k)
 		snprintf(detail, sizeof(detail), "retired key %s of %s is missing from the token: "
 		         "it signs nothing and its public key (kept in the store) still verifies; "
 		         "left as it is", k->kid, k->keyset);
-	report(c, KM_RECON_MISSING, k, k->cka_id, k->cka_id_len, false, KM_EOK, detail);
+	report(c, KM_RECON_MISSING, k, k->cka_id, k->cka_id_len, NULL, false, KM_EOK, detail);
+}
+
+/* The first unsafe private key object with this CKA_ID, or NULL. */
+static const km_token_privkey_t *unsafe_with_id(const recon_t *c, const uint8_t *id,
+                                                size_t id_len)
+{
+	for (size_t i = 0; i < c->n_priv; i++)
+		if (c->priv[i].id_len == id_len && id_len > 0 &&
+		    memcmp(c->priv[i].id, id, id_len) == 0 && km_token_privkey_unsafe(&c->priv[i]))
+			return &c->priv[i];
+	return NULL;
 }
 
 /* Decides what one row needs, given whether the token holds its objects. */
@@ -238,10 +268,11 @@ static void check_row(recon_t *c, const km_store_key_t *k, const km_token_key_in
 	bool present = obj != NULL && (obj->has_private || obj->has_public);
 	bool signable = obj != NULL && obj->has_private;
 	if (k->pending) {
-		if (present)
+		const km_token_privkey_t *unsafe = unsafe_with_id(c, k->cka_id, k->cka_id_len);
+		if (present && unsafe == NULL)
 			adopt(c, k);
 		else
-			abandon(c, k);
+			abandon(c, k, unsafe);
 		return;
 	}
 	if (k->kid[0] == '\0' || k->state == KM_STATE_DESTROYED) {
@@ -263,6 +294,109 @@ static void check_row(recon_t *c, const km_store_key_t *k, const km_token_key_in
 	default:
 		missing(c, k);
 		break;
+	}
+}
+
+/* The kid of the audit key with p's CKA_ID ("" when not found). */
+static void audit_kid_of(recon_t *c, const km_token_privkey_t *p, char *kid, size_t len)
+{
+	km_store_audit_key_t *keys = NULL;
+	size_t n = 0;
+	if (km_store_audit_keys(c->store, &keys, &n, NULL, 0) != KM_EOK)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (keys[i].cka_id_len == p->id_len && memcmp(keys[i].cka_id, p->id, p->id_len) == 0)
+			snprintf(kid, len, "%s", keys[i].kid);
+	free(keys);
+}
+
+/*
+ * An unsafe private key that a key's record holds (row) or the audit key (audit_kid): the
+ * operator revokes and replaces it; reconcile never destroys a key a record holds.
+ */
+static void unsafe_held(recon_t *c, const km_token_privkey_t *p, const km_store_key_t *row,
+                        const char *audit_kid)
+{
+	char what[600], detail[1536];
+	km_token_privkey_describe(p, what, sizeof(what));
+	bool out = row != NULL && (row->state == KM_STATE_REMOVED || row->state == KM_STATE_REVOKED);
+	bool readable = p->sensitive == KM_TOKEN_ATTR_FALSE || p->extractable == KM_TOKEN_ATTR_TRUE ||
+	                p->never_extractable == KM_TOKEN_ATTR_FALSE;
+	if (row != NULL)
+		snprintf(detail, sizeof(detail), "%s key %s of %s is not safe in the token (%s): %s; "
+		         "%s %s --env %s%s; reconcile does not destroy a key a record holds",
+		         km_state_name(row->state), row->kid, row->keyset, what, readable
+		         ? "its private value may have been read" : "it can do more than sign",
+		         out ? "destroy it now: keymgr destroy" : "revoke it: keymgr revoke", row->kid,
+		         km_env_name(c->env), out ? "" : " --reason ...");
+	else
+		snprintf(detail, sizeof(detail), "the audit key %s is not safe in the token (%s): "
+		         "checkpoints may be forged with it; give the audit key a token of its own "
+		         "(environments.%s.audit.token: the next checkpoint makes a new audit key "
+		         "there)", audit_kid, what, km_env_name(c->env));
+	km_store_key_t shown;
+	memset(&shown, 0, sizeof(shown));
+	if (row != NULL)
+		shown = *row;
+	else
+		snprintf(shown.kid, sizeof(shown.kid), "%s", audit_kid);
+	report(c, KM_RECON_UNSAFE, &shown, p->id, p->id_len, p, false, KM_EOK, detail);
+}
+
+/* An unsafe private key no record holds: destroyed when the operator asked. */
+static void unsafe_orphan(recon_t *c, const km_token_privkey_t *p)
+{
+	char what[600], detail[1536];
+	int r = KM_EOK;
+	bool removing = remove_unsafe(c);
+	km_token_privkey_describe(p, what, sizeof(what));
+	if (removing && !dry(c)) {
+		r = km_token_destroy_private_key(c->token, p);
+		/* A keymgr CKA_ID: its public half goes too (it would be quarantined). */
+		if (r == KM_EOK && p->id_len == KM_TOKEN_ID_LEN &&
+		    memcmp(p->id, KM_TOKEN_ID_MAGIC, KM_TOKEN_ID_MAGIC_LEN) == 0 &&
+		    km_token_destroy(c->token, p->id, p->id_len) == KM_P11_ENOKEY)
+			r = KM_EOK;
+	}
+	if (r != KM_EOK)
+		snprintf(detail, sizeof(detail), "a private key that is not safe (%s) cannot be "
+		         "destroyed: %s", what, km_token_last_error(c->token));
+	else if (removing)
+		snprintf(detail, sizeof(detail), "a private key that is not safe and that no record "
+		         "knows (%s): %s", what, dry(c) ? "would destroy it" : "destroyed it");
+	else
+		snprintf(detail, sizeof(detail), "a private key that is not safe and that no record "
+		         "knows (%s): anyone with the PIN may read or use it; run `keymgr reconcile "
+		         "%s --remove-unsafe` to destroy it", what, km_env_name(c->env));
+	report(c, KM_RECON_UNSAFE, NULL, p->id, p->id_len, p, removing && !dry(c) && r == KM_EOK,
+	       r, detail);
+}
+
+/* Judges every unsafe private key of the token (pending intents: check_row()). */
+static void check_unsafe(recon_t *c)
+{
+	for (size_t i = 0; i < c->n_priv; i++) {
+		const km_token_privkey_t *p = &c->priv[i];
+		if (!km_token_privkey_unsafe(p))
+			continue;
+		km_store_key_t row;
+		bool audit = false;
+		if (p->id_len > 0 && km_store_key_get_by_cka_id(c->store, p->id, p->id_len, &row, NULL,
+		                                                0) == KM_EOK) {
+			/* A pending intent is abandoned (check_row), and the objects of an abandoned
+			 * or destroyed record are purged: nothing else to say. */
+			if (!row.pending && row.kid[0] != '\0' && row.state != KM_STATE_DESTROYED)
+				unsafe_held(c, p, &row, NULL);
+			continue;
+		}
+		if (p->id_len > 0 && km_store_audit_key_is(c->store, p->id, p->id_len, &audit, NULL,
+		                                           0) == KM_EOK && audit) {
+			char kid[KM_KID_MAX + 1] = "";
+			audit_kid_of(c, p, kid, sizeof(kid));
+			unsafe_held(c, p, NULL, kid);
+			continue;
+		}
+		unsafe_orphan(c, p);
 	}
 }
 
@@ -291,15 +425,24 @@ int km_reconcile_env(km_env_t *env, int64_t now, const km_recon_opts_t *o,
 		         km_env_name(env), why && why[0] ? why : km_strerror(r));
 		goto out;
 	}
+	if ((r = km_token_list_private_keys(c.token, &c.priv, &c.n_priv)) != KM_EOK) {
+		const char *why = km_token_last_error(c.token);
+		snprintf(err, errlen, "environment '%s': cannot read the token's private keys: %s",
+		         km_env_name(env), why && why[0] ? why : km_strerror(r));
+		goto out;
+	}
 	for (size_t i = 0; i < n_rows; i++) {
 		const km_store_key_t *k = &rows[i];
 		if (k->token_serial[0] != '\0' && strcmp(k->token_serial, info.serial) != 0)
 			continue; /* another token's key: not ours to judge */
 		check_row(&c, k, find_obj(objs, n_objs, k->cka_id, k->cka_id_len));
 	}
+	check_unsafe(&c);
 	for (size_t i = 0; i < n_objs; i++) {
 		if (!objs[i].keymgr_id)
 			continue; /* foreign objects are none of keymgr's business */
+		if (unsafe_with_id(&c, objs[i].id, objs[i].id_len) != NULL)
+			continue; /* reported (and with --remove-unsafe destroyed) as unsafe */
 		km_store_key_t k;
 		if (km_store_key_get_by_cka_id(c.store, objs[i].id, objs[i].id_len, &k, NULL, 0) ==
 		    KM_EOK)
@@ -313,13 +456,14 @@ int km_reconcile_env(km_env_t *env, int64_t now, const km_recon_opts_t *o,
 		         "that no record of environment '%s' knows: quarantined (kept, reported on "
 		         "every run); inspect it and destroy it by hand if it is not needed",
 		         objs[i].label, km_env_name(env));
-		report(&c, KM_RECON_QUARANTINE, NULL, objs[i].id, objs[i].id_len, false, KM_EOK,
+		report(&c, KM_RECON_QUARANTINE, NULL, objs[i].id, objs[i].id_len, NULL, false, KM_EOK,
 		       detail);
 	}
 	r = KM_EOK;
 	if (sum != NULL)
 		*sum = c.sum;
 out:
+	free(c.priv);
 	free(objs);
 	km_store_keys_free(rows);
 	km_store_change_unlock(c.store);

@@ -21,6 +21,14 @@
  *                                              nothing is changed
  *   keymgr CKA_ID in the token, no row at all  QUARANTINE (attention): reported on every run,
  *                                              never deleted, nothing recorded
+ *   a private key that is not safe (not         UNSAFE: reported with its handle's attributes
+ *   sensitive, extractable, not never-          (km_token_privkey_describe()); one that no
+ *   extractable, or able to decrypt, unwrap     record holds is destroyed when the caller asks
+ *   or derive: km_token_privkey_unsafe()),      (remove_unsafe; else attention); one a key's
+ *   whoever made it                             or the audit key's record holds is attention
+ *                                              only: the operator revokes and replaces it
+ * A pending intent whose private key is not safe is abandoned, never adopted (its objects are
+ * then purged like any abandoned intent's).
  * Rows of another token (serial differs) are left alone, and so are the environment's audit
  * (checkpoint-signing) keys, which the audit log tracks. It runs under the environment's
  * change lock (keymgr/store/change_lock.h), which every generation holds from its intent to
@@ -43,19 +51,21 @@ typedef enum {
 	KM_RECON_REVOKE_MISSING,
 	KM_RECON_MISSING,
 	KM_RECON_QUARANTINE,
+	KM_RECON_UNSAFE,
 } km_recon_kind_t;
 
 /* One finding. Strings are owned by the reconciler and valid during the callback only. */
 typedef struct {
 	const char *env;
 	km_recon_kind_t kind;
-	const char *keyset;       /* "" when unknown (QUARANTINE) */
+	const char *keyset;       /* "" when unknown (QUARANTINE, UNSAFE without a record) */
 	const char *kid;          /* "" when none (pending, abandoned, QUARANTINE) */
-	const char *cka_id;       /* lowercase hex */
-	const char *state;        /* the row's state before the repair, "" for QUARANTINE */
+	const char *cka_id;       /* lowercase hex ("" for an object without a CKA_ID) */
+	const char *state;        /* the row's state before the repair, "" without a row */
 	const char *detail;       /* one sentence: what was found and what was done */
+	const km_token_privkey_t *object; /* UNSAFE: the private key object; NULL otherwise */
 	bool repair;              /* a repair (applied, or planned in a dry run) */
-	bool attention;           /* needs an operator: MISSING, QUARANTINE */
+	bool attention;           /* needs an operator: MISSING, QUARANTINE, UNSAFE not removed */
 	bool applied;             /* the repair was carried out */
 	int result;               /* KM_EOK, or the code the repair failed with */
 } km_recon_event_t;
@@ -64,6 +74,9 @@ typedef void (*km_recon_report_fn)(void *ctx, const km_recon_event_t *ev);
 
 typedef struct {
 	bool dry_run;             /* report only; change neither store nor token */
+	bool remove_unsafe;       /* destroy UNSAFE private keys that no record holds (the
+	                           * operator confirmed: `reconcile --remove-unsafe`, keymgrd's
+	                           * daemon.remove_unsafe_keys) */
 	km_recon_report_fn report; /* may be NULL */
 	void *ctx;
 } km_recon_opts_t;
@@ -80,7 +93,7 @@ const char *km_recon_kind_name(km_recon_kind_t kind);
 /*
  * Reconciles environment env at now (see above). Takes the change lock (waiting up to
  * KM_STORE_CHANGE_WAIT_MS), opens the token, reads every row of the store and every key of
- * the token once. *sum (may be NULL) receives the counts.
+ * the token (and the attributes of every private key) once. *sum (may be NULL) receives the counts.
  * Returns KM_EOK when the comparison could be made (even if repairs failed or findings need
  * attention: see *sum), KM_STORE_EBUSY when another process kept the lock (nothing done), or
  * the token's / the store's code, with its message in err.

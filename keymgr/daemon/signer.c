@@ -828,7 +828,7 @@ static json_t *sign_request(kd_signing_t *s, const kd_peer_t *p, json_t *req, ch
 		r = km_claims_sign_resolved(&ks->key, signing_token, se, json_string_value(cv),
 		                            (int64_t)time(NULL), ttl, &jwt, &audit_denied, err,
 		                            sizeof(err));
-	snprintf(kid, sizeof(kid), "%s", ks->key.kid);
+	memcpy(kid, ks->key.kid, sizeof(kid));   /* for the log and audit, after the unlock */
 	if (r == KM_P11_ESESSION || r == KM_P11_ENOTLOGGEDIN || r == KM_P11_EDEVICE)
 		atomic_store(&se->reopen, true);
 	/* A token in trouble (SoftHSM out of descriptors lost its objects and answered every

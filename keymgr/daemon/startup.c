@@ -8,6 +8,9 @@
  *   event=reconcile env=prod action=adopt keyset=api kid=... cka_id=... state=generated
  *       result=repaired detail="..."
  *
+ * With daemon.remove_unsafe_keys it also destroys the unsafe private keys no record holds
+ * (`keymgr reconcile --remove-unsafe`); without, it reports them (result=attention).
+ *
  * main() has published the stores' documents and started serving them before (no token
  * needed), so nothing is unserved while the tokens are opened. An environment that cannot be reconciled now (token unreachable) is
  * remembered and tried again after a pass that found its token reachable. Nothing else runs concurrently: the
@@ -42,7 +45,10 @@ static void on_finding(void *ctx, const km_recon_event_t *ev)
 
 bool kd_reconcile_env(kd_daemon_t *d, kd_env_t *e)
 {
-	km_recon_opts_t o = { .report = on_finding };
+	/* Unsafe private keys no record holds are destroyed when the configuration says so
+	 * (daemon.remove_unsafe_keys: the operator's standing confirmation), else reported. */
+	km_recon_opts_t o = { .report = on_finding,
+	                      .remove_unsafe = km_config_daemon(d->cfg)->remove_unsafe_keys };
 	km_recon_summary_t sum = { 0 };
 	char err[1024] = "", n1[16], n2[16], n3[16];
 	int r = km_reconcile_env(e->env, (int64_t)time(NULL), &o, &sum, err, sizeof(err));

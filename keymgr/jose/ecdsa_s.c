@@ -53,19 +53,22 @@ static const curve_t *curve_of(km_alg_t alg, size_t sig_len)
 	return NULL;
 }
 
+static bool low_s(const curve_t *c, const uint8_t *sig, size_t sig_len)
+{
+	size_t half = sig_len / 2;
+	return memcmp(sig + half, c->half, half) <= 0;
+}
+
 bool km_ecdsa_is_low_s(km_alg_t alg, const uint8_t *sig, size_t sig_len)
 {
 	const curve_t *c = curve_of(alg, sig_len);
-	if (c == NULL)
-		return true;
-	size_t half = sig_len / 2;
-	return memcmp(sig + half, c->half, half) <= 0;
+	return c == NULL || low_s(c, sig, sig_len);
 }
 
 bool km_ecdsa_normalize_s(km_alg_t alg, uint8_t *sig, size_t sig_len)
 {
 	const curve_t *c = curve_of(alg, sig_len);
-	if (c == NULL || km_ecdsa_is_low_s(alg, sig, sig_len))
+	if (c == NULL || low_s(c, sig, sig_len))
 		return false;
 	/* s := n - s, big-endian, at field width (s < n, so no borrow out). */
 	size_t half = sig_len / 2;

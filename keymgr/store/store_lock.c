@@ -208,12 +208,16 @@ int km_store_change_lock_at(km_store_t *s, const char *op, int wait_ms, int64_t 
 {
 	struct timespec start;
 	int64_t latest;
+	bool nested = s->lock_depth > 0;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	int r = km_store_change_lock(s, op, wait_ms, err, errlen);
 	if (r != KM_EOK)
 		return r;
-	/* Rounded up: a time recorded late by under a second delays, never hastens. */
-	*now += (elapsed_ms(&start) + 999) / 1000;
+	/* Rounded up: a time recorded late by under a second delays, never hastens. (A nested
+	 * hold waited for nothing: rounding its microseconds up would only move a change of
+	 * the outer one a second ahead of the others.) */
+	if (!nested)
+		*now += (elapsed_ms(&start) + 999) / 1000;
 	/* The rounding can put a change up to 1 s ahead of the clock, and a caller may have
 	 * read its clock before another process's change: never record a time before the
 	 * newest one already recorded (a key retired before its activation). Only by up to

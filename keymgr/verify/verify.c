@@ -250,6 +250,13 @@ static int check_claims(const km_verify_opts_t *o, const json_t *c, char *err, s
 	if (r == KM_EOK && iat > now + leeway)
 		return fail(KM_POLICY_EDENIED, err, errlen, "iat: issued in the future at %s (now "
 		            "%s, leeway %s)", iso(iat, a, sizeof(a)), iso(now, b, sizeof(b)), lw);
+	/* A lifetime the issuer's policy never gives: a token minted outside it (or with its
+	 * iat set back to look fresh for longer than allowed). */
+	if (o->max_ttl > 0 && r != KM_EOK)
+		return fail(KM_POLICY_EDENIED, err, errlen, "iat: missing, and --max-ttl needs it");
+	if (o->max_ttl > 0 && exp - iat > (double)o->max_ttl)
+		return fail(KM_POLICY_EDENIED, err, errlen, "lifetime: exp - iat is %.0f s, more "
+		            "than the %lld s allowed", exp - iat, (long long)o->max_ttl);
 	return KM_EOK;
 }
 

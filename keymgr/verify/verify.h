@@ -13,7 +13,8 @@
  *   4. signature: OpenSSL EVP from the JWK (ES: r||s -> DER, PS: salt = hash length,
  *      EdDSA: Ed25519);
  *   5. claims: JSON object without duplicate members; iss, aud (string or array), exp
- *      (required), nbf and iat (when present), with leeway.
+ *      (required), nbf and iat (when present), with leeway; with max_ttl, iat required and
+ *      exp - iat at most max_ttl.
  * The first failed check ends verification with one line naming it ("exp: expired at ...").
  */
 #pragma once
@@ -41,6 +42,8 @@ typedef struct {
 	int64_t leeway;      /* seconds, 0..KM_VERIFY_LEEWAY_MAX */
 	int64_t now;         /* the time to verify at */
 	bool low_s;          /* ECDSA: refuse s > n/2 (one encoding per token; ecdsa_s.h) */
+	int64_t max_ttl;     /* > 0: iat required and exp - iat at most this (the issuer's
+	                      * max_token_ttl); 0: the lifetime is not checked */
 } km_verify_opts_t;
 
 /*

@@ -5,7 +5,11 @@
 - a copy of the tree with one bad #include each time is refused, naming the file, the line and
   the rule: a layer including the one above it (core -> daemon), a folder including another
   folder's private header (cli -> pkcs11/internal.h), a folder including one beside it that it
-  does not sit on (http -> store), a library folder including a program's (core -> cli).
+  does not sit on (http -> store), a library folder including a program's (core -> cli), and
+  the probe signer (keymgr/claims/claims_probe.h) included by anything but keymgr/probe: the
+  signing path of `keymgr sign` (cli) and of the control socket (daemon), or core; the report
+  layer (keymgr/report) sits on core and audit, is included by the command line only, and
+  keeps its timeline_int.h private.
 
 Usage: /usr/bin/python3 test_includes.py SOURCE-ROOT
 """
@@ -40,6 +44,23 @@ def main():
          "keymgr/core may not include keymgr/cli"),
         ("policy/planner.c", '#include "keymgr/core/env.h"\n',
          "policy may not include keymgr/core"),
+        ("keymgr/cli/cmd_publish.c", '#include "keymgr/claims/claims_probe.h"\n',
+         "is for keymgr/probe only"),
+        ("keymgr/daemon/signer.c", '#include "keymgr/claims/claims_probe.h"\n',
+         "is for keymgr/probe only"),
+        ("keymgr/probe/probe.c", '#include "keymgr/daemon/state.h"\n',
+         "keymgr/probe may not include keymgr/daemon"),
+        ("keymgr/daemon/main.c", '#include "keymgr/probe/probe.h"\n',
+         "keymgr/daemon may not include keymgr/probe"),
+        # the report layer (issue 19): drawn on core and audit; only the command line draws
+        ("keymgr/core/env.c", '#include "keymgr/report/report.h"\n',
+         "keymgr/core may not include keymgr/report"),
+        ("keymgr/daemon/main.c", '#include "keymgr/report/timeline.h"\n',
+         "keymgr/daemon may not include keymgr/report"),
+        ("keymgr/report/page.c", '#include "keymgr/cli/cli.h"\n',
+         "keymgr/report may not include keymgr/cli"),
+        ("keymgr/cli/main.c", '#include "keymgr/report/timeline_int.h"\n',
+         "is private to keymgr/report"),
     ]
     failed = 0
     for rel, line, words in cases:

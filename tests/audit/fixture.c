@@ -12,6 +12,7 @@
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
+#include "keymgr/core/keyops.h"
 #include "tests/audit/fixture.h"
 
 extern char **environ;
@@ -29,6 +30,7 @@ static const char config_fmt[] =
 	"    store: %s\n"
 	"    audit:\n"
 	"      jsonl: %s\n"
+	"%s"
 	"    policy:\n"
 	"      algorithms: [ ES256 ]\n"
 	"      rotation_period: 30d\n"
@@ -48,7 +50,7 @@ static int write_config(audit_fx_t *fx, const char *jwks_max_age, const char *de
 	if (f == NULL)
 		return -1;
 	fprintf(f, config_fmt, fx->hsm.module, fx->hsm.label, fx->hsm.pin_source, fx->store,
-	        fx->jsonl, jwks_max_age, destroy_after);
+	        fx->jsonl, fx->audit_token, jwks_max_age, destroy_after);
 	return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -80,6 +82,22 @@ int audit_fx_create(audit_fx_t *fx)
 	return open_env(fx);
 }
 
+int audit_fx_keyset(audit_fx_t *fx, const char *name, int64_t at)
+{
+	km_store_keyset_t ks;
+	char err[1024] = "";
+	memset(&ks, 0, sizeof(ks));
+	snprintf(ks.name, sizeof(ks.name), "%s", name);
+	ks.alg = KM_ALG_ES256;
+	snprintf(ks.owner, sizeof(ks.owner), "team-a");
+	snprintf(ks.purpose, sizeof(ks.purpose), "access-token");
+	if (km_keyset_create(fx->env, &ks, "tester", at, err, sizeof(err)) != KM_EOK) {
+		fprintf(stderr, "audit fixture: key set %s: %s\n", name, err);
+		return -1;
+	}
+	return 0;
+}
+
 void audit_fx_destroy(audit_fx_t *fx)
 {
 	km_env_free(fx->env);
@@ -97,6 +115,17 @@ void audit_fx_reopen(audit_fx_t *fx)
 	fx->cfg = NULL;
 	if (open_env(fx) != 0)
 		abort();
+}
+
+void audit_fx_set_audit_token(audit_fx_t *fx, const char *selector, const char *pin_source)
+{
+	fx->audit_token[0] = '\0';
+	if (selector != NULL)
+		snprintf(fx->audit_token, sizeof(fx->audit_token), "      token:\n        module: %s\n"
+		         "        %s\n        pin: %s\n", fx->hsm.module, selector, pin_source);
+	if (write_config(fx, "1h", "7d") != 0)
+		abort();
+	audit_fx_reopen(fx);
 }
 
 void audit_fx_configure(audit_fx_t *fx, const char *jwks_max_age, const char *destroy_after)

@@ -23,6 +23,7 @@ typedef struct {
 	char config[320];          /* DIR/keymgr.yaml */
 	char store[320];           /* DIR/development.db */
 	char jsonl[320];           /* DIR/audit.jsonl */
+	char audit_token[1024];    /* the audit.token lines of the config ("": none) */
 	km_config_t *cfg;
 	km_env_t *env;
 } audit_fx_t;
@@ -37,6 +38,10 @@ typedef struct {
 /* Creates everything and opens the environment. 0 or -1 (reason on stderr). */
 int audit_fx_create(audit_fx_t *fx);
 
+/* Creates key set name (ES256, owner team-a, purpose access-token, no key) at at through
+ * keymgr's own operation. 0 or -1 (reason on stderr). */
+int audit_fx_keyset(audit_fx_t *fx, const char *name, int64_t at);
+
 /* Closes the environment and removes the directory. */
 void audit_fx_destroy(audit_fx_t *fx);
 
@@ -46,6 +51,11 @@ void audit_fx_reopen(audit_fx_t *fx);
 /* Rewrites the configuration with these policy values (the fixture's: "1h", "7d") and
  * reopens the environment. Aborts on failure. */
 void audit_fx_configure(audit_fx_t *fx, const char *jwks_max_age, const char *destroy_after);
+
+/* Rewrites the configuration with audit.token naming a token of the fixture's SoftHSM by
+ * selector ("label: NAME" or "serial: S"), with this pin source, or without audit.token
+ * (selector NULL), and reopens the environment. Aborts on failure. */
+void audit_fx_set_audit_token(audit_fx_t *fx, const char *selector, const char *pin_source);
 
 /* Runs argv (NULL-terminated; argv[0] is the program) with KEYMGR_CONFIG set to the fixture's
  * config. 0 or -1. Free with audit_run_free(). */

@@ -632,6 +632,60 @@ static void test_config_wall_shared_token(void **state)
 		"    store: s.db\n"), KM_EOK);
 }
 
+/* audit.token (issue 16): the audit key in a token of its own, with its own PIN. */
+static void test_config_audit_token(void **state)
+{
+	fx_t *fx = *state;
+	assert_int_equal(load_text(fx, HEAD ENV_PROD
+		"    audit:\n      token: { module: " MODULE ", label: audit-production,"
+		" pin: file:pins/audit.pin }\n"), KM_EOK);
+	const km_env_cfg_t *e = km_config_env(fx->cfg, "production");
+	assert_true(e->has_audit_token);
+	assert_string_equal(e->audit_token.token_label, "audit-production");
+	assert_non_null(strstr(e->audit_token.pin_source, "/pins/audit.pin"));
+	assert_string_equal(e->token.token_label, "keymgr-production");
+	/* without it: the environment's token */
+	assert_int_equal(load_text(fx, HEAD ENV_PROD), KM_EOK);
+	assert_false(km_config_env(fx->cfg, "production")->has_audit_token);
+
+	/* the environment's own token separates nothing */
+	assert_int_equal(load_text(fx, HEAD ENV_PROD
+		"    audit:\n      token: { module: " MODULE ", label: keymgr-production }\n"),
+		KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "audit.token is a token (label keymgr-production in module");
+	assert_contains(fx->err, "the environment's own token");
+	assert_at(fx, 10, 7);
+	/* another environment's token, or its audit token: the wall */
+	assert_int_equal(load_text(fx, HEAD ENV_PROD ENV_STAGING
+		"    audit:\n      token: { module: " MODULE ", label: keymgr-production }\n"),
+		KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "'staging' and 'production' share a token");
+	assert_int_equal(load_text(fx, HEAD ENV_PROD
+		"    audit: { token: { module: " MODULE ", serial: a1 } }\n" ENV_STAGING
+		"    audit: { token: { module: /opt/other.so, serial: a1 } }\n"), KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "'staging' and 'production' share a token (serial a1)");
+	/* a token mapping like any other: module and label or serial required */
+	assert_int_equal(load_text(fx, HEAD ENV_PROD "    audit: { token: { label: x } }\n"),
+	                 KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "environments.production.audit.token: 'module' is required");
+	assert_int_equal(load_text(fx, HEAD ENV_PROD "    audit: { token: yes }\n"),
+	                 KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "environments.production.audit.token");
+}
+
+static void test_config_daemon_remove_unsafe_keys(void **state)
+{
+	fx_t *fx = *state;
+	assert_int_equal(load_text(fx, HEAD ENV_PROD), KM_EOK);
+	assert_false(km_config_daemon(fx->cfg)->remove_unsafe_keys);
+	assert_int_equal(load_text(fx, HEAD ENV_PROD "daemon: { remove_unsafe_keys: true }\n"),
+	                 KM_EOK);
+	assert_true(km_config_daemon(fx->cfg)->remove_unsafe_keys);
+	assert_int_equal(load_text(fx, HEAD ENV_PROD "daemon: { remove_unsafe_keys: 1 }\n"),
+	                 KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "daemon.remove_unsafe_keys: expected true or false");
+}
+
 static void test_config_wall_shared_store(void **state)
 {
 	fx_t *fx = *state;
@@ -1205,6 +1259,70 @@ static void test_config_partial_wall_and_daemon(void **state)
 	assert_contains(fx->err, "daemon.port");
 }
 
+/* The probe section: named environments and hosts, normalised; absent means nothing. */
+static void test_config_probe_section(void **state)
+{
+	fx_t *fx = *state;
+	assert_int_equal(load_text(fx, HEAD ENV_PROD ENV_STAGING), KM_EOK);
+	const km_probe_cfg_t *p = km_config_probe(fx->cfg);
+	assert_int_equal(p->n_environments, 0);
+	assert_int_equal(p->n_allowed_hosts, 0);
+	assert_false(km_config_probe_env(fx->cfg, "staging"));
+	/* before the environments in the file: they are known by the time it is read */
+	assert_int_equal(load_text(fx, "version: 1\nprobe:\n  environments: [ staging ]\n"
+	                           "  allowed_hosts: [ API.Staging.Example.com, 10.0.0.7, "
+	                           "'2001:db8::1' ]\nenvironments:\n" ENV_PROD ENV_STAGING),
+	                 KM_EOK);
+	p = km_config_probe(fx->cfg);
+	assert_int_equal(p->n_environments, 1);
+	assert_string_equal(p->environments[0], "staging");
+	assert_true(km_config_probe_env(fx->cfg, "staging"));
+	assert_false(km_config_probe_env(fx->cfg, "production"));   /* never unless named */
+	assert_int_equal(p->n_allowed_hosts, 3);
+	assert_string_equal(p->allowed_hosts[0], "api.staging.example.com");
+	assert_string_equal(p->allowed_hosts[1], "10.0.0.7");
+	assert_string_equal(p->allowed_hosts[2], "2001:db8::1");
+}
+
+static void test_config_probe_section_refused(void **state)
+{
+	fx_t *fx = *state;
+	static const struct { const char *probe, *words; } cases[] = {
+		{ "  environments: [ qa ]\n", "probe.environments: unknown environment 'qa' "
+		  "(known: production, staging)" },
+		{ "  environments: [ '*' ]\n", "is not a valid environment name" },
+		{ "  environments: [ staging, staging ]\n", "'staging' is listed twice" },
+		{ "  environments: staging\n", "probe.environments" },
+		{ "  allowed_hosts: [ 'https://api.example.com' ]\n", "is not a host name or an IP "
+		  "address literal (no scheme, port or wildcard)" },
+		{ "  allowed_hosts: [ '*.example.com' ]\n", "no scheme, port or wildcard" },
+		{ "  allowed_hosts: [ 'api.example.com:443' ]\n", "no scheme, port or wildcard" },
+		{ "  allowed_hosts: [ 'a..b' ]\n", "is not a host name" },
+		{ "  allowed_hosts: [ '-a.example' ]\n", "is not a host name" },
+		{ "  hosts: [ x ]\n", "unknown key 'hosts' in probe (expected one of: environments, "
+		  "allowed_hosts)" },
+	};
+	char text[1024];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), HEAD ENV_PROD ENV_STAGING "probe:\n%s", cases[i].probe);
+		assert_int_equal(load_text(fx, text), KM_CONFIG_EINVAL);
+		assert_contains(fx->err, cases[i].words);
+		assert_contains(fx->err, fx->path);
+		/* a partial load keeps everything else, and nothing may be probed */
+		assert_int_equal(load_partial_text(fx, text), KM_EOK);
+		assert_int_equal(km_config_env_count(fx->cfg), 2);
+		assert_int_equal(km_config_probe(fx->cfg)->n_environments, 0);
+		assert_int_equal(km_config_probe(fx->cfg)->n_allowed_hosts, 0);
+		assert_false(km_config_probe_env(fx->cfg, "staging"));
+		assert_int_equal(km_config_error_count(fx->cfg), 1);
+	}
+	/* in an included file: refused like any unknown top-level key there */
+	write_file(fx, "inc.yaml", "probe:\n  environments: [ staging ]\n");
+	assert_int_equal(load_text(fx, HEAD ENV_PROD ENV_STAGING "include: inc.yaml\n"),
+	                 KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "unknown key 'probe'");
+}
+
 static void test_config_partial_whole_file(void **state)
 {
 	fx_t *fx = *state;
@@ -1263,6 +1381,8 @@ int main(int argc, char **argv)
 		T(test_config_load_bad_env_name),
 		T(test_config_load_bad_pin_source),
 		T(test_config_wall_shared_token),
+		T(test_config_audit_token),
+		T(test_config_daemon_remove_unsafe_keys),
 		T(test_config_wall_shared_store),
 		T(test_config_wall_shared_postgresql_store),
 		T(test_config_wall_shared_http),
@@ -1277,6 +1397,8 @@ int main(int argc, char **argv)
 		T(test_config_partial_policy_values),
 		T(test_config_partial_wall_and_daemon),
 		T(test_config_partial_whole_file),
+		T(test_config_probe_section),
+		T(test_config_probe_section_refused),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,14 @@
  *           CKR_SESSION_HANDLE_INVALID; only for calls that take a session), or HOLD=PATH
  *           (the call waits until the file PATH exists, then goes to the real module: a
  *           test holds a process inside a token call, e.g. a rotation holding the change
- *           lock, for as long as it needs; PATH without ':')
+ *           lock, for as long as it needs; PATH without ':'), or HALFMADE=PATH (only for
+ *           C_GenerateKeyPair: the module generates, through the real module, a pair
+ *           with the token's defaults instead of the caller's template (token objects, no
+ *           CKA_ID, no label, the private key not sensitive and allowed to sign and
+ *           decrypt), as a token leaves it when its generation is cut off between making the
+ *           objects and applying the template; then it holds like HOLD, so that the test
+ *           can SIGKILL the caller there; once PATH exists the call fails with
+ *           CKR_DEVICE_ERROR, the objects left behind)
  *   after=N the first N matching calls pass (default 0); count=M only M calls fail, then
  *           calls pass again (default: all later calls fail)
  * Calls are counted per rule, from the moment the rule text was (re)loaded.
@@ -53,6 +60,7 @@ typedef struct {
 	bool kill;
 	bool drop;
 	char hold[256];            /* HOLD=PATH: wait for PATH, then call the real module */
+	bool halfmade;             /* HALFMADE=PATH (hold holds PATH) */
 	CK_RV rv;
 	unsigned long after;
 	unsigned long count;       /* 0: unlimited */
@@ -113,6 +121,10 @@ static void parse_rules(const char *text)
 			r.kill = ok = true;
 		} else if (strncmp(act, "HOLD=", 5) == 0 && act[5] != '\0') {
 			ok = (size_t)snprintf(r.hold, sizeof(r.hold), "%s", act + 5) < sizeof(r.hold);
+		} else if (strncmp(act, "HALFMADE=", 9) == 0 && act[9] != '\0' &&
+		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
+			ok = (size_t)snprintf(r.hold, sizeof(r.hold), "%s", act + 9) < sizeof(r.hold);
+			r.halfmade = true;
 		} else if (strcmp(act, "NONE") == 0 && strcmp(r.func, "C_FindObjects") == 0) {
 			r.rv = RV_NONE;
 			ok = true;
@@ -162,7 +174,8 @@ static void current_text(char *out, size_t len)
 	fclose(f);
 }
 
-static void log_fault(const char *func, const rule_t *r)
+/* Appends "FUNC WHAT call N" to KEYMGR_P11FAULT_LOG (if set). */
+static void log_fault_text(const char *func, const char *what, unsigned long calls)
 {
 	const char *path = getenv("KEYMGR_P11FAULT_LOG");
 	if (path == NULL)
@@ -170,15 +183,29 @@ static void log_fault(const char *func, const rule_t *r)
 	FILE *f = fopen(path, "a");
 	if (f == NULL)
 		return;
-	fprintf(f, "%s %s call %lu\n", func, r->kill ? "KILL" : r->hold[0] ? "HOLD" : "fault",
-	        r->calls);
+	fprintf(f, "%s %s call %lu\n", func, what, calls);
 	fclose(f);
+}
+
+static void log_fault(const char *func, const rule_t *r)
+{
+	log_fault_text(func, r->kill ? "KILL" : r->hold[0] ? "HOLD" : "fault", r->calls);
+}
+
+/* Waits until the file path exists. */
+static void wait_for_file(const char *path)
+{
+	while (access(path, F_OK) != 0) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* Decides whether call func fails; if so writes the CK_RV into *rv (or kills). A HOLD rule
  * waits for its file (outside the lock: other threads' calls go on), then lets the call
- * through. */
-static bool fault(const char *func, CK_RV *rv, bool *drop)
+ * through. A HALFMADE rule (only where halfmade is not NULL) fails the call with its path in
+ * halfmade (256 bytes): the caller makes the objects, then waits. */
+static bool fault(const char *func, CK_RV *rv, bool *drop, char *halfmade)
 {
 	char text[RULES_MAX], hold[256] = "";
 	bool hit = false;
@@ -190,11 +217,19 @@ static bool fault(const char *func, CK_RV *rv, bool *drop)
 	}
 	for (size_t i = 0; i < n_rules && !hit; i++) {
 		rule_t *r = &rules[i];
-		if (strcmp(r->func, "*") != 0 && strcmp(r->func, func) != 0)
+		if ((strcmp(r->func, "*") != 0 && strcmp(r->func, func) != 0) ||
+		    (r->halfmade && halfmade == NULL))
 			continue;
 		unsigned long n = ++r->calls;
 		if (n <= r->after || (r->count != 0 && n > r->after + r->count))
 			continue;
+		if (r->halfmade) {
+			/* logged by the caller once the objects exist */
+			snprintf(halfmade, 256, "%s", r->hold);
+			*rv = CKR_DEVICE_ERROR;
+			hit = true;
+			break;
+		}
 		log_fault(func, r);
 		if (r->kill)
 			raise(SIGKILL);
@@ -207,10 +242,8 @@ static bool fault(const char *func, CK_RV *rv, bool *drop)
 		hit = true;
 	}
 	pthread_mutex_unlock(&lock);
-	while (hold[0] && access(hold, F_OK) != 0) {
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
+	if (hold[0])
+		wait_for_file(hold);
 	return hit;
 }
 
@@ -245,7 +278,7 @@ static void drop_sessions(CK_SESSION_HANDLE h)
 static bool pre(const char *func, CK_RV *rv)
 {
 	bool drop = false;
-	if (!fault(func, rv, &drop))
+	if (!fault(func, rv, &drop, NULL))
 		return false;
 	log_call(func, *rv, 0, true, "");
 	return true;
@@ -255,7 +288,7 @@ static bool pre(const char *func, CK_RV *rv)
 static bool pre_s(const char *func, CK_SESSION_HANDLE h, CK_RV *rv)
 {
 	bool drop = false;
-	if (!fault(func, rv, &drop))
+	if (!fault(func, rv, &drop, NULL))
 		return false;
 	if (drop)
 		drop_sessions(h);
@@ -303,12 +336,60 @@ WRAP_S(C_Sign, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, 
        (h, d, dl, s, sl))
 WRAP_S(C_SignUpdate, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl), (h, d, dl))
 WRAP_S(C_SignFinal, (CK_SESSION_HANDLE h, CK_BYTE_PTR s, CK_ULONG_PTR sl), (h, s, sl))
-WRAP_S(C_GenerateKeyPair, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub,
-       CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv, CK_OBJECT_HANDLE_PTR hp,
-       CK_OBJECT_HANDLE_PTR hs), (h, m, pub, npub, priv, npriv, hp, hs))
 WRAP_S(C_GenerateRandom, (CK_SESSION_HANDLE h, CK_BYTE_PTR b, CK_ULONG n), (h, b, n))
 WRAP(C_InitToken, (CK_SLOT_ID s, CK_UTF8CHAR_PTR p, CK_ULONG l, CK_UTF8CHAR_PTR lab), (s, p, l, lab))
 WRAP_S(C_InitPIN, (CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR p, CK_ULONG l), (h, p, l))
+
+/*
+ * HALFMADE: a pair made with mechanism m and the token's defaults, keeping from the caller's
+ * public template only what the mechanism needs (curve, modulus size, exponent).
+ */
+static CK_RV make_halfmade(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub,
+                           CK_ULONG npub)
+{
+	static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ATTRIBUTE pt[4] = { { CKA_TOKEN, &yes, sizeof(yes) } };
+	CK_ULONG n = 1;
+	for (CK_ULONG i = 0; i < npub && n < 4; i++)
+		if (pub[i].type == CKA_EC_PARAMS || pub[i].type == CKA_MODULUS_BITS ||
+		    pub[i].type == CKA_PUBLIC_EXPONENT)
+			pt[n++] = pub[i];
+	CK_ATTRIBUTE st[] = {
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &no, sizeof(no) },
+		{ CKA_SIGN, &yes, sizeof(yes) },
+		{ CKA_DECRYPT, &yes, sizeof(yes) },
+	};
+	CK_OBJECT_HANDLE hp, hs;
+	return real->C_GenerateKeyPair(h, m, pt, n, st, sizeof(st) / sizeof(st[0]), &hp, &hs);
+}
+
+static CK_RV w_C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub,
+                                 CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv,
+                                 CK_OBJECT_HANDLE_PTR hp, CK_OBJECT_HANDLE_PTR hs)
+{
+	CK_RV rv;
+	bool drop = false;
+	char halfmade[256] = "", extra[48];
+	if (fault("C_GenerateKeyPair", &rv, &drop, halfmade)) {
+		if (halfmade[0]) {
+			CK_RV made = make_halfmade(h, m, pub, npub);
+			snprintf(extra, sizeof(extra), "halfmade=0x%lx", (unsigned long)made);
+			log_call("C_GenerateKeyPair", rv, h, true, extra);
+			log_fault_text("C_GenerateKeyPair", made == CKR_OK ? "HALFMADE" :
+			               "HALFMADE-FAILED", 0);
+			wait_for_file(halfmade);
+			return rv;
+		}
+		if (drop)
+			drop_sessions(h);
+		log_call("C_GenerateKeyPair", rv, h, true, "");
+		return rv;
+	}
+	rv = real->C_GenerateKeyPair(h, m, pub, npub, priv, npriv, hp, hs);
+	log_call("C_GenerateKeyPair", rv, h, false, "");
+	return rv;
+}
 
 /* The three calls whose log line carries a handle: the session opened, the key signed
  * with, the objects found (a test checks that no stale handle is used after a re-open). */

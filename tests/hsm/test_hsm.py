@@ -11,6 +11,8 @@ For every algorithm MODULE supports (--lean: the first one only, for the sanitiz
   reconcile after keymgr was SIGKILLed inside a generation (the key pair in the token, the
   store's intent pending: tests/fault's p11fault wraps the module and kills the process at the
   new key's test signature).
+Then an audit checkpoint, whose record the token keeps as a private data object, is written
+and compared by `audit verify`.
 For every algorithm it lacks: `keyset create` refused, naming the module, the missing
 mechanism and what the token can do, with nothing written.
 Then the module's row of docs/hsm-compat.md is checked against what ran here.
@@ -39,6 +41,9 @@ AUDIENCE = "api.example.com"
 CLAIMS = {"sub": "alice", "client_id": "hsm-tests", "aud": AUDIENCE}
 COMPAT = os.path.join(HERE, "..", "..", "docs", "hsm-compat.md")
 RESULTS = {}   # alg -> "yes" (the whole lifecycle passed) / "no" (refused at keyset create)
+# Modules whose tokens keep no private data objects (docs/hsm-compat.md): NSS softoken
+# refuses token data objects with CKR_ATTRIBUTE_VALUE_INVALID.
+NO_DATA_OBJECTS = {"nss"}
 
 
 def slug(alg):
@@ -233,6 +238,30 @@ class HsmTest(unittest.TestCase):
         self.assertNotIn("CKR_PIN_INCORRECT", p.stderr)
         # The right PIN still works.
         self.keymgr("token", "info", "--env", "hsm")
+
+    def test_z_audit_checkpoint_record(self):
+        """The audit log's checkpoint, recorded in the token as a private data object
+        (CKO_DATA, CKA_PRIVATE; issue 16), on this module: `audit checkpoint` writes it,
+        `audit verify` reads it back and compares it with the store. A token that keeps no
+        such object (NSS softoken) gets the checkpoint without the record, and a warning.
+        The audit key is ES256: a token without it cannot sign checkpoints at all."""
+        if "ES256" not in modules.KINDS[MODULE].algs:
+            p = self.keymgr("audit", "checkpoint", "hsm", ok=False)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("cannot generate the audit key", p.stderr)
+            return
+        p = self.keymgr("audit", "checkpoint", "hsm", "--json")
+        cp = json.loads(p.stdout)[0]
+        v = self.json("audit", "verify", "hsm")[0]
+        self.assertTrue(v["ok"], v)
+        if MODULE in NO_DATA_OBJECTS:
+            self.assertFalse(cp["token_record"], cp)
+            self.assertIn("keeps no record of this checkpoint", p.stderr)
+            self.assertEqual(v["token_record"], "none", v)
+            return
+        self.assertTrue(cp["token_record"], cp)
+        self.assertEqual(v["token_record"], "compared", v)
+        self.assertEqual(v["anchor_seq"], cp["seq"], v)
 
     def test_zz_compat_table(self):
         """docs/hsm-compat.md's row for this module says what this run found."""

@@ -6,10 +6,15 @@ The user PIN is read from a file (never a command line); it is used for C_Login 
 that private objects are listed too.
 
 Usage: /usr/bin/python3 p11inspect.py MODULE TOKEN-LABEL PIN-FILE [--destroy-id HEX]
+                                      [--allow-decrypt-id HEX]
 With --destroy-id, every object whose CKA_ID is HEX is destroyed first (a change made
 behind keymgr's back, for the compliance tests), then the remaining objects are listed.
+With --allow-decrypt-id, the private keys whose CKA_ID is HEX get CKA_DECRYPT=TRUE first
+(C_SetAttributeValue: a key made unsafe behind keymgr's back).
 Prints one JSON document: {"label":..., "serial":..., "objects":[{"class":"private"|
-"public"|..., "id":HEX, "label":TEXT}, ...]} and exits 0; exits 1 with a message on stderr
+"public"|"data"|..., "id":HEX, "label":TEXT}, ...]} and exits 0 (an object without a CKA_ID,
+such as a data object, has "id" ""; a private key also has "sensitive", "extractable",
+"decrypt", "unwrap" and "copyable": true, false or null when the token does not report it); exits 1 with a message on stderr
 (the C_* function and its CK_RV, never the PIN) when the token cannot be opened or logged in.
 """
 import ctypes
@@ -23,6 +28,14 @@ CKU_USER = 1
 CKA_CLASS = 0x0
 CKA_LABEL = 0x3
 CKA_ID = 0x102
+CKA_SENSITIVE = 0x103
+CKA_DECRYPT = 0x105
+CKA_UNWRAP = 0x107
+CKA_EXTRACTABLE = 0x162
+CKA_COPYABLE = 0x171
+CKR_ATTRIBUTE_TYPE_INVALID = 0x12
+PRIVATE_FLAGS = {"sensitive": CKA_SENSITIVE, "extractable": CKA_EXTRACTABLE,
+                 "decrypt": CKA_DECRYPT, "unwrap": CKA_UNWRAP, "copyable": CKA_COPYABLE}
 CLASSES = {0: "data", 1: "certificate", 2: "public", 3: "private", 4: "secret"}
 
 
@@ -51,6 +64,16 @@ def read_attr(lib, session, handle, atype):
     return buf.raw[:attr.ulValueLen]
 
 
+def read_opt(lib, session, handle, atype):
+    """The attribute's value, or None when the object has no such attribute."""
+    try:
+        return read_attr(lib, session, handle, atype)
+    except P11Error as e:
+        if str(e).endswith(f"0x{CKR_ATTRIBUTE_TYPE_INVALID:x}"):
+            return None
+        raise
+
+
 def find_slot(lib, label):
     count = CK_ULONG(0)
     call(lib.C_GetSlotList, "C_GetSlotList", ctypes.c_ubyte(1), None, ctypes.byref(count))
@@ -66,7 +89,7 @@ def find_slot(lib, label):
     raise P11Error(f"no token labelled '{label}'")
 
 
-def inspect(module, label, pin_file, destroy_id=None):
+def inspect(module, label, pin_file, destroy_id=None, decrypt_id=None):
     lib = ctypes.CDLL(module)
     call(lib.C_Initialize, "C_Initialize", None)
     try:
@@ -93,19 +116,34 @@ def inspect(module, label, pin_file, destroy_id=None):
         if destroy_id is not None:
             kept = []
             for h in handles:
-                if read_attr(lib, session, h, CKA_ID).hex() == destroy_id:
+                if (read_opt(lib, session, h, CKA_ID) or b"").hex() == destroy_id:
                     call(lib.C_DestroyObject, "C_DestroyObject", session, CK_ULONG(h))
                 else:
                     kept.append(h)
             handles = kept
+        if decrypt_id is not None:
+            for h in handles:
+                cls = int.from_bytes(read_attr(lib, session, h, CKA_CLASS), sys.byteorder)
+                if CLASSES.get(cls) == "private" and \
+                        (read_opt(lib, session, h, CKA_ID) or b"").hex() == decrypt_id:
+                    yes = ctypes.c_ubyte(1)
+                    attr = Attribute(CKA_DECRYPT, ctypes.cast(ctypes.byref(yes), ctypes.c_void_p),
+                                     1)
+                    call(lib.C_SetAttributeValue, "C_SetAttributeValue", session, CK_ULONG(h),
+                         ctypes.byref(attr), CK_ULONG(1))
         objects = []
         for h in handles:
             cls = int.from_bytes(read_attr(lib, session, h, CKA_CLASS), sys.byteorder)
-            objects.append({
+            obj = {
                 "class": CLASSES.get(cls, str(cls)),
-                "id": read_attr(lib, session, h, CKA_ID).hex(),
+                "id": (read_opt(lib, session, h, CKA_ID) or b"").hex(),
                 "label": read_attr(lib, session, h, CKA_LABEL).decode("utf-8", "replace"),
-            })
+            }
+            if obj["class"] == "private":
+                for name, atype in PRIVATE_FLAGS.items():
+                    v = read_opt(lib, session, h, atype)
+                    obj[name] = None if v is None else v != b"\x00"
+            objects.append(obj)
         lib.C_Logout(session)
         lib.C_CloseSession(session)
         return {"label": label, "serial": serial, "objects": objects}
@@ -115,16 +153,17 @@ def inspect(module, label, pin_file, destroy_id=None):
 
 def main():
     args = sys.argv[1:]
-    destroy_id = None
-    if len(args) == 5 and args[3] == "--destroy-id":
-        destroy_id = args[4].lower()
+    ids = {"--destroy-id": None, "--allow-decrypt-id": None}
+    if len(args) == 5 and args[3] in ids:
+        ids[args[3]] = args[4].lower()
         args = args[:3]
     if len(args) != 3:
-        print("usage: p11inspect.py MODULE TOKEN-LABEL PIN-FILE [--destroy-id HEX]",
-              file=sys.stderr)
+        print("usage: p11inspect.py MODULE TOKEN-LABEL PIN-FILE [--destroy-id HEX] "
+              "[--allow-decrypt-id HEX]", file=sys.stderr)
         return 2
     try:
-        print(json.dumps(inspect(*args, destroy_id=destroy_id)))
+        print(json.dumps(inspect(*args, destroy_id=ids["--destroy-id"],
+                                 decrypt_id=ids["--allow-decrypt-id"])))
     except (P11Error, OSError) as e:
         print(f"p11inspect: {e}", file=sys.stderr)
         return 1

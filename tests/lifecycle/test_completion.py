@@ -6,8 +6,8 @@ function, and the function is called with COMP_WORDS/COMP_CWORD set as bash sets
   - every command and verb that `keymgr --help` and each group's --help list is offered;
   - for every verb, the options its --help names are offered, and every option offered is
     one keymgr accepts (run it: no "unknown option");
-  - enumerated values: the states, algorithms and --via values offered are exactly those the
-    program lists when it refuses a bad value;
+  - enumerated values: the states, algorithms, --via values and each verb's --format values
+    offered are exactly those the program lists when it refuses a bad value;
   - ENV and ENV/NAME come from the configuration given with -c, --config=FILE or
     $KEYMGR_CONFIG; a broken configuration completes nothing (and prints nothing);
   - `keymgr help VERB` completes verbs; after the argument of a verb, nothing is offered.
@@ -133,6 +133,14 @@ class CompletionTest(InstallationTest):
         self.assertEqual(self.complete("sign", "--via", ""), vias)
         self.assertEqual(self.complete("keyset", "create", "--bits", ""),
                          ["2048", "3072", "4096"])
+        # --format: each verb's own formats, as it lists them when it refuses one
+        for verb in (("plan",), ("audit", "report")):
+            p = self.inst.run(*verb, "--format", "bogus", config=False)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            formats = sorted(re.split(r", | or ", re.search(r"must be ([^;\n]+)",
+                                                             p.stderr).group(1)))
+            self.assertEqual(self.complete(*verb, "--format", ""), formats)
+            self.assertIn("html", formats)
         # The "--opt=value" form: bash splits it at '='.
         self.assertEqual(self.complete("key", "list", "--state", "=", "ret"), ["retired"])
         self.assertEqual(self.complete("key", "list", "--state", "="), states)

@@ -179,6 +179,8 @@ static void test_token_private_key_attributes(void **state)
 		assert_false(a.decrypt);
 		assert_false(a.unwrap);
 		assert_false(a.derive);
+		/* No copy can be made of it (issue 16): a copy could get other attributes. */
+		assert_false(a.copyable);
 		/* SoftHSM 2.6.1 keeps CKA_ALLOWED_MECHANISMS: exactly the one signing mechanism. */
 		assert_int_equal(a.n_allowed_mechanisms, 1);
 		assert_int_equal(a.allowed_mechanisms[0], cases[i].mech);

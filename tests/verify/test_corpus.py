@@ -96,6 +96,22 @@ class CommandLineTest(unittest.TestCase):
         self.assertIn("nbf: not valid before", p.stderr)
         self.assertEqual(verify(tok, "--at", "@1699999980").returncode, 0)  # within 30s
 
+    def test_max_ttl(self):
+        tok = read("valid-es256")  # iat 1700000000, exp 4102444800
+        p = verify(tok, "--max-ttl", "1h")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("token refused: lifetime: exp - iat is 2402444800 s, more than the "
+                      "3600 s allowed", p.stderr)
+        self.assertEqual(p.stdout, "")
+        self.assertEqual(verify(tok, "--max-ttl", "27807d").returncode, 0)   # 2402524800 s
+        self.assertEqual(verify(tok, "--max-ttl", "27806d").returncode, 1)   # 2402438400 s
+        self.assertEqual(verify(tok).returncode, 0)   # not checked without --max-ttl
+        for bad in ("0s", "soon"):
+            with self.subTest(max_ttl=bad):
+                p = verify(tok, "--max-ttl", bad)
+                self.assertEqual(p.returncode, 2)
+                self.assertIn("--max-ttl", p.stderr)
+
     def test_usage_errors(self):
         tok = read("valid-es256")
         cases = [
