@@ -20,11 +20,12 @@ LEASE = 4   # seconds: renewed every 4/3 s, stepped down 4/6 s before the expiry
 
 
 class Cluster:
-    def __init__(self, keymgr, keymgrd, nodes=3, keysets=("api",), schema="dev"):
+    def __init__(self, keymgr, keymgrd, nodes=3, keysets=("api",), schema="dev",
+                 setup=Setup):
         self.pg = Postgres(os.environ.get("TMPDIR") or None)
         self.pg.start()
         self.pg.create_db("keymgr")
-        self.s = Setup(keymgr, keymgrd, keysets=keysets, extra_daemon=f"lease: {LEASE}")
+        self.s = setup(keymgr, keymgrd, keysets=keysets, extra_daemon=f"lease: {LEASE}")
         self.s.stores["dev"] = self.pg.uri("keymgr", schema)
         self.s.write_config()
         self.n = nodes

@@ -14,7 +14,11 @@ started by the test (tests/ha/ha_fixture.py). Runs serially; leases of LEASE sec
     bytes and ETag, exactly the document the leader wrote into the store, within the poll
     interval (waited for, not timed);
   - PostgreSQL restarted while the nodes serve: they go on serving the last documents
-    meanwhile, reconnect, and a leader goes on rotating; nothing is lost (`audit verify`).
+    meanwhile, reconnect, and a leader goes on rotating; nothing is lost (`audit verify`);
+  - a simulated verifier that caches the JWKS of a random node for its max-age (never
+    refetching early) verifies tokens signed by random nodes through several rotations:
+    zero tokens whose kid it cannot find, zero failed verifications ("busy" answers, a node
+    not serving the new key yet, are counted and reported).
 
 Usage: test_ha.py KEYMGR KEYMGRD
 """
@@ -226,6 +230,56 @@ def test_postgresql_restart():
         c.close()
 
 
+def test_verifier_through_rotations():
+    import random
+    import subprocess
+    sys.path.insert(0, os.path.join(HERE, "..", "signing"))
+    import jwt
+    from signing_fixture import CLAIMS, SignSetup
+    c = Cluster(KEYMGR, KEYMGRD, setup=SignSetup)
+    try:
+        start_cluster(c)
+        rng = random.Random(18)
+        cache, cached_until = None, 0.0
+        signed = unknown = busy = 0
+        kids = set()
+        end = time.monotonic() + 6 * LEASE
+        while time.monotonic() < end or len(kids) < 3:
+            check(time.monotonic() < end + 120, f"no third key after 2 minutes: {kids}")
+            if cache is None or time.monotonic() >= cached_until:
+                i = rng.choice(c.alive())
+                st, h, body = c.nodes[i].http("GET", ENV_DOC)
+                check(st == 200, f"node {i}: GET {ENV_DOC}: {st}")
+                age = int(h.get("cache-control", "max-age=1").split("max-age=")[1].split(",")[0])
+                cache, cached_until = json.loads(body), time.monotonic() + age
+            i = rng.choice(c.alive())
+            p = subprocess.run([c.s.keymgr_bin, "-c", c.s.config, "sign", "dev/api", "--via",
+                                "daemon", "--socket", c.socket(i), "--ttl", "2s", "--claims",
+                                json.dumps(CLAIMS)], env=c.s.env, capture_output=True,
+                               text=True, timeout=60)
+            if p.returncode != 0:
+                check("busy" in p.stderr or "not in the JWKS" in p.stderr,
+                      f"node {i} refused to sign: {p.stderr}")
+                busy += 1
+                continue
+            token = p.stdout.strip()
+            kid = jwt.get_unverified_header(token)["kid"]
+            kids.add(kid)
+            signed += 1
+            keys = {k["kid"]: k for k in cache["keys"]}
+            if kid not in keys:
+                unknown += 1
+                continue
+            key = jwt.PyJWK(keys[kid])
+            jwt.decode(token, key.key, algorithms=[keys[kid]["alg"]], audience="api.test")
+            time.sleep(0.1)
+        print(f"     {signed} tokens from random nodes, {len(kids)} keys, {unknown} unknown "
+              f"kids, {busy} busy answers", flush=True)
+        check(unknown == 0, f"{unknown} tokens whose kid the verifier could not find")
+    finally:
+        c.close()
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([
         ("one leader through rotations", test_one_leader_through_rotations),
@@ -233,4 +287,5 @@ if __name__ == "__main__":
         ("SIGSTOP of the leader: it steps down", test_sigstop_leader_steps_down),
         ("identical JWKS on every node", test_identical_jwks_on_every_node),
         ("PostgreSQL restarted", test_postgresql_restart),
+        ("a verifier through rotations", test_verifier_through_rotations),
     ]))
