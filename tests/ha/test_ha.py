@@ -18,9 +18,13 @@ started by the test (tests/ha/ha_fixture.py). Runs serially; leases of LEASE sec
   - a simulated verifier that caches the JWKS of a random node for its max-age (never
     refetching early) verifies tokens signed by random nodes through several rotations:
     zero tokens whose kid it cannot find, zero failed verifications ("busy" answers, a node
-    not serving the new key yet, are counted and reported).
+    not serving the new key yet, are counted and reported);
+  - the leader killed inside its key generation (the fault module's C_GenerateKeyPair:KILL:
+    its intent is committed, the token never made the pair): a new leader at the next epoch
+    reconciles first (the intent abandoned), then rotates; no pending intent, one active
+    key, `keymgr reconcile --dry-run` finds nothing, `audit verify` passes.
 
-Usage: test_ha.py KEYMGR KEYMGRD
+Usage: test_ha.py KEYMGR KEYMGRD P11FAULT-MODULE
 """
 import json
 import os
@@ -33,7 +37,7 @@ sys.path.insert(0, HERE)
 from ha_fixture import LEASE, Cluster  # noqa: E402
 from daemon_fixture import Failure, check, run_tests, wait_for  # noqa: E402
 
-KEYMGR, KEYMGRD = sys.argv[1], sys.argv[2]
+KEYMGR, KEYMGRD, FAULT_MODULE = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
 # A sampling round that takes longer than the gap the lease leaves between two leaders'
 # beliefs (the margin, LEASE/6) could see a handover as an overlap: such rounds are not
 # counted, and reported.
@@ -280,6 +284,48 @@ def test_verifier_through_rotations():
         c.close()
 
 
+def test_leader_killed_in_key_generation():
+    c = Cluster(KEYMGR, KEYMGRD)
+    try:
+        # every node loads the fault module in front of SoftHSM, each with its own rules file
+        c.s.env["KEYMGR_P11FAULT_MODULE"] = c.s.module
+        c.s.module = FAULT_MODULE
+        c.s.write_config()
+        rules = [os.path.join(c.s.dir, f"rules{i}") for i in range(c.n)]
+        c.s.keyset_create("dev/api")
+        for i in range(c.n):
+            open(rules[i], "w").close()
+            c.s.env["KEYMGR_P11FAULT_FILE"] = rules[i]
+            c.start(i)
+        c.s.env.pop("KEYMGR_P11FAULT_FILE")
+        lead = wait_for(lambda: c.leaders(), "a leader", 60)[0]
+        wait_for(lambda: c.db("SELECT count(*) FROM dev.keys WHERE state = 'active'") == "1",
+                 "the first key active", 60)
+        epoch = c.lease(lead)["epoch"]
+        with open(rules[lead], "w") as f:
+            f.write("C_GenerateKeyPair:KILL\n")
+        c.nodes[lead].proc.wait(timeout=120)
+        check(c.nodes[lead].proc.returncode == -signal.SIGKILL,
+              f"the leader exited {c.nodes[lead].proc.returncode}, not by SIGKILL")
+        check(c.db("SELECT count(*) FROM dev.keys WHERE pending") == "1",
+              "the killed leader left no committed intent")
+        new = wait_for(lambda: c.leaders(), "a new leader", 60)[0]
+        check(c.lease(new)["epoch"] == epoch + 1, "the new leader's epoch is not +1")
+        c.nodes[new].wait_event("reconcile", action="abandon", timeout=60)
+        wait_for(lambda: c.db("SELECT count(*) FROM dev.keys WHERE pending") == "0",
+                 "no pending intent", 60)
+        serial = int(c.db("SELECT value FROM dev.counters WHERE name = 'jwks_serial'"))
+        wait_for(lambda: int(c.db("SELECT value FROM dev.counters WHERE name = "
+                                  "'jwks_serial'")) > serial, "a rotation by the new leader", 60)
+        one_active(c)
+        rec = json.loads(c.s.run("reconcile", "dev", "--dry-run", "--json").stdout)
+        check(rec["findings"] == [] and rec["attention"] == 0,
+              f"reconcile --dry-run after the takeover: {rec}")
+        audit_ok(c)
+    finally:
+        c.close()
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([
         ("one leader through rotations", test_one_leader_through_rotations),
@@ -288,4 +334,5 @@ if __name__ == "__main__":
         ("identical JWKS on every node", test_identical_jwks_on_every_node),
         ("PostgreSQL restarted", test_postgresql_restart),
         ("a verifier through rotations", test_verifier_through_rotations),
+        ("the leader killed in its key generation", test_leader_killed_in_key_generation),
     ]))
