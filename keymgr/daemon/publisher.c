@@ -549,6 +549,38 @@ static void lead_store(kd_daemon_t *d, kd_env_t *e, const doc_t *docs, const doc
 	free(out);   /* the bodies are the caller's */
 }
 
+/*
+ * A node that has just come to lead writes every document it serves into the store once
+ * (rendered again: the same bytes when nothing changed), so that the store holds documents
+ * even when the leader's first pass changes none (a store moved to PostgreSQL, a first
+ * start). A newer serial already in the store is kept (km_store_docs_put never goes back).
+ */
+static void seed_store(kd_daemon_t *d, kd_env_t *e, int64_t epoch)
+{
+	char err[1024] = "";
+	doc_t *docs = calloc(e->n_ks + 1, sizeof(*docs));
+	doc_t env_doc = { 0 };
+	int r = docs == NULL ? KM_ENOMEM : KM_EOK;
+	unsigned env_max_age = e->published_max_age;
+	for (size_t i = 0; r == KM_EOK && i < e->n_ks; i++)
+		if (e->ks[i].published)
+			r = render(e, e->ks[i].name, e->ks[i].digest, true, &docs[i], err,
+			           sizeof(err));
+	if (r == KM_EOK)
+		r = render(e, NULL, e->digest, true, &env_doc, err, sizeof(err));
+	if (r == KM_EOK) {
+		lead_store(d, e, docs, &env_doc, env_max_age, e->serial);
+		e->docs_epoch = epoch;
+	} else {
+		kd_log(KD_LOG_ERROR, "publish", "env", e->name, "result", "failed", "error",
+		       err[0] ? err : km_strerror(r), "source", "store", NULL);
+	}
+	for (size_t i = 0; docs != NULL && i < e->n_ks; i++)
+		free(docs[i].body);
+	free(docs);
+	free(env_doc.body);
+}
+
 int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 {
 	char err[1024] = "";
@@ -560,9 +592,10 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 	int64_t serial = 0;
 	int r;
 	char holder[KM_STORE_LEASE_HOLDER_MAX + 1];
-	int64_t epoch;
+	int64_t epoch = 0;
 	bool shared = km_store_has_docs(km_env_store(e->env));
-	if (shared && !kd_env_leading(d, e, holder, &epoch)) {
+	bool leads = !shared || kd_env_leading(d, e, holder, &epoch);
+	if (!leads) {
 		r = follow_store(d, e, now, err, sizeof(err));
 		if (r != KM_ENOENT)
 			goto out;
@@ -680,6 +713,9 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 	if (shared)
 		lead_store(d, e, docs, &env_doc, env_max_age, serial);
 out:
+	if (r == KM_EOK && shared && leads && e->published && e->serial > 0 &&
+	    e->docs_epoch != epoch)
+		seed_store(d, e, epoch);
 	if (r == KM_EOK) {
 		bool disc = publish_discovery(d, e);
 		write_static(e, published || disc);
