@@ -24,16 +24,19 @@ started by the test (tests/ha/ha_fixture.py). Runs serially; leases of LEASE sec
     reconciles first (the intent abandoned), then rotates; no pending intent, one active
     key, `keymgr reconcile --dry-run` finds nothing, `audit verify` passes.
 
-Usage: test_ha.py KEYMGR KEYMGRD P11FAULT-MODULE
+Usage: test_ha.py KEYMGR KEYMGRD P11FAULT-MODULE [LEASE-SECONDS]
 """
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 import signal
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+if len(sys.argv) > 4:
+    os.environ["KEYMGR_TEST_HA_LEASE"] = sys.argv[4]   # before ha_fixture reads it
 from ha_fixture import LEASE, Cluster  # noqa: E402
 from daemon_fixture import Failure, check, run_tests, wait_for  # noqa: E402
 
@@ -58,7 +61,8 @@ def sample_leaders(c, seconds):
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         t0 = time.monotonic()
-        views = [c.lease(i) for i in c.alive()]
+        with ThreadPoolExecutor(max_workers=c.n) as pool:   # every node asked at once
+            views = list(pool.map(c.lease, c.alive()))
         took = time.monotonic() - t0
         if took > MARGIN:
             skipped += 1
