@@ -423,6 +423,8 @@ size_t kd_tick_env(kd_daemon_t *d, kd_env_t *e, int64_t now, bool force, const c
 				km_env_close_token(e->env);
 			kd_signing_flush_audit(d);
 			kd_publish_env(d, e, (int64_t)time(NULL));
+			if (e->lease != NULL)   /* the publication's own fenced write cleared it */
+				km_store_set_fence(store, holder, epoch);
 			last_publish = (int64_t)time(NULL);
 			for (i = 0; i < e->n_ks && strcmp(e->ks[i].name, name) < 0; i++)
 				;
