@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/cli/args.h"
@@ -15,6 +14,7 @@
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/hex.h"
+#include "keymgr/common/pguri.h"
 
 static const char log_help[] =
 	"Usage: keymgr [-c FILE] audit log [ENV] [--kid KID] [--keyset NAME] [--since TIME]\n"
@@ -73,13 +73,14 @@ int km_cli_audit_open(const km_config_t *cfg, const char *name, km_env_t **env)
 {
 	const km_env_cfg_t *e = NULL;
 	char err[1024] = "";
-	struct stat st;
+	char shown[256];
 	int r = km_config_env_lookup(cfg, name, &e, err, sizeof(err));
 	if (r != KM_EOK)
 		return km_cli_fail(r, err);
-	if (stat(e->store, &st) != 0) {
+	if (!km_store_exists(e->store)) {
+		km_pguri_redact(e->store, shown, sizeof(shown));
 		km_cli_error("environment '%s' has no store yet (%s): nothing was recorded", name,
-		             e->store);
+		             shown);
 		return KM_CLI_EXIT_REFUSED;
 	}
 	if ((r = km_env_open(cfg, name, env, err, sizeof(err))) != KM_EOK)
@@ -107,8 +108,7 @@ static int env_arg(const char *cmd, int npos, char **pos, const char **env)
 /* The environments a verb without ENV works on: those whose store exists. */
 static bool store_exists(const km_env_cfg_t *e)
 {
-	struct stat st;
-	return stat(e->store, &st) == 0;
+	return km_store_exists(e->store);
 }
 
 /* ---- log ---- */
@@ -531,14 +531,15 @@ static int audit_verify(int argc, char **argv)
 		                          "environment's log: give ENV");
 	json_t *arr = c.json ? json_array() : NULL;
 	if (a.store != NULL) {
-		/* Offline: a copy of the store, no configuration, no token. */
-		struct stat st;
+		/* Offline: a copy of the store (a file or a postgresql:// URI), no configuration,
+		 * no token. */
 		km_store_t *s = NULL;
 		char err[1024] = "";
 		if (env_name == NULL)
 			rc = km_cli_usage_error(cmd, "--store needs the ENV the store belongs to");
-		else if (stat(a.store, &st) != 0)
-			rc = km_cli_fail(KM_ENOENT, "the --store file does not exist");
+		else if (!km_store_exists(a.store))
+			rc = km_cli_fail(KM_ENOENT, "the --store file (or PostgreSQL schema) holds no "
+			                 "store");
 		else if ((rc = km_store_open(a.store, env_name, &s, err, sizeof(err))) != KM_EOK)
 			rc = km_cli_fail(rc, err);
 		else

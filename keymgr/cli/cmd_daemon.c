@@ -317,6 +317,19 @@ static int status(int argc, char **argv)
 		       te ? ", token: " : "", te ? te : "");
 		if (re != NULL)
 			printf("   publishing: %s\n", re);
+		json_t *lease = json_object_get(e, "lease");
+		if (json_is_object(lease))
+			printf("   lease: %s (node %s); holder %s, epoch %lld, expires %s; %lld fenced "
+			       "writes\n",
+			       json_is_true(json_object_get(lease, "leader")) ? "this node leads" :
+			       "this node follows",
+			       json_string_value(json_object_get(lease, "node")),
+			       json_string_value(json_object_get(lease, "holder"))[0] ?
+			       json_string_value(json_object_get(lease, "holder")) : "nobody",
+			       (long long)json_integer_value(json_object_get(lease, "epoch")),
+			       json_is_string(json_object_get(lease, "expires")) ?
+			       json_string_value(json_object_get(lease, "expires")) : "-",
+			       (long long)json_integer_value(json_object_get(lease, "fenced_writes")));
 		json_array_foreach(json_object_get(e, "keysets"), j, ks)
 			print_keyset(en, ks);
 	}

@@ -10,6 +10,7 @@
 #include "keymgr/cli/commands.h"
 #include "keymgr/cli/envcmd.h"
 #include "keymgr/common/error.h"
+#include "keymgr/common/pguri.h"
 
 static const char list_help[] =
 	"Usage: keymgr [-c FILE] env list [--json]\n"
@@ -43,13 +44,15 @@ static int env_list(int argc, char **argv)
 		const char *pin = e->token.pin_source == NULL ? "none" :
 		                  e->token.pin_source[0] == 'f' ? "file" :
 		                  e->token.pin_source[0] == 'e' ? "env" : "prompt";
+		char store[512];
+		km_pguri_redact(e->store, store, sizeof(store));   /* no password on screen */
 		if (c.json)
 			json_array_append_new(arr, json_pack("{s:s, s:{s:s, s:s?, s:s?, s:s}, s:s, s:s}",
 			        "name", e->name, "token", "module", e->token.module_path,
 			        "label", e->token.token_label, "serial", e->token.token_serial,
-			        "pin_source", pin, "store", e->store, "http_path", e->http_path));
+			        "pin_source", pin, "store", store, "http_path", e->http_path));
 		else
-			printf("%-16s %-24s %-10s %-24s %s\n", e->name, tok, pin, e->http_path, e->store);
+			printf("%-16s %-24s %-10s %-24s %s\n", e->name, tok, pin, e->http_path, store);
 	}
 	if (c.json) {
 		rc = km_cli_print_json(arr);

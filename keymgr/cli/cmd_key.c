@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
 #include "keymgr/cli/args.h"
 #include "keymgr/cli/cli.h"
@@ -120,7 +119,7 @@ static int key_list(int argc, char **argv)
 		km_env_t *env = NULL;
 		km_store_key_t *keys = NULL;
 		size_t n = 0;
-		if (only == NULL && access(e->store, F_OK) != 0)
+		if (only == NULL && !km_store_exists(e->store))
 			continue; /* never used: nothing to list, and listing creates no store */
 		int r = km_env_open(cfg, e->name, &env, err, sizeof(err));
 		if (r == KM_EOK)
@@ -177,9 +176,8 @@ static int open_key_env(const char *cmd, const char *kid, const char *env_name, 
 		return rc;
 	for (size_t i = 0; i < km_config_env_count(*cfg); i++) {
 		const km_env_cfg_t *e = km_config_env_at(*cfg, i);
-		struct stat st;
 		/* A search reads: it must not create the store of an environment never used. */
-		if (stat(e->store, &st) != 0 || km_env_open(*cfg, e->name, env, err,
+		if (!km_store_exists(e->store) || km_env_open(*cfg, e->name, env, err,
 		                                            sizeof(err)) != KM_EOK)
 			continue;
 		if (km_store_key_get(km_env_store(*env), kid, k, err, sizeof(err)) == KM_EOK)

@@ -287,7 +287,7 @@ static int keyset_list(int argc, char **argv)
 			continue;
 		km_env_t *env = NULL;
 		char err[1024] = "";
-		if (npos == 0 && access(e->store, F_OK) != 0)
+		if (npos == 0 && !km_store_exists(e->store))
 			continue; /* never used: nothing to list, and listing creates no store */
 		int r = km_env_open(cfg, e->name, &env, err, sizeof(err));
 		if (r != KM_EOK) {

@@ -77,7 +77,7 @@ static int each_keyset(km_config_t *cfg, const char *env_only, const char *keyse
 		if (env_only != NULL && strcmp(e->name, env_only) != 0)
 			continue;
 		km_env_t *env = NULL;
-		if (env_only == NULL && access(e->store, F_OK) != 0)
+		if (env_only == NULL && !km_store_exists(e->store))
 			continue; /* never used: no key sets, and planning creates no store */
 		int r = km_env_open(cfg, e->name, &env, err, sizeof(err));
 		if (r != KM_EOK) {

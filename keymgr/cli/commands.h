@@ -28,3 +28,4 @@ int km_cmd_key_current(int argc, char **argv);
 int km_cmd_status(int argc, char **argv);
 int km_cmd_reload(int argc, char **argv);
 int km_cmd_tick(int argc, char **argv);
+int km_cmd_store(int argc, char **argv);

@@ -35,6 +35,7 @@ static const km_cli_command_t commands[] = {
 	{ "audit", km_cmd_audit, "audit log, verification, signed checkpoints, ownership report" },
 	{ "reconcile", km_cmd_reconcile, "compare store and token; repair what a crash left "
 	  "half done" },
+	{ "store", km_cmd_store, "copy an environment's store between SQLite and PostgreSQL" },
 	{ "token", km_cmd_token, "low-level verbs on a PKCS#11 token named by flags" },
 	{ NULL, NULL, NULL },
 };

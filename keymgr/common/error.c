@@ -47,6 +47,7 @@ static const struct {
 	{ KM_STORE_EBUSY, "store is locked by another writer" },
 	{ KM_STORE_ECONSTRAINT, "store constraint violated" },
 	{ KM_STORE_EIO, "store failure" },
+	{ KM_STORE_EFENCED, "this node no longer leads the environment (leader lease lost)" },
 
 	{ KM_EWRONGENV, "object belongs to another environment" },
 	{ KM_ETRANSITION, "illegal key state transition" },

@@ -56,6 +56,7 @@ enum km_error {
 	KM_STORE_EBUSY,                 /* database locked by another writer */
 	KM_STORE_ECONSTRAINT,           /* uniqueness or foreign key violated */
 	KM_STORE_EIO,                   /* other SQLite failure */
+	KM_STORE_EFENCED,               /* this node no longer holds the leader lease */
 
 	/* lifecycle / environment wall */
 	KM_EWRONGENV = KM_ERROR_BASE - 300, /* object belongs to another environment */
@@ -81,10 +82,10 @@ static inline bool km_is_token_error(int code)
 	return code >= KM_P11_EMODULE && code <= KM_P11_EKEYREFUSED;
 }
 
-/* Whether code is one of the store's codes (KM_STORE_EOPEN .. KM_STORE_EIO). */
+/* Whether code is one of the store's codes (KM_STORE_EOPEN .. KM_STORE_EFENCED). */
 static inline bool km_is_store_error(int code)
 {
-	return code >= KM_STORE_EOPEN && code <= KM_STORE_EIO;
+	return code >= KM_STORE_EOPEN && code <= KM_STORE_EFENCED;
 }
 
 /*

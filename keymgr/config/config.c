@@ -113,6 +113,7 @@ static int load(const char *path, bool partial, km_config_t **ret, char *err, si
 	cfg->daemon.admin_listen = KM_CONFIG_DEFAULT_ADMIN_LISTEN;
 	cfg->daemon.control_socket = KM_CONFIG_DEFAULT_CONTROL_SOCKET;
 	cfg->daemon.poll_interval = KM_CONFIG_DEFAULT_POLL_INTERVAL;
+	cfg->daemon.lease = KM_CONFIG_DEFAULT_LEASE;
 	cfg->daemon.denial_interval = KM_CONFIG_DEFAULT_DENIAL_INTERVAL;
 	cfg->daemon.control_reserved = KM_CONFIG_DEFAULT_CONTROL_RESERVED;
 

@@ -58,6 +58,7 @@
 #define KM_CONFIG_DEFAULT_CONTROL_SOCKET "/run/keymgr/control.sock"
 #define KM_CONFIG_DEFAULT_SESSIONS 4
 #define KM_CONFIG_DEFAULT_POLL_INTERVAL 5
+#define KM_CONFIG_DEFAULT_LEASE 15         /* seconds: daemon.lease (docs/ha.md) */
 #define KM_CONFIG_DEFAULT_DENIAL_INTERVAL 60   /* seconds a peer's repeated denials fold */
 #define KM_CONFIG_DEFAULT_CONTROL_RESERVED 16  /* of the 64 control connections */
 
@@ -102,7 +103,12 @@ typedef struct {
 	 * "prompt"), never a PIN; relative pin files are already absolute.
 	 */
 	km_token_cfg_t token;
-	const char *store;                               /* absolute path of the SQLite file */
+	/* absolute path of the SQLite file, or a postgresql:// URI (keymgr/common/pguri.h) */
+	const char *store;
+	/* What this node's own files for the environment are named after (the PIN refusal
+	 * record, keymgrd's control record): the SQLite file, or for a PostgreSQL store
+	 * CONFIGDIR/ENV.local, since a database has no directory of this node's. */
+	const char *local;
 	const char *http_path;                           /* "/production"; default "/ENV" */
 	const char *snapshots[KM_CONFIG_MAX_SNAPSHOTS];  /* absolute paths */
 	size_t n_snapshots;
@@ -142,6 +148,8 @@ typedef struct {
 	unsigned connection_limit;                       /* concurrent HTTP connections; 0 = default */
 	unsigned timeout;                                /* idle HTTP connection seconds; 0 = default */
 	unsigned poll_interval;                          /* seconds between store checks */
+	unsigned lease;                                  /* seconds of a leader lease (PostgreSQL
+	                                                  * stores; renewed every third) */
 	bool remove_unsafe_keys;                         /* reconcile at start destroys unsafe
 	                                                  * private keys no record holds */
 	unsigned per_ip_limit;                           /* HTTP connections per address; 0 = default */

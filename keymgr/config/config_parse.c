@@ -14,6 +14,7 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
+#include "keymgr/common/pguri.h"
 #include "keymgr/common/url.h"
 #include "keymgr/config/config_int.h"
 
@@ -140,6 +141,35 @@ static int get_path(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what
 		return KM_CONFIG_EINVAL;
 	}
 	*ret = abs;
+	return KM_EOK;
+}
+
+/* A store: a path (SQLite, made absolute) or a postgresql:// URI, kept as written and
+ * checked here; its local files are then named after CONFIGDIR/ENV.local. */
+static int get_store(walk_t *w, struct fy_node *n, cfg_loc_t at, const char *what,
+                     const char *env, km_env_cfg_t *pub)
+{
+	const char *s = NULL;
+	char local[PATH_MAX];
+	int r = get_text(w, n, at, what, PATH_MAX - 1, &s);
+	if (r != KM_EOK)
+		return r;
+	if (!km_pguri_is(s)) {
+		if ((r = get_path(w, n, at, what, &pub->store)) == KM_EOK)
+			pub->local = pub->store;
+		return r;
+	}
+	km_pguri_t u;
+	char why[200];
+	if (km_pguri_parse(s, &u, why, sizeof(why)) != KM_EOK) {
+		cfg_errorf(w->e, cfg_yaml_loc(n, at), "%s: %s", what, why);
+		return KM_CONFIG_EINVAL;
+	}
+	snprintf(local, sizeof(local), "%s.local", env);
+	pub->store = cfg_strdup(w->cfg, s);
+	pub->local = cfg_path_resolve(w->cfg, w->cfg->dir, local);
+	if (pub->store == NULL || pub->local == NULL)
+		return KM_ENOMEM;
 	return KM_EOK;
 }
 
@@ -670,7 +700,7 @@ static int parse_env_body(walk_t *w, cfg_env_t *env, const char *where, struct f
 			env->token_loc = kat;
 			have_token = true;
 		} else if (w->main && strcmp(key, "store") == 0) {
-			r = get_path(w, val, kat, what, &env->pub.store);
+			r = get_store(w, val, kat, what, name, &env->pub);
 			env->store_loc = cfg_yaml_loc(val, kat);
 		} else if (w->main && strcmp(key, "http") == 0) {
 			r = parse_http(w, env, val, kat);
@@ -849,6 +879,8 @@ static int parse_daemon(walk_t *w, struct fy_node *map, cfg_loc_t at)
 			r = get_uint(w, val, kat, "daemon.timeout", 1, 3600, &d->timeout);
 		} else if (strcmp(key, "poll_interval") == 0) {
 			r = get_uint(w, val, kat, "daemon.poll_interval", 1, 3600, &d->poll_interval);
+		} else if (strcmp(key, "lease") == 0) {
+			r = get_uint(w, val, kat, "daemon.lease", 3, 3600, &d->lease);
 		} else if (strcmp(key, "remove_unsafe_keys") == 0) {
 			r = get_bool(w, val, kat, "daemon.remove_unsafe_keys", &d->remove_unsafe_keys);
 		} else if (strcmp(key, "per_ip_limit") == 0) {
@@ -874,8 +906,8 @@ static int parse_daemon(walk_t *w, struct fy_node *map, cfg_loc_t at)
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, "daemon", "listen, port, control_socket, "
 			                         "control_group, threads, connection_limit, timeout, "
-			                         "poll_interval, remove_unsafe_keys, per_ip_limit, "
-			                         "rate_limit, rate_burst, control_per_peer, "
+			                         "poll_interval, lease, remove_unsafe_keys, "
+			                         "per_ip_limit, rate_limit, rate_burst, control_per_peer, "
 			                         "control_rate_limit, control_rate_burst, control_reserved, "
 			                         "denial_interval, listener_user, admin_listen, admin_port");
 		}

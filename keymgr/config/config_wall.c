@@ -3,7 +3,8 @@
  * The environment wall, as far as the config can enforce it: no two environments share a
  * token (same module and label, or same serial; their audit tokens count, and an audit token
  * must not be the environment's own token), a file (store, snapshot or static tree
- * directory, compared literally and through realpath()), or an HTTP path (equal, or one a
+ * directory, compared literally and through realpath(); a PostgreSQL store by its database and
+ * schema), or an HTTP path (equal, or one a
  * prefix of the other).
  * Every message names both environments and where the first one claims the resource.
  *
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/common/pguri.h"
 #include "keymgr/config/config_int.h"
 
 static int wall_error(km_config_t *cfg, cfg_err_t *e, cfg_loc_t at, const cfg_env_t *a,
@@ -132,6 +134,22 @@ static size_t collect_files(const km_config_t *cfg, claim_t *out, size_t max)
 	return n;
 }
 
+/* Two PostgreSQL stores are the same when they name one database and schema, however the
+ * URIs are spelt; a URI is never a file. */
+static bool claims_same(const claim_t *a, const claim_t *b)
+{
+	bool pa = km_pguri_is(a->path), pb = km_pguri_is(b->path);
+	if (pa != pb)
+		return false;
+	if (!pa)
+		return cfg_path_same(a->path, b->path);
+	km_pguri_t ua, ub;
+	char ignored[200];
+	return km_pguri_parse(a->path, &ua, ignored, sizeof(ignored)) == KM_EOK &&
+	       km_pguri_parse(b->path, &ub, ignored, sizeof(ignored)) == KM_EOK &&
+	       km_pguri_same(&ua, &ub);
+}
+
 static int check_files(km_config_t *cfg, cfg_err_t *e)
 {
 	claim_t local[KM_CONFIG_MAX_ENVS * (2 + KM_CONFIG_MAX_SNAPSHOTS)];
@@ -139,7 +157,7 @@ static int check_files(km_config_t *cfg, cfg_err_t *e)
 	int r;
 	for (size_t j = 0; j < n; j++) {
 		for (size_t i = 0; i < j; i++) {
-			if (!cfg_path_same(local[i].path, local[j].path))
+			if (!claims_same(&local[i], &local[j]))
 				continue;
 			char what[400];
 			if (local[i].env == local[j].env) {
@@ -153,8 +171,11 @@ static int check_files(km_config_t *cfg, cfg_err_t *e)
 					return r;
 				continue;
 			}
-			snprintf(what, sizeof(what), "a file (%.200s, %s of '%s', %s of '%s')",
-			         local[j].path, local[i].kind, local[i].env->pub.name, local[j].kind,
+			char shown[256];
+			km_pguri_redact(local[j].path, shown, sizeof(shown));
+			snprintf(what, sizeof(what), "%s (%.200s, %s of '%s', %s of '%s')",
+			         km_pguri_is(local[j].path) ? "a PostgreSQL database and schema" :
+			         "a file", shown, local[i].kind, local[i].env->pub.name, local[j].kind,
 			         local[j].env->pub.name);
 			if ((r = wall_error(cfg, e, local[j].loc, local[i].env, local[j].env, what,
 			                    local[i].loc)) != KM_EOK)

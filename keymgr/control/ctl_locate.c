@@ -153,7 +153,7 @@ static size_t record_dirs(const km_config_t *cfg, char dirs[][PATH_MAX], size_t 
 	size_t n = 0;
 	char d[PATH_MAX];
 	for (size_t i = 0; cfg != NULL && i < km_config_env_count(cfg); i++) {
-		snprintf(d, sizeof(d), "%s", km_config_env_at(cfg, i)->store);
+		snprintf(d, sizeof(d), "%s", km_config_env_at(cfg, i)->local);
 		char *slash = strrchr(d, '/');
 		if (slash == NULL)
 			continue;

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "keymgr/common/error.h"
@@ -129,7 +128,7 @@ static int open_token(km_env_t *env, const km_token_cfg_t *cfg, const char *gate
 
 int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
 {
-	int r = open_token(env, &env->ecfg->token, env->ecfg->store, &env->token, "", err,
+	int r = open_token(env, &env->ecfg->token, env->ecfg->local, &env->token, "", err,
 	                   errlen);
 	if (r == KM_EOK)
 		*ret = env->token;
@@ -139,7 +138,7 @@ int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
 /* The gate key of the audit token's PIN (AUDIT_GATE_SUFFIX). KM_EOK or KM_ERANGE. */
 static int audit_gate_key(const km_env_t *env, char key[PATH_MAX])
 {
-	if ((size_t)snprintf(key, PATH_MAX, "%s" AUDIT_GATE_SUFFIX, env->ecfg->store) >= PATH_MAX)
+	if ((size_t)snprintf(key, PATH_MAX, "%s" AUDIT_GATE_SUFFIX, env->ecfg->local) >= PATH_MAX)
 		return KM_ERANGE;
 	return KM_EOK;
 }
@@ -178,7 +177,7 @@ void km_env_close_token(km_env_t *env)
 int km_env_pin_retry(km_env_t *env, char *err, size_t errlen)
 {
 	char why[PATH_MAX + 128] = "", key[PATH_MAX];
-	int r = km_pin_refusal_forget(env->ecfg->store, why, sizeof(why));
+	int r = km_pin_refusal_forget(env->ecfg->local, why, sizeof(why));
 	/* The audit token's PIN too: an explicit retry is for every PIN of the environment. */
 	if (r == KM_EOK && env->ecfg->has_audit_token && (r = audit_gate_key(env, key)) == KM_EOK)
 		r = km_pin_refusal_forget(key, why, sizeof(why));
@@ -219,8 +218,7 @@ static int each_other_store(km_env_t *env, int (*fn)(const km_env_cfg_t *, km_st
 {
 	for (size_t i = 0; i < km_config_env_count(env->cfg); i++) {
 		const km_env_cfg_t *other = km_config_env_at(env->cfg, i);
-		struct stat st;
-		if (other == env->ecfg || stat(other->store, &st) != 0)
+		if (other == env->ecfg || !km_store_exists(other->store))
 			continue;
 		km_store_t *s = NULL;
 		char ignored[256];

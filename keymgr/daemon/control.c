@@ -104,7 +104,7 @@ void kd_control_record(kd_daemon_t *d)
 {
 	for (size_t i = 0; i < d->n_envs && d->ctl_fd >= 0; i++) {
 		char err[PATH_MAX + 128] = "";
-		if (km_ctl_record_write(d->envs[i].cfg->store, d->envs[i].name, d->ctl_path,
+		if (km_ctl_record_write(d->envs[i].cfg->local, d->envs[i].name, d->ctl_path,
 		                        km_config_path(d->cfg), err, sizeof(err)) != KM_EOK)
 			kd_log(KD_LOG_WARNING, "control", "env", d->envs[i].name, "result",
 			       "not recorded", "error", err, "detail", "keymgr finds the socket only "

@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -250,19 +251,30 @@ static void loop(kd_daemon_t *d, int sig_fd)
 			wake = hook_at;
 		if (wake <= now)
 			wake = now + 1;
-		struct pollfd fds[3 + KM_CONFIG_MAX_ENVS] = {
+		struct pollfd fds[4 + KM_CONFIG_MAX_ENVS] = {
 			{ .fd = sig_fd, .events = POLLIN },
 			{ .fd = kd_ctl_wake_fd(d), .events = POLLIN },
 			{ .fd = kd_front_fd(d->front), .events = POLLIN },
+			{ .fd = d->docs_wake_fd, .events = POLLIN },
 		};
 		int hook_fds[KM_CONFIG_MAX_ENVS];
 		size_t nh = kd_static_hooks_fds(d, hook_fds, KM_CONFIG_MAX_ENVS);
 		for (size_t i = 0; i < nh; i++)
-			fds[3 + i] = (struct pollfd){ .fd = hook_fds[i], .events = POLLIN };
+			fds[4 + i] = (struct pollfd){ .fd = hook_fds[i], .events = POLLIN };
 		/* a hook's exit only wakes the loop: the next turn reaps it */
-		int n = poll(fds, (nfds_t)(3 + nh), wait_ms(wake, d->poll_interval));
+		int n = poll(fds, (nfds_t)(4 + nh), wait_ms(wake, d->poll_interval));
 		if (n <= 0)
 			continue;
+		if (fds[3].revents & POLLIN) {
+			/* The leader wrote new documents: serve them now, not at the next poll. */
+			uint64_t count;
+			if (read(d->docs_wake_fd, &count, sizeof(count)) < 0) {
+				/* EAGAIN: another reader took it; nothing to do */
+			}
+			for (size_t i = 0; i < d->n_envs; i++)
+				kd_publish_env(d, &d->envs[i], (int64_t)time(NULL));
+			kd_signing_sync(d, (int64_t)time(NULL));
+		}
 		if (fds[2].revents != 0)
 			kd_front_process(d->front);   /* verifier rows, or the listener's end */
 		if (fds[0].revents & POLLIN)
@@ -283,7 +295,7 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 	mallopt(M_ARENA_MAX, 2);
 
-	kd_daemon_t d = { .port = -1, .admin_port = -1, .ctl_fd = -1 };
+	kd_daemon_t d = { .port = -1, .admin_port = -1, .ctl_fd = -1, .docs_wake_fd = -1 };
 	int rc = parse_args(&d, argc, argv);
 	if (rc >= 0)
 		return rc;
@@ -303,6 +315,8 @@ int main(int argc, char **argv)
 	}
 	d.started = (int64_t)time(NULL);
 	d.config_loaded_at = d.started;
+	/* Woken by a lease thread that heard of new documents (PostgreSQL stores, docs/ha.md). */
+	d.docs_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	rc = 1;
 	if (kd_signing_create(&d.signing) != KM_EOK) {
 		fprintf(stderr, "keymgrd: out of memory\n");
@@ -363,6 +377,8 @@ out:
 	kd_control_close(&d);
 	kd_front_free(d.front);
 	kd_signing_free(d.signing);
-	kd_state_free(&d);
+	kd_state_free(&d);           /* stops the lease threads, which write docs_wake_fd */
+	if (d.docs_wake_fd >= 0)
+		close(d.docs_wake_fd);
 	return rc;
 }

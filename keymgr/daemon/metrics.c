@@ -16,6 +16,7 @@
 #endif
 
 #include "keymgr/daemon/hook.h"
+#include "keymgr/daemon/lease.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/metrics.h"
 #include "keymgr/daemon/signer.h"
@@ -43,6 +44,13 @@ static void keyset_metric(FILE *f, const char *name, const kd_env_t *e, const kd
 	fputc(',', f);
 	label(f, "keyset", ks->name);
 	fprintf(f, "} %lld\n", v);
+}
+
+static void lease_metric(FILE *f, const char *name, const char *env, int64_t v)
+{
+	fprintf(f, "%s{", name);
+	label(f, "env", env);
+	fprintf(f, "} %lld\n", (long long)v);
 }
 
 static const char *health(const kd_daemon_t *d, char *buf, size_t len)
@@ -229,6 +237,26 @@ void kd_metrics_update(kd_daemon_t *d, int64_t now)
 				fprintf(f, ",result=\"%s\"} %llu\n", res ? "failed" : "ok",
 				        (unsigned long long)d->envs[i].actions[op][res]);
 			}
+	fprintf(f, "# HELP keymgr_leader 1 while this node holds the environment's leader lease "
+	           "(PostgreSQL stores).\n# TYPE keymgr_leader gauge\n"
+	           "# HELP keymgr_lease_epoch Epoch of the environment's leader lease, last seen.\n"
+	           "# TYPE keymgr_lease_epoch gauge\n"
+	           "# HELP keymgr_lease_expiry_timestamp_seconds When the leader lease expires "
+	           "(the database's clock), last seen.\n"
+	           "# TYPE keymgr_lease_expiry_timestamp_seconds gauge\n"
+	           "# HELP keymgr_fenced_writes_total Writes of this node refused because it no "
+	           "longer led.\n# TYPE keymgr_fenced_writes_total counter\n");
+	for (size_t i = 0; i < d->n_envs; i++) {
+		kd_lease_view_t v;
+		if (d->envs[i].lease == NULL)
+			continue;
+		kd_lease_view(d->envs[i].lease, &v);
+		lease_metric(f, "keymgr_leader", d->envs[i].name, v.leader);
+		lease_metric(f, "keymgr_lease_epoch", d->envs[i].name, v.epoch);
+		lease_metric(f, "keymgr_lease_expiry_timestamp_seconds", d->envs[i].name,
+		             v.expires_at);
+		lease_metric(f, "keymgr_fenced_writes_total", d->envs[i].name, (int64_t)v.fenced);
+	}
 	fprintf(f, "# HELP keymgr_token_up 1 when the environment's token is open and logged in.\n"
 	           "# TYPE keymgr_token_up gauge\n");
 	for (size_t i = 0; i < d->n_envs; i++) {

@@ -12,6 +12,7 @@
 
 #include "keymgr/audit/audit.h"
 #include "keymgr/common/error.h"
+#include "keymgr/daemon/lease.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/metrics.h"
 #include "keymgr/daemon/pass.h"
@@ -33,8 +34,14 @@ static void checkpoint(kd_daemon_t *d, int64_t now)
 	for (size_t i = 0; i < d->n_envs && !kd_signals_stop_requested(); i++) {
 		kd_env_t *e = &d->envs[i];
 		char err[1024] = "";
+		char holder[KM_STORE_LEASE_HOLDER_MAX + 1];
+		int64_t epoch;
 		if (!e->token_ok || (e->checkpoint_at != 0 && now < e->checkpoint_at +
 		                     KD_CHECKPOINT_INTERVAL))
+			continue;
+		/* On a store with a leader lease, the leader signs the checkpoints. */
+		if (km_store_has_lease(km_env_store(e->env)) &&
+		    (e->lease == NULL || !kd_lease_leading(e->lease, holder, &epoch)))
 			continue;
 		e->checkpoint_at = now;
 		int r = km_audit_checkpoint(e->env, now, false, NULL, err, sizeof(err));

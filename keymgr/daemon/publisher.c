@@ -25,8 +25,10 @@
 #include "keymgr/core/keyops.h"
 #include "keymgr/core/static_tree.h"
 #include "keymgr/daemon/hook.h"
+#include "keymgr/daemon/lease.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/publisher.h"
+#include "keymgr/daemon/scheduler.h"
 #include "keymgr/daemon/state.h"
 
 static void sha256(const char *body, size_t len, uint8_t out[32])
@@ -482,6 +484,177 @@ size_t kd_static_hooks_fds(const kd_daemon_t *d, int *fds, size_t max)
 	return n;
 }
 
+/* The kids of a JWKS document, for the served-keys bookkeeping of a follower. */
+static void mark_served(kd_keyset_t *ks, const char *body, size_t len, int64_t serial)
+{
+	json_t *doc = json_loadb(body, len, 0, NULL), *k;
+	size_t i;
+	json_array_foreach(json_object_get(doc, "keys"), i, k) {
+		const char *kid = json_string_value(json_object_get(k, "kid"));
+		for (size_t j = 0; kid != NULL && j < ks->n_keys; j++) {
+			if (strcmp(ks->keys[j].kid, kid) == 0 && ks->keys[j].first_serial == 0) {
+				ks->keys[j].first_serial = serial;
+				ks->keys[j].served_at = served_time();
+			}
+		}
+	}
+	json_decref(doc);
+}
+
+/*
+ * A follower of a shared store (docs/ha.md) serves the documents its leader wrote into the
+ * store, byte for byte (so the ETag too), under the leader's serial. A key counts as served
+ * by this node once a document it serves holds it: the signing rule stays per node. Returns
+ * KM_ENOENT when the store holds no document yet (a first start): the node renders its own.
+ */
+static int follow_store(kd_daemon_t *d, kd_env_t *e, int64_t now, char *err, size_t errlen)
+{
+	km_store_doc_t *docs = NULL;
+	size_t n = 0;
+	uint64_t *kids_fp = NULL;
+	int r = sync_keysets(e, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if ((kids_fp = calloc(e->n_ks ? e->n_ks : 1, sizeof(*kids_fp))) == NULL)
+		return KM_ENOMEM;
+	if ((r = sync_keys(e, now, kids_fp, err, errlen)) != KM_EOK)
+		goto out;
+	if ((r = km_store_docs_get(km_env_store(e->env), 0, &docs, &n, err, errlen)) != KM_EOK)
+		goto out;
+	if (n == 0) {
+		r = KM_ENOENT;
+		goto out;
+	}
+	char path[KM_HTTP_PATH_MAX + 1], num[32];
+	for (size_t i = 0; i < n; i++) {
+		km_store_doc_t *doc = &docs[i];
+		kd_keyset_t *ks = NULL;
+		uint8_t digest[32];
+		for (size_t j = 0; ks == NULL && j < e->n_ks; j++) {
+			kd_keyset_path(e, e->ks[j].name, path, sizeof(path));
+			if (strcmp(path, doc->path) == 0)
+				ks = &e->ks[j];
+		}
+		bool env_doc = strcmp(doc->path, e->path) == 0;
+		if (ks == NULL && !env_doc)
+			continue;       /* a key set this node's configuration does not serve */
+		sha256(doc->body, doc->len, digest);
+		bool same = env_doc ? e->published && memcmp(e->digest, digest, 32) == 0 &&
+		                      e->published_max_age == doc->max_age :
+		                      ks->published && memcmp(ks->digest, digest, 32) == 0 &&
+		                      ks->published_max_age == doc->max_age;
+		if (same && (int64_t)doc->serial <= e->serial)
+			continue;
+		if ((r = kd_front_publish(d->front, doc->path, doc->body, doc->len,
+		                         (int64_t)doc->serial, doc->max_age, (time_t)now)) != KM_EOK) {
+			snprintf(err, errlen, "publishing %s: %s", doc->path, km_strerror(r));
+			goto out;
+		}
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)doc->serial);
+		if (env_doc) {
+			e->published = true;
+			e->stale = false;
+			e->published_max_age = doc->max_age;
+			memcpy(e->digest, digest, 32);
+			if (!same) {
+				doc_t snap = { .body = doc->body, .len = doc->len };
+				e->changed_at = now;
+				write_snapshots(e, &snap, (int64_t)doc->serial);
+			}
+		} else {
+			ks->published = true;
+			ks->published_max_age = doc->max_age;
+			memcpy(ks->digest, digest, 32);
+			/* unknown here: a node that comes to lead renders again and compares bytes */
+			ks->kids_fp = 0;
+			mark_served(ks, doc->body, doc->len, (int64_t)doc->serial);
+		}
+		kd_log(env_doc ? KD_LOG_INFO : KD_LOG_DEBUG, "publish", "env", e->name, "path",
+		       doc->path, "serial", num, "source", "store", "result",
+		       same ? "headers" : "changed", NULL);
+		if ((int64_t)doc->serial > e->serial)
+			e->serial = (int64_t)doc->serial;
+	}
+	r = KM_EOK;
+out:
+	km_store_docs_free(docs, n);
+	free(kids_fp);
+	return r;
+}
+
+/* The leader of a shared store writes the documents it has just swapped in into the store,
+ * fenced: a deposed leader's documents are refused. */
+static void lead_store(kd_daemon_t *d, kd_env_t *e, const doc_t *docs, const doc_t *env_doc,
+                       unsigned env_max_age, int64_t serial)
+{
+	char err[1024] = "", holder[KM_STORE_LEASE_HOLDER_MAX + 1];
+	int64_t epoch;
+	km_store_doc_t *out = calloc(e->n_ks + 1, sizeof(*out));
+	size_t n = 0;
+	if (out == NULL)
+		return;
+	for (size_t i = 0; i < e->n_ks; i++) {
+		if (docs[i].body == NULL)
+			continue;
+		kd_keyset_path(e, e->ks[i].name, out[n].path, sizeof(out[n].path));
+		out[n].body = docs[i].body;
+		out[n].len = docs[i].len;
+		out[n].max_age = e->ks[i].max_age;
+		out[n++].serial = (uint64_t)serial;
+	}
+	if (env_doc->body != NULL) {
+		snprintf(out[n].path, sizeof(out[n].path), "%s", e->path);
+		out[n].body = env_doc->body;
+		out[n].len = env_doc->len;
+		out[n].max_age = env_max_age;
+		out[n++].serial = (uint64_t)serial;
+	}
+	km_store_t *s = km_env_store(e->env);
+	if (n > 0 && kd_env_leading(d, e, holder, &epoch)) {
+		km_store_set_fence(s, holder, epoch);
+		int r = km_store_docs_put(s, out, n, err, sizeof(err));
+		km_store_set_fence(s, NULL, 0);
+		if (r == KM_STORE_EFENCED)
+			kd_lease_fenced(e->lease);
+		if (r != KM_EOK)
+			kd_log(KD_LOG_ERROR, "publish", "env", e->name, "result", "failed", "error",
+			       err[0] ? err : km_strerror(r), "source", "store", NULL);
+	}
+	free(out);   /* the bodies are the caller's */
+}
+
+/*
+ * A node that has just come to lead writes every document it serves into the store once
+ * (rendered again: the same bytes when nothing changed), so that the store holds documents
+ * even when the leader's first pass changes none (a store moved to PostgreSQL, a first
+ * start). A newer serial already in the store is kept (km_store_docs_put never goes back).
+ */
+static void seed_store(kd_daemon_t *d, kd_env_t *e, int64_t epoch)
+{
+	char err[1024] = "";
+	doc_t *docs = calloc(e->n_ks + 1, sizeof(*docs));
+	doc_t env_doc = { 0 };
+	int r = docs == NULL ? KM_ENOMEM : KM_EOK;
+	unsigned env_max_age = e->published_max_age;
+	for (size_t i = 0; r == KM_EOK && i < e->n_ks; i++)
+		if (e->ks[i].published)
+			r = render(e, e->ks[i].name, e->ks[i].digest, true, &docs[i], err,
+			           sizeof(err));
+	if (r == KM_EOK)
+		r = render(e, NULL, e->digest, true, &env_doc, err, sizeof(err));
+	if (r == KM_EOK) {
+		lead_store(d, e, docs, &env_doc, env_max_age, e->serial);
+		e->docs_epoch = epoch;
+	} else {
+		kd_log(KD_LOG_ERROR, "publish", "env", e->name, "result", "failed", "error",
+		       err[0] ? err : km_strerror(r), "source", "store", NULL);
+	}
+	for (size_t i = 0; docs != NULL && i < e->n_ks; i++)
+		free(docs[i].body);
+	free(docs);
+	free(env_doc.body);
+}
+
 int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 {
 	char err[1024] = "";
@@ -489,8 +662,20 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 	doc_t *docs = NULL;
 	doc_t env_doc = { 0 };
 	bool want_env = false, any = false, bytes = false, published = false;
-	int r = sync_keysets(e, err, sizeof(err));
-	if (r != KM_EOK)
+	unsigned env_max_age = 0;
+	int64_t serial = 0;
+	int r;
+	char holder[KM_STORE_LEASE_HOLDER_MAX + 1];
+	int64_t epoch = 0;
+	bool shared = km_store_has_docs(km_env_store(e->env));
+	bool leads = !shared || kd_env_leading(d, e, holder, &epoch);
+	if (!leads) {
+		r = follow_store(d, e, now, err, sizeof(err));
+		if (r != KM_ENOENT)
+			goto out;
+		err[0] = '\0';   /* nothing in the store yet: render, as a single node does */
+	}
+	if ((r = sync_keysets(e, err, sizeof(err))) != KM_EOK)
 		goto out;
 	kids_fp = calloc(e->n_ks ? e->n_ks : 1, sizeof(*kids_fp));
 	docs = calloc(e->n_ks ? e->n_ks : 1, sizeof(*docs));
@@ -501,7 +686,6 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 	if ((r = sync_keys(e, now, kids_fp, err, sizeof(err))) != KM_EOK)
 		goto out;
 
-	unsigned env_max_age = 0;
 	for (size_t i = 0; i < e->n_ks; i++) {
 		kd_keyset_t *ks = &e->ks[i];
 		if (env_max_age == 0 || ks->max_age < env_max_age)
@@ -544,7 +728,7 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 		goto out;
 	}
 
-	int64_t serial = e->serial;
+	serial = e->serial;
 	if (bytes || serial == 0) {
 		if ((r = next_serial(e, &serial, err, sizeof(err))) != KM_EOK)
 			goto out;
@@ -600,7 +784,12 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 	e->serial = serial;
 	r = KM_EOK;
 	published = true;
+	if (shared)
+		lead_store(d, e, docs, &env_doc, env_max_age, serial);
 out:
+	if (r == KM_EOK && shared && leads && e->published && e->serial > 0 &&
+	    e->docs_epoch != epoch)
+		seed_store(d, e, epoch);
 	if (r == KM_EOK) {
 		bool disc = publish_discovery(d, e);
 		write_static(e, published || disc, now);

@@ -19,11 +19,13 @@
 #include "keymgr/common/fnv.h"
 #include "keymgr/core/apply.h"
 #include "keymgr/daemon/backoff.h"
+#include "keymgr/daemon/lease.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/publisher.h"
 #include "keymgr/daemon/scheduler.h"
 #include "keymgr/daemon/signals.h"
 #include "keymgr/daemon/signer.h"
+#include "keymgr/daemon/startup.h"
 #include "keymgr/daemon/state.h"
 #include "keymgr/daemon/token_check.h"
 #include "keymgr/store/change_lock.h"
@@ -343,6 +345,9 @@ static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now
 		ks->next_wake = w;
 		return true;
 	}
+	/* Deposed: another node leads now; this one stops changing anything at once. */
+	if (r == KM_STORE_EFENCED && e->lease != NULL)
+		kd_lease_fenced(e->lease);
 	ks->failures++;
 	int64_t delay = kd_backoff(ks->failures);
 	ks->retry_at = now + delay;
@@ -354,16 +359,46 @@ static bool run_keyset(kd_daemon_t *d, kd_env_t *e, kd_keyset_t *ks, int64_t now
 	return false;
 }
 
+bool kd_env_leading(kd_daemon_t *d, kd_env_t *e, char *holder, int64_t *epoch)
+{
+	char err[512] = "";
+	if (!km_store_has_lease(km_env_store(e->env)))
+		return true;
+	if (e->lease == NULL) {
+		int r = kd_lease_start(e->cfg->store, e->name, km_config_daemon(d->cfg)->lease,
+		                       d->docs_wake_fd, &e->lease, err, sizeof(err));
+		if (r != KM_EOK) {
+			kd_log(KD_LOG_ERROR, "lease", "env", e->name, "result", "failed", "error",
+			       err[0] ? err : km_strerror(r), NULL);
+			return false;
+		}
+	}
+	return kd_lease_leading(e->lease, holder, epoch);
+}
+
 size_t kd_tick_env(kd_daemon_t *d, kd_env_t *e, int64_t now, bool force, const char *only_keyset,
                    size_t *failed)
 {
 	size_t planned = 0;
-	if (!ensure_token(e, now, force)) {
-		if (failed != NULL && force)
-			(*failed)++;
+	char holder[KM_STORE_LEASE_HOLDER_MAX + 1] = "";
+	int64_t epoch = 0;
+	bool token = ensure_token(e, now, force);
+	if (!token && failed != NULL && force)
+		(*failed)++;
+	/* A follower checks its token (health) and serves what the store holds, but changes
+	 * nothing: the leader rotates. */
+	if (!token || !kd_env_leading(d, e, holder, &epoch)) {
 		if (!kd_signing_env_open(d, e->name))
 			km_env_close_token(e->env);   /* opened by the check, or left by a pass */
 		return 0;
+	}
+	km_store_t *store = km_env_store(e->env);
+	if (e->lease != NULL) {
+		/* Every write of this pass checks that this node still leads at this epoch. */
+		km_store_set_fence(store, holder, epoch);
+		/* A new leader first repairs what a deposed or crashed one left half done. */
+		if (e->reconciled_epoch != epoch && kd_reconcile_env(d, e))
+			e->reconciled_epoch = epoch;
 	}
 	int64_t last_publish = (int64_t)time(NULL);
 	for (size_t i = 0; i < e->n_ks && !kd_signals_stop_requested(); i++) {
@@ -388,6 +423,8 @@ size_t kd_tick_env(kd_daemon_t *d, kd_env_t *e, int64_t now, bool force, const c
 				km_env_close_token(e->env);
 			kd_signing_flush_audit(d);
 			kd_publish_env(d, e, (int64_t)time(NULL));
+			if (e->lease != NULL)   /* the publication's own fenced write cleared it */
+				km_store_set_fence(store, holder, epoch);
 			last_publish = (int64_t)time(NULL);
 			for (i = 0; i < e->n_ks && strcmp(e->ks[i].name, name) < 0; i++)
 				;
@@ -405,6 +442,7 @@ size_t kd_tick_env(kd_daemon_t *d, kd_env_t *e, int64_t now, bool force, const c
 	 * (softhsm/SoftHSMv2#688): its scheduler token stays open too. */
 	if (!kd_signing_env_open(d, e->name))
 		km_env_close_token(e->env);
+	km_store_set_fence(store, NULL, 0);   /* the signing service's audit events are not */
 	if (planned > 0)
 		d->last_tick = now;
 	return planned;

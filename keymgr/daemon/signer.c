@@ -441,7 +441,7 @@ static void open_token(kd_signing_t *s, sk_env_t *se, const kd_env_t *e, int64_t
 	                       .sessions = se->sessions, .init_args = se->init_args };
 	km_token_t *t = NULL;
 	char err[TOKEN_ERR_MAX - 64] = "", num[32];
-	int r = km_pin_refusal_gate(e->cfg->store, se->env, &cfg.pin_gate);
+	int r = km_pin_refusal_gate(e->cfg->local, se->env, &cfg.pin_gate);
 	if (r == KM_EOK)
 		r = km_token_open(&cfg, &t, err, sizeof(err));
 	pthread_rwlock_wrlock(&s->lock);

@@ -43,8 +43,7 @@ static void on_finding(void *ctx, const km_recon_event_t *ev)
 	       ev->result != KM_EOK ? km_strerror(ev->result) : NULL, "detail", ev->detail, NULL);
 }
 
-/* Reconciles e; true when the comparison could be made (repairs may still have failed). */
-static bool reconcile_env(kd_daemon_t *d, kd_env_t *e)
+bool kd_reconcile_env(kd_daemon_t *d, kd_env_t *e)
 {
 	/* Unsafe private keys no record holds are destroyed when the configuration says so
 	 * (daemon.remove_unsafe_keys: the operator's standing confirmation), else reported. */
@@ -76,7 +75,11 @@ void kd_startup_reconcile(kd_daemon_t *d)
 	for (size_t i = 0; i < d->n_envs && i < KM_CONFIG_MAX_ENVS; i++) {
 		kd_env_t *e = &d->envs[i];
 		pending[i][0] = '\0';
-		if (!reconcile_env(d, e))
+		/* On a store with a leader lease the leader reconciles, once it leads
+		 * (kd_tick_env): a follower's repairs would race the leader's changes. */
+		if (km_store_has_lease(km_env_store(e->env)))
+			continue;
+		if (!kd_reconcile_env(d, e))
 			snprintf(pending[i], sizeof(pending[i]), "%s", e->name);
 	}
 }
@@ -90,7 +93,7 @@ void kd_startup_reconcile_retry(kd_daemon_t *d)
 			kd_env_t *e = &d->envs[i];
 			if (strcmp(e->name, pending[p]) != 0)
 				continue;
-			if (e->token_ok && reconcile_env(d, e))
+			if (e->token_ok && kd_reconcile_env(d, e))
 				pending[p][0] = '\0';
 			break;
 		}

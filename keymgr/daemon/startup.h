@@ -12,6 +12,10 @@
  */
 void kd_startup_reconcile(kd_daemon_t *d);
 
+/* Reconciles e, logging as above; true when the comparison could be made (repairs may still
+ * have failed). */
+bool kd_reconcile_env(kd_daemon_t *d, kd_env_t *e);
+
 /*
  * After a pass: reconciles the environments whose start-up reconciliation could not run,
  * once their token is reachable again (e->token_ok). Cheap when there are none.

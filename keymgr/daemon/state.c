@@ -14,6 +14,7 @@
 #include "keymgr/common/error.h"
 #include "keymgr/core/documents.h"
 #include "keymgr/daemon/hook.h"
+#include "keymgr/daemon/lease.h"
 #include "keymgr/daemon/log.h"
 #include "keymgr/daemon/state.h"
 
@@ -59,6 +60,7 @@ static void keyset_clear(kd_keyset_t *k)
 
 static void env_free(kd_env_t *e)
 {
+	kd_lease_stop(e->lease);   /* a clean stop hands the lease over at once */
 	for (size_t i = 0; i < e->n_ks; i++)
 		keyset_clear(&e->ks[i]);
 	free(e->ks);

@@ -21,6 +21,7 @@
 typedef struct kd_signing kd_signing_t;   /* the signing service: signer.h */
 typedef struct kd_ctl kd_ctl_t;           /* the control connections: ctl_server.h */
 typedef struct kd_hook kd_hook_t;         /* a static-tree hook: hook.h */
+typedef struct kd_lease kd_lease_t;       /* the leader lease: lease.h */
 
 /* One key of a key set as the daemon last saw it in the store (destroyed keys left out). */
 typedef struct {
@@ -86,6 +87,12 @@ typedef struct {
 	char *token_error;         /* malloc'd; NULL when the token is reachable */
 	char *refresh_error;       /* malloc'd; NULL when the last refresh succeeded */
 	uint64_t actions[KM_PLAN_OP_COUNT][2]; /* [op][0] applied, [op][1] failed */
+	/* A PostgreSQL store's leader lease (lease.h): only its holder plans, applies and
+	 * reconciles. NULL: a store without one (SQLite, one node), or not started yet. */
+	kd_lease_t *lease;
+	int64_t reconciled_epoch;  /* the lease epoch this node last reconciled at */
+	int64_t docs_epoch;        /* the lease epoch at which this node, leading, wrote all its
+	                            * served documents into the store (publisher.c) */
 } kd_env_t;
 
 typedef struct {
@@ -114,6 +121,7 @@ typedef struct {
 	uint64_t reloads_ok, reloads_failed;
 	int64_t config_loaded_at;
 	unsigned poll_interval;
+	int docs_wake_fd;          /* eventfd: a lease thread heard of new documents in a store */
 } kd_daemon_t;
 
 /* HTTP paths to stop serving (kd_state_reload). */

@@ -14,6 +14,7 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/timefmt.h"
 #include "keymgr/core/apply.h"
+#include "keymgr/daemon/lease.h"
 #include "keymgr/daemon/state.h"
 #include "keymgr/daemon/status.h"
 
@@ -140,6 +141,19 @@ static json_t *keyset_json(kd_daemon_t *d, kd_env_t *e, const kd_keyset_t *ks, i
 	                 "ceiling_activations", (json_int_t)ks->ceiling_total);
 }
 
+/* The environment's leader lease as this node sees it (null: a store without one). */
+static json_t *lease_json(const kd_env_t *e)
+{
+	kd_lease_view_t v;
+	if (e->lease == NULL)
+		return json_null();
+	kd_lease_view(e->lease, &v);
+	return json_pack("{s:b, s:s, s:s, s:I, s:o, s:I, s:I, s:I}", "leader", v.leader, "node",
+	                 v.node, "holder", v.holder, "epoch", (json_int_t)v.epoch, "expires",
+	                 time_json(v.expires_at), "acquired", (json_int_t)v.acquired, "lost",
+	                 (json_int_t)v.lost, "fenced_writes", (json_int_t)v.fenced);
+}
+
 json_t *kd_status_json(kd_daemon_t *d, const char *env, const char *keyset, int64_t now)
 {
 	json_t *envs = json_array();
@@ -151,11 +165,11 @@ json_t *kd_status_json(kd_daemon_t *d, const char *env, const char *keyset, int6
 		for (size_t j = 0; j < e->n_ks; j++)
 			if (keyset == NULL || strcmp(keyset, e->ks[j].name) == 0)
 				json_array_append_new(kss, keyset_json(d, e, &e->ks[j], now));
-		json_array_append_new(envs, json_pack("{s:s, s:s, s:I, s:b, s:s?, s:s?, s:o}",
+		json_array_append_new(envs, json_pack("{s:s, s:s, s:I, s:b, s:s?, s:s?, s:o, s:o}",
 		                      "name", e->name, "jwks_path", e->path, "serial",
 		                      (json_int_t)e->serial, "token_ok", e->token_ok, "token_error",
-		                      e->token_error, "refresh_error", e->refresh_error, "keysets",
-		                      kss));
+		                      e->token_error, "refresh_error", e->refresh_error, "lease",
+		                      lease_json(e), "keysets", kss));
 	}
 	/* The reason stays here: /healthz says only ok or unhealthy (it is public). */
 	const char *reason = d->front != NULL ? kd_front_health_reason(d->front) : NULL;

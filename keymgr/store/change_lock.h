@@ -16,8 +16,16 @@
  *
  * The lock belongs to a store handle and is reentrant on it (a count): rotate holds it and
  * the generation inside it takes it again. Handles are used by one thread at a time; two
- * handles (threads or processes) exclude each other. Stores without a file path (none today)
- * have no lock.
+ * handles (threads or processes) exclude each other.
+ *
+ * A PostgreSQL store has no file next to it, and its writers run on several machines: there
+ * the lock is a row in the store (holder "pid=N host=H prog=P op=OP", epoch, expiry by the
+ * database's clock, KM_STORE_CHANGE_LOCK_TTL_S), taken and released in short transactions.
+ * Every write transaction of the holding handle first checks that it still holds the lock
+ * at its epoch and extends the expiry; a holder that lost it (it stalled past the expiry and
+ * another process took the lock) has its next step refused, so it never writes after
+ * another change began. A holder that died frees the lock at the expiry, or at once for a
+ * waiter on the same host that sees its pid gone. Same waiting and messages as the flock.
  */
 #pragma once
 
@@ -28,6 +36,10 @@
 
 /* How long a change waits for another process's change before it gives up. */
 #define KM_STORE_CHANGE_WAIT_MS 10000
+
+/* A PostgreSQL store's change lock expires this long (database clock) after the holder's
+ * last step: longer than any token call between two steps (an RSA-4096 generation). */
+#define KM_STORE_CHANGE_LOCK_TTL_S 120
 
 /* How far km_store_change_lock_at() may move a change's time ahead of the caller's clock
  * (seconds): a recorded time up to this far in the future is keymgr's own, not an error. */

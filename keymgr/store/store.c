@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "keymgr/common/canon_json.h"
 #include "keymgr/common/error.h"
 #include "keymgr/common/hex.h"
 #include "keymgr/common/name.h"
+#include "keymgr/common/pguri.h"
 #include "keymgr/store/store.h"
 #include "keymgr/store/store_backend.h"
 #include "keymgr/store/store_int.h"
@@ -165,8 +167,14 @@ int km_store_schema_version(void)
 	return km_store_backend_sqlite.schema_version();
 }
 
-int km_store_open(const char *path, const char *env_name, km_store_t **ret, char *err,
-                  size_t errlen)
+const km_store_backend_t *km_store__backend_for(const char *path)
+{
+	/* A postgresql:// URI is a PostgreSQL store (docs/ha.md); anything else an SQLite file. */
+	return km_pguri_is(path) ? &km_store_backend_pg : &km_store_backend_sqlite;
+}
+
+int km_store__open(const char *path, const char *env_name, bool bootstrap, km_store_t **ret,
+                   char *err, size_t errlen)
 {
 	if (path == NULL || *path == '\0' || ret == NULL)
 		return km_store__fail(err, errlen, KM_EINVAL, "store path (or result pointer) "
@@ -178,18 +186,20 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
 	km_store_t *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return km_store__fail(err, errlen, KM_ENOMEM, "out of memory");
-	/* One backend today; a later issue dispatches on the path (postgresql://...). */
-	s->be = &km_store_backend_sqlite;
+	s->be = km_store__backend_for(path);
 	snprintf(s->env, sizeof(s->env), "%s", env_name);
 	km_store_actor_self(&s->actor, km_store__default_via());
 	s->lock_fd = -1;
 	size_t plen = strlen(path);
-	if ((s->lock_path = malloc(plen + sizeof(".lock"))) == NULL) {
+	if (s->be == &km_store_backend_sqlite &&
+	    (s->lock_path = malloc(plen + sizeof(".lock"))) == NULL) {
 		free(s);
 		return km_store__fail(err, errlen, KM_ENOMEM, "out of memory");
 	}
-	memcpy(s->lock_path, path, plen);
-	memcpy(s->lock_path + plen, ".lock", sizeof(".lock"));
+	if (s->lock_path != NULL) {
+		memcpy(s->lock_path, path, plen);
+		memcpy(s->lock_path + plen, ".lock", sizeof(".lock"));
+	}
 	int r = s->be->open(path, env_name, &s->ctx, err, errlen);
 	if (r != KM_EOK) {
 		free(s->lock_path);
@@ -197,12 +207,25 @@ int km_store_open(const char *path, const char *env_name, km_store_t **ret, char
 		return r;
 	}
 	/* A new store starts its audit chain; a migrated one records what it already held. */
-	if ((r = km_store__audit_bootstrap(s, err, errlen)) != KM_EOK) {
+	if (bootstrap && (r = km_store__audit_bootstrap(s, err, errlen)) != KM_EOK) {
 		km_store_free(s);
 		return r;
 	}
 	*ret = s;
 	return KM_EOK;
+}
+
+int km_store_open(const char *path, const char *env_name, km_store_t **ret, char *err,
+                  size_t errlen)
+{
+	return km_store__open(path, env_name, true, ret, err, errlen);
+}
+
+bool km_store_exists(const char *path)
+{
+	if (km_pguri_is(path))
+		return km_store_pg_exists(path);
+	return access(path, F_OK) == 0;
 }
 
 void km_store_free(km_store_t *s)
@@ -211,10 +234,10 @@ void km_store_free(km_store_t *s)
 		return;
 	if (s->in_tx)
 		s->be->tx(s->ctx, KM_STORE_TX_ROLLBACK, NULL, 0);
+	km_store__change_lock_close(s);     /* a lock row is released through the backend */
 	s->be->close(s->ctx);
 	km_store__pending_free(s);
 	km_store__audit_context_free(s);
-	km_store__change_lock_close(s);
 	free(s->lock_path);
 	free(s);
 }

@@ -142,6 +142,114 @@ int km_store_schema_version(void);
 int km_store_open(const char *path, const char *env_name, km_store_t **ret, char *err,
                   size_t errlen);
 
+/*
+ * Whether a store exists at path without creating one: the SQLite file exists, or the
+ * PostgreSQL schema holds a store (this connects to the database; an unreachable database
+ * counts as existing, so that opening it reports why).
+ */
+bool km_store_exists(const char *path);
+
+/* ---- the leader lease (docs/ha.md) ----
+ *
+ * Several keymgrd nodes on one PostgreSQL store elect one rotator per environment with a
+ * lease row timed by the database's clock only: taken when free or expired (epoch + 1, the
+ * fencing token), renewed by its holder, lost when not renewed in time. A backend without
+ * one (SQLite: one node) answers KM_ENOTSUP.
+ */
+#define KM_STORE_LEASE_HOLDER_MAX 127
+
+typedef struct {
+	char holder[KM_STORE_LEASE_HOLDER_MAX + 1];   /* "" when nobody ever held it */
+	int64_t epoch;
+	bool held;                  /* by the holder asked about (acquire, renew), and not expired */
+	int64_t expires_in_ms;      /* time left by the database's clock (<= 0: expired) */
+	int64_t expires_at;         /* the expiry, database clock, Unix seconds (0: none) */
+} km_store_lease_t;
+
+/* Whether the store's backend has a leader lease (PostgreSQL). */
+bool km_store_has_lease(const km_store_t *s);
+
+/*
+ * Takes the lease for holder for ttl_ms when it is free or expired. *ret tells the outcome:
+ * held and the new epoch, or the current holder, epoch and expiry. KM_ENOTSUP, store codes.
+ */
+int km_store_lease_acquire(km_store_t *s, const char *holder, int ttl_ms, km_store_lease_t *ret,
+                           char *err, size_t errlen);
+
+/* Extends the lease held by holder at epoch to ttl_ms from now (database clock).
+ * KM_STORE_EFENCED when it is no longer held so (expired, or taken by another). */
+int km_store_lease_renew(km_store_t *s, const char *holder, int64_t epoch, int ttl_ms,
+                         km_store_lease_t *ret, char *err, size_t errlen);
+
+/* Reads the lease (held: not expired). */
+int km_store_lease_read(km_store_t *s, km_store_lease_t *ret, char *err, size_t errlen);
+
+/* Gives the lease up at once (clean stop), if still held by holder at epoch. */
+int km_store_lease_release(km_store_t *s, const char *holder, int64_t epoch, char *err,
+                           size_t errlen);
+
+/*
+ * Fences every later write transaction of s: each first checks, under a row lock, that the
+ * lease is held by holder at epoch and not expired, and fails with KM_STORE_EFENCED (writing
+ * nothing) otherwise. holder NULL: no fence. No effect on backends without a lease.
+ */
+void km_store_set_fence(km_store_t *s, const char *holder, int64_t epoch);
+
+/* ---- the served JWKS documents (docs/ha.md) ----
+ *
+ * On a store shared by several keymgrd nodes (PostgreSQL) the leader writes the documents it
+ * serves into the store; every other node serves exactly those bytes. A backend without
+ * them (SQLite: one node) answers KM_ENOTSUP.
+ */
+typedef struct {
+	char path[256];             /* the HTTP path it is served at */
+	uint64_t serial;
+	unsigned max_age;
+	char *body;                 /* owned (km_store_docs_free) */
+	size_t len;
+} km_store_doc_t;
+
+bool km_store_has_docs(const km_store_t *s);
+
+/* Writes docs (overwriting older serials of the same paths, never newer ones) in one
+ * transaction (fenced when a fence is set), and notifies listeners at its commit. */
+int km_store_docs_put(km_store_t *s, const km_store_doc_t *docs, size_t n, char *err,
+                      size_t errlen);
+
+/* The documents whose serial is above newer_than (0: all). *ret: km_store_docs_free(). */
+int km_store_docs_get(km_store_t *s, uint64_t newer_than, km_store_doc_t **ret, size_t *n,
+                      char *err, size_t errlen);
+
+void km_store_docs_free(km_store_doc_t *docs, size_t n);
+
+/* Subscribes s's connection to notices of new documents; *fd (its socket) becomes readable
+ * when one may have arrived. Called again after a reconnection. */
+int km_store_docs_listen(km_store_t *s, int *fd, char *err, size_t errlen);
+
+/* Consumes what arrived on s's connection: true when a notice of new documents was in it. */
+bool km_store_docs_notified(km_store_t *s);
+
+/* What km_store_copy() copied. */
+typedef struct {
+	char env[KM_ENV_NAME_MAX + 1];
+	size_t keysets, keys, key_events, audit_events, jwks_versions, audit_keys, checkpoints;
+	int64_t head_seq;                             /* the audit chain's head, as in the source */
+	char head_hash[64 + 1];
+} km_store_copy_stats_t;
+
+/*
+ * Copies the whole store at `from` (a file or a postgresql:// URI, of any environment) into a
+ * new store at `to`, of either backend: key sets and their history, keys and their history,
+ * counters, and the audit chain event for event (sequence numbers, actors, hashes), JWKS
+ * versions, audit keys and checkpoints, so that `keymgr audit verify` passes on the copy.
+ * The source's change lock is held and its rows read in one transaction; the destination is
+ * written in one transaction, so a failed copy leaves it empty. Refuses a destination that
+ * holds anything (KM_EEXIST), a source that is no store (KM_STORE_EOPEN, KM_ENOENT), and a
+ * destination of another environment (KM_EWRONGENV). *ret (may be NULL) says what was copied.
+ */
+int km_store_copy(const char *from, const char *to, km_store_copy_stats_t *ret, char *err,
+                  size_t errlen);
+
 /* Closes the store (rolling back an open transaction). Accepts NULL. */
 void km_store_free(km_store_t *s);
 

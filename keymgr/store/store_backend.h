@@ -24,6 +24,13 @@ typedef enum {
 	KM_STORE_TX_ROLLBACK_TO,
 } km_store_tx_t;
 
+typedef enum {
+	KM_STORE_LEASE_ACQUIRE = 0,
+	KM_STORE_LEASE_RENEW,
+	KM_STORE_LEASE_READ,
+	KM_STORE_LEASE_RELEASE,
+} km_store_lease_op_t;
+
 /* A key lookup: the public filter plus exact kid / CKA_ID matches (NULL: any). */
 typedef struct {
 	km_store_key_filter_t f;
@@ -35,8 +42,10 @@ typedef struct {
 typedef struct km_store_backend {
 	const char *name;
 	int (*schema_version)(void);    /* the version this program writes */
-	/* Opens or creates the store, migrates it, and checks/records the environment. */
+	/* Opens or creates the store, migrates it, and checks/records the environment. env NULL:
+	 * an existing store of any environment (env_read tells which). */
 	int (*open)(const char *path, const char *env, void **ctx, char *err, size_t errlen);
+	int (*env_read)(void *ctx, char *out, size_t len, char *err, size_t errlen);
 	void (*close)(void *ctx);
 	int (*tx)(void *ctx, km_store_tx_t op, char *err, size_t errlen);
 
@@ -91,6 +100,39 @@ typedef struct km_store_backend {
 	                         size_t errlen);
 	int (*checkpoint_query)(void *ctx, km_store_checkpoint_t **ret, size_t *count, char *err,
 	                        size_t errlen);
+
+	/*
+	 * The change lock as a row in the store, for backends without a lock file (NULL when the
+	 * backend has none: store_lock.c then uses flock). lock_take takes the lock when it is
+	 * free, expired, or held by `stale` at epoch stale_epoch (a holder found dead; NULL:
+	 * none), for ttl_s seconds of the database's clock, recording holder; *epoch gets the
+	 * new epoch, or 0 with the current holder and its epoch in cur / *cur_epoch. While held,
+	 * every write transaction of the handle first checks holder and epoch and extends the
+	 * expiry, and fails with KM_STORE_EBUSY when the lock was lost. lock_release frees it
+	 * (when still held at epoch).
+	 */
+	int (*lock_take)(void *ctx, const char *holder, const char *stale, int64_t stale_epoch,
+	                 int ttl_s, int64_t *epoch, char *cur, size_t curlen, int64_t *cur_epoch,
+	                 char *err, size_t errlen);
+	int (*lock_release)(void *ctx, int64_t epoch, char *err, size_t errlen);
+
+	/* The leader lease (store.h; NULL when the backend has none). op: acquire, renew, read,
+	 * release. fence: holder NULL clears it. */
+	int (*lease)(void *ctx, km_store_lease_op_t op, const char *holder, int64_t epoch,
+	             int ttl_ms, km_store_lease_t *ret, char *err, size_t errlen);
+	void (*fence)(void *ctx, const char *holder, int64_t epoch);
+
+	/* The served documents (store.h; NULL when the backend has none). docs_put runs inside
+	 * the caller's transaction scope. */
+	int (*docs_put)(void *ctx, const km_store_doc_t *d, char *err, size_t errlen);
+	int (*docs_get)(void *ctx, uint64_t newer_than, km_store_doc_t **ret, size_t *n,
+	                char *err, size_t errlen);
+	int (*docs_listen)(void *ctx, int *fd, char *err, size_t errlen);
+	bool (*docs_notified)(void *ctx);
 } km_store_backend_t;
 
 extern const km_store_backend_t km_store_backend_sqlite;
+extern const km_store_backend_t km_store_backend_pg;       /* store_pg.c */
+
+/* Whether the schema named by uri holds a keymgr store (true when it cannot be asked). */
+bool km_store_pg_exists(const char *uri);

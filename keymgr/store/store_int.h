@@ -2,12 +2,16 @@
 /*
  * Private to keymgr/store/: the store handle and the helpers its files share.
  *   store.c                  opening, transactions, key sets, keys, lifecycle
- *   store_lock.c             the environment's change lock (change_lock.h)
+ *   store_lock.c             the environment's change lock (change_lock.h): a flock, or a
+ *                            row of the store (backends with lock_take)
  *   store_audit_context.c    who acts through a handle, under which policy
  *   store_audit_queue.c      events of the open transaction, handed to the sink at COMMIT
  *   store_audit_chain.c      the chain's links: canonical event, hash, append, read back
  *   store_audit_records.c    JWKS versions, audit keys, checkpoints
  *   store_audit_genesis.c    the chain's first link (store.create / store.baseline)
+ *   store_copy.c             a whole store into a new one, another backend's (store copy)
+ *   store_lease.c            the leader lease and the fence of a handle (PostgreSQL)
+ *   store_docs.c             the served JWKS documents of a shared store (PostgreSQL)
  * and behind store_backend.h the backends (store_sqlite.c), which never see the handle.
  */
 #pragma once
@@ -39,8 +43,17 @@ struct km_store {
 	/* The environment's change lock (change_lock.h, store_lock.c). */
 	char *lock_path;            /* STORE.lock */
 	int lock_fd;                /* open (and flock'ed) while held, else -1 */
+	int64_t lock_epoch;         /* the lock row's epoch while held (lock_take backends) */
 	unsigned lock_depth;        /* holds through this handle */
 };
+
+/* The backend of a store location: PostgreSQL for a postgresql:// URI, else SQLite. */
+const km_store_backend_t *km_store__backend_for(const char *path);
+
+/* km_store_open(), with the new store's first audit event only when bootstrap (a store
+ * copy's destination receives the source's chain instead). */
+int km_store__open(const char *path, const char *env_name, bool bootstrap, km_store_t **ret,
+                   char *err, size_t errlen);
 
 /* Releases the change lock however often it is held (km_store_free). */
 void km_store__change_lock_close(km_store_t *s);

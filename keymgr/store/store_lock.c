@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The change lock of an environment: flock(2) on STORE.lock (change_lock.h). */
+/* The change lock of an environment: flock(2) on STORE.lock, or a row of the store for
+ * backends without a lock file (change_lock.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -52,14 +55,82 @@ static void write_record(int fd, const char *op)
 	}
 }
 
+static void give_up(km_store_t *s, const char *who, int wait_ms, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "environment '%s' is being changed by another keymgr process (%s); "
+	         "gave up after waiting %d s, nothing was changed: try again once it has finished",
+	         s->env, who, (wait_ms + 999) / 1000);
+}
+
+/* A row holder "pid=N host=H prog=P op=OP" as "pid N on H, P OP". */
+static void row_holder(const char *rec, char *out, size_t len, long *pid, char *host,
+                       size_t hostlen)
+{
+	char h[65] = "", prog[40] = "", op[40] = "";
+	*pid = 0;
+	if (sscanf(rec, "pid=%ld host=%64s prog=%39s op=%39[^\n]", pid, h, prog, op) == 4 &&
+	    *pid > 0) {
+		snprintf(out, len, "pid %ld on %s, %s %s", *pid, h, prog, op);
+		snprintf(host, hostlen, "%s", h);
+	} else {
+		snprintf(out, len, "pid unknown");
+		*pid = 0;
+	}
+}
+
+/* The change lock as a row of the store (PostgreSQL): polled every 50 ms while another
+ * process holds it; a holder on this host whose pid is gone is taken over at once. */
+static int row_lock(km_store_t *s, const char *op, int wait_ms, char *err, size_t errlen)
+{
+	char me[160], host[65] = "", cur[160] = "", stale[160] = "";
+	int64_t epoch = 0, cur_epoch = 0, stale_epoch = 0;
+	struct timespec start;
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		snprintf(host, sizeof(host), "unknown");
+	snprintf(me, sizeof(me), "pid=%ld host=%s prog=%s op=%s", (long)getpid(), host,
+	         program_invocation_short_name, op);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		cur[0] = '\0';
+		int r = s->be->lock_take(s->ctx, me, stale[0] ? stale : NULL, stale_epoch,
+		                         KM_STORE_CHANGE_LOCK_TTL_S, &epoch, cur, sizeof(cur),
+		                         &cur_epoch, err, errlen);
+		if (r != KM_EOK)
+			return r;
+		if (epoch != 0)
+			break;
+		char who[160], their_host[65] = "";
+		long pid = 0;
+		row_holder(cur, who, sizeof(who), &pid, their_host, sizeof(their_host));
+		/* Its process is gone (this host's pids only): take the lock from it now. */
+		if (pid > 0 && strcmp(their_host, host) == 0 && kill((pid_t)pid, 0) != 0 &&
+		    errno == ESRCH) {
+			snprintf(stale, sizeof(stale), "%s", cur);
+			stale_epoch = cur_epoch;
+			continue;
+		}
+		if (elapsed_ms(&start) >= wait_ms) {
+			give_up(s, who, wait_ms, err, errlen);
+			return KM_STORE_EBUSY;
+		}
+		struct timespec ts = { 0, 50000000L };
+		nanosleep(&ts, NULL);
+	}
+	s->lock_epoch = epoch;
+	s->lock_depth = 1;
+	return KM_EOK;
+}
+
 int km_store_change_lock(km_store_t *s, const char *op, int wait_ms, char *err, size_t errlen)
 {
-	if (s->lock_path == NULL)
-		return KM_EOK;
 	if (s->lock_depth > 0) {
 		s->lock_depth++;
 		return KM_EOK;
 	}
+	if (s->be->lock_take != NULL)
+		return row_lock(s, op, wait_ms, err, errlen);
+	if (s->lock_path == NULL)
+		return KM_EOK;
 	int r = KM_EIO;
 	struct stat st;
 	struct timespec start;
@@ -96,9 +167,7 @@ int km_store_change_lock(km_store_t *s, const char *op, int wait_ms, char *err, 
 		if (elapsed_ms(&start) >= wait_ms) {
 			char who[128];
 			holder(fd, who, sizeof(who));
-			snprintf(err, errlen, "environment '%s' is being changed by another keymgr "
-			         "process (%s); gave up after waiting %d s, nothing was changed: try "
-			         "again once it has finished", s->env, who, (wait_ms + 999) / 1000);
+			give_up(s, who, wait_ms, err, errlen);
 			r = KM_STORE_EBUSY;
 			goto out;
 		}
@@ -167,6 +236,12 @@ void km_store_change_unlock(km_store_t *s)
 {
 	if (s->lock_depth == 0 || --s->lock_depth > 0)
 		return;
+	if (s->lock_epoch != 0) {
+		/* A release that fails leaves the row to expire (KM_STORE_CHANGE_LOCK_TTL_S). */
+		(void)s->be->lock_release(s->ctx, s->lock_epoch, NULL, 0);
+		s->lock_epoch = 0;
+		return;
+	}
 	/* An empty record: a later waiter never names a process that has finished. (Fails
 	 * harmlessly on a read-only descriptor, which wrote none.) */
 	if (ftruncate(s->lock_fd, 0) != 0) {
@@ -178,6 +253,9 @@ void km_store_change_unlock(km_store_t *s)
 
 void km_store__change_lock_close(km_store_t *s)
 {
+	if (s->lock_epoch != 0)
+		(void)s->be->lock_release(s->ctx, s->lock_epoch, NULL, 0);
+	s->lock_epoch = 0;
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	s->lock_fd = -1;

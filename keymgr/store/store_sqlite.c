@@ -264,7 +264,9 @@ static int check_env(sq_t *q, const char *env, bool may_record, char *err, size_
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		const char *have = (const char *)sqlite3_column_text(st, 0);
-		if (have == NULL || strcmp(have, env) != 0)
+		if (env == NULL && have != NULL)
+			goto out;       /* any environment */
+		if (have == NULL || env == NULL || strcmp(have, env) != 0)
 			r = fail(err, errlen, KM_EWRONGENV, "store %s belongs to environment '%.40s', "
 			         "not '%s'", q->path, have ? have : "", env);
 		goto out;
@@ -273,7 +275,7 @@ static int check_env(sq_t *q, const char *env, bool may_record, char *err, size_
 		r = sq_fail(q->db, rc, "cannot read the store's environment", err, errlen);
 		goto out;
 	}
-	if (!may_record) {
+	if (!may_record || env == NULL) {
 		r = fail(err, errlen, KM_STORE_EOPEN, "store %s records no environment", q->path);
 		goto out;
 	}
@@ -364,6 +366,10 @@ static int sq_open(const char *path, const char *env, void **ctx, char *err, siz
 	}
 	if ((r = check_version(q, have, err, errlen)) != KM_EOK)
 		goto out;
+	if (have == 0 && env == NULL) {
+		r = fail(err, errlen, KM_STORE_EOPEN, "%s is not a keymgr store", path);
+		goto out;
+	}
 	if (have == 0) {
 		r = pragma_int(q->db, "SELECT count(*) FROM sqlite_master", &tables, err, errlen);
 		if (r != KM_EOK)
@@ -417,6 +423,25 @@ static void sq_close(void *ctx)
 		return;
 	sqlite3_close(q->db);
 	free(q);
+}
+
+static int sq_env_read(void *ctx, char *out, size_t len, char *err, size_t errlen)
+{
+	sq_t *q = ctx;
+	sqlite3_stmt *st = NULL;
+	const char *what = "cannot read the store's environment";
+	int r = prep(q->db, "SELECT value FROM meta WHERE key = 'env'", &st, what, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		col_text(st, 0, out, len);
+	else
+		r = rc == SQLITE_DONE ? fail(err, errlen, KM_STORE_EOPEN, "store %s records no "
+		                             "environment", q->path) :
+		                        sq_fail(q->db, rc, what, err, errlen);
+	sqlite3_finalize(st);
+	return r;
 }
 
 static int sq_found_version(void *ctx)
@@ -1277,6 +1302,7 @@ const km_store_backend_t km_store_backend_sqlite = {
 	.name = "sqlite",
 	.schema_version = km_store_sqlite_schema_version,
 	.open = sq_open,
+	.env_read = sq_env_read,
 	.close = sq_close,
 	.tx = sq_tx,
 	.keyset_insert = sq_keyset_insert,

@@ -720,6 +720,45 @@ static void test_config_wall_shared_store(void **state)
 	assert_contains(fx->err, "environment 'production' uses");
 }
 
+/* Two environments on PostgreSQL may not share one database and schema, however the URIs
+ * are spelt; separate schemas (or databases) are separate stores. */
+static void test_config_wall_shared_postgresql_store(void **state)
+{
+	fx_t *fx = *state;
+#define ENV_PG(name, label, uri) \
+	"  " name ":\n    token: { module: " MODULE ", label: " label " }\n    store: " uri "\n"
+	assert_int_equal(load_text(fx, HEAD
+		ENV_PG("production", "p", "postgresql://keymgr:secret@db.example:5432/keys")
+		ENV_PG("staging", "s", "postgres://other@db.example/keys?options=-c%20search_path%3Dpublic")),
+		KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "'staging' and 'production' share a PostgreSQL database and schema");
+	assert_not_contains(fx->err, "secret");
+	/* the default socket directory spelt out is the same database too */
+	assert_int_equal(load_text(fx, HEAD
+		ENV_PG("production", "p", "postgresql:///keys?host=/var/run/postgresql")
+		ENV_PG("staging", "s", "postgresql:///keys")), KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "share a PostgreSQL database and schema");
+
+	/* one database, a schema each: two stores; the URI is kept as written */
+	assert_int_equal(load_text(fx, HEAD
+		ENV_PG("production", "p", "postgresql:///keys?options=-csearch_path%3Dproduction")
+		ENV_PG("staging", "s", "postgresql:///keys?options=-csearch_path%3Dstaging")), KM_EOK);
+	const km_env_cfg_t *e = NULL;
+	assert_int_equal(km_config_env_lookup(fx->cfg, "staging", &e, fx->err, sizeof(fx->err)),
+	                 KM_EOK);
+	assert_string_equal(e->store, "postgresql:///keys?options=-csearch_path%3Dstaging");
+	char local[PATH_MAX + 32];
+	snprintf(local, sizeof(local), "%s/staging.local", fx->dir);
+	assert_string_equal(e->local, local);
+
+	/* a schema that is not a plain name is refused where it is written */
+	assert_int_equal(load_text(fx, HEAD
+		ENV_PG("production", "p", "postgresql:///keys?options=-csearch_path%3DX;drop")),
+		KM_CONFIG_EINVAL);
+	assert_contains(fx->err, "not a plain lowercase schema name");
+#undef ENV_PG
+}
+
 static void test_config_wall_shared_http(void **state)
 {
 	fx_t *fx = *state;
@@ -1345,6 +1384,7 @@ int main(int argc, char **argv)
 		T(test_config_audit_token),
 		T(test_config_daemon_remove_unsafe_keys),
 		T(test_config_wall_shared_store),
+		T(test_config_wall_shared_postgresql_store),
 		T(test_config_wall_shared_http),
 		T(test_config_policy_unsafe),
 		T(test_config_policy_keyset_precedence),

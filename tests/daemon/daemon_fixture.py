@@ -102,6 +102,7 @@ class Setup:
         self.keysets = list(keysets) + [k for k in self.keyset_policy if k not in keysets]
         self.missing_tokens = set(missing_tokens)
         self.extra_daemon = extra_daemon
+        self.stores = {}   # env -> store: (a postgresql:// URI); default DIR/ENV.db
         self.pins = {}
         tokens = os.path.join(self.dir, "tokens")
         os.mkdir(tokens, 0o700)
@@ -141,7 +142,7 @@ class Setup:
         for e in self.envs:
             lines += [f"  {e}:", "    token:", f"      module: {self.module}",
                       f"      label: kd-{e}", f"      pin: file:{self.dir}/{e}.pin",
-                      f"    store: {self.dir}/{e}.db", "    http:",
+                      f"    store: {self.stores.get(e, f'{self.dir}/{e}.db')}", "    http:",
                       f"      snapshots: [ {self.dir}/snap/{e}.json ]", "    policy:"]
             lines += [f"      {k}: {v}" for k, v in policy.items()]
             if self.keysets:

@@ -2,8 +2,9 @@
 /*
  * The store file and key sets: creation mode, WAL, schema version and its refusal, the
  * environment wall, key set creation and validation, owner/purpose history, JWKS serial.
- * Real SQLite files in a temporary directory; raw sqlite3 is used only to inspect or to
- * tamper with a file the way an outside actor would.
+ * Real SQLite files in a temporary directory, or a PostgreSQL schema (store_pg.*); raw
+ * sqlite3 or libpq is used only to inspect or to tamper with a store the way an outside
+ * actor would. The file-only checks (mode, WAL, symlinks) are skipped on PostgreSQL.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,31 +22,33 @@
 #include "keymgr/store/store.h"
 #include "tests/store/fixture.h"
 
-static void raw_exec(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-}
+#define raw_exec store_fx_raw_exec
+#define raw_text store_fx_raw_text
 
-static char *raw_text(const char *path, const char *sql)
+/* What an outside look at the store sees: the file's bytes, or on PostgreSQL every meta row,
+ * the chain head and the key set count. */
+#define PG_FINGERPRINT "SELECT (SELECT string_agg(key || '=' || value, ',' ORDER BY key)" \
+	" FROM meta) || '|' || (SELECT seq || hash FROM audit_head) || '|' ||" \
+	" (SELECT count(*) FROM keysets)"
+
+static unsigned char *snapshot(const char *path, size_t *len)
 {
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	char *out = NULL;
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
-		out = strdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	assert_non_null(out);
-	return out;
+	if (!store_fx_pg())
+		return store_fx_slurp(path, len);
+	char *t = store_fx_raw_text(path, PG_FINGERPRINT);
+	*len = strlen(t);
+	return (unsigned char *)t;
 }
 
 static void assert_file_unchanged(const char *path, const unsigned char *before, size_t len)
 {
+	if (store_fx_pg()) {
+		char *now = store_fx_raw_text(path, PG_FINGERPRINT);
+		assert_int_equal(strlen(now), len);
+		assert_memory_equal(before, now, len);
+		free(now);
+		return;
+	}
 	size_t len2 = 0;
 	unsigned char *after = store_fx_slurp(path, &len2);
 	assert_non_null(after);
@@ -60,6 +63,8 @@ static void test_open_creates_mode_0600_whatever_the_umask(void **state)
 {
 	store_fx_t *fx = *state;
 	static const mode_t umasks[] = { 0, 022, 0777 };
+	if (fx->pg)
+		skip();         /* a PostgreSQL store has no file */
 	for (size_t i = 0; i < sizeof(umasks) / sizeof(umasks[0]); i++) {
 		char path[400], err[512] = "";
 		struct stat st;
@@ -83,8 +88,9 @@ static void test_open_creates_mode_0600_whatever_the_umask(void **state)
 static void test_open_sets_wal_version_and_env(void **state)
 {
 	store_fx_t *fx = *state;
-	char *mode = raw_text(fx->path, "PRAGMA journal_mode");
-	char *ver = raw_text(fx->path, "PRAGMA user_version");
+	char *mode = fx->pg ? strdup("wal") : raw_text(fx->path, "PRAGMA journal_mode");
+	char *ver = raw_text(fx->path, fx->pg ? "SELECT value FROM meta WHERE key = 'version'" :
+	                     "PRAGMA user_version");
 	char *env = raw_text(fx->path, "SELECT value FROM meta WHERE key = 'env'");
 	char want[16];
 	snprintf(want, sizeof(want), "%d", km_store_schema_version());
@@ -125,9 +131,13 @@ static void test_open_future_schema_refused_file_unchanged(void **state)
 	store_fx_keyset(fx->s, "api");
 	km_store_free(fx->s);
 	fx->s = NULL;
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", future);
+	if (fx->pg)
+		snprintf(sql, sizeof(sql), "UPDATE meta SET value = '%d' WHERE key = 'version'",
+		         future);
+	else
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", future);
 	raw_exec(fx->path, sql);
-	unsigned char *before = store_fx_slurp(fx->path, &len);
+	unsigned char *before = snapshot(fx->path, &len);
 	assert_non_null(before);
 
 	assert_int_equal(km_store_open(fx->path, "dev", &s, err, sizeof(err)), KM_STORE_ESCHEMA);
@@ -136,6 +146,7 @@ static void test_open_future_schema_refused_file_unchanged(void **state)
 	snprintf(want_known, sizeof(want_known), "up to %d", km_store_schema_version());
 	assert_non_null(strstr(err, want_have));
 	assert_non_null(strstr(err, want_known));
+	/* the store is named (on PostgreSQL by its URI: this one has no password) */
 	assert_non_null(strstr(err, fx->path));
 	assert_file_unchanged(fx->path, before, len);
 	free(before);
@@ -150,7 +161,7 @@ static void test_open_wrong_env_refused(void **state)
 	store_fx_keyset(fx->s, "api");
 	km_store_free(fx->s);
 	fx->s = NULL;
-	unsigned char *before = store_fx_slurp(fx->path, &len);
+	unsigned char *before = snapshot(fx->path, &len);
 	assert_non_null(before);
 
 	assert_int_equal(km_store_open(fx->path, "production", &s, err, sizeof(err)),
@@ -169,14 +180,15 @@ static void test_open_bad_env_name_creates_nothing(void **state)
 	store_fx_t *fx = *state;
 	char path[400], err[512] = "";
 	km_store_t *s = NULL;
-	snprintf(path, sizeof(path), "%s/other.db", fx->dir);
+	store_fx_other(fx, "other", path, sizeof(path));
 	static const char *const bad[] = { "", "Prod", "dev/../prod", "-dev", "dev-", "a--b" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
 		assert_int_equal(km_store_open(path, bad[i], &s, err, sizeof(err)), KM_ENAME);
 		assert_null(s);
 		assert_non_null(strstr(err, "environment"));
-		assert_int_equal(access(path, F_OK), -1);
+		if (!fx->pg)
+			assert_int_equal(access(path, F_OK), -1);
 	}
 	assert_int_equal(km_store_open(path, NULL, &s, err, sizeof(err)), KM_ENAME);
 }
@@ -188,6 +200,24 @@ static void test_open_not_a_store_refused(void **state)
 	size_t len = 0;
 	km_store_t *s = NULL;
 
+	if (fx->pg) {
+		/* a schema holding someone else's tables is refused, and left alone */
+		store_fx_other(fx, "app", other, sizeof(other));
+		char *schema = strstr(other, "%3D") + 3;
+		char sql[200];
+		snprintf(sql, sizeof(sql), "CREATE SCHEMA %s; CREATE TABLE %s.users(name TEXT)",
+		         schema, schema);
+		store_fx_raw_exec(getenv("KEYMGR_TEST_PG_URI"), sql);
+		assert_int_equal(km_store_open(other, "dev", &s, err, sizeof(err)), KM_STORE_EOPEN);
+		assert_null(s);
+		assert_non_null(strstr(err, "not a keymgr store"));
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_tables WHERE schemaname = '%s'",
+		         schema);
+		char *n = store_fx_raw_text(getenv("KEYMGR_TEST_PG_URI"), sql);
+		assert_string_equal(n, "1");
+		free(n);
+		return;
+	}
 	snprintf(text, sizeof(text), "%s/notes.txt", fx->dir);
 	FILE *f = fopen(text, "w");
 	assert_non_null(f);
@@ -221,6 +251,8 @@ static void test_open_writable_by_others_refused(void **state)
 	store_fx_t *fx = *state;
 	char err[512] = "";
 	km_store_t *s = NULL;
+	if (fx->pg)
+		skip();         /* a PostgreSQL store has no file */
 	km_store_free(fx->s);
 	fx->s = NULL;
 	assert_int_equal(chmod(fx->path, 0664), 0);
@@ -236,6 +268,8 @@ static void test_open_symlink_refused(void **state)
 	store_fx_t *fx = *state;
 	char link[400], err[512] = "";
 	km_store_t *s = NULL;
+	if (fx->pg)
+		skip();         /* a PostgreSQL store has no file */
 	snprintf(link, sizeof(link), "%s/link.db", fx->dir);
 	assert_int_equal(symlink(fx->path, link), 0);
 	assert_int_equal(km_store_open(link, "dev", &s, err, sizeof(err)), KM_STORE_EOPEN);

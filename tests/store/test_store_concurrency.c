@@ -218,6 +218,185 @@ static void test_change_lock_at_never_records_before_the_newest_change(void **st
 	km_store_change_unlock(fx->s);
 }
 
+/* The key set a deposed writer tries to create ("late"). */
+static km_store_keyset_t late_keyset(void)
+{
+	km_store_keyset_t ks = { .alg = KM_ALG_ES256, .created_at = 1000 };
+	snprintf(ks.name, sizeof(ks.name), "late");
+	snprintf(ks.owner, sizeof(ks.owner), "team-a");
+	snprintf(ks.purpose, sizeof(ks.purpose), "access-token");
+	snprintf(ks.created_by, sizeof(ks.created_by), "alice");
+	return ks;
+}
+
+/*
+ * The change lock: a second handle (another process, another node) waits, then is refused
+ * with a message naming the environment and the holder; once released it is taken. On
+ * PostgreSQL the lock is a row of the store, on SQLite a flock on STORE.lock.
+ */
+static void test_change_lock_second_handle_waits_then_refused(void **state)
+{
+	store_fx_t *fx = *state;
+	char err[512] = "", pid[32];
+	km_store_t *other = NULL;
+	assert_int_equal(km_store_open(fx->path, "dev", &other, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_change_lock(fx->s, "rotate", 0, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_change_lock(other, "reconcile", 200, err, sizeof(err)),
+	                 KM_STORE_EBUSY);
+	assert_non_null(strstr(err, "environment 'dev' is being changed by another keymgr "
+	                       "process"));
+	snprintf(pid, sizeof(pid), "pid %ld", (long)getpid());
+	assert_non_null(strstr(err, pid));
+	assert_non_null(strstr(err, " rotate)"));
+	assert_non_null(strstr(err, "nothing was changed"));
+	km_store_change_unlock(fx->s);
+	assert_int_equal(km_store_change_lock(other, "reconcile", 0, err, sizeof(err)), KM_EOK);
+	/* reentrant on its handle, refused to the other */
+	assert_int_equal(km_store_change_lock(other, "generate", 0, err, sizeof(err)), KM_EOK);
+	km_store_change_unlock(other);
+	assert_int_equal(km_store_change_lock(fx->s, "rotate", 0, err, sizeof(err)),
+	                 KM_STORE_EBUSY);
+	km_store_change_unlock(other);
+	km_store_free(other);
+	/* freeing a handle releases what it held */
+	assert_int_equal(km_store_change_lock(fx->s, "rotate", 0, err, sizeof(err)), KM_EOK);
+	km_store_change_unlock(fx->s);
+}
+
+/*
+ * PostgreSQL: a holder that stalled past its lock's expiry (timed by the database's clock)
+ * while another process took the lock is fenced: its next step's transaction is refused and
+ * writes nothing; its late release does not free the new holder's lock.
+ */
+static void test_change_lock_lost_fences_the_next_step(void **state)
+{
+	store_fx_t *fx = *state;
+	char err[512] = "";
+	km_store_t *b = NULL, *c = NULL;
+	km_store_keyset_t ks;
+	if (!fx->pg)
+		skip();         /* a flock cannot expire while its holder lives */
+	assert_int_equal(km_store_open(fx->path, "dev", &b, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_change_lock(fx->s, "rotate", 0, err, sizeof(err)), KM_EOK);
+	char *e1 = store_fx_raw_text(fx->path, "SELECT epoch FROM change_lock");
+	/* the stall: the lock's time runs out */
+	store_fx_raw_exec(fx->path, "UPDATE change_lock SET expires_at = now() - interval '1 s'");
+	assert_int_equal(km_store_change_lock(b, "reconcile", 0, err, sizeof(err)), KM_EOK);
+	char *e2 = store_fx_raw_text(fx->path, "SELECT epoch FROM change_lock");
+	assert_int_equal(atoll(e2), atoll(e1) + 1);
+
+	km_store_keyset_t want = late_keyset();
+	assert_int_equal(km_store_keyset_create(fx->s, &want, NULL, err, sizeof(err)),
+	                 KM_STORE_EBUSY);
+	assert_non_null(strstr(err, "no longer holds the change lock"));
+	assert_int_equal(km_store_keyset_get(b, "late", &ks, err, sizeof(err)), KM_ENOENT);
+	/* the new holder works */
+	store_fx_keyset(b, "api");
+	/* the deposed holder's release leaves the new holder's lock in place */
+	km_store_change_unlock(fx->s);
+	assert_int_equal(km_store_open(fx->path, "dev", &c, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_change_lock(c, "rotate", 0, err, sizeof(err)), KM_STORE_EBUSY);
+	km_store_change_unlock(b);
+	assert_int_equal(km_store_change_lock(c, "rotate", 0, err, sizeof(err)), KM_EOK);
+	km_store_change_unlock(c);
+	km_store_free(c);
+	km_store_free(b);
+	free(e1);
+	free(e2);
+}
+
+/* PostgreSQL: a holder on this host whose process is gone does not hold the lock until its
+ * expiry; the next change takes it at once. */
+static void test_change_lock_dead_holder_taken_over(void **state)
+{
+	store_fx_t *fx = *state;
+	char err[512] = "", host[65] = "", sql[400];
+	if (!fx->pg)
+		skip();         /* the kernel drops a dead process's flock */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	snprintf(sql, sizeof(sql), "UPDATE change_lock SET holder = 'pid=%ld host=%s prog=keymgr "
+	         "op=rotate', epoch = epoch + 1, expires_at = now() + interval '1 hour'",
+	         (long)pid, host);
+	store_fx_raw_exec(fx->path, sql);
+	assert_int_equal(km_store_change_lock(fx->s, "reconcile", 0, err, sizeof(err)), KM_EOK);
+	km_store_change_unlock(fx->s);
+	/* a live holder elsewhere is waited for, then named */
+	store_fx_raw_exec(fx->path, "UPDATE change_lock SET holder = 'pid=1 host=node-b "
+	                  "prog=keymgrd op=apply', epoch = epoch + 1,"
+	                  " expires_at = now() + interval '1 hour'");
+	assert_int_equal(km_store_change_lock(fx->s, "reconcile", 100, err, sizeof(err)),
+	                 KM_STORE_EBUSY);
+	assert_non_null(strstr(err, "pid 1 on node-b, keymgrd apply"));
+}
+
+/*
+ * The leader lease (PostgreSQL): one holder at a time, timed by the database's clock; the
+ * next holder's epoch is one more; a deposed holder's renewal fails and, fenced, its writes
+ * are refused and write nothing, while the new leader's go through. SQLite has no lease.
+ */
+static void test_lease_one_leader_and_the_deposed_is_fenced(void **state)
+{
+	store_fx_t *fx = *state;
+	char err[512] = "";
+	km_store_t *b = NULL;
+	km_store_lease_t la, lb;
+	km_store_keyset_t ks;
+	if (!fx->pg) {
+		assert_false(km_store_has_lease(fx->s));
+		assert_int_equal(km_store_lease_acquire(fx->s, "node-a", 5000, &la, err, sizeof(err)),
+		                 KM_ENOTSUP);
+		return;
+	}
+	assert_true(km_store_has_lease(fx->s));
+	assert_int_equal(km_store_open(fx->path, "dev", &b, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_lease_acquire(fx->s, "node-a", 60000, &la, err, sizeof(err)),
+	                 KM_EOK);
+	assert_true(la.held);
+	assert_string_equal(la.holder, "node-a");
+	assert_true(la.expires_in_ms > 50000 && la.expires_in_ms <= 60000);
+	/* taken: the other node learns by whom, at which epoch */
+	assert_int_equal(km_store_lease_acquire(b, "node-b", 60000, &lb, err, sizeof(err)), KM_EOK);
+	assert_false(lb.held);
+	assert_string_equal(lb.holder, "node-a");
+	assert_int_equal(lb.epoch, la.epoch);
+	assert_int_equal(km_store_lease_renew(fx->s, "node-a", la.epoch, 60000, &la, err,
+	                                      sizeof(err)), KM_EOK);
+	/* the lease runs out (the database's clock), node-b takes it at the next epoch */
+	store_fx_raw_exec(fx->path, "UPDATE leader_lease SET expires_at = now() - interval '1 s'");
+	assert_int_equal(km_store_lease_read(b, &lb, err, sizeof(err)), KM_EOK);
+	assert_false(lb.held);
+	assert_int_equal(km_store_lease_acquire(b, "node-b", 60000, &lb, err, sizeof(err)), KM_EOK);
+	assert_true(lb.held);
+	assert_int_equal(lb.epoch, la.epoch + 1);
+	assert_int_equal(km_store_lease_renew(fx->s, "node-a", la.epoch, 60000, &la, err,
+	                                      sizeof(err)), KM_STORE_EFENCED);
+	/* fenced writes */
+	km_store_set_fence(fx->s, "node-a", la.epoch);
+	km_store_set_fence(b, "node-b", lb.epoch);
+	km_store_keyset_t want = late_keyset();
+	assert_int_equal(km_store_keyset_create(fx->s, &want, NULL, err, sizeof(err)),
+	                 KM_STORE_EFENCED);
+	assert_non_null(strstr(err, "no longer holds the leader lease"));
+	assert_int_equal(km_store_keyset_get(b, "late", &ks, err, sizeof(err)), KM_ENOENT);
+	store_fx_keyset(b, "api");
+	/* a release by the deposed node leaves the new leader's lease alone */
+	assert_int_equal(km_store_lease_release(fx->s, "node-a", la.epoch, err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(km_store_lease_read(fx->s, &la, err, sizeof(err)), KM_EOK);
+	assert_true(la.held);
+	assert_string_equal(la.holder, "node-b");
+	/* its own release ends it at once */
+	assert_int_equal(km_store_lease_release(b, "node-b", lb.epoch, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_lease_read(fx->s, &la, err, sizeof(err)), KM_EOK);
+	assert_false(la.held);
+	km_store_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +406,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_change_lock_at_never_records_before_the_newest_change, store_fx_setup,
 			store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_change_lock_second_handle_waits_then_refused,
+		                                store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_change_lock_lost_fences_the_next_step,
+		                                store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_change_lock_dead_holder_taken_over,
+		                                store_fx_setup, store_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lease_one_leader_and_the_deposed_is_fenced,
+		                                store_fx_setup, store_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

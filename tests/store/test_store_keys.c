@@ -12,20 +12,10 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "keymgr/common/error.h"
 #include "keymgr/store/store.h"
 #include "tests/store/fixture.h"
-
-static int raw_exec_rc(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	sqlite3_close(db);
-	return rc;
-}
 
 static km_store_key_t get_key(km_store_t *s, const char *kid)
 {
@@ -342,8 +332,8 @@ static void test_key_one_active_per_keyset(void **state)
 	assert_string_equal(k.kid, "a1");
 
 	/* the schema enforces it too, even against a writer that bypasses keymgr */
-	int rc = raw_exec_rc(fx->path, "UPDATE keys SET state = 'active' WHERE kid = 'a2'");
-	assert_int_equal(rc & 0xff, SQLITE_CONSTRAINT);
+	assert_true(store_fx_raw_refused(fx->path,
+	                                 "UPDATE keys SET state = 'active' WHERE kid = 'a2'"));
 
 	move(fx->s, "a1", KM_STATE_RETIRED, 104);
 	move(fx->s, "a2", KM_STATE_ACTIVE, 104);
@@ -379,9 +369,8 @@ static void test_key_destroyed_record_kept(void **state)
 	km_store_events_free(ev);
 
 	/* no one deletes key records or history, not even by hand */
-	assert_int_equal(raw_exec_rc(fx->path, "DELETE FROM keys") & 0xff, SQLITE_CONSTRAINT);
-	assert_int_equal(raw_exec_rc(fx->path, "DELETE FROM key_events") & 0xff,
-	                 SQLITE_CONSTRAINT);
+	assert_true(store_fx_raw_refused(fx->path, "DELETE FROM keys"));
+	assert_true(store_fx_raw_refused(fx->path, "DELETE FROM key_events"));
 	k = get_key(fx->s, "gone");
 	assert_int_equal(k.state, KM_STATE_DESTROYED);
 }

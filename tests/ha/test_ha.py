@@ -1,0 +1,342 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ha suite (issue 18): three keymgrd nodes, one SoftHSM token directory, one PostgreSQL
+started by the test (tests/ha/ha_fixture.py). Runs serially; leases of LEASE seconds.
+
+  - one leader: while the leader rotates (FAST_POLICY: a rotation every few seconds), at no
+    sampled moment do two nodes believe they lead (each node's own `status`); the lease's
+    epoch only grows; the fenced writes counted by the nodes are reported;
+  - SIGKILL of the leader: another node leads, at the next epoch; the failover time is
+    reported (not asserted: tests do not assert wall-clock time); after it, one active key
+    and `audit verify` passes;
+  - SIGSTOP of the leader past its lease, then SIGCONT: it no longer believes it leads, the
+    epoch moved on, the audit chain has no fork (`audit verify` passes);
+  - identical JWKS: through several rotations, after each change every node serves the same
+    bytes and ETag, exactly the document the leader wrote into the store, within the poll
+    interval (waited for, not timed);
+  - PostgreSQL restarted while the nodes serve: they go on serving the last documents
+    meanwhile, reconnect, and a leader goes on rotating; nothing is lost (`audit verify`);
+  - a simulated verifier that caches the JWKS of a random node for its max-age (never
+    refetching early) verifies tokens signed by random nodes through several rotations:
+    zero tokens whose kid it cannot find, zero failed verifications ("busy" answers, a node
+    not serving the new key yet, are counted and reported);
+  - the leader killed inside its key generation (the fault module's C_GenerateKeyPair:KILL:
+    its intent is committed, the token never made the pair): a new leader at the next epoch
+    reconciles first (the intent abandoned), then rotates; no pending intent, one active
+    key, `keymgr reconcile --dry-run` finds nothing, `audit verify` passes.
+
+Usage: test_ha.py KEYMGR KEYMGRD P11FAULT-MODULE [LEASE-SECONDS]
+"""
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+import signal
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+if len(sys.argv) > 4:
+    os.environ["KEYMGR_TEST_HA_LEASE"] = sys.argv[4]   # before ha_fixture reads it
+from ha_fixture import LEASE, Cluster  # noqa: E402
+from daemon_fixture import Failure, check, run_tests, wait_for  # noqa: E402
+
+KEYMGR, KEYMGRD, FAULT_MODULE = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
+# A sampling round that takes longer than the gap the lease leaves between two leaders'
+# beliefs (the margin, LEASE/6) could see a handover as an overlap: such rounds are not
+# counted, and reported.
+MARGIN = LEASE / 6.0
+
+
+def start_cluster(c):
+    c.s.keyset_create("dev/api")
+    for i in range(c.n):
+        c.start(i)
+    return wait_for(lambda: c.leaders(), "a leader", 60)
+
+
+def sample_leaders(c, seconds):
+    """Samples every node's belief for about `seconds`; returns (rounds, skipped, epochs)."""
+    rounds = skipped = 0
+    epochs = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=c.n) as pool:   # every node asked at once
+            views = list(pool.map(c.lease, c.alive()))
+        took = time.monotonic() - t0
+        if took > MARGIN:
+            skipped += 1
+            continue
+        rounds += 1
+        leaders = [v["node"] for v in views if v and v["leader"]]
+        check(len(leaders) <= 1, f"two nodes believe they lead at once: {leaders}")
+        epochs += [v["epoch"] for v in views if v and v["leader"]]
+        time.sleep(0.05)
+    return rounds, skipped, epochs
+
+
+def fenced_total(c):
+    return sum((c.lease(i) or {}).get("fenced_writes", 0) for i in c.alive())
+
+
+def audit_ok(c):
+    p = c.s.run("audit", "verify", "dev", "--json", expect=None)
+    check(p.returncode == 0, f"audit verify: {p.stdout} {p.stderr}")
+
+
+def one_active(c):
+    keys = c.s.keys("dev/api")
+    active = [k for k in keys if k["state"] == "active"]
+    check(len(active) == 1, f"active keys: {keys}")
+
+
+def test_one_leader_through_rotations():
+    c = Cluster(KEYMGR, KEYMGRD)
+    try:
+        start_cluster(c)
+        serial0 = int(c.db("SELECT value FROM dev.counters WHERE name = 'jwks_serial'"))
+        rounds, skipped, epochs = sample_leaders(c, 3 * LEASE)
+        check(rounds > 10, f"only {rounds} sampling rounds")
+        check(epochs == sorted(epochs), f"the epoch went back: {epochs}")
+        serial1 = int(c.db("SELECT value FROM dev.counters WHERE name = 'jwks_serial'"))
+        check(serial1 > serial0, "the leader made no change while sampled")
+        print(f"     {rounds} rounds ({skipped} too slow to count), epochs "
+              f"{sorted(set(epochs))}, fenced writes {fenced_total(c)}", flush=True)
+        one_active(c)
+        audit_ok(c)
+    finally:
+        c.close()
+
+
+def test_sigkill_leader_fails_over():
+    c = Cluster(KEYMGR, KEYMGRD)
+    try:
+        lead = start_cluster(c)[0]
+        epoch = c.lease(lead)["epoch"]
+        killed = time.monotonic()
+        c.nodes[lead].proc.send_signal(signal.SIGKILL)
+        c.nodes[lead].proc.wait()
+        new = wait_for(lambda: c.leaders(), "a new leader", 60)
+        took = time.monotonic() - killed
+        check(new[0] != lead, "the killed node leads")
+        check(c.lease(new[0])["epoch"] == epoch + 1, "the new leader's epoch is not +1")
+        print(f"     failover in {took:.1f} s (lease {LEASE} s, renewed every "
+              f"{LEASE / 3:.1f} s)", flush=True)
+        # the new leader goes on rotating; the chain and the keys stay whole
+        serial = int(c.db("SELECT value FROM dev.counters WHERE name = 'jwks_serial'"))
+        wait_for(lambda: int(c.db("SELECT value FROM dev.counters WHERE name = "
+                                  "'jwks_serial'")) > serial, "a change by the new leader",
+                 60)
+        one_active(c)
+        audit_ok(c)
+    finally:
+        c.close()
+
+
+def test_sigstop_leader_steps_down():
+    c = Cluster(KEYMGR, KEYMGRD)
+    try:
+        lead = start_cluster(c)[0]
+        epoch = c.lease(lead)["epoch"]
+        c.nodes[lead].proc.send_signal(signal.SIGSTOP)
+        c.stopped.add(lead)
+        try:
+            # past its lease: another node takes over at the next epoch
+            new = wait_for(lambda: [i for i in c.leaders() if i != lead], "a new leader", 60)
+            check(c.lease(new[0])["epoch"] == epoch + 1, "the new leader's epoch is not +1")
+        finally:
+            c.nodes[lead].proc.send_signal(signal.SIGCONT)
+            c.stopped.discard(lead)
+        # the old leader, awake, no longer believes it leads
+        wait_for(lambda: (c.lease(lead) or {}).get("leader") is False, "the old leader steps "
+                 "down", 60)
+        v = c.lease(lead)
+        check(v["lost"] >= 1, f"the old leader never stepped down: {v}")
+        # and its lease thread, trying again, learns who leads now
+        v = wait_for(lambda: (lambda x: x if x and x["epoch"] > epoch else None)(c.lease(lead)),
+                     "the old leader sees the new epoch", 60)
+        check(v["holder"] != v["node"] and not v["leader"], f"the old leader's view: {v}")
+        print(f"     the old leader stepped down; fenced writes {v['fenced_writes']}",
+              flush=True)
+        rounds, _, _ = sample_leaders(c, LEASE)
+        check(rounds > 0, "no sampling round")
+        one_active(c)
+        audit_ok(c)
+    finally:
+        c.close()
+
+
+ENV_DOC = "/dev/.well-known/jwks.json"
+
+
+def served(c):
+    """(etag, body) of the environment's JWKS on every live node."""
+    out = []
+    for i in c.alive():
+        st, h, b = c.nodes[i].http("GET", ENV_DOC)
+        check(st == 200, f"node {i}: GET {ENV_DOC}: {st}")
+        out.append((h.get("etag"), b))
+    return out
+
+
+def identical(c):
+    docs = served(c)
+    return docs[0] if all(d == docs[0] for d in docs) else None
+
+
+def store_doc(c):
+    return bytes.fromhex(c.db(f"SELECT encode(body, 'hex') FROM dev.jwks_documents "
+                              f"WHERE path = '{ENV_DOC}'"))
+
+
+def test_identical_jwks_on_every_node():
+    c = Cluster(KEYMGR, KEYMGRD)
+    try:
+        start_cluster(c)
+        versions = []
+        def as_stored():
+            doc = identical(c)
+            return doc if doc is not None and doc[1] == store_doc(c) else None
+        while len(versions) < 3:
+            etag, body = wait_for(as_stored, "every node serving the store's document", 60)
+            if not versions or versions[-1][0] != etag:
+                versions.append((etag, body))
+            time.sleep(0.2)
+        kidsets = [[k["kid"] for k in json.loads(b)["keys"]] for _, b in versions]
+        check(len({e for e, _ in versions}) == len(versions), "an ETag for two documents")
+        print(f"     {len(versions)} versions, each identical on every node: "
+              f"{[len(k) for k in kidsets]} keys", flush=True)
+    finally:
+        c.close()
+
+
+def test_postgresql_restart():
+    c = Cluster(KEYMGR, KEYMGRD)
+    try:
+        start_cluster(c)
+        etag, body = wait_for(lambda: identical(c), "the same JWKS on every node", 60)
+        c.pg.stop()
+        try:
+            # the nodes serve the documents they have, the store being away
+            for _ in range(5):
+                for e2, b2 in served(c):
+                    check(b2, "a node stopped serving while PostgreSQL was down")
+                time.sleep(0.3)
+        finally:
+            c.pg.start()
+        epoch0 = max(v["epoch"] for v in (c.lease(i) for i in c.alive()) if v)
+        serial = int(c.db("SELECT value FROM dev.counters WHERE name = 'jwks_serial'"))
+        wait_for(lambda: c.leaders(), "a leader after the restart", 60)
+        wait_for(lambda: int(c.db("SELECT value FROM dev.counters WHERE name = "
+                                  "'jwks_serial'")) > serial, "a change after the restart", 60)
+        wait_for(lambda: identical(c), "the same JWKS on every node after the restart", 60)
+        print(f"     epochs before/after: {epoch0}/"
+              f"{max(v['epoch'] for v in (c.lease(i) for i in c.alive()) if v)}", flush=True)
+        one_active(c)
+        audit_ok(c)
+    finally:
+        c.close()
+
+
+def test_verifier_through_rotations():
+    import random
+    import subprocess
+    sys.path.insert(0, os.path.join(HERE, "..", "signing"))
+    import jwt
+    from signing_fixture import CLAIMS, SignSetup
+    c = Cluster(KEYMGR, KEYMGRD, setup=SignSetup)
+    try:
+        start_cluster(c)
+        rng = random.Random(18)
+        cache, cached_until = None, 0.0
+        signed = unknown = busy = 0
+        kids = set()
+        end = time.monotonic() + 6 * LEASE
+        while time.monotonic() < end or len(kids) < 3:
+            check(time.monotonic() < end + 120, f"no third key after 2 minutes: {kids}")
+            if cache is None or time.monotonic() >= cached_until:
+                i = rng.choice(c.alive())
+                st, h, body = c.nodes[i].http("GET", ENV_DOC)
+                check(st == 200, f"node {i}: GET {ENV_DOC}: {st}")
+                age = int(h.get("cache-control", "max-age=1").split("max-age=")[1].split(",")[0])
+                cache, cached_until = json.loads(body), time.monotonic() + age
+            i = rng.choice(c.alive())
+            p = subprocess.run([c.s.keymgr_bin, "-c", c.s.config, "sign", "dev/api", "--via",
+                                "daemon", "--socket", c.socket(i), "--ttl", "2s", "--claims",
+                                json.dumps(CLAIMS)], env=c.s.env, capture_output=True,
+                               text=True, timeout=60)
+            if p.returncode != 0:
+                check("busy" in p.stderr or "not in the JWKS" in p.stderr,
+                      f"node {i} refused to sign: {p.stderr}")
+                busy += 1
+                continue
+            token = p.stdout.strip()
+            kid = jwt.get_unverified_header(token)["kid"]
+            kids.add(kid)
+            signed += 1
+            keys = {k["kid"]: k for k in cache["keys"]}
+            if kid not in keys:
+                unknown += 1
+                continue
+            key = jwt.PyJWK(keys[kid])
+            jwt.decode(token, key.key, algorithms=[keys[kid]["alg"]], audience="api.test")
+            time.sleep(0.1)
+        print(f"     {signed} tokens from random nodes, {len(kids)} keys, {unknown} unknown "
+              f"kids, {busy} busy answers", flush=True)
+        check(unknown == 0, f"{unknown} tokens whose kid the verifier could not find")
+    finally:
+        c.close()
+
+
+def test_leader_killed_in_key_generation():
+    c = Cluster(KEYMGR, KEYMGRD)
+    try:
+        # every node loads the fault module in front of SoftHSM, each with its own rules file
+        c.s.env["KEYMGR_P11FAULT_MODULE"] = c.s.module
+        c.s.module = FAULT_MODULE
+        c.s.write_config()
+        rules = [os.path.join(c.s.dir, f"rules{i}") for i in range(c.n)]
+        c.s.keyset_create("dev/api")
+        for i in range(c.n):
+            open(rules[i], "w").close()
+            c.s.env["KEYMGR_P11FAULT_FILE"] = rules[i]
+            c.start(i)
+        c.s.env.pop("KEYMGR_P11FAULT_FILE")
+        lead = wait_for(lambda: c.leaders(), "a leader", 60)[0]
+        wait_for(lambda: c.db("SELECT count(*) FROM dev.keys WHERE state = 'active'") == "1",
+                 "the first key active", 60)
+        epoch = c.lease(lead)["epoch"]
+        with open(rules[lead], "w") as f:
+            f.write("C_GenerateKeyPair:KILL\n")
+        c.nodes[lead].proc.wait(timeout=120)
+        check(c.nodes[lead].proc.returncode == -signal.SIGKILL,
+              f"the leader exited {c.nodes[lead].proc.returncode}, not by SIGKILL")
+        check(c.db("SELECT count(*) FROM dev.keys WHERE pending") == "1",
+              "the killed leader left no committed intent")
+        new = wait_for(lambda: c.leaders(), "a new leader", 60)[0]
+        check(c.lease(new)["epoch"] == epoch + 1, "the new leader's epoch is not +1")
+        c.nodes[new].wait_event("reconcile", action="abandon", timeout=60)
+        wait_for(lambda: c.db("SELECT count(*) FROM dev.keys WHERE pending") == "0",
+                 "no pending intent", 60)
+        serial = int(c.db("SELECT value FROM dev.counters WHERE name = 'jwks_serial'"))
+        wait_for(lambda: int(c.db("SELECT value FROM dev.counters WHERE name = "
+                                  "'jwks_serial'")) > serial, "a rotation by the new leader", 60)
+        one_active(c)
+        rec = json.loads(c.s.run("reconcile", "dev", "--dry-run", "--json").stdout)
+        check(rec["findings"] == [] and rec["attention"] == 0,
+              f"reconcile --dry-run after the takeover: {rec}")
+        audit_ok(c)
+    finally:
+        c.close()
+
+
+if __name__ == "__main__":
+    sys.exit(run_tests([
+        ("one leader through rotations", test_one_leader_through_rotations),
+        ("SIGKILL of the leader fails over", test_sigkill_leader_fails_over),
+        ("SIGSTOP of the leader: it steps down", test_sigstop_leader_steps_down),
+        ("identical JWKS on every node", test_identical_jwks_on_every_node),
+        ("PostgreSQL restarted", test_postgresql_restart),
+        ("a verifier through rotations", test_verifier_through_rotations),
+        ("the leader killed in its key generation", test_leader_killed_in_key_generation),
+    ]))
