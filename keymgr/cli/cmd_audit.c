@@ -495,6 +495,21 @@ static int verify_configured(const verify_args_t *a, const char *env_name, json_
 	return worst;
 }
 
+/* The refusal of a --store that holds no store: a file that does not exist, or a database
+ * (named without its password) whose schema holds none. */
+static int store_missing(const char *store)
+{
+	char shown[512];
+	if (!km_pguri_is(store)) {
+		km_cli_error("the --store file %s does not exist", store);
+		return KM_CLI_EXIT_REFUSED;
+	}
+	km_pguri_redact(store, shown, sizeof(shown));
+	km_cli_error("the --store database %s holds no keymgr store (no schema, or an empty one)",
+	             shown);
+	return KM_CLI_EXIT_REFUSED;
+}
+
 static int audit_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -538,8 +553,7 @@ static int audit_verify(int argc, char **argv)
 		if (env_name == NULL)
 			rc = km_cli_usage_error(cmd, "--store needs the ENV the store belongs to");
 		else if (!km_store_exists(a.store))
-			rc = km_cli_fail(KM_ENOENT, "the --store file (or PostgreSQL schema) holds no "
-			                 "store");
+			rc = store_missing(a.store);
 		else if ((rc = km_store_open(a.store, env_name, &s, err, sizeof(err))) != KM_EOK)
 			rc = km_cli_fail(rc, err);
 		else
