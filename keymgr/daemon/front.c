@@ -386,11 +386,18 @@ typedef struct {
 	size_t kept, refused;
 } pickup_ctx_t;
 
-/* A named row, kept for kd_front_take_pickups() (bounded: beyond FRESH_MAX rows not taken
- * yet, a row updates its own earlier copy or is dropped; the verifier table has it anyway). */
+/* A row of a listed verifier name (a policy's activate_when_seen_by), kept for
+ * kd_front_take_pickups(): only those, so that made-up names cannot grow the store's table.
+ * Bounded: beyond FRESH_MAX rows not taken yet, a row updates its own earlier copy or is
+ * dropped (the verifier table has it anyway). */
 #define FRESH_MAX 4096
 static void keep_fresh(kd_front_t *f, const km_http_verifier_t *v)
 {
+	bool listed = false;
+	for (size_t i = 0; i < f->n_listed && !listed; i++)
+		listed = strcmp(f->listed[i], v->id) == 0;
+	if (!listed)
+		return;
 	for (size_t i = 0; i < f->n_fresh; i++)
 		if (strcmp(f->fresh[i].id, v->id) == 0 && strcmp(f->fresh[i].path, v->path) == 0) {
 			if (v->serial > f->fresh[i].serial)

@@ -302,6 +302,10 @@ def test_pickup_shared_through_store():
         follower = [i for i in range(c.n) if i != lead][0]
         path = "/dev/.well-known/jwks.json"
 
+        # a name no policy lists is not written into the store (made-up names cannot grow it)
+        check(c.nodes[follower].http("GET", path, {"Keymgr-Verifier": "made-up"})[0] == 200,
+              "the follower's JWKS for an unlisted name")
+
         def gate_passed():
             check(c.leaders() == [lead], "the leader changed during the test")
             st, _, body = c.nodes[follower].http("GET", path, {"Keymgr-Verifier": "gw-1"})
@@ -314,6 +318,7 @@ def test_pickup_shared_through_store():
         check(not c.nodes[lead].events("activation-ceiling", kid=kid), "activated by the ceiling")
         rows = c.db("SELECT verifier, path FROM dev.verifier_pickups")
         check(f"gw-1|{path}" in rows.splitlines(), f"the store's pickup rows: {rows!r}")
+        check("made-up" not in rows, f"an unlisted name in the store: {rows!r}")
         wait_for(lambda: {k["kid"]: k["state"] for k in c.s.keys("dev/api")}.get(kid) ==
                  "active", "the gated key active", 60)
         one_active(c)
