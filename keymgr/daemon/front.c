@@ -88,6 +88,8 @@ struct kd_front {
 
 	/* what listeners reported */
 	km_http_vtab_t *vtab;
+	km_http_verifier_t *fresh; /* named rows not yet taken (kd_front_take_pickups) */
+	size_t n_fresh, cap_fresh;
 
 	/* supervision */
 	unsigned failures;         /* consecutive short-lived listeners */
@@ -384,6 +386,37 @@ typedef struct {
 	size_t kept, refused;
 } pickup_ctx_t;
 
+/* A row of a listed verifier name (a policy's activate_when_seen_by), kept for
+ * kd_front_take_pickups(): only those, so that made-up names cannot grow the store's table.
+ * Bounded: beyond FRESH_MAX rows not taken yet, a row updates its own earlier copy or is
+ * dropped (the verifier table has it anyway). */
+#define FRESH_MAX 4096
+static void keep_fresh(kd_front_t *f, const km_http_verifier_t *v)
+{
+	bool listed = false;
+	for (size_t i = 0; i < f->n_listed && !listed; i++)
+		listed = strcmp(f->listed[i], v->id) == 0;
+	if (!listed)
+		return;
+	for (size_t i = 0; i < f->n_fresh; i++)
+		if (strcmp(f->fresh[i].id, v->id) == 0 && strcmp(f->fresh[i].path, v->path) == 0) {
+			if (v->serial > f->fresh[i].serial)
+				f->fresh[i] = *v;
+			return;
+		}
+	if (f->n_fresh == f->cap_fresh) {
+		size_t cap = f->cap_fresh ? 2 * f->cap_fresh : 16;
+		if (cap > FRESH_MAX || f->n_fresh >= FRESH_MAX)
+			return;
+		km_http_verifier_t *n = realloc(f->fresh, cap * sizeof(*n));
+		if (n == NULL)
+			return;
+		f->fresh = n;
+		f->cap_fresh = cap;
+	}
+	f->fresh[f->n_fresh++] = *v;
+}
+
 /* A row is believed only for a path served, at a serial that was served there. */
 static void on_pickup(void *ctx, const km_http_verifier_t *v)
 {
@@ -396,6 +429,8 @@ static void on_pickup(void *ctx, const km_http_verifier_t *v)
 	}
 	km_http_vtab_merge(c->f->vtab, v);
 	c->kept++;
+	if (v->named)
+		keep_fresh(c->f, v);
 }
 
 void kd_front_process(kd_front_t *f)
@@ -659,6 +694,7 @@ void kd_front_free(kd_front_t *f)
 		free(f->listed[i]);
 	free(f->listed);
 	km_http_vtab_free(f->vtab);
+	free(f->fresh);
 	free(f->rbuf);
 	km_chan_buf_free(&f->out);
 	free(f);
@@ -785,6 +821,15 @@ int kd_front_verifiers(kd_front_t *f, const char *path, km_http_verifier_t **ret
                        size_t *count)
 {
 	return km_http_vtab_snapshot(f->vtab, path, ret, count);
+}
+
+size_t kd_front_take_pickups(kd_front_t *f, km_http_verifier_t **ret)
+{
+	size_t n = f->n_fresh;
+	*ret = f->fresh;
+	f->fresh = NULL;
+	f->n_fresh = f->cap_fresh = 0;
+	return n;
 }
 
 /* ---------------------------------------------------------------- facts */

@@ -72,6 +72,11 @@ int kd_front_listen(kd_front_t *f, char *err, size_t errlen);
 int kd_front_verifiers(kd_front_t *f, const char *path, km_http_verifier_t **ret,
                        size_t *count);
 
+/* The rows of listed verifier names (kd_front_set_listed_verifiers) the listener reported
+ * since the last call (each path and name once, its newest serial), for the store's shared
+ * pickup records (pickups.h). *ret: free() (NULL when none). Returns their number. */
+size_t kd_front_take_pickups(kd_front_t *f, km_http_verifier_t **ret);
+
 /* The channel, for keymgrd's poll(): readable means kd_front_process() has work; -1 while no
  * listener runs. */
 int kd_front_fd(const kd_front_t *f);

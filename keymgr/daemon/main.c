@@ -57,6 +57,7 @@
 #include "keymgr/daemon/metrics.h"
 #include "keymgr/daemon/notify.h"
 #include "keymgr/daemon/pass.h"
+#include "keymgr/daemon/pickups.h"
 #include "keymgr/daemon/publisher.h"
 #include "keymgr/daemon/reload.h"
 #include "keymgr/daemon/scheduler.h"
@@ -275,8 +276,10 @@ static void loop(kd_daemon_t *d, int sig_fd)
 				kd_publish_env(d, &d->envs[i], (int64_t)time(NULL));
 			kd_signing_sync(d, (int64_t)time(NULL));
 		}
-		if (fds[2].revents != 0)
+		if (fds[2].revents != 0) {
 			kd_front_process(d->front);   /* verifier rows, or the listener's end */
+			kd_pickups_share(d);          /* into a shared store (pickups.h) */
+		}
 		if (fds[0].revents & POLLIN)
 			kd_signals_drain();
 		if (kd_signals_take_reload()) {

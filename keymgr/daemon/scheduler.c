@@ -21,6 +21,7 @@
 #include "keymgr/daemon/backoff.h"
 #include "keymgr/daemon/lease.h"
 #include "keymgr/daemon/log.h"
+#include "keymgr/daemon/pickups.h"
 #include "keymgr/daemon/publisher.h"
 #include "keymgr/daemon/scheduler.h"
 #include "keymgr/daemon/signals.h"
@@ -156,9 +157,10 @@ static km_apply_verdict_t gate(void *vctx, const char *keyset, const km_plan_act
 	kd_keyset_path(c->e, keyset, ks_path, sizeof(ks_path));
 	km_http_verifier_t *ra = NULL, *rb = NULL;
 	size_t na = 0, nb = 0;
-	if (kd_front_verifiers(c->d->front, c->e->path, &ra, &na) != KM_EOK)
+	/* this node's fetches and, on a shared store, every node's (pickups.h) */
+	if (kd_pickups_rows(c->d, c->e, c->e->path, &ra, &na) != KM_EOK)
 		na = 0;
-	if (kd_front_verifiers(c->d->front, ks_path, &rb, &nb) != KM_EOK)
+	if (kd_pickups_rows(c->d, c->e, ks_path, &rb, &nb) != KM_EOK)
 		nb = 0;
 	size_t n_missing = missing(&p, ra, na, rb, nb, k->first_serial, names, sizeof(names));
 	free(ra);

@@ -15,6 +15,7 @@
 #include "keymgr/common/timefmt.h"
 #include "keymgr/core/apply.h"
 #include "keymgr/daemon/lease.h"
+#include "keymgr/daemon/pickups.h"
 #include "keymgr/daemon/state.h"
 #include "keymgr/daemon/status.h"
 
@@ -63,9 +64,9 @@ static json_t *evidence(kd_daemon_t *d, kd_env_t *e, const kd_keyset_t *ks, cons
 	km_http_verifier_t *a = NULL, *b = NULL;
 	size_t na = 0, nb = 0;
 	kd_keyset_path(e, ks->name, path, sizeof(path));
-	if (kd_front_verifiers(d->front, e->path, &a, &na) != KM_EOK)
+	if (kd_pickups_rows(d, e, e->path, &a, &na) != KM_EOK)
 		na = 0;
-	if (kd_front_verifiers(d->front, path, &b, &nb) != KM_EOK)
+	if (kd_pickups_rows(d, e, path, &b, &nb) != KM_EOK)
 		nb = 0;
 	json_t *vs = json_object();   /* id -> {named, serial, last_seen, seen} */
 	for (size_t i = 0; i < na + nb; i++) {

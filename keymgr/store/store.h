@@ -229,6 +229,30 @@ int km_store_docs_listen(km_store_t *s, int *fd, char *err, size_t errlen);
 /* Consumes what arrived on s's connection: true when a notice of new documents was in it. */
 bool km_store_docs_notified(km_store_t *s);
 
+/* ---- the verifiers' pickup records (docs/ha.md) ----
+ *
+ * On a store shared by several keymgrd nodes (PostgreSQL) every node records the serial each
+ * named verifier (Keymgr-Verifier) fetched at each path, so the leader's activation gate
+ * (activate_when_seen_by) sees the fetches every node served. A backend without them
+ * (SQLite: one node) answers KM_ENOTSUP.
+ */
+#define KM_STORE_VERIFIER_MAX 64
+typedef struct {
+	char path[256];                          /* the HTTP path fetched */
+	char verifier[KM_STORE_VERIFIER_MAX + 1]; /* its Keymgr-Verifier name */
+	int64_t serial;                          /* the newest serial it fetched there */
+} km_store_pickup_t;
+
+bool km_store_has_pickups(const km_store_t *s);
+
+/* Records rows in one transaction, each keeping the larger of its stored and its new serial. */
+int km_store_pickups_put(km_store_t *s, const km_store_pickup_t *rows, size_t n, char *err,
+                         size_t errlen);
+
+/* The rows recorded for path (any node). *ret: free(). */
+int km_store_pickups_get(km_store_t *s, const char *path, km_store_pickup_t **ret, size_t *n,
+                         char *err, size_t errlen);
+
 /* What km_store_copy() copied. */
 typedef struct {
 	char env[KM_ENV_NAME_MAX + 1];

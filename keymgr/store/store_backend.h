@@ -129,6 +129,12 @@ typedef struct km_store_backend {
 	                char *err, size_t errlen);
 	int (*docs_listen)(void *ctx, int *fd, char *err, size_t errlen);
 	bool (*docs_notified)(void *ctx);
+
+	/* The verifiers' pickup records (store.h; NULL when the backend has none). pickup_put
+	 * runs inside the caller's transaction scope. */
+	int (*pickup_put)(void *ctx, const km_store_pickup_t *p, char *err, size_t errlen);
+	int (*pickup_get)(void *ctx, const char *path, km_store_pickup_t **ret, size_t *n,
+	                  char *err, size_t errlen);
 } km_store_backend_t;
 
 extern const km_store_backend_t km_store_backend_sqlite;

@@ -1505,6 +1505,48 @@ out:
 	return r;
 }
 
+/* ---- the verifiers' pickup records (store.h) ---- */
+
+static int pg_pickup_put(void *ctx, const km_store_pickup_t *pk, char *err, size_t errlen)
+{
+	pg_t *g = ctx;
+	params_t p = { .n = 0 };
+	p_text(&p, pk->path);
+	p_text(&p, pk->verifier);
+	p_int(&p, pk->serial);
+	return run(g, "INSERT INTO verifier_pickups(path, verifier, serial) VALUES ($1, $2, $3)"
+	           " ON CONFLICT (path, verifier) DO UPDATE"
+	           " SET serial = GREATEST(verifier_pickups.serial, EXCLUDED.serial)", &p, NULL,
+	           "cannot record the verifier's pickup", err, errlen);
+}
+
+static int pg_pickup_get(void *ctx, const char *path, km_store_pickup_t **ret, size_t *n,
+                         char *err, size_t errlen)
+{
+	pg_t *g = ctx;
+	params_t p = { .n = 0 };
+	PGresult *res = NULL;
+	km_store_pickup_t *list = NULL;
+	p_text(&p, path);
+	int r = run(g, "SELECT verifier, serial FROM verifier_pickups WHERE path = $1"
+	            " ORDER BY verifier", &p, &res, "cannot read the verifiers' pickups", err,
+	            errlen);
+	if (r != KM_EOK)
+		return r;
+	size_t rows = (size_t)PQntuples(res);
+	if ((r = alloc_list((void **)&list, rows, sizeof(*list), err, errlen)) == KM_EOK) {
+		for (int i = 0; i < (int)rows; i++) {
+			snprintf(list[i].path, sizeof(list[i].path), "%s", path);
+			col_text(res, i, 0, list[i].verifier, sizeof(list[i].verifier));
+			list[i].serial = col_i64(res, i, 1);
+		}
+		*ret = list;
+		*n = rows;
+	}
+	PQclear(res);
+	return r;
+}
+
 static int pg_docs_listen(void *ctx, int *fd, char *err, size_t errlen)
 {
 	pg_t *g = ctx;
@@ -1587,4 +1629,6 @@ const km_store_backend_t km_store_backend_pg = {
 	.docs_get = pg_docs_get,
 	.docs_listen = pg_docs_listen,
 	.docs_notified = pg_docs_notified,
+	.pickup_put = pg_pickup_put,
+	.pickup_get = pg_pickup_get,
 };

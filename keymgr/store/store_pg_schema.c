@@ -215,8 +215,18 @@ static const char schema_v2[] =
 
 static const char schema_v3[] = "ALTER TABLE keys ADD COLUMN activate_at BIGINT;";
 
+/* The verifiers' pickup records of every node (store.h): the newest serial each named
+ * verifier fetched at each path, read by the leader's activation gate. */
+static const char schema_v4[] =
+	"CREATE TABLE verifier_pickups ("
+	"  path TEXT NOT NULL,"
+	"  verifier TEXT NOT NULL,"
+	"  serial BIGINT NOT NULL CHECK (serial >= 0),"
+	"  PRIMARY KEY (path, verifier)"
+	");";
+
 /* migrations[i] takes the schema from version i to i + 1. Append only. */
-static const char *const migrations[] = { schema_v1, schema_v2, schema_v3 };
+static const char *const migrations[] = { schema_v1, schema_v2, schema_v3, schema_v4 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

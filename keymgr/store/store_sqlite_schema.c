@@ -217,11 +217,30 @@ static int migrate_2_to_3(sqlite3 *db, char *err, size_t errlen)
 	return KM_EOK;
 }
 
+/* The verifiers' pickup records (store.h): used by a store several nodes share (PostgreSQL);
+ * created here too so that both backends keep one schema and one version. */
+static int migrate_3_to_4(sqlite3 *db, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, "CREATE TABLE verifier_pickups ("
+	                 "  path TEXT NOT NULL,"
+	                 "  verifier TEXT NOT NULL,"
+	                 "  serial INTEGER NOT NULL CHECK (serial >= 0),"
+	                 "  PRIMARY KEY (path, verifier)"
+	                 ");", NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "store schema v4: %s", msg ? msg : "failed");
+		sqlite3_free(msg);
+		return KM_STORE_EIO;
+	}
+	return KM_EOK;
+}
+
 /* migrations[i] takes the schema from version i to i + 1. Append only. */
 static int (*const migrations[])(sqlite3 *db, char *err, size_t errlen) = {
 	migrate_0_to_1,
 	migrate_1_to_2,
 	migrate_2_to_3,
+	migrate_3_to_4,
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -376,7 +376,8 @@ static void test_v1_store_migrates_with_a_baseline(void **state)
 	fx->s = NULL;
 	/* Turn it into the v1 store an older keymgr wrote. */
 	assert_int_equal(audit_fx_sql(fx->path,
-	                 "DROP TABLE audit_checkpoints; DROP TABLE audit_keys;"
+	                 "DROP TABLE verifier_pickups;"
+	                 " DROP TABLE audit_checkpoints; DROP TABLE audit_keys;"
 	                 " DROP TABLE jwks_versions; DROP TABLE audit_events;"
 	                 " ALTER TABLE keys DROP COLUMN activate_at;"
 	                 " UPDATE counters SET value = 0; PRAGMA user_version = 1;"), 0);
@@ -412,6 +413,7 @@ static void test_v2_store_migrates_to_v3(void **state)
 	km_store_free(fx->s);
 	fx->s = NULL;
 	assert_int_equal(audit_fx_sql(fx->path, "ALTER TABLE keys DROP COLUMN activate_at;"
+	                              " DROP TABLE verifier_pickups;"
 	                              " PRAGMA user_version = 2;"), 0);
 	assert_int_equal(km_store_open(fx->path, "dev", &fx->s, err, sizeof(err)), KM_EOK);
 	km_store_key_t k;

@@ -38,7 +38,7 @@ sys.path.insert(0, HERE)
 if len(sys.argv) > 4:
     os.environ["KEYMGR_TEST_HA_LEASE"] = sys.argv[4]   # before ha_fixture reads it
 from ha_fixture import LEASE, Cluster  # noqa: E402
-from daemon_fixture import Failure, check, run_tests, wait_for  # noqa: E402
+from daemon_fixture import Failure, Setup, check, run_tests, wait_for  # noqa: E402
 
 KEYMGR, KEYMGRD, FAULT_MODULE = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
 # A sampling round that takes longer than the gap the lease leaves between two leaders'
@@ -288,6 +288,45 @@ def test_verifier_through_rotations():
         c.close()
 
 
+def test_pickup_shared_through_store():
+    """activate_when_seen_by [gw-1]: gw-1 fetches only from a follower; the leader's gate
+    sees it through the store's pickup records and activates (no ceiling: it is 1 h)."""
+    def setup(*a, **kw):
+        return Setup(*a, keyset_policy={"api": {"activate_when_seen_by": ["gw-1"],
+                                                "activate_when_seen_ceiling": "1h"}}, **kw)
+    c = Cluster(KEYMGR, KEYMGRD, setup=setup)
+    try:
+        lead = start_cluster(c)[0]
+        deferred = c.nodes[lead].wait_event("activation-deferred", keyset="api", timeout=120)
+        kid = deferred["kid"]
+        follower = [i for i in range(c.n) if i != lead][0]
+        path = "/dev/.well-known/jwks.json"
+
+        # a name no policy lists is not written into the store (made-up names cannot grow it)
+        check(c.nodes[follower].http("GET", path, {"Keymgr-Verifier": "made-up"})[0] == 200,
+              "the follower's JWKS for an unlisted name")
+
+        def gate_passed():
+            check(c.leaders() == [lead], "the leader changed during the test")
+            st, _, body = c.nodes[follower].http("GET", path, {"Keymgr-Verifier": "gw-1"})
+            check(st == 200, f"the follower's JWKS: {st}")
+            ev = c.nodes[lead].events("activation-gate", keyset="api", kid=kid)
+            return ev[0] if ev and kid.encode() in body else None
+        ev = wait_for(gate_passed, "the leader's gate to see gw-1's fetch from a follower",
+                      60, step=0.5)
+        check(ev["result"] == "seen-by-all", f"gate: {ev}")
+        check(not c.nodes[lead].events("activation-ceiling", kid=kid), "activated by the ceiling")
+        rows = c.db("SELECT verifier, path FROM dev.verifier_pickups")
+        check(f"gw-1|{path}" in rows.splitlines(), f"the store's pickup rows: {rows!r}")
+        check("made-up" not in rows, f"an unlisted name in the store: {rows!r}")
+        wait_for(lambda: {k["kid"]: k["state"] for k in c.s.keys("dev/api")}.get(kid) ==
+                 "active", "the gated key active", 60)
+        one_active(c)
+        audit_ok(c)
+    finally:
+        c.close()
+
+
 def test_leader_killed_in_key_generation():
     c = Cluster(KEYMGR, KEYMGRD)
     try:
@@ -339,4 +378,6 @@ if __name__ == "__main__":
         ("PostgreSQL restarted", test_postgresql_restart),
         ("a verifier through rotations", test_verifier_through_rotations),
         ("the leader killed in its key generation", test_leader_killed_in_key_generation),
+        ("a verifier seen by a follower lets the leader activate",
+         test_pickup_shared_through_store),
     ]))

@@ -524,6 +524,80 @@ static void test_jwks_serial_counts_and_persists(void **state)
 	assert_int_equal(v, 4);
 }
 
+/* ---- the verifiers' pickup records (PostgreSQL; SQLite has none) ---- */
+
+static km_store_pickup_t pickup(const char *path, const char *verifier, int64_t serial)
+{
+	km_store_pickup_t p;
+	memset(&p, 0, sizeof(p));
+	snprintf(p.path, sizeof(p.path), "%s", path);
+	snprintf(p.verifier, sizeof(p.verifier), "%s", verifier);
+	p.serial = serial;
+	return p;
+}
+
+static void test_pickups_keep_the_newest_serial_bad_rows_refused(void **state)
+{
+	store_fx_t *fx = *state;
+	char err[512] = "";
+	km_store_pickup_t *got = NULL;
+	size_t n = 0;
+	km_store_pickup_t rows[3] = { pickup("/dev/.well-known/jwks.json", "gw-1", 5),
+	                              pickup("/dev/.well-known/jwks.json", "gw-2", 7),
+	                              pickup("/dev/api/jwks.json", "gw-1", 9) };
+	if (!fx->pg) {
+		assert_false(km_store_has_pickups(fx->s));
+		assert_int_equal(km_store_pickups_put(fx->s, rows, 1, err, sizeof(err)), KM_ENOTSUP);
+		assert_non_null(strstr(err, "only a PostgreSQL store"));
+		return;
+	}
+	assert_true(km_store_has_pickups(fx->s));
+	assert_int_equal(km_store_pickups_put(fx->s, rows, 3, err, sizeof(err)), KM_EOK);
+	/* an older serial never replaces a newer one; a newer one does */
+	km_store_pickup_t older = pickup("/dev/.well-known/jwks.json", "gw-1", 2);
+	km_store_pickup_t newer = pickup("/dev/.well-known/jwks.json", "gw-2", 8);
+	assert_int_equal(km_store_pickups_put(fx->s, &older, 1, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_pickups_put(fx->s, &newer, 1, err, sizeof(err)), KM_EOK);
+	/* bad rows: refused with a message, nothing of the call written */
+	km_store_pickup_t bad[2][2] = {
+		{ pickup("/dev/.well-known/jwks.json", "gw-3", 1), pickup("relative", "gw-3", 1) },
+		{ pickup("/dev/.well-known/jwks.json", "gw-3", 1), pickup("/x", "", 1) },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		err[0] = '\0';
+		assert_int_equal(km_store_pickups_put(fx->s, bad[i], 2, err, sizeof(err)), KM_EINVAL);
+		assert_non_null(strstr(err, "pickup record needs"));
+	}
+	km_store_pickup_t neg = pickup("/x", "gw-3", -1);
+	assert_int_equal(km_store_pickups_put(fx->s, &neg, 1, err, sizeof(err)), KM_EINVAL);
+	assert_int_equal(km_store_pickups_get(fx->s, "nope", &got, &n, err, sizeof(err)),
+	                 KM_EINVAL);
+	assert_int_equal(km_store_pickups_get(fx->s, "/dev/.well-known/jwks.json", &got, &n, err,
+	                                      sizeof(err)), KM_EOK);
+	assert_int_equal(n, 2);
+	assert_string_equal(got[0].verifier, "gw-1");
+	assert_int_equal(got[0].serial, 5);
+	assert_string_equal(got[1].verifier, "gw-2");
+	assert_int_equal(got[1].serial, 8);
+	assert_string_equal(got[1].path, "/dev/.well-known/jwks.json");
+	free(got);
+	got = NULL;
+	assert_int_equal(km_store_pickups_get(fx->s, "/dev/api/jwks.json", &got, &n, err,
+	                                      sizeof(err)), KM_EOK);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[0].serial, 9);
+	free(got);
+	/* another handle (another node) reads the same rows */
+	km_store_t *other = NULL;
+	assert_int_equal(km_store_open(fx->path, "dev", &other, err, sizeof(err)), KM_EOK);
+	got = NULL;
+	assert_int_equal(km_store_pickups_get(other, "/dev/api/jwks.json", &got, &n, err,
+	                                      sizeof(err)), KM_EOK);
+	assert_int_equal(n, 1);
+	free(got);
+	km_store_free(other);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, store_fx_setup, store_fx_teardown)
 
 int main(void)
@@ -545,6 +619,7 @@ int main(void)
 		T(test_keyset_owner_change_recorded),
 		T(test_keyset_purpose_change_recorded),
 		T(test_jwks_serial_counts_and_persists),
+		T(test_pickups_keep_the_newest_serial_bad_rows_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
