@@ -157,6 +157,12 @@ class HsmTest(unittest.TestCase):
         self.create(alg)
         first = self.active(alg)
         cka_id = first["token"]["cka_id"]
+        # Keys are found by the CKA_ID the token holds: a token that keeps 2 bytes (yubihsm)
+        # gets 2-byte ids, drawn free of collisions (a 20-byte one would be cut to "KM").
+        id_bytes = getattr(self.m, "id_bytes", 20)
+        self.assertEqual(len(cka_id), 2 * id_bytes, cka_id)
+        if id_bytes < 20:
+            self.assertNotEqual(cka_id.lower(), "4b4d", "the cut of a 20-byte id was kept")
 
         # The private key as the token holds it, read without keymgr.
         attrs = self.token_keys()[cka_id]
@@ -214,6 +220,8 @@ class HsmTest(unittest.TestCase):
         self.exception_named(alg, adopted[0]["kid"], bool(caps["exceptions"]))
         self.assertEqual(self.active(alg)["kid"], second["kid"])
         self.verify_both(alg, self.sign(alg), second["kid"])
+        ids = [k["token"]["cka_id"] for k in after]
+        self.assertEqual(len(ids), len(set(ids)), f"two keys share a CKA_ID: {after}")
         RESULTS[alg] = "yes"
 
     def exception_named(self, alg, kid, expected):
