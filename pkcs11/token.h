@@ -368,6 +368,23 @@ const char *km_token_privkey_describe(const km_token_privkey_t *k, char *buf, si
  */
 int km_token_destroy_private_key(km_token_t *t, const km_token_privkey_t *k);
 
+/* ---- the token identity marker (pkcs11/marker.c) ---- */
+
+#define KM_TOKEN_MARKER_MAX 128  /* longest environment name a marker holds, plus one */
+
+/*
+ * Writes the marker that names environment env into the token: a private data object with a
+ * random id (its CKA_LABEL), or, where the token keeps no data objects (NSS softoken), a P-256 marker key
+ * labelled "keymgr-identity:ENV". A marker naming env already there: nothing is written
+ * (*ret_created false). KM_EOK; KM_EWRONGENV (the marker names another environment: nothing
+ * changed); KM_EINVAL; the token's code (message in km_token_last_error()).
+ */
+int km_token_marker_write(km_token_t *t, const char *env, bool *ret_created);
+
+/* Reads the environment the token's marker names into env ("" when it has none). KM_EOK or
+ * the token's code. */
+int km_token_marker_read(km_token_t *t, char *env, size_t len);
+
 /* ---- private data objects (pkcs11/dataobj.c) ---- */
 
 #define KM_TOKEN_DATA_MAX 512   /* longest value km_token_data_get() returns */

@@ -382,6 +382,39 @@ class HsmTest(unittest.TestCase):
             self.assertFalse(report, f"keymgrd: {report}")
         self.assertEqual(d.returncode, 0, log_text()[-2000:])
 
+    def test_zzz_identity_marker(self):
+        """The token identity marker (keymgr token init --env): a data object, or a marker
+        key where the token keeps no data objects (NSS); another environment configured with
+        the same token (same label, serial and PIN: what NSS and tpm2 tokens all look like)
+        is refused by the environment wall, and cannot re-mark the token. Runs last: the
+        marker stays in the token."""
+        other = self.write_config("other.yaml", self.m.module)
+        with open(other) as f:
+            text = f.read().replace("  hsm:\n", "  other:\n", 1).replace("/hsm.db", "/other.db")
+        with open(other, "w") as f:
+            f.write(text)
+        # before the marker, both environments may open the token
+        self.keymgr("token", "info", "--env", "other", config=other)
+        first = self.json("token", "init", "--env", "hsm")
+        self.assertEqual(first, {"env": "hsm", "marker_created": True})
+        again = self.json("token", "init", "--env", "hsm")
+        self.assertEqual(again["marker_created"], False)
+        marker = "keymgr-token-identity".encode().hex()
+        if MODULE == "nss":
+            self.assertIn(marker, self.token_keys(), "NSS: no marker key")
+        else:
+            # a token that keeps data objects gets one, not a marker key
+            self.assertNotIn(marker, self.token_keys(), f"{MODULE}: a marker key")
+        p = self.keymgr("token", "info", "--env", "other", config=other, ok=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("is marked for environment 'hsm'", p.stderr)
+        p = self.keymgr("token", "init", "--env", "other", config=other, ok=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("is marked for environment 'hsm'", p.stderr)
+        # the environment it names still works
+        self.keymgr("token", "info", "--env", "hsm")
+        self.assertEqual(self.json("token", "init", "--env", "hsm")["marker_created"], False)
+
     def test_zz_compat_table(self):
         """docs/hsm-compat.md's row for this module says what this run found."""
         with open(COMPAT) as f:
