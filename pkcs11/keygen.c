@@ -154,6 +154,8 @@ typedef struct {
 
 #define TMPL_MAX 16
 
+struct ec_params { const uint8_t *p; size_t len; };
+
 /* The attributes of tmpl kept on rung, into out. Returns their count. */
 static CK_ULONG rung_template(const tmpl_attr_t *tmpl, size_t n, unsigned rung,
                               CK_ATTRIBUTE *out)
@@ -320,6 +322,64 @@ static int check_pair(km_token_t *t, CK_SESSION_HANDLE s, km_p11_key_t *k,
 	return KM_EOK;
 }
 
+/* Where the label sits in generate_locked's templates. */
+#define AT_LABEL_PUB 7
+#define AT_LABEL_PRIV 9
+#define FIT_LABEL_MAX 32
+
+/*
+ * A label that strict tokens take, into out: the characters [A-Za-z0-9_-] of label (others
+ * become '-'), at most FIT_LABEL_MAX bytes (YubiHSM 2 takes 40, kmsp11 63 of those
+ * characters). NULL when label already is one.
+ */
+static const char *fit_label(const char *label, char out[FIT_LABEL_MAX + 1])
+{
+	size_t n = 0;
+	bool same = strlen(label) <= FIT_LABEL_MAX;
+	for (; label[n] != '\0' && n < FIT_LABEL_MAX; n++) {
+		char c = label[n];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || c == '_' || c == '-';
+		out[n] = ok ? c : '-';
+		same = same && ok;
+	}
+	out[n] = '\0';
+	return same ? NULL : out;
+}
+
+/*
+ * Walks the template ladder (each rung, for each Ed25519 parameter encoding) until the token
+ * generates or refuses otherwise than ladder_rv(). Writes the rung that was last tried into
+ * *rung and the first CK_RV into *first_rv (when still CKR_OK). Returns the last CK_RV.
+ */
+static CK_RV ladder(km_token_t *t, CK_MECHANISM *mech, tmpl_attr_t *pub_tmpl, size_t n_pub,
+                    const tmpl_attr_t *priv_tmpl, size_t n_priv, size_t at_params,
+                    const struct ec_params *params, size_t n_params, CK_RV *first_rv,
+                    unsigned *rung, CK_OBJECT_HANDLE *hpub, CK_OBJECT_HANDLE *hpriv)
+{
+	CK_RV rv = CKR_GENERAL_ERROR;
+	for (size_t e = 0; e < n_params && rv != CKR_OK; e++) {
+		if (at_params) {
+			pub_tmpl[at_params].a.pValue = (void *)params[e].p;
+			pub_tmpl[at_params].a.ulValueLen = params[e].len;
+		}
+		for (*rung = 0; *rung < RUNGS; (*rung)++) {
+			CK_ATTRIBUTE pa[TMPL_MAX], va[TMPL_MAX];
+			CK_ULONG np = rung_template(pub_tmpl, n_pub, *rung, pa);
+			CK_ULONG nv = rung_template(priv_tmpl, n_priv, *rung, va);
+			rv = t->fl->C_GenerateKeyPair(t->admin, mech, pa, np, va, nv, hpub, hpriv);
+			if (*first_rv == CKR_OK)
+				*first_rv = rv;
+			/* Expected refusals walk the ladder: they are not the token failing. */
+			if (rv == CKR_OK || !ladder_rv(rv))
+				break;
+		}
+		if (rv != CKR_OK && !ladder_rv(rv))
+			break;
+	}
+	return rv;
+}
+
 /* Called with admin_lock held. */
 static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_bits,
                            const char *label, const uint8_t *id, size_t id_len,
@@ -332,7 +392,7 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 	CK_ULONG n = 0, bits = rsa_bits;
 	CK_MECHANISM_TYPE sign_mech = km_p11_alg_mechanism(t, ai->alg);
 	CK_MECHANISM mech = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
-	struct { const uint8_t *p; size_t len; } params[3] = { { NULL, 0 } };
+	struct ec_params params[3] = { { NULL, 0 } };
 	size_t n_params = 1;
 	km_p11_key_t k = { 0 };
 	km_pubkey_t p;
@@ -404,23 +464,17 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 		break;
 	}
 
+	/* The whole ladder with the caller's label, then with one that fits strict tokens
+	 * (fit_label): the label is for humans, keys are found by their CKA_ID. */
+	char fitted[FIT_LABEL_MAX + 1];
+	const char *labels[2] = { label, fit_label(label, fitted) };
 	rv = CKR_GENERAL_ERROR;
-	for (size_t e = 0; e < n_params && rv != CKR_OK; e++) {
-		if (at_params) {
-			pub_tmpl[at_params].a.pValue = (void *)params[e].p;
-			pub_tmpl[at_params].a.ulValueLen = params[e].len;
-		}
-		for (rung = 0; rung < RUNGS; rung++) {
-			CK_ATTRIBUTE pa[TMPL_MAX], va[TMPL_MAX];
-			CK_ULONG np = rung_template(pub_tmpl, n_pub, rung, pa);
-			CK_ULONG nv = rung_template(priv_tmpl, n_priv, rung, va);
-			rv = t->fl->C_GenerateKeyPair(s, &mech, pa, np, va, nv, &hpub, &hpriv);
-			if (first_rv == CKR_OK)
-				first_rv = rv;
-			/* Expected refusals walk the ladder: they are not the token failing. */
-			if (rv == CKR_OK || !ladder_rv(rv))
-				break;
-		}
+	for (size_t l = 0; l < 2 && labels[l] != NULL && rv != CKR_OK; l++) {
+		pub_tmpl[AT_LABEL_PUB].a = (CK_ATTRIBUTE){ CKA_LABEL, (void *)labels[l],
+		                                          strlen(labels[l]) };
+		priv_tmpl[AT_LABEL_PRIV].a = pub_tmpl[AT_LABEL_PUB].a;
+		rv = ladder(t, &mech, pub_tmpl, n_pub, priv_tmpl, n_priv, at_params, params, n_params,
+		            &first_rv, &rung, &hpub, &hpriv);
 		if (rv != CKR_OK && !ladder_rv(rv))
 			break;
 	}

@@ -42,6 +42,9 @@
  *   IDCUT=N (C_GenerateKeyPair only): the token keeps only the first N bytes of a CKA_ID in
  *           the templates (YubiHSM 2 before yubihsm_pkcs11 2.4.0: 2 bytes, its 16-bit object
  *           ids); the call itself goes to the real module
+ *   LABELMAX=N (C_GenerateKeyPair only): a CKA_LABEL longer than N bytes in either template
+ *           fails the call with CKR_ATTRIBUTE_VALUE_INVALID (yubihsm_pkcs11: 40, its
+ *           YH_OBJ_LABEL_LEN)
  *   after=N the first N matching calls pass (default 0); count=M only M calls fail, then
  *           calls pass again (default: all later calls fail)
  * Calls are counted per rule, from the moment the rule text was (re)loaded.
@@ -74,6 +77,7 @@ typedef struct {
 	bool halfmade;             /* HALFMADE=PATH (hold holds PATH) */
 	unsigned long limit;       /* LIMIT=N: sessions the process may hold (0: no limit) */
 	unsigned long idcut;       /* IDCUT=N: CKA_ID bytes a generated key keeps (0: all) */
+	unsigned long labelmax;    /* LABELMAX=N: longest CKA_LABEL a keygen takes (0: any) */
 	CK_RV rv;
 	unsigned long after;
 	unsigned long count;       /* 0: unlimited */
@@ -146,6 +150,10 @@ static void parse_rules(const char *text)
 		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
 			r.idcut = strtoul(act + 6, NULL, 10);
 			ok = r.idcut > 0;
+		} else if (strncmp(act, "LABELMAX=", 9) == 0 &&
+		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
+			r.labelmax = strtoul(act + 9, NULL, 10);
+			ok = r.labelmax > 0;
 		} else if (strcmp(act, "NONE") == 0 && strcmp(r.func, "C_FindObjects") == 0) {
 			r.rv = RV_NONE;
 			ok = true;
@@ -195,10 +203,14 @@ static const struct {
 	/* YubiHSM 2 through yubihsm_pkcs11: object ids are 16-bit, so a CKA_ID keeps 2 bytes
 	 * (before 2.4.0 a longer one was cut to its first 2: every "KMGR..." id became 0x4B4D),
 	 * and a device has 16 sessions, refused with CKR_SESSION_COUNT although the token info
-	 * claims no limit. Sources: Yubico's YubiHSM 2 PKCS#11 documentation
+	 * claims no limit; a CKA_LABEL longer than 40 bytes fails C_GenerateKeyPair with
+	 * CKR_ATTRIBUTE_VALUE_INVALID. Sources: Yubico's YubiHSM 2 PKCS#11 documentation
 	 * (developers.yubico.com/YubiHSM2/Component_Reference/PKCS_11/: "Object IDs are 16 bit",
-	 * "16 sessions"), yubihsm-shell's pkcs11 module, and ../shared/PKCS11-NOTES.md. */
-	{ "yubihsm", "C_OpenSession:LIMIT=16;C_GenerateKeyPair:IDCUT=2" },
+	 * "16 sessions"), yubihsm-shell (lib/yubihsm.h: YH_OBJ_LABEL_LEN 40;
+	 * pkcs11/util_pkcs11.c: "if (...ulValueLen > YH_OBJ_LABEL_LEN) return
+	 * CKR_ATTRIBUTE_VALUE_INVALID" for CKA_LABEL), and ../shared/PKCS11-NOTES.md. */
+	{ "yubihsm", "C_OpenSession:LIMIT=16;C_GenerateKeyPair:IDCUT=2;"
+	             "C_GenerateKeyPair:LABELMAX=40" },
 };
 
 /* The rules of KEYMGR_P11FAULT_PROFILE ("" when unset; an unknown name is reported). */
@@ -276,7 +288,8 @@ static bool fault(const char *func, CK_RV *rv, bool *drop, char *halfmade)
 	for (size_t i = 0; i < n_rules && !hit; i++) {
 		rule_t *r = &rules[i];
 		if ((strcmp(r->func, "*") != 0 && strcmp(r->func, func) != 0) ||
-		    (r->halfmade && halfmade == NULL) || r->limit != 0 || r->idcut != 0)
+		    (r->halfmade && halfmade == NULL) || r->limit != 0 || r->idcut != 0 ||
+		    r->labelmax != 0)
 			continue;
 		unsigned long n = ++r->calls;
 		if (n <= r->after || (r->count != 0 && n > r->after + r->count))
@@ -470,6 +483,15 @@ static unsigned long setting(size_t off)
 	return v;
 }
 
+/* Whether a CKA_LABEL of the n attributes of in is longer than max bytes. */
+static bool label_over(const CK_ATTRIBUTE *in, CK_ULONG n, unsigned long max)
+{
+	for (CK_ULONG i = 0; i < n; i++)
+		if (in[i].type == CKA_LABEL && in[i].ulValueLen > max)
+			return true;
+	return false;
+}
+
 /* Copies n attributes of in to out (at most 32), each CKA_ID cut to cut bytes. */
 static CK_ULONG cut_ids(const CK_ATTRIBUTE *in, CK_ULONG n, unsigned long cut,
                         CK_ATTRIBUTE *out)
@@ -507,6 +529,12 @@ static CK_RV w_C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATT
 		return rv;
 	}
 	unsigned long cut = setting(offsetof(rule_t, idcut));
+	unsigned long labelmax = setting(offsetof(rule_t, labelmax));
+	if (labelmax != 0 && (label_over(pub, npub, labelmax) || label_over(priv, npriv, labelmax))) {
+		log_fault_text("C_GenerateKeyPair", "LABELMAX", 0);
+		log_call("C_GenerateKeyPair", CKR_ATTRIBUTE_VALUE_INVALID, h, true, "");
+		return CKR_ATTRIBUTE_VALUE_INVALID;
+	}
 	if (cut != 0 && npub <= 32 && npriv <= 32) {
 		CK_ATTRIBUTE pc[32], vc[32];
 		CK_ULONG np = cut_ids(pub, npub, cut, pc), nv = cut_ids(priv, npriv, cut, vc);

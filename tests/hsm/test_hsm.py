@@ -382,6 +382,31 @@ class HsmTest(unittest.TestCase):
             self.assertFalse(report, f"keymgrd: {report}")
         self.assertEqual(d.returncode, 0, log_text()[-2000:])
 
+    def long_label(self):
+        """A token that takes labels of at most 40 bytes (yubihsm: CKR_ATTRIBUTE_VALUE_INVALID
+        beyond them): a key set whose label "keymgr:ENV/KEYSET" is longer is generated with a
+        fitted label, found by its CKA_ID, and signs."""
+        name = "k-" + "long" * 11   # "keymgr:hsm/" + 46 bytes
+        with open(self.config) as f:
+            text = f.read()
+        text = text.replace(
+            "    keysets:\n",
+            f'    keysets:\n      {name}: {{ issuer: "{ISSUER}", audiences: [ {AUDIENCE} ] }}\n', 1)
+        text = text.replace("purposes: [ ", f"purposes: [ {name}, ", 1)
+        config = os.path.join(self.dir, "long.yaml")
+        with open(config, "w") as f:
+            f.write(text)
+        os.chmod(config, 0o600)
+        self.keymgr("keyset", "create", "hsm/" + name, "--alg", "ES256", "--owner", "hsm-suite",
+                    "--purpose", name, config=config)
+        keys = [k for k in self.json("key", "list", "hsm/" + name, config=config)
+                if k["state"] == "active"]
+        self.assertEqual(len(keys), 1, keys)
+        self.assertIn(keys[0]["token"]["cka_id"], self.token_keys())
+        token = self.keymgr("sign", "hsm/" + name, "--claims", json.dumps(CLAIMS), "--ttl", "10m",
+                            config=config).stdout.strip()
+        self.assertEqual(jwt.get_unverified_header(token)["kid"], keys[0]["kid"])
+
     def test_zzz_identity_marker(self):
         """The token identity marker (keymgr token init --env): a data object, or a marker
         key where the token keeps no data objects (NSS); another environment configured with
@@ -444,6 +469,8 @@ def add_cases():
         setattr(HsmTest, f"test_refused_{alg}", lambda self, a=alg: self.refused(a))
     if modules.KINDS[MODULE].pin_max:
         HsmTest.test_pin_too_long = HsmTest.pin_too_long
+    if getattr(modules.KINDS[MODULE], "label_max", None):
+        HsmTest.test_long_label = HsmTest.long_label
     if MODULE == "p11kit":
         # after the lifecycles: its environment shares their token (its keys are not theirs)
         HsmTest.test_zy_failover = HsmTest.failover
