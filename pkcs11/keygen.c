@@ -109,8 +109,9 @@ int km_token_new_id_for(km_token_t *t, uint8_t id[KM_TOKEN_ID_LEN], size_t *ret_
 			r = KM_ECRYPTO;
 			break;
 		}
-		/* Never the id a 20-byte "KMGR..." id is cut to on this token. */
-		if (memcmp(tmp, KM_TOKEN_ID_MAGIC, len) == 0)
+		/* Never the id a 20-byte "KMGR..." id is cut to on this token (longer cuts carry
+		 * random bytes of their own). */
+		if (len <= KM_TOKEN_ID_MAGIC_LEN && memcmp(tmp, KM_TOKEN_ID_MAGIC, len) == 0)
 			continue;
 		if ((r = id_in_use(t, tmp, len, &used)) != KM_EOK)
 			break;
