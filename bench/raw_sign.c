@@ -69,7 +69,7 @@ int bench_raw_open(const char *module, const char *label, const uint8_t *id, siz
 	    find_slot(r->fl, label, &slot) != 0)
 		goto fail;
 	for (; r->n < n; r->n++)
-		if (r->fl->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL,
+		if (r->fl->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
 		                         &r->sessions[r->n]) != CKR_OK)
 			goto fail;
 	if (r->fl->C_FindObjectsInit(r->sessions[0], tmpl, 2) != CKR_OK ||
@@ -138,4 +138,33 @@ int bench_raw_sign_prepared(bench_raw_t *r, int idx, const uint8_t *in, size_t l
 int bench_raw_sign(bench_raw_t *r, int idx, const uint8_t *in, size_t len)
 {
 	return bench_raw_sign_init(r, idx) == 0 ? bench_raw_sign_prepared(r, idx, in, len) : -1;
+}
+
+int bench_raw_keygen(bench_raw_t *r, int idx)
+{
+	static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	static CK_BYTE p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
+	static CK_BYTE exponent[] = { 0x01, 0x00, 0x01 };
+	CK_ULONG bits = 2048;
+	CK_MECHANISM mech = { r->rsa ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	CK_ATTRIBUTE ec_pub[] = { { CKA_TOKEN, &yes, sizeof(yes) },
+	                          { CKA_VERIFY, &yes, sizeof(yes) },
+	                          { CKA_EC_PARAMS, p256, sizeof(p256) } };
+	CK_ATTRIBUTE rsa_pub[] = { { CKA_TOKEN, &yes, sizeof(yes) },
+	                           { CKA_VERIFY, &yes, sizeof(yes) },
+	                           { CKA_MODULUS_BITS, &bits, sizeof(bits) },
+	                           { CKA_PUBLIC_EXPONENT, exponent, sizeof(exponent) } };
+	CK_ATTRIBUTE priv[] = { { CKA_TOKEN, &yes, sizeof(yes) },
+	                        { CKA_PRIVATE, &yes, sizeof(yes) },
+	                        { CKA_SENSITIVE, &yes, sizeof(yes) },
+	                        { CKA_EXTRACTABLE, &no, sizeof(no) },
+	                        { CKA_SIGN, &yes, sizeof(yes) } };
+	CK_OBJECT_HANDLE hpub, hpriv;
+	CK_SESSION_HANDLE s = r->sessions[idx];
+	CK_RV rv = r->rsa ? r->fl->C_GenerateKeyPair(s, &mech, rsa_pub, 4, priv, 5, &hpub, &hpriv)
+	                  : r->fl->C_GenerateKeyPair(s, &mech, ec_pub, 3, priv, 5, &hpub, &hpriv);
+	if (rv != CKR_OK)
+		return -1;
+	rv = r->fl->C_DestroyObject(s, hpriv);
+	return r->fl->C_DestroyObject(s, hpub) == CKR_OK && rv == CKR_OK ? 0 : -1;
 }

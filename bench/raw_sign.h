@@ -41,3 +41,11 @@ int bench_raw_sign(bench_raw_t *r, int idx, const uint8_t *in, size_t len);
  * C_Sign). 0 or -1. */
 int bench_raw_sign_init(bench_raw_t *r, int idx);
 int bench_raw_sign_prepared(bench_raw_t *r, int idx, const uint8_t *in, size_t len);
+
+/*
+ * One key pair made and destroyed on session idx as a bare caller would: C_GenerateKeyPair
+ * of a P-256 pair (rsa: RSA 2048) as token objects, sensitive, not extractable, sign only,
+ * then C_DestroyObject of both. The peer of keymgr's generation (bench-token-module).
+ * 0 or -1.
+ */
+int bench_raw_keygen(bench_raw_t *r, int idx);

@@ -55,7 +55,7 @@ static CK_RV find_data(km_token_t *t, const char *app, const char *label, CK_OBJ
 }
 
 /* How a token says that it keeps no such object (NSS softoken: no token data objects). */
-static bool refuses_data(CK_RV rv)
+bool km_p11_refuses_data(CK_RV rv)
 {
 	return rv == CKR_ATTRIBUTE_VALUE_INVALID || rv == CKR_ATTRIBUTE_TYPE_INVALID ||
 	       rv == CKR_TEMPLATE_INCONSISTENT || rv == CKR_TEMPLATE_INCOMPLETE ||
@@ -88,7 +88,7 @@ int km_token_data_put(km_token_t *t, const char *app, const char *label, const u
 		goto out;
 	}
 	rv = t->fl->C_CreateObject(t->admin, tmpl, N_NAMING + 1, &h);
-	if (refuses_data(rv)) {
+	if (km_p11_refuses_data(rv)) {
 		km_p11_set_error(t, "%s: the token keeps no private data objects (C_CreateObject: "
 		                 "%s)", t->who, km_p11_rv_name(rv));
 		r = KM_ENOTSUP;

@@ -196,3 +196,7 @@ void km_p11_cache_drop(km_p11_cache_t *c, const uint8_t *id, size_t id_len);
  * handle is stale; a lookup that raced the re-open cannot insert its result).
  */
 void km_p11_cache_clear(km_p11_cache_t *c);
+
+/* Whether C_CreateObject's rv says the token keeps no such object (NSS softoken refuses token
+ * data objects with CKR_ATTRIBUTE_VALUE_INVALID). dataobj.c, marker.c. */
+bool km_p11_refuses_data(CK_RV rv);

@@ -34,7 +34,7 @@ int km_token_new_id(uint8_t id[KM_TOKEN_ID_LEN])
 }
 
 static int check_request(km_token_t *t, const km_alg_info_t *ai, km_alg_t alg,
-                         unsigned rsa_bits, const char *label, const uint8_t *id)
+                         unsigned rsa_bits, const char *label)
 {
 	if (ai == NULL) {
 		km_p11_set_error(t, "%s: generate: unknown algorithm %d", t->who, (int)alg);
@@ -50,12 +50,87 @@ static int check_request(km_token_t *t, const km_alg_info_t *ai, km_alg_t alg,
 		                 LABEL_MAX);
 		return KM_EINVAL;
 	}
-	if (id == NULL || memcmp(id, KM_TOKEN_ID_MAGIC, KM_TOKEN_ID_MAGIC_LEN) != 0) {
-		km_p11_set_error(t, "%s: generate: the CKA_ID was not made by km_token_new_id()",
-		                 t->who);
-		return KM_EINVAL;
-	}
 	return KM_EOK;
+}
+
+/* Called with admin_lock held: a 20-byte id of km_token_new_id(), or an id of the length the
+ * token keeps (km_token_new_id_for()). */
+static int check_id(km_token_t *t, const uint8_t *id, size_t id_len)
+{
+	bool full = id_len == KM_TOKEN_ID_LEN && id != NULL &&
+	            memcmp(id, KM_TOKEN_ID_MAGIC, KM_TOKEN_ID_MAGIC_LEN) == 0;
+	if (full || (id != NULL && id_len > 0 && id_len == t->id_keep &&
+	             t->id_keep < KM_TOKEN_ID_LEN))
+		return KM_EOK;
+	km_p11_set_error(t, "%s: generate: the CKA_ID was not made by km_token_new_id() or "
+	                 "km_token_new_id_for()", t->who);
+	return KM_EINVAL;
+}
+
+size_t km_token_id_len(km_token_t *t)
+{
+	pthread_mutex_lock(&t->admin_lock);
+	size_t n = t->id_keep;
+	pthread_mutex_unlock(&t->admin_lock);
+	return n;
+}
+
+/* Whether an object of the token has this CKA_ID (admin_lock held). */
+static int id_in_use(km_token_t *t, const uint8_t *id, size_t id_len, bool *ret)
+{
+	CK_OBJECT_HANDLE found[1];
+	CK_ULONG n = 0;
+	CK_ATTRIBUTE by_id = { CKA_ID, (void *)id, id_len };
+	CK_RV rv = km_p11_find(t, t->admin, &by_id, 1, found, 1, &n);
+	if (rv != CKR_OK)
+		return km_p11_fail(t, rv, "C_FindObjects (new CKA_ID)");
+	*ret = n > 0;
+	return KM_EOK;
+}
+
+int km_token_new_id_for(km_token_t *t, uint8_t id[KM_TOKEN_ID_LEN], size_t *ret_len)
+{
+	uint8_t tmp[KM_TOKEN_ID_LEN];
+	int r;
+
+	pthread_mutex_lock(&t->admin_lock);
+	size_t len = t->id_keep;
+	if (len >= KM_TOKEN_ID_LEN) {
+		r = km_token_new_id(tmp);
+		goto out;
+	}
+	if ((r = km_p11_ready_locked(t)) != KM_EOK)
+		goto out;
+	/* 2 bytes give 65536 ids: draw until one is free on the token. */
+	r = KM_EEXIST;
+	for (int tries = 0; tries < 32; tries++) {
+		bool used = true;
+		if (RAND_bytes(tmp, (int)len) != 1) {
+			r = KM_ECRYPTO;
+			break;
+		}
+		/* Never the id a 20-byte "KMGR..." id is cut to on this token (longer cuts carry
+		 * random bytes of their own). */
+		if (len <= KM_TOKEN_ID_MAGIC_LEN && memcmp(tmp, KM_TOKEN_ID_MAGIC, len) == 0)
+			continue;
+		if ((r = id_in_use(t, tmp, len, &used)) != KM_EOK)
+			break;
+		r = KM_EEXIST;
+		if (!used) {
+			r = KM_EOK;
+			break;
+		}
+	}
+	if (r == KM_EEXIST)
+		km_p11_set_error(t, "%s: no free %zu-byte CKA_ID found in 32 random draws", t->who,
+		                 len);
+out:
+	pthread_mutex_unlock(&t->admin_lock);
+	if (r == KM_EOK) {
+		memcpy(id, tmp, len);
+		*ret_len = len;
+	}
+	return r;
 }
 
 /*
@@ -79,6 +154,8 @@ typedef struct {
 } tmpl_attr_t;
 
 #define TMPL_MAX 16
+
+struct ec_params { const uint8_t *p; size_t len; };
 
 /* The attributes of tmpl kept on rung, into out. Returns their count. */
 static CK_ULONG rung_template(const tmpl_attr_t *tmpl, size_t n, unsigned rung,
@@ -166,8 +243,19 @@ static int check_private(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pr
 		return KM_P11_EKEYREFUSED;
 	}
 	/* Keys are found by the CKA_ID on record: a token that changed it is refused. */
-	if (t->fl->C_GetAttributeValue(s, priv, &a, 1) != CKR_OK || a.ulValueLen != id_len ||
-	    memcmp(got, id, id_len) != 0) {
+	CK_RV rv = t->fl->C_GetAttributeValue(s, priv, &a, 1);
+	if (rv == CKR_OK && a.ulValueLen > 0 && a.ulValueLen < id_len &&
+	    memcmp(got, id, a.ulValueLen) == 0) {
+		/* It kept only the first bytes (YubiHSM 2 before 2.4.0: 2): every long id would
+		 * become the same one. Later ids are drawn at the length it keeps. */
+		t->id_keep = a.ulValueLen;
+		km_p11_set_error(t, "%s: %s: the token kept only %lu of the %zu bytes of the "
+		                 "CKA_ID keymgr gave the key: %s; ids of %lu bytes are used with it "
+		                 "from now on", t->who, c->op, (unsigned long)a.ulValueLen, id_len,
+		                 c->verdict, (unsigned long)a.ulValueLen);
+		return KM_P11_EKEYREFUSED;
+	}
+	if (rv != CKR_OK || a.ulValueLen != id_len || memcmp(got, id, id_len) != 0) {
 		km_p11_set_error(t, "%s: %s: the token did not keep the %zu-byte CKA_ID keymgr gave "
 		                 "the key: %s", t->who, c->op, id_len, c->verdict);
 		return KM_P11_EKEYREFUSED;
@@ -235,9 +323,68 @@ static int check_pair(km_token_t *t, CK_SESSION_HANDLE s, km_p11_key_t *k,
 	return KM_EOK;
 }
 
+/* Where the label sits in generate_locked's templates. */
+#define AT_LABEL_PUB 7
+#define AT_LABEL_PRIV 9
+#define FIT_LABEL_MAX 32
+
+/*
+ * A label that strict tokens take, into out: the characters [A-Za-z0-9_-] of label (others
+ * become '-'), at most FIT_LABEL_MAX bytes (YubiHSM 2 takes 40, kmsp11 63 of those
+ * characters). NULL when label already is one.
+ */
+static const char *fit_label(const char *label, char out[FIT_LABEL_MAX + 1])
+{
+	size_t n = 0;
+	bool same = strlen(label) <= FIT_LABEL_MAX;
+	for (; label[n] != '\0' && n < FIT_LABEL_MAX; n++) {
+		char c = label[n];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || c == '_' || c == '-';
+		out[n] = ok ? c : '-';
+		same = same && ok;
+	}
+	out[n] = '\0';
+	return same ? NULL : out;
+}
+
+/*
+ * Walks the template ladder (each rung, for each Ed25519 parameter encoding) until the token
+ * generates or refuses otherwise than ladder_rv(). Writes the rung that was last tried into
+ * *rung and the first CK_RV into *first_rv (when still CKR_OK). Returns the last CK_RV.
+ */
+static CK_RV ladder(km_token_t *t, CK_MECHANISM *mech, tmpl_attr_t *pub_tmpl, size_t n_pub,
+                    const tmpl_attr_t *priv_tmpl, size_t n_priv, size_t at_params,
+                    const struct ec_params *params, size_t n_params, CK_RV *first_rv,
+                    unsigned *rung, CK_OBJECT_HANDLE *hpub, CK_OBJECT_HANDLE *hpriv)
+{
+	CK_RV rv = CKR_GENERAL_ERROR;
+	for (size_t e = 0; e < n_params && rv != CKR_OK; e++) {
+		if (at_params) {
+			pub_tmpl[at_params].a.pValue = (void *)params[e].p;
+			pub_tmpl[at_params].a.ulValueLen = params[e].len;
+		}
+		for (*rung = 0; *rung < RUNGS; (*rung)++) {
+			CK_ATTRIBUTE pa[TMPL_MAX], va[TMPL_MAX];
+			CK_ULONG np = rung_template(pub_tmpl, n_pub, *rung, pa);
+			CK_ULONG nv = rung_template(priv_tmpl, n_priv, *rung, va);
+			rv = t->fl->C_GenerateKeyPair(t->admin, mech, pa, np, va, nv, hpub, hpriv);
+			if (*first_rv == CKR_OK)
+				*first_rv = rv;
+			/* Expected refusals walk the ladder: they are not the token failing. */
+			if (rv == CKR_OK || !ladder_rv(rv))
+				break;
+		}
+		if (rv != CKR_OK && !ladder_rv(rv))
+			break;
+	}
+	return rv;
+}
+
 /* Called with admin_lock held. */
 static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_bits,
-                           const char *label, const uint8_t *id, km_pubkey_t *pub)
+                           const char *label, const uint8_t *id, size_t id_len,
+                           km_pubkey_t *pub)
 {
 	static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	static CK_BYTE exponent[] = { 0x01, 0x00, 0x01 };
@@ -246,7 +393,7 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 	CK_ULONG n = 0, bits = rsa_bits;
 	CK_MECHANISM_TYPE sign_mech = km_p11_alg_mechanism(t, ai->alg);
 	CK_MECHANISM mech = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
-	struct { const uint8_t *p; size_t len; } params[3] = { { NULL, 0 } };
+	struct ec_params params[3] = { { NULL, 0 } };
 	size_t n_params = 1;
 	km_p11_key_t k = { 0 };
 	km_pubkey_t p;
@@ -254,8 +401,10 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 	unsigned rung = 0;
 	int r;
 
+	if ((r = check_id(t, id, id_len)) != KM_EOK)
+		return r;
 	/* The ID must be new: a second pair with it would make lookups ambiguous. */
-	CK_ATTRIBUTE by_id = { CKA_ID, (void *)id, KM_TOKEN_ID_LEN };
+	CK_ATTRIBUTE by_id = { CKA_ID, (void *)id, id_len };
 	rv = km_p11_find(t, s, &by_id, 1, existing, 1, &n);
 	if (rv != CKR_OK)
 		return km_p11_fail(t, rv, "C_FindObjects (generate)");
@@ -277,7 +426,7 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 		{ { CKA_ENCRYPT, &no, sizeof(no) }, DROP_AT_3 },
 		{ { CKA_WRAP, &no, sizeof(no) }, DROP_AT_3 },
 		{ { CKA_DERIVE, &no, sizeof(no) }, DROP_AT_3 },
-		{ { CKA_ID, (void *)id, KM_TOKEN_ID_LEN }, KEEP },
+		{ { CKA_ID, (void *)id, id_len }, KEEP },
 		{ { CKA_LABEL, (void *)label, strlen(label) }, KEEP },
 	};
 	size_t n_pub = 8, at_params = 0;
@@ -290,7 +439,7 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 		{ { CKA_DECRYPT, &no, sizeof(no) }, DROP_AT_3 },
 		{ { CKA_UNWRAP, &no, sizeof(no) }, DROP_AT_3 },
 		{ { CKA_DERIVE, &no, sizeof(no) }, DROP_AT_3 },
-		{ { CKA_ID, (void *)id, KM_TOKEN_ID_LEN }, KEEP },
+		{ { CKA_ID, (void *)id, id_len }, KEEP },
 		{ { CKA_LABEL, (void *)label, strlen(label) }, KEEP },
 		/* No copy of the key can be made with C_CopyObject (a copy could be given other
 		 * attributes; issue 16). */
@@ -316,23 +465,17 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 		break;
 	}
 
+	/* The whole ladder with the caller's label, then with one that fits strict tokens
+	 * (fit_label): the label is for humans, keys are found by their CKA_ID. */
+	char fitted[FIT_LABEL_MAX + 1];
+	const char *labels[2] = { label, fit_label(label, fitted) };
 	rv = CKR_GENERAL_ERROR;
-	for (size_t e = 0; e < n_params && rv != CKR_OK; e++) {
-		if (at_params) {
-			pub_tmpl[at_params].a.pValue = (void *)params[e].p;
-			pub_tmpl[at_params].a.ulValueLen = params[e].len;
-		}
-		for (rung = 0; rung < RUNGS; rung++) {
-			CK_ATTRIBUTE pa[TMPL_MAX], va[TMPL_MAX];
-			CK_ULONG np = rung_template(pub_tmpl, n_pub, rung, pa);
-			CK_ULONG nv = rung_template(priv_tmpl, n_priv, rung, va);
-			rv = t->fl->C_GenerateKeyPair(s, &mech, pa, np, va, nv, &hpub, &hpriv);
-			if (first_rv == CKR_OK)
-				first_rv = rv;
-			/* Expected refusals walk the ladder: they are not the token failing. */
-			if (rv == CKR_OK || !ladder_rv(rv))
-				break;
-		}
+	for (size_t l = 0; l < 2 && labels[l] != NULL && rv != CKR_OK; l++) {
+		pub_tmpl[AT_LABEL_PUB].a = (CK_ATTRIBUTE){ CKA_LABEL, (void *)labels[l],
+		                                          strlen(labels[l]) };
+		priv_tmpl[AT_LABEL_PRIV].a = pub_tmpl[AT_LABEL_PUB].a;
+		rv = ladder(t, &mech, pub_tmpl, n_pub, priv_tmpl, n_priv, at_params, params, n_params,
+		            &first_rv, &rung, &hpub, &hpriv);
 		if (rv != CKR_OK && !ladder_rv(rv))
 			break;
 	}
@@ -343,8 +486,8 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 		return km_p11_fail(t, rv, op);
 	}
 
-	memcpy(k.id, id, KM_TOKEN_ID_LEN);
-	k.id_len = KM_TOKEN_ID_LEN;
+	memcpy(k.id, id, id_len);
+	k.id_len = id_len;
 	k.priv = hpriv;
 	k.pub = hpub;
 	k.kty = ai->kty;
@@ -367,10 +510,10 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 }
 
 int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char *label,
-                              const uint8_t id[KM_TOKEN_ID_LEN], km_pubkey_t *pub)
+                              const uint8_t *id, size_t id_len, km_pubkey_t *pub)
 {
 	const km_alg_info_t *ai = km_alg_info(alg);
-	int r = check_request(t, ai, alg, rsa_bits, label, id);
+	int r = check_request(t, ai, alg, rsa_bits, label);
 
 	if (r != KM_EOK)
 		return r;
@@ -380,7 +523,7 @@ int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, co
 	}
 	pthread_mutex_lock(&t->admin_lock);
 	if ((r = km_p11_ready_locked(t)) == KM_EOK)
-		r = generate_locked(t, ai, rsa_bits, label, id, pub);
+		r = generate_locked(t, ai, rsa_bits, label, id, id_len, pub);
 	pthread_mutex_unlock(&t->admin_lock);
 	return r;
 }
@@ -395,7 +538,7 @@ int km_token_generate(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char
 		km_p11_set_error(t, "%s: generate: RAND_bytes failed", t->who);
 		return r;
 	}
-	r = km_token_generate_with_id(t, alg, rsa_bits, label, id, pub);
+	r = km_token_generate_with_id(t, alg, rsa_bits, label, id, KM_TOKEN_ID_LEN, pub);
 	if (r == KM_EOK)
 		memcpy(id_out, id, KM_TOKEN_ID_LEN);
 	return r;

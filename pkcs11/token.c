@@ -35,6 +35,7 @@ int km_token_open(const km_token_cfg_t *cfg, km_token_t **ret, char *errbuf, siz
 		return KM_ENOMEM;
 	pthread_mutex_init(&t->admin_lock, NULL);
 	pthread_mutex_init(&t->err_lock, NULL);
+	t->id_keep = KM_TOKEN_ID_LEN;
 	km_p11_recovery_init(t);
 	/* Kept for re-opening lost sessions (recover.c): the module and the PIN's source. */
 	if (cfg->module_path != NULL && (t->module_path = strdup(cfg->module_path)) == NULL) {

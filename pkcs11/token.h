@@ -236,12 +236,28 @@ int km_token_generate(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char
                       uint8_t id_out[KM_TOKEN_ID_LEN], km_pubkey_t *pub);
 
 /*
- * Like km_token_generate() but with a CKA_ID chosen by the caller (which must have been
- * made by km_token_new_id()), so that the store can record the ID before the token creates
- * the objects (intent first, confirmation after).
+ * Like km_token_generate() but with a CKA_ID chosen by the caller (made by km_token_new_id(),
+ * or id_len bytes made by km_token_new_id_for() for a token that keeps shorter ids), so that
+ * the store can record the ID before the token creates the objects (intent first,
+ * confirmation after). The CKA_ID is read back after generation: a token that did not keep
+ * it is refused (KM_P11_EKEYREFUSED, the pair destroyed); a token that kept only its first
+ * bytes (YubiHSM 2) is remembered as one that keeps that many, km_token_id_len() says so, and
+ * the caller asks again with an id from km_token_new_id_for().
  */
 int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char *label,
-                              const uint8_t id[KM_TOKEN_ID_LEN], km_pubkey_t *pub);
+                              const uint8_t *id, size_t id_len, km_pubkey_t *pub);
+
+/* The CKA_ID length t keeps: KM_TOKEN_ID_LEN, or less once a generation showed it cuts ids. */
+size_t km_token_id_len(km_token_t *t);
+
+/*
+ * A new CKA_ID for t into id and its length into *ret_len: km_token_new_id() where the token
+ * keeps 20 bytes; otherwise km_token_id_len(t) random bytes that no object of the token has
+ * (C_FindObjects before use) and that are not the cut of the magic prefix (what a 20-byte
+ * id becomes on such a token). KM_EOK; KM_EEXIST when no free id was drawn in 32 tries;
+ * the token's code when it could not be searched.
+ */
+int km_token_new_id_for(km_token_t *t, uint8_t id[KM_TOKEN_ID_LEN], size_t *ret_len);
 
 /*
  * Checks an existing key pair as a new one is checked before it is kept: the private key's
@@ -351,6 +367,23 @@ const char *km_token_privkey_describe(const km_token_privkey_t *k, char *buf, si
  * KM_EOK or the token's code.
  */
 int km_token_destroy_private_key(km_token_t *t, const km_token_privkey_t *k);
+
+/* ---- the token identity marker (pkcs11/marker.c) ---- */
+
+#define KM_TOKEN_MARKER_MAX 128  /* longest environment name a marker holds, plus one */
+
+/*
+ * Writes the marker that names environment env into the token: a private data object with a
+ * random id (its CKA_LABEL), or, where the token keeps no data objects (NSS softoken), a P-256 marker key
+ * labelled "keymgr-identity:ENV". A marker naming env already there: nothing is written
+ * (*ret_created false). KM_EOK; KM_EWRONGENV (the marker names another environment: nothing
+ * changed); KM_EINVAL; the token's code (message in km_token_last_error()).
+ */
+int km_token_marker_write(km_token_t *t, const char *env, bool *ret_created);
+
+/* Reads the environment the token's marker names into env ("" when it has none). KM_EOK or
+ * the token's code. */
+int km_token_marker_read(km_token_t *t, char *env, size_t len);
 
 /* ---- private data objects (pkcs11/dataobj.c) ---- */
 

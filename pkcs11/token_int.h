@@ -63,6 +63,10 @@ struct km_token {
 	km_p11_sign_via_t via[KM_ALG_COUNT];   /* how each algorithm signs, by alg - 1 */
 	const km_p11_quirk_t *quirk;           /* the module's quirk table entry, or NULL */
 	unsigned long pin_min, pin_max;        /* ulMinPinLen/ulMaxPinLen (pin.c checks them) */
+
+	/* keygen.c, under admin_lock: the CKA_ID length the token keeps (KM_TOKEN_ID_LEN, or
+	 * shorter once a generation read back a cut id: YubiHSM 2 keeps 2 bytes). */
+	size_t id_keep;
 };
 
 /*

@@ -98,17 +98,22 @@ static int create_audit_key(km_env_t *env, km_token_t *t, int64_t now, km_store_
 	memset(&k, 0, sizeof(k));
 	km_token_get_info(t, &info);
 	snprintf(label, sizeof(label), KM_AUDIT_KEY_LABEL_PREFIX "%s", km_env_name(env));
-	int r = km_token_new_id(k.cka_id);
-	if (r != KM_EOK) {
-		snprintf(err, errlen, "cannot draw a random key ID");
-		return r;
-	}
-	k.cka_id_len = KM_TOKEN_ID_LEN;
 	km_alg_t alg;
 	unsigned bits;
-	if ((r = audit_alg(env, t, &alg, &bits, err, errlen)) != KM_EOK)
+	int r = audit_alg(env, t, &alg, &bits, err, errlen);
+	if (r != KM_EOK)
 		return r;
-	if ((r = km_token_generate_with_id(t, alg, bits, label, k.cka_id, &pub)) != KM_EOK) {
+	/* A token that cut the id (YubiHSM 2 keeps 2 bytes) refused the first key: once more
+	 * with an id of the length it keeps (km_token_new_id_for). */
+	for (int attempt = 0;; attempt++) {
+		size_t id_len_before = km_token_id_len(t);
+		if ((r = km_token_new_id_for(t, k.cka_id, &k.cka_id_len)) == KM_EOK)
+			r = km_token_generate_with_id(t, alg, bits, label, k.cka_id, k.cka_id_len,
+			                              &pub);
+		if (r == KM_EOK)
+			break;
+		if (attempt == 0 && km_token_id_len(t) != id_len_before)
+			continue;
 		const char *why = km_token_last_error(t);
 		snprintf(err, errlen, "environment '%s': cannot generate the audit key: %s",
 		         km_env_name(env), why && why[0] ? why : km_strerror(r));

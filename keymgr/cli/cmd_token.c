@@ -73,56 +73,107 @@ static int open_token(const km_cli_common_t *c, km_token_t **ret)
 
 static const char init_help[] =
 	"Usage: keymgr token init --token LABEL --so-pin-source SRC --pin-source SRC\n"
-	"                         [--module PATH] [--json]\n"
+	"                         [--module PATH] [--env ENV] [--json]\n"
+	"       keymgr token init --env ENV [--json]\n"
 	"\n"
 	"Initialises a development token with LABEL in a free slot of the module (SoftHSM),\n"
 	"setting its security officer PIN and user PIN from the two PIN sources.\n"
 	"If a token with LABEL already exists, says so and succeeds without changing it.\n"
 	"\n"
+	"With --env ENV, then writes the token identity marker into the environment's token (as\n"
+	"configured, logged in with its PIN): a private data object naming ENV with a random\n"
+	"id, or, where the token keeps no data objects (NSS softoken), a small P-256 marker\n"
+	"key labelled \"keymgr-identity:ENV\". Every environment then refuses a token whose\n"
+	"marker names another one, whatever its label and serial. A marker naming ENV already\n"
+	"there is left as it is; one naming another environment is refused, nothing changed.\n"
+	"Without --token, only the marker is written (the token must exist, e.g. an NSS database\n"
+	"made with certutil -N).\n"
+	"\n"
 	"  --so-pin-source SRC  where the security officer PIN comes from (file:, env:, prompt)\n"
-	"  --json               print {\"token\":LABEL,\"created\":true|false}\n"
+	"  --env ENV            write the identity marker of environment ENV\n"
+	"  --json               print {\"token\":LABEL,\"created\":true|false} (with --env also\n"
+	"                       \"env\":ENV,\"marker_created\":true|false)\n"
 	"\n" TOKEN_FLAGS_HELP "\n" EXIT_HELP;
+
+enum { OPT_INIT_ENV = 900 };
+
+/* Writes env_name's identity marker (token init --env). Returns an exit code. */
+static int init_marker(const char *env_name, bool *ret_created)
+{
+	km_config_t *cfg = NULL;
+	km_env_t *env = NULL;
+	char err[1024] = "";
+	int rc = km_cli_env_open(env_name, &cfg, &env);
+	if (rc != KM_CLI_EXIT_OK)
+		return rc;
+	int r = km_env_mark_token(env, ret_created, err, sizeof(err));
+	rc = r == KM_EOK ? KM_CLI_EXIT_OK : km_cli_fail(r, err);
+	km_cli_env_close(cfg, env);
+	return rc;
+}
 
 static int token_init(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		KM_CLI_OPTS_COMMON, KM_CLI_OPTS_TOKEN,
 		{ "so-pin-source", required_argument, NULL, KM_OPT_SO_PIN_SOURCE },
+		{ "env", required_argument, NULL, OPT_INIT_ENV },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd = "keymgr token init";
+	const char *env_name = NULL;
 	km_cli_common_t c;
 	char err[512] = "";
-	int o, rc;
+	bool marker_created = false;
+	int o, rc, r = KM_EEXIST;
 
 	km_cli_common_init(&c);
-	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1)
-		return KM_CLI_EXIT_USAGE; /* no command-specific options; -2 already printed */
+	while ((o = km_cli_getopt(argc, argv, cmd, opts, &c)) != -1) {
+		if (o != OPT_INIT_ENV)
+			return KM_CLI_EXIT_USAGE; /* -2 already printed */
+		env_name = optarg;
+	}
 	if (c.help)
 		return km_cli_help(init_help);
-	if ((rc = km_cli_check_token_flags(&c, cmd, true)) != 0)
+	bool make = env_name == NULL || c.token != NULL || c.so_pin_source != NULL;
+	if (make) {
+		if ((rc = km_cli_check_token_flags(&c, cmd, true)) != 0)
+			return rc;
+		if (c.so_pin_source == NULL)
+			return km_cli_usage_error(cmd, "missing security officer PIN source: give "
+			                               "--so-pin-source SRC");
+		if (!km_cli_pin_source_ok(c.so_pin_source))
+			return km_cli_usage_error(cmd, "--so-pin-source must be file:PATH, env:NAME or "
+			                               "prompt");
+		r = km_token_init_dev(c.module, c.token, c.so_pin_source, c.pin_source, err,
+		                      sizeof(err));
+		if (r < 0 && r != KM_EEXIST)
+			return token_failed(r, err);
+	}
+	if (env_name != NULL && (rc = init_marker(env_name, &marker_created)) != KM_CLI_EXIT_OK)
 		return rc;
-	if (c.so_pin_source == NULL)
-		return km_cli_usage_error(cmd, "missing security officer PIN source: give "
-		                               "--so-pin-source SRC");
-	if (!km_cli_pin_source_ok(c.so_pin_source))
-		return km_cli_usage_error(cmd, "--so-pin-source must be file:PATH, env:NAME or "
-		                               "prompt");
-
-	int r = km_token_init_dev(c.module, c.token, c.so_pin_source, c.pin_source, err,
-	                          sizeof(err));
-	if (r < 0 && r != KM_EEXIST)
-		return token_failed(r, err);
 	if (c.json) {
-		json_t *j = json_pack("{s:s, s:b}", "token", c.token, "created", r == KM_EOK);
+		json_t *j = json_object();
+		if (j != NULL && make)
+			json_object_set_new(j, "token", json_string(c.token));
+		if (j != NULL && make)
+			json_object_set_new(j, "created", json_boolean(r == KM_EOK));
+		if (j != NULL && env_name != NULL) {
+			json_object_set_new(j, "env", json_string(env_name));
+			json_object_set_new(j, "marker_created", json_boolean(marker_created));
+		}
 		rc = j != NULL ? km_cli_print_json(j) : KM_CLI_EXIT_REFUSED;
 		json_decref(j);
 		return rc;
 	}
-	if (r == KM_EEXIST)
+	if (make && r == KM_EEXIST)
 		printf("token '%s' already exists; nothing changed\n", c.token);
-	else
+	else if (make)
 		printf("initialised token '%s'\n", c.token);
+	if (env_name != NULL)
+		printf(marker_created ? "wrote the identity marker of environment '%s'\n" :
+		                        "the token already has the identity marker of environment "
+		                        "'%s'\n", env_name);
 	return KM_CLI_EXIT_OK;
 }
 

@@ -126,13 +126,57 @@ static int open_token(km_env_t *env, const km_token_cfg_t *cfg, const char *gate
 	return KM_EOK;
 }
 
+/* The environment wall on the token's identity marker: a token marked for another
+ * environment is never used here. Closes the token when it refuses it. */
+static int check_marker(km_env_t *env, char *err, size_t errlen)
+{
+	char marked[KM_TOKEN_MARKER_MAX];
+	km_token_info_t info;
+	int r = km_token_marker_read(env->token, marked, sizeof(marked));
+	if (r == KM_EOK && (marked[0] == '\0' || strcmp(marked, env->ecfg->name) == 0))
+		return KM_EOK;
+	km_token_get_info(env->token, &info);
+	if (r != KM_EOK) {
+		snprintf(err, errlen, "environment '%s': cannot read the identity marker of token "
+		         "'%s': %s", env->ecfg->name, info.label, km_token_last_error(env->token));
+	} else {
+		r = KM_EWRONGENV;
+		snprintf(err, errlen, "environment '%s': token '%s' (serial %s) is marked for "
+		         "environment '%s' (its identity marker, written by `keymgr token init "
+		         "--env %s`): refused", env->ecfg->name, info.label, info.serial, marked,
+		         marked);
+	}
+	km_token_free(env->token);
+	env->token = NULL;
+	return r;
+}
+
 int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen)
 {
+	bool fresh = env->token == NULL;
 	int r = open_token(env, &env->ecfg->token, env->ecfg->local, &env->token, "", err,
 	                   errlen);
+	if (r == KM_EOK && fresh && env->ecfg->token.pin_source != NULL)
+		r = check_marker(env, err, errlen);
 	if (r == KM_EOK)
 		*ret = env->token;
 	return r;
+}
+
+int km_env_mark_token(km_env_t *env, bool *ret_created, char *err, size_t errlen)
+{
+	km_token_t *t = NULL;
+	bool created = false;
+	int r = km_env_token(env, &t, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if ((r = km_token_marker_write(t, env->ecfg->name, &created)) != KM_EOK) {
+		snprintf(err, errlen, "environment '%s': %s", env->ecfg->name,
+		         km_token_last_error(t));
+		return r;
+	}
+	*ret_created = created;
+	return KM_EOK;
 }
 
 /* The gate key of the audit token's PIN (AUDIT_GATE_SUFFIX). KM_EOK or KM_ERANGE. */

@@ -65,11 +65,21 @@ km_store_t *km_env_store(km_env_t *env);
 
 /*
  * The environment's token, logged in with the environment's PIN source (opened on first
- * call). A PIN the token refused before is not presented again while its source is unchanged
+ * call). A token whose identity marker (keymgr token init --env) names another environment
+ * is refused (KM_EWRONGENV) and closed again: label and serial do not tell every token apart
+ * (NSS, tpm2). A PIN the token refused before is not presented again while its source is unchanged
  * (pin_refusal.h): KM_P11_ELOGIN at once, with a message that says how to retry. Returns
  * KM_EOK and sets *ret (owned by env), or the token layer's code with its message in err.
  */
 int km_env_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
+
+/*
+ * Writes the token identity marker naming env into the environment's token (keymgr token
+ * init --env): km_token_marker_write(). *ret_created says whether it was written now (false:
+ * it was there). KM_EOK, KM_EWRONGENV (the token's marker names another environment), or
+ * the codes of km_env_token(), with err set.
+ */
+int km_env_mark_token(km_env_t *env, bool *ret_created, char *err, size_t errlen);
 
 /* The environment's token if km_env_token() opened it and it is still open, else NULL (no
  * attempt is made to open it: a caller that only reads what an earlier step found). */

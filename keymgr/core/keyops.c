@@ -312,6 +312,33 @@ static void note_left_pending(km_env_t *env, char *err, size_t errlen)
 		         km_env_name(env));
 }
 
+/*
+ * A new CKA_ID for k: 20 bytes, or the shorter length token t keeps, then drawn again while
+ * the store already has a row with it (2-byte ids repeat; abandoned rows keep theirs).
+ */
+static int new_cka_id(km_store_t *s, km_token_t *t, km_store_key_t *k, char *err,
+                      size_t errlen)
+{
+	for (int tries = 0; tries < 32; tries++) {
+		km_store_key_t row;
+		int r = km_token_new_id_for(t, k->cka_id, &k->cka_id_len);
+		if (r != KM_EOK) {
+			const char *why = km_token_last_error(t);
+			snprintf(err, errlen, "cannot draw a new key ID: %s",
+			         why && why[0] ? why : km_strerror(r));
+			return r;
+		}
+		r = km_store_key_get_by_cka_id(s, k->cka_id, k->cka_id_len, &row, err, errlen);
+		if (r == KM_ENOENT)
+			return KM_EOK;
+		if (r != KM_EOK)
+			return r;
+	}
+	snprintf(err, errlen, "no key ID of %zu bytes free in the store after 32 draws",
+	         k->cka_id_len);
+	return KM_EEXIST;
+}
+
 static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key_t *ret,
                         char *err, size_t errlen)
 {
@@ -338,37 +365,43 @@ static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store
 	km_token_info_t info;
 	km_token_get_info(t, &info);
 
-	/* 1. intent: the CKA_ID is on record before the token holds anything. */
+	/* 1. intent: the CKA_ID is on record before the token holds anything. A token that cut
+	 * the id (YubiHSM 2 keeps 2 bytes) refused the first key; once more with an id of the
+	 * length it keeps. */
 	km_store_key_t k;
-	memset(&k, 0, sizeof(k));
-	snprintf(k.keyset, sizeof(k.keyset), "%s", keyset);
-	snprintf(k.token_label, sizeof(k.token_label), "%s", info.label);
-	snprintf(k.token_serial, sizeof(k.token_serial), "%s", info.serial);
-	if ((r = km_token_new_id(k.cka_id)) != KM_EOK) {
-		snprintf(err, errlen, "cannot draw a random key ID");
-		return r;
-	}
-	k.cka_id_len = KM_TOKEN_ID_LEN;
-	for (int i = 0; i < KM_STATE_COUNT; i++)
-		k.state_at[i] = KM_STORE_TIME_NONE;
-	k.state_at[KM_STATE_GENERATED] = now;
-	if ((r = km_store_key_intent(s, &k, NULL, err, errlen)) != KM_EOK)
-		return r;
-	KM_FAULT_POINT("generate.after_intent");
-
-	/* 2. the token creates the pair. */
 	char label[128];
-	snprintf(label, sizeof(label), "keymgr:%s/%s", km_env_name(env), keyset);
 	km_pubkey_t pub;
-	r = km_token_generate_with_id(t, ks.alg, ks.rsa_bits, label, k.cka_id, &pub);
-	if (r != KM_EOK) {
+	snprintf(label, sizeof(label), "keymgr:%s/%s", km_env_name(env), keyset);
+	for (int attempt = 0;; attempt++) {
+		size_t id_len_before = km_token_id_len(t);
+		memset(&k, 0, sizeof(k));
+		snprintf(k.keyset, sizeof(k.keyset), "%s", keyset);
+		snprintf(k.token_label, sizeof(k.token_label), "%s", info.label);
+		snprintf(k.token_serial, sizeof(k.token_serial), "%s", info.serial);
+		if ((r = new_cka_id(s, t, &k, err, errlen)) != KM_EOK)
+			return r;
+		for (int i = 0; i < KM_STATE_COUNT; i++)
+			k.state_at[i] = KM_STORE_TIME_NONE;
+		k.state_at[KM_STATE_GENERATED] = now;
+		if ((r = km_store_key_intent(s, &k, NULL, err, errlen)) != KM_EOK)
+			return r;
+		KM_FAULT_POINT("generate.after_intent");
+
+		/* 2. the token creates the pair. */
+		r = km_token_generate_with_id(t, ks.alg, ks.rsa_bits, label, k.cka_id, k.cka_id_len,
+		                              &pub);
+		if (r == KM_EOK)
+			break;
 		const char *why = km_token_last_error(t);
 		snprintf(err, errlen, "environment '%s': key generation failed: %s",
 		         km_env_name(env), why && why[0] ? why : km_strerror(r));
 		if (km_store_key_abandon(s, k.cka_id, k.cka_id_len, now,
-		                         "token failed to generate the key", NULL, 0) != KM_EOK)
+		                         "token failed to generate the key", NULL, 0) != KM_EOK) {
 			note_left_pending(env, err, errlen);
-		return r;
+			return r;
+		}
+		if (attempt > 0 || km_token_id_len(t) == id_len_before)
+			return r;
 	}
 
 	KM_FAULT_POINT("generate.after_token");

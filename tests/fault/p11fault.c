@@ -39,6 +39,12 @@
  *           once; a C_OpenSession beyond them returns CKR_SESSION_COUNT (YubiHSM 2 has 16
  *           per device, and says so only that way: its token info claims no limit). Closed
  *           sessions (C_CloseSession, C_CloseAllSessions, C_Finalize) free their places
+ *   IDCUT=N (C_GenerateKeyPair only): the token keeps only the first N bytes of a CKA_ID in
+ *           the templates (YubiHSM 2 before yubihsm_pkcs11 2.4.0: 2 bytes, its 16-bit object
+ *           ids); the call itself goes to the real module
+ *   LABELMAX=N (C_GenerateKeyPair only): a CKA_LABEL longer than N bytes in either template
+ *           fails the call with CKR_ATTRIBUTE_VALUE_INVALID (yubihsm_pkcs11: 40, its
+ *           YH_OBJ_LABEL_LEN)
  *   after=N the first N matching calls pass (default 0); count=M only M calls fail, then
  *           calls pass again (default: all later calls fail)
  * Calls are counted per rule, from the moment the rule text was (re)loaded.
@@ -47,6 +53,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +76,8 @@ typedef struct {
 	char hold[256];            /* HOLD=PATH: wait for PATH, then call the real module */
 	bool halfmade;             /* HALFMADE=PATH (hold holds PATH) */
 	unsigned long limit;       /* LIMIT=N: sessions the process may hold (0: no limit) */
+	unsigned long idcut;       /* IDCUT=N: CKA_ID bytes a generated key keeps (0: all) */
+	unsigned long labelmax;    /* LABELMAX=N: longest CKA_LABEL a keygen takes (0: any) */
 	CK_RV rv;
 	unsigned long after;
 	unsigned long count;       /* 0: unlimited */
@@ -137,6 +146,14 @@ static void parse_rules(const char *text)
 		} else if (strncmp(act, "LIMIT=", 6) == 0 && strcmp(r.func, "C_OpenSession") == 0) {
 			r.limit = strtoul(act + 6, NULL, 10);
 			ok = r.limit > 0;
+		} else if (strncmp(act, "IDCUT=", 6) == 0 &&
+		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
+			r.idcut = strtoul(act + 6, NULL, 10);
+			ok = r.idcut > 0;
+		} else if (strncmp(act, "LABELMAX=", 9) == 0 &&
+		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
+			r.labelmax = strtoul(act + 9, NULL, 10);
+			ok = r.labelmax > 0;
 		} else if (strcmp(act, "NONE") == 0 && strcmp(r.func, "C_FindObjects") == 0) {
 			r.rv = RV_NONE;
 			ok = true;
@@ -183,6 +200,17 @@ static const struct {
 	 * of hardware tokens"), from AWS's PKCS#11 library documentation and known issues
 	 * (docs.aws.amazon.com/cloudhsm/latest/userguide/pkcs11-library.html). */
 	{ "cloudhsm", "C_OpenSession_RO:CKR_FUNCTION_FAILED" },
+	/* YubiHSM 2 through yubihsm_pkcs11: object ids are 16-bit, so a CKA_ID keeps 2 bytes
+	 * (before 2.4.0 a longer one was cut to its first 2: every "KMGR..." id became 0x4B4D),
+	 * and a device has 16 sessions, refused with CKR_SESSION_COUNT although the token info
+	 * claims no limit; a CKA_LABEL longer than 40 bytes fails C_GenerateKeyPair with
+	 * CKR_ATTRIBUTE_VALUE_INVALID. Sources: Yubico's YubiHSM 2 PKCS#11 documentation
+	 * (developers.yubico.com/YubiHSM2/Component_Reference/PKCS_11/: "Object IDs are 16 bit",
+	 * "16 sessions"), yubihsm-shell (lib/yubihsm.h: YH_OBJ_LABEL_LEN 40;
+	 * pkcs11/util_pkcs11.c: "if (...ulValueLen > YH_OBJ_LABEL_LEN) return
+	 * CKR_ATTRIBUTE_VALUE_INVALID" for CKA_LABEL), and ../shared/PKCS11-NOTES.md. */
+	{ "yubihsm", "C_OpenSession:LIMIT=16;C_GenerateKeyPair:IDCUT=2;"
+	             "C_GenerateKeyPair:LABELMAX=40" },
 };
 
 /* The rules of KEYMGR_P11FAULT_PROFILE ("" when unset; an unknown name is reported). */
@@ -260,7 +288,8 @@ static bool fault(const char *func, CK_RV *rv, bool *drop, char *halfmade)
 	for (size_t i = 0; i < n_rules && !hit; i++) {
 		rule_t *r = &rules[i];
 		if ((strcmp(r->func, "*") != 0 && strcmp(r->func, func) != 0) ||
-		    (r->halfmade && halfmade == NULL) || r->limit != 0)
+		    (r->halfmade && halfmade == NULL) || r->limit != 0 || r->idcut != 0 ||
+		    r->labelmax != 0)
 			continue;
 		unsigned long n = ++r->calls;
 		if (n <= r->after || (r->count != 0 && n > r->after + r->count))
@@ -438,6 +467,45 @@ static CK_RV make_halfmade(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE
 	return real->C_GenerateKeyPair(h, m, pt, n, st, sizeof(st) / sizeof(st[0]), &hp, &hs);
 }
 
+/* A setting of the loaded rules: the field at offset off (LIMIT: limit, IDCUT: idcut) of the
+ * last rule that has one (0: none); call after fault() reloaded them. */
+static unsigned long setting(size_t off)
+{
+	unsigned long v = 0;
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_rules; i++) {
+		unsigned long x;
+		memcpy(&x, (const char *)&rules[i] + off, sizeof(x));
+		if (x != 0)
+			v = x;
+	}
+	pthread_mutex_unlock(&lock);
+	return v;
+}
+
+/* Whether a CKA_LABEL of the n attributes of in is longer than max bytes. */
+static bool label_over(const CK_ATTRIBUTE *in, CK_ULONG n, unsigned long max)
+{
+	for (CK_ULONG i = 0; i < n; i++)
+		if (in[i].type == CKA_LABEL && in[i].ulValueLen > max)
+			return true;
+	return false;
+}
+
+/* Copies n attributes of in to out (at most 32), each CKA_ID cut to cut bytes. */
+static CK_ULONG cut_ids(const CK_ATTRIBUTE *in, CK_ULONG n, unsigned long cut,
+                        CK_ATTRIBUTE *out)
+{
+	CK_ULONG k = 0;
+	for (CK_ULONG i = 0; i < n && k < 32; i++) {
+		out[k] = in[i];
+		if (in[i].type == CKA_ID && in[i].ulValueLen > cut)
+			out[k].ulValueLen = cut;
+		k++;
+	}
+	return k;
+}
+
 static CK_RV w_C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub,
                                  CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv,
                                  CK_OBJECT_HANDLE_PTR hp, CK_OBJECT_HANDLE_PTR hs)
@@ -460,24 +528,26 @@ static CK_RV w_C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATT
 		log_call("C_GenerateKeyPair", rv, h, true, "");
 		return rv;
 	}
-	rv = real->C_GenerateKeyPair(h, m, pub, npub, priv, npriv, hp, hs);
+	unsigned long cut = setting(offsetof(rule_t, idcut));
+	unsigned long labelmax = setting(offsetof(rule_t, labelmax));
+	if (labelmax != 0 && (label_over(pub, npub, labelmax) || label_over(priv, npriv, labelmax))) {
+		log_fault_text("C_GenerateKeyPair", "LABELMAX", 0);
+		log_call("C_GenerateKeyPair", CKR_ATTRIBUTE_VALUE_INVALID, h, true, "");
+		return CKR_ATTRIBUTE_VALUE_INVALID;
+	}
+	if (cut != 0 && npub <= 32 && npriv <= 32) {
+		CK_ATTRIBUTE pc[32], vc[32];
+		CK_ULONG np = cut_ids(pub, npub, cut, pc), nv = cut_ids(priv, npriv, cut, vc);
+		rv = real->C_GenerateKeyPair(h, m, pc, np, vc, nv, hp, hs);
+	} else {
+		rv = real->C_GenerateKeyPair(h, m, pub, npub, priv, npriv, hp, hs);
+	}
 	log_call("C_GenerateKeyPair", rv, h, false, "");
 	return rv;
 }
 
 /* The three calls whose log line carries a handle: the session opened, the key signed
  * with, the objects found (a test checks that no stale handle is used after a re-open). */
-/* The LIMIT of the loaded rules (0: none); call after fault() reloaded them. */
-static unsigned long session_limit(void)
-{
-	unsigned long limit = 0;
-	pthread_mutex_lock(&lock);
-	for (size_t i = 0; i < n_rules; i++)
-		if (rules[i].limit != 0)
-			limit = rules[i].limit;
-	pthread_mutex_unlock(&lock);
-	return limit;
-}
 
 static CK_RV w_C_OpenSession(CK_SLOT_ID s, CK_FLAGS f, CK_VOID_PTR a, CK_NOTIFY n,
                              CK_SESSION_HANDLE_PTR h)
@@ -488,7 +558,7 @@ static CK_RV w_C_OpenSession(CK_SLOT_ID s, CK_FLAGS f, CK_VOID_PTR a, CK_NOTIFY 
 		return rv;
 	if (pre("C_OpenSession", &rv))
 		return rv;
-	unsigned long limit = session_limit();
+	unsigned long limit = setting(offsetof(rule_t, limit));
 	pthread_mutex_lock(&lock);
 	bool full = limit != 0 && open_sessions >= limit;
 	pthread_mutex_unlock(&lock);

@@ -134,7 +134,7 @@ static void test_reconcile_adopt_dry_run_then_real(void **state)
 	km_token_t *t = token_open();
 	km_pubkey_t pub;
 	assert_int_equal(km_token_generate_with_id(t, KM_ALG_ES256, 0, "keymgr:crash/ra", k.cka_id,
-	                                           &pub), KM_EOK);
+	                                           k.cka_id_len, &pub), KM_EOK);
 	km_token_free(t);
 	char err[256];
 	km_store_t *s;
@@ -269,7 +269,7 @@ static void test_reconcile_adopt_refuses_mismatched_pair(void **state)
 	km_pubkey_t pub;
 	km_token_t *t = token_open();
 	assert_int_equal(km_token_generate_with_id(t, KM_ALG_ES256, 0, "keymgr:crash/rx",
-	                                           k.cka_id, &pub), KM_EOK);
+	                                           k.cka_id, k.cka_id_len, &pub), KM_EOK);
 	assert_int_equal(km_token_generate(t, KM_ALG_ES256, 0, "keymgr:crash/rx", other, &pub),
 	                 KM_EOK);
 	km_token_free(t);

@@ -29,6 +29,9 @@ failure (scripts/deps installs them all).
 Quirk profiles (tests/fault's p11fault over SoftHSM2, KEYMGR_P11FAULT_PROFILE; the module
 path is P11FAULT, set by the test driver) act like hardware CI cannot have:
   cloudhsm      AWS CloudHSM (SDK 5): C_OpenSession without CKF_RW_SESSION fails
+  yubihsm       YubiHSM 2 (yubihsm_pkcs11): a CKA_ID keeps 2 bytes (cut to its first 2),
+                16 sessions (CKR_SESSION_COUNT beyond them), keygen labels of at most 40
+                bytes (CKR_ATTRIBUTE_VALUE_INVALID beyond them)
 """
 import os
 import secrets
@@ -450,7 +453,14 @@ class CloudHSM(Profile):
     name = profile = "cloudhsm"
 
 
-KINDS = {c.name: c for c in (SoftHSM, NSS, TPM2, OpenCryptoki, P11Kit, CloudHSM)}
+class YubiHSM(Profile):
+    """YubiHSM 2: 2-byte CKA_IDs, 16 sessions, labels of at most 40 bytes."""
+    name = profile = "yubihsm"
+    id_bytes = 2
+    label_max = 40
+
+
+KINDS = {c.name: c for c in (SoftHSM, NSS, TPM2, OpenCryptoki, P11Kit, CloudHSM, YubiHSM)}
 
 
 def start(name, root):

@@ -157,6 +157,12 @@ class HsmTest(unittest.TestCase):
         self.create(alg)
         first = self.active(alg)
         cka_id = first["token"]["cka_id"]
+        # Keys are found by the CKA_ID the token holds: a token that keeps 2 bytes (yubihsm)
+        # gets 2-byte ids, drawn free of collisions (a 20-byte one would be cut to "KM").
+        id_bytes = getattr(self.m, "id_bytes", 20)
+        self.assertEqual(len(cka_id), 2 * id_bytes, cka_id)
+        if id_bytes < 20:
+            self.assertNotEqual(cka_id.lower(), "4b4d", "the cut of a 20-byte id was kept")
 
         # The private key as the token holds it, read without keymgr.
         attrs = self.token_keys()[cka_id]
@@ -214,6 +220,8 @@ class HsmTest(unittest.TestCase):
         self.exception_named(alg, adopted[0]["kid"], bool(caps["exceptions"]))
         self.assertEqual(self.active(alg)["kid"], second["kid"])
         self.verify_both(alg, self.sign(alg), second["kid"])
+        ids = [k["token"]["cka_id"] for k in after]
+        self.assertEqual(len(ids), len(set(ids)), f"two keys share a CKA_ID: {after}")
         RESULTS[alg] = "yes"
 
     def exception_named(self, alg, kid, expected):
@@ -374,6 +382,64 @@ class HsmTest(unittest.TestCase):
             self.assertFalse(report, f"keymgrd: {report}")
         self.assertEqual(d.returncode, 0, log_text()[-2000:])
 
+    def long_label(self):
+        """A token that takes labels of at most 40 bytes (yubihsm: CKR_ATTRIBUTE_VALUE_INVALID
+        beyond them): a key set whose label "keymgr:ENV/KEYSET" is longer is generated with a
+        fitted label, found by its CKA_ID, and signs."""
+        name = "k-" + "long" * 11   # "keymgr:hsm/" + 46 bytes
+        with open(self.config) as f:
+            text = f.read()
+        text = text.replace(
+            "    keysets:\n",
+            f'    keysets:\n      {name}: {{ issuer: "{ISSUER}", audiences: [ {AUDIENCE} ] }}\n', 1)
+        text = text.replace("purposes: [ ", f"purposes: [ {name}, ", 1)
+        config = os.path.join(self.dir, "long.yaml")
+        with open(config, "w") as f:
+            f.write(text)
+        os.chmod(config, 0o600)
+        self.keymgr("keyset", "create", "hsm/" + name, "--alg", "ES256", "--owner", "hsm-suite",
+                    "--purpose", name, config=config)
+        keys = [k for k in self.json("key", "list", "hsm/" + name, config=config)
+                if k["state"] == "active"]
+        self.assertEqual(len(keys), 1, keys)
+        self.assertIn(keys[0]["token"]["cka_id"], self.token_keys())
+        token = self.keymgr("sign", "hsm/" + name, "--claims", json.dumps(CLAIMS), "--ttl", "10m",
+                            config=config).stdout.strip()
+        self.assertEqual(jwt.get_unverified_header(token)["kid"], keys[0]["kid"])
+
+    def test_zzz_identity_marker(self):
+        """The token identity marker (keymgr token init --env): a data object, or a marker
+        key where the token keeps no data objects (NSS); another environment configured with
+        the same token (same label, serial and PIN: what NSS and tpm2 tokens all look like)
+        is refused by the environment wall, and cannot re-mark the token. Runs last: the
+        marker stays in the token."""
+        other = self.write_config("other.yaml", self.m.module)
+        with open(other) as f:
+            text = f.read().replace("  hsm:\n", "  other:\n", 1).replace("/hsm.db", "/other.db")
+        with open(other, "w") as f:
+            f.write(text)
+        # before the marker, both environments may open the token
+        self.keymgr("token", "info", "--env", "other", config=other)
+        first = self.json("token", "init", "--env", "hsm")
+        self.assertEqual(first, {"env": "hsm", "marker_created": True})
+        again = self.json("token", "init", "--env", "hsm")
+        self.assertEqual(again["marker_created"], False)
+        marker = "keymgr-token-identity".encode().hex()
+        if MODULE == "nss":
+            self.assertIn(marker, self.token_keys(), "NSS: no marker key")
+        else:
+            # a token that keeps data objects gets one, not a marker key
+            self.assertNotIn(marker, self.token_keys(), f"{MODULE}: a marker key")
+        p = self.keymgr("token", "info", "--env", "other", config=other, ok=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("is marked for environment 'hsm'", p.stderr)
+        p = self.keymgr("token", "init", "--env", "other", config=other, ok=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("is marked for environment 'hsm'", p.stderr)
+        # the environment it names still works
+        self.keymgr("token", "info", "--env", "hsm")
+        self.assertEqual(self.json("token", "init", "--env", "hsm")["marker_created"], False)
+
     def test_zz_compat_table(self):
         """docs/hsm-compat.md's row for this module says what this run found."""
         with open(COMPAT) as f:
@@ -403,6 +469,8 @@ def add_cases():
         setattr(HsmTest, f"test_refused_{alg}", lambda self, a=alg: self.refused(a))
     if modules.KINDS[MODULE].pin_max:
         HsmTest.test_pin_too_long = HsmTest.pin_too_long
+    if getattr(modules.KINDS[MODULE], "label_max", None):
+        HsmTest.test_long_label = HsmTest.long_label
     if MODULE == "p11kit":
         # after the lifecycles: its environment shares their token (its keys are not theirs)
         HsmTest.test_zy_failover = HsmTest.failover

@@ -353,14 +353,18 @@ static void test_token_generate_with_id_checks_id(void **state)
 	km_pubkey_t pub;
 
 	assert_int_equal(km_token_new_id(id), KM_EOK);
-	assert_int_equal(km_token_generate_with_id(tok, KM_ALG_ES256, 0, KEY_LABEL, bad, &pub),
+	assert_int_equal(km_token_generate_with_id(tok, KM_ALG_ES256, 0, KEY_LABEL, bad, sizeof(bad),
+	                                           &pub),
 	                 KM_EINVAL);
-	assert_int_equal(km_token_generate_with_id(tok, KM_ALG_ES256, 0, "", id, &pub), KM_EINVAL);
-	assert_int_equal(km_token_generate_with_id(tok, KM_ALG_ES256, 0, KEY_LABEL, id, &pub),
+	assert_int_equal(km_token_generate_with_id(tok, KM_ALG_ES256, 0, "", id, sizeof(id), &pub),
+	                 KM_EINVAL);
+	assert_int_equal(km_token_generate_with_id(tok, KM_ALG_ES256, 0, KEY_LABEL, id, sizeof(id),
+	                                           &pub),
 	                 KM_EOK);
 	size_t before = count_keys();
 	/* The same ID twice would make lookups ambiguous. */
-	assert_int_equal(km_token_generate_with_id(tok, KM_ALG_EDDSA, 0, KEY_LABEL, id, &pub),
+	assert_int_equal(km_token_generate_with_id(tok, KM_ALG_EDDSA, 0, KEY_LABEL, id, sizeof(id),
+	                                           &pub),
 	                 KM_EEXIST);
 	assert_int_equal(count_keys(), before);
 	assert_int_equal(km_token_destroy(tok, id, KM_TOKEN_ID_LEN), KM_EOK);
