@@ -91,6 +91,7 @@ class InstallTest(unittest.TestCase):
             f"{prefix}/share/man/man8/keymgr-k8s-signer.8",
             f"{prefix}/share/man/man5/keymgr.yaml.5",
             f"{comp}/{cli}", f"{unit_dir}/{daemon}.service", f"{unit_dir}/{daemon}@.service",
+            f"{unit_dir}/keymgr-k8s-signer@.service",
         }
         self.assertEqual(sorted(installed(dest)), sorted(expected))
         binary = dest + f"{prefix}/sbin/{daemon}"
@@ -116,6 +117,17 @@ class InstallTest(unittest.TestCase):
                 for needle in ("#   PrivateDevices=no", "#   DeviceAllow=char-usb_device rw",
                                f"systemctl edit {daemon}"):
                     self.assertIn(needle, text)
+        # keymgr-k8s-signer's unit: the signer where it was installed, after the daemon's
+        # units under their installed names, with no network but its Unix sockets.
+        with open(dest + f"{unit_dir}/keymgr-k8s-signer@.service") as f:
+            text = f.read()
+        self.assertIsNone(re.search(r"@[A-Z_]+@", text), "placeholder left")
+        start = unit_value(text, "ExecStart")
+        self.assertEqual(len(start), 1)
+        self.assertEqual(shlex.split(start[0])[0], f"{prefix}/sbin/keymgr-k8s-signer")
+        self.assertEqual(unit_value(text, "After"), [f"{daemon}.service {daemon}@.service"])
+        self.assertEqual(unit_value(text, "RestrictAddressFamilies"), ["AF_UNIX"])
+        self.assertEqual(unit_value(text, "PrivateNetwork"), ["yes"])
         return comp
 
     def check_runs(self, dest, prefix, cli, daemon):
