@@ -37,22 +37,38 @@ bool km_name_keyset_valid(const char *s)
 	return km_name_is_slug(s, KM_KEYSET_NAME_MAX);
 }
 
-int km_name_split(const char *ref, bool allow_env_only, char env_out[KM_ENV_NAME_MAX + 1],
+/*
+ * A refused reference as its messages echo it: at most 80 bytes, every byte outside printable
+ * ASCII shown as '?'. The echo reaches logs and JSON replies (keymgrd's control socket): cut
+ * in the middle of a UTF-8 sequence, or with control bytes, it is neither valid JSON text nor
+ * a safe log line (fuzz_ctl found a refusal that jansson could not build).
+ */
+static const char *echo(const char *ref, char out[81])
+{
+	size_t i = 0;
+	for (; ref[i] != '\0' && i < 80; i++)
+		out[i] = ref[i] >= 0x20 && ref[i] < 0x7f ? ref[i] : '?';
+	out[i] = '\0';
+	return out;
+}
+
+int km_name_split(const char *ref_in, bool allow_env_only, char env_out[KM_ENV_NAME_MAX + 1],
                   char name_out[KM_KEYSET_NAME_MAX + 1], char *err, size_t errlen)
 {
-	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1];
-	if (ref == NULL || *ref == '\0') {
+	char env[KM_ENV_NAME_MAX + 1], name[KM_KEYSET_NAME_MAX + 1], ref[81];
+	if (ref_in == NULL || *ref_in == '\0') {
 		snprintf(err, errlen, "empty name: expected ENV/NAME");
 		return KM_ENAME;
 	}
-	const char *slash = strchr(ref, '/');
-	size_t env_len = slash ? (size_t)(slash - ref) : strlen(ref);
+	echo(ref_in, ref);
+	const char *slash = strchr(ref_in, '/');
+	size_t env_len = slash ? (size_t)(slash - ref_in) : strlen(ref_in);
 	if (env_len == 0 || env_len > KM_ENV_NAME_MAX) {
 		snprintf(err, errlen, "invalid environment in '%.80s': expected a lowercase slug "
 		         "of 1 to %d characters", ref, KM_ENV_NAME_MAX);
 		return KM_ENAME;
 	}
-	memcpy(env, ref, env_len);
+	memcpy(env, ref_in, env_len);
 	env[env_len] = '\0';
 	if (!km_name_env_valid(env)) {
 		snprintf(err, errlen, "invalid environment name in '%.80s': use lowercase letters, "

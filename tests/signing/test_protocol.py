@@ -159,6 +159,20 @@ def run(keymgr, keymgrd):
                       f"NUL in frame: {r}")
             finally:
                 c.close()
+            # A key set reference whose echo would be cut inside a UTF-8 sequence (fuzz_ctl's
+            # find): refused as an invalid name, the echo printable ASCII, the connection
+            # still answering.
+            c = connect(sock)
+            try:
+                ref = "p" + "d" * 78 + "\u0516pan/x"   # bytes 79-80: one character
+                c.sendall(frame(dict(sign_req(CLAIMS), keyset=ref)))
+                r = read_frame(c)
+                check(r.get("ok") is False and r.get("code") == "invalid_name" and
+                      "?" in r.get("error", "") and r["error"].isascii(), f"cut UTF-8: {r}")
+                c.sendall(frame(sign_req(CLAIMS)))
+                check(read_frame(c).get("ok") is True, "not served after a cut UTF-8 echo")
+            finally:
+                c.close()
             # A frame cut short: the client goes away mid-frame; others are served meanwhile
             # and afterwards.
             cut = connect(sock)
