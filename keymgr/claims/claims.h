@@ -39,7 +39,7 @@
 
 /* The token class of Kubernetes service-account tokens (claims_sa.c, docs/kubernetes.md):
  * signed only as the payload kube-apiserver built, through keymgr-k8s-signer. */
-#define KM_CLAIMS_SA_PURPOSE "service-account-token"
+#define KM_CLAIMS_SA_PURPOSE KM_PURPOSE_SERVICE_ACCOUNT
 /* Shortest max_token_ttl of such a key set (kube-apiserver's floor, seconds). */
 #define KM_CLAIMS_SA_MIN_TTL 600
 /* Longest payload accepted (base64url characters). */
@@ -174,11 +174,9 @@ int km_claims_sign_resolved_object(const km_claims_key_t *k, km_claims_token_fn 
                                    int64_t ttl, char **ret, bool *audit_denied, char *err,
                                    size_t errlen);
 
-/* Whether purpose is the service-account token class. */
+/* Whether purpose is the service-account token class (km_purpose_is_service_account). The
+ * algorithms such a key set may use: km_alg_kubernetes (keymgr/common/alg.h). */
 bool km_claims_is_sa(const char *purpose);
-/* Whether alg may sign service-account tokens (what kube-apiserver accepts: RS256, ES256,
- * ES384, ES512). */
-bool km_claims_sa_alg(km_alg_t alg);
 
 /*
  * The service-account class's check of a payload kube-apiserver built (payload: the JSON

@@ -15,13 +15,7 @@
 
 bool km_claims_is_sa(const char *purpose)
 {
-	return purpose != NULL && strcmp(purpose, KM_CLAIMS_SA_PURPOSE) == 0;
-}
-
-bool km_claims_sa_alg(km_alg_t alg)
-{
-	return alg == KM_ALG_RS256 || alg == KM_ALG_ES256 || alg == KM_ALG_ES384 ||
-	       alg == KM_ALG_ES512;
+	return km_purpose_is_service_account(purpose);
 }
 
 static int need_int(const json_t *claims, const char *name, bool required, int64_t *ret,

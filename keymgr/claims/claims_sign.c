@@ -233,7 +233,7 @@ int km_claims_sign_payload_resolved(const km_claims_key_t *k, km_claims_token_fn
 		snprintf(err, errlen, "the payload is not base64url (unpadded, canonical)");
 	} else if ((r = km_claims_check_sa(&k->pol, (const char *)payload, len, now, err,
 	                                   errlen)) == KM_EOK) {
-		if (k->key_r == KM_EOK && !km_claims_sa_alg(k->alg)) {
+		if (k->key_r == KM_EOK && !km_alg_kubernetes(k->alg)) {
 			snprintf(err, errlen, "key set %s/%s signs with %s: kube-apiserver accepts only "
 			         "RS256, ES256, ES384 and ES512", k->pol.env, k->pol.keyset,
 			         km_alg_name(k->alg));

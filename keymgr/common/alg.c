@@ -80,3 +80,9 @@ bool km_rsa_bits_valid(unsigned bits)
 {
 	return bits == 2048 || bits == 3072 || bits == 4096;
 }
+
+bool km_alg_kubernetes(km_alg_t alg)
+{
+	return alg == KM_ALG_RS256 || alg == KM_ALG_ES256 || alg == KM_ALG_ES384 ||
+	       alg == KM_ALG_ES512;
+}

@@ -60,5 +60,9 @@ size_t km_hash_len(km_hash_t hash);
 /* RSA sizes keymgr generates: 2048, 3072, 4096. */
 bool km_rsa_bits_valid(unsigned bits);
 
+/* The algorithms kube-apiserver takes for service-account tokens: RS256, ES256, ES384,
+ * ES512 (docs/kubernetes.md). */
+bool km_alg_kubernetes(km_alg_t alg);
+
 #define KM_RSA_MIN_BITS 2048
 #define KM_RSA_DEFAULT_BITS 3072

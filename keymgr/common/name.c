@@ -120,8 +120,13 @@ bool km_name_owner_valid(const char *s)
 
 static const char *const builtin_purposes[] = {
 	"access-token", "id-token", "refresh-token", "logout-token", "security-event-token",
-	"service-account-token",
+	KM_PURPOSE_SERVICE_ACCOUNT,
 };
+
+bool km_purpose_is_service_account(const char *purpose)
+{
+	return purpose != NULL && strcmp(purpose, KM_PURPOSE_SERVICE_ACCOUNT) == 0;
+}
 
 bool km_purpose_is_builtin(const char *s)
 {

@@ -39,6 +39,10 @@ bool km_name_owner_valid(const char *s);
  * security-event-token, service-account-token (Kubernetes; docs/kubernetes.md). */
 bool km_purpose_is_builtin(const char *s);
 
+/* The purpose of Kubernetes service-account tokens (keymgr-k8s-signer, docs/kubernetes.md). */
+#define KM_PURPOSE_SERVICE_ACCOUNT "service-account-token"
+bool km_purpose_is_service_account(const char *purpose);
+
 /* The built-in token classes, comma-separated ("access-token, id-token, ..."). Static. */
 const char *km_purpose_builtin_list(void);
 

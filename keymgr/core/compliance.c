@@ -71,14 +71,13 @@ static void judge_names(judge_t *j, const km_store_keyset_t *ks, const km_policy
 	/* served to kube-apiserver (kubernetes: true; docs/kubernetes.md): the class and the
 	 * algorithms it takes; the configuration's own rules were checked at load */
 	const km_keyset_cfg_t *kc = km_config_keyset(km_env_config(j->env), e, ks->name);
-	bool sa = strcmp(ks->purpose, "service-account-token") == 0;
+	bool sa = km_purpose_is_service_account(ks->purpose);
 	if (kc != NULL && kc->kubernetes && !sa)
 		finding(j, KM_FINDING_VIOLATION, ks->name, NULL, "kubernetes",
 		        "keymgr keyset set-purpose", 0, "kubernetes: true, but the key set signs %s "
 		        "tokens: keymgr-k8s-signer's Sign is refused until its purpose is "
 		        "service-account-token (and a rotation makes a key for it)", ks->purpose);
-	else if (kc != NULL && kc->kubernetes && ks->alg != KM_ALG_RS256 &&
-	         ks->alg != KM_ALG_ES256 && ks->alg != KM_ALG_ES384 && ks->alg != KM_ALG_ES512)
+	else if (kc != NULL && kc->kubernetes && !km_alg_kubernetes(ks->alg))
 		finding(j, KM_FINDING_VIOLATION, ks->name, NULL, "kubernetes", NULL, 0,
 		        "kubernetes: true, but the key set's algorithm %s is not one kube-apiserver "
 		        "takes (RS256, ES256, ES384, ES512): create another key set",

@@ -82,8 +82,7 @@ int km_keyset_create(km_env_t *env, const km_store_keyset_t *ks, const char *who
 	}
 	/* Kubernetes service-account tokens (docs/kubernetes.md): kube-apiserver accepts these
 	 * algorithms only (the claims layer refuses any other at signing, too). */
-	if (strcmp(ks->purpose, "service-account-token") == 0 && ks->alg != KM_ALG_RS256 &&
-	    ks->alg != KM_ALG_ES256 && ks->alg != KM_ALG_ES384 && ks->alg != KM_ALG_ES512) {
+	if (km_purpose_is_service_account(ks->purpose) && !km_alg_kubernetes(ks->alg)) {
 		snprintf(err, errlen, "purpose service-account-token needs RS256, ES256, ES384 or "
 		         "ES512 (what kube-apiserver accepts), not %s", info->name);
 		return KM_EALG;

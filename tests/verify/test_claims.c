@@ -398,10 +398,10 @@ static void test_class_service_account(void **state)
 	                 KM_POLICY_EDENIED);
 	expect_refused(KM_CLAIMS_SA_PURPOSE, "{\"aud\":\"api.example.test\"," EXP_OK "}",
 	               KM_POLICY_EDENIED, "keymgr adds no claims");
-	assert_true(km_claims_sa_alg(KM_ALG_ES256) && km_claims_sa_alg(KM_ALG_RS256) &&
-	            km_claims_sa_alg(KM_ALG_ES384) && km_claims_sa_alg(KM_ALG_ES512));
-	assert_false(km_claims_sa_alg(KM_ALG_PS256) || km_claims_sa_alg(KM_ALG_EDDSA) ||
-	             km_claims_sa_alg(KM_ALG_RS384));
+	assert_true(km_alg_kubernetes(KM_ALG_ES256) && km_alg_kubernetes(KM_ALG_RS256) &&
+	            km_alg_kubernetes(KM_ALG_ES384) && km_alg_kubernetes(KM_ALG_ES512));
+	assert_false(km_alg_kubernetes(KM_ALG_PS256) || km_alg_kubernetes(KM_ALG_EDDSA) ||
+	             km_alg_kubernetes(KM_ALG_RS384));
 }
 
 int main(void)
