@@ -54,3 +54,12 @@ int km_claims_parse(const char *claims_json, json_t **ret, char *err, size_t err
  */
 int km_claims_print(const char *issuer, const json_t *in, bool set_exp, int64_t exp,
                     int64_t now, const char *jti, char **out, size_t *out_len);
+
+/* The JWS signer's callback of both signing paths (claims_sign.c, claims_probe.c): the
+ * signature by key in token, through the token layer. */
+typedef struct {
+	km_token_t *token;
+	const km_claims_key_t *key;
+} km_claims__sign_ctx_t;
+int km_claims__sign_with_token(void *ctx, const uint8_t *data, size_t len, uint8_t *sig,
+                               size_t *sig_len);

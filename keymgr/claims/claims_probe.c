@@ -129,19 +129,6 @@ static int payload_text(const json_t *c, km_claims_probe_t what, char **ret)
 	return KM_EOK;
 }
 
-typedef struct {
-	km_token_t *token;
-	const km_claims_key_t *key;
-} probe_sign_ctx_t;
-
-static int probe_sign_cb(void *ctx, const uint8_t *data, size_t len, uint8_t *sig,
-                         size_t *sig_len)
-{
-	probe_sign_ctx_t *c = ctx;
-	return km_token_sign(c->token, c->key->cka_id, c->key->cka_id_len, c->key->alg, data, len,
-	                     sig, sig_len);
-}
-
 /* The key's refusal, the token and its serial, the signature over header_b64.payload. */
 static int sign_with_key(km_env_t *env, const km_claims_key_t *k, int64_t now, const char *hdr,
                          const char *payload, char **ret, char *err, size_t errlen)
@@ -166,8 +153,8 @@ static int sign_with_key(km_env_t *env, const km_claims_key_t *k, int64_t now, c
 		         info.serial);
 		return KM_EWRONGENV;
 	}
-	probe_sign_ctx_t ctx = { t, k };
-	km_jws_signer_t signer = { .alg = k->alg, .kid = k->kid, .sign = probe_sign_cb,
+	km_claims__sign_ctx_t ctx = { t, k };
+	km_jws_signer_t signer = { .alg = k->alg, .kid = k->kid, .sign = km_claims__sign_with_token,
 	                           .sign_ctx = &ctx };
 	if ((r = km_jws_sign_encoded(&signer, hdr, payload, strlen(payload), ret)) != KM_EOK) {
 		const char *why = km_token_last_error(t);

@@ -93,15 +93,10 @@ int km_claims_resolve(km_env_t *env, const char *keyset, km_claims_key_t *ret)
 	return KM_EOK;
 }
 
-typedef struct {
-	km_token_t *token;
-	const km_claims_key_t *key;
-} sign_ctx_t;
-
-static int sign_with_token(void *ctx, const uint8_t *data, size_t len, uint8_t *sig,
-                           size_t *sig_len)
+int km_claims__sign_with_token(void *ctx, const uint8_t *data, size_t len, uint8_t *sig,
+                               size_t *sig_len)
 {
-	sign_ctx_t *c = ctx;
+	km_claims__sign_ctx_t *c = ctx;
 	return km_token_sign(c->token, c->key->cka_id, c->key->cka_id_len, c->key->alg, data, len,
 	                     sig, sig_len);
 }
@@ -133,9 +128,9 @@ static int sign_prepared(const km_claims_key_t *k, km_claims_token_fn token, voi
 		         info.serial);
 		return KM_EWRONGENV;
 	}
-	sign_ctx_t ctx = { t, k };
+	km_claims__sign_ctx_t ctx = { t, k };
 	km_jws_signer_t signer = {
-		.alg = k->alg, .kid = k->kid, .sign = sign_with_token, .sign_ctx = &ctx,
+		.alg = k->alg, .kid = k->kid, .sign = km_claims__sign_with_token, .sign_ctx = &ctx,
 	};
 	if (k->header_b64[0] == '\0')
 		signer.typ = km_claims_typ(k->pol.purpose, typ);   /* the header is encoded here */
