@@ -37,17 +37,11 @@ bool km_name_keyset_valid(const char *s)
 	return km_name_is_slug(s, KM_KEYSET_NAME_MAX);
 }
 
-/*
- * A refused reference as its messages echo it: at most 80 bytes, every byte outside printable
- * ASCII shown as '?'. The echo reaches logs and JSON replies (keymgrd's control socket): cut
- * in the middle of a UTF-8 sequence, or with control bytes, it is neither valid JSON text nor
- * a safe log line (fuzz_ctl found a refusal that jansson could not build).
- */
-static const char *echo(const char *ref, char out[81])
+const char *km_name_echo(const char *in, size_t max, char *out, size_t outlen)
 {
 	size_t i = 0;
-	for (; ref[i] != '\0' && i < 80; i++)
-		out[i] = ref[i] >= 0x20 && ref[i] < 0x7f ? ref[i] : '?';
+	for (; in[i] != '\0' && i < max && i + 1 < outlen; i++)
+		out[i] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
 	out[i] = '\0';
 	return out;
 }
@@ -60,7 +54,7 @@ int km_name_split(const char *ref_in, bool allow_env_only, char env_out[KM_ENV_N
 		snprintf(err, errlen, "empty name: expected ENV/NAME");
 		return KM_ENAME;
 	}
-	echo(ref_in, ref);
+	km_name_echo(ref_in, 80, ref, sizeof(ref));
 	const char *slash = strchr(ref_in, '/');
 	size_t env_len = slash ? (size_t)(slash - ref_in) : strlen(ref_in);
 	if (env_len == 0 || env_len > KM_ENV_NAME_MAX) {

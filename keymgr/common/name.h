@@ -25,6 +25,15 @@ bool km_name_env_valid(const char *s);
 bool km_name_keyset_valid(const char *s);
 
 /*
+ * A refused name or word as messages echo it: at most max bytes of in, every byte outside
+ * printable ASCII shown as '?', into out (outlen > 0). The echo reaches logs and JSON replies
+ * (keymgrd's control socket): cut inside a UTF-8 sequence, or with control bytes, it is neither
+ * valid JSON text nor a safe log line (fuzz_ctl found refusals jansson could not build). Returns
+ * out.
+ */
+const char *km_name_echo(const char *in, size_t max, char *out, size_t outlen);
+
+/*
  * Splits "ENV/NAME" into its parts (each buffer at least max+1). With allow_env_only,
  * "ENV" alone is accepted and name_out is set to "". Writes a message naming the problem into
  * err. Returns KM_EOK or KM_ENAME.

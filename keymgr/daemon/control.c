@@ -129,7 +129,10 @@ static json_t *error_reply(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "code", "bad_request");
+	json_t *reply = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "code", "bad_request");
+	/* A message jansson refuses (not UTF-8) must not turn a refusal into "no refusal". */
+	return reply ? reply : json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "bad request",
+	                                 "code", "bad_request");
 }
 
 /* Optional string member; false (with *reply set) when present but not a valid name. */
@@ -168,9 +171,11 @@ static json_t *op_refusal(const char *op)
 		return error_reply("%s", "missing \"op\" (expected sign, status, reload, tick or "
 		                   "keys)");
 	if (strcmp(op, "status") != 0 && strcmp(op, "tick") != 0 && strcmp(op, "reload") != 0 &&
-	    strcmp(op, "keys") != 0)
-		return error_reply("unknown op '%.32s' (expected sign, status, reload, tick or keys)",
-		                   op);
+	    strcmp(op, "keys") != 0) {
+		char echo[33];
+		return error_reply("unknown op '%s' (expected sign, status, reload, tick or keys)",
+		                   km_name_echo(op, 32, echo, sizeof(echo)));
+	}
 	return NULL;
 }
 

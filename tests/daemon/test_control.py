@@ -147,7 +147,11 @@ def run(keymgr, keymgrd):
                               (b'{"op":', "bad request"),
                               (b'[1,2]', "bad request"),
                               (b'{"op":"status","env":"nope"}', "not served"),
-                              (b'{"op":"status","env":"../x"}', "valid name")):
+                              (b'{"op":"status","env":"../x"}', "valid name"),
+                              # cut at 32 bytes inside a UTF-8 sequence: still a refusal (it
+                              # was taken for a reload: fuzz_ctl)
+                              ('{"op":"dddddddddddr\u0516ddddddddddddddddr\u0516pa"}'
+                               .encode(), "unknown op")):
             r = frame(s.socket, payload)
             check(r is not None and r["ok"] is False and what in r["error"],
                   f"{payload!r}: {r}")
