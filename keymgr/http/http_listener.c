@@ -31,7 +31,7 @@ struct km_http_listener {
 	bool started;
 	pthread_t thread;
 	struct MHD_Daemon *mhd;
-	atomic_uint *live;      /* connections mhd holds (NULL: no limit of ours) */
+	atomic_uint *live;      /* connections handed to mhd, not closed (NULL: no limit) */
 	unsigned limit;
 };
 
@@ -183,8 +183,12 @@ static void *accept_loop(void *arg)
 					close(c);   /* full: refused at once, as libmicrohttpd would */
 					continue;
 				}
+				if (l->live != NULL)
+					atomic_fetch_add(l->live, 1);
 				/* Closes c itself when a limit refuses it. */
-				MHD_add_connection(l->mhd, c, (struct sockaddr *)&ss, len);
+				if (MHD_add_connection(l->mhd, c, (struct sockaddr *)&ss, len) != MHD_YES &&
+				    l->live != NULL)
+					atomic_fetch_sub(l->live, 1);
 				continue;
 			}
 			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)

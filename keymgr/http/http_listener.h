@@ -58,12 +58,16 @@ int km_http_listener_start(km_http_listener_t *l, struct MHD_Daemon *mhd, char *
                            size_t errlen);
 
 /*
- * The connection limit, kept by the acceptor itself: a connection accepted while *live (the
- * connections mhd holds, counted by the caller) is at limit is closed at once, without
- * reaching mhd. libmicrohttpd 0.9.75 must never reach its own limit through
- * MHD_add_connection(): its worker threads then wait forever on a mutex (seen with 900 slow
- * clients at a limit of 900), so the daemon's limit is set above this one. Call before
- * km_http_listener_start().
+ * The connection limit, kept by the acceptor itself. *live counts the connections handed to
+ * mhd and not yet closed: the acceptor adds one before MHD_add_connection() (and takes it back
+ * when that call refuses the connection), the caller takes one away at mhd's
+ * MHD_CONNECTION_NOTIFY_CLOSED. A connection accepted while *live is at limit is closed at
+ * once, without reaching mhd. (Counting at NOTIFY_STARTED instead lags behind a burst: the
+ * workers start connections after the acceptor has taken more, and a flood of 1,000 at a limit
+ * of 900 filled every descriptor of the listener, so that the admin socket could not accept.)
+ * libmicrohttpd 0.9.75 must never reach its own limit through MHD_add_connection(): its worker
+ * threads then wait forever on a mutex (seen with 900 slow clients at a limit of 900), so the
+ * daemon's limit is set above this one. Call before km_http_listener_start().
  */
 void km_http_listener_set_limit(km_http_listener_t *l, atomic_uint *live, unsigned limit);
 

@@ -649,9 +649,8 @@ static void connection_notified(void *cls, struct MHD_Connection *c, void **sock
 	km_http_t *h = cls;
 	(void)c;
 	(void)socket_ctx;
-	if (code == MHD_CONNECTION_NOTIFY_STARTED)
-		atomic_fetch_add(&h->live, 1);
-	else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+	/* The acceptor counted the connection when it handed it over (http_listener.h). */
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED)
 		atomic_fetch_sub(&h->live, 1);
 }
 
