@@ -739,6 +739,26 @@ static const char *const state_cols[KM_STATE_COUNT] = {
 	[KM_STATE_REVOKED] = "revoked_at",
 };
 
+/*
+ * The LISTEN/NOTIFY channel of the schema: a notice when the served documents change and when
+ * a key changes (docs/ha.md). Every node's lease thread listens: a follower serves the leader's
+ * new documents at once, and the leader re-reads the store at once when a change was made
+ * elsewhere (`keymgr revoke` on any machine), rather than at its next poll. Sent inside the
+ * writer's transaction: PostgreSQL delivers it at the commit, once per transaction.
+ */
+static void channel(const pg_t *g, char *out, size_t len)
+{
+	snprintf(out, len, "keymgr_docs_%s", g->schema);
+}
+
+static int notify(pg_t *g, const char *what, char *err, size_t errlen)
+{
+	char ch[96], sql[160];
+	channel(g, ch, sizeof(ch));
+	snprintf(sql, sizeof(sql), "NOTIFY \"%s\"", ch);
+	return run(g, sql, NULL, NULL, what, err, errlen);
+}
+
 static int pg_key_insert(void *ctx, const km_store_key_t *k, int64_t *id, char *err,
                          size_t errlen)
 {
@@ -766,7 +786,8 @@ static int pg_key_insert(void *ctx, const km_store_key_t *k, int64_t *id, char *
 		return r;
 	*id = col_i64(res, 0, 0);
 	PQclear(res);
-	return KM_EOK;
+	/* An intent (no kid yet) changes no document; a copied key may. */
+	return k->kid[0] ? notify(g, "cannot record the key", err, errlen) : KM_EOK;
 }
 
 static void read_key(const PGresult *res, int row, km_store_key_t *k)
@@ -896,7 +917,7 @@ static int pg_key_update(void *ctx, const km_store_key_t *old, const km_store_ke
 		r = fail(err, errlen, KM_ERROR, "key %s changed underneath this update",
 		         old->kid[0] ? old->kid : "(pending)");
 	PQclear(res);
-	return r;
+	return r == KM_EOK ? notify(g, "cannot update the key", err, errlen) : r;
 }
 
 static int pg_event_insert(void *ctx, const km_store_event_t *e, char *err, size_t errlen)
@@ -1415,16 +1436,9 @@ static void pg_fence(void *ctx, const char *holder, int64_t epoch)
 
 /* ---- the served documents (store.h) ---- */
 
-/* The LISTEN/NOTIFY channel of the schema's documents. */
-static void channel(const pg_t *g, char *out, size_t len)
-{
-	snprintf(out, len, "keymgr_docs_%s", g->schema);
-}
-
 static int pg_docs_put(void *ctx, const km_store_doc_t *d, char *err, size_t errlen)
 {
 	pg_t *g = ctx;
-	char ch[96], sql[160];
 	const char *what = "cannot record the served document";
 	const char *v[4];
 	int lens[4] = { 0 }, fmts[4] = { 0, 0, 0, 1 };
@@ -1449,9 +1463,7 @@ static int pg_docs_put(void *ctx, const km_store_doc_t *d, char *err, size_t err
 		return r;
 	}
 	PQclear(res);
-	channel(g, ch, sizeof(ch));
-	snprintf(sql, sizeof(sql), "NOTIFY \"%s\"", ch);   /* delivered at the commit */
-	return run(g, sql, NULL, NULL, what, err, errlen);
+	return notify(g, what, err, errlen);
 }
 
 static int pg_docs_get(void *ctx, uint64_t newer_than, km_store_doc_t **ret, size_t *n,

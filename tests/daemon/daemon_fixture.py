@@ -158,9 +158,11 @@ class Setup:
                             v = "[ " + ", ".join(v) + " ]"
                         lines += [f"          {k}: {v}"]
         # admin_port 0: the admin socket (/metrics, /healthz) on an ephemeral port
-        lines += ["daemon:", "  listen: 127.0.0.1", "  port: 8080", "  admin_port: 0",
-                  f"  control_socket: {self.socket}", "  poll_interval: 1"]
         extra = self.extra_daemon if extra_daemon is None else extra_daemon
+        lines += ["daemon:", "  listen: 127.0.0.1", "  port: 8080", "  admin_port: 0",
+                  f"  control_socket: {self.socket}"]
+        if "poll_interval:" not in (extra or ""):   # a test may set its own
+            lines += ["  poll_interval: 1"]
         if extra:
             lines += ["  " + l for l in extra.strip().splitlines()]
         return "\n".join(lines) + "\n"

@@ -24,11 +24,12 @@ LEASE = int(os.environ.get("KEYMGR_TEST_HA_LEASE", "4"))
 
 class Cluster:
     def __init__(self, keymgr, keymgrd, nodes=3, keysets=("api",), schema="dev",
-                 setup=Setup):
+                 setup=Setup, extra_daemon=""):
         self.pg = Postgres(os.environ.get("TMPDIR") or None)
         self.pg.start()
         self.pg.create_db("keymgr")
-        self.s = setup(keymgr, keymgrd, keysets=keysets, extra_daemon=f"lease: {LEASE}")
+        self.s = setup(keymgr, keymgrd, keysets=keysets,
+                       extra_daemon=f"lease: {LEASE}\n{extra_daemon}")
         self.s.stores["dev"] = self.pg.uri("keymgr", schema)
         self.s.write_config()
         self.n = nodes

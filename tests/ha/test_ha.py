@@ -369,6 +369,36 @@ def test_leader_killed_in_key_generation():
         c.close()
 
 
+def test_cli_change_reaches_every_node():
+    """A change made outside keymgrd (`keymgr rotate`, then `keymgr revoke`, told to no node)
+    is served by every node without waiting for a poll: the store's change notice wakes the
+    leader, which re-reads the store and writes the documents, whose notice wakes the
+    followers. The nodes poll once an hour here, so the poll cannot be what brings it."""
+    def setup(*a, **kw):
+        return Setup(*a, policy={"rotation_period": "1h"}, **kw)
+    c = Cluster(KEYMGR, KEYMGRD, setup=setup, extra_daemon="poll_interval: 3600")
+    try:
+        start_cluster(c)
+        def kids_everywhere():
+            doc = identical(c)
+            return {k["kid"] for k in json.loads(doc[1])["keys"]} if doc else None
+        before = wait_for(lambda: (lambda k: k if k and len(k) == 1 else None)(
+            kids_everywhere()), "one key served by every node", 60)
+        # The configuration's control socket is no node's (each has its own): no node is told.
+        new = json.loads(c.s.run("rotate", "dev/api", "--json").stdout)["kid"]
+        check(new not in before, f"rotate gave a served key: {new}")
+        wait_for(lambda: (kids_everywhere() or set()) >= before | {new},
+                 "the rotated key served by every node", 60, step=0.2)
+        c.s.run("revoke", "--env", "dev", "--reason", "test: compromised", "--", new)
+        wait_for(lambda: (lambda k: k is not None and new not in k)(kids_everywhere()),
+                 "the revoked key gone from every node", 60, step=0.2)
+        check(any(c.nodes[i].events("store-change", keyset="api") for i in c.alive()),
+              "no node logged the outside change")
+        audit_ok(c)
+    finally:
+        c.close()
+
+
 # Under the sanitizers (a fifth argument, "lean"): one representative of each part (failover,
 # documents, shared pickups, takeover reconcile); the whole list runs in the plain build.
 LEAN = {"SIGKILL of the leader fails over", "identical JWKS on every node",
@@ -387,4 +417,5 @@ if __name__ == "__main__":
         ("the leader killed in its key generation", test_leader_killed_in_key_generation),
         ("a verifier seen by a follower lets the leader activate",
          test_pickup_shared_through_store),
+        ("a CLI change reaches every node without a poll", test_cli_change_reaches_every_node),
     ] if not lean or t[0] in LEAN]))
