@@ -233,6 +233,7 @@ int kd_state_reload(kd_daemon_t *d, kd_paths_t *ret_gone, char *err, size_t errl
 		envs_free(envs, n, cfg);
 		return r;
 	}
+	const km_daemon_cfg_t *od = km_config_daemon(d->cfg), *nd = km_config_daemon(cfg);
 	/* Carry each surviving environment's state over (what was served, counters, ...). */
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; j < d->n_envs; j++) {
@@ -242,6 +243,20 @@ int kd_state_reload(kd_daemon_t *d, kd_paths_t *ret_gone, char *err, size_t errl
 			kd_env_t fresh = envs[i];
 			if (strcmp(old->path, fresh.path) != 0)
 				mark_unpublished(old);
+			/* The lease belongs to the store and the duration it was taken under: for
+			 * another store (or daemon.lease) it is handed over, and the next pass takes
+			 * the new one (kd_env_leading). Kept, its thread would go on renewing the old
+			 * store's lease while the passes wrote to the new store. */
+			if (old->lease != NULL && (strcmp(old->cfg->store, fresh.cfg->store) != 0 ||
+			                           od->lease != nd->lease)) {
+				kd_lease_stop(old->lease);
+				old->lease = NULL;
+				old->reconciled_epoch = 0;   /* epochs of the old lease row */
+				old->docs_epoch = 0;
+				kd_log(KD_LOG_INFO, "lease", "env", old->name, "result", "released",
+				       "reason", "the store or daemon.lease changed: taken again under "
+				       "the new configuration", NULL);
+			}
 			km_env_free(old->env);  /* its token too: the next tick logs in again */
 			old->env = NULL;
 			envs[i] = *old;
@@ -265,7 +280,6 @@ int kd_state_reload(kd_daemon_t *d, kd_paths_t *ret_gone, char *err, size_t errl
 			env_free(&d->envs[j]);
 		}
 	}
-	const km_daemon_cfg_t *od = km_config_daemon(d->cfg), *nd = km_config_daemon(cfg);
 	if (strcmp(od->listen, nd->listen) != 0 || od->port != nd->port ||
 	    strcmp(od->control_socket, nd->control_socket) != 0 || od->threads != nd->threads ||
 	    od->connection_limit != nd->connection_limit || od->timeout != nd->timeout ||

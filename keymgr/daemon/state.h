@@ -70,11 +70,11 @@ typedef struct {
 	size_t n_ks;
 	char path[KM_HTTP_PATH_MAX + 1];   /* "/ENV/.well-known/jwks.json" */
 	bool published;
-	bool stale;
+	bool stale;                /* a key set document changed; the environment's must follow */
 	int64_t static_serial;     /* serial of the static tree last written (http.static_dir) */
 	const km_env_cfg_t *static_cfg;   /* the configuration it was written with */
 	kd_hook_t *hook;           /* http.static_hook, NULL when none (kept in step with the
-	                            * configuration by the main loop and each write) */                /* a key set document changed; the environment's must follow */
+	                            * configuration by the main loop and each write) */
 	uint8_t digest[32];
 	unsigned published_max_age;
 	int64_t serial;            /* serial of the current documents (0: none yet) */

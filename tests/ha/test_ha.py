@@ -30,6 +30,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 import signal
+import subprocess
 import sys
 import time
 
@@ -399,6 +400,32 @@ def test_cli_change_reaches_every_node():
         c.close()
 
 
+def test_reload_onto_another_store():
+    """`keymgr reload` after the environment's store moved to another schema: the node hands
+    the old store's lease over and leads the new store (its lease row, its first key); its
+    lease thread no longer renews the old one."""
+    c = Cluster(KEYMGR, KEYMGRD, nodes=1)
+    try:
+        start_cluster(c)
+        live = "SELECT count(*) FROM {}.leader_lease WHERE expires_at > now() AND holder <> ''"
+        check(c.db(live.format("dev")) == "1", "no lease in the first store")
+        c.s.stores["dev"] = c.pg.uri("keymgr", "dev2")
+        c.s.write_config()
+        c.s.keyset_create("dev/api")
+        p = subprocess.run([c.s.keymgr_bin, "-c", c.s.config, "reload", "--socket",
+                            c.socket(0)], env=c.s.env, capture_output=True, text=True,
+                           timeout=60)
+        check(p.returncode == 0, f"reload: {p.returncode} {p.stderr}")
+        wait_for(lambda: c.db(live.format("dev2")) == "1", "the new store's lease taken", 60)
+        wait_for(lambda: c.db(live.format("dev")) == "0", "the old store's lease given up", 60)
+        c.nodes[0].wait_event("lease", result="released")
+        active = wait_for(lambda: c.db("SELECT kid FROM dev2.keys WHERE state = 'active'"),
+                          "a key active in the new store", 60)
+        wait_for(lambda: active.encode() in served(c)[0][1], "the new store's key served", 60)
+    finally:
+        c.close()
+
+
 # Under the sanitizers (a fifth argument, "lean"): one representative of each part (failover,
 # documents, shared pickups, takeover reconcile); the whole list runs in the plain build.
 LEAN = {"SIGKILL of the leader fails over", "identical JWKS on every node",
@@ -418,4 +445,5 @@ if __name__ == "__main__":
         ("a verifier seen by a follower lets the leader activate",
          test_pickup_shared_through_store),
         ("a CLI change reaches every node without a poll", test_cli_change_reaches_every_node),
+        ("a reload onto another store takes its lease", test_reload_onto_another_store),
     ] if not lean or t[0] in LEAN]))
