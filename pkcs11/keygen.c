@@ -75,6 +75,15 @@ size_t km_token_id_len(km_token_t *t)
 	return n;
 }
 
+void km_token_set_id_len(km_token_t *t, size_t len)
+{
+	if (len == 0 || len >= KM_TOKEN_ID_LEN)
+		return;
+	pthread_mutex_lock(&t->admin_lock);
+	t->id_keep = len;
+	pthread_mutex_unlock(&t->admin_lock);
+}
+
 /* Whether an object of the token has this CKA_ID (admin_lock held). */
 static int id_in_use(km_token_t *t, const uint8_t *id, size_t id_len, bool *ret)
 {

@@ -251,6 +251,13 @@ int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, co
 size_t km_token_id_len(km_token_t *t);
 
 /*
+ * Tells t that it keeps only len bytes of a CKA_ID, as an earlier process learned (the store
+ * records it: km_store_token_id_len), so that its first generation draws an id of that length
+ * at once. A len of 0 or of KM_TOKEN_ID_LEN and more changes nothing.
+ */
+void km_token_set_id_len(km_token_t *t, size_t len);
+
+/*
  * A new CKA_ID for t into id and its length into *ret_len: km_token_new_id() where the token
  * keeps 20 bytes; otherwise km_token_id_len(t) random bytes that no object of the token has
  * (C_FindObjects before use) and that are not the cut of the magic prefix (what a 20-byte

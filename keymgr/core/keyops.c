@@ -401,6 +401,8 @@ static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store
 		}
 		if (attempt > 0 || km_token_id_len(t) == id_len_before)
 			return r;
+		/* Learned: kept for the next process. Not kept, it is only learned again. */
+		(void)km_env_token_learned(env, t, NULL, 0);
 	}
 
 	KM_FAULT_POINT("generate.after_token");
