@@ -257,6 +257,15 @@ size_t km_token_id_len(km_token_t *t);
  */
 void km_token_set_id_len(km_token_t *t, size_t len);
 
+#define KM_TOKEN_FIT_LABEL_MAX 32
+
+/*
+ * The label a generation falls back to where the token refuses label (strict tokens): its
+ * characters [A-Za-z0-9_-] (others become '-'), at most KM_TOKEN_FIT_LABEL_MAX bytes, into
+ * out. Returns out, or NULL when label already is such a label (then out is label's copy).
+ */
+const char *km_token_fit_label(const char *label, char out[KM_TOKEN_FIT_LABEL_MAX + 1]);
+
 /*
  * A new CKA_ID for t into id and its length into *ret_len: km_token_new_id() where the token
  * keeps 20 bytes; otherwise km_token_id_len(t) random bytes that no object of the token has

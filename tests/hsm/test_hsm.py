@@ -436,6 +436,32 @@ class HsmTest(unittest.TestCase):
             if k["kid"]:
                 self.assertEqual(len(k["token"]["cka_id"]), 4, k)
 
+    def short_id_stray(self):
+        """On a token that cuts CKA_IDs (yubihsm), the first generation in a store gets a pair
+        whose id is the cut of a "KMGR" id (4b4d); keymgr killed before it destroys that
+        pair leaves a keymgr pair that no record knows. Reconcile reports it as keymgr's
+        stray (quarantine), and only it: the pairs of other environments on the token are
+        not this environment's, and foreign ones stay foreign."""
+        config = self.write_config("stray.yaml", self.m.module)
+        with open(config) as f:
+            text = f.read().replace("  hsm:\n", "  stray:\n", 1).replace("/hsm.db", "/stray.db")
+        with open(config, "w") as f:
+            f.write(text)
+        p = self.keymgr("keyset", "create", "stray/k-es256", "--alg", "ES256", "--owner",
+                        "hsm-suite", "--purpose", "k-es256", config=config, ok=False,
+                        env={"KEYMGR_P11FAULT": "C_DestroyObject:KILL"})
+        self.assertEqual(p.returncode, -9, f"not killed: {p.returncode} {p.stderr}")
+        keys = self.token_keys()
+        self.assertIn("4b4d", keys, "no pair with the cut id was left")
+        p = self.keymgr("reconcile", "stray", "--json", config=config, ok=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        found = json.loads(p.stdout)["findings"]
+        strays = [f for f in found if f["action"] == "quarantine"]
+        self.assertEqual([f["cka_id"] for f in strays], ["4b4d"], found)
+        self.assertIn("keymgr:stray/k-es256", strays[0]["detail"])
+        # still there: a stray is reported on every run, never deleted
+        self.assertIn("4b4d", self.token_keys())
+
     def test_zzz_identity_marker(self):
         """The token identity marker (keymgr token init --env): a data object, or a marker
         key where the token keeps no data objects (NSS); another environment configured with
@@ -500,6 +526,7 @@ def add_cases():
         HsmTest.test_pin_too_long = HsmTest.pin_too_long
     if getattr(modules.KINDS[MODULE], "id_bytes", 20) < 20:
         HsmTest.test_short_id_recalled = HsmTest.short_id_recalled
+        HsmTest.test_short_id_stray = HsmTest.short_id_stray
     if getattr(modules.KINDS[MODULE], "label_max", None):
         HsmTest.test_long_label = HsmTest.long_label
     if MODULE == "p11kit":
