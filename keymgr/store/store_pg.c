@@ -428,19 +428,15 @@ out:
 	return KM_EOK;
 }
 
+static int pg_meta_get(void *ctx, const char *key, char *out, size_t len, char *err,
+                       size_t errlen);
+
 static int pg_env_read(void *ctx, char *out, size_t len, char *err, size_t errlen)
 {
 	pg_t *g = ctx;
-	PGresult *res = NULL;
-	int r = run(g, "SELECT value FROM meta WHERE key = 'env'", NULL, &res,
-	            "cannot read the store's environment", err, errlen);
-	if (r != KM_EOK)
-		return r;
-	if (PQntuples(res) == 1)
-		col_text(res, 0, 0, out, len);
-	else
+	int r = pg_meta_get(ctx, "env", out, len, err, errlen);
+	if (r == KM_EOK && out[0] == '\0')
 		r = fail(err, errlen, KM_STORE_EOPEN, "store %s records no environment", g->name);
-	PQclear(res);
 	return r;
 }
 

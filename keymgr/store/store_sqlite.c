@@ -425,22 +425,15 @@ static void sq_close(void *ctx)
 	free(q);
 }
 
+static int sq_meta_get(void *ctx, const char *key, char *out, size_t len, char *err,
+                       size_t errlen);
+
 static int sq_env_read(void *ctx, char *out, size_t len, char *err, size_t errlen)
 {
 	sq_t *q = ctx;
-	sqlite3_stmt *st = NULL;
-	const char *what = "cannot read the store's environment";
-	int r = prep(q->db, "SELECT value FROM meta WHERE key = 'env'", &st, what, err, errlen);
-	if (r != KM_EOK)
-		return r;
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		col_text(st, 0, out, len);
-	else
-		r = rc == SQLITE_DONE ? fail(err, errlen, KM_STORE_EOPEN, "store %s records no "
-		                             "environment", q->path) :
-		                        sq_fail(q->db, rc, what, err, errlen);
-	sqlite3_finalize(st);
+	int r = sq_meta_get(ctx, "env", out, len, err, errlen);
+	if (r == KM_EOK && out[0] == '\0')
+		r = fail(err, errlen, KM_STORE_EOPEN, "store %s records no environment", q->path);
 	return r;
 }
 
