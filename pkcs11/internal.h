@@ -126,6 +126,7 @@ typedef struct {
 	CK_SESSION_HANDLE *sessions;   /* all sessions, opened once after login */
 	km_p11_prep_t *prep;           /* per session; the pool's while free, the borrower's else */
 	unsigned *free_idx;            /* stack of indexes into sessions[] */
+	uint64_t *used_ms;             /* per session: CLOCK_MONOTONIC ms it was last given back */
 	unsigned n;                    /* capacity */
 	unsigned n_open;               /* sessions[0..n_open) are open */
 	unsigned n_free;
@@ -145,6 +146,8 @@ unsigned km_p11_pool_open_count(km_p11_pool_t *p);
 unsigned km_p11_pool_acquire_for(km_p11_pool_t *p, CK_OBJECT_HANDLE key, km_alg_t alg);
 /* Borrows a free PENDING session without waiting; false when there is none. */
 bool km_p11_pool_take_pending(km_p11_pool_t *p, unsigned *idx);
+/* Takes a free session last given back at before_ms or earlier (idle since), if any. */
+bool km_p11_pool_take_idle(km_p11_pool_t *p, uint64_t before_ms, unsigned *idx);
 void km_p11_pool_release(km_p11_pool_t *p, unsigned idx);
 /* Takes every open session (waits for borrowers to give theirs back): nobody can sign. */
 void km_p11_pool_drain(km_p11_pool_t *p);

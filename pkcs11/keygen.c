@@ -75,6 +75,15 @@ size_t km_token_id_len(km_token_t *t)
 	return n;
 }
 
+void km_token_set_id_len(km_token_t *t, size_t len)
+{
+	if (len == 0 || len >= KM_TOKEN_ID_LEN)
+		return;
+	pthread_mutex_lock(&t->admin_lock);
+	t->id_keep = len;
+	pthread_mutex_unlock(&t->admin_lock);
+}
+
 /* Whether an object of the token has this CKA_ID (admin_lock held). */
 static int id_in_use(km_token_t *t, const uint8_t *id, size_t id_len, bool *ret)
 {
@@ -326,7 +335,7 @@ static int check_pair(km_token_t *t, CK_SESSION_HANDLE s, km_p11_key_t *k,
 /* Where the label sits in generate_locked's templates. */
 #define AT_LABEL_PUB 7
 #define AT_LABEL_PRIV 9
-#define FIT_LABEL_MAX 32
+#define FIT_LABEL_MAX KM_TOKEN_FIT_LABEL_MAX
 
 /*
  * A label that strict tokens take, into out: the characters [A-Za-z0-9_-] of label (others
@@ -346,6 +355,11 @@ static const char *fit_label(const char *label, char out[FIT_LABEL_MAX + 1])
 	}
 	out[n] = '\0';
 	return same ? NULL : out;
+}
+
+const char *km_token_fit_label(const char *label, char out[KM_TOKEN_FIT_LABEL_MAX + 1])
+{
+	return fit_label(label, out);
 }
 
 /*

@@ -14,6 +14,7 @@
  */
 #include <stdlib.h>
 
+#include "keymgr/common/clock.h"
 #include "keymgr/common/error.h"
 #include "pkcs11/internal.h"
 
@@ -23,10 +24,12 @@ int km_p11_pool_init(km_p11_pool_t *p, unsigned n)
 	p->sessions = calloc(n, sizeof(*p->sessions));
 	p->prep = calloc(n, sizeof(*p->prep));
 	p->free_idx = calloc(n, sizeof(*p->free_idx));
-	if (p->sessions == NULL || p->prep == NULL || p->free_idx == NULL) {
+	p->used_ms = calloc(n, sizeof(*p->used_ms));
+	if (p->sessions == NULL || p->prep == NULL || p->free_idx == NULL || p->used_ms == NULL) {
 		free(p->sessions);
 		free(p->prep);
 		free(p->free_idx);
+		free(p->used_ms);
 		return KM_ENOMEM;
 	}
 	pthread_mutex_init(&p->lock, NULL);
@@ -46,6 +49,7 @@ void km_p11_pool_add(km_p11_pool_t *p, CK_SESSION_HANDLE s)
 	}
 	p->sessions[p->n_open] = s;
 	p->prep[p->n_open] = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
+	p->used_ms[p->n_open] = km_monotonic_ms();
 	p->free_idx[p->n_free++] = p->n_open++;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
@@ -97,9 +101,27 @@ bool km_p11_pool_take_pending(km_p11_pool_t *p, unsigned *idx)
 	return found;
 }
 
+bool km_p11_pool_take_idle(km_p11_pool_t *p, uint64_t before_ms, unsigned *idx)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&p->lock);
+	for (unsigned at = p->n_free; at-- > 0;) {
+		if (p->used_ms[p->free_idx[at]] <= before_ms) {
+			*idx = take_at(p, at);
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return found;
+}
+
 void km_p11_pool_release(km_p11_pool_t *p, unsigned idx)
 {
+	uint64_t now = km_monotonic_ms();
 	pthread_mutex_lock(&p->lock);
+	p->used_ms[idx] = now;
 	p->free_idx[p->n_free++] = idx;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
@@ -132,9 +154,11 @@ unsigned km_p11_pool_open_count(km_p11_pool_t *p)
 void km_p11_pool_refill(km_p11_pool_t *p)
 {
 	pthread_mutex_lock(&p->lock);
+	uint64_t now = km_monotonic_ms();
 	for (unsigned i = 0; i < p->n_open; i++) {
 		p->free_idx[i] = i;
 		p->prep[i] = (km_p11_prep_t){ .state = KM_P11_PREP_NONE };
+		p->used_ms[i] = now;
 	}
 	p->n_free = p->n_open;
 	pthread_cond_broadcast(&p->cond);
@@ -150,5 +174,6 @@ void km_p11_pool_destroy(km_p11_pool_t *p)
 	free(p->sessions);
 	free(p->prep);
 	free(p->free_idx);
+	free(p->used_ms);
 	*p = (km_p11_pool_t){ 0 };
 }

@@ -302,6 +302,41 @@ out:
 	return r;
 }
 
+int km_token_keepalive(km_token_t *t, unsigned idle_ms, unsigned *ret_kept)
+{
+	unsigned n = 0, kept = 0;
+	int r = KM_EOK;
+	uint64_t now = km_monotonic_ms();
+	uint64_t before = now >= idle_ms ? now - idle_ms : 0;
+
+	if (is_lost(t)) {
+		if (ret_kept != NULL)
+			*ret_kept = 0;
+		return KM_EOK;
+	}
+	/* Every idle session is held before any is asked, so none is asked twice. */
+	unsigned *held = calloc(t->pool.n > 0 ? t->pool.n : 1, sizeof(*held));
+	if (held == NULL)
+		return KM_ENOMEM;
+	while (n < t->pool.n && km_p11_pool_take_idle(&t->pool, before, &held[n]))
+		n++;
+	for (unsigned i = 0; i < n; i++) {
+		CK_SESSION_INFO si;
+		CK_RV rv = r == KM_EOK ? t->fl->C_GetSessionInfo(t->pool.sessions[held[i]], &si) :
+		                         CKR_OK;
+		if (rv != CKR_OK)
+			r = km_p11_fail(t, rv, "C_GetSessionInfo (keep-alive)");
+		else if (r == KM_EOK)
+			kept++;
+	}
+	for (unsigned i = 0; i < n; i++)
+		km_p11_pool_release(&t->pool, held[i]);
+	free(held);
+	if (ret_kept != NULL)
+		*ret_kept = kept;
+	return r;
+}
+
 void km_token_get_health(km_token_t *t, km_token_health_t *ret)
 {
 	km_token_health_t h = { 0 };

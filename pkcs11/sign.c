@@ -281,8 +281,10 @@ static int session_for_key(km_token_t *t, const uint8_t *id, size_t id_len, km_a
 	return r;
 }
 
-int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
-                  const uint8_t *data, size_t data_len, uint8_t *sig, size_t *sig_len)
+/* One signature (km_token_sign); *failed_rv gets the CK_RV of a failed C_SignInit/C_Sign. */
+static int sign_attempt(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
+                        const uint8_t *data, size_t data_len, uint8_t *sig, size_t *sig_len,
+                        CK_RV *failed_rv)
 {
 	int r = KM_ERROR;
 	const km_alg_info_t *ai = km_alg_info(alg);
@@ -348,6 +350,7 @@ int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
 	if (rv != CKR_OK) {
 		char op[64];
 		snprintf(op, sizeof(op), "C_Sign (%s)", ai->name);
+		*failed_rv = rv;
 		r = km_p11_fail(t, rv, op);
 		if (km_p11_rv_is_stale_handle(rv))
 			km_p11_cache_drop(&t->cache, id, id_len);
@@ -363,4 +366,27 @@ out:
 	if (held)
 		km_p11_pool_release(&t->pool, idx);
 	return r;
+}
+
+/* What a token that closed the session answers (network HSMs close idle sessions). */
+static bool closed_by_token(CK_RV rv)
+{
+	return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
+	       rv == CKR_DEVICE_REMOVED;
+}
+
+int km_token_sign(km_token_t *t, const uint8_t *id, size_t id_len, km_alg_t alg,
+                  const uint8_t *data, size_t data_len, uint8_t *sig, size_t *sig_len)
+{
+	CK_RV rv = CKR_OK;
+	size_t cap = sig_len != NULL ? *sig_len : 0;
+	int r = sign_attempt(t, id, id_len, alg, data, data_len, sig, sig_len, &rv);
+	if (r == KM_EOK || !closed_by_token(rv))
+		return r;
+	/* The token closed the session under us: the failure marked the sessions lost
+	 * (failure.c), so the next attempt re-opens them first (recover.c: at once after a
+	 * first loss, after the backoff after a repeated one) and signs once more. */
+	*sig_len = cap;
+	rv = CKR_OK;
+	return sign_attempt(t, id, id_len, alg, data, data_len, sig, sig_len, &rv);
 }

@@ -80,6 +80,10 @@ typedef struct {
 	 */
 	const char *pin_source;
 	unsigned sessions;         /* signing session pool size; 0 = default (4) */
+	/* Seconds a signing session may idle before keymgrd keeps it warm (km_token_keepalive,
+	 * called by keymgrd's pass; the token layer itself does not read it); 0: never. The
+	 * configuration's default is KM_CONFIG_DEFAULT_KEEPALIVE. */
+	unsigned keepalive;
 	/*
 	 * A string passed as pReserved of CK_C_INITIALIZE_ARGS in C_Initialize, or NULL. NSS
 	 * softoken needs its database there ("configdir='sql:DIR' certPrefix='' ..."). A module
@@ -163,6 +167,16 @@ int km_token_recover(km_token_t *t);
  * (message in km_token_last_error()).
  */
 int km_token_check(km_token_t *t);
+
+/*
+ * Keeps the signing sessions warm where a token closes idle ones (some network HSMs close a
+ * session idle for a few minutes): each free pool session that nobody used for idle_ms or
+ * longer gets a C_GetSessionInfo. One the token closed already is noticed like any lost
+ * session (re-opened by the next call). Nothing is done while the sessions are lost.
+ * Writes the number of sessions asked into *ret_kept (may be NULL). KM_EOK, or the code of
+ * the failed call (message in km_token_last_error()).
+ */
+int km_token_keepalive(km_token_t *t, unsigned idle_ms, unsigned *ret_kept);
 
 /* Copies the state of the token's sessions into *ret. */
 void km_token_get_health(km_token_t *t, km_token_health_t *ret);
@@ -251,6 +265,22 @@ int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, co
 size_t km_token_id_len(km_token_t *t);
 
 /*
+ * Tells t that it keeps only len bytes of a CKA_ID, as an earlier process learned (the store
+ * records it: km_store_token_id_len), so that its first generation draws an id of that length
+ * at once. A len of 0 or of KM_TOKEN_ID_LEN and more changes nothing.
+ */
+void km_token_set_id_len(km_token_t *t, size_t len);
+
+#define KM_TOKEN_FIT_LABEL_MAX 32
+
+/*
+ * The label a generation falls back to where the token refuses label (strict tokens): its
+ * characters [A-Za-z0-9_-] (others become '-'), at most KM_TOKEN_FIT_LABEL_MAX bytes, into
+ * out. Returns out, or NULL when label already is such a label (then out is label's copy).
+ */
+const char *km_token_fit_label(const char *label, char out[KM_TOKEN_FIT_LABEL_MAX + 1]);
+
+/*
  * A new CKA_ID for t into id and its length into *ret_len: km_token_new_id() where the token
  * keeps 20 bytes; otherwise km_token_id_len(t) random bytes that no object of the token has
  * (C_FindObjects before use) and that are not the cut of the magic prefix (what a 20-byte
@@ -284,6 +314,10 @@ int km_token_get_public(km_token_t *t, const uint8_t *id, size_t id_len, km_pubk
  * which holds *sig_len bytes; *sig_len is set to the length written.
  * The handle is found once and cached; later calls do no C_FindObjects.
  * Thread-safe: uses a session from the pool.
+ * A C_SignInit or C_Sign answered CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED or
+ * CKR_DEVICE_REMOVED (a token that closed the session: some network HSMs close idle ones)
+ * is retried once, after the sessions are re-opened: the caller sees only the second
+ * attempt's result.
  * KM_P11_ENOKEY if absent, KM_EALG if the key's type does not fit alg, KM_ERANGE if sig is
  * too small.
  */

@@ -112,8 +112,11 @@ static int create_audit_key(km_env_t *env, km_token_t *t, int64_t now, km_store_
 			                              &pub);
 		if (r == KM_EOK)
 			break;
-		if (attempt == 0 && km_token_id_len(t) != id_len_before)
+		if (attempt == 0 && km_token_id_len(t) != id_len_before) {
+			/* Learned: kept for the next process. Not kept, it is only learned again. */
+			(void)km_env_token_learned(env, t, NULL, 0);
 			continue;
+		}
 		const char *why = km_token_last_error(t);
 		snprintf(err, errlen, "environment '%s': cannot generate the audit key: %s",
 		         km_env_name(env), why && why[0] ? why : km_strerror(r));

@@ -57,6 +57,8 @@
 #define KM_CONFIG_DEFAULT_ADMIN_LISTEN "127.0.0.1"
 #define KM_CONFIG_DEFAULT_CONTROL_SOCKET "/run/keymgr/control.sock"
 #define KM_CONFIG_DEFAULT_SESSIONS 4
+#define KM_CONFIG_DEFAULT_KEEPALIVE 60      /* token.keepalive, seconds */
+#define KM_CONFIG_MAX_KEEPALIVE 86400
 #define KM_CONFIG_DEFAULT_POLL_INTERVAL 5
 #define KM_CONFIG_DEFAULT_LEASE 15         /* seconds: daemon.lease (docs/ha.md) */
 #define KM_CONFIG_DEFAULT_DENIAL_INTERVAL 60   /* seconds a peer's repeated denials fold */

@@ -240,6 +240,7 @@ static int parse_token(walk_t *w, struct fy_node *map, cfg_loc_t at, const char 
 	if (r != KM_EOK)
 		return r;
 	t->sessions = KM_CONFIG_DEFAULT_SESSIONS;
+	t->keepalive = KM_CONFIG_DEFAULT_KEEPALIVE;
 	t->pin_source = "prompt";
 	void *it = NULL;
 	const char *key;
@@ -263,11 +264,14 @@ static int parse_token(walk_t *w, struct fy_node *map, cfg_loc_t at, const char 
 			r = parse_pin(w, val, kat, what, &t->pin_source);
 		} else if (strcmp(key, "sessions") == 0) {
 			r = get_uint(w, val, kat, what, 1, KM_CONFIG_MAX_SESSIONS, &t->sessions);
+		} else if (strcmp(key, "keepalive") == 0) {
+			r = get_uint(w, val, kat, what, 0, KM_CONFIG_MAX_KEEPALIVE, &t->keepalive);
 		} else if (strcmp(key, "init_args") == 0) {
 			r = get_text(w, val, kat, what, KM_CONFIG_INIT_ARGS_MAX, &t->init_args);
 		} else {
 			r = cfg_yaml_unknown_key(w->e, kat, key, where,
-			                         "module, label, serial, pin, sessions, init_args");
+			                         "module, label, serial, pin, sessions, keepalive, "
+			                         "init_args");
 		}
 		if (r != KM_EOK)
 			return r;

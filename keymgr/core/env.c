@@ -99,6 +99,27 @@ void *km_env_hook_state(const km_env_t *env, const km_env_hooks_t *hooks)
  * never clears the refusal of the other. */
 #define AUDIT_GATE_SUFFIX ".audit"
 
+/* Tells t the CKA_ID length an earlier process learned it keeps (km_env_token_learned). A
+ * store that cannot be read here only costs the relearning (one pair made and destroyed). */
+static void recall_id_len(km_env_t *env, km_token_t *t)
+{
+	km_token_info_t info;
+	size_t len = 0;
+	km_token_get_info(t, &info);
+	if (km_store_token_id_len(env->store, info.serial, info.label, &len, NULL, 0) == KM_EOK)
+		km_token_set_id_len(t, len);
+}
+
+int km_env_token_learned(km_env_t *env, km_token_t *t, char *err, size_t errlen)
+{
+	km_token_info_t info;
+	size_t len = km_token_id_len(t);
+	if (len >= KM_TOKEN_ID_LEN)
+		return KM_EOK;
+	km_token_get_info(t, &info);
+	return km_store_token_id_len_record(env->store, info.serial, info.label, len, err, errlen);
+}
+
 /*
  * Opens *slot with cfg on first use, behind the PIN gate of gate_key (a store path,
  * pin_refusal.h). what: "" or "audit token: " for messages.
@@ -122,6 +143,7 @@ static int open_token(km_env_t *env, const km_token_cfg_t *cfg, const char *gate
 			*slot = NULL;
 			return r;
 		}
+		recall_id_len(env, *slot);
 	}
 	return KM_EOK;
 }

@@ -94,6 +94,14 @@ km_token_t *km_env_token_if_open(km_env_t *env);
 int km_env_audit_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen);
 
 /*
+ * Records in the environment's store what a generation taught about t (a token of env): the
+ * CKA_ID length it keeps when shorter than KM_TOKEN_ID_LEN (YubiHSM 2: 2 bytes), which
+ * km_env_token() and km_env_audit_token() tell the token when a later process opens it.
+ * KM_EOK (also when there is nothing to record), or store codes with err set.
+ */
+int km_env_token_learned(km_env_t *env, km_token_t *t, char *err, size_t errlen);
+
+/*
  * The state the registered attach hook kept for this environment (km_env_hooks_t), when env
  * was opened with hooks, else NULL: for the program that registered them.
  */

@@ -8,6 +8,7 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/faultpoint.h"
 #include "keymgr/common/hex.h"
+#include "keymgr/core/key_owner.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/jose/jwk.h"
 #include "keymgr/jose/jwks.h"
@@ -370,7 +371,7 @@ static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store
 	km_store_key_t k;
 	char label[128];
 	km_pubkey_t pub;
-	snprintf(label, sizeof(label), "keymgr:%s/%s", km_env_name(env), keyset);
+	km_key_label(km_env_name(env), keyset, label, sizeof(label));
 	for (int attempt = 0;; attempt++) {
 		size_t id_len_before = km_token_id_len(t);
 		memset(&k, 0, sizeof(k));
@@ -401,6 +402,8 @@ static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store
 		}
 		if (attempt > 0 || km_token_id_len(t) == id_len_before)
 			return r;
+		/* Learned: kept for the next process. Not kept, it is only learned again. */
+		(void)km_env_token_learned(env, t, NULL, 0);
 	}
 
 	KM_FAULT_POINT("generate.after_token");

@@ -6,6 +6,7 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/hex.h"
+#include "keymgr/core/key_owner.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/core/reconcile.h"
 #include "keymgr/jose/jwk.h"
@@ -482,7 +483,10 @@ int km_reconcile_env(km_env_t *env, int64_t now, const km_recon_opts_t *o,
 	}
 	check_unsafe(&c);
 	for (size_t i = 0; i < n_objs; i++) {
-		if (!objs[i].keymgr_id)
+		bool ours = false;
+		if ((r = km_env_key_is_keymgrs(env, c.token, &objs[i], &ours, err, errlen)) != KM_EOK)
+			goto out;
+		if (!ours)
 			continue; /* foreign objects are none of keymgr's business */
 		if (unsafe_with_id(&c, objs[i].id, objs[i].id_len) != NULL)
 			continue; /* reported (and with --remove-unsafe destroyed) as unsafe */

@@ -550,6 +550,23 @@ static void grow_pool(sk_env_t *se)
 		(void)km_token_check(se->token);   /* a loss it finds is the signers' to see */
 }
 
+/* Signing sessions idle for token.keepalive seconds get a cheap call (km_token_keepalive):
+ * some network HSMs close sessions idle for a few minutes. Called by the sync thread. */
+static void keep_warm(sk_env_t *se, unsigned keepalive_s)
+{
+	unsigned kept = 0;
+	if (se->token == NULL || keepalive_s == 0)
+		return;
+	/* A session the token closed already is the signers' to see (marked lost, re-opened by
+	 * the next signature). */
+	(void)km_token_keepalive(se->token, keepalive_s * 1000u, &kept);
+	if (kept > 0 && kd_log_enabled(KD_LOG_DEBUG)) {
+		char n[16];
+		snprintf(n, sizeof(n), "%u", kept);
+		kd_log(KD_LOG_DEBUG, "signing", "env", se->env, "keepalive", n, NULL);
+	}
+}
+
 void kd_signing_sync(kd_daemon_t *d, int64_t now)
 {
 	kd_signing_t *s = d->signing;
@@ -578,6 +595,7 @@ void kd_signing_sync(kd_daemon_t *d, int64_t now)
 			warm(se, se->ks, se->n_ks);
 		else
 			grow_pool(se);
+		keep_warm(se, e->cfg->token.keepalive);
 		rebuild(s, e, se, false);
 	}
 	atomic_store(&s->synced, true);

@@ -618,3 +618,25 @@ int km_store_checkpoint_add(km_store_t *s, const km_store_checkpoint_t *c, char 
 /* Every checkpoint, oldest first (malloc'd array; free()). */
 int km_store_checkpoints(km_store_t *s, km_store_checkpoint_t **ret, size_t *count, char *err,
                          size_t errlen);
+
+/* ---- facts learned about a token ----
+ *
+ * What keymgr learned about the token holding the environment's keys, kept so that the next
+ * process does not learn it again. A row of the meta table per token (by serial and label,
+ * as key rows name their token): no schema change, and no audit event (nothing about a key
+ * changes).
+ */
+
+/*
+ * The CKA_ID length the token keeps, as recorded by km_store_token_id_len_record(), into
+ * *ret; 0 when nothing is recorded. KM_EOK, store codes.
+ */
+int km_store_token_id_len(km_store_t *s, const char *serial, const char *label, size_t *ret,
+                          char *err, size_t errlen);
+
+/*
+ * Records that the token (serial, label) keeps only len bytes of a CKA_ID (1 to
+ * KM_STORE_CKA_ID_MAX). KM_EOK, KM_EINVAL, store codes.
+ */
+int km_store_token_id_len_record(km_store_t *s, const char *serial, const char *label,
+                                 size_t len, char *err, size_t errlen);

@@ -77,6 +77,12 @@ typedef struct km_store_backend {
 	/* Increments a named counter and returns its new value. */
 	int (*counter_next)(void *ctx, const char *name, uint64_t *ret, char *err, size_t errlen);
 
+	/* A row of the meta table: meta_get writes "" into out when there is none; meta_put
+	 * inserts or replaces it. */
+	int (*meta_get)(void *ctx, const char *key, char *out, size_t len, char *err,
+	                size_t errlen);
+	int (*meta_put)(void *ctx, const char *key, const char *value, char *err, size_t errlen);
+
 	/* Schema version the file had when open() found it (0: new file). */
 	int (*found_version)(void *ctx);
 

@@ -12,6 +12,7 @@
  *   store_copy.c             a whole store into a new one, another backend's (store copy)
  *   store_lease.c            the leader lease and the fence of a handle (PostgreSQL)
  *   store_docs.c             the served JWKS documents of a shared store (PostgreSQL)
+ *   store_token.c            facts learned about a token (rows of the meta table)
  * and behind store_backend.h the backends (store_sqlite.c), which never see the handle.
  */
 #pragma once

@@ -428,19 +428,15 @@ out:
 	return KM_EOK;
 }
 
+static int pg_meta_get(void *ctx, const char *key, char *out, size_t len, char *err,
+                       size_t errlen);
+
 static int pg_env_read(void *ctx, char *out, size_t len, char *err, size_t errlen)
 {
 	pg_t *g = ctx;
-	PGresult *res = NULL;
-	int r = run(g, "SELECT value FROM meta WHERE key = 'env'", NULL, &res,
-	            "cannot read the store's environment", err, errlen);
-	if (r != KM_EOK)
-		return r;
-	if (PQntuples(res) == 1)
-		col_text(res, 0, 0, out, len);
-	else
+	int r = pg_meta_get(ctx, "env", out, len, err, errlen);
+	if (r == KM_EOK && out[0] == '\0')
 		r = fail(err, errlen, KM_STORE_EOPEN, "store %s records no environment", g->name);
-	PQclear(res);
 	return r;
 }
 
@@ -985,6 +981,37 @@ static int pg_counter_next(void *ctx, const char *name, uint64_t *ret, char *err
 		*ret = (uint64_t)col_i64(res, 0, 0);
 	PQclear(res);
 	return r;
+}
+
+static int pg_meta_get(void *ctx, const char *key, char *out, size_t len, char *err,
+                       size_t errlen)
+{
+	pg_t *g = ctx;
+	PGresult *res = NULL;
+	params_t p = { .n = 0 };
+	p_text(&p, key);
+	int r = run(g, "SELECT value FROM meta WHERE key = $1", &p, &res,
+	            "cannot read the store's meta table", err, errlen);
+	if (r != KM_EOK)
+		return r;
+	if (PQntuples(res) == 1)
+		col_text(res, 0, 0, out, len);
+	else
+		out[0] = '\0';
+	PQclear(res);
+	return KM_EOK;
+}
+
+static int pg_meta_put(void *ctx, const char *key, const char *value, char *err,
+                       size_t errlen)
+{
+	pg_t *g = ctx;
+	params_t p = { .n = 0 };
+	p_text(&p, key);
+	p_text(&p, value);
+	return run(g, "INSERT INTO meta(key, value) VALUES ($1, $2)"
+	           " ON CONFLICT (key) DO UPDATE SET value = excluded.value", &p, NULL,
+	           "cannot write the store's meta table", err, errlen);
 }
 
 /* ---- audit trail ---- */
@@ -1623,6 +1650,8 @@ const km_store_backend_t km_store_backend_pg = {
 	.event_insert = pg_event_insert,
 	.event_query = pg_event_query,
 	.counter_next = pg_counter_next,
+	.meta_get = pg_meta_get,
+	.meta_put = pg_meta_put,
 	.found_version = pg_found_version,
 	.audit_insert = pg_audit_insert,
 	.audit_head = pg_audit_head,

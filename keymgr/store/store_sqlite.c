@@ -425,22 +425,15 @@ static void sq_close(void *ctx)
 	free(q);
 }
 
+static int sq_meta_get(void *ctx, const char *key, char *out, size_t len, char *err,
+                       size_t errlen);
+
 static int sq_env_read(void *ctx, char *out, size_t len, char *err, size_t errlen)
 {
 	sq_t *q = ctx;
-	sqlite3_stmt *st = NULL;
-	const char *what = "cannot read the store's environment";
-	int r = prep(q->db, "SELECT value FROM meta WHERE key = 'env'", &st, what, err, errlen);
-	if (r != KM_EOK)
-		return r;
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		col_text(st, 0, out, len);
-	else
-		r = rc == SQLITE_DONE ? fail(err, errlen, KM_STORE_EOPEN, "store %s records no "
-		                             "environment", q->path) :
-		                        sq_fail(q->db, rc, what, err, errlen);
-	sqlite3_finalize(st);
+	int r = sq_meta_get(ctx, "env", out, len, err, errlen);
+	if (r == KM_EOK && out[0] == '\0')
+		r = fail(err, errlen, KM_STORE_EOPEN, "store %s records no environment", q->path);
 	return r;
 }
 
@@ -960,6 +953,46 @@ out:
 	return r;
 }
 
+static int sq_meta_get(void *ctx, const char *key, char *out, size_t len, char *err,
+                       size_t errlen)
+{
+	sq_t *q = ctx;
+	sqlite3_stmt *st = NULL;
+	const char *what = "cannot read the store's meta table";
+	int r = prep(q->db, "SELECT value FROM meta WHERE key = ?1", &st, what, err, errlen);
+	if (r != KM_EOK)
+		goto out;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		col_text(st, 0, out, len);
+	else if (rc == SQLITE_DONE)
+		out[0] = '\0';
+	else
+		r = sq_fail(q->db, rc, what, err, errlen);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_meta_put(void *ctx, const char *key, const char *value, char *err,
+                       size_t errlen)
+{
+	sq_t *q = ctx;
+	sqlite3_stmt *st = NULL;
+	const char *what = "cannot write the store's meta table";
+	int r = prep(q->db, "INSERT INTO meta(key, value) VALUES (?1, ?2)"
+	             " ON CONFLICT(key) DO UPDATE SET value = excluded.value", &st, what, err,
+	             errlen);
+	if (r == KM_EOK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+		r = run(q->db, st, what, err, errlen);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
 /* ---- audit trail (schema v2) ---- */
 
 static int sq_audit_insert(void *ctx, const km_store_audit_event_t *e, char *err, size_t errlen)
@@ -1316,6 +1349,8 @@ const km_store_backend_t km_store_backend_sqlite = {
 	.event_insert = sq_event_insert,
 	.event_query = sq_event_query,
 	.counter_next = sq_counter_next,
+	.meta_get = sq_meta_get,
+	.meta_put = sq_meta_put,
 	.found_version = sq_found_version,
 	.audit_insert = sq_audit_insert,
 	.audit_head = sq_audit_head,

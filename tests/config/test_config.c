@@ -177,6 +177,7 @@ static void test_config_load_round_trip(void **state)
 		"      label: keymgr-production\n"
 		"      pin: file:/etc/keymgr/production.pin\n"
 		"      sessions: 8\n"
+		"      keepalive: 20\n"
 		"    store: /var/lib/keymgr/production.db\n"
 		"    http:\n"
 		"      path: /prod\n"
@@ -215,6 +216,7 @@ static void test_config_load_round_trip(void **state)
 	assert_null(p->token.token_serial);
 	assert_string_equal(p->token.pin_source, "file:/etc/keymgr/production.pin");
 	assert_int_equal(p->token.sessions, 8);
+	assert_int_equal(p->token.keepalive, 20);
 	assert_string_equal(p->store, "/var/lib/keymgr/production.db");
 	assert_string_equal(p->http_path, "/prod");
 	assert_int_equal(p->n_snapshots, 2);
@@ -245,6 +247,7 @@ static void test_config_load_round_trip(void **state)
 	assert_string_equal(s->token.token_serial, "0123abcd");
 	assert_string_equal(s->token.pin_source, "prompt");
 	assert_int_equal(s->token.sessions, KM_CONFIG_DEFAULT_SESSIONS);
+	assert_int_equal(s->token.keepalive, KM_CONFIG_DEFAULT_KEEPALIVE);
 	assert_string_equal(s->http_path, "/staging");        /* default: /ENV */
 	assert_int_equal(s->n_snapshots, 0);
 	assert_int_equal(s->n_keysets, 0);
@@ -559,6 +562,18 @@ static void test_config_load_missing_required(void **state)
 	                           "this-label-is-far-too-long-for-pkcs11 }\n    store: a.db\n"),
 	                 KM_CONFIG_EINVAL);
 	assert_contains(fx->err, "longer than 32");
+	/* token.keepalive: seconds, 0 (off) to a day */
+	assert_int_equal(load_text(fx, HEAD "  production:\n    token: { module: " MODULE
+	                           ", label: a, keepalive: 0 }\n    store: a.db\n"), KM_EOK);
+	assert_int_equal(km_config_env(fx->cfg, "production")->token.keepalive, 0);
+	static const char *const bad_keepalive[] = { "-1", "86401", "1m", "yes" };
+	for (size_t i = 0; i < sizeof(bad_keepalive) / sizeof(bad_keepalive[0]); i++) {
+		char text[512];
+		snprintf(text, sizeof(text), HEAD "  production:\n    token: { module: " MODULE
+		         ", label: a, keepalive: %s }\n    store: a.db\n", bad_keepalive[i]);
+		assert_int_equal(load_text(fx, text), KM_CONFIG_EINVAL);
+		assert_contains(fx->err, "keepalive");
+	}
 }
 
 static void test_config_load_bad_env_name(void **state)

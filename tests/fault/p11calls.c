@@ -11,12 +11,14 @@
 
 #include "tests/fault/p11calls.h"
 
-static char rules_path[400], calls_path[400];
+static char rules_path[400], calls_path[400], clock_path[400];
 
 void p11calls_init(const char *dir, const char *real_module)
 {
 	snprintf(rules_path, sizeof(rules_path), "%s/fault.rules", dir);
 	snprintf(calls_path, sizeof(calls_path), "%s/fault.calls", dir);
+	snprintf(clock_path, sizeof(clock_path), "%s/fault.clock", dir);
+	setenv("KEYMGR_P11FAULT_CLOCK", clock_path, 1);
 	setenv("KEYMGR_P11FAULT_MODULE", real_module, 1);
 	setenv("KEYMGR_P11FAULT_FILE", rules_path, 1);
 	setenv("KEYMGR_P11FAULT_CALLS", calls_path, 1);
@@ -28,6 +30,14 @@ void p11calls_rules(const char *text)
 	FILE *f = fopen(rules_path, "w");
 	assert_non_null(f);
 	fputs(text, f);
+	fclose(f);
+}
+
+void p11calls_clock(unsigned long long ms)
+{
+	FILE *f = fopen(clock_path, "w");
+	assert_non_null(f);
+	fprintf(f, "%llu\n", ms);
 	fclose(f);
 }
 

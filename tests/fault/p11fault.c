@@ -14,7 +14,10 @@
  *   KEYMGR_P11FAULT_CALLS   a file to which every wrapped call appends one line, after the
  *                           call: "FUNC rv=CKR session=H" plus "key=H" (C_SignInit),
  *                           "found=H,H" (C_FindObjects), "opened=H" (C_OpenSession),
- *                           "FAULT" when the call was injected
+ *                           "idle" (a session IDLECLOSE closed), "FAULT" when the call
+ *                           was injected
+ *   KEYMGR_P11FAULT_CLOCK   a file holding the module's clock in ms (a number; missing: 0),
+ *                           which only IDLECLOSE reads: a test moves it, nothing sleeps
  * A rule is FUNC:ACTION[:after=N][:count=M]:
  *   FUNC    C_Sign, C_Login, ... or '*' for every wrapped call; C_OpenSession_RO matches
  *           only a C_OpenSession without CKF_RW_SESSION (a read-only session)
@@ -45,6 +48,10 @@
  *   LABELMAX=N (C_GenerateKeyPair only): a CKA_LABEL longer than N bytes in either template
  *           fails the call with CKR_ATTRIBUTE_VALUE_INVALID (yubihsm_pkcs11: 40, its
  *           YH_OBJ_LABEL_LEN)
+ *   IDLECLOSE=N (FUNC '*'): the token closes sessions idle for more than N ms of the
+ *           module's clock (KEYMGR_P11FAULT_CLOCK): a call on a session whose last call (or
+ *           C_OpenSession) is older closes it for real (C_CloseSession) and returns
+ *           CKR_SESSION_HANDLE_INVALID, as network HSMs that end idle sessions answer
  *   after=N the first N matching calls pass (default 0); count=M only M calls fail, then
  *           calls pass again (default: all later calls fail)
  * Calls are counted per rule, from the moment the rule text was (re)loaded.
@@ -78,6 +85,7 @@ typedef struct {
 	unsigned long limit;       /* LIMIT=N: sessions the process may hold (0: no limit) */
 	unsigned long idcut;       /* IDCUT=N: CKA_ID bytes a generated key keeps (0: all) */
 	unsigned long labelmax;    /* LABELMAX=N: longest CKA_LABEL a keygen takes (0: any) */
+	unsigned long idleclose;   /* IDLECLOSE=N: ms of the module's clock a session may idle */
 	CK_RV rv;
 	unsigned long after;
 	unsigned long count;       /* 0: unlimited */
@@ -154,6 +162,9 @@ static void parse_rules(const char *text)
 		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
 			r.labelmax = strtoul(act + 9, NULL, 10);
 			ok = r.labelmax > 0;
+		} else if (strncmp(act, "IDLECLOSE=", 10) == 0 && strcmp(r.func, "*") == 0) {
+			r.idleclose = strtoul(act + 10, NULL, 10);
+			ok = r.idleclose > 0;
 		} else if (strcmp(act, "NONE") == 0 && strcmp(r.func, "C_FindObjects") == 0) {
 			r.rv = RV_NONE;
 			ok = true;
@@ -289,7 +300,7 @@ static bool fault(const char *func, CK_RV *rv, bool *drop, char *halfmade)
 		rule_t *r = &rules[i];
 		if ((strcmp(r->func, "*") != 0 && strcmp(r->func, func) != 0) ||
 		    (r->halfmade && halfmade == NULL) || r->limit != 0 || r->idcut != 0 ||
-		    r->labelmax != 0)
+		    r->labelmax != 0 || r->idleclose != 0)
 			continue;
 		unsigned long n = ++r->calls;
 		if (n <= r->after || (r->count != 0 && n > r->after + r->count))
@@ -319,6 +330,58 @@ static bool fault(const char *func, CK_RV *rv, bool *drop, char *halfmade)
 }
 
 static pthread_mutex_t calls_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long setting(size_t off);
+
+/* IDLECLOSE: the module's clock (KEYMGR_P11FAULT_CLOCK), and each session's last call on
+ * it (lock held for tracked[]). */
+#define MAX_TRACKED 256
+typedef struct {
+	CK_SESSION_HANDLE h;
+	unsigned long long last;
+} tracked_t;
+static tracked_t tracked[MAX_TRACKED];
+static size_t n_tracked;
+
+static unsigned long long clock_now(void)
+{
+	const char *path = getenv("KEYMGR_P11FAULT_CLOCK");
+	unsigned long long v = 0;
+	FILE *f = path != NULL && path[0] != '\0' ? fopen(path, "r") : NULL;
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+/* Records a call on session h at now; returns whether h was idle longer than max before it
+ * (then it is no longer tracked). max 0: never. Lock held. */
+static bool touch(CK_SESSION_HANDLE h, unsigned long long now, unsigned long max)
+{
+	for (size_t i = 0; i < n_tracked; i++) {
+		if (tracked[i].h != h)
+			continue;
+		if (max != 0 && now > tracked[i].last + max) {
+			tracked[i] = tracked[--n_tracked];
+			return true;
+		}
+		tracked[i].last = now;
+		return false;
+	}
+	if (n_tracked < MAX_TRACKED)
+		tracked[n_tracked++] = (tracked_t){ h, now };
+	return false;
+}
+
+static void untrack(CK_SESSION_HANDLE h)
+{
+	for (size_t i = 0; i < n_tracked; i++)
+		if (tracked[i].h == h) {
+			tracked[i] = tracked[--n_tracked];
+			return;
+		}
+}
 
 /* Appends one line to KEYMGR_P11FAULT_CALLS (if set): func, rv, session, extra. */
 static void log_call(const char *func, CK_RV rv, CK_SESSION_HANDLE h, bool injected,
@@ -341,8 +404,10 @@ static void log_call(const char *func, CK_RV rv, CK_SESSION_HANDLE h, bool injec
 static CK_RV all_closed(CK_RV rv)
 {
 	pthread_mutex_lock(&lock);
-	if (rv == CKR_OK)
+	if (rv == CKR_OK) {
 		open_sessions = 0;
+		n_tracked = 0;
+	}
 	pthread_mutex_unlock(&lock);
 	return rv;
 }
@@ -365,12 +430,36 @@ static bool pre(const char *func, CK_RV *rv)
 	return true;
 }
 
-/* The fault check in front of a call on session h (DROP closes the slot's sessions). */
+/* IDLECLOSE: a call on a session idle too long closes it (for real) and fails; any other
+ * call on a session is recorded as its last. Call after fault() loaded the rules. */
+static bool idle_closed(const char *func, CK_SESSION_HANDLE h, CK_RV *rv)
+{
+	unsigned long max = setting(offsetof(rule_t, idleclose));
+	unsigned long long now = clock_now();
+	pthread_mutex_lock(&lock);
+	bool idle = touch(h, now, max);
+	pthread_mutex_unlock(&lock);
+	if (!idle)
+		return false;
+	if (real->C_CloseSession(h) == CKR_OK) {
+		pthread_mutex_lock(&lock);
+		if (open_sessions > 0)
+			open_sessions--;
+		pthread_mutex_unlock(&lock);
+	}
+	log_fault_text(func, "IDLECLOSE", 0);
+	*rv = CKR_SESSION_HANDLE_INVALID;
+	log_call(func, *rv, h, true, "idle");
+	return true;
+}
+
+/* The fault check in front of a call on session h (DROP closes the slot's sessions;
+ * IDLECLOSE an idle session). */
 static bool pre_s(const char *func, CK_SESSION_HANDLE h, CK_RV *rv)
 {
 	bool drop = false;
 	if (!fault(func, rv, &drop, NULL))
-		return false;
+		return idle_closed(func, h, rv);
 	if (drop)
 		drop_sessions(h);
 	log_call(func, *rv, h, true, "");
@@ -413,6 +502,8 @@ static CK_RV w_C_CloseSession(CK_SESSION_HANDLE h)
 	pthread_mutex_lock(&lock);
 	if (rv == CKR_OK && open_sessions > 0)
 		open_sessions--;
+	if (rv == CKR_OK)
+		untrack(h);
 	pthread_mutex_unlock(&lock);
 	log_call("C_CloseSession", rv, h, false, "");
 	return rv;
@@ -528,6 +619,8 @@ static CK_RV w_C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATT
 		log_call("C_GenerateKeyPair", rv, h, true, "");
 		return rv;
 	}
+	if (idle_closed("C_GenerateKeyPair", h, &rv))
+		return rv;
 	unsigned long cut = setting(offsetof(rule_t, idcut));
 	unsigned long labelmax = setting(offsetof(rule_t, labelmax));
 	if (labelmax != 0 && (label_over(pub, npub, labelmax) || label_over(priv, npriv, labelmax))) {
@@ -569,8 +662,11 @@ static CK_RV w_C_OpenSession(CK_SLOT_ID s, CK_FLAGS f, CK_VOID_PTR a, CK_NOTIFY 
 	}
 	rv = real->C_OpenSession(s, f, a, n, h);
 	if (rv == CKR_OK) {
+		unsigned long long now = clock_now();
 		pthread_mutex_lock(&lock);
 		open_sessions++;
+		if (h != NULL)
+			touch(*h, now, 0);
 		pthread_mutex_unlock(&lock);
 	}
 	if (rv == CKR_OK && h != NULL)

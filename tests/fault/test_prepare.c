@@ -387,20 +387,17 @@ static void test_prepare_skips_rsa(void **state)
 	expect_inits(1);
 }
 
-/* The session of a prepared operation lost: that signature fails, the next one re-opens the
- * sessions and signs with a fresh C_SignInit. */
+/* The session of a prepared operation lost: that signature is made again after a re-open of
+ * the sessions, with a fresh C_SignInit. */
 static void test_prepare_session_lost(void **state)
 {
-	uint8_t sig[512];
-	size_t len;
 	(void)state;
 	sign_ok(one, &a);
 	assert_int_equal(km_token_prepare(one, 4), 1);
 	p11calls_rules("C_Sign:CKR_SESSION_HANDLE_INVALID:count=1");
-	assert_int_equal(sign_with(one, &a, sig, &len), KM_P11_ESESSION);
-	p11calls_rules("");
 	p11calls_reset();
 	sign_ok(one, &a);
+	p11calls_rules("");
 	char *log = calls_take();
 	if (p11calls_count(log, "C_OpenSession ") == 0 || inits_with(log, 0) != 1)
 		fail_msg("no re-open and fresh C_SignInit after the loss:\n%s", log);

@@ -407,6 +407,61 @@ class HsmTest(unittest.TestCase):
                             config=config).stdout.strip()
         self.assertEqual(jwt.get_unverified_header(token)["kid"], keys[0]["kid"])
 
+    def short_id_recalled(self):
+        """A token that keeps 2 bytes of a CKA_ID (yubihsm) is learned once: the first
+        generation in a new store makes a pair with a 20-byte id, finds it cut and makes
+        another; the store keeps what was learned, so a second keymgr process generates one
+        pair at once (C_GenerateKeyPair counted in the fault module's call log)."""
+        config = self.write_config("fresh.yaml", self.m.module)
+        with open(config) as f:
+            text = f.read().replace("  hsm:\n", "  fresh:\n", 1).replace("/hsm.db", "/fresh.db")
+        with open(config, "w") as f:
+            f.write(text)
+        calls = os.path.join(self.dir, "fresh.calls")
+
+        def pairs_made(*args):
+            open(calls, "w").close()
+            self.keymgr(*args, config=config, env={"KEYMGR_P11FAULT_CALLS": calls})
+            with open(calls) as f:
+                return [ln for ln in f if ln.startswith("C_GenerateKeyPair ")]
+
+        made = pairs_made("keyset", "create", "fresh/k-es256", "--alg", "ES256", "--owner",
+                          "hsm-suite", "--purpose", "k-es256")
+        self.assertEqual(len(made), 2, f"the first process learns the cut: {made}")
+        made = pairs_made("rotate", "fresh/k-es256", "--now", "--force")
+        self.assertEqual(len(made), 1, f"a second process learned the cut again: {made}")
+        keys = self.json("key", "list", "fresh/k-es256", config=config)
+        self.assertEqual(len(keys), 3, keys)   # the abandoned 20-byte intent and two keys
+        for k in keys:
+            if k["kid"]:
+                self.assertEqual(len(k["token"]["cka_id"]), 4, k)
+
+    def short_id_stray(self):
+        """On a token that cuts CKA_IDs (yubihsm), the first generation in a store gets a pair
+        whose id is the cut of a "KMGR" id (4b4d); keymgr killed before it destroys that
+        pair leaves a keymgr pair that no record knows. Reconcile reports it as keymgr's
+        stray (quarantine), and only it: the pairs of other environments on the token are
+        not this environment's, and foreign ones stay foreign."""
+        config = self.write_config("stray.yaml", self.m.module)
+        with open(config) as f:
+            text = f.read().replace("  hsm:\n", "  stray:\n", 1).replace("/hsm.db", "/stray.db")
+        with open(config, "w") as f:
+            f.write(text)
+        p = self.keymgr("keyset", "create", "stray/k-es256", "--alg", "ES256", "--owner",
+                        "hsm-suite", "--purpose", "k-es256", config=config, ok=False,
+                        env={"KEYMGR_P11FAULT": "C_DestroyObject:KILL"})
+        self.assertEqual(p.returncode, -9, f"not killed: {p.returncode} {p.stderr}")
+        keys = self.token_keys()
+        self.assertIn("4b4d", keys, "no pair with the cut id was left")
+        p = self.keymgr("reconcile", "stray", "--json", config=config, ok=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        found = json.loads(p.stdout)["findings"]
+        strays = [f for f in found if f["action"] == "quarantine"]
+        self.assertEqual([f["cka_id"] for f in strays], ["4b4d"], found)
+        self.assertIn("keymgr:stray/k-es256", strays[0]["detail"])
+        # still there: a stray is reported on every run, never deleted
+        self.assertIn("4b4d", self.token_keys())
+
     def test_zzz_identity_marker(self):
         """The token identity marker (keymgr token init --env): a data object, or a marker
         key where the token keeps no data objects (NSS); another environment configured with
@@ -469,6 +524,9 @@ def add_cases():
         setattr(HsmTest, f"test_refused_{alg}", lambda self, a=alg: self.refused(a))
     if modules.KINDS[MODULE].pin_max:
         HsmTest.test_pin_too_long = HsmTest.pin_too_long
+    if getattr(modules.KINDS[MODULE], "id_bytes", 20) < 20:
+        HsmTest.test_short_id_recalled = HsmTest.short_id_recalled
+        HsmTest.test_short_id_stray = HsmTest.short_id_stray
     if getattr(modules.KINDS[MODULE], "label_max", None):
         HsmTest.test_long_label = HsmTest.long_label
     if MODULE == "p11kit":

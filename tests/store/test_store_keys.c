@@ -442,6 +442,43 @@ static void test_key_queries(void **state)
 	assert_int_equal(km_store_kid_exists(fx->s, "", &exists, err, sizeof(err)), KM_EINVAL);
 }
 
+/* ---- facts learned about a token ---- */
+
+static void test_token_id_len_recorded_per_token(void **state)
+{
+	store_fx_t *fx = *state;
+	char err[512] = "";
+	size_t len = 99;
+	km_store_t *other = NULL;
+	assert_int_equal(km_store_token_id_len(fx->s, "0123", "yubi", &len, err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(len, 0);
+	assert_int_equal(km_store_token_id_len_record(fx->s, "0123", "yubi", 2, err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(km_store_token_id_len_record(fx->s, "0123", "yubi", 3, err, sizeof(err)),
+	                 KM_EOK);
+	/* a new handle (the next process) reads it; another token has none */
+	assert_int_equal(km_store_open(fx->path, "dev", &other, err, sizeof(err)), KM_EOK);
+	assert_int_equal(km_store_token_id_len(other, "0123", "yubi", &len, err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(len, 3);
+	assert_int_equal(km_store_token_id_len(other, "0124", "yubi", &len, err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(len, 0);
+	/* bad input is refused and changes nothing */
+	assert_int_equal(km_store_token_id_len_record(other, "0123", "yubi", 0, err, sizeof(err)),
+	                 KM_EINVAL);
+	assert_int_equal(km_store_token_id_len_record(other, "0123", "yubi", KM_STORE_CKA_ID_MAX + 1,
+	                                              err, sizeof(err)), KM_EINVAL);
+	assert_int_equal(km_store_token_id_len_record(other, "01234567890123456", "yubi", 2, err,
+	                                              sizeof(err)), KM_EINVAL);
+	assert_non_null(strstr(err, "token serial"));
+	assert_int_equal(km_store_token_id_len(other, "0123", "yubi", &len, err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(len, 3);
+	km_store_free(other);
+}
+
 /* ---- transactions ---- */
 
 static void test_tx_rollback_and_commit(void **state)
@@ -508,6 +545,7 @@ int main(void)
 		T(test_key_one_active_per_keyset),
 		T(test_key_destroyed_record_kept),
 		T(test_key_queries),
+		T(test_token_id_len_recorded_per_token),
 		T(test_tx_rollback_and_commit),
 		T(test_tx_second_writer_gets_busy),
 	};

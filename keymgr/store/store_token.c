@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Facts learned about a token (store.h): rows of the meta table named
+ * "token.id_len:SERIAL:LABEL", written through the backend's meta_put.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymgr/common/error.h"
+#include "keymgr/store/store_int.h"
+
+#define KEY_PREFIX "token.id_len:"
+
+static int fact_key(const char *serial, const char *label, char *out, size_t len, char *err,
+                    size_t errlen)
+{
+	if (serial == NULL || label == NULL || strlen(serial) > KM_STORE_TOKEN_SERIAL_MAX ||
+	    strlen(label) > KM_STORE_TOKEN_LABEL_MAX)
+		return km_store__fail(err, errlen, KM_EINVAL, "token serial of up to %d and label "
+		                      "of up to %d bytes required", KM_STORE_TOKEN_SERIAL_MAX,
+		                      KM_STORE_TOKEN_LABEL_MAX);
+	snprintf(out, len, KEY_PREFIX "%s:%s", serial, label);
+	return KM_EOK;
+}
+
+int km_store_token_id_len(km_store_t *s, const char *serial, const char *label, size_t *ret,
+                          char *err, size_t errlen)
+{
+	char key[sizeof(KEY_PREFIX) + KM_STORE_TOKEN_SERIAL_MAX + KM_STORE_TOKEN_LABEL_MAX + 2];
+	char value[16];
+	int r = fact_key(serial, label, key, sizeof(key), err, errlen);
+	if (r == KM_EOK)
+		r = s->be->meta_get(s->ctx, key, value, sizeof(value), err, errlen);
+	if (r != KM_EOK)
+		return r;
+	char *end = NULL;
+	unsigned long n = value[0] ? strtoul(value, &end, 10) : 0;
+	/* A row keymgr did not write is not trusted: as if nothing were recorded. */
+	*ret = (end == NULL || *end == '\0') && n <= KM_STORE_CKA_ID_MAX ? (size_t)n : 0;
+	return KM_EOK;
+}
+
+int km_store_token_id_len_record(km_store_t *s, const char *serial, const char *label,
+                                 size_t len, char *err, size_t errlen)
+{
+	char key[sizeof(KEY_PREFIX) + KM_STORE_TOKEN_SERIAL_MAX + KM_STORE_TOKEN_LABEL_MAX + 2];
+	char value[16];
+	if (len == 0 || len > KM_STORE_CKA_ID_MAX)
+		return km_store__fail(err, errlen, KM_EINVAL, "a CKA_ID length of 1 to %d bytes "
+		                      "required", KM_STORE_CKA_ID_MAX);
+	int r = fact_key(serial, label, key, sizeof(key), err, errlen);
+	if (r != KM_EOK)
+		return r;
+	snprintf(value, sizeof(value), "%zu", len);
+	if ((r = km_store__op_enter(s, err, errlen)) != KM_EOK)
+		return r;
+	r = s->be->meta_put(s->ctx, key, value, err, errlen);
+	return km_store__op_leave(s, r, err, errlen);
+}
