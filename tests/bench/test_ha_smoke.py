@@ -27,7 +27,8 @@ class BenchHaTest(unittest.TestCase):
             data = os.path.join(d, "ha.json")
             p = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "bench", "ha"), BUILD,
                                 "--rounds", "5", "--failovers", "1", "--lease", LEASE,
-                                "--jwks-duration", "1", "--json", data], capture_output=True, text=True, timeout=900)
+                                "--jwks-duration", "1", "--json", data],
+                               capture_output=True, text=True, timeout=900)
             cls.rc, cls.out, cls.err = p.returncode, p.stdout, p.stderr
             cls.data = None
             if os.path.exists(data):

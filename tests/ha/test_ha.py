@@ -40,7 +40,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 if len(sys.argv) > 4:
     os.environ["KEYMGR_TEST_HA_LEASE"] = sys.argv[4]   # before ha_fixture reads it
-from ha_fixture import LEASE, Cluster  # noqa: E402
+from ha_fixture import (ENV_DOC, LEASE, Cluster, identical, identical_as_stored,  # noqa: E402
+                        served)
 from daemon_fixture import Failure, Setup, check, run_tests, wait_for  # noqa: E402
 
 KEYMGR, KEYMGRD, FAULT_MODULE = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
@@ -169,39 +170,14 @@ def test_sigstop_leader_steps_down():
         c.close()
 
 
-ENV_DOC = "/dev/.well-known/jwks.json"
-
-
-def served(c):
-    """(etag, body) of the environment's JWKS on every live node."""
-    out = []
-    for i in c.alive():
-        st, h, b = c.nodes[i].http("GET", ENV_DOC)
-        check(st == 200, f"node {i}: GET {ENV_DOC}: {st}")
-        out.append((h.get("etag"), b))
-    return out
-
-
-def identical(c):
-    docs = served(c)
-    return docs[0] if all(d == docs[0] for d in docs) else None
-
-
-def store_doc(c):
-    return bytes.fromhex(c.db(f"SELECT encode(body, 'hex') FROM dev.jwks_documents "
-                              f"WHERE path = '{ENV_DOC}'"))
-
-
 def test_identical_jwks_on_every_node():
     c = Cluster(KEYMGR, KEYMGRD)
     try:
         start_cluster(c)
         versions = []
-        def as_stored():
-            doc = identical(c)
-            return doc if doc is not None and doc[1] == store_doc(c) else None
         while len(versions) < 3:
-            etag, body = wait_for(as_stored, "every node serving the store's document", 60)
+            etag, body = wait_for(lambda: identical_as_stored(c),
+                                  "every node serving the store's document", 60)
             if not versions or versions[-1][0] != etag:
                 versions.append((etag, body))
             time.sleep(0.2)

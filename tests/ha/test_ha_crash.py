@@ -36,12 +36,11 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "signing"))
 if len(sys.argv) > 3:
     os.environ["KEYMGR_TEST_HA_LEASE"] = sys.argv[3]   # before ha_fixture reads it
-from ha_fixture import Cluster  # noqa: E402
+from ha_fixture import ENV_DOC, Cluster, identical_as_stored  # noqa: E402
 from daemon_fixture import Failure, check, run_tests, wait_for  # noqa: E402
 from signing_fixture import CLAIMS, SignSetup  # noqa: E402
 
 KEYMGR, KEYMGRD = sys.argv[1], sys.argv[2]
-ENV_DOC = "/dev/.well-known/jwks.json"
 
 # The crash points a leader's rotation passes, in the order of a key's life (keyops.c,
 # apply.c). apply.after_action counts every action of the victim process: :1 and :2 are its
@@ -68,20 +67,6 @@ def states(c):
     return c.db("SELECT coalesce(kid, '#' || id) || '=' || state || "
                 "CASE WHEN pending THEN '(pending)' ELSE '' END FROM dev.keys ORDER BY id") \
         .replace("\n", " ")
-
-
-def store_doc(c):
-    return bytes.fromhex(c.db(f"SELECT encode(body, 'hex') FROM dev.jwks_documents "
-                              f"WHERE path = '{ENV_DOC}'"))
-
-
-def identical_as_stored(c):
-    docs = []
-    for i in c.alive():
-        st, h, b = c.nodes[i].http("GET", ENV_DOC)
-        check(st == 200, f"node {i}: GET {ENV_DOC}: {st}")
-        docs.append((h.get("etag"), b))
-    return docs and all(d == docs[0] for d in docs) and docs[0][1] == store_doc(c)
 
 
 class Verifier(threading.Thread):
