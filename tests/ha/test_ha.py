@@ -418,7 +418,8 @@ def test_deposed_leader_write_is_fenced():
         rec = json.loads(c.s.run("reconcile", "dev", "--dry-run", "--json").stdout)
         check(rec["findings"] == [] and rec["attention"] == 0,
               f"reconcile --dry-run after the refused write: {rec}")
-        print(f"     {n} fenced write(s) counted on the deposed node; its intent {row}; "
+        print(f"     {n} fenced write(s) counted on the deposed node; its intent left "
+              f"{row.rstrip(',')} by the new leader; "
               f"{before} audit events of it, all before the handover", flush=True)
     finally:
         c.close()

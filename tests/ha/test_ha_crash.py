@@ -31,6 +31,8 @@ import sys
 import threading
 import time
 
+import jwt  # python3-jwt (/usr/bin/python3)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "signing"))
@@ -113,7 +115,6 @@ class Verifier(threading.Thread):
                 if p.returncode != 0:
                     self.refused += 1   # busy, or the node died meanwhile
                     continue
-                import jwt
                 kid = jwt.get_unverified_header(p.stdout.strip())["kid"]
                 self.signed += 1
                 self.kids.add(kid)
