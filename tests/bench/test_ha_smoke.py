@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""bench/ha briefly (suite 'bench'): one failover and a few store operations of each kind on
-SQLite and PostgreSQL; the tables and the --json figures are complete and consistent (every
-ratio is the quotient of the figures beside it, the new leader's epoch is the next one). It
-asserts behaviour, never speed.
+"""bench/ha briefly (suite 'bench'): one failover, a few store operations of each kind on
+SQLite and PostgreSQL, and one second of wrk against a follower's JWKS and nginx (or, without
+wrk, the part says it was not run); the tables and the --json figures are complete and
+consistent (every ratio is the quotient of the figures beside it, the new leader's epoch is
+the next one, the measured node is a follower). It asserts behaviour, never speed.
 
   test_ha_smoke.py SOURCE_ROOT BUILD_DIR LEASE
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,7 +27,8 @@ class BenchHaTest(unittest.TestCase):
             data = os.path.join(d, "ha.json")
             p = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "bench", "ha"), BUILD,
                                 "--rounds", "5", "--failovers", "1", "--lease", LEASE,
-                                "--json", data], capture_output=True, text=True, timeout=900)
+                                "--jwks-duration", "1", "--json", data],
+                               capture_output=True, text=True, timeout=900)
             cls.rc, cls.out, cls.err = p.returncode, p.stdout, p.stderr
             cls.data = None
             if os.path.exists(data):
@@ -62,6 +65,26 @@ class BenchHaTest(unittest.TestCase):
         table = self.out[self.out.index("== store operations"):].splitlines()
         for op in OPS:
             self.assertTrue(any(l.startswith(op) for l in table), op)
+
+    def test_jwks_follower(self):
+        jw = self.data["jwks_follower"]
+        if shutil.which("wrk") is None:
+            self.assertIn("skipped", jw)
+            self.assertIn("== JWKS from a follower: not run: wrk not found", self.out)
+            return
+        self.assertNotEqual(jw["node"], jw["leader"])
+        self.assertEqual(jw["keys"], 5)
+        self.assertTrue(jw["unchanged"], "the document changed while measured")
+        for name in ("follower", "nginx"):
+            self.assertEqual(len(jw[name]["runs"]), 1, name)
+            self.assertGreater(jw[name]["rps"], 0, name)
+            self.assertEqual(jw[name]["rps"], jw[name]["runs"][0][0], name)
+        self.assertEqual(jw["ratio"], jw["follower"]["rps"] / jw["nginx"]["rps"])
+        self.assertEqual(jw["p99_ratio"], jw["follower"]["p99_us"] / jw["nginx"]["p99_us"])
+        self.assertEqual(jw["round_ratios"], [jw["ratio"]])
+        self.assertEqual(jw["median_round_ratio"], jw["ratio"])
+        table = self.out[self.out.index("== JWKS from a follower beside nginx"):]
+        self.assertIn(f"throughput {jw['ratio']:.2f}", table)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "daemon"))
 sys.path.insert(0, os.path.join(HERE, "..", "common"))
-from daemon_fixture import Daemon, Setup  # noqa: E402
+from daemon_fixture import Daemon, Setup, check  # noqa: E402
 from pg_fixture import Postgres  # noqa: E402
 
 # Seconds: renewed every third, stepped down a sixth before the expiry. Longer under the
 # sanitizers (tests/ha/meson.build passes it to test_ha.py, which sets
 # KEYMGR_TEST_HA_LEASE), whose slowdown a lease must outlast; a few seconds either way.
 LEASE = int(os.environ.get("KEYMGR_TEST_HA_LEASE", "4"))
+ENV_DOC = "/dev/.well-known/jwks.json"   # the environment's JWKS on every node
 
 
 class Cluster:
@@ -83,3 +84,31 @@ class Cluster:
                     d.proc.kill()
         self.s.close()
         self.pg.cleanup()
+
+
+def served(c):
+    """(etag, body) of the environment's JWKS on every live node."""
+    out = []
+    for i in c.alive():
+        st, h, b = c.nodes[i].http("GET", ENV_DOC)
+        check(st == 200, f"node {i}: GET {ENV_DOC}: {st}")
+        out.append((h.get("etag"), b))
+    return out
+
+
+def identical(c):
+    """The (etag, body) every live node serves, or None while they differ."""
+    docs = served(c)
+    return docs[0] if all(d == docs[0] for d in docs) else None
+
+
+def store_doc(c):
+    """The document the leader wrote into the store."""
+    return bytes.fromhex(c.db(f"SELECT encode(body, 'hex') FROM dev.jwks_documents "
+                              f"WHERE path = '{ENV_DOC}'"))
+
+
+def identical_as_stored(c):
+    """The (etag, body) every live node serves when it is the store's document, else None."""
+    doc = identical(c)
+    return doc if doc is not None and doc[1] == store_doc(c) else None

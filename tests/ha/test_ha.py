@@ -22,7 +22,10 @@ started by the test (tests/ha/ha_fixture.py). Runs serially; leases of LEASE sec
   - the leader killed inside its key generation (the fault module's C_GenerateKeyPair:KILL:
     its intent is committed, the token never made the pair): a new leader at the next epoch
     reconciles first (the intent abandoned), then rotates; no pending intent, one active
-    key, `keymgr reconcile --dry-run` finds nothing, `audit verify` passes.
+    key, `keymgr reconcile --dry-run` finds nothing, `audit verify` passes;
+  - a deposed leader's write: the leader held inside its key generation (the fault module's
+    HOLD) and SIGSTOPped past its lease; awake, its confirmation is refused by the fence,
+    counted on its /metrics, logged, it steps down, and nothing of it reaches the store.
 
 Usage: test_ha.py KEYMGR KEYMGRD P11FAULT-MODULE [LEASE-SECONDS]
 """
@@ -38,7 +41,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 if len(sys.argv) > 4:
     os.environ["KEYMGR_TEST_HA_LEASE"] = sys.argv[4]   # before ha_fixture reads it
-from ha_fixture import LEASE, Cluster  # noqa: E402
+from ha_fixture import (ENV_DOC, LEASE, Cluster, identical, identical_as_stored,  # noqa: E402
+                        served)
 from daemon_fixture import Failure, Setup, check, run_tests, wait_for  # noqa: E402
 
 KEYMGR, KEYMGRD, FAULT_MODULE = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
@@ -167,39 +171,14 @@ def test_sigstop_leader_steps_down():
         c.close()
 
 
-ENV_DOC = "/dev/.well-known/jwks.json"
-
-
-def served(c):
-    """(etag, body) of the environment's JWKS on every live node."""
-    out = []
-    for i in c.alive():
-        st, h, b = c.nodes[i].http("GET", ENV_DOC)
-        check(st == 200, f"node {i}: GET {ENV_DOC}: {st}")
-        out.append((h.get("etag"), b))
-    return out
-
-
-def identical(c):
-    docs = served(c)
-    return docs[0] if all(d == docs[0] for d in docs) else None
-
-
-def store_doc(c):
-    return bytes.fromhex(c.db(f"SELECT encode(body, 'hex') FROM dev.jwks_documents "
-                              f"WHERE path = '{ENV_DOC}'"))
-
-
 def test_identical_jwks_on_every_node():
     c = Cluster(KEYMGR, KEYMGRD)
     try:
         start_cluster(c)
         versions = []
-        def as_stored():
-            doc = identical(c)
-            return doc if doc is not None and doc[1] == store_doc(c) else None
         while len(versions) < 3:
-            etag, body = wait_for(as_stored, "every node serving the store's document", 60)
+            etag, body = wait_for(lambda: identical_as_stored(c),
+                                  "every node serving the store's document", 60)
             if not versions or versions[-1][0] != etag:
                 versions.append((etag, body))
             time.sleep(0.2)
@@ -328,24 +307,29 @@ def test_pickup_shared_through_store():
         c.close()
 
 
+def start_fault_cluster(c):
+    """Every node loads the fault module in front of SoftHSM, each with its own (empty) rules
+    file; returns (rules files, leader, its epoch) once the first key is active."""
+    c.s.env["KEYMGR_P11FAULT_MODULE"] = c.s.module
+    c.s.module = FAULT_MODULE
+    c.s.write_config()
+    rules = [os.path.join(c.s.dir, f"rules{i}") for i in range(c.n)]
+    c.s.keyset_create("dev/api")
+    for i in range(c.n):
+        open(rules[i], "w").close()
+        c.s.env["KEYMGR_P11FAULT_FILE"] = rules[i]
+        c.start(i)
+    c.s.env.pop("KEYMGR_P11FAULT_FILE")
+    lead = wait_for(lambda: c.leaders(), "a leader", 60)[0]
+    wait_for(lambda: c.db("SELECT count(*) FROM dev.keys WHERE state = 'active'") == "1",
+             "the first key active", 60)
+    return rules, lead, c.lease(lead)["epoch"]
+
+
 def test_leader_killed_in_key_generation():
     c = Cluster(KEYMGR, KEYMGRD)
     try:
-        # every node loads the fault module in front of SoftHSM, each with its own rules file
-        c.s.env["KEYMGR_P11FAULT_MODULE"] = c.s.module
-        c.s.module = FAULT_MODULE
-        c.s.write_config()
-        rules = [os.path.join(c.s.dir, f"rules{i}") for i in range(c.n)]
-        c.s.keyset_create("dev/api")
-        for i in range(c.n):
-            open(rules[i], "w").close()
-            c.s.env["KEYMGR_P11FAULT_FILE"] = rules[i]
-            c.start(i)
-        c.s.env.pop("KEYMGR_P11FAULT_FILE")
-        lead = wait_for(lambda: c.leaders(), "a leader", 60)[0]
-        wait_for(lambda: c.db("SELECT count(*) FROM dev.keys WHERE state = 'active'") == "1",
-                 "the first key active", 60)
-        epoch = c.lease(lead)["epoch"]
+        rules, lead, epoch = start_fault_cluster(c)
         with open(rules[lead], "w") as f:
             f.write("C_GenerateKeyPair:KILL\n")
         c.nodes[lead].proc.wait(timeout=120)
@@ -426,6 +410,78 @@ def test_reload_onto_another_store():
         c.close()
 
 
+def fenced_metric(node):
+    """keymgr_fenced_writes_total{env="dev"} on the node's /metrics."""
+    for line in node.metrics().splitlines():
+        if line.startswith('keymgr_fenced_writes_total{env="dev"}'):
+            return int(line.split()[-1])
+    raise Failure("no keymgr_fenced_writes_total for dev on /metrics")
+
+
+def test_deposed_leader_write_is_fenced():
+    """The leader is held inside its key generation (the fault module's HOLD: its intent is
+    committed, its pass has the change lock and is fenced by holder+epoch), then SIGSTOPped
+    past its lease. Another node leads at epoch + 1. Released and SIGCONTed, the deposed
+    leader goes on with its pass: its confirmation is refused by the fence, counted on its
+    /metrics, logged; it steps down, and the store and the audit chain hold nothing of it."""
+    c = Cluster(KEYMGR, KEYMGRD)
+    try:
+        rules, lead, epoch = start_fault_cluster(c)
+        old = c.nodes[lead]
+        check(fenced_metric(old) == 0, "fenced writes before the test")
+        hold = os.path.join(c.s.dir, "hold")
+        with open(rules[lead], "w") as f:
+            f.write(f"C_GenerateKeyPair:HOLD={hold}\n")
+        # its next rotation commits the intent, then waits inside the token's generation
+        wait_for(lambda: c.db("SELECT count(*) FROM dev.keys WHERE pending") == "1",
+                 "the leader's intent, held in its key generation", 120)
+        cka = c.db("SELECT encode(cka_id, 'hex') FROM dev.keys WHERE pending")
+        old.proc.send_signal(signal.SIGSTOP)
+        c.stopped.add(lead)
+        try:
+            new = wait_for(lambda: [i for i in c.leaders() if i != lead], "a new leader",
+                           60)[0]
+            check(c.lease(new)["epoch"] == epoch + 1, "the new leader's epoch is not +1")
+            seq0 = int(c.db("SELECT seq FROM dev.audit_head"))
+            with open(hold, "w"):
+                pass   # the token call goes on once the process runs again
+        finally:
+            old.proc.send_signal(signal.SIGCONT)
+            c.stopped.discard(lead)
+        # awake, it finishes the generation and writes the confirmation: refused
+        n = wait_for(lambda: fenced_metric(old), "a refused write on the deposed node's "
+                     "/metrics", 60)
+        failed = old.wait_event("keyset-failed", keyset="api", timeout=60)
+        check("no longer holds the leader lease" in failed["error"],
+              f"the deposed node's failed pass: {failed}")
+        check(old.events("lease", result="stepped-down"), "no step-down logged")
+        v = wait_for(lambda: (lambda x: x if x and not x["leader"] else None)(c.lease(lead)),
+                     "the deposed node stepped down", 60)
+        check(v["fenced_writes"] == n, f"status and /metrics disagree: {v} / {n}")
+        # nothing of it in the store: no audit event of its pid after the handover, its
+        # intent never confirmed (the new leader abandons it), no fork of the chain
+        pid = old.proc.pid
+        wait_for(lambda: c.db("SELECT count(*) FROM dev.keys WHERE pending") == "0",
+                 "the new leader's reconcile of the intent", 60)
+        mine = c.db(f"SELECT count(*) FROM dev.audit_events WHERE actor_pid = {pid} AND "
+                    f"seq > {seq0}")
+        check(mine == "0", f"{mine} audit events of the deposed node after the handover")
+        row = c.db(f"SELECT state || ',' || coalesce(kid, '') FROM dev.keys WHERE "
+                   f"cka_id = decode('{cka}', 'hex')")
+        check(row.endswith(","), f"the deposed node's key was confirmed: {row}")
+        before = c.db(f"SELECT count(*) FROM dev.audit_events WHERE actor_pid = {pid}")
+        one_active(c)
+        audit_ok(c)
+        rec = json.loads(c.s.run("reconcile", "dev", "--dry-run", "--json").stdout)
+        check(rec["findings"] == [] and rec["attention"] == 0,
+              f"reconcile --dry-run after the refused write: {rec}")
+        print(f"     {n} fenced write(s) counted on the deposed node; its intent left "
+              f"{row.rstrip(',')} by the new leader; "
+              f"{before} audit events of it, all before the handover", flush=True)
+    finally:
+        c.close()
+
+
 # Under the sanitizers (a fifth argument, "lean"): one representative of each part (failover,
 # documents, shared pickups, takeover reconcile); the whole list runs in the plain build.
 LEAN = {"SIGKILL of the leader fails over", "identical JWKS on every node",
@@ -446,4 +502,5 @@ if __name__ == "__main__":
          test_pickup_shared_through_store),
         ("a CLI change reaches every node without a poll", test_cli_change_reaches_every_node),
         ("a reload onto another store takes its lease", test_reload_onto_another_store),
+        ("a deposed leader's write is fenced", test_deposed_leader_write_is_fenced),
     ] if not lean or t[0] in LEAN]))
