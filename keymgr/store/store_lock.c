@@ -82,7 +82,7 @@ static void row_holder(const char *rec, char *out, size_t len, long *pid, char *
  * process holds it; a holder on this host whose pid is gone is taken over at once. */
 static int row_lock(km_store_t *s, const char *op, int wait_ms, char *err, size_t errlen)
 {
-	char me[160], host[65] = "", cur[160] = "", stale[160] = "";
+	char me[160], host[65] = "", cur[256] = "", stale[256] = "";
 	int64_t epoch = 0, cur_epoch = 0, stale_epoch = 0;
 	struct timespec start;
 	if (gethostname(host, sizeof(host) - 1) != 0)

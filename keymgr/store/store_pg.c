@@ -37,7 +37,7 @@ typedef struct {
 	/* The change lock while this handle holds it (lock_take): its epoch (0: not held), its
 	 * holder text and its time to live, checked and extended by every write transaction. */
 	int64_t lock_epoch;
-	char lock_holder[160];
+	char lock_holder[256];
 	int lock_ttl;
 	/* The fence (km_store_set_fence): every write transaction first checks that the leader
 	 * lease is held by fence_holder at fence_epoch. fence_epoch 0: none. */
@@ -1322,22 +1322,38 @@ static int pg_lock_take(void *ctx, const char *holder, const char *stale, int64_
 	int r = ensure_connected(g, err, errlen);
 	if (r != KM_EOK)
 		return r;
-	p_text(&p, holder);
+	/* A leader's pass (fenced by its lease) names its lease epoch in the row: a holder
+	 * that names an older epoch than the lease a fenced taker holds now is a deposed
+	 * leader's pass, stopped or cut off but not dead. Each of its writes is refused by
+	 * its fence anyway, so the new leader takes the lock at once rather than waiting for
+	 * the row's expiry (KM_STORE_CHANGE_LOCK_TTL_S) before it can reconcile. */
+	char me[256];
+	if (g->fence_epoch > 0)
+		snprintf(me, sizeof(me), "%s lease=%" PRId64, holder, g->fence_epoch);
+	else
+		snprintf(me, sizeof(me), "%s", holder);
+	p_text(&p, me);
 	p_int(&p, ttl_s);
 	p_text(&p, stale);
 	p_int(&p, stale_epoch);
+	p_int(&p, g->fence_epoch);
+	p_text(&p, g->fence_holder);
 	/* One statement, its own transaction: the row lock orders two takers. */
 	if ((r = run(g, "UPDATE change_lock SET holder = $1, epoch = epoch + 1,"
 	             " expires_at = now() + make_interval(secs => $2)"
 	             " WHERE id = 1 AND (holder IS NULL OR expires_at <= now()"
-	             "   OR (holder = $3 AND epoch = $4)) RETURNING epoch", &p, &res, what, err,
-	             errlen)) != KM_EOK)
+	             "   OR (holder = $3 AND epoch = $4)"
+	             "   OR ($5::bigint > 0"
+	             "       AND substring(holder from ' lease=([0-9]+)$')::bigint < $5::bigint"
+	             "       AND EXISTS (SELECT 1 FROM leader_lease WHERE id = 1 AND holder = $6"
+	             "                   AND epoch = $5::bigint AND expires_at > now())))"
+	             " RETURNING epoch", &p, &res, what, err, errlen)) != KM_EOK)
 		return r;
 	if (PQntuples(res) == 1) {
 		*epoch = col_i64(res, 0, 0);
 		PQclear(res);
 		g->lock_epoch = *epoch;
-		snprintf(g->lock_holder, sizeof(g->lock_holder), "%s", holder);
+		snprintf(g->lock_holder, sizeof(g->lock_holder), "%s", me);
 		g->lock_ttl = ttl_s;
 		return KM_EOK;
 	}

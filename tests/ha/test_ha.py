@@ -442,6 +442,12 @@ def test_deposed_leader_write_is_fenced():
             new = wait_for(lambda: [i for i in c.leaders() if i != lead], "a new leader",
                            60)[0]
             check(c.lease(new)["epoch"] == epoch + 1, "the new leader's epoch is not +1")
+            # The deposed leader, still stopped, holds the change lock in its pass: the new
+            # leader takes it over (its lease epoch is newer) and reconciles now, not after
+            # the lock row's expiry of 120 s.
+            wait_for(lambda: c.db("SELECT count(*) FROM dev.keys WHERE pending") == "0",
+                     "the new leader's reconcile while the deposed leader is stopped", 60)
+            check(c.nodes[lead].proc.poll() is None, "the deposed leader is gone")
             seq0 = int(c.db("SELECT seq FROM dev.audit_head"))
             with open(hold, "w"):
                 pass   # the token call goes on once the process runs again
