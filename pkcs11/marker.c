@@ -12,8 +12,13 @@
  * one with CKR_ATTRIBUTE_TYPE_INVALID). A token that keeps no data objects (NSS softoken:
  * C_CreateObject gives CKR_ATTRIBUTE_VALUE_INVALID) gets a small marker key instead: a P-256
  * pair, sensitive and not extractable, with CKA_ID "keymgr-token-identity" and CKA_LABEL
- * "keymgr-identity:ENV". Both are private objects: only a holder of the PIN sees them.
+ * "keymgr-identity:ENV". A token that also refuses that template (Google's kmsp11: no
+ * C_CreateObject, no CKA_ID chosen by the caller, labels of [a-zA-Z0-9_-], a keygen template
+ * of label and algorithm only) gets a marker key made from its label and curve alone, labelled
+ * "keymgr-identity-ENV", with the CKA_ID the token gives it: it is found among the token's
+ * private keys by that label. Both are private objects: only a holder of the PIN sees them.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/rand.h>
@@ -29,6 +34,7 @@
 #define APP "keymgr-token-identity"
 #define KEY_ID "keymgr-token-identity"
 #define KEY_LABEL_PREFIX "keymgr-identity:"
+#define KEY_LABEL_FITTED "keymgr-identity-"
 #define MAX_MARKERS 4
 
 /* The data markers' handles (admin_lock held). */
@@ -65,6 +71,24 @@ static CK_RV read_text(km_token_t *t, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE ty
 	return rv;
 }
 
+/* The environment a marker key with the token's own CKA_ID names (its label
+ * "keymgr-identity-ENV") into env, "" when no private key has such a label (admin_lock held). */
+static CK_RV find_fitted_key(km_token_t *t, char *env, size_t len)
+{
+	CK_OBJECT_HANDLE *objs = NULL;
+	size_t n = 0, cap = 0;
+	char text[160];
+	CK_RV rv = km_p11_collect(t, CKO_PRIVATE_KEY, &objs, &n, &cap);
+
+	env[0] = '\0';
+	for (size_t i = 0; rv == CKR_OK && i < n && env[0] == '\0'; i++)
+		if (read_text(t, objs[i], CKA_LABEL, text, sizeof(text)) == CKR_OK &&
+		    strncmp(text, KEY_LABEL_FITTED, strlen(KEY_LABEL_FITTED)) == 0)
+			snprintf(env, len, "%s", text + strlen(KEY_LABEL_FITTED));
+	free(objs);
+	return rv;
+}
+
 /* The environment the marker names into env ("" when the token has none); admin_lock held. */
 static int read_locked(km_token_t *t, char *env, size_t len)
 {
@@ -84,6 +108,8 @@ static int read_locked(km_token_t *t, char *env, size_t len)
 	}
 	if ((rv = find_keys(t, objs, &n)) != CKR_OK)
 		return km_p11_fail(t, rv, "C_FindObjects (identity marker key)");
+	if (n == 0 && (rv = find_fitted_key(t, env, len)) != CKR_OK)
+		return km_p11_fail(t, rv, "C_FindObjects (identity marker key, by label)");
 	if (n == 0)
 		return KM_EOK;
 	if ((rv = read_text(t, objs[0], CKA_LABEL, text, sizeof(text))) != CKR_OK)
@@ -108,6 +134,25 @@ int km_token_marker_read(km_token_t *t, char *env, size_t len)
 	if (r == KM_EOK)
 		snprintf(env, len, "%s", got);
 	return r;
+}
+
+/* The marker key for a token that takes a keygen template of label and algorithm only and
+ * chooses the CKA_ID itself (admin_lock held). */
+static CK_RV make_fitted_key(km_token_t *t, const char *env)
+{
+	char label[KM_TOKEN_MARKER_MAX + sizeof(KEY_LABEL_FITTED)];
+	size_t params_len = 0;
+	const uint8_t *params = km_p11_curve_params(KM_CRV_P256, &params_len);
+	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	CK_OBJECT_HANDLE hpub, hpriv;
+
+	snprintf(label, sizeof(label), KEY_LABEL_FITTED "%s", env);
+	CK_ATTRIBUTE pub[] = {
+		{ CKA_EC_PARAMS, (void *)params, params_len },
+		{ CKA_LABEL, label, strlen(label) },
+	};
+	CK_ATTRIBUTE priv[] = { { CKA_LABEL, label, strlen(label) } };
+	return t->fl->C_GenerateKeyPair(t->admin, &mech, pub, 2, priv, 1, &hpub, &hpriv);
 }
 
 /* The marker key: a P-256 pair that can do nothing but sign (admin_lock held). */
@@ -175,6 +220,8 @@ static int write_locked(km_token_t *t, const char *env, bool *created)
 	CK_RV rv = t->fl->C_CreateObject(t->admin, tmpl, 6, &h);
 	if (km_p11_refuses_data(rv))
 		rv = make_key(t, env);
+	if (km_p11_refuses_data(rv))
+		rv = make_fitted_key(t, env);
 	if (rv != CKR_OK)
 		return km_p11_fail(t, rv, "writing the identity marker");
 	*created = true;
