@@ -377,8 +377,9 @@ static int generate_assigned(km_env_t *env, km_token_t *t, const km_store_keyset
 			return KM_EOK;
 	}
 	const char *why = km_token_last_error(t);
-	snprintf(err, errlen, "environment '%s': key generation (the token choosing the CKA_ID) "
-	         "failed: %s", km_env_name(env), why && why[0] ? why : km_strerror(r));
+	snprintf(err, errlen, "environment '%s': key generation without a CKA_ID (for a token "
+	         "that assigns it) failed: %s", km_env_name(env), why && why[0] ? why :
+	         km_strerror(r));
 	if (k->cka_id_len == 0)
 		return r;
 	km_token_destroy(t, k->cka_id, k->cka_id_len);
@@ -453,9 +454,20 @@ static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store
 		}
 	}
 	if (assigned) {
+		/* After refusals with an id: say both, the token may have refused for another
+		 * reason (km_token_assigns_ids() is still false then). */
+		char first[512] = "";
+		if (!km_token_assigns_ids(t))
+			snprintf(first, sizeof(first), "%s", err);
 		key_row_init(&k, keyset, &info, now);
-		if ((r = generate_assigned(env, t, &ks, label, &k, &pub, err, errlen)) != KM_EOK)
+		if ((r = generate_assigned(env, t, &ks, label, &k, &pub, err, errlen)) != KM_EOK) {
+			if (first[0] != '\0') {
+				char second[512];
+				snprintf(second, sizeof(second), "%s", err);
+				snprintf(err, errlen, "%s; %s", first, second);
+			}
 			return r;
+		}
 	}
 
 	KM_FAULT_POINT("generate.after_token");
