@@ -413,9 +413,9 @@ static int read_assigned_id(km_token_t *t, CK_SESSION_HANDLE s, km_p11_key_t *k)
 	if ((rv = km_p11_find(t, s, &by_id, 1, found, 3, &n)) != CKR_OK)
 		return km_p11_fail(t, rv, "C_FindObjects (assigned CKA_ID)");
 	if (n != 2) {
-		km_p11_set_error(t, "%s: generate: the CKA_ID the token assigned is held by %lu "
-		                 "objects, not only the new pair: %s", t->who, (unsigned long)n,
-		                 AT_GENERATE.verdict);
+		km_p11_set_error(t, "%s: generate: the CKA_ID the token assigned %s: %s", t->who,
+		                 n > 2 ? "is not unique: other objects of the token have it too" :
+		                 "does not find the new pair", AT_GENERATE.verdict);
 		return KM_P11_EKEYREFUSED;
 	}
 	k->id_len = a.ulValueLen;

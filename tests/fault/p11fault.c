@@ -47,7 +47,8 @@
  *           YH_OBJ_LABEL_LEN)
  *   ASSIGNID=N (C_GenerateKeyPair only): the caller cannot set CKA_ID: a template with one
  *           fails with CKR_ATTRIBUTE_TYPE_INVALID; the token gives a generated pair an id of
- *           its own choosing, N random bytes on both keys (Google's kmsp11)
+ *           its own choosing, N random bytes on both keys (Google's kmsp11);
+ *           ASSIGNID=0xHEX: always the id HEX (a token that gives an id twice)
  *   KEYGENATTRS=LIST (C_GenerateKeyPair only): a keygen template may hold only the attributes
  *           in LIST (comma-separated hex CKA_ values); any other one fails the call with
  *           CKR_ATTRIBUTE_TYPE_INVALID. The pair is made sensitive, not extractable, and
@@ -111,6 +112,8 @@ static unsigned long open_sessions; /* sessions this process holds (LIMIT rules 
 static CK_ATTRIBUTE_TYPE keygen_allowed[24]; /* KEYGENATTRS (one such rule at a time) */
 static size_t n_keygen_allowed;
 static CK_BYTE ed_params[64];       /* EDPARAMS (one such rule at a time) */
+static CK_BYTE fixed_id[32];        /* ASSIGNID=0xHEX (one such rule at a time) */
+static size_t fixed_id_len;
 
 static const struct {
 	const char *name;
@@ -207,7 +210,9 @@ static void parse_rules(const char *text)
 			ok = r.labelmax > 0;
 		} else if (strncmp(act, "ASSIGNID=", 9) == 0 &&
 		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
-			r.assignid = strtoul(act + 9, NULL, 10);
+			fixed_id_len = strncmp(act + 9, "0x", 2) == 0 ?
+			               parse_hex(act + 11, fixed_id, sizeof(fixed_id)) : 0;
+			r.assignid = fixed_id_len ? fixed_id_len : strtoul(act + 9, NULL, 10);
 			ok = r.assignid > 0 && r.assignid <= 32;
 		} else if (strcmp(act, "LABELCHARS") == 0 &&
 		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
@@ -650,7 +655,13 @@ static CK_RV assign_id(CK_SESSION_HANDLE h, unsigned long n, CK_OBJECT_HANDLE hp
                        CK_OBJECT_HANDLE hs)
 {
 	CK_BYTE id[32];
-	CK_RV rv = real->C_GenerateRandom(h, id, n);
+	CK_RV rv = CKR_OK;
+	pthread_mutex_lock(&lock);
+	bool fixed = fixed_id_len == n;
+	memcpy(id, fixed_id, sizeof(id));
+	pthread_mutex_unlock(&lock);
+	if (!fixed)
+		rv = real->C_GenerateRandom(h, id, n);
 	CK_ATTRIBUTE a = { CKA_ID, id, n };
 	if (rv == CKR_OK)
 		rv = real->C_SetAttributeValue(h, hp, &a, 1);
