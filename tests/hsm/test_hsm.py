@@ -444,6 +444,7 @@ class HsmTest(unittest.TestCase):
             # no data objects, no CKA_ID of keymgr's choosing: a key labelled for the env
             labels = [k.get("label") for k in self.token_keys().values()]
             self.assertIn("keymgr-identity-hsm", labels, "kmsp11: no marker key")
+            self.assertIn("keymgr-identity", labels, "kmsp11: no marker flag key")
             self.assertNotIn(marker, self.token_keys(), f"{MODULE}: a marker key with its id")
         else:
             # a token that keeps data objects gets one, not a marker key
