@@ -219,8 +219,10 @@ static int check_private(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pr
 		bool required;     /* an unreported value is refused too */
 		unsigned quirk;    /* a KM_P11_Q_* that excuses the other value */
 	} rules[] = {
-		/* rung 4 leaves CKA_TOKEN to the token: a session object would vanish */
+		/* rung 4 leaves these to the token: a session object would vanish, a public
+		 * private key would be seen without a login */
 		{ CKA_TOKEN, "CKA_TOKEN", 1, false, 0 },
+		{ CKA_PRIVATE, "CKA_PRIVATE", 1, false, 0 },
 		{ CKA_SENSITIVE, "CKA_SENSITIVE", 1, true, 0 },
 		{ CKA_EXTRACTABLE, "CKA_EXTRACTABLE", 0, true, 0 },
 		{ CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", 1, false, 0 },
