@@ -149,13 +149,16 @@ out:
  * Generation tries rung 0 (the full template), then rung 1 (without the attributes marked
  * DROP_AT_1: CKA_COPYABLE, a PKCS#11 2.40 attribute), then rung 2 (without those marked
  * DROP_AT_2 too: CKA_ALLOWED_MECHANISMS), then rung 3 (the minimal template: without those
- * marked DROP_AT_3 too), on any of those errors. What a rung left out is not trusted: the
+ * marked DROP_AT_3 too), then rung 4 (the label and the algorithm's parameters only: Google's
+ * kmsp11 takes a keygen template of CKA_LABEL and its algorithm and nothing else), on any of
+ * those errors. What a rung left out is not trusted: the
  * private key's attributes are read back after every generation (check_private) and the key
  * must make a test signature that verifies outside the token (confirm).
  * An attribute that some tokens refuse gets a DROP_AT_* mark; nothing else changes.
  */
-#define RUNGS 4
-enum { KEEP = 0, DROP_AT_1 = 1, DROP_AT_2 = 2, DROP_AT_3 = 3 };
+#define RUNGS 5
+/* OMIT: never in the template (a CKA_ID where the token assigns it: km_token_generate_assigned) */
+enum { KEEP = 0, DROP_AT_1 = 1, DROP_AT_2 = 2, DROP_AT_3 = 3, DROP_AT_4 = 4, OMIT = 99 };
 
 typedef struct {
 	CK_ATTRIBUTE a;
@@ -172,7 +175,7 @@ static CK_ULONG rung_template(const tmpl_attr_t *tmpl, size_t n, unsigned rung,
 {
 	CK_ULONG k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (tmpl[i].drop_at == KEEP || rung < tmpl[i].drop_at)
+		if (tmpl[i].drop_at != OMIT && (tmpl[i].drop_at == KEEP || rung < tmpl[i].drop_at))
 			out[k++] = tmpl[i].a;
 	return k;
 }
@@ -225,6 +228,10 @@ static int check_private(km_token_t *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pr
 		bool required;     /* an unreported value is refused too */
 		unsigned quirk;    /* a KM_P11_Q_* that excuses the other value */
 	} rules[] = {
+		/* rung 4 leaves these to the token: a session object would vanish, a public
+		 * private key would be seen without a login */
+		{ CKA_TOKEN, "CKA_TOKEN", 1, false, 0 },
+		{ CKA_PRIVATE, "CKA_PRIVATE", 1, false, 0 },
 		{ CKA_SENSITIVE, "CKA_SENSITIVE", 1, true, 0 },
 		{ CKA_EXTRACTABLE, "CKA_EXTRACTABLE", 0, true, 0 },
 		{ CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", 1, false, 0 },
@@ -395,10 +402,50 @@ static CK_RV ladder(km_token_t *t, CK_MECHANISM *mech, tmpl_attr_t *pub_tmpl, si
 	return rv;
 }
 
-/* Called with admin_lock held. */
+/*
+ * A token that assigns CKA_IDs itself (kmsp11): the id of the new pair, read back from its
+ * private key into k, must be on its public key too and on no other object of the token.
+ */
+static int read_assigned_id(km_token_t *t, CK_SESSION_HANDLE s, km_p11_key_t *k)
+{
+	uint8_t pub_id[KM_P11_ID_MAX];
+	CK_ATTRIBUTE a = { CKA_ID, k->id, sizeof(k->id) }, b = { CKA_ID, pub_id, sizeof(pub_id) };
+	CK_OBJECT_HANDLE found[3];
+	CK_ULONG n = 0;
+	CK_RV rv = t->fl->C_GetAttributeValue(s, k->priv, &a, 1);
+
+	if (rv != CKR_OK || a.ulValueLen == 0 || a.ulValueLen > KM_P11_ID_MAX) {
+		km_p11_set_error(t, "%s: generate: the token gave the new private key no CKA_ID of "
+		                 "1..%d bytes: %s", t->who, KM_P11_ID_MAX, AT_GENERATE.verdict);
+		return KM_P11_EKEYREFUSED;
+	}
+	rv = t->fl->C_GetAttributeValue(s, k->pub, &b, 1);
+	if (rv != CKR_OK || b.ulValueLen != a.ulValueLen || memcmp(pub_id, k->id, a.ulValueLen)) {
+		km_p11_set_error(t, "%s: generate: the token gave the new public key another CKA_ID "
+		                 "than its private key: %s", t->who, AT_GENERATE.verdict);
+		return KM_P11_EKEYREFUSED;
+	}
+	CK_ATTRIBUTE by_id = { CKA_ID, k->id, a.ulValueLen };
+	if ((rv = km_p11_find(t, s, &by_id, 1, found, 3, &n)) != CKR_OK)
+		return km_p11_fail(t, rv, "C_FindObjects (assigned CKA_ID)");
+	if (n != 2) {
+		km_p11_set_error(t, "%s: generate: the CKA_ID the token assigned %s: %s", t->who,
+		                 n > 2 ? "is not unique: other objects of the token have it too" :
+		                 "does not find the new pair", AT_GENERATE.verdict);
+		return KM_P11_EKEYREFUSED;
+	}
+	k->id_len = a.ulValueLen;
+	return KM_EOK;
+}
+
+/*
+ * Called with admin_lock held. With id NULL the templates carry no CKA_ID: the token assigns
+ * it, and the new pair goes into *assigned (its handles and the id read back) unchecked; pub
+ * is not written.
+ */
 static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_bits,
                            const char *label, const uint8_t *id, size_t id_len,
-                           km_pubkey_t *pub)
+                           km_pubkey_t *pub, km_p11_key_t *assigned)
 {
 	static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	static CK_BYTE exponent[] = { 0x01, 0x00, 0x01 };
@@ -415,11 +462,11 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 	unsigned rung = 0;
 	int r;
 
-	if ((r = check_id(t, id, id_len)) != KM_EOK)
+	if (id != NULL && (r = check_id(t, id, id_len)) != KM_EOK)
 		return r;
 	/* The ID must be new: a second pair with it would make lookups ambiguous. */
 	CK_ATTRIBUTE by_id = { CKA_ID, (void *)id, id_len };
-	rv = km_p11_find(t, s, &by_id, 1, existing, 1, &n);
+	rv = id ? km_p11_find(t, s, &by_id, 1, existing, 1, &n) : CKR_OK;
 	if (rv != CKR_OK)
 		return km_p11_fail(t, rv, "C_FindObjects (generate)");
 	if (n > 0) {
@@ -434,26 +481,26 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 	       (params[n_params].p = km_p11_ed25519_params(n_params, &params[n_params].len)))
 		n_params++;
 	tmpl_attr_t pub_tmpl[TMPL_MAX] = {
-		{ { CKA_TOKEN, &yes, sizeof(yes) }, KEEP },
+		{ { CKA_TOKEN, &yes, sizeof(yes) }, DROP_AT_4 },
 		{ { CKA_PRIVATE, &no, sizeof(no) }, DROP_AT_3 },
-		{ { CKA_VERIFY, &yes, sizeof(yes) }, KEEP },
+		{ { CKA_VERIFY, &yes, sizeof(yes) }, DROP_AT_4 },
 		{ { CKA_ENCRYPT, &no, sizeof(no) }, DROP_AT_3 },
 		{ { CKA_WRAP, &no, sizeof(no) }, DROP_AT_3 },
 		{ { CKA_DERIVE, &no, sizeof(no) }, DROP_AT_3 },
-		{ { CKA_ID, (void *)id, id_len }, KEEP },
+		{ { CKA_ID, (void *)id, id_len }, id ? KEEP : OMIT },
 		{ { CKA_LABEL, (void *)label, strlen(label) }, KEEP },
 	};
 	size_t n_pub = 8, at_params = 0;
 	tmpl_attr_t priv_tmpl[TMPL_MAX] = {
-		{ { CKA_TOKEN, &yes, sizeof(yes) }, KEEP },
-		{ { CKA_PRIVATE, &yes, sizeof(yes) }, KEEP },
-		{ { CKA_SENSITIVE, &yes, sizeof(yes) }, KEEP },
-		{ { CKA_EXTRACTABLE, &no, sizeof(no) }, KEEP },
-		{ { CKA_SIGN, &yes, sizeof(yes) }, KEEP },
+		{ { CKA_TOKEN, &yes, sizeof(yes) }, DROP_AT_4 },
+		{ { CKA_PRIVATE, &yes, sizeof(yes) }, DROP_AT_4 },
+		{ { CKA_SENSITIVE, &yes, sizeof(yes) }, DROP_AT_4 },
+		{ { CKA_EXTRACTABLE, &no, sizeof(no) }, DROP_AT_4 },
+		{ { CKA_SIGN, &yes, sizeof(yes) }, DROP_AT_4 },
 		{ { CKA_DECRYPT, &no, sizeof(no) }, DROP_AT_3 },
 		{ { CKA_UNWRAP, &no, sizeof(no) }, DROP_AT_3 },
 		{ { CKA_DERIVE, &no, sizeof(no) }, DROP_AT_3 },
-		{ { CKA_ID, (void *)id, id_len }, KEEP },
+		{ { CKA_ID, (void *)id, id_len }, id ? KEEP : OMIT },
 		{ { CKA_LABEL, (void *)label, strlen(label) }, KEEP },
 		/* No copy of the key can be made with C_CopyObject (a copy could be given other
 		 * attributes; issue 16). */
@@ -500,7 +547,8 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 		return km_p11_fail(t, rv, op);
 	}
 
-	memcpy(k.id, id, id_len);
+	if (id != NULL)
+		memcpy(k.id, id, id_len);
 	k.id_len = id_len;
 	k.priv = hpriv;
 	k.pub = hpub;
@@ -511,6 +559,16 @@ static int generate_locked(km_token_t *t, const km_alg_info_t *ai, unsigned rsa_
 		k.allowed[0] = sign_mech;
 		k.n_allowed = 1;
 		k.allowed_known = true;
+	}
+	if (id == NULL) {
+		if ((r = read_assigned_id(t, s, &k)) != KM_EOK) {
+			t->fl->C_DestroyObject(s, hpriv);
+			t->fl->C_DestroyObject(s, hpub);
+			return r;
+		}
+		t->ids_assigned = true;
+		*assigned = k;
+		return KM_EOK;
 	}
 	if ((r = check_pair(t, s, &k, ai, &p, &AT_GENERATE)) != KM_EOK) {
 		/* Leave nothing behind that the caller does not know about. */
@@ -537,9 +595,37 @@ int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, co
 	}
 	pthread_mutex_lock(&t->admin_lock);
 	if ((r = km_p11_ready_locked(t)) == KM_EOK)
-		r = generate_locked(t, ai, rsa_bits, label, id, id_len, pub);
+		r = generate_locked(t, ai, rsa_bits, label, id, id_len, pub, NULL);
 	pthread_mutex_unlock(&t->admin_lock);
 	return r;
+}
+
+int km_token_generate_assigned(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char *label,
+                               uint8_t ret_id[KM_TOKEN_ID_MAX], size_t *ret_len)
+{
+	const km_alg_info_t *ai = km_alg_info(alg);
+	km_p11_key_t k = { 0 };
+	int r = check_request(t, ai, alg, rsa_bits, label);
+
+	if (r != KM_EOK)
+		return r;
+	pthread_mutex_lock(&t->admin_lock);
+	if ((r = km_p11_ready_locked(t)) == KM_EOK)
+		r = generate_locked(t, ai, rsa_bits, label, NULL, 0, NULL, &k);
+	pthread_mutex_unlock(&t->admin_lock);
+	if (r == KM_EOK) {
+		memcpy(ret_id, k.id, k.id_len);
+		*ret_len = k.id_len;
+	}
+	return r;
+}
+
+bool km_token_assigns_ids(km_token_t *t)
+{
+	pthread_mutex_lock(&t->admin_lock);
+	bool v = t->ids_assigned;
+	pthread_mutex_unlock(&t->admin_lock);
+	return v;
 }
 
 int km_token_generate(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char *label,

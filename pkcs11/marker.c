@@ -12,8 +12,15 @@
  * one with CKR_ATTRIBUTE_TYPE_INVALID). A token that keeps no data objects (NSS softoken:
  * C_CreateObject gives CKR_ATTRIBUTE_VALUE_INVALID) gets a small marker key instead: a P-256
  * pair, sensitive and not extractable, with CKA_ID "keymgr-token-identity" and CKA_LABEL
- * "keymgr-identity:ENV". Both are private objects: only a holder of the PIN sees them.
+ * "keymgr-identity:ENV". A token that also refuses that template (Google's kmsp11: no
+ * C_CreateObject, no CKA_ID chosen by the caller, labels of [a-zA-Z0-9_-], a keygen template
+ * of label and algorithm only) gets two P-256 keys made from a label and the curve alone, with
+ * the CKA_IDs the token gives them: one labelled "keymgr-identity-ENV", and a flag labelled
+ * "keymgr-identity" that says the token has such a marker: only when the flag is found are the
+ * private keys' labels read to find the environment (a token without any marker costs one more
+ * search, no reads). All are private objects: only a holder of the PIN sees them.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/rand.h>
@@ -29,6 +36,8 @@
 #define APP "keymgr-token-identity"
 #define KEY_ID "keymgr-token-identity"
 #define KEY_LABEL_PREFIX "keymgr-identity:"
+#define KEY_LABEL_FITTED "keymgr-identity-"
+#define KEY_LABEL_FLAG "keymgr-identity"
 #define MAX_MARKERS 4
 
 /* The data markers' handles (admin_lock held). */
@@ -65,6 +74,40 @@ static CK_RV read_text(km_token_t *t, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE ty
 	return rv;
 }
 
+/* The environment a marker key with the token's own CKA_ID names (its label
+ * "keymgr-identity-ENV") into env; "" when the token has no flag key (admin_lock held). */
+static int find_fitted_key(km_token_t *t, char *env, size_t len)
+{
+	static CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE flag[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_LABEL, (void *)KEY_LABEL_FLAG, strlen(KEY_LABEL_FLAG) },
+	};
+	CK_OBJECT_HANDLE found[1], *objs = NULL;
+	CK_ULONG nflag = 0;
+	size_t n = 0, cap = 0;
+	char text[160];
+	CK_RV rv = km_p11_find(t, t->admin, flag, 2, found, 1, &nflag);
+
+	env[0] = '\0';
+	if (rv == CKR_OK && nflag > 0)
+		rv = km_p11_collect(t, CKO_PRIVATE_KEY, &objs, &n, &cap);
+	for (size_t i = 0; rv == CKR_OK && i < n && env[0] == '\0'; i++)
+		if (read_text(t, objs[i], CKA_LABEL, text, sizeof(text)) == CKR_OK &&
+		    strncmp(text, KEY_LABEL_FITTED, strlen(KEY_LABEL_FITTED)) == 0)
+			snprintf(env, len, "%s", text + strlen(KEY_LABEL_FITTED));
+	free(objs);
+	if (rv != CKR_OK)
+		return km_p11_fail(t, rv, "C_FindObjects (identity marker key, by label)");
+	if (nflag > 0 && env[0] == '\0') {
+		km_p11_set_error(t, "%s: the token has the identity marker flag key '"
+		                 KEY_LABEL_FLAG "' but no key labelled '" KEY_LABEL_FITTED "ENV'",
+		                 t->who);
+		return KM_EINVAL;
+	}
+	return KM_EOK;
+}
+
 /* The environment the marker names into env ("" when the token has none); admin_lock held. */
 static int read_locked(km_token_t *t, char *env, size_t len)
 {
@@ -85,7 +128,7 @@ static int read_locked(km_token_t *t, char *env, size_t len)
 	if ((rv = find_keys(t, objs, &n)) != CKR_OK)
 		return km_p11_fail(t, rv, "C_FindObjects (identity marker key)");
 	if (n == 0)
-		return KM_EOK;
+		return find_fitted_key(t, env, len);
 	if ((rv = read_text(t, objs[0], CKA_LABEL, text, sizeof(text))) != CKR_OK)
 		return km_p11_fail(t, rv, "C_GetAttributeValue (identity marker key)");
 	if (strncmp(text, KEY_LABEL_PREFIX, strlen(KEY_LABEL_PREFIX)) != 0) {
@@ -108,6 +151,39 @@ int km_token_marker_read(km_token_t *t, char *env, size_t len)
 	if (r == KM_EOK)
 		snprintf(env, len, "%s", got);
 	return r;
+}
+
+/* A P-256 pair made from label and curve alone, for a token that takes a keygen template of
+ * label and algorithm only and chooses the CKA_ID itself (admin_lock held). */
+static CK_RV make_fitted_key(km_token_t *t, const char *label, CK_OBJECT_HANDLE *hpub,
+                             CK_OBJECT_HANDLE *hpriv)
+{
+	size_t params_len = 0;
+	const uint8_t *params = km_p11_curve_params(KM_CRV_P256, &params_len);
+	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	CK_ATTRIBUTE pub[] = {
+		{ CKA_EC_PARAMS, (void *)params, params_len },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+	};
+	CK_ATTRIBUTE priv[] = { { CKA_LABEL, (void *)label, strlen(label) } };
+	return t->fl->C_GenerateKeyPair(t->admin, &mech, pub, 2, priv, 1, hpub, hpriv);
+}
+
+/* The fitted marker: the key naming env, then the flag; neither or both (admin_lock held). */
+static CK_RV make_fitted_marker(km_token_t *t, const char *env)
+{
+	char label[KM_TOKEN_MARKER_MAX + sizeof(KEY_LABEL_FITTED)];
+	CK_OBJECT_HANDLE hpub, hpriv, fpub, fpriv;
+
+	snprintf(label, sizeof(label), KEY_LABEL_FITTED "%s", env);
+	CK_RV rv = make_fitted_key(t, label, &hpub, &hpriv);
+	if (rv != CKR_OK)
+		return rv;
+	if ((rv = make_fitted_key(t, KEY_LABEL_FLAG, &fpub, &fpriv)) != CKR_OK) {
+		t->fl->C_DestroyObject(t->admin, hpriv);
+		t->fl->C_DestroyObject(t->admin, hpub);
+	}
+	return rv;
 }
 
 /* The marker key: a P-256 pair that can do nothing but sign (admin_lock held). */
@@ -175,6 +251,8 @@ static int write_locked(km_token_t *t, const char *env, bool *created)
 	CK_RV rv = t->fl->C_CreateObject(t->admin, tmpl, 6, &h);
 	if (km_p11_refuses_data(rv))
 		rv = make_key(t, env);
+	if (km_p11_refuses_data(rv))
+		rv = make_fitted_marker(t, env);
 	if (rv != CKR_OK)
 		return km_p11_fail(t, rv, "writing the identity marker");
 	*created = true;

@@ -261,6 +261,22 @@ int km_token_generate(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char
 int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char *label,
                               const uint8_t *id, size_t id_len, km_pubkey_t *pub);
 
+/*
+ * For a token that assigns CKA_IDs itself (Google's kmsp11 refuses a CKA_ID in a keygen
+ * template): generates a key pair for alg as km_token_generate() does, but with no CKA_ID in
+ * the templates, and writes the id the token gave it into ret_id and its length into *ret_len.
+ * The id must be on both keys and on no other object of the token, else the pair is destroyed
+ * (KM_P11_EKEYREFUSED). The pair is NOT checked yet: the caller records the id, then calls
+ * km_token_check_key() (attributes, test signature), and destroys the pair if that fails.
+ * Afterwards km_token_assigns_ids(t) is true.
+ */
+#define KM_TOKEN_ID_MAX 64
+int km_token_generate_assigned(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char *label,
+                               uint8_t ret_id[KM_TOKEN_ID_MAX], size_t *ret_len);
+
+/* Whether t generated a pair only without a CKA_ID (km_token_generate_assigned): per process. */
+bool km_token_assigns_ids(km_token_t *t);
+
 /* The CKA_ID length t keeps: KM_TOKEN_ID_LEN, or less once a generation showed it cuts ids. */
 size_t km_token_id_len(km_token_t *t);
 

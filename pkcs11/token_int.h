@@ -56,6 +56,9 @@ struct km_token {
 	bool sessions_open;              /* admin and pool sessions are open handles */
 	bool pool_rw;                    /* the token refused a read-only session: the pool's
 	                                  * sessions are read-write (km_p11_open_pool_session) */
+	bool ids_assigned;               /* keygen.c, under admin_lock: the token generated a
+	                                  * pair only without a CKA_ID and chose the id itself
+	                                  * (kmsp11): km_token_generate_assigned() */
 	km_p11_recovery_t rec;
 
 	/* caps.c: probed once at open, read-only afterwards (no lock). */

@@ -104,17 +104,29 @@ static int create_audit_key(km_env_t *env, km_token_t *t, int64_t now, km_store_
 	if (r != KM_EOK)
 		return r;
 	/* A token that cut the id (YubiHSM 2 keeps 2 bytes) refused the first key: once more
-	 * with an id of the length it keeps (km_token_new_id_for). */
+	 * with an id of the length it keeps (km_token_new_id_for). A token that refused every
+	 * template with a CKA_ID may choose the id itself (kmsp11): the pair is made without one
+	 * and checked like a new key (the audit key is recorded only after it is made anyway). */
+	bool assigned = km_token_assigns_ids(t);
 	for (int attempt = 0;; attempt++) {
 		size_t id_len_before = km_token_id_len(t);
-		if ((r = km_token_new_id_for(t, k.cka_id, &k.cka_id_len)) == KM_EOK)
+		if (assigned)
+			r = km_token_generate_assigned(t, alg, bits, label, k.cka_id, &k.cka_id_len);
+		else if ((r = km_token_new_id_for(t, k.cka_id, &k.cka_id_len)) == KM_EOK)
 			r = km_token_generate_with_id(t, alg, bits, label, k.cka_id, k.cka_id_len,
 			                              &pub);
+		if (r == KM_EOK && assigned &&
+		    (r = km_token_check_key(t, k.cka_id, k.cka_id_len, alg, &pub)) != KM_EOK)
+			km_token_destroy(t, k.cka_id, k.cka_id_len);
 		if (r == KM_EOK)
 			break;
 		if (attempt == 0 && km_token_id_len(t) != id_len_before) {
 			/* Learned: kept for the next process. Not kept, it is only learned again. */
 			(void)km_env_token_learned(env, t, NULL, 0);
+			continue;
+		}
+		if (attempt == 0 && r == KM_EINVAL && !assigned) {
+			assigned = true;
 			continue;
 		}
 		const char *why = km_token_last_error(t);

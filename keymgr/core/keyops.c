@@ -339,6 +339,57 @@ static int new_cka_id(km_store_t *s, km_token_t *t, km_store_key_t *k, char *err
 	return KM_EEXIST;
 }
 
+/* A new key row of keyset for the intent: the token it goes into, generated at now. */
+static void key_row_init(km_store_key_t *k, const char *keyset, const km_token_info_t *info,
+                         int64_t now)
+{
+	memset(k, 0, sizeof(*k));
+	snprintf(k->keyset, sizeof(k->keyset), "%s", keyset);
+	snprintf(k->token_label, sizeof(k->token_label), "%s", info->label);
+	snprintf(k->token_serial, sizeof(k->token_serial), "%s", info->serial);
+	for (int i = 0; i < KM_STATE_COUNT; i++)
+		k->state_at[i] = KM_STORE_TIME_NONE;
+	k->state_at[KM_STATE_GENERATED] = now;
+}
+
+/*
+ * Steps 1 and 2 on a token that assigns CKA_IDs itself (kmsp11 refuses a CKA_ID in a keygen
+ * template): the id exists only once the token made the pair, so the pair comes first, its id
+ * is recorded as the intent at once (the store's UNIQUE CKA_ID refuses one it already has),
+ * and only then is the pair checked and test-signed, as reconcile would check it. A crash
+ * between the generation and the intent leaves a pair the store does not name (not ours to
+ * reconcile: docs/hsm-compat.md). k holds the row (key_row_init); writes the id into it and
+ * the public key into *pub.
+ */
+static int generate_assigned(km_env_t *env, km_token_t *t, const km_store_keyset_t *ks,
+                             const char *label, km_store_key_t *k, km_pubkey_t *pub, char *err,
+                             size_t errlen)
+{
+	km_store_t *s = km_env_store(env);
+	int r = km_token_generate_assigned(t, ks->alg, ks->rsa_bits, label, k->cka_id,
+	                                   &k->cka_id_len);
+	if (r == KM_EOK && (r = km_store_key_intent(s, k, NULL, err, errlen)) != KM_EOK) {
+		km_token_destroy(t, k->cka_id, k->cka_id_len);
+		return r;
+	}
+	if (r == KM_EOK) {
+		KM_FAULT_POINT("generate.after_intent");
+		if ((r = km_token_check_key(t, k->cka_id, k->cka_id_len, ks->alg, pub)) == KM_EOK)
+			return KM_EOK;
+	}
+	const char *why = km_token_last_error(t);
+	snprintf(err, errlen, "environment '%s': key generation without a CKA_ID (for a token "
+	         "that assigns it) failed: %s", km_env_name(env), why && why[0] ? why :
+	         km_strerror(r));
+	if (k->cka_id_len == 0)
+		return r;
+	km_token_destroy(t, k->cka_id, k->cka_id_len);
+	if (km_store_key_abandon(s, k->cka_id, k->cka_id_len, k->state_at[KM_STATE_GENERATED],
+	                         "token failed to generate the key", NULL, 0) != KM_EOK)
+		note_left_pending(env, err, errlen);
+	return r;
+}
+
 static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store_key_t *ret,
                         char *err, size_t errlen)
 {
@@ -367,22 +418,18 @@ static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store
 
 	/* 1. intent: the CKA_ID is on record before the token holds anything. A token that cut
 	 * the id (YubiHSM 2 keeps 2 bytes) refused the first key; once more with an id of the
-	 * length it keeps. */
+	 * length it keeps. A token that refused every template with a CKA_ID may choose the id
+	 * itself (kmsp11): generate_assigned. */
 	km_store_key_t k;
 	char label[128];
 	km_pubkey_t pub;
 	km_key_label(km_env_name(env), keyset, label, sizeof(label));
-	for (int attempt = 0;; attempt++) {
+	bool assigned = km_token_assigns_ids(t);
+	for (int attempt = 0; !assigned; attempt++) {
 		size_t id_len_before = km_token_id_len(t);
-		memset(&k, 0, sizeof(k));
-		snprintf(k.keyset, sizeof(k.keyset), "%s", keyset);
-		snprintf(k.token_label, sizeof(k.token_label), "%s", info.label);
-		snprintf(k.token_serial, sizeof(k.token_serial), "%s", info.serial);
+		key_row_init(&k, keyset, &info, now);
 		if ((r = new_cka_id(s, t, &k, err, errlen)) != KM_EOK)
 			return r;
-		for (int i = 0; i < KM_STATE_COUNT; i++)
-			k.state_at[i] = KM_STORE_TIME_NONE;
-		k.state_at[KM_STATE_GENERATED] = now;
 		if ((r = km_store_key_intent(s, &k, NULL, err, errlen)) != KM_EOK)
 			return r;
 		KM_FAULT_POINT("generate.after_intent");
@@ -400,10 +447,31 @@ static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store
 			note_left_pending(env, err, errlen);
 			return r;
 		}
-		if (attempt > 0 || km_token_id_len(t) == id_len_before)
-			return r;
+		if (attempt > 0 || km_token_id_len(t) == id_len_before) {
+			/* Only a template refusal (KM_EINVAL) may be a token that sets ids itself. */
+			if (r != KM_EINVAL)
+				return r;
+			assigned = true;
+			continue;
+		}
 		/* Learned: kept for the next process. Not kept, it is only learned again. */
 		(void)km_env_token_learned(env, t, NULL, 0);
+	}
+	if (assigned) {
+		/* After refusals with an id: say both, the token may have refused for another
+		 * reason (km_token_assigns_ids() is still false then). */
+		char first[512] = "";
+		if (!km_token_assigns_ids(t))
+			snprintf(first, sizeof(first), "%s", err);
+		key_row_init(&k, keyset, &info, now);
+		if ((r = generate_assigned(env, t, &ks, label, &k, &pub, err, errlen)) != KM_EOK) {
+			if (first[0] != '\0') {
+				char second[512];
+				snprintf(second, sizeof(second), "%s", err);
+				snprintf(err, errlen, "%s; %s", first, second);
+			}
+			return r;
+		}
 	}
 
 	KM_FAULT_POINT("generate.after_token");

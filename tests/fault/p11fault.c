@@ -52,6 +52,20 @@
  *           module's clock (KEYMGR_P11FAULT_CLOCK): a call on a session whose last call (or
  *           C_OpenSession) is older closes it for real (C_CloseSession) and returns
  *           CKR_SESSION_HANDLE_INVALID, as network HSMs that end idle sessions answer
+ *   ASSIGNID=N (C_GenerateKeyPair only): the caller cannot set CKA_ID: a template with one
+ *           fails with CKR_ATTRIBUTE_TYPE_INVALID; the token gives a generated pair an id of
+ *           its own choosing, N random bytes on both keys (Google's kmsp11);
+ *           ASSIGNID=0xHEX: always the id HEX (a token that gives an id twice)
+ *   KEYGENATTRS=LIST (C_GenerateKeyPair only): a keygen template may hold only the attributes
+ *           in LIST (comma-separated hex CKA_ values); any other one fails the call with
+ *           CKR_ATTRIBUTE_TYPE_INVALID. The pair is made sensitive, not extractable, and
+ *           sign-only by the token itself, as a token whose keys take their use from the
+ *           algorithm does (kmsp11: label and algorithm only)
+ *   LABELCHARS (C_GenerateKeyPair only): a CKA_LABEL with a character outside [a-zA-Z0-9_-]
+ *           fails the call with CKR_ATTRIBUTE_VALUE_INVALID (kmsp11)
+ *   EDPARAMS=HEX (C_GenerateKeyPair only): CKM_EC_EDWARDS_KEY_PAIR_GEN takes only the
+ *           CKA_EC_PARAMS whose DER is HEX (others: CKR_ATTRIBUTE_VALUE_INVALID), generates
+ *           an Ed25519 pair, and CKA_EC_PARAMS reads back as HEX (Thales Luna's own OID)
  *   after=N the first N matching calls pass (default 0); count=M only M calls fail, then
  *           calls pass again (default: all later calls fail)
  * Calls are counted per rule, from the moment the rule text was (re)loaded.
@@ -86,6 +100,10 @@ typedef struct {
 	unsigned long idcut;       /* IDCUT=N: CKA_ID bytes a generated key keeps (0: all) */
 	unsigned long labelmax;    /* LABELMAX=N: longest CKA_LABEL a keygen takes (0: any) */
 	unsigned long idleclose;   /* IDLECLOSE=N: ms of the module's clock a session may idle */
+	unsigned long assignid;    /* ASSIGNID=N: the token chooses N-byte CKA_IDs (0: no) */
+	unsigned long labelchars;  /* LABELCHARS: 1 when labels are [a-zA-Z0-9_-] only */
+	unsigned long keygenattrs; /* KEYGENATTRS=LIST: 1 when keygen_allowed[] applies */
+	unsigned long edparams;    /* EDPARAMS=HEX: its length in bytes (0: no such rule) */
 	CK_RV rv;
 	unsigned long after;
 	unsigned long count;       /* 0: unlimited */
@@ -99,6 +117,11 @@ static rule_t rules[MAX_RULES];
 static size_t n_rules;
 static char loaded[RULES_MAX];      /* the text the rules came from */
 static unsigned long open_sessions; /* sessions this process holds (LIMIT rules count them) */
+static CK_ATTRIBUTE_TYPE keygen_allowed[24]; /* KEYGENATTRS (one such rule at a time) */
+static size_t n_keygen_allowed;
+static CK_BYTE ed_params[64];       /* EDPARAMS (one such rule at a time) */
+static CK_BYTE fixed_id[32];        /* ASSIGNID=0xHEX (one such rule at a time) */
+static size_t fixed_id_len;
 
 static const struct {
 	const char *name;
@@ -120,7 +143,38 @@ static const struct {
 	{ "CKR_HOST_MEMORY", CKR_HOST_MEMORY },
 	{ "CKR_CRYPTOKI_NOT_INITIALIZED", CKR_CRYPTOKI_NOT_INITIALIZED },
 	{ "CKR_OPERATION_NOT_INITIALIZED", CKR_OPERATION_NOT_INITIALIZED },
+	{ "CKR_FUNCTION_NOT_SUPPORTED", CKR_FUNCTION_NOT_SUPPORTED },
 };
+
+/* The bytes of hex into out (at most max); their count, 0 when hex is not even hex. */
+static size_t parse_hex(const char *hex, CK_BYTE *out, size_t max)
+{
+	size_t n = 0;
+	for (; hex[0] != '\0' && hex[1] != '\0' && n < max; hex += 2) {
+		char b[3] = { hex[0], hex[1], '\0' }, *end;
+		out[n++] = (CK_BYTE)strtoul(b, &end, 16);
+		if (*end != '\0')
+			return 0;
+	}
+	return hex[0] == '\0' ? n : 0;
+}
+
+/* KEYGENATTRS=LIST into keygen_allowed[]; false on a bad list. */
+static bool parse_allowed(const char *list)
+{
+	char buf[256], *save = NULL;
+	snprintf(buf, sizeof(buf), "%s", list);
+	n_keygen_allowed = 0;
+	for (char *a = strtok_r(buf, ",", &save); a != NULL; a = strtok_r(NULL, ",", &save)) {
+		char *end;
+		if (n_keygen_allowed >= sizeof(keygen_allowed) / sizeof(keygen_allowed[0]))
+			return false;
+		keygen_allowed[n_keygen_allowed++] = strtoul(a, &end, 16);
+		if (*end != '\0')
+			return false;
+	}
+	return n_keygen_allowed > 0;
+}
 
 /* Parses rule text into rules[] (bad rules are reported on stderr and skipped). */
 static void parse_rules(const char *text)
@@ -165,6 +219,24 @@ static void parse_rules(const char *text)
 		} else if (strncmp(act, "IDLECLOSE=", 10) == 0 && strcmp(r.func, "*") == 0) {
 			r.idleclose = strtoul(act + 10, NULL, 10);
 			ok = r.idleclose > 0;
+		} else if (strncmp(act, "ASSIGNID=", 9) == 0 &&
+		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
+			fixed_id_len = strncmp(act + 9, "0x", 2) == 0 ?
+			               parse_hex(act + 11, fixed_id, sizeof(fixed_id)) : 0;
+			r.assignid = fixed_id_len ? fixed_id_len : strtoul(act + 9, NULL, 10);
+			ok = r.assignid > 0 && r.assignid <= 32;
+		} else if (strcmp(act, "LABELCHARS") == 0 &&
+		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
+			r.labelchars = 1;
+			ok = true;
+		} else if (strncmp(act, "KEYGENATTRS=", 12) == 0 &&
+		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
+			r.keygenattrs = 1;
+			ok = parse_allowed(act + 12);
+		} else if (strncmp(act, "EDPARAMS=", 9) == 0 &&
+		           strcmp(r.func, "C_GenerateKeyPair") == 0) {
+			r.edparams = parse_hex(act + 9, ed_params, sizeof(ed_params));
+			ok = r.edparams > 0;
 		} else if (strcmp(act, "NONE") == 0 && strcmp(r.func, "C_FindObjects") == 0) {
 			r.rv = RV_NONE;
 			ok = true;
@@ -222,6 +294,30 @@ static const struct {
 	 * CKR_ATTRIBUTE_VALUE_INVALID" for CKA_LABEL), and ../shared/PKCS11-NOTES.md. */
 	{ "yubihsm", "C_OpenSession:LIMIT=16;C_GenerateKeyPair:IDCUT=2;"
 	             "C_GenerateKeyPair:LABELMAX=40" },
+	/* Google Cloud KMS through kmsp11 (libkmsp11.so). Its user guide
+	 * (github.com/GoogleCloudPlatform/kms-integrations, kmsp11/docs/user_guide.md,
+	 * "Functions"): C_GenerateKeyPair takes no public key template, and the private key
+	 * template "must specify the attributes CKA_LABEL and CKA_KMS_ALGORITHM, and must not
+	 * specify any other attributes"; C_CreateObject and C_SetAttributeValue are not
+	 * supported. So the caller cannot set CKA_ID: the library gives the key its own. The
+	 * guide names no return code for a refused attribute: the profile answers
+	 * CKR_ATTRIBUTE_TYPE_INVALID. Labels are CryptoKey ids, [a-zA-Z0-9_-]{1,63} (Cloud KMS
+	 * resource naming, issue 17). Over SoftHSM the algorithm travels as CKA_EC_PARAMS (0x180)
+	 * or CKA_MODULUS_BITS/CKA_PUBLIC_EXPONENT (0x121, 0x122), standing in for
+	 * CKA_KMS_ALGORITHM; the token assigns 16 random bytes as CKA_ID (the real library uses
+	 * a name of its own). Not copied: kmsp11 has no EdDSA and no P-521 (its guide lists P-256
+	 * and P-384), which the profile leaves to SoftHSM. */
+	{ "kmsp11", "C_GenerateKeyPair:ASSIGNID=16;C_GenerateKeyPair:LABELCHARS;"
+	            "C_GenerateKeyPair:LABELMAX=63;C_GenerateKeyPair:KEYGENATTRS=3,180,121,122;"
+	            "C_CreateObject:CKR_FUNCTION_NOT_SUPPORTED" },
+	/* Thales Luna: Ed25519 keys take their CKA_EC_PARAMS as the OID 1.3.6.1.4.1.11591.15.1
+	 * (DER 06 09 2b 06 01 04 01 da 47 0f 01), not the RFC 8410 OID or the PrintableString
+	 * "edwards25519", and read it back so. Source: issue 17 and ../shared/PKCS11-NOTES.md
+	 * ("Thales Luna uses its own OID for Ed25519"). No Thales document stating the OID was
+	 * found in the public code and docs searched; the OID itself is the one libgcrypt
+	 * (cipher/ecc-curves.c, curve_aliases) and OpenPGP use for Ed25519 (GnuPG's arc
+	 * 1.3.6.1.4.1.11591), which is what keymgr has sent as "Luna's OID". */
+	{ "luna", "C_GenerateKeyPair:EDPARAMS=06092b06010401da470f01" },
 };
 
 /* The rules of KEYMGR_P11FAULT_PROFILE ("" when unset; an unknown name is reported). */
@@ -300,7 +396,8 @@ static bool fault(const char *func, CK_RV *rv, bool *drop, char *halfmade)
 		rule_t *r = &rules[i];
 		if ((strcmp(r->func, "*") != 0 && strcmp(r->func, func) != 0) ||
 		    (r->halfmade && halfmade == NULL) || r->limit != 0 || r->idcut != 0 ||
-		    r->labelmax != 0 || r->idleclose != 0)
+		    r->labelmax != 0 || r->assignid != 0 || r->labelchars != 0 ||
+		    r->keygenattrs != 0 || r->edparams != 0 || r->idleclose != 0)
 			continue;
 		unsigned long n = ++r->calls;
 		if (n <= r->after || (r->count != 0 && n > r->after + r->count))
@@ -522,8 +619,6 @@ WRAP_S(C_GetSessionInfo, (CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR i), (h, i))
 WRAP_S(C_Login, (CK_SESSION_HANDLE h, CK_USER_TYPE u, CK_UTF8CHAR_PTR p, CK_ULONG l), (h, u, p, l))
 WRAP_S(C_Logout, (CK_SESSION_HANDLE h), (h))
 WRAP_S(C_DestroyObject, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o), (h, o))
-WRAP_S(C_GetAttributeValue, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t,
-       CK_ULONG n), (h, o, t, n))
 WRAP_S(C_FindObjectsInit, (CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n), (h, t, n))
 WRAP_S(C_FindObjectsFinal, (CK_SESSION_HANDLE h), (h))
 WRAP_S(C_Sign, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG_PTR sl),
@@ -533,6 +628,8 @@ WRAP_S(C_SignFinal, (CK_SESSION_HANDLE h, CK_BYTE_PTR s, CK_ULONG_PTR sl), (h, s
 WRAP_S(C_GenerateRandom, (CK_SESSION_HANDLE h, CK_BYTE_PTR b, CK_ULONG n), (h, b, n))
 WRAP(C_InitToken, (CK_SLOT_ID s, CK_UTF8CHAR_PTR p, CK_ULONG l, CK_UTF8CHAR_PTR lab), (s, p, l, lab))
 WRAP_S(C_InitPIN, (CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR p, CK_ULONG l), (h, p, l))
+WRAP_S(C_CreateObject, (CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n,
+       CK_OBJECT_HANDLE_PTR o), (h, t, n, o))
 
 /*
  * HALFMADE: a pair made with mechanism m and the token's defaults, keeping from the caller's
@@ -583,24 +680,92 @@ static bool label_over(const CK_ATTRIBUTE *in, CK_ULONG n, unsigned long max)
 	return false;
 }
 
-/* Copies n attributes of in to out (at most 32), each CKA_ID cut to cut bytes. */
-static CK_ULONG cut_ids(const CK_ATTRIBUTE *in, CK_ULONG n, unsigned long cut,
-                        CK_ATTRIBUTE *out)
+static const CK_BYTE rfc8410_ed25519[] = { 0x06, 0x03, 0x2b, 0x65, 0x70 };
+
+/* The first attribute of type in the n attributes of in, or NULL. */
+static const CK_ATTRIBUTE *find_attr(const CK_ATTRIBUTE *in, CK_ULONG n, CK_ATTRIBUTE_TYPE type)
 {
-	CK_ULONG k = 0;
+	for (CK_ULONG i = 0; i < n; i++)
+		if (in[i].type == type)
+			return &in[i];
+	return NULL;
+}
+
+/* Whether a CKA_LABEL of the n attributes of in has a character outside [a-zA-Z0-9_-]. */
+static bool label_bad_chars(const CK_ATTRIBUTE *in, CK_ULONG n)
+{
+	const CK_ATTRIBUTE *a = find_attr(in, n, CKA_LABEL);
+	for (CK_ULONG i = 0; a != NULL && i < a->ulValueLen; i++) {
+		char c = ((const char *)a->pValue)[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return true;
+	}
+	return false;
+}
+
+/* Whether an attribute of the n of in is not in keygen_allowed[]. */
+static bool attr_not_allowed(const CK_ATTRIBUTE *in, CK_ULONG n)
+{
+	for (CK_ULONG i = 0; i < n; i++) {
+		bool ok = false;
+		for (size_t j = 0; j < n_keygen_allowed && !ok; j++)
+			ok = in[i].type == keygen_allowed[j];
+		if (!ok)
+			return true;
+	}
+	return false;
+}
+
+/* Copies n attributes of in to out[k..] (at most 32 in all), each CKA_ID cut to cut bytes
+ * (0: kept), a CKA_EC_PARAMS replaced by ec (when not NULL); returns the new count. */
+static CK_ULONG copy_attrs(const CK_ATTRIBUTE *in, CK_ULONG n, unsigned long cut,
+                           const CK_ATTRIBUTE *ec, CK_ATTRIBUTE *out, CK_ULONG k)
+{
 	for (CK_ULONG i = 0; i < n && k < 32; i++) {
 		out[k] = in[i];
-		if (in[i].type == CKA_ID && in[i].ulValueLen > cut)
+		if (cut != 0 && in[i].type == CKA_ID && in[i].ulValueLen > cut)
 			out[k].ulValueLen = cut;
+		if (ec != NULL && in[i].type == CKA_EC_PARAMS)
+			out[k] = *ec;
 		k++;
 	}
 	return k;
+}
+
+/* A refusal of C_GenerateKeyPair by a quirk rule, logged as what. */
+static CK_RV refuse(CK_SESSION_HANDLE h, const char *what, CK_RV rv)
+{
+	log_fault_text("C_GenerateKeyPair", what, 0);
+	log_call("C_GenerateKeyPair", rv, h, true, "");
+	return rv;
+}
+
+/* ASSIGNID: the token's own CKA_ID, n random bytes, on both keys of the new pair. */
+static CK_RV assign_id(CK_SESSION_HANDLE h, unsigned long n, CK_OBJECT_HANDLE hp,
+                       CK_OBJECT_HANDLE hs)
+{
+	CK_BYTE id[32];
+	CK_RV rv = CKR_OK;
+	pthread_mutex_lock(&lock);
+	bool fixed = fixed_id_len == n;
+	memcpy(id, fixed_id, sizeof(id));
+	pthread_mutex_unlock(&lock);
+	if (!fixed)
+		rv = real->C_GenerateRandom(h, id, n);
+	CK_ATTRIBUTE a = { CKA_ID, id, n };
+	if (rv == CKR_OK)
+		rv = real->C_SetAttributeValue(h, hp, &a, 1);
+	if (rv == CKR_OK)
+		rv = real->C_SetAttributeValue(h, hs, &a, 1);
+	return rv;
 }
 
 static CK_RV w_C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub,
                                  CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv,
                                  CK_OBJECT_HANDLE_PTR hp, CK_OBJECT_HANDLE_PTR hs)
 {
+	static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_RV rv;
 	bool drop = false;
 	char halfmade[256] = "", extra[48];
@@ -623,19 +788,79 @@ static CK_RV w_C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATT
 		return rv;
 	unsigned long cut = setting(offsetof(rule_t, idcut));
 	unsigned long labelmax = setting(offsetof(rule_t, labelmax));
-	if (labelmax != 0 && (label_over(pub, npub, labelmax) || label_over(priv, npriv, labelmax))) {
-		log_fault_text("C_GenerateKeyPair", "LABELMAX", 0);
-		log_call("C_GenerateKeyPair", CKR_ATTRIBUTE_VALUE_INVALID, h, true, "");
-		return CKR_ATTRIBUTE_VALUE_INVALID;
+	unsigned long assign = setting(offsetof(rule_t, assignid));
+	unsigned long edlen = setting(offsetof(rule_t, edparams));
+	bool strict = setting(offsetof(rule_t, keygenattrs)) != 0;
+	if (labelmax != 0 && (label_over(pub, npub, labelmax) || label_over(priv, npriv, labelmax)))
+		return refuse(h, "LABELMAX", CKR_ATTRIBUTE_VALUE_INVALID);
+	if (setting(offsetof(rule_t, labelchars)) != 0 &&
+	    (label_bad_chars(pub, npub) || label_bad_chars(priv, npriv)))
+		return refuse(h, "LABELCHARS", CKR_ATTRIBUTE_VALUE_INVALID);
+	if (assign != 0 && (find_attr(pub, npub, CKA_ID) || find_attr(priv, npriv, CKA_ID)))
+		return refuse(h, "ASSIGNID", CKR_ATTRIBUTE_TYPE_INVALID);
+	if (strict && (attr_not_allowed(pub, npub) || attr_not_allowed(priv, npriv)))
+		return refuse(h, "KEYGENATTRS", CKR_ATTRIBUTE_TYPE_INVALID);
+	CK_ATTRIBUTE ec = { CKA_EC_PARAMS, (void *)rfc8410_ed25519, sizeof(rfc8410_ed25519) };
+	const CK_ATTRIBUTE *want_ec = NULL;
+	if (edlen != 0 && m != NULL && m->mechanism == CKM_EC_EDWARDS_KEY_PAIR_GEN) {
+		const CK_ATTRIBUTE *a = find_attr(pub, npub, CKA_EC_PARAMS);
+		if (a == NULL || a->ulValueLen != edlen || memcmp(a->pValue, ed_params, edlen) != 0)
+			return refuse(h, "EDPARAMS", CKR_ATTRIBUTE_VALUE_INVALID);
+		want_ec = &ec;
 	}
-	if (cut != 0 && npub <= 32 && npriv <= 32) {
-		CK_ATTRIBUTE pc[32], vc[32];
-		CK_ULONG np = cut_ids(pub, npub, cut, pc), nv = cut_ids(priv, npriv, cut, vc);
-		rv = real->C_GenerateKeyPair(h, m, pc, np, vc, nv, hp, hs);
-	} else {
+	if (npub > 24 || npriv > 24) {
 		rv = real->C_GenerateKeyPair(h, m, pub, npub, priv, npriv, hp, hs);
+	} else {
+		/* KEYGENATTRS: the token makes the key sign-only, sensitive and not extractable
+		 * itself (its use comes from the algorithm), whatever the few attributes say. */
+		CK_ATTRIBUTE pc[32] = {
+			{ CKA_TOKEN, &yes, sizeof(yes) }, { CKA_VERIFY, &yes, sizeof(yes) },
+		};
+		CK_ATTRIBUTE vc[32] = {
+			{ CKA_TOKEN, &yes, sizeof(yes) }, { CKA_PRIVATE, &yes, sizeof(yes) },
+			{ CKA_SENSITIVE, &yes, sizeof(yes) }, { CKA_EXTRACTABLE, &no, sizeof(no) },
+			{ CKA_SIGN, &yes, sizeof(yes) }, { CKA_DECRYPT, &no, sizeof(no) },
+			{ CKA_UNWRAP, &no, sizeof(no) }, { CKA_DERIVE, &no, sizeof(no) },
+		};
+		CK_ULONG np = copy_attrs(pub, npub, cut, want_ec, pc, strict ? 2 : 0);
+		CK_ULONG nv = copy_attrs(priv, npriv, cut, NULL, vc, strict ? 8 : 0);
+		rv = real->C_GenerateKeyPair(h, m, pc, np, vc, nv, hp, hs);
+	}
+	if (rv == CKR_OK && assign != 0 && (rv = assign_id(h, assign, *hp, *hs)) != CKR_OK) {
+		real->C_DestroyObject(h, *hp);
+		real->C_DestroyObject(h, *hs);
 	}
 	log_call("C_GenerateKeyPair", rv, h, false, "");
+	return rv;
+}
+
+/* EDPARAMS: an Ed25519 key's CKA_EC_PARAMS reads back as the token's own encoding. */
+static CK_RV w_C_GetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t,
+                                   CK_ULONG n)
+{
+	CK_RV rv;
+	CK_ULONG room[64];
+	if (pre_s("C_GetAttributeValue", h, &rv))
+		return rv;
+	for (CK_ULONG i = 0; i < n && i < 64; i++)
+		room[i] = t[i].ulValueLen;
+	rv = real->C_GetAttributeValue(h, o, t, n);
+	unsigned long edlen = setting(offsetof(rule_t, edparams));
+	for (CK_ULONG i = 0; edlen != 0 && i < n && i < 64; i++) {
+		if (t[i].type != CKA_EC_PARAMS || t[i].ulValueLen != sizeof(rfc8410_ed25519) ||
+		    (t[i].pValue != NULL &&
+		     memcmp(t[i].pValue, rfc8410_ed25519, sizeof(rfc8410_ed25519)) != 0))
+			continue;
+		if (t[i].pValue != NULL && room[i] < edlen) {
+			t[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+			rv = CKR_BUFFER_TOO_SMALL;
+			continue;
+		}
+		if (t[i].pValue != NULL)
+			memcpy(t[i].pValue, ed_params, edlen);
+		t[i].ulValueLen = edlen;
+	}
+	log_call("C_GetAttributeValue", rv, h, false, "");
 	return rv;
 }
 
@@ -733,7 +958,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret)
 		SET(C_FindObjects); SET(C_FindObjectsFinal); SET(C_SignInit); SET(C_Sign);
 		SET(C_SignUpdate); SET(C_SignFinal);
 		SET(C_GenerateKeyPair); SET(C_GenerateRandom); SET(C_InitToken); SET(C_InitPIN);
-		SET(C_CloseAllSessions); SET(C_Finalize);
+		SET(C_CloseAllSessions); SET(C_Finalize); SET(C_CreateObject);
 #undef SET
 	}
 	pthread_mutex_unlock(&lock);

@@ -7,6 +7,10 @@
  * CKR_ATTRIBUTE_VALUE_INVALID, as one that does not know CKA_COPYABLE does) is asked again
  * without CKA_COPYABLE only, so the key keeps CKA_ALLOWED_MECHANISMS; one that refuses twice
  * gets neither. Every key stays sensitive, never extractable and sign-only, and signs.
+ * A token that assigns CKA_IDs itself (p11fault's ASSIGNID, as kmsp11): every template with
+ * a CKA_ID is refused, km_token_generate_assigned() makes the pair without one and returns
+ * the token's id, which km_token_check_key() then accepts; an id that another object holds
+ * already, or no id at all, gets the pair destroyed and the generation refused.
  *
  * Usage: test_fault_keygen PATH-TO-P11FAULT-MODULE
  */
@@ -137,6 +141,61 @@ static void test_keygen_other_refusal_not_retried(void **state)
 	free(log);
 }
 
+/* The private keys the token holds. */
+static size_t private_keys(void)
+{
+	km_token_privkey_t *keys = NULL;
+	size_t n = 0;
+	assert_int_equal(km_token_list_private_keys(tok, &keys, &n), KM_EOK);
+	free(keys);
+	return n;
+}
+
+static void test_keygen_assigned_id(void **state)
+{
+	(void)state;
+	uint8_t id[KM_TOKEN_ID_MAX], kmgr[KM_TOKEN_ID_LEN];
+	size_t len = 0;
+	km_pubkey_t pub;
+	p11calls_rules("C_GenerateKeyPair:ASSIGNID=16");
+	/* a CKA_ID of keymgr's is refused on every rung */
+	assert_int_equal(km_token_generate(tok, KM_ALG_ES256, 0, "keymgr:test/keygen", kmgr, &pub),
+	                 KM_EINVAL);
+	assert_false(km_token_assigns_ids(tok));
+	assert_int_equal(km_token_generate_assigned(tok, KM_ALG_ES256, 0, "keymgr:test/keygen", id,
+	                                            &len), KM_EOK);
+	p11calls_rules("");
+	assert_true(km_token_assigns_ids(tok));
+	assert_int_equal(len, 16);
+	assert_memory_not_equal(id, KM_TOKEN_ID_MAGIC, KM_TOKEN_ID_MAGIC_LEN);
+	assert_int_equal(km_token_check_key(tok, id, len, KM_ALG_ES256, &pub), KM_EOK);
+	assert_int_equal(km_token_destroy(tok, id, len), KM_EOK);
+}
+
+static void test_keygen_assigned_id_taken_or_missing(void **state)
+{
+	(void)state;
+	uint8_t id[KM_TOKEN_ID_MAX];
+	size_t len = 0, before;
+	/* the token gives the same id twice: the second pair is not unique */
+	p11calls_rules("C_GenerateKeyPair:ASSIGNID=0x6b6d7331316964");
+	assert_int_equal(km_token_generate_assigned(tok, KM_ALG_ES256, 0, "keymgr:test/keygen", id,
+	                                            &len), KM_EOK);
+	before = private_keys();
+	assert_int_equal(km_token_generate_assigned(tok, KM_ALG_ES256, 0, "keymgr:test/keygen", id,
+	                                            &len), KM_P11_EKEYREFUSED);
+	assert_non_null(strstr(km_token_last_error(tok), "is not unique"));
+	assert_int_equal(private_keys(), before);
+	assert_int_equal(km_token_destroy(tok, (const uint8_t *)"kms11id", 7), KM_EOK);
+	/* a token that gives no id (SoftHSM without the rule) */
+	p11calls_rules("");
+	before = private_keys();
+	assert_int_equal(km_token_generate_assigned(tok, KM_ALG_ES256, 0, "keymgr:test/keygen", id,
+	                                            &len), KM_P11_EKEYREFUSED);
+	assert_non_null(strstr(km_token_last_error(tok), "no CKA_ID"));
+	assert_int_equal(private_keys(), before);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -149,6 +208,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_keygen_copyable_refused_keeps_allowed_mechanisms),
 		cmocka_unit_test(test_keygen_both_refused),
 		cmocka_unit_test(test_keygen_other_refusal_not_retried),
+		cmocka_unit_test(test_keygen_assigned_id),
+		cmocka_unit_test(test_keygen_assigned_id_taken_or_missing),
 	};
 	return cmocka_run_group_tests_name("keygen", tests, group_setup, group_teardown);
 }

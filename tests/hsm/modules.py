@@ -32,6 +32,11 @@ path is P11FAULT, set by the test driver) act like hardware CI cannot have:
   yubihsm       YubiHSM 2 (yubihsm_pkcs11): a CKA_ID keeps 2 bytes (cut to its first 2),
                 16 sessions (CKR_SESSION_COUNT beyond them), keygen labels of at most 40
                 bytes (CKR_ATTRIBUTE_VALUE_INVALID beyond them)
+  kmsp11        Google Cloud KMS (kmsp11): the token assigns CKA_IDs (16 bytes; a template
+                with one is refused), keygen templates of label and algorithm only, labels
+                [a-zA-Z0-9_-]{1,63}, no C_CreateObject (so no data objects)
+  luna          Thales Luna: Ed25519 parameters only as the OID 1.3.6.1.4.1.11591.15.1,
+                read back so
 """
 import os
 import secrets
@@ -445,7 +450,16 @@ class Profile(SoftHSM):
         self.module = _need(P11FAULT)
         self.env["KEYMGR_P11FAULT_MODULE"] = self.real_module
         self.env["KEYMGR_P11FAULT_PROFILE"] = self.profile
+        self.env["KEYMGR_P11FAULT_LOG"] = os.path.join(self.dir, "p11fault.log")
         return self
+
+    def fault_log(self):
+        """What the profile's rules did so far (p11fault's KEYMGR_P11FAULT_LOG)."""
+        try:
+            with open(self.env["KEYMGR_P11FAULT_LOG"]) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
 
 class CloudHSM(Profile):
@@ -460,7 +474,25 @@ class YubiHSM(Profile):
     label_max = 40
 
 
-KINDS = {c.name: c for c in (SoftHSM, NSS, TPM2, OpenCryptoki, P11Kit, CloudHSM, YubiHSM)}
+class Kmsp11(Profile):
+    """Google Cloud KMS (kmsp11): token-assigned 16-byte CKA_IDs, label-and-algorithm keygen
+    templates, labels [a-zA-Z0-9_-]{1,63}, no data objects."""
+    name = profile = "kmsp11"
+    id_bytes = 16
+    ids_assigned = True
+    label_max = 63
+    no_data_objects = True
+
+
+class Luna(Profile):
+    """Thales Luna: Ed25519 parameters only as its OID (1.3.6.1.4.1.11591.15.1)."""
+    name = profile = "luna"
+    ed25519_params = "06092b06010401da470f01"
+    lean_alg = "EdDSA"   # the sanitizer build's one algorithm: the quirk's
+
+
+KINDS = {c.name: c for c in (SoftHSM, NSS, TPM2, OpenCryptoki, P11Kit, CloudHSM, YubiHSM,
+                             Kmsp11, Luna)}
 
 
 def start(name, root):

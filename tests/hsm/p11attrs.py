@@ -17,7 +17,7 @@ CK_ULONG = ctypes.c_ulong
 CKF_SERIAL_SESSION, CKF_RW_SESSION, CKF_OS_LOCKING_OK = 0x4, 0x2, 0x2
 CKU_USER = 1
 CKR_USER_ALREADY_LOGGED_IN = 0x100
-CKA_CLASS, CKA_ID = 0x0, 0x102
+CKA_CLASS, CKA_LABEL, CKA_ID = 0x0, 0x3, 0x102
 CKO_PUBLIC_KEY, CKO_PRIVATE_KEY = 2, 3
 BOOLS = {"sensitive": 0x103, "decrypt": 0x105, "unwrap": 0x107, "sign": 0x108,
          "derive": 0x10C, "extractable": 0x162, "never_extractable": 0x164}
@@ -131,6 +131,7 @@ def inspect(module, label, pin_file, init_args=None):
             k = keys.setdefault(kid, {"private": False, "public": False})
             k[kind] = True
             if kind == "private":
+                k["label"] = (get_attr(lib, s, h, CKA_LABEL) or b"").decode("utf-8", "replace")
                 for name, atype in BOOLS.items():
                     v = get_attr(lib, s, h, atype)
                     k[name] = None if v is None or len(v) != 1 else v != b"\0"
