@@ -620,6 +620,13 @@ int km_token_generate_assigned(km_token_t *t, km_alg_t alg, unsigned rsa_bits, c
 	return r;
 }
 
+void km_token_set_assigns_ids(km_token_t *t)
+{
+	pthread_mutex_lock(&t->admin_lock);
+	t->ids_assigned = true;
+	pthread_mutex_unlock(&t->admin_lock);
+}
+
 bool km_token_assigns_ids(km_token_t *t)
 {
 	pthread_mutex_lock(&t->admin_lock);

@@ -274,8 +274,13 @@ int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, co
 int km_token_generate_assigned(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char *label,
                                uint8_t ret_id[KM_TOKEN_ID_MAX], size_t *ret_len);
 
-/* Whether t generated a pair only without a CKA_ID (km_token_generate_assigned): per process. */
+/* Whether t generated a pair only without a CKA_ID (km_token_generate_assigned), in this
+ * process or, as the store recorded, in an earlier one (km_token_set_assigns_ids). */
 bool km_token_assigns_ids(km_token_t *t);
+
+/* Tells t that it assigns CKA_IDs itself, as an earlier process learned (the store records it:
+ * km_store_token_assigns_ids): its first generation goes without a CKA_ID at once. */
+void km_token_set_assigns_ids(km_token_t *t);
 
 /* The CKA_ID length t keeps: KM_TOKEN_ID_LEN, or less once a generation showed it cuts ids. */
 size_t km_token_id_len(km_token_t *t);

@@ -107,7 +107,7 @@ static int create_audit_key(km_env_t *env, km_token_t *t, int64_t now, km_store_
 	 * with an id of the length it keeps (km_token_new_id_for). A token that refused every
 	 * template with a CKA_ID may choose the id itself (kmsp11): the pair is made without one
 	 * and checked like a new key (the audit key is recorded only after it is made anyway). */
-	bool assigned = km_token_assigns_ids(t);
+	bool assigned = km_token_assigns_ids(t), known = assigned;
 	for (int attempt = 0;; attempt++) {
 		size_t id_len_before = km_token_id_len(t);
 		if (assigned)
@@ -118,8 +118,11 @@ static int create_audit_key(km_env_t *env, km_token_t *t, int64_t now, km_store_
 		if (r == KM_EOK && assigned &&
 		    (r = km_token_check_key(t, k.cka_id, k.cka_id_len, alg, &pub)) != KM_EOK)
 			km_token_destroy(t, k.cka_id, k.cka_id_len);
-		if (r == KM_EOK)
+		if (r == KM_EOK) {
+			if (assigned && !known)   /* learned: kept for the next process */
+				(void)km_env_token_learned(env, t, NULL, 0);
 			break;
+		}
 		if (attempt == 0 && km_token_id_len(t) != id_len_before) {
 			/* Learned: kept for the next process. Not kept, it is only learned again. */
 			(void)km_env_token_learned(env, t, NULL, 0);

@@ -99,24 +99,32 @@ void *km_env_hook_state(const km_env_t *env, const km_env_hooks_t *hooks)
  * never clears the refusal of the other. */
 #define AUDIT_GATE_SUFFIX ".audit"
 
-/* Tells t the CKA_ID length an earlier process learned it keeps (km_env_token_learned). A
- * store that cannot be read here only costs the relearning (one pair made and destroyed). */
-static void recall_id_len(km_env_t *env, km_token_t *t)
+/* Tells t what earlier processes learned of it (km_env_token_learned): the CKA_ID length it
+ * keeps, or that it assigns ids itself. A store that cannot be read here only costs the
+ * relearning (one pair made and destroyed, or one intent abandoned). */
+static void recall_learned(km_env_t *env, km_token_t *t)
 {
 	km_token_info_t info;
 	size_t len = 0;
+	bool assigns = false;
 	km_token_get_info(t, &info);
 	if (km_store_token_id_len(env->store, info.serial, info.label, &len, NULL, 0) == KM_EOK)
 		km_token_set_id_len(t, len);
+	if (km_store_token_assigns_ids(env->store, info.serial, info.label, &assigns, NULL,
+	                               0) == KM_EOK && assigns)
+		km_token_set_assigns_ids(t);
 }
 
 int km_env_token_learned(km_env_t *env, km_token_t *t, char *err, size_t errlen)
 {
 	km_token_info_t info;
 	size_t len = km_token_id_len(t);
+	km_token_get_info(t, &info);
+	if (km_token_assigns_ids(t))
+		return km_store_token_assigns_ids_record(env->store, info.serial, info.label, err,
+		                                         errlen);
 	if (len >= KM_TOKEN_ID_LEN)
 		return KM_EOK;
-	km_token_get_info(t, &info);
 	return km_store_token_id_len_record(env->store, info.serial, info.label, len, err, errlen);
 }
 
@@ -143,7 +151,7 @@ static int open_token(km_env_t *env, const km_token_cfg_t *cfg, const char *gate
 			*slot = NULL;
 			return r;
 		}
-		recall_id_len(env, *slot);
+		recall_learned(env, *slot);
 	}
 	return KM_EOK;
 }

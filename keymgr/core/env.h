@@ -95,8 +95,9 @@ int km_env_audit_token(km_env_t *env, km_token_t **ret, char *err, size_t errlen
 
 /*
  * Records in the environment's store what a generation taught about t (a token of env): the
- * CKA_ID length it keeps when shorter than KM_TOKEN_ID_LEN (YubiHSM 2: 2 bytes), which
- * km_env_token() and km_env_audit_token() tell the token when a later process opens it.
+ * CKA_ID length it keeps when shorter than KM_TOKEN_ID_LEN (YubiHSM 2: 2 bytes), or that it
+ * assigns CKA_IDs itself (kmsp11), which km_env_token() and km_env_audit_token() tell the
+ * token when a later process opens it.
  * KM_EOK (also when there is nothing to record), or store codes with err set.
  */
 int km_env_token_learned(km_env_t *env, km_token_t *t, char *err, size_t errlen);

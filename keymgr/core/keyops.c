@@ -424,7 +424,7 @@ static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store
 	char label[128];
 	km_pubkey_t pub;
 	km_key_label(km_env_name(env), keyset, label, sizeof(label));
-	bool assigned = km_token_assigns_ids(t);
+	bool assigned = km_token_assigns_ids(t), known = assigned;
 	for (int attempt = 0; !assigned; attempt++) {
 		size_t id_len_before = km_token_id_len(t);
 		key_row_init(&k, keyset, &info, now);
@@ -472,6 +472,8 @@ static int key_generate(km_env_t *env, const char *keyset, int64_t now, km_store
 			}
 			return r;
 		}
+		if (!known)   /* learned: the next process generates without an id at once */
+			(void)km_env_token_learned(env, t, NULL, 0);
 	}
 
 	KM_FAULT_POINT("generate.after_token");

@@ -640,3 +640,16 @@ int km_store_token_id_len(km_store_t *s, const char *serial, const char *label, 
  */
 int km_store_token_id_len_record(km_store_t *s, const char *serial, const char *label,
                                  size_t len, char *err, size_t errlen);
+
+/*
+ * Whether the token (serial, label) was recorded as one that assigns CKA_IDs itself (Google's
+ * kmsp11 refuses a CKA_ID in a keygen template), into *ret; false when nothing is recorded.
+ * KM_EOK, store codes.
+ */
+int km_store_token_assigns_ids(km_store_t *s, const char *serial, const char *label, bool *ret,
+                               char *err, size_t errlen);
+
+/* Records that the token (serial, label) assigns CKA_IDs itself. KM_EOK, KM_EINVAL, store
+ * codes. */
+int km_store_token_assigns_ids_record(km_store_t *s, const char *serial, const char *label,
+                                      char *err, size_t errlen);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Facts learned about a token (store.h): rows of the meta table named
- * "token.id_len:SERIAL:LABEL", written through the backend's meta_put.
+ * "token.id_len:SERIAL:LABEL" (the CKA_ID length it keeps) and "token.assigns_ids:SERIAL:LABEL"
+ * (it chooses CKA_IDs itself), written through the backend's meta_put.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,25 +12,37 @@
 #include "keymgr/store/store_int.h"
 
 #define KEY_PREFIX "token.id_len:"
+#define ASSIGNS_PREFIX "token.assigns_ids:"
+#define FACT_KEY_MAX (sizeof(ASSIGNS_PREFIX) + KM_STORE_TOKEN_SERIAL_MAX + \
+                      KM_STORE_TOKEN_LABEL_MAX + 2)
 
-static int fact_key(const char *serial, const char *label, char *out, size_t len, char *err,
-                    size_t errlen)
+static int fact_key(const char *prefix, const char *serial, const char *label, char *out,
+                    size_t len, char *err, size_t errlen)
 {
 	if (serial == NULL || label == NULL || strlen(serial) > KM_STORE_TOKEN_SERIAL_MAX ||
 	    strlen(label) > KM_STORE_TOKEN_LABEL_MAX)
 		return km_store__fail(err, errlen, KM_EINVAL, "token serial of up to %d and label "
 		                      "of up to %d bytes required", KM_STORE_TOKEN_SERIAL_MAX,
 		                      KM_STORE_TOKEN_LABEL_MAX);
-	snprintf(out, len, KEY_PREFIX "%s:%s", serial, label);
+	snprintf(out, len, "%s%s:%s", prefix, serial, label);
 	return KM_EOK;
+}
+
+/* One meta row, written as its own operation. */
+static int put(km_store_t *s, const char *key, const char *value, char *err, size_t errlen)
+{
+	int r = km_store__op_enter(s, err, errlen);
+	if (r != KM_EOK)
+		return r;
+	r = s->be->meta_put(s->ctx, key, value, err, errlen);
+	return km_store__op_leave(s, r, err, errlen);
 }
 
 int km_store_token_id_len(km_store_t *s, const char *serial, const char *label, size_t *ret,
                           char *err, size_t errlen)
 {
-	char key[sizeof(KEY_PREFIX) + KM_STORE_TOKEN_SERIAL_MAX + KM_STORE_TOKEN_LABEL_MAX + 2];
-	char value[16];
-	int r = fact_key(serial, label, key, sizeof(key), err, errlen);
+	char key[FACT_KEY_MAX], value[16];
+	int r = fact_key(KEY_PREFIX, serial, label, key, sizeof(key), err, errlen);
 	if (r == KM_EOK)
 		r = s->be->meta_get(s->ctx, key, value, sizeof(value), err, errlen);
 	if (r != KM_EOK)
@@ -44,17 +57,34 @@ int km_store_token_id_len(km_store_t *s, const char *serial, const char *label, 
 int km_store_token_id_len_record(km_store_t *s, const char *serial, const char *label,
                                  size_t len, char *err, size_t errlen)
 {
-	char key[sizeof(KEY_PREFIX) + KM_STORE_TOKEN_SERIAL_MAX + KM_STORE_TOKEN_LABEL_MAX + 2];
-	char value[16];
+	char key[FACT_KEY_MAX], value[16];
 	if (len == 0 || len > KM_STORE_CKA_ID_MAX)
 		return km_store__fail(err, errlen, KM_EINVAL, "a CKA_ID length of 1 to %d bytes "
 		                      "required", KM_STORE_CKA_ID_MAX);
-	int r = fact_key(serial, label, key, sizeof(key), err, errlen);
+	int r = fact_key(KEY_PREFIX, serial, label, key, sizeof(key), err, errlen);
 	if (r != KM_EOK)
 		return r;
 	snprintf(value, sizeof(value), "%zu", len);
-	if ((r = km_store__op_enter(s, err, errlen)) != KM_EOK)
+	return put(s, key, value, err, errlen);
+}
+
+int km_store_token_assigns_ids(km_store_t *s, const char *serial, const char *label, bool *ret,
+                               char *err, size_t errlen)
+{
+	char key[FACT_KEY_MAX], value[16];
+	int r = fact_key(ASSIGNS_PREFIX, serial, label, key, sizeof(key), err, errlen);
+	if (r == KM_EOK)
+		r = s->be->meta_get(s->ctx, key, value, sizeof(value), err, errlen);
+	if (r != KM_EOK)
 		return r;
-	r = s->be->meta_put(s->ctx, key, value, err, errlen);
-	return km_store__op_leave(s, r, err, errlen);
+	*ret = strcmp(value, "yes") == 0;   /* anything else: not written by keymgr */
+	return KM_EOK;
+}
+
+int km_store_token_assigns_ids_record(km_store_t *s, const char *serial, const char *label,
+                                      char *err, size_t errlen)
+{
+	char key[FACT_KEY_MAX];
+	int r = fact_key(ASSIGNS_PREFIX, serial, label, key, sizeof(key), err, errlen);
+	return r == KM_EOK ? put(s, key, "yes", err, errlen) : r;
 }

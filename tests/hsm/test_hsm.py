@@ -449,6 +449,30 @@ class HsmTest(unittest.TestCase):
             if k["kid"]:
                 self.assertEqual(len(k["token"]["cka_id"]), 4, k)
 
+    def assigned_ids_recalled(self):
+        """A token that assigns CKA_IDs itself (kmsp11) is learned once: the first generation
+        in a new store records an intent with keymgr's id, which the token refuses (the
+        intent is abandoned), then generates without one; the store keeps what was learned,
+        so a second keymgr process generates without an id at once and abandons nothing."""
+        config = self.write_config("fresh.yaml", self.m.module)
+        with open(config) as f:
+            text = f.read().replace("  hsm:\n", "  fresh:\n", 1).replace("/hsm.db", "/fresh.db")
+        with open(config, "w") as f:
+            f.write(text)
+
+        def abandoned():
+            return [k for k in self.json("key", "list", "fresh/k-es256", config=config)
+                    if not k["kid"]]
+        self.keymgr("keyset", "create", "fresh/k-es256", "--alg", "ES256", "--owner",
+                    "hsm-suite", "--purpose", "k-es256", config=config)
+        self.assertEqual(len(abandoned()), 1, "the first process learns the assigned ids")
+        self.keymgr("rotate", "fresh/k-es256", "--now", "--force", config=config)
+        self.assertEqual(len(abandoned()), 1, "a second process learned the assigned ids again")
+        keys = [k for k in self.json("key", "list", "fresh/k-es256", config=config) if k["kid"]]
+        self.assertEqual(len(keys), 2, keys)
+        for k in keys:
+            self.assertFalse(k["token"]["cka_id"].startswith("4b4d4752"), k)   # not "KMGR"
+
     def short_id_stray(self):
         """On a token that cuts CKA_IDs (yubihsm), the first generation in a store gets a pair
         whose id is the cut of a "KMGR" id (4b4d); keymgr killed before it destroys that
@@ -545,7 +569,9 @@ def add_cases():
         setattr(HsmTest, f"test_refused_{alg}", lambda self, a=alg: self.refused(a))
     if modules.KINDS[MODULE].pin_max:
         HsmTest.test_pin_too_long = HsmTest.pin_too_long
-    if getattr(modules.KINDS[MODULE], "id_bytes", 20) < 20:
+    if getattr(modules.KINDS[MODULE], "ids_assigned", False):
+        HsmTest.test_assigned_ids_recalled = HsmTest.assigned_ids_recalled
+    elif getattr(modules.KINDS[MODULE], "id_bytes", 20) < 20:
         HsmTest.test_short_id_recalled = HsmTest.short_id_recalled
         HsmTest.test_short_id_stray = HsmTest.short_id_stray
     if getattr(modules.KINDS[MODULE], "label_max", None):

@@ -476,6 +476,21 @@ static void test_token_id_len_recorded_per_token(void **state)
 	assert_int_equal(km_store_token_id_len(other, "0123", "yubi", &len, err, sizeof(err)),
 	                 KM_EOK);
 	assert_int_equal(len, 3);
+	/* a token that assigns ids itself (kmsp11): its own fact, beside the length */
+	bool assigns = true;
+	assert_int_equal(km_store_token_assigns_ids(other, "0123", "kms", &assigns, err,
+	                                            sizeof(err)), KM_EOK);
+	assert_false(assigns);
+	assert_int_equal(km_store_token_assigns_ids_record(fx->s, "0123", "kms", err, sizeof(err)),
+	                 KM_EOK);
+	assert_int_equal(km_store_token_assigns_ids(other, "0123", "kms", &assigns, err,
+	                                            sizeof(err)), KM_EOK);
+	assert_true(assigns);
+	assert_int_equal(km_store_token_assigns_ids(other, "0123", "yubi", &assigns, err,
+	                                            sizeof(err)), KM_EOK);
+	assert_false(assigns);
+	assert_int_equal(km_store_token_assigns_ids_record(other, "0123", NULL, err, sizeof(err)),
+	                 KM_EINVAL);
 	km_store_free(other);
 }
 
