@@ -799,10 +799,10 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 		set_err(err, errlen, "listen address is not an IPv4 or IPv6 literal");
 		goto out;
 	}
-	if (threads > 256 || conn_limit < threads || max_header < 1024 ||
+	if (threads > 256 || conn_limit < threads || conn_limit > (1u << 20) || max_header < 1024 ||
 	    max_header > 1024 * 1024 || max_verifiers > (1u << 24)) {
 		set_err(err, errlen, "HTTP configuration out of range (threads 1..256, connection "
-			"limit >= threads, max header size 1 KiB..1 MiB, verifiers <= 16M)");
+			"limit threads..1M, max header size 1 KiB..1 MiB, verifiers <= 16M)");
 		goto out;
 	}
 
@@ -868,8 +868,12 @@ int km_http_start(const km_http_cfg_t *cfg, km_http_t **ret, char *err, size_t e
 		MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, h,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
 		/* the acceptor keeps conn_limit (km_http_listener_set_limit); libmicrohttpd's own
-		 * limit, above it, is never reached */
-		MHD_OPTION_CONNECTION_LIMIT, conn_limit + 64,
+		 * limit, above it, is never reached. It is split among the pool's workers, and a
+		 * connection handed over is counted by its worker only when the worker takes it:
+		 * each worker's share is at least conn_limit, so that no worker can refuse one
+		 * the acceptor already counted (such a refusal is not notified: the count would
+		 * never come back down). */
+		MHD_OPTION_CONNECTION_LIMIT, conn_limit * threads + 64,
 		MHD_OPTION_NOTIFY_CONNECTION, &connection_notified, h,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
 		MHD_OPTION_CONNECTION_TIMEOUT, timeout,
