@@ -270,7 +270,6 @@ int km_token_generate_with_id(km_token_t *t, km_alg_t alg, unsigned rsa_bits, co
  * km_token_check_key() (attributes, test signature), and destroys the pair if that fails.
  * Afterwards km_token_assigns_ids(t) is true.
  */
-#define KM_TOKEN_ID_MAX 64
 int km_token_generate_assigned(km_token_t *t, km_alg_t alg, unsigned rsa_bits, const char *label,
                                uint8_t ret_id[KM_TOKEN_ID_MAX], size_t *ret_len);
 
