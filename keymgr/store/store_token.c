@@ -38,13 +38,20 @@ static int put(km_store_t *s, const char *key, const char *value, char *err, siz
 	return km_store__op_leave(s, r, err, errlen);
 }
 
+/* The value of one fact's row into value ("" when none). */
+static int get(km_store_t *s, const char *prefix, const char *serial, const char *label,
+               char *value, size_t len, char *err, size_t errlen)
+{
+	char key[FACT_KEY_MAX];
+	int r = fact_key(prefix, serial, label, key, sizeof(key), err, errlen);
+	return r == KM_EOK ? s->be->meta_get(s->ctx, key, value, len, err, errlen) : r;
+}
+
 int km_store_token_id_len(km_store_t *s, const char *serial, const char *label, size_t *ret,
                           char *err, size_t errlen)
 {
-	char key[FACT_KEY_MAX], value[16];
-	int r = fact_key(KEY_PREFIX, serial, label, key, sizeof(key), err, errlen);
-	if (r == KM_EOK)
-		r = s->be->meta_get(s->ctx, key, value, sizeof(value), err, errlen);
+	char value[16];
+	int r = get(s, KEY_PREFIX, serial, label, value, sizeof(value), err, errlen);
 	if (r != KM_EOK)
 		return r;
 	char *end = NULL;
@@ -71,10 +78,8 @@ int km_store_token_id_len_record(km_store_t *s, const char *serial, const char *
 int km_store_token_assigns_ids(km_store_t *s, const char *serial, const char *label, bool *ret,
                                char *err, size_t errlen)
 {
-	char key[FACT_KEY_MAX], value[16];
-	int r = fact_key(ASSIGNS_PREFIX, serial, label, key, sizeof(key), err, errlen);
-	if (r == KM_EOK)
-		r = s->be->meta_get(s->ctx, key, value, sizeof(value), err, errlen);
+	char value[16];
+	int r = get(s, ASSIGNS_PREFIX, serial, label, value, sizeof(value), err, errlen);
 	if (r != KM_EOK)
 		return r;
 	*ret = strcmp(value, "yes") == 0;   /* anything else: not written by keymgr */
