@@ -453,6 +453,13 @@ static const struct {
 	{ KM_ERROR, "internal" },
 };
 
+json_t *km_ctl_refusal(const char *msg, const char *code, const char *fallback)
+{
+	json_t *reply = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "code", code);
+	return reply != NULL ? reply : json_pack("{s:b, s:s, s:s}", "ok", 0, "error", fallback,
+	                                         "code", code);
+}
+
 const char *km_ctl_code_name(int km_code)
 {
 	if (km_is_token_error(km_code))

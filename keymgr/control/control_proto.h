@@ -113,6 +113,14 @@ int km_ctl_writer_flush(km_ctl_writer_t *w);
  */
 const char *km_ctl_code_name(int km_code);
 
+/*
+ * A refused reply {"ok": false, "error": msg, "code": code} (a new reference; NULL only when
+ * out of memory). A msg that is not valid UTF-8 (a request's bytes echoed, cut) cannot be a
+ * JSON string: the reply then says fallback instead, so that a refusal is never lost to its
+ * message.
+ */
+json_t *km_ctl_refusal(const char *msg, const char *code, const char *fallback);
+
 /* The KM code a reply's code stands for (KM_ERROR for unknown or NULL codes). */
 int km_ctl_code_value(const char *code);
 

@@ -22,6 +22,7 @@
 
 #include "keymgr/common/error.h"
 #include "keymgr/common/name.h"
+#include "keymgr/control/control_proto.h"
 #include "keymgr/control/ctl_locate.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/daemon/authz.h"
@@ -129,10 +130,7 @@ static json_t *error_reply(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_t *reply = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "code", "bad_request");
-	/* A message jansson refuses (not UTF-8) must not turn a refusal into "no refusal". */
-	return reply ? reply : json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "bad request",
-	                                 "code", "bad_request");
+	return km_ctl_refusal(msg, "bad_request", "bad request");
 }
 
 /* Optional string member; false (with *reply set) when present but not a valid name. */

@@ -762,13 +762,9 @@ static json_t *refusal(int r, const char *code, const char *msg)
 	/* Same words as `keymgr sign` when the claims layer gave none. */
 	if ((msg == NULL || msg[0] == '\0') && r == KM_EMALFORMED)
 		msg = "malformed claims JSON";
-	json_t *reply = json_pack("{s:b, s:s, s:s}", "ok", 0, "error",
-	                          msg && msg[0] ? msg : km_strerror(r),
-	                          "code", code ? code : km_ctl_code_name(r));
 	/* A message jansson refuses (not UTF-8) still gets a refusal, in the code's own words. */
-	return reply != NULL ? reply
-	                     : json_pack("{s:b, s:s, s:s}", "ok", 0, "error", km_strerror(r), "code",
-	                                 code ? code : km_ctl_code_name(r));
+	return km_ctl_refusal(msg && msg[0] ? msg : km_strerror(r),
+	                      code ? code : km_ctl_code_name(r), km_strerror(r));
 }
 
 /* ttl: a duration string ("10m") or positive whole seconds; absent = 0 (claims carry exp). */
