@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,8 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/url.h"
 #include "keymgr/core/documents.h"
+#include "keymgr/jose/jwk.h"
+#include "keymgr/jose/jwks.h"
 #include "keymgr/store/store.h"
 
 static int fit(int n, size_t len)
@@ -26,6 +29,88 @@ int km_doc_path(const km_env_cfg_t *e, const char *keyset, km_doc_kind_t kind, c
 		return fit(snprintf(buf, len, "%s/%s/jwks.json", e->http_path, keyset), len);
 	return fit(snprintf(buf, len, "%s/%s/.well-known/openid-configuration", e->http_path,
 	                    keyset), len);
+}
+
+int km_doc_jwks(const km_store_key_t *keys, size_t n, const char *keyset, char **ret,
+                size_t *len, char *err, size_t errlen)
+{
+	km_jwks_t *jwks = NULL;
+	int r = km_jwks_create(&jwks);
+	for (size_t i = 0; r == KM_EOK && i < n; i++) {
+		if (keyset != NULL && strcmp(keys[i].keyset, keyset) != 0)
+			continue;
+		json_error_t jerr;
+		json_t *jwk = json_loads(keys[i].jwk, 0, &jerr);
+		km_pubkey_t pub;
+		km_alg_t alg = KM_ALG_NONE;
+		char kid[KM_JWK_THUMBPRINT_LEN + 1];
+		r = jwk ? km_jwk_to_pubkey(jwk, &pub, &alg, NULL, 0, NULL, 0) : KM_EMALFORMED;
+		json_decref(jwk);
+		if (r == KM_EOK)
+			r = km_jwks_add(jwks, &pub, keys[i].alg, kid);
+		if (r == KM_EOK && strcmp(kid, keys[i].kid) != 0)
+			r = KM_EMALFORMED;
+		if (r != KM_EOK)
+			snprintf(err, errlen, "stored public key of %s does not match its kid: the "
+			         "store may have been altered", keys[i].kid);
+	}
+	if (r == KM_EOK)
+		r = km_jwks_render(jwks, ret, len);
+	km_jwks_free(jwks);
+	return r;
+}
+
+static unsigned clamp_age(int64_t age)
+{
+	return age > 0 && age < 86400 * 365 ? (unsigned)age : 1;
+}
+
+unsigned km_doc_max_age(const km_env_t *env, const char *keyset)
+{
+	km_policy_t p;
+	if (km_env_keyset_policy(env, keyset, &p) != KM_EOK)
+		p = km_env_cfg(env)->policy;
+	return clamp_age(p.jwks_max_age);
+}
+
+unsigned km_doc_env_max_age(const km_env_t *env, const unsigned *ages, size_t n)
+{
+	unsigned age = 0;
+	for (size_t i = 0; i < n; i++)
+		if (age == 0 || ages[i] < age)
+			age = ages[i];
+	return age != 0 ? age : clamp_age(km_env_cfg(env)->policy.jwks_max_age);
+}
+
+int km_env_docs_render(void *ctx, const km_store_keyset_t *sets, size_t nsets,
+                       const km_store_key_t *keys, size_t nkeys, km_store_doc_t **ret,
+                       size_t *n, char *err, size_t errlen)
+{
+	const km_env_t *env = ctx;
+	const km_env_cfg_t *e = km_env_cfg(env);
+	km_store_doc_t *docs = calloc(nsets + 1, sizeof(*docs));
+	unsigned *ages = calloc(nsets + 1, sizeof(*ages));
+	int r = docs == NULL || ages == NULL ? KM_ENOMEM : KM_EOK;
+	for (size_t i = 0; r == KM_EOK && i <= nsets; i++) {
+		const char *ks = i < nsets ? sets[i].name : NULL;   /* last: the environment's */
+		if ((r = km_doc_path(e, ks, KM_DOC_JWKS, docs[i].path, sizeof(docs[i].path))) !=
+		    KM_EOK) {
+			snprintf(err, errlen, "the JWKS path of %s/%s is too long", e->name,
+			         ks ? ks : ".well-known");
+			break;
+		}
+		r = km_doc_jwks(keys, nkeys, ks, &docs[i].body, &docs[i].len, err, errlen);
+		docs[i].max_age = ks ? (ages[i] = km_doc_max_age(env, ks)) :
+		                       km_doc_env_max_age(env, ages, nsets);
+	}
+	free(ages);
+	if (r != KM_EOK) {
+		km_store_docs_free(docs, nsets + 1);
+		return r;
+	}
+	*ret = docs;
+	*n = nsets + 1;
+	return KM_EOK;
 }
 
 int km_discovery_document(km_env_t *env, const char *keyset, char **ret, size_t *len,

@@ -15,6 +15,9 @@
  *    "jwks_uri":"https://keys.example.com/production/api/jwks.json",
  *    "response_types_supported":["id_token"],"subject_types_supported":["public"]}
  * in canonical JSON, so the same key set always gives the same bytes.
+ *
+ * The JWKS documents are rendered here too, for keymgrd's publisher and for the store, which
+ * writes a shared store's documents inside the change's own transaction (docs/ha.md).
  */
 #pragma once
 
@@ -22,6 +25,7 @@
 
 #include "keymgr/config/config.h"
 #include "keymgr/core/env.h"
+#include "keymgr/store/store.h"
 
 #define KM_DOC_PATH_MAX 384
 
@@ -34,6 +38,33 @@ typedef enum {
  * KM_ERANGE (too long for len). */
 int km_doc_path(const km_env_cfg_t *e, const char *keyset, km_doc_kind_t kind, char *buf,
                 size_t len);
+
+/*
+ * The JWKS of keys (keyset NULL: all of them; else those of that key set), in their order:
+ * each key's public JWK from the store, checked against its kid. *ret is malloc'd, *len
+ * optional. KM_EOK, KM_EMALFORMED (err names the key: the store may have been altered),
+ * KM_ENOMEM.
+ */
+int km_doc_jwks(const km_store_key_t *keys, size_t n, const char *keyset, char **ret,
+                size_t *len, char *err, size_t errlen);
+
+/*
+ * The max-age (seconds) a document is served with: a key set's JWKS takes its policy's
+ * jwks_max_age; the environment's JWKS the smallest of its key sets' (ages, n of them), or
+ * the environment policy's when it has none. Out of range (0, a year or more): 1.
+ */
+unsigned km_doc_max_age(const km_env_t *env, const char *keyset);
+unsigned km_doc_env_max_age(const km_env_t *env, const unsigned *ages, size_t n);
+
+/*
+ * The environment's renderer of its store's documents (km_store_docs_render_fn, installed
+ * by km_env_open; ctx is the km_env_t): every key set's JWKS and the environment's, at
+ * their paths, with their max-age, as keymgrd's publisher renders them, so that the bytes a
+ * change's transaction writes are the ones every node serves.
+ */
+int km_env_docs_render(void *ctx, const km_store_keyset_t *sets, size_t nsets,
+                       const km_store_key_t *keys, size_t nkeys, km_store_doc_t **ret,
+                       size_t *n, char *err, size_t errlen);
 
 /*
  * The discovery document of key set keyset, into *ret (malloc'd) and *len. KM_EOK;

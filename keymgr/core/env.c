@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "keymgr/common/error.h"
+#include "keymgr/core/documents.h"
 #include "keymgr/core/env.h"
 #include "keymgr/core/pin_refusal.h"
 
@@ -45,6 +46,9 @@ int km_env_open(const km_config_t *cfg, const char *name, km_env_t **ret, char *
 		free(env);
 		return r;
 	}
+	/* A shared store's documents are written by every change's own transaction, rendered
+	 * from this configuration (documents.h). */
+	km_store_set_docs_renderer(env->store, km_env_docs_render, env);
 	/* What the program attaches (keymgr, keymgrd: the audit context, before any change is
 	 * made through this environment). */
 	env->hooks = registered_hooks;

@@ -8,6 +8,7 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/faultpoint.h"
 #include "keymgr/common/hex.h"
+#include "keymgr/core/documents.h"
 #include "keymgr/core/key_owner.h"
 #include "keymgr/core/keyops.h"
 #include "keymgr/jose/jwk.h"
@@ -656,33 +657,10 @@ int km_env_jwks(km_env_t *env, const char *keyset, char **ret, size_t *len, char
 	};
 	km_store_key_t *keys = NULL;
 	size_t n = 0;
-	km_jwks_t *jwks = NULL;
 	int r = km_store_keys_query(km_env_store(env), &f, &keys, &n, err, errlen);
 	if (r != KM_EOK)
 		return r;
-	if ((r = km_jwks_create(&jwks)) != KM_EOK)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		json_error_t jerr;
-		json_t *jwk = json_loads(keys[i].jwk, 0, &jerr);
-		km_pubkey_t pub;
-		km_alg_t alg = KM_ALG_NONE;
-		char kid[KM_JWK_THUMBPRINT_LEN + 1];
-		r = jwk ? km_jwk_to_pubkey(jwk, &pub, &alg, NULL, 0, NULL, 0) : KM_EMALFORMED;
-		json_decref(jwk);
-		if (r == KM_EOK)
-			r = km_jwks_add(jwks, &pub, keys[i].alg, kid);
-		if (r == KM_EOK && strcmp(kid, keys[i].kid) != 0)
-			r = KM_EMALFORMED;
-		if (r != KM_EOK) {
-			snprintf(err, errlen, "stored public key of %s does not match its kid: the "
-			         "store may have been altered", keys[i].kid);
-			goto out;
-		}
-	}
-	r = km_jwks_render(jwks, ret, len);
-out:
-	km_jwks_free(jwks);
+	r = km_doc_jwks(keys, n, NULL, ret, len, err, errlen);
 	km_store_keys_free(keys);
 	return r;
 }

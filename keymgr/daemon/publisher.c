@@ -10,6 +10,11 @@
  * The same read tells the scheduler about changes made by someone else (the CLI): a key set
  * whose keys differ from what the daemon last saw of them (here, or at the end of its own
  * pass: kd_keyset_fp) is planned again at once.
+ *
+ * On a shared store (PostgreSQL, docs/ha.md) the documents every node serves are in the
+ * store, written by the transaction of each change (the store renders them with
+ * km_env_docs_render, the same bytes as here). A follower serves those; the leader serves its
+ * own rendering and has the store render again after each pass that published (lead_store).
  */
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -52,14 +57,6 @@ static int cmp_keyset(const void *a, const void *b)
 	return strcmp(((const kd_keyset_t *)a)->name, ((const kd_keyset_t *)b)->name);
 }
 
-static unsigned keyset_max_age(const kd_env_t *e, const char *name)
-{
-	km_policy_t p;
-	if (km_env_keyset_policy(e->env, name, &p) != KM_EOK)
-		p = e->cfg->policy;
-	return p.jwks_max_age > 0 && p.jwks_max_age < 86400 * 365 ? (unsigned)p.jwks_max_age : 1;
-}
-
 /* Makes e->ks the store's key sets (state of known ones kept; new ones due at once). */
 static int sync_keysets(kd_env_t *e, char *err, size_t errlen)
 {
@@ -83,7 +80,7 @@ static int sync_keysets(kd_env_t *e, char *err, size_t errlen)
 			kd_log(KD_LOG_INFO, "keyset-found", "env", e->name, "keyset", list[i].name, NULL);
 		}
 		if (ks[i].max_age == 0)
-			ks[i].max_age = keyset_max_age(e, ks[i].name);
+			ks[i].max_age = km_doc_max_age(e->env, ks[i].name);
 	}
 	for (size_t i = 0; i < e->n_ks; i++) {
 		free(e->ks[i].error);
@@ -582,77 +579,37 @@ out:
 	return r;
 }
 
-/* The leader of a shared store writes the documents it has just swapped in into the store,
- * fenced: a deposed leader's documents are refused. */
-static void lead_store(kd_daemon_t *d, kd_env_t *e, const doc_t *docs, const doc_t *env_doc,
-                       unsigned env_max_age, int64_t serial)
-{
-	char err[1024] = "", holder[KM_STORE_LEASE_HOLDER_MAX + 1];
-	int64_t epoch;
-	km_store_doc_t *out = calloc(e->n_ks + 1, sizeof(*out));
-	size_t n = 0;
-	if (out == NULL)
-		return;
-	for (size_t i = 0; i < e->n_ks; i++) {
-		if (docs[i].body == NULL)
-			continue;
-		kd_keyset_path(e, e->ks[i].name, out[n].path, sizeof(out[n].path));
-		out[n].body = docs[i].body;
-		out[n].len = docs[i].len;
-		out[n].max_age = e->ks[i].max_age;
-		out[n++].serial = (uint64_t)serial;
-	}
-	if (env_doc->body != NULL) {
-		snprintf(out[n].path, sizeof(out[n].path), "%s", e->path);
-		out[n].body = env_doc->body;
-		out[n].len = env_doc->len;
-		out[n].max_age = env_max_age;
-		out[n++].serial = (uint64_t)serial;
-	}
-	km_store_t *s = km_env_store(e->env);
-	if (n > 0 && kd_env_leading(d, e, holder, &epoch)) {
-		km_store_set_fence(s, holder, epoch);
-		int r = km_store_docs_put(s, out, n, err, sizeof(err));
-		km_store_set_fence(s, NULL, 0);
-		if (r == KM_STORE_EFENCED)
-			kd_lease_fenced(e->lease);
-		if (r != KM_EOK)
-			kd_log(KD_LOG_ERROR, "publish", "env", e->name, "result", "failed", "error",
-			       err[0] ? err : km_strerror(r), "source", "store", NULL);
-	}
-	free(out);   /* the bodies are the caller's */
-}
-
 /*
- * A node that has just come to lead writes every document it serves into the store once
- * (rendered again: the same bytes when nothing changed), so that the store holds documents
- * even when the leader's first pass changes none (a store moved to PostgreSQL, a first
- * start). A newer serial already in the store is kept (km_store_docs_put never goes back).
+ * The leader of a shared store has the store render its documents once more (fenced: a
+ * deposed leader's write is refused) and write those that differ: what no change's own
+ * transaction wrote, a new leader's first pass on a store that holds none yet or a reload
+ * that changed a max-age. A change's documents are already there, written by its own
+ * transaction (km_store_docs_sync, docs/ha.md). Returns whether it succeeded.
  */
-static void seed_store(kd_daemon_t *d, kd_env_t *e, int64_t epoch)
+static bool lead_store(kd_daemon_t *d, kd_env_t *e)
 {
-	char err[1024] = "";
-	doc_t *docs = calloc(e->n_ks + 1, sizeof(*docs));
-	doc_t env_doc = { 0 };
-	int r = docs == NULL ? KM_ENOMEM : KM_EOK;
-	unsigned env_max_age = e->published_max_age;
-	for (size_t i = 0; r == KM_EOK && i < e->n_ks; i++)
-		if (e->ks[i].published)
-			r = render(e, e->ks[i].name, e->ks[i].digest, true, &docs[i], err,
-			           sizeof(err));
-	if (r == KM_EOK)
-		r = render(e, NULL, e->digest, true, &env_doc, err, sizeof(err));
-	if (r == KM_EOK) {
-		lead_store(d, e, docs, &env_doc, env_max_age, e->serial);
-		e->docs_epoch = epoch;
-	} else {
+	char err[1024] = "", holder[KM_STORE_LEASE_HOLDER_MAX + 1], num[24];
+	int64_t epoch;
+	size_t written = 0;
+	km_store_t *s = km_env_store(e->env);
+	if (!kd_env_leading(d, e, holder, &epoch))
+		return false;
+	km_store_set_fence(s, holder, epoch);
+	int r = km_store_docs_sync(s, &written, err, sizeof(err));
+	km_store_set_fence(s, NULL, 0);
+	if (r == KM_STORE_EFENCED)
+		kd_lease_fenced(e->lease);
+	if (r != KM_EOK) {
 		kd_log(KD_LOG_ERROR, "publish", "env", e->name, "result", "failed", "error",
 		       err[0] ? err : km_strerror(r), "source", "store", NULL);
+		return false;
 	}
-	for (size_t i = 0; docs != NULL && i < e->n_ks; i++)
-		free(docs[i].body);
-	free(docs);
-	free(env_doc.body);
+	if (written > 0) {
+		snprintf(num, sizeof(num), "%zu", written);
+		kd_log(KD_LOG_INFO, "publish", "env", e->name, "source", "store", "documents", num,
+		       "result", "written", NULL);
+	}
+	return true;
 }
 
 int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
@@ -662,7 +619,7 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 	doc_t *docs = NULL;
 	doc_t env_doc = { 0 };
 	bool want_env = false, any = false, bytes = false, published = false;
-	unsigned env_max_age = 0;
+	unsigned env_max_age = 0, *ages = NULL;
 	int64_t serial = 0;
 	int r;
 	char holder[KM_STORE_LEASE_HOLDER_MAX + 1];
@@ -688,8 +645,6 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 
 	for (size_t i = 0; i < e->n_ks; i++) {
 		kd_keyset_t *ks = &e->ks[i];
-		if (env_max_age == 0 || ks->max_age < env_max_age)
-			env_max_age = ks->max_age;
 		if (ks->published && ks->kids_fp == kids_fp[i] && ks->published_max_age == ks->max_age)
 			continue;
 		if ((r = render(e, ks->name, ks->digest, ks->published, &docs[i], err,
@@ -705,10 +660,13 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 		any = true;
 		bytes = bytes || docs[i].bytes_changed;
 	}
-	if (env_max_age == 0) {
-		int64_t m = e->cfg->policy.jwks_max_age;
-		env_max_age = m > 0 && m < 86400 * 365 ? (unsigned)m : 1;
+	if ((ages = calloc(e->n_ks ? e->n_ks : 1, sizeof(*ages))) == NULL) {
+		r = KM_ENOMEM;
+		goto out;
 	}
+	for (size_t i = 0; i < e->n_ks; i++)
+		ages[i] = e->ks[i].max_age;
+	env_max_age = km_doc_env_max_age(e->env, ages, e->n_ks);
 	if (want_env)
 		e->stale = true;
 	if (e->stale || !e->published || e->published_max_age != env_max_age) {
@@ -784,12 +742,10 @@ int kd_publish_env(kd_daemon_t *d, kd_env_t *e, int64_t now)
 	e->serial = serial;
 	r = KM_EOK;
 	published = true;
-	if (shared)
-		lead_store(d, e, docs, &env_doc, env_max_age, serial);
 out:
-	if (r == KM_EOK && shared && leads && e->published && e->serial > 0 &&
-	    e->docs_epoch != epoch)
-		seed_store(d, e, epoch);
+	if (r == KM_EOK && shared && leads && (published || e->docs_epoch != epoch) &&
+	    lead_store(d, e))
+		e->docs_epoch = epoch;
 	if (r == KM_EOK) {
 		bool disc = publish_discovery(d, e);
 		write_static(e, published || disc, now);
@@ -807,6 +763,7 @@ out:
 	free(docs);
 	free(env_doc.body);
 	free(kids_fp);
+	free(ages);
 	return r;
 }
 

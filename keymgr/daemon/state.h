@@ -91,8 +91,8 @@ typedef struct {
 	 * reconciles. NULL: a store without one (SQLite, one node), or not started yet. */
 	kd_lease_t *lease;
 	int64_t reconciled_epoch;  /* the lease epoch this node last reconciled at */
-	int64_t docs_epoch;        /* the lease epoch at which this node, leading, wrote all its
-	                            * served documents into the store (publisher.c) */
+	int64_t docs_epoch;        /* the lease epoch at which this node, leading, last had the
+	                            * store render its documents (publisher.c, lead_store) */
 } kd_env_t;
 
 typedef struct {

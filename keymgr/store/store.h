@@ -197,9 +197,11 @@ void km_store_set_fence(km_store_t *s, const char *holder, int64_t epoch);
 
 /* ---- the served JWKS documents (docs/ha.md) ----
  *
- * On a store shared by several keymgrd nodes (PostgreSQL) the leader writes the documents it
- * serves into the store; every other node serves exactly those bytes. A backend without
- * them (SQLite: one node) answers KM_ENOTSUP.
+ * On a store shared by several keymgrd nodes (PostgreSQL) the store holds the documents
+ * every node serves, byte for byte. They are rendered and written INSIDE the transaction of
+ * the change that alters them (a key entering or leaving the JWKS, by keymgrd or by the CLI),
+ * under that change's JWKS serial, so that no committed change exists whose documents are
+ * not in the store too. A backend without them (SQLite: one node) answers KM_ENOTSUP.
  */
 typedef struct {
 	char path[256];             /* the HTTP path it is served at */
@@ -211,10 +213,32 @@ typedef struct {
 
 bool km_store_has_docs(const km_store_t *s);
 
-/* Writes docs (overwriting older serials of the same paths, never newer ones) in one
- * transaction (fenced when a fence is set), and notifies listeners at its commit. */
-int km_store_docs_put(km_store_t *s, const km_store_doc_t *docs, size_t n, char *err,
-                      size_t errlen);
+/*
+ * Renders an environment's documents from the rows of the transaction that writes them:
+ * sets, every key set of the store (by name); keys, the keys a JWKS lists (published, active,
+ * retired; confirmed), in the store's key order. *ret (n documents) receives each document's
+ * path, body (malloc'd, km_store_docs_free) and max_age; the store sets the serial. KM_EOK,
+ * or a code with err set: the store then leaves its documents as they were and the change
+ * goes on (a damaged row must not block a revocation; the leader's publisher reports it).
+ */
+typedef int (*km_store_docs_render_fn)(void *ctx, const km_store_keyset_t *sets, size_t nsets,
+                                       const km_store_key_t *keys, size_t nkeys,
+                                       km_store_doc_t **ret, size_t *n, char *err,
+                                       size_t errlen);
+
+/* What renders s's documents inside its transactions (core/env.c installs the environment's
+ * own: its http.path, its policies' max-age). NULL: none are written (a store opened without
+ * a configuration, as `keymgr store copy` does). No effect on backends without documents. */
+void km_store_set_docs_renderer(km_store_t *s, km_store_docs_render_fn fn, void *ctx);
+
+/*
+ * Renders the documents again in one transaction (fenced when a fence is set) and writes
+ * those whose bytes or max-age differ from the store's, under the latest JWKS serial: what
+ * a change's transaction cannot know (a new leader's first pass, a reload that changed a
+ * max-age). *ret_written (may be NULL): how many were written. KM_ENOTSUP (no documents, or
+ * no renderer), store codes, the renderer's.
+ */
+int km_store_docs_sync(km_store_t *s, size_t *ret_written, char *err, size_t errlen);
 
 /* The documents whose serial is above newer_than (0: all). *ret: km_store_docs_free(). */
 int km_store_docs_get(km_store_t *s, uint64_t newer_than, km_store_doc_t **ret, size_t *n,

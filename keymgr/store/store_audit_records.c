@@ -132,6 +132,9 @@ int km_store__jwks_track(km_store_t *s, int64_t at, bool force, uint64_t *serial
 	if ((r = s->be->jwks_version_insert(s->ctx, &ver, err, errlen)) != KM_EOK)
 		goto out;
 done:
+	/* The documents of this kid set, in this same transaction (docs/ha.md). */
+	if ((r = km_store__docs_write(s, v, NULL, err, errlen)) != KM_EOK)
+		goto out;
 	if (serial != NULL)
 		*serial = v;
 out:

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The served JWKS documents and the verifiers' pickup records of a store shared by several
- * nodes (store.h), through the backend. */
+ * nodes (store.h), through the backend: the documents rendered inside the transaction of the
+ * change that alters them (km_store__docs_write, called by km_store__jwks_track). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,20 +19,95 @@ static int no_docs(const km_store_t *s, char *err, size_t errlen)
 	                      "served documents (only a PostgreSQL store does)", s->env);
 }
 
-int km_store_docs_put(km_store_t *s, const km_store_doc_t *docs, size_t n, char *err,
+void km_store_set_docs_renderer(km_store_t *s, km_store_docs_render_fn fn, void *ctx)
+{
+	s->docs_render = fn;
+	s->docs_render_ctx = ctx;
+}
+
+static const km_store_doc_t *doc_at(const km_store_doc_t *docs, size_t n, const char *path)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(docs[i].path, path) == 0)
+			return &docs[i];
+	return NULL;
+}
+
+/* km_store__docs_write(); strict: a renderer's failure is returned, not passed over. */
+static int docs_write(km_store_t *s, uint64_t serial, bool strict, size_t *written, char *err,
                       size_t errlen)
 {
+	km_store_keyset_t *sets = NULL;
+	km_store_key_t *keys = NULL;
+	km_store_doc_t *docs = NULL, *old = NULL;
+	size_t nsets = 0, nkeys = 0, n = 0, nold = 0, count = 0;
+	km_store_key_query_t q = { 0 };
+	q.f.states = KM_STORE_STATE_BIT(KM_STATE_PUBLISHED) | KM_STORE_STATE_BIT(KM_STATE_ACTIVE) |
+	             KM_STORE_STATE_BIT(KM_STATE_RETIRED);
+	q.f.pending = KM_STORE_PENDING_NONE;
+	if (written != NULL)
+		*written = 0;
+	if (!km_store_has_docs(s) || s->docs_render == NULL || serial == 0)
+		return KM_EOK;
+	int r = s->be->keyset_query(s->ctx, NULL, NULL, &sets, &nsets, err, errlen);
+	if (r == KM_EOK)
+		r = s->be->key_query(s->ctx, &q, &keys, &nkeys, err, errlen);
+	if (r == KM_EOK)
+		r = s->be->docs_get(s->ctx, 0, &old, &nold, err, errlen);
+	if (r != KM_EOK)
+		goto out;
+	if ((r = s->docs_render(s->docs_render_ctx, sets, nsets, keys, nkeys, &docs, &n, err,
+	                        errlen)) != KM_EOK) {
+		docs = NULL;
+		n = 0;
+		if (!strict)
+			r = KM_EOK;   /* the change goes on; the leader's publisher reports it */
+		goto out;
+	}
+	for (size_t i = 0; r == KM_EOK && i < n; i++) {
+		const km_store_doc_t *o = doc_at(old, nold, docs[i].path);
+		if (o != NULL && o->len == docs[i].len && o->max_age == docs[i].max_age &&
+		    memcmp(o->body, docs[i].body, o->len) == 0)
+			continue;   /* the same bytes stay under the serial they came with */
+		docs[i].serial = serial;
+		if ((r = s->be->docs_put(s->ctx, &docs[i], err, errlen)) == KM_EOK)
+			count++;
+	}
+	if (r == KM_EOK && written != NULL)
+		*written = count;
+out:
+	km_store_docs_free(docs, n);
+	km_store_docs_free(old, nold);
+	km_store_keys_free(keys);
+	km_store_keysets_free(sets);
+	return r;
+}
+
+int km_store__docs_write(km_store_t *s, uint64_t serial, size_t *written, char *err,
+                         size_t errlen)
+{
+	return docs_write(s, serial, false, written, err, errlen);
+}
+
+int km_store_docs_sync(km_store_t *s, size_t *ret_written, char *err, size_t errlen)
+{
+	km_store_jwks_version_t *last = NULL;
+	size_t n_last = 0;
+	if (ret_written != NULL)
+		*ret_written = 0;
 	if (!km_store_has_docs(s))
 		return no_docs(s, err, errlen);
-	for (size_t i = 0; i < n; i++)
-		if (docs[i].path[0] != '/' || docs[i].body == NULL || docs[i].serial == 0)
-			return km_store__fail(err, errlen, KM_EINVAL, "a document needs a path, a "
-			                      "body and a serial");
+	if (s->docs_render == NULL)
+		return km_store__fail(err, errlen, KM_ENOTSUP, "the store of environment '%s' was "
+		                      "opened without a configuration: it cannot render its "
+		                      "documents", s->env);
 	int r = km_store__op_enter(s, err, errlen);
 	if (r != KM_EOK)
 		return r;
-	for (size_t i = 0; r == KM_EOK && i < n; i++)
-		r = s->be->docs_put(s->ctx, &docs[i], err, errlen);
+	r = s->be->jwks_version_query(s->ctx, true, &last, &n_last, err, errlen);
+	if (r == KM_EOK)
+		r = docs_write(s, n_last ? last[0].serial : 0, true, ret_written, err, errlen);
+	km_store_jwks_versions_free(last, n_last);
 	return km_store__op_leave(s, r, err, errlen);
 }
 

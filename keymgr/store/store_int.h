@@ -46,6 +46,10 @@ struct km_store {
 	int lock_fd;                /* open (and flock'ed) while held, else -1 */
 	int64_t lock_epoch;         /* the lock row's epoch while held (lock_take backends) */
 	unsigned lock_depth;        /* holds through this handle */
+
+	/* What renders the served documents inside a change's transaction (store_docs.c). */
+	km_store_docs_render_fn docs_render;
+	void *docs_render_ctx;
 };
 
 /* The backend of a store location: PostgreSQL for a postgresql:// URI, else SQLite. */
@@ -82,6 +86,16 @@ int km_store__audit_emit(km_store_t *s, const char *action, const char *keyset,
  * *serial (may be NULL) receives the current serial.
  */
 int km_store__jwks_track(km_store_t *s, int64_t at, bool force, uint64_t *serial, char *err,
+                         size_t errlen);
+
+/*
+ * Inside a transaction scope: renders the served documents from the scope's rows and writes
+ * those whose bytes or max-age differ from the store's under serial (store_docs.c). Nothing
+ * (KM_EOK) when the backend has no documents, no renderer is set, or serial is 0; a
+ * renderer's failure leaves the documents as they were (KM_EOK too). *written (may be NULL):
+ * how many were written. Store codes.
+ */
+int km_store__docs_write(km_store_t *s, uint64_t serial, size_t *written, char *err,
                          size_t errlen);
 
 /* Transaction bookkeeping of queued events (called by store.c around every tx operation). */

@@ -359,9 +359,28 @@ static int use_schema(pg_t *g, char *err, size_t errlen)
 	return run(g, sql, NULL, NULL, what, err, errlen);
 }
 
+/*
+ * libpq's connection to uri with keymgr's bounds on a TCP host, each overridden by the URI's
+ * own parameter of that name: an attempt to connect gives up after 10 s, and a connection
+ * whose server stopped answering (a host gone, a network cut) is found dead within about
+ * 30 s (TCP keep-alives while waiting for an answer, tcp_user_timeout for unacknowledged
+ * writes), so that no lease thread, pass or CLI command waits for ever on it. A Unix socket
+ * ignores them.
+ */
+static PGconn *connect_bounded(const char *uri)
+{
+	static const char *const keys[] = {
+		"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+		"keepalives_count", "tcp_user_timeout", "dbname", NULL,
+	};
+	const char *const values[] = { "10", "1", "10", "5", "3", "30000", uri, NULL };
+	/* expand_dbname: the URI is expanded in place, its parameters override the ones above */
+	return PQconnectdbParams(keys, values, 1);
+}
+
 static int pg_connect(pg_t *g, char *err, size_t errlen)
 {
-	g->db = PQconnectdb(g->uri);
+	g->db = connect_bounded(g->uri);
 	if (g->db == NULL)
 		return fail(err, errlen, KM_ENOMEM, "out of memory");
 	if (PQstatus(g->db) != CONNECTION_OK) {
@@ -1635,7 +1654,7 @@ bool km_store_pg_exists(const char *uri)
 	bool exists = true;
 	if (km_pguri_parse(uri, &u, ignored, sizeof(ignored)) != KM_EOK)
 		return true;
-	PGconn *db = PQconnectdb(uri);
+	PGconn *db = connect_bounded(uri);
 	if (db != NULL && PQstatus(db) == CONNECTION_OK) {
 		const char *v[1] = { u.schema };
 		PGresult *res = PQexecParams(db, "SELECT to_regclass(quote_ident($1) || '.meta')"

@@ -42,7 +42,7 @@ sys.path.insert(0, HERE)
 if len(sys.argv) > 4:
     os.environ["KEYMGR_TEST_HA_LEASE"] = sys.argv[4]   # before ha_fixture reads it
 from ha_fixture import (ENV_DOC, LEASE, Cluster, identical, identical_as_stored,  # noqa: E402
-                        served)
+                        served, store_doc)
 from daemon_fixture import Failure, Setup, check, run_tests, wait_for  # noqa: E402
 
 KEYMGR, KEYMGRD, FAULT_MODULE = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
@@ -384,6 +384,58 @@ def test_cli_change_reaches_every_node():
         c.close()
 
 
+def test_change_documents_in_its_transaction():
+    """A change's documents are written by the change's own transaction, not by a node after
+    it: with every node stopped (SIGSTOP), `keymgr rotate` then `keymgr revoke` leave the
+    store's document already holding each result, under that change's JWKS serial. Woken,
+    every node serves exactly those bytes: the leader's own rendering is the same."""
+    def setup(*a, **kw):
+        return Setup(*a, policy={"rotation_period": "1h"}, **kw)
+    c = Cluster(KEYMGR, KEYMGRD, setup=setup, extra_daemon="poll_interval: 3600")
+
+    def stored():
+        serial = int(c.db(f"SELECT serial FROM dev.jwks_documents WHERE path = '{ENV_DOC}'"))
+        latest = int(c.db("SELECT max(serial) FROM dev.jwks_versions"))
+        body = store_doc(c)
+        return serial, latest, body, {k["kid"] for k in json.loads(body)["keys"]}
+    try:
+        start_cluster(c)
+        # idle: the first key active, so that no node is stopped inside a change
+        wait_for(lambda: c.db("SELECT kid FROM dev.keys WHERE state = 'active'"),
+                 "the first key active", 60)
+        _, _, _, before = wait_for(lambda: (lambda d: d if d and identical_as_stored(c) else
+                                            None)(stored()), "every node serving the store's "
+                                   "document", 60)
+        for i in range(c.n):
+            c.nodes[i].proc.send_signal(signal.SIGSTOP)
+            c.stopped.add(i)
+        # told to no node: a stopped one would keep the CLI waiting for its answer
+        c.s.env["KEYMGR_CONTROL_SOCKET"] = os.path.join(c.s.dir, "no-node.sock")
+        try:
+            new = json.loads(c.s.run("rotate", "dev/api", "--json").stdout)["kid"]
+            s1, latest, _, kids = stored()
+            check(kids == before | {new}, f"after rotate, the stored document lists {kids}, "
+                  f"not {before | {new}}")
+            check(s1 == latest, f"stored under serial {s1}, the change's is {latest}")
+            c.s.run("revoke", "--env", "dev", "--reason", "test: compromised", "--", new)
+            s2, latest, body, kids = stored()
+            check(kids == before, f"after revoke, the stored document lists {kids}")
+            check(s2 == latest and s2 > s1, f"stored under serial {s2} (rotate's {s1}), the "
+                  f"change's is {latest}")
+        finally:
+            del c.s.env["KEYMGR_CONTROL_SOCKET"]
+            for i in range(c.n):
+                c.nodes[i].proc.send_signal(signal.SIGCONT)
+            c.stopped.clear()
+        etag, served_body = wait_for(lambda: identical_as_stored(c), "every node serving the "
+                                     "store's document", 60, step=0.2)
+        check(served_body == body, "the document served is not the one the revoke wrote")
+        check(stored()[0] == s2, "a node rewrote the document the revoke wrote")
+        audit_ok(c)
+    finally:
+        c.close()
+
+
 def test_reload_onto_another_store():
     """`keymgr reload` after the environment's store moved to another schema: the node hands
     the old store's lease over and leads the new store (its lease row, its first key); its
@@ -507,6 +559,8 @@ if __name__ == "__main__":
         ("a verifier seen by a follower lets the leader activate",
          test_pickup_shared_through_store),
         ("a CLI change reaches every node without a poll", test_cli_change_reaches_every_node),
+        ("a change's documents are written by its own transaction",
+         test_change_documents_in_its_transaction),
         ("a reload onto another store takes its lease", test_reload_onto_another_store),
         ("a deposed leader's write is fenced", test_deposed_leader_write_is_fenced),
     ] if not lean or t[0] in LEAN]))
