@@ -17,7 +17,7 @@ import tempfile
 import unittest
 
 SRC, BUILD, LEASE = sys.argv[1], sys.argv[2], sys.argv[3]
-OPS = ("keyset_create", "keyset_get", "jwks_serial_next")
+OPS = ("keyset_create", "keyset_get", "jwks_serial_next", "jwks_change", "jwks_change_docs")
 
 
 class BenchHaTest(unittest.TestCase):
@@ -62,6 +62,8 @@ class BenchHaTest(unittest.TestCase):
                 self.assertLessEqual(r[be]["min_us"], r[be]["median_us"], (op, be))
                 self.assertLessEqual(r[be]["median_us"], r[be]["max_us"], (op, be))
             self.assertEqual(r["ratio"], r["postgresql"]["median_us"] / r["sqlite"]["median_us"])
+        self.assertIn("documents written inside each change's transaction (PostgreSQL)",
+                      self.out)
         table = self.out[self.out.index("== store operations"):].splitlines()
         for op in OPS:
             self.assertTrue(any(l.startswith(op) for l in table), op)
