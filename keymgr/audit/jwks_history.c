@@ -58,17 +58,7 @@ int km_audit_jwks_render(km_store_t *s, const char *kids_json, char **ret, size_
 			goto out;
 		}
 		/* As km_env_jwks(): the stored JWK must still be the key of its kid. */
-		json_t *jwk = json_loads(k.jwk, 0, NULL);
-		km_pubkey_t pub;
-		km_alg_t alg = KM_ALG_NONE;
-		char got[KM_JWK_THUMBPRINT_LEN + 1];
-		r = jwk ? km_jwk_to_pubkey(jwk, &pub, &alg, NULL, 0, NULL, 0) : KM_EMALFORMED;
-		json_decref(jwk);
-		if (r == KM_EOK)
-			r = km_jwks_add(jwks, &pub, k.alg, got);
-		if (r == KM_EOK && strcmp(got, kid) != 0)
-			r = KM_EMALFORMED;
-		if (r != KM_EOK) {
+		if ((r = km_jwks_add_stored(jwks, k.jwk, k.alg, kid)) != KM_EOK) {
 			snprintf(err, errlen, "stored public key of %s does not match its kid: the store "
 			         "may have been altered", kid);
 			goto out;

@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +8,6 @@
 #include "keymgr/common/error.h"
 #include "keymgr/common/url.h"
 #include "keymgr/core/documents.h"
-#include "keymgr/jose/jwk.h"
 #include "keymgr/jose/jwks.h"
 #include "keymgr/store/store.h"
 
@@ -39,17 +37,7 @@ int km_doc_jwks(const km_store_key_t *keys, size_t n, const char *keyset, char *
 	for (size_t i = 0; r == KM_EOK && i < n; i++) {
 		if (keyset != NULL && strcmp(keys[i].keyset, keyset) != 0)
 			continue;
-		json_error_t jerr;
-		json_t *jwk = json_loads(keys[i].jwk, 0, &jerr);
-		km_pubkey_t pub;
-		km_alg_t alg = KM_ALG_NONE;
-		char kid[KM_JWK_THUMBPRINT_LEN + 1];
-		r = jwk ? km_jwk_to_pubkey(jwk, &pub, &alg, NULL, 0, NULL, 0) : KM_EMALFORMED;
-		json_decref(jwk);
-		if (r == KM_EOK)
-			r = km_jwks_add(jwks, &pub, keys[i].alg, kid);
-		if (r == KM_EOK && strcmp(kid, keys[i].kid) != 0)
-			r = KM_EMALFORMED;
+		r = km_jwks_add_stored(jwks, keys[i].jwk, keys[i].alg, keys[i].kid);
 		if (r != KM_EOK)
 			snprintf(err, errlen, "stored public key of %s does not match its kid: the "
 			         "store may have been altered", keys[i].kid);

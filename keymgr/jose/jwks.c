@@ -49,6 +49,22 @@ int km_jwks_add(km_jwks_t *jwks, const km_pubkey_t *pub, km_alg_t alg, char *kid
 	return KM_EOK;
 }
 
+int km_jwks_add_stored(km_jwks_t *jwks, const char *jwk_text, km_alg_t alg, const char *kid)
+{
+	json_t *jwk = json_loads(jwk_text, 0, NULL);
+	km_pubkey_t pub;
+	km_alg_t ignored = KM_ALG_NONE;
+	char got[KM_JWK_THUMBPRINT_LEN + 1];
+	int r = jwk ? km_jwk_to_pubkey(jwk, &pub, &ignored, NULL, 0, NULL, 0) : KM_EMALFORMED;
+	json_decref(jwk);
+	if (r != KM_EOK)
+		return r;
+	/* thumbprint first: a mismatch leaves the set unchanged */
+	if (km_jwk_thumbprint(&pub, got) != KM_EOK || strcmp(got, kid) != 0)
+		return KM_EMALFORMED;
+	return km_jwks_add(jwks, &pub, alg, NULL);
+}
+
 size_t km_jwks_count(const km_jwks_t *jwks)
 {
 	return json_array_size(jwks->keys);

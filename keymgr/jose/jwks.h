@@ -37,6 +37,14 @@ void km_jwks_free(km_jwks_t *jwks);
  */
 int km_jwks_add(km_jwks_t *jwks, const km_pubkey_t *pub, km_alg_t alg, char *kid_out);
 
+/*
+ * Appends a stored public JWK (the text a store keeps for kid) for alg, rebuilt from its
+ * key, so that the document holds keymgr's own rendering of it. KM_EMALFORMED when the text
+ * is no JWK or its key is not the key of kid (its thumbprint differs: the store may have been
+ * altered); else km_jwks_add()'s codes. The set is unchanged on error.
+ */
+int km_jwks_add_stored(km_jwks_t *jwks, const char *jwk_text, km_alg_t alg, const char *kid);
+
 /* Number of keys in the set. */
 size_t km_jwks_count(const km_jwks_t *jwks);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "keymgr/jose/jwk.h"
 #include "keymgr/jose/jwks.h"
@@ -117,6 +118,38 @@ static void test_jwks_add_bad_key_leaves_set_unchanged(void **state)
 	km_jwks_free(j);
 }
 
+/* A stored JWK is added when it is the key of its kid, refused (the set unchanged) when it
+ * is another key's, not a JWK, or of another algorithm's key type. */
+static void test_jwks_add_stored_checks_the_kid(void **state)
+{
+	(void)state;
+	km_jwks_t *j = NULL, *ref = NULL;
+	km_pubkey_t ed = vec_ed25519();
+	json_t *jwk = NULL;
+	char *text = NULL, *got = NULL, *want = NULL;
+	assert_int_equal(km_jwk_from_pubkey(&ed, KM_ALG_EDDSA, &jwk), KM_EOK);
+	assert_non_null(text = json_dumps(jwk, JSON_COMPACT));
+	assert_int_equal(km_jwks_create(&j), KM_EOK);
+	assert_int_equal(km_jwks_add_stored(j, text, KM_ALG_EDDSA, RFC7638_KID), KM_EMALFORMED);
+	assert_int_equal(km_jwks_add_stored(j, "{\"kty\":", KM_ALG_EDDSA, RFC8037_KID),
+	                 KM_EMALFORMED);
+	assert_int_equal(km_jwks_add_stored(j, text, KM_ALG_RS256, RFC8037_KID), KM_EALG);
+	assert_int_equal(km_jwks_count(j), 0);
+	assert_int_equal(km_jwks_add_stored(j, text, KM_ALG_EDDSA, RFC8037_KID), KM_EOK);
+	/* the same bytes as the key added directly */
+	assert_int_equal(km_jwks_create(&ref), KM_EOK);
+	assert_int_equal(km_jwks_add(ref, &ed, KM_ALG_EDDSA, NULL), KM_EOK);
+	assert_int_equal(km_jwks_render(j, &got, NULL), KM_EOK);
+	assert_int_equal(km_jwks_render(ref, &want, NULL), KM_EOK);
+	assert_string_equal(got, want);
+	free(got);
+	free(want);
+	free(text);
+	json_decref(jwk);
+	km_jwks_free(j);
+	km_jwks_free(ref);
+}
+
 static void test_jwks_parse_roundtrip(void **state)
 {
 	km_jwks_t *j = make_set();
@@ -193,6 +226,7 @@ int main(void)
 		cmocka_unit_test(test_jwks_several_keys_no_private_members),
 		cmocka_unit_test(test_jwks_render_compact_and_stable),
 		cmocka_unit_test(test_jwks_add_bad_key_leaves_set_unchanged),
+		cmocka_unit_test(test_jwks_add_stored_checks_the_kid),
 		cmocka_unit_test(test_jwks_parse_roundtrip),
 		cmocka_unit_test(test_jwks_parse_private_key_rejects_document),
 		cmocka_unit_test(test_jwks_parse_malformed_refused),
