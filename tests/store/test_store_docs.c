@@ -107,6 +107,16 @@ static void assert_doc(km_store_t *s, const char *path, const char *want, uint64
 	free(body);
 }
 
+/* The renderer set, key set "api" with k1 published: returns that change's serial. */
+static uint64_t api_with_k1(store_fx_t *fx, render_t *rc)
+{
+	km_store_set_docs_renderer(fx->s, render, rc);
+	store_fx_keyset(fx->s, "api");
+	store_fx_key(fx->s, "api", "k1", 100);
+	move(fx->s, "k1", KM_STATE_PUBLISHED);
+	return latest_serial(fx->s);
+}
+
 static void test_sqlite_has_no_documents(void **state)
 {
 	store_fx_t *fx = *state;
@@ -177,12 +187,8 @@ static void test_documents_roll_back_with_the_change(void **state)
 	km_store_t *other = NULL;
 	if (!fx->pg)
 		skip();
-	km_store_set_docs_renderer(fx->s, render, &rc);
-	store_fx_keyset(fx->s, "api");
-	store_fx_key(fx->s, "api", "k1", 100);
+	uint64_t s1 = api_with_k1(fx, &rc);
 	store_fx_key(fx->s, "api", "k2", 100);
-	move(fx->s, "k1", KM_STATE_PUBLISHED);
-	uint64_t s1 = latest_serial(fx->s);
 	assert_int_equal(km_store_open(fx->path, "dev", &other, err, sizeof(err)), KM_EOK);
 
 	assert_int_equal(km_store_begin(fx->s, err, sizeof(err)), KM_EOK);
@@ -212,11 +218,7 @@ static void test_failing_renderer_does_not_block_a_revocation(void **state)
 	render_t rc = { .max_age = 60 };
 	if (!fx->pg)
 		skip();
-	km_store_set_docs_renderer(fx->s, render, &rc);
-	store_fx_keyset(fx->s, "api");
-	store_fx_key(fx->s, "api", "k1", 100);
-	move(fx->s, "k1", KM_STATE_PUBLISHED);
-	uint64_t s1 = latest_serial(fx->s);
+	uint64_t s1 = api_with_k1(fx, &rc);
 	rc.fail = true;
 	unsigned calls = rc.calls;
 	move(fx->s, "k1", KM_STATE_REVOKED);
@@ -241,11 +243,7 @@ static void test_sync_writes_what_changed_fenced(void **state)
 	km_store_lease_t la;
 	if (!fx->pg)
 		skip();
-	km_store_set_docs_renderer(fx->s, render, &rc);
-	store_fx_keyset(fx->s, "api");
-	store_fx_key(fx->s, "api", "k1", 100);
-	move(fx->s, "k1", KM_STATE_PUBLISHED);
-	uint64_t s1 = latest_serial(fx->s);
+	uint64_t s1 = api_with_k1(fx, &rc);
 	rc.max_age = 300;
 	assert_int_equal(km_store_lease_acquire(fx->s, "node-a", 60000, &la, err, sizeof(err)),
 	                 KM_EOK);
