@@ -74,6 +74,18 @@ static CK_RV read_text(km_token_t *t, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE ty
 	return rv;
 }
 
+/* The environment named after prefix in a marker key's label into env; false (env "") when
+ * it does not fit (no environment name is that long: not keymgr's label). */
+static bool env_after(const char *label, const char *prefix, char *env, size_t len)
+{
+	size_t n = strlen(label + strlen(prefix));
+	env[0] = '\0';
+	if (n >= len)
+		return false;
+	memcpy(env, label + strlen(prefix), n + 1);
+	return true;
+}
+
 /* The environment a marker key with the token's own CKA_ID names (its label
  * "keymgr-identity-ENV") into env; "" when the token has no flag key (admin_lock held). */
 static int find_fitted_key(km_token_t *t, char *env, size_t len)
@@ -95,7 +107,7 @@ static int find_fitted_key(km_token_t *t, char *env, size_t len)
 	for (size_t i = 0; rv == CKR_OK && i < n && env[0] == '\0'; i++)
 		if (read_text(t, objs[i], CKA_LABEL, text, sizeof(text)) == CKR_OK &&
 		    strncmp(text, KEY_LABEL_FITTED, strlen(KEY_LABEL_FITTED)) == 0)
-			snprintf(env, len, "%s", text + strlen(KEY_LABEL_FITTED));
+			env_after(text, KEY_LABEL_FITTED, env, len);
 	free(objs);
 	if (rv != CKR_OK)
 		return km_p11_fail(t, rv, "C_FindObjects (identity marker key, by label)");
@@ -136,7 +148,11 @@ static int read_locked(km_token_t *t, char *env, size_t len)
 		                 KEY_LABEL_PREFIX "ENV'", t->who, text);
 		return KM_EINVAL;
 	}
-	snprintf(env, len, "%s", text + strlen(KEY_LABEL_PREFIX));
+	if (!env_after(text, KEY_LABEL_PREFIX, env, len)) {
+		km_p11_set_error(t, "%s: the identity marker key's label '%.64s...' names no "
+		                 "environment (too long)", t->who, text);
+		return KM_EINVAL;
+	}
 	return KM_EOK;
 }
 
