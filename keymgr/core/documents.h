@@ -41,9 +41,9 @@ int km_doc_path(const km_env_cfg_t *e, const char *keyset, km_doc_kind_t kind, c
 
 /*
  * The JWKS of keys (keyset NULL: all of them; else those of that key set), in their order:
- * each key's public JWK from the store, checked against its kid. *ret is malloc'd, *len
- * optional. KM_EOK, KM_EMALFORMED (err names the key: the store may have been altered),
- * KM_ENOMEM.
+ * each key's public JWK from the store, checked against its kid (km_jwks_add_stored). *ret
+ * is malloc'd, *len optional. KM_EOK, or km_jwks_add_stored()'s code with err naming the key
+ * (the store may have been altered), KM_ENOMEM.
  */
 int km_doc_jwks(const km_store_key_t *keys, size_t n, const char *keyset, char **ret,
                 size_t *len, char *err, size_t errlen);

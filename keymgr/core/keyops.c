@@ -649,12 +649,7 @@ int km_key_destroy(km_env_t *env, const char *kid, int64_t now, char *err, size_
 int km_env_jwks(km_env_t *env, const char *keyset, char **ret, size_t *len, char *err,
                 size_t errlen)
 {
-	km_store_key_filter_t f = {
-		.keyset = keyset,
-		.states = KM_STORE_STATE_BIT(KM_STATE_PUBLISHED) | KM_STORE_STATE_BIT(KM_STATE_ACTIVE) |
-		          KM_STORE_STATE_BIT(KM_STATE_RETIRED),
-		.pending = KM_STORE_PENDING_NONE,
-	};
+	km_store_key_filter_t f = km_store_jwks_filter(keyset);
 	km_store_key_t *keys = NULL;
 	size_t n = 0;
 	int r = km_store_keys_query(km_env_store(env), &f, &keys, &n, err, errlen);

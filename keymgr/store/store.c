@@ -916,6 +916,22 @@ int km_store_key_active(km_store_t *s, const char *keyset, km_store_key_t *ret, 
 	return r;
 }
 
+km_store_key_filter_t km_store_jwks_filter(const char *keyset)
+{
+	km_store_key_filter_t f = { .keyset = keyset, .pending = KM_STORE_PENDING_NONE };
+	for (unsigned st = 0; st < KM_STATE_COUNT; st++)
+		if (km_state_in_jwks((km_state_t)st))
+			f.states |= KM_STORE_STATE_BIT(st);
+	return f;
+}
+
+int km_store__jwks_keys(km_store_t *s, km_store_key_t **ret, size_t *n, char *err,
+                        size_t errlen)
+{
+	km_store_key_query_t q = { .f = km_store_jwks_filter(NULL) };
+	return s->be->key_query(s->ctx, &q, ret, n, err, errlen);
+}
+
 int km_store_keys_query(km_store_t *s, const km_store_key_filter_t *f, km_store_key_t **ret,
                         size_t *count, char *err, size_t errlen)
 {

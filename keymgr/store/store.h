@@ -416,6 +416,10 @@ int km_store_key_get_by_cka_id(km_store_t *s, const uint8_t *cka_id, size_t cka_
 int km_store_key_active(km_store_t *s, const char *keyset, km_store_key_t *ret, char *err,
                         size_t errlen);
 
+/* The filter of the keys a JWKS lists (states km_state_in_jwks(), confirmed), of keyset
+ * (NULL: of every key set). */
+km_store_key_filter_t km_store_jwks_filter(const char *keyset);
+
 /*
  * Lists keys matching f (NULL: all), oldest first. *ret (may be NULL when *count is 0) is
  * owned by the caller: km_store_keys_free().

@@ -52,26 +52,16 @@ int km_store_jwks_latest(km_store_t *s, km_store_jwks_version_t *ret, char *err,
 	return KM_EOK;
 }
 
-/* The kids the environment's JWKS serves now (published, active, retired), in key order,
- * as a canonical JSON array. */
-static int published_kids(km_store_t *s, char **ret, char *err, size_t errlen)
+/* The kids of the JWKS keys (km_store__jwks_keys), in key order, as a canonical JSON array. */
+static int published_kids(const km_store_key_t *keys, size_t n, char **ret, char *err,
+                          size_t errlen)
 {
-	km_store_key_query_t q = { 0 };
-	km_store_key_t *keys = NULL;
-	size_t n = 0;
-	q.f.states = KM_STORE_STATE_BIT(KM_STATE_PUBLISHED) | KM_STORE_STATE_BIT(KM_STATE_ACTIVE) |
-	             KM_STORE_STATE_BIT(KM_STATE_RETIRED);
-	q.f.pending = KM_STORE_PENDING_NONE;
-	int r = s->be->key_query(s->ctx, &q, &keys, &n, err, errlen);
-	if (r != KM_EOK)
-		return r;
 	km_cjson_t b;
 	km_cjson_init(&b);
 	km_cjson_open(&b, '[');
 	for (size_t i = 0; i < n; i++)
 		km_cjson_item_str(&b, keys[i].kid);
 	km_cjson_close(&b, ']');
-	free(keys);
 	char *text = km_cjson_take(&b);
 	if (text == NULL)
 		return km_store__fail(err, errlen, KM_ENOMEM, "out of memory");
@@ -83,14 +73,17 @@ int km_store__jwks_track(km_store_t *s, int64_t at, bool force, uint64_t *serial
                          size_t errlen)
 {
 	km_store_jwks_version_t *last = NULL;
-	size_t n_last = 0;
+	km_store_key_t *keys = NULL;
+	size_t n_last = 0, nkeys = 0;
 	char *kids = NULL, *before = NULL, *after = NULL;
 	uint64_t v = 0;
 	int64_t seq = 0;
 	char hash[KM_STORE_HASH_HEX + 1];
-	int r = published_kids(s, &kids, err, errlen);
+	int r = km_store__jwks_keys(s, &keys, &nkeys, err, errlen);
+	if (r == KM_EOK)
+		r = published_kids(keys, nkeys, &kids, err, errlen);
 	if (r != KM_EOK)
-		return r;
+		goto out;
 	if ((r = s->be->jwks_version_query(s->ctx, true, &last, &n_last, err, errlen)) != KM_EOK)
 		goto out;
 	if (!force && ((n_last == 1 && strcmp(last[0].kids, kids) == 0) ||
@@ -133,12 +126,13 @@ int km_store__jwks_track(km_store_t *s, int64_t at, bool force, uint64_t *serial
 		goto out;
 done:
 	/* The documents of this kid set, in this same transaction (docs/ha.md). */
-	if ((r = km_store__docs_write(s, v, NULL, err, errlen)) != KM_EOK)
+	if ((r = km_store__docs_write(s, v, keys, nkeys, NULL, err, errlen)) != KM_EOK)
 		goto out;
 	if (serial != NULL)
 		*serial = v;
 out:
 	km_store_jwks_versions_free(last, n_last);
+	free(keys);
 	free(kids);
 	free(before);
 	free(after);

@@ -34,24 +34,17 @@ static const km_store_doc_t *doc_at(const km_store_doc_t *docs, size_t n, const 
 }
 
 /* km_store__docs_write(); strict: a renderer's failure is returned, not passed over. */
-static int docs_write(km_store_t *s, uint64_t serial, bool strict, size_t *written, char *err,
-                      size_t errlen)
+static int docs_write(km_store_t *s, uint64_t serial, const km_store_key_t *keys,
+                      size_t nkeys, bool strict, size_t *written, char *err, size_t errlen)
 {
 	km_store_keyset_t *sets = NULL;
-	km_store_key_t *keys = NULL;
 	km_store_doc_t *docs = NULL, *old = NULL;
-	size_t nsets = 0, nkeys = 0, n = 0, nold = 0, count = 0;
-	km_store_key_query_t q = { 0 };
-	q.f.states = KM_STORE_STATE_BIT(KM_STATE_PUBLISHED) | KM_STORE_STATE_BIT(KM_STATE_ACTIVE) |
-	             KM_STORE_STATE_BIT(KM_STATE_RETIRED);
-	q.f.pending = KM_STORE_PENDING_NONE;
+	size_t nsets = 0, n = 0, nold = 0, count = 0;
 	if (written != NULL)
 		*written = 0;
 	if (!km_store_has_docs(s) || s->docs_render == NULL || serial == 0)
 		return KM_EOK;
 	int r = s->be->keyset_query(s->ctx, NULL, NULL, &sets, &nsets, err, errlen);
-	if (r == KM_EOK)
-		r = s->be->key_query(s->ctx, &q, &keys, &nkeys, err, errlen);
 	if (r == KM_EOK)
 		r = s->be->docs_get(s->ctx, 0, &old, &nold, err, errlen);
 	if (r != KM_EOK)
@@ -78,21 +71,21 @@ static int docs_write(km_store_t *s, uint64_t serial, bool strict, size_t *writt
 out:
 	km_store_docs_free(docs, n);
 	km_store_docs_free(old, nold);
-	km_store_keys_free(keys);
 	km_store_keysets_free(sets);
 	return r;
 }
 
-int km_store__docs_write(km_store_t *s, uint64_t serial, size_t *written, char *err,
-                         size_t errlen)
+int km_store__docs_write(km_store_t *s, uint64_t serial, const km_store_key_t *keys,
+                         size_t nkeys, size_t *written, char *err, size_t errlen)
 {
-	return docs_write(s, serial, false, written, err, errlen);
+	return docs_write(s, serial, keys, nkeys, false, written, err, errlen);
 }
 
 int km_store_docs_sync(km_store_t *s, size_t *ret_written, char *err, size_t errlen)
 {
 	km_store_jwks_version_t *last = NULL;
-	size_t n_last = 0;
+	km_store_key_t *keys = NULL;
+	size_t n_last = 0, nkeys = 0;
 	if (ret_written != NULL)
 		*ret_written = 0;
 	if (!km_store_has_docs(s))
@@ -106,8 +99,12 @@ int km_store_docs_sync(km_store_t *s, size_t *ret_written, char *err, size_t err
 		return r;
 	r = s->be->jwks_version_query(s->ctx, true, &last, &n_last, err, errlen);
 	if (r == KM_EOK)
-		r = docs_write(s, n_last ? last[0].serial : 0, true, ret_written, err, errlen);
+		r = km_store__jwks_keys(s, &keys, &nkeys, err, errlen);
+	if (r == KM_EOK)
+		r = docs_write(s, n_last ? last[0].serial : 0, keys, nkeys, true, ret_written, err,
+		               errlen);
 	km_store_jwks_versions_free(last, n_last);
+	km_store_keys_free(keys);
 	return km_store__op_leave(s, r, err, errlen);
 }
 

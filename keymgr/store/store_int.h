@@ -88,15 +88,21 @@ int km_store__audit_emit(km_store_t *s, const char *action, const char *keyset,
 int km_store__jwks_track(km_store_t *s, int64_t at, bool force, uint64_t *serial, char *err,
                          size_t errlen);
 
+/* The keys the environment's JWKS lists now (km_store_jwks_filter(NULL)), in key order.
+ * *ret: free(). Store codes. */
+int km_store__jwks_keys(km_store_t *s, km_store_key_t **ret, size_t *n, char *err,
+                        size_t errlen);
+
 /*
- * Inside a transaction scope: renders the served documents from the scope's rows and writes
- * those whose bytes or max-age differ from the store's under serial (store_docs.c). Nothing
- * (KM_EOK) when the backend has no documents, no renderer is set, or serial is 0; a
- * renderer's failure leaves the documents as they were (KM_EOK too). *written (may be NULL):
- * how many were written. Store codes.
+ * Inside a transaction scope: renders the served documents from the scope's rows (keys: the
+ * JWKS keys the caller read in it, km_store__jwks_keys) and writes those whose bytes or
+ * max-age differ from the store's under serial (store_docs.c). Nothing (KM_EOK) when the
+ * backend has no documents, no renderer is set, or serial is 0; a renderer's failure leaves
+ * the documents as they were (KM_EOK too). *written (may be NULL): how many were written.
+ * Store codes.
  */
-int km_store__docs_write(km_store_t *s, uint64_t serial, size_t *written, char *err,
-                         size_t errlen);
+int km_store__docs_write(km_store_t *s, uint64_t serial, const km_store_key_t *keys,
+                         size_t nkeys, size_t *written, char *err, size_t errlen);
 
 /* Transaction bookkeeping of queued events (called by store.c around every tx operation). */
 void km_store__pending_tx(km_store_t *s, km_store_tx_t op, int result);
